@@ -1,0 +1,1 @@
+//! el2visor's own command line (being written).

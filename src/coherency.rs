@@ -1,0 +1,1 @@
+//! Coherency policy (being written).

@@ -1,0 +1,1 @@
+//! GIC (being written).

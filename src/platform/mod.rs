@@ -1,0 +1,1 @@
+//! Platform discovery from the device tree (being written).

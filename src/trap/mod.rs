@@ -1,0 +1,1 @@
+//! Traps from guests (being written).

@@ -1,0 +1,1 @@
+//! VMs (being written).
