@@ -11,10 +11,16 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;
 pub mod cmdline;
 pub mod coherency;
 pub mod drivers;
+#[cfg(target_os = "none")]
+pub mod fatal;
 pub mod gic;
+#[cfg(target_os = "none")]
+pub mod logging;
 pub mod mm;
 pub mod platform;
 pub mod trap;

@@ -1,8 +1,29 @@
-//! el2visor's binary: the boot sequence (see `el2visor::boot`).
+//! el2visor's binary: the boot sequence, top to bottom. Everything it calls lives in the library.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!("el2visor runs bare-metal: build it with `make image` and boot target/el2visor.img");
+}
+
+#[cfg(target_os = "none")]
+mod bare {
+    use el2visor::arch::{cpu, sysreg};
+    use el2visor::boot;
+
+    /// Primary CPU, from boot/entry.S: `dtb` from x0, the exception level we started at, and
+    /// where the loader put the image.
+    #[no_mangle]
+    extern "C" fn primary_main(dtb: usize, el: u64, _base: usize) -> ! {
+        boot::primary(dtb, el as u8)
+    }
+
+    /// Secondary CPU `index`, from boot/entry.S after it found itself in CPU_MPIDRS.
+    #[no_mangle]
+    extern "C" fn secondary_main(index: usize) -> ! {
+        let _ = sysreg::current_el();
+        boot::secondary(index);
+        cpu::park()
+    }
 }

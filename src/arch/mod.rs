@@ -1,1 +1,10 @@
-//! AArch64 register access (being written).
+//! AArch64 register access for el2visor running at EL2: the only place (with `drivers`) where
+//! system registers, barriers and cache maintenance are touched. Each wrapper is thin and each
+//! `unsafe` block says why it is sound.
+
+pub mod boot;
+pub mod cache;
+pub mod cpu;
+pub mod exception;
+pub mod psci;
+pub mod sysreg;

@@ -1,1 +1,4 @@
-//! Device drivers (being written).
+//! Device drivers el2visor itself uses: the PL011 console.
+
+#[cfg(target_os = "none")]
+pub mod pl011;

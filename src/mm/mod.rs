@@ -6,6 +6,8 @@ pub mod el2_tables;
 pub mod frames;
 pub mod layout;
 pub mod stage2;
+#[cfg(target_os = "none")]
+pub mod heap;
 
 use addr::Pa;
 

@@ -1,1 +1,6 @@
-//! QEMU integration tests (being written).
+//! QEMU integration tests: boot `target/el2visor.img` on emulated machines and check what it
+//! prints (the output contract in the README). `make test` builds the image and the DTBs first.
+
+mod harness;
+
+mod boot;

@@ -1,0 +1,53 @@
+# el2visor: the two commands that matter are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := image
+
+TARGET   := aarch64-unknown-none
+HOST     := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+ELF      := target/$(TARGET)/release/el2visor
+IMG      := target/el2visor.img
+CACHE    := .cache
+DTBS     := target/dtbs
+QEMU     := qemu-system-aarch64
+OBJCOPY   = $(shell ls $$(rustc --print sysroot)/lib/rustlib/*/bin/llvm-objcopy 2>/dev/null | head -n1)
+
+# The QEMU machine `make run` uses; override on the command line (e.g. CPU=cortex-a72 SMP=4).
+CPU      ?= max
+SMP      ?= 2
+MEM      ?= 1G
+GIC      ?= 3
+BOOTARGS ?=
+QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM) \
+            -nographic -no-reboot -monitor none -serial stdio
+
+.PHONY: image run test setup bench clean host-test qemu-test FORCE
+
+setup:
+	@bash tests/setup.sh
+
+$(ELF): FORCE setup
+	@cargo build --release --quiet
+
+$(IMG): $(ELF)
+	@$(OBJCOPY) -O binary $(ELF) $(IMG)
+
+image: $(IMG)
+
+run: $(IMG)
+	timeout 120 $(QEMU_VIRT) -kernel $(IMG) -append "$(BOOTARGS)"
+
+host-test: setup
+	@bash tests/fixtures/make-dtbs.sh $(DTBS)
+	cargo test --quiet --lib --target $(HOST)
+
+qemu-test: $(IMG)
+	cargo test --quiet --test qemu --target $(HOST) -- --test-threads=2
+
+test: setup host-test qemu-test
+
+bench: $(IMG)
+	@echo "no benchmarks yet"
+
+clean:
+	cargo clean
+	rm -rf $(CACHE)

@@ -1,0 +1,113 @@
+/*
+ * The EL2 exception vector table.
+ *
+ * Every entry saves the full general-purpose context (x0-x30, ELR_EL2, SPSR_EL2) as a TrapFrame
+ * on the current CPU's EL2 stack and calls one Rust function with a pointer to it and the kind of
+ * exception. Rust may change the frame (results in x0.., a new ELR/SPSR for an injected exception
+ * or a vCPU reset); the frame is then restored and ERET resumes whoever was interrupted.
+ * A vCPU's EL1 system registers stay live in the hardware: each pCPU runs exactly one vCPU.
+ *
+ * TrapFrame layout (src/arch/exception.rs must match): x0..x30 at 8*n, ELR at 0xf8... see FRAME_*.
+ */
+
+.equ FRAME_SIZE, 0x110          // 31 GPRs + padding + ELR + SPSR = 34 * 8 = 0x110
+.equ FRAME_ELR,  0x100
+.equ FRAME_SPSR, 0x108
+
+.equ KIND_SYNC, 0
+.equ KIND_IRQ, 1
+.equ KIND_FIQ, 2
+.equ KIND_SERROR, 3
+
+.macro SAVE_FRAME
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0x00]
+    stp     x2, x3, [sp, #0x10]
+    stp     x4, x5, [sp, #0x20]
+    stp     x6, x7, [sp, #0x30]
+    stp     x8, x9, [sp, #0x40]
+    stp     x10, x11, [sp, #0x50]
+    stp     x12, x13, [sp, #0x60]
+    stp     x14, x15, [sp, #0x70]
+    stp     x16, x17, [sp, #0x80]
+    stp     x18, x19, [sp, #0x90]
+    stp     x20, x21, [sp, #0xa0]
+    stp     x22, x23, [sp, #0xb0]
+    stp     x24, x25, [sp, #0xc0]
+    stp     x26, x27, [sp, #0xd0]
+    stp     x28, x29, [sp, #0xe0]
+    str     x30, [sp, #0xf0]
+    mrs     x0, elr_el2
+    mrs     x1, spsr_el2
+    stp     x0, x1, [sp, #FRAME_ELR]
+.endm
+
+/* Restore the frame at sp and return to the interrupted context. Shared by every entry. */
+.global restore_frame_and_eret
+restore_frame_and_eret:
+    ldp     x0, x1, [sp, #FRAME_ELR]
+    msr     elr_el2, x0
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #0x00]
+    ldp     x2, x3, [sp, #0x10]
+    ldp     x4, x5, [sp, #0x20]
+    ldp     x6, x7, [sp, #0x30]
+    ldp     x8, x9, [sp, #0x40]
+    ldp     x10, x11, [sp, #0x50]
+    ldp     x12, x13, [sp, #0x60]
+    ldp     x14, x15, [sp, #0x70]
+    ldp     x16, x17, [sp, #0x80]
+    ldp     x18, x19, [sp, #0x90]
+    ldp     x20, x21, [sp, #0xa0]
+    ldp     x22, x23, [sp, #0xb0]
+    ldp     x24, x25, [sp, #0xc0]
+    ldp     x26, x27, [sp, #0xd0]
+    ldp     x28, x29, [sp, #0xe0]
+    ldr     x30, [sp, #0xf0]
+    add     sp, sp, #FRAME_SIZE
+    eret
+    dsb     nsh                         // speculation barrier after ERET
+    isb
+
+/*
+ * Enter a guest for the first time (or again after a reset) from Rust:
+ * x0 = pointer to a TrapFrame already placed at the top of this CPU's EL2 stack frame area.
+ */
+.global enter_guest_frame
+enter_guest_frame:
+    mov     sp, x0
+    b       restore_frame_and_eret
+
+.macro VECTOR handler, kind
+    .balign 0x80
+    SAVE_FRAME
+    mov     x0, sp
+    mov     x1, #\kind
+    bl      \handler
+    b       restore_frame_and_eret
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global el2_vectors
+el2_vectors:
+    /* Current EL with SP0: el2visor never runs on SP_EL0; anything here is a bug. */
+    VECTOR  el2_exception, KIND_SYNC
+    VECTOR  el2_exception, KIND_IRQ
+    VECTOR  el2_exception, KIND_FIQ
+    VECTOR  el2_exception, KIND_SERROR
+    /* Current EL with SP_ELx: el2visor itself faulted (or took an interrupt with them unmasked). */
+    VECTOR  el2_exception, KIND_SYNC
+    VECTOR  el2_exception, KIND_IRQ
+    VECTOR  el2_exception, KIND_FIQ
+    VECTOR  el2_exception, KIND_SERROR
+    /* Lower EL, AArch64: the guests. */
+    VECTOR  lower_exception, KIND_SYNC
+    VECTOR  lower_exception, KIND_IRQ
+    VECTOR  lower_exception, KIND_FIQ
+    VECTOR  lower_exception, KIND_SERROR
+    /* Lower EL, AArch32: guests are AArch64 only (HCR_EL2.RW = 1); reported as guest faults. */
+    VECTOR  lower_exception_aarch32, KIND_SYNC
+    VECTOR  lower_exception_aarch32, KIND_IRQ
+    VECTOR  lower_exception_aarch32, KIND_FIQ
+    VECTOR  lower_exception_aarch32, KIND_SERROR

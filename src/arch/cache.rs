@@ -1,0 +1,30 @@
+//! Data-cache maintenance by virtual address (EL2 runs identity mapped, so VA = PA).
+
+/// Smallest data-cache line in bytes, from CTR_EL0.DminLine.
+pub fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// Clean and invalidate `[start, start + len)` to the point of coherency, so that a CPU or a
+/// guest running with caches off sees what was written through the caches.
+pub fn clean_inval_range(start: u64, len: usize) {
+    let line = dcache_line();
+    let mut addr = start & !(line - 1);
+    let end = start + len as u64;
+    while addr < end {
+        // SAFETY: DC CIVAC on a mapped address only affects cache state, never memory contents.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: a barrier has no memory-safety effects.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Invalidate the instruction cache to the point of unification (after writing code for a guest).
+pub fn invalidate_icache_all() {
+    // SAFETY: IC IALLUIS only discards instruction-cache contents.
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+}

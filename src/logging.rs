@@ -1,0 +1,162 @@
+//! The console and the `log` backend.
+//!
+//! Until the EL2 MMU is on, memory is Device and exclusive accesses (which locks need) are not
+//! reliable on real cores, so early output goes straight to the UART without a lock — only the
+//! primary CPU runs then. Once `enable_locking` is called, each line is formatted into a buffer
+//! and written under a spinlock, so lines from different CPUs never interleave.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::arch::cpu;
+use crate::drivers::pl011::Pl011;
+
+static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+static LOCKING: AtomicBool = AtomicBool::new(false);
+static LINE_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Send console output to the PL011 at `base` (0: nowhere).
+pub fn set_console(base: usize) {
+    UART_BASE.store(base, Ordering::Relaxed);
+    if let Some(u) = uart() {
+        u.enable_tx();
+    }
+}
+
+/// The console's base address, 0 when there is none.
+pub fn console_base() -> usize {
+    UART_BASE.load(Ordering::Relaxed)
+}
+
+fn uart() -> Option<Pl011> {
+    match UART_BASE.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: set_console is only given the PL011 named by the device tree's stdout-path
+        // (or a platform's known console when the DT is unusable).
+        base => Some(unsafe { Pl011::new(base) }),
+    }
+}
+
+/// Serialise whole lines from here on (call once the MMU is on).
+pub fn enable_locking() {
+    LOCKING.store(true, Ordering::Release);
+}
+
+/// Write raw bytes as one unit.
+pub fn write_raw(s: &[u8]) {
+    let Some(u) = uart() else { return };
+    if LOCKING.load(Ordering::Acquire) {
+        let _g = LINE_LOCK.lock();
+        u.write_bytes(s);
+    } else {
+        u.write_bytes(s);
+    }
+}
+
+/// Write without taking the lock: for the panic path, where the lock may be held by the CPU that
+/// is panicking.
+pub fn write_unlocked(s: &[u8]) {
+    if let Some(u) = uart() {
+        u.write_bytes(s);
+    }
+}
+
+/// Wait for the UART to drain.
+pub fn flush() {
+    if let Some(u) = uart() {
+        u.flush();
+    }
+}
+
+/// A fixed line buffer; overlong lines are cut with a marker rather than split.
+pub struct LineBuf {
+    buf: [u8; 512],
+    len: usize,
+    truncated: bool,
+}
+
+impl LineBuf {
+    pub const fn new() -> Self {
+        Self { buf: [0; 512], len: 0, truncated: false }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    fn finish(&mut self) {
+        if self.truncated {
+            let mark = b"...\n";
+            let at = self.len.min(self.buf.len() - mark.len());
+            self.buf[at..at + mark.len()].copy_from_slice(mark);
+            self.len = at + mark.len();
+        } else if self.len == 0 || self.buf[self.len - 1] != b'\n' {
+            if self.len == self.buf.len() {
+                self.len -= 1;
+            }
+            self.buf[self.len] = b'\n';
+            self.len += 1;
+        }
+    }
+}
+
+impl Default for LineBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - 4 - self.len.min(self.buf.len() - 4);
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        if n < s.len() {
+            self.truncated = true;
+        }
+        Ok(())
+    }
+}
+
+/// Print one line (a newline is added) as a unit.
+pub fn print_line(args: fmt::Arguments<'_>) {
+    let mut line = LineBuf::new();
+    let _ = line.write_fmt(args);
+    line.finish();
+    write_raw(line.as_bytes());
+}
+
+/// `println!` for el2visor: one whole line on the console.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::logging::print_line(format_args!($($arg)*)) };
+}
+
+struct Logger;
+
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let level = match r.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warn",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        print_line(format_args!("el2visor[{}] {}: {}", cpu::current(), level, r.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// Install the `log` backend at `level`.
+pub fn init_log(level: log::LevelFilter) {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

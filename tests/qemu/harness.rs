@@ -1,0 +1,175 @@
+//! Running el2visor under QEMU and reading what it printed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bootable image `make image` leaves.
+pub fn image() -> PathBuf {
+    let p = root().join("target/el2visor.img");
+    assert!(p.exists(), "{} is missing: run `make image` (make test does)", p.display());
+    p
+}
+
+/// A generated host DTB from tests/fixtures/make-dtbs.sh.
+pub fn dtb(name: &str) -> PathBuf {
+    let dir = std::env::var_os("EL2VISOR_DTB_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target/dtbs"));
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: run `tests/fixtures/make-dtbs.sh target/dtbs`", p.display());
+    p
+}
+
+/// A scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let p = root().join("target/qemu-tests").join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// What a QEMU run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub output: String,
+    /// QEMU exited by itself (as it does on PSCI SYSTEM_OFF with -no-reboot).
+    pub exited: bool,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.output.lines().map(|l| l.trim_end_matches('\r'))
+    }
+    /// The first line starting with `prefix`.
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.lines().find(|l| l.starts_with(prefix))
+    }
+    pub fn has(&self, needle: &str) -> bool {
+        self.output.contains(needle)
+    }
+    /// Panic with the whole output when `cond` is false.
+    #[track_caller]
+    pub fn check(&self, cond: bool, what: &str) {
+        assert!(cond, "{what}\n--- QEMU output ---\n{}\n--- end ---", self.output);
+    }
+}
+
+/// A QEMU command line being put together.
+pub struct Qemu {
+    args: Vec<String>,
+    timeout: Duration,
+    /// Stop as soon as this appears in the output (for runs that park instead of exiting).
+    stop_on: Option<String>,
+}
+
+impl Qemu {
+    /// QEMU virt with virtualization, as `make run` uses it.
+    pub fn virt(cpu: &str, smp: u32, mem: &str, gic: u32) -> Self {
+        let mut q = Self::bare();
+        q.push(&["-M", &format!("virt,virtualization=on,gic-version={gic}"), "-cpu", cpu]);
+        q.push(&["-smp", &smp.to_string(), "-m", mem]);
+        q
+    }
+
+    /// QEMU raspi4b with Debian's Pi 4 DTB.
+    pub fn raspi4b() -> Self {
+        let mut q = Self::bare();
+        let dtb = dtb("bcm2711-rpi-4-b.dtb");
+        q.push(&["-M", "raspi4b", "-dtb", dtb.to_str().unwrap()]);
+        q
+    }
+
+    /// Any machine: just the common flags.
+    pub fn bare() -> Self {
+        let mut q = Self { args: Vec::new(), timeout: Duration::from_secs(60), stop_on: None };
+        q.push(&["-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]);
+        q
+    }
+
+    pub fn push(&mut self, a: &[&str]) -> &mut Self {
+        self.args.extend(a.iter().map(|s| s.to_string()));
+        self
+    }
+    pub fn kernel(&mut self, p: &Path) -> &mut Self {
+        self.push(&["-kernel", p.to_str().unwrap()])
+    }
+    pub fn append(&mut self, s: &str) -> &mut Self {
+        self.push(&["-append", s])
+    }
+    pub fn timeout(&mut self, secs: u64) -> &mut Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+    pub fn stop_on(&mut self, s: &str) -> &mut Self {
+        self.stop_on = Some(s.to_string());
+        self
+    }
+
+    /// Run QEMU to exit, to `stop_on`, or to the time-out, whichever comes first.
+    pub fn run(&self) -> Run {
+        let start = Instant::now();
+        let mut child = Command::new("qemu-system-aarch64")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-aarch64 not found: run tests/setup.sh (make test does)");
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut output = Vec::new();
+        let exited = loop {
+            while let Ok(chunk) = rx.try_recv() {
+                output.extend(chunk);
+            }
+            if let Some(stop) = &self.stop_on {
+                if String::from_utf8_lossy(&output).contains(stop.as_str()) {
+                    // Let the rest of the line arrive.
+                    std::thread::sleep(Duration::from_millis(200));
+                    while let Ok(chunk) = rx.try_recv() {
+                        output.extend(chunk);
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break false;
+                }
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                while let Ok(chunk) = rx.try_recv() {
+                    output.extend(chunk);
+                }
+                break true;
+            }
+            if start.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let mut text = String::from_utf8_lossy(&output).into_owned();
+        if !err.trim().is_empty() {
+            text.push_str("\n[qemu stderr] ");
+            text.push_str(&err);
+        }
+        Run { output: text, exited, elapsed: start.elapsed() }
+    }
+}
