@@ -1,0 +1,144 @@
+//! Register values for the EL2 stage-1 MMU (non-VHE, HCR_EL2.E2H = 0): TCR_EL2, MAIR_EL2 and the
+//! SCTLR_EL2 bits. Pure values; the boot code writes them.
+
+use super::desc::{ATTR_DEVICE, ATTR_NORMAL_NC, ATTR_NORMAL_WB};
+
+/// MAIR attribute: Device-nGnRE.
+pub const MAIR_DEVICE_NGNRE: u8 = 0x04;
+/// MAIR attribute: Normal, inner and outer write-back non-transient, read- and write-allocate.
+pub const MAIR_NORMAL_WB: u8 = 0xff;
+/// MAIR attribute: Normal, inner and outer non-cacheable.
+pub const MAIR_NORMAL_NC: u8 = 0x44;
+
+/// MAIR_EL2 with the attributes the descriptors index.
+pub const fn mair_el2() -> u64 {
+    ((MAIR_DEVICE_NGNRE as u64) << (8 * ATTR_DEVICE))
+        | ((MAIR_NORMAL_WB as u64) << (8 * ATTR_NORMAL_WB))
+        | ((MAIR_NORMAL_NC as u64) << (8 * ATTR_NORMAL_NC))
+}
+
+/// Physical (and so identity-mapped virtual) address bits for ID_AA64MMFR0_EL1.PARange, capped at
+/// 48: a 52-bit PA needs FEAT_LPA2 descriptors, which these tables do not use.
+pub const fn va_bits(parange: u8) -> u32 {
+    match parange & 0xf {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        _ => 48,
+    }
+}
+
+/// The TCR_EL2.PS encoding matching [`va_bits`].
+const fn ps(parange: u8) -> u64 {
+    match parange & 0xf {
+        p @ 0..=4 => p as u64,
+        _ => 5,
+    }
+}
+
+/// The level the walk starts at for a `va_bits` input size with a 4 KiB granule.
+pub const fn start_level(va_bits: u32) -> u8 {
+    if va_bits > 39 {
+        0
+    } else if va_bits > 30 {
+        1
+    } else {
+        2
+    }
+}
+
+const TCR_RES1: u64 = (1 << 31) | (1 << 23);
+const TCR_IRGN0_WBWA: u64 = 0b01 << 8;
+const TCR_ORGN0_WBWA: u64 = 0b01 << 10;
+const TCR_SH0_INNER: u64 = 0b11 << 12;
+const TCR_TG0_4K: u64 = 0b00 << 14;
+const TCR_PS_SHIFT: u32 = 16;
+
+/// TCR_EL2 for an identity map of the whole PA range the CPU reports: T0SZ = 64 − PA bits, 4 KiB
+/// granule, walks inner-shareable write-back read/write-allocate, PS = PARange (capped at 48 bits).
+pub const fn tcr_el2(parange: u8) -> u64 {
+    let t0sz = (64 - va_bits(parange)) as u64;
+    TCR_RES1
+        | t0sz
+        | TCR_IRGN0_WBWA
+        | TCR_ORGN0_WBWA
+        | TCR_SH0_INNER
+        | TCR_TG0_4K
+        | (ps(parange) << TCR_PS_SHIFT)
+}
+
+/// SCTLR_EL2 bits that are RES1 when HCR_EL2.E2H = 0.
+pub const SCTLR_EL2_RES1: u64 = (1 << 4)
+    | (1 << 5)
+    | (1 << 11)
+    | (1 << 16)
+    | (1 << 18)
+    | (1 << 22)
+    | (1 << 23)
+    | (1 << 28)
+    | (1 << 29);
+/// SCTLR_EL2.M: stage-1 MMU on.
+pub const SCTLR_EL2_M: u64 = 1 << 0;
+/// SCTLR_EL2.C: data caches.
+pub const SCTLR_EL2_C: u64 = 1 << 2;
+/// SCTLR_EL2.SA: stack alignment check.
+pub const SCTLR_EL2_SA: u64 = 1 << 3;
+/// SCTLR_EL2.I: instruction cache.
+pub const SCTLR_EL2_I: u64 = 1 << 12;
+/// SCTLR_EL2.WXN: writable implies execute-never.
+pub const SCTLR_EL2_WXN: u64 = 1 << 19;
+
+/// SCTLR_EL2 with the MMU and caches on, W^X enforced, little-endian.
+pub const SCTLR_EL2_MMU_ON: u64 =
+    SCTLR_EL2_RES1 | SCTLR_EL2_M | SCTLR_EL2_C | SCTLR_EL2_SA | SCTLR_EL2_I | SCTLR_EL2_WXN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mair() {
+        assert_eq!(mair_el2(), 0x44_ff_04);
+    }
+
+    #[test]
+    fn tcr_for_each_parange() {
+        let cases = [
+            (0u8, 32u64, 0u64),
+            (1, 28, 1),
+            (2, 24, 2),
+            (3, 22, 3),
+            (4, 20, 4),
+            (5, 16, 5),
+            (6, 16, 5),
+        ];
+        for (parange, t0sz, ps) in cases {
+            let tcr = tcr_el2(parange);
+            assert_eq!(tcr & 0x3f, t0sz, "T0SZ for PARange {parange}");
+            assert_eq!((tcr >> 16) & 0b111, ps, "PS for PARange {parange}");
+            assert_eq!((tcr >> 14) & 0b11, 0, "TG0 = 4 KiB");
+            assert_eq!((tcr >> 12) & 0b11, 0b11, "SH0 inner");
+            assert_eq!((tcr >> 8) & 0b1111, 0b0101, "IRGN0/ORGN0 WB RaWa");
+            assert_eq!(tcr & TCR_RES1, TCR_RES1);
+            assert_eq!(tcr & !(TCR_RES1 | 0x7_ff3f), 0, "no other bits");
+        }
+        assert_eq!(tcr_el2(2), 0x8082_3518);
+    }
+
+    #[test]
+    fn start_levels() {
+        assert_eq!(start_level(48), 0);
+        assert_eq!(start_level(40), 0);
+        assert_eq!(start_level(39), 1);
+        assert_eq!(start_level(32), 1);
+        assert_eq!(start_level(30), 2);
+    }
+
+    #[test]
+    fn sctlr() {
+        assert_eq!(SCTLR_EL2_RES1, 0x30c5_0830);
+        assert_eq!(SCTLR_EL2_MMU_ON, 0x30cd_183d);
+    }
+}
