@@ -54,7 +54,10 @@ pub fn free_ranges(ram: &[PaRange], reserved: &[PaRange]) -> Vec<PaRange> {
         let e = e & !(page - 1);
         if s < e {
             let size = (e - s).min(u64::MAX as u128 & !(page - 1));
-            out.push(PaRange { start: Pa(s as u64), size: size as u64 });
+            out.push(PaRange {
+                start: Pa(s as u64),
+                size: size as u64,
+            });
         }
     };
     // Both lists are sorted and merged; `r` is the first reserved span that may still matter.
@@ -116,7 +119,12 @@ mod tests {
 
     #[test]
     fn unaligned_ram_is_shrunk_and_banks_merge() {
-        let ram = [r(0x2000, 0x1800), r(0x800, 0x1900), r(0x3800, 0x800), r(0x10_0000, 0xfff)];
+        let ram = [
+            r(0x2000, 0x1800),
+            r(0x800, 0x1900),
+            r(0x3800, 0x800),
+            r(0x10_0000, 0xfff),
+        ];
         // [0x800, 0x4000) merged; inward to [0x1000, 0x4000); the last bank holds no whole page.
         assert_eq!(free_ranges(&ram, &[]), vec![r(0x1000, 0x3000)]);
     }
@@ -128,7 +136,10 @@ mod tests {
         let reserved = [r(top + 0x4000, u64::MAX), r(0, 1)];
         assert_eq!(free_ranges(&ram, &reserved), vec![r(top - 0x1000, 0x5000)]);
         // Nothing reserved: the range runs to the last page and its size does not wrap.
-        assert_eq!(free_ranges(&[r(top, 0x1_0000)], &[]), vec![r(top, 0x1_0000)]);
+        assert_eq!(
+            free_ranges(&[r(top, 0x1_0000)], &[]),
+            vec![r(top, 0x1_0000)]
+        );
     }
 
     #[test]
@@ -154,19 +165,31 @@ mod tests {
 
     fn high_range() -> impl Strategy<Value = PaRange> {
         (0..64u64, 0..u64::MAX).prop_map(|(pages_from_top, size)| {
-            r(u64::MAX - pages_from_top * PAGE_SIZE - (PAGE_SIZE - 1), size)
+            r(
+                u64::MAX - pages_from_top * PAGE_SIZE - (PAGE_SIZE - 1),
+                size,
+            )
         })
     }
 
     fn check_shape(free: &[PaRange]) {
         for f in free {
             assert!(f.size > 0, "empty range {f:?}");
-            assert!(f.start.is_aligned(PAGE_SIZE) && f.size % PAGE_SIZE == 0, "unaligned {f:?}");
-            assert!(f.start.raw() as u128 + f.size as u128 <= SPACE_END, "wraps {f:?}");
+            assert!(
+                f.start.is_aligned(PAGE_SIZE) && f.size % PAGE_SIZE == 0,
+                "unaligned {f:?}"
+            );
+            assert!(
+                f.start.raw() as u128 + f.size as u128 <= SPACE_END,
+                "wraps {f:?}"
+            );
         }
         for w in free.windows(2) {
             let end = w[0].start.raw() as u128 + w[0].size as u128;
-            assert!(end < w[1].start.raw() as u128, "not sorted, disjoint, merged: {w:?}");
+            assert!(
+                end < w[1].start.raw() as u128,
+                "not sorted, disjoint, merged: {w:?}"
+            );
         }
     }
 

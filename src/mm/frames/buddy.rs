@@ -25,7 +25,10 @@ fn largest_block(start: u64, end: u64) -> usize {
 
 impl Buddy {
     pub const fn new() -> Self {
-        Self { free: [const { BTreeSet::new() }; ORDERS], free_frames: 0 }
+        Self {
+            free: [const { BTreeSet::new() }; ORDERS],
+            free_frames: 0,
+        }
     }
 
     /// Frames currently free.
@@ -95,7 +98,11 @@ mod tests {
         assert!(b.any_free(4, 8) && !b.any_free(0, 4) && !b.any_free(8, 16));
         b.release(0, 4);
         b.release(8, 16);
-        assert_eq!(b.take(4), Some(0), "all blocks merge back into one of 16 frames");
+        assert_eq!(
+            b.take(4),
+            Some(0),
+            "all blocks merge back into one of 16 frames"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn frame_span(r: &PaRange) -> (u64, u64) {
 }
 
 fn to_range(first: u64, end: u64) -> PaRange {
-    PaRange { start: Pa(first << PAGE_SHIFT), size: (end - first) << PAGE_SHIFT }
+    PaRange {
+        start: Pa(first << PAGE_SHIFT),
+        size: (end - first) << PAGE_SHIFT,
+    }
 }
 
 /// Smallest order whose block holds `count` frames, if a size class that large exists.
@@ -84,7 +87,11 @@ impl Default for Frames {
 impl Frames {
     /// An allocator with no memory yet.
     pub const fn new() -> Self {
-        Self { buddy: Buddy::new(), spans: Vec::new(), total: 0 }
+        Self {
+            buddy: Buddy::new(),
+            spans: Vec::new(),
+            total: 0,
+        }
     }
 
     /// Hand the whole pages of `range` to the allocator; returns how many frames that added.
@@ -97,7 +104,10 @@ impl Frames {
         let at = self.spans.partition_point(|&(_, e)| e <= first);
         if let Some(&(s, e)) = self.spans.get(at) {
             if s < end {
-                return Err(FramesError::Overlap { new: range, existing: to_range(s, e) });
+                return Err(FramesError::Overlap {
+                    new: range,
+                    existing: to_range(s, e),
+                });
             }
         }
         self.spans.insert(at, (first, end));
@@ -126,7 +136,8 @@ impl Frames {
         }
         let first = self.buddy.take(order)?;
         // Keep exactly `count` frames; the tail of the block goes back.
-        self.buddy.release(first + count as u64, first + (1 << order));
+        self.buddy
+            .release(first + count as u64, first + (1 << order));
         Some(Pa(first << PAGE_SHIFT))
     }
 
@@ -136,10 +147,18 @@ impl Frames {
     /// When the frames are not managed here or some of them are already free: that is a double
     /// free or a foreign address, and carrying on would hand the same memory out twice.
     pub fn free(&mut self, pa: Pa, count: usize) {
-        assert!(pa.is_aligned(PAGE_SIZE), "frame allocator: freeing unaligned address {pa}");
+        assert!(
+            pa.is_aligned(PAGE_SIZE),
+            "frame allocator: freeing unaligned address {pa}"
+        );
         let first = pa.raw() >> PAGE_SHIFT;
-        let end = first.checked_add(count as u64).expect("frame allocator: free count wraps");
-        assert!(self.manages(first, end), "frame allocator: {pa}+{count} frames is not memory it manages");
+        let end = first
+            .checked_add(count as u64)
+            .expect("frame allocator: free count wraps");
+        assert!(
+            self.manages(first, end),
+            "frame allocator: {pa}+{count} frames is not memory it manages"
+        );
         assert!(
             !self.buddy.any_free(first, end),
             "frame allocator: double free of frames in {pa}+{count} frames"

@@ -80,7 +80,11 @@ impl<F: Fn(Pa) -> *mut u64> BootPool<F> {
         let start = pool.start.align_up(PAGE_SIZE);
         let end = pool.start.raw().saturating_add(pool.size) & !(PAGE_SIZE - 1);
         let size = end.saturating_sub(start.raw());
-        Self { pool: PaRange { start, size }, used: 0, to_ptr }
+        Self {
+            pool: PaRange { start, size },
+            used: 0,
+            to_ptr,
+        }
     }
 
     /// Pages handed out so far (including alignment padding).
@@ -99,7 +103,9 @@ impl<F: Fn(Pa) -> *mut u64> PageSource for BootPool<F> {
         if count == 0 {
             return None;
         }
-        let align = (count as u64).checked_next_power_of_two()?.checked_mul(PAGE_SIZE)?;
+        let align = (count as u64)
+            .checked_next_power_of_two()?
+            .checked_mul(PAGE_SIZE)?;
         let pa = self.pool.start.add(self.used).align_up(align);
         let end = pa.raw().checked_add(count as u64 * PAGE_SIZE)?;
         if end > self.pool.start.raw() + self.pool.size {
@@ -143,7 +149,11 @@ pub mod host {
         }
         /// At most `limit` pages outstanding at once.
         pub fn with_limit(limit: usize) -> Self {
-            Self { live: BTreeMap::new(), limit, in_use: 0 }
+            Self {
+                live: BTreeMap::new(),
+                limit,
+                in_use: 0,
+            }
         }
         /// Pages outstanding now.
         pub fn in_use(&self) -> usize {
@@ -173,16 +183,30 @@ pub mod host {
         }
 
         fn free(&mut self, pa: Pa, count: usize) {
-            let layout = self.live.remove(&pa.raw()).expect("HostPages: freeing a page it never gave");
-            assert_eq!(layout.size(), count * PAGE_SIZE as usize, "HostPages: free with a different count");
+            let layout = self
+                .live
+                .remove(&pa.raw())
+                .expect("HostPages: freeing a page it never gave");
+            assert_eq!(
+                layout.size(),
+                count * PAGE_SIZE as usize,
+                "HostPages: free with a different count"
+            );
             self.in_use -= count;
             // SAFETY: allocated above with this layout and not freed since (it was in `live`).
             unsafe { dealloc(pa.raw() as *mut u8, layout) };
         }
 
         fn page_ptr(&self, pa: Pa) -> *mut u64 {
-            let (&base, layout) = self.live.range(..=pa.raw()).next_back().expect("HostPages: unknown page");
-            assert!(pa.raw() < base + layout.size() as u64, "HostPages: page {pa} was never handed out");
+            let (&base, layout) = self
+                .live
+                .range(..=pa.raw())
+                .next_back()
+                .expect("HostPages: unknown page");
+            assert!(
+                pa.raw() < base + layout.size() as u64,
+                "HostPages: page {pa} was never handed out"
+            );
             assert!(pa.is_aligned(PAGE_SIZE), "HostPages: unaligned page {pa}");
             pa.raw() as *mut u64
         }
