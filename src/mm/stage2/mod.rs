@@ -1,1 +1,37 @@
-//! Stage-2 translation tables (being written).
+//! Stage-2 translation for the 4 KiB granule: the tables el2visor owns for each VM.
+//!
+//! - `memtype`: the memory-type policy as data (RAM, Normal-NC, Device) and its MemAttr
+//!   encodings with and without FEAT_S2FWB.
+//! - `descriptor`: building, decoding and checking block, page and table descriptors.
+//! - `vtcr`: VTCR_EL2 (IPA size, start level, concatenated root) from the ID registers; VTTBR_EL2.
+//! - `table` / `walk` / `inspect`: `Stage2`, one VM's tables: map, unmap, protect with blocks,
+//!   split, merge and break-before-make; translate, ranges, dump and self-check.
+//! - `tlb`: the `TlbOps` trait; `hw` implements it with real TLBI/DSB on the target.
+//!
+//! Everything but `hw` is pure and tested on the host (`testing` holds the host `PageSource` and a
+//! recording `TlbOps` that other modules' tests may use too).
+
+pub mod descriptor;
+pub mod error;
+#[cfg(target_os = "none")]
+pub mod hw;
+pub mod inspect;
+pub mod memtype;
+pub mod table;
+pub mod tlb;
+pub mod vtcr;
+mod walk;
+
+#[cfg(test)]
+pub mod testing;
+#[cfg(test)]
+mod tests_model;
+#[cfg(test)]
+mod tests_table;
+
+pub use error::S2Error;
+pub use inspect::{Leaf, MappedRange, S2Stats, VerifyError};
+pub use memtype::{AttrEncoding, MemType, S2Attrs};
+pub use table::Stage2;
+pub use tlb::TlbOps;
+pub use vtcr::Vtcr;

@@ -1,0 +1,95 @@
+//! `TlbOps` on the real CPU: `DSB ISH` and the EL2 `TLBI` instructions.
+//!
+//! `TLBI IPAS2E1IS`, `TLBI VMALLE1IS` and `TLBI VMALLS12E1IS` act on the VMID held in VTTBR_EL2
+//! *at the time they execute*, not on a VMID operand. So each invalidation loads the VM's own
+//! VTTBR_EL2 (root and VMID, given once through `TlbOps::bind`), runs the TLBI, waits for it with
+//! `DSB ISH`, and puts the previous VTTBR_EL2 back. The real root is loaded rather than a bare
+//! VMID so that a speculative EL1&0 walk in that window (some cores' errata) can only ever see
+//! this VM's genuine tables. Nothing else on this CPU may change VTTBR_EL2 meanwhile: call the
+//! table code with EL2 interrupts masked or from a context whose handlers leave VTTBR_EL2 alone.
+//! The `level` hint is not encoded in the TLBI operand (that needs FEAT_TTL and a leaf level).
+
+use super::tlb::TlbOps;
+use crate::mm::addr::Ipa;
+use core::arch::asm;
+
+/// TLB maintenance for one VM on the running CPU; broadcast to the inner shareable domain.
+#[derive(Debug, Default)]
+pub struct HwTlb {
+    vttbr: u64,
+}
+
+impl HwTlb {
+    /// Not yet bound: `Stage2::new` binds it to the VM's VTTBR_EL2.
+    pub const fn new() -> Self {
+        Self { vttbr: 0 }
+    }
+
+    /// Run `tlbi` with this VM's VTTBR_EL2 loaded, then restore the previous one.
+    fn with_vm_loaded(&mut self, vmid: u16, tlbi: impl FnOnce()) {
+        assert!(
+            self.vttbr != 0 && (self.vttbr >> 48) as u16 == vmid,
+            "HwTlb used for VMID {vmid} but bound to VTTBR {:#x}",
+            self.vttbr
+        );
+        let saved: u64;
+        // SAFETY: reading VTTBR_EL2 at EL2 has no side effects.
+        unsafe {
+            asm!("mrs {}, vttbr_el2", out(reg) saved, options(nomem, nostack, preserves_flags))
+        };
+        let switch = saved != self.vttbr;
+        if switch {
+            // SAFETY: EL2 does not translate through Stage 2; the value is this VM's valid
+            // root and VMID, and the ISB makes the following TLBI use it.
+            unsafe {
+                asm!("msr vttbr_el2, {}", "isb", in(reg) self.vttbr, options(nostack, preserves_flags))
+            };
+        }
+        tlbi();
+        // SAFETY: barriers only; the DSB waits for the broadcast TLBI to complete before the
+        // VMID it used is switched away.
+        unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+        if switch {
+            // SAFETY: puts back the VTTBR_EL2 value that was live on entry.
+            unsafe {
+                asm!("msr vttbr_el2, {}", "isb", in(reg) saved, options(nostack, preserves_flags))
+            };
+        }
+    }
+}
+
+impl TlbOps for HwTlb {
+    fn bind(&mut self, vttbr: u64) {
+        self.vttbr = vttbr;
+    }
+
+    fn dsb(&mut self) {
+        // SAFETY: a barrier; orders earlier descriptor stores before later maintenance.
+        unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+    }
+
+    fn invalidate_ipa(&mut self, vmid: u16, ipa: Ipa, _level: u8) {
+        let operand = ipa.raw() >> 12;
+        self.with_vm_loaded(vmid, || {
+            // SAFETY: TLB invalidation by IPA for the loaded VMID; affects only cached
+            // translations, never memory.
+            unsafe {
+                asm!("tlbi ipas2e1is, {}", in(reg) operand, options(nostack, preserves_flags))
+            };
+        });
+    }
+
+    fn invalidate_vmid_stage1(&mut self, vmid: u16) {
+        self.with_vm_loaded(vmid, || {
+            // SAFETY: drops the loaded VMID's EL1&0 stage-1 entries; no memory is touched.
+            unsafe { asm!("tlbi vmalle1is", options(nostack, preserves_flags)) };
+        });
+    }
+
+    fn invalidate_vmid_all(&mut self, vmid: u16) {
+        self.with_vm_loaded(vmid, || {
+            // SAFETY: drops the loaded VMID's stage-1 and stage-2 entries; no memory is touched.
+            unsafe { asm!("tlbi vmalls12e1is", options(nostack, preserves_flags)) };
+        });
+    }
+}

@@ -1,0 +1,25 @@
+//! The TLB maintenance the Stage-2 table code needs, as a trait so the table logic runs in host
+//! tests (which record the calls) and on the target (`hw::HwTlb`, real `TLBI`/`DSB`).
+
+/// TLB maintenance for one VM's Stage-2 tables.
+///
+/// The table code calls these in break-before-make order: write the invalid entry, `dsb()`,
+/// `invalidate_ipa()` (or `invalidate_vmid_all()` when a table entry is replaced), `dsb()`, then
+/// write the new entry; at the end of an operation that changed live entries it calls
+/// `invalidate_vmid_stage1()` followed by `dsb()`.
+pub trait TlbOps {
+    /// Called once by `Stage2::new` with the VM's VTTBR_EL2 value (root and VMID), for
+    /// implementations that must load it around TLBI instructions.
+    fn bind(&mut self, _vttbr: u64) {}
+    /// `DSB ISH`: complete earlier table writes and TLB maintenance, inner shareable domain.
+    fn dsb(&mut self);
+    /// `TLBI IPAS2E1IS`: drop cached Stage-2 entries (every level, walk caches included) that
+    /// translate `ipa` for `vmid`. `level` is the level of the entry that changed (a hint).
+    fn invalidate_ipa(&mut self, vmid: u16, ipa: crate::mm::addr::Ipa, level: u8);
+    /// `TLBI VMALLE1IS`: drop the VM's Stage-1 (and combined Stage 1+2) entries, which may hold
+    /// translations through a Stage-2 entry that just changed.
+    fn invalidate_vmid_stage1(&mut self, vmid: u16);
+    /// `TLBI VMALLS12E1IS`: drop every Stage-1 and Stage-2 entry of the VM. Used when a table
+    /// entry covering many IPAs is replaced, and when the tables are torn down.
+    fn invalidate_vmid_all(&mut self, vmid: u16);
+}

@@ -1,0 +1,259 @@
+//! The recursive engine behind `map`, `unmap` and `protect`: walks the entries a range covers,
+//! writes leaves where they fit, splits blocks and creates tables where they do not, merges
+//! uniform tables back into blocks, frees empty tables, and does break-before-make on every
+//! change to a live entry.
+//!
+//! "Live" means reachable by the hardware walker. A table created during an operation is not
+//! live until its parent entry is written, so it is filled without any TLB maintenance and
+//! published with a DSB before the table descriptor that links it.
+
+use super::descriptor::{
+    address, decode, is_leaf, is_table, leaf, leaf_allowed, level_size, table, Descriptor, ENTRIES,
+    LEAF_ATTR_MASK, VALID,
+};
+use super::error::S2Error;
+use super::memtype::S2Attrs;
+use super::table::Stage2;
+use super::tlb::TlbOps;
+use crate::mm::addr::{Ipa, Pa};
+use crate::mm::PageSource;
+
+/// What an operation does to each page of its range.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Op {
+    /// Map the range so that `ipa0` goes to `pa0`.
+    Map {
+        ipa0: u64,
+        pa0: u64,
+        attrs: S2Attrs,
+    },
+    Unmap,
+    Protect(S2Attrs),
+}
+
+/// What an operation has done so far, for the maintenance at its end.
+#[derive(Default, Debug)]
+pub(super) struct OpCtx {
+    /// A descriptor was written.
+    pub wrote: bool,
+    /// A live valid entry was broken.
+    pub changed_live: bool,
+}
+
+/// One table: its address, level, and the IPA its entry 0 translates.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TableRef {
+    pub pa: Pa,
+    pub level: u8,
+    pub base: u64,
+}
+
+impl<P: PageSource, T: TlbOps> Stage2<P, T> {
+    /// Apply `op` to `[start, end)`, which lies inside table `t`.
+    pub(super) fn apply(
+        &mut self,
+        t: TableRef,
+        start: u64,
+        end: u64,
+        op: Op,
+        live: bool,
+        ctx: &mut OpCtx,
+    ) -> Result<(), S2Error> {
+        let size = level_size(t.level);
+        let mut ipa = start;
+        while ipa < end {
+            let idx = ((ipa - t.base) / size) as usize;
+            let e_start = t.base + idx as u64 * size;
+            let c_end = end.min(e_start + size);
+            self.apply_entry(t, idx, e_start, ipa, c_end, op, live, ctx)?;
+            ipa = c_end;
+        }
+        Ok(())
+    }
+
+    /// Apply `op` to `[start, end)`, the part of entry `idx` of `t` (which begins at `e_start`)
+    /// that the operation covers.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_entry(
+        &mut self,
+        t: TableRef,
+        idx: usize,
+        e_start: u64,
+        start: u64,
+        end: u64,
+        op: Op,
+        live: bool,
+        ctx: &mut OpCtx,
+    ) -> Result<(), S2Error> {
+        let level = t.level;
+        let size = level_size(level);
+        let full = start == e_start && end == e_start + size;
+        let old = self.read(t.pa, idx);
+        match op {
+            Op::Map { ipa0, pa0, attrs } => {
+                if full && leaf_allowed(level) {
+                    let pa = pa0 + (e_start - ipa0);
+                    if pa.is_multiple_of(size) {
+                        let new = leaf(Pa(pa), level, attrs, self.enc);
+                        self.replace(t, idx, e_start, old, new, live, ctx);
+                        return Ok(());
+                    }
+                }
+            }
+            Op::Unmap => {
+                if old & VALID == 0 {
+                    return Ok(());
+                }
+                if full {
+                    self.replace(t, idx, e_start, old, 0, live, ctx);
+                    return Ok(());
+                }
+            }
+            Op::Protect(attrs) => {
+                if old & VALID == 0 {
+                    return Ok(());
+                }
+                if full && is_leaf(old, level) {
+                    let new = leaf(address(old), level, attrs, self.enc);
+                    self.replace(t, idx, e_start, old, new, live, ctx);
+                    return Ok(());
+                }
+            }
+        }
+        // The entry must be (or become) a table: pages always fit at level 3, so we are above it.
+        assert!(
+            level < 3,
+            "stage 2: level-3 entry {idx} at {e_start:#x} not resolved by {op:?}"
+        );
+        let child_level = level + 1;
+        let (child, fresh) = if is_table(old, level) {
+            (address(old), false)
+        } else {
+            let pa = self.pages.alloc_zeroed(1).ok_or(S2Error::OutOfMemory)?;
+            self.tables += 1;
+            if is_leaf(old, level) {
+                self.fill_split(pa, old, level);
+            }
+            (pa, true)
+        };
+        let child_ref = TableRef {
+            pa: child,
+            level: child_level,
+            base: e_start,
+        };
+        let result = self.apply(child_ref, start, end, op, live && !fresh, ctx);
+        match (self.collapse(child, child_level, level), fresh) {
+            // A new table that stays: link it (publishing its contents first).
+            (None, true) => self.replace(t, idx, e_start, old, table(child), live, ctx),
+            // A new table that collapsed before it was ever linked: nothing cached it.
+            (Some(new), true) => {
+                self.free_tree(child, child_level);
+                self.replace(t, idx, e_start, old, new, live, ctx);
+            }
+            // An existing table that became uniform or empty: break it, then free it.
+            (Some(new), false) => self.replace(t, idx, e_start, old, new, live, ctx),
+            (None, false) => {}
+        }
+        result
+    }
+
+    /// Write `new` over `old` at entry `idx` of `t`, with break-before-make if `old` is a live
+    /// valid entry, freeing the subtree `old` pointed to once no walker can reach it.
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &mut self,
+        t: TableRef,
+        idx: usize,
+        e_start: u64,
+        old: u64,
+        new: u64,
+        live: bool,
+        ctx: &mut OpCtx,
+    ) {
+        if old == new {
+            return;
+        }
+        let level = t.level;
+        let mut synced = false;
+        if live && old & VALID != 0 {
+            self.write(t.pa, idx, 0);
+            self.tlb.dsb();
+            if is_table(old, level) {
+                // Cached leaves anywhere below this entry may exist: drop the whole VMID.
+                self.tlb.invalidate_vmid_all(self.vmid);
+            } else {
+                self.tlb.invalidate_ipa(self.vmid, Ipa(e_start), level);
+            }
+            self.tlb.dsb();
+            ctx.changed_live = true;
+            synced = true;
+        }
+        if is_table(old, level) {
+            self.free_tree(address(old), level + 1);
+        }
+        if live && !synced && is_table(new, level) {
+            // The new table's contents must be visible before the walker can reach it.
+            self.tlb.dsb();
+        }
+        self.write(t.pa, idx, new);
+        ctx.wrote = true;
+    }
+
+    /// Fill the fresh table at `child` with the 512 leaves equivalent to leaf `old` at `level`.
+    fn fill_split(&mut self, child: Pa, old: u64, level: u8) {
+        let Ok(Descriptor::Leaf { oa, attrs }) = decode(old, level, self.enc) else {
+            panic!("stage 2: splitting a malformed leaf {old:#x} at level {level}");
+        };
+        let step = level_size(level + 1);
+        for i in 0..ENTRIES {
+            let d = leaf(oa.add(i as u64 * step), level + 1, attrs, self.enc);
+            self.write(child, i, d);
+        }
+    }
+
+    /// What the parent entry (at `parent_level`) of the table at `child` should become instead
+    /// of a table descriptor: 0 if the table is empty, a block if it is uniform and blocks are
+    /// allowed at `parent_level`, `None` if it must stay a table.
+    pub(super) fn collapse(&self, child: Pa, child_level: u8, parent_level: u8) -> Option<u64> {
+        let first = self.read(child, 0);
+        if first == 0 {
+            return (1..ENTRIES).all(|i| self.read(child, i) == 0).then_some(0);
+        }
+        if !leaf_allowed(parent_level) || !is_leaf(first, child_level) {
+            return None;
+        }
+        let oa0 = address(first).raw();
+        if !oa0.is_multiple_of(level_size(parent_level)) {
+            return None;
+        }
+        let attr = first & LEAF_ATTR_MASK;
+        let step = level_size(child_level);
+        let uniform = (1..ENTRIES).all(|i| {
+            let d = self.read(child, i);
+            is_leaf(d, child_level)
+                && address(d).raw() == oa0 + i as u64 * step
+                && d & LEAF_ATTR_MASK == attr
+        });
+        if !uniform {
+            return None;
+        }
+        let Ok(Descriptor::Leaf { attrs, .. }) = decode(first, child_level, self.enc) else {
+            return None;
+        };
+        Some(leaf(Pa(oa0), parent_level, attrs, self.enc))
+    }
+
+    /// Free the table at `pa` (at `level`) and every table below it.
+    pub(super) fn free_tree(&mut self, pa: Pa, level: u8) {
+        if level < 3 {
+            for i in 0..ENTRIES {
+                let d = self.read(pa, i);
+                if is_table(d, level) {
+                    self.free_tree(address(d), level + 1);
+                }
+            }
+        }
+        self.pages.free(pa, 1);
+        self.tables -= 1;
+    }
+}
