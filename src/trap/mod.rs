@@ -1,1 +1,16 @@
-//! Traps from guests (being written).
+//! Traps from guests: the pure logic of everything a guest can make el2visor handle at EL2.
+//!
+//! - [`esr`]: ESR_EL2 split into exception class and ISS, and said in words;
+//!   [`esr::hpfar_to_ipa`] for Stage-2 aborts.
+//! - [`iss`]: the decoded ISS of aborts (with every fault status code), sysreg traps, HVC/SMC
+//!   immediates and WFx.
+//! - [`sysreg`]: system register encodings, their names, and the eleven TVM registers.
+//! - [`inject`]: the syndrome and the vector entry for an abort or UNDEF injected into a guest.
+//!
+//! Everything here is register-free and tested on the host; the runtime dispatcher that reads
+//! the registers and acts on these decisions lives beside them.
+
+pub mod esr;
+pub mod inject;
+pub mod iss;
+pub mod sysreg;

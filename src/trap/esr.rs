@@ -1,0 +1,275 @@
+//! The exception syndrome (ESR_EL2) of a trap from a guest: its exception class, and a `Display`
+//! that says in words what the guest did, for log lines and the guest fault report.
+//!
+//! The ISS of the classes el2visor handles is decoded by [`super::iss`]; this module owns the
+//! class table and the top-level field split: EC bits 31:26, IL bit 25, ISS bits 24:0, ISS2 bits
+//! 36:32.
+
+use core::fmt;
+
+use super::iss::{DataAbort, InstructionAbort, SvcImm, SysRegAccess, Wfx};
+
+/// A raw ESR_ELx value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Esr(pub u64);
+
+impl Esr {
+    /// Exception class, bits 31:26.
+    pub const fn ec(self) -> u8 {
+        ((self.0 >> 26) & 0x3f) as u8
+    }
+
+    /// Instruction length, bit 25: true for a 32-bit instruction (always true for an AArch64
+    /// trapped instruction; false for a 16-bit T32 instruction and for some classes where the
+    /// bit is defined as 1 anyway).
+    pub const fn il(self) -> bool {
+        self.0 & (1 << 25) != 0
+    }
+
+    /// Instruction-specific syndrome, bits 24:0.
+    pub const fn iss(self) -> u32 {
+        (self.0 & 0x01ff_ffff) as u32
+    }
+
+    /// ISS2, bits 36:32 (FEAT_LS64 and friends; zero otherwise).
+    pub const fn iss2(self) -> u8 {
+        ((self.0 >> 32) & 0x1f) as u8
+    }
+
+    /// The decoded exception class.
+    pub fn class(self) -> ExceptionClass {
+        ExceptionClass::from_ec(self.ec())
+    }
+
+    /// The ISS as a data abort, when this is one (EC 0x24 or 0x25).
+    pub fn data_abort(self) -> Option<DataAbort> {
+        matches!(
+            self.class(),
+            ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame
+        )
+        .then(|| DataAbort::from_iss(self.iss()))
+    }
+
+    /// The ISS as an instruction abort, when this is one (EC 0x20 or 0x21).
+    pub fn instruction_abort(self) -> Option<InstructionAbort> {
+        matches!(
+            self.class(),
+            ExceptionClass::InstrAbortLower | ExceptionClass::InstrAbortSame
+        )
+        .then(|| InstructionAbort::from_iss(self.iss()))
+    }
+
+    /// The ISS as a trapped MSR/MRS/system instruction, when this is one (EC 0x18).
+    pub fn sysreg(self) -> Option<SysRegAccess> {
+        (self.class() == ExceptionClass::SysReg).then(|| SysRegAccess::from_iss(self.iss()))
+    }
+
+    /// The immediate of an HVC, SMC or SVC from AArch64 or AArch32 (EC 0x11..0x17).
+    pub fn imm16(self) -> Option<SvcImm> {
+        use ExceptionClass::*;
+        matches!(self.class(), Svc32 | Hvc32 | Smc32 | Svc64 | Hvc64 | Smc64)
+            .then(|| SvcImm::from_iss(self.iss()))
+    }
+
+    /// The ISS as a trapped WFI/WFE/WFIT/WFET, when this is one (EC 0x01).
+    pub fn wfx(self) -> Option<Wfx> {
+        (self.class() == ExceptionClass::Wfx).then(|| Wfx::from_iss(self.iss()))
+    }
+}
+
+macro_rules! classes {
+    ($($variant:ident = $code:literal, $text:literal;)*) => {
+        /// Every exception class a guest can cause at EL2, by ESR.EC.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub enum ExceptionClass {
+            $(#[doc = $text] $variant,)*
+            /// An EC value the architecture does not define for an exception taken to EL2.
+            Reserved,
+        }
+
+        impl ExceptionClass {
+            /// The class of an EC value.
+            pub const fn from_ec(ec: u8) -> Self {
+                match ec {
+                    $($code => Self::$variant,)*
+                    _ => Self::Reserved,
+                }
+            }
+
+            /// The EC value, or `None` for [`Self::Reserved`].
+            pub const fn code(self) -> Option<u8> {
+                match self {
+                    $(Self::$variant => Some($code),)*
+                    Self::Reserved => None,
+                }
+            }
+
+            /// What the class means, in words.
+            pub const fn describe(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                    Self::Reserved => "reserved exception class",
+                }
+            }
+        }
+    };
+}
+
+classes! {
+    Unknown = 0x00, "unknown reason (undefined instruction)";
+    Wfx = 0x01, "WFI/WFE trapped";
+    Cp15McrMrc = 0x03, "MCR/MRC cp15 trapped (AArch32)";
+    Cp15McrrMrrc = 0x04, "MCRR/MRRC cp15 trapped (AArch32)";
+    Cp14McrMrc = 0x05, "MCR/MRC cp14 trapped (AArch32)";
+    Cp14LdcStc = 0x06, "LDC/STC cp14 trapped (AArch32)";
+    FpAccess = 0x07, "SVE/SIMD/FP access trapped";
+    PauthInstruction = 0x09, "pointer authentication instruction trapped";
+    Ls64 = 0x0a, "LD64B/ST64B trapped";
+    Cp14Mrrc = 0x0c, "MRRC cp14 trapped (AArch32)";
+    BranchTarget = 0x0d, "branch target exception (BTI)";
+    IllegalState = 0x0e, "illegal execution state";
+    Svc32 = 0x11, "SVC from AArch32";
+    Hvc32 = 0x12, "HVC from AArch32";
+    Smc32 = 0x13, "SMC from AArch32";
+    Svc64 = 0x15, "SVC from AArch64";
+    Hvc64 = 0x16, "HVC from AArch64";
+    Smc64 = 0x17, "SMC from AArch64";
+    SysReg = 0x18, "MSR/MRS/system instruction trapped";
+    Sve = 0x19, "SVE access trapped";
+    Eret = 0x1a, "ERET/ERETAA/ERETAB trapped";
+    Tstart = 0x1b, "TSTART trapped";
+    PacFailure = 0x1c, "pointer authentication failure";
+    Sme = 0x1d, "SME access trapped";
+    InstrAbortLower = 0x20, "instruction abort from a lower EL";
+    InstrAbortSame = 0x21, "instruction abort from the same EL";
+    PcAlignment = 0x22, "PC alignment fault";
+    DataAbortLower = 0x24, "data abort from a lower EL";
+    DataAbortSame = 0x25, "data abort from the same EL";
+    SpAlignment = 0x26, "SP alignment fault";
+    MemoryOp = 0x27, "memory copy/set (MOPS) exception";
+    Fp32 = 0x28, "floating-point exception (AArch32)";
+    Fp64 = 0x2c, "floating-point exception (AArch64)";
+    SError = 0x2f, "SError interrupt";
+    BreakpointLower = 0x30, "breakpoint from a lower EL";
+    BreakpointSame = 0x31, "breakpoint from the same EL";
+    StepLower = 0x32, "software step from a lower EL";
+    StepSame = 0x33, "software step from the same EL";
+    WatchpointLower = 0x34, "watchpoint from a lower EL";
+    WatchpointSame = 0x35, "watchpoint from the same EL";
+    Bkpt32 = 0x38, "BKPT (AArch32)";
+    VectorCatch32 = 0x3a, "vector catch (AArch32)";
+    Brk64 = 0x3c, "BRK (AArch64)";
+}
+
+impl fmt::Display for Esr {
+    /// `EC 0x24 data abort from a lower EL: write, 4 bytes, x3, translation fault level 3, ISV=1`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EC {:#04x} {}: ", self.ec(), self.class().describe())?;
+        if let Some(da) = self.data_abort() {
+            return write!(f, "{da}");
+        }
+        if let Some(ia) = self.instruction_abort() {
+            return write!(f, "{ia}");
+        }
+        if let Some(sr) = self.sysreg() {
+            return write!(f, "{sr}");
+        }
+        if let Some(imm) = self.imm16() {
+            return write!(f, "{imm}");
+        }
+        if let Some(w) = self.wfx() {
+            return write!(f, "{w}");
+        }
+        write!(f, "ISS {:#09x}", self.iss())?;
+        if !self.il() {
+            f.write_str(", 16-bit instruction")?;
+        }
+        Ok(())
+    }
+}
+
+/// The faulting IPA of a Stage-2 abort: HPFAR_EL2.FIPA (bits 43:4) holds IPA bits 51:12 (bits
+/// 47:12 without FEAT_LPA, the rest RES0), and the page offset comes from FAR_EL2. Bit 63 (NS,
+/// with FEAT_RME) and the other RES0 bits of HPFAR are ignored. When the abort's ISS has FnV=1
+/// the FAR is not valid and the page offset of the result is meaningless.
+pub const fn hpfar_to_ipa(hpfar: u64, far: u64) -> u64 {
+    ((hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn splits_fields() {
+        let esr = Esr(0x0000_001f_6230_2804);
+        assert_eq!(esr.ec(), 0x18);
+        assert!(esr.il());
+        assert_eq!(esr.iss(), 0x30_2804);
+        assert_eq!(esr.iss2(), 0x1f);
+        assert_eq!(esr.class(), ExceptionClass::SysReg);
+    }
+
+    #[test]
+    fn class_table_round_trips() {
+        for ec in 0u8..64 {
+            let class = ExceptionClass::from_ec(ec);
+            match class.code() {
+                Some(code) => assert_eq!(code, ec),
+                None => assert_eq!(class, ExceptionClass::Reserved),
+            }
+        }
+        assert_eq!(ExceptionClass::from_ec(0x02), ExceptionClass::Reserved);
+        assert_eq!(ExceptionClass::from_ec(0x3c), ExceptionClass::Brk64);
+    }
+
+    #[test]
+    fn displays_data_abort_in_words() {
+        // str w3, [x1] to an unmapped IPA: ISV=1, SAS=2 (4 bytes), SRT=3, WnR=1, DFSC=7.
+        let esr = Esr((0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (3 << 16) | (1 << 6) | 7);
+        assert_eq!(
+            format!("{esr}"),
+            "EC 0x24 data abort from a lower EL: write, 4 bytes, x3, translation fault level 3, ISV=1"
+        );
+    }
+
+    #[test]
+    fn displays_sysreg_trap() {
+        let esr = Esr(0x6230_2804);
+        assert_eq!(
+            format!("{esr}"),
+            "EC 0x18 MSR/MRS/system instruction trapped: write S3_0_C10_C2_0 (MAIR_EL1) from x0"
+        );
+    }
+
+    #[test]
+    fn displays_undecoded_class_with_raw_iss() {
+        let esr = Esr((0x07 << 26) | (1 << 25) | 0x1e0_0000);
+        assert_eq!(
+            format!("{esr}"),
+            "EC 0x07 SVE/SIMD/FP access trapped: ISS 0x1e00000"
+        );
+        let reserved = Esr(0x02 << 26);
+        assert_eq!(
+            format!("{reserved}"),
+            "EC 0x02 reserved exception class: ISS 0x0000000, 16-bit instruction"
+        );
+    }
+
+    #[test]
+    fn hpfar_gives_page_and_far_gives_offset() {
+        // IPA 0x1_2345_6789 -> HPFAR FIPA = 0x123456 << 4.
+        assert_eq!(
+            hpfar_to_ipa(0x12_3456 << 4, 0xffff_0000_dead_b789),
+            0x1_2345_6789
+        );
+        // Top of a 52-bit IPA space and a stray NS bit.
+        assert_eq!(
+            hpfar_to_ipa((1 << 63) | (0xff_ffff_ffff << 4), 0),
+            0x000f_ffff_ffff_f000
+        );
+        // Low RES0 bits of HPFAR do not leak into the IPA.
+        assert_eq!(hpfar_to_ipa(0xf, 0x10), 0x10);
+    }
+}
