@@ -6,11 +6,17 @@
 //!   immediates and WFx.
 //! - [`sysreg`]: system register encodings, their names, and the eleven TVM registers.
 //! - [`inject`]: the syndrome and the vector entry for an abort or UNDEF injected into a guest.
+//! - [`psci`], [`smccc`], [`vendor`]: the PSCI 1.1 / SMCCC 1.1 / el2visor vendor call handler;
+//!   [`abi`] holds the guest-visible function IDs as plain constants.
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and acts on these decisions lives beside them.
 
+pub mod abi;
 pub mod esr;
 pub mod inject;
 pub mod iss;
+pub mod psci;
+pub mod smccc;
 pub mod sysreg;
+pub mod vendor;

@@ -1,0 +1,204 @@
+//! The pure PSCI 1.1 + SMCCC 1.1 call handler: an HVC or SMC from a guest, decoded into what the
+//! runtime must do. Function IDs and return codes are in [`super::abi`].
+//!
+//! The runtime reads the function ID from w0 and the arguments from x1..x3, calls
+//! [`handle_call`], and acts on the [`CallOutcome`]. For HVC, ELR_EL2 already points past the
+//! instruction; for a trapped SMC (EC 0x17) the runtime advances ELR_EL2 by 4 itself. SMCCC
+//! requires the immediate to be 0: an HVC with another immediate is not a call and should get
+//! −1 in x0, an SMC with another immediate an UNDEF.
+//!
+//! vCPU power states follow PSCI: `Off` → (CPU_ON) `OnPending` → (the runtime enters the vCPU
+//! and calls `set_power(index, On)`) `On` → (CPU_OFF) `Off`. CPU_SUSPEND is a standby: the
+//! vCPU waits like WFI for an interrupt and the call returns SUCCESS at the call site, which
+//! PSCI allows for every requested state (a power-down request that "did not enter the state").
+
+use super::abi::{psci, smccc};
+use super::smccc::{arch_features, FunctionId};
+pub use super::vendor::{TrapCounter, VendorCall};
+use crate::coherency;
+
+/// PSCI power state of one vCPU.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VcpuPower {
+    Off,
+    OnPending,
+    On,
+}
+
+/// What the call handler needs to know about, and may change in, the calling VM.
+pub trait PowerState {
+    /// Number of vCPUs; indices are `0..vcpu_count()`.
+    fn vcpu_count(&self) -> usize;
+    /// The MPIDR affinity fields (Aff3 in 39:32, Aff2..Aff0 in 23:0) the guest sees for vCPU
+    /// `index` (its VMPIDR_EL2 and its DT `reg`).
+    fn mpidr(&self, index: usize) -> u64;
+    fn power(&self, index: usize) -> VcpuPower;
+    fn set_power(&mut self, index: usize, state: VcpuPower);
+    /// Whether a vCPU may start executing at IPA `entry` (inside the VM's RAM).
+    fn is_valid_entry(&self, entry: u64) -> bool;
+    /// The VM's coherency mode, for the vendor call `COHERENCY_MODE`.
+    fn coherency(&self) -> coherency::Setting;
+
+    /// The vCPU whose MPIDR affinity is `mpidr`.
+    fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
+        (0..self.vcpu_count()).find(|&i| self.mpidr(i) & MPIDR_AFF_MASK == mpidr & MPIDR_AFF_MASK)
+    }
+}
+
+/// What the runtime must do after a call. Unless stated otherwise, the caller resumes after the
+/// call instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CallOutcome {
+    /// Write this value to the caller's x0.
+    Return(i64),
+    /// Write these values to the caller's x0..x3.
+    ReturnRegs([u64; 4]),
+    /// CPU_ON succeeded: the target is now `OnPending`. Write 0 to the caller's x0 and start vCPU
+    /// `index` at `entry` in EL1h with DAIF masked, MMU and caches off, x0 = `context_id`; mark it
+    /// `On` when it enters the guest.
+    StartVcpu {
+        index: usize,
+        entry: u64,
+        context_id: u64,
+    },
+    /// CPU_OFF: the caller is now `Off`. Stop running it; it does not resume until a CPU_ON.
+    StopVcpu,
+    /// SYSTEM_OFF: end the VM.
+    SystemOff,
+    /// SYSTEM_RESET: restart the VM from its pristine images.
+    SystemReset,
+    /// CPU_SUSPEND: write 0 to x0, then wait as for a trapped WFI.
+    Suspend,
+    /// A vendor call that needs the hardware: perform it and write its result to x0.
+    Vendor(VendorCall),
+}
+
+/// The MPIDR affinity fields: Aff3 (39:32), Aff2 (23:16), Aff1 (15:8), Aff0 (7:0).
+pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
+
+/// PSCI functions el2visor implements (and PSCI_FEATURES reports), plus SMCCC_VERSION, which
+/// PSCI_FEATURES must report for a caller to discover SMCCC 1.1.
+const IMPLEMENTED: [u32; 13] = [
+    psci::VERSION,
+    psci::CPU_SUSPEND_32,
+    psci::CPU_SUSPEND_64,
+    psci::CPU_OFF,
+    psci::CPU_ON_32,
+    psci::CPU_ON_64,
+    psci::AFFINITY_INFO_32,
+    psci::AFFINITY_INFO_64,
+    psci::MIGRATE_INFO_TYPE,
+    psci::SYSTEM_OFF,
+    psci::SYSTEM_RESET,
+    psci::FEATURES,
+    smccc::VERSION,
+];
+
+/// Handle an SMCCC call from vCPU `caller`: `fid` is w0 (the upper half of x0 is ignored, as
+/// SMCCC says), `args` are x1..x3. SMC32/HVC32 calls see only the low 32 bits of each argument.
+pub fn handle_call(
+    fid: u32,
+    args: [u64; 3],
+    caller: usize,
+    vm: &mut impl PowerState,
+) -> CallOutcome {
+    let id = FunctionId(fid);
+    let args = id.args(args);
+    let ret = CallOutcome::Return;
+    match fid {
+        psci::VERSION => ret(psci::VERSION_1_1),
+        psci::CPU_SUSPEND_32 | psci::CPU_SUSPEND_64 => CallOutcome::Suspend,
+        psci::CPU_OFF => {
+            vm.set_power(caller, VcpuPower::Off);
+            CallOutcome::StopVcpu
+        }
+        psci::CPU_ON_32 | psci::CPU_ON_64 => cpu_on(args, vm),
+        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => ret(affinity_info(args[0], args[1], vm)),
+        psci::MIGRATE_INFO_TYPE => ret(psci::MIGRATE_INFO_TYPE_NO_TOS),
+        psci::SYSTEM_OFF => CallOutcome::SystemOff,
+        psci::SYSTEM_RESET => CallOutcome::SystemReset,
+        psci::FEATURES => ret(psci_features(args[0] as u32)),
+        smccc::VERSION => ret(smccc::VERSION_1_1),
+        smccc::ARCH_FEATURES => ret(arch_features(args[0] as u32)),
+        _ if id.is_fast() && id.owner() == smccc::OWNER_VENDOR_HYP => {
+            super::vendor::handle(fid, args, caller, vm)
+        }
+        _ => ret(psci::NOT_SUPPORTED),
+    }
+}
+
+/// PSCI_FEATURES: 0 for an implemented function (for CPU_SUSPEND: original power_state format,
+/// no OS-initiated mode), NOT_SUPPORTED otherwise.
+const fn psci_features(queried: u32) -> i64 {
+    let mut i = 0;
+    while i < IMPLEMENTED.len() {
+        if IMPLEMENTED[i] == queried {
+            return psci::SUCCESS;
+        }
+        i += 1;
+    }
+    psci::NOT_SUPPORTED
+}
+
+fn cpu_on(args: [u64; 3], vm: &mut impl PowerState) -> CallOutcome {
+    let [target, entry, context_id] = args;
+    if target & !MPIDR_AFF_MASK != 0 {
+        return CallOutcome::Return(psci::INVALID_PARAMETERS);
+    }
+    let Some(index) = vm.vcpu_by_mpidr(target) else {
+        return CallOutcome::Return(psci::INVALID_PARAMETERS);
+    };
+    match vm.power(index) {
+        VcpuPower::On => return CallOutcome::Return(psci::ALREADY_ON),
+        VcpuPower::OnPending => return CallOutcome::Return(psci::ON_PENDING),
+        VcpuPower::Off => {}
+    }
+    // An AArch64 entry point must be 4-byte aligned and in the VM's RAM; PSCI 1.0+ reports a
+    // known-bad entry point as INVALID_ADDRESS.
+    if entry & 3 != 0 || !vm.is_valid_entry(entry) {
+        return CallOutcome::Return(psci::INVALID_ADDRESS);
+    }
+    vm.set_power(index, VcpuPower::OnPending);
+    CallOutcome::StartVcpu {
+        index,
+        entry,
+        context_id,
+    }
+}
+
+/// AFFINITY_INFO: the state of the vCPUs whose affinity fields at and above `level` match
+/// `target` (ON if any is on, else ON_PENDING if any is pending, else OFF).
+fn affinity_info(target: u64, level: u64, vm: &impl PowerState) -> i64 {
+    let ignored = match level {
+        0 => 0,
+        1 => 0xff,
+        2 => 0xff_ff,
+        3 => 0xff_ff_ff,
+        _ => return psci::INVALID_PARAMETERS,
+    };
+    if target & !MPIDR_AFF_MASK != 0 {
+        return psci::INVALID_PARAMETERS;
+    }
+    let mask = MPIDR_AFF_MASK & !ignored;
+    let mut matched = false;
+    let mut pending = false;
+    for i in 0..vm.vcpu_count() {
+        if vm.mpidr(i) & mask != target & mask {
+            continue;
+        }
+        matched = true;
+        match vm.power(i) {
+            VcpuPower::On => return psci::AFFINITY_ON,
+            VcpuPower::OnPending => pending = true,
+            VcpuPower::Off => {}
+        }
+    }
+    match (matched, pending) {
+        (false, _) => psci::INVALID_PARAMETERS,
+        (true, true) => psci::AFFINITY_ON_PENDING,
+        (true, false) => psci::AFFINITY_OFF,
+    }
+}
+
+#[cfg(test)]
+mod tests;

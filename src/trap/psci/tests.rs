@@ -1,0 +1,353 @@
+//! Tests of the PSCI/SMCCC/vendor call handler against a small model VM.
+
+use super::*;
+use crate::coherency::{Mode, Setting};
+use crate::trap::abi::vendor;
+use alloc::vec::Vec;
+
+/// A VM with vCPUs at the given MPIDRs, RAM at 0x4000_0000..0x8000_0000, vCPU 0 on.
+struct FakeVm {
+    mpidrs: Vec<u64>,
+    power: Vec<VcpuPower>,
+    coherency: Setting,
+}
+
+impl FakeVm {
+    fn new(mpidrs: &[u64]) -> Self {
+        let mut power = alloc::vec![VcpuPower::Off; mpidrs.len()];
+        power[0] = VcpuPower::On;
+        Self {
+            mpidrs: mpidrs.to_vec(),
+            power,
+            coherency: Setting {
+                mode: Mode::MairTrap,
+                fast_path: true,
+            },
+        }
+    }
+
+    fn four() -> Self {
+        Self::new(&[0x0, 0x1, 0x100, 0x101])
+    }
+}
+
+impl PowerState for FakeVm {
+    fn vcpu_count(&self) -> usize {
+        self.mpidrs.len()
+    }
+    fn mpidr(&self, index: usize) -> u64 {
+        self.mpidrs[index]
+    }
+    fn power(&self, index: usize) -> VcpuPower {
+        self.power[index]
+    }
+    fn set_power(&mut self, index: usize, state: VcpuPower) {
+        self.power[index] = state;
+    }
+    fn is_valid_entry(&self, entry: u64) -> bool {
+        (0x4000_0000..0x8000_0000).contains(&entry)
+    }
+    fn coherency(&self) -> Setting {
+        self.coherency
+    }
+}
+
+const RAM: u64 = 0x4008_0000;
+
+fn call(vm: &mut FakeVm, fid: u32, args: [u64; 3]) -> CallOutcome {
+    handle_call(fid, args, 0, vm)
+}
+
+fn ret(v: i64) -> CallOutcome {
+    CallOutcome::Return(v)
+}
+
+#[test]
+fn versions() {
+    let mut vm = FakeVm::four();
+    assert_eq!(call(&mut vm, psci::VERSION, [0; 3]), ret(0x10001));
+    assert_eq!(call(&mut vm, smccc::VERSION, [0; 3]), ret(0x10001));
+    assert_eq!(call(&mut vm, psci::MIGRATE_INFO_TYPE, [0; 3]), ret(2));
+}
+
+#[test]
+fn cpu_on_starts_an_off_vcpu_once() {
+    let mut vm = FakeVm::four();
+    let out = call(&mut vm, psci::CPU_ON_64, [0x101, RAM, 0xc0ffee]);
+    assert_eq!(
+        out,
+        CallOutcome::StartVcpu {
+            index: 3,
+            entry: RAM,
+            context_id: 0xc0ffee
+        }
+    );
+    assert_eq!(vm.power[3], VcpuPower::OnPending);
+    assert_eq!(
+        call(&mut vm, psci::CPU_ON_64, [0x101, RAM, 0]),
+        ret(psci::ON_PENDING)
+    );
+    vm.set_power(3, VcpuPower::On);
+    assert_eq!(
+        call(&mut vm, psci::CPU_ON_64, [0x101, RAM, 0]),
+        ret(psci::ALREADY_ON)
+    );
+    assert_eq!(
+        call(&mut vm, psci::CPU_ON_64, [0x0, RAM, 0]),
+        ret(psci::ALREADY_ON),
+        "the caller"
+    );
+}
+
+#[test]
+fn cpu_on_rejects_bad_targets_and_entries_without_changing_state() {
+    let mut vm = FakeVm::four();
+    for target in [0x2, 0x1_0000_0001, 1 << 24, 1 << 40] {
+        assert_eq!(
+            call(&mut vm, psci::CPU_ON_64, [target, RAM, 0]),
+            ret(psci::INVALID_PARAMETERS),
+            "{target:#x}"
+        );
+    }
+    for entry in [0x1000, RAM + 2, 0x8000_0000] {
+        assert_eq!(
+            call(&mut vm, psci::CPU_ON_64, [0x1, entry, 0]),
+            ret(psci::INVALID_ADDRESS),
+            "{entry:#x}"
+        );
+    }
+    assert_eq!(
+        vm.power,
+        [
+            VcpuPower::On,
+            VcpuPower::Off,
+            VcpuPower::Off,
+            VcpuPower::Off
+        ]
+    );
+}
+
+#[test]
+fn cpu_on_32_truncates_its_arguments() {
+    let mut vm = FakeVm::four();
+    let out = call(
+        &mut vm,
+        psci::CPU_ON_32,
+        [
+            0xffff_ffff_0000_0100,
+            0x1_0000_0000 | RAM,
+            0xaaaa_bbbb_cccc_dddd,
+        ],
+    );
+    assert_eq!(
+        out,
+        CallOutcome::StartVcpu {
+            index: 2,
+            entry: RAM,
+            context_id: 0xcccc_dddd
+        }
+    );
+}
+
+#[test]
+fn cpu_off_stops_the_caller() {
+    let mut vm = FakeVm::four();
+    vm.set_power(2, VcpuPower::On);
+    assert_eq!(
+        handle_call(psci::CPU_OFF, [0; 3], 2, &mut vm),
+        CallOutcome::StopVcpu
+    );
+    assert_eq!(vm.power[2], VcpuPower::Off);
+    assert!(matches!(
+        call(&mut vm, psci::CPU_ON_64, [0x100, RAM, 0]),
+        CallOutcome::StartVcpu { index: 2, .. }
+    ));
+}
+
+#[test]
+fn affinity_info_is_honest_at_every_level() {
+    let mut vm = FakeVm::four();
+    let info =
+        |vm: &mut FakeVm, target, level| call(vm, psci::AFFINITY_INFO_64, [target, level, 0]);
+    assert_eq!(info(&mut vm, 0x0, 0), ret(psci::AFFINITY_ON));
+    assert_eq!(info(&mut vm, 0x1, 0), ret(psci::AFFINITY_OFF));
+    vm.set_power(3, VcpuPower::OnPending);
+    assert_eq!(info(&mut vm, 0x101, 0), ret(psci::AFFINITY_ON_PENDING));
+    // Level 1: cluster 1 (0x100, 0x101) has one pending, none on; cluster 0 has vCPU 0 on.
+    assert_eq!(info(&mut vm, 0x100, 1), ret(psci::AFFINITY_ON_PENDING));
+    assert_eq!(
+        info(&mut vm, 0x1ab, 1),
+        ret(psci::AFFINITY_ON_PENDING),
+        "Aff0 ignored at level 1"
+    );
+    assert_eq!(info(&mut vm, 0x001, 1), ret(psci::AFFINITY_ON));
+    vm.set_power(3, VcpuPower::Off);
+    assert_eq!(info(&mut vm, 0x100, 1), ret(psci::AFFINITY_OFF));
+    assert_eq!(info(&mut vm, 0x0, 2), ret(psci::AFFINITY_ON));
+    assert_eq!(info(&mut vm, 0x0, 3), ret(psci::AFFINITY_ON));
+    // Nothing there, bad level, bits outside the affinity fields.
+    assert_eq!(info(&mut vm, 0x2, 0), ret(psci::INVALID_PARAMETERS));
+    assert_eq!(info(&mut vm, 0x200, 1), ret(psci::INVALID_PARAMETERS));
+    assert_eq!(info(&mut vm, 0x1_0000, 2), ret(psci::INVALID_PARAMETERS));
+    assert_eq!(info(&mut vm, 0x0, 4), ret(psci::INVALID_PARAMETERS));
+    assert_eq!(info(&mut vm, 1 << 31, 0), ret(psci::INVALID_PARAMETERS));
+}
+
+#[test]
+fn system_and_suspend_calls() {
+    let mut vm = FakeVm::four();
+    assert_eq!(
+        call(&mut vm, psci::SYSTEM_OFF, [0; 3]),
+        CallOutcome::SystemOff
+    );
+    assert_eq!(
+        call(&mut vm, psci::SYSTEM_RESET, [0; 3]),
+        CallOutcome::SystemReset
+    );
+    assert_eq!(
+        call(&mut vm, psci::CPU_SUSPEND_64, [0x1_0000, RAM, 0]),
+        CallOutcome::Suspend
+    );
+    assert_eq!(
+        call(&mut vm, psci::CPU_SUSPEND_32, [0, 0, 0]),
+        CallOutcome::Suspend
+    );
+    assert_eq!(vm.power[0], VcpuPower::On);
+}
+
+#[test]
+fn features_report_exactly_what_is_implemented() {
+    let mut vm = FakeVm::four();
+    for fid in IMPLEMENTED {
+        assert_eq!(
+            call(&mut vm, psci::FEATURES, [u64::from(fid), 0, 0]),
+            ret(0),
+            "{fid:#x}"
+        );
+    }
+    for fid in [
+        psci::MIGRATE_64,
+        psci::SYSTEM_SUSPEND_64,
+        psci::SYSTEM_RESET2_32,
+        psci::MIGRATE_INFO_UP_CPU_32,
+        vendor::UID,
+        0,
+    ] {
+        assert_eq!(
+            call(&mut vm, psci::FEATURES, [u64::from(fid), 0, 0]),
+            ret(-1),
+            "{fid:#x}"
+        );
+    }
+    assert_eq!(
+        call(
+            &mut vm,
+            smccc::ARCH_FEATURES,
+            [u64::from(smccc::ARCH_WORKAROUND_1), 0, 0]
+        ),
+        ret(-1)
+    );
+    assert_eq!(
+        call(
+            &mut vm,
+            smccc::ARCH_FEATURES,
+            [u64::from(smccc::ARCH_FEATURES), 0, 0]
+        ),
+        ret(0)
+    );
+}
+
+#[test]
+fn unknown_and_unimplemented_ids_are_not_supported() {
+    let mut vm = FakeVm::four();
+    for fid in [
+        psci::MIGRATE_32,
+        psci::SYSTEM_RESET2_64,
+        smccc::ARCH_WORKAROUND_1,
+        0x0400_0000, // yielding PSCI_VERSION
+        0x4600_0001, // yielding vendor call
+        0x8600_0001, // SMC32 form of AT_S12E1R
+        0xc600_0005,
+        0xc500_0000, // standard hypervisor service
+        0xffff_ffff,
+    ] {
+        assert_eq!(call(&mut vm, fid, [0; 3]), ret(-1), "{fid:#x}");
+    }
+}
+
+#[test]
+fn vendor_calls_that_need_the_hardware_go_to_the_runtime() {
+    let mut vm = FakeVm::four();
+    let va = 0xffff_0000_1234_5000;
+    assert_eq!(
+        call(&mut vm, vendor::AT_S12E1R, [va, 0, 0]),
+        CallOutcome::Vendor(VendorCall::AtS12e1r { va })
+    );
+    assert_eq!(
+        call(&mut vm, vendor::AT_S12E1W, [va, 0, 0]),
+        CallOutcome::Vendor(VendorCall::AtS12e1w { va })
+    );
+    assert_eq!(
+        handle_call(vendor::TRAP_COUNTERS, [1, 0, 0], 3, &mut vm),
+        CallOutcome::Vendor(VendorCall::TrapCount {
+            vcpu: 3,
+            counter: TrapCounter::SlowTvmWrites
+        })
+    );
+    assert_eq!(
+        call(&mut vm, vendor::TRAP_COUNTERS, [0, 0, 0]),
+        CallOutcome::Vendor(VendorCall::TrapCount {
+            vcpu: 0,
+            counter: TrapCounter::FastTvmWrites
+        })
+    );
+    assert_eq!(
+        call(&mut vm, vendor::TRAP_COUNTERS, [2, 0, 0]),
+        ret(smccc::INVALID_PARAMETER)
+    );
+}
+
+#[test]
+fn vendor_calls_answered_here() {
+    let mut vm = FakeVm::four();
+    assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(2));
+    vm.coherency = Setting {
+        mode: Mode::MairTrap,
+        fast_path: false,
+    };
+    assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(3));
+    vm.coherency = Setting {
+        mode: Mode::Fwb,
+        fast_path: true,
+    };
+    assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(1));
+    for fid in [vendor::CALL_COUNT, vendor::CALL_COUNT_64] {
+        assert_eq!(call(&mut vm, fid, [0; 3]), ret(4));
+    }
+    for fid in [vendor::REVISION, vendor::REVISION_64] {
+        assert_eq!(
+            call(&mut vm, fid, [0; 3]),
+            CallOutcome::ReturnRegs([1, 0, 0, 0])
+        );
+    }
+    // The UID words are the UUID's bytes in SMCCC order.
+    let uuid: [u8; 16] = [
+        0x6c, 0x46, 0x61, 0x64, 0xf4, 0x4c, 0x40, 0xc7, 0x91, 0x4f, 0x9d, 0x11, 0xe6, 0x1e, 0x19,
+        0x07,
+    ];
+    let mut expect = [0u64; 4];
+    for (word, chunk) in expect.iter_mut().zip(uuid.chunks(4)) {
+        *word = u64::from(u32::from_le_bytes(chunk.try_into().unwrap()));
+    }
+    for fid in [vendor::UID, vendor::UID_64] {
+        assert_eq!(call(&mut vm, fid, [0; 3]), CallOutcome::ReturnRegs(expect));
+    }
+}
+
+#[test]
+fn mpidr_lookup_ignores_non_affinity_bits_of_the_vm_side() {
+    // VMPIDR values carry bit 31 (RES1) and maybe MT/U; lookups go by affinity only.
+    let vm = FakeVm::new(&[0x8000_0000, 0x8000_0001]);
+    assert_eq!(vm.vcpu_by_mpidr(0x1), Some(1));
+    assert_eq!(vm.vcpu_by_mpidr(0x2), None);
+}

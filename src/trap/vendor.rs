@@ -1,0 +1,55 @@
+//! el2visor's vendor hypervisor service (SMCCC owner 6, fast calls), whose ABI is documented in
+//! [`super::abi`]. The calls that need the hardware (AT, the per-CPU trap counters) are handed
+//! to the runtime as a [`VendorCall`]; the rest are answered here.
+
+use super::abi::{smccc, vendor};
+use super::psci::{CallOutcome, PowerState};
+
+/// Which TVM trap counter `TRAP_COUNTERS` reads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TrapCounter {
+    /// TVM writes served by the assembly fast path.
+    FastTvmWrites,
+    /// TVM writes served by the Rust slow path.
+    SlowTvmWrites,
+}
+
+/// A vendor call the runtime must perform; its result goes in the caller's x0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VendorCall {
+    /// Run `AT S12E1R` on the guest VA with the caller's context loaded; return PAR_EL1.
+    AtS12e1r { va: u64 },
+    /// Run `AT S12E1W` on the guest VA with the caller's context loaded; return PAR_EL1.
+    AtS12e1w { va: u64 },
+    /// Return the counter's value for vCPU `vcpu` (the caller).
+    TrapCount { vcpu: usize, counter: TrapCounter },
+}
+
+/// Serve an owner-6 fast call. Arguments are already truncated per the calling convention.
+pub fn handle(fid: u32, args: [u64; 3], caller: usize, vm: &impl PowerState) -> CallOutcome {
+    let va = args[0];
+    match fid {
+        vendor::AT_S12E1R => CallOutcome::Vendor(VendorCall::AtS12e1r { va }),
+        vendor::AT_S12E1W => CallOutcome::Vendor(VendorCall::AtS12e1w { va }),
+        vendor::TRAP_COUNTERS => {
+            let counter = match args[0] {
+                vendor::COUNTER_FAST_TVM_WRITES => TrapCounter::FastTvmWrites,
+                vendor::COUNTER_SLOW_TVM_WRITES => TrapCounter::SlowTvmWrites,
+                _ => return CallOutcome::Return(smccc::INVALID_PARAMETER),
+            };
+            CallOutcome::Vendor(VendorCall::TrapCount {
+                vcpu: caller,
+                counter,
+            })
+        }
+        vendor::COHERENCY_MODE => CallOutcome::Return(vm.coherency().abi_code() as i64),
+        vendor::CALL_COUNT | vendor::CALL_COUNT_64 => {
+            CallOutcome::Return(vendor::FUNCTION_COUNT as i64)
+        }
+        vendor::UID | vendor::UID_64 => CallOutcome::ReturnRegs(vendor::UID_WORDS.map(u64::from)),
+        vendor::REVISION | vendor::REVISION_64 => {
+            CallOutcome::ReturnRegs([vendor::REVISION_MAJOR, vendor::REVISION_MINOR, 0, 0])
+        }
+        _ => CallOutcome::Return(smccc::NOT_SUPPORTED),
+    }
+}
