@@ -2,9 +2,11 @@
 //! applied to `Stage2` and to a plain BTreeMap keyed by page (or by 2 MiB unit for the large
 //! window). After every operation: every descriptor passes `check()` and the tables are minimal
 //! (`verify()`), the mappings equal the model unit by unit, break-before-make held at every TLBI,
-//! and the operation's maintenance ended with one Stage-1 invalidation. At the end everything
-//! is unmapped (only the root remains) and dropping the tables returns every page.
+//! every changed or removed mapping was covered by a TLBI, and the operation's maintenance
+//! ended with one Stage-1 invalidation. At the end everything is unmapped (only the root
+//! remains) and dropping the tables returns every page.
 
+use super::descriptor::level_size;
 use super::memtype::{AttrEncoding, MemType, S2Attrs};
 use super::table::Stage2;
 use super::testing::{RecordingTlb, TestPages, TlbEvent};
@@ -99,6 +101,40 @@ fn observed(s2: &Stage2<TestPages, RecordingTlb>, unit: u64) -> Model {
     out
 }
 
+/// Every unit that was mapped before the operation and is now different or gone was covered
+/// by a TLBI: by IPA over a range containing it, or for the whole VMID.
+fn check_invalidated(
+    before: &Model,
+    after: &Model,
+    events: &[TlbEvent],
+    unit: u64,
+) -> Result<(), String> {
+    if events.iter().any(|e| matches!(e, TlbEvent::VmidAll { .. })) {
+        return Ok(());
+    }
+    let mut spans = BTreeMap::new();
+    for e in events {
+        if let TlbEvent::Ipa { ipa, level, .. } = *e {
+            spans.insert(ipa, ipa + level_size(level));
+        }
+    }
+    for (key, old) in before {
+        if after.get(key) != Some(old) {
+            let ipa = key * unit;
+            let covered = spans
+                .range(..=ipa)
+                .next_back()
+                .is_some_and(|(_, &end)| end > ipa);
+            if !covered {
+                return Err(format!(
+                    "IPA {ipa:#x} changed from {old:?} without a TLBI: {events:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every TLBI comes between two DSBs, and an operation that broke a live entry ends with
 /// exactly one Stage-1 invalidation, after its last TLBI, followed by a DSB.
 fn check_maintenance(events: &[TlbEvent]) -> Result<(), String> {
@@ -143,6 +179,7 @@ fn run_model(
     let mut model = Model::new();
     for op in ops {
         tlb.clear();
+        let before = model.clone();
         match *op {
             MOp::Map {
                 off,
@@ -199,6 +236,7 @@ fn run_model(
             tlb.violations()
         );
         check_maintenance(&tlb.events()).map_err(TestCaseError::fail)?;
+        check_invalidated(&before, &model, &tlb.events(), unit).map_err(TestCaseError::fail)?;
     }
     // Spot-check translate() inside blocks and pages against the model.
     for (&key, &(pa, attrs)) in model.iter().step_by(7) {
