@@ -1,0 +1,183 @@
+//! The full parse: one walk from the root that keeps the `ranges` chain and the inherited
+//! `interrupt-parent`, sorting nodes into the parts of [`Platform`].
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use fdt::Fdt;
+
+use super::error::{DtError, DtErrorKind};
+use super::gic::{self, Controller};
+use super::header::{validate, MAX_DEPTH};
+use super::ranges::{range_entries, translate, Level};
+use super::tree::{self, bad_prop, Node};
+use super::{chosen, cpus, is_memory_node};
+use super::{BusWindow, Chosen, Device, Platform, Untranslated};
+
+struct Walk<'x> {
+    ctls: &'x BTreeMap<u32, Controller>,
+    p: Platform,
+}
+
+pub fn platform(data: &[u8]) -> Result<Platform, DtError> {
+    let err = |kind| DtError::new(data, kind);
+    let (h, blob) = validate(data)?;
+    let fdt = Fdt::new(blob).map_err(|_| err(DtErrorKind::TooShort { len: blob.len() }))?;
+    let root = fdt
+        .find_node("/")
+        .ok_or(err(DtErrorKind::MissingNode { path: "/" }))?;
+    let ctls = gic::controllers(&fdt);
+    let root_level = tree::level_of(root, "/").map_err(err)?;
+    let root_chain = &[root_level][..];
+
+    let cpus_node = fdt
+        .find_node("/cpus")
+        .ok_or(err(DtErrorKind::MissingNode { path: "/cpus" }))?;
+    let rm = root.children().find(|n| n.name == "reserved-memory");
+    let chosen_node = root.children().find(|n| n.name == "chosen");
+    let mut walk = Walk {
+        ctls: &ctls,
+        p: Platform {
+            model: tree::prop_str(root, "model").unwrap_or("").to_string(),
+            compatible: tree::strings(tree::prop(root, "compatible").unwrap_or(&[]))
+                .map(String::from)
+                .collect(),
+            dtb_size: blob.len(),
+            boot_cpuid: h.boot_cpuid_phys,
+            memory: Vec::new(),
+            reserved: chosen::reserved(blob, &h, rm.map(|n| (n, root_chain))).map_err(err)?,
+            cpus: cpus::cpus(cpus_node).map_err(err)?,
+            psci: None,
+            console: chosen::console(&fdt, &ctls).map_err(err)?,
+            gic: None,
+            timer: None,
+            devices: Vec::new(),
+            bus_windows: Vec::new(),
+            chosen: match chosen_node {
+                Some(n) => chosen::chosen(n).map_err(err)?,
+                None => Chosen::default(),
+            },
+            untranslated: Vec::new(),
+        },
+    };
+    let root_irq = tree::prop_u32(root, "/", "interrupt-parent").map_err(err)?;
+    let mut found_memory = false;
+    for n in root.children() {
+        let path = format!("/{}", n.name);
+        match n.name {
+            "cpus" | "chosen" | "aliases" | "reserved-memory" => continue,
+            _ if is_memory_node(n) => {
+                found_memory = true;
+                walk.memory(n, &path, root_level).map_err(err)?;
+            }
+            _ => walk
+                .node(n, &path, &mut alloc::vec![root_level], root_irq)
+                .map_err(err)?,
+        }
+    }
+    if !found_memory {
+        return Err(err(DtErrorKind::MissingNode { path: "/memory" }));
+    }
+    Ok(walk.p)
+}
+
+impl Walk<'_> {
+    fn memory(&mut self, n: Node<'_, '_>, path: &str, root: Level<'_>) -> Result<(), DtErrorKind> {
+        if !tree::status(n).is_enabled() {
+            return Ok(());
+        }
+        for r in tree::translated_regs(n, &[root], path) {
+            let r = r?;
+            if r.size != 0 {
+                self.p.memory.push(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits a device-side node whose ancestors are `chain` (root first).
+    fn node<'a>(
+        &mut self,
+        n: Node<'_, 'a>,
+        path: &str,
+        chain: &mut Vec<Level<'a>>,
+        inherited_irq: Option<u32>,
+    ) -> Result<(), DtErrorKind> {
+        let irq_parent = tree::prop_u32(n, path, "interrupt-parent")?.or(inherited_irq);
+        let irqs = gic::irqs(n, path, irq_parent, self.ctls)?;
+        if cpus::is_psci(n) && self.p.psci.is_none() {
+            self.p.psci = Some(cpus::psci(n, path)?);
+        }
+        if tree::is_compatible(n, "arm,armv8-timer") && self.p.timer.is_none() {
+            self.p.timer = Some(gic::timer(n, path, &irqs)?);
+        }
+        if tree::prop(n, "reg").is_some() {
+            let regs: Result<Vec<_>, _> = tree::translated_regs(n, chain, path).collect();
+            match regs {
+                Ok(regs) => {
+                    if let (Some(v), None) = (gic::gic_version(n), &self.p.gic) {
+                        self.p.gic = Some(gic::gic(n, path, &regs, &irqs, v)?);
+                    }
+                    self.p.devices.push(Device {
+                        path: path.to_string(),
+                        compatible: tree::strings(tree::prop(n, "compatible").unwrap_or(&[]))
+                            .map(String::from)
+                            .collect(),
+                        status: tree::status(n),
+                        regs,
+                        irqs,
+                    });
+                }
+                Err(e) => self.p.untranslated.push(Untranslated {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // Children are memory-mapped only through `ranges`; PCI children's `reg` is config space.
+        let level = tree::level_of(n, path)?;
+        if level.ranges.is_none() || tree::prop_str(n, "device_type") == Some("pci") {
+            return Ok(());
+        }
+        if tree::is_compatible(n, "simple-bus") {
+            self.windows(path, chain, level)?;
+        }
+        if chain.len() + 1 >= MAX_DEPTH {
+            return Err(DtErrorKind::TooDeep { max: MAX_DEPTH });
+        }
+        chain.push(level);
+        for c in n.children() {
+            let cpath = format!("{path}/{}", c.name);
+            self.node(c, &cpath, chain, irq_parent)?;
+        }
+        chain.pop();
+        Ok(())
+    }
+
+    /// A `simple-bus`'s `ranges` windows, translated to CPU addresses.
+    fn windows(
+        &mut self,
+        path: &str,
+        chain: &[Level<'_>],
+        bus: Level<'_>,
+    ) -> Result<(), DtErrorKind> {
+        let parent = chain.last().copied().unwrap_or(bus);
+        for e in range_entries(bus.ranges.unwrap_or(&[]), bus.cells, parent.cells) {
+            let e = e.map_err(|()| bad_prop(path, "ranges", "not a whole number of entries"))?;
+            match translate(chain, e.parent) {
+                Ok(cpu) => self.p.bus_windows.push(BusWindow {
+                    bus: path.to_string(),
+                    child_base: e.child,
+                    cpu: crate::mm::addr::PaRange::new(cpu, e.size),
+                }),
+                Err(t) => self.p.untranslated.push(Untranslated {
+                    path: path.to_string(),
+                    reason: format!("ranges window {:#x}: {}", e.parent, t.what()),
+                }),
+            }
+        }
+        Ok(())
+    }
+}
