@@ -1,1 +1,367 @@
-//! el2visor's own command line (being written).
+//! el2visor's own command line: the host device tree's `/chosen/bootargs`.
+//!
+//! Whitespace-separated `key=value` words:
+//!
+//! | word | values | default |
+//! |---|---|---|
+//! | `coherency=` | `auto`, `fwb`, `mair-trap`, `off` | `auto` |
+//! | `fastpath=` | `on`, `off` (the TVM-trap fast path in the vector) | `on` |
+//! | `loglevel=` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
+//! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `hyp` |
+//! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
+//! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
+//!
+//! [`parse`] never stops at a bad word: it returns the options it could read together with every
+//! problem (unknown word, bad value, repeated key), so that boot can print each one.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What `coherency=` asks for; `crate::coherency` resolves it against what the CPU offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Coherency {
+    /// FWB when the CPU has FEAT_S2FWB, else the MAIR trap.
+    #[default]
+    Auto,
+    Fwb,
+    MairTrap,
+    Off,
+}
+
+/// Who drives the UART while a guest runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsoleOwner {
+    /// el2visor keeps it; the guest gets no direct access.
+    #[default]
+    Hyp,
+    /// The guest gets it passed through; el2visor stops printing until the guest ends.
+    Guest,
+}
+
+/// Log verbosity (maps onto `log::LevelFilter`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// The options the command line sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub coherency: Coherency,
+    /// Serve TVM-trapped register writes in the assembly fast path.
+    pub fastpath: bool,
+    pub loglevel: LogLevel,
+    pub console: ConsoleOwner,
+    /// Guest RAM in bytes.
+    pub guest_mem: Option<u64>,
+    pub guest_cpus: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            coherency: Coherency::Auto,
+            fastpath: true,
+            loglevel: LogLevel::Info,
+            console: ConsoleOwner::Hyp,
+            guest_mem: None,
+            guest_cpus: None,
+        }
+    }
+}
+
+/// Something on the command line that was not taken as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A word that is not `key=value` with a known key.
+    Unknown { word: String },
+    /// A known key with a value it cannot take.
+    BadValue {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// A key given more than once: the last one is used.
+    Repeated { key: &'static str },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unknown { word } => write!(
+                f,
+                "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
+                 loglevel=, console=, guest_mem=, guest_cpus=)"
+            ),
+            Problem::BadValue {
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "command line: {key}={value:?} ignored: expected {expected}"
+                )
+            }
+            Problem::Repeated { key } => {
+                write!(
+                    f,
+                    "command line: {key}= given more than once; the last one is used"
+                )
+            }
+        }
+    }
+}
+
+/// Parses a size: decimal (or `0x` hex) bytes with an optional K/M/G/T suffix (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, shift) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        b't' | b'T' => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n = match num.strip_prefix("0x").or_else(|| num.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => num.parse::<u64>().ok()?,
+    };
+    let v = n.checked_mul(1u64 << shift)?;
+    (v > 0).then_some(v)
+}
+
+const KEYS: [&str; 6] = [
+    "coherency",
+    "fastpath",
+    "loglevel",
+    "console",
+    "guest_mem",
+    "guest_cpus",
+];
+
+/// Parses the command line. Bad words leave the option at its default (or earlier value).
+pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
+    let mut o = Options::default();
+    let mut problems = Vec::new();
+    let mut seen = [false; KEYS.len()];
+    for word in cmdline.split_whitespace() {
+        let Some((k, value)) = word.split_once('=') else {
+            problems.push(Problem::Unknown { word: word.into() });
+            continue;
+        };
+        let Some(idx) = KEYS.iter().position(|&key| key == k) else {
+            problems.push(Problem::Unknown { word: word.into() });
+            continue;
+        };
+        let key = KEYS[idx];
+        if seen[idx] {
+            problems.push(Problem::Repeated { key });
+        }
+        seen[idx] = true;
+        let bad = |expected| Problem::BadValue {
+            key,
+            value: value.into(),
+            expected,
+        };
+        let ok = match key {
+            "coherency" => match value {
+                "auto" => Ok(Coherency::Auto),
+                "fwb" => Ok(Coherency::Fwb),
+                "mair-trap" => Ok(Coherency::MairTrap),
+                "off" => Ok(Coherency::Off),
+                _ => Err(bad("auto, fwb, mair-trap or off")),
+            }
+            .map(|c| o.coherency = c),
+            "fastpath" => match value {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err(bad("on or off")),
+            }
+            .map(|f| o.fastpath = f),
+            "loglevel" => match value {
+                "error" => Ok(LogLevel::Error),
+                "warn" => Ok(LogLevel::Warn),
+                "info" => Ok(LogLevel::Info),
+                "debug" => Ok(LogLevel::Debug),
+                "trace" => Ok(LogLevel::Trace),
+                _ => Err(bad("error, warn, info, debug or trace")),
+            }
+            .map(|l| o.loglevel = l),
+            "console" => match value {
+                "hyp" => Ok(ConsoleOwner::Hyp),
+                "guest" => Ok(ConsoleOwner::Guest),
+                _ => Err(bad("hyp or guest")),
+            }
+            .map(|c| o.console = c),
+            "guest_mem" => parse_size(value)
+                .map(|v| o.guest_mem = Some(v))
+                .ok_or_else(|| bad("a non-zero size like 512M or 2G")),
+            _ => match value.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(bad("a CPU count of at least 1")),
+            }
+            .map(|n| o.guest_cpus = Some(n)),
+        };
+        if let Err(p) = ok {
+            problems.push(p);
+        }
+    }
+    (o, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn empty_gives_defaults() {
+        assert_eq!(parse(""), (Options::default(), Vec::new()));
+        assert_eq!(parse("  \t\n "), (Options::default(), Vec::new()));
+        let d = Options::default();
+        assert_eq!(
+            (d.coherency, d.fastpath, d.console),
+            (Coherency::Auto, true, ConsoleOwner::Hyp)
+        );
+    }
+
+    #[test]
+    fn every_key() {
+        let (o, p) = parse(
+            "coherency=mair-trap fastpath=off loglevel=trace console=guest guest_mem=512M guest_cpus=3",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.coherency, Coherency::MairTrap);
+        assert!(!o.fastpath);
+        assert_eq!(o.loglevel, LogLevel::Trace);
+        assert_eq!(o.loglevel.filter(), log::LevelFilter::Trace);
+        assert_eq!(o.console, ConsoleOwner::Guest);
+        assert_eq!(o.guest_mem, Some(512 << 20));
+        assert_eq!(o.guest_cpus, Some(3));
+        for (v, r) in [
+            ("auto", Coherency::Auto),
+            ("fwb", Coherency::Fwb),
+            ("off", Coherency::Off),
+        ] {
+            assert_eq!(parse(&std::format!("coherency={v}")).0.coherency, r);
+        }
+        for (v, l) in [
+            ("error", LogLevel::Error),
+            ("warn", LogLevel::Warn),
+            ("info", LogLevel::Info),
+            ("debug", LogLevel::Debug),
+        ] {
+            assert_eq!(parse(&std::format!("loglevel={v}")).0.loglevel, l);
+        }
+        assert_eq!(parse("console=hyp").0.console, ConsoleOwner::Hyp);
+        assert!(parse("fastpath=on").0.fastpath);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("0x1000"), Some(0x1000));
+        assert_eq!(parse_size("0x10M"), Some(16 << 20));
+        for bad in [
+            "",
+            "G",
+            "0",
+            "0M",
+            "1.5G",
+            "-1G",
+            "12Q",
+            "99999999999999999999",
+            "20000000T",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn problems_are_reported_not_dropped() {
+        let (o, p) = parse("quiet coherency=maybe guest_mem=lots guest_cpus=0 fastpath=yes loglevel=loud console=uart foo=bar");
+        assert_eq!(o, Options::default(), "bad values keep the defaults");
+        assert_eq!(p.len(), 8, "{p:?}");
+        assert_eq!(
+            p[0],
+            Problem::Unknown {
+                word: "quiet".into()
+            }
+        );
+        assert!(
+            matches!(&p[1], Problem::BadValue { key: "coherency", value, .. } if value == "maybe")
+        );
+        assert!(matches!(
+            &p[2],
+            Problem::BadValue {
+                key: "guest_mem",
+                ..
+            }
+        ));
+        assert!(matches!(
+            &p[3],
+            Problem::BadValue {
+                key: "guest_cpus",
+                ..
+            }
+        ));
+        assert!(matches!(
+            &p[4],
+            Problem::BadValue {
+                key: "fastpath",
+                ..
+            }
+        ));
+        assert!(matches!(
+            &p[5],
+            Problem::BadValue {
+                key: "loglevel",
+                ..
+            }
+        ));
+        assert!(matches!(&p[6], Problem::BadValue { key: "console", .. }));
+        assert_eq!(
+            p[7],
+            Problem::Unknown {
+                word: "foo=bar".into()
+            }
+        );
+        assert!(p[1]
+            .to_string()
+            .contains("coherency=\"maybe\" ignored: expected auto, fwb, mair-trap or off"));
+        assert!(p[0].to_string().contains("unknown word \"quiet\""));
+        let (_, p) = parse("coherency=");
+        assert!(
+            matches!(&p[0], Problem::BadValue { key: "coherency", value, .. } if value.is_empty())
+        );
+    }
+
+    #[test]
+    fn repeated_key_last_wins_and_is_reported() {
+        let (o, p) = parse("guest_cpus=2 guest_cpus=4");
+        assert_eq!(o.guest_cpus, Some(4));
+        assert_eq!(p, [Problem::Repeated { key: "guest_cpus" }]);
+        assert!(p[0].to_string().contains("more than once"));
+    }
+}
