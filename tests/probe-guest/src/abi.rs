@@ -1,0 +1,164 @@
+//! The guest-visible ABI between el2visor and the probe guest, in one place.
+//!
+//! Vendor hypervisor service calls use SMCCC owner 6 (fast calls, SMC64 convention, via HVC):
+//! function ID in x0, argument in x1, result in x0. Unknown calls return -1 (NOT_SUPPORTED).
+//! The MAIR override rule el2visor applies in mair-trap mode is here too, so the probe can compute
+//! what a guest must read back.
+
+/// `AT_S12E1R(va)`: el2visor runs `AT S12E1R` on the caller's VA and returns PAR_EL1 as read after it.
+pub const VENDOR_AT_S12E1R: u64 = 0xc600_0001;
+/// `AT_S12E1W(va)`: as [`VENDOR_AT_S12E1R`] with `AT S12E1W`.
+pub const VENDOR_AT_S12E1W: u64 = 0xc600_0002;
+/// `TRAP_COUNTERS(which)`: TVM register writes served for the calling vCPU so far.
+pub const VENDOR_TRAP_COUNTERS: u64 = 0xc600_0003;
+/// `TRAP_COUNTERS` argument: writes served by the EL2 assembly fast path.
+pub const TRAP_COUNTER_FAST: u64 = 0;
+/// `TRAP_COUNTERS` argument: writes served by the full-context slow path.
+pub const TRAP_COUNTER_SLOW: u64 = 1;
+/// `COHERENCY_MODE()`: see [`CoherencyMode`].
+pub const VENDOR_COHERENCY_MODE: u64 = 0xc600_0004;
+/// `UID()`: the service's UID (SMCCC convention); used as "is the hypervisor still answering".
+pub const VENDOR_UID: u64 = 0xc600_ff01;
+
+/// PSCI SYSTEM_OFF function ID.
+pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+
+/// True when an SMCCC result is NOT_SUPPORTED: -1 in x0, or -1 in w0 with the upper half clear
+/// (what a 32-bit-only implementation returns).
+pub fn is_not_supported(x0: u64) -> bool {
+    x0 == u64::MAX || x0 == 0xffff_ffff
+}
+
+/// The memory-type policy el2visor runs the calling VM under (`COHERENCY_MODE` result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoherencyMode {
+    /// No override: stage 1 and stage 2 combine as the architecture says.
+    Off,
+    /// FEAT_S2FWB: stage 2 forces RAM to Normal write-back.
+    Fwb,
+    /// HCR_EL2.TVM with the MAIR override, served by the EL2 fast path.
+    MairTrap,
+    /// As [`CoherencyMode::MairTrap`] with the fast path disabled (every write takes the slow path).
+    MairTrapSlow,
+}
+
+impl CoherencyMode {
+    /// Decode a `COHERENCY_MODE` result; `None` for a value this ABI does not define.
+    pub fn from_raw(x0: u64) -> Option<Self> {
+        match x0 {
+            0 => Some(Self::Off),
+            1 => Some(Self::Fwb),
+            2 => Some(Self::MairTrap),
+            3 => Some(Self::MairTrapSlow),
+            _ => None,
+        }
+    }
+
+    /// The name el2visor's command line uses for the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Fwb => "fwb",
+            Self::MairTrap => "mair-trap",
+            Self::MairTrapSlow => "mair-trap (fast path off)",
+        }
+    }
+
+    /// Whether MAIR_EL1/AMAIR_EL1 writes are rewritten by el2visor.
+    pub fn overrides_mair(self) -> bool {
+        matches!(self, Self::MairTrap | Self::MairTrapSlow)
+    }
+
+    /// Whether guest writes to the eleven TVM registers trap to el2visor.
+    pub fn traps_tvm(self) -> bool {
+        self.overrides_mair()
+    }
+
+    /// PAR_EL1.ATTR expected for guest RAM the guest mapped Normal-NC at stage 1.
+    pub fn expected_ram_nc_attr(self) -> u8 {
+        match self {
+            Self::Off => 0x44,
+            Self::Fwb | Self::MairTrap | Self::MairTrapSlow => 0xff,
+        }
+    }
+}
+
+/// True for a MAIR cache-policy nibble that is write-back: 0b01RW with RW != 00 (transient) or
+/// 0b11RW (non-transient), whatever the allocation hints.
+pub fn nibble_is_write_back(n: u8) -> bool {
+    let n = n & 0xf;
+    (n >> 2 == 0b11) || (n >> 2 == 0b01 && n & 0b11 != 0)
+}
+
+/// The override el2visor applies to one MAIR attribute byte in mair-trap mode: Device bytes (high
+/// nibble 0) stay as written; Normal bytes whose inner and outer policies are both write-back stay;
+/// every other Normal byte (non-cacheable, write-through, or a mix) becomes 0xff (WB RaWa).
+pub fn mair_attr_override(attr: u8) -> u8 {
+    let device = attr >> 4 == 0;
+    if device || (nibble_is_write_back(attr >> 4) && nibble_is_write_back(attr)) {
+        attr
+    } else {
+        0xff
+    }
+}
+
+/// [`mair_attr_override`] applied to all eight bytes of a MAIR_EL1 (or AMAIR_EL1) value.
+pub fn mair_override(value: u64) -> u64 {
+    let mut out = 0u64;
+    for i in 0..8 {
+        let byte = (value >> (i * 8)) as u8;
+        out |= u64::from(mair_attr_override(byte)) << (i * 8);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_keeps_device_and_write_back() {
+        for dev in [0x00u8, 0x04, 0x08, 0x0c] {
+            assert_eq!(mair_attr_override(dev), dev);
+        }
+        for wb in [0xffu8, 0xee, 0xcc, 0x77, 0x55, 0xf7] {
+            assert_eq!(mair_attr_override(wb), wb, "{wb:#x}");
+        }
+    }
+
+    #[test]
+    fn override_rewrites_other_normal_bytes() {
+        for other in [0x44u8, 0xbb, 0x88, 0x4f, 0xf4, 0x40, 0xf0, 0x33, 0x11, 0x10] {
+            assert_eq!(mair_attr_override(other), 0xff, "{other:#x}");
+        }
+    }
+
+    #[test]
+    fn override_of_every_byte_is_device_or_write_back() {
+        for b in 0..=255u8 {
+            let o = mair_attr_override(b);
+            assert!(o >> 4 == 0 || (nibble_is_write_back(o >> 4) && nibble_is_write_back(o)));
+            assert_eq!(
+                mair_attr_override(o),
+                o,
+                "override is idempotent for {b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn override_works_per_byte() {
+        assert_eq!(mair_override(0x0000_0000_00ff_4404), 0x0000_0000_00ff_ff04);
+        assert_eq!(mair_override(0xee4f_0cbb_44ff_4404), 0xeeff_0cff_ffff_ff04);
+    }
+
+    #[test]
+    fn modes_decode() {
+        assert_eq!(CoherencyMode::from_raw(2), Some(CoherencyMode::MairTrap));
+        assert_eq!(CoherencyMode::from_raw(4), None);
+        assert_eq!(CoherencyMode::Off.expected_ram_nc_attr(), 0x44);
+        assert!(
+            is_not_supported(u64::MAX) && is_not_supported(0xffff_ffff) && !is_not_supported(0)
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! What the probe needs from the device tree, as a plain [`Platform`] value: RAM, the console
+//! PL011, the PSCI conduit, one passthrough device page, and whether `bench` is on the command line.
+//! `reg` values are translated through every parent's `ranges`. Pure logic over `fdt`.
+
+use core::fmt;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+
+/// Most RAM regions the probe maps.
+pub const MAX_RAM: usize = 8;
+const MAX_DEPTH: usize = 16;
+
+/// A physical address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Region {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// How PSCI calls are made (`/psci` `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduit {
+    Hvc,
+    Smc,
+}
+
+/// The device page the probe maps Normal WB at stage 1 on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passthrough {
+    pub region: Region,
+    /// The compatible string it was found by.
+    pub compatible: &'static str,
+}
+
+/// Everything the probe takes from the DT.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    pub ram: [Region; MAX_RAM],
+    pub ram_count: usize,
+    pub uart: Option<u64>,
+    pub conduit: Conduit,
+    pub passthrough: Option<Passthrough>,
+    pub bench: bool,
+}
+
+impl Platform {
+    /// The RAM regions found.
+    pub fn ram(&self) -> &[Region] {
+        &self.ram[..self.ram_count]
+    }
+}
+
+/// A DT problem the probe cannot work around.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtError {
+    /// No `device_type = "memory"` node with a usable `reg`.
+    NoMemory,
+    /// A node is nested deeper than the probe walks.
+    TooDeep,
+}
+
+impl fmt::Display for DtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DtError::NoMemory => write!(f, "no /memory node with a reg property in the DT"),
+            DtError::TooDeep => write!(f, "DT nested deeper than {MAX_DEPTH} levels"),
+        }
+    }
+}
+
+/// A node with its ancestors, root first (`chain[len - 1]` is the node itself).
+struct Chain<'b, 'a> {
+    nodes: [Option<FdtNode<'b, 'a>>; MAX_DEPTH],
+    len: usize,
+}
+
+impl<'b, 'a> Chain<'b, 'a> {
+    fn get(&self, i: usize) -> FdtNode<'b, 'a> {
+        self.nodes[i].expect("chain entries below len are set")
+    }
+
+    /// First `reg` entry of the chain's last node, translated to the root's address space.
+    fn translated_reg(&self) -> Option<Region> {
+        if self.len < 2 {
+            return None;
+        }
+        let node = self.get(self.len - 1);
+        let parent = self.get(self.len - 2);
+        let cells = parent.cell_sizes();
+        let reg = node.property("reg")?.value;
+        let mut addr = read_cells(reg, 0, cells.address_cells)?;
+        let size = read_cells(reg, cells.address_cells, cells.size_cells)?;
+        // Translate through each ancestor below the root: its `ranges` maps its children's
+        // addresses into its own parent's space.
+        for i in (1..self.len - 1).rev() {
+            addr = translate(addr, self.get(i), self.get(i - 1))?;
+        }
+        Some(Region { base: addr, size })
+    }
+}
+
+/// Read `n` big-endian cells (n <= 2) starting at cell `at`.
+fn read_cells(bytes: &[u8], at: usize, n: usize) -> Option<u64> {
+    if n > 2 {
+        return None;
+    }
+    let mut v = 0u64;
+    for i in 0..n {
+        let o = (at + i) * 4;
+        let cell = bytes.get(o..o + 4)?;
+        v = (v << 32) | u64::from(u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]));
+    }
+    Some(v)
+}
+
+/// Translate a child address of `bus` into `bus`'s parent's space through `bus`'s `ranges`.
+fn translate(addr: u64, bus: FdtNode<'_, '_>, bus_parent: FdtNode<'_, '_>) -> Option<u64> {
+    let ranges = bus.property("ranges")?.value;
+    if ranges.is_empty() {
+        return Some(addr);
+    }
+    let child = bus.cell_sizes();
+    let (ca, cs, pa) = (
+        child.address_cells,
+        child.size_cells,
+        bus_parent.cell_sizes().address_cells,
+    );
+    let entry = ca + pa + cs;
+    if entry == 0 {
+        return None;
+    }
+    for i in 0..ranges.len() / (entry * 4) {
+        let base = i * entry;
+        let child_base = read_cells(ranges, base, ca)?;
+        let parent_base = read_cells(ranges, base + ca, pa)?;
+        let size = read_cells(ranges, base + ca + pa, cs)?;
+        if addr >= child_base && addr - child_base < size {
+            return Some(parent_base + (addr - child_base));
+        }
+    }
+    None
+}
+
+/// Depth-first search from the root; `f` sees each node with its ancestors and stops the walk
+/// by returning `Some`.
+fn walk<'b, 'a, T>(
+    chain: &mut Chain<'b, 'a>,
+    node: FdtNode<'b, 'a>,
+    f: &mut dyn FnMut(&Chain<'b, 'a>) -> Option<T>,
+) -> Result<Option<T>, DtError> {
+    if chain.len == MAX_DEPTH {
+        return Err(DtError::TooDeep);
+    }
+    chain.nodes[chain.len] = Some(node);
+    chain.len += 1;
+    let mut found = f(chain);
+    if found.is_none() {
+        for child in node.children() {
+            found = walk(chain, child, f)?;
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    chain.len -= 1;
+    Ok(found)
+}
+
+fn is_compatible(node: FdtNode<'_, '_>, compat: &str) -> bool {
+    node.compatible()
+        .map(|c| c.all().any(|s| s == compat))
+        .unwrap_or(false)
+}
+
+fn first_compatible(fdt: &Fdt<'_>, compat: &str) -> Result<Option<Region>, DtError> {
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain {
+        nodes: [None; MAX_DEPTH],
+        len: 0,
+    };
+    walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        let node = c.get(c.len - 1);
+        if is_compatible(node, compat) {
+            c.translated_reg()
+        } else {
+            None
+        }
+    })
+}
+
+/// The node `/chosen/stdout-path` names (options after ':' dropped, aliases resolved), as a
+/// translated `reg`, if it is a PL011.
+fn stdout_uart(fdt: &Fdt<'_>) -> Result<Option<Region>, DtError> {
+    let Some(prop) = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("stdout-path"))
+    else {
+        return Ok(None);
+    };
+    let raw = prop.as_str().unwrap_or("");
+    let path = raw.split(':').next().unwrap_or("");
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        match fdt.aliases().and_then(|a| a.resolve(path)) {
+            Some(p) => p,
+            None => return Ok(None),
+        }
+    };
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain {
+        nodes: [None; MAX_DEPTH],
+        len: 0,
+    };
+    walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        let node = c.get(c.len - 1);
+        if path_matches(c, path) && is_compatible(node, "arm,pl011") {
+            c.translated_reg()
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether the chain's node has the DT path `path` (unit addresses optional in the path).
+fn path_matches(c: &Chain<'_, '_>, path: &str) -> bool {
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    for i in 1..c.len {
+        let name = c.get(i).name;
+        match parts.next() {
+            Some(p) if p == name || (!p.contains('@') && name.split('@').next() == Some(p)) => {}
+            _ => return false,
+        }
+    }
+    parts.next().is_none() && c.len > 1
+}
+
+/// The PSCI conduit from `/psci` `method` (HVC when absent, el2visor's conduit).
+pub fn psci_conduit(fdt: &Fdt<'_>) -> Conduit {
+    let method = fdt
+        .find_node("/psci")
+        .and_then(|n| n.property("method"))
+        .and_then(|p| p.as_str());
+    match method {
+        Some("smc") => Conduit::Smc,
+        _ => Conduit::Hvc,
+    }
+}
+
+fn ram(fdt: &Fdt<'_>) -> Result<([Region; MAX_RAM], usize), DtError> {
+    let mut ram = [Region::default(); MAX_RAM];
+    let mut count = 0;
+    for node in fdt.all_nodes() {
+        let is_memory = node.property("device_type").and_then(|p| p.as_str()) == Some("memory");
+        if !is_memory {
+            continue;
+        }
+        let Some(reg) = node.reg() else { continue };
+        for r in reg {
+            let size = r.size.unwrap_or(0) as u64;
+            if size > 0 && count < MAX_RAM {
+                ram[count] = Region {
+                    base: r.starting_address as u64,
+                    size,
+                };
+                count += 1;
+            }
+        }
+    }
+    if count == 0 {
+        return Err(DtError::NoMemory);
+    }
+    Ok((ram, count))
+}
+
+/// Whether the kernel command line asks for the benchmark (the word `bench`).
+pub fn wants_bench(bootargs: &str) -> bool {
+    bootargs.split_whitespace().any(|w| w == "bench")
+}
+
+/// The console PL011's base: `/chosen/stdout-path` if it names a PL011, else the first
+/// `arm,pl011` node.
+pub fn console_uart(fdt: &Fdt<'_>) -> Result<Option<u64>, DtError> {
+    let uart = match stdout_uart(fdt)? {
+        Some(r) => Some(r),
+        None => first_compatible(fdt, "arm,pl011")?,
+    };
+    Ok(uart.map(|r| r.base))
+}
+
+/// Read everything the probe needs from the DT.
+pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
+    let (ram, ram_count) = ram(fdt)?;
+    let uart = console_uart(fdt)?;
+    let mut passthrough = None;
+    for compatible in ["virtio,mmio", "qemu,fw-cfg-mmio"] {
+        if let Some(region) = first_compatible(fdt, compatible)? {
+            passthrough = Some(Passthrough { region, compatible });
+            break;
+        }
+    }
+    let bootargs = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("bootargs"))
+        .and_then(|p| p.as_str());
+    let bench = bootargs.map(wants_bench).unwrap_or(false);
+    Ok(Platform {
+        ram,
+        ram_count,
+        uart,
+        conduit: psci_conduit(fdt),
+        passthrough,
+        bench,
+    })
+}
+
+#[cfg(test)]
+mod tests;

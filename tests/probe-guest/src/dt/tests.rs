@@ -1,0 +1,159 @@
+//! DT discovery on real DTBs made at test time: QEMU's `virt` (dumpdtb) and a dtc-compiled tree
+//! with nested `ranges`, an aliased stdout-path with options and an SMC conduit.
+
+extern crate std;
+use super::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::string::String;
+use std::vec::Vec;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("probe-guest-dt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir.join(name)
+}
+
+fn qemu_virt_dtb(extra: &[&str]) -> Vec<u8> {
+    let out = scratch(&format!("virt{}.dtb", extra.len())); // one name per caller
+    let mut args: Vec<String> = ["-M"].iter().map(|s| String::from(*s)).collect();
+    args.push(format!("virt,dumpdtb={}", out.display()));
+    for a in [
+        "-cpu",
+        "max",
+        "-m",
+        "512M",
+        "-nographic",
+        "-display",
+        "none",
+    ] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|s| String::from(*s)));
+    let status = Command::new("qemu-system-aarch64")
+        .args(&args)
+        .status()
+        .expect("qemu-system-aarch64 is needed to dump the virt DTB (run tests/setup.sh)");
+    assert!(status.success(), "QEMU dumpdtb failed");
+    std::fs::read(&out).expect("read the dumped DTB")
+}
+
+/// Compile `source`; `name` keeps parallel tests apart.
+fn dtc(name: &str, source: &str) -> Vec<u8> {
+    let src = scratch(&format!("{name}.dts"));
+    let out = scratch(&format!("{name}.dtb"));
+    std::fs::write(&src, source).expect("write the DTS");
+    let status = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-q", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("dtc (device-tree-compiler) is needed for this test");
+    assert!(status.success(), "dtc failed");
+    std::fs::read(&out).expect("read the DTB")
+}
+
+#[test]
+fn qemu_virt() {
+    let blob = qemu_virt_dtb(&[]);
+    let fdt = Fdt::new(&blob).expect("valid DTB");
+    let p = discover(&fdt).expect("discover");
+    assert_eq!(
+        p.ram(),
+        &[Region {
+            base: 0x4000_0000,
+            size: 0x2000_0000
+        }]
+    );
+    assert_eq!(p.uart, Some(0x0900_0000));
+    assert_eq!(p.conduit, Conduit::Hvc);
+    let pt = p.passthrough.expect("virt has virtio-mmio nodes");
+    assert_eq!(pt.compatible, "virtio,mmio");
+    assert!(
+        (0x0a00_0000..0x0a00_4000).contains(&pt.region.base),
+        "{:#x}",
+        pt.region.base
+    );
+    assert_eq!(pt.region.size, 0x200);
+    assert!(!p.bench);
+}
+
+#[test]
+fn qemu_virt_bench_bootargs() {
+    // -append needs -kernel; any existing file does for dumpdtb.
+    let kernel = scratch("dummy-kernel");
+    std::fs::write(&kernel, [0u8; 64]).expect("write a dummy kernel");
+    let k = kernel.display().to_string();
+    let blob = qemu_virt_dtb(&["-kernel", &k, "-append", "quiet bench"]);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    assert!(p.bench);
+}
+
+const NESTED: &str = r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    aliases { serial0 = "/soc/serial@7e201000"; };
+    chosen { stdout-path = "serial0:115200n8"; bootargs = "benchmark=no"; };
+    psci { compatible = "arm,psci-1.0"; method = "smc"; };
+    memory@0 { device_type = "memory"; reg = <0x0 0x0 0x0 0x3b400000>, <0x0 0x40000000 0x0 0x40000000>; };
+    soc {
+        compatible = "simple-bus";
+        #address-cells = <1>;
+        #size-cells = <1>;
+        ranges = <0x7e000000 0x0 0xfe000000 0x1800000>;
+        serial@7e201000 { compatible = "arm,pl011", "arm,primecell"; reg = <0x7e201000 0x200>; };
+        serial@7e215040 { compatible = "brcm,bcm2835-aux-uart"; reg = <0x7e215040 0x40>; };
+        inner {
+            compatible = "simple-bus";
+            #address-cells = <1>;
+            #size-cells = <1>;
+            ranges;
+            virtio@7e300000 { compatible = "virtio,mmio"; reg = <0x7e300000 0x200>; };
+        };
+    };
+};
+"#;
+
+#[test]
+fn nested_ranges_alias_and_smc() {
+    let blob = dtc("nested", NESTED);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    assert_eq!(
+        p.ram(),
+        &[
+            Region {
+                base: 0,
+                size: 0x3b40_0000
+            },
+            Region {
+                base: 0x4000_0000,
+                size: 0x4000_0000
+            }
+        ]
+    );
+    assert_eq!(p.uart, Some(0xfe20_1000));
+    assert_eq!(p.conduit, Conduit::Smc);
+    assert_eq!(p.passthrough.map(|d| d.region.base), Some(0xfe30_0000));
+    assert!(!p.bench, "'benchmark=no' is not the word 'bench'");
+}
+
+#[test]
+fn missing_memory_is_an_error() {
+    let blob = dtc(
+        "nomem",
+        "/dts-v1/;\n/ { #address-cells = <1>; #size-cells = <1>; chosen { }; };\n",
+    );
+    assert_eq!(
+        discover(&Fdt::new(&blob).expect("valid DTB")).err(),
+        Some(DtError::NoMemory)
+    );
+}
+
+#[test]
+fn bench_word() {
+    assert!(wants_bench("console=ttyAMA0 bench"));
+    assert!(!wants_bench("benchmark"));
+    assert!(!wants_bench(""));
+}

@@ -1,0 +1,92 @@
+//! el2visor's probe guest: a bare-metal EL1 program booted like any arm64 Linux Image. It builds its
+//! own stage-1 tables, asks el2visor (vendor HVCs) how its memory types came out, exercises the
+//! TVM-trapped registers and prints `PROBE` lines, then powers off. See README.md.
+
+#![no_std]
+#![no_main]
+// Failure reasons are fixed-size text on the stack (no heap); returning them by value is intended.
+#![allow(clippy::result_large_err)]
+
+#[macro_use]
+mod console;
+mod hvc;
+mod mmu;
+mod probes;
+mod report;
+mod sysreg;
+
+use core::arch::global_asm;
+use fdt::Fdt;
+use probe_guest::dt::{self, Conduit};
+
+global_asm!(include_str!("asm/entry.S"));
+global_asm!(include_str!("asm/vectors.S"));
+
+/// Rust entry from entry.S: relocated, .bss zeroed, on the boot stack, MMU still off.
+#[no_mangle]
+extern "C" fn probe_main(dtb: usize) -> ! {
+    // SAFETY: x0 holds the DTB address per the arm64 boot protocol; `from_ptr` checks the magic
+    // before trusting the header's size.
+    let fdt = match unsafe { Fdt::from_ptr(dtb as *const u8) } {
+        Ok(f) => f,
+        // No DT, so no console: power off through the usual conduit rather than hang.
+        Err(_) => report::power_off(),
+    };
+    if let Ok(Some(uart)) = dt::console_uart(&fdt) {
+        console::set_uart(uart);
+    }
+    hvc::set_psci_conduit(dt::psci_conduit(&fdt));
+    println!("PROBE START");
+    let el = sysreg::current_el();
+    if el != 1 {
+        report::fail(
+            "entry",
+            probe_guest::msg!("running at EL{el}; the probe must be entered at EL1 (under el2visor, or QEMU without virtualization=on)"),
+        );
+        report::finish();
+    }
+    let platform = match dt::discover(&fdt) {
+        Ok(p) => p,
+        Err(e) => {
+            report::fail("dt", e);
+            report::finish();
+        }
+    };
+    let (start, end) = mmu::image_range();
+    println!(
+        "probe: image {:#x}..{:#x}, dtb {:#x}, uart {:#x}, psci {}",
+        start,
+        end,
+        dtb,
+        platform.uart.unwrap_or(0),
+        if platform.conduit == Conduit::Smc {
+            "smc"
+        } else {
+            "hvc"
+        }
+    );
+    for r in platform.ram() {
+        println!("probe: ram {:#x}+{:#x}", r.base, r.size);
+    }
+    if let Some(d) = platform.passthrough {
+        println!(
+            "probe: passthrough {} at {:#x}",
+            d.compatible, d.region.base
+        );
+    }
+    match mmu::enable(&platform) {
+        Ok(tables) => println!("probe: MMU on, {} page tables", tables),
+        Err(e) => {
+            report::fail("mmu", e);
+            report::finish();
+        }
+    }
+    let mode = hvc::coherency_mode();
+    match &mode {
+        Ok(m) => println!("probe: el2visor coherency mode {}", m.name()),
+        Err(e) => println!("probe: coherency mode unknown: {}", e),
+    }
+    let ctx = probes::Context { platform, mode };
+    probes::run_all(&ctx);
+    report::finish()
+}

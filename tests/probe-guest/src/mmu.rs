@@ -1,0 +1,113 @@
+//! The probe's own stage-1 translation: identity map of RAM (Normal-NC), the console UART page
+//! (Device) and the passthrough device page (Normal WB on purpose), then MMU, D- and I-cache on.
+
+use crate::sysreg;
+use core::cell::UnsafeCell;
+use probe_guest::dt::Platform;
+use probe_guest::msg::Msg;
+use probe_guest::pagetable::{Mapper, MemType, Table, PAGE_SIZE, PROBE_MAIR, VA_BITS};
+
+/// Tables available: a handful per RAM region and device page is plenty.
+const POOL_TABLES: usize = 32;
+
+struct Pool(UnsafeCell<[Table; POOL_TABLES]>);
+// SAFETY: the probe runs on one CPU with interrupts masked; only `enable` touches the pool.
+unsafe impl Sync for Pool {}
+
+static POOL: Pool = Pool(UnsafeCell::new([const { Table::EMPTY }; POOL_TABLES]));
+
+/// A page of RAM the attribute probes translate.
+#[repr(C, align(4096))]
+pub struct RamTarget(pub [u8; 4096]);
+/// See [`RamTarget`].
+pub static RAM_TARGET: RamTarget = RamTarget([0; 4096]);
+
+extern "C" {
+    static _start: u8;
+    static __image_end: u8;
+}
+
+const SCTLR_M: u64 = 1 << 0;
+const SCTLR_A: u64 = 1 << 1;
+const SCTLR_C: u64 = 1 << 2;
+const SCTLR_I: u64 = 1 << 12;
+const SCTLR_WXN: u64 = 1 << 19;
+
+/// TCR_EL1: T0SZ for 48-bit VA, walks Normal-NC (the tables are written non-cacheable), TG0 4 KiB,
+/// TTBR1 walks disabled (EPD1) with TG1 4 KiB, IPS from the CPU's PARange (at most 48 bits).
+pub fn tcr_value(pa_range: u64) -> u64 {
+    let t0sz = 64 - u64::from(VA_BITS);
+    let ips = pa_range.min(5);
+    t0sz | (0b11 << 12) | (1 << 23) | (t0sz << 16) | (0b10 << 30) | (ips << 32)
+}
+
+fn page_down(a: u64) -> u64 {
+    a & !(PAGE_SIZE - 1)
+}
+
+fn page_up(a: u64) -> u64 {
+    (a + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// The image's run-time range (start, end) including .bss and stacks.
+pub fn image_range() -> (u64, u64) {
+    // Only the addresses of the linker symbols are taken (no read).
+    (
+        core::ptr::addr_of!(_start) as u64,
+        core::ptr::addr_of!(__image_end) as u64,
+    )
+}
+
+/// Build the tables and turn the MMU on. Must run with the MMU off, once.
+pub fn enable(p: &Platform) -> Result<usize, Msg> {
+    let pool_pa = POOL.0.get() as u64;
+    if !pool_pa.is_multiple_of(PAGE_SIZE) {
+        return Err(probe_guest::msg!(
+            "page-table pool at {pool_pa:#x} is not 4 KiB aligned: the image was loaded at a base that is not"
+        ));
+    }
+    // SAFETY: single CPU, called once before any other use of the pool; identity (MMU off), so
+    // the pool's address is its physical address.
+    let pool = unsafe { &mut *POOL.0.get() };
+    let mut m = Mapper::new(pool, pool_pa);
+    for r in p.ram() {
+        let (start, end) = (page_up(r.base), page_down(r.base + r.size));
+        if end > start {
+            m.map(start, start, end - start, MemType::NormalNc, true)
+                .map_err(|e| probe_guest::msg!("mapping RAM {start:#x}..{end:#x}: {e}"))?;
+        }
+    }
+    if let Some(uart) = p.uart {
+        let page = page_down(uart);
+        m.map(page, page, PAGE_SIZE, MemType::Device, false)
+            .map_err(|e| probe_guest::msg!("mapping the UART page {page:#x}: {e}"))?;
+    }
+    if let Some(dev) = p.passthrough {
+        let page = page_down(dev.region.base);
+        if Some(page) != p.uart.map(page_down) {
+            m.map(page, page, PAGE_SIZE, MemType::NormalWb, false)
+                .map_err(|e| probe_guest::msg!("mapping the passthrough page {page:#x}: {e}"))?;
+        }
+    }
+    let used = m.tables_used();
+    let root = m.root_pa();
+
+    // Drop any cache line of the image a hypervisor or speculation may hold: everything so far
+    // was written with the MMU off (straight to memory) and is about to be read cacheable.
+    let (start, end) = image_range();
+    sysreg::dcache_invalidate(start, end);
+
+    // SAFETY: MMU off, so these only prepare translation; the tables map the running image (RAM),
+    // its stack and the console. SCTLR then turns translation on with all of them in place.
+    unsafe {
+        sysreg::set_mair(PROBE_MAIR);
+        sysreg::set_tcr(tcr_value(sysreg::pa_range()));
+        sysreg::set_ttbr0(root);
+        sysreg::isb();
+        sysreg::tlbi_vmalle1();
+        let sctlr = (sysreg::sctlr() | SCTLR_M | SCTLR_C | SCTLR_I) & !(SCTLR_A | SCTLR_WXN);
+        sysreg::set_sctlr(sctlr);
+        sysreg::isb();
+    }
+    Ok(used)
+}

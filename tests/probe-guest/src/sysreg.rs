@@ -1,0 +1,130 @@
+//! The thin register layer of the probe: the eleven TVM registers by [`TvmReg`], barriers, TLB and
+//! cache maintenance, and a few ID/counter reads (through `aarch64-cpu`).
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{CurrentEL, Readable, CNTFRQ_EL0, ID_AA64MMFR0_EL1};
+use core::arch::asm;
+use probe_guest::tvm::TvmReg;
+
+macro_rules! rw {
+    ($read:ident, $write:ident, $name:literal) => {
+        #[doc = concat!("Read ", $name, ".")]
+        pub fn $read() -> u64 {
+            let v: u64;
+            // SAFETY: reading an EL1 system register has no side effect.
+            unsafe { asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags)) };
+            v
+        }
+        #[doc = concat!("Write ", $name, " (no ISB).")]
+        ///
+        /// # Safety
+        /// The value must keep the probe's own execution valid (translation, memory types).
+        pub unsafe fn $write(v: u64) {
+            // SAFETY: the caller guarantees the value is safe to hold while running.
+            unsafe { asm!(concat!("msr ", $name, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+        }
+    };
+}
+
+rw!(sctlr, set_sctlr, "sctlr_el1");
+rw!(ttbr0, set_ttbr0, "ttbr0_el1");
+rw!(ttbr1, set_ttbr1, "ttbr1_el1");
+rw!(tcr, set_tcr, "tcr_el1");
+rw!(esr, set_esr, "esr_el1");
+rw!(far, set_far, "far_el1");
+rw!(afsr0, set_afsr0, "afsr0_el1");
+rw!(afsr1, set_afsr1, "afsr1_el1");
+rw!(mair, set_mair, "mair_el1");
+rw!(amair, set_amair, "amair_el1");
+rw!(contextidr, set_contextidr, "contextidr_el1");
+
+/// Read one of the eleven TVM registers.
+pub fn read_tvm(reg: TvmReg) -> u64 {
+    match reg {
+        TvmReg::Sctlr => sctlr(),
+        TvmReg::Ttbr0 => ttbr0(),
+        TvmReg::Ttbr1 => ttbr1(),
+        TvmReg::Tcr => tcr(),
+        TvmReg::Esr => esr(),
+        TvmReg::Far => far(),
+        TvmReg::Afsr0 => afsr0(),
+        TvmReg::Afsr1 => afsr1(),
+        TvmReg::Mair => mair(),
+        TvmReg::Amair => amair(),
+        TvmReg::Contextidr => contextidr(),
+    }
+}
+
+/// Write one of the eleven TVM registers, then ISB.
+///
+/// # Safety
+/// As for the individual setters: the value must be safe to run with.
+pub unsafe fn write_tvm(reg: TvmReg, v: u64) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match reg {
+            TvmReg::Sctlr => set_sctlr(v),
+            TvmReg::Ttbr0 => set_ttbr0(v),
+            TvmReg::Ttbr1 => set_ttbr1(v),
+            TvmReg::Tcr => set_tcr(v),
+            TvmReg::Esr => set_esr(v),
+            TvmReg::Far => set_far(v),
+            TvmReg::Afsr0 => set_afsr0(v),
+            TvmReg::Afsr1 => set_afsr1(v),
+            TvmReg::Mair => set_mair(v),
+            TvmReg::Amair => set_amair(v),
+            TvmReg::Contextidr => set_contextidr(v),
+        }
+    }
+    isb();
+}
+
+/// ISB.
+pub fn isb() {
+    barrier::isb(barrier::SY);
+}
+
+/// DSB SY.
+pub fn dsb() {
+    barrier::dsb(barrier::SY);
+}
+
+/// Invalidate all EL1 stage-1 TLB entries of this CPU (with the DSBs and ISB around it).
+pub fn tlbi_vmalle1() {
+    dsb();
+    // SAFETY: TLB invalidation only drops cached translations.
+    unsafe { asm!("tlbi vmalle1", options(nostack, preserves_flags)) };
+    dsb();
+    isb();
+}
+
+/// Invalidate (to PoC) the data cache lines of `[start, end)`. Under a hypervisor with stage 2
+/// this is a clean+invalidate, which is what the callers want too.
+pub fn dcache_invalidate(start: u64, end: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 (cache type) has no side effect.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut a = start & !(line - 1);
+    while a < end {
+        // SAFETY: the probe owns the range (its own image); no dirty data in it is wanted.
+        unsafe { asm!("dc ivac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    dsb();
+}
+
+/// The exception level the probe runs at.
+pub fn current_el() -> u64 {
+    CurrentEL.read(CurrentEL::EL)
+}
+
+/// ID_AA64MMFR0_EL1.PARange.
+pub fn pa_range() -> u64 {
+    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
+}
+
+/// CNTFRQ_EL0.
+pub fn cntfrq() -> u64 {
+    CNTFRQ_EL0.get()
+}
