@@ -9,7 +9,6 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod bare {
-    use el2visor::arch::{cpu, sysreg};
     use el2visor::boot;
 
     /// Primary CPU, from boot/entry.S: `dtb` from x0, the exception level we started at, and
@@ -22,8 +21,6 @@ mod bare {
     /// Secondary CPU `index`, from boot/entry.S after it found itself in CPU_MPIDRS.
     #[no_mangle]
     extern "C" fn secondary_main(index: usize) -> ! {
-        let _ = sysreg::current_el();
-        boot::secondary(index);
-        cpu::park()
+        boot::secondary(index)
     }
 }

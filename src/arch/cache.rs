@@ -28,3 +28,19 @@ pub fn invalidate_icache_all() {
     // SAFETY: IC IALLUIS only discards instruction-cache contents.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Invalidate `[start, start + len)` without cleaning: for memory written with the MMU off,
+/// where a stale line from firmware must be dropped rather than written back over new data.
+pub fn invalidate_range(start: u64, len: usize) {
+    let line = dcache_line();
+    let mut addr = start & !(line - 1);
+    let end = start + len as u64;
+    while addr < end {
+        // SAFETY: the caller owns the range; discarding cached copies of memory that was
+        // written past the cache (MMU off) loses nothing.
+        unsafe { core::arch::asm!("dc ivac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: a barrier has no memory-safety effects.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}

@@ -1,75 +1,71 @@
 //! The boot sequence of the primary CPU and the secondaries: find the console and the machine in
-//! the device tree, refuse to run anywhere but EL2, set up memory, start the other CPUs, and hand
-//! over to the VMs.
+//! the device tree, refuse to run anywhere but EL2, turn on the EL2 MMU, set up memory, start
+//! the other CPUs, and hand over to the VMs.
 
-use el2visor_version::VERSION;
+mod mmu;
+pub mod smp;
 
-use crate::arch::{cpu, psci, sysreg};
-use crate::println;
+use alloc::vec::Vec;
 
-mod el2visor_version {
-    pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-}
+use crate::arch::{boot as arch_boot, cpu, psci, sysreg};
+use crate::mm::addr::PaRange;
+use crate::platform::{early::EarlyInfo, Platform};
+use crate::{cmdline, logging, println};
+
+/// el2visor's version, for the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Known PL011 consoles, tried in turn when the device tree is unusable so that the error can
 /// still be seen: QEMU virt, then BCM2711 (Raspberry Pi 4 and QEMU raspi4b).
 const FALLBACK_CONSOLES: [usize; 2] = [0x0900_0000, 0xfe20_1000];
 
-/// Most a device tree may be: the arm64 boot protocol's limit.
-const MAX_DTB: usize = 2 << 20;
-
-fn dtb_slice(dtb: usize) -> Result<&'static [u8], &'static str> {
-    if dtb == 0 || dtb % 8 != 0 {
-        return Err("no device tree: x0 is 0 or not 8-byte aligned");
-    }
-    // SAFETY: the boot protocol says x0 points at the DTB; 40 bytes are read to learn its size.
-    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 40) };
-    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    if magic != 0xd00d_feed {
-        return Err("bad magic: this is not a flattened device tree");
-    }
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if !(40..=MAX_DTB).contains(&size) {
-        return Err("implausible totalsize in the header");
-    }
-    // SAFETY: the header says the blob is `size` bytes long, within the protocol's 2 MiB.
-    Ok(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
-}
-
-/// Print `msg` on every fallback console, surviving addresses that are not there.
+/// Print on every fallback console, surviving addresses where nothing answers.
 fn shout_everywhere(args: core::fmt::Arguments<'_>) {
     use crate::arch::exception::PROBING;
     use core::sync::atomic::Ordering;
     PROBING.store(true, Ordering::Relaxed);
     for base in FALLBACK_CONSOLES {
-        crate::logging::set_console(base);
-        crate::logging::print_line(args);
+        logging::set_console(base);
+        logging::print_line(args);
     }
     PROBING.store(false, Ordering::Relaxed);
+}
+
+/// The device tree blob at `dtb_pa`, as far as its header vouches for it.
+fn dtb_slice(dtb_pa: usize) -> Result<&'static [u8], &'static str> {
+    if dtb_pa == 0 || dtb_pa % 8 != 0 {
+        return Err("x0 is 0 or not 8-byte aligned, so there is no device tree");
+    }
+    // SAFETY: the boot protocol says x0 points at the DTB; its fixed header is 40 bytes.
+    let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, 40) };
+    let size = crate::platform::dtb_size(header).map_err(|_| "not a flattened device tree (bad header)")?;
+    // SAFETY: the header vouches for `size` bytes, at most the boot protocol's 2 MiB.
+    Ok(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
+}
+
+fn cannot_boot(el: u8, args: core::fmt::Arguments<'_>) -> ! {
+    if el == 2 {
+        shout_everywhere(format_args!("el2visor: cannot boot: {args}; parked"));
+    }
+    cpu::park()
 }
 
 /// Primary CPU entry: never returns.
 pub fn primary(dtb_pa: usize, el: u8) -> ! {
     let dtb = match dtb_slice(dtb_pa) {
         Ok(d) => d,
-        Err(why) => {
-            if el == 2 {
-                shout_everywhere(format_args!("el2visor: cannot boot: device tree at {dtb_pa:#x}: {why}; parked"));
-            }
-            cpu::park()
-        }
+        Err(why) => cannot_boot(el, format_args!("device tree at {dtb_pa:#x}: {why}")),
     };
-    let fdt = match fdt::Fdt::new(dtb) {
-        Ok(f) => f,
-        Err(e) => {
-            if el == 2 {
-                shout_everywhere(format_args!("el2visor: cannot boot: device tree at {dtb_pa:#x} is malformed: {e:?}; parked"));
-            }
-            cpu::park()
-        }
+    let early = match EarlyInfo::from_dtb(dtb) {
+        Ok(e) => e,
+        Err(e) => cannot_boot(el, format_args!("{e}")),
     };
-    if let Some(base) = fdt.chosen().stdout().and_then(|n| n.reg()).and_then(|mut r| r.next()) {
-        crate::logging::set_console(base.starting_address as usize);
+    match early.console {
+        Some(c) => logging::set_console(c.start.raw() as usize),
+        None if el == 2 => shout_everywhere(format_args!(
+            "el2visor: the device tree names no PL011 console (stdout-path, serial aliases); continuing on the fallback consoles"
+        )),
+        None => {}
     }
     if el != 2 {
         println!(
@@ -77,16 +73,80 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         );
         cpu::park();
     }
+
     crate::mm::heap::init();
-    let cpus = fdt.cpus().count();
-    println!("el2visor {VERSION} at EL2 on {} cpus={cpus}", fdt.root().model());
+    let image = arch_boot::image_layout();
+    let (mmu, _el2_tables) = match mmu::enable(&image, early.memory()) {
+        Ok(m) => m,
+        Err(e) => cannot_boot(el, format_args!("EL2 page tables: {e}")),
+    };
+    crate::mm::heap::enable_locking();
+    logging::enable_locking();
+
+    let platform = match Platform::from_dtb(dtb) {
+        Ok(p) => p,
+        Err(e) => cannot_boot(el, format_args!("{e}")),
+    };
+    let (opts, problems) = cmdline::parse(platform.chosen.bootargs.as_deref().unwrap_or(""));
+    logging::init_log(opts.loglevel.filter());
+    for p in &problems {
+        log::warn!("{p}");
+    }
+
+    init_frames(&platform, &image, dtb_pa, dtb.len());
+
+    let order = smp::cpu_order(&platform);
+    smp::start_secondaries(&platform, &order, mmu.as_array());
+
+    println!("el2visor {VERSION} at EL2 on {} cpus={}", platform.model, smp::online());
     println!("coherency: off");
-    let _ = sysreg::current_el();
-    crate::logging::flush();
-    psci::system_off(psci::Conduit::Smc);
+    power_off(&platform)
+}
+
+/// Give the frame allocator all RAM that is nobody else's: not the image, the DTB, reserved
+/// regions, boot modules or an initrd.
+fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb_pa: usize, dtb_len: usize) {
+    let mut reserved: Vec<PaRange> = p.reserved.iter().map(|r| r.range).collect();
+    reserved.push(PaRange::new(image.start, image.end - image.start));
+    reserved.push(PaRange::new(dtb_pa as u64, dtb_len as u64));
+    reserved.extend(p.chosen.modules.iter().map(|m| m.range));
+    reserved.extend(p.chosen.initrd);
+    for c in p.enabled_cpus() {
+        if let crate::platform::EnableMethod::SpinTable { release_addr } = c.enable {
+            reserved.push(PaRange::new(release_addr.align_down(4096).raw(), 4096));
+        }
+    }
+    for r in crate::mm::layout::free_ranges(&p.memory, &reserved) {
+        if let Err(e) = crate::mm::frames::global::add_range(r) {
+            log::warn!("frame allocator: {e}");
+        }
+    }
+    log::debug!(
+        "memory: {} MiB free of {} MiB RAM",
+        crate::mm::frames::global::free_frames() * 4096 >> 20,
+        crate::mm::layout::total_size(&p.memory) >> 20
+    );
+}
+
+/// Power the machine off through PSCI where the platform has it; otherwise say so and park.
+pub fn power_off(p: &Platform) -> ! {
+    logging::flush();
+    if let Some(psci_node) = &p.psci {
+        let c = match psci_node.conduit {
+            crate::platform::Conduit::Smc => psci::Conduit::Smc,
+            crate::platform::Conduit::Hvc => psci::Conduit::Hvc,
+        };
+        psci::system_off(c);
+    }
     println!("el2visor: halted");
+    logging::flush();
     cpu::park()
 }
 
-/// Secondary CPU entry.
-pub fn secondary(_index: usize) {}
+/// Secondary CPU entry, with its MMU on.
+pub fn secondary(index: usize) -> ! {
+    let _ = sysreg::mpidr_el1();
+    smp::report_in(index);
+    log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
+    cpu::park()
+}

@@ -1,0 +1,94 @@
+//! Bringing up the other CPUs at EL2: PSCI CPU_ON through the host DT's conduit (QEMU virt,
+//! boards with TF-A), or the spin table (Raspberry Pi firmware). Each CPU reports in; one that
+//! does not within a second is named on the console and left out.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use alloc::vec::Vec;
+
+use crate::arch::{boot as arch_boot, cache, cpu, psci, sysreg};
+use crate::platform::{Conduit, EnableMethod, Platform};
+
+static ONLINE: AtomicUsize = AtomicUsize::new(1);
+static ONLINE_MASK: AtomicUsize = AtomicUsize::new(1);
+
+/// How many CPUs are up at EL2 (the primary included).
+pub fn online() -> usize {
+    ONLINE.load(Ordering::Acquire)
+}
+
+/// Whether logical CPU `i` came up.
+pub fn is_online(i: usize) -> bool {
+    ONLINE_MASK.load(Ordering::Acquire) & (1 << i) != 0
+}
+
+/// Called by each secondary once it runs Rust with its MMU on.
+pub fn report_in(index: usize) {
+    ONLINE_MASK.fetch_or(1 << index, Ordering::AcqRel);
+    ONLINE.fetch_add(1, Ordering::AcqRel);
+}
+
+fn conduit(p: &Platform) -> Option<psci::Conduit> {
+    p.psci.as_ref().map(|x| match x.conduit {
+        Conduit::Smc => psci::Conduit::Smc,
+        Conduit::Hvc => psci::Conduit::Hvc,
+    })
+}
+
+/// The logical CPU order: the boot CPU first, then the others in DT order, at most MAX_CPUS.
+pub fn cpu_order(p: &Platform) -> Vec<u64> {
+    let me = sysreg::mpidr_el1() & 0xff_00ff_ffff;
+    let mut order = alloc::vec![me];
+    order.extend(p.enabled_cpus().map(|c| c.mpidr).filter(|m| *m != me));
+    order.truncate(arch_boot::MAX_CPUS);
+    order
+}
+
+/// Start every other enabled CPU and wait for each to report in.
+pub fn start_secondaries(p: &Platform, order: &[u64], mmu: [u64; 4]) {
+    arch_boot::publish_for_secondaries(order, Some(mmu));
+    let entry = arch_boot::secondary_entry_pa();
+    let freq = sysreg::cntfrq_el0().max(1);
+    for (index, &mpidr) in order.iter().enumerate().skip(1) {
+        let Some(cpu_desc) = p.enabled_cpus().find(|c| c.mpidr == mpidr) else { continue };
+        let before = online();
+        let started = match &cpu_desc.enable {
+            EnableMethod::Psci => match conduit(p) {
+                Some(c) => {
+                    let r = psci::cpu_on(c, mpidr, entry, index as u64);
+                    if r != 0 {
+                        log::warn!("cpu {index} (MPIDR {mpidr:#x}): PSCI CPU_ON failed with {r}");
+                    }
+                    r == 0
+                }
+                None => {
+                    log::warn!("cpu {index} (MPIDR {mpidr:#x}): enable-method psci but no /psci node");
+                    false
+                }
+            },
+            EnableMethod::SpinTable { release_addr } => {
+                let addr = release_addr.raw();
+                // SAFETY: the DT names this word as the CPU's release address; it lies in RAM
+                // the firmware reserved for it, identity mapped RW.
+                unsafe { core::ptr::write_volatile(addr as *mut u64, entry) };
+                cache::clean_inval_range(addr, 8);
+                cpu::send_event();
+                true
+            }
+            other => {
+                log::warn!("cpu {index} (MPIDR {mpidr:#x}): cannot start it: enable-method {other:?}");
+                false
+            }
+        };
+        if !started {
+            continue;
+        }
+        let t0 = sysreg::cntpct_el0();
+        while online() == before && sysreg::cntpct_el0() - t0 < freq {
+            core::hint::spin_loop();
+        }
+        if online() == before {
+            log::warn!("cpu {index} (MPIDR {mpidr:#x}) did not report in within a second; left out");
+        }
+    }
+}
