@@ -3,7 +3,8 @@
 //! Vendor hypervisor service calls use SMCCC owner 6 (fast calls, SMC64 convention, via HVC):
 //! function ID in x0, argument in x1, result in x0. Unknown calls return -1 (NOT_SUPPORTED).
 //! The MAIR override rule el2visor applies in mair-trap mode is here too, so the probe can compute
-//! what a guest must read back.
+//! what a guest must read back. el2visor's own copy of the IDs is `src/trap/abi.rs`, of the rule
+//! `src/coherency.rs` (`override_mair`); keep the three in step.
 
 /// `AT_S12E1R(va)`: el2visor runs `AT S12E1R` on the caller's VA and returns PAR_EL1 as read after it.
 pub const VENDOR_AT_S12E1R: u64 = 0xc600_0001;
@@ -64,7 +65,7 @@ impl CoherencyMode {
         }
     }
 
-    /// Whether MAIR_EL1/AMAIR_EL1 writes are rewritten by el2visor.
+    /// Whether MAIR_EL1 writes are rewritten by el2visor.
     pub fn overrides_mair(self) -> bool {
         matches!(self, Self::MairTrap | Self::MairTrapSlow)
     }
@@ -90,19 +91,21 @@ pub fn nibble_is_write_back(n: u8) -> bool {
     (n >> 2 == 0b11) || (n >> 2 == 0b01 && n & 0b11 != 0)
 }
 
-/// The override el2visor applies to one MAIR attribute byte in mair-trap mode: Device bytes (high
-/// nibble 0) stay as written; Normal bytes whose inner and outer policies are both write-back stay;
-/// every other Normal byte (non-cacheable, write-through, or a mix) becomes 0xff (WB RaWa).
+/// The override el2visor applies to one MAIR attribute byte in mair-trap mode (the same rule as
+/// el2visor's `coherency::override_mair`): Device bytes (high nibble 0) stay as written; Normal
+/// bytes whose outer and inner halves are both write-back stay; so does the reserved family with a
+/// write-back outer half and a 0000 inner half (0xf0 is Tagged Normal WB with FEAT_MTE2); every
+/// other Normal byte (non-cacheable, write-through, or a mix) becomes 0xff (WB RaWa).
 pub fn mair_attr_override(attr: u8) -> u8 {
-    let device = attr >> 4 == 0;
-    if device || (nibble_is_write_back(attr >> 4) && nibble_is_write_back(attr)) {
+    let (hi, lo) = (attr >> 4, attr & 0xf);
+    if hi == 0 || (nibble_is_write_back(hi) && (lo == 0 || nibble_is_write_back(lo))) {
         attr
     } else {
         0xff
     }
 }
 
-/// [`mair_attr_override`] applied to all eight bytes of a MAIR_EL1 (or AMAIR_EL1) value.
+/// [`mair_attr_override`] applied to all eight bytes of a MAIR_EL1 value.
 pub fn mair_override(value: u64) -> u64 {
     let mut out = 0u64;
     for i in 0..8 {
@@ -121,14 +124,14 @@ mod tests {
         for dev in [0x00u8, 0x04, 0x08, 0x0c] {
             assert_eq!(mair_attr_override(dev), dev);
         }
-        for wb in [0xffu8, 0xee, 0xcc, 0x77, 0x55, 0xf7] {
+        for wb in [0xffu8, 0xee, 0xcc, 0x77, 0x55, 0xf7, 0xf0, 0x50, 0xc0] {
             assert_eq!(mair_attr_override(wb), wb, "{wb:#x}");
         }
     }
 
     #[test]
     fn override_rewrites_other_normal_bytes() {
-        for other in [0x44u8, 0xbb, 0x88, 0x4f, 0xf4, 0x40, 0xf0, 0x33, 0x11, 0x10] {
+        for other in [0x44u8, 0xbb, 0x88, 0x4f, 0xf4, 0x40, 0xa0, 0x33, 0x11, 0x10] {
             assert_eq!(mair_attr_override(other), 0xff, "{other:#x}");
         }
     }
@@ -137,7 +140,10 @@ mod tests {
     fn override_of_every_byte_is_device_or_write_back() {
         for b in 0..=255u8 {
             let o = mair_attr_override(b);
-            assert!(o >> 4 == 0 || (nibble_is_write_back(o >> 4) && nibble_is_write_back(o)));
+            assert!(
+                o >> 4 == 0 || nibble_is_write_back(o >> 4),
+                "{b:#x} -> {o:#x}"
+            );
             assert_eq!(
                 mair_attr_override(o),
                 o,

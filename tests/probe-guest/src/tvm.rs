@@ -91,7 +91,8 @@ impl TvmReg {
     /// `None` when no el2visor answers (then nothing rewrites the value).
     /// MAIR reads back the override in mair-trap modes (TVM traps writes only; el2visor writes the
     /// overridden value). AFSR0/1 and AMAIR are IMPLEMENTATION DEFINED and may be RAZ/WI, so 0 is
-    /// accepted for them as well.
+    /// accepted for them as well; for AMAIR in mair-trap modes the MAIR override of the value is
+    /// accepted too (el2visor writes AMAIR unchanged, but the issue allowed either).
     pub fn check(
         self,
         written: u64,
@@ -100,11 +101,13 @@ impl TvmReg {
     ) -> Result<(), Mismatch> {
         let overrides = mode.map(|m| m.overrides_mair()).unwrap_or(false);
         let expected = match self {
-            TvmReg::Mair | TvmReg::Amair if overrides => mair_override(written),
+            TvmReg::Mair if overrides => mair_override(written),
             _ => written,
         };
         let raz_ok = matches!(self, TvmReg::Afsr0 | TvmReg::Afsr1 | TvmReg::Amair);
-        if read == expected || (raz_ok && read == 0) {
+        let amair_override_ok =
+            self == TvmReg::Amair && overrides && read == mair_override(written);
+        if read == expected || (raz_ok && read == 0) || amair_override_ok {
             Ok(())
         } else {
             Err(Mismatch {
@@ -195,6 +198,9 @@ mod tests {
         assert!(TvmReg::Amair
             .check(0x4400_0000, 0xff00_0000, Some(CoherencyMode::MairTrap))
             .is_ok());
+        let trap = Some(CoherencyMode::MairTrap);
+        assert!(TvmReg::Amair.check(0x4400_0000, 0x4400_0000, trap).is_ok());
+        assert!(TvmReg::Amair.check(0x4400_0000, 0xff00_0000, None).is_err());
         assert!(TvmReg::Afsr1.check(0x5a5a_a5a5, 0, None).is_ok());
         assert!(TvmReg::Esr.check(0x9600_0045, 0, None).is_err());
         let e = TvmReg::Far.check(1, 2, None).unwrap_err();
