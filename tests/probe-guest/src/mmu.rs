@@ -95,7 +95,8 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
     // Drop any cache line of the image a hypervisor or speculation may hold: everything so far
     // was written with the MMU off (straight to memory) and is about to be read cacheable.
     let (start, end) = image_range();
-    sysreg::dcache_invalidate(start, end);
+    // SAFETY: the MMU has been off since entry, so nothing of the image is only in the cache.
+    unsafe { sysreg::dcache_invalidate(start, end) };
 
     // SAFETY: MMU off, so these only prepare translation; the tables map the running image (RAM),
     // its stack and the console. SCTLR then turns translation on with all of them in place.

@@ -100,14 +100,18 @@ pub fn tlbi_vmalle1() {
 
 /// Invalidate (to PoC) the data cache lines of `[start, end)`. Under a hypervisor with stage 2
 /// this is a clean+invalidate, which is what the callers want too.
-pub fn dcache_invalidate(start: u64, end: u64) {
+///
+/// # Safety
+/// Data written through a cacheable mapping of the range and not yet cleaned is lost: call it only
+/// while everything in the range was written with the MMU off.
+pub unsafe fn dcache_invalidate(start: u64, end: u64) {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 (cache type) has no side effect.
     unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
     let line = 4u64 << ((ctr >> 16) & 0xf);
     let mut a = start & !(line - 1);
     while a < end {
-        // SAFETY: the probe owns the range (its own image); no dirty data in it is wanted.
+        // SAFETY: the caller guarantees no wanted data of the range is only in the cache.
         unsafe { asm!("dc ivac, {}", in(reg) a, options(nostack, preserves_flags)) };
         a += line;
     }
