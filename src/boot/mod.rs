@@ -56,6 +56,13 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         Ok(d) => d,
         Err(why) => cannot_boot(el, format_args!("device tree at {dtb_pa:#x}: {why}")),
     };
+    // The heap's static arena serves boot allocations; it needs no lock while one CPU runs.
+    crate::mm::heap::init();
+    let dtb: &'static [u8] = match crate::platform::nops::without_nops(dtb) {
+        Ok(Some(repacked)) => Vec::leak(repacked),
+        Ok(None) => dtb,
+        Err(e) => cannot_boot(el, format_args!("{e}")),
+    };
     let early = match EarlyInfo::from_dtb(dtb) {
         Ok(e) => e,
         Err(e) => cannot_boot(el, format_args!("{e}")),
@@ -74,7 +81,6 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         cpu::park();
     }
 
-    crate::mm::heap::init();
     let image = arch_boot::image_layout();
     let (mmu, _el2_tables) = match mmu::enable(&image, early.memory()) {
         Ok(m) => m,

@@ -252,7 +252,7 @@ fn check_structure(data: &[u8], st: &[u8], strings: &[u8]) -> Result<(), DtError
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::vec::Vec;
 

@@ -10,6 +10,7 @@
 pub mod early;
 pub mod error;
 pub mod header;
+pub mod nops;
 pub mod ranges;
 pub mod tree;
 
