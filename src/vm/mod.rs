@@ -6,6 +6,7 @@
 //! - [`guest_dt`]: the guest's device tree, generated from the host's;
 //! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd.
 
+pub mod bundle;
 pub mod config;
 pub mod image;
 pub mod load;
