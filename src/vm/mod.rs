@@ -8,5 +8,6 @@
 
 pub mod bundle;
 pub mod config;
+pub mod guest_dt;
 pub mod image;
 pub mod load;
