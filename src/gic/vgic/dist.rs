@@ -1,0 +1,526 @@
+//! The per-VM distributor: interrupt state, the register semantics both GIC versions share
+//! (bitmaps, priorities, trigger configuration), delivery of physical interrupts and release of
+//! interrupts the distributor held back.
+
+use alloc::vec::Vec;
+
+use super::redist::VRedist;
+use super::types::{IrqState, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};
+use crate::gic::{is_ppi, is_spi, mpidr_affinity, GicVersion, FIRST_SPI, NR_SGIS};
+
+/// Priority bits the virtual GIC implements (the top five, as GICv2 list registers keep).
+pub(crate) const PRIORITY_MASK: u8 = 0xf8;
+
+/// What to do with a physical interrupt el2visor has just acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwIrq {
+    /// Queue `virq` on `vcpu`'s list registers (and kick it if it runs elsewhere).
+    Deliver { vcpu: usize, virq: Virq },
+    /// The guest has it masked: the distributor holds it pending, the physical interrupt stays
+    /// active, and it is delivered (as [`VgicAction::Inject`]) when the guest unmasks it.
+    Held,
+    /// Not this VM's interrupt.
+    NotOwned,
+}
+
+/// The bitmap registers (one bit per interrupt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bitmap {
+    Group,
+    SetEnable,
+    ClearEnable,
+    SetPending,
+    ClearPending,
+    SetActive,
+    ClearActive,
+}
+
+impl Bitmap {
+    /// The bitmap register at `offset - base` of a distributor or SGI_base frame, with the
+    /// index of its first interrupt.
+    pub(crate) fn decode(offset: u64) -> Option<(Bitmap, u32)> {
+        let kind = match offset & !0x7f {
+            0x080 => Bitmap::Group,
+            0x100 => Bitmap::SetEnable,
+            0x180 => Bitmap::ClearEnable,
+            0x200 => Bitmap::SetPending,
+            0x280 => Bitmap::ClearPending,
+            0x300 => Bitmap::SetActive,
+            0x380 => Bitmap::ClearActive,
+            _ => return None,
+        };
+        Some((kind, ((offset & 0x7f) / 4 * 32) as u32))
+    }
+}
+
+/// A VM's virtual distributor (and, for GICv3, its redistributors).
+#[derive(Clone, Debug)]
+pub struct VDist {
+    pub(crate) version: GicVersion,
+    pub(crate) vcpus: Vec<VcpuPlacement>,
+    /// Per vCPU: banked interrupts and the GICv3 RD_base frame.
+    pub(crate) cpus: Vec<VRedist>,
+    /// INTIDs 32.. in order.
+    pub(crate) spis: Vec<IrqState>,
+    pub(crate) ctlr: u32,
+    /// The last read that hit a reserved offset, for the caller to log.
+    pub(crate) warning: Option<VgicWarning>,
+}
+
+impl VDist {
+    /// Build the distributor a VM sees after reset: everything disabled, priorities 0, SPIs
+    /// level-sensitive and targeted at vCPU 0.
+    pub fn new(config: &VgicConfig) -> Result<Self, VgicError> {
+        let max = match config.version {
+            GicVersion::V2 => 8,
+            GicVersion::V3 => 0x1_0000,
+        };
+        let n = config.vcpus.len();
+        if n == 0 || n > max {
+            return Err(VgicError::BadVcpuCount { count: n, max });
+        }
+        for &intid in &config.hw_ppis {
+            if !is_ppi(intid) {
+                return Err(VgicError::BadIntid { intid, expected: "a PPI (16..32)" });
+            }
+        }
+        for &intid in &config.hw_spis {
+            if !is_spi(intid) {
+                return Err(VgicError::BadIntid { intid, expected: "an SPI (32..1020)" });
+            }
+        }
+        let cpus = config
+            .vcpus
+            .iter()
+            .enumerate()
+            .map(|(i, p)| VRedist::new(i, p.mpidr, i + 1 == n, &config.hw_ppis))
+            .collect();
+        let top = config.hw_spis.iter().copied().max().map_or(FIRST_SPI, |m| m + 1);
+        let lines = top.div_ceil(32) * 32;
+        let mut spis = alloc::vec![IrqState::default(); (lines - FIRST_SPI) as usize];
+        for &intid in &config.hw_spis {
+            let st = &mut spis[(intid - FIRST_SPI) as usize];
+            st.owned = true;
+            st.hw = true;
+            st.route = mpidr_affinity(config.vcpus[0].mpidr);
+        }
+        Ok(Self {
+            version: config.version,
+            vcpus: config.vcpus.clone(),
+            cpus,
+            spis,
+            ctlr: 0,
+            warning: None,
+        })
+    }
+
+    /// The GIC version the VM sees.
+    pub fn version(&self) -> GicVersion {
+        self.version
+    }
+
+    /// Number of vCPUs (and of GICv3 redistributors).
+    pub fn vcpu_count(&self) -> usize {
+        self.vcpus.len()
+    }
+
+    /// Number of interrupt lines the distributor reports (a multiple of 32, private ones included).
+    pub fn nr_lines(&self) -> u32 {
+        FIRST_SPI + self.spis.len() as u32
+    }
+
+    /// vCPU `index`'s redistributor state.
+    pub fn redist(&self, index: usize) -> Option<&VRedist> {
+        self.cpus.get(index)
+    }
+
+    /// The warning left by the last read of a reserved offset, if any (writes return theirs as
+    /// [`VgicAction::Warn`]).
+    pub fn take_warning(&mut self) -> Option<VgicWarning> {
+        self.warning.take()
+    }
+
+    /// What the runtime should do to the hardware when the VM is created: every passthrough
+    /// interrupt disabled, and SPIs routed to vCPU 0's pCPU, so the physical GIC matches the
+    /// reset state the guest sees.
+    pub fn reset_actions(&self) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        for (v, cpu) in self.cpus.iter().enumerate() {
+            for (intid, st) in cpu.private.iter().enumerate() {
+                if st.hw {
+                    out.push(VgicAction::DisablePhys { intid: intid as u32, pcpu: self.vcpus[v].pcpu });
+                }
+            }
+        }
+        for (i, st) in self.spis.iter().enumerate() {
+            if st.hw {
+                let intid = FIRST_SPI + i as u32;
+                let pcpu = self.vcpus[self.target_vcpu(0, intid)].pcpu;
+                out.push(VgicAction::DisablePhys { intid, pcpu });
+                out.push(VgicAction::RouteSpi { intid, pcpu });
+            }
+        }
+        out
+    }
+
+    /// A physical interrupt `intid` was acknowledged on the pCPU that runs vCPU `here`.
+    pub fn hw_irq(&mut self, here: usize, intid: u32) -> HwIrq {
+        if here >= self.vcpus.len() {
+            return HwIrq::NotOwned;
+        }
+        let target = self.target_vcpu(here, intid);
+        let deliverable = self.deliverable(here, intid);
+        let virq = match self.irq_mut(here, intid) {
+            Some(st) if st.owned && st.hw => {
+                if !deliverable {
+                    st.pending = true;
+                    return HwIrq::Held;
+                }
+                virq_of(intid, st, 0)
+            }
+            _ => return HwIrq::NotOwned,
+        };
+        HwIrq::Deliver { vcpu: target, virq }
+    }
+
+    pub(crate) fn check_vcpu(&self, vcpu: usize) -> Result<(), VgicError> {
+        if vcpu < self.vcpus.len() {
+            Ok(())
+        } else {
+            Err(VgicError::NoSuchVcpu { vcpu, count: self.vcpus.len() })
+        }
+    }
+
+    /// State of `intid` as vCPU `bank` sees it (banked for INTIDs below 32).
+    pub(crate) fn irq(&self, bank: usize, intid: u32) -> Option<&IrqState> {
+        if intid < FIRST_SPI {
+            self.cpus.get(bank).map(|c| &c.private[intid as usize])
+        } else {
+            self.spis.get((intid - FIRST_SPI) as usize)
+        }
+    }
+
+    pub(crate) fn irq_mut(&mut self, bank: usize, intid: u32) -> Option<&mut IrqState> {
+        if intid < FIRST_SPI {
+            self.cpus.get_mut(bank).map(|c| &mut c.private[intid as usize])
+        } else {
+            self.spis.get_mut((intid - FIRST_SPI) as usize)
+        }
+    }
+
+    pub(crate) fn group_enabled(&self, group1: bool) -> bool {
+        match self.version {
+            GicVersion::V2 => self.ctlr & 1 != 0,
+            GicVersion::V3 => self.ctlr & (1 << group1 as u32) != 0,
+        }
+    }
+
+    fn deliverable(&self, bank: usize, intid: u32) -> bool {
+        self.irq(bank, intid).is_some_and(|st| st.owned && st.enabled && self.group_enabled(st.group1))
+    }
+
+    /// The vCPU an interrupt goes to: its own bank for SGIs/PPIs; for SPIs the lowest vCPU in
+    /// ITARGETSR (GICv2) or the vCPU whose affinity IROUTER names (GICv3). An SPI with no valid
+    /// target goes to vCPU 0 rather than staying pending forever.
+    pub(crate) fn target_vcpu(&self, bank: usize, intid: u32) -> usize {
+        let Some(st) = self.irq(bank, intid) else { return 0 };
+        if intid < FIRST_SPI {
+            return bank;
+        }
+        match self.version {
+            GicVersion::V2 => {
+                let t = st.targets & self.vcpu_mask();
+                if t == 0 {
+                    0
+                } else {
+                    t.trailing_zeros() as usize
+                }
+            }
+            GicVersion::V3 => self
+                .vcpus
+                .iter()
+                .position(|p| mpidr_affinity(p.mpidr) == st.route)
+                .unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn pcpu_of(&self, vcpu: usize) -> usize {
+        self.vcpus[vcpu].pcpu
+    }
+
+    /// Bits of the vCPUs that exist, for GICv2 target lists.
+    pub(crate) fn vcpu_mask(&self) -> u8 {
+        ((1u16 << self.vcpus.len().min(8)) - 1) as u8
+    }
+
+    /// Hand every held interrupt that has become deliverable to its vCPU.
+    pub(crate) fn release(&mut self, writer: usize, out: &mut Vec<VgicAction>) {
+        let mut kicked: Vec<usize> = Vec::new();
+        let mut kick = |v: usize, out: &mut Vec<VgicAction>| {
+            if v != writer && !kicked.contains(&v) {
+                kicked.push(v);
+                out.push(VgicAction::Kick(v));
+            }
+        };
+        for bank in 0..self.cpus.len() {
+            for intid in 0..FIRST_SPI {
+                if !self.deliverable(bank, intid) {
+                    continue;
+                }
+                let v2 = self.version == GicVersion::V2;
+                let cpu = &mut self.cpus[bank];
+                let st = &mut cpu.private[intid as usize];
+                if intid < NR_SGIS && v2 {
+                    let sources = core::mem::take(&mut cpu.sgi_sources[intid as usize]);
+                    for src in (0..8).filter(|s| sources & (1 << s) != 0) {
+                        let virq = virq_of(intid, st, src as u8);
+                        out.push(VgicAction::InjectSgi { vcpu: bank, intid, source: src, virq });
+                        kick(bank, out);
+                    }
+                } else if st.pending {
+                    st.pending = false;
+                    let virq = virq_of(intid, st, 0);
+                    if intid < NR_SGIS {
+                        out.push(VgicAction::InjectSgi { vcpu: bank, intid, source: bank, virq });
+                    } else {
+                        out.push(VgicAction::Inject { vcpu: bank, virq });
+                    }
+                    kick(bank, out);
+                }
+            }
+        }
+        for i in 0..self.spis.len() {
+            let intid = FIRST_SPI + i as u32;
+            if self.spis[i].pending && self.deliverable(0, intid) {
+                let vcpu = self.target_vcpu(0, intid);
+                let st = &mut self.spis[i];
+                st.pending = false;
+                out.push(VgicAction::Inject { vcpu, virq: virq_of(intid, st, 0) });
+                kick(vcpu, out);
+            }
+        }
+    }
+
+    /// Read a bitmap register covering INTIDs `first..first + 32` of bank `bank`.
+    pub(crate) fn bitmap_read(&self, kind: Bitmap, bank: usize, first: u32) -> u32 {
+        let mut v = 0;
+        for i in 0..32 {
+            let intid = first + i;
+            let Some(st) = self.irq(bank, intid) else { break };
+            if !st.owned {
+                continue;
+            }
+            let bit = match kind {
+                Bitmap::Group => st.group1,
+                Bitmap::SetEnable | Bitmap::ClearEnable => st.enabled,
+                Bitmap::SetPending | Bitmap::ClearPending => {
+                    st.pending
+                        || (intid < NR_SGIS && self.cpus[bank].sgi_sources[intid as usize] != 0)
+                }
+                Bitmap::SetActive | Bitmap::ClearActive => st.active,
+            };
+            v |= (bit as u32) << i;
+        }
+        v
+    }
+
+    /// Write a bitmap register covering INTIDs `first..first + 32` of bank `bank`, on behalf of
+    /// vCPU `writer`.
+    pub(crate) fn bitmap_write(
+        &mut self,
+        kind: Bitmap,
+        bank: usize,
+        first: u32,
+        value: u32,
+        writer: usize,
+    ) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        let v2 = self.version == GicVersion::V2;
+        for i in 0..32 {
+            let intid = first + i;
+            let bit = value & (1 << i) != 0;
+            let pcpu = self.pcpu_of(self.target_vcpu(bank, intid));
+            let Some(st) = self.irq_mut(bank, intid) else { break };
+            if !st.owned || (!bit && kind != Bitmap::Group) {
+                continue;
+            }
+            match kind {
+                Bitmap::Group => st.group1 = bit,
+                Bitmap::SetEnable => {
+                    if !st.enabled && st.hw {
+                        out.push(VgicAction::EnablePhys { intid, pcpu });
+                    }
+                    st.enabled = true;
+                }
+                Bitmap::ClearEnable => {
+                    if st.enabled && st.hw {
+                        out.push(VgicAction::DisablePhys { intid, pcpu });
+                    }
+                    st.enabled = false;
+                }
+                // GICv2 SGIs are made pending through SPENDSGIR/CPENDSGIR only.
+                Bitmap::SetPending | Bitmap::ClearPending if v2 && intid < NR_SGIS => {}
+                Bitmap::SetPending => {
+                    if st.hw {
+                        out.push(VgicAction::SetPhysPending { intid, pcpu, pending: true });
+                    } else {
+                        st.pending = true;
+                    }
+                }
+                Bitmap::ClearPending => {
+                    if st.hw {
+                        // A held HW interrupt was acknowledged: its physical copy is active.
+                        if st.pending {
+                            out.push(VgicAction::ClearPhysActive { intid, pcpu });
+                        }
+                        out.push(VgicAction::SetPhysPending { intid, pcpu, pending: false });
+                    }
+                    st.pending = false;
+                }
+                Bitmap::SetActive => st.active = true,
+                Bitmap::ClearActive => {
+                    if st.hw {
+                        out.push(VgicAction::ClearPhysActive { intid, pcpu });
+                    }
+                    st.active = false;
+                }
+            }
+        }
+        if matches!(kind, Bitmap::Group | Bitmap::SetEnable | Bitmap::SetPending) {
+            self.release(writer, &mut out);
+        }
+        out
+    }
+
+    /// Read `size` priority bytes starting at INTID `first`.
+    pub(crate) fn priority_read(&self, bank: usize, first: u32, size: u8) -> u64 {
+        let mut v = 0u64;
+        for i in 0..size as u32 {
+            if let Some(st) = self.irq(bank, first + i).filter(|st| st.owned) {
+                v |= (st.priority as u64) << (8 * i);
+            }
+        }
+        v
+    }
+
+    /// Write `size` priority bytes starting at INTID `first`.
+    pub(crate) fn priority_write(&mut self, bank: usize, first: u32, size: u8, value: u64) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        for i in 0..size as u32 {
+            let intid = first + i;
+            let pcpu = self.pcpu_of(self.target_vcpu(bank, intid));
+            let prio = (value >> (8 * i)) as u8 & PRIORITY_MASK;
+            if let Some(st) = self.irq_mut(bank, intid).filter(|st| st.owned) {
+                if st.hw && st.priority != prio {
+                    out.push(VgicAction::SetPhysPriority { intid, pcpu, priority: prio });
+                }
+                st.priority = prio;
+            }
+        }
+        out
+    }
+
+    /// Read an ICFGR word covering INTIDs `first..first + 16`.
+    pub(crate) fn icfgr_read(&self, bank: usize, first: u32) -> u32 {
+        let mut v = 0;
+        for i in 0..16 {
+            if let Some(st) = self.irq(bank, first + i).filter(|st| st.owned) {
+                v |= (st.edge as u32) << (2 * i + 1);
+            }
+        }
+        v
+    }
+
+    /// Write an ICFGR word covering INTIDs `first..first + 16`; SGIs stay edge-triggered.
+    pub(crate) fn icfgr_write(&mut self, bank: usize, first: u32, value: u32) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        for i in 0..16 {
+            let intid = first + i;
+            if intid < NR_SGIS {
+                continue;
+            }
+            let edge = value & (1 << (2 * i + 1)) != 0;
+            if let Some(st) = self.irq_mut(bank, intid).filter(|st| st.owned) {
+                if st.hw && is_spi(intid) && st.edge != edge {
+                    out.push(VgicAction::SetPhysTrigger { intid, edge });
+                }
+                st.edge = edge;
+            }
+        }
+        out
+    }
+
+    /// Re-route a passthrough SPI after its target changed from vCPU `before`.
+    pub(crate) fn reroute(&self, intid: u32, before: usize, out: &mut Vec<VgicAction>) {
+        let after = self.target_vcpu(0, intid);
+        if after != before && self.irq(0, intid).is_some_and(|st| st.hw) {
+            out.push(VgicAction::RouteSpi { intid, pcpu: self.pcpu_of(after) });
+        }
+    }
+
+    /// Generate SGI `intid` from vCPU `source` to each vCPU in `targets`.
+    pub(crate) fn send_sgi(&mut self, source: usize, intid: u32, targets: &[usize]) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        for &t in targets {
+            if t >= self.cpus.len() {
+                continue;
+            }
+            if self.deliverable(t, intid) {
+                let st = &self.cpus[t].private[intid as usize];
+                let src = if self.version == GicVersion::V2 { source as u8 } else { 0 };
+                let virq = virq_of(intid, st, src);
+                out.push(VgicAction::InjectSgi { vcpu: t, intid, source, virq });
+                if t != source {
+                    out.push(VgicAction::Kick(t));
+                }
+            } else if self.version == GicVersion::V2 {
+                self.cpus[t].sgi_sources[intid as usize] |= 1 << (source % 8);
+            } else {
+                self.cpus[t].private[intid as usize].pending = true;
+            }
+        }
+        out
+    }
+}
+
+/// The list-register view of an interrupt.
+pub(crate) fn virq_of(intid: u32, st: &IrqState, source: u8) -> Virq {
+    Virq {
+        intid,
+        pintid: st.hw.then_some(intid),
+        priority: st.priority,
+        group1: st.group1,
+        source,
+    }
+}
+
+impl VDist {
+    /// A guest read of `size` bytes at `offset` in the distributor frame, by vCPU `vcpu`.
+    /// Reserved offsets read as zero and leave a warning for [`VDist::take_warning`].
+    pub fn mmio_read(&mut self, vcpu: usize, offset: u64, size: u8) -> Result<u64, VgicError> {
+        self.check_vcpu(vcpu)?;
+        let (value, warning) = match self.version {
+            GicVersion::V2 => self.v2_read(vcpu, offset, size)?,
+            GicVersion::V3 => self.v3_read(vcpu, offset, size)?,
+        };
+        if warning.is_some() {
+            self.warning = warning;
+        }
+        Ok(value)
+    }
+
+    /// A guest write of `size` bytes at `offset` in the distributor frame, by vCPU `vcpu`.
+    pub fn mmio_write(
+        &mut self,
+        vcpu: usize,
+        offset: u64,
+        size: u8,
+        value: u64,
+    ) -> Result<Vec<VgicAction>, VgicError> {
+        self.check_vcpu(vcpu)?;
+        match self.version {
+            GicVersion::V2 => self.v2_write(vcpu, offset, size, value),
+            GicVersion::V3 => self.v3_write(vcpu, offset, size, value),
+        }
+    }
+}

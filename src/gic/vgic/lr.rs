@@ -1,0 +1,232 @@
+//! One vCPU's list registers and the queue of interrupts waiting for one.
+//!
+//! The runtime drives an [`LrManager`] around each guest entry:
+//! 1. on exit, [`LrManager::sync`] with the list registers read back (only the indices
+//!    [`LrManager::in_use`] names need reading): entries the guest finished (state invalid) retire,
+//!    pending and active ones stay;
+//! 2. [`LrManager::inject`] whatever became pending;
+//! 3. before entry, [`LrManager::fill`]: write the returned `(index, value)` pairs, and set the
+//!    underflow maintenance interrupt (GICH_HCR/ICH_HCR_EL2.UIE) when it says so, so the vCPU exits
+//!    to take more once the guest has drained the list registers.
+//!
+//! The queue is in priority order (lower value first, first come first served among equals); a
+//! queued interrupt that outranks a merely pending list-register entry takes its place.
+
+mod format;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+
+pub use format::{LrFormat, LrState, LrValue};
+
+use super::types::Virq;
+
+/// Most list registers any GIC has (GICH_VTR.ListRegs is 6 bits).
+pub const MAX_LRS: usize = 64;
+
+/// What [`LrManager::inject`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// Queued for the next `fill`.
+    Queued,
+    /// Already pending (queued or in a list register): nothing changed.
+    AlreadyPending,
+    /// A list register held it active; it is now pending and active there.
+    PendingInLr,
+    /// A HW interrupt a list register still holds active fired again. The physical GIC cannot do
+    /// that while the interrupt is active, so the caller has a bookkeeping bug; nothing changed.
+    HwBusy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    virq: Virq,
+    state: LrState,
+}
+
+/// A vCPU's list registers and pending queue.
+#[derive(Clone, Debug)]
+pub struct LrManager {
+    format: LrFormat,
+    slots: Vec<Option<Slot>>,
+    queue: Vec<Virq>,
+    /// List registers whose value changed since the last `fill`.
+    dirty: u64,
+}
+
+/// The same interrupt: same INTID and, for GICv2 SGIs, the same source.
+fn same(a: &Virq, b: &Virq) -> bool {
+    a.intid == b.intid && a.source == b.source
+}
+
+impl LrManager {
+    /// A manager for `count` list registers (from [`LrFormat::count_from_vtr`]), clamped to
+    /// 1..=[`MAX_LRS`].
+    pub fn new(format: LrFormat, count: usize) -> Self {
+        Self {
+            format,
+            slots: alloc::vec![None; count.clamp(1, MAX_LRS)],
+            queue: Vec::new(),
+            dirty: 0,
+        }
+    }
+
+    /// Number of list registers managed.
+    pub fn count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Interrupts waiting for a list register.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Indices of the list registers that hold an interrupt (the ones `sync` needs).
+    pub fn in_use(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i)
+    }
+
+    /// Nothing queued and no list register in use.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.slots.iter().all(Option::is_none)
+    }
+
+    /// Where `intid` (from `source`, for GICv2 SGIs) is: `Pending` when queued, the list
+    /// register's state when it holds it, `None` when neither.
+    pub fn state_of(&self, intid: u32, source: u8) -> Option<LrState> {
+        let key = |v: &Virq| v.intid == intid && v.source == source;
+        if let Some(s) = self.slots.iter().flatten().find(|s| key(&s.virq)) {
+            return Some(s.state);
+        }
+        self.queue.iter().any(key).then_some(LrState::Pending)
+    }
+
+    /// Make `virq` pending on this vCPU.
+    pub fn inject(&mut self, virq: Virq) -> Injected {
+        if let Some((i, slot)) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, s)| s.as_mut().filter(|s| same(&s.virq, &virq)).map(|s| (i, s)))
+        {
+            return match slot.state {
+                LrState::Pending | LrState::PendingActive => Injected::AlreadyPending,
+                LrState::Active if virq.pintid.is_some() || slot.virq.pintid.is_some() => Injected::HwBusy,
+                LrState::Active => {
+                    slot.state = LrState::PendingActive;
+                    self.dirty |= 1 << i;
+                    Injected::PendingInLr
+                }
+                LrState::Invalid => unreachable!("invalid list registers are never kept in a slot"),
+            };
+        }
+        if self.queue.iter().any(|q| same(q, &virq)) {
+            return Injected::AlreadyPending;
+        }
+        self.enqueue(virq);
+        Injected::Queued
+    }
+
+    fn enqueue(&mut self, virq: Virq) {
+        let at = self.queue.partition_point(|q| q.priority <= virq.priority);
+        self.queue.insert(at, virq);
+    }
+
+    /// Remove `intid` (every source) from the queue and the list registers, as when the guest
+    /// clears its pending or active state through the distributor. Returns whether it was held.
+    pub fn retract(&mut self, intid: u32) -> bool {
+        let before = self.queue.len();
+        self.queue.retain(|q| q.intid != intid);
+        let mut found = self.queue.len() != before;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.is_some_and(|s| s.virq.intid == intid) {
+                *slot = None;
+                self.dirty |= 1 << i;
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Move queued interrupts into list registers. Returns the list registers to write
+    /// (index, value) and whether interrupts are still queued, in which case the caller enables
+    /// the underflow maintenance interrupt.
+    pub fn fill(&mut self) -> (Vec<(usize, u64)>, bool) {
+        for i in 0..self.slots.len() {
+            if self.queue.is_empty() {
+                break;
+            }
+            if self.slots[i].is_none() {
+                let virq = self.queue.remove(0);
+                self.slots[i] = Some(Slot { virq, state: LrState::Pending });
+                self.dirty |= 1 << i;
+            }
+        }
+        // A queued interrupt that outranks a list register that is only pending takes its place.
+        while let Some(head) = self.queue.first().copied() {
+            let victim = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.filter(|s| s.state == LrState::Pending).map(|s| (i, s)))
+                .max_by_key(|(_, s)| s.virq.priority);
+            match victim {
+                Some((i, slot)) if head.priority < slot.virq.priority => {
+                    self.queue.remove(0);
+                    self.slots[i] = Some(Slot { virq: head, state: LrState::Pending });
+                    self.dirty |= 1 << i;
+                    self.enqueue(slot.virq);
+                }
+                _ => break,
+            }
+        }
+        let writes = (0..self.slots.len())
+            .filter(|i| self.dirty & (1 << i) != 0)
+            .map(|i| (i, self.slots[i].map_or(0, |s| self.encode(&s))))
+            .collect();
+        self.dirty = 0;
+        (writes, !self.queue.is_empty())
+    }
+
+    /// Take back what the hardware made of every list register (`values[i]` = LR i; indices
+    /// not [`in_use`](Self::in_use) may hold anything).
+    pub fn sync(&mut self, values: &[u64]) {
+        for (i, &v) in values.iter().enumerate().take(self.slots.len()) {
+            self.sync_lr(i, v);
+        }
+    }
+
+    /// Take back list register `index` as read from the hardware: an entry whose state became
+    /// invalid retires; otherwise its state (pending, active, both) is kept.
+    pub fn sync_lr(&mut self, index: usize, value: u64) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
+        match self.format.decode(value).state {
+            LrState::Invalid => self.slots[index] = None,
+            state => slot.state = state,
+        }
+    }
+
+    /// Drop everything (vCPU reset). Returns the list registers to clear.
+    pub fn reset(&mut self) -> Vec<(usize, u64)> {
+        self.queue.clear();
+        self.dirty = 0;
+        let used: Vec<usize> = self.in_use().collect();
+        for &i in &used {
+            self.slots[i] = None;
+        }
+        used.into_iter().map(|i| (i, 0)).collect()
+    }
+
+    fn encode(&self, s: &Slot) -> u64 {
+        self.format.encode(&LrValue {
+            vintid: s.virq.intid,
+            pintid: s.virq.pintid,
+            priority: s.virq.priority,
+            group1: s.virq.group1,
+            state: s.state,
+            eoi_maintenance: false,
+            source: s.virq.source,
+        })
+    }
+}

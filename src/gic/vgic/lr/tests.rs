@@ -1,0 +1,284 @@
+//! List-register manager tests: unit cases and a model-based property test that drives the
+//! manager and a simulated guest through random inject / acknowledge / EOI sequences.
+
+use super::*;
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use proptest::prelude::*;
+
+fn sw(intid: u32, priority: u8, source: u8) -> Virq {
+    Virq { intid, pintid: None, priority, group1: true, source }
+}
+
+fn hw(intid: u32, priority: u8) -> Virq {
+    Virq { intid, pintid: Some(intid), priority, group1: true, source: 0 }
+}
+
+/// Apply `fill`'s writes to a simulated register file.
+fn enter(m: &mut LrManager, regs: &mut [u64]) -> bool {
+    let (writes, underflow) = m.fill();
+    for (i, v) in writes {
+        regs[i] = v;
+    }
+    underflow
+}
+
+fn set_state(format: LrFormat, v: u64, state: LrState) -> u64 {
+    format.encode(&LrValue { state, ..format.decode(v) })
+}
+
+#[test]
+fn fills_in_priority_order_and_asks_for_underflow() {
+    let mut m = LrManager::new(LrFormat::V3, 2);
+    let mut regs = [0u64; 2];
+    assert_eq!(m.inject(sw(1, 0x80, 0)), Injected::Queued);
+    assert_eq!(m.inject(hw(27, 0x20)), Injected::Queued);
+    assert_eq!(m.inject(sw(2, 0x40, 0)), Injected::Queued);
+    assert!(enter(&mut m, &mut regs), "three interrupts, two LRs: underflow needed");
+    let vintids: Vec<u32> = regs.iter().map(|&v| LrFormat::V3.decode(v).vintid).collect();
+    assert_eq!(vintids, vec![27, 2]);
+    assert_eq!(m.state_of(1, 0), Some(LrState::Pending));
+    // The guest takes and finishes both; the third goes in and the underflow is no longer needed.
+    for r in regs.iter_mut() {
+        *r = set_state(LrFormat::V3, *r, LrState::Invalid);
+    }
+    m.sync(&regs);
+    assert!(!enter(&mut m, &mut regs));
+    assert_eq!(LrFormat::V3.decode(regs[0]).vintid, 1);
+    assert_eq!(LrFormat::V3.decode(regs[1]).state, LrState::Invalid, "the retired LR stays free");
+    assert_eq!(m.in_use().collect::<Vec<_>>(), vec![0]);
+}
+
+#[test]
+fn higher_priority_preempts_a_pending_lr() {
+    let mut m = LrManager::new(LrFormat::V2, 1);
+    let mut regs = [0u64; 1];
+    m.inject(sw(5, 0xa0, 0));
+    enter(&mut m, &mut regs);
+    m.sync(&regs);
+    m.inject(hw(27, 0x10));
+    assert!(enter(&mut m, &mut regs));
+    assert_eq!(LrFormat::V2.decode(regs[0]).vintid, 27);
+    assert_eq!(m.state_of(5, 0), Some(LrState::Pending));
+    // An active entry is never evicted.
+    regs[0] = set_state(LrFormat::V2, regs[0], LrState::Active);
+    m.sync(&regs);
+    m.inject(sw(1, 0x00, 0));
+    assert_eq!(m.fill().0, vec![]);
+}
+
+#[test]
+fn hw_interrupt_is_never_held_twice() {
+    let mut m = LrManager::new(LrFormat::V3, 4);
+    let mut regs = [0u64; 4];
+    m.inject(hw(40, 0x80));
+    assert_eq!(m.inject(hw(40, 0x80)), Injected::AlreadyPending);
+    enter(&mut m, &mut regs);
+    regs[0] = set_state(LrFormat::V3, regs[0], LrState::Active);
+    m.sync(&regs);
+    assert_eq!(m.inject(hw(40, 0x80)), Injected::HwBusy);
+    assert_eq!(m.fill().0, vec![]);
+    // A software interrupt becomes pending+active in its LR instead.
+    m.inject(sw(3, 0x80, 1));
+    enter(&mut m, &mut regs);
+    regs[1] = set_state(LrFormat::V3, regs[1], LrState::Active);
+    m.sync(&regs);
+    assert_eq!(m.inject(sw(3, 0x80, 1)), Injected::PendingInLr);
+    // The same SGI from another source is a different interrupt on GICv2.
+    assert_eq!(m.inject(sw(3, 0x80, 2)), Injected::Queued);
+    enter(&mut m, &mut regs);
+    assert_eq!(LrFormat::V3.decode(regs[1]).state, LrState::PendingActive);
+}
+
+#[test]
+fn retract_and_reset() {
+    let mut m = LrManager::new(LrFormat::V2, 1);
+    let mut regs = [0u64; 1];
+    m.inject(hw(33, 0x80));
+    m.inject(hw(34, 0x80));
+    enter(&mut m, &mut regs);
+    assert!(m.retract(33));
+    assert!(m.retract(34));
+    assert!(!m.retract(35));
+    assert_eq!(m.fill(), (vec![(0, 0)], false));
+    assert!(m.is_idle());
+    m.inject(hw(33, 0x80));
+    enter(&mut m, &mut regs);
+    assert_eq!(m.reset(), vec![(0, 0)]);
+    assert!(m.is_idle());
+}
+
+/// One step of the simulation.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Raise interrupt `n` (0..6: SGIs 0..3 from sources 0 and 1; 6..: HW interrupts) with a priority.
+    Inject(u32, u8),
+    /// The guest acknowledges the `k`-th pending LR.
+    Ack(usize),
+    /// The guest EOIs (and so deactivates) the `k`-th active LR.
+    Eoi(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u32..12, 0u8..8).prop_map(|(n, p)| Op::Inject(n, p << 5)),
+        (0usize..8).prop_map(Op::Ack),
+        (0usize..8).prop_map(Op::Eoi),
+    ]
+}
+
+/// GICv2 SGIs carry a source (in the LR's CPUID field); GICv3 ones do not.
+fn virq_for(format: LrFormat, n: u32, priority: u8) -> Virq {
+    if n < 6 {
+        sw(n % 3, priority, if format == LrFormat::V2 { (n / 3) as u8 } else { 0 })
+    } else {
+        hw(28 + n, priority)
+    }
+}
+
+type Key = (u32, u8);
+
+/// The guest-visible state: what the LRs say plus what is still queued.
+fn observed(m: &LrManager, regs: &[u64]) -> (BTreeSet<Key>, BTreeSet<Key>) {
+    let mut pending = BTreeSet::new();
+    let mut active = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for &v in regs {
+        let lr = m.format.decode(v);
+        if lr.state == LrState::Invalid {
+            continue;
+        }
+        let key = (lr.vintid, lr.source);
+        assert!(seen.insert(key), "{key:?} in two list registers");
+        if lr.state.is_pending() {
+            pending.insert(key);
+        }
+        if lr.state.is_active() {
+            active.insert(key);
+        }
+    }
+    for q in &m.queue {
+        let key = (q.intid, q.source);
+        assert!(!seen.contains(&key), "{key:?} both queued and in a list register");
+        assert!(pending.insert(key), "{key:?} queued twice");
+    }
+    (pending, active)
+}
+
+fn run(format: LrFormat, count: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut m = LrManager::new(format, count);
+    let mut regs = vec![0u64; count];
+    let mut in_guest = false;
+    let mut pending: BTreeSet<Key> = BTreeSet::new();
+    let mut active: BTreeSet<Key> = BTreeSet::new();
+    for op in ops {
+        match *op {
+            Op::Inject(n, prio) => {
+                if in_guest {
+                    m.sync(&regs);
+                    in_guest = false;
+                    for i in m.in_use().collect::<Vec<_>>() {
+                        let slot = m.slots[i].expect("in use");
+                        prop_assert_eq!(slot.state, format.decode(regs[i]).state);
+                    }
+                }
+                let virq = virq_for(format, n, prio);
+                let key = (virq.intid, virq.source);
+                let expected = match (virq.pintid.is_some(), pending.contains(&key), active.contains(&key)) {
+                    (_, true, _) => Injected::AlreadyPending,
+                    (true, false, true) => Injected::HwBusy,
+                    (false, false, true) => Injected::PendingInLr,
+                    (_, false, false) => Injected::Queued,
+                };
+                prop_assert_eq!(m.inject(virq), expected);
+                if matches!(expected, Injected::Queued | Injected::PendingInLr) {
+                    pending.insert(key);
+                }
+            }
+            Op::Ack(k) | Op::Eoi(k) => {
+                if !in_guest {
+                    let underflow = enter(&mut m, &mut regs);
+                    in_guest = true;
+                    prop_assert_eq!(underflow, !m.queue.is_empty());
+                    if underflow {
+                        prop_assert!(m.slots.iter().all(Option::is_some), "queued with a free LR");
+                        let worst_pending = m
+                            .slots
+                            .iter()
+                            .flatten()
+                            .filter(|s| s.state == LrState::Pending)
+                            .map(|s| s.virq.priority)
+                            .max();
+                        if let Some(worst) = worst_pending {
+                            prop_assert!(m.queue[0].priority >= worst, "queue outranks an LR");
+                        }
+                    }
+                }
+                let ack = matches!(op, Op::Ack(_));
+                let candidates: Vec<usize> = (0..count)
+                    .filter(|&i| {
+                        let s = format.decode(regs[i]).state;
+                        if ack { s == LrState::Pending } else { s.is_active() }
+                    })
+                    .collect();
+                if candidates.is_empty() {
+                    continue;
+                }
+                let i = candidates[k % candidates.len()];
+                let lr = format.decode(regs[i]);
+                let key = (lr.vintid, lr.source);
+                let next = match lr.state {
+                    LrState::Pending => {
+                        pending.remove(&key);
+                        active.insert(key);
+                        LrState::Active
+                    }
+                    LrState::Active => {
+                        active.remove(&key);
+                        LrState::Invalid
+                    }
+                    _ => {
+                        active.remove(&key);
+                        LrState::Pending
+                    }
+                };
+                regs[i] = set_state(format, regs[i], next);
+            }
+        }
+        if in_guest {
+            let (p, a) = observed(&m, &regs);
+            prop_assert_eq!(&p, &pending);
+            prop_assert_eq!(&a, &active);
+        }
+    }
+    // Drain: the guest acknowledges and EOIs everything; nothing is lost on the way.
+    for _ in 0..64 {
+        if in_guest {
+            m.sync(&regs);
+        }
+        enter(&mut m, &mut regs);
+        in_guest = true;
+        for r in regs.iter_mut() {
+            let s = format.decode(*r).state;
+            if s != LrState::Invalid {
+                // Pending: acknowledged and finished; active: finished; both: the active part.
+                let next = if s == LrState::PendingActive { LrState::Pending } else { LrState::Invalid };
+                *r = set_state(format, *r, next);
+            }
+        }
+    }
+    m.sync(&regs);
+    prop_assert!(m.is_idle(), "interrupts left after draining: {:?}", m);
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn never_loses_or_duplicates(
+        v3 in any::<bool>(),
+        count in 1usize..5,
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        run(if v3 { LrFormat::V3 } else { LrFormat::V2 }, count, &ops)?;
+    }
+}

@@ -1,0 +1,33 @@
+//! The virtual GIC: what a VM sees of the interrupt controller, as pure state machines.
+//!
+//! - [`VDist`] (one per VM) emulates the GICv2 or GICv3 distributor and, for GICv3, the
+//!   redistributors ([`VRedist`], one per vCPU). A guest MMIO access becomes
+//!   [`VDist::mmio_read`] / [`VDist::mmio_write`] (or the `redist_*` pair); a write returns
+//!   [`VgicAction`]s telling the runtime what to do to the real hardware. A VM controls only the
+//!   interrupts it owns (all SGIs, the PPIs and SPIs it was given); every other line reads as zero
+//!   and ignores writes.
+//! - [`sgi`] decodes GICD_SGIR and the trapped ICC_SGI1R_EL1 write into target vCPUs.
+//! - [`lr`] keeps each vCPU's pending queue and list registers.
+//!
+//! Who holds what: the distributor's `pending` bit covers an interrupt it is holding back (disabled,
+//! or the distributor or its group is off). Once an interrupt is handed to a vCPU (a
+//! [`VgicAction::Inject`] / [`VgicAction::InjectSgi`], or [`HwIrq::Deliver`]), its pending and
+//! active state live in that vCPU's [`lr::LrManager`] and, for HW interrupts, in the physical GIC.
+
+mod dist;
+mod dist_v2;
+mod dist_v3;
+pub mod lr;
+mod redist;
+pub mod sgi;
+mod types;
+
+#[cfg(test)]
+mod tests_v2;
+#[cfg(test)]
+mod tests_v3;
+
+pub use dist::{HwIrq, VDist};
+pub use dist_v3::REDIST_FRAME_SIZE;
+pub use redist::VRedist;
+pub use types::{VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};

@@ -1,0 +1,229 @@
+//! GICv2 distributor emulation: register semantics as a guest sees them, and the actions the
+//! runtime is asked to perform.
+
+use super::*;
+use crate::gic::GicVersion;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Four vCPUs on pCPUs 4..8, the virtual timer and SPIs 33, 40 and 79 passed through.
+fn dist() -> VDist {
+    VDist::new(&VgicConfig {
+        version: GicVersion::V2,
+        vcpus: (0..4).map(|i| VcpuPlacement { mpidr: 0x8000_0000 | i, pcpu: 4 + i as usize }).collect(),
+        hw_ppis: vec![27],
+        hw_spis: vec![33, 40, 79],
+    })
+    .unwrap()
+}
+
+fn rd(d: &mut VDist, vcpu: usize, off: u64) -> u64 {
+    d.mmio_read(vcpu, off, 4).unwrap()
+}
+
+fn wr(d: &mut VDist, vcpu: usize, off: u64, v: u64) -> Vec<VgicAction> {
+    d.mmio_write(vcpu, off, 4, v).unwrap()
+}
+
+#[test]
+fn identification() {
+    let mut d = dist();
+    // 96 lines (ITLinesNumber 2), 4 CPUs (CPUNumber 3).
+    assert_eq!(rd(&mut d, 0, 0x004), 0x62);
+    assert_eq!(rd(&mut d, 0, 0x008), 0x43b);
+    assert_eq!(rd(&mut d, 0, 0xfe8) >> 4 & 0xf, 2, "PIDR2.ArchRev");
+    assert_eq!(wr(&mut d, 0, 0x004, 0), vec![VgicAction::Warn(VgicWarning::ReadOnly { frame: "GICD", offset: 4 })]);
+    assert!(VDist::new(&VgicConfig {
+        version: GicVersion::V2,
+        vcpus: (0..9).map(|i| VcpuPlacement { mpidr: i, pcpu: i as usize }).collect(),
+        hw_ppis: vec![],
+        hw_spis: vec![],
+    })
+    .is_err());
+}
+
+#[test]
+fn enable_bitmaps_set_clear_and_bank() {
+    let mut d = dist();
+    // SPI 40 is owned, 41 is not.
+    let acts = wr(&mut d, 1, 0x104, 1 << 8 | 1 << 9);
+    assert_eq!(acts, vec![VgicAction::EnablePhys { intid: 40, pcpu: 4 }]);
+    assert_eq!(rd(&mut d, 0, 0x104), 1 << 8);
+    assert_eq!(rd(&mut d, 0, 0x184), 1 << 8);
+    // Enabling again changes nothing in hardware.
+    assert_eq!(wr(&mut d, 0, 0x104, 1 << 8), vec![]);
+    assert_eq!(wr(&mut d, 0, 0x184, 1 << 8), vec![VgicAction::DisablePhys { intid: 40, pcpu: 4 }]);
+    assert_eq!(rd(&mut d, 0, 0x104), 0);
+    // Banked: vCPU 2 enables SGIs and the timer; vCPU 1 sees nothing; PPI 26 is not owned.
+    let acts = wr(&mut d, 2, 0x100, 0xffff | 1 << 27 | 1 << 26);
+    assert_eq!(acts, vec![VgicAction::EnablePhys { intid: 27, pcpu: 6 }]);
+    assert_eq!(rd(&mut d, 2, 0x100), 0xffff | 1 << 27);
+    assert_eq!(rd(&mut d, 1, 0x100), 0);
+    // Groups are plain read/write bits.
+    wr(&mut d, 0, 0x084, 1 << 1 | 1 << 2);
+    assert_eq!(rd(&mut d, 0, 0x084), 1 << 1);
+}
+
+#[test]
+fn priorities_are_byte_accessible() {
+    let mut d = dist();
+    // Byte write to SPI 40: the low three bits are not implemented.
+    let acts = d.mmio_write(0, 0x400 + 40, 1, 0xa3).unwrap();
+    assert_eq!(acts, vec![VgicAction::SetPhysPriority { intid: 40, pcpu: 4, priority: 0xa0 }]);
+    assert_eq!(d.mmio_read(0, 0x400 + 40, 1).unwrap(), 0xa0);
+    // Word write over 40..44: only 40 is owned.
+    wr(&mut d, 0, 0x400 + 40, 0x1020_3048);
+    assert_eq!(rd(&mut d, 0, 0x400 + 40), 0x48);
+    // SGI priorities are banked.
+    d.mmio_write(3, 0x401, 1, 0x80).unwrap();
+    assert_eq!(rd(&mut d, 3, 0x400), 0x8000);
+    assert_eq!(rd(&mut d, 0, 0x400), 0);
+    assert_eq!(d.mmio_read(0, 0x402, 2), Err(VgicError::BadSize { offset: 0x402, size: 2 }));
+    assert_eq!(d.mmio_read(0, 0x401, 4), Err(VgicError::Unaligned { offset: 0x401, size: 4 }));
+}
+
+#[test]
+fn targets() {
+    let mut d = dist();
+    // Private interrupts read as the reading vCPU's own bit and ignore writes.
+    assert_eq!(rd(&mut d, 2, 0x800), 0x0404_0404);
+    assert_eq!(d.mmio_read(1, 0x800 + 27, 1).unwrap(), 0x02);
+    assert_eq!(d.mmio_read(1, 0x800 + 26, 1).unwrap(), 0, "PPI 26 is not the VM's");
+    assert_eq!(wr(&mut d, 2, 0x800, 0xffff_ffff), vec![]);
+    // SPI 40 to vCPU 2 (pCPU 6), then to vCPUs that do not exist: back to vCPU 0.
+    let acts = d.mmio_write(0, 0x800 + 40, 1, 0b0100).unwrap();
+    assert_eq!(acts, vec![VgicAction::RouteSpi { intid: 40, pcpu: 6 }]);
+    assert_eq!(d.mmio_read(0, 0x800 + 40, 1).unwrap(), 0b0100);
+    let acts = d.mmio_write(0, 0x800 + 40, 1, 0xf0).unwrap();
+    assert_eq!(acts, vec![VgicAction::RouteSpi { intid: 40, pcpu: 4 }]);
+    assert_eq!(d.mmio_read(0, 0x800 + 40, 1).unwrap(), 0);
+}
+
+#[test]
+fn trigger_configuration() {
+    let mut d = dist();
+    assert_eq!(rd(&mut d, 0, 0xc00), 0xaaaa_aaaa, "SGIs are edge-triggered");
+    wr(&mut d, 0, 0xc00, 0);
+    assert_eq!(rd(&mut d, 0, 0xc00), 0xaaaa_aaaa, "and stay so");
+    // SPI 40 is field 8 of ICFGR2.
+    assert_eq!(wr(&mut d, 0, 0xc08, 2 << 16), vec![VgicAction::SetPhysTrigger { intid: 40, edge: true }]);
+    assert_eq!(rd(&mut d, 0, 0xc08), 2 << 16);
+}
+
+fn enable_sgis(d: &mut VDist) {
+    for v in 0..4 {
+        wr(d, v, 0x100, 0xffff);
+    }
+}
+
+#[test]
+fn sgir_filters() {
+    let mut d = dist();
+    enable_sgis(&mut d);
+    wr(&mut d, 0, 0x000, 1);
+    let acts = wr(&mut d, 1, 0xf00, 1 << 24 | 5);
+    let injected: Vec<(usize, usize)> = acts
+        .iter()
+        .filter_map(|a| match a {
+            VgicAction::InjectSgi { vcpu, intid: 5, source, virq } => {
+                assert_eq!(virq.source as usize, *source);
+                assert_eq!(virq.pintid, None);
+                Some((*vcpu, *source))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(injected, vec![(0, 1), (2, 1), (3, 1)]);
+    assert!(acts.contains(&VgicAction::Kick(0)) && !acts.contains(&VgicAction::Kick(1)));
+    // Self only: no kick needed.
+    let acts = wr(&mut d, 3, 0xf00, 2 << 24 | 1);
+    assert!(matches!(acts.as_slice(), [VgicAction::InjectSgi { vcpu: 3, intid: 1, source: 3, .. }]));
+    // Target list 0b1001.
+    let acts = wr(&mut d, 1, 0xf00, 0b1001 << 16 | 2);
+    assert_eq!(acts.iter().filter(|a| matches!(a, VgicAction::InjectSgi { .. })).count(), 2);
+    assert!(matches!(wr(&mut d, 0, 0xf00, 3 << 24).as_slice(), [VgicAction::Warn(_)]));
+    assert_eq!(rd(&mut d, 0, 0xf00), 0);
+    assert!(matches!(d.take_warning(), Some(VgicWarning::WriteOnly { .. })));
+}
+
+#[test]
+fn sgis_held_until_enabled_then_released() {
+    let mut d = dist();
+    // Distributor off: SGI 7 from vCPUs 1 and 2 to vCPU 0 stays pending per source.
+    assert_eq!(wr(&mut d, 1, 0xf00, 1 << 16 | 7), vec![]);
+    assert_eq!(wr(&mut d, 2, 0xf00, 1 << 16 | 7), vec![]);
+    assert_eq!(d.mmio_read(0, 0xf10 + 7, 1).unwrap(), 0b110, "CPENDSGIR shows the sources");
+    assert_eq!(d.mmio_read(0, 0xf20 + 4, 4).unwrap(), 0b110 << 24, "SPENDSGIR too");
+    assert_eq!(rd(&mut d, 0, 0x200), 1 << 7);
+    // ISPENDR/ICPENDR do not touch GICv2 SGIs.
+    wr(&mut d, 0, 0x280, 0xffff);
+    assert_eq!(rd(&mut d, 0, 0x200), 1 << 7);
+    // Clear source 2, then enable: the SGI from source 1 is delivered.
+    d.mmio_write(0, 0xf10 + 7, 1, 0b100).unwrap();
+    wr(&mut d, 0, 0x100, 1 << 7);
+    let acts = wr(&mut d, 1, 0x000, 1);
+    assert_eq!(acts.len(), 2);
+    assert!(matches!(acts[0], VgicAction::InjectSgi { vcpu: 0, intid: 7, source: 1, .. }));
+    assert_eq!(acts[1], VgicAction::Kick(0));
+    assert_eq!(rd(&mut d, 0, 0x200), 0, "handed over to the list registers");
+    // SPENDSGIR sets pending from a named source and, enabled, delivers it at once.
+    let acts = d.mmio_write(0, 0xf20 + 7, 1, 0b1000).unwrap();
+    assert!(matches!(acts.as_slice(), [VgicAction::InjectSgi { vcpu: 0, intid: 7, source: 3, .. }]));
+}
+
+#[test]
+fn physical_interrupts_held_while_masked() {
+    let mut d = dist();
+    assert_eq!(d.hw_irq(0, 41), HwIrq::NotOwned);
+    assert_eq!(d.hw_irq(0, 3), HwIrq::NotOwned);
+    assert_eq!(d.hw_irq(0, 40), HwIrq::Held);
+    assert_eq!(rd(&mut d, 0, 0x204), 1 << 8);
+    d.mmio_write(0, 0x800 + 40, 1, 0b10).unwrap();
+    wr(&mut d, 0, 0x000, 1);
+    let acts = wr(&mut d, 0, 0x104, 1 << 8);
+    assert_eq!(acts[0], VgicAction::EnablePhys { intid: 40, pcpu: 5 });
+    assert!(matches!(acts[1], VgicAction::Inject { vcpu: 1, virq: Virq { intid: 40, pintid: Some(40), .. } }));
+    assert_eq!(acts[2], VgicAction::Kick(1));
+    // Now enabled: delivered straight to the target.
+    assert!(matches!(d.hw_irq(1, 40), HwIrq::Deliver { vcpu: 1, .. }));
+    // Timer PPI on vCPU 3: banked, held until vCPU 3 enables it.
+    assert_eq!(d.hw_irq(3, 27), HwIrq::Held);
+    wr(&mut d, 2, 0x100, 1 << 27);
+    assert_eq!(d.hw_irq(3, 27), HwIrq::Held);
+    // The guest clears a held one: its physical copy was acknowledged, so it is deactivated.
+    let acts = wr(&mut d, 3, 0x280, 1 << 27);
+    assert_eq!(
+        acts,
+        vec![
+            VgicAction::ClearPhysActive { intid: 27, pcpu: 7 },
+            VgicAction::SetPhysPending { intid: 27, pcpu: 7, pending: false }
+        ]
+    );
+    assert_eq!(wr(&mut d, 0, 0x384, 1 << 8), vec![VgicAction::ClearPhysActive { intid: 40, pcpu: 5 }]);
+}
+
+#[test]
+fn reserved_and_malformed_accesses() {
+    let mut d = dist();
+    assert_eq!(rd(&mut d, 0, 0x00c), 0);
+    assert_eq!(d.take_warning(), Some(VgicWarning::Reserved { frame: "GICD", offset: 0xc, write: false }));
+    assert_eq!(d.take_warning(), None);
+    assert_eq!(
+        wr(&mut d, 0, 0xe00, 1),
+        vec![VgicAction::Warn(VgicWarning::Reserved { frame: "GICD", offset: 0xe00, write: true })]
+    );
+    assert_eq!(d.mmio_read(0, 0x000, 2), Err(VgicError::BadSize { offset: 0, size: 2 }));
+    assert_eq!(d.mmio_read(0, 0x104, 3), Err(VgicError::BadSize { offset: 0x104, size: 3 }));
+    assert_eq!(d.mmio_read(0, 0x102, 4), Err(VgicError::Unaligned { offset: 0x102, size: 4 }));
+    assert_eq!(d.mmio_read(4, 0x000, 4), Err(VgicError::NoSuchVcpu { vcpu: 4, count: 4 }));
+    assert!(VgicError::NoSuchVcpu { vcpu: 4, count: 4 }.to_string().contains("has 4"));
+}
+
+#[test]
+fn reset_actions_disable_and_route() {
+    let d = dist();
+    let acts = d.reset_actions();
+    assert!(acts.contains(&VgicAction::DisablePhys { intid: 27, pcpu: 7 }));
+    assert!(acts.contains(&VgicAction::RouteSpi { intid: 79, pcpu: 4 }));
+    assert_eq!(acts.len(), 4 + 2 * 3);
+}

@@ -1,0 +1,164 @@
+//! GICv3 distributor and redistributor emulation as a guest sees them.
+
+use super::*;
+use crate::gic::GicVersion;
+use alloc::vec;
+use alloc::vec::Vec;
+
+const SGI: u64 = 0x1_0000;
+
+/// Three vCPUs: two in cluster 0, one in cluster 1, on pCPUs 1..4; timer and SPI 40 passed through.
+fn dist() -> VDist {
+    let mpidrs = [0x8000_0000, 0x8000_0001, 0x8000_0100];
+    VDist::new(&VgicConfig {
+        version: GicVersion::V3,
+        vcpus: mpidrs.iter().enumerate().map(|(i, &mpidr)| VcpuPlacement { mpidr, pcpu: i + 1 }).collect(),
+        hw_ppis: vec![27],
+        hw_spis: vec![40],
+    })
+    .unwrap()
+}
+
+fn rd(d: &mut VDist, off: u64) -> u64 {
+    d.mmio_read(0, off, 4).unwrap()
+}
+
+fn wr(d: &mut VDist, off: u64, v: u64) -> Vec<VgicAction> {
+    d.mmio_write(0, off, 4, v).unwrap()
+}
+
+#[test]
+fn distributor_identification_and_ctlr() {
+    let mut d = dist();
+    assert_eq!(rd(&mut d, 0x0000), 0x50, "ARE and DS always set");
+    wr(&mut d, 0x0000, 0x2);
+    assert_eq!(rd(&mut d, 0x0000), 0x52);
+    let typer = rd(&mut d, 0x0004);
+    assert_eq!(typer & 0x1f, 1, "64 lines");
+    assert_eq!(typer >> 19 & 0x1f, 9, "10 INTID bits");
+    assert_eq!(typer >> 5 & 7, 2, "three CPUs");
+    assert_eq!(rd(&mut d, 0xffe8) >> 4 & 0xf, 3, "PIDR2.ArchRev");
+    assert_eq!(rd(&mut d, 0x0008), 0x43b);
+}
+
+#[test]
+fn affinity_routing_hides_private_interrupts_in_gicd() {
+    let mut d = dist();
+    assert_eq!(wr(&mut d, 0x0100, 0xffff_ffff), vec![]);
+    assert_eq!(rd(&mut d, 0x0100), 0);
+    assert_eq!(wr(&mut d, 0x0400, 0xffff_ffff), vec![]);
+    assert_eq!(rd(&mut d, 0x0400), 0);
+    assert_eq!(wr(&mut d, 0x0800 + 40, 0xffff_ffff), vec![], "ITARGETSR is RES0");
+    // SPI bitmaps work as on GICv2.
+    assert_eq!(wr(&mut d, 0x0104, 1 << 8), vec![VgicAction::EnablePhys { intid: 40, pcpu: 1 }]);
+    assert_eq!(rd(&mut d, 0x0104), 1 << 8);
+    wr(&mut d, 0x0084, u32::MAX as u64);
+    assert_eq!(rd(&mut d, 0x0084), 1 << 8, "only owned SPIs keep a group bit");
+}
+
+#[test]
+fn irouter() {
+    let mut d = dist();
+    let off = 0x6000 + 8 * 40;
+    assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0, "reset route: vCPU 0's affinity");
+    // 64-bit write naming vCPU 2 (Aff1 = 1); the IRM bit is not supported.
+    let acts = d.mmio_write(0, off, 8, 1 << 31 | 0x100).unwrap();
+    assert_eq!(acts, vec![VgicAction::RouteSpi { intid: 40, pcpu: 3 }]);
+    assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x100);
+    // 32-bit halves: Aff3 lives in the upper word.
+    assert_eq!(d.mmio_write(0, off + 4, 4, 0x7).unwrap(), vec![VgicAction::RouteSpi { intid: 40, pcpu: 1 }]);
+    assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x7_0000_0100);
+    assert_eq!(d.mmio_read(0, off + 4, 4).unwrap(), 0x7);
+    assert_eq!(d.mmio_read(0, off, 4).unwrap(), 0x100);
+    // SPI 41 is not the VM's; INTIDs below 32 have no IROUTER.
+    assert_eq!(d.mmio_write(0, off + 8, 8, 0x100).unwrap(), vec![]);
+    assert_eq!(d.mmio_read(0, off + 8, 8).unwrap(), 0);
+    assert!(matches!(d.mmio_write(0, 0x6000, 8, 1).unwrap().as_slice(), [VgicAction::Warn(_)]));
+    assert_eq!(d.mmio_read(0, off, 2), Err(VgicError::BadSize { offset: off, size: 2 }));
+}
+
+#[test]
+fn redistributor_typer_and_last() {
+    let mut d = dist();
+    let t0 = d.redist_read(0, 0x8, 8).unwrap();
+    let t2 = d.redist_read(2, 0x8, 8).unwrap();
+    assert_eq!(t0, 0, "affinity 0, processor 0, not last");
+    assert_eq!(t2, 0x100 << 32 | 2 << 8 | 1 << 4);
+    assert_eq!(d.redist_read(2, 0x8, 4).unwrap(), 2 << 8 | 1 << 4);
+    assert_eq!(d.redist_read(2, 0xc, 4).unwrap(), 0x100);
+    assert_eq!(d.redist(1).unwrap().typer() >> 32, 1);
+    assert_eq!(d.redist_read(1, 0xffe8, 4).unwrap() >> 4 & 0xf, 3, "GICR PIDR2.ArchRev");
+    assert_eq!(d.redist_read(3, 0x8, 8), Err(VgicError::NoSuchRedist { index: 3, count: 3 }));
+}
+
+#[test]
+fn waker_children_follow_processor_sleep() {
+    let mut d = dist();
+    assert_eq!(d.redist_read(1, 0x14, 4).unwrap(), 0b110, "asleep at reset");
+    assert!(!d.redist(1).unwrap().awake());
+    assert_eq!(d.redist_write(0, 1, 0x14, 4, 0).unwrap(), vec![]);
+    assert_eq!(d.redist_read(1, 0x14, 4).unwrap(), 0);
+    assert!(d.redist(1).unwrap().awake());
+    assert_eq!(d.redist_read(0, 0x14, 4).unwrap(), 0b110, "each redistributor has its own");
+    d.redist_write(0, 1, 0x14, 4, 0b010).unwrap();
+    assert_eq!(d.redist_read(1, 0x14, 4).unwrap(), 0b110);
+    // ChildrenAsleep is read-only.
+    d.redist_write(0, 1, 0x14, 4, 0b100).unwrap();
+    assert_eq!(d.redist_read(1, 0x14, 4).unwrap(), 0);
+}
+
+#[test]
+fn sgi_base_frame() {
+    let mut d = dist();
+    // vCPU 0 enables the timer PPI in vCPU 1's redistributor: it belongs to pCPU 2.
+    let acts = d.redist_write(0, 1, SGI + 0x100, 4, 0xffff | 1 << 27 | 1 << 30).unwrap();
+    assert_eq!(acts, vec![VgicAction::EnablePhys { intid: 27, pcpu: 2 }]);
+    assert_eq!(d.redist_read(1, SGI + 0x100, 4).unwrap(), 0xffff | 1 << 27);
+    assert_eq!(d.redist_read(0, SGI + 0x100, 4).unwrap(), 0);
+    let acts = d.redist_write(1, 1, SGI + 0x180, 4, 1 << 27).unwrap();
+    assert_eq!(acts, vec![VgicAction::DisablePhys { intid: 27, pcpu: 2 }]);
+    // Priorities byte by byte; ICFGR0 read-only edge; IGROUPR0 plain bits.
+    d.redist_write(1, 1, SGI + 0x400 + 27, 1, 0xa0).unwrap();
+    assert_eq!(d.redist_read(1, SGI + 0x418, 4).unwrap(), 0xa0 << 24);
+    assert_eq!(d.redist_read(1, SGI + 0xc00, 4).unwrap(), 0xaaaa_aaaa);
+    d.redist_write(1, 1, SGI + 0xc04, 4, 0).unwrap();
+    assert_eq!(d.redist_read(1, SGI + 0xc04, 4).unwrap(), 0);
+    d.redist_write(1, 1, SGI + 0x80, 4, u32::MAX as u64).unwrap();
+    assert_eq!(d.redist_read(1, SGI + 0x80, 4).unwrap(), 0xffff | 1 << 27);
+    // A reserved SGI_base offset.
+    assert_eq!(d.redist_read(1, SGI + 0x84, 4).unwrap(), 0);
+    assert!(matches!(d.take_warning(), Some(VgicWarning::Reserved { frame: "GICR SGI_base", .. })));
+}
+
+#[test]
+fn sgi1r_targets_by_affinity() {
+    let mut d = dist();
+    for v in 0..3 {
+        d.redist_write(v, v, SGI + 0x80, 4, 0xffff).unwrap();
+        d.redist_write(v, v, SGI + 0x100, 4, 0xffff).unwrap();
+    }
+    wr(&mut d, 0x0000, 0x2);
+    // Cluster 1, Aff0 0: vCPU 2.
+    let acts = d.sgi1r_write(0, 1 << 16 | 3 << 24 | 1).unwrap();
+    assert_eq!(acts.len(), 2);
+    assert!(matches!(acts[0], VgicAction::InjectSgi { vcpu: 2, intid: 3, source: 0, virq: Virq { group1: true, .. } }));
+    assert_eq!(acts[1], VgicAction::Kick(2));
+    // IRM: everyone but the sender.
+    let acts = d.sgi1r_write(1, 1 << 40 | 4 << 24).unwrap();
+    let targets: Vec<usize> = acts
+        .iter()
+        .filter_map(|a| match a {
+            VgicAction::InjectSgi { vcpu, .. } => Some(*vcpu),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, vec![0, 2]);
+    // Group 1 disabled: held pending in the redistributor until re-enabled.
+    wr(&mut d, 0x0000, 0x0);
+    assert_eq!(d.sgi1r_write(0, 0b10 | 6 << 24).unwrap(), vec![]);
+    assert_eq!(d.redist_read(1, SGI + 0x200, 4).unwrap(), 1 << 6);
+    let acts = wr(&mut d, 0x0000, 0x2);
+    assert!(matches!(acts[0], VgicAction::InjectSgi { vcpu: 1, intid: 6, .. }));
+    assert_eq!(d.redist_read(1, SGI + 0x200, 4).unwrap(), 0);
+    assert_eq!(d.sgi1r_write(5, 0), Err(VgicError::NoSuchVcpu { vcpu: 5, count: 3 }));
+}
