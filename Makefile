@@ -25,8 +25,14 @@ QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -sm
 setup:
 	@bash tests/setup.sh
 
-$(ELF): FORCE setup
-	@cargo build --release --quiet
+PROBE_IMG := target/probe/probe.img
+
+# The probe guest (tests/probe-guest) is el2visor's embedded default guest.
+$(PROBE_IMG): FORCE setup
+	@bash tests/probe-guest/build.sh target/probe
+
+$(ELF): FORCE setup $(PROBE_IMG)
+	@EL2VISOR_EMBED_GUEST=$(abspath $(PROBE_IMG)) cargo build --release --quiet --features embed-guest
 
 $(IMG): $(ELF)
 	@$(OBJCOPY) -O binary $(ELF) $(IMG)

@@ -70,13 +70,48 @@ restore_frame_and_eret:
     isb
 
 /*
- * Enter a guest for the first time (or again after a reset) from Rust:
- * x0 = pointer to a TrapFrame already placed at the top of this CPU's EL2 stack frame area.
+ * Enter a guest: x0 = a TrapFrame anywhere in memory, x1 = the top of this CPU's EL2 stack.
+ * The stack is reset to its top (whatever ran before is abandoned), the frame is loaded into
+ * the registers and ERET starts the vCPU. The next exception from the guest builds its frame
+ * at the top of the stack again.
  */
-.global enter_guest_frame
-enter_guest_frame:
+.global enter_guest
+enter_guest:
+    mov     sp, x1
+    ldp     x2, x3, [x0, #FRAME_ELR]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [x0, #0x10]
+    ldp     x4, x5, [x0, #0x20]
+    ldp     x6, x7, [x0, #0x30]
+    ldp     x8, x9, [x0, #0x40]
+    ldp     x10, x11, [x0, #0x50]
+    ldp     x12, x13, [x0, #0x60]
+    ldp     x14, x15, [x0, #0x70]
+    ldp     x16, x17, [x0, #0x80]
+    ldp     x18, x19, [x0, #0x90]
+    ldp     x20, x21, [x0, #0xa0]
+    ldp     x22, x23, [x0, #0xb0]
+    ldp     x24, x25, [x0, #0xc0]
+    ldp     x26, x27, [x0, #0xd0]
+    ldp     x28, x29, [x0, #0xe0]
+    ldr     x30, [x0, #0xf0]
+    ldp     x0, x1, [x0, #0x00]
+    eret
+    dsb     nsh
+    isb
+
+/*
+ * Abandon the current stack and call a Rust function that never returns:
+ * x0 = new stack pointer, x1 = function, x2 = its argument.
+ */
+.global reset_stack_and_call
+reset_stack_and_call:
     mov     sp, x0
-    b       restore_frame_and_eret
+    mov     x0, x2
+    mov     x29, xzr
+    mov     x30, xzr
+    br      x1
 
 .macro VECTOR handler, kind
     .balign 0x80

@@ -7,7 +7,7 @@
 //! | `coherency=` | `auto`, `fwb`, `mair-trap`, `off` | `auto` |
 //! | `fastpath=` | `on`, `off` (the TVM-trap fast path in the vector) | `on` |
 //! | `loglevel=` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
-//! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `hyp` |
+//! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `guest` |
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
 //!
@@ -32,10 +32,11 @@ pub enum Coherency {
 /// Who drives the UART while a guest runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConsoleOwner {
-    /// el2visor keeps it; the guest gets no direct access.
-    #[default]
+    /// el2visor keeps it: it is not mapped into the guest, and the guest's DT has it disabled.
     Hyp,
-    /// The guest gets it passed through; el2visor stops printing until the guest ends.
+    /// Passed through to the guest (premapped at Stage 2, as every device it is given);
+    /// el2visor still writes its own messages to it, a whole line at a time.
+    #[default]
     Guest,
 }
 
@@ -81,7 +82,7 @@ impl Default for Options {
             coherency: Coherency::Auto,
             fastpath: true,
             loglevel: LogLevel::Info,
-            console: ConsoleOwner::Hyp,
+            console: ConsoleOwner::Guest,
             guest_mem: None,
             guest_cpus: None,
         }
@@ -239,7 +240,7 @@ mod tests {
         let d = Options::default();
         assert_eq!(
             (d.coherency, d.fastpath, d.console),
-            (Coherency::Auto, true, ConsoleOwner::Hyp)
+            (Coherency::Auto, true, ConsoleOwner::Guest)
         );
     }
 

@@ -24,4 +24,5 @@ pub mod logging;
 pub mod mm;
 pub mod platform;
 pub mod trap;
+pub mod vcpu;
 pub mod vm;

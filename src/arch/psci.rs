@@ -44,3 +44,6 @@ pub fn cpu_on(conduit: Conduit, mpidr: u64, entry: u64, context: u64) -> i64 {
 pub fn system_off(conduit: Conduit) -> i64 {
     call(conduit, SYSTEM_OFF, 0, 0, 0)
 }
+
+/// The host firmware's PSCI conduit, if it has PSCI (set once at boot from the DT).
+pub static HOST_CONDUIT: spin::Once<Option<Conduit>> = spin::Once::new();

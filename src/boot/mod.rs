@@ -2,6 +2,7 @@
 //! the device tree, refuse to run anywhere but EL2, turn on the EL2 MMU, set up memory, start
 //! the other CPUs, and hand over to the VMs.
 
+mod guest;
 mod mmu;
 pub mod smp;
 
@@ -99,39 +100,104 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         log::warn!("{p}");
     }
 
-    init_frames(&platform, &image, dtb_pa, dtb.len());
-
+    psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| match x.conduit {
+        crate::platform::Conduit::Smc => psci::Conduit::Smc,
+        crate::platform::Conduit::Hvc => psci::Conduit::Hvc,
+    }));
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
 
     println!("el2visor {VERSION} at EL2 on {} cpus={}", platform.model, smp::online());
-    println!("coherency: off");
-    power_off(&platform)
+    let setting = match coherency_setting(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("coherency: off");
+            println!("el2visor: {e}; not starting a guest");
+            power_off(&platform)
+        }
+    };
+    println!("coherency: {}", crate::coherency::mode_name(setting.mode));
+
+    let src = guest::source(&platform);
+    let hyp_reserved = init_frames(&platform, &image, dtb, &src);
+    let vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online()) {
+        Ok(vm) => vm,
+        Err(e) => {
+            println!("el2visor: cannot start the guest: {e}");
+            power_off(&platform)
+        }
+    };
+    log::debug!("VM {} ready; entering vCPU 0", vm.name);
+    crate::trap::dispatch::install();
+    crate::vcpu::run::announce_vm();
+    crate::vcpu::run::pcpu_main(0)
 }
 
-/// Give the frame allocator all RAM that is nobody else's: not the image, the DTB, reserved
-/// regions, boot modules or an initrd.
-fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb_pa: usize, dtb_len: usize) {
-    let mut reserved: Vec<PaRange> = p.reserved.iter().map(|r| r.range).collect();
-    reserved.push(PaRange::new(image.start, image.end - image.start));
-    reserved.push(PaRange::new(dtb_pa as u64, dtb_len as u64));
-    reserved.extend(p.chosen.modules.iter().map(|m| m.range));
-    reserved.extend(p.chosen.initrd);
+/// The coherency mode from `coherency=` and what the CPU has.
+fn coherency_setting(opts: &cmdline::Options) -> Result<crate::coherency::Setting, crate::coherency::CoherencyError> {
+    use crate::coherency::{has_fwb, resolve, Request, Setting};
+    let req = match opts.coherency {
+        cmdline::Coherency::Auto => Request::Auto,
+        cmdline::Coherency::Fwb => Request::Fwb,
+        cmdline::Coherency::MairTrap => Request::MairTrap,
+        cmdline::Coherency::Off => Request::Off,
+    };
+    let mode = resolve(req, has_fwb(sysreg::id_aa64mmfr2_el1()))?;
+    Ok(Setting { mode, fast_path: opts.fastpath })
+}
+
+/// RAM that is nobody else's: not the image, the DTB, reserved regions, boot modules, an initrd
+/// or spin-table pages. When the VM takes host RAM directly (multiboot modules, a bundle),
+/// el2visor keeps only a pool of it for its own frames; with the embedded guest, it manages all
+/// of it and gives the VM frames. Returns what el2visor keeps for itself.
+fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &guest::Source) -> Vec<PaRange> {
+    let mut hyp: Vec<PaRange> = p.reserved.iter().map(|r| r.range).collect();
+    hyp.push(PaRange::new(image.start, image.end - image.start));
+    hyp.push(PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64));
     for c in p.enabled_cpus() {
         if let crate::platform::EnableMethod::SpinTable { release_addr } = c.enable {
-            reserved.push(PaRange::new(release_addr.align_down(4096).raw(), 4096));
+            hyp.push(PaRange::new(release_addr.align_down(4096).raw(), 4096));
         }
     }
-    for r in crate::mm::layout::free_ranges(&p.memory, &reserved) {
+    let mut not_free = hyp.clone();
+    not_free.extend(p.chosen.modules.iter().map(|m| m.range));
+    not_free.extend(p.chosen.initrd);
+    if let guest::Source::Bundle(b) = src {
+        hyp.push(*b);
+    }
+    let free = crate::mm::layout::free_ranges(&p.memory, &not_free);
+    let give: Vec<PaRange> = match src {
+        guest::Source::Embedded => free,
+        _ => {
+            // The pool: the top of the highest free range big enough, 2 MiB aligned.
+            let pool = free.iter().rev().find_map(|r| {
+                let end = r.end() & !(crate::mm::addr::SIZE_2M - 1);
+                let start = end.checked_sub(guest::HYP_POOL)?;
+                (start >= r.start.raw()).then(|| PaRange::new(start, guest::HYP_POOL))
+            });
+            match pool {
+                Some(pool) => {
+                    hyp.push(pool);
+                    alloc::vec![pool]
+                }
+                None => {
+                    log::warn!("no {} MiB free RAM range for el2visor's pool", guest::HYP_POOL >> 20);
+                    Vec::new()
+                }
+            }
+        }
+    };
+    for r in give {
         if let Err(e) = crate::mm::frames::global::add_range(r) {
             log::warn!("frame allocator: {e}");
         }
     }
     log::debug!(
-        "memory: {} MiB free of {} MiB RAM",
+        "memory: el2visor manages {} MiB of {} MiB RAM",
         crate::mm::frames::global::free_frames() * 4096 >> 20,
         crate::mm::layout::total_size(&p.memory) >> 20
     );
+    hyp
 }
 
 /// Power the machine off through PSCI where the platform has it; otherwise say so and park.
@@ -149,10 +215,9 @@ pub fn power_off(p: &Platform) -> ! {
     cpu::park()
 }
 
-/// Secondary CPU entry, with its MMU on.
+/// Secondary CPU entry, with its MMU on: report in, then run this CPU's vCPU when there is one.
 pub fn secondary(index: usize) -> ! {
-    let _ = sysreg::mpidr_el1();
     smp::report_in(index);
     log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
-    cpu::park()
+    crate::vcpu::run::pcpu_main(index)
 }

@@ -11,6 +11,8 @@
 //! - `v2`, `v3`, `host` (target only): thin register wrappers for GICv2 (GICD, GICC, GICH) and
 //!   GICv3 (GICD, GICR, ICC_* and ICH_* system registers), and [`host::HostGic`] over both.
 
+#[cfg(target_os = "none")]
+pub mod runtime;
 pub mod vgic;
 
 #[cfg(target_os = "none")]

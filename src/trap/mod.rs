@@ -10,7 +10,8 @@
 //!   [`abi`] holds the guest-visible function IDs as plain constants.
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
-//! the registers and acts on these decisions lives beside them.
+//! the registers and acts on these decisions lives beside them: [`dispatch`] (every guest exit),
+//! `inject_hw` (delivering an abort or UNDEF) and `report` (the guest fault report).
 
 pub mod abi;
 pub mod esr;
@@ -20,3 +21,10 @@ pub mod psci;
 pub mod smccc;
 pub mod sysreg;
 pub mod vendor;
+
+#[cfg(target_os = "none")]
+pub mod dispatch;
+#[cfg(target_os = "none")]
+pub mod inject_hw;
+#[cfg(target_os = "none")]
+pub mod report;

@@ -8,6 +8,9 @@
 
 pub mod bundle;
 pub mod config;
+pub mod devices;
 pub mod guest_dt;
 pub mod image;
+#[cfg(target_os = "none")]
+pub mod instance;
 pub mod load;

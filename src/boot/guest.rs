@@ -1,0 +1,215 @@
+//! Deciding what to boot and building the VM: Xen-style multiboot modules when the loader wrote
+//! them, else a guest bundle passed as the initrd, else the guest embedded in el2visor's image
+//! (the probe guest, in `make run`). Also where the VM's RAM comes from: identity-mapped host RAM
+//! around the modules, or frames from el2visor's allocator for the embedded guest.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::cmdline::{ConsoleOwner, Options};
+use crate::coherency::Setting;
+use crate::mm::addr::{Ipa, Pa, PaRange, SIZE_2M};
+use crate::mm::frames::global as frames;
+use crate::platform::{GicKind, ModuleKind, Platform};
+use crate::vm::config::{self, BootModule, HostFacts, RamRegion};
+use crate::vm::guest_dt::GuestGic;
+use crate::vm::instance::{self, Vm, VmSpec};
+
+/// The guest linked into el2visor's image (`make image` embeds the probe guest).
+#[cfg(feature = "embed-guest")]
+static EMBEDDED: &[u8] = include_bytes!(env!("EL2VISOR_EMBED_GUEST"));
+#[cfg(not(feature = "embed-guest"))]
+static EMBEDDED: &[u8] = &[];
+
+/// Bootargs for the embedded guest: el2visor passes its own `guest_args=` through.
+const EMBEDDED_RAM: u64 = 128 << 20;
+
+/// RAM el2visor keeps for itself (Stage-2 tables, heap growth) when the VM takes host RAM.
+pub const HYP_POOL: u64 = 64 << 20;
+
+/// Where the guest comes from.
+pub enum Source {
+    Multiboot,
+    Bundle(PaRange),
+    Embedded,
+}
+
+/// Pick the guest source from the host DT.
+pub fn source(p: &Platform) -> Source {
+    if p.chosen.modules.iter().any(|m| m.kind == ModuleKind::Kernel) {
+        return Source::Multiboot;
+    }
+    if let Some(r) = p.chosen.initrd {
+        // SAFETY: the loader put the initrd there (the DT says so); it is identity mapped RAM.
+        let bytes = unsafe { core::slice::from_raw_parts(r.start.raw() as *const u8, r.size.min(16) as usize) };
+        if crate::vm::bundle::is_bundle(bytes) {
+            return Source::Bundle(r);
+        }
+        log::warn!("the initrd at {:#x} is not an el2visor guest bundle; ignoring it", r.start.raw());
+    }
+    Source::Embedded
+}
+
+fn bytes_at(r: PaRange) -> &'static [u8] {
+    // SAFETY: module and initrd ranges come from the DT: memory the loader filled, which el2visor
+    // keeps out of its own allocators and identity maps as RAM.
+    unsafe { core::slice::from_raw_parts(r.start.raw() as *const u8, r.size as usize) }
+}
+
+/// The GIC ranges a VM must not have mapped, and what the guest DT says about the GIC.
+fn gic_view(p: &Platform) -> (Vec<PaRange>, Option<GuestGic>, Option<(PaRange, Pa)>) {
+    let Some(g) = &p.gic else { return (Vec::new(), None, None) };
+    match &g.kind {
+        GicKind::V2 { dist, cpu, hyp, vcpu } => {
+            let mut ex = alloc::vec![*dist, *cpu];
+            ex.extend(hyp.iter().chain(vcpu.iter()).copied());
+            let gicv = vcpu.map(|v| (PaRange::new(cpu.start.raw(), cpu.size.min(v.size)), v.start));
+            let guest = GuestGic::V2 { dist: (dist.start.raw(), dist.size), cpu: (cpu.start.raw(), cpu.size) };
+            (ex, Some(guest), gicv)
+        }
+        GicKind::V3 { dist, redists, redist_stride, cpu, hyp, vcpu } => {
+            let mut ex = alloc::vec![*dist];
+            ex.extend(redists.iter().copied());
+            ex.extend(cpu.iter().chain(hyp.iter()).chain(vcpu.iter()).copied());
+            let redist = redists.first().map_or(0, |r| r.start.raw());
+            let guest = GuestGic::V3 { dist: (dist.start.raw(), dist.size), redist, redist_stride: *redist_stride };
+            (ex, Some(guest), None)
+        }
+    }
+}
+
+/// Build the VM from `src`. `hyp_reserved` is the RAM el2visor keeps (image, DTB, firmware
+/// reservations, its frame pool).
+pub fn build(
+    p: &Platform,
+    dtb: &'static [u8],
+    opts: &Options,
+    setting: Setting,
+    src: &Source,
+    hyp_reserved: &[PaRange],
+    pcpus: usize,
+) -> Result<&'static Vm, String> {
+    let (mut exclude, gic, gicv) = gic_view(p);
+    let mut disable = Vec::new();
+    if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
+        exclude.push(PaRange::new(c.base.raw(), c.size));
+        disable.push(c.path.clone());
+    }
+    let dev_regs: Vec<PaRange> =
+        p.devices.iter().filter(|d| d.status.is_enabled()).flat_map(|d| d.regs.iter().copied()).collect();
+    let windows: Vec<PaRange> = p.bus_windows.iter().map(|w| w.cpu).collect();
+    let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
+    let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::arch::boot::MAX_CPUS };
+    let want = opts.guest_cpus.map_or(pcpus, |n| n as usize).min(pcpus).min(max_vcpus).max(1);
+
+    let (ram, kernel, initrd, bootargs, dt_props, keep_out, name) = match src {
+        Source::Multiboot => {
+            let modules: Vec<BootModule> = p
+                .chosen
+                .modules
+                .iter()
+                .map(|m| BootModule {
+                    kind: match m.kind {
+                        ModuleKind::Kernel => config::ModuleKind::Kernel,
+                        ModuleKind::Ramdisk => config::ModuleKind::Ramdisk,
+                        ModuleKind::DeviceTree => config::ModuleKind::DeviceTree,
+                        ModuleKind::Other => config::ModuleKind::Other,
+                    },
+                    range: m.range,
+                    bootargs: m.bootargs.clone(),
+                })
+                .collect();
+            let facts = HostFacts {
+                ram: &p.memory,
+                hyp_reserved,
+                cpus: want,
+                max_vcpus: Some(max_vcpus),
+                devices: &[],
+                coherency: config::CoherencyMode::Auto,
+            };
+            let mut plans = config::plan_vms(&modules, &facts).map_err(|e| e.to_string())?;
+            let mut plan = plans.remove(0);
+            if let Some(limit) = opts.guest_mem {
+                plan.ram = clip_ram(&plan.ram, limit, &plan);
+            }
+            let keep = plan.module_keep_out();
+            (
+                plan.ram.clone(),
+                bytes_at(plan.kernel),
+                plan.initrd.map(bytes_at),
+                plan.bootargs.clone(),
+                None,
+                keep,
+                "guest".to_string(),
+            )
+        }
+        Source::Bundle(r) => {
+            let b = crate::vm::bundle::Bundle::parse(bytes_at(*r)).map_err(|e| format!("guest bundle: {e}"))?;
+            let ram = crate::mm::layout::free_ranges(&p.memory, hyp_reserved);
+            let mut ram: Vec<RamRegion> = ram.iter().map(|r| RamRegion { ipa: Ipa(r.start.raw()), pa: r.start, size: r.size }).collect();
+            if let Some(limit) = opts.guest_mem {
+                ram = truncate(&ram, limit);
+            }
+            (ram, b.kernel, b.initrd, b.cmdline.unwrap_or("").to_string(), b.dt_props.map(|d| d.to_vec()), Vec::new(), "bundle".to_string())
+        }
+        Source::Embedded => {
+            if EMBEDDED.is_empty() {
+                return Err("no guest: pass a kernel with -device guest-loader,kernel=…,addr=… (Xen multiboot,kernel), \
+                            a guest bundle as the initrd, or build el2visor with its embedded guest (make image)"
+                    .to_string());
+            }
+            let size = opts.guest_mem.unwrap_or(EMBEDDED_RAM).next_multiple_of(SIZE_2M);
+            let pa = frames::alloc_aligned((size / 4096) as usize, SIZE_2M)
+                .ok_or_else(|| format!("no {} MiB of free RAM for the embedded guest", size >> 20))?;
+            let ram = alloc::vec![RamRegion { ipa: Ipa(pa.raw()), pa, size }];
+            (ram, EMBEDDED, None, String::new(), None, Vec::new(), "probe".to_string())
+        }
+    };
+    let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
+    let spec = VmSpec {
+        name,
+        ram,
+        vcpu_mpidrs,
+        kernel,
+        initrd,
+        bootargs,
+        extra_bootargs: None,
+        dt_props,
+        disable_paths: disable,
+        devices,
+        gicv,
+        gic,
+        host_dtb: dtb,
+        setting,
+        keep_out,
+    };
+    instance::create(spec).map_err(|e| e.to_string())
+}
+
+/// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.
+fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
+    let mut left = limit.next_multiple_of(SIZE_2M);
+    let mut out = Vec::new();
+    for r in ram {
+        if left == 0 {
+            break;
+        }
+        let take = r.size.min(left);
+        out.push(RamRegion { size: take, ..*r });
+        left -= take;
+    }
+    out
+}
+
+/// Like `truncate`, but never dropping RAM that holds the plan's modules.
+fn clip_ram(ram: &[RamRegion], limit: u64, plan: &config::VmConfig) -> Vec<RamRegion> {
+    let needed = [Some(plan.kernel), plan.initrd, plan.dtb].into_iter().flatten().map(|m| m.end()).max().unwrap_or(0);
+    let mut out = truncate(ram, limit);
+    let covered = out.last().map_or(0, |r| r.pa.raw() + r.size);
+    if covered < needed {
+        log::warn!("guest_mem={} MiB is too small to hold the boot modules; giving the VM all of its RAM", limit >> 20);
+        out = ram.to_vec();
+    }
+    out
+}

@@ -1,0 +1,184 @@
+//! The EL2 register values that configure a VM's vCPUs, computed from the CPU's ID registers
+//! and the VM's coherency mode. Pure: the runtime reads the ID registers and writes the results.
+
+use crate::coherency::Mode;
+
+/// CPU features that change how a guest must be configured, from the ID registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    pub sve: bool,
+    pub sme: bool,
+    /// FEAT_MTE2 or later: tag accesses must be allowed (HCR_EL2.ATA).
+    pub mte: bool,
+    /// FEAT_PAuth: its instructions and keys must not trap (HCR_EL2.API/APK).
+    pub pauth: bool,
+    /// FEAT_CSV2_2 or later: SCXTNUM_ELx must not trap (HCR_EL2.EnSCXT).
+    pub csv2_2: bool,
+    /// FEAT_HCX: HCRX_EL2 exists and gates newer features.
+    pub hcx: bool,
+    pub mops: bool,
+    pub tcr2: bool,
+    pub sctlr2: bool,
+    /// Event counters the PMU has (PMCR_EL0.N), all given to the guest.
+    pub pmu_counters: u8,
+}
+
+fn field(reg: u64, shift: u32) -> u64 {
+    (reg >> shift) & 0xf
+}
+
+impl CpuFeatures {
+    /// From ID_AA64PFR0/PFR1, ISAR1/ISAR2, MMFR1/MMFR3 and PMCR_EL0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_id_regs(pfr0: u64, pfr1: u64, isar1: u64, isar2: u64, mmfr1: u64, mmfr3: u64, pmcr: u64) -> Self {
+        CpuFeatures {
+            sve: field(pfr0, 32) != 0,
+            sme: field(pfr1, 24) != 0,
+            mte: field(pfr1, 8) >= 2,
+            // APA (7:4), API (11:8), GPA (27:24), GPI (31:28), APA3 in ISAR2 (15:12), GPA3 (11:8).
+            pauth: field(isar1, 4) != 0
+                || field(isar1, 8) != 0
+                || field(isar1, 24) != 0
+                || field(isar1, 28) != 0
+                || field(isar2, 12) != 0
+                || field(isar2, 8) != 0,
+            csv2_2: field(pfr0, 56) >= 2,
+            hcx: field(mmfr1, 40) != 0,
+            mops: field(isar2, 16) != 0,
+            tcr2: field(mmfr3, 0) != 0,
+            sctlr2: field(mmfr3, 4) != 0,
+            pmu_counters: ((pmcr >> 11) & 0x1f) as u8,
+        }
+    }
+}
+
+pub const HCR_VM: u64 = 1 << 0;
+pub const HCR_SWIO: u64 = 1 << 1;
+pub const HCR_PTW: u64 = 1 << 2;
+pub const HCR_FMO: u64 = 1 << 3;
+pub const HCR_IMO: u64 = 1 << 4;
+pub const HCR_AMO: u64 = 1 << 5;
+pub const HCR_FB: u64 = 1 << 9;
+pub const HCR_BSU_IS: u64 = 1 << 10;
+pub const HCR_TWI: u64 = 1 << 13;
+pub const HCR_TSC: u64 = 1 << 19;
+pub const HCR_TIDCP: u64 = 1 << 20;
+pub const HCR_TACR: u64 = 1 << 21;
+pub const HCR_TVM: u64 = 1 << 26;
+pub const HCR_RW: u64 = 1 << 31;
+pub const HCR_APK: u64 = 1 << 40;
+pub const HCR_API: u64 = 1 << 41;
+pub const HCR_FWB: u64 = 1 << 46;
+pub const HCR_ENSCXT: u64 = 1 << 53;
+pub const HCR_ATA: u64 = 1 << 56;
+
+/// HCR_EL2 for a VM: Stage 2 on; physical interrupts, FIQs and SErrors to EL2; set/way
+/// invalidation upgraded to clean+invalidate (SWIO); broadcast TLB/barriers inner shareable
+/// (FB, BSU); SMC trapped (PSCI goes to el2visor); ACTLR and implementation-defined registers
+/// trapped; AArch64 EL1. WFI/WFE are not trapped: each pCPU runs one vCPU, so a guest's WFI may
+/// idle the real CPU, and interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
+pub fn hcr_el2(mode: Mode, f: &CpuFeatures) -> u64 {
+    let mut v = HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS;
+    v |= HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_RW;
+    match mode {
+        Mode::MairTrap => v |= HCR_TVM,
+        Mode::Fwb => v |= HCR_FWB,
+        Mode::Off => {}
+    }
+    if f.pauth {
+        v |= HCR_API | HCR_APK;
+    }
+    if f.mte {
+        v |= HCR_ATA;
+    }
+    if f.csv2_2 {
+        v |= HCR_ENSCXT;
+    }
+    v
+}
+
+/// HCRX_EL2 where FEAT_HCX exists: enable what the guest's ID registers advertise (MOPS,
+/// TCR2_EL1, SCTLR2_EL1); `None` without FEAT_HCX.
+pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
+    if !f.hcx {
+        return None;
+    }
+    let mut v = 0;
+    if f.mops {
+        v |= (1 << 11) | (1 << 10); // MSCEn, MCE2: MOPS instructions run and fault at EL1
+    }
+    if f.tcr2 {
+        v |= 1 << 14; // TCR2En
+    }
+    if f.sctlr2 {
+        v |= 1 << 15; // SCTLR2En
+    }
+    Some(v)
+}
+
+/// CPTR_EL2 (E2H = 0): nothing trapped (FP/SIMD, SVE, SME, trace), RES1 bits set; TSM is RES1
+/// where SME is not implemented.
+pub fn cptr_el2(f: &CpuFeatures) -> u64 {
+    let mut v = 0xff | (1 << 9) | (1 << 13);
+    if !f.sme {
+        v |= 1 << 12;
+    }
+    if !f.sve {
+        v |= 1 << 8;
+    }
+    v
+}
+
+/// CNTHCTL_EL2 (E2H = 0): EL1 may read the physical counter and use the physical timer.
+pub const CNTHCTL_EL2: u64 = 0b11;
+
+/// MDCR_EL2: every PMU event counter goes to the guest (HPMN = N), nothing trapped.
+pub fn mdcr_el2(f: &CpuFeatures) -> u64 {
+    f.pmu_counters as u64
+}
+
+/// SCTLR_EL1 a vCPU starts with: MMU and caches off, RES1 bits set (boot protocol).
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+/// The largest vector length field for ZCR_EL2/SMCR_EL2: the guest may use what the CPU has.
+pub const VL_MAX_FIELD: u64 = 0xf;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hcr_follows_mode_and_features() {
+        let plain = CpuFeatures::default();
+        let h = hcr_el2(Mode::Off, &plain);
+        assert_eq!(h & (HCR_TVM | HCR_FWB), 0);
+        assert_ne!(h & HCR_VM, 0);
+        assert_ne!(h & HCR_TSC, 0, "SMC must trap: PSCI is el2visor's");
+        assert_eq!(h & HCR_TWI, 0, "WFI idles the vCPU's own pCPU");
+        assert_ne!(hcr_el2(Mode::MairTrap, &plain) & HCR_TVM, 0);
+        assert_ne!(hcr_el2(Mode::Fwb, &plain) & HCR_FWB, 0);
+        let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
+        let h = hcr_el2(Mode::Fwb, &rich);
+        assert_eq!(h & (HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT), HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT);
+    }
+
+    #[test]
+    fn features_from_id_registers() {
+        // QEMU -cpu max style: SVE (PFR0 35:32 = 1), CSV2 = 2, SME (PFR1 27:24), MTE 3, PAuth API.
+        let pfr0 = (1u64 << 32) | (2u64 << 56);
+        let pfr1 = (1u64 << 24) | (3u64 << 8);
+        let isar1 = 1u64 << 8;
+        let isar2 = 1u64 << 16;
+        let mmfr1 = 1u64 << 40;
+        let f = CpuFeatures::from_id_regs(pfr0, pfr1, isar1, isar2, mmfr1, 1, 6 << 11);
+        assert!(f.sve && f.sme && f.mte && f.pauth && f.csv2_2 && f.hcx && f.mops && f.tcr2 && !f.sctlr2);
+        assert_eq!(f.pmu_counters, 6);
+        assert_eq!(hcrx_el2(&f), Some((1 << 11) | (1 << 10) | (1 << 14)));
+        assert_eq!(cptr_el2(&f) & ((1 << 12) | (1 << 8)), 0, "SVE and SME must not trap");
+        // Cortex-A72: none of them.
+        let a72 = CpuFeatures::from_id_regs(0x1100_0000_0000_2222, 0, 0, 0, 0, 0, 6 << 11);
+        assert!(!a72.sve && !a72.sme && !a72.pauth && !a72.hcx);
+        assert_eq!(hcrx_el2(&a72), None);
+        assert_eq!(cptr_el2(&a72), 0x33ff);
+    }
+}

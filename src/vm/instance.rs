@@ -1,0 +1,300 @@
+//! A running VM: its Stage-2 tables, its vCPUs and their power states, and how it was loaded.
+//! `create` builds one from a [`VmSpec`]: Stage 2 with RAM and every passthrough device premapped
+//! (whole regions, blocks where aligned), the kernel, initrd and generated device tree copied
+//! into guest RAM per the arm64 boot protocol, and the caches cleaned where FWB does not make
+//! that unnecessary.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::arch::{cache, sysreg};
+use crate::coherency::{Mode, Setting};
+use crate::mm::addr::{Ipa, Pa, PaRange};
+use crate::mm::frames::global::GlobalPages;
+use crate::mm::stage2::hw::HwTlb;
+use crate::mm::stage2::{AttrEncoding, S2Attrs, Stage2, Vtcr};
+use crate::trap::psci::{PowerState, VcpuPower};
+use crate::vcpu::regs::{self, CpuFeatures};
+use crate::vm::config::{RamRegion, MPIDR_RES1};
+use crate::vm::guest_dt::{self, GuestDtSpec, GuestGic};
+use crate::vm::image;
+
+/// What to build a VM from.
+pub struct VmSpec<'a> {
+    pub name: String,
+    pub ram: Vec<RamRegion>,
+    /// MPIDR affinity of each vCPU; vCPU i runs on pCPU i.
+    pub vcpu_mpidrs: Vec<u64>,
+    pub kernel: &'a [u8],
+    pub initrd: Option<&'a [u8]>,
+    pub bootargs: String,
+    pub extra_bootargs: Option<String>,
+    pub dt_props: Option<Vec<u8>>,
+    pub disable_paths: Vec<String>,
+    /// Passthrough device ranges, identity mapped.
+    pub devices: Vec<PaRange>,
+    /// GICv2: the guest's GICC range and the GICV frame mapped there.
+    pub gicv: Option<(PaRange, Pa)>,
+    pub gic: Option<GuestGic>,
+    pub host_dtb: &'a [u8],
+    pub setting: Setting,
+    /// Guest RAM that still holds boot modules the images are copied from: placement avoids it.
+    pub keep_out: Vec<crate::vm::load::Region>,
+}
+
+/// Why a VM could not be built.
+#[derive(Debug)]
+pub enum VmError {
+    Image(image::ImageError),
+    Load(crate::vm::load::LoadError),
+    GuestDt(guest_dt::GuestDtError),
+    Stage2(crate::mm::stage2::S2Error),
+    DtbTooBig { planned: u64, got: usize },
+    NoRam,
+}
+
+impl core::fmt::Display for VmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VmError::Image(e) => write!(f, "guest kernel: {e}"),
+            VmError::Load(e) => write!(f, "placing the guest images: {e}"),
+            VmError::GuestDt(e) => write!(f, "guest device tree: {e}"),
+            VmError::Stage2(e) => write!(f, "Stage-2 tables: {e}"),
+            VmError::DtbTooBig { planned, got } => {
+                write!(f, "the guest device tree grew to {got} bytes, more than the {planned} planned")
+            }
+            VmError::NoRam => write!(f, "the VM has no RAM"),
+        }
+    }
+}
+
+/// A vCPU's placement and its pending start request (set by CPU_ON, taken by its pCPU).
+pub struct VcpuSlot {
+    pub mpidr: u64,
+    pub pcpu: usize,
+    pub start: spin::Mutex<Option<(u64, u64)>>,
+}
+
+/// The power states PSCI sees and changes.
+pub struct Power {
+    states: Vec<VcpuPower>,
+    mpidrs: Vec<u64>,
+    ram: Vec<(u64, u64)>,
+    setting: Setting,
+}
+
+impl PowerState for Power {
+    fn vcpu_count(&self) -> usize {
+        self.states.len()
+    }
+    fn mpidr(&self, index: usize) -> u64 {
+        self.mpidrs[index]
+    }
+    fn power(&self, index: usize) -> VcpuPower {
+        self.states[index]
+    }
+    fn set_power(&mut self, index: usize, state: VcpuPower) {
+        self.states[index] = state;
+    }
+    fn is_valid_entry(&self, entry: u64) -> bool {
+        entry % 4 == 0 && self.ram.iter().any(|&(s, e)| entry >= s && entry < e)
+    }
+    fn coherency(&self) -> Setting {
+        self.setting
+    }
+}
+
+/// VM lifecycle.
+pub const RUNNING: u8 = 0;
+pub const OFF: u8 = 1;
+
+pub struct Vm {
+    pub name: String,
+    pub setting: Setting,
+    pub s2: spin::Mutex<Stage2<GlobalPages, HwTlb>>,
+    pub vttbr: u64,
+    pub vtcr: u64,
+    pub hcr: u64,
+    pub features: CpuFeatures,
+    pub vcpus: Vec<VcpuSlot>,
+    pub power: spin::Mutex<Power>,
+    pub ram: Vec<RamRegion>,
+    pub devices: Vec<PaRange>,
+    pub entry: Ipa,
+    pub dtb: Ipa,
+    pub state: AtomicU8,
+}
+
+impl Vm {
+    /// The vCPU that pCPU `pcpu` runs, if any.
+    pub fn vcpu_on(&self, pcpu: usize) -> Option<usize> {
+        self.vcpus.iter().position(|v| v.pcpu == pcpu)
+    }
+
+    /// Whether IPA `ipa` is a passthrough device address (premapped: a fault there is a bug).
+    pub fn is_device(&self, ipa: u64) -> bool {
+        self.devices.iter().any(|d| d.contains(ipa))
+    }
+
+    /// Whether IPA `ipa` is guest RAM.
+    pub fn is_ram(&self, ipa: u64) -> bool {
+        self.ram.iter().any(|r| ipa >= r.ipa.raw() && ipa < r.ipa_end())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+}
+
+/// The one VM (el2visor partitions the machine statically; one VM for now).
+pub static VM: spin::Once<Vm> = spin::Once::new();
+
+fn ram_pa(ram: &[RamRegion], ipa: u64, len: usize) -> Option<u64> {
+    ram.iter().find_map(|r| {
+        (ipa >= r.ipa.raw() && ipa + len as u64 <= r.ipa_end()).then(|| r.pa.raw() + (ipa - r.ipa.raw()))
+    })
+}
+
+/// Copy `bytes` into guest RAM at `ipa` (and clean it to PoC without FWB: the guest starts with
+/// its MMU and caches off).
+fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(), VmError> {
+    let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
+    // SAFETY: `pa..pa+len` is guest RAM (checked above), identity mapped at EL2, owned by this VM
+    // and not yet running; `bytes` lives elsewhere (a boot module's pristine copy or el2visor's image).
+    unsafe { core::ptr::copy(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
+    if clean {
+        cache::clean_inval_range(pa, bytes.len());
+    }
+    Ok(())
+}
+
+/// Build the VM and make it the running one. vCPU 0 is left `OnPending` at the kernel entry.
+pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
+    let mode = spec.setting.mode;
+    let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
+    let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
+    let dtb_budget = (spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64)).next_multiple_of(8);
+    let plan = crate::vm::load::plan_load_around(
+        (biggest.ipa, biggest.size),
+        spec.kernel.len() as u64,
+        &header,
+        spec.initrd.map_or(0, |i| i.len() as u64),
+        dtb_budget,
+        &spec.keep_out,
+    )
+    .map_err(VmError::Load)?;
+
+    let dt_spec = GuestDtSpec {
+        ram: spec.ram.clone(),
+        vcpu_mpidrs: spec.vcpu_mpidrs.clone(),
+        bootargs: spec.bootargs.clone(),
+        extra_bootargs: spec.extra_bootargs.clone(),
+        initrd: plan.initrd.map(|r| (r.start.raw(), r.start.raw() + r.size)),
+        stdout_path: None,
+        gic: spec.gic.clone(),
+        drop_paths: Vec::new(),
+        disable_paths: spec.disable_paths.clone(),
+        dt_props: spec.dt_props.clone(),
+    };
+    let dtb = guest_dt::generate(spec.host_dtb, &dt_spec).map_err(VmError::GuestDt)?;
+    if dtb.len() as u64 > plan.dtb.size {
+        return Err(VmError::DtbTooBig { planned: plan.dtb.size, got: dtb.len() });
+    }
+
+    // Stage 2: RAM, then every passthrough device, whole.
+    let vtcr = Vtcr::from_id_regs(sysreg::id_aa64mmfr0_el1(), sysreg::id_aa64mmfr1_el1()).map_err(VmError::Stage2)?;
+    let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
+    let mut s2 = Stage2::with_encoding(vtcr, 1, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
+    for r in &spec.ram {
+        s2.map(r.ipa, r.pa, r.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+    }
+    for d in &spec.devices {
+        s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::device()).map_err(VmError::Stage2)?;
+    }
+    if let Some((gicc, gicv)) = spec.gicv {
+        s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
+    }
+    log::info!("VM {}: {}", spec.name, s2.vtcr());
+    if log::log_enabled!(log::Level::Debug) {
+        log::debug!("VM {}: Stage-2 layout:", spec.name);
+        for line in s2.dump().lines() {
+            log::debug!("  {line}");
+        }
+    }
+
+    // Images, with cache maintenance unless FWB makes it unnecessary.
+    let clean = mode != Mode::Fwb;
+    copy_in(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean)?;
+    if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
+        copy_in(&spec.ram, r.start.raw(), bytes, clean)?;
+    }
+    copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
+    if clean {
+        cache::invalidate_icache_all();
+    }
+
+    let features = read_features();
+    let n = spec.vcpu_mpidrs.len();
+    let mut states = alloc::vec![VcpuPower::Off; n];
+    states[0] = VcpuPower::OnPending;
+    let vcpus = spec
+        .vcpu_mpidrs
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| VcpuSlot { mpidr: m, pcpu: i, start: spin::Mutex::new(None) })
+        .collect::<Vec<_>>();
+    *vcpus[0].start.lock() = Some((plan.entry().raw(), plan.dtb.start.raw()));
+    let vm = Vm {
+        name: spec.name,
+        setting: spec.setting,
+        vttbr: s2.vttbr(),
+        vtcr: s2.vtcr().value(),
+        hcr: regs::hcr_el2(mode, &features),
+        features,
+        power: spin::Mutex::new(Power {
+            states,
+            mpidrs: spec.vcpu_mpidrs.clone(),
+            ram: spec.ram.iter().map(|r| (r.ipa.raw(), r.ipa_end())).collect(),
+            setting: spec.setting,
+        }),
+        s2: spin::Mutex::new(s2),
+        vcpus,
+        ram: spec.ram,
+        devices: spec.devices,
+        entry: plan.entry(),
+        dtb: plan.dtb.start,
+        state: AtomicU8::new(RUNNING),
+    };
+    log::info!(
+        "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",
+        vm.name,
+        n,
+        vm.ram.iter().map(|r| r.size).sum::<u64>() >> 20,
+        vm.entry.raw(),
+        vm.dtb.raw(),
+        plan.initrd.map_or(String::new(), |r| alloc::format!(", initrd at {:#x} ({} bytes)", r.start.raw(), r.size))
+    );
+    Ok(VM.call_once(|| vm))
+}
+
+/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2 for guests, read on this CPU.
+pub fn read_features() -> CpuFeatures {
+    let pmcr: u64;
+    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
+    CpuFeatures::from_id_regs(
+        sysreg::id_aa64pfr0_el1(),
+        sysreg::id_aa64pfr1_el1(),
+        sysreg::id_aa64isar1_el1(),
+        sysreg::id_aa64isar2_el1(),
+        sysreg::id_aa64mmfr1_el1(),
+        sysreg::id_aa64mmfr3_el1(),
+        pmcr,
+    )
+}
+
+/// VMPIDR_EL2 for a vCPU MPIDR affinity.
+pub fn vmpidr(mpidr: u64) -> u64 {
+    mpidr | MPIDR_RES1
+}
