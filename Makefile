@@ -52,7 +52,7 @@ qemu-test: $(IMG)
 test: setup host-test qemu-test
 
 bench: $(IMG)
-	@echo "no benchmarks yet"
+	@bash tests/bench/run.sh
 
 clean:
 	cargo clean
