@@ -213,3 +213,30 @@ fn clip_ram(ram: &[RamRegion], limit: u64, plan: &config::VmConfig) -> Vec<RamRe
     }
     out
 }
+
+/// Give the VM its virtual GIC: it owns the timer PPIs and the SPIs of the devices passed
+/// through to it.
+pub fn attach_vgic(p: &Platform, vm: &Vm) {
+    use crate::platform::Irq;
+    let Some(g) = &p.gic else { return };
+    let mut spis: Vec<u32> = p
+        .devices
+        .iter()
+        .filter(|d| d.status.is_enabled() && d.regs.iter().any(|r| vm.is_device(r.start.raw())))
+        .flat_map(|d| d.irqs.iter())
+        .filter_map(|i| match i {
+            Irq::Gic { intid, .. } if *intid >= 32 => Some(*intid),
+            _ => None,
+        })
+        .collect();
+    spis.sort_unstable();
+    spis.dedup();
+    let (dist, redist) = match &g.kind {
+        GicKind::V2 { dist, .. } => (*dist, None),
+        GicKind::V3 { dist, redists, .. } => (*dist, redists.first().map(|r| r.start.raw())),
+    };
+    log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
+    if let Err(e) = crate::gic::runtime::create_vgic(vm, dist, redist, spis) {
+        log::error!("VM {}: virtual GIC: {e}", vm.name);
+    }
+}

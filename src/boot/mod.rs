@@ -118,6 +118,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     };
     println!("coherency: {}", crate::coherency::mode_name(setting.mode));
 
+    init_gic(&platform);
     let src = guest::source(&platform);
     let hyp_reserved = init_frames(&platform, &image, dtb, &src);
     let vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online()) {
@@ -127,10 +128,44 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
             power_off(&platform)
         }
     };
+    guest::attach_vgic(&platform, vm);
     log::debug!("VM {} ready; entering vCPU 0", vm.name);
     crate::trap::dispatch::install();
     crate::vcpu::run::announce_vm();
     crate::vcpu::run::pcpu_main(0)
+}
+
+/// Take over the host GIC and set up this CPU's interface.
+fn init_gic(p: &Platform) {
+    use crate::gic::{runtime, GicInfo, GicVersion};
+    use crate::platform::GicKind;
+    let Some(g) = &p.gic else {
+        log::warn!("the device tree has no GIC: guests get no interrupts");
+        return;
+    };
+    let info = match &g.kind {
+        GicKind::V2 { dist, cpu, hyp, vcpu } => GicInfo {
+            version: GicVersion::V2,
+            dist: dist.start,
+            cpu: Some(cpu.start),
+            hyp: hyp.map(|r| r.start),
+            vcpu: vcpu.map(|r| r.start),
+            redist: Vec::new(),
+            maintenance_intid: g.maintenance_intid.unwrap_or(crate::gic::MAINTENANCE_INTID),
+        },
+        GicKind::V3 { dist, redists, .. } => GicInfo {
+            version: GicVersion::V3,
+            dist: dist.start,
+            cpu: None,
+            hyp: None,
+            vcpu: None,
+            redist: redists.iter().map(|r| (r.start, r.size)).collect(),
+            maintenance_intid: g.maintenance_intid.unwrap_or(crate::gic::MAINTENANCE_INTID),
+        },
+    };
+    if let Err(e) = runtime::init_host(&info).and_then(|_| runtime::init_cpu()) {
+        log::error!("GIC: {e}: guests get no interrupts");
+    }
 }
 
 /// The coherency mode from `coherency=` and what the CPU has.

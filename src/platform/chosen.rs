@@ -21,8 +21,10 @@ fn owned_strings(v: Option<&[u8]>) -> Vec<String> {
 }
 
 /// `/chosen`. Module `reg` uses `/chosen`'s cells untranslated: `/chosen` is not a bus, and its
-/// modules are where the loader put them (as Xen reads them).
-pub fn chosen(n: Node<'_, '_>) -> Result<Chosen, DtErrorKind> {
+/// modules are where the loader put them (as Xen reads them). Where `/chosen` does not give
+/// `#address-cells`/`#size-cells`, they are inherited from the root (`root_cells`), as Xen does:
+/// QEMU's guest-loader writes module `reg` in the root's cells without setting them on `/chosen`.
+pub fn chosen(n: Node<'_, '_>, root_cells: super::ranges::Cells) -> Result<Chosen, DtErrorKind> {
     let path = "/chosen";
     let start = tree::prop_u64(n, path, "linux,initrd-start")?;
     let end = tree::prop_u64(n, path, "linux,initrd-end")?;
@@ -44,7 +46,11 @@ pub fn chosen(n: Node<'_, '_>) -> Result<Chosen, DtErrorKind> {
             ))
         }
     };
-    let cells = tree::cells_of(n, path)?;
+    let own = tree::cells_of(n, path)?;
+    let cells = super::ranges::Cells {
+        addr: if tree::prop(n, "#address-cells").is_some() { own.addr } else { root_cells.addr },
+        size: if tree::prop(n, "#size-cells").is_some() { own.size } else { root_cells.size },
+    };
     let chain = [Level {
         cells,
         ranges: None,

@@ -56,7 +56,7 @@ pub fn platform(data: &[u8]) -> Result<Platform, DtError> {
             devices: Vec::new(),
             bus_windows: Vec::new(),
             chosen: match chosen_node {
-                Some(n) => chosen::chosen(n).map_err(err)?,
+                Some(n) => chosen::chosen(n, tree::cells_of(root, "/").map_err(err)?).map_err(err)?,
                 None => Chosen::default(),
             },
             untranslated: Vec::new(),

@@ -74,6 +74,7 @@ fn handle(frame: &mut TrapFrame, kind: Kind) {
     if !vm.is_running() {
         cpu::park();
     }
+    crate::gic::runtime::before_entry();
 }
 
 fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) {

@@ -35,8 +35,14 @@ pub fn pcpu_main(pcpu: usize) -> ! {
         // SAFETY: WFE only waits; announce_vm's SEV wakes us.
         unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
     }
+    if pcpu != 0 {
+        if let Err(e) = crate::gic::runtime::init_cpu() {
+            log::error!("cpu {pcpu}: GIC CPU interface: {e}");
+        }
+    }
     let Some(vm) = VM.get() else { cpu::park() };
     let Some(v) = vm.vcpu_on(pcpu) else { cpu::park() };
+    crate::gic::runtime::prepare_vcpu(pcpu);
     configure_el2(vm, v);
     wait_and_enter(vm, v)
 }
@@ -90,6 +96,7 @@ fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     vm.power.lock().set_power(v, VcpuPower::On);
     let frame = TrapFrame::new_el1(entry, context);
     let pcpu = cpu::current();
+    crate::gic::runtime::before_entry();
     // SAFETY: the frame is a complete EL1h context; the stack top is this CPU's own, and nothing
     // on the abandoned stack is used again.
     unsafe { enter_guest(&frame, stack_top(pcpu)) }
