@@ -10,9 +10,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The bootable image `make image` leaves.
+/// The bootable image `make image` leaves (`EL2VISOR_IMAGE` overrides the path).
 pub fn image() -> PathBuf {
-    let p = root().join("target/el2visor.img");
+    let p = std::env::var_os("EL2VISOR_IMAGE").map(PathBuf::from).unwrap_or_else(|| root().join("target/el2visor.img"));
+    assert!(p.exists(), "{} is missing: run `make image` (make test does)", p.display());
+    p
+}
+
+/// The probe guest on its own, as `make image` builds it before embedding it
+/// (`EL2VISOR_PROBE_IMAGE` overrides the path).
+pub fn probe_image() -> PathBuf {
+    let p = std::env::var_os("EL2VISOR_PROBE_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/probe/probe.img"));
     assert!(p.exists(), "{} is missing: run `make image` (make test does)", p.display());
     p
 }

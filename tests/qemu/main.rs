@@ -4,3 +4,5 @@
 mod harness;
 
 mod boot;
+mod probe;
+mod stage2;

@@ -1,6 +1,7 @@
 //! What the probe needs from the device tree, as a plain [`Platform`] value: RAM, the console
-//! PL011, the PSCI conduit, one passthrough device page, and whether `bench` is on the command line.
-//! `reg` values are translated through every parent's `ranges`. Pure logic over `fdt`.
+//! PL011, the PSCI conduit, one passthrough device page, an address nobody owns (`unowned`), and
+//! whether `bench` is on the command line. `reg` values are translated through every parent's
+//! `ranges`. Pure logic over `fdt`.
 
 use core::fmt;
 use fdt::node::FdtNode;
@@ -40,6 +41,9 @@ pub struct Platform {
     pub uart: Option<u64>,
     pub conduit: Conduit,
     pub passthrough: Option<Passthrough>,
+    /// The first 1 GiB-aligned address above RAM that no node's `reg` or `ranges` covers
+    /// ([`unowned_address`]), if one is below the 48-bit VA limit.
+    pub unowned: Option<u64>,
     pub bench: bool,
 }
 
@@ -288,12 +292,22 @@ pub fn console_uart(fdt: &Fdt<'_>) -> Result<Option<u64>, DtError> {
     Ok(uart.map(|r| r.base))
 }
 
+/// Devices the probe may map Normal WB at stage 1 to see stage 2 make them Device, first match
+/// wins: QEMU virt's virtio-mmio and fw-cfg, the Raspberry Pi 4's GPIO block (its page holds no
+/// console UART). The probe never accesses the page, it only translates it.
+pub const PASSTHROUGH_COMPATIBLES: [&str; 4] = [
+    "virtio,mmio",
+    "qemu,fw-cfg-mmio",
+    "brcm,bcm2711-gpio",
+    "brcm,bcm2835-gpio",
+];
+
 /// Read everything the probe needs from the DT.
 pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
     let (ram, ram_count) = ram(fdt)?;
     let uart = console_uart(fdt)?;
     let mut passthrough = None;
-    for compatible in ["virtio,mmio", "qemu,fw-cfg-mmio"] {
+    for compatible in PASSTHROUGH_COMPATIBLES {
         if let Some(region) = first_compatible(fdt, compatible)? {
             passthrough = Some(Passthrough { region, compatible });
             break;
@@ -310,9 +324,13 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         uart,
         conduit: psci_conduit(fdt),
         passthrough,
+        unowned: unowned_address(fdt, &ram[..ram_count])?,
         bench,
     })
 }
+
+mod unowned;
+pub use unowned::{unowned_address, GIB};
 
 #[cfg(test)]
 mod tests;

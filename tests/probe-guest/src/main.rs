@@ -74,6 +74,18 @@ extern "C" fn probe_main(dtb: usize) -> ! {
             d.compatible, d.region.base
         );
     }
+    if let Some(a) = platform.unowned {
+        println!("probe: unowned {:#x}", a);
+    }
+    let pa_range = sysreg::pa_range();
+    // What this CPU reports to EL1 (the real CPU's values on bare QEMU; tests compare them with
+    // the VTCR_EL2 el2visor chose).
+    println!(
+        "probe: ID_AA64MMFR0_EL1.PARange {} ({}-bit PA), ID_AA64MMFR1_EL1.VMIDBits {}",
+        pa_range,
+        probe_guest::pagetable::pa_range_bits(pa_range).unwrap_or(0),
+        sysreg::vmid_bits()
+    );
     match mmu::enable(&platform) {
         Ok(tables) => println!("probe: MMU on, {} page tables", tables),
         Err(e) => {

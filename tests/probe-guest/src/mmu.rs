@@ -1,5 +1,6 @@
 //! The probe's own stage-1 translation: identity map of RAM (Normal-NC), the console UART page
-//! (Device) and the passthrough device page (Normal WB on purpose), then MMU, D- and I-cache on.
+//! (Device), the passthrough device page (Normal WB on purpose) and the unowned page the abort
+//! probe touches (Device), then MMU, D- and I-cache on.
 
 use crate::sysreg;
 use core::cell::UnsafeCell;
@@ -88,6 +89,11 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
             m.map(page, page, PAGE_SIZE, MemType::NormalWb, false)
                 .map_err(|e| probe_guest::msg!("mapping the passthrough page {page:#x}: {e}"))?;
         }
+    }
+    if let Some(a) = p.unowned {
+        // Device-nGnRE: only the abort probe's own load and store ever touch it.
+        m.map(a, a, PAGE_SIZE, MemType::Device, false)
+            .map_err(|e| probe_guest::msg!("mapping the unowned page {a:#x}: {e}"))?;
     }
     let used = m.tables_used();
     let root = m.root_pa();

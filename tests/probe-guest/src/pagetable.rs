@@ -224,6 +224,22 @@ pub fn leaf_attr_index(desc: u64) -> u64 {
     (desc >> ATTR_INDEX_SHIFT) & 0b111
 }
 
+/// Physical address bits for an ID_AA64MMFR0_EL1.PARange value (0b0111, 56 bits, is FEAT_D128's;
+/// unknown encodings give `None`).
+pub fn pa_range_bits(pa_range: u64) -> Option<u32> {
+    match pa_range {
+        0 => Some(32),
+        1 => Some(36),
+        2 => Some(40),
+        3 => Some(42),
+        4 => Some(44),
+        5 => Some(48),
+        6 => Some(52),
+        7 => Some(56),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -231,6 +247,25 @@ mod tests {
     use std::vec;
 
     const POOL_PA: u64 = 0x4800_0000;
+
+    #[test]
+    fn pa_range_encodings() {
+        let bits: vec::Vec<_> = (0..9).map(pa_range_bits).collect();
+        assert_eq!(
+            bits,
+            [
+                Some(32),
+                Some(36),
+                Some(40),
+                Some(42),
+                Some(44),
+                Some(48),
+                Some(52),
+                Some(56),
+                None
+            ]
+        );
+    }
 
     #[test]
     fn ram_uses_blocks_and_device_pages() {

@@ -2,7 +2,7 @@
 //! cache maintenance, and a few ID/counter reads (through `aarch64-cpu`).
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{CurrentEL, Readable, CNTFRQ_EL0, ID_AA64MMFR0_EL1};
+use aarch64_cpu::registers::{CurrentEL, Readable, CNTFRQ_EL0, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1};
 use core::arch::asm;
 use probe_guest::tvm::TvmReg;
 
@@ -126,6 +126,11 @@ pub fn current_el() -> u64 {
 /// ID_AA64MMFR0_EL1.PARange.
 pub fn pa_range() -> u64 {
     ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
+}
+
+/// ID_AA64MMFR1_EL1.VMIDBits (0: 8-bit VMIDs, 2: 16-bit).
+pub fn vmid_bits() -> u64 {
+    ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::VMIDBits)
 }
 
 /// CNTFRQ_EL0.

@@ -99,3 +99,22 @@ probe_hvc_insn:
 probe_smc:
     smc     #0
     ret
+
+// The abort_injected probe's two accesses to an address the VM does not own. The vector table
+// resumes past probe_abort_load_insn / probe_abort_store_insn when either takes a data abort at
+// EL1 (counting it in probe_aborts_caught); see vectors.S. C ABI: x0 = address, x1 = value.
+.global probe_abort_load
+.global probe_abort_load_insn
+probe_abort_load:
+    mov     x2, x0
+    mov     x0, xzr                 // the result when the load aborts
+probe_abort_load_insn:
+    ldr     x0, [x2]
+    ret
+
+.global probe_abort_store
+.global probe_abort_store_insn
+probe_abort_store:
+probe_abort_store_insn:
+    str     x1, [x0]
+    ret

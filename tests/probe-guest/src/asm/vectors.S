@@ -1,7 +1,12 @@
 // EL1 vector table of the probe guest. Every exception is fatal and reported by probe_exception
-// (Rust, on its own stack), with one exception: an UNDEF (EC 0) raised by the HVC at probe_hvc_insn
-// means no hypervisor answers HVC here (bare QEMU without EL2); it returns -1 (SMCCC NOT_SUPPORTED)
-// in x0 past the HVC. probe_hvc is an extern "C" function, so x0-x1 are free to use there.
+// (Rust, on its own stack), with two fix-ups for synchronous exceptions at EL1 (probe_sync_fixup):
+// - an UNDEF (EC 0) raised by the HVC at probe_hvc_insn means no hypervisor answers HVC here (bare
+//   QEMU without EL2); it returns -1 (SMCCC NOT_SUPPORTED) in x0 past the HVC;
+// - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
+//   probe_abort_store_insn (the abort_injected probe) resumes past that instruction and adds one
+//   to probe_aborts_caught; the probe then reads ESR_EL1 and FAR_EL1 itself.
+// probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
+// to use there.
 
 .macro fatal_entry kind
     .balign 128
@@ -18,25 +23,10 @@ probe_vectors:
     fatal_entry 1
     fatal_entry 2
     fatal_entry 3
-    // Current EL with SP_ELx: sync has the HVC fix-up, then kinds 5..7
+    // Current EL with SP_ELx: sync goes through the fix-ups, then kinds 5..7
     .balign 128
     stp     x0, x1, [sp, #-16]!
-    mrs     x0, esr_el1
-    lsr     x0, x0, #26
-    cbnz    x0, 1f
-    mrs     x0, elr_el1
-    adrp    x1, probe_hvc_insn
-    add     x1, x1, :lo12:probe_hvc_insn
-    cmp     x0, x1
-    b.ne    1f
-    add     x0, x0, #4
-    msr     elr_el1, x0
-    ldp     x0, x1, [sp], #16
-    mov     x0, #-1
-    eret
-1:  ldp     x0, x1, [sp], #16
-    mov     x0, #4
-    b       probe_vector_fatal
+    b       probe_sync_fixup
     fatal_entry 5
     fatal_entry 6
     fatal_entry 7
@@ -49,6 +39,48 @@ probe_vectors:
     fatal_entry 13
     fatal_entry 14
     fatal_entry 15
+
+// Synchronous exception at EL1 with SP_EL1; x0, x1 saved on the stack.
+probe_sync_fixup:
+    mrs     x0, esr_el1
+    lsr     x0, x0, #26
+    cbz     x0, 1f
+    cmp     x0, #0x25
+    b.eq    2f
+    b       9f
+1:  // UNDEF: only the vendor-call HVC is expected to raise one.
+    mrs     x0, elr_el1
+    adrp    x1, probe_hvc_insn
+    add     x1, x1, :lo12:probe_hvc_insn
+    cmp     x0, x1
+    b.ne    9f
+    add     x0, x0, #4
+    msr     elr_el1, x0
+    ldp     x0, x1, [sp], #16
+    mov     x0, #-1
+    eret
+2:  // Data abort at EL1: only the abort_injected probe's two accesses expect one.
+    mrs     x0, elr_el1
+    adrp    x1, probe_abort_load_insn
+    add     x1, x1, :lo12:probe_abort_load_insn
+    cmp     x0, x1
+    b.eq    3f
+    adrp    x1, probe_abort_store_insn
+    add     x1, x1, :lo12:probe_abort_store_insn
+    cmp     x0, x1
+    b.ne    9f
+3:  add     x0, x0, #4
+    msr     elr_el1, x0
+    adrp    x1, probe_aborts_caught
+    add     x1, x1, :lo12:probe_aborts_caught
+    ldr     x0, [x1]
+    add     x0, x0, #1
+    str     x0, [x1]
+    ldp     x0, x1, [sp], #16
+    eret
+9:  ldp     x0, x1, [sp], #16
+    mov     x0, #4
+    b       probe_vector_fatal
 
 probe_vector_fatal:
     mrs     x1, esr_el1

@@ -157,3 +157,70 @@ fn bench_word() {
     assert!(!wants_bench("benchmark"));
     assert!(!wants_bench(""));
 }
+
+#[test]
+fn qemu_virt_unowned_is_first_gib_above_ram() {
+    let blob = qemu_virt_dtb(&[]);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    // RAM 0x40000000+512M ends at 0x60000000; nothing of virt's sits at 2 GiB (its PCIe MMIO
+    // window ends at 0x3eff0000, the high ECAM and window start at 256 GiB and 512 GiB).
+    assert_eq!(p.unowned, Some(0x8000_0000));
+}
+
+const CLAIMS: &str = r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <1>;
+    memory@0 { device_type = "memory"; reg = <0x0 0x0 0x10000000>; };
+    soc {
+        compatible = "simple-bus";
+        #address-cells = <1>;
+        #size-cells = <1>;
+        /* a window whose parent side covers 1 GiB, not its child side */
+        ranges = <0x7e000000 0x0 0x40000000 0x1000>;
+    };
+    dev@10 {
+        /* the second reg entry covers 2 GiB */
+        reg = <0x0 0x10 0x10>, <0x0 0x80000000 0x1000>;
+    };
+    pcie@1000 {
+        device_type = "pci";
+        #address-cells = <3>;
+        #size-cells = <2>;
+        reg = <0x0 0x1000 0x1000>;
+        /* 3-cell child address, parent window 3 GiB + 1 GiB */
+        ranges = <0x02000000 0x0 0x0  0x0 0xc0000000  0x0 0x40000000>;
+    };
+    nomap {
+        /* no ranges: its children are not memory-mapped and claim nothing */
+        #address-cells = <2>;
+        #size-cells = <1>;
+        thing@100000000 { reg = <0x1 0x0 0x1000>; };
+    };
+};
+"#;
+
+#[test]
+fn unowned_skips_reg_entries_and_windows_but_not_unmapped_buses() {
+    let blob = dtc("claims", CLAIMS);
+    let fdt = Fdt::new(&blob).expect("valid DTB");
+    let p = discover(&fdt).expect("discover");
+    assert_eq!(p.unowned, Some(0x1_0000_0000));
+    // A RAM end on a 1 GiB boundary is itself the first candidate.
+    let ram = [Region {
+        base: 0,
+        size: 0x1_0000_0000,
+    }];
+    assert_eq!(unowned_address(&fdt, &ram), Ok(Some(0x1_0000_0000)));
+    let high = [Region {
+        base: 0,
+        size: (1 << 48) - GIB,
+    }];
+    assert_eq!(unowned_address(&fdt, &high), Ok(Some((1 << 48) - GIB)));
+    let full = [Region {
+        base: 0,
+        size: 1 << 48,
+    }];
+    assert_eq!(unowned_address(&fdt, &full), Ok(None));
+}

@@ -48,7 +48,10 @@ pub fn ram_nc_attr(ctx: &Context) -> Result<(), Msg> {
 /// (ATTR high nibble 0) because stage 2 keeps devices Device in every mode.
 pub fn device_attr(ctx: &Context) -> Result<(), Msg> {
     let dev = ctx.platform.passthrough.ok_or_else(|| {
-        msg!("no virtio,mmio or qemu,fw-cfg-mmio node in the DT to use as a passthrough device")
+        msg!(
+            "no node compatible with any of {:?} in the DT to use as a passthrough device",
+            probe_guest::dt::PASSTHROUGH_COMPATIBLES
+        )
     })?;
     let va = dev.region.base & !0xfff;
     if Some(va) == ctx.platform.uart.map(|u| u & !0xfff) {

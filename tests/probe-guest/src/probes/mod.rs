@@ -1,6 +1,7 @@
 //! The probes, in the order they run. Each returns `Ok(())` or the reason it failed;
 //! `report::outcome` prints the PROBE line.
 
+mod abort;
 mod attr;
 mod bench;
 mod storm;
@@ -35,6 +36,9 @@ pub fn run_all(ctx: &Context) {
     outcome("device_attr", attr::device_attr(ctx));
     tvm::run_all(ctx);
     outcome("mair_storm", storm::mair_storm(ctx));
+    // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
+    // every other probe has reported already.
+    outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {
         bench::mair_bench();
     }

@@ -1,0 +1,136 @@
+//! `abort_injected`: a read and a write of an address the VM does not own (the DT's
+//! [`unowned`](probe_guest::dt::Platform::unowned) address, mapped Device at stage 1) must each
+//! come back as a synchronous external abort taken at EL1 (ESR_EL1.EC 0x25, DFSC 0b010000,
+//! FAR_EL1 = the address, WnR telling read from write), after which the probe resumes past the
+//! access and el2visor still answers calls. The vector table (vectors.S) catches exactly these
+//! two accesses.
+
+use super::Context;
+use crate::{hvc, sysreg};
+use core::sync::atomic::{AtomicU64, Ordering};
+use probe_guest::abi;
+use probe_guest::msg;
+use probe_guest::msg::Msg;
+use probe_guest::pagetable::pa_range_bits;
+
+extern "C" {
+    // entry.S: `ldr x0, [x0]` / `str x1, [x0]`, each resumed past by vectors.S on a data abort.
+    fn probe_abort_load(addr: u64) -> u64;
+    fn probe_abort_store(addr: u64, value: u64);
+}
+
+/// Data aborts vectors.S caught at the two accesses (it adds one per abort).
+#[export_name = "probe_aborts_caught"]
+static ABORTS_CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+const EC_DABT_SAME_EL: u64 = 0x25;
+const DFSC_SYNC_EXTERNAL: u64 = 0b01_0000;
+const ESR_WNR: u64 = 1 << 6;
+const ESR_FNV: u64 = 1 << 10;
+
+/// What one access did.
+#[derive(Clone, Copy)]
+enum Seen {
+    /// No abort: the load returned this (the store went nowhere visible).
+    Completed(u64),
+    /// A data abort with these ESR_EL1 and FAR_EL1.
+    Aborted { esr: u64, far: u64 },
+}
+
+fn access(addr: u64, write: bool) -> Seen {
+    let before = ABORTS_CAUGHT.load(Ordering::Relaxed);
+    // SAFETY: `addr` is mapped Device-nGnRE at stage 1 on a page no DT node claims, so the
+    // access touches nothing the probe or anyone else uses; the only exception it can raise (a
+    // data abort at EL1) is resumed past by vectors.S, and the C-ABI stubs clobber only x0-x2.
+    let value = unsafe {
+        if write {
+            probe_abort_store(addr, 0x5a5a_5a5a_5a5a_5a5a);
+            0
+        } else {
+            probe_abort_load(addr)
+        }
+    };
+    if ABORTS_CAUGHT.load(Ordering::Relaxed) == before {
+        return Seen::Completed(value);
+    }
+    // Read right away: nothing between the abort and here writes ESR_EL1 or FAR_EL1.
+    Seen::Aborted {
+        esr: sysreg::esr(),
+        far: sysreg::far(),
+    }
+}
+
+/// Check one access against the synchronous external abort el2visor must inject.
+fn check(addr: u64, write: bool, seen: Seen) -> Result<(), Msg> {
+    let what = if write { "write" } else { "read" };
+    let (esr, far) = match seen {
+        Seen::Completed(v) => {
+            return Err(msg!(
+                "{what} of unowned IPA {addr:#x} completed without an abort{}",
+                if write {
+                    msg!("")
+                } else {
+                    msg!(" (read {v:#x})")
+                }
+            ))
+        }
+        Seen::Aborted { esr, far } => (esr, far),
+    };
+    let ec = (esr >> 26) & 0x3f;
+    let dfsc = esr & 0x3f;
+    if ec != EC_DABT_SAME_EL || dfsc != DFSC_SYNC_EXTERNAL {
+        return Err(msg!(
+            "{what} of {addr:#x}: ESR_EL1={esr:#x} (EC {ec:#x}, DFSC {dfsc:#04x}), expected EC 0x25 with DFSC 0x10 (synchronous external abort)"
+        ));
+    }
+    if (esr & ESR_WNR != 0) != write {
+        return Err(msg!(
+            "{what} of {addr:#x}: ESR_EL1={esr:#x} has WnR={}",
+            (esr >> 6) & 1
+        ));
+    }
+    if esr & ESR_FNV != 0 || far != addr {
+        return Err(msg!(
+            "{what} of {addr:#x}: FAR_EL1={far:#x} (FnV={}), expected the address",
+            (esr >> 10) & 1
+        ));
+    }
+    Ok(())
+}
+
+/// Describe what bare QEMU (no el2visor) did, for the FAIL line.
+fn describe(seen: Seen) -> Msg {
+    match seen {
+        Seen::Completed(v) => msg!("completed ({v:#x})"),
+        Seen::Aborted { esr, far } => msg!("abort ESR={esr:#x} FAR={far:#x}"),
+    }
+}
+
+pub fn abort_injected(ctx: &Context) -> Result<(), Msg> {
+    let addr = ctx.platform.unowned.ok_or_else(|| {
+        msg!("every 1 GiB-aligned address above RAM below 2^48 is claimed by a DT reg or ranges window")
+    })?;
+    // Stage 1 outputs at most 48 bits (TCR_EL1.IPS, mmu.rs).
+    let pa_bits = pa_range_bits(sysreg::pa_range()).unwrap_or(32).min(48);
+    if addr >> pa_bits != 0 {
+        return Err(msg!(
+            "unowned address {addr:#x} is beyond the {pa_bits}-bit output range of stage 1"
+        ));
+    }
+    let read = access(addr, false);
+    let write = access(addr, true);
+    if ctx.mode().is_err() {
+        // No el2visor answered: whatever happened is QEMU's handling of an unassigned address.
+        return Err(msg!(
+            "not under el2visor; bare QEMU's own response at {addr:#x}: read {}, write {}",
+            describe(read),
+            describe(write)
+        ));
+    }
+    check(addr, false, read)?;
+    check(addr, true, write)?;
+    // Still running, and el2visor still answers.
+    hvc::vendor(abi::VENDOR_UID, 0)
+        .map_err(|e| msg!("after the injected aborts the UID call failed: {e}"))?;
+    Ok(())
+}

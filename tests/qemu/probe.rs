@@ -1,0 +1,189 @@
+//! Issues 4 and 5: the probe guest (tests/probe-guest, el2visor's embedded default guest) under
+//! el2visor on QEMU virt and raspi4b, in every coherency mode: every probe passes, the `STATS` line
+//! adds up, an access to an address the VM does not own is logged and answered with an injected
+//! abort, and asking for FWB on a CPU without it is refused with one line.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{image, Qemu, Run};
+
+/// Every probe the guest runs, in its order; each must print `PROBE <name> PASS` under el2visor.
+pub const PROBES: [&str; 15] = [
+    "ram_nc_attr",
+    "device_attr",
+    "tvm_sctlr",
+    "tvm_ttbr0",
+    "tvm_ttbr1",
+    "tvm_tcr",
+    "tvm_esr",
+    "tvm_far",
+    "tvm_afsr0",
+    "tvm_afsr1",
+    "tvm_mair",
+    "tvm_amair",
+    "tvm_contextidr",
+    "mair_storm",
+    "abort_injected",
+];
+
+/// MAIR_EL1 writes the probe's storm makes (each one a TVM trap in mair-trap mode).
+const STORM_WRITES: u64 = 100_000;
+
+/// The counters of the `STATS` line, by name.
+#[derive(Debug)]
+pub struct Stats(BTreeMap<String, u64>);
+
+impl Stats {
+    /// The first `STATS ` line of the run, every `key=value` word of it.
+    pub fn parse(run: &Run) -> Option<Stats> {
+        let line = run.line("STATS ")?;
+        let mut m = BTreeMap::new();
+        for w in line.split_whitespace().skip(1) {
+            let (k, v) = w.split_once('=')?;
+            m.insert(k.to_string(), v.parse().ok()?);
+        }
+        Some(Stats(m))
+    }
+    /// A counter; a missing one fails the test with the whole line.
+    pub fn get(&self, key: &str) -> u64 {
+        *self.0.get(key).unwrap_or_else(|| panic!("STATS has no {key}=: {:?}", self.0))
+    }
+    /// Whether `exits` is the sum of every other reason but `s2_mmio` (a kind of `dabt`).
+    pub fn exits_add_up(&self) -> bool {
+        let sum: u64 = self.0.iter().filter(|(k, _)| *k != "exits" && *k != "s2_mmio").map(|(_, v)| v).sum();
+        self.get("exits") == sum
+    }
+}
+
+/// A hexadecimal number after `prefix` on the first line starting with it (`0x` optional).
+pub fn hex_after(run: &Run, prefix: &str) -> Option<u64> {
+    let rest = run.lines().find_map(|l| l.strip_prefix(prefix))?;
+    let word = rest.split(|c: char| !c.is_ascii_hexdigit() && c != 'x').next()?;
+    u64::from_str_radix(word.trim_start_matches("0x"), 16).ok()
+}
+
+/// How a probe run is expected to end.
+pub struct Expect<'a> {
+    /// What the banner and the probe both say: `fwb`, `mair-trap` or `off`.
+    pub mode: &'a str,
+    /// QEMU exits by itself (PSCI SYSTEM_OFF); raspi4b halts instead.
+    pub exits: bool,
+}
+
+/// Check a whole probe run under el2visor; `ctx` names the configuration in failures.
+pub fn check_probe_run(run: &Run, ctx: &str, e: &Expect<'_>) {
+    if e.exits {
+        run.check(run.exited, &format!("{ctx}: QEMU did not exit by itself"));
+    } else {
+        run.check(run.has("el2visor: halted"), &format!("{ctx}: no `el2visor: halted` line"));
+    }
+    let mode = e.mode;
+    run.check(run.line("coherency: ") == Some(&format!("coherency: {mode}")[..]), &format!("{ctx}: banner mode is not {mode}"));
+    run.check(
+        run.line("probe: el2visor coherency mode") == Some(&format!("probe: el2visor coherency mode {mode}")[..]),
+        &format!("{ctx}: the probe was not told mode {mode} by el2visor"),
+    );
+    for name in PROBES {
+        let pass = format!("PROBE {name} PASS");
+        let n = run.lines().filter(|l| *l == pass).count();
+        run.check(n == 1, &format!("{ctx}: `{pass}` appears {n} times, expected once"));
+    }
+    let fails: Vec<&str> = run.lines().filter(|l| l.starts_with("PROBE ") && l.contains(" FAIL")).collect();
+    run.check(fails.is_empty(), &format!("{ctx}: failing probes: {fails:?}"));
+    let done = format!("PROBE DONE pass={} fail=0", PROBES.len());
+    run.check(run.line("PROBE DONE") == Some(&done[..]), &format!("{ctx}: expected `{done}`"));
+    check_aborts(run, ctx);
+    check_stats(run, ctx, mode);
+}
+
+/// The abort probe's two accesses are each logged by el2visor as an injected abort on the
+/// address the probe chose.
+fn check_aborts(run: &Run, ctx: &str) {
+    let Some(addr) = hex_after(run, "probe: unowned ") else {
+        return run.check(false, &format!("{ctx}: the probe printed no `probe: unowned` address"));
+    };
+    let at = format!("at IPA {addr:#x} (not owned by the VM)");
+    let logged: Vec<&str> =
+        run.lines().filter(|l| l.contains("injecting a synchronous external abort") && l.contains(&at)).collect();
+    run.check(logged.len() == 2, &format!("{ctx}: expected 2 injected-abort log lines {at}, got {logged:?}"));
+}
+
+/// The `STATS` line is there and consistent with the run.
+fn check_stats(run: &Run, ctx: &str, mode: &str) {
+    let Some(s) = Stats::parse(run) else {
+        return run.check(false, &format!("{ctx}: no well-formed STATS line"));
+    };
+    run.check(s.exits_add_up(), &format!("{ctx}: STATS exits is not the sum of the reasons but s2_mmio"));
+    run.check(s.get("s2_mmio") == 0, &format!("{ctx}: Stage-2 faults on passthrough devices (s2_mmio > 0)"));
+    run.check(s.get("hvc") > 0, &format!("{ctx}: STATS counts no HVC, but the probe made vendor calls"));
+    let injected = run.lines().filter(|l| l.contains("injecting a synchronous external abort")).count() as u64;
+    run.check(s.get("dabt") == injected, &format!("{ctx}: STATS dabt is not the {injected} aborts injected"));
+    run.check(s.get("iabt") == 0 && s.get("other") == 0, &format!("{ctx}: unexpected iabt/other exits"));
+    let tvm = s.get("sysreg") + s.get("sysreg_fast");
+    if mode == "mair-trap" {
+        run.check(tvm >= STORM_WRITES, &format!("{ctx}: sysreg+sysreg_fast = {tvm} < {STORM_WRITES} storm writes"));
+    } else {
+        run.check(tvm == 0, &format!("{ctx}: {tvm} trapped sysreg accesses in {mode} mode (TVM must be off)"));
+    }
+}
+
+fn virt_probe(cpu: &str, gic: u32, mode: &str) {
+    let run = Qemu::virt(cpu, 2, "1G", gic).kernel(&image()).timeout(90).run();
+    check_probe_run(&run, &format!("-cpu {cpu} gic-version={gic}"), &Expect { mode, exits: true });
+}
+
+#[test]
+fn probe_max_gic2_fwb() {
+    virt_probe("max", 2, "fwb");
+}
+
+#[test]
+fn probe_max_gic3_fwb() {
+    virt_probe("max", 3, "fwb");
+}
+
+#[test]
+fn probe_a72_gic2_mair_trap() {
+    virt_probe("cortex-a72", 2, "mair-trap");
+}
+
+#[test]
+fn probe_a72_gic3_mair_trap() {
+    virt_probe("cortex-a72", 3, "mair-trap");
+}
+
+/// `coherency=off`: no override, so RAM the probe maps Normal-NC keeps its raw attribute (the
+/// probe's ram_nc_attr passes in mode off only on PAR.ATTR 0x44), and nothing is trapped.
+#[test]
+fn probe_coherency_off_shows_raw_attributes() {
+    for cpu in ["max", "cortex-a72"] {
+        let run = Qemu::virt(cpu, 2, "1G", 3).kernel(&image()).append("coherency=off").timeout(90).run();
+        check_probe_run(&run, &format!("-cpu {cpu} coherency=off"), &Expect { mode: "off", exits: true });
+        run.check(Stats::parse(&run).is_some_and(|s| s.get("sysreg") == 0), "coherency=off: STATS sysreg is not 0");
+    }
+}
+
+/// FWB asked for on a CPU without FEAT_S2FWB: one clear line, no guest, QEMU still exits.
+#[test]
+fn fwb_on_cortex_a72_is_refused() {
+    let run = Qemu::virt("cortex-a72", 2, "1G", 3).kernel(&image()).append("coherency=fwb").timeout(30).run();
+    run.check(run.exited, "QEMU did not exit after the refusal");
+    let errors: Vec<&str> = run
+        .lines()
+        .filter(|l| l.starts_with("el2visor: ") && l.contains("coherency=fwb") && l.contains("FEAT_S2FWB"))
+        .collect();
+    run.check(errors.len() == 1, &format!("expected one line naming coherency=fwb and FEAT_S2FWB, got {errors:?}"));
+    run.check(errors[0].contains("not starting a guest"), "the error line does not say the guest is not started");
+    run.check(!run.has("PROBE START") && !run.has("STATS "), "a guest ran although FWB was refused");
+}
+
+/// raspi4b: four vCPUs, mair-trap (Cortex-A72), no PSCI on the board, so after STATS el2visor
+/// says it halted and parks.
+#[test]
+fn probe_raspi4b() {
+    let run = Qemu::raspi4b().kernel(&image()).timeout(120).stop_on("el2visor: halted").run();
+    let banner = run.line("el2visor ").unwrap_or("");
+    run.check(banner.contains("cpus=4"), &format!("raspi4b: banner is not cpus=4: {banner:?}"));
+    run.check(run.has("VM probe: 4 vCPUs"), "raspi4b: the VM does not have 4 vCPUs");
+    check_probe_run(&run, "raspi4b", &Expect { mode: "mair-trap", exits: false });
+}
