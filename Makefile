@@ -17,10 +17,15 @@ SMP      ?= 2
 MEM      ?= 1G
 GIC      ?= 3
 BOOTARGS ?=
+# `make run GUEST=Image INITRD=initrd CMDLINE="…"` boots any kernel the Xen way (guest-loader);
+# CMDLINE defaults to console=ttyAMA0.
+GUESTS   := $(CACHE)/guests
+GUEST_ADDR  := 0x49000000
+INITRD_ADDR := 0x4c000000
 QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM) \
             -nographic -no-reboot -monitor none -serial stdio
 
-.PHONY: image run test setup bench clean host-test qemu-test FORCE
+.PHONY: image run test setup bench clean host-test qemu-test guests FORCE
 
 setup:
 	@bash tests/setup.sh
@@ -39,17 +44,26 @@ $(IMG): $(ELF)
 
 image: $(IMG)
 
+comma := ,
+GUEST_LOADER = $(if $(GUEST),-device guest-loader$(comma)addr=$(GUEST_ADDR)$(comma)kernel=$(GUEST)$(comma)bootargs="$(if $(CMDLINE),$(CMDLINE),console=ttyAMA0)") \
+               $(if $(INITRD),-device guest-loader$(comma)addr=$(INITRD_ADDR)$(comma)initrd=$(INITRD))
+
 run: $(IMG)
-	timeout 120 $(QEMU_VIRT) -kernel $(IMG) -append "$(BOOTARGS)"
+	timeout 300 $(QEMU_VIRT) -kernel $(IMG) -append "$(BOOTARGS)" $(GUEST_LOADER)
+
+# Debian's arm64 cloud kernel and a busybox initramfs, for the Linux tests and benchmarks.
+guests: setup
+	@bash tests/fixtures/fetch-guests.sh $(GUESTS) >/dev/null
 
 host-test: setup
 	@bash tests/fixtures/make-dtbs.sh $(DTBS)
 	cargo test --quiet --lib --target $(HOST)
 
-qemu-test: $(IMG)
-	cargo test --quiet --test qemu --target $(HOST) -- --test-threads=2
+qemu-test: $(IMG) guests
+	@bash tests/fixtures/make-dtbs.sh $(DTBS)
+	EL2VISOR_GUESTS=$(abspath $(GUESTS)) cargo test --quiet --test qemu --target $(HOST) -- --test-threads=2
 
-test: setup host-test qemu-test
+test: setup host-test qemu-test tools-test
 
 bench: $(IMG)
 	@bash tests/bench/run.sh
@@ -57,3 +71,5 @@ bench: $(IMG)
 clean:
 	cargo clean
 	rm -rf $(CACHE)
+
+include tests/tools/tools.mk
