@@ -91,6 +91,16 @@ pub fn build(
     pcpus: usize,
 ) -> Result<&'static Vm, String> {
     let (mut exclude, gic, gicv) = gic_view(p);
+    // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
+    // from the guest DT (Linux probes a GICv2m frame even when its node is disabled).
+    let mut drop = Vec::new();
+    if let Some(g) = &p.gic {
+        let prefix = alloc::format!("{}/", g.path);
+        for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
+            exclude.extend(d.regs.iter().copied());
+            drop.push(d.path.clone());
+        }
+    }
     let mut disable = Vec::new();
     if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
         exclude.push(PaRange::new(c.base.raw(), c.size));
@@ -177,6 +187,7 @@ pub fn build(
         extra_bootargs: None,
         dt_props,
         disable_paths: disable,
+        drop_paths: drop,
         devices,
         gicv,
         gic,

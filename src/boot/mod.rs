@@ -111,7 +111,6 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     let setting = match coherency_setting(&opts) {
         Ok(s) => s,
         Err(e) => {
-            println!("coherency: off");
             println!("el2visor: {e}; not starting a guest");
             power_off(&platform)
         }

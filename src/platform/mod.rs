@@ -58,7 +58,8 @@ pub struct Platform {
     pub timer: Option<Timer>,
     /// Every memory-mapped device node (not cpus, memory, reserved-memory, chosen).
     pub devices: Vec<Device>,
-    /// The translated `ranges` windows of every `simple-bus` (the Pi's `/soc` peripheral windows).
+    /// The translated `ranges` windows of every `simple-bus` (the Pi's `/soc` peripheral windows)
+    /// and PCI host bridge (its MMIO/I/O windows).
     pub bus_windows: Vec<BusWindow>,
     pub chosen: Chosen,
     /// Nodes with a `reg` that could not be translated to a CPU address, with the reason; kept

@@ -136,13 +136,19 @@ impl Walk<'_> {
                 }),
             }
         }
-        // Children are memory-mapped only through `ranges`; PCI children's `reg` is config space.
+        // Children are memory-mapped only through `ranges`. A PCI host bridge's `ranges` are its
+        // MMIO and I/O windows (where BARs live) and are kept as bus windows; its children's
+        // `reg` is config space, so they are not visited.
         let level = tree::level_of(n, path)?;
-        if level.ranges.is_none() || tree::prop_str(n, "device_type") == Some("pci") {
+        if level.ranges.is_none() {
             return Ok(());
         }
-        if tree::is_compatible(n, "simple-bus") {
+        let pci = tree::prop_str(n, "device_type") == Some("pci");
+        if pci || tree::is_compatible(n, "simple-bus") {
             self.windows(path, chain, level)?;
+        }
+        if pci {
+            return Ok(());
         }
         if chain.len() + 1 >= MAX_DEPTH {
             return Err(DtErrorKind::TooDeep { max: MAX_DEPTH });
@@ -156,7 +162,7 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// A `simple-bus`'s `ranges` windows, translated to CPU addresses.
+    /// A `simple-bus`'s or PCI host bridge's `ranges` windows, translated to CPU addresses.
     fn windows(
         &mut self,
         path: &str,
@@ -164,7 +170,19 @@ impl Walk<'_> {
         bus: Level<'_>,
     ) -> Result<(), DtErrorKind> {
         let parent = chain.last().copied().unwrap_or(bus);
-        for e in range_entries(bus.ranges.unwrap_or(&[]), bus.cells, parent.cells) {
+        let value = bus.ranges.unwrap_or(&[]);
+        // A PCI child address is 3 cells whose first (phys.hi: space code, prefetchable, …) is not
+        // part of the address: read the window from the last two.
+        let pci_hi = usize::from(bus.cells.addr == 3) * 4;
+        let mut child_cells = bus.cells;
+        child_cells.addr -= (pci_hi / 4) as u32;
+        let stride = 4 * (bus.cells.addr + parent.cells.addr + bus.cells.size) as usize;
+        let trimmed: Vec<u8> = if pci_hi == 0 || stride == 0 {
+            value.to_vec()
+        } else {
+            value.chunks(stride).flat_map(|e| e.get(pci_hi..).unwrap_or(&[]).iter().copied()).collect()
+        };
+        for e in range_entries(&trimmed, child_cells, parent.cells) {
             let e = e.map_err(|()| bad_prop(path, "ranges", "not a whole number of entries"))?;
             match translate(chain, e.parent) {
                 Ok(cpu) => self.p.bus_windows.push(BusWindow {

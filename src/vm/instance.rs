@@ -32,6 +32,8 @@ pub struct VmSpec<'a> {
     pub extra_bootargs: Option<String>,
     pub dt_props: Option<Vec<u8>>,
     pub disable_paths: Vec<String>,
+    /// Host DT nodes the guest must not see at all.
+    pub drop_paths: Vec<String>,
     /// Passthrough device ranges, identity mapped.
     pub devices: Vec<PaRange>,
     /// GICv2: the guest's GICC range and the GICV frame mapped there.
@@ -193,7 +195,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         initrd: plan.initrd.map(|r| (r.start.raw(), r.start.raw() + r.size)),
         stdout_path: None,
         gic: spec.gic.clone(),
-        drop_paths: Vec::new(),
+        drop_paths: spec.drop_paths.clone(),
         disable_paths: spec.disable_paths.clone(),
         dt_props: spec.dt_props.clone(),
     };
