@@ -146,8 +146,8 @@ pub fn build(
             let keep = plan.module_keep_out();
             (
                 plan.ram.clone(),
-                bytes_at(plan.kernel),
-                plan.initrd.map(bytes_at),
+                keep_copy(bytes_at(plan.kernel), "kernel")?,
+                plan.initrd.map(|r| keep_copy(bytes_at(r), "initrd")).transpose()?,
                 plan.bootargs.clone(),
                 None,
                 keep,
@@ -196,6 +196,30 @@ pub fn build(
         keep_out,
     };
     instance::create(spec).map_err(|e| e.to_string())
+}
+
+/// A copy of a boot module in el2visor's own memory: the module itself lies in guest RAM, which
+/// the guest will overwrite, and SYSTEM_RESET reloads from this copy.
+fn keep_copy(bytes: &'static [u8], what: &str) -> Result<&'static [u8], String> {
+    let pages = bytes.len().div_ceil(4096);
+    let pa = frames::alloc_aligned(pages, 4096)
+        .ok_or_else(|| format!("no room in el2visor's pool for the pristine copy of the {what} ({} KiB)", bytes.len() >> 10))?;
+    // SAFETY: the frames are ours (just allocated), identity mapped RW, and do not overlap the
+    // module (which is guest RAM, outside the pool).
+    unsafe {
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa.raw() as *mut u8, bytes.len());
+        Ok(core::slice::from_raw_parts(pa.raw() as *const u8, bytes.len()))
+    }
+}
+
+/// Bytes el2visor's pool needs for pristine copies of the boot modules (multiboot only).
+pub fn module_copy_bytes(p: &Platform) -> u64 {
+    p.chosen
+        .modules
+        .iter()
+        .filter(|m| matches!(m.kind, ModuleKind::Kernel | ModuleKind::Ramdisk))
+        .map(|m| m.range.size.next_multiple_of(SIZE_2M))
+        .sum()
 }
 
 /// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.

@@ -203,11 +203,13 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
     let give: Vec<PaRange> = match src {
         guest::Source::Embedded => free,
         _ => {
-            // The pool: the top of the highest free range big enough, 2 MiB aligned.
+            // The pool: the top of the highest free range big enough, 2 MiB aligned; it also
+            // holds the pristine copies of multiboot modules that SYSTEM_RESET reloads.
+            let size = guest::HYP_POOL + guest::module_copy_bytes(p);
             let pool = free.iter().rev().find_map(|r| {
                 let end = r.end() & !(crate::mm::addr::SIZE_2M - 1);
-                let start = end.checked_sub(guest::HYP_POOL)?;
-                (start >= r.start.raw()).then(|| PaRange::new(start, guest::HYP_POOL))
+                let start = end.checked_sub(size)?;
+                (start >= r.start.raw()).then(|| PaRange::new(start, size))
             });
             match pool {
                 Some(pool) => {

@@ -17,9 +17,9 @@ use crate::arch::cpu;
 use crate::arch::exception::TrapFrame;
 use crate::gic::host::HostGic;
 use crate::gic::vgic::{HwIrq, VDist};
-use crate::gic::vgic::lr::{Injected, LrManager};
+use crate::gic::vgic::lr::{Injected, LrManager, LrState};
 use crate::gic::vgic::{VcpuPlacement, VgicAction, VgicConfig, Virq};
-use crate::gic::{GicError, GicInfo, GicVersion, MAINTENANCE_INTID, PTIMER_INTID, VTIMER_INTID};
+use crate::gic::{Acked, GicError, GicInfo, GicVersion, MAINTENANCE_INTID, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
 use crate::trap::esr::Esr;
 use crate::trap::iss::SysRegAccess;
@@ -36,6 +36,7 @@ static HOST: spin::Once<HostGic> = spin::Once::new();
 
 /// The VM's virtual GIC and where the guest sees it.
 struct VGic {
+    config: VgicConfig,
     dist: spin::Mutex<VDist>,
     dist_ipa: PaRange,
     redist_ipa: Option<PaRange>,
@@ -101,8 +102,67 @@ pub fn create_vgic(vm: &Vm, dist_ipa: PaRange, redist_base: Option<u64>, spis: V
         (GicVersion::V3, Some(b)) => Some(PaRange::new(b, REDIST_STRIDE * vm.vcpus.len() as u64)),
         _ => None,
     };
-    VGIC.call_once(|| VGic { dist: spin::Mutex::new(dist), dist_ipa, redist_ipa });
+    VGIC.call_once(|| VGic { config, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa });
     Ok(())
+}
+
+/// VM reset, on the resetting pCPU once every vCPU has stopped: the distributor back to its
+/// reset state, and every passthrough SPI inactive, disabled and routed as at creation.
+pub fn reset_vgic() {
+    let (Some(h), Some(vg)) = (HOST.get(), VGIC.get()) else { return };
+    let fresh = match VDist::new(&vg.config) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("virtual GIC reset: {e}");
+            return;
+        }
+    };
+    let actions = fresh.reset_actions();
+    *vg.dist.lock() = fresh;
+    for &intid in &vg.config.hw_spis {
+        let pcpu = vg.config.vcpus.first().map_or(0, |v| v.pcpu);
+        apply(h, &VgicAction::ClearPhysActive { intid, pcpu });
+    }
+    for a in actions.iter().filter(|a| !is_private(a)) {
+        apply(h, a);
+    }
+}
+
+/// A vCPU of this pCPU stops for a VM reset: empty its list registers and inbox, deactivating
+/// any physical interrupt a list register still held (it would otherwise stay active for ever),
+/// and put its banked passthrough interrupts back to their reset state.
+pub fn reset_local() {
+    let pcpu = cpu::current();
+    let Some(h) = HOST.get() else { return };
+    INBOX[pcpu].lock().clear();
+    PENDING[pcpu].store(false, Ordering::Release);
+    let format = h.lr_format();
+    for i in 0..h.lr_count() {
+        let v = format.decode(h.read_lr(i));
+        if let (Some(p), false) = (v.pintid, v.state == LrState::Invalid) {
+            if let Some(a) = Acked::from_iar(p) {
+                h.deactivate(a);
+            }
+        }
+        h.write_lr(i, 0);
+    }
+    if let Some(m) = LRS[pcpu].lock().as_mut() {
+        m.reset();
+    }
+    h.set_underflow(false);
+    if let Some(vg) = VGIC.get() {
+        for &intid in &vg.config.hw_ppis {
+            if let Err(e) = h.clear_active(intid, mpidr_of(pcpu)) {
+                log::warn!("virtual GIC reset: INTID {intid}: {e}");
+            }
+        }
+    }
+    prepare_vcpu(pcpu);
+}
+
+/// Make vCPU `vcpu` leave the guest (a VM reset or power-off needs it at EL2).
+pub fn kick_vcpu(vcpu: usize) {
+    kick(vcpu);
 }
 
 /// Actions on banked (SGI/PPI) interrupts must run on their own pCPU under GICv2.

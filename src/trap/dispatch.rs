@@ -59,6 +59,9 @@ fn handle(frame: &mut TrapFrame, kind: Kind) {
     };
     let vcpu = vm.vcpu_on(pcpu).unwrap_or(0);
     let counters = &COUNTERS[pcpu];
+    if kind != Kind::Sync {
+        run::check_state(vm, vcpu);
+    }
     match kind {
         Kind::Sync => sync(vm, vcpu, frame, counters),
         Kind::Irq | Kind::Fiq => {
@@ -71,9 +74,7 @@ fn handle(frame: &mut TrapFrame, kind: Kind) {
             end_vm(vm);
         }
     }
-    if !vm.is_running() {
-        cpu::park();
-    }
+    run::check_state(vm, vcpu);
     crate::gic::runtime::before_entry();
 }
 
@@ -171,8 +172,8 @@ fn call(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame) {
             end_vm(vm);
         }
         CallOutcome::SystemReset => {
-            log::warn!("VM {}: PSCI SYSTEM_RESET from vCPU {vcpu}: resetting is not supported yet, powering the VM off", vm.name);
-            end_vm(vm);
+            log::info!("VM {}: PSCI SYSTEM_RESET from vCPU {vcpu}", vm.name);
+            run::reset_vm(vm, vcpu);
         }
         CallOutcome::Suspend => {
             frame.x[0] = 0;
@@ -270,6 +271,11 @@ fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) 
 /// machine off (PSCI SYSTEM_OFF) where the platform can, else say `el2visor: halted` and park.
 pub fn end_vm(vm: &Vm) -> ! {
     vm.state.store(OFF, Ordering::Release);
+    // Every other vCPU leaves its guest and parks when it sees the VM is off.
+    let me = vm.vcpu_on(cpu::current());
+    for v in (0..vm.vcpus.len()).filter(|v| Some(*v) != me) {
+        crate::gic::runtime::kick_vcpu(v);
+    }
     cpu::send_event();
     crate::println!("{}", totals());
     crate::logging::flush();

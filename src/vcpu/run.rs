@@ -9,7 +9,7 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, sysreg};
 use crate::trap::psci::{PowerState, VcpuPower};
 use crate::vcpu::regs;
-use crate::vm::instance::{vmpidr, Vm, VM};
+use crate::vm::instance::{vmpidr, Vm, OFF, RESETTING, RUNNING, VM};
 
 extern "C" {
     fn enter_guest(frame: *const TrapFrame, stack_top: u64) -> !;
@@ -77,7 +77,7 @@ fn configure_el2(vm: &Vm, v: usize) {
 
 fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
     loop {
-        if !vm.is_running() {
+        if vm.state() == OFF {
             cpu::park();
         }
         let start = vm.vcpus[v].start.lock().take();
@@ -92,6 +92,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
 /// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`.
 fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     sysreg::set_sctlr_el1(regs::SCTLR_EL1_RESET);
+    // A previous life's timers must not fire into this one.
+    // SAFETY: disabling the EL1 virtual and physical timers only stops their interrupts.
+    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", options(nostack)) };
     sysreg::isb();
     vm.power.lock().set_power(v, VcpuPower::On);
     let frame = TrapFrame::new_el1(entry, context);
@@ -120,4 +123,68 @@ pub fn stop_this_vcpu() -> ! {
 pub fn request_start(vm: &Vm, v: usize, entry: u64, context: u64) {
     *vm.vcpus[v].start.lock() = Some((entry, context));
     cpu::send_event();
+}
+
+/// PSCI SYSTEM_RESET from vCPU `me`: stop every other vCPU, put the virtual GIC back to its
+/// reset state, reload the pristine images and start vCPU 0 at the kernel entry again.
+pub fn reset_vm(vm: &'static Vm, me: usize) -> ! {
+    if vm.state.compare_exchange(RUNNING, RESETTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // Someone else is resetting (or powering off): just stop.
+        stop_for_reset(vm, me);
+    }
+    let n = vm.vcpus.len();
+    for i in (0..n).filter(|&i| i != me) {
+        crate::gic::runtime::kick_vcpu(i);
+    }
+    let freq = sysreg::cntfrq_el0().max(1);
+    let t0 = sysreg::cntpct_el0();
+    loop {
+        let stopped = {
+            let p = vm.power.lock();
+            (0..n).filter(|&i| i != me).all(|i| p.power(i) == VcpuPower::Off)
+        };
+        if stopped {
+            break;
+        }
+        if sysreg::cntpct_el0() - t0 > 2 * freq {
+            log::warn!("VM {}: reset: not every vCPU stopped within 2 s; resetting anyway", vm.name);
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    crate::gic::runtime::reset_local();
+    crate::gic::runtime::reset_vgic();
+    if let Err(e) = vm.reload() {
+        log::error!("VM {}: reset: {e}", vm.name);
+        crate::trap::dispatch::end_vm(vm);
+    }
+    {
+        let mut p = vm.power.lock();
+        for i in 0..n {
+            p.set_power(i, VcpuPower::Off);
+            *vm.vcpus[i].start.lock() = None;
+        }
+        p.set_power(0, VcpuPower::OnPending);
+    }
+    *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
+    log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
+    vm.state.store(RUNNING, Ordering::Release);
+    cpu::send_event();
+    stop_this_vcpu()
+}
+
+/// This vCPU stops because its VM is resetting.
+pub fn stop_for_reset(vm: &Vm, me: usize) -> ! {
+    crate::gic::runtime::reset_local();
+    vm.power.lock().set_power(me, VcpuPower::Off);
+    stop_this_vcpu()
+}
+
+/// What a vCPU must do after an exit, given the VM's state.
+pub fn check_state(vm: &Vm, me: usize) {
+    match vm.state() {
+        OFF => cpu::park(),
+        RESETTING => stop_for_reset(vm, me),
+        _ => {}
+    }
 }

@@ -26,8 +26,10 @@ pub struct VmSpec<'a> {
     pub ram: Vec<RamRegion>,
     /// MPIDR affinity of each vCPU; vCPU i runs on pCPU i.
     pub vcpu_mpidrs: Vec<u64>,
-    pub kernel: &'a [u8],
-    pub initrd: Option<&'a [u8]>,
+    /// The images, in memory el2visor keeps for the VM's life: they are the pristine copies a
+    /// SYSTEM_RESET reloads from.
+    pub kernel: &'static [u8],
+    pub initrd: Option<&'static [u8]>,
     pub bootargs: String,
     pub extra_bootargs: Option<String>,
     pub dt_props: Option<Vec<u8>>,
@@ -110,6 +112,18 @@ impl PowerState for Power {
 /// VM lifecycle.
 pub const RUNNING: u8 = 0;
 pub const OFF: u8 = 1;
+/// A SYSTEM_RESET is in progress: every vCPU stops, the images are reloaded, vCPU 0 restarts.
+pub const RESETTING: u8 = 2;
+
+/// What a reset reloads, and where.
+pub struct Pristine {
+    pub kernel: &'static [u8],
+    pub initrd: Option<&'static [u8]>,
+    pub dtb: Vec<u8>,
+    pub kernel_ipa: u64,
+    pub initrd_ipa: Option<u64>,
+    pub dtb_ipa: u64,
+}
 
 pub struct Vm {
     pub name: String,
@@ -126,6 +140,9 @@ pub struct Vm {
     pub entry: Ipa,
     pub dtb: Ipa,
     pub state: AtomicU8,
+    pub pristine: Pristine,
+    /// Cache maintenance after writing guest RAM (not with FWB).
+    pub clean: bool,
 }
 
 impl Vm {
@@ -146,6 +163,24 @@ impl Vm {
 
     pub fn is_running(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    pub fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Copy the pristine images back into guest RAM (a SYSTEM_RESET; every vCPU is stopped).
+    pub fn reload(&self) -> Result<(), VmError> {
+        let p = &self.pristine;
+        copy_in(&self.ram, p.kernel_ipa, p.kernel, self.clean)?;
+        if let (Some(ipa), Some(bytes)) = (p.initrd_ipa, p.initrd) {
+            copy_in(&self.ram, ipa, bytes, self.clean)?;
+        }
+        copy_in(&self.ram, p.dtb_ipa, &p.dtb, self.clean)?;
+        if self.clean {
+            cache::invalidate_icache_all();
+        }
+        Ok(())
     }
 }
 
@@ -267,6 +302,15 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         entry: plan.entry(),
         dtb: plan.dtb.start,
         state: AtomicU8::new(RUNNING),
+        pristine: Pristine {
+            kernel: spec.kernel,
+            initrd: spec.initrd,
+            dtb,
+            kernel_ipa: plan.kernel.start.raw(),
+            initrd_ipa: plan.initrd.map(|r| r.start.raw()),
+            dtb_ipa: plan.dtb.start.raw(),
+        },
+        clean,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",

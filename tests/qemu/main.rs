@@ -5,4 +5,5 @@ mod harness;
 
 mod boot;
 mod probe;
+mod reset;
 mod stage2;

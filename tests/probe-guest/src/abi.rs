@@ -23,6 +23,8 @@ pub const VENDOR_UID: u64 = 0xc600_ff01;
 
 /// PSCI SYSTEM_OFF function ID.
 pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+/// PSCI SYSTEM_RESET function ID.
+pub const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
 
 /// True when an SMCCC result is NOT_SUPPORTED: -1 in x0, or -1 in w0 with the upper half clear
 /// (what a 32-bit-only implementation returns).

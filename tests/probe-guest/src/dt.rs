@@ -45,6 +45,8 @@ pub struct Platform {
     /// ([`unowned_address`]), if one is below the 48-bit VA limit.
     pub unowned: Option<u64>,
     pub bench: bool,
+    /// `reset` in the bootargs: run the SYSTEM_RESET probe instead of the others.
+    pub reset: bool,
 }
 
 impl Platform {
@@ -318,6 +320,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         .and_then(|c| c.property("bootargs"))
         .and_then(|p| p.as_str());
     let bench = bootargs.map(wants_bench).unwrap_or(false);
+    let reset = bootargs.map(|b| b.split_whitespace().any(|w| w == "reset")).unwrap_or(false);
     Ok(Platform {
         ram,
         ram_count,
@@ -326,6 +329,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         passthrough,
         unowned: unowned_address(fdt, &ram[..ram_count])?,
         bench,
+        reset,
     })
 }
 

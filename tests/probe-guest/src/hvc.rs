@@ -96,3 +96,13 @@ pub fn system_off() -> u64 {
         hvc(abi::PSCI_SYSTEM_OFF, 0)
     }
 }
+
+/// PSCI SYSTEM_RESET; returns only if the call failed (with its result).
+pub fn system_reset() -> u64 {
+    if PSCI_SMC.load(Ordering::Relaxed) {
+        // SAFETY: an SMCCC call through the C-ABI stub; SYSTEM_RESET does not return on success.
+        unsafe { probe_smc(abi::PSCI_SYSTEM_RESET, 0, 0, 0) }
+    } else {
+        hvc(abi::PSCI_SYSTEM_RESET, 0)
+    }
+}

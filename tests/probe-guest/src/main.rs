@@ -52,6 +52,9 @@ extern "C" fn probe_main(dtb: usize) -> ! {
             report::finish();
         }
     };
+    if platform.reset {
+        probes::reset::run(&platform);
+    }
     let (start, end) = mmu::image_range();
     println!(
         "probe: image {:#x}..{:#x}, dtb {:#x}, uart {:#x}, psci {}",

@@ -4,6 +4,7 @@
 mod abort;
 mod attr;
 mod bench;
+pub mod reset;
 mod storm;
 mod tvm;
 

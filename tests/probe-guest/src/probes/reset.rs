@@ -1,0 +1,33 @@
+//! `system_reset` (with `reset` in the bootargs): PSCI SYSTEM_RESET must restart the VM from its
+//! pristine images. The first boot leaves a marker in the last word of RAM (which el2visor does
+//! not reload) and asks for the reset; the boot after it finds the marker, clears it and passes.
+//! Runs with the MMU off, before anything else, so the marker goes straight to memory.
+
+use crate::report;
+use probe_guest::dt::Platform;
+
+const MARKER: u64 = 0x5253_4554_5052_4f42; // "BORPTESR"
+
+/// Never returns: passes (second boot) or asks for the reset (first boot).
+pub fn run(platform: &Platform) -> ! {
+    let Some(last) = platform.ram().last() else {
+        report::fail("system_reset", "no RAM in the device tree");
+        report::finish();
+    };
+    let slot = (last.base + last.size - 8) as *mut u64;
+    // SAFETY: the last word of the VM's RAM, which nothing of the probe's image, stack or DTB uses.
+    let seen = unsafe { core::ptr::read_volatile(slot) };
+    if seen == MARKER {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(slot, 0) };
+        println!("probe: booted again after SYSTEM_RESET");
+        report::outcome::<&str>("system_reset", Ok(()));
+        report::finish();
+    }
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(slot, MARKER) };
+    println!("probe: requesting SYSTEM_RESET");
+    let r = crate::hvc::system_reset();
+    report::fail("system_reset", probe_guest::msg!("PSCI SYSTEM_RESET returned {r:#x}"));
+    report::finish()
+}
