@@ -20,7 +20,23 @@ pub fn failed() -> bool {
 fn begin() -> bool {
     let me = cpu::current();
     // Only the first CPU reports; a second failure on another CPU parks quietly.
-    !FAILING.swap(true, Ordering::AcqRel) || FAILED_CPU.load(Ordering::Relaxed) == me
+    let first = !FAILING.swap(true, Ordering::AcqRel);
+    if first {
+        park_others();
+    }
+    first || FAILED_CPU.load(Ordering::Relaxed) == me
+}
+
+/// Make every other CPU stop: those running a guest take the kick SGI and park when they see
+/// `failed()`; those waiting at EL2 wake from WFE and see it too.
+fn park_others() {
+    let me = cpu::current();
+    for other in (0..crate::arch::boot::MAX_CPUS).filter(|c| *c != me) {
+        if crate::boot::smp::is_online(other) {
+            crate::gic::runtime::kick_vcpu(other);
+        }
+    }
+    cpu::send_event();
 }
 
 fn line(args: core::fmt::Arguments<'_>) {

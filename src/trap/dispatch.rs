@@ -54,6 +54,9 @@ pub fn install() {
 
 fn handle(frame: &mut TrapFrame, kind: Kind) {
     let pcpu = cpu::current();
+    if crate::fatal::failed() {
+        cpu::park();
+    }
     let Some(vm) = VM.get() else {
         crate::fatal::hypervisor_fault(frame, kind, sysreg::esr_el2(), sysreg::far_el2())
     };

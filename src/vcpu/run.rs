@@ -77,7 +77,7 @@ fn configure_el2(vm: &Vm, v: usize) {
 
 fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
     loop {
-        if vm.state() == OFF {
+        if vm.state() == OFF || crate::fatal::failed() {
             cpu::park();
         }
         let start = vm.vcpus[v].start.lock().take();
