@@ -136,8 +136,18 @@ el2_vectors:
     VECTOR  el2_exception, KIND_IRQ
     VECTOR  el2_exception, KIND_FIQ
     VECTOR  el2_exception, KIND_SERROR
-    /* Lower EL, AArch64: the guests. */
-    VECTOR  lower_exception, KIND_SYNC
+    /* Lower EL, AArch64: the guests. Synchronous exceptions try the TVM fast path first
+     * (boot/tvm_fastpath.S); whatever it does not serve comes back to `lower_sync_slow` with
+     * every register as the guest left it, and takes the same path as every other entry. */
+    .balign 0x80
+    b       tvm_fast_path
+.global lower_sync_slow
+lower_sync_slow:
+    SAVE_FRAME
+    mov     x0, sp
+    mov     x1, #KIND_SYNC
+    bl      lower_exception
+    b       restore_frame_and_eret
     VECTOR  lower_exception, KIND_IRQ
     VECTOR  lower_exception, KIND_FIQ
     VECTOR  lower_exception, KIND_SERROR

@@ -1,10 +1,36 @@
-//! The assembly that runs before Rust (`boot/entry.S`) and the EL2 vector table
-//! (`boot/vectors.S`), plus the data the assembly reads with the MMU off.
+//! The assembly that runs before Rust (`boot/entry.S`), the EL2 vector table (`boot/vectors.S`)
+//! and its TVM fast path (`boot/tvm_fastpath.S`), plus the data the assembly reads.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 core::arch::global_asm!(include_str!("../../boot/entry.S"));
 core::arch::global_asm!(include_str!("../../boot/vectors.S"));
+core::arch::global_asm!(include_str!("../../boot/tvm_fastpath.S"));
+
+/// `TVM_FAST_PATH_ON`: the TVM fast path (boot/tvm_fastpath.S) is off; every trapped write
+/// goes to the Rust slow path.
+pub const TVM_FAST_OFF: u64 = 0;
+/// `TVM_FAST_PATH_ON`: the fast path serves trapped writes and writes the values unchanged.
+pub const TVM_FAST_PLAIN: u64 = 1;
+/// `TVM_FAST_PATH_ON`: the fast path serves trapped writes, MAIR_EL1 through the mair-trap
+/// override (`crate::coherency::override_mair`).
+pub const TVM_FAST_MAIR_OVERRIDE: u64 = 2;
+
+/// What the TVM fast path does for the running VM, read first on every synchronous exception
+/// from a guest: one of `TVM_FAST_OFF`, `TVM_FAST_PLAIN`, `TVM_FAST_MAIR_OVERRIDE` (the asm has
+/// the same numbers). Set once by `vm::instance::create` from [`tvm_fast_path_word`].
+#[no_mangle]
+pub static TVM_FAST_PATH_ON: AtomicU64 = AtomicU64::new(TVM_FAST_OFF);
+
+/// The `TVM_FAST_PATH_ON` value for a VM's coherency setting: off with `fastpath=off`, else the
+/// same rule as `crate::coherency::tvm_write_value` (the override only in mair-trap mode).
+pub const fn tvm_fast_path_word(setting: crate::coherency::Setting) -> u64 {
+    match (setting.fast_path, setting.mode) {
+        (false, _) => TVM_FAST_OFF,
+        (true, crate::coherency::Mode::MairTrap) => TVM_FAST_MAIR_OVERRIDE,
+        (true, _) => TVM_FAST_PLAIN,
+    }
+}
 
 /// The most CPUs el2visor brings up (the GICv2 limit, and the size of the stack area in linker.ld).
 pub const MAX_CPUS: usize = 8;

@@ -321,6 +321,8 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         vm.dtb.raw(),
         plan.initrd.map_or(String::new(), |r| alloc::format!(", initrd at {:#x} ({} bytes)", r.start.raw(), r.size))
     );
+    // The fast path in the vector reads this on every guest exception: set before any vCPU runs.
+    crate::arch::boot::TVM_FAST_PATH_ON.store(crate::arch::boot::tvm_fast_path_word(vm.setting), Ordering::Release);
     Ok(VM.call_once(|| vm))
 }
 

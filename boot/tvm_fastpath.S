@@ -1,0 +1,250 @@
+/*
+ * The TVM fast path: guest writes to the eleven registers HCR_EL2.TVM traps (SCTLR, TTBR0, TTBR1,
+ * TCR, ESR, FAR, AFSR0, AFSR1, MAIR, AMAIR, CONTEXTIDR, all _EL1) are served here, in the
+ * "Lower EL, AArch64, synchronous" vector, without building a TrapFrame or entering Rust.
+ *
+ * The vector entry branches to `tvm_fast_path` with every register as the guest left it. The fast
+ * path saves x0 and x1 (x2 as well on the paths that need a third register) on the EL2 stack and:
+ *   1. reads TVM_FAST_PATH_ON (src/arch/boot.rs, set by vm::instance::create from the VM's
+ *      coherency setting) first: 0 = off, everything goes to the slow path; 1 = on, values are
+ *      written unchanged; 2 = on, MAIR_EL1 values get the mair-trap override;
+ *   2. recognises a write to one of the eleven registers by comparing ESR_EL2[31:0], Rt masked
+ *      out, with the register's ESR: EC 0x18, IL 1, ISS op0/op2/op1/CRn/CRm and direction 0
+ *      (write) must all match. ESR_EL2[63:32] (ISS2) is RES0 for EC 0x18;
+ *   3. takes the value from Rt (x0..x30, 31 = XZR; x0..x2 from the save area, as they are
+ *      clobbered), writes the register (MAIR_EL1 through MAIR_OVERRIDE in mode 2), adds one to
+ *      TVM_FAST_COUNT[TPIDR_EL2], advances ELR_EL2 by 4, restores and ERETs.
+ * Anything else restores x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
+ * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule
+ * (crate::coherency::tvm_write_value).
+ *
+ * Dispatch is by a jump into per-register blocks with one entry per Rt, so the register number
+ * never needs decoding: MAIR_EL1 in mode 2 (the hot case) is checked first against one literal
+ * and has 64-byte entries holding the whole override; every other case hashes the ESR into a
+ * 16-slot table of (expected ESR, block offset) and jumps into 8-byte `msr <reg>, x<Rt>` entries.
+ * No instruction needs a run-time relocation (PC-relative only), as the image is a PIE.
+ */
+
+.equ TVM_FAST_PLAIN, 1              // TVM_FAST_PATH_ON values (src/arch/boot.rs must match)
+.equ TVM_FAST_MAIR_OVERRIDE, 2
+.equ TVM_FAST_OVERRIDE_BIT, 1       // the mode test below is `tbz x0, #TVM_FAST_OVERRIDE_BIT`
+.if (TVM_FAST_MAIR_OVERRIDE >> TVM_FAST_OVERRIDE_BIT) & 1 == 0
+    .error "TVM_FAST_MAIR_OVERRIDE must have the override bit set"
+.endif
+.if (TVM_FAST_PLAIN >> TVM_FAST_OVERRIDE_BIT) & 1
+    .error "TVM_FAST_PLAIN must not have the override bit set"
+.endif
+
+/* ESR_EL2 of a write of x0 to (op0 = 3, op1 = 0, CRn, CRm, op2): EC 0x18, IL, direction 0. */
+.equ ESR_SYSREG_WRITE, (0x18 << 26) | (1 << 25) | (3 << 20)
+.equ ESR_RT_CLEAR, 0xfffffc1f       // every ESR[31:0] bit but Rt (9:5)
+/* A key no exception produces (EC 0x3f is unallocated): the empty hash slots. */
+.equ TVM_NO_KEY, 0xfc000000
+
+.macro TVM_KEY name, crn, crm, op2
+    .equ TVM_KEY_\name, ESR_SYSREG_WRITE | (\op2 << 17) | (\crn << 10) | (\crm << 1)
+.endm
+TVM_KEY sctlr_el1, 1, 0, 0
+TVM_KEY ttbr0_el1, 2, 0, 0
+TVM_KEY ttbr1_el1, 2, 0, 1
+TVM_KEY tcr_el1, 2, 0, 2
+TVM_KEY afsr0_el1, 5, 1, 0
+TVM_KEY afsr1_el1, 5, 1, 1
+TVM_KEY esr_el1, 5, 2, 0
+TVM_KEY far_el1, 6, 0, 0
+TVM_KEY mair_el1, 10, 2, 0
+TVM_KEY amair_el1, 10, 3, 0
+TVM_KEY contextidr_el1, 13, 0, 1
+
+/*
+ * The hash slot of a key: ESR bits 4:1 (CRm) ^ 13:10 (CRn) ^ 20:17 (op2, op0 bit 0). None of these
+ * bits is Rt, and the eleven keys land in eleven different slots (checked below, at assembly).
+ */
+.macro TVM_HASH dst, esr, tmp
+    eor     \tmp, \esr, \esr, lsr #9
+    eor     \tmp, \tmp, \esr, lsr #16
+    ubfx    \dst, \tmp, #1, #4             // (32-bit: ESR[63:32] plays no part)
+.endm
+
+/*
+ * MAIR_EL1 override, the byte rule of crate::coherency::override_mair done on all eight bytes at
+ * once: a byte becomes 0xff unless it is Device (high nibble 0), or both nibbles are write-back,
+ * or the high nibble is write-back and the low one 0000. A nibble b3b2b1b0 is write-back when
+ * b2 & (b3 | b1 | b0); `bad` (non-zero and not write-back) is then b2 ^ (b3 | b1 | b0). A byte is
+ * forced when its high nibble is bad, or its high nibble is write-back (so b2 = bit 6 is set)
+ * and its low nibble is bad: forced(bit 6) = bad_hi(6) | (v(6) & bad_lo(2)).
+ * In: \v (kept). Out: x1. Clobbers x0.
+ */
+.macro MAIR_OVERRIDE v
+    lsr     x0, \v, #1
+    orr     x0, x0, \v, lsl #1
+    orr     x0, x0, \v, lsl #2              // bits 2, 6: b3 | b1 | b0 of each nibble
+    eor     x0, x0, \v                      // bits 2, 6: the nibble is bad
+    and     x1, \v, x0, lsl #4              // bit 6: high nibble's b2 & low nibble bad
+    orr     x0, x0, x1
+    and     x0, x0, #0x4040404040404040     // bit 6 of each byte: the byte is forced
+    lsl     x1, x0, #2                      // 0x100 per forced byte (byte 7's carry falls off)
+    sub     x1, x1, x0, lsr #6              // - 0x01 per forced byte: 0xff in each forced byte
+    orr     x1, x1, \v
+.endm
+
+.section .text.tvm_fastpath, "ax"
+.balign 64
+.global tvm_fast_path
+tvm_fast_path:
+    stp     x0, x1, [sp, #-16]!             // [sp] = x0, [sp + 8] = x1
+    adrp    x0, TVM_FAST_PATH_ON
+    ldr     x0, [x0, :lo12:TVM_FAST_PATH_ON]
+    tbz     x0, #TVM_FAST_OVERRIDE_BIT, .Ltvm_plain_or_off
+    mrs     x1, esr_el2
+    ldr     w0, .Ltvm_mair_key
+    eor     w0, w0, w1                      // = Rt << 5 exactly when it is a MAIR_EL1 write
+    tst     w0, #ESR_RT_CLEAR
+    b.ne    .Ltvm_general
+    adr     x1, .Ltvm_mair_entries
+    add     x1, x1, x0, lsl #1              // 64-byte entries: + Rt * 64
+    br      x1
+
+.Ltvm_plain_or_off:
+    cbz     x0, .Ltvm_slow
+    mrs     x1, esr_el2
+.Ltvm_general:                              // x1 = ESR_EL2
+    str     x2, [sp, #-16]!                 // [sp] = x2, [sp + 16] = x0, [sp + 24] = x1
+    TVM_HASH w0, w1, w0                 // x0 = slot
+    adr     x2, .Ltvm_keys
+    ldr     x2, [x2, x0, lsl #3]            // key in bits 31:0, block offset in bits 63:32
+    eor     w0, w2, w1                      // = Rt << 5 exactly when the key matches
+    tst     w0, #ESR_RT_CLEAR
+    b.ne    .Ltvm_slow_x2
+    adr     x1, .Ltvm_blocks
+    add     x1, x1, x2, lsr #32
+    add     x1, x1, x0, lsr #2              // 8-byte entries: + Rt * 8
+    br      x1
+
+.Ltvm_done_x2:
+    ldr     x2, [sp], #16
+.Ltvm_done:                                 // the register is written; x0, x1 saved at [sp]
+    mrs     x0, tpidr_el2                   // this CPU's index
+    adrp    x1, TVM_FAST_COUNT
+    add     x1, x1, x0, lsl #3
+    ldr     x0, [x1, :lo12:TVM_FAST_COUNT]
+    add     x0, x0, #1
+    str     x0, [x1, :lo12:TVM_FAST_COUNT]  // only this CPU writes its counter
+    mrs     x0, elr_el2
+    add     x0, x0, #4
+    msr     elr_el2, x0
+    ldp     x0, x1, [sp], #16
+    eret
+    dsb     nsh                             // speculation barrier after ERET
+    isb
+
+.Ltvm_slow_x2:
+    ldr     x2, [sp], #16
+.Ltvm_slow:
+    ldp     x0, x1, [sp], #16
+    b       lower_sync_slow
+
+.balign 4
+.Ltvm_mair_key:
+    .word   TVM_KEY_mair_el1
+
+/*
+ * MAIR_EL1 in mode 2, one 64-byte entry per Rt; x0/x1 are saved at [sp]. Rt = x0 or x1 borrows
+ * x2 for the value (its own register is a scratch register here); XZR writes 0, which the
+ * override keeps (0x00 is Device-nGnRnE in every byte).
+ */
+.macro MAIR_ENTRY_SAVED off
+    .balign 64
+    str     x2, [sp, #-16]!
+    ldr     x2, [sp, #(16 + \off)]
+    MAIR_OVERRIDE x2
+    msr     mair_el1, x1
+    ldr     x2, [sp], #16
+    b       .Ltvm_done
+.endm
+
+.balign 64
+.Ltvm_mair_entries:
+    MAIR_ENTRY_SAVED 0
+    MAIR_ENTRY_SAVED 8
+.irp n, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
+    .balign 64
+    MAIR_OVERRIDE x\n
+    msr     mair_el1, x1
+    b       .Ltvm_done
+.endr
+    .balign 64
+    msr     mair_el1, xzr
+    b       .Ltvm_done
+    /* An entry that outgrew its 64 bytes would push this past the end: .org then fails. */
+    .org    .Ltvm_mair_entries + 32 * 64
+
+/*
+ * One block per register, one 8-byte entry per Rt: `msr <reg>, x<Rt>`. x0..x2 are scratch here,
+ * so their entries load the guest's value from the save area ([sp + 16], [sp + 24], [sp]) and
+ * finish in the block's last entry.
+ */
+.macro TVM_BLOCK reg
+.Ltvm_block_\reg:
+    ldr     x0, [sp, #16]
+    b       .Ltvm_write_x0_\reg
+    ldr     x0, [sp, #24]
+    b       .Ltvm_write_x0_\reg
+    ldr     x0, [sp]
+    b       .Ltvm_write_x0_\reg
+.irp n, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
+    msr     \reg, x\n
+    b       .Ltvm_done_x2
+.endr
+    msr     \reg, xzr
+    b       .Ltvm_done_x2
+.Ltvm_write_x0_\reg:
+    msr     \reg, x0
+    b       .Ltvm_done_x2
+    .org    .Ltvm_block_\reg + 33 * 8        // fails if the block grew past 33 entries
+.endm
+
+.Ltvm_blocks:
+    TVM_BLOCK sctlr_el1
+    TVM_BLOCK ttbr0_el1
+    TVM_BLOCK ttbr1_el1
+    TVM_BLOCK tcr_el1
+    TVM_BLOCK afsr0_el1
+    TVM_BLOCK afsr1_el1
+    TVM_BLOCK esr_el1
+    TVM_BLOCK far_el1
+    TVM_BLOCK mair_el1
+    TVM_BLOCK amair_el1
+    TVM_BLOCK contextidr_el1
+
+/* The hash table: slot i holds the key hashing to i and its block's offset, or no key. */
+.macro TVM_SLOT slot, reg
+    .if (((TVM_KEY_\reg ^ (TVM_KEY_\reg >> 9) ^ (TVM_KEY_\reg >> 16)) >> 1) & 15) != \slot
+        .error "TVM fast-path hash table: a register is in the wrong slot"
+    .endif
+    .word   TVM_KEY_\reg
+    .word   .Ltvm_block_\reg - .Ltvm_blocks
+.endm
+.macro TVM_EMPTY_SLOT
+    .word   TVM_NO_KEY
+    .word   0
+.endm
+
+.balign 8
+.Ltvm_keys:
+    TVM_SLOT 0, mair_el1
+    TVM_SLOT 1, amair_el1
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_SLOT 4, contextidr_el1
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_SLOT 8, tcr_el1
+    TVM_SLOT 9, sctlr_el1
+    TVM_SLOT 10, ttbr0_el1
+    TVM_SLOT 11, ttbr1_el1
+    TVM_SLOT 12, afsr0_el1
+    TVM_SLOT 13, afsr1_el1
+    TVM_SLOT 14, far_el1
+    TVM_SLOT 15, esr_el1
