@@ -10,6 +10,10 @@
 //! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `guest` |
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
+//! | `guest_args=` | the embedded guest's command line, one word: each `,` becomes a space (`guest_args=a,b` gives `a b`) | empty |
+//!
+//! `guest_args=` applies to the guest built into el2visor (`make image`'s probe guest) only: a
+//! multiboot kernel or a bundle carries its own command line.
 //!
 //! [`parse`] never stops at a bad word: it returns the options it could read together with every
 //! problem (unknown word, bad value, repeated key), so that boot can print each one.
@@ -64,7 +68,7 @@ impl LogLevel {
 }
 
 /// The options the command line sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub coherency: Coherency,
     /// Serve TVM-trapped register writes in the assembly fast path.
@@ -74,6 +78,8 @@ pub struct Options {
     /// Guest RAM in bytes.
     pub guest_mem: Option<u64>,
     pub guest_cpus: Option<u32>,
+    /// The embedded guest's command line (`guest_args=`, commas turned into spaces).
+    pub guest_args: Option<String>,
 }
 
 impl Default for Options {
@@ -85,6 +91,7 @@ impl Default for Options {
             console: ConsoleOwner::Guest,
             guest_mem: None,
             guest_cpus: None,
+            guest_args: None,
         }
     }
 }
@@ -110,7 +117,7 @@ impl fmt::Display for Problem {
             Problem::Unknown { word } => write!(
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
-                 loglevel=, console=, guest_mem=, guest_cpus=)"
+                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=)"
             ),
             Problem::BadValue {
                 key,
@@ -149,14 +156,21 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "coherency",
     "fastpath",
     "loglevel",
     "console",
     "guest_mem",
     "guest_cpus",
+    "guest_args",
 ];
+
+/// The guest command line a `guest_args=` value stands for: the one word with each `,` made a
+/// space, since el2visor's own command line splits at whitespace.
+pub fn guest_args_value(word: &str) -> String {
+    word.replace(',', " ")
+}
 
 /// Parses the command line. Bad words leave the option at its default (or earlier value).
 pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
@@ -215,6 +229,10 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
             "guest_mem" => parse_size(value)
                 .map(|v| o.guest_mem = Some(v))
                 .ok_or_else(|| bad("a non-zero size like 512M or 2G")),
+            "guest_args" => {
+                o.guest_args = Some(guest_args_value(value));
+                Ok(())
+            }
             _ => match value.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(bad("a CPU count of at least 1")),
@@ -356,6 +374,25 @@ mod tests {
         assert!(
             matches!(&p[0], Problem::BadValue { key: "coherency", value, .. } if value.is_empty())
         );
+    }
+
+    #[test]
+    fn guest_args_turn_commas_into_spaces() {
+        assert_eq!(parse("").0.guest_args, None, "no guest_args: the embedded guest gets none");
+        assert_eq!(parse("guest_args=bench").0.guest_args.as_deref(), Some("bench"));
+        assert_eq!(parse("guest_args=a,b").0.guest_args.as_deref(), Some("a b"));
+        let (o, p) = parse("coherency=mair-trap guest_args=console=ttyAMA0,,bench, fastpath=off");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.guest_args.as_deref(), Some("console=ttyAMA0  bench "), "only the first = splits the key");
+        assert_eq!(o.coherency, Coherency::MairTrap);
+        assert!(!o.fastpath, "words after guest_args= are still el2visor's");
+        assert_eq!(parse("guest_args=").0.guest_args.as_deref(), Some(""));
+        assert_eq!(guest_args_value("a,b,c"), "a b c");
+        let (o, p) = parse("guest_args=one guest_args=two,three");
+        assert_eq!(o.guest_args.as_deref(), Some("two three"));
+        assert_eq!(p, [Problem::Repeated { key: "guest_args" }]);
+        let unknown = Problem::Unknown { word: "bench".into() }.to_string();
+        assert!(unknown.contains("guest_args="), "{unknown}");
     }
 
     #[test]

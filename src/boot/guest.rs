@@ -173,7 +173,8 @@ pub fn build(
             let pa = frames::alloc_aligned((size / 4096) as usize, SIZE_2M)
                 .ok_or_else(|| format!("no {} MiB of free RAM for the embedded guest", size >> 20))?;
             let ram = alloc::vec![RamRegion { ipa: Ipa(pa.raw()), pa, size }];
-            (ram, EMBEDDED, None, String::new(), None, Vec::new(), "probe".to_string())
+            let bootargs = opts.guest_args.clone().unwrap_or_default();
+            (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string())
         }
     };
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
