@@ -141,16 +141,24 @@ pub fn build(
             let mut plans = config::plan_vms(&modules, &facts).map_err(|e| e.to_string())?;
             let mut plan = plans.remove(0);
             if let Some(limit) = opts.guest_mem {
-                plan.ram = clip_ram(&plan.ram, limit, &plan);
+                plan.ram = truncate(&plan.ram, limit);
             }
-            let keep = plan.module_keep_out();
+            // The modules stay where the loader put them, out of guest RAM: they are the pristine
+            // images SYSTEM_RESET reloads from, kept for the VM's life and used for nothing else.
+            let modules: Vec<PaRange> = [Some(plan.kernel), plan.initrd, plan.dtb].into_iter().flatten().collect();
+            let ram: Vec<RamRegion> = plan
+                .ram
+                .iter()
+                .flat_map(|r| crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &modules))
+                .map(|r| RamRegion { ipa: Ipa(r.start.raw()), pa: r.start, size: r.size })
+                .collect();
             (
-                plan.ram.clone(),
-                keep_copy(bytes_at(plan.kernel), "kernel")?,
-                plan.initrd.map(|r| keep_copy(bytes_at(r), "initrd")).transpose()?,
+                ram,
+                bytes_at(plan.kernel),
+                plan.initrd.map(bytes_at),
                 plan.bootargs.clone(),
                 None,
-                keep,
+                Vec::new(),
                 "guest".to_string(),
             )
         }
@@ -199,30 +207,6 @@ pub fn build(
     instance::create(spec).map_err(|e| e.to_string())
 }
 
-/// A copy of a boot module in el2visor's own memory: the module itself lies in guest RAM, which
-/// the guest will overwrite, and SYSTEM_RESET reloads from this copy.
-fn keep_copy(bytes: &'static [u8], what: &str) -> Result<&'static [u8], String> {
-    let pages = bytes.len().div_ceil(4096);
-    let pa = frames::alloc_aligned(pages, 4096)
-        .ok_or_else(|| format!("no room in el2visor's pool for the pristine copy of the {what} ({} KiB)", bytes.len() >> 10))?;
-    // SAFETY: the frames are ours (just allocated), identity mapped RW, and do not overlap the
-    // module (which is guest RAM, outside the pool).
-    unsafe {
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa.raw() as *mut u8, bytes.len());
-        Ok(core::slice::from_raw_parts(pa.raw() as *const u8, bytes.len()))
-    }
-}
-
-/// Bytes el2visor's pool needs for pristine copies of the boot modules (multiboot only).
-pub fn module_copy_bytes(p: &Platform) -> u64 {
-    p.chosen
-        .modules
-        .iter()
-        .filter(|m| matches!(m.kind, ModuleKind::Kernel | ModuleKind::Ramdisk))
-        .map(|m| m.range.size.next_multiple_of(SIZE_2M))
-        .sum()
-}
-
 /// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.
 fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
     let mut left = limit.next_multiple_of(SIZE_2M);
@@ -234,18 +218,6 @@ fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
         let take = r.size.min(left);
         out.push(RamRegion { size: take, ..*r });
         left -= take;
-    }
-    out
-}
-
-/// Like `truncate`, but never dropping RAM that holds the plan's modules.
-fn clip_ram(ram: &[RamRegion], limit: u64, plan: &config::VmConfig) -> Vec<RamRegion> {
-    let needed = [Some(plan.kernel), plan.initrd, plan.dtb].into_iter().flatten().map(|m| m.end()).max().unwrap_or(0);
-    let mut out = truncate(ram, limit);
-    let covered = out.last().map_or(0, |r| r.pa.raw() + r.size);
-    if covered < needed {
-        log::warn!("guest_mem={} MiB is too small to hold the boot modules; giving the VM all of its RAM", limit >> 20);
-        out = ram.to_vec();
     }
     out
 }
@@ -276,3 +248,4 @@ pub fn attach_vgic(p: &Platform, vm: &Vm) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
     }
 }
+

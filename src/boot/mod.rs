@@ -203,9 +203,8 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
     let give: Vec<PaRange> = match src {
         guest::Source::Embedded => free,
         _ => {
-            // The pool: the top of the highest free range big enough, 2 MiB aligned; it also
-            // holds the pristine copies of multiboot modules that SYSTEM_RESET reloads.
-            let size = guest::HYP_POOL + guest::module_copy_bytes(p);
+            // The pool: the top of the highest free range big enough, 2 MiB aligned.
+            let size = guest::HYP_POOL;
             let pool = free.iter().rev().find_map(|r| {
                 let end = r.end() & !(crate::mm::addr::SIZE_2M - 1);
                 let start = end.checked_sub(size)?;
@@ -217,7 +216,7 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
                     alloc::vec![pool]
                 }
                 None => {
-                    log::warn!("no {} MiB free RAM range for el2visor's pool", guest::HYP_POOL >> 20);
+                    log::warn!("no {} MiB free RAM range for el2visor's pool", size >> 20);
                     Vec::new()
                 }
             }

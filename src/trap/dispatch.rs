@@ -22,7 +22,7 @@ use crate::vm::instance::{Vm, OFF, VM};
 /// Exit counters, one set per physical CPU.
 static COUNTERS: [ExitCounters; MAX_CPUS] = [const { ExitCounters::new() }; MAX_CPUS];
 
-/// TVM register writes served by the assembly fast path, per CPU (boot/vectors.S adds to them).
+/// TVM register writes served by the assembly fast path, per CPU (boot/tvm_fastpath.S adds to them).
 #[no_mangle]
 pub static TVM_FAST_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
