@@ -13,7 +13,7 @@
  *      (write) must all match. ESR_EL2[63:32] (ISS2) is RES0 for EC 0x18;
  *   3. takes the value from Rt (x0..x30, 31 = XZR; x0..x2 from the save area, as they are
  *      clobbered), writes the register (MAIR_EL1 through MAIR_OVERRIDE in mode 2), adds one to
- *      TVM_FAST_COUNT[TPIDR_EL2], advances ELR_EL2 by 4, restores and ERETs.
+ *      TVM_PERCPU[TPIDR_EL2].fast_count, advances ELR_EL2 by 4, restores and ERETs.
  * Anything else restores x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
  * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule
  * (crate::coherency::tvm_write_value).
@@ -88,6 +88,23 @@ TVM_KEY contextidr_el1, 13, 0, 1
     orr     x1, x1, \v
 .endm
 
+/*
+ * The end of every served write, with x1 = adrp(TVM_PERCPU) + CPU * 16 and x0/x1 saved at [sp]:
+ * count it (only this CPU writes its counter), step over the MSR, restore and return.
+ */
+.macro TVM_FINISH
+    ldr     x0, [x1, :lo12:TVM_PERCPU + 8]
+    add     x0, x0, #1
+    str     x0, [x1, :lo12:TVM_PERCPU + 8]
+    mrs     x0, elr_el2
+    add     x0, x0, #4
+    msr     elr_el2, x0
+    ldp     x0, x1, [sp], #16
+    eret
+    dsb     nsh                             // speculation barrier after ERET
+    isb
+.endm
+
 .section .text.tvm_fastpath, "ax"
 .balign 64
 .global tvm_fast_path
@@ -102,7 +119,7 @@ tvm_fast_path:
     tst     w0, #ESR_RT_CLEAR
     b.ne    .Ltvm_general
     adr     x1, .Ltvm_mair_entries
-    add     x1, x1, x0, lsl #1              // 64-byte entries: + Rt * 64
+    add     x1, x1, x0, lsl #2              // 128-byte entries: + Rt * 128
     br      x1
 
 .Ltvm_plain_or_off:
@@ -125,18 +142,9 @@ tvm_fast_path:
     ldr     x2, [sp], #16
 .Ltvm_done:                                 // the register is written; x0, x1 saved at [sp]
     mrs     x0, tpidr_el2                   // this CPU's index
-    adrp    x1, TVM_FAST_COUNT
-    add     x1, x1, x0, lsl #3
-    ldr     x0, [x1, :lo12:TVM_FAST_COUNT]
-    add     x0, x0, #1
-    str     x0, [x1, :lo12:TVM_FAST_COUNT]  // only this CPU writes its counter
-    mrs     x0, elr_el2
-    add     x0, x0, #4
-    msr     elr_el2, x0
-    ldp     x0, x1, [sp], #16
-    eret
-    dsb     nsh                             // speculation barrier after ERET
-    isb
+    adrp    x1, TVM_PERCPU
+    add     x1, x1, x0, lsl #4              // 16 bytes per CPU (src/trap/dispatch.rs TvmPerCpu)
+    TVM_FINISH
 
 .Ltvm_slow_x2:
     ldr     x2, [sp], #16
@@ -149,35 +157,50 @@ tvm_fast_path:
     .word   TVM_KEY_mair_el1
 
 /*
- * MAIR_EL1 in mode 2, one 64-byte entry per Rt; x0/x1 are saved at [sp]. Rt = x0 or x1 borrows
+ * Keep the value the guest wrote (before the override) in TVM_PERCPU[TPIDR_EL2].guest_mair
+ * (src/trap/dispatch.rs): the hardware holds only the rewritten value. Leaves x1 = the page of
+ * this CPU's TvmPerCpu for TVM_FINISH. Clobbers x0.
+ */
+.macro KEEP_GUEST_MAIR v
+    mrs     x0, tpidr_el2
+    adrp    x1, TVM_PERCPU
+    add     x1, x1, x0, lsl #4
+    str     \v, [x1, :lo12:TVM_PERCPU]
+.endm
+
+/*
+ * MAIR_EL1 in mode 2, one 128-byte entry per Rt; x0/x1 are saved at [sp]. Rt = x0 or x1 borrows
  * x2 for the value (its own register is a scratch register here); XZR writes 0, which the
  * override keeps (0x00 is Device-nGnRnE in every byte).
  */
 .macro MAIR_ENTRY_SAVED off
-    .balign 64
+    .balign 128
     str     x2, [sp, #-16]!
     ldr     x2, [sp, #(16 + \off)]
     MAIR_OVERRIDE x2
     msr     mair_el1, x1
+    KEEP_GUEST_MAIR x2
     ldr     x2, [sp], #16
-    b       .Ltvm_done
+    TVM_FINISH
 .endm
 
-.balign 64
+.balign 128
 .Ltvm_mair_entries:
     MAIR_ENTRY_SAVED 0
     MAIR_ENTRY_SAVED 8
 .irp n, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
-    .balign 64
+    .balign 128
     MAIR_OVERRIDE x\n
     msr     mair_el1, x1
-    b       .Ltvm_done
+    KEEP_GUEST_MAIR x\n
+    TVM_FINISH
 .endr
-    .balign 64
+    .balign 128
     msr     mair_el1, xzr
-    b       .Ltvm_done
-    /* An entry that outgrew its 64 bytes would push this past the end: .org then fails. */
-    .org    .Ltvm_mair_entries + 32 * 64
+    KEEP_GUEST_MAIR xzr
+    TVM_FINISH
+    /* An entry that outgrew its 128 bytes would push this past the end: .org then fails. */
+    .org    .Ltvm_mair_entries + 32 * 128
 
 /*
  * One block per register, one 8-byte entry per Rt: `msr <reg>, x<Rt>`. x0..x2 are scratch here,

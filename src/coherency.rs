@@ -17,7 +17,8 @@
 //! holds the rewritten value. el2visor does not set HCR_EL2.TRVM to hide that, because TRVM traps
 //! reads of all eleven registers, ESR_EL1 and FAR_EL1 included, so every guest exception handler
 //! would take two extra traps. Linux never reads MAIR_EL1 back for anything but diagnostics. The
-//! value the guest wrote is kept per vCPU (for the fault report and for a later switch of mode).
+//! value the guest wrote is kept per vCPU (`trap::dispatch::TVM_PERCPU`, by the fast and the slow
+//! path alike) and shown in the guest fault report beside the value in effect.
 //!
 //! # MAIR attribute bytes
 //! High nibble 0: Device (low nibble 0x0 nGnRnE, 0x4 nGnRE, 0x8 nGRE, 0xc GRE; other low nibbles

@@ -22,9 +22,31 @@ use crate::vm::instance::{Vm, OFF, VM};
 /// Exit counters, one set per physical CPU.
 static COUNTERS: [ExitCounters; MAX_CPUS] = [const { ExitCounters::new() }; MAX_CPUS];
 
-/// TVM register writes served by the assembly fast path, per CPU (boot/tvm_fastpath.S adds to them).
+/// Per-CPU state the assembly fast path (boot/tvm_fastpath.S) reads and writes; the layout is
+/// part of its code: 16 bytes per CPU, `guest_mair` at 0, `fast_count` at 8.
+#[repr(C)]
+pub struct TvmPerCpu {
+    /// The MAIR_EL1 value the guest last wrote, before the mair-trap override (the hardware
+    /// holds the rewritten value; the fast and the slow path both keep this). Reported in the
+    /// guest fault report; docs/coherency.md says what the guest reads back.
+    pub guest_mair: AtomicU64,
+    /// TVM register writes served by the fast path.
+    pub fast_count: AtomicU64,
+}
+
+const _: () = assert!(core::mem::size_of::<TvmPerCpu>() == 16);
+
 #[no_mangle]
-pub static TVM_FAST_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+pub static TVM_PERCPU: [TvmPerCpu; MAX_CPUS] =
+    [const { TvmPerCpu { guest_mair: AtomicU64::new(0), fast_count: AtomicU64::new(0) } }; MAX_CPUS];
+
+/// The MAIR_EL1 value this CPU's guest wrote last (in mair-trap mode), else the register itself.
+pub fn guest_mair(vm: &Vm) -> u64 {
+    match vm.setting.mode {
+        coherency::Mode::MairTrap => TVM_PERCPU[cpu::current()].guest_mair.load(Ordering::Relaxed),
+        _ => sysreg::mair_el1(),
+    }
+}
 
 /// TVM register writes served by the Rust slow path, per CPU.
 static TVM_SLOW_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -37,11 +59,11 @@ const ABORT_LOOP: u32 = 16;
 /// Every CPU's counters, summed; fast-path TVM writes counted as `sysreg_fast` exits.
 pub fn totals() -> Totals {
     let mut t = Totals::default();
-    for (c, fast) in COUNTERS.iter().zip(&TVM_FAST_COUNT) {
+    for (c, tvm) in COUNTERS.iter().zip(&TVM_PERCPU) {
         let snap = c.snapshot();
         t.add(&snap);
         let extra = ExitCounters::new();
-        extra.add(ExitReason::SysregFast, fast.load(Ordering::Relaxed));
+        extra.add(ExitReason::SysregFast, tvm.fast_count.load(Ordering::Relaxed));
         t.add(&extra.snapshot());
     }
     t
@@ -193,7 +215,7 @@ fn vendor(_vcpu: usize, call: VendorCall) -> u64 {
         VendorCall::AtS12e1r { va } => at(va, false),
         VendorCall::AtS12e1w { va } => at(va, true),
         VendorCall::TrapCount { counter, .. } => match counter {
-            TrapCounter::FastTvmWrites => TVM_FAST_COUNT[pcpu].load(Ordering::Relaxed),
+            TrapCounter::FastTvmWrites => TVM_PERCPU[pcpu].fast_count.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => TVM_SLOW_COUNT[pcpu].load(Ordering::Relaxed),
         },
     }
@@ -238,8 +260,11 @@ fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) 
     let Some(acc) = esr.sysreg() else { return };
     let rt = acc.rt as usize;
     if let (false, Some(reg)) = (acc.read, acc.reg.tvm_register()) {
-        let value = coherency::tvm_write_value(vm.setting.mode, reg, frame.reg(rt));
-        write_tvm(reg, value);
+        let raw = frame.reg(rt);
+        if reg == TvmReg::Mair {
+            TVM_PERCPU[cpu::current()].guest_mair.store(raw, Ordering::Relaxed);
+        }
+        write_tvm(reg, coherency::tvm_write_value(vm.setting.mode, reg, raw));
         TVM_SLOW_COUNT[cpu::current()].fetch_add(1, Ordering::Relaxed);
         frame.elr += 4;
         return;

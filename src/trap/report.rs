@@ -45,5 +45,13 @@ pub fn guest_fault(vm: &str, vcpu: usize, why: &str, frame: &TrapFrame, esr: u64
         sysreg::mair_el1(),
         sysreg::vbar_el1()
     ));
+    if let Some(vm) = crate::vm::instance::VM.get() {
+        line(format_args!(
+            "  MAIR_EL1 as the guest wrote it {:#x}, in effect {:#x} (coherency {})",
+            crate::trap::dispatch::guest_mair(vm),
+            sysreg::mair_el1(),
+            crate::coherency::mode_name(vm.setting.mode)
+        ));
+    }
     line(format_args!("  exits so far: {}", crate::trap::dispatch::totals()));
 }
