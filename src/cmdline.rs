@@ -22,16 +22,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// What `coherency=` asks for; `crate::coherency` resolves it against what the CPU offers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Coherency {
-    /// FWB when the CPU has FEAT_S2FWB, else the MAIR trap.
-    #[default]
-    Auto,
-    Fwb,
-    MairTrap,
-    Off,
-}
+/// What `coherency=` asks for; `crate::coherency::resolve` weighs it against what the CPU offers.
+pub use crate::coherency::Request as Coherency;
 
 /// Who drives the UART while a guest runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -120,12 +120,7 @@ pub fn build(
                 .modules
                 .iter()
                 .map(|m| BootModule {
-                    kind: match m.kind {
-                        ModuleKind::Kernel => config::ModuleKind::Kernel,
-                        ModuleKind::Ramdisk => config::ModuleKind::Ramdisk,
-                        ModuleKind::DeviceTree => config::ModuleKind::DeviceTree,
-                        ModuleKind::Other => config::ModuleKind::Other,
-                    },
+                    kind: m.kind,
                     range: m.range,
                     bootargs: m.bootargs.clone(),
                 })
@@ -136,7 +131,7 @@ pub fn build(
                 cpus: want,
                 max_vcpus: Some(max_vcpus),
                 devices: &[],
-                coherency: config::CoherencyMode::Auto,
+                coherency: opts.coherency,
             };
             let mut plans = config::plan_vms(&modules, &facts).map_err(|e| e.to_string())?;
             let mut plan = plans.remove(0);

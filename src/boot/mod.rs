@@ -169,14 +169,8 @@ fn init_gic(p: &Platform) {
 
 /// The coherency mode from `coherency=` and what the CPU has.
 fn coherency_setting(opts: &cmdline::Options) -> Result<crate::coherency::Setting, crate::coherency::CoherencyError> {
-    use crate::coherency::{has_fwb, resolve, Request, Setting};
-    let req = match opts.coherency {
-        cmdline::Coherency::Auto => Request::Auto,
-        cmdline::Coherency::Fwb => Request::Fwb,
-        cmdline::Coherency::MairTrap => Request::MairTrap,
-        cmdline::Coherency::Off => Request::Off,
-    };
-    let mode = resolve(req, has_fwb(sysreg::id_aa64mmfr2_el1()))?;
+    use crate::coherency::{has_fwb, resolve, Setting};
+    let mode = resolve(opts.coherency, has_fwb(sysreg::id_aa64mmfr2_el1()))?;
     Ok(Setting { mode, fast_path: opts.fastpath })
 }
 

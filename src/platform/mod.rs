@@ -280,6 +280,18 @@ pub enum ModuleKind {
     Other,
 }
 
+impl ModuleKind {
+    /// How error messages name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel module",
+            Self::Ramdisk => "ramdisk module",
+            Self::DeviceTree => "device-tree module",
+            Self::Other => "module",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     pub path: String,

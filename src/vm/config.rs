@@ -16,29 +16,7 @@ use super::load::{plan_load_around, LoadError, LoadPlan, Region};
 use crate::mm::addr::{Ipa, Pa, PaRange};
 use crate::mm::layout::free_ranges;
 
-/// What a `/chosen/module@…` node carries, from its `compatible`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModuleKind {
-    /// `multiboot,kernel`
-    Kernel,
-    /// `multiboot,ramdisk`
-    Ramdisk,
-    /// `multiboot,device-tree`: a device tree for the guest.
-    DeviceTree,
-    /// Any other `multiboot,module` (for example an XSM policy): not used by el2visor.
-    Other,
-}
-
-impl ModuleKind {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Kernel => "kernel module",
-            Self::Ramdisk => "ramdisk module",
-            Self::DeviceTree => "device-tree module",
-            Self::Other => "module",
-        }
-    }
-}
+pub use crate::platform::ModuleKind;
 
 /// One boot module: where the loader put it and the bootargs it came with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,16 +66,8 @@ pub struct DeviceRegion {
     pub kind: DeviceKind,
 }
 
-/// The coherency mode of a VM (the hypervisor command line's `coherency=` values).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CoherencyMode {
-    /// FEAT_S2FWB when the CPU has it, else the MAIR_EL1 trap.
-    #[default]
-    Auto,
-    Fwb,
-    MairTrap,
-    Off,
-}
+/// The coherency a VM asks for (the command line's `coherency=`), resolved at VM creation.
+pub use crate::coherency::Request as CoherencyMode;
 
 /// Everything needed to build and start one VM.
 #[derive(Clone, Debug, PartialEq, Eq)]
