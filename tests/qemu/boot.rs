@@ -99,3 +99,18 @@ fn raspi4b_banner_four_cpus() {
     run.check(banner_cpus(&run) == Some(4), "banner cpus= is not 4");
     run.check(run.has("el2visor: halted"), "no halted line (raspi4b has no PSCI SYSTEM_OFF)");
 }
+
+#[test]
+fn a_guest_kernel_that_is_not_an_image_gives_one_clear_line() {
+    let dir = scratch("bad-guest");
+    let bogus = dir.join("not-an-image.bin");
+    let mut bytes = vec![0x1f, 0x8b, 0x08, 0x00]; // a gzip header: a compressed kernel, not an Image
+    bytes.resize(64 * 1024, 0x5a);
+    std::fs::write(&bogus, bytes).unwrap();
+    let loader = format!("guest-loader,addr=0x49000000,kernel={},bootargs=console=ttyAMA0", bogus.display());
+    let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).push(&["-device", &loader]).timeout(60).run();
+    run.check(run.exited, "QEMU did not exit by itself after el2visor refused the guest");
+    let line = run.line("el2visor: cannot start the guest: ").unwrap_or("");
+    run.check(line.contains("gzip"), &format!("the refusal does not say the kernel is gzip-compressed: {line:?}"));
+    run.check(!run.has("STATS "), "no VM ran, so there are no exit statistics");
+}
