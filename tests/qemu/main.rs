@@ -4,6 +4,8 @@
 mod harness;
 
 mod boot;
+mod linux;
 mod probe;
 mod reset;
+mod rpi4;
 mod stage2;
