@@ -8,9 +8,9 @@
 //! BCM2711 clock manager (`brcm,bcm2711-cprman`) that supplies the PL011's `uartclk` and `apb_pclk`.
 //! Its AMBA device then never probes, ttyAMA0 never registers, Linux says "unable to open an
 //! initial console" and init's marker goes nowhere (on bare QEMU raspi4b as under el2visor). The
-//! generic kernel builds the clock, mailbox, firmware and pinctrl drivers in. The package is the one
-//! tests/fixtures/make-dtbs.sh downloads into `.cache/debs` for the Pi DTB (`EL2VISOR_RPI4_KERNEL`
-//! names another uncompressed arm64 Image).
+//! generic kernel builds the clock, mailbox, firmware and pinctrl drivers in; `make guests`
+//! (tests/fixtures/fetch-guests.sh) extracts it as `Image-rpi4` (`EL2VISOR_RPI4_KERNEL` names
+//! another uncompressed arm64 Image).
 //!
 //! QEMU's raspi4b lacks some BCM2711 blocks, so this test (never el2visor) disables the nodes
 //! HARDWARE.md lists in the DTB it gives QEMU and puts `clk_ignore_unused` on the guest's command
@@ -61,84 +61,27 @@ fn run_cmd(cmd: &mut Command, what: &str) -> Vec<u8> {
     out.stdout
 }
 
-/// The Debian generic arm64 kernel package make-dtbs.sh left in `.cache/debs` (the newest name
-/// when there are several; cloud and realtime flavours excluded).
-fn generic_kernel_deb() -> PathBuf {
-    let dir = root().join(".cache/debs");
-    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let package = name.split('_').next().unwrap_or("");
-            name.starts_with("linux-image-")
-                && name.ends_with("_arm64.deb")
-                && package.ends_with("-arm64")
-                && !package.contains("-cloud-")
-                && !package.contains("-rt-")
-        })
-        .collect();
-    debs.sort();
-    debs.pop().unwrap_or_else(|| {
-        panic!(
-            "no linux-image-<abi>-arm64 package in {}: tests/fixtures/make-dtbs.sh downloads it with the Pi 4 DTB \
-             (remove target/dtbs/bcm2711-rpi-4-b.dtb and run `tests/fixtures/make-dtbs.sh target/dtbs`), \
-             or set EL2VISOR_RPI4_KERNEL to an uncompressed arm64 Image with the BCM2711 drivers built in",
-            dir.display()
-        )
-    })
-}
-
 fn is_arm64_image(bytes: &[u8]) -> bool {
     bytes.len() > 0x40 && &bytes[0x38..0x3c] == b"ARM\x64"
 }
 
-/// The guest kernel: `EL2VISOR_RPI4_KERNEL`, else `boot/vmlinuz-*` of the generic kernel package,
-/// gunzipped when compressed, extracted once per package into the test's scratch folder.
-fn pi_kernel(dir: &Path) -> PathBuf {
-    if let Some(p) = std::env::var_os("EL2VISOR_RPI4_KERNEL") {
-        return PathBuf::from(p);
-    }
-    let deb = generic_kernel_deb();
-    let stem = deb.file_stem().unwrap().to_string_lossy().into_owned();
-    let image = dir.join(format!("{stem}.Image"));
-    if image.is_file() {
-        return image;
-    }
-    let vmlinuz = run_cmd(
-        Command::new("bash").arg("-c").arg(
-            "set -o pipefail; dpkg-deb --fsys-tarfile \"$1\" | tar -xO --wildcards './boot/vmlinuz-*'",
-        )
-        .arg("extract")
-        .arg(&deb),
-        &format!("extracting boot/vmlinuz-* from {}", deb.display()),
-    );
-    let raw = if vmlinuz.starts_with(&[0x1f, 0x8b]) {
-        let gz = dir.join(format!("{stem}.vmlinuz.gz"));
-        std::fs::write(&gz, &vmlinuz).unwrap();
-        let raw = run_cmd(Command::new("gzip").arg("-dc").arg(&gz), &format!("gunzip {}", gz.display()));
-        let _ = std::fs::remove_file(&gz);
-        raw
-    } else {
-        vmlinuz
-    };
-    assert!(
-        is_arm64_image(&raw),
-        "boot/vmlinuz-* of {} is not an arm64 Image (no ARM\\x64 magic at 0x38, even after gunzip)",
-        deb.display()
-    );
-    let tmp = dir.join(format!("{stem}.Image.tmp"));
-    std::fs::write(&tmp, &raw).unwrap();
-    std::fs::rename(&tmp, &image).unwrap();
-    image
+/// Where `make guests` leaves its files (`EL2VISOR_GUESTS`, else `.cache/guests`).
+fn guests_dir() -> PathBuf {
+    std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"))
+}
+
+/// The guest kernel: `EL2VISOR_RPI4_KERNEL`, else the generic kernel `make guests` extracts as
+/// `Image-rpi4`.
+fn pi_kernel() -> PathBuf {
+    let p = std::env::var_os("EL2VISOR_RPI4_KERNEL").map(PathBuf::from).unwrap_or_else(|| guests_dir().join("Image-rpi4"));
+    let head = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: run `make guests` (make test does)", p.display()));
+    assert!(is_arm64_image(&head), "{} is not an uncompressed arm64 Image", p.display());
+    p
 }
 
 /// The initramfs of `make guests` (`EL2VISOR_GUESTS`, else `.cache/guests`).
 fn initramfs() -> PathBuf {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"));
-    let p = dir.join("initramfs.cpio.gz");
+    let p = guests_dir().join("initramfs.cpio.gz");
     assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
     p
 }
@@ -194,7 +137,7 @@ fn pos(run: &Run, needle: &str) -> Option<usize> {
 #[test]
 fn raspi4b_linux_bundle_four_vcpus() {
     let dir = scratch("rpi4-linux");
-    let kernel = pi_kernel(&dir);
+    let kernel = pi_kernel();
     let bundle = guest_bundle(&dir, &kernel, &initramfs());
     let dtb = qemu_dtb(&dir);
     let run = Qemu::bare()

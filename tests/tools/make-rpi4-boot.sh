@@ -46,7 +46,7 @@ repo=$(cd "$here/../.." && pwd)
 if [ -z "$kernel" ]; then
     guests=$(bash "$repo/tests/fixtures/fetch-guests.sh" "$cache/guests") \
         || die "could not fetch the default guest; pass KERNEL=path/to/Image (and INITRD=…) instead"
-    kernel=$(sed -n 1p <<<"$guests")
+    kernel=$(sed -n 3p <<<"$guests")   # Image-rpi4: the generic kernel, with BCM2711 drivers
     [ -n "$initrd" ] || initrd=$(sed -n 2p <<<"$guests")
     [ -s "$kernel" ] && [ -s "$initrd" ] || die "fetch-guests.sh printed no kernel/initramfs paths"
 fi
