@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Linux boot cost under el2visor against bare QEMU (issue 4; method and figures in
+# docs/benchmarks.md, section "Linux boot").
+#
+# The guest is `make guests`' Debian arm64 cloud kernel with the busybox initramfs whose /init prints
+# `EL2VISOR-GUEST-OK cpus=<n> mem=<kB>` and powers off. Both sides run the same QEMU machine
+# (virt, virtualization=on, gic-version=3, -cpu max, -smp 2, -m 1G):
+#   el2visor  -kernel el2visor.img, Linux and its initramfs as guest-loader modules (the Xen way)
+#   bare      -kernel Image -initrd initramfs.cpio.gz -append console=ttyAMA0
+# Each run goes from QEMU start to QEMU exit (the guest's poweroff), timed on the host wall clock,
+# with the QEMU process's peak RSS from /usr/bin/time -v. The runs alternate, el2visor and bare
+# in pairs, the first of each pair swapping from pair to pair so that a drift in host load hits
+# both sides alike. Prints
+#   BENCH linux_boot_ratio <x> ratio         median over pairs of el2visor wall time / bare wall time
+#   BENCH linux_boot_exits <n> exits         median of the el2visor runs' STATS exits=
+#   BENCH linux_peak_mem_ratio <x> ratio     median over pairs of el2visor peak RSS / bare peak RSS
+# and one `linux.bench.sh: pair …` line per pair on stderr. Targets (issue 4): boot ratio at most
+# 1.10, memory ratio at most 1.2; a missed target is reported on stderr and makes the script fail,
+# after every figure has been printed.
+# EL2VISOR_IMG picks the image (default target/el2visor.img), EL2VISOR_GUESTS the guest folder
+# (default .cache/guests), BENCH_PAIRS the number of pairs (default 5), BENCH_TIMEOUT the seconds
+# one QEMU run may take (default 300).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+IMG=${EL2VISOR_IMG:-target/el2visor.img}
+GUESTS=${EL2VISOR_GUESTS:-.cache/guests}
+PAIRS=${BENCH_PAIRS:-5}
+TIMEOUT=${BENCH_TIMEOUT:-300}
+QEMU=${QEMU:-qemu-system-aarch64}
+SMP=2
+BOOT_RATIO_MAX=1.10
+MEM_RATIO_MAX=1.2
+
+die() {
+    echo "linux.bench.sh: $*" >&2
+    exit 1
+}
+
+[ -f "$IMG" ] || die "no image at $IMG: run 'make image' first (or set EL2VISOR_IMG)"
+for f in Image initramfs.cpio.gz; do
+    [ -f "$GUESTS/$f" ] || die "no $GUESTS/$f: run 'make guests' first (or set EL2VISOR_GUESTS)"
+done
+case $GUESTS in *,*) die "$GUESTS: QEMU -device options cannot take a path with a comma" ;; esac
+command -v "$QEMU" >/dev/null || die "$QEMU not found: run 'make setup'"
+[[ $PAIRS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIRS must be a positive number, not '$PAIRS'"
+if [ ! -x /usr/bin/time ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get install -y -qq time >/dev/null 2>&1 ||
+        die "/usr/bin/time is missing and 'apt-get install time' failed: install the 'time' package"
+fi
+
+LOGDIR=$(mktemp -d)
+trap 'rm -rf "$LOGDIR"' EXIT
+
+MACHINE=(-M virt,virtualization=on,gic-version=3 -cpu max -smp "$SMP" -m 1G
+    -nographic -no-reboot -monitor none -serial stdio)
+EL2VISOR=(-kernel "$IMG" -append ""
+    -device "guest-loader,addr=0x49000000,kernel=$GUESTS/Image,bootargs=console=ttyAMA0"
+    -device "guest-loader,addr=0x4c000000,initrd=$GUESTS/initramfs.cpio.gz")
+BARE=(-kernel "$GUESTS/Image" -initrd "$GUESTS/initramfs.cpio.gz" -append "console=ttyAMA0")
+
+# run SIDE N: boot once; check the guest reached init with every CPU and QEMU exited by itself;
+# print "<wall seconds> <peak RSS kB> <STATS exits or ->".
+run() {
+    local side=$1 n=$2 log="$LOGDIR/$1.$2" status=0 start end
+    local -a args
+    if [ "$side" = el2visor ]; then args=("${EL2VISOR[@]}"); else args=("${BARE[@]}"); fi
+    start=$(date +%s%N)
+    /usr/bin/time -v -o "$log.time" timeout --kill-after=10 "$TIMEOUT" \
+        "$QEMU" "${MACHINE[@]}" "${args[@]}" </dev/null >"$log.raw" 2>&1 || status=$?
+    end=$(date +%s%N)
+    tr -d '\r' <"$log.raw" >"$log"     # the serial console ends lines with CR LF
+    local why="" exits=-
+    if [ "$status" -ne 0 ]; then
+        why="QEMU (under timeout ${TIMEOUT}s) exited with status $status"
+    elif ! grep -qx "EL2VISOR-GUEST-OK cpus=$SMP mem=[0-9]*" "$log"; then
+        why="no 'EL2VISOR-GUEST-OK cpus=$SMP' marker: the guest did not reach init with every CPU"
+    elif [ "$side" = el2visor ]; then
+        exits=$(sed -n 's/^STATS exits=\([0-9]*\) .*/\1/p' "$log" | head -n1)
+        [ -n "$exits" ] || why="no 'STATS exits=' line from el2visor"
+    fi
+    local rss
+    rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): \([0-9]*\)$/\1/p' "$log.time")
+    [ -n "$why" ] || [ -n "$rss" ] || why="/usr/bin/time -v gave no 'Maximum resident set size'"
+    if [ -n "$why" ]; then
+        {
+            echo "linux.bench.sh: $side run $n: $why. Last lines of its output:"
+            tail -n 20 "$log" | sed 's/^/    /'
+        } >&2
+        return 1
+    fi
+    echo "$(( (end - start) / 1000000 )) $rss $exits"
+}
+
+# median: the median of the numbers on stdin, one per line.
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+: >"$LOGDIR/pairs"
+for ((i = 1; i <= PAIRS; i++)); do
+    if ((i % 2)); then order=(el2visor bare); else order=(bare el2visor); fi
+    for side in "${order[@]}"; do
+        read -r ms rss exits < <(run "$side" "$i") || exit 1
+        [ -n "${ms:-}" ] || exit 1
+        printf -v "${side}_ms" %s "$ms"
+        printf -v "${side}_rss" %s "$rss"
+        [ "$side" = bare ] || el2visor_exits=$exits
+    done
+    echo "$el2visor_ms $bare_ms $el2visor_rss $bare_rss $el2visor_exits" >>"$LOGDIR/pairs"
+    echo "linux.bench.sh: pair $i (${order[0]} first): el2visor ${el2visor_ms} ms ${el2visor_rss} kB" \
+        "${el2visor_exits} exits, bare ${bare_ms} ms ${bare_rss} kB" >&2
+done
+
+boot_ratio=$(awk '{ printf "%.6f\n", $1 / $2 }' "$LOGDIR/pairs" | median)
+mem_ratio=$(awk '{ printf "%.6f\n", $3 / $4 }' "$LOGDIR/pairs" | median)
+exits=$(awk '{ print $5 }' "$LOGDIR/pairs" | median)
+
+awk -v b="$boot_ratio" -v m="$mem_ratio" -v e="$exits" -v bmax="$BOOT_RATIO_MAX" -v mmax="$MEM_RATIO_MAX" '
+    BEGIN {
+        printf "BENCH linux_boot_ratio %.3f ratio\n", b
+        printf "BENCH linux_boot_exits %d exits\n", e
+        printf "BENCH linux_peak_mem_ratio %.3f ratio\n", m
+        bad = 0
+        if (b > bmax) {
+            printf "linux.bench.sh: Linux boots %.3f times as long under el2visor as on bare QEMU, more than the target %.2f\n", b, bmax > "/dev/stderr"
+            bad = 1
+        }
+        if (m > mmax) {
+            printf "linux.bench.sh: QEMU peaks at %.3f times the bare memory under el2visor, more than the target %.2f\n", m, mmax > "/dev/stderr"
+            bad = 1
+        }
+        exit bad
+    }'
