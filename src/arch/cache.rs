@@ -44,3 +44,30 @@ pub fn invalidate_range(start: u64, len: usize) {
     // SAFETY: a barrier has no memory-safety effects.
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
+
+/// Copy `len` bytes from `src` to `dst` (both 64-byte aligned, `len` a multiple of 64) with
+/// 64-byte SIMD loads and stores: much faster than a byte-generic memcpy for the megabytes of
+/// a guest image, under emulation in particular.
+///
+/// # Safety
+/// Both ranges must be mapped, `dst` writable, and they must not overlap.
+pub unsafe fn copy_aligned_64(dst: u64, src: u64, len: u64) {
+    // SAFETY: the caller's contract; the loop touches exactly [src, src+len) and [dst, dst+len).
+    unsafe {
+        core::arch::asm!(
+            "cbz {len}, 2f",
+            "1: ldp q0, q1, [{src}], #32",
+            "ldp q2, q3, [{src}], #32",
+            "stp q0, q1, [{dst}], #32",
+            "stp q2, q3, [{dst}], #32",
+            "subs {len}, {len}, #64",
+            "b.ne 1b",
+            "2:",
+            src = inout(reg) src => _,
+            dst = inout(reg) dst => _,
+            len = inout(reg) len => _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+            options(nostack),
+        )
+    };
+}

@@ -254,6 +254,20 @@ impl HostGic {
         }
     }
 
+    /// Make the CPU interface re-evaluate pending physical interrupts (GICv2; see
+    /// [`GicV2::refresh`]). GICv3 needs nothing.
+    pub fn refresh(&self) {
+        if let HostGic::V2(g) = self {
+            g.refresh();
+        }
+    }
+
+    /// Whether guests must trap WFI so that an idle vCPU gives el2visor the chance to
+    /// [`refresh`](Self::refresh) before the CPU sleeps (GICv2).
+    pub fn needs_wfi_trap(&self) -> bool {
+        matches!(self, HostGic::V2(_))
+    }
+
     /// GICH_MISR / ICH_MISR_EL2: why the maintenance interrupt fired.
     pub fn misr(&self) -> u32 {
         match self {

@@ -357,3 +357,34 @@ pub fn sysreg(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, acc: &SysRegAccess) -
     }
     true
 }
+
+/// Make the physical CPU interface look at its pending interrupts again (see
+/// [`HostGic::refresh`]); called before every guest entry.
+pub fn refresh() {
+    if let Some(h) = HOST.get() {
+        h.refresh();
+    }
+}
+
+/// Whether guest WFIs must trap (see [`HostGic::needs_wfi_trap`]).
+pub fn needs_wfi_trap() -> bool {
+    HOST.get().is_some_and(|h| h.needs_wfi_trap())
+}
+
+/// A trapped guest WFI: sleep at EL2 until a physical interrupt is pending, unless this vCPU
+/// already has a virtual interrupt pending in its list registers (the guest's WFI would not
+/// sleep then either). IRQs stay masked at EL2; the pending interrupt is taken when the guest
+/// resumes.
+pub fn idle() {
+    let Some(h) = HOST.get() else { return };
+    before_entry();
+    let format = h.lr_format();
+    let pending = (0..h.lr_count()).any(|i| {
+        matches!(format.decode(h.read_lr(i)).state, LrState::Pending | LrState::PendingActive)
+    });
+    if !pending {
+        h.refresh();
+        // SAFETY: WFI only waits.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+    }
+}

@@ -141,11 +141,11 @@ impl GicV2 {
     /// Set up this CPU's banked interrupts, its CPU interface (EOImode = 1) and its virtual
     /// interface (enabled, list registers empty), and register its interface number for SGIs.
     pub fn init_cpu(&self, mpidr: u64) {
+        // GICD_ITARGETSR0 reads as this CPU's own interface bit, except on a uniprocessor GIC,
+        // where it reads as zero (GICv2 spec 4.3.12) and the one interface is number 0.
         let mask = self.gicd.read8(GICD_ITARGETSR);
-        if mask != 0 {
-            let n = mask.trailing_zeros() as usize;
-            self.cpu_ifs[n].store(mpidr_affinity(mpidr) + 1, Ordering::Release);
-        }
+        let n = if mask == 0 { 0 } else { mask.trailing_zeros() as usize };
+        self.cpu_ifs[n].store(mpidr_affinity(mpidr) + 1, Ordering::Release);
         self.gicd.write(GICD_ICENABLER, 0xffff_0000);
         self.gicd.write(GICD_ISENABLER, 0x0000_ffff);
         self.gicd.write(GICD_ICPENDR, u32::MAX);
@@ -266,6 +266,15 @@ impl GicV2 {
     pub fn set_underflow(&self, on: bool) {
         let hcr = self.gich.read(GICH_HCR);
         self.gich.write(GICH_HCR, if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+    }
+
+    /// Rewrite GICC_PMR with the value it has: a no-op for the interface, but it makes QEMU's GICv2
+    /// model recompute what to signal. QEMU does not do that after a guest deactivates a physical
+    /// interrupt through a HW list register, so an interrupt that became pending again meanwhile
+    /// (a level-triggered timer that fired while still active) would otherwise wait for an
+    /// unrelated GIC event that may never come.
+    pub fn refresh(&self) {
+        self.gicc.write(GICC_PMR, 0xff);
     }
 
     pub fn misr(&self) -> u32 {

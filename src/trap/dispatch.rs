@@ -101,6 +101,7 @@ fn handle(frame: &mut TrapFrame, kind: Kind) {
     }
     run::check_state(vm, vcpu);
     crate::gic::runtime::before_entry();
+    crate::gic::runtime::refresh();
 }
 
 fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) {
@@ -136,6 +137,7 @@ fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCoun
         }
         ExceptionClass::Wfx => {
             counters.count(ExitReason::Wfx);
+            crate::gic::runtime::idle();
             frame.elr += 4;
         }
         _ => {

@@ -75,11 +75,15 @@ pub const HCR_ATA: u64 = 1 << 56;
 /// HCR_EL2 for a VM: Stage 2 on; physical interrupts, FIQs and SErrors to EL2; set/way
 /// invalidation upgraded to clean+invalidate (SWIO); broadcast TLB/barriers inner shareable
 /// (FB, BSU); SMC trapped (PSCI goes to el2visor); ACTLR and implementation-defined registers
-/// trapped; AArch64 EL1. WFI/WFE are not trapped: each pCPU runs one vCPU, so a guest's WFI may
-/// idle the real CPU, and interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
-pub fn hcr_el2(mode: Mode, f: &CpuFeatures) -> u64 {
+/// trapped; AArch64 EL1. WFE is not trapped and WFI only with `trap_wfi` (GICv2 hosts, see
+/// `gic::runtime::idle`): each pCPU runs one vCPU, so a guest's WFI may idle the real CPU, and
+/// interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
+pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
     let mut v = HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS;
     v |= HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_RW;
+    if trap_wfi {
+        v |= HCR_TWI;
+    }
     match mode {
         Mode::MairTrap => v |= HCR_TVM,
         Mode::Fwb => v |= HCR_FWB,
@@ -150,15 +154,16 @@ mod tests {
     #[test]
     fn hcr_follows_mode_and_features() {
         let plain = CpuFeatures::default();
-        let h = hcr_el2(Mode::Off, &plain);
+        let h = hcr_el2(Mode::Off, &plain, false);
         assert_eq!(h & (HCR_TVM | HCR_FWB), 0);
         assert_ne!(h & HCR_VM, 0);
         assert_ne!(h & HCR_TSC, 0, "SMC must trap: PSCI is el2visor's");
         assert_eq!(h & HCR_TWI, 0, "WFI idles the vCPU's own pCPU");
-        assert_ne!(hcr_el2(Mode::MairTrap, &plain) & HCR_TVM, 0);
-        assert_ne!(hcr_el2(Mode::Fwb, &plain) & HCR_FWB, 0);
+        assert_ne!(hcr_el2(Mode::MairTrap, &plain, false) & HCR_TVM, 0);
+        assert_ne!(hcr_el2(Mode::Off, &plain, true) & HCR_TWI, 0, "GICv2 hosts trap WFI");
+        assert_ne!(hcr_el2(Mode::Fwb, &plain, false) & HCR_FWB, 0);
         let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
-        let h = hcr_el2(Mode::Fwb, &rich);
+        let h = hcr_el2(Mode::Fwb, &rich, false);
         assert_eq!(h & (HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT), HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT);
     }
 

@@ -84,8 +84,21 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if let Some((entry, context)) = start {
             enter(vm, v, entry, context);
         }
-        // SAFETY: WFE only waits; a CPU_ON for this vCPU sends an event.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        // Sleep until an interrupt is pending (IRQs stay masked at EL2): CPU_ON, a reset, the VM's
+        // end and a fatal error all kick this pCPU with an SGI. WFE would do on hardware, but
+        // QEMU's TCG treats it as a yield, and the spinning pCPU then takes a host core from the
+        // vCPUs that run.
+        if crate::gic::runtime::host().is_some() {
+            // SAFETY: WFI only waits.
+            unsafe { core::arch::asm!("dsb sy", "wfi", options(nomem, nostack)) };
+        } else {
+            // No GIC, so no kicks: wait for the SEV that CPU_ON's caller sends.
+            // SAFETY: WFE only waits.
+            unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+        }
+        // Take what woke us (the kick, or a passthrough interrupt for this vCPU, which is queued
+        // for it), so that the next WFI sleeps.
+        crate::gic::runtime::on_irq(vm, v);
     }
 }
 
@@ -122,6 +135,7 @@ pub fn stop_this_vcpu() -> ! {
 /// Ask vCPU `v` to start at `entry` with `context` (after PSCI CPU_ON accepted it).
 pub fn request_start(vm: &Vm, v: usize, entry: u64, context: u64) {
     *vm.vcpus[v].start.lock() = Some((entry, context));
+    crate::gic::runtime::kick_vcpu(v);
     cpu::send_event();
 }
 
@@ -169,7 +183,9 @@ pub fn reset_vm(vm: &'static Vm, me: usize) -> ! {
     *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
     log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
     vm.state.store(RUNNING, Ordering::Release);
-    cpu::send_event();
+    if me != 0 {
+        crate::gic::runtime::kick_vcpu(0);
+    }
     stop_this_vcpu()
 }
 

@@ -198,8 +198,14 @@ fn ram_pa(ram: &[RamRegion], ipa: u64, len: usize) -> Option<u64> {
 fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(), VmError> {
     let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
     // SAFETY: `pa..pa+len` is guest RAM (checked above), identity mapped at EL2, owned by this VM
-    // and not yet running; `bytes` lives elsewhere (a boot module's pristine copy or el2visor's image).
-    unsafe { core::ptr::copy(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
+    // and not yet running; `bytes` lives elsewhere (a boot module's pristine copy or el2visor's
+    // image), so the two do not overlap. The bulk goes 64 bytes at a time where both are aligned.
+    unsafe {
+        let src = bytes.as_ptr() as u64;
+        let bulk = if src % 64 == 0 && pa % 64 == 0 { bytes.len() as u64 & !63 } else { 0 };
+        cache::copy_aligned_64(pa, src, bulk);
+        core::ptr::copy_nonoverlapping(bytes.as_ptr().add(bulk as usize), (pa + bulk) as *mut u8, bytes.len() - bulk as usize);
+    }
     if clean {
         cache::clean_inval_range(pa, bytes.len());
     }
@@ -240,7 +246,13 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
     }
 
     // Stage 2: RAM, then every passthrough device, whole.
+    // The IPA space is as large as the VM needs and the CPU allows: fewer bits can mean a shallower
+    // Stage-2 walk (40 bits start at level 1 with two concatenated tables, not level 0).
     let vtcr = Vtcr::from_id_regs(sysreg::id_aa64mmfr0_el1(), sysreg::id_aa64mmfr1_el1()).map_err(VmError::Stage2)?;
+    let vtcr = match needed_ipa_bits(&spec) {
+        bits if bits < vtcr.ipa_bits => vtcr.with_ipa_bits(bits).map_err(VmError::Stage2)?,
+        _ => vtcr,
+    };
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, 1, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
     for r in &spec.ram {
@@ -287,7 +299,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         setting: spec.setting,
         vttbr: s2.vttbr(),
         vtcr: s2.vtcr().value(),
-        hcr: regs::hcr_el2(mode, &features),
+        hcr: regs::hcr_el2(mode, &features, crate::gic::runtime::needs_wfi_trap()),
         features,
         power: spin::Mutex::new(Power {
             states,
@@ -324,6 +336,23 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
     // The fast path in the vector reads this on every guest exception: set before any vCPU runs.
     crate::arch::boot::TVM_FAST_PATH_ON.store(crate::arch::boot::tvm_fast_path_word(vm.setting), Ordering::Release);
     Ok(VM.call_once(|| vm))
+}
+
+/// Address bits that cover every IPA the VM can use: its RAM, its devices, the GIC frames it
+/// sees (emulated or GICV); at least 32.
+fn needed_ipa_bits(spec: &VmSpec<'_>) -> u8 {
+    let mut end = spec.ram.iter().map(|r| r.ipa_end()).max().unwrap_or(0);
+    end = end.max(spec.devices.iter().map(|d| d.end()).max().unwrap_or(0));
+    if let Some((gicc, _)) = spec.gicv {
+        end = end.max(gicc.end());
+    }
+    end = end.max(match &spec.gic {
+        Some(GuestGic::V2 { dist, cpu }) => (dist.0 + dist.1).max(cpu.0 + cpu.1),
+        // Room for a redistributor frame set (128 KiB) per possible vCPU.
+        Some(GuestGic::V3 { dist, redist, .. }) => (dist.0 + dist.1).max(redist + (crate::arch::boot::MAX_CPUS as u64) * 0x2_0000),
+        None => 0,
+    });
+    (64 - end.saturating_sub(1).leading_zeros()).max(32) as u8
 }
 
 /// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2 for guests, read on this CPU.
