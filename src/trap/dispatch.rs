@@ -168,13 +168,23 @@ fn abort(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64
         report::guest_fault(&vm.name, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
         end_vm(vm);
     }
-    let owner = if vm.is_ram(ipa) { "RAM with the wrong permissions" } else { "not owned by the VM" };
-    log::warn!(
-        "VM {} vCPU {vcpu}: {what} at IPA {ipa:#x} ({owner}) from {:#x}: injecting a synchronous external abort ({})",
-        vm.name,
-        frame.elr,
-        esr
-    );
+    let owner = if vm.is_ram(ipa) {
+        "RAM, with permissions that forbid it"
+    } else if vm.is_device(ipa) {
+        "a passthrough device, which is never executable"
+    } else {
+        "not owned by the VM"
+    };
+    // The same fault over and over is said twice, then once more when it is given up on.
+    if repeats <= 2 {
+        log::warn!(
+            "VM {} vCPU {vcpu}: {what} at IPA {ipa:#x} ({owner}) from {:#x}: injecting a synchronous external abort ({}){}",
+            vm.name,
+            frame.elr,
+            esr,
+            if repeats == 2 { "; repeats of this fault are not logged" } else { "" }
+        );
+    }
     if inject_hw::abort(frame, esr, sysreg::far_el2()).is_err() {
         report::guest_fault(&vm.name, vcpu, "cannot inject the abort", frame, esr.0);
         end_vm(vm);

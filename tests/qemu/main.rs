@@ -4,6 +4,7 @@
 mod harness;
 
 mod boot;
+mod faults;
 mod linux;
 mod probe;
 mod reset;
