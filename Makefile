@@ -58,6 +58,7 @@ guests: setup
 host-test: setup
 	@bash tests/fixtures/make-dtbs.sh $(DTBS)
 	cargo test --quiet --lib --target $(HOST)
+	cd tests/probe-guest && cargo test --quiet --lib --locked --target $(HOST) --target-dir $(CURDIR)/target/probe/host
 
 qemu-test: $(IMG) guests
 	@bash tests/fixtures/make-dtbs.sh $(DTBS)
