@@ -34,7 +34,7 @@ fn shout_everywhere(args: core::fmt::Arguments<'_>) {
 
 /// The device tree blob at `dtb_pa`, as far as its header vouches for it.
 fn dtb_slice(dtb_pa: usize) -> Result<&'static [u8], &'static str> {
-    if dtb_pa == 0 || dtb_pa % 8 != 0 {
+    if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
         return Err("x0 is 0 or not 8-byte aligned, so there is no device tree");
     }
     // SAFETY: the boot protocol says x0 points at the DTB; its fixed header is 40 bytes.
@@ -223,7 +223,7 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
     }
     log::debug!(
         "memory: el2visor manages {} MiB of {} MiB RAM",
-        crate::mm::frames::global::free_frames() * 4096 >> 20,
+        (crate::mm::frames::global::free_frames() * 4096) >> 20,
         crate::mm::layout::total_size(&p.memory) >> 20
     );
     hyp

@@ -102,7 +102,7 @@ impl PowerState for Power {
         self.states[index] = state;
     }
     fn is_valid_entry(&self, entry: u64) -> bool {
-        entry % 4 == 0 && self.ram.iter().any(|&(s, e)| entry >= s && entry < e)
+        entry.is_multiple_of(4) && self.ram.iter().any(|&(s, e)| entry >= s && entry < e)
     }
     fn coherency(&self) -> Setting {
         self.setting
@@ -202,7 +202,7 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     // image), so the two do not overlap. The bulk goes 64 bytes at a time where both are aligned.
     unsafe {
         let src = bytes.as_ptr() as u64;
-        let bulk = if src % 64 == 0 && pa % 64 == 0 { bytes.len() as u64 & !63 } else { 0 };
+        let bulk = if src.is_multiple_of(64) && pa.is_multiple_of(64) { bytes.len() as u64 & !63 } else { 0 };
         cache::copy_aligned_64(pa, src, bulk);
         core::ptr::copy_nonoverlapping(bytes.as_ptr().add(bulk as usize), (pa + bulk) as *mut u8, bytes.len() - bulk as usize);
     }
