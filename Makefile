@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := image
 
-TARGET   := aarch64-unknown-none
+TARGET   := aarch64-unknown-none-softfloat
 HOST     := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 ELF      := target/$(TARGET)/release/el2visor
 IMG      := target/el2visor.img

@@ -11,20 +11,34 @@ use crate::logging::{self, LineBuf};
 
 static FAILING: AtomicBool = AtomicBool::new(false);
 static FAILED_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Set on a CPU while it is failing: a second fault there (in the report itself) parks at once.
+static IN_FATAL: [AtomicBool; crate::arch::boot::MAX_CPUS] = [const { AtomicBool::new(false) }; crate::arch::boot::MAX_CPUS];
 
 /// Whether some CPU has already failed (others park when they see it).
 pub fn failed() -> bool {
     FAILING.load(Ordering::Relaxed)
 }
 
+/// Whether this CPU reports: only the first CPU to fail does, and only once. The report is
+/// printed before the other CPUs are stopped, so nothing that stopping them does can hide it.
 fn begin() -> bool {
     let me = cpu::current();
-    // Only the first CPU reports; a second failure on another CPU parks quietly.
+    if IN_FATAL.get(me).is_some_and(|f| f.swap(true, Ordering::AcqRel)) {
+        cpu::park();
+    }
     let first = !FAILING.swap(true, Ordering::AcqRel);
     if first {
+        FAILED_CPU.store(me, Ordering::Relaxed);
+    }
+    first
+}
+
+/// After the report: stop everyone, then this CPU.
+fn finish() -> ! {
+    if FAILED_CPU.load(Ordering::Relaxed) == cpu::current() {
         park_others();
     }
-    first || FAILED_CPU.load(Ordering::Relaxed) == me
+    cpu::park()
 }
 
 /// Make every other CPU stop: those running a guest take the kick SGI and park when they see
@@ -49,7 +63,6 @@ fn line(args: core::fmt::Arguments<'_>) {
 /// An exception el2visor took at EL2 (or from a guest with no runtime to handle it).
 pub fn hypervisor_fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! {
     if begin() {
-        FAILED_CPU.store(cpu::current(), Ordering::Relaxed);
         line(format_args!(
             "el2visor: FATAL {:?} exception on cpu {}: ESR_EL2={:#010x} (EC {:#x}) ELR_EL2={:#x} FAR_EL2={:#x} SPSR_EL2={:#x}",
             kind,
@@ -70,14 +83,13 @@ pub fn hypervisor_fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! 
         }
         line(format_args!("el2visor: all CPUs parked"));
     }
-    cpu::park()
+    finish()
 }
 
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if begin() {
-        FAILED_CPU.store(cpu::current(), Ordering::Relaxed);
         line(format_args!("el2visor: PANIC on cpu {}: {}", cpu::current(), info));
         line(format_args!(
             "el2visor: ESR_EL2={:#x} ELR_EL2={:#x} FAR_EL2={:#x}; all CPUs parked",
@@ -86,5 +98,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
             sysreg::far_el2()
         ));
     }
-    cpu::park()
+    finish()
 }

@@ -13,11 +13,15 @@ apt_update() { [ "$APT_UPDATED" = 1 ] || { $SUDO apt-get update -qq >/dev/null; 
 
 # --- Rust: the toolchain file alone does not reliably pull the target and components.
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
-if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx aarch64-unknown-none; then
-    log "installing Rust $toolchain target aarch64-unknown-none"
-    rustup toolchain install "$toolchain" --profile minimal >/dev/null 2>&1 || true
-    rustup target add --toolchain "$toolchain" aarch64-unknown-none >/dev/null
-fi
+# el2visor itself is built soft-float (it must never touch the FP/SIMD registers, which hold the
+# guest's state at EL2); the probe guest uses the plain bare-metal target.
+for target in aarch64-unknown-none aarch64-unknown-none-softfloat; do
+    if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx "$target"; then
+        log "installing Rust $toolchain target $target"
+        rustup toolchain install "$toolchain" --profile minimal >/dev/null 2>&1 || true
+        rustup target add --toolchain "$toolchain" "$target" >/dev/null
+    fi
+done
 for comp in rust-src llvm-tools; do
     if ! rustup component list --installed --toolchain "$toolchain" 2>/dev/null | grep -q "^$comp"; then
         log "installing Rust component $comp"

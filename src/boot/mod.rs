@@ -120,7 +120,14 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     init_gic(&platform);
     let src = guest::source(&platform);
     let hyp_reserved = init_frames(&platform, &image, dtb, &src);
-    let vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online()) {
+    if smp::online_prefix() < smp::online() {
+        log::warn!(
+            "only CPUs 0..{} came up without a gap; the VM gets {} vCPUs (vCPU i runs on pCPU i)",
+            smp::online_prefix(),
+            smp::online_prefix()
+        );
+    }
+    let vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online_prefix()) {
         Ok(vm) => vm,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");

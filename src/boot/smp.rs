@@ -51,7 +51,6 @@ pub fn start_secondaries(p: &Platform, order: &[u64], mmu: [u64; 4]) {
     let freq = sysreg::cntfrq_el0().max(1);
     for (index, &mpidr) in order.iter().enumerate().skip(1) {
         let Some(cpu_desc) = p.enabled_cpus().find(|c| c.mpidr == mpidr) else { continue };
-        let before = online();
         let started = match &cpu_desc.enable {
             EnableMethod::Psci => match conduit(p) {
                 Some(c) => {
@@ -84,11 +83,17 @@ pub fn start_secondaries(p: &Platform, order: &[u64], mmu: [u64; 4]) {
             continue;
         }
         let t0 = sysreg::cntpct_el0();
-        while online() == before && sysreg::cntpct_el0() - t0 < freq {
+        while !is_online(index) && sysreg::cntpct_el0() - t0 < freq {
             core::hint::spin_loop();
         }
-        if online() == before {
+        if !is_online(index) {
             log::warn!("cpu {index} (MPIDR {mpidr:#x}) did not report in within a second; left out");
         }
     }
+}
+
+/// How many CPUs from CPU 0 up are online without a gap: vCPU i runs on pCPU i, so a VM can have
+/// only these.
+pub fn online_prefix() -> usize {
+    (0..arch_boot::MAX_CPUS).take_while(|&i| is_online(i)).count()
 }

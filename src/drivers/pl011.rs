@@ -8,6 +8,9 @@ const FR_TXFF: u32 = 1 << 5;
 const FR_BUSY: u32 = 1 << 3;
 const CR_UARTEN: u32 = 1 << 0;
 const CR_TXE: u32 = 1 << 8;
+/// Status polls before a stuck transmitter is given up on: far longer than a byte takes at 9600
+/// baud on any core, short enough that a dead console costs milliseconds per byte, not a hang.
+const MAX_WAIT_POLLS: u32 = 1 << 20;
 
 /// A PL011 at an identity-mapped (or, with the MMU off, physical) address.
 #[derive(Clone, Copy, Debug)]
@@ -40,27 +43,36 @@ impl Pl011 {
         }
     }
 
-    /// Send one byte, waiting while the FIFO is full.
-    pub fn putc(&self, b: u8) {
+    /// Send one byte, waiting while the FIFO is full, but not for ever: a UART that the guest
+    /// disabled, or flow control that never clears, must not hang el2visor. `false` if the byte
+    /// had to be dropped.
+    pub fn putc(&self, b: u8) -> bool {
+        let mut budget = MAX_WAIT_POLLS;
         while self.read(FR) & FR_TXFF != 0 {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
             core::hint::spin_loop();
         }
         self.write(DR, b as u32);
+        true
     }
 
-    /// Send `s`, turning `\n` into `\r\n`.
+    /// Send `s`, turning `\n` into `\r\n`; the rest is dropped once the transmitter is stuck.
     pub fn write_bytes(&self, s: &[u8]) {
         for &b in s {
-            if b == b'\n' {
-                self.putc(b'\r');
+            if (b == b'\n' && !self.putc(b'\r')) || !self.putc(b) {
+                return;
             }
-            self.putc(b);
         }
     }
 
     /// Wait until everything sent has left the shifter (before powering off).
     pub fn flush(&self) {
-        while self.read(FR) & FR_BUSY != 0 {
+        let mut budget = MAX_WAIT_POLLS;
+        while self.read(FR) & FR_BUSY != 0 && budget > 0 {
+            budget -= 1;
             core::hint::spin_loop();
         }
     }

@@ -25,8 +25,12 @@ use crate::trap::esr::Esr;
 use crate::trap::iss::SysRegAccess;
 use crate::vm::instance::Vm;
 
-/// The SGI el2visor sends to make another pCPU leave its guest and pick up new interrupts.
-pub const KICK_SGI: u32 = 8;
+/// The SGI el2visor sends to make another pCPU leave its guest and pick up new interrupts. One of
+/// 0..7: secure firmware conventionally claims SGIs 8..15 (guests' SGIs are virtual and unaffected).
+pub const KICK_SGI: u32 = 1;
+
+/// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
+static MAINTENANCE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(MAINTENANCE_INTID);
 
 /// GICv3 redistributor frame set per vCPU (RD_base + SGI_base).
 const REDIST_STRIDE: u64 = 0x2_0000;
@@ -67,6 +71,7 @@ pub fn init_host(info: &GicInfo) -> Result<(), GicError> {
     // SAFETY: `info` comes from the host DT; its frames are identity mapped as Device at EL2 and
     // only el2visor drives them (the VM gets GICV and emulated GICD/GICR, never these).
     let gic = unsafe { HostGic::init_distributor(info) }?;
+    MAINTENANCE.store(info.maintenance_intid, Ordering::Relaxed);
     HOST.call_once(|| gic);
     Ok(())
 }
@@ -199,7 +204,14 @@ fn apply(h: &HostGic, a: &VgicAction) {
 fn queue(vcpu: usize, virq: Virq) {
     let pcpu = vcpu;
     log::trace!("queue INTID {} for vCPU {vcpu}", virq.intid);
-    INBOX[pcpu].lock().push(virq);
+    {
+        // A vCPU that is off drains nothing: an interrupt already waiting is not queued again, so
+        // a guest sending SGIs in a loop to a stopped vCPU cannot grow the inbox without bound.
+        let mut inbox = INBOX[pcpu].lock();
+        if !inbox.contains(&virq) {
+            inbox.push(virq);
+        }
+    }
     PENDING[pcpu].store(true, Ordering::Release);
     if pcpu != cpu::current() {
         kick(vcpu);
@@ -208,9 +220,8 @@ fn queue(vcpu: usize, virq: Virq) {
 
 fn kick(vcpu: usize) {
     if let Some(h) = HOST.get() {
-        if let Err(e) = h.send_sgi(mpidr_of(vcpu), KICK_SGI) {
-            log::warn!("kicking vCPU {vcpu}: {e}");
-        }
+        // No logging here: kicks are sent from the fatal path too, which may hold the console.
+        let _ = h.send_sgi(mpidr_of(vcpu), KICK_SGI);
     }
     cpu::send_event();
 }
@@ -222,9 +233,14 @@ pub fn on_irq(vm: &Vm, vcpu: usize) {
         let intid = a.intid();
         h.eoi(a);
         log::trace!("irq {intid} on vCPU {vcpu}");
-        if intid == KICK_SGI || intid == MAINTENANCE_INTID {
+        if intid == KICK_SGI || intid == MAINTENANCE.load(Ordering::Relaxed) {
             h.deactivate(a);
             PENDING[cpu::current()].store(true, Ordering::Release);
+            continue;
+        }
+        if !vm.is_running() {
+            // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
+            h.deactivate(a);
             continue;
         }
         let verdict = match VGIC.get() {
@@ -235,8 +251,10 @@ pub fn on_irq(vm: &Vm, vcpu: usize) {
             HwIrq::Deliver { vcpu: target, virq } => queue(target, virq),
             HwIrq::Held => {}
             HwIrq::NotOwned => {
+                // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
                 h.deactivate(a);
-                log::warn!("VM {} vCPU {vcpu}: physical interrupt {intid} belongs to no VM; ignored", vm.name);
+                let _ = h.disable(intid, mpidr_of(cpu::current()));
+                log::warn!("VM {} vCPU {vcpu}: physical interrupt {intid} belongs to no VM; disabled", vm.name);
             }
         }
     }

@@ -213,9 +213,9 @@ fn call(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame) {
             run::reset_vm(vm, vcpu);
         }
         CallOutcome::Suspend => {
+            // A standby: wait as for a WFI, waking for an interrupt already pending for the vCPU.
             frame.x[0] = 0;
-            // SAFETY: WFI only waits for an interrupt, as the guest's CPU_SUSPEND asked.
-            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            crate::gic::runtime::idle();
         }
         CallOutcome::Vendor(v) => frame.x[0] = vendor(vcpu, v),
     }
@@ -269,7 +269,11 @@ fn write_tvm(reg: TvmReg, v: u64) {
 /// A trapped MSR/MRS: the TVM slow path, ACTLR_EL1, the GICv3 SGI register; anything else is
 /// UNDEFINED for the guest, and the log names the register.
 fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) {
-    let Some(acc) = esr.sysreg() else { return };
+    let Some(acc) = esr.sysreg() else {
+        // Not reachable for EC 0x18, but a trap must never be left to repeat silently.
+        let _ = inject_hw::undef(frame, esr);
+        return;
+    };
     let rt = acc.rt as usize;
     if let (false, Some(reg)) = (acc.read, acc.reg.tvm_register()) {
         let raw = frame.reg(rt);

@@ -80,7 +80,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if vm.state() == OFF || crate::fatal::failed() {
             cpu::park();
         }
-        let start = vm.vcpus[v].start.lock().take();
+        // A start request only counts while the VM runs: one left from before a reset must not
+        // enter the old guest (reset_vm clears them, and takes them only once it is done).
+        let start = if vm.state() == RUNNING { vm.vcpus[v].start.lock().take() } else { None };
         if let Some((entry, context)) = start {
             enter(vm, v, entry, context);
         }
@@ -147,27 +149,43 @@ pub fn reset_vm(vm: &'static Vm, me: usize) -> ! {
         stop_for_reset(vm, me);
     }
     let n = vm.vcpus.len();
-    for i in (0..n).filter(|&i| i != me) {
-        crate::gic::runtime::kick_vcpu(i);
-    }
     let freq = sysreg::cntfrq_el0().max(1);
     let t0 = sysreg::cntpct_el0();
+    let mut last_kick = None;
     loop {
-        let stopped = {
+        let running: alloc::vec::Vec<usize> = {
             let p = vm.power.lock();
-            (0..n).filter(|&i| i != me).all(|i| p.power(i) == VcpuPower::Off)
+            (0..n).filter(|&i| i != me && p.power(i) != VcpuPower::Off).collect()
         };
-        if stopped {
+        if running.is_empty() {
             break;
         }
-        if sysreg::cntpct_el0() - t0 > 2 * freq {
-            log::warn!("VM {}: reset: not every vCPU stopped within 2 s; resetting anyway", vm.name);
-            break;
+        let now = sysreg::cntpct_el0();
+        // Kick every 10 ms: a vCPU in the middle of a trap when the first kick came gets another.
+        if last_kick.is_none_or(|t| now - t > freq / 100) {
+            for &i in &running {
+                crate::gic::runtime::kick_vcpu(i);
+            }
+            last_kick = Some(now);
+        }
+        if now - t0 > 2 * freq {
+            log::error!(
+                "VM {}: reset: vCPUs {running:?} did not stop within 2 s; the VM cannot be reset safely and ends",
+                vm.name
+            );
+            crate::trap::dispatch::end_vm(vm);
         }
         core::hint::spin_loop();
     }
     crate::gic::runtime::reset_local();
     crate::gic::runtime::reset_vgic();
+    if vm.clean {
+        // Without FWB, lines the old guest left dirty anywhere in its RAM could later be evicted
+        // over what the new one writes with its MMU and caches off.
+        for r in &vm.ram {
+            crate::arch::cache::clean_inval_range(r.pa.raw(), r.size as usize);
+        }
+    }
     if let Err(e) = vm.reload() {
         log::error!("VM {}: reset: {e}", vm.name);
         crate::trap::dispatch::end_vm(vm);
