@@ -1,11 +1,7 @@
 //! Calls to the firmware's PSCI (the host's, not the one el2visor emulates for guests).
 
 /// How the firmware takes PSCI calls, from the host DT's `/psci` `method`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conduit {
-    Smc,
-    Hvc,
-}
+pub use crate::platform::Conduit;
 
 pub const CPU_ON_64: u32 = 0xc400_0003;
 pub const SYSTEM_OFF: u32 = 0x8400_0008;

@@ -100,10 +100,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         log::warn!("{p}");
     }
 
-    psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| match x.conduit {
-        crate::platform::Conduit::Smc => psci::Conduit::Smc,
-        crate::platform::Conduit::Hvc => psci::Conduit::Hvc,
-    }));
+    psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| x.conduit));
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
 
@@ -112,7 +109,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         Ok(s) => s,
         Err(e) => {
             println!("el2visor: {e}; not starting a guest");
-            power_off(&platform)
+            power_off()
         }
     };
     println!("coherency: {}", crate::coherency::mode_name(setting.mode));
@@ -131,7 +128,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         Ok(vm) => vm,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
-            power_off(&platform)
+            power_off()
         }
     };
     guest::attach_vgic(&platform, vm);
@@ -237,14 +234,10 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
 }
 
 /// Power the machine off through PSCI where the platform has it; otherwise say so and park.
-pub fn power_off(p: &Platform) -> ! {
+pub fn power_off() -> ! {
     logging::flush();
-    if let Some(psci_node) = &p.psci {
-        let c = match psci_node.conduit {
-            crate::platform::Conduit::Smc => psci::Conduit::Smc,
-            crate::platform::Conduit::Hvc => psci::Conduit::Hvc,
-        };
-        psci::system_off(c);
+    if let Some(Some(c)) = psci::HOST_CONDUIT.get() {
+        psci::system_off(*c);
     }
     println!("el2visor: halted");
     logging::flush();

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use alloc::vec::Vec;
 
 use crate::arch::{boot as arch_boot, cache, cpu, psci, sysreg};
-use crate::platform::{Conduit, EnableMethod, Platform};
+use crate::platform::{EnableMethod, Platform};
 
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 static ONLINE_MASK: AtomicUsize = AtomicUsize::new(1);
@@ -29,10 +29,7 @@ pub fn report_in(index: usize) {
 }
 
 fn conduit(p: &Platform) -> Option<psci::Conduit> {
-    p.psci.as_ref().map(|x| match x.conduit {
-        Conduit::Smc => psci::Conduit::Smc,
-        Conduit::Hvc => psci::Conduit::Hvc,
-    })
+    p.psci.as_ref().map(|x| x.conduit)
 }
 
 /// The logical CPU order: the boot CPU first, then the others in DT order, at most MAX_CPUS.

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::boot::MAX_CPUS;
 use crate::arch::exception::{Kind, TrapFrame};
-use crate::arch::{cpu, psci, sysreg};
+use crate::arch::{cpu, sysreg};
 use crate::coherency;
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
 use crate::trap::psci::{handle_call, CallOutcome};
@@ -322,13 +322,7 @@ pub fn end_vm(vm: &Vm) -> ! {
     }
     cpu::send_event();
     crate::println!("{}", totals());
-    crate::logging::flush();
-    if let Some(Some(c)) = psci::HOST_CONDUIT.get() {
-        psci::system_off(*c);
-    }
-    crate::println!("el2visor: halted");
-    crate::logging::flush();
-    cpu::park()
+    crate::boot::power_off()
 }
 
 /// Exits counted on this CPU (for the probe's counters and tests).
