@@ -29,6 +29,8 @@ fn shout_everywhere(args: core::fmt::Arguments<'_>) {
         logging::set_console(base);
         logging::print_line(args);
     }
+    // None of them is known to exist: later output goes nowhere rather than to a guess.
+    logging::set_console(0);
     PROBING.store(false, Ordering::Relaxed);
 }
 
@@ -44,8 +46,13 @@ fn dtb_slice(dtb_pa: usize) -> Result<&'static [u8], &'static str> {
     Ok(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
 }
 
+/// One line saying why el2visor stops here: on the DT's console once it is known, else on every
+/// fallback console (only at EL2, where a stray access to a missing UART is survivable).
 fn cannot_boot(el: u8, args: core::fmt::Arguments<'_>) -> ! {
-    if el == 2 {
+    if logging::console_base() != 0 {
+        println!("el2visor: cannot boot: {args}; parked");
+        logging::flush();
+    } else if el == 2 {
         shout_everywhere(format_args!("el2visor: cannot boot: {args}; parked"));
     }
     cpu::park()
@@ -71,7 +78,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     match early.console {
         Some(c) => logging::set_console(c.start.raw() as usize),
         None if el == 2 => shout_everywhere(format_args!(
-            "el2visor: the device tree names no PL011 console (stdout-path, serial aliases); continuing on the fallback consoles"
+            "el2visor: the device tree names no PL011 console (stdout-path, serial aliases); continuing without a console"
         )),
         None => {}
     }
