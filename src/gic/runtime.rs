@@ -348,7 +348,10 @@ pub fn mmio(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64) -> 
         }
         Ok(None) => {}
         Err(e) => {
-            log::warn!("VM {} vCPU {vcpu}: virtual GIC access at {ipa:#x}: {e}", vm.name);
+            static LIMIT: crate::trap::ratelimit::RateLimit = crate::trap::ratelimit::RateLimit::new();
+            if LIMIT.allow().is_some() {
+                log::warn!("VM {} vCPU {vcpu}: virtual GIC access at {ipa:#x}: {e}", vm.name);
+            }
             return false;
         }
     }

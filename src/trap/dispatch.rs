@@ -14,6 +14,7 @@ use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
 use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::sysreg::TvmReg;
 use crate::trap::vendor::{TrapCounter, VendorCall};
+use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::{inject_hw, report};
 use crate::vcpu::run;
 use crate::vcpu::stats::{ExitCounters, ExitReason, Totals};
@@ -142,7 +143,16 @@ fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCoun
         }
         _ => {
             counters.count(ExitReason::Other);
-            log::warn!("VM {} vCPU {vcpu}: unhandled {} at {:#x}: injecting UNDEF", vm.name, esr, frame.elr);
+            static LIMIT: RateLimit = RateLimit::new();
+            if let Some(n) = LIMIT.allow() {
+                log::warn!(
+                    "VM {} vCPU {vcpu}: unhandled {} at {:#x}: injecting UNDEF{}",
+                    vm.name,
+                    esr,
+                    frame.elr,
+                    suppressed_note(n)
+                );
+            }
             if inject_hw::undef(frame, esr).is_err() {
                 report::guest_fault(&vm.name, vcpu, "unhandled exception class", frame, esr.0);
                 end_vm(vm);
@@ -175,8 +185,9 @@ fn abort(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64
     } else {
         "not owned by the VM"
     };
-    // The same fault over and over is said twice, then once more when it is given up on.
-    if repeats <= 2 {
+    // The same fault over and over is said twice; different ones are rate limited.
+    static LIMIT: RateLimit = RateLimit::new();
+    if repeats <= 2 && LIMIT.allow().is_some() {
         log::warn!(
             "VM {} vCPU {vcpu}: {what} at IPA {ipa:#x} ({owner}) from {:#x}: injecting a synchronous external abort ({}){}",
             vm.name,
@@ -298,13 +309,17 @@ fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) 
         frame.elr += 4;
         return;
     }
-    log::warn!(
-        "VM {} vCPU {vcpu}: {} of {} at {:#x} is not emulated: injecting UNDEF",
-        vm.name,
-        if acc.read { "read" } else { "write" },
-        acc.reg,
-        frame.elr
-    );
+    static LIMIT: RateLimit = RateLimit::new();
+    if let Some(n) = LIMIT.allow() {
+        log::warn!(
+            "VM {} vCPU {vcpu}: {} of {} at {:#x} is not emulated: injecting UNDEF{}",
+            vm.name,
+            if acc.read { "read" } else { "write" },
+            acc.reg,
+            frame.elr,
+            suppressed_note(n)
+        );
+    }
     if inject_hw::undef(frame, esr).is_err() {
         report::guest_fault(&vm.name, vcpu, "cannot inject UNDEF", frame, esr.0);
         end_vm(vm);

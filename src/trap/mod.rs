@@ -18,6 +18,7 @@ pub mod esr;
 pub mod inject;
 pub mod iss;
 pub mod psci;
+pub mod ratelimit;
 pub mod smccc;
 pub mod sysreg;
 pub mod vendor;
