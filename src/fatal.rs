@@ -2,12 +2,11 @@
 //! prints the CPU id, the message, ESR/ELR/FAR and SPSR, and every CPU parks: a hypervisor that
 //! has broken an invariant must not keep running guests.
 
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{cpu, sysreg};
-use crate::logging::{self, LineBuf};
+use crate::logging;
 
 static FAILING: AtomicBool = AtomicBool::new(false);
 static FAILED_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -53,35 +52,22 @@ fn park_others() {
     cpu::send_event();
 }
 
-fn line(args: core::fmt::Arguments<'_>) {
-    let mut l = LineBuf::new();
-    let _ = l.write_fmt(args);
-    let _ = l.write_str("\n");
-    logging::write_unlocked(l.as_bytes());
-}
 
 /// An exception el2visor took at EL2 (or from a guest with no runtime to handle it).
 pub fn hypervisor_fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! {
     if begin() {
-        line(format_args!(
-            "el2visor: FATAL {:?} exception on cpu {}: ESR_EL2={:#010x} (EC {:#x}) ELR_EL2={:#x} FAR_EL2={:#x} SPSR_EL2={:#x}",
+        logging::print_line_unlocked(format_args!(
+            "el2visor: FATAL {:?} exception on cpu {}: ESR_EL2={:#010x} ({}) ELR_EL2={:#x} FAR_EL2={:#x} SPSR_EL2={:#x}",
             kind,
             cpu::current(),
             esr,
-            esr >> 26,
+            crate::trap::esr::Esr(esr),
             frame.elr,
             far,
             frame.spsr
         ));
-        for i in (0..31).step_by(4) {
-            let mut l = LineBuf::new();
-            for r in i..(i + 4).min(31) {
-                let _ = write!(l, "x{:<2}={:#018x} ", r, frame.x[r]);
-            }
-            logging::write_unlocked(l.as_bytes());
-            logging::write_unlocked(b"\n");
-        }
-        line(format_args!("el2visor: all CPUs parked"));
+        logging::dump_gprs(&frame.x, "", false);
+        logging::print_line_unlocked(format_args!("el2visor: all CPUs parked"));
     }
     finish()
 }
@@ -90,8 +76,8 @@ pub fn hypervisor_fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     if begin() {
-        line(format_args!("el2visor: PANIC on cpu {}: {}", cpu::current(), info));
-        line(format_args!(
+        logging::print_line_unlocked(format_args!("el2visor: PANIC on cpu {}: {}", cpu::current(), info));
+        logging::print_line_unlocked(format_args!(
             "el2visor: ESR_EL2={:#x} ELR_EL2={:#x} FAR_EL2={:#x}; all CPUs parked",
             sysreg::esr_el2(),
             sysreg::elr_el2(),

@@ -125,6 +125,32 @@ pub fn print_line(args: fmt::Arguments<'_>) {
     write_raw(line.as_bytes());
 }
 
+/// [`print_line`] without the lock, for the fatal path (this CPU may be the one holding it).
+pub fn print_line_unlocked(args: fmt::Arguments<'_>) {
+    let mut line = LineBuf::new();
+    let _ = line.write_fmt(args);
+    line.finish();
+    write_unlocked(line.as_bytes());
+}
+
+/// x0..x30, four to a line, each line prefixed with `indent`. `locked`: serialised with other
+/// lines (normal reports), or not (the fatal path, where the lock may be held by this CPU).
+pub fn dump_gprs(x: &[u64; 31], indent: &str, locked: bool) {
+    for i in (0..31).step_by(4) {
+        let mut l = LineBuf::new();
+        let _ = l.write_str(indent);
+        for (r, v) in x.iter().enumerate().skip(i).take(4) {
+            let _ = write!(l, "x{r:<2}={v:#018x} ");
+        }
+        let _ = l.write_str("\n");
+        if locked {
+            write_raw(l.as_bytes());
+        } else {
+            write_unlocked(l.as_bytes());
+        }
+    }
+}
+
 /// `println!` for el2visor: one whole line on the console.
 #[macro_export]
 macro_rules! println {

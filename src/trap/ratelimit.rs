@@ -19,7 +19,7 @@ impl RateLimit {
     /// can say that others were not logged.
     pub fn allow(&self) -> Option<u32> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
-        (n < BURST || n % EVERY == 0).then_some(n)
+        (n < BURST || n.is_multiple_of(EVERY)).then_some(n)
     }
 }
 
