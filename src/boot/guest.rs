@@ -108,7 +108,12 @@ pub fn build(
     }
     let dev_regs: Vec<PaRange> =
         p.devices.iter().filter(|d| d.status.is_enabled()).flat_map(|d| d.regs.iter().copied()).collect();
-    let windows: Vec<PaRange> = p.bus_windows.iter().map(|w| w.cpu).collect();
+    // Prefetchable PCI windows are memory (BARs of frame buffers and the like): Normal-NC at
+    // Stage 2; every other window and register block is Device.
+    let windows: Vec<PaRange> = p.bus_windows.iter().filter(|w| !w.prefetchable).map(|w| w.cpu).collect();
+    let prefetchable: Vec<PaRange> = p.bus_windows.iter().filter(|w| w.prefetchable).map(|w| w.cpu).collect();
+    let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
+    exclude.extend(nc_devices.iter().copied());
     let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
     let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::arch::boot::MAX_CPUS };
     let want = opts.guest_cpus.map_or(pcpus, |n| n as usize).min(pcpus).min(max_vcpus).max(1);
@@ -193,6 +198,7 @@ pub fn build(
         disable_paths: disable,
         drop_paths: drop,
         devices,
+        nc_devices,
         gicv,
         gic,
         host_dtb: dtb,

@@ -262,6 +262,9 @@ pub struct BusWindow {
     pub bus: String,
     pub child_base: u64,
     pub cpu: PaRange,
+    /// A PCI window marked prefetchable (phys.hi bit 30): memory, not registers, so a VM gets it
+    /// as Normal non-cacheable rather than Device.
+    pub prefetchable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -182,13 +182,21 @@ impl Walk<'_> {
         } else {
             value.chunks(stride).flat_map(|e| e.get(pci_hi..).unwrap_or(&[]).iter().copied()).collect()
         };
-        for e in range_entries(&trimmed, child_cells, parent.cells) {
+        // phys.hi of each PCI entry, for its prefetchable bit.
+        let phys_hi = |i: usize| -> u32 {
+            value
+                .get(i * stride..i * stride + 4)
+                .filter(|_| pci_hi != 0)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        for (i, e) in range_entries(&trimmed, child_cells, parent.cells).enumerate() {
             let e = e.map_err(|()| bad_prop(path, "ranges", "not a whole number of entries"))?;
             match translate(chain, e.parent) {
                 Ok(cpu) => self.p.bus_windows.push(BusWindow {
                     bus: path.to_string(),
                     child_base: e.child,
                     cpu: crate::mm::addr::PaRange::new(cpu, e.size),
+                    prefetchable: phys_hi(i) & (1 << 30) != 0,
                 }),
                 Err(t) => self.p.untranslated.push(Untranslated {
                     path: path.to_string(),

@@ -339,3 +339,28 @@ fn untranslatable_and_missing() {
     let e = Platform::from_dtb(&dtc(&no_release)).unwrap_err();
     assert!(std::format!("{e}").contains("cpu-release-addr"), "{e}");
 }
+
+#[test]
+fn pci_windows_keep_their_prefetchable_bit() {
+    let src = r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    memory@40000000 { device_type = "memory"; reg = <0 0x40000000 0 0x40000000>; };
+    cpus { #address-cells = <1>; #size-cells = <0>; cpu@0 { device_type = "cpu"; reg = <0>; }; };
+    pcie@10000000 {
+        compatible = "pci-host-ecam-generic";
+        device_type = "pci";
+        #address-cells = <3>;
+        #size-cells = <2>;
+        reg = <0x40 0x10000000 0 0x10000000>;
+        ranges = <0x02000000 0 0x10000000 0 0x10000000 0 0x10000000>,
+                 <0x43000000 0x80 0 0x80 0 0x10 0>;
+    };
+};
+"#;
+    let p = Platform::from_dtb(&dtc(src)).unwrap();
+    let w: Vec<_> = p.bus_windows.iter().map(|w| (w.cpu.start.raw(), w.cpu.size, w.child_base, w.prefetchable)).collect();
+    assert_eq!(w, vec![(0x1000_0000, 0x1000_0000, 0x1000_0000, false), (0x80_0000_0000, 0x10_0000_0000, 0x80_0000_0000, true)]);
+}

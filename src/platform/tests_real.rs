@@ -137,7 +137,16 @@ fn qemu_virt() {
             bus: "/platform-bus@c000000".into(),
             child_base: 0,
             cpu: PaRange::new(0x0c00_0000, 0x200_0000),
+            prefetchable: false,
         }));
+        // QEMU's PCIe MMIO windows: 32-bit below 1 GiB and 64-bit at 512 GiB, not prefetchable.
+        for cpu in [PaRange::new(0x1000_0000, 0x2eff_0000), PaRange::new(0x80_0000_0000, 0x80_0000_0000)] {
+            assert!(
+                p.bus_windows.iter().any(|w| w.bus == "/pcie@10000000" && w.cpu == cpu && !w.prefetchable),
+                "{name}: PCIe window {cpu:?} in {:?}",
+                p.bus_windows
+            );
+        }
         assert!(p.reserved.is_empty(), "{name}: {:?}", p.reserved);
 
         let e = EarlyInfo::from_dtb(&d).unwrap();

@@ -36,8 +36,10 @@ pub struct VmSpec<'a> {
     pub disable_paths: Vec<String>,
     /// Host DT nodes the guest must not see at all.
     pub drop_paths: Vec<String>,
-    /// Passthrough device ranges, identity mapped.
+    /// Passthrough device ranges, identity mapped, Device-nGnRE.
     pub devices: Vec<PaRange>,
+    /// Passthrough memory ranges (prefetchable PCI windows), identity mapped, Normal-NC.
+    pub nc_devices: Vec<PaRange>,
     /// GICv2: the guest's GICC range and the GICV frame mapped there.
     pub gicv: Option<(PaRange, Pa)>,
     pub gic: Option<GuestGic>,
@@ -136,6 +138,7 @@ pub struct Vm {
     pub vcpus: Vec<VcpuSlot>,
     pub power: spin::Mutex<Power>,
     pub ram: Vec<RamRegion>,
+    /// Every passthrough range, Device or Normal-NC (a Stage-2 fault there is a bug: `s2_mmio`).
     pub devices: Vec<PaRange>,
     pub entry: Ipa,
     pub dtb: Ipa,
@@ -261,6 +264,9 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
     for d in &spec.devices {
         s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
+    for d in &spec.nc_devices {
+        s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::normal_nc()).map_err(VmError::Stage2)?;
+    }
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
@@ -310,7 +316,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         s2: spin::Mutex::new(s2),
         vcpus,
         ram: spec.ram,
-        devices: spec.devices,
+        devices: spec.devices.iter().chain(&spec.nc_devices).copied().collect(),
         entry: plan.entry(),
         dtb: plan.dtb.start,
         state: AtomicU8::new(RUNNING),
@@ -342,7 +348,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
 /// sees (emulated or GICV); at least 32.
 fn needed_ipa_bits(spec: &VmSpec<'_>) -> u8 {
     let mut end = spec.ram.iter().map(|r| r.ipa_end()).max().unwrap_or(0);
-    end = end.max(spec.devices.iter().map(|d| d.end()).max().unwrap_or(0));
+    end = end.max(spec.devices.iter().chain(&spec.nc_devices).map(|d| d.end()).max().unwrap_or(0));
     if let Some((gicc, _)) = spec.gicv {
         end = end.max(gicc.end());
     }
