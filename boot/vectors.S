@@ -7,7 +7,8 @@
  * or a vCPU reset); the frame is then restored and ERET resumes whoever was interrupted.
  * A vCPU's EL1 system registers stay live in the hardware: each pCPU runs exactly one vCPU.
  *
- * TrapFrame layout (src/arch/exception.rs must match): x0..x30 at 8*n, ELR at 0xf8... see FRAME_*.
+ * TrapFrame layout (src/arch/exception.rs must match): x0..x30 at 8*n, padding at 0xf8, ELR at
+ * 0x100 and SPSR at 0x108 (FRAME_ELR, FRAME_SPSR); 0x110 bytes in all.
  */
 
 .equ FRAME_SIZE, 0x110          // 31 GPRs + padding + ELR + SPSR = 34 * 8 = 0x110
