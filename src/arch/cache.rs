@@ -23,6 +23,34 @@ pub fn clean_inval_range(start: u64, len: usize) {
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
+/// Make `[start, start + len)`, just written through the data cache, safe to execute: clean it
+/// to the point of unification unless CTR_EL0.IDC says that is not needed, then invalidate the
+/// instruction cache unless CTR_EL0.DIC says that is not needed. For a guest that starts with
+/// its MMU off but sees RAM as cacheable (FWB): its instruction fetches do not go to memory, so
+/// the data-cache clean to PoC that non-FWB guests get is not what they need.
+pub fn sync_icache_range(start: u64, len: usize) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let idc = ctr & (1 << 28) != 0;
+    let dic = ctr & (1 << 29) != 0;
+    if !idc {
+        let line = dcache_line();
+        let mut addr = start & !(line - 1);
+        let end = start + len as u64;
+        while addr < end {
+            // SAFETY: cleaning a mapped line only writes back what is already there.
+            unsafe { core::arch::asm!("dc cvau, {}", in(reg) addr, options(nostack)) };
+            addr += line;
+        }
+        // SAFETY: a barrier has no memory-safety effects.
+        unsafe { core::arch::asm!("dsb ish", options(nostack)) };
+    }
+    if !dic {
+        invalidate_icache_all();
+    }
+}
+
 /// Invalidate the instruction cache to the point of unification (after writing code for a guest).
 pub fn invalidate_icache_all() {
     // SAFETY: IC IALLUIS only discards instruction-cache contents.

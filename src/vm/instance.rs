@@ -211,6 +211,9 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     }
     if clean {
         cache::clean_inval_range(pa, bytes.len());
+    } else {
+        // FWB: the guest sees RAM write-back even with its MMU off; only the I-side needs care.
+        cache::sync_icache_range(pa, bytes.len());
     }
     Ok(())
 }
