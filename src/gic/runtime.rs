@@ -269,12 +269,14 @@ pub fn before_entry() {
     let Some(h) = HOST.get() else { return };
     let mut guard = LRS[pcpu].lock();
     let Some(m) = guard.as_mut() else { return };
-    let used: Vec<usize> = m.in_use().collect();
-    for i in used {
+    // Read back the list registers in use (a bit mask: this path runs on every interrupt and
+    // should not allocate), then take the inbox in place, keeping its capacity. Lock order is
+    // LRS then INBOX; queue() takes INBOX alone.
+    let used = m.in_use().fold(0u64, |mask, i| mask | 1 << i);
+    for i in (0..64).filter(|i| used & (1 << i) != 0) {
         m.sync_lr(i, h.read_lr(i));
     }
-    let inbox = core::mem::take(&mut *INBOX[pcpu].lock());
-    for virq in inbox {
+    for virq in INBOX[pcpu].lock().drain(..) {
         if m.inject(virq) == Injected::HwBusy {
             log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
         }

@@ -61,11 +61,8 @@ const ABORT_LOOP: u32 = 16;
 pub fn totals() -> Totals {
     let mut t = Totals::default();
     for (c, tvm) in COUNTERS.iter().zip(&TVM_PERCPU) {
-        let snap = c.snapshot();
-        t.add(&snap);
-        let extra = ExitCounters::new();
-        extra.add(ExitReason::SysregFast, tvm.fast_count.load(Ordering::Relaxed));
-        t.add(&extra.snapshot());
+        t.add(&c.snapshot());
+        t.add_count(ExitReason::SysregFast, tvm.fast_count.load(Ordering::Relaxed));
     }
     t
 }

@@ -106,6 +106,10 @@ impl Totals {
     pub fn get(&self, r: ExitReason) -> u64 {
         self.counts[r as usize]
     }
+    /// Count `n` more exits for `r`.
+    pub fn add_count(&mut self, r: ExitReason, n: u64) {
+        self.counts[r as usize] += n;
+    }
     pub fn add(&mut self, other: &Totals) {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;
