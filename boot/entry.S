@@ -5,12 +5,18 @@
  *
  * Primary CPU:   x0 = physical address of the host device tree (arm64 boot protocol).
  * Secondaries:   enter at `secondary_entry` (PSCI CPU_ON, or a spin-table release). They find
- *                their logical index by looking up MPIDR in `CPU_MPIDRS`, which the primary filled
- *                and cleaned to the point of coherency before starting them.
+ *                their logical index by looking up MPIDR in the `mpidr` words of `PERCPU`, which
+ *                the primary filled and cleaned to the point of coherency before starting them.
+ * Every CPU:     TPIDR_EL2 = the address of its own `PERCPU` record (src/percpu/mod.rs).
+ *
+ * The constants in braces come from src/arch/boot.rs: the record's size and field offsets are taken
+ * from the Rust struct, so they cannot drift from it.
  */
 
-.equ STACK_SIZE, 0x10000
-.equ MAX_CPUS, 8
+.equ STACK_SIZE, {STACK_SIZE}
+.equ MAX_CPUS, {MAX_CPUS}
+.equ PERCPU_SIZE, {PERCPU_SIZE}
+.equ PC_MPIDR, {PC_MPIDR}
 .equ R_AARCH64_RELATIVE, 1027
 
 .section .text.head, "ax"
@@ -70,7 +76,9 @@ primary_entry:
     adrp    x2, el2_vectors
     add     x2, x2, :lo12:el2_vectors
     msr     vbar_el2, x2
-    msr     tpidr_el2, xzr              // logical CPU 0
+    adrp    x2, PERCPU                  // logical CPU 0: PERCPU[0]
+    add     x2, x2, :lo12:PERCPU
+    msr     tpidr_el2, x2
     isb
 5:
     mov     x0, x19                     // DTB
@@ -86,12 +94,13 @@ secondary_entry:
     mrs     x2, mpidr_el1
     and     x2, x2, #0xff00000000
     orr     x1, x1, x2                  // affinity fields only
-    adrp    x2, CPU_MPIDRS
-    add     x2, x2, :lo12:CPU_MPIDRS
+    adrp    x6, PERCPU                  // x6 = &PERCPU[x3]
+    add     x6, x6, :lo12:PERCPU
     mov     x3, #0
-1:  ldr     x4, [x2, x3, lsl #3]
+1:  ldr     x4, [x6, #PC_MPIDR]
     cmp     x4, x1
     b.eq    2f
+    add     x6, x6, #PERCPU_SIZE
     add     x3, x3, #1
     cmp     x3, #MAX_CPUS
     b.lo    1b
@@ -103,7 +112,7 @@ secondary_entry:
     mov     x5, #STACK_SIZE
     madd    x1, x4, x5, x1
     mov     sp, x1
-    msr     tpidr_el2, x3
+    msr     tpidr_el2, x6
     adrp    x2, el2_vectors
     add     x2, x2, :lo12:el2_vectors
     msr     vbar_el2, x2

@@ -5,15 +5,16 @@
  *
  * The vector entry branches to `tvm_fast_path` with every register as the guest left it. The fast
  * path saves x0 and x1 (x2 as well on the paths that need a third register) on the EL2 stack and:
- *   1. reads TVM_FAST_PATH_ON (src/arch/boot.rs, set by vm::instance::create from the VM's
- *      coherency setting) first: 0 = off, everything goes to the slow path; 1 = on, values are
- *      written unchanged; 2 = on, MAIR_EL1 values get the mair-trap override;
+ *   1. reads the `tvm_mode` word of this CPU's per-CPU record (TPIDR_EL2 points at it; set when
+ *      the CPU takes its vCPU, from the VM's coherency setting) first: 0 = off, everything goes to
+ *      the slow path; 1 = on, values are written unchanged; 2 = on, MAIR_EL1 values get the
+ *      mair-trap override;
  *   2. recognises a write to one of the eleven registers by comparing ESR_EL2[31:0], Rt masked
  *      out, with the register's ESR: EC 0x18, IL 1, ISS op0/op2/op1/CRn/CRm and direction 0
  *      (write) must all match. ESR_EL2[63:32] (ISS2) is RES0 for EC 0x18;
  *   3. takes the value from Rt (x0..x30, 31 = XZR; x0..x2 from the save area, as they are
  *      clobbered), writes the register (MAIR_EL1 through MAIR_OVERRIDE in mode 2), adds one to
- *      TVM_PERCPU[TPIDR_EL2].fast_count, advances ELR_EL2 by 4, restores and ERETs.
+ *      the record's `tvm_fast` count, advances ELR_EL2 by 4, restores and ERETs.
  * Anything else restores x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
  * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule
  * (crate::coherency::tvm_write_value).
@@ -25,8 +26,11 @@
  * No instruction needs a run-time relocation (PC-relative only), as the image is a PIE.
  */
 
-.equ TVM_FAST_PLAIN, 1              // TVM_FAST_PATH_ON values (src/arch/boot.rs must match)
-.equ TVM_FAST_MAIR_OVERRIDE, 2
+.equ TVM_FAST_PLAIN, {TVM_FAST_PLAIN}                 // `tvm_mode` values (src/percpu/mod.rs)
+.equ TVM_FAST_MAIR_OVERRIDE, {TVM_FAST_MAIR_OVERRIDE}
+.equ PC_TVM_MODE, {PC_TVM_MODE}                       // offsets in the per-CPU record
+.equ PC_GUEST_MAIR, {PC_GUEST_MAIR}
+.equ PC_TVM_FAST, {PC_TVM_FAST}
 .equ TVM_FAST_OVERRIDE_BIT, 1       // the mode test below is `tbz x0, #TVM_FAST_OVERRIDE_BIT`
 .if (TVM_FAST_MAIR_OVERRIDE >> TVM_FAST_OVERRIDE_BIT) & 1 == 0
     .error "TVM_FAST_MAIR_OVERRIDE must have the override bit set"
@@ -89,13 +93,13 @@ TVM_KEY contextidr_el1, 13, 0, 1
 .endm
 
 /*
- * The end of every served write, with x1 = adrp(TVM_PERCPU) + CPU * 16 and x0/x1 saved at [sp]:
+ * The end of every served write, with x1 = this CPU's per-CPU record and x0/x1 saved at [sp]:
  * count it (only this CPU writes its counter), step over the MSR, restore and return.
  */
 .macro TVM_FINISH
-    ldr     x0, [x1, :lo12:TVM_PERCPU + 8]
+    ldr     x0, [x1, #PC_TVM_FAST]
     add     x0, x0, #1
-    str     x0, [x1, :lo12:TVM_PERCPU + 8]
+    str     x0, [x1, #PC_TVM_FAST]
     mrs     x0, elr_el2
     add     x0, x0, #4
     msr     elr_el2, x0
@@ -110,8 +114,8 @@ TVM_KEY contextidr_el1, 13, 0, 1
 .global tvm_fast_path
 tvm_fast_path:
     stp     x0, x1, [sp, #-16]!             // [sp] = x0, [sp + 8] = x1
-    adrp    x0, TVM_FAST_PATH_ON
-    ldr     x0, [x0, :lo12:TVM_FAST_PATH_ON]
+    mrs     x0, tpidr_el2                   // this CPU's record
+    ldr     x0, [x0, #PC_TVM_MODE]
     tbz     x0, #TVM_FAST_OVERRIDE_BIT, .Ltvm_plain_or_off
     mrs     x1, esr_el2
     ldr     w0, .Ltvm_mair_key
@@ -141,9 +145,7 @@ tvm_fast_path:
 .Ltvm_done_x2:
     ldr     x2, [sp], #16
 .Ltvm_done:                                 // the register is written; x0, x1 saved at [sp]
-    mrs     x0, tpidr_el2                   // this CPU's index
-    adrp    x1, TVM_PERCPU
-    add     x1, x1, x0, lsl #4              // 16 bytes per CPU (src/trap/dispatch.rs TvmPerCpu)
+    mrs     x1, tpidr_el2                   // this CPU's record
     TVM_FINISH
 
 .Ltvm_slow_x2:
@@ -157,15 +159,12 @@ tvm_fast_path:
     .word   TVM_KEY_mair_el1
 
 /*
- * Keep the value the guest wrote (before the override) in TVM_PERCPU[TPIDR_EL2].guest_mair
- * (src/trap/dispatch.rs): the hardware holds only the rewritten value. Leaves x1 = the page of
- * this CPU's TvmPerCpu for TVM_FINISH. Clobbers x0.
+ * Keep the value the guest wrote (before the override) in the record's `guest_mair`: the
+ * hardware holds only the rewritten value. Leaves x1 = this CPU's record for TVM_FINISH.
  */
 .macro KEEP_GUEST_MAIR v
-    mrs     x0, tpidr_el2
-    adrp    x1, TVM_PERCPU
-    add     x1, x1, x0, lsl #4
-    str     \v, [x1, :lo12:TVM_PERCPU]
+    mrs     x1, tpidr_el2
+    str     \v, [x1, #PC_GUEST_MAIR]
 .endm
 
 /*

@@ -17,7 +17,7 @@
 //! holds the rewritten value. el2visor does not set HCR_EL2.TRVM to hide that, because TRVM traps
 //! reads of all eleven registers, ESR_EL1 and FAR_EL1 included, so every guest exception handler
 //! would take two extra traps. Linux never reads MAIR_EL1 back for anything but diagnostics. The
-//! value the guest wrote is kept per vCPU (`trap::dispatch::TVM_PERCPU`, by the fast and the slow
+//! value the guest wrote is kept per CPU (`percpu::PerCpu::guest_mair`, by the fast and the slow
 //! path alike) and shown in the guest fault report beside the value in effect.
 //!
 //! # MAIR attribute bytes
@@ -48,7 +48,6 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::trap::sysreg::TvmReg;
 
 /// The coherency mode a VM runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -190,17 +189,6 @@ pub const fn override_mair(value: u64) -> u64 {
     out
 }
 
-/// The value el2visor writes to the hardware register when the guest writes `value` to the TVM
-/// register `reg` in `mode`: MAIR_EL1 in mair-trap mode goes through [`override_mair`],
-/// everything else (AMAIR_EL1 included, see the module docs) is written as the guest asked.
-/// The slow path calls this; the assembly fast path implements the same rule.
-pub const fn tvm_write_value(mode: Mode, reg: TvmReg, value: u64) -> u64 {
-    match (mode, reg) {
-        (Mode::MairTrap, TvmReg::Mair) => override_mair(value),
-        _ => value,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,15 +274,6 @@ mod tests {
         ] {
             assert_eq!(override_mair(force), 0xff, "{force:#04x} must become 0xff");
         }
-    }
-
-    #[test]
-    fn tvm_write_rule() {
-        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Mair, 0x44), 0xff);
-        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Amair, 0x44), 0x44);
-        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Sctlr, 0x44), 0x44);
-        assert_eq!(tvm_write_value(Mode::Off, TvmReg::Mair, 0x44), 0x44);
-        assert_eq!(tvm_write_value(Mode::Fwb, TvmReg::Mair, 0x44), 0x44);
     }
 
     /// The write-back nibbles, listed by hand from the Arm ARM rather than computed.

@@ -10,8 +10,11 @@ use crate::logging;
 
 static FAILING: AtomicBool = AtomicBool::new(false);
 static FAILED_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
-/// Set on a CPU while it is failing: a second fault there (in the report itself) parks at once.
-static IN_FATAL: [AtomicBool; crate::arch::boot::MAX_CPUS] = [const { AtomicBool::new(false) }; crate::arch::boot::MAX_CPUS];
+
+/// Make [`hypervisor_fault`] the report for el2visor's own exceptions (first thing at boot).
+pub fn install() {
+    crate::arch::exception::set_fault_handler(hypervisor_fault);
+}
 
 /// Whether some CPU has already failed (others park when they see it).
 pub fn failed() -> bool {
@@ -22,7 +25,8 @@ pub fn failed() -> bool {
 /// printed before the other CPUs are stopped, so nothing that stopping them does can hide it.
 fn begin() -> bool {
     let me = cpu::current();
-    if IN_FATAL.get(me).is_some_and(|f| f.swap(true, Ordering::AcqRel)) {
+    // Set while this CPU is failing: a second fault here (in the report itself) parks at once.
+    if cpu::this().in_fatal.swap(true, Ordering::AcqRel) {
         cpu::park();
     }
     let first = !FAILING.swap(true, Ordering::AcqRel);
@@ -44,14 +48,11 @@ fn finish() -> ! {
 /// `failed()`; those waiting at EL2 wake from WFE and see it too.
 fn park_others() {
     let me = cpu::current();
-    for other in (0..crate::arch::boot::MAX_CPUS).filter(|c| *c != me) {
-        if crate::boot::smp::is_online(other) {
-            crate::gic::runtime::kick_vcpu(other);
-        }
+    for other in crate::percpu::online().filter(|c| c.index != me) {
+        crate::gic::hw::kick_pcpu(other.index);
     }
     cpu::send_event();
 }
-
 
 /// An exception el2visor took at EL2 (or from a guest with no runtime to handle it).
 pub fn hypervisor_fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! {

@@ -22,6 +22,7 @@ pub mod gic;
 #[cfg(target_os = "none")]
 pub mod logging;
 pub mod mm;
+pub mod percpu;
 pub mod platform;
 pub mod trap;
 pub mod vcpu;

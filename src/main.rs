@@ -18,7 +18,7 @@ mod bare {
         boot::primary(dtb, el as u8)
     }
 
-    /// Secondary CPU `index`, from boot/entry.S after it found itself in CPU_MPIDRS.
+    /// Secondary CPU `index`, from boot/entry.S after it found itself in the per-CPU records.
     #[no_mangle]
     extern "C" fn secondary_main(index: usize) -> ! {
         boot::secondary(index)

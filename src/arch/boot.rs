@@ -3,44 +3,34 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-core::arch::global_asm!(include_str!("../../boot/entry.S"));
+use crate::percpu::{PerCpu, MAX_CPUS, PERCPU, TVM_FAST_MAIR_OVERRIDE, TVM_FAST_PLAIN};
+
+// The assembly takes the per-CPU record's layout from the struct itself: `{PC_*}` are the offsets
+// of the words it reads, `{PERCPU_SIZE}` the stride of `PERCPU`, so the two cannot drift apart.
+core::arch::global_asm!(
+    include_str!("../../boot/entry.S"),
+    PC_MPIDR = const core::mem::offset_of!(PerCpu, mpidr),
+    PERCPU_SIZE = const core::mem::size_of::<PerCpu>(),
+    MAX_CPUS = const MAX_CPUS,
+    STACK_SIZE = const STACK_SIZE,
+);
 core::arch::global_asm!(include_str!("../../boot/vectors.S"));
-core::arch::global_asm!(include_str!("../../boot/tvm_fastpath.S"));
+core::arch::global_asm!(
+    include_str!("../../boot/tvm_fastpath.S"),
+    PC_TVM_MODE = const core::mem::offset_of!(PerCpu, tvm_mode),
+    PC_GUEST_MAIR = const core::mem::offset_of!(PerCpu, guest_mair),
+    PC_TVM_FAST = const core::mem::offset_of!(PerCpu, tvm_fast),
+    TVM_FAST_PLAIN = const TVM_FAST_PLAIN,
+    TVM_FAST_MAIR_OVERRIDE = const TVM_FAST_MAIR_OVERRIDE,
+);
 
-/// `TVM_FAST_PATH_ON`: the TVM fast path (boot/tvm_fastpath.S) is off; every trapped write
-/// goes to the Rust slow path.
-pub const TVM_FAST_OFF: u64 = 0;
-/// `TVM_FAST_PATH_ON`: the fast path serves trapped writes and writes the values unchanged.
-pub const TVM_FAST_PLAIN: u64 = 1;
-/// `TVM_FAST_PATH_ON`: the fast path serves trapped writes, MAIR_EL1 through the mair-trap
-/// override (`crate::coherency::override_mair`).
-pub const TVM_FAST_MAIR_OVERRIDE: u64 = 2;
+// The assembly uses these offsets as load/store immediates (scaled by 8, at most 32760) and adds
+// the stride with one `add` (at most 4095).
+const _: () = assert!(core::mem::offset_of!(PerCpu, tvm_fast) < 4096 && core::mem::offset_of!(PerCpu, mpidr) % 8 == 0);
+const _: () = assert!(core::mem::size_of::<PerCpu>() < 4096 && core::mem::size_of::<PerCpu>() % 8 == 0);
 
-/// What the TVM fast path does for the running VM, read first on every synchronous exception
-/// from a guest: one of `TVM_FAST_OFF`, `TVM_FAST_PLAIN`, `TVM_FAST_MAIR_OVERRIDE` (the asm has
-/// the same numbers). Set once by `vm::instance::create` from [`tvm_fast_path_word`].
-#[no_mangle]
-pub static TVM_FAST_PATH_ON: AtomicU64 = AtomicU64::new(TVM_FAST_OFF);
-
-/// The `TVM_FAST_PATH_ON` value for a VM's coherency setting: off with `fastpath=off`, else the
-/// same rule as `crate::coherency::tvm_write_value` (the override only in mair-trap mode).
-pub const fn tvm_fast_path_word(setting: crate::coherency::Setting) -> u64 {
-    match (setting.fast_path, setting.mode) {
-        (false, _) => TVM_FAST_OFF,
-        (true, crate::coherency::Mode::MairTrap) => TVM_FAST_MAIR_OVERRIDE,
-        (true, _) => TVM_FAST_PLAIN,
-    }
-}
-
-/// The most CPUs el2visor brings up (the GICv2 limit, and the size of the stack area in linker.ld).
-pub const MAX_CPUS: usize = 8;
 /// Bytes of EL2 stack per CPU (linker.ld and entry.S use the same number).
 pub const STACK_SIZE: usize = 0x10000;
-
-/// MPIDR affinity (Aff3..Aff0) of each logical CPU; `secondary_entry` looks itself up here with
-/// the MMU off, so `publish_for_secondaries` cleans it to the point of coherency.
-#[no_mangle]
-pub static CPU_MPIDRS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
 
 /// MAIR, TCR, TTBR0 and SCTLR for EL2 that a secondary loads before turning its MMU on
 /// (SCTLR = 0 means the primary runs without the MMU and so will the secondary).
@@ -93,14 +83,16 @@ pub fn stack_base(cpu: usize) -> u64 {
 /// Record the MPIDRs of the CPUs to start and the EL2 MMU setup, then make both visible to
 /// CPUs that will read them with their MMU and caches off.
 pub fn publish_for_secondaries(mpidrs: &[u64], mmu: Option<[u64; 4]>) {
-    for (slot, mpidr) in CPU_MPIDRS.iter().zip(mpidrs) {
-        slot.store(mpidr & 0xff_00ff_ffff, Ordering::Relaxed);
+    for (c, mpidr) in PERCPU.iter().zip(mpidrs) {
+        c.mpidr.store(mpidr & 0xff_00ff_ffff, Ordering::Relaxed);
     }
     if let Some(regs) = mmu {
         for (slot, v) in EL2_MMU_BOOT.iter().zip(regs) {
             slot.store(v, Ordering::Relaxed);
         }
     }
-    super::cache::clean_inval_range(CPU_MPIDRS.as_ptr() as u64, core::mem::size_of_val(&CPU_MPIDRS));
+    for c in &PERCPU {
+        super::cache::clean_inval_range(&c.mpidr as *const _ as u64, 8);
+    }
     super::cache::clean_inval_range(EL2_MMU_BOOT.as_ptr() as u64, core::mem::size_of_val(&EL2_MMU_BOOT));
 }

@@ -28,6 +28,11 @@ impl TrapFrame {
     pub fn reg(&self, n: usize) -> u64 {
         if n < 31 { self.x[n] } else { 0 }
     }
+    /// Step over the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) says it was a
+    /// 16-bit one. The one place an emulated instruction's PC step is made.
+    pub fn skip_instruction(&mut self, esr: u64) {
+        self.elr += if esr & (1 << 25) != 0 { 4 } else { 2 };
+    }
     /// Set register `n` (31, XZR, discards the write).
     pub fn set_reg(&mut self, n: usize, v: u64) {
         if n < 31 {
@@ -60,20 +65,37 @@ impl Kind {
     }
 }
 
-/// Handler for exceptions from the guests, installed by the VM runtime.
+/// Handler for exceptions from the guests, installed by the run loop (`vcpu`): it returns when
+/// the guest may resume with the frame as it left it.
 pub type LowerHandler = fn(&mut TrapFrame, Kind);
+/// Handler for exceptions el2visor takes itself (`fatal`): it never returns.
+pub type FaultHandler = fn(&TrapFrame, Kind, u64, u64) -> !;
 
 static LOWER_HANDLER: spin::Once<LowerHandler> = spin::Once::new();
+static FAULT_HANDLER: spin::Once<FaultHandler> = spin::Once::new();
 
 /// Install the handler for exceptions taken from EL1/EL0 (once, before any guest runs).
 pub fn set_lower_handler(h: LowerHandler) {
     LOWER_HANDLER.call_once(|| h);
 }
 
+/// Install the report for el2visor's own faults (once, first thing at boot). The handlers are
+/// registered rather than called by name so that this layer depends on nothing above it.
+pub fn set_fault_handler(h: FaultHandler) {
+    FAULT_HANDLER.call_once(|| h);
+}
+
 /// When set, a synchronous external abort taken by el2visor itself skips the faulting
 /// instruction instead of being fatal (used only to probe fallback console addresses when
 /// the device tree is unusable).
 pub static PROBING: AtomicBool = AtomicBool::new(false);
+
+fn fault(frame: &TrapFrame, kind: Kind, esr: u64, far: u64) -> ! {
+    match FAULT_HANDLER.get() {
+        Some(h) => h(frame, kind, esr, far),
+        None => cpu::park(),
+    }
+}
 
 #[no_mangle]
 extern "C" fn el2_exception(frame: &mut TrapFrame, kind: u64) {
@@ -83,7 +105,7 @@ extern "C" fn el2_exception(frame: &mut TrapFrame, kind: u64) {
         frame.elr += 4;
         return;
     }
-    crate::fatal::hypervisor_fault(frame, kind, esr, sysreg::far_el2());
+    fault(frame, kind, esr, sysreg::far_el2());
 }
 
 #[no_mangle]
@@ -91,12 +113,11 @@ extern "C" fn lower_exception(frame: &mut TrapFrame, kind: u64) {
     let kind = Kind::from_raw(kind);
     match LOWER_HANDLER.get() {
         Some(h) => h(frame, kind),
-        None => crate::fatal::hypervisor_fault(frame, kind, sysreg::esr_el2(), sysreg::far_el2()),
+        None => fault(frame, kind, sysreg::esr_el2(), sysreg::far_el2()),
     }
 }
 
 #[no_mangle]
 extern "C" fn lower_exception_aarch32(frame: &mut TrapFrame, kind: u64) {
-    let _ = cpu::current();
-    crate::fatal::hypervisor_fault(frame, Kind::from_raw(kind), sysreg::esr_el2(), sysreg::far_el2());
+    fault(frame, Kind::from_raw(kind), sysreg::esr_el2(), sysreg::far_el2());
 }

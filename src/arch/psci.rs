@@ -1,7 +1,12 @@
 //! Calls to the firmware's PSCI (the host's, not the one el2visor emulates for guests).
 
-/// How the firmware takes PSCI calls, from the host DT's `/psci` `method`.
-pub use crate::platform::Conduit;
+/// How the firmware takes PSCI calls (the host DT's `/psci` `method`; `boot` converts the
+/// platform's value, so this layer depends on nothing above it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduit {
+    Smc,
+    Hvc,
+}
 
 pub const CPU_ON_64: u32 = 0xc400_0003;
 pub const SYSTEM_OFF: u32 = 0x8400_0008;

@@ -89,7 +89,7 @@ pub fn build(
     src: &Source,
     hyp_reserved: &[PaRange],
     pcpus: usize,
-) -> Result<&'static Vm, String> {
+) -> Result<Vm, String> {
     let (mut exclude, gic, gicv) = gic_view(p);
     // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
     // from the guest DT (Linux probes a GICv2m frame even when its node is disabled).
@@ -115,7 +115,7 @@ pub fn build(
     let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
     exclude.extend(nc_devices.iter().copied());
     let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
-    let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::arch::boot::MAX_CPUS };
+    let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::percpu::MAX_CPUS };
     let want = opts.guest_cpus.map_or(pcpus, |n| n as usize).min(pcpus).min(max_vcpus).max(1);
 
     let (ram, kernel, initrd, bootargs, dt_props, keep_out, name) = match src {
@@ -225,7 +225,7 @@ fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
 
 /// Give the VM its virtual GIC: it owns the timer PPIs and the SPIs of the devices passed
 /// through to it.
-pub fn attach_vgic(p: &Platform, vm: &Vm) {
+pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
     use crate::platform::Irq;
     let Some(g) = &p.gic else { return };
     let mut spis: Vec<u32> = p
@@ -245,7 +245,7 @@ pub fn attach_vgic(p: &Platform, vm: &Vm) {
         GicKind::V3 { dist, redists, .. } => (*dist, redists.first().map(|r| r.start.raw())),
     };
     log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
-    if let Err(e) = crate::gic::runtime::create_vgic(vm, dist, redist, spis) {
+    if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
     }
 }

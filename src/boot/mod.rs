@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use crate::arch::{boot as arch_boot, cpu, psci, sysreg};
 use crate::mm::addr::PaRange;
 use crate::platform::{early::EarlyInfo, Platform};
+use crate::vcpu::{lifecycle, run};
 use crate::{cmdline, logging, println};
 
 /// el2visor's version, for the banner.
@@ -60,6 +61,8 @@ fn cannot_boot(el: u8, args: core::fmt::Arguments<'_>) -> ! {
 
 /// Primary CPU entry: never returns.
 pub fn primary(dtb_pa: usize, el: u8) -> ! {
+    crate::fatal::install();
+    smp::init_stacks();
     let dtb = match dtb_slice(dtb_pa) {
         Ok(d) => d,
         Err(why) => cannot_boot(el, format_args!("device tree at {dtb_pa:#x}: {why}")),
@@ -107,7 +110,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         log::warn!("{p}");
     }
 
-    psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| x.conduit));
+    psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| smp::arch_conduit(x.conduit)));
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
 
@@ -116,7 +119,7 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         Ok(s) => s,
         Err(e) => {
             println!("el2visor: {e}; not starting a guest");
-            power_off()
+            lifecycle::power_off()
         }
     };
     println!("coherency: {}", crate::coherency::mode_name(setting.mode));
@@ -131,23 +134,31 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
             smp::online_prefix()
         );
     }
-    let vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online_prefix()) {
+    let mut vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online_prefix()) {
         Ok(vm) => vm,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
-            power_off()
+            lifecycle::power_off()
         }
     };
-    guest::attach_vgic(&platform, vm);
+    guest::attach_vgic(&platform, &mut vm);
+    let vm = match crate::vm::table::insert(vm) {
+        Ok(vm) => vm,
+        Err(vm) => {
+            println!("el2visor: cannot start the guest: no free VM slot for {}", vm.name);
+            lifecycle::power_off()
+        }
+    };
+    lifecycle::start(vm);
     log::debug!("VM {} ready; entering vCPU 0", vm.name);
-    crate::trap::dispatch::install();
-    crate::vcpu::run::announce_vm();
-    crate::vcpu::run::pcpu_main(0)
+    run::install();
+    run::announce_vms();
+    run::pcpu_main(0)
 }
 
 /// Take over the host GIC and set up this CPU's interface.
 fn init_gic(p: &Platform) {
-    use crate::gic::{runtime, GicInfo, GicVersion};
+    use crate::gic::{hw, GicInfo, GicVersion};
     use crate::platform::GicKind;
     let Some(g) = &p.gic else {
         log::warn!("the device tree has no GIC: guests get no interrupts");
@@ -173,7 +184,7 @@ fn init_gic(p: &Platform) {
             maintenance_intid: g.maintenance_intid.unwrap_or(crate::gic::MAINTENANCE_INTID),
         },
     };
-    if let Err(e) = runtime::init_host(&info).and_then(|_| runtime::init_cpu()) {
+    if let Err(e) = hw::init_host(&info).and_then(|_| hw::init_cpu()) {
         log::error!("GIC: {e}: guests get no interrupts");
     }
 }
@@ -240,20 +251,9 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
     hyp
 }
 
-/// Power the machine off through PSCI where the platform has it; otherwise say so and park.
-pub fn power_off() -> ! {
-    logging::flush();
-    if let Some(Some(c)) = psci::HOST_CONDUIT.get() {
-        psci::system_off(*c);
-    }
-    println!("el2visor: halted");
-    logging::flush();
-    cpu::park()
-}
-
 /// Secondary CPU entry, with its MMU on: report in, then run this CPU's vCPU when there is one.
 pub fn secondary(index: usize) -> ! {
     smp::report_in(index);
     log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
-    crate::vcpu::run::pcpu_main(index)
+    run::pcpu_main(index)
 }

@@ -2,34 +2,50 @@
 //! boards with TF-A), or the spin table (Raspberry Pi firmware). Each CPU reports in; one that
 //! does not within a second is named on the console and left out.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use alloc::vec::Vec;
 
 use crate::arch::{boot as arch_boot, cache, cpu, psci, sysreg};
+use crate::percpu::{self, MAX_CPUS};
 use crate::platform::{EnableMethod, Platform};
 
-static ONLINE: AtomicUsize = AtomicUsize::new(1);
-static ONLINE_MASK: AtomicUsize = AtomicUsize::new(1);
+/// Record every CPU's EL2 stack bounds in its per-CPU record, and the boot CPU as online.
+pub fn init_stacks() {
+    for i in 0..MAX_CPUS {
+        let c = percpu::get(i);
+        let lo = arch_boot::stack_base(i);
+        c.stack_lo.store(lo, Ordering::Relaxed);
+        c.stack_hi.store(lo + arch_boot::STACK_SIZE as u64, Ordering::Relaxed);
+    }
+    cpu::this().online.store(true, Ordering::Release);
+}
 
 /// How many CPUs are up at EL2 (the primary included).
 pub fn online() -> usize {
-    ONLINE.load(Ordering::Acquire)
+    percpu::online().count()
 }
 
 /// Whether logical CPU `i` came up.
 pub fn is_online(i: usize) -> bool {
-    ONLINE_MASK.load(Ordering::Acquire) & (1 << i) != 0
+    i < MAX_CPUS && percpu::get(i).online.load(Ordering::Acquire)
 }
 
 /// Called by each secondary once it runs Rust with its MMU on.
 pub fn report_in(index: usize) {
-    ONLINE_MASK.fetch_or(1 << index, Ordering::AcqRel);
-    ONLINE.fetch_add(1, Ordering::AcqRel);
+    percpu::get(index).online.store(true, Ordering::Release);
+}
+
+/// The firmware conduit as the arch layer names it.
+pub fn arch_conduit(c: crate::platform::Conduit) -> psci::Conduit {
+    match c {
+        crate::platform::Conduit::Smc => psci::Conduit::Smc,
+        crate::platform::Conduit::Hvc => psci::Conduit::Hvc,
+    }
 }
 
 fn conduit(p: &Platform) -> Option<psci::Conduit> {
-    p.psci.as_ref().map(|x| x.conduit)
+    p.psci.as_ref().map(|x| arch_conduit(x.conduit))
 }
 
 /// The logical CPU order: the boot CPU first, then the others in DT order, at most MAX_CPUS.
@@ -37,7 +53,7 @@ pub fn cpu_order(p: &Platform) -> Vec<u64> {
     let me = sysreg::mpidr_el1() & 0xff_00ff_ffff;
     let mut order = alloc::vec![me];
     order.extend(p.enabled_cpus().map(|c| c.mpidr).filter(|m| *m != me));
-    order.truncate(arch_boot::MAX_CPUS);
+    order.truncate(MAX_CPUS);
     order
 }
 
@@ -92,5 +108,5 @@ pub fn start_secondaries(p: &Platform, order: &[u64], mmu: [u64; 4]) {
 /// How many CPUs from CPU 0 up are online without a gap: vCPU i runs on pCPU i, so a VM can have
 /// only these.
 pub fn online_prefix() -> usize {
-    (0..arch_boot::MAX_CPUS).take_while(|&i| is_online(i)).count()
+    (0..MAX_CPUS).take_while(|&i| is_online(i)).count()
 }

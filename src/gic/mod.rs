@@ -10,10 +10,20 @@
 //!   ([`vgic::lr::LrManager`]).
 //! - `v2`, `v3`, `host` (target only): thin register wrappers for GICv2 (GICD, GICC, GICH) and
 //!   GICv3 (GICD, GICR, ICC_* and ICH_* system registers), and [`host::HostGic`] over both.
+//! - At run time (target only): `hw` (the host GIC el2visor drives and the kick SGI), `lrs`
+//!   (one vCPU's inbox and list registers) and `virt` (one VM's virtual GIC: the distributor
+//!   model, its actions, physical interrupts routed to their vCPU).
+//!
+//! The GIC layer knows nothing of VMs: a VM hands it its [`virt::VGic`] and its vCPUs'
+//! [`lrs::VcpuIrq`]s.
 
 #[cfg(target_os = "none")]
-pub mod runtime;
+pub mod hw;
+#[cfg(target_os = "none")]
+pub mod lrs;
 pub mod vgic;
+#[cfg(target_os = "none")]
+pub mod virt;
 
 #[cfg(target_os = "none")]
 pub mod host;

@@ -1,122 +1,83 @@
 //! The one dispatcher for exceptions from guests: every lower-EL exception that the assembly
 //! fast path did not answer comes here with its saved frame, is counted, and goes to a small
 //! handler: PSCI/SMCCC and el2visor's vendor calls (HVC, trapped SMC), trapped system registers
-//! (the TVM slow path, ACTLR), Stage-2 aborts (an access to an address the VM does not own gets a
-//! synchronous external abort, and a log line), and everything else an UNDEF plus a report.
+//! (the TVM slow path, ACTLR, the GICv3 SGI register), Stage-2 aborts (emulated MMIO, or an
+//! access to an address the VM does not own, which gets a synchronous external abort and a log
+//! line), WFx, and everything else an UNDEF plus a log line.
+//!
+//! Handlers change the guest's frame and return an [`Exit`]: what the vCPU must do next. Only the
+//! run loop (`vcpu`) acts on it; nothing here stops a CPU, resets a VM or powers anything off.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
-use crate::arch::boot::MAX_CPUS;
+use crate::arch::cpu;
 use crate::arch::exception::{Kind, TrapFrame};
-use crate::arch::{cpu, sysreg};
-use crate::coherency;
+use crate::arch::{sysreg, translate};
+use crate::gic::virt;
+use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
 use crate::trap::psci::{handle_call, CallOutcome};
-use crate::trap::sysreg::TvmReg;
-use crate::trap::vendor::{TrapCounter, VendorCall};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
-use crate::trap::{inject_hw, report};
-use crate::vcpu::run;
-use crate::vcpu::stats::{ExitCounters, ExitReason, Totals};
-use crate::vm::instance::{Vm, OFF, VM};
+use crate::trap::sysreg::{tvm_write_value, SysReg, TvmReg};
+use crate::trap::call::{TrapCounter, VendorCall};
+use crate::trap::{inject_hw, mmio, report};
+use crate::vm::instance::Vm;
 
-/// Exit counters, one set per physical CPU.
-static COUNTERS: [ExitCounters; MAX_CPUS] = [const { ExitCounters::new() }; MAX_CPUS];
-
-/// Per-CPU state the assembly fast path (boot/tvm_fastpath.S) reads and writes; the layout is
-/// part of its code: 16 bytes per CPU, `guest_mair` at 0, `fast_count` at 8.
-#[repr(C)]
-pub struct TvmPerCpu {
-    /// The MAIR_EL1 value the guest last wrote, before the mair-trap override (the hardware
-    /// holds the rewritten value; the fast and the slow path both keep this). Reported in the
-    /// guest fault report; docs/coherency.md says what the guest reads back.
-    pub guest_mair: AtomicU64,
-    /// TVM register writes served by the fast path.
-    pub fast_count: AtomicU64,
+/// What the vCPU does after an exit; the run loop acts on it.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Return to the guest with the frame as the handler left it.
+    Resume,
+    /// Wait at EL2 until an interrupt is pending for the vCPU (a trapped WFI, a PSCI standby),
+    /// then resume.
+    Idle,
+    /// The vCPU turned itself off (PSCI CPU_OFF): leave the guest until a CPU_ON.
+    StopVcpu,
+    /// PSCI SYSTEM_RESET: restart the VM from its pristine images.
+    ResetVm,
+    /// The VM is over: PSCI SYSTEM_OFF, or a fault it cannot survive (already reported).
+    VmOff,
 }
 
-const _: () = assert!(core::mem::size_of::<TvmPerCpu>() == 16);
-
-#[no_mangle]
-pub static TVM_PERCPU: [TvmPerCpu; MAX_CPUS] =
-    [const { TvmPerCpu { guest_mair: AtomicU64::new(0), fast_count: AtomicU64::new(0) } }; MAX_CPUS];
-
-/// The MAIR_EL1 value this CPU's guest wrote last (in mair-trap mode), else the register itself.
-pub fn guest_mair(vm: &Vm) -> u64 {
-    match vm.setting.mode {
-        coherency::Mode::MairTrap => TVM_PERCPU[cpu::current()].guest_mair.load(Ordering::Relaxed),
-        _ => sysreg::mair_el1(),
-    }
-}
-
-/// TVM register writes served by the Rust slow path, per CPU.
-static TVM_SLOW_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-/// Consecutive identical aborts per CPU (ELR, ESR, count): a guest that keeps faulting at the same
-/// place after the injected abort is stuck, and gets a report instead of an endless loop.
-static LAST_ABORT: [spin::Mutex<(u64, u64, u32)>; MAX_CPUS] = [const { spin::Mutex::new((0, 0, 0)) }; MAX_CPUS];
+/// A guest that faults at the same place this many times in a row after the injected abort is
+/// stuck, and gets a report instead of an endless loop.
 const ABORT_LOOP: u32 = 16;
 
-/// Every CPU's counters, summed; fast-path TVM writes counted as `sysreg_fast` exits.
-pub fn totals() -> Totals {
-    let mut t = Totals::default();
-    for (c, tvm) in COUNTERS.iter().zip(&TVM_PERCPU) {
-        t.add(&c.snapshot());
-        t.add_count(ExitReason::SysregFast, tvm.fast_count.load(Ordering::Relaxed));
-    }
-    t
-}
-
-/// Install the dispatcher as the handler of lower-EL exceptions.
-pub fn install() {
-    crate::arch::exception::set_lower_handler(handle);
-}
-
-fn handle(frame: &mut TrapFrame, kind: Kind) {
-    let pcpu = cpu::current();
-    if crate::fatal::failed() {
-        cpu::park();
-    }
-    let Some(vm) = VM.get() else {
-        crate::fatal::hypervisor_fault(frame, kind, sysreg::esr_el2(), sysreg::far_el2())
-    };
-    let vcpu = vm.vcpu_on(pcpu).unwrap_or(0);
-    let counters = &COUNTERS[pcpu];
-    if kind != Kind::Sync {
-        run::check_state(vm, vcpu);
-    }
+/// Handle one exception from vCPU `vcpu` of `vm`, taken on this CPU.
+pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
+    let counters = &cpu::this().exits;
     match kind {
         Kind::Sync => sync(vm, vcpu, frame, counters),
         Kind::Irq | Kind::Fiq => {
             counters.count(ExitReason::Irq);
-            crate::gic::runtime::on_irq(vm, vcpu);
+            virt::on_irq(vm.vgic.as_ref(), &vm.irqs, vcpu, vm.is_running(), &vm.name);
+            Exit::Resume
         }
         Kind::SError => {
             counters.count(ExitReason::Other);
-            report::guest_fault(&vm.name, vcpu, "SError taken from the guest", frame, sysreg::esr_el2());
-            end_vm(vm);
+            report::guest_fault(vm, vcpu, "SError taken from the guest", frame, sysreg::esr_el2());
+            Exit::VmOff
         }
     }
-    run::check_state(vm, vcpu);
-    crate::gic::runtime::before_entry();
-    crate::gic::runtime::refresh();
 }
 
-fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) {
+fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) -> Exit {
     let esr = Esr(sysreg::esr_el2());
     match esr.class() {
         ExceptionClass::Hvc64 => {
             counters.count(ExitReason::Hvc);
-            call(vm, vcpu, frame);
+            // ELR_EL2 already points past an HVC.
+            call(vm, vcpu, frame)
         }
         ExceptionClass::Smc64 => {
             counters.count(ExitReason::Smc);
-            frame.elr += 4;
-            call(vm, vcpu, frame);
+            frame.skip_instruction(esr.0);
+            call(vm, vcpu, frame)
         }
         ExceptionClass::SysReg => {
             counters.count(ExitReason::Sysreg);
-            sysreg_access(vm, vcpu, frame, esr);
+            sysreg_access(vm, vcpu, frame, esr)
         }
         ExceptionClass::DataAbortLower => {
             counters.count(ExitReason::Dabt);
@@ -124,19 +85,23 @@ fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCoun
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
-            if !crate::gic::runtime::mmio(vm, vcpu, frame, esr, ipa) {
-                abort(vm, vcpu, frame, esr, ipa, "data abort");
+            match vm.mmio.find(ipa) {
+                Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
+                    Ok(()) => Exit::Resume,
+                    Err(()) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
+                },
+                None => abort(vm, vcpu, frame, esr, ipa, "data abort"),
             }
         }
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
-            abort(vm, vcpu, frame, esr, ipa, "instruction fetch");
+            abort(vm, vcpu, frame, esr, ipa, "instruction fetch")
         }
         ExceptionClass::Wfx => {
             counters.count(ExitReason::Wfx);
-            crate::gic::runtime::idle();
-            frame.elr += 4;
+            frame.skip_instruction(esr.0);
+            Exit::Idle
         }
         _ => {
             counters.count(ExitReason::Other);
@@ -150,30 +115,29 @@ fn sync(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCoun
                     suppressed_note(n)
                 );
             }
-            if inject_hw::undef(frame, esr).is_err() {
-                report::guest_fault(&vm.name, vcpu, "unhandled exception class", frame, esr.0);
-                end_vm(vm);
-            }
+            undef(vm, vcpu, frame, esr, "unhandled exception class")
+        }
+    }
+}
+
+/// Inject an UNDEF for the trapped instruction; a guest that cannot take one is reported and ends.
+fn undef(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, why: &str) -> Exit {
+    match inject_hw::undef(frame, esr) {
+        Ok(()) => Exit::Resume,
+        Err(_) => {
+            report::guest_fault(vm, vcpu, why, frame, esr.0);
+            Exit::VmOff
         }
     }
 }
 
 /// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
 /// say so; a guest that faults at the same place again and again gets the full report and ends.
-fn abort(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) {
-    let pcpu = cpu::current();
-    let repeats = {
-        let mut last = LAST_ABORT[pcpu].lock();
-        if last.0 == frame.elr && last.1 == esr.0 {
-            last.2 += 1;
-        } else {
-            *last = (frame.elr, esr.0, 1);
-        }
-        last.2
-    };
+fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
+    let repeats = cpu::this().last_abort.lock().record(frame.elr, esr.0);
     if repeats >= ABORT_LOOP {
-        report::guest_fault(&vm.name, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
-        end_vm(vm);
+        report::guest_fault(vm, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
+        return Exit::VmOff;
     }
     let owner = if vm.is_ram(ipa) {
         "RAM, with permissions that forbid it"
@@ -193,14 +157,17 @@ fn abort(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64
             if repeats == 2 { "; repeats of this fault are not logged" } else { "" }
         );
     }
-    if inject_hw::abort(frame, esr, sysreg::far_el2()).is_err() {
-        report::guest_fault(&vm.name, vcpu, "cannot inject the abort", frame, esr.0);
-        end_vm(vm);
+    match inject_hw::abort(frame, esr, sysreg::far_el2()) {
+        Ok(()) => Exit::Resume,
+        Err(_) => {
+            report::guest_fault(vm, vcpu, "cannot inject the abort", frame, esr.0);
+            Exit::VmOff
+        }
     }
 }
 
 /// HVC or trapped SMC: PSCI, SMCCC, el2visor's vendor calls.
-fn call(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame) {
+fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
     let fid = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
     let outcome = handle_call(fid, args, vcpu, &mut *vm.power.lock());
@@ -209,53 +176,37 @@ fn call(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame) {
         CallOutcome::ReturnRegs(r) => frame.x[..4].copy_from_slice(&r),
         CallOutcome::StartVcpu { index, entry, context_id } => {
             frame.x[0] = 0;
-            run::request_start(vm, index, entry, context_id);
+            vm.request_start(index, entry, context_id);
         }
-        CallOutcome::StopVcpu => run::stop_this_vcpu(),
+        CallOutcome::StopVcpu => return Exit::StopVcpu,
         CallOutcome::SystemOff => {
             log::info!("VM {}: PSCI SYSTEM_OFF from vCPU {vcpu}", vm.name);
-            end_vm(vm);
+            return Exit::VmOff;
         }
         CallOutcome::SystemReset => {
             log::info!("VM {}: PSCI SYSTEM_RESET from vCPU {vcpu}", vm.name);
-            run::reset_vm(vm, vcpu);
+            return Exit::ResetVm;
         }
         CallOutcome::Suspend => {
             // A standby: wait as for a WFI, waking for an interrupt already pending for the vCPU.
             frame.x[0] = 0;
-            crate::gic::runtime::idle();
+            return Exit::Idle;
         }
-        CallOutcome::Vendor(v) => frame.x[0] = vendor(vcpu, v),
+        CallOutcome::Vendor(v) => frame.x[0] = vendor(v),
     }
+    Exit::Resume
 }
 
-fn vendor(_vcpu: usize, call: VendorCall) -> u64 {
-    let pcpu = cpu::current();
+fn vendor(call: VendorCall) -> u64 {
+    let me = cpu::this();
     match call {
-        VendorCall::AtS12e1r { va } => at(va, false),
-        VendorCall::AtS12e1w { va } => at(va, true),
+        VendorCall::AtS12e1r { va } => translate::at_s12e1(va, false),
+        VendorCall::AtS12e1w { va } => translate::at_s12e1(va, true),
         VendorCall::TrapCount { counter, .. } => match counter {
-            TrapCounter::FastTvmWrites => TVM_PERCPU[pcpu].fast_count.load(Ordering::Relaxed),
-            TrapCounter::SlowTvmWrites => TVM_SLOW_COUNT[pcpu].load(Ordering::Relaxed),
+            TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
+            TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
         },
     }
-}
-
-/// Run AT S12E1R/W for the guest's VA with its EL1 context live, and return PAR_EL1, keeping the
-/// guest's own PAR_EL1.
-fn at(va: u64, write: bool) -> u64 {
-    let saved = sysreg::par_el1();
-    // SAFETY: address translation instructions only update PAR_EL1, restored below.
-    unsafe {
-        if write {
-            core::arch::asm!("at s12e1w, {}", "isb", in(reg) va, options(nostack));
-        } else {
-            core::arch::asm!("at s12e1r, {}", "isb", in(reg) va, options(nostack));
-        }
-    }
-    let par = sysreg::par_el1();
-    sysreg::set_par_el1(saved);
-    par
 }
 
 fn write_tvm(reg: TvmReg, v: u64) {
@@ -274,37 +225,47 @@ fn write_tvm(reg: TvmReg, v: u64) {
     }
 }
 
+/// ACTLR_EL1 (trapped by HCR_EL2.TACR).
+const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
+/// ICC_SGI1R_EL1 (GICv3 SGIs; trapped while the virtual CPU interface is in use).
+const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+
 /// A trapped MSR/MRS: the TVM slow path, ACTLR_EL1, the GICv3 SGI register; anything else is
 /// UNDEFINED for the guest, and the log names the register.
-fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) {
+fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
     let Some(acc) = esr.sysreg() else {
         // Not reachable for EC 0x18, but a trap must never be left to repeat silently.
-        let _ = inject_hw::undef(frame, esr);
-        return;
+        return undef(vm, vcpu, frame, esr, "cannot inject UNDEF");
     };
     let rt = acc.rt as usize;
     if let (false, Some(reg)) = (acc.read, acc.reg.tvm_register()) {
         let raw = frame.reg(rt);
+        let me = cpu::this();
         if reg == TvmReg::Mair {
-            TVM_PERCPU[cpu::current()].guest_mair.store(raw, Ordering::Relaxed);
+            me.guest_mair.store(raw, Ordering::Relaxed);
         }
-        write_tvm(reg, coherency::tvm_write_value(vm.setting.mode, reg, raw));
-        TVM_SLOW_COUNT[cpu::current()].fetch_add(1, Ordering::Relaxed);
-        frame.elr += 4;
-        return;
+        write_tvm(reg, tvm_write_value(vm.setting.mode, reg, raw));
+        me.tvm_slow.fetch_add(1, Ordering::Relaxed);
+        frame.skip_instruction(esr.0);
+        return Exit::Resume;
     }
-    if acc.reg == crate::trap::sysreg::SysReg::new(3, 0, 1, 0, 1) {
+    if acc.reg == ACTLR_EL1 {
         if acc.read {
             frame.set_reg(rt, sysreg::actlr_el1());
         } else {
             log::debug!("VM {} vCPU {vcpu}: write to ACTLR_EL1 ({:#x}) ignored", vm.name, frame.reg(rt));
         }
-        frame.elr += 4;
-        return;
+        frame.skip_instruction(esr.0);
+        return Exit::Resume;
     }
-    if crate::gic::runtime::sysreg(vm, vcpu, frame, &acc) {
-        frame.elr += 4;
-        return;
+    if acc.reg == ICC_SGI1R_EL1 && !acc.read {
+        if let Some(vg) = &vm.vgic {
+            if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, frame.reg(rt)) {
+                log::warn!("VM {} vCPU {vcpu}: ICC_SGI1R_EL1: {e}", vm.name);
+            }
+            frame.skip_instruction(esr.0);
+            return Exit::Resume;
+        }
     }
     static LIMIT: RateLimit = RateLimit::new();
     if let Some(n) = LIMIT.allow() {
@@ -317,28 +278,5 @@ fn sysreg_access(vm: &'static Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) 
             suppressed_note(n)
         );
     }
-    if inject_hw::undef(frame, esr).is_err() {
-        report::guest_fault(&vm.name, vcpu, "cannot inject UNDEF", frame, esr.0);
-        end_vm(vm);
-    }
+    undef(vm, vcpu, frame, esr, "cannot inject UNDEF")
 }
-
-/// The VM is over (SYSTEM_OFF, or a fault it cannot survive): print the STATS line and power the
-/// machine off (PSCI SYSTEM_OFF) where the platform can, else say `el2visor: halted` and park.
-pub fn end_vm(vm: &Vm) -> ! {
-    vm.state.store(OFF, Ordering::Release);
-    // Every other vCPU leaves its guest and parks when it sees the VM is off.
-    let me = vm.vcpu_on(cpu::current());
-    for v in (0..vm.vcpus.len()).filter(|v| Some(*v) != me) {
-        crate::gic::runtime::kick_vcpu(v);
-    }
-    cpu::send_event();
-    crate::println!("{}", totals());
-    crate::boot::power_off()
-}
-
-/// Exits counted on this CPU (for the probe's counters and tests).
-pub fn counters_here() -> &'static ExitCounters {
-    &COUNTERS[cpu::current()]
-}
-

@@ -7,13 +7,16 @@
 //! - [`sysreg`]: system register encodings, their names, and the eleven TVM registers.
 //! - [`inject`]: the syndrome and the vector entry for an abort or UNDEF injected into a guest.
 //! - [`psci`], [`smccc`], [`vendor`]: the PSCI 1.1 / SMCCC 1.1 / el2visor vendor call handler;
-//!   [`abi`] holds the guest-visible function IDs as plain constants.
+//!   [`call`] is their interface to the runtime; [`abi`] holds the guest-visible function IDs
+//!   as plain constants.
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
-//! the registers and acts on these decisions lives beside them: [`dispatch`] (every guest exit),
-//! `inject_hw` (delivering an abort or UNDEF) and `report` (the guest fault report).
+//! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
+//! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
+//! (delivering an abort or UNDEF) and `report` (the guest fault report).
 
 pub mod abi;
+pub mod call;
 pub mod esr;
 pub mod inject;
 pub mod iss;
@@ -27,5 +30,7 @@ pub mod vendor;
 pub mod dispatch;
 #[cfg(target_os = "none")]
 pub mod inject_hw;
+#[cfg(target_os = "none")]
+pub mod mmio;
 #[cfg(target_os = "none")]
 pub mod report;

@@ -14,67 +14,11 @@
 
 use super::abi::{psci, smccc};
 use super::smccc::{arch_features, FunctionId};
-pub use super::vendor::{TrapCounter, VendorCall};
+pub use super::call::{CallOutcome, PowerState, TrapCounter, VendorCall, MPIDR_AFF_MASK};
 use crate::coherency;
 
-/// PSCI power state of one vCPU.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum VcpuPower {
-    Off,
-    OnPending,
-    On,
-}
+pub use crate::vm::power::VcpuPower;
 
-/// What the call handler needs to know about, and may change in, the calling VM.
-pub trait PowerState {
-    /// Number of vCPUs; indices are `0..vcpu_count()`.
-    fn vcpu_count(&self) -> usize;
-    /// The MPIDR affinity fields (Aff3 in 39:32, Aff2..Aff0 in 23:0) the guest sees for vCPU
-    /// `index` (its VMPIDR_EL2 and its DT `reg`).
-    fn mpidr(&self, index: usize) -> u64;
-    fn power(&self, index: usize) -> VcpuPower;
-    fn set_power(&mut self, index: usize, state: VcpuPower);
-    /// Whether a vCPU may start executing at IPA `entry` (inside the VM's RAM).
-    fn is_valid_entry(&self, entry: u64) -> bool;
-    /// The VM's coherency mode, for the vendor call `COHERENCY_MODE`.
-    fn coherency(&self) -> coherency::Setting;
-
-    /// The vCPU whose MPIDR affinity is `mpidr`.
-    fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
-        (0..self.vcpu_count()).find(|&i| self.mpidr(i) & MPIDR_AFF_MASK == mpidr & MPIDR_AFF_MASK)
-    }
-}
-
-/// What the runtime must do after a call. Unless stated otherwise, the caller resumes after the
-/// call instruction.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum CallOutcome {
-    /// Write this value to the caller's x0.
-    Return(i64),
-    /// Write these values to the caller's x0..x3.
-    ReturnRegs([u64; 4]),
-    /// CPU_ON succeeded: the target is now `OnPending`. Write 0 to the caller's x0 and start vCPU
-    /// `index` at `entry` in EL1h with DAIF masked, MMU and caches off, x0 = `context_id`; mark it
-    /// `On` when it enters the guest.
-    StartVcpu {
-        index: usize,
-        entry: u64,
-        context_id: u64,
-    },
-    /// CPU_OFF: the caller is now `Off`. Stop running it; it does not resume until a CPU_ON.
-    StopVcpu,
-    /// SYSTEM_OFF: end the VM.
-    SystemOff,
-    /// SYSTEM_RESET: restart the VM from its pristine images.
-    SystemReset,
-    /// CPU_SUSPEND: write 0 to x0, then wait as for a trapped WFI.
-    Suspend,
-    /// A vendor call that needs the hardware: perform it and write its result to x0.
-    Vendor(VendorCall),
-}
-
-/// The MPIDR affinity fields: Aff3 (39:32), Aff2 (23:16), Aff1 (15:8), Aff0 (7:0).
-pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
 /// PSCI functions el2visor implements (and PSCI_FEATURES reports), plus SMCCC_VERSION, which
 /// PSCI_FEATURES must report for a caller to discover SMCCC 1.1.
@@ -197,6 +141,28 @@ fn affinity_info(target: u64, level: u64, vm: &impl PowerState) -> i64 {
         (false, _) => psci::INVALID_PARAMETERS,
         (true, true) => psci::AFFINITY_ON_PENDING,
         (true, false) => psci::AFFINITY_OFF,
+    }
+}
+
+/// The VM's power record is what PSCI sees and changes.
+impl PowerState for crate::vm::power::Power {
+    fn vcpu_count(&self) -> usize {
+        self.states.len()
+    }
+    fn mpidr(&self, index: usize) -> u64 {
+        self.mpidrs[index]
+    }
+    fn power(&self, index: usize) -> VcpuPower {
+        self.states[index]
+    }
+    fn set_power(&mut self, index: usize, state: VcpuPower) {
+        self.states[index] = state;
+    }
+    fn is_valid_entry(&self, entry: u64) -> bool {
+        crate::vm::power::Power::is_valid_entry(self, entry)
+    }
+    fn coherency(&self) -> coherency::Setting {
+        self.setting
     }
 }
 

@@ -2,16 +2,15 @@
 //! block — VM and vCPU, the decoded ESR, ELR, FAR/HPFAR, SPSR, the guest's x0–x30, its
 //! translation registers, and the exit counters so far.
 
-
 use crate::arch::exception::TrapFrame;
 use crate::arch::sysreg;
 use crate::logging;
 use crate::trap::esr::Esr;
+use crate::vm::instance::Vm;
 
-
-/// Print the report for `why` on vCPU `vcpu` of VM `vm`.
-pub fn guest_fault(vm: &str, vcpu: usize, why: &str, frame: &TrapFrame, esr: u64) {
-    logging::print_line(format_args!("el2visor: GUEST FAULT in VM {vm} vCPU {vcpu}: {why}"));
+/// Print the report for `why` on vCPU `vcpu` of `vm`.
+pub fn guest_fault(vm: &Vm, vcpu: usize, why: &str, frame: &TrapFrame, esr: u64) {
+    logging::print_line(format_args!("el2visor: GUEST FAULT in VM {} vCPU {vcpu}: {why}", vm.name));
     logging::print_line(format_args!("  ESR_EL2 {esr:#010x}: {}", Esr(esr)));
     logging::print_line(format_args!(
         "  ELR {:#x} SPSR {:#x} FAR {:#x} HPFAR {:#x}",
@@ -30,13 +29,19 @@ pub fn guest_fault(vm: &str, vcpu: usize, why: &str, frame: &TrapFrame, esr: u64
         sysreg::mair_el1(),
         sysreg::vbar_el1()
     ));
-    if let Some(vm) = crate::vm::instance::VM.get() {
-        logging::print_line(format_args!(
-            "  MAIR_EL1 as the guest wrote it {:#x}, in effect {:#x} (coherency {})",
-            crate::trap::dispatch::guest_mair(vm),
-            sysreg::mair_el1(),
-            crate::coherency::mode_name(vm.setting.mode)
-        ));
+    logging::print_line(format_args!(
+        "  MAIR_EL1 as the guest wrote it {:#x}, in effect {:#x} (coherency {})",
+        guest_mair(vm),
+        sysreg::mair_el1(),
+        crate::coherency::mode_name(vm.setting.mode)
+    ));
+    logging::print_line(format_args!("  exits so far: {}", crate::percpu::totals()));
+}
+
+/// The MAIR_EL1 value this CPU's guest wrote last (in mair-trap mode), else the register itself.
+pub fn guest_mair(vm: &Vm) -> u64 {
+    match vm.setting.mode {
+        crate::coherency::Mode::MairTrap => crate::arch::cpu::this().guest_mair.load(core::sync::atomic::Ordering::Relaxed),
+        _ => sysreg::mair_el1(),
     }
-    logging::print_line(format_args!("  exits so far: {}", crate::trap::dispatch::totals()));
 }

@@ -353,6 +353,17 @@ fn indexed_name(reg: SysReg) -> Option<SysRegName> {
     }
 }
 
+/// The value el2visor writes to the hardware register when the guest writes `value` to the TVM
+/// register `reg` in `mode`: MAIR_EL1 in mair-trap mode goes through [`override_mair`](crate::coherency::override_mair),
+/// everything else (AMAIR_EL1 included, see the module docs) is written as the guest asked.
+/// The slow path calls this; the assembly fast path implements the same rule.
+pub const fn tvm_write_value(mode: crate::coherency::Mode, reg: TvmReg, value: u64) -> u64 {
+    match (mode, reg) {
+        (crate::coherency::Mode::MairTrap, TvmReg::Mair) => crate::coherency::override_mair(value),
+        _ => value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,4 +481,14 @@ mod tests {
         );
         assert_eq!(format!("{}", SysReg::new(3, 7, 15, 2, 0)), "S3_7_C15_C2_0");
     }
+
+    #[test]
+    fn tvm_write_rule() {
+        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Mair, 0x44), 0xff);
+        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Amair, 0x44), 0x44);
+        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Sctlr, 0x44), 0x44);
+        assert_eq!(tvm_write_value(crate::coherency::Mode::Off, TvmReg::Mair, 0x44), 0x44);
+        assert_eq!(tvm_write_value(crate::coherency::Mode::Fwb, TvmReg::Mair, 0x44), 0x44);
+    }
+
 }

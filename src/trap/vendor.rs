@@ -3,27 +3,7 @@
 //! to the runtime as a [`VendorCall`]; the rest are answered here.
 
 use super::abi::{smccc, vendor};
-use super::psci::{CallOutcome, PowerState};
-
-/// Which TVM trap counter `TRAP_COUNTERS` reads.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TrapCounter {
-    /// TVM writes served by the assembly fast path.
-    FastTvmWrites,
-    /// TVM writes served by the Rust slow path.
-    SlowTvmWrites,
-}
-
-/// A vendor call the runtime must perform; its result goes in the caller's x0.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum VendorCall {
-    /// Run `AT S12E1R` on the guest VA with the caller's context loaded; return PAR_EL1.
-    AtS12e1r { va: u64 },
-    /// Run `AT S12E1W` on the guest VA with the caller's context loaded; return PAR_EL1.
-    AtS12e1w { va: u64 },
-    /// Return the counter's value for vCPU `vcpu` (the caller).
-    TrapCount { vcpu: usize, counter: TrapCounter },
-}
+use super::call::{CallOutcome, PowerState, TrapCounter, VendorCall};
 
 /// Serve an owner-6 fast call. Arguments are already truncated per the calling convention.
 pub fn handle(fid: u32, args: [u64; 3], caller: usize, vm: &impl PowerState) -> CallOutcome {

@@ -1,8 +1,9 @@
-//! A running VM: its Stage-2 tables, its vCPUs and their power states, and how it was loaded.
-//! `create` builds one from a [`VmSpec`]: Stage 2 with RAM and every passthrough device premapped
-//! (whole regions, blocks where aligned), the kernel, initrd and generated device tree copied
-//! into guest RAM per the arm64 boot protocol, and the caches cleaned where FWB does not make
-//! that unnecessary.
+//! A running VM: its Stage-2 tables, its vCPUs and their power states, its virtual GIC and
+//! emulated MMIO regions, and how it was loaded. `create` builds one from a [`VmSpec`]: Stage 2
+//! with RAM and every passthrough device premapped (whole regions, blocks where aligned), the
+//! kernel, initrd and generated device tree copied into guest RAM per the arm64 boot protocol,
+//! and the caches cleaned where FWB does not make that unnecessary. The caller completes it
+//! (virtual GIC) and puts it in the VM table (`super::table`), where it lives from then on.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -14,9 +15,11 @@ use crate::mm::addr::{Ipa, Pa, PaRange};
 use crate::mm::frames::global::GlobalPages;
 use crate::mm::stage2::hw::HwTlb;
 use crate::mm::stage2::{AttrEncoding, S2Attrs, Stage2, Vtcr};
-use crate::trap::psci::{PowerState, VcpuPower};
-use crate::vcpu::regs::{self, CpuFeatures};
+use crate::gic::lrs::VcpuIrq;
+use crate::gic::virt::VGic;
 use crate::vm::config::{RamRegion, MPIDR_RES1};
+use crate::vm::mmio::MmioRegions;
+use crate::vm::power::Power;
 use crate::vm::guest_dt::{self, GuestDtSpec, GuestGic};
 use crate::vm::image;
 
@@ -58,6 +61,7 @@ pub enum VmError {
     Stage2(crate::mm::stage2::S2Error),
     DtbTooBig { planned: u64, got: usize },
     NoRam,
+    TooManyVms,
 }
 
 impl core::fmt::Display for VmError {
@@ -71,6 +75,7 @@ impl core::fmt::Display for VmError {
                 write!(f, "the guest device tree grew to {got} bytes, more than the {planned} planned")
             }
             VmError::NoRam => write!(f, "the VM has no RAM"),
+            VmError::TooManyVms => write!(f, "the VM table is full ({} VMs)", super::table::MAX_VMS),
         }
     }
 }
@@ -80,35 +85,6 @@ pub struct VcpuSlot {
     pub mpidr: u64,
     pub pcpu: usize,
     pub start: spin::Mutex<Option<(u64, u64)>>,
-}
-
-/// The power states PSCI sees and changes.
-pub struct Power {
-    states: Vec<VcpuPower>,
-    mpidrs: Vec<u64>,
-    ram: Vec<(u64, u64)>,
-    setting: Setting,
-}
-
-impl PowerState for Power {
-    fn vcpu_count(&self) -> usize {
-        self.states.len()
-    }
-    fn mpidr(&self, index: usize) -> u64 {
-        self.mpidrs[index]
-    }
-    fn power(&self, index: usize) -> VcpuPower {
-        self.states[index]
-    }
-    fn set_power(&mut self, index: usize, state: VcpuPower) {
-        self.states[index] = state;
-    }
-    fn is_valid_entry(&self, entry: u64) -> bool {
-        entry.is_multiple_of(4) && self.ram.iter().any(|&(s, e)| entry >= s && entry < e)
-    }
-    fn coherency(&self) -> Setting {
-        self.setting
-    }
 }
 
 /// VM lifecycle.
@@ -129,13 +105,19 @@ pub struct Pristine {
 
 pub struct Vm {
     pub name: String,
+    /// The VM's slot in the VM table (its VMID is `slot + 1`).
+    pub slot: usize,
     pub setting: Setting,
     pub s2: spin::Mutex<Stage2<GlobalPages, HwTlb>>,
     pub vttbr: u64,
     pub vtcr: u64,
-    pub hcr: u64,
-    pub features: CpuFeatures,
     pub vcpus: Vec<VcpuSlot>,
+    /// Each vCPU's interrupt delivery (inbox, list registers), by vCPU index.
+    pub irqs: Vec<VcpuIrq>,
+    /// The virtual GIC, when the host has a GIC.
+    pub vgic: Option<VGic>,
+    /// Emulated MMIO regions (the virtual GIC's distributor and redistributors).
+    pub mmio: MmioRegions,
     pub power: spin::Mutex<Power>,
     pub ram: Vec<RamRegion>,
     /// Every passthrough range, Device or Normal-NC (a Stage-2 fault there is a bug: `s2_mmio`).
@@ -172,6 +154,18 @@ impl Vm {
         self.state.load(Ordering::Acquire)
     }
 
+    /// Ask vCPU `v` to start at `entry` with `context` (after PSCI CPU_ON accepted it, or a
+    /// reset), and wake its pCPU.
+    pub fn request_start(&self, v: usize, entry: u64, context: u64) {
+        *self.vcpus[v].start.lock() = Some((entry, context));
+        crate::gic::hw::kick_pcpu(self.vcpus[v].pcpu);
+    }
+
+    /// Make vCPU `v` leave its guest (a reset or the VM's end needs it at EL2).
+    pub fn kick(&self, v: usize) {
+        crate::gic::hw::kick_pcpu(self.vcpus[v].pcpu);
+    }
+
     /// Copy the pristine images back into guest RAM (a SYSTEM_RESET; every vCPU is stopped).
     pub fn reload(&self) -> Result<(), VmError> {
         let p = &self.pristine;
@@ -186,9 +180,6 @@ impl Vm {
         Ok(())
     }
 }
-
-/// The one VM (el2visor partitions the machine statically; one VM for now).
-pub static VM: spin::Once<Vm> = spin::Once::new();
 
 fn ram_pa(ram: &[RamRegion], ipa: u64, len: usize) -> Option<u64> {
     ram.iter().find_map(|r| {
@@ -218,9 +209,12 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     Ok(())
 }
 
-/// Build the VM and make it the running one. vCPU 0 is left `OnPending` at the kernel entry.
-pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
+/// Build the VM. vCPU 0 is left `OnPending` at the kernel entry; the caller adds the virtual
+/// GIC and puts the VM in the table.
+pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let mode = spec.setting.mode;
+    let slot = super::table::free_slot().ok_or(VmError::TooManyVms)?;
+    let vmid = slot as u16 + 1;
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
     let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
     let dtb_budget = (spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64)).next_multiple_of(8);
@@ -260,7 +254,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         _ => vtcr,
     };
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
-    let mut s2 = Stage2::with_encoding(vtcr, 1, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
+    let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
     for r in &spec.ram {
         s2.map(r.ipa, r.pa, r.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
     }
@@ -292,10 +286,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         cache::invalidate_icache_all();
     }
 
-    let features = read_features();
     let n = spec.vcpu_mpidrs.len();
-    let mut states = alloc::vec![VcpuPower::Off; n];
-    states[0] = VcpuPower::OnPending;
     let vcpus = spec
         .vcpu_mpidrs
         .iter()
@@ -303,21 +294,23 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         .map(|(i, &m)| VcpuSlot { mpidr: m, pcpu: i, start: spin::Mutex::new(None) })
         .collect::<Vec<_>>();
     *vcpus[0].start.lock() = Some((plan.entry().raw(), plan.dtb.start.raw()));
+    let irqs = vcpus.iter().map(|v| VcpuIrq::new(v.pcpu)).collect();
     let vm = Vm {
         name: spec.name,
+        slot,
         setting: spec.setting,
         vttbr: s2.vttbr(),
         vtcr: s2.vtcr().value(),
-        hcr: regs::hcr_el2(mode, &features, crate::gic::runtime::needs_wfi_trap()),
-        features,
-        power: spin::Mutex::new(Power {
-            states,
-            mpidrs: spec.vcpu_mpidrs.clone(),
-            ram: spec.ram.iter().map(|r| (r.ipa.raw(), r.ipa_end())).collect(),
-            setting: spec.setting,
-        }),
+        power: spin::Mutex::new(Power::new(
+            spec.vcpu_mpidrs.clone(),
+            spec.ram.iter().map(|r| (r.ipa.raw(), r.ipa_end())).collect(),
+            spec.setting,
+        )),
         s2: spin::Mutex::new(s2),
         vcpus,
+        irqs,
+        vgic: None,
+        mmio: MmioRegions::default(),
         ram: spec.ram,
         devices: spec.devices.iter().chain(&spec.nc_devices).copied().collect(),
         entry: plan.entry(),
@@ -342,9 +335,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<&'static Vm, VmError> {
         vm.dtb.raw(),
         plan.initrd.map_or(String::new(), |r| alloc::format!(", initrd at {:#x} ({} bytes)", r.start.raw(), r.size))
     );
-    // The fast path in the vector reads this on every guest exception: set before any vCPU runs.
-    crate::arch::boot::TVM_FAST_PATH_ON.store(crate::arch::boot::tvm_fast_path_word(vm.setting), Ordering::Release);
-    Ok(VM.call_once(|| vm))
+    Ok(vm)
 }
 
 /// Address bits that cover every IPA the VM can use: its RAM, its devices, the GIC frames it
@@ -358,26 +349,10 @@ fn needed_ipa_bits(spec: &VmSpec<'_>) -> u8 {
     end = end.max(match &spec.gic {
         Some(GuestGic::V2 { dist, cpu }) => (dist.0 + dist.1).max(cpu.0 + cpu.1),
         // Room for a redistributor frame set (128 KiB) per possible vCPU.
-        Some(GuestGic::V3 { dist, redist, .. }) => (dist.0 + dist.1).max(redist + (crate::arch::boot::MAX_CPUS as u64) * 0x2_0000),
+        Some(GuestGic::V3 { dist, redist, .. }) => (dist.0 + dist.1).max(redist + (crate::percpu::MAX_CPUS as u64) * 0x2_0000),
         None => 0,
     });
     (64 - end.saturating_sub(1).leading_zeros()).max(32) as u8
-}
-
-/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2 for guests, read on this CPU.
-pub fn read_features() -> CpuFeatures {
-    let pmcr: u64;
-    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
-    CpuFeatures::from_id_regs(
-        sysreg::id_aa64pfr0_el1(),
-        sysreg::id_aa64pfr1_el1(),
-        sysreg::id_aa64isar1_el1(),
-        sysreg::id_aa64isar2_el1(),
-        sysreg::id_aa64mmfr1_el1(),
-        sysreg::id_aa64mmfr3_el1(),
-        pmcr,
-    )
 }
 
 /// VMPIDR_EL2 for a vCPU MPIDR affinity.

@@ -4,7 +4,12 @@
 //! - [`load`]: where kernel, DTB and initrd go in guest RAM (the arm64 boot protocol);
 //! - [`config`]: `VmConfig` plans built from the boot modules (Xen multiboot convention);
 //! - [`guest_dt`]: the guest's device tree, generated from the host's;
-//! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd.
+//! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd;
+//! - [`power`]: the vCPUs' PSCI power states.
+//!
+//! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
+//! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
+//! regions) and `table` (every VM, by slot).
 
 pub mod bundle;
 pub mod config;
@@ -14,3 +19,10 @@ pub mod image;
 #[cfg(target_os = "none")]
 pub mod instance;
 pub mod load;
+#[cfg(target_os = "none")]
+pub mod mmio;
+pub mod power;
+#[cfg(target_os = "none")]
+pub mod table;
+#[cfg(target_os = "none")]
+pub mod vgic;

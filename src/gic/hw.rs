@@ -1,0 +1,68 @@
+//! The host GIC at run time: the one [`HostGic`] el2visor drives, each CPU's interface, and the
+//! kick SGI one pCPU sends another to make it leave its guest. Nothing here knows about VMs.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::arch::cpu;
+use crate::gic::host::HostGic;
+use crate::gic::{GicError, GicInfo, MAINTENANCE_INTID};
+use crate::percpu;
+
+/// The SGI el2visor sends to make another pCPU leave its guest and pick up new interrupts. One of
+/// 0..7: secure firmware conventionally claims SGIs 8..15 (guests' SGIs are virtual and unaffected).
+pub const KICK_SGI: u32 = 1;
+
+/// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
+static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
+
+/// The host GIC, once the boot CPU has initialised its distributor.
+static HOST: spin::Once<HostGic> = spin::Once::new();
+
+/// The host GIC, if there is one.
+pub fn host() -> Option<&'static HostGic> {
+    HOST.get()
+}
+
+/// Boot CPU: take over the distributor.
+pub fn init_host(info: &GicInfo) -> Result<(), GicError> {
+    // SAFETY: `info` comes from the host DT; its frames are identity mapped as Device at EL2 and
+    // only el2visor drives them (the VM gets GICV and emulated GICD/GICR, never these).
+    let gic = unsafe { HostGic::init_distributor(info) }?;
+    MAINTENANCE.store(info.maintenance_intid, Ordering::Relaxed);
+    HOST.call_once(|| gic);
+    Ok(())
+}
+
+/// Every CPU (the boot CPU too): its CPU interface and virtual interface, and the kick SGI.
+pub fn init_cpu() -> Result<(), GicError> {
+    let Some(h) = HOST.get() else { return Ok(()) };
+    h.init_cpu()?;
+    h.enable(KICK_SGI, percpu::mpidr_of(cpu::current()))
+}
+
+/// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.
+pub fn is_own(intid: u32) -> bool {
+    intid == KICK_SGI || intid == MAINTENANCE.load(Ordering::Relaxed)
+}
+
+/// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); wake WFE waiters.
+pub fn kick_pcpu(pcpu: usize) {
+    if let Some(h) = HOST.get() {
+        // No logging here: kicks are sent from the fatal path too, which may hold the console.
+        let _ = h.send_sgi(percpu::mpidr_of(pcpu), KICK_SGI);
+    }
+    cpu::send_event();
+}
+
+/// Make the physical CPU interface look at its pending interrupts again (see
+/// [`HostGic::refresh`]); called before every guest entry.
+pub fn refresh() {
+    if let Some(h) = HOST.get() {
+        h.refresh();
+    }
+}
+
+/// Whether guest WFIs must trap (see [`HostGic::needs_wfi_trap`]).
+pub fn needs_wfi_trap() -> bool {
+    HOST.get().is_some_and(|h| h.needs_wfi_trap())
+}

@@ -1,0 +1,243 @@
+//! A VM's virtual GIC at run time: its distributor model ([`VDist`]) and where the guest sees it,
+//! the actions the model asks for applied to the physical GIC or queued for vCPUs, and physical
+//! interrupts routed to the vCPU they belong to.
+//!
+//! - A physical interrupt taken while a guest runs is acknowledged and priority-dropped
+//!   (EOImode 1); if it belongs to the VM it is queued for its vCPU with the HW bit, so the
+//!   guest's EOI deactivates it; el2visor's own (the maintenance interrupt, the kick SGI) are
+//!   deactivated here.
+//! - The guest's accesses to the distributor (and GICv3 redistributors) trap at Stage 2; the VM
+//!   registers them as emulated MMIO regions that call [`VGic::dist_read`] and its siblings.
+//! - Before the guest runs again, the vCPU's list registers are synced and refilled
+//!   ([`super::lrs::before_entry`]).
+
+use alloc::vec::Vec;
+
+use crate::arch::cpu;
+use crate::gic::host::HostGic;
+use crate::gic::hw::{host, is_own, kick_pcpu};
+use crate::gic::lrs::{self, VcpuIrq};
+use crate::gic::vgic::{HwIrq, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError};
+use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
+use crate::mm::addr::PaRange;
+use crate::percpu;
+
+/// GICv3 redistributor frame set per vCPU (RD_base + SGI_base).
+pub const REDIST_STRIDE: u64 = 0x2_0000;
+
+/// One VM's virtual GIC and where its guest sees it.
+pub struct VGic {
+    config: VgicConfig,
+    dist: spin::Mutex<VDist>,
+    /// The distributor's guest-physical range.
+    pub dist_ipa: PaRange,
+    /// GICv3: the redistributors, one frame set per vCPU.
+    pub redist_ipa: Option<PaRange>,
+}
+
+/// Why an emulated GIC access failed (the guest gets an abort).
+pub type AccessError = VgicError;
+
+impl VGic {
+    /// Build a VM's virtual GIC: the VM owns `spis` (its devices' interrupts) and the timer PPIs,
+    /// all backed by the physical ones. `vcpus` are the VM's vCPU MPIDRs and pCPUs. The guest sees
+    /// the distributor at `dist_ipa` and (GICv3) one redistributor frame set per vCPU from
+    /// `redist_base`. `None` without a host GIC.
+    pub fn new(vcpus: Vec<VcpuPlacement>, dist_ipa: PaRange, redist_base: Option<u64>, spis: Vec<u32>) -> Result<Option<VGic>, GicError> {
+        let Some(h) = host() else { return Ok(None) };
+        let n = vcpus.len() as u64;
+        let config = VgicConfig { version: h.version(), vcpus, hw_ppis: alloc::vec![VTIMER_INTID, PTIMER_INTID], hw_spis: spis };
+        let dist = VDist::new(&config).map_err(|e| {
+            log::error!("virtual GIC: {e}");
+            GicError::BadIntid { intid: 0, expected: "a valid virtual GIC configuration" }
+        })?;
+        for a in dist.reset_actions().iter().filter(|a| !is_private(a)) {
+            apply_hw(h, a);
+        }
+        let redist_ipa = match (h.version(), redist_base) {
+            (GicVersion::V3, Some(b)) => Some(PaRange::new(b, REDIST_STRIDE * n)),
+            _ => None,
+        };
+        Ok(Some(VGic { config, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa }))
+    }
+
+    /// The VM resets, on the resetting pCPU once every vCPU has stopped: the distributor back to
+    /// its reset state, and every passthrough SPI inactive, disabled and routed as at creation.
+    pub fn reset(&self, vcpus: &[VcpuIrq]) {
+        let Some(h) = host() else { return };
+        let fresh = match VDist::new(&self.config) {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("virtual GIC reset: {e}");
+                return;
+            }
+        };
+        let actions = fresh.reset_actions();
+        *self.dist.lock() = fresh;
+        let pcpu = self.config.vcpus.first().map_or(0, |v| v.pcpu);
+        for &intid in &self.config.hw_spis {
+            apply(h, vcpus, &VgicAction::ClearPhysActive { intid, pcpu });
+        }
+        for a in actions.iter().filter(|a| !is_private(a)) {
+            apply(h, vcpus, a);
+        }
+    }
+
+    /// A vCPU of this pCPU stops for a VM reset: empty its list registers and inbox, and put its
+    /// banked passthrough interrupts back to their reset state.
+    pub fn reset_local(&self, me: &VcpuIrq) {
+        let Some(h) = host() else { return };
+        lrs::clear(me);
+        for &intid in &self.config.hw_ppis {
+            if let Err(e) = h.clear_active(intid, percpu::mpidr_of(me.pcpu)) {
+                log::warn!("virtual GIC reset: INTID {intid}: {e}");
+            }
+        }
+        self.prepare_vcpu(me.pcpu);
+    }
+
+    /// On pCPU `pcpu`, before its vCPU first runs: its share of the reset state (banked
+    /// interrupts can only be changed from their own CPU under GICv2).
+    pub fn prepare_vcpu(&self, pcpu: usize) {
+        let Some(h) = host() else { return };
+        let actions = self.dist.lock().reset_actions();
+        for a in actions.iter().filter(|a| is_private(a)) {
+            if matches!(a, VgicAction::DisablePhys { pcpu: p, .. } if *p == pcpu) {
+                apply_hw(h, a);
+            }
+        }
+    }
+
+    /// Where physical interrupt `intid`, taken on vCPU `here`, goes.
+    pub fn hw_irq(&self, here: usize, intid: u32) -> HwIrq {
+        self.dist.lock().hw_irq(here, intid)
+    }
+
+    /// A guest read of the distributor at `offset`.
+    pub fn dist_read(&self, vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+        let mut d = self.dist.lock();
+        let r = d.mmio_read(vcpu, offset, size);
+        note_warning(&mut d, vcpu);
+        r
+    }
+
+    /// A guest write of the distributor at `offset`.
+    pub fn dist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
+        let actions = {
+            let mut d = self.dist.lock();
+            let r = d.mmio_write(vcpu, offset, size, value);
+            note_warning(&mut d, vcpu);
+            r?
+        };
+        apply_all(vcpus, &actions);
+        Ok(())
+    }
+
+    /// A guest read of the redistributors at `offset` from their base.
+    pub fn redist_read(&self, vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+        let mut d = self.dist.lock();
+        let r = d.redist_read((offset / REDIST_STRIDE) as usize, offset % REDIST_STRIDE, size);
+        note_warning(&mut d, vcpu);
+        r
+    }
+
+    /// A guest write of the redistributors at `offset` from their base.
+    pub fn redist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
+        let actions = {
+            let mut d = self.dist.lock();
+            let r = d.redist_write(vcpu, (offset / REDIST_STRIDE) as usize, offset % REDIST_STRIDE, size, value);
+            note_warning(&mut d, vcpu);
+            r?
+        };
+        apply_all(vcpus, &actions);
+        Ok(())
+    }
+
+    /// A guest write of ICC_SGI1R_EL1 (GICv3 SGIs).
+    pub fn sgi1r_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u64) -> Result<(), AccessError> {
+        let actions = self.dist.lock().sgi1r_write(vcpu, value)?;
+        apply_all(vcpus, &actions);
+        Ok(())
+    }
+}
+
+fn note_warning(d: &mut VDist, vcpu: usize) {
+    if let Some(w) = d.take_warning() {
+        log::debug!("vCPU {vcpu}: virtual GIC: {w}");
+    }
+}
+
+/// Actions on banked (SGI/PPI) interrupts must run on their own pCPU under GICv2.
+fn is_private(a: &VgicAction) -> bool {
+    matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } if *intid < 32)
+}
+
+fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {
+    if let Some(h) = host() {
+        for a in actions {
+            apply(h, vcpus, a);
+        }
+    }
+}
+
+/// Apply one action to the physical GIC; `false` if it is not a hardware action.
+fn apply_hw(h: &HostGic, a: &VgicAction) -> bool {
+    match h.apply(a, percpu::mpidr_of) {
+        Ok(done) => done,
+        Err(e) => {
+            log::warn!("virtual GIC: {a:?} on the physical GIC failed: {e}");
+            true
+        }
+    }
+}
+
+/// Apply one distributor action to the hardware, or queue what is for a vCPU.
+fn apply(h: &HostGic, vcpus: &[VcpuIrq], a: &VgicAction) {
+    if apply_hw(h, a) {
+        return;
+    }
+    match *a {
+        VgicAction::Inject { vcpu, virq } | VgicAction::InjectSgi { vcpu, virq, .. } => lrs::queue(vcpus, vcpu, virq),
+        VgicAction::Kick(vcpu) => {
+            if let Some(v) = vcpus.get(vcpu) {
+                kick_pcpu(v.pcpu);
+            }
+        }
+        VgicAction::Warn(w) => log::warn!("virtual GIC: {w}"),
+        _ => {}
+    }
+}
+
+/// Physical IRQs arrived on this pCPU, which runs vCPU `me` of a VM with virtual GIC `vgic` and
+/// vCPUs `vcpus` (HCR_EL2.IMO routes them all to EL2). `running`: whether the VM is running;
+/// while it resets or ends nothing is delivered. `vm_name` names the VM in the log.
+pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) {
+    let Some(h) = host() else { return };
+    while let Some(a) = h.ack() {
+        let intid = a.intid();
+        h.eoi(a);
+        log::trace!("irq {intid} on vCPU {me}");
+        if is_own(intid) {
+            h.deactivate(a);
+            if let Some(v) = vcpus.get(me) {
+                v.mark_pending();
+            }
+            continue;
+        }
+        if !running {
+            // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
+            h.deactivate(a);
+            continue;
+        }
+        match vgic.map_or(HwIrq::NotOwned, |vg| vg.hw_irq(me, intid)) {
+            HwIrq::Deliver { vcpu: target, virq } => lrs::queue(vcpus, target, virq),
+            HwIrq::Held => {}
+            HwIrq::NotOwned => {
+                // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
+                h.deactivate(a);
+                let _ = h.disable(intid, percpu::mpidr_of(cpu::current()));
+                log::warn!("VM {vm_name} vCPU {me}: physical interrupt {intid} belongs to no VM; disabled");
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The per-CPU record: everything el2visor keeps for one physical CPU, in one place.
+//!
+//! TPIDR_EL2 holds the address of the running CPU's [`PerCpu`] (boot/entry.S sets it before any
+//! Rust runs), so a CPU finds its own record in one `mrs`. The assembly reads the first words
+//! (`mpidr` in entry.S, the TVM fast-path words in boot/tvm_fastpath.S); their offsets are passed
+//! to the assembly from this struct with `offset_of!` (see `arch::boot`), so the two cannot drift.
+//!
+//! This module is plain data, below every other layer: a CPU's VM and vCPU are numbers (the VM's
+//! slot in `vm::table`, the vCPU's index in it), not references, so nothing here depends on the
+//! layers that own those things.
+
+#![deny(unsafe_code)]
+
+pub mod stats;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use stats::{ExitCounters, Totals};
+
+/// The most CPUs el2visor brings up (the GICv2 limit, and the size of the stack area in linker.ld).
+pub const MAX_CPUS: usize = 8;
+
+/// `tvm_mode`: the TVM fast path (boot/tvm_fastpath.S) is off; every trapped write goes to the
+/// Rust slow path.
+pub const TVM_FAST_OFF: u64 = 0;
+/// `tvm_mode`: the fast path serves trapped writes and writes the values unchanged.
+pub const TVM_FAST_PLAIN: u64 = 1;
+/// `tvm_mode`: the fast path serves trapped writes, MAIR_EL1 through the mair-trap override
+/// (`crate::coherency::override_mair`).
+pub const TVM_FAST_MAIR_OVERRIDE: u64 = 2;
+
+/// The `tvm_mode` for a VM's coherency setting: off with `fastpath=off`, else the same rule as
+/// `crate::trap::sysreg::tvm_write_value` (the override only in mair-trap mode).
+pub const fn tvm_mode_for(setting: crate::coherency::Setting) -> u64 {
+    match (setting.fast_path, setting.mode) {
+        (false, _) => TVM_FAST_OFF,
+        (true, crate::coherency::Mode::MairTrap) => TVM_FAST_MAIR_OVERRIDE,
+        (true, _) => TVM_FAST_PLAIN,
+    }
+}
+
+/// "No VM" in [`PerCpu::vm`].
+pub const NO_VM: usize = usize::MAX;
+
+/// The last Stage-2 abort a CPU's vCPU took, to tell a guest stuck on one abort from one that
+/// makes progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AbortHistory {
+    pub elr: u64,
+    pub esr: u64,
+    pub count: u32,
+}
+
+impl AbortHistory {
+    /// Record an abort at `elr` with syndrome `esr`; returns how many times in a row it happened.
+    pub fn record(&mut self, elr: u64, esr: u64) -> u32 {
+        if self.count > 0 && self.elr == elr && self.esr == esr {
+            self.count += 1;
+        } else {
+            *self = AbortHistory { elr, esr, count: 1 };
+        }
+        self.count
+    }
+}
+
+/// One physical CPU's record. `repr(C)`: the first four words are read by the assembly.
+#[repr(C)]
+pub struct PerCpu {
+    /// What the TVM fast path does for this CPU's vCPU: one of `TVM_FAST_*` (the assembly reads
+    /// it first on every synchronous exception from a guest).
+    pub tvm_mode: AtomicU64,
+    /// The MAIR_EL1 value the guest last wrote, before the mair-trap override (the hardware holds
+    /// the rewritten value; the fast and the slow path both keep this).
+    pub guest_mair: AtomicU64,
+    /// TVM register writes served by the fast path.
+    pub tvm_fast: AtomicU64,
+    /// MPIDR affinity (Aff3..Aff0) of this CPU; `secondary_entry` looks itself up by it with the
+    /// MMU off (the boot CPU cleans it to the point of coherency first). `u64::MAX`: no CPU.
+    pub mpidr: AtomicU64,
+    /// Logical CPU number: the index in [`PERCPU`].
+    pub index: usize,
+    /// This CPU's EL2 stack, `[lo, hi)`, set at boot.
+    pub stack_lo: AtomicU64,
+    pub stack_hi: AtomicU64,
+    /// Whether the CPU came up at EL2 and runs el2visor.
+    pub online: AtomicBool,
+    /// The VM whose vCPU this CPU runs (its slot in the VM table), or [`NO_VM`].
+    pub vm: AtomicUsize,
+    /// That vCPU's index in its VM.
+    pub vcpu: AtomicUsize,
+    /// TVM register writes served by the Rust slow path.
+    pub tvm_slow: AtomicU64,
+    /// Why this CPU's vCPU left the guest, counted without locks.
+    pub exits: ExitCounters,
+    /// The last abort injected into this CPU's vCPU.
+    pub last_abort: spin::Mutex<AbortHistory>,
+    /// Set while this CPU reports a fatal error: a second fault there parks at once.
+    pub in_fatal: AtomicBool,
+}
+
+impl PerCpu {
+    const fn new(index: usize) -> Self {
+        PerCpu {
+            tvm_mode: AtomicU64::new(TVM_FAST_OFF),
+            guest_mair: AtomicU64::new(0),
+            tvm_fast: AtomicU64::new(0),
+            mpidr: AtomicU64::new(u64::MAX),
+            index,
+            stack_lo: AtomicU64::new(0),
+            stack_hi: AtomicU64::new(0),
+            online: AtomicBool::new(false),
+            vm: AtomicUsize::new(NO_VM),
+            vcpu: AtomicUsize::new(0),
+            tvm_slow: AtomicU64::new(0),
+            exits: ExitCounters::new(),
+            last_abort: spin::Mutex::new(AbortHistory { elr: 0, esr: 0, count: 0 }),
+            in_fatal: AtomicBool::new(false),
+        }
+    }
+
+    /// The VM slot and vCPU index this CPU runs, if any.
+    pub fn assignment(&self) -> Option<(usize, usize)> {
+        match self.vm.load(Ordering::Acquire) {
+            NO_VM => None,
+            vm => Some((vm, self.vcpu.load(Ordering::Acquire))),
+        }
+    }
+
+    /// Give this CPU vCPU `vcpu` of the VM in table slot `vm`.
+    pub fn assign(&self, vm: usize, vcpu: usize) {
+        self.vcpu.store(vcpu, Ordering::Release);
+        self.vm.store(vm, Ordering::Release);
+    }
+
+    /// This CPU's exits so far, fast-path TVM writes counted as `sysreg_fast` exits.
+    pub fn totals(&self) -> Totals {
+        let mut t = self.exits.snapshot();
+        t.add_count(stats::ExitReason::SysregFast, self.tvm_fast.load(Ordering::Relaxed));
+        t
+    }
+}
+
+const fn make_percpu() -> [PerCpu; MAX_CPUS] {
+    let mut a = [const { PerCpu::new(0) }; MAX_CPUS];
+    let mut i = 0;
+    while i < MAX_CPUS {
+        a[i].index = i;
+        i += 1;
+    }
+    a
+}
+
+/// Every CPU's record; TPIDR_EL2 of CPU `i` holds `&PERCPU[i]`. Named for boot/entry.S, which
+/// finds a secondary's record by its MPIDR before any Rust runs.
+// The one exception to this module's `deny(unsafe_code)`: an unmangled name, which only the
+// assembly uses, and no other symbol has.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub static PERCPU: [PerCpu; MAX_CPUS] = make_percpu();
+
+/// CPU `i`'s record.
+pub fn get(i: usize) -> &'static PerCpu {
+    &PERCPU[i]
+}
+
+/// The records of the CPUs that are online.
+pub fn online() -> impl Iterator<Item = &'static PerCpu> {
+    PERCPU.iter().filter(|c| c.online.load(Ordering::Acquire))
+}
+
+/// MPIDR affinity of CPU `i` (for SGIs to it).
+pub fn mpidr_of(i: usize) -> u64 {
+    PERCPU.get(i).map_or(u64::MAX, |c| c.mpidr.load(Ordering::Relaxed))
+}
+
+/// Every CPU's exits, summed.
+pub fn totals() -> Totals {
+    let mut t = Totals::default();
+    for c in &PERCPU {
+        t.add(&c.totals());
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_know_their_index() {
+        for (i, c) in PERCPU.iter().enumerate() {
+            assert_eq!(c.index, i);
+            assert_eq!(c.assignment(), None);
+        }
+    }
+
+    #[test]
+    fn abort_history_counts_repeats_only() {
+        let mut h = AbortHistory::default();
+        assert_eq!(h.record(0x1000, 0x9200_0000), 1);
+        assert_eq!(h.record(0x1000, 0x9200_0000), 2);
+        assert_eq!(h.record(0x1004, 0x9200_0000), 1);
+    }
+
+    #[test]
+    fn totals_count_fast_path_writes() {
+        let c = PerCpu::new(3);
+        c.exits.count(stats::ExitReason::Hvc);
+        c.tvm_fast.store(4, Ordering::Relaxed);
+        let t = c.totals();
+        assert_eq!(t.exits(), 5);
+        assert_eq!(t.get(stats::ExitReason::SysregFast), 4);
+    }
+}

@@ -1,0 +1,55 @@
+//! An emulated MMIO access: a Stage-2 data abort inside one of the VM's emulated regions,
+//! decoded from the syndrome and handed to the region's device model.
+
+use crate::arch::exception::TrapFrame;
+use crate::trap::esr::Esr;
+use crate::trap::ratelimit::{suppressed_note, RateLimit};
+use crate::vm::instance::Vm;
+use crate::vm::mmio::MmioRegion;
+
+fn sign_extend(v: u64, bytes: u8) -> u64 {
+    let shift = 64 - 8 * bytes as u32;
+    (((v << shift) as i64) >> shift) as u64
+}
+
+/// Emulate the access described by `esr` at `ipa`, inside `region`, for vCPU `vcpu` of `vm`, and
+/// step over the instruction. `Err` when it cannot be emulated (no syndrome, or the device
+/// refused it): the caller injects an abort.
+pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &MmioRegion, ipa: u64) -> Result<(), ()> {
+    static LIMIT: RateLimit = RateLimit::new();
+    let Some(da) = esr.data_abort() else { return Err(()) };
+    if !da.isv {
+        if let Some(n) = LIMIT.allow() {
+            log::warn!(
+                "VM {} vCPU {vcpu}: {} access at {ipa:#x} by an instruction without syndrome (ISV=0){}",
+                vm.name,
+                region.name,
+                suppressed_note(n)
+            );
+        }
+        return Err(());
+    }
+    let size = 1u8 << da.sas;
+    let offset = ipa - region.base;
+    let result = if da.wnr {
+        let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * size as u32)) - 1 };
+        region.device.write(vm, vcpu, offset, size, frame.reg(da.srt as usize) & mask)
+    } else {
+        region.device.read(vm, vcpu, offset, size).map(|v| {
+            let v = if da.sse { sign_extend(v, size) } else { v };
+            frame.set_reg(da.srt as usize, v);
+        })
+    };
+    match result {
+        Ok(()) => {
+            frame.skip_instruction(esr.0);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(n) = LIMIT.allow() {
+                log::warn!("VM {} vCPU {vcpu}: {} access at {ipa:#x}: {e}{}", vm.name, region.name, suppressed_note(n));
+            }
+            Err(())
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! EL2 state for running a VM's vCPU on this pCPU: the values come from the pure builders in
+//! [`super::regs`], the CPU's ID registers and the VM; this module only writes them.
+
+use crate::arch::{cpu, sysreg, translate};
+use crate::percpu;
+use crate::vcpu::regs::{self, CpuFeatures};
+use crate::vm::instance::{vmpidr, Vm};
+
+/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2 for guests, read on this CPU.
+pub fn read_features() -> CpuFeatures {
+    CpuFeatures::from_id_regs(
+        sysreg::id_aa64pfr0_el1(),
+        sysreg::id_aa64pfr1_el1(),
+        sysreg::id_aa64isar1_el1(),
+        sysreg::id_aa64isar2_el1(),
+        sysreg::id_aa64mmfr1_el1(),
+        sysreg::id_aa64mmfr3_el1(),
+        translate::pmcr_el0(),
+    )
+}
+
+/// Configure EL2 for running `vm`'s vCPU `v` on this pCPU, and tell the TVM fast path what to
+/// do for it.
+pub fn configure(vm: &Vm, v: usize) {
+    let f = read_features();
+    sysreg::set_vpidr_el2(sysreg::midr_el1());
+    sysreg::set_vmpidr_el2(vmpidr(vm.vcpus[v].mpidr));
+    sysreg::set_cptr_el2(regs::cptr_el2(&f));
+    sysreg::isb();
+    if f.sve {
+        sysreg::set_zcr_el2(regs::VL_MAX_FIELD);
+    }
+    if f.sme {
+        sysreg::set_smcr_el2(regs::VL_MAX_FIELD | (1 << 31));
+    }
+    if let Some(hcrx) = regs::hcrx_el2(&f) {
+        sysreg::set_hcrx_el2(hcrx);
+    }
+    sysreg::set_cnthctl_el2(regs::CNTHCTL_EL2);
+    sysreg::set_cntvoff_el2(0);
+    sysreg::set_mdcr_el2(regs::mdcr_el2(&f));
+    sysreg::set_vtcr_el2(vm.vtcr);
+    sysreg::set_vttbr_el2(vm.vttbr);
+    sysreg::set_hcr_el2(regs::hcr_el2(vm.setting.mode, &f, crate::gic::hw::needs_wfi_trap()));
+    sysreg::isb();
+    // Nothing cached for this VMID may predate its tables.
+    translate::tlbi_vmalls12e1();
+    // The fast path in the vector reads this on every guest exception from this CPU.
+    cpu::this().tvm_mode.store(percpu::tvm_mode_for(vm.setting), core::sync::atomic::Ordering::Release);
+}
+
+/// Put the vCPU's EL1 state as a CPU has it out of reset (the boot protocol's view: MMU and
+/// caches off), with its timers stopped: a previous life's timers must not fire into this one.
+pub fn reset_el1() {
+    sysreg::set_sctlr_el1(regs::SCTLR_EL1_RESET);
+    translate::stop_el1_timers();
+    sysreg::isb();
+}

@@ -1,0 +1,120 @@
+//! A VM's life: started on its pCPUs, reset from its pristine images (PSCI SYSTEM_RESET), ended
+//! (SYSTEM_OFF, or a fault it cannot survive), and the machine powered off when it was the last.
+//! The run loop calls these; nothing below calls up into them.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::{cache, cpu, psci, sysreg};
+use crate::logging;
+use crate::vm::instance::{Vm, OFF, RESETTING, RUNNING};
+use crate::vm::power::VcpuPower;
+
+/// Give each vCPU of `vm` its pCPU. vCPU 0's start request was set when the VM was built.
+pub fn start(vm: &'static Vm) {
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        crate::percpu::get(v.pcpu).assign(vm.slot, i);
+    }
+}
+
+/// PSCI SYSTEM_RESET from vCPU `me`: stop every other vCPU, put the virtual GIC back to its reset
+/// state, reload the pristine images and ask vCPU 0 to start at the kernel entry again. Returns
+/// when the calling vCPU must stop (the run loop stops it); ends the VM when it cannot be reset.
+pub fn reset_vm(vm: &Vm, me: usize) {
+    if vm.state.compare_exchange(RUNNING, RESETTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // Someone else is resetting (or powering off): just stop.
+        leave_for_reset(vm, me);
+        return;
+    }
+    let n = vm.vcpus.len();
+    let freq = sysreg::cntfrq_el0().max(1);
+    let t0 = sysreg::cntpct_el0();
+    let mut last_kick = None;
+    loop {
+        let running: alloc::vec::Vec<usize> = {
+            let p = vm.power.lock();
+            (0..n).filter(|&i| i != me && p.states[i] != VcpuPower::Off).collect()
+        };
+        if running.is_empty() {
+            break;
+        }
+        let now = sysreg::cntpct_el0();
+        // Kick every 10 ms: a vCPU in the middle of a trap when the first kick came gets another.
+        if last_kick.is_none_or(|t| now - t > freq / 100) {
+            for &i in &running {
+                vm.kick(i);
+            }
+            last_kick = Some(now);
+        }
+        if now - t0 > 2 * freq {
+            log::error!(
+                "VM {}: reset: vCPUs {running:?} did not stop within 2 s; the VM cannot be reset safely and ends",
+                vm.name
+            );
+            end_vm(vm);
+        }
+        core::hint::spin_loop();
+    }
+    if let Some(vg) = &vm.vgic {
+        vg.reset_local(&vm.irqs[me]);
+        vg.reset(&vm.irqs);
+    }
+    if vm.clean {
+        // Without FWB, lines the old guest left dirty anywhere in its RAM could later be evicted
+        // over what the new one writes with its MMU and caches off.
+        for r in &vm.ram {
+            cache::clean_inval_range(r.pa.raw(), r.size as usize);
+        }
+    }
+    if let Err(e) = vm.reload() {
+        log::error!("VM {}: reset: {e}", vm.name);
+        end_vm(vm);
+    }
+    {
+        let mut p = vm.power.lock();
+        for i in 0..n {
+            p.states[i] = VcpuPower::Off;
+            *vm.vcpus[i].start.lock() = None;
+        }
+        p.states[0] = VcpuPower::OnPending;
+    }
+    *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
+    log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
+    vm.state.store(RUNNING, Ordering::Release);
+    if me != 0 {
+        vm.kick(0);
+    }
+}
+
+/// This vCPU stops because its VM is resetting: its list registers and banked interrupts back
+/// to their reset state, its power state off. The run loop then stops it.
+pub fn leave_for_reset(vm: &Vm, me: usize) {
+    if let Some(vg) = &vm.vgic {
+        vg.reset_local(&vm.irqs[me]);
+    }
+    vm.power.lock().states[me] = VcpuPower::Off;
+}
+
+/// The VM is over (SYSTEM_OFF, or a fault it cannot survive): every other vCPU leaves its guest
+/// and parks, the STATS line is printed and the machine powered off (PSCI SYSTEM_OFF) where the
+/// platform can, else `el2visor: halted` and park.
+pub fn end_vm(vm: &Vm) -> ! {
+    vm.state.store(OFF, Ordering::Release);
+    let me = vm.vcpu_on(cpu::current());
+    for v in (0..vm.vcpus.len()).filter(|v| Some(*v) != me) {
+        vm.kick(v);
+    }
+    cpu::send_event();
+    crate::println!("{}", crate::percpu::totals());
+    power_off()
+}
+
+/// Power the machine off through PSCI where the platform has it; otherwise say so and park.
+pub fn power_off() -> ! {
+    logging::flush();
+    if let Some(Some(c)) = psci::HOST_CONDUIT.get() {
+        psci::system_off(*c);
+    }
+    crate::println!("el2visor: halted");
+    logging::flush();
+    cpu::park()
+}

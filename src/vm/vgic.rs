@@ -1,0 +1,65 @@
+//! A VM's virtual GIC as emulated MMIO: the distributor and (GICv3) redistributor frames are
+//! registered as the VM's regions, and their accesses go to the VM's [`VGic`].
+
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use crate::gic::vgic::VcpuPlacement;
+use crate::gic::virt::VGic;
+use crate::gic::GicError;
+use crate::mm::addr::PaRange;
+use crate::vm::instance::Vm;
+use crate::vm::mmio::{MmioDevice, MmioError, MmioRegion};
+
+struct Distributor;
+struct Redistributors;
+
+fn vgic(vm: &Vm) -> Result<&VGic, MmioError> {
+    vm.vgic.as_ref().ok_or_else(|| MmioError("the VM has no virtual GIC".to_string()))
+}
+
+fn err(e: crate::gic::virt::AccessError) -> MmioError {
+    MmioError(alloc::format!("virtual GIC: {e}"))
+}
+
+impl MmioDevice for Distributor {
+    fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+        vgic(vm)?.dist_read(vcpu, offset, size).map_err(err)
+    }
+    fn write(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
+        vgic(vm)?.dist_write(&vm.irqs, vcpu, offset, size, value).map_err(err)
+    }
+}
+
+impl MmioDevice for Redistributors {
+    fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
+        vgic(vm)?.redist_read(vcpu, offset, size).map_err(err)
+    }
+    fn write(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
+        vgic(vm)?.redist_write(&vm.irqs, vcpu, offset, size, value).map_err(err)
+    }
+}
+
+/// Give `vm` its virtual GIC: it owns `spis` (its devices' interrupts) and the timer PPIs. The
+/// guest sees the distributor at `dist` and (GICv3) its redistributors from `redist_base`.
+pub fn attach(vm: &mut Vm, dist: PaRange, redist_base: Option<u64>, spis: Vec<u32>) -> Result<(), GicError> {
+    let placements = vm.vcpus.iter().map(|v| VcpuPlacement { mpidr: v.mpidr, pcpu: v.pcpu }).collect();
+    let Some(vg) = VGic::new(placements, dist, redist_base, spis)? else { return Ok(()) };
+    let regions = [
+        Some(MmioRegion { name: "GIC distributor", base: vg.dist_ipa.start.raw(), size: vg.dist_ipa.size, device: Box::new(Distributor) }),
+        vg.redist_ipa.map(|r| MmioRegion {
+            name: "GIC redistributors",
+            base: r.start.raw(),
+            size: r.size,
+            device: Box::new(Redistributors) as Box<dyn MmioDevice>,
+        }),
+    ];
+    for r in regions.into_iter().flatten() {
+        if let Err(e) = vm.mmio.add(r) {
+            log::error!("VM {}: {e}", vm.name);
+        }
+    }
+    vm.vgic = Some(vg);
+    Ok(())
+}
