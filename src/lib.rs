@@ -19,6 +19,7 @@ pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod fatal;
 pub mod gic;
+mod layers;
 #[cfg(target_os = "none")]
 pub mod logging;
 pub mod mm;

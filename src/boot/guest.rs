@@ -186,8 +186,10 @@ pub fn build(
         }
     };
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
+    let slot = crate::vm::table::free_slot().ok_or_else(|| "the VM table is full".to_string())?;
     let spec = VmSpec {
         name,
+        slot,
         ram,
         vcpu_mpidrs,
         kernel,

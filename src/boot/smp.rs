@@ -18,7 +18,9 @@ pub fn init_stacks() {
         c.stack_lo.store(lo, Ordering::Relaxed);
         c.stack_hi.store(lo + arch_boot::STACK_SIZE as u64, Ordering::Relaxed);
     }
-    cpu::this().online.store(true, Ordering::Release);
+    // The boot CPU is logical CPU 0 (not read from TPIDR_EL2: this runs before the EL check,
+    // and at EL1 that register does not exist).
+    percpu::get(0).online.store(true, Ordering::Release);
 }
 
 /// How many CPUs are up at EL2 (the primary included).

@@ -30,7 +30,7 @@ pub const TVM_FAST_PLAIN: u64 = 1;
 pub const TVM_FAST_MAIR_OVERRIDE: u64 = 2;
 
 /// The `tvm_mode` for a VM's coherency setting: off with `fastpath=off`, else the same rule as
-/// `crate::trap::sysreg::tvm_write_value` (the override only in mair-trap mode).
+/// the TVM write rule in `trap::sysreg` (the override only in mair-trap mode).
 pub const fn tvm_mode_for(setting: crate::coherency::Setting) -> u64 {
     match (setting.fast_path, setting.mode) {
         (false, _) => TVM_FAST_OFF,

@@ -5,7 +5,7 @@ use crate::arch::exception::TrapFrame;
 use crate::trap::esr::Esr;
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::vm::instance::Vm;
-use crate::vm::mmio::MmioRegion;
+use crate::vm::mmio::{MmioCtx, MmioRegion};
 
 fn sign_extend(v: u64, bytes: u8) -> u64 {
     let shift = 64 - 8 * bytes as u32;
@@ -31,11 +31,12 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
     }
     let size = 1u8 << da.sas;
     let offset = ipa - region.base;
+    let ctx = MmioCtx { vcpu, vgic: vm.vgic.as_ref(), irqs: &vm.irqs };
     let result = if da.wnr {
         let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * size as u32)) - 1 };
-        region.device.write(vm, vcpu, offset, size, frame.reg(da.srt as usize) & mask)
+        region.device.write(&ctx, offset, size, frame.reg(da.srt as usize) & mask)
     } else {
-        region.device.read(vm, vcpu, offset, size).map(|v| {
+        region.device.read(&ctx, offset, size).map(|v| {
             let v = if da.sse { sign_extend(v, size) } else { v };
             frame.set_reg(da.srt as usize, v);
         })

@@ -26,6 +26,8 @@ use crate::vm::image;
 /// What to build a VM from.
 pub struct VmSpec<'a> {
     pub name: String,
+    /// The VM-table slot the VM will take (`super::table::free_slot`); its VMID is `slot + 1`.
+    pub slot: usize,
     pub ram: Vec<RamRegion>,
     /// MPIDR affinity of each vCPU; vCPU i runs on pCPU i.
     pub vcpu_mpidrs: Vec<u64>,
@@ -61,7 +63,6 @@ pub enum VmError {
     Stage2(crate::mm::stage2::S2Error),
     DtbTooBig { planned: u64, got: usize },
     NoRam,
-    TooManyVms,
 }
 
 impl core::fmt::Display for VmError {
@@ -75,7 +76,6 @@ impl core::fmt::Display for VmError {
                 write!(f, "the guest device tree grew to {got} bytes, more than the {planned} planned")
             }
             VmError::NoRam => write!(f, "the VM has no RAM"),
-            VmError::TooManyVms => write!(f, "the VM table is full ({} VMs)", super::table::MAX_VMS),
         }
     }
 }
@@ -213,7 +213,7 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
 /// GIC and puts the VM in the table.
 pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let mode = spec.setting.mode;
-    let slot = super::table::free_slot().ok_or(VmError::TooManyVms)?;
+    let slot = spec.slot;
     let vmid = slot as u16 + 1;
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
     let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;

@@ -6,7 +6,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::vm::instance::Vm;
+use crate::gic::lrs::VcpuIrq;
+use crate::gic::virt::VGic;
 
 /// Why an emulated access failed; the guest gets an abort and the log says this.
 #[derive(Debug)]
@@ -18,12 +19,20 @@ impl core::fmt::Display for MmioError {
     }
 }
 
+/// What a device model may use of its VM during an access: which vCPU accesses it, and the VM's
+/// interrupt delivery (its virtual GIC and its vCPUs' inboxes), to raise or take interrupts.
+pub struct MmioCtx<'a> {
+    pub vcpu: usize,
+    pub vgic: Option<&'a VGic>,
+    pub irqs: &'a [VcpuIrq],
+}
+
 /// A device model behind an emulated region. `offset` is from the region's base; `size` is 1, 2,
 /// 4 or 8 bytes; a read's value is zero-extended from `size` bytes (the caller sign-extends
-/// where the instruction asks). `vcpu` is the accessing vCPU of `vm`.
+/// where the instruction asks).
 pub trait MmioDevice: Send + Sync {
-    fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError>;
-    fn write(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError>;
+    fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError>;
+    fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError>;
 }
 
 /// One emulated region of a VM's IPA space.

@@ -10,13 +10,13 @@ use crate::gic::virt::VGic;
 use crate::gic::GicError;
 use crate::mm::addr::PaRange;
 use crate::vm::instance::Vm;
-use crate::vm::mmio::{MmioDevice, MmioError, MmioRegion};
+use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError, MmioRegion};
 
 struct Distributor;
 struct Redistributors;
 
-fn vgic(vm: &Vm) -> Result<&VGic, MmioError> {
-    vm.vgic.as_ref().ok_or_else(|| MmioError("the VM has no virtual GIC".to_string()))
+fn vgic<'a>(ctx: &MmioCtx<'a>) -> Result<&'a VGic, MmioError> {
+    ctx.vgic.ok_or_else(|| MmioError("the VM has no virtual GIC".to_string()))
 }
 
 fn err(e: crate::gic::virt::AccessError) -> MmioError {
@@ -24,20 +24,20 @@ fn err(e: crate::gic::virt::AccessError) -> MmioError {
 }
 
 impl MmioDevice for Distributor {
-    fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
-        vgic(vm)?.dist_read(vcpu, offset, size).map_err(err)
+    fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
+        vgic(ctx)?.dist_read(ctx.vcpu, offset, size).map_err(err)
     }
-    fn write(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
-        vgic(vm)?.dist_write(&vm.irqs, vcpu, offset, size, value).map_err(err)
+    fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
+        vgic(ctx)?.dist_write(ctx.irqs, ctx.vcpu, offset, size, value).map_err(err)
     }
 }
 
 impl MmioDevice for Redistributors {
-    fn read(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8) -> Result<u64, MmioError> {
-        vgic(vm)?.redist_read(vcpu, offset, size).map_err(err)
+    fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
+        vgic(ctx)?.redist_read(ctx.vcpu, offset, size).map_err(err)
     }
-    fn write(&self, vm: &Vm, vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
-        vgic(vm)?.redist_write(&vm.irqs, vcpu, offset, size, value).map_err(err)
+    fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
+        vgic(ctx)?.redist_write(ctx.irqs, ctx.vcpu, offset, size, value).map_err(err)
     }
 }
 

@@ -6,7 +6,7 @@ use super::descriptor::{address, check, decode, is_leaf, is_table, level_size, D
 use super::memtype::S2Attrs;
 use super::table::Stage2;
 use super::tlb::TlbOps;
-use super::walk::TableRef;
+use super::op::TableRef;
 use crate::mm::addr::{Ipa, Pa, SIZE_1G, SIZE_2M};
 use crate::mm::PageSource;
 use alloc::string::String;

@@ -4,7 +4,7 @@
 //!   encodings with and without FEAT_S2FWB.
 //! - `descriptor`: building, decoding and checking block, page and table descriptors.
 //! - `vtcr`: VTCR_EL2 (IPA size, start level, concatenated root) from the ID registers; VTTBR_EL2.
-//! - `table` / `walk` / `inspect`: `Stage2`, one VM's tables: map, unmap, protect with blocks,
+//! - `table` / `walk` / `op` / `inspect`: `Stage2`, one VM's tables: map, unmap, protect with blocks,
 //!   split, merge and break-before-make; translate, ranges, dump and self-check.
 //! - `tlb`: the `TlbOps` trait; `hw` implements it with real TLBI/DSB on the target.
 //!
@@ -17,6 +17,7 @@ pub mod error;
 pub mod hw;
 pub mod inspect;
 pub mod memtype;
+mod op;
 pub mod table;
 pub mod tlb;
 pub mod vtcr;

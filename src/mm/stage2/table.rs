@@ -23,7 +23,7 @@ use super::error::S2Error;
 use super::memtype::{AttrEncoding, S2Attrs};
 use super::tlb::TlbOps;
 use super::vtcr::Vtcr;
-use super::walk::{Op, OpCtx, TableRef};
+use super::op::{Op, OpCtx, TableRef};
 use crate::mm::addr::{Ipa, Pa, PAGE_SIZE};
 use crate::mm::PageSource;
 

@@ -12,41 +12,12 @@ use super::descriptor::{
     LEAF_ATTR_MASK, VALID,
 };
 use super::error::S2Error;
-use super::memtype::S2Attrs;
 use super::table::Stage2;
 use super::tlb::TlbOps;
 use crate::mm::addr::{Ipa, Pa};
 use crate::mm::PageSource;
 
-/// What an operation does to each page of its range.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Op {
-    /// Map the range so that `ipa0` goes to `pa0`.
-    Map {
-        ipa0: u64,
-        pa0: u64,
-        attrs: S2Attrs,
-    },
-    Unmap,
-    Protect(S2Attrs),
-}
-
-/// What an operation has done so far, for the maintenance at its end.
-#[derive(Default, Debug)]
-pub(super) struct OpCtx {
-    /// A descriptor was written.
-    pub wrote: bool,
-    /// A live valid entry was broken.
-    pub changed_live: bool,
-}
-
-/// One table: its address, level, and the IPA its entry 0 translates.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct TableRef {
-    pub pa: Pa,
-    pub level: u8,
-    pub base: u64,
-}
+use super::op::{Op, OpCtx, TableRef};
 
 impl<P: PageSource, T: TlbOps> Stage2<P, T> {
     /// Apply `op` to `[start, end)`, which lies inside table `t`.

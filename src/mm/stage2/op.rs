@@ -1,0 +1,35 @@
+//! The operation types shared by the Stage-2 table (`table`) and its walker (`walk`): what an
+//! operation does to each page, what it has done so far, and one table being walked.
+
+use super::memtype::S2Attrs;
+use crate::mm::addr::Pa;
+
+/// What an operation does to each page of its range.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Op {
+    /// Map the range so that `ipa0` goes to `pa0`.
+    Map {
+        ipa0: u64,
+        pa0: u64,
+        attrs: S2Attrs,
+    },
+    Unmap,
+    Protect(S2Attrs),
+}
+
+/// What an operation has done so far, for the maintenance at its end.
+#[derive(Default, Debug)]
+pub(super) struct OpCtx {
+    /// A descriptor was written.
+    pub wrote: bool,
+    /// A live valid entry was broken.
+    pub changed_live: bool,
+}
+
+/// One table: its address, level, and the IPA its entry 0 translates.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TableRef {
+    pub pa: Pa,
+    pub level: u8,
+    pub base: u64,
+}
