@@ -25,7 +25,7 @@ INITRD_ADDR := 0x4c000000
 QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM) \
             -nographic -no-reboot -monitor none -serial stdio
 
-.PHONY: image run test setup bench clean host-test qemu-test guests FORCE
+.PHONY: image run test setup bench clean host-test qemu-test lint guests FORCE
 
 setup:
 	@bash tests/setup.sh
@@ -64,7 +64,12 @@ qemu-test: $(IMG) guests
 	@bash tests/fixtures/make-dtbs.sh $(DTBS)
 	EL2VISOR_GUESTS=$(abspath $(GUESTS)) cargo test --quiet --test qemu --target $(HOST) -- --test-threads=2
 
-test: setup host-test qemu-test tools-test
+# Clippy on both targets, warnings as errors; Cargo.toml denies unsafe blocks without `// SAFETY:`.
+lint: setup
+	cargo clippy --quiet --release -- -D warnings
+	cargo clippy --quiet --lib --tests --target $(HOST) -- -D warnings
+
+test: setup lint host-test qemu-test tools-test
 
 bench: $(IMG)
 	@bash tests/bench/run.sh

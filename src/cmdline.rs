@@ -18,6 +18,8 @@
 //! [`parse`] never stops at a bad word: it returns the options it could read together with every
 //! problem (unknown word, bad value, repeated key), so that boot can print each one.
 
+#![forbid(unsafe_code)]
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;

@@ -45,6 +45,8 @@
 //! RAZ/WI). The memory type a guest access gets is the MAIR + Stage 2 combination that AT/PAR_EL1
 //! reports, which is what the probe guest checks.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::str::FromStr;
 

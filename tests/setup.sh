@@ -22,7 +22,7 @@ for target in aarch64-unknown-none aarch64-unknown-none-softfloat; do
         rustup target add --toolchain "$toolchain" "$target" >/dev/null
     fi
 done
-for comp in rust-src llvm-tools; do
+for comp in rust-src llvm-tools clippy; do
     if ! rustup component list --installed --toolchain "$toolchain" 2>/dev/null | grep -q "^$comp"; then
         log "installing Rust component $comp"
         rustup component add --toolchain "$toolchain" "$comp" >/dev/null

@@ -26,8 +26,8 @@ core::arch::global_asm!(
 
 // The assembly uses these offsets as load/store immediates (scaled by 8, at most 32760) and adds
 // the stride with one `add` (at most 4095).
-const _: () = assert!(core::mem::offset_of!(PerCpu, tvm_fast) < 4096 && core::mem::offset_of!(PerCpu, mpidr) % 8 == 0);
-const _: () = assert!(core::mem::size_of::<PerCpu>() < 4096 && core::mem::size_of::<PerCpu>() % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(PerCpu, tvm_fast) < 4096 && core::mem::offset_of!(PerCpu, mpidr).is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<PerCpu>() < 4096 && core::mem::size_of::<PerCpu>().is_multiple_of(8));
 
 /// Bytes of EL2 stack per CPU (linker.ld and entry.S use the same number).
 pub const STACK_SIZE: usize = 0x10000;

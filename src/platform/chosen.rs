@@ -1,6 +1,8 @@
 //! `/chosen` (command line, initrd, Xen multiboot modules), `/reserved-memory`, `/memreserve/`,
 //! and the console.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};

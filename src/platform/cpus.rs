@@ -1,5 +1,7 @@
 //! `/cpus` (MPIDRs, enable-method, spin-table release addresses, status) and `/psci`.
 
+#![forbid(unsafe_code)]
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -2,6 +2,8 @@
 //! allocating. The console's PL011 (address translated through every parent `ranges`) so that
 //! errors can be printed, and the first RAM ranges so that a heap can be placed.
 
+#![forbid(unsafe_code)]
+
 use fdt::Fdt;
 
 use super::error::{DtError, DtErrorKind};

@@ -1,6 +1,8 @@
 //! Device-tree errors as values a person can act on. No allocation: the early probe reports them
 //! before the heap exists, so node paths are kept in a small fixed buffer.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// The largest device tree el2visor accepts (the arm64 boot protocol caps it at 2 MiB).

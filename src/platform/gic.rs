@@ -1,6 +1,8 @@
 //! Interrupts: the GIC node (v2 or v3 frames, maintenance interrupt), the architected timer's
 //! PPIs, and device `interrupts` / `interrupts-extended` turned into GIC INTIDs.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 

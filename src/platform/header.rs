@@ -7,6 +7,8 @@
 //! starts: `fdt` mis-skips them). After that, `fdt` never sees anything it could trip on.
 //! No allocation here: the early probe uses it before the heap exists.
 
+#![forbid(unsafe_code)]
+
 use super::error::{DtError, DtErrorKind, MAX_DTB_SIZE};
 use crate::mm::addr::PaRange;
 

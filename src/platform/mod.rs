@@ -7,6 +7,8 @@
 //! [`dtb_size`] and [`early::EarlyInfo`] serve boot before the heap exists. Every blob is checked
 //! structurally first ([`header`]), so malformed input gives a [`DtError`], never a panic.
 
+#![deny(unsafe_code)]
+
 pub mod early;
 pub mod error;
 pub mod header;

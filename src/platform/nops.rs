@@ -14,7 +14,9 @@ const FDT_END: u32 = 9;
 const HEADER_LEN: usize = 40;
 
 /// Append `src` one byte at a time through volatile reads: this runs before the EL2 MMU is on,
-/// when all memory is Device and a `memcpy` with wide or unaligned accesses could fault.
+/// when all memory is Device and a `memcpy` with wide or unaligned accesses could fault. The one
+/// `unsafe` of the platform module, which otherwise forbids it.
+#[allow(unsafe_code)]
 fn push_bytes(out: &mut Vec<u8>, src: &[u8]) {
     for b in src {
         // SAFETY: `b` is a valid reference into `src`.

@@ -1,6 +1,8 @@
 //! The full parse: one walk from the root that keeps the `ranges` chain and the inherited
 //! `interrupt-parent`, sorting nodes into the parts of [`Platform`].
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};

@@ -5,6 +5,8 @@
 //!
 //! No allocation: the early probe translates the console address before the heap exists.
 
+#![forbid(unsafe_code)]
+
 /// `#address-cells` and `#size-cells` of a node (describing its children's `reg` and `ranges`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cells {

@@ -2,6 +2,8 @@
 //! multi-level and empty `ranges`, aliases with options, PSCI over HVC, a GICv3 with two
 //! redistributor regions, `interrupts-extended`, `/reserved-memory` and `/memreserve/`.
 
+#![forbid(unsafe_code)]
+
 use std::process::Command;
 use std::string::String;
 use std::vec::Vec;

@@ -1,5 +1,7 @@
 //! Property tests: mutated and truncated device trees give errors or platforms, never panics.
 
+#![forbid(unsafe_code)]
+
 use std::vec::Vec;
 
 use proptest::prelude::*;

@@ -4,6 +4,8 @@
 //!
 //! Only call these on a blob that passed [`super::header::validate`].
 
+#![forbid(unsafe_code)]
+
 use fdt::node::FdtNode;
 use fdt::Fdt;
 

@@ -88,7 +88,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             match vm.mmio.find(ipa) {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
                     Ok(()) => Exit::Resume,
-                    Err(()) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
+                    Err(mmio::NotEmulated) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
                 },
                 None => abort(vm, vcpu, frame, esr, ipa, "data abort"),
             }

@@ -12,12 +12,16 @@ fn sign_extend(v: u64, bytes: u8) -> u64 {
     (((v << shift) as i64) >> shift) as u64
 }
 
+/// The access could not be emulated (no syndrome, or the device refused it; the log says which):
+/// the caller injects an abort.
+#[derive(Debug)]
+pub struct NotEmulated;
+
 /// Emulate the access described by `esr` at `ipa`, inside `region`, for vCPU `vcpu` of `vm`, and
-/// step over the instruction. `Err` when it cannot be emulated (no syndrome, or the device
-/// refused it): the caller injects an abort.
-pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &MmioRegion, ipa: u64) -> Result<(), ()> {
+/// step over the instruction.
+pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &MmioRegion, ipa: u64) -> Result<(), NotEmulated> {
     static LIMIT: RateLimit = RateLimit::new();
-    let Some(da) = esr.data_abort() else { return Err(()) };
+    let Some(da) = esr.data_abort() else { return Err(NotEmulated) };
     if !da.isv {
         if let Some(n) = LIMIT.allow() {
             log::warn!(
@@ -27,7 +31,7 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
                 suppressed_note(n)
             );
         }
-        return Err(());
+        return Err(NotEmulated);
     }
     let size = 1u8 << da.sas;
     let offset = ipa - region.base;
@@ -50,7 +54,7 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
             if let Some(n) = LIMIT.allow() {
                 log::warn!("VM {} vCPU {vcpu}: {} access at {ipa:#x}: {e}{}", vm.name, region.name, suppressed_note(n));
             }
-            Err(())
+            Err(NotEmulated)
         }
     }
 }

@@ -15,6 +15,8 @@
 //! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
 //! (delivering an abort or UNDEF) and `report` (the guest fault report).
 
+#![forbid(unsafe_code)]
+
 pub mod abi;
 pub mod call;
 pub mod esr;

@@ -30,6 +30,8 @@
 //! do not overlap each other or the header. The builder writes payloads in entry order, kernel
 //! first, and pads only to reach the next 4 KiB boundary.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 use core::fmt;
 

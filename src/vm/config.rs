@@ -7,6 +7,8 @@
 //! host. The default placement is identity mapping (IPA = PA) over all host RAM el2visor does not
 //! use; the memory holding the modules belongs to the VM.
 
+#![forbid(unsafe_code)]
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;

@@ -4,6 +4,8 @@
 //! distributor and redistributors, which el2visor emulates, its CPU/hypervisor/virtual CPU
 //! interfaces, el2visor's own console while el2visor owns it) and minus RAM.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 
 use crate::mm::addr::{PaRange, PAGE_SIZE};

@@ -12,6 +12,8 @@
 //! 0x3c u32 res5          offset of the PE header (EFI stub), else 0
 //! ```
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// Size of the header.

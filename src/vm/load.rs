@@ -13,6 +13,8 @@
 //! Kernels before Linux 3.17 (image_size 0) do not say how much BSS follows the file; like QEMU, the
 //! plan then keeps the DTB and initrd at least min(RAM/2, 128 MiB) above the kernel base.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use super::image::ImageHeader;

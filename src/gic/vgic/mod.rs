@@ -14,6 +14,8 @@
 //! [`VgicAction::Inject`] / [`VgicAction::InjectSgi`], or [`HwIrq::Deliver`]), its pending and
 //! active state live in that vCPU's [`lr::LrManager`] and, for HW interrupts, in the physical GIC.
 
+#![forbid(unsafe_code)]
+
 mod dist;
 mod dist_v2;
 mod dist_v3;

@@ -20,6 +20,8 @@
 //!   pointing at them go too; nodes in `disable_paths` get `status = "disabled"`;
 //! - overlay bookkeeping (`__symbols__`, `__fixups__`, `__local_fixups__`) is dropped.
 
+#![forbid(unsafe_code)]
+
 mod cells;
 mod regenerated;
 
