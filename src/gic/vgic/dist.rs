@@ -69,7 +69,9 @@ pub struct VDist {
 
 impl VDist {
     /// Build the distributor a VM sees after reset: everything disabled, priorities 0, SPIs
-    /// level-sensitive and targeted at vCPU 0.
+    /// level-sensitive and targeted at vCPU 0. Every SPI up to the last passthrough one (rounded
+    /// up to the 32 that GICD_TYPER advertises) has its full state; the ones no device backs are
+    /// purely virtual (made pending only by ISPENDR).
     pub fn new(config: &VgicConfig) -> Result<Self, VgicError> {
         let max = match config.version {
             GicVersion::V2 => 8,
@@ -97,12 +99,14 @@ impl VDist {
             .collect();
         let top = config.hw_spis.iter().copied().max().map_or(FIRST_SPI, |m| m + 1);
         let lines = top.div_ceil(32) * 32;
-        let mut spis = alloc::vec![IrqState::default(); (lines - FIRST_SPI) as usize];
+        let spi = IrqState {
+            owned: true,
+            route: mpidr_affinity(config.vcpus[0].mpidr),
+            ..IrqState::default()
+        };
+        let mut spis = alloc::vec![spi; (lines - FIRST_SPI) as usize];
         for &intid in &config.hw_spis {
-            let st = &mut spis[(intid - FIRST_SPI) as usize];
-            st.owned = true;
-            st.hw = true;
-            st.route = mpidr_affinity(config.vcpus[0].mpidr);
+            spis[(intid - FIRST_SPI) as usize].hw = true;
         }
         Ok(Self {
             version: config.version,

@@ -3,9 +3,12 @@
 //! - [`VDist`] (one per VM) emulates the GICv2 or GICv3 distributor and, for GICv3, the
 //!   redistributors ([`VRedist`], one per vCPU). A guest MMIO access becomes
 //!   [`VDist::mmio_read`] / [`VDist::mmio_write`] (or the `redist_*` pair); a write returns
-//!   [`VgicAction`]s telling the runtime what to do to the real hardware. A VM controls only the
-//!   interrupts it owns (all SGIs, the PPIs and SPIs it was given); every other line reads as zero
-//!   and ignores writes.
+//!   [`VgicAction`]s telling the runtime what to do to the real hardware. A VM has all SGIs, the
+//!   PPIs it was given and every SPI the distributor advertises in GICD_TYPER (up to its last
+//!   passthrough SPI, rounded up to 32): priority (5 bits, as GICv2 list registers and GIC-400
+//!   keep), enable, pending, active, group and trigger state for each, whether a device backs it
+//!   (passthrough, HW bit) or not (purely virtual). Every other line reads as zero and ignores
+//!   writes.
 //! - [`sgi`] decodes GICD_SGIR and the trapped ICC_SGI1R_EL1 write into target vCPUs.
 //! - [`lr`] keeps each vCPU's pending queue and list registers.
 //!

@@ -154,9 +154,12 @@ pub enum VgicAction {
 /// The VM's view of one interrupt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IrqState {
-    /// The VM owns this interrupt; otherwise it reads as zero and ignores writes.
+    /// The VM has this interrupt: every SGI, the passthrough PPIs, and every SPI the
+    /// distributor advertises in GICD_TYPER. Otherwise it reads as zero and ignores writes.
     pub owned: bool,
-    /// Backed by a physical interrupt of the same INTID, injected with the HW bit.
+    /// Backed by a physical interrupt of the same INTID, injected with the HW bit. Without it
+    /// the interrupt is purely virtual: its state lives here only and nothing reaches the
+    /// physical GIC.
     pub hw: bool,
     pub enabled: bool,
     /// Held by the distributor, not yet handed to a vCPU.
