@@ -16,6 +16,9 @@
 //! or the distributor or its group is off). Once an interrupt is handed to a vCPU (a
 //! [`VgicAction::Inject`] / [`VgicAction::InjectSgi`], or [`HwIrq::Deliver`]), its pending and
 //! active state live in that vCPU's [`lr::LrManager`] and, for HW interrupts, in the physical GIC.
+//! When the guest clears that state through the distributor (ICPENDR, ICACTIVER, CPENDSGIR), the
+//! write leaves [`Retraction`]s ([`VDist::take_retractions`]) for the runtime to carry out with
+//! [`lr::LrManager::retract`] on the vCPU that holds the interrupt.
 
 mod dist;
 mod dist_v2;
@@ -33,4 +36,4 @@ mod tests_v3;
 pub use dist::{HwIrq, VDist};
 pub use dist_v3::REDIST_FRAME_SIZE;
 pub use redist::VRedist;
-pub use types::{VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};
+pub use types::{Retraction, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};

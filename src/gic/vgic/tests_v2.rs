@@ -292,3 +292,65 @@ fn an_spi_without_a_device_is_a_virtual_interrupt() {
     assert!(!acts.iter().any(|a| matches!(a, VgicAction::SetPhysPending { .. } | VgicAction::ClearPhysActive { .. })));
     assert_eq!(rd(&mut d, 0, 0x204), 0);
 }
+
+fn retraction(vcpu: usize, intid: u32, source: Option<u8>, pending: bool, active: bool) -> Retraction {
+    Retraction { vcpu, intid, source, pending, active }
+}
+
+#[test]
+fn clearing_pending_or_active_retracts_from_the_holding_vcpu() {
+    let mut d = dist();
+    wr(&mut d, 0, 0x000, 1);
+    wr(&mut d, 0, 0x104, 1 << 8 | 1 << 9 | 1 << 15);
+    // Never handed to a vCPU: nothing to take back (Linux clears every SPI at boot).
+    wr(&mut d, 0, 0x384, u32::MAX as u64);
+    assert_eq!(d.take_retractions(), vec![]);
+    // SPI 40 goes to vCPU 0, then the guest retargets it to vCPU 2: the copy vCPU 0's list
+    // registers may hold is the one to take back.
+    assert!(matches!(d.hw_irq(0, 40), HwIrq::Deliver { vcpu: 0, .. }));
+    d.mmio_write(1, 0x800 + 40, 1, 0b100).unwrap();
+    let acts = wr(&mut d, 1, 0x284, 1 << 8);
+    assert_eq!(acts, vec![VgicAction::SetPhysPending { intid: 40, pcpu: 6, pending: false }]);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 40, None, true, false)]);
+    assert_eq!(d.take_retractions(), vec![], "taken");
+    let acts = wr(&mut d, 1, 0x384, 1 << 8);
+    assert_eq!(acts, vec![VgicAction::ClearPhysActive { intid: 40, pcpu: 6 }]);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 40, None, false, true)]);
+    // Each write replaces the list: an untaken one does not pile up.
+    wr(&mut d, 1, 0x384, 1 << 8);
+    wr(&mut d, 1, 0x104, 1 << 8);
+    assert_eq!(d.take_retractions(), vec![]);
+    // Delivered again, now to vCPU 2.
+    assert!(matches!(d.hw_irq(0, 40), HwIrq::Deliver { vcpu: 2, .. }));
+    wr(&mut d, 0, 0x284, 1 << 8);
+    assert_eq!(d.take_retractions(), vec![retraction(2, 40, None, true, false)]);
+    // A purely virtual SPI made pending by the guest, then cleared.
+    wr(&mut d, 0, 0x204, 1 << 9);
+    wr(&mut d, 0, 0x284, 1 << 9 | 1 << 15);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 41, None, true, false)]);
+}
+
+#[test]
+fn cpendsgir_retracts_the_sgi_from_each_cleared_source() {
+    let mut d = dist();
+    enable_sgis(&mut d);
+    wr(&mut d, 0, 0x000, 1);
+    // SGI 7 from vCPUs 1 and 2 to vCPU 0, delivered at once.
+    wr(&mut d, 1, 0xf00, 1 << 16 | 7);
+    wr(&mut d, 2, 0xf00, 1 << 16 | 7);
+    // vCPU 0 clears source 2 (and 3, which never sent it: the list register manager finds
+    // nothing for that one).
+    d.mmio_write(0, 0xf10 + 7, 1, 0b1100).unwrap();
+    assert_eq!(
+        d.take_retractions(),
+        vec![retraction(0, 7, Some(2), true, false), retraction(0, 7, Some(3), true, false)]
+    );
+    // ICPENDR does not touch GICv2 SGIs; ICACTIVER does, for every source.
+    wr(&mut d, 0, 0x280, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![]);
+    wr(&mut d, 0, 0x380, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 7, None, false, true)]);
+    // vCPU 1 never received SGI 7.
+    wr(&mut d, 1, 0x380, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![]);
+}
