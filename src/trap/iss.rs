@@ -203,6 +203,26 @@ impl DataAbort {
             None
         }
     }
+
+    /// The value an emulated load (ISV = 1) leaves in its register Xt, given `raw`, the value
+    /// read from the device (only its low `1 << SAS` bytes count). As the load instruction
+    /// would: with SSE the value is sign-extended to the register's width, 64 bits with SF
+    /// (`ldrsb x1`), 32 bits without, and then, as every write to a W register, zero-extended
+    /// (`ldrsb w1` leaves bits 63:32 zero); without SSE it is zero-extended (`ldrb w1`,
+    /// `ldr x1`).
+    pub const fn load_value(&self, raw: u64) -> u64 {
+        let shift = 64 - (8u32 << self.sas);
+        let value = if self.sse {
+            (((raw << shift) as i64) >> shift) as u64
+        } else {
+            (raw << shift) >> shift
+        };
+        if self.sf {
+            value
+        } else {
+            value & 0xffff_ffff
+        }
+    }
 }
 
 /// Write a register number the way a disassembler would: `x3`, or `xzr` for 31.
@@ -478,6 +498,57 @@ mod tests {
             format!("{da}"),
             "read, 2 bytes, x7, sign-extended, acquire/release, access flag fault level 2, \
              on stage-1 table walk, ISV=1"
+        );
+    }
+
+    /// The ISS of a load with syndrome into x/w1: SAS, SSE, SF as given.
+    fn load(sas: u32, sse: bool, sf: bool) -> DataAbort {
+        DataAbort::from_iss(
+            (1 << 24) | (sas << 22) | ((sse as u32) << 21) | (1 << 16) | ((sf as u32) << 15) | 0x07,
+        )
+    }
+
+    #[test]
+    fn load_values_follow_sse_and_sf() {
+        // Raw values have their top bit set at each size, and junk above the access.
+        let raw = [
+            0xdead_beef_cafe_ba80,
+            0xdead_beef_cafe_8001,
+            0xdead_beef_8000_0001,
+        ];
+        let cases: [(&str, u32, bool, bool, u64, u64); 10] = [
+            ("ldrb w1", 0, false, false, raw[0], 0x80),
+            ("ldrsb w1", 0, true, false, raw[0], 0xffff_ff80),
+            ("ldrsb x1", 0, true, true, raw[0], 0xffff_ffff_ffff_ff80),
+            ("ldrh w1", 1, false, false, raw[1], 0x8001),
+            ("ldrsh w1", 1, true, false, raw[1], 0xffff_8001),
+            ("ldrsh x1", 1, true, true, raw[1], 0xffff_ffff_ffff_8001),
+            ("ldr w1", 2, false, false, raw[2], 0x8000_0001),
+            ("ldrsw x1", 2, true, true, raw[2], 0xffff_ffff_8000_0001),
+            (
+                "ldr x1",
+                3,
+                false,
+                true,
+                0x8000_0000_0000_0001,
+                0x8000_0000_0000_0001,
+            ),
+            ("ldrsb w1, positive", 0, true, false, 0x17f, 0x7f),
+        ];
+        for (insn, sas, sse, sf, raw, expect) in cases {
+            assert_eq!(load(sas, sse, sf).load_value(raw), expect, "{insn}");
+        }
+        // A positive value sign-extends to itself at every size and width.
+        for sas in 0..4 {
+            for (sse, sf) in [(true, true), (true, false), (false, true), (false, false)] {
+                let v = load(sas, sse, sf).load_value(0x11);
+                assert_eq!(v, 0x11, "SAS={sas} SSE={sse} SF={sf}");
+            }
+        }
+        let da = load(0, true, false);
+        assert!(
+            da.isv && da.sse && !da.sf && da.srt == 1 && !da.wnr,
+            "ISS.SF is decoded"
         );
     }
 

@@ -7,11 +7,6 @@ use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::vm::instance::Vm;
 use crate::vm::mmio::{MmioCtx, MmioRegion};
 
-fn sign_extend(v: u64, bytes: u8) -> u64 {
-    let shift = 64 - 8 * bytes as u32;
-    (((v << shift) as i64) >> shift) as u64
-}
-
 /// The access could not be emulated (no syndrome, or the device refused it; the log says which):
 /// the caller injects an abort.
 #[derive(Debug)]
@@ -41,8 +36,8 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
         region.device.write(&ctx, offset, size, frame.reg(da.srt as usize) & mask)
     } else {
         region.device.read(&ctx, offset, size).map(|v| {
-            let v = if da.sse { sign_extend(v, size) } else { v };
-            frame.set_reg(da.srt as usize, v);
+            // SSE and SF as the instruction asks: `ldrsb w1` leaves bits 63:32 zero.
+            frame.set_reg(da.srt as usize, da.load_value(v));
         })
     };
     match result {

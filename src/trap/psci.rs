@@ -92,9 +92,12 @@ fn cpu_on(args: [u64; 3], vm: &mut impl PowerState) -> CallOutcome {
     let Some(index) = vm.vcpu_by_mpidr(target) else {
         return CallOutcome::Return(psci::INVALID_PARAMETERS);
     };
+    // A vCPU another caller has started but that has not entered the guest yet is already on
+    // as far as a second CPU_ON goes. PSCI would allow ON_PENDING here, but KVM, which guests'
+    // concurrent bring-up code is written and tested against, answers ALREADY_ON for every
+    // vCPU that is not stopped, and so does el2visor.
     match vm.power(index) {
-        VcpuPower::On => return CallOutcome::Return(psci::ALREADY_ON),
-        VcpuPower::OnPending => return CallOutcome::Return(psci::ON_PENDING),
+        VcpuPower::On | VcpuPower::OnPending => return CallOutcome::Return(psci::ALREADY_ON),
         VcpuPower::Off => {}
     }
     // An AArch64 entry point must be 4-byte aligned and in the VM's RAM; PSCI 1.0+ reports a

@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use super::redist::VRedist;
-use super::types::{IrqState, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};
+use super::types::{IrqState, Retraction, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};
 use crate::gic::{is_ppi, is_spi, mpidr_affinity, GicVersion, FIRST_SPI, NR_SGIS};
 
 /// Priority bits the virtual GIC implements (the top five, as GICv2 list registers keep).
@@ -65,11 +65,15 @@ pub struct VDist {
     pub(crate) ctlr: u32,
     /// The last read that hit a reserved offset, for the caller to log.
     pub(crate) warning: Option<VgicWarning>,
+    /// What the last guest write asked to take back from list registers.
+    pub(crate) retractions: Vec<Retraction>,
 }
 
 impl VDist {
     /// Build the distributor a VM sees after reset: everything disabled, priorities 0, SPIs
-    /// level-sensitive and targeted at vCPU 0.
+    /// level-sensitive and targeted at vCPU 0. Every SPI up to the last passthrough one (rounded
+    /// up to the 32 that GICD_TYPER advertises) has its full state; the ones no device backs are
+    /// purely virtual (made pending only by ISPENDR).
     pub fn new(config: &VgicConfig) -> Result<Self, VgicError> {
         let max = match config.version {
             GicVersion::V2 => 8,
@@ -97,12 +101,14 @@ impl VDist {
             .collect();
         let top = config.hw_spis.iter().copied().max().map_or(FIRST_SPI, |m| m + 1);
         let lines = top.div_ceil(32) * 32;
-        let mut spis = alloc::vec![IrqState::default(); (lines - FIRST_SPI) as usize];
+        let spi = IrqState {
+            owned: true,
+            route: mpidr_affinity(config.vcpus[0].mpidr),
+            ..IrqState::default()
+        };
+        let mut spis = alloc::vec![spi; (lines - FIRST_SPI) as usize];
         for &intid in &config.hw_spis {
-            let st = &mut spis[(intid - FIRST_SPI) as usize];
-            st.owned = true;
-            st.hw = true;
-            st.route = mpidr_affinity(config.vcpus[0].mpidr);
+            spis[(intid - FIRST_SPI) as usize].hw = true;
         }
         Ok(Self {
             version: config.version,
@@ -111,6 +117,7 @@ impl VDist {
             spis,
             ctlr: 0,
             warning: None,
+            retractions: Vec::new(),
         })
     }
 
@@ -138,6 +145,15 @@ impl VDist {
     /// [`VgicAction::Warn`]).
     pub fn take_warning(&mut self) -> Option<VgicWarning> {
         self.warning.take()
+    }
+
+    /// The interrupts the last [`mmio_write`](Self::mmio_write) or
+    /// [`redist_write`](Self::redist_write) cleared the pending or active state of, and which a
+    /// vCPU may still hold in its list registers or queue: the runtime carries each out on that
+    /// vCPU (see [`Retraction`]) after applying the write's actions. Each write replaces the
+    /// previous write's list.
+    pub fn take_retractions(&mut self) -> Vec<Retraction> {
+        core::mem::take(&mut self.retractions)
     }
 
     /// What the runtime should do to the hardware when the VM is created: every passthrough
@@ -176,6 +192,7 @@ impl VDist {
                     st.pending = true;
                     return HwIrq::Held;
                 }
+                st.handed_to = Some(target);
                 virq_of(intid, st, 0)
             }
             _ => return HwIrq::NotOwned,
@@ -272,6 +289,9 @@ impl VDist {
                 let st = &mut cpu.private[intid as usize];
                 if intid < NR_SGIS && v2 {
                     let sources = core::mem::take(&mut cpu.sgi_sources[intid as usize]);
+                    if sources != 0 {
+                        st.handed_to = Some(bank);
+                    }
                     for src in (0..8).filter(|s| sources & (1 << s) != 0) {
                         let virq = virq_of(intid, st, src as u8);
                         out.push(VgicAction::InjectSgi { vcpu: bank, intid, source: src, virq });
@@ -279,6 +299,7 @@ impl VDist {
                     }
                 } else if st.pending {
                     st.pending = false;
+                    st.handed_to = Some(bank);
                     let virq = virq_of(intid, st, 0);
                     if intid < NR_SGIS {
                         out.push(VgicAction::InjectSgi { vcpu: bank, intid, source: bank, virq });
@@ -295,6 +316,7 @@ impl VDist {
                 let vcpu = self.target_vcpu(0, intid);
                 let st = &mut self.spis[i];
                 st.pending = false;
+                st.handed_to = Some(vcpu);
                 out.push(VgicAction::Inject { vcpu, virq: virq_of(intid, st, 0) });
                 kick(vcpu, out);
             }
@@ -335,6 +357,7 @@ impl VDist {
         writer: usize,
     ) -> Vec<VgicAction> {
         let mut out = Vec::new();
+        let mut retract = Vec::new();
         let v2 = self.version == GicVersion::V2;
         for i in 0..32 {
             let intid = first + i;
@@ -376,6 +399,9 @@ impl VDist {
                         out.push(VgicAction::SetPhysPending { intid, pcpu, pending: false });
                     }
                     st.pending = false;
+                    if let Some(vcpu) = st.handed_to {
+                        retract.push(Retraction { vcpu, intid, source: None, pending: true, active: false });
+                    }
                 }
                 Bitmap::SetActive => st.active = true,
                 Bitmap::ClearActive => {
@@ -383,9 +409,13 @@ impl VDist {
                         out.push(VgicAction::ClearPhysActive { intid, pcpu });
                     }
                     st.active = false;
+                    if let Some(vcpu) = st.handed_to {
+                        retract.push(Retraction { vcpu, intid, source: None, pending: false, active: true });
+                    }
                 }
             }
         }
+        self.retractions.extend(retract);
         if matches!(kind, Bitmap::Group | Bitmap::SetEnable | Bitmap::SetPending) {
             self.release(writer, &mut out);
         }
@@ -466,7 +496,8 @@ impl VDist {
                 continue;
             }
             if self.deliverable(t, intid) {
-                let st = &self.cpus[t].private[intid as usize];
+                let st = &mut self.cpus[t].private[intid as usize];
+                st.handed_to = Some(t);
                 let src = if self.version == GicVersion::V2 { source as u8 } else { 0 };
                 let virq = virq_of(intid, st, src);
                 out.push(VgicAction::InjectSgi { vcpu: t, intid, source, virq });
@@ -518,6 +549,7 @@ impl VDist {
         value: u64,
     ) -> Result<Vec<VgicAction>, VgicError> {
         self.check_vcpu(vcpu)?;
+        self.retractions.clear();
         match self.version {
             GicVersion::V2 => self.v2_write(vcpu, offset, size, value),
             GicVersion::V3 => self.v3_write(vcpu, offset, size, value),

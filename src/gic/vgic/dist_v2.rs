@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::dist::{Bitmap, VDist};
 use super::redist::{check, id_register, reserved, IIDR};
-use super::types::{VgicAction, VgicError, VgicWarning};
+use super::types::{Retraction, VgicAction, VgicError, VgicWarning};
 use crate::gic::FIRST_SPI;
 
 const FRAME: &str = "GICD";
@@ -120,13 +120,25 @@ impl VDist {
                 let set = offset >= 0xf20;
                 let first = ((offset - 0xf10) % 16) as usize;
                 let mask = self.vcpu_mask();
-                let sources = &mut self.cpus[vcpu].sgi_sources;
+                let cpu = &mut self.cpus[vcpu];
                 for i in 0..size as usize {
                     let bits = (value >> (8 * i)) as u8 & mask;
                     if set {
-                        sources[first + i] |= bits;
-                    } else {
-                        sources[first + i] &= !bits;
+                        cpu.sgi_sources[first + i] |= bits;
+                        continue;
+                    }
+                    cpu.sgi_sources[first + i] &= !bits;
+                    // A list register may hold the SGI from each cleared source.
+                    let intid = (first + i) as u32;
+                    if let Some(holder) = cpu.private[first + i].handed_to {
+                        let cleared = (0..8u8).filter(|s| bits & (1 << s) != 0);
+                        self.retractions.extend(cleared.map(|s| Retraction {
+                            vcpu: holder,
+                            intid,
+                            source: Some(s),
+                            pending: true,
+                            active: false,
+                        }));
                     }
                 }
                 let mut out = Vec::new();

@@ -223,6 +223,7 @@ impl VDist {
     ) -> Result<Vec<VgicAction>, VgicError> {
         self.check_vcpu(writer)?;
         self.check_redist(index)?;
+        self.retractions.clear();
         if offset < SGI_BASE {
             let warning = self.cpus[index].rd_write(offset, size, value)?;
             return Ok(warning.map(VgicAction::Warn).into_iter().collect());

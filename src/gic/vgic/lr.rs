@@ -9,6 +9,10 @@
 //!    underflow maintenance interrupt (GICH_HCR/ICH_HCR_EL2.UIE) when it says so, so the vCPU exits
 //!    to take more once the guest has drained the list registers.
 //!
+//! When the guest clears an interrupt's pending or active state through the distributor
+//! (a [`Retraction`](super::Retraction) from [`VDist::take_retractions`](super::VDist::take_retractions)),
+//! the vCPU's pCPU calls [`LrManager::retract`] between steps 1 and 3 and applies what it returns.
+//!
 //! The queue is in priority order (lower value first, first come first served among equals); a
 //! queued interrupt that outranks a merely pending list-register entry takes its place.
 
@@ -37,6 +41,18 @@ pub enum Injected {
     /// A HW interrupt a list register still holds active fired again. The physical GIC cannot do
     /// that while the interrupt is active, so the caller has a bookkeeping bug; nothing changed.
     HwBusy,
+}
+
+/// What [`LrManager::retract`] asks of the runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retracted {
+    /// List registers to write, `(index, value)`, before the guest runs again (value 0 for an
+    /// emptied one). `fill` does not repeat them.
+    pub writes: Vec<(usize, u64)>,
+    /// Physical INTIDs el2visor acknowledged for the guest whose list register or queue entry
+    /// is gone: the guest's EOI will no longer deactivate them, so the runtime must (clear their
+    /// physical active state; doing so when the distributor also asked for it is harmless).
+    pub deactivate: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,20 +149,51 @@ impl LrManager {
         self.queue.insert(at, virq);
     }
 
-    /// Remove `intid` (every source) from the queue and the list registers, as when the guest
-    /// clears its pending or active state through the distributor. Returns whether it was held.
-    pub fn retract(&mut self, intid: u32) -> bool {
-        let before = self.queue.len();
-        self.queue.retain(|q| q.intid != intid);
-        let mut found = self.queue.len() != before;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.is_some_and(|s| s.virq.intid == intid) {
-                *slot = None;
-                self.dirty |= 1 << i;
-                found = true;
-            }
+    /// Take `intid` (for a GICv2 SGI: from `source` only, or from every source when `None`) out
+    /// of the pending state (`pending`) and/or the active state (`active`), as when the guest
+    /// writes GICD_ICPENDR / GICD_CPENDSGIR (pending) or GICD_ICACTIVER (active), or the
+    /// redistributor's ICPENDR0 / ICACTIVER0.
+    ///
+    /// Call it on the vCPU's own pCPU after [`sync`](Self::sync), so the list registers it
+    /// changes are what the hardware holds. A queued interrupt (always pending) leaves the
+    /// queue; a list register loses the cleared state: pending+active becomes active (or
+    /// pending), and one left with no state is emptied. The caller writes
+    /// [`Retracted::writes`] to the list registers and deactivates [`Retracted::deactivate`]
+    /// in the physical GIC. Nothing held: nothing to do.
+    pub fn retract(&mut self, intid: u32, source: Option<u8>, pending: bool, active: bool) -> Retracted {
+        let hit = |v: &Virq| v.intid == intid && source.is_none_or(|s| v.source == s);
+        let mut out = Retracted::default();
+        if pending {
+            let deactivate = &mut out.deactivate;
+            self.queue.retain(|q| {
+                if !hit(q) {
+                    return true;
+                }
+                deactivate.extend(q.pintid);
+                false
+            });
         }
-        found
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots[i].filter(|s| hit(&s.virq)) else { continue };
+            let state = match (slot.state.is_pending() && !pending, slot.state.is_active() && !active) {
+                (false, false) => LrState::Invalid,
+                (true, false) => LrState::Pending,
+                (false, true) => LrState::Active,
+                (true, true) => LrState::PendingActive,
+            };
+            if state == slot.state {
+                continue;
+            }
+            if state == LrState::Invalid {
+                self.slots[i] = None;
+                out.deactivate.extend(slot.virq.pintid);
+            } else {
+                self.slots[i] = Some(Slot { state, ..slot });
+            }
+            self.dirty &= !(1 << i);
+            out.writes.push((i, self.slots[i].map_or(0, |s| self.encode(&s))));
+        }
+        out
     }
 
     /// Move queued interrupts into list registers. Returns the list registers to write

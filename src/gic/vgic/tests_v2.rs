@@ -45,11 +45,15 @@ fn identification() {
 #[test]
 fn enable_bitmaps_set_clear_and_bank() {
     let mut d = dist();
-    // SPI 40 is owned, 41 is not.
+    // SPI 40 is a device's, 41 is purely virtual: only 40 reaches the physical GIC.
     let acts = wr(&mut d, 1, 0x104, 1 << 8 | 1 << 9);
     assert_eq!(acts, vec![VgicAction::EnablePhys { intid: 40, pcpu: 4 }]);
-    assert_eq!(rd(&mut d, 0, 0x104), 1 << 8);
-    assert_eq!(rd(&mut d, 0, 0x184), 1 << 8);
+    assert_eq!(rd(&mut d, 0, 0x104), 1 << 8 | 1 << 9);
+    assert_eq!(rd(&mut d, 0, 0x184), 1 << 8 | 1 << 9);
+    assert_eq!(wr(&mut d, 0, 0x184, 1 << 9), vec![]);
+    // Past the 96 advertised lines nothing is there.
+    assert_eq!(wr(&mut d, 0, 0x10c, u32::MAX as u64), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x10c), 0);
     // Enabling again changes nothing in hardware.
     assert_eq!(wr(&mut d, 0, 0x104, 1 << 8), vec![]);
     assert_eq!(wr(&mut d, 0, 0x184, 1 << 8), vec![VgicAction::DisablePhys { intid: 40, pcpu: 4 }]);
@@ -61,7 +65,7 @@ fn enable_bitmaps_set_clear_and_bank() {
     assert_eq!(rd(&mut d, 1, 0x100), 0);
     // Groups are plain read/write bits.
     wr(&mut d, 0, 0x084, 1 << 1 | 1 << 2);
-    assert_eq!(rd(&mut d, 0, 0x084), 1 << 1);
+    assert_eq!(rd(&mut d, 0, 0x084), 1 << 1 | 1 << 2);
 }
 
 #[test]
@@ -71,9 +75,10 @@ fn priorities_are_byte_accessible() {
     let acts = d.mmio_write(0, 0x400 + 40, 1, 0xa3).unwrap();
     assert_eq!(acts, vec![VgicAction::SetPhysPriority { intid: 40, pcpu: 4, priority: 0xa0 }]);
     assert_eq!(d.mmio_read(0, 0x400 + 40, 1).unwrap(), 0xa0);
-    // Word write over 40..44: only 40 is owned.
-    wr(&mut d, 0, 0x400 + 40, 0x1020_3048);
-    assert_eq!(rd(&mut d, 0, 0x400 + 40), 0x48);
+    // Word write over 40..44: every one keeps its priority, only 40 is a device's.
+    let acts = wr(&mut d, 0, 0x400 + 40, 0x1020_3048);
+    assert_eq!(acts, vec![VgicAction::SetPhysPriority { intid: 40, pcpu: 4, priority: 0x48 }]);
+    assert_eq!(rd(&mut d, 0, 0x400 + 40), 0x1020_3048);
     // SGI priorities are banked.
     d.mmio_write(3, 0x401, 1, 0x80).unwrap();
     assert_eq!(rd(&mut d, 3, 0x400), 0x8000);
@@ -226,4 +231,126 @@ fn reset_actions_disable_and_route() {
     assert!(acts.contains(&VgicAction::DisablePhys { intid: 27, pcpu: 7 }));
     assert!(acts.contains(&VgicAction::RouteSpi { intid: 79, pcpu: 4 }));
     assert_eq!(acts.len(), 4 + 2 * 3);
+}
+
+/// What kvm-unit-tests' `gic` test checks of GICD_IPRIORITYR: every advertised SPI has the same
+/// priority mask (at least 5 bits here), values are kept, the last SPIs work, past the end is
+/// RAZ/WI, and bytes work.
+#[test]
+fn every_advertised_spi_has_priority_state() {
+    let mut d = dist();
+    // 96 lines: SPIs 32..96, of which only 33, 40 and 79 are backed by a device.
+    wr(&mut d, 0, 0x420, 0xffff_ffff);
+    assert_eq!(rd(&mut d, 0, 0x420), 0xf8f8_f8f8, "consistent priority masking");
+    wr(&mut d, 0, 0x420, 0);
+    assert_eq!(rd(&mut d, 0, 0x420), 0, "clearing priorities");
+    wr(&mut d, 0, 0x420, 0xff7f_bf3f);
+    assert_eq!(rd(&mut d, 0, 0x420), 0xf878_b838, "priorities are preserved");
+    wr(&mut d, 0, 0x400 + 96 - 4, 0x1020_3040);
+    assert_eq!(rd(&mut d, 0, 0x400 + 96 - 4), 0x1020_3040, "accessing last SPIs");
+    assert_eq!(wr(&mut d, 0, 0x400 + 96, 0xffff_ffff), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x400 + 96), 0, "accesses beyond limit RAZ/WI");
+    assert_eq!(d.mmio_write(0, 0x400 + 34, 1, 0xc7).unwrap(), vec![], "no device: nothing physical");
+    assert_eq!(d.mmio_read(0, 0x400 + 34, 1).unwrap(), 0xc0);
+}
+
+#[test]
+fn an_spi_without_a_device_is_a_virtual_interrupt() {
+    let mut d = dist();
+    // SPI 41: bit 9 of the second word of each bitmap. Nothing reaches the physical GIC.
+    assert_eq!(wr(&mut d, 0, 0x104, 1 << 9), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x104), 1 << 9, "enable");
+    wr(&mut d, 0, 0x084, 1 << 9);
+    assert_eq!(rd(&mut d, 0, 0x084), 1 << 9, "group");
+    assert_eq!(wr(&mut d, 0, 0xc08, 2 << 18), vec![]);
+    assert_eq!(rd(&mut d, 0, 0xc08), 2 << 18, "config");
+    assert_eq!(wr(&mut d, 0, 0x304, 1 << 9), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x304), 1 << 9, "active");
+    assert_eq!(wr(&mut d, 0, 0x384, 1 << 9), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x304), 0);
+    // ITARGETSR keeps its CPU bits.
+    assert_eq!(d.mmio_write(0, 0x800 + 41, 1, 0xff).unwrap(), vec![]);
+    assert_eq!(d.mmio_read(0, 0x800 + 41, 1).unwrap(), 0x0f);
+    d.mmio_write(0, 0x800 + 41, 1, 0b0100).unwrap();
+    // Distributor off: ISPENDR holds it pending; turning the distributor on delivers it to
+    // vCPU 2 as a purely virtual interrupt.
+    assert_eq!(wr(&mut d, 0, 0x204, 1 << 9), vec![]);
+    assert_eq!(rd(&mut d, 0, 0x204), 1 << 9, "pending");
+    let acts = wr(&mut d, 0, 0x000, 1);
+    assert!(
+        matches!(
+            acts.as_slice(),
+            [VgicAction::Inject { vcpu: 2, virq: Virq { intid: 41, pintid: None, .. } }, VgicAction::Kick(2)]
+        ),
+        "{acts:?}"
+    );
+    assert_eq!(d.hw_irq(2, 41), HwIrq::NotOwned, "no physical interrupt behind it");
+    // ICPENDR clears a held one without touching the physical GIC.
+    wr(&mut d, 0, 0x000, 0);
+    wr(&mut d, 0, 0x204, 1 << 9);
+    let acts = wr(&mut d, 0, 0x284, 1 << 9);
+    assert!(!acts.iter().any(|a| matches!(a, VgicAction::SetPhysPending { .. } | VgicAction::ClearPhysActive { .. })));
+    assert_eq!(rd(&mut d, 0, 0x204), 0);
+}
+
+fn retraction(vcpu: usize, intid: u32, source: Option<u8>, pending: bool, active: bool) -> Retraction {
+    Retraction { vcpu, intid, source, pending, active }
+}
+
+#[test]
+fn clearing_pending_or_active_retracts_from_the_holding_vcpu() {
+    let mut d = dist();
+    wr(&mut d, 0, 0x000, 1);
+    wr(&mut d, 0, 0x104, 1 << 8 | 1 << 9 | 1 << 15);
+    // Never handed to a vCPU: nothing to take back (Linux clears every SPI at boot).
+    wr(&mut d, 0, 0x384, u32::MAX as u64);
+    assert_eq!(d.take_retractions(), vec![]);
+    // SPI 40 goes to vCPU 0, then the guest retargets it to vCPU 2: the copy vCPU 0's list
+    // registers may hold is the one to take back.
+    assert!(matches!(d.hw_irq(0, 40), HwIrq::Deliver { vcpu: 0, .. }));
+    d.mmio_write(1, 0x800 + 40, 1, 0b100).unwrap();
+    let acts = wr(&mut d, 1, 0x284, 1 << 8);
+    assert_eq!(acts, vec![VgicAction::SetPhysPending { intid: 40, pcpu: 6, pending: false }]);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 40, None, true, false)]);
+    assert_eq!(d.take_retractions(), vec![], "taken");
+    let acts = wr(&mut d, 1, 0x384, 1 << 8);
+    assert_eq!(acts, vec![VgicAction::ClearPhysActive { intid: 40, pcpu: 6 }]);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 40, None, false, true)]);
+    // Each write replaces the list: an untaken one does not pile up.
+    wr(&mut d, 1, 0x384, 1 << 8);
+    wr(&mut d, 1, 0x104, 1 << 8);
+    assert_eq!(d.take_retractions(), vec![]);
+    // Delivered again, now to vCPU 2.
+    assert!(matches!(d.hw_irq(0, 40), HwIrq::Deliver { vcpu: 2, .. }));
+    wr(&mut d, 0, 0x284, 1 << 8);
+    assert_eq!(d.take_retractions(), vec![retraction(2, 40, None, true, false)]);
+    // A purely virtual SPI made pending by the guest, then cleared.
+    wr(&mut d, 0, 0x204, 1 << 9);
+    wr(&mut d, 0, 0x284, 1 << 9 | 1 << 15);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 41, None, true, false)]);
+}
+
+#[test]
+fn cpendsgir_retracts_the_sgi_from_each_cleared_source() {
+    let mut d = dist();
+    enable_sgis(&mut d);
+    wr(&mut d, 0, 0x000, 1);
+    // SGI 7 from vCPUs 1 and 2 to vCPU 0, delivered at once.
+    wr(&mut d, 1, 0xf00, 1 << 16 | 7);
+    wr(&mut d, 2, 0xf00, 1 << 16 | 7);
+    // vCPU 0 clears source 2 (and 3, which never sent it: the list register manager finds
+    // nothing for that one).
+    d.mmio_write(0, 0xf10 + 7, 1, 0b1100).unwrap();
+    assert_eq!(
+        d.take_retractions(),
+        vec![retraction(0, 7, Some(2), true, false), retraction(0, 7, Some(3), true, false)]
+    );
+    // ICPENDR does not touch GICv2 SGIs; ICACTIVER does, for every source.
+    wr(&mut d, 0, 0x280, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![]);
+    wr(&mut d, 0, 0x380, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![retraction(0, 7, None, false, true)]);
+    // vCPU 1 never received SGI 7.
+    wr(&mut d, 1, 0x380, 1 << 7);
+    assert_eq!(d.take_retractions(), vec![]);
 }

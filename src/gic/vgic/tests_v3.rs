@@ -53,7 +53,9 @@ fn affinity_routing_hides_private_interrupts_in_gicd() {
     assert_eq!(wr(&mut d, 0x0104, 1 << 8), vec![VgicAction::EnablePhys { intid: 40, pcpu: 1 }]);
     assert_eq!(rd(&mut d, 0x0104), 1 << 8);
     wr(&mut d, 0x0084, u32::MAX as u64);
-    assert_eq!(rd(&mut d, 0x0084), 1 << 8, "only owned SPIs keep a group bit");
+    assert_eq!(rd(&mut d, 0x0084), u32::MAX as u64, "every advertised SPI keeps a group bit");
+    wr(&mut d, 0x0088, u32::MAX as u64);
+    assert_eq!(rd(&mut d, 0x0088), 0, "none past the 64 lines GICD_TYPER advertises");
 }
 
 #[test]
@@ -70,9 +72,12 @@ fn irouter() {
     assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x7_0000_0100);
     assert_eq!(d.mmio_read(0, off + 4, 4).unwrap(), 0x7);
     assert_eq!(d.mmio_read(0, off, 4).unwrap(), 0x100);
-    // SPI 41 is not the VM's; INTIDs below 32 have no IROUTER.
+    // SPI 41 has no device: its route is kept, with nothing physical to change. SPI 64 is past
+    // the advertised lines; INTIDs below 32 have no IROUTER.
     assert_eq!(d.mmio_write(0, off + 8, 8, 0x100).unwrap(), vec![]);
-    assert_eq!(d.mmio_read(0, off + 8, 8).unwrap(), 0);
+    assert_eq!(d.mmio_read(0, off + 8, 8).unwrap(), 0x100);
+    assert_eq!(d.mmio_write(0, 0x6000 + 8 * 64, 8, 0x100).unwrap(), vec![]);
+    assert_eq!(d.mmio_read(0, 0x6000 + 8 * 64, 8).unwrap(), 0);
     assert!(matches!(d.mmio_write(0, 0x6000, 8, 1).unwrap().as_slice(), [VgicAction::Warn(_)]));
     assert_eq!(d.mmio_read(0, off, 2), Err(VgicError::BadSize { offset: off, size: 2 }));
 }
@@ -161,4 +166,58 @@ fn sgi1r_targets_by_affinity() {
     assert!(matches!(acts[0], VgicAction::InjectSgi { vcpu: 1, intid: 6, .. }));
     assert_eq!(d.redist_read(1, SGI + 0x200, 4).unwrap(), 0);
     assert_eq!(d.sgi1r_write(5, 0), Err(VgicError::NoSuchVcpu { vcpu: 5, count: 3 }));
+}
+
+#[test]
+fn every_advertised_spi_has_state() {
+    let mut d = dist();
+    // 64 lines: SPIs 32..64, only 40 backed by a device.
+    wr(&mut d, 0x0420, 0xffff_ffff);
+    assert_eq!(rd(&mut d, 0x0420), 0xf8f8_f8f8, "consistent priority masking");
+    wr(&mut d, 0x0400 + 64 - 4, 0x1020_3040);
+    assert_eq!(rd(&mut d, 0x0400 + 64 - 4), 0x1020_3040, "accessing last SPIs");
+    assert_eq!(rd(&mut d, 0x0400 + 64), 0, "beyond the limit");
+    // SPI 41 enable, group, config, active: state, and nothing physical.
+    assert_eq!(wr(&mut d, 0x0104, 1 << 9), vec![]);
+    wr(&mut d, 0x0084, 1 << 9);
+    assert_eq!(wr(&mut d, 0x0c08, 2 << 18), vec![]);
+    assert_eq!(wr(&mut d, 0x0304, 1 << 9), vec![]);
+    let state = (rd(&mut d, 0x0104), rd(&mut d, 0x0084), rd(&mut d, 0x0c08), rd(&mut d, 0x0304));
+    assert_eq!(state, (1 << 9, 1 << 9, 2 << 18, 1 << 9));
+    // IROUTER: reset to vCPU 0, then vCPU 2; a pending one goes there once group 1 is on.
+    let off = 0x6000 + 8 * 41;
+    assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0);
+    assert_eq!(d.mmio_write(0, off, 8, 0x100).unwrap(), vec![]);
+    assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x100);
+    assert_eq!(wr(&mut d, 0x0204, 1 << 9), vec![]);
+    let acts = wr(&mut d, 0x0000, 0x2);
+    assert!(
+        matches!(
+            acts.as_slice(),
+            [VgicAction::Inject { vcpu: 2, virq: Virq { intid: 41, pintid: None, .. } }, VgicAction::Kick(2)]
+        ),
+        "{acts:?}"
+    );
+}
+
+#[test]
+fn redistributor_clears_retract_banked_interrupts() {
+    let mut d = dist();
+    wr(&mut d, 0x0000, 0x2);
+    d.redist_write(1, 1, SGI + 0x80, 4, 0xffff | 1 << 27).unwrap();
+    d.redist_write(1, 1, SGI + 0x100, 4, 0xffff | 1 << 27).unwrap();
+    // The timer PPI fires on vCPU 1; vCPU 0 clears its active state in vCPU 1's redistributor.
+    assert!(matches!(d.hw_irq(1, 27), HwIrq::Deliver { vcpu: 1, .. }));
+    let acts = d.redist_write(0, 1, SGI + 0x380, 4, 1 << 27).unwrap();
+    assert_eq!(acts, vec![VgicAction::ClearPhysActive { intid: 27, pcpu: 2 }]);
+    let expect = Retraction { vcpu: 1, intid: 27, source: None, pending: false, active: true };
+    assert_eq!(d.take_retractions(), vec![expect]);
+    // An SGI sent to vCPU 1, then its pending state cleared through ICPENDR0.
+    d.sgi1r_write(0, 0b10 | 5 << 24).unwrap();
+    d.redist_write(1, 1, SGI + 0x280, 4, 1 << 5 | 1 << 6).unwrap();
+    let expect = Retraction { vcpu: 1, intid: 5, source: None, pending: true, active: false };
+    assert_eq!(d.take_retractions(), vec![expect]);
+    // The same write in vCPU 0's redistributor finds nothing handed out there.
+    d.redist_write(0, 0, SGI + 0x280, 4, 1 << 5).unwrap();
+    assert_eq!(d.take_retractions(), vec![]);
 }

@@ -120,6 +120,27 @@ pub struct Virq {
     pub source: u8,
 }
 
+/// The guest cleared the pending and/or active state of an interrupt that a vCPU's list
+/// registers (or its queue) may still hold: GICD_ICPENDR / GICD_CPENDSGIR / GICR_ICPENDR0
+/// (`pending`), GICD_ICACTIVER / GICR_ICACTIVER0 (`active`). The runtime must take it back on
+/// that vCPU's pCPU: after reading back its list registers, call
+/// [`LrManager::retract`](super::lr::LrManager::retract)`(intid, source, pending, active)`, write
+/// the list registers it returns and deactivate the physical INTIDs it names; a copy still
+/// waiting in the runtime's own inbox for that vCPU must go too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retraction {
+    /// The vCPU the distributor last handed the interrupt to.
+    pub vcpu: usize,
+    pub intid: u32,
+    /// For a GICv2 SGI cleared through GICD_CPENDSGIR: the one source cleared. `None`: every
+    /// source (and every other interrupt).
+    pub source: Option<u8>,
+    /// Clear the pending state.
+    pub pending: bool,
+    /// Clear the active state.
+    pub active: bool,
+}
+
 /// What the runtime must do to the real hardware after a guest access.
 ///
 /// `pcpu` is the physical CPU the affected interrupt belongs to (the pinned pCPU of its vCPU).
@@ -137,8 +158,9 @@ pub enum VgicAction {
     RouteSpi { intid: u32, pcpu: usize },
     /// Set or clear the physical pending state of a passthrough interrupt (guest ISPENDR/ICPENDR).
     SetPhysPending { intid: u32, pcpu: usize, pending: bool },
-    /// Clear the physical active state of a passthrough interrupt (guest ICACTIVER); also
-    /// retract it from the vCPU's list registers.
+    /// Clear the physical active state of a passthrough interrupt (guest ICACTIVER, or ICPENDR
+    /// of one the distributor held after el2visor acknowledged it). Taking it out of the
+    /// vCPU's list registers is a [`Retraction`].
     ClearPhysActive { intid: u32, pcpu: usize },
     /// Queue this SGI on `vcpu`'s list-register manager. `source` is the sending vCPU (for a
     /// GICv3 SGI the distributor held back, which does not record senders, the target itself).
@@ -154,9 +176,12 @@ pub enum VgicAction {
 /// The VM's view of one interrupt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IrqState {
-    /// The VM owns this interrupt; otherwise it reads as zero and ignores writes.
+    /// The VM has this interrupt: every SGI, the passthrough PPIs, and every SPI the
+    /// distributor advertises in GICD_TYPER. Otherwise it reads as zero and ignores writes.
     pub owned: bool,
-    /// Backed by a physical interrupt of the same INTID, injected with the HW bit.
+    /// Backed by a physical interrupt of the same INTID, injected with the HW bit. Without it
+    /// the interrupt is purely virtual: its state lives here only and nothing reaches the
+    /// physical GIC.
     pub hw: bool,
     pub enabled: bool,
     /// Held by the distributor, not yet handed to a vCPU.
@@ -171,4 +196,7 @@ pub(crate) struct IrqState {
     pub targets: u8,
     /// GICv3 IROUTER (affinity in MPIDR layout; IRM unsupported).
     pub route: u64,
+    /// The vCPU the distributor last handed it to (a list register or queue there may still
+    /// hold it); `None` if never.
+    pub handed_to: Option<usize>,
 }

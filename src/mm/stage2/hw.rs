@@ -1,9 +1,14 @@
 //! `TlbOps` on the real CPU: `DSB ISH` and the EL2 `TLBI` instructions.
 //!
+//! Each `TlbOps` call is exactly its instruction, so the table code's calls are the instruction
+//! stream: for a replaced leaf `str xzr; dsb ish; tlbi ipas2e1is; dsb ish; tlbi vmalle1is;
+//! dsb ish; isb; str new`, the architecture's break-before-make order.
+//!
 //! `TLBI IPAS2E1IS`, `TLBI VMALLE1IS` and `TLBI VMALLS12E1IS` act on the VMID held in VTTBR_EL2
-//! *at the time they execute*, not on a VMID operand. So each invalidation loads the VM's own
-//! VTTBR_EL2 (root and VMID, given once through `TlbOps::bind`), runs the TLBI, waits for it with
-//! `DSB ISH`, and puts the previous VTTBR_EL2 back. The real root is loaded rather than a bare
+//! *at the time they execute*, not on a VMID operand. When VTTBR_EL2 already holds this VM's
+//! value (a trap from the VM) the TLBI runs as it is; otherwise the invalidation loads the VM's
+//! own VTTBR_EL2 (root and VMID, given once through `TlbOps::bind`), runs the TLBI, waits for it
+//! with `DSB ISH`, and puts the previous VTTBR_EL2 back. The real root is loaded rather than a bare
 //! VMID so that a speculative EL1&0 walk in that window (some cores' errata) can only ever see
 //! this VM's genuine tables. Nothing else on this CPU may change VTTBR_EL2 meanwhile: call the
 //! table code with EL2 interrupts masked or from a context whose handlers leave VTTBR_EL2 alone.
@@ -25,7 +30,8 @@ impl HwTlb {
         Self { vttbr: 0 }
     }
 
-    /// Run `tlbi` with this VM's VTTBR_EL2 loaded, then restore the previous one.
+    /// Run `tlbi` with this VM's VTTBR_EL2 loaded, then restore the previous one. When it is
+    /// already loaded, only `tlbi` runs: completing it is the caller's next `dsb()`.
     fn with_vm_loaded(&mut self, vmid: u16, tlbi: impl FnOnce()) {
         assert!(
             self.vttbr != 0 && (self.vttbr >> 48) as u16 == vmid,
@@ -37,24 +43,23 @@ impl HwTlb {
         unsafe {
             asm!("mrs {}, vttbr_el2", out(reg) saved, options(nomem, nostack, preserves_flags))
         };
-        let switch = saved != self.vttbr;
-        if switch {
-            // SAFETY: EL2 does not translate through Stage 2; the value is this VM's valid
-            // root and VMID, and the ISB makes the following TLBI use it.
-            unsafe {
-                asm!("msr vttbr_el2, {}", "isb", in(reg) self.vttbr, options(nostack, preserves_flags))
-            };
+        if saved == self.vttbr {
+            tlbi();
+            return;
         }
+        // SAFETY: EL2 does not translate through Stage 2; the value is this VM's valid root and
+        // VMID, and the ISB makes the following TLBI use it.
+        unsafe {
+            asm!("msr vttbr_el2, {}", "isb", in(reg) self.vttbr, options(nostack, preserves_flags))
+        };
         tlbi();
         // SAFETY: barriers only; the DSB waits for the broadcast TLBI to complete before the
         // VMID it used is switched away.
         unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
-        if switch {
-            // SAFETY: puts back the VTTBR_EL2 value that was live on entry.
-            unsafe {
-                asm!("msr vttbr_el2, {}", "isb", in(reg) saved, options(nostack, preserves_flags))
-            };
-        }
+        // SAFETY: puts back the VTTBR_EL2 value that was live on entry.
+        unsafe {
+            asm!("msr vttbr_el2, {}", "isb", in(reg) saved, options(nostack, preserves_flags))
+        };
     }
 }
 
@@ -66,6 +71,12 @@ impl TlbOps for HwTlb {
     fn dsb(&mut self) {
         // SAFETY: a barrier; orders earlier descriptor stores before later maintenance.
         unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+    }
+
+    fn isb(&mut self) {
+        // SAFETY: a context synchronization event; completed TLB maintenance takes effect for
+        // the instructions that follow.
+        unsafe { asm!("isb", options(nostack, preserves_flags)) };
     }
 
     fn invalidate_ipa(&mut self, vmid: u16, ipa: Ipa, _level: u8) {

@@ -22,8 +22,6 @@ pub(super) enum Op {
 pub(super) struct OpCtx {
     /// A descriptor was written.
     pub wrote: bool,
-    /// A live valid entry was broken.
-    pub changed_live: bool,
 }
 
 /// One table: its address, level, and the IPA its entry 0 translates.

@@ -12,9 +12,10 @@
 //!   freed, so the tables always have their minimal shape.
 //! - On error (out of memory for a table page) every page of the range holds either its old or
 //!   its new mapping, and every descriptor is still well formed.
-//! - Each live change is break-before-make: write invalid, DSB, TLBI by IPA (or VMALLS12E1IS
-//!   when a table entry is replaced), DSB, write the new entry. An operation that changed live
-//!   entries ends with one TLBI VMALLE1IS and a DSB.
+//! - Each live change is break-before-make in the architecture's order: write invalid, DSB,
+//!   TLBI IPAS2E1IS, DSB, TLBI VMALLE1IS (the combined Stage 1+2 entries), DSB, ISB, then the
+//!   new entry; a replaced table entry takes TLBI VMALLS12E1IS, DSB, ISB instead of the two
+//!   TLBIs. An operation that wrote descriptors ends with a DSB.
 
 use super::descriptor::{
     address, decode, is_leaf, is_table, level_shift, level_size, Descriptor, ENTRIES,
@@ -243,9 +244,6 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let mut ctx = OpCtx::default();
         let root = self.root_ref();
         let result = self.apply(root, start, end, op, true, &mut ctx);
-        if ctx.changed_live {
-            self.tlb.invalidate_vmid_stage1(self.vmid);
-        }
         if ctx.wrote {
             self.tlb.dsb();
         }

@@ -1,6 +1,8 @@
 //! Host-test doubles for Stage 2: a `PageSource` backed by heap pages that catches double frees,
 //! wrong counts and use after free, and a `TlbOps` that records every call and can check, at
-//! each TLBI by IPA, that the entry being invalidated really is invalid (break-before-make).
+//! each step of a break-before-make (TLBI by IPA, Stage-1 TLBI, ISB), that the entry being
+//! replaced is still invalid, so the new entry was not written early. `check_bbm_order` checks
+//! a recorded sequence against the architecture's order.
 //! Test-only; other modules' tests may use them to build VMs on the host.
 
 use super::table::lookup;
@@ -122,19 +124,64 @@ impl PageSource for TestPages {
 pub enum TlbEvent {
     Bind(u64),
     Dsb,
+    Isb,
     Ipa { vmid: u16, ipa: u64, level: u8 },
     Stage1 { vmid: u16 },
     VmidAll { vmid: u16 },
 }
 
-/// Records every call. With `checking`, it also looks at the tables at each TLBI by IPA and
-/// notes a violation unless the walk for that IPA stops at an invalid entry of that level.
+/// Check that every break-before-make in `events` follows the architecture's order:
+/// `DSB, TLBI IPAS2E1IS, DSB, TLBI VMALLE1IS, DSB, ISB` for a leaf, `DSB, TLBI VMALLS12E1IS, DSB,
+/// ISB` for a table entry, and that no Stage-1 TLBI or ISB appears outside such a sequence.
+/// (Teardown's `DSB, TLBI VMALLS12E1IS, DSB` is not a break-before-make; don't pass it here.)
+pub fn check_bbm_order(events: &[TlbEvent]) -> Result<(), String> {
+    use TlbEvent::*;
+    let mut i = 0;
+    while i < events.len() {
+        let tail: &[TlbEvent] = match events[i] {
+            Ipa { vmid, .. } => &[Dsb, Stage1 { vmid }, Dsb, Isb],
+            VmidAll { .. } => &[Dsb, Isb],
+            Stage1 { .. } | Isb => {
+                return Err(std::format!(
+                    "{:?} at {i} outside a break-before-make: {events:?}",
+                    events[i]
+                ))
+            }
+            Dsb | Bind(_) => {
+                i += 1;
+                continue;
+            }
+        };
+        if i == 0 || events[i - 1] != Dsb {
+            return Err(std::format!(
+                "{:?} at {i} not preceded by a DSB: {events:?}",
+                events[i]
+            ));
+        }
+        let got = &events[i + 1..events.len().min(i + 1 + tail.len())];
+        if got != tail {
+            return Err(std::format!(
+                "{:?} at {i} followed by {got:?}, not {tail:?}: {events:?}",
+                events[i]
+            ));
+        }
+        i += 1 + tail.len();
+    }
+    Ok(())
+}
+
+/// Records every call. With `checking`, it also looks at the tables at each TLBI by IPA, and
+/// again at the Stage-1 TLBI and the ISB that follow it, and notes a violation unless the walk
+/// for that IPA stops at an invalid entry of that level each time: the new entry must not be
+/// written before the whole break-before-make sequence is done.
 #[derive(Clone, Default)]
 pub struct RecordingTlb {
     log: Rc<RefCell<Vec<TlbEvent>>>,
     violations: Rc<RefCell<Vec<String>>>,
     probe: Option<(TestPages, Vtcr)>,
     root: Pa,
+    /// The IPA and level of the last TLBI by IPA, until the ISB that ends its sequence.
+    pending: Option<(u64, u8)>,
 }
 
 impl RecordingTlb {
@@ -162,6 +209,19 @@ impl RecordingTlb {
     pub fn violations(&self) -> Vec<String> {
         self.violations.borrow().clone()
     }
+
+    /// With `checking`: note a violation unless the walk for `ipa` stops at an invalid entry at
+    /// `level`. `what` names the step for the message.
+    fn expect_invalid(&self, what: &str, ipa: u64, level: u8) {
+        if let Some((pages, vtcr)) = &self.probe {
+            let (at, d) = lookup(pages, vtcr, self.root, ipa);
+            if d != 0 || at != level {
+                self.violations.borrow_mut().push(std::format!(
+                    "{what} for IPA {ipa:#x} level {level}: walk found {d:#x} at level {at}"
+                ));
+            }
+        }
+    }
 }
 
 impl TlbOps for RecordingTlb {
@@ -174,16 +234,16 @@ impl TlbOps for RecordingTlb {
         self.log.borrow_mut().push(TlbEvent::Dsb);
     }
 
-    fn invalidate_ipa(&mut self, vmid: u16, ipa: Ipa, level: u8) {
-        if let Some((pages, vtcr)) = &self.probe {
-            let (at, d) = lookup(pages, vtcr, self.root, ipa.raw());
-            if d != 0 || at != level {
-                self.violations.borrow_mut().push(std::format!(
-                    "TLBI IPA {:#x} level {level}: walk found {d:#x} at level {at}",
-                    ipa.raw()
-                ));
-            }
+    fn isb(&mut self) {
+        if let Some((ipa, level)) = self.pending.take() {
+            self.expect_invalid("ISB", ipa, level);
         }
+        self.log.borrow_mut().push(TlbEvent::Isb);
+    }
+
+    fn invalidate_ipa(&mut self, vmid: u16, ipa: Ipa, level: u8) {
+        self.expect_invalid("TLBI IPAS2E1IS", ipa.raw(), level);
+        self.pending = Some((ipa.raw(), level));
         self.log.borrow_mut().push(TlbEvent::Ipa {
             vmid,
             ipa: ipa.raw(),
@@ -192,6 +252,9 @@ impl TlbOps for RecordingTlb {
     }
 
     fn invalidate_vmid_stage1(&mut self, vmid: u16) {
+        if let Some((ipa, level)) = self.pending {
+            self.expect_invalid("TLBI VMALLE1IS", ipa, level);
+        }
         self.log.borrow_mut().push(TlbEvent::Stage1 { vmid });
     }
 

@@ -5,7 +5,7 @@
 use super::descriptor::{MEMATTR_MASK, MEMATTR_SHIFT, XN_MASK, XN_NONE};
 use super::memtype::{AttrEncoding, MemType, S2Attrs};
 use super::table::{lookup, Stage2};
-use super::testing::{RecordingTlb, TestPages, TlbEvent};
+use super::testing::{check_bbm_order, RecordingTlb, TestPages, TlbEvent};
 use super::vtcr::Vtcr;
 use super::{S2Error, S2Stats};
 use crate::mm::addr::{Ipa, Pa, PAGE_SIZE, SIZE_1G, SIZE_2M};
@@ -148,6 +148,8 @@ fn block_split_and_merge_follow_break_before_make() {
             TlbEvent::Dsb,
             TlbEvent::Stage1 { vmid: 1 },
             TlbEvent::Dsb,
+            TlbEvent::Isb,
+            TlbEvent::Dsb,
         ]
     );
     assert_eq!(s2.stats().pages_4k, 512);
@@ -170,10 +172,13 @@ fn block_split_and_merge_follow_break_before_make() {
                 level: 3
             },
             TlbEvent::Dsb,
+            TlbEvent::Stage1 { vmid: 1 },
+            TlbEvent::Dsb,
+            TlbEvent::Isb,
             TlbEvent::Dsb,
             TlbEvent::VmidAll { vmid: 1 },
             TlbEvent::Dsb,
-            TlbEvent::Stage1 { vmid: 1 },
+            TlbEvent::Isb,
             TlbEvent::Dsb,
         ]
     );
@@ -189,6 +194,59 @@ fn block_split_and_merge_follow_break_before_make() {
     assert!(tlb.violations().is_empty(), "{:?}", tlb.violations());
     assert_eq!(pages.in_use(), 3);
     s2.verify().unwrap();
+}
+
+#[test]
+fn bbm_order_checker_wants_stage1_and_isb_before_the_new_entry() {
+    use TlbEvent::*;
+    let ipa = Ipa {
+        vmid: 1,
+        ipa: 0x4000_0000,
+        level: 3,
+    };
+    let good = [Dsb, ipa, Dsb, Stage1 { vmid: 1 }, Dsb, Isb, Dsb];
+    check_bbm_order(&good).unwrap();
+    check_bbm_order(&[Dsb, VmidAll { vmid: 1 }, Dsb, Isb]).unwrap();
+    // The old order: Stage 1 invalidated once, after the new entries were written.
+    assert!(check_bbm_order(&[Dsb, ipa, Dsb, Dsb, Stage1 { vmid: 1 }, Dsb]).is_err());
+    // No ISB, Stage-1 TLBI before the IPA one, no DSB between them, stray Stage-1 TLBI.
+    assert!(check_bbm_order(&[Dsb, ipa, Dsb, Stage1 { vmid: 1 }, Dsb]).is_err());
+    assert!(check_bbm_order(&[Dsb, Stage1 { vmid: 1 }, Dsb, ipa, Dsb, Isb]).is_err());
+    assert!(check_bbm_order(&[Dsb, ipa, Stage1 { vmid: 1 }, Dsb, Isb]).is_err());
+    assert!(check_bbm_order(&[ipa, Dsb, Stage1 { vmid: 1 }, Dsb, Isb]).is_err());
+    assert!(check_bbm_order(&[Dsb, VmidAll { vmid: 1 }, Dsb]).is_err());
+}
+
+#[test]
+fn replacing_a_live_page_invalidates_stage1_before_the_new_entry() {
+    let (mut s2, _, tlb) = setup(2);
+    let base = 0x4000_0000u64;
+    s2.map(Ipa(base), Pa(base), PAGE_SIZE, S2Attrs::ram())
+        .unwrap();
+    tlb.clear();
+    s2.map(Ipa(base), Pa(base + SIZE_2M), PAGE_SIZE, S2Attrs::ram())
+        .unwrap();
+    // The checking recorder saw the entry still invalid at the TLBI by IPA, the TLBI VMALLE1IS
+    // and the ISB: the new entry came after all three.
+    assert!(tlb.violations().is_empty(), "{:?}", tlb.violations());
+    check_bbm_order(&tlb.events()).unwrap();
+    assert_eq!(
+        tlb.events(),
+        [
+            TlbEvent::Dsb,
+            TlbEvent::Ipa {
+                vmid: 1,
+                ipa: base,
+                level: 3
+            },
+            TlbEvent::Dsb,
+            TlbEvent::Stage1 { vmid: 1 },
+            TlbEvent::Dsb,
+            TlbEvent::Isb,
+            TlbEvent::Dsb,
+        ]
+    );
+    assert_eq!(s2.translate(Ipa(base)).unwrap().0, Pa(base + SIZE_2M));
 }
 
 #[test]

@@ -150,13 +150,19 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             self.write(t.pa, idx, 0);
             self.tlb.dsb();
             if is_table(old, level) {
-                // Cached leaves anywhere below this entry may exist: drop the whole VMID.
+                // Cached leaves anywhere below this entry may exist: drop the whole VMID, its
+                // Stage-1 and combined entries included.
                 self.tlb.invalidate_vmid_all(self.vmid);
+                self.tlb.dsb();
             } else {
                 self.tlb.invalidate_ipa(self.vmid, Ipa(e_start), level);
+                self.tlb.dsb();
+                // Combined Stage 1+2 entries may still translate through the old entry; they
+                // must be gone before the new entry can be walked.
+                self.tlb.invalidate_vmid_stage1(self.vmid);
+                self.tlb.dsb();
             }
-            self.tlb.dsb();
-            ctx.changed_live = true;
+            self.tlb.isb();
             synced = true;
         }
         if is_table(old, level) {

@@ -83,10 +83,6 @@ fn cpu_on_starts_an_off_vcpu_once() {
         }
     );
     assert_eq!(vm.power[3], VcpuPower::OnPending);
-    assert_eq!(
-        call(&mut vm, psci::CPU_ON_64, [0x101, RAM, 0]),
-        ret(psci::ON_PENDING)
-    );
     vm.set_power(3, VcpuPower::On);
     assert_eq!(
         call(&mut vm, psci::CPU_ON_64, [0x101, RAM, 0]),
@@ -96,6 +92,33 @@ fn cpu_on_starts_an_off_vcpu_once() {
         call(&mut vm, psci::CPU_ON_64, [0x0, RAM, 0]),
         ret(psci::ALREADY_ON),
         "the caller"
+    );
+}
+
+#[test]
+fn cpu_on_of_a_vcpu_being_started_is_already_on_as_under_kvm() {
+    // Two callers bring up the same vCPU: the second one's CPU_ON arrives while the first has
+    // started it but it has not yet entered the guest. KVM answers ALREADY_ON (any vCPU that
+    // is not stopped), never ON_PENDING, which a guest's bring-up treats as a failure.
+    let mut vm = FakeVm::four();
+    assert!(matches!(
+        handle_call(psci::CPU_ON_64, [0x1, RAM, 0], 0, &mut vm),
+        CallOutcome::StartVcpu { index: 1, .. }
+    ));
+    assert_eq!(vm.power[1], VcpuPower::OnPending);
+    vm.set_power(2, VcpuPower::On);
+    for fid in [psci::CPU_ON_64, psci::CPU_ON_32] {
+        assert_eq!(
+            handle_call(fid, [0x1, RAM + 0x1000, 7], 2, &mut vm),
+            ret(psci::ALREADY_ON),
+            "{fid:#x}"
+        );
+    }
+    // Nothing changed: still pending, and AFFINITY_INFO still says so.
+    assert_eq!(vm.power[1], VcpuPower::OnPending);
+    assert_eq!(
+        call(&mut vm, psci::AFFINITY_INFO_64, [0x1, 0, 0]),
+        ret(psci::AFFINITY_ON_PENDING)
     );
 }
 

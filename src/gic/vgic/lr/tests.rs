@@ -91,18 +91,78 @@ fn hw_interrupt_is_never_held_twice() {
 }
 
 #[test]
-fn retract_and_reset() {
+fn retract_takes_back_only_the_cleared_state() {
+    let mut m = LrManager::new(LrFormat::V3, 2);
+    let mut regs = [0u64; 2];
+    m.inject(hw(33, 0x80));
+    m.inject(sw(3, 0x80, 0));
+    m.inject(hw(34, 0x90));
+    enter(&mut m, &mut regs);
+    // HW 34 is still queued: gone from the queue, its acknowledged physical copy deactivated.
+    assert_eq!(m.retract(34, None, true, false), Retracted { writes: vec![], deactivate: vec![34] });
+    assert_eq!(m.state_of(34, 0), None);
+    // HW 33 pending in LR 0: clearing its active state changes nothing; clearing pending empties
+    // the LR and deactivates the physical interrupt.
+    assert_eq!(m.retract(33, None, false, true), Retracted::default());
+    assert_eq!(m.retract(33, None, true, false), Retracted { writes: vec![(0, 0)], deactivate: vec![33] });
+    // SGI 3 pending and active in LR 1: each clear leaves the other state.
+    regs[1] = set_state(LrFormat::V3, regs[1], LrState::PendingActive);
+    m.sync(&regs);
+    let r = m.retract(3, None, true, false);
+    assert_eq!(r.deactivate, vec![]);
+    assert_eq!(r.writes, vec![(1, set_state(LrFormat::V3, regs[1], LrState::Active))]);
+    assert_eq!(m.state_of(3, 0), Some(LrState::Active));
+    let r = m.retract(3, None, false, true);
+    assert_eq!(r, Retracted { writes: vec![(1, 0)], deactivate: vec![] });
+    // Nothing held, nothing to do; nothing left for `fill` to repeat.
+    assert_eq!(m.retract(35, None, true, true), Retracted::default());
+    assert_eq!(m.fill(), (vec![], false));
+    assert!(m.is_idle());
+}
+
+#[test]
+fn retract_active_hw_interrupt_and_reuse_its_lr() {
+    let mut m = LrManager::new(LrFormat::V2, 1);
+    let mut regs = [0u64; 1];
+    m.inject(hw(40, 0x80));
+    m.inject(sw(5, 0xa0, 0));
+    enter(&mut m, &mut regs);
+    regs[0] = set_state(LrFormat::V2, regs[0], LrState::Active);
+    m.sync(&regs);
+    assert_eq!(m.retract(40, None, true, false), Retracted::default(), "active, not pending");
+    assert_eq!(m.retract(40, None, false, true), Retracted { writes: vec![(0, 0)], deactivate: vec![40] });
+    // The freed list register takes the queued interrupt at the next fill.
+    enter(&mut m, &mut regs);
+    assert_eq!(LrFormat::V2.decode(regs[0]).vintid, 5);
+}
+
+#[test]
+fn retract_gicv2_sgi_by_source() {
+    let mut m = LrManager::new(LrFormat::V2, 4);
+    let mut regs = [0u64; 4];
+    for src in 0..3 {
+        m.inject(sw(7, 0x80, src));
+    }
+    m.inject(sw(6, 0x80, 1));
+    enter(&mut m, &mut regs);
+    // CPENDSGIR for source 1 only.
+    let r = m.retract(7, Some(1), true, false);
+    assert_eq!(r.writes.len(), 1);
+    assert_eq!(m.state_of(7, 1), None);
+    assert_eq!(m.state_of(7, 0), Some(LrState::Pending));
+    assert_eq!(m.state_of(6, 1), Some(LrState::Pending));
+    // Every source.
+    assert_eq!(m.retract(7, None, true, true).writes.len(), 2);
+    assert_eq!((m.state_of(7, 0), m.state_of(7, 2)), (None, None));
+    assert_eq!(m.in_use().count(), 1);
+}
+
+#[test]
+fn reset_drops_everything() {
     let mut m = LrManager::new(LrFormat::V2, 1);
     let mut regs = [0u64; 1];
     m.inject(hw(33, 0x80));
     m.inject(hw(34, 0x80));
-    enter(&mut m, &mut regs);
-    assert!(m.retract(33));
-    assert!(m.retract(34));
-    assert!(!m.retract(35));
-    assert_eq!(m.fill(), (vec![(0, 0)], false));
-    assert!(m.is_idle());
-    m.inject(hw(33, 0x80));
     enter(&mut m, &mut regs);
     assert_eq!(m.reset(), vec![(0, 0)]);
     assert!(m.is_idle());
@@ -117,6 +177,9 @@ enum Op {
     Ack(usize),
     /// The guest EOIs (and so deactivates) the `k`-th active LR.
     Eoi(usize),
+    /// The guest clears interrupt `n`'s pending and/or active state through the distributor
+    /// (for a GICv2 SGI, from its own source or, with `all`, from every source).
+    Retract { n: u32, pending: bool, active: bool, all: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -124,6 +187,12 @@ fn op() -> impl Strategy<Value = Op> {
         (0u32..12, 0u8..8).prop_map(|(n, p)| Op::Inject(n, p << 5)),
         (0usize..8).prop_map(Op::Ack),
         (0usize..8).prop_map(Op::Eoi),
+        (0u32..12, 1u8..4, any::<bool>()).prop_map(|(n, which, all)| Op::Retract {
+            n,
+            pending: which & 1 != 0,
+            active: which & 2 != 0,
+            all
+        }),
     ]
 }
 
@@ -193,6 +262,31 @@ fn run(format: LrFormat, count: usize, ops: &[Op]) -> Result<(), TestCaseError> 
                 prop_assert_eq!(m.inject(virq), expected);
                 if matches!(expected, Injected::Queued | Injected::PendingInLr) {
                     pending.insert(key);
+                }
+            }
+            Op::Retract { n, pending: clear_pending, active: clear_active, all } => {
+                // The runtime syncs the list registers first, then applies what retract returns.
+                if in_guest {
+                    m.sync(&regs);
+                    in_guest = false;
+                }
+                let virq = virq_for(format, n, 0);
+                let hit = |k: &Key| k.0 == virq.intid && (all || k.1 == virq.source);
+                let held = |p: &BTreeSet<Key>, a: &BTreeSet<Key>| p.iter().chain(a).any(hit);
+                let was_held = held(&pending, &active);
+                if clear_pending {
+                    pending.retain(|k| !hit(k));
+                }
+                if clear_active {
+                    active.retain(|k| !hit(k));
+                }
+                let source = (!all).then_some(virq.source);
+                let r = m.retract(virq.intid, source, clear_pending, clear_active);
+                let gone = was_held && !held(&pending, &active);
+                let expect: Vec<u32> = virq.pintid.filter(|_| gone).into_iter().collect();
+                prop_assert_eq!(&r.deactivate, &expect, "deactivations");
+                for (i, v) in r.writes {
+                    regs[i] = v;
                 }
             }
             Op::Ack(k) | Op::Eoi(k) => {
