@@ -1,20 +1,26 @@
 //! GICv3 host driver: the distributor with affinity routing, one redistributor per CPU (found by
-//! matching GICR_TYPER's affinity with the CPU's MPIDR), and the ICC_* / ICH_* system registers.
+//! matching GICR_TYPER's affinity with the CPU's MPIDR), and the ICC_* / ICH_* system registers
+//! ([`crate::arch::sysreg_gic`]).
 //!
-//! System registers are named by encoding (`S3_<op1>_C<n>_C<m>_<op2>`) so any assembler takes
-//! them. The CPU interface runs with ICC_CTLR_EL1.EOImode = 1: `eoi` drops the priority only.
+//! The CPU interface runs with ICC_CTLR_EL1.EOImode = 1: `eoi` drops the priority only.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use log::warn;
 use spin::Mutex;
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 use super::mmio::Frame;
 use super::vgic::sgi::Sgi1r;
 use super::{
     ich_ap_count, mpidr_affinity, packed_affinity, Acked, GicError, GicInfo, GicInfoError, FIRST_SPI,
     MAX_SPI_END,
+};
+use crate::arch::sysreg_gic::{
+    read_ich_lr, write_ich_lr, ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1,
+    ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1, ICC_SRE_EL2, ICH_AP0R_EL2, ICH_AP1R_EL2,
+    ICH_ELRSR_EL2, ICH_HCR_EL2, ICH_MISR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
 };
 
 // Distributor.
@@ -44,36 +50,9 @@ const GICR_TYPER_LAST: u64 = 1 << 4;
 const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
-// System register bits.
-const ICC_SRE_SRE: u64 = 1 << 0;
-const ICC_SRE_DFB: u64 = 1 << 1;
-const ICC_SRE_DIB: u64 = 1 << 2;
-const ICC_SRE_ENABLE: u64 = 1 << 3;
-const ICC_CTLR_EOIMODE: u64 = 1 << 1;
-const ICH_HCR_EN: u64 = 1 << 0;
-const ICH_HCR_UIE: u64 = 1 << 1;
-
 /// Priority el2visor gives every interrupt it configures.
 pub const DEFAULT_PRIORITY: u8 = 0xa0;
 const PRIORITY_WORD: u32 = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
-
-macro_rules! mrs {
-    ($reg:literal) => {{
-        let v: u64;
-        // SAFETY: a GIC system register read at EL2. `GicV3::init_cpu` sets ICC_SRE_EL2.SRE before
-        // any ICC_* access, and ICH_* registers exist on every CPU with a GICv3 CPU interface.
-        unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nostack, preserves_flags)) };
-        v
-    }};
-}
-
-macro_rules! msr {
-    ($reg:literal, $v:expr) => {{
-        let v: u64 = $v;
-        // SAFETY: as for `mrs!`; each write's value is built by this driver for that register.
-        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
-    }};
-}
 
 fn isb() {
     // SAFETY: an instruction barrier has no effect on memory or registers.
@@ -192,7 +171,9 @@ impl GicV3 {
     /// Wake this CPU's redistributor, reset its banked interrupts, enable the system-register
     /// CPU interface (EOImode = 1, group 1, EL1 may use ICC_SRE_EL1) and the virtual interface.
     pub fn init_cpu(&self) -> Result<(), GicError> {
-        msr!("S3_4_C12_C9_5", mrdsre() | ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
+        ICC_SRE_EL2.modify(
+            ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::DFB::SET + ICC_SRE_EL2::DIB::SET + ICC_SRE_EL2::ENABLE::SET,
+        );
         isb();
         let mpidr = current_mpidr();
         let rd = self.rd_frame(self.find_redist(mpidr)?, false);
@@ -212,35 +193,36 @@ impl GicV3 {
         if !wait(|| rd.read(GICR_CTLR) & GICR_CTLR_RWP == 0) {
             warn!("GICv3: GICR_CTLR.RWP stuck on MPIDR {mpidr:#x}");
         }
-        msr!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1: let every priority through
-        msr!("S3_0_C12_C12_3", 0); // ICC_BPR1_EL1
-        msr!("S3_0_C12_C12_4", ICC_CTLR_EOIMODE); // ICC_CTLR_EL1
-        msr!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
+        // Let every priority through.
+        ICC_PMR_EL1.write(ICC_PMR_EL1::Priority.val(0xff));
+        ICC_BPR1_EL1.set(0);
+        ICC_CTLR_EL1.write(ICC_CTLR_EL1::EOImode::SET);
+        ICC_IGRPEN1_EL1.write(ICC_IGRPEN1_EL1::Enable::SET);
         isb();
         for i in 0..self.lr_count() {
             self.write_lr(i, 0);
         }
         self.set_aprs(&[0; 4], &[0; 4]);
-        msr!("S3_4_C12_C11_7", 0); // ICH_VMCR_EL2
-        msr!("S3_4_C12_C11_0", ICH_HCR_EN); // ICH_HCR_EL2
+        ICH_VMCR_EL2.set(0);
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
         isb();
         sgi.write(GICD_ISENABLER, 1 << self.maintenance_intid);
         Ok(())
     }
 
     pub fn ack(&self) -> Option<Acked> {
-        Acked::from_iar(mrs!("S3_0_C12_C12_0") as u32) // ICC_IAR1_EL1
+        Acked::from_iar(ICC_IAR1_EL1.get() as u32)
     }
 
     /// Drop the running priority (EOImode = 1: the interrupt stays active).
     pub fn eoi(&self, a: Acked) {
-        msr!("S3_0_C12_C12_1", a.raw() as u64); // ICC_EOIR1_EL1
+        ICC_EOIR1_EL1.set(a.raw() as u64);
         isb();
     }
 
     /// Deactivate an interrupt el2visor handled itself.
     pub fn deactivate(&self, a: Acked) {
-        msr!("S3_0_C12_C11_1", a.raw() as u64); // ICC_DIR_EL1
+        ICC_DIR_EL1.set(a.raw() as u64);
         isb();
     }
 
@@ -256,7 +238,7 @@ impl GicV3 {
             rs: aff0 >> 4,
             aff3: (mpidr >> 32) as u8,
         };
-        msr!("S3_0_C12_C11_5", sgi.encode()); // ICC_SGI1R_EL1
+        ICC_SGI1R_EL1.set(sgi.encode());
         isb();
     }
 
@@ -326,117 +308,75 @@ impl GicV3 {
 
     /// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
     pub fn lr_count(&self) -> usize {
-        super::vgic::lr::LrFormat::V3.count_from_vtr(mrs!("S3_4_C12_C11_1"))
+        super::vgic::lr::LrFormat::V3.count_from_vtr(ICH_VTR_EL2.get())
     }
 
     /// ICH_LR<i>_EL2; indices past 15 read as 0.
     pub fn read_lr(&self, i: usize) -> u64 {
-        match i {
-            0 => mrs!("S3_4_C12_C12_0"),
-            1 => mrs!("S3_4_C12_C12_1"),
-            2 => mrs!("S3_4_C12_C12_2"),
-            3 => mrs!("S3_4_C12_C12_3"),
-            4 => mrs!("S3_4_C12_C12_4"),
-            5 => mrs!("S3_4_C12_C12_5"),
-            6 => mrs!("S3_4_C12_C12_6"),
-            7 => mrs!("S3_4_C12_C12_7"),
-            8 => mrs!("S3_4_C12_C13_0"),
-            9 => mrs!("S3_4_C12_C13_1"),
-            10 => mrs!("S3_4_C12_C13_2"),
-            11 => mrs!("S3_4_C12_C13_3"),
-            12 => mrs!("S3_4_C12_C13_4"),
-            13 => mrs!("S3_4_C12_C13_5"),
-            14 => mrs!("S3_4_C12_C13_6"),
-            15 => mrs!("S3_4_C12_C13_7"),
-            _ => 0,
-        }
+        read_ich_lr(i).unwrap_or(0)
     }
 
     /// Write ICH_LR<i>_EL2; indices past 15 are ignored.
     pub fn write_lr(&self, i: usize, v: u64) {
-        match i {
-            0 => msr!("S3_4_C12_C12_0", v),
-            1 => msr!("S3_4_C12_C12_1", v),
-            2 => msr!("S3_4_C12_C12_2", v),
-            3 => msr!("S3_4_C12_C12_3", v),
-            4 => msr!("S3_4_C12_C12_4", v),
-            5 => msr!("S3_4_C12_C12_5", v),
-            6 => msr!("S3_4_C12_C12_6", v),
-            7 => msr!("S3_4_C12_C12_7", v),
-            8 => msr!("S3_4_C12_C13_0", v),
-            9 => msr!("S3_4_C12_C13_1", v),
-            10 => msr!("S3_4_C12_C13_2", v),
-            11 => msr!("S3_4_C12_C13_3", v),
-            12 => msr!("S3_4_C12_C13_4", v),
-            13 => msr!("S3_4_C12_C13_5", v),
-            14 => msr!("S3_4_C12_C13_6", v),
-            15 => msr!("S3_4_C12_C13_7", v),
-            _ => {}
-        }
+        write_ich_lr(i, v);
     }
 
     /// ICH_HCR_EL2.UIE: a maintenance interrupt when at most one list register is valid.
     pub fn set_underflow(&self, on: bool) {
-        let hcr = mrs!("S3_4_C12_C11_0");
-        msr!("S3_4_C12_C11_0", if on { hcr | ICH_HCR_UIE } else { hcr & !ICH_HCR_UIE });
+        ICH_HCR_EL2.modify(if on { ICH_HCR_EL2::UIE::SET } else { ICH_HCR_EL2::UIE::CLEAR });
     }
 
     pub fn misr(&self) -> u32 {
-        mrs!("S3_4_C12_C11_2") as u32
+        ICH_MISR_EL2.get() as u32
     }
 
     /// Empty list registers (ICH_ELRSR_EL2).
     pub fn elrsr(&self) -> u64 {
-        mrs!("S3_4_C12_C11_5")
+        ICH_ELRSR_EL2.get()
     }
 
     pub fn vmcr(&self) -> u64 {
-        mrs!("S3_4_C12_C11_7")
+        ICH_VMCR_EL2.get()
     }
 
     pub fn set_vmcr(&self, v: u64) {
-        msr!("S3_4_C12_C11_7", v);
+        ICH_VMCR_EL2.set(v);
     }
 
     /// ICH_AP0R<n>_EL2 and ICH_AP1R<n>_EL2; registers the CPU lacks read as 0.
     pub fn aprs(&self) -> ([u32; 4], [u32; 4]) {
-        let n = ich_ap_count(mrs!("S3_4_C12_C11_1"));
+        let n = ich_ap_count(ICH_VTR_EL2.get());
         let mut ap0 = [0; 4];
         let mut ap1 = [0; 4];
-        ap0[0] = mrs!("S3_4_C12_C8_0") as u32;
-        ap1[0] = mrs!("S3_4_C12_C9_0") as u32;
+        ap0[0] = ICH_AP0R_EL2::<0>.get() as u32;
+        ap1[0] = ICH_AP1R_EL2::<0>.get() as u32;
         if n >= 2 {
-            ap0[1] = mrs!("S3_4_C12_C8_1") as u32;
-            ap1[1] = mrs!("S3_4_C12_C9_1") as u32;
+            ap0[1] = ICH_AP0R_EL2::<1>.get() as u32;
+            ap1[1] = ICH_AP1R_EL2::<1>.get() as u32;
         }
         if n >= 4 {
-            ap0[2] = mrs!("S3_4_C12_C8_2") as u32;
-            ap0[3] = mrs!("S3_4_C12_C8_3") as u32;
-            ap1[2] = mrs!("S3_4_C12_C9_2") as u32;
-            ap1[3] = mrs!("S3_4_C12_C9_3") as u32;
+            ap0[2] = ICH_AP0R_EL2::<2>.get() as u32;
+            ap0[3] = ICH_AP0R_EL2::<3>.get() as u32;
+            ap1[2] = ICH_AP1R_EL2::<2>.get() as u32;
+            ap1[3] = ICH_AP1R_EL2::<3>.get() as u32;
         }
         (ap0, ap1)
     }
 
     /// Restore what [`aprs`](Self::aprs) saved; registers the CPU lacks are skipped.
     pub fn set_aprs(&self, ap0: &[u32; 4], ap1: &[u32; 4]) {
-        let n = ich_ap_count(mrs!("S3_4_C12_C11_1"));
-        msr!("S3_4_C12_C8_0", ap0[0] as u64);
-        msr!("S3_4_C12_C9_0", ap1[0] as u64);
+        let n = ich_ap_count(ICH_VTR_EL2.get());
+        ICH_AP0R_EL2::<0>.set(ap0[0] as u64);
+        ICH_AP1R_EL2::<0>.set(ap1[0] as u64);
         if n >= 2 {
-            msr!("S3_4_C12_C8_1", ap0[1] as u64);
-            msr!("S3_4_C12_C9_1", ap1[1] as u64);
+            ICH_AP0R_EL2::<1>.set(ap0[1] as u64);
+            ICH_AP1R_EL2::<1>.set(ap1[1] as u64);
         }
         if n >= 4 {
-            msr!("S3_4_C12_C8_2", ap0[2] as u64);
-            msr!("S3_4_C12_C8_3", ap0[3] as u64);
-            msr!("S3_4_C12_C9_2", ap1[2] as u64);
-            msr!("S3_4_C12_C9_3", ap1[3] as u64);
+            ICH_AP0R_EL2::<2>.set(ap0[2] as u64);
+            ICH_AP0R_EL2::<3>.set(ap0[3] as u64);
+            ICH_AP1R_EL2::<2>.set(ap1[2] as u64);
+            ICH_AP1R_EL2::<3>.set(ap1[3] as u64);
         }
     }
-}
-
-/// ICC_SRE_EL2 as the firmware left it.
-fn mrdsre() -> u64 {
-    mrs!("S3_4_C12_C9_5")
 }
