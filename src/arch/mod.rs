@@ -8,4 +8,5 @@ pub mod cpu;
 pub mod exception;
 pub mod psci;
 pub mod sysreg;
+pub mod sysreg_gic;
 pub mod translate;

@@ -1,13 +1,41 @@
 //! The Arm PL011 UART, transmit side only: el2visor's console. The firmware (or QEMU) has already
 //! set the baud rate; el2visor only makes sure the UART and its transmitter are enabled.
 
-const DR: usize = 0x00;
-const FR: usize = 0x18;
-const CR: usize = 0x30;
-const FR_TXFF: u32 = 1 << 5;
-const FR_BUSY: u32 = 1 << 3;
-const CR_UARTEN: u32 = 1 << 0;
-const CR_TXE: u32 = 1 << 8;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
+
+register_bitfields! {u32,
+    DR [
+        /// The byte to send.
+        DATA OFFSET(0) NUMBITS(8) [],
+    ],
+    FR [
+        /// Transmit FIFO full.
+        TXFF OFFSET(5) NUMBITS(1) [],
+        /// Busy sending: set until the last byte, stop bits included, has left the shifter.
+        BUSY OFFSET(3) NUMBITS(1) [],
+    ],
+    CR [
+        /// Transmit enable.
+        TXE OFFSET(8) NUMBITS(1) [],
+        /// UART enable.
+        UARTEN OFFSET(0) NUMBITS(1) [],
+    ],
+}
+
+register_structs! {
+    /// The PL011 registers el2visor uses.
+    Regs {
+        (0x00 => dr: ReadWrite<u32, DR::Register>),
+        (0x04 => _reserved0),
+        (0x18 => fr: ReadOnly<u32, FR::Register>),
+        (0x1c => _reserved1),
+        (0x30 => cr: ReadWrite<u32, CR::Register>),
+        (0x34 => @END),
+    }
+}
+
 /// Status polls before a stuck transmitter is given up on: far longer than a byte takes at 9600
 /// baud on any core, short enough that a dead console costs milliseconds per byte, not a hang.
 const MAX_WAIT_POLLS: u32 = 1 << 20;
@@ -25,21 +53,20 @@ impl Pl011 {
         Self { base }
     }
 
-    fn read(&self, off: usize) -> u32 {
-        // SAFETY: `new`'s contract: base + off is a PL011 register.
-        unsafe { core::ptr::read_volatile((self.base + off) as *const u32) }
-    }
-
-    fn write(&self, off: usize, v: u32) {
-        // SAFETY: `new`'s contract: base + off is a PL011 register.
-        unsafe { core::ptr::write_volatile((self.base + off) as *mut u32, v) }
+    fn regs(&self) -> &'static Regs {
+        // SAFETY: `new`'s contract: `base` is a PL011's register block, which stays where it is
+        // (identity mapped once the MMU is on) for as long as el2visor runs. `Regs` is made of
+        // tock-registers cells accessed with volatile 32-bit reads and writes, and reserved gaps
+        // nothing writes, so a shared reference may coexist with the UART changing them.
+        unsafe { &*(self.base as *const Regs) }
     }
 
     /// Enable the UART and its transmitter if firmware left them off.
     pub fn enable_tx(&self) {
-        let cr = self.read(CR);
-        if cr & (CR_UARTEN | CR_TXE) != (CR_UARTEN | CR_TXE) {
-            self.write(CR, cr | CR_UARTEN | CR_TXE);
+        let cr = self.regs().cr.extract();
+        let on = CR::UARTEN::SET + CR::TXE::SET;
+        if !cr.matches_all(on) {
+            self.regs().cr.modify_no_read(cr, on);
         }
     }
 
@@ -48,14 +75,14 @@ impl Pl011 {
     /// had to be dropped.
     pub fn putc(&self, b: u8) -> bool {
         let mut budget = MAX_WAIT_POLLS;
-        while self.read(FR) & FR_TXFF != 0 {
+        while self.regs().fr.is_set(FR::TXFF) {
             if budget == 0 {
                 return false;
             }
             budget -= 1;
             core::hint::spin_loop();
         }
-        self.write(DR, b as u32);
+        self.regs().dr.write(DR::DATA.val(b as u32));
         true
     }
 
@@ -71,7 +98,7 @@ impl Pl011 {
     /// Wait until everything sent has left the shifter (before powering off).
     pub fn flush(&self) {
         let mut budget = MAX_WAIT_POLLS;
-        while self.read(FR) & FR_BUSY != 0 && budget > 0 {
+        while self.regs().fr.is_set(FR::BUSY) && budget > 0 {
             budget -= 1;
             core::hint::spin_loop();
         }

@@ -48,6 +48,9 @@ pub fn is_own(intid: u32) -> bool {
 /// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); wake WFE waiters.
 pub fn kick_pcpu(pcpu: usize) {
     if let Some(h) = HOST.get() {
+        // What the target is kicked to see (a queued interrupt, a start request) must be visible
+        // before the SGI arrives: the SGI register write is not ordered with earlier stores.
+        crate::arch::sysreg::dsb_ish();
         // No logging here: kicks are sent from the fatal path too, which may hold the console.
         let _ = h.send_sgi(percpu::mpidr_of(pcpu), KICK_SGI);
     }

@@ -7,48 +7,117 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+use tock_registers::{register_bitfields, register_structs};
 
 use super::mmio::Frame;
 use super::{mpidr_affinity, Acked, GicError, GicInfo, GicInfoError, FIRST_SPI, MAX_SPI_END};
 
-// Distributor.
-const GICD_CTLR: usize = 0x000;
-const GICD_TYPER: usize = 0x004;
-const GICD_IGROUPR: usize = 0x080;
-const GICD_ISENABLER: usize = 0x100;
-const GICD_ICENABLER: usize = 0x180;
-const GICD_ISPENDR: usize = 0x200;
-const GICD_ICPENDR: usize = 0x280;
-const GICD_ICACTIVER: usize = 0x380;
-const GICD_IPRIORITYR: usize = 0x400;
-const GICD_ITARGETSR: usize = 0x800;
-const GICD_ICFGR: usize = 0xc00;
-const GICD_SGIR: usize = 0xf00;
-const TYPER_SECURITY_EXTN: u32 = 1 << 10;
+register_bitfields! {u32,
+    /// GICD_CTLR of a GIC without the Security Extensions.
+    GICD_CTLR [
+        EnableGrp0 OFFSET(0) NUMBITS(1) [],
+        EnableGrp1 OFFSET(1) NUMBITS(1) [],
+    ],
+    /// GICD_CTLR as the Non-secure side of a GIC with the Security Extensions sees it.
+    GICD_CTLR_NS [
+        EnableGrp1 OFFSET(0) NUMBITS(1) [],
+    ],
+    GICD_TYPER [
+        /// Interrupt lines / 32, minus one.
+        ITLinesNumber OFFSET(0) NUMBITS(5) [],
+        /// The GIC implements the Security Extensions (GICD_CTLR and GICC_CTLR are banked).
+        SecurityExtn OFFSET(10) NUMBITS(1) [],
+    ],
+    GICD_SGIR [
+        /// One bit per target CPU interface.
+        CPUTargetList OFFSET(16) NUMBITS(8) [],
+        SGIINTID OFFSET(0) NUMBITS(4) [],
+    ],
+    /// GICC_CTLR of a GIC without the Security Extensions.
+    GICC_CTLR [
+        EnableGrp0 OFFSET(0) NUMBITS(1) [],
+        EnableGrp1 OFFSET(1) NUMBITS(1) [],
+        EOImodeS OFFSET(9) NUMBITS(1) [],
+        EOImodeNS OFFSET(10) NUMBITS(1) [],
+    ],
+    /// GICC_CTLR as the Non-secure side of a GIC with the Security Extensions sees it.
+    GICC_CTLR_NS [
+        EnableGrp1 OFFSET(0) NUMBITS(1) [],
+        EOImodeNS OFFSET(9) NUMBITS(1) [],
+    ],
+    GICH_VTR [
+        /// Priority bits implemented, minus one.
+        PRIbits OFFSET(29) NUMBITS(3) [],
+        /// Preemption bits implemented, minus one.
+        PREbits OFFSET(26) NUMBITS(3) [],
+        /// List registers implemented, minus one.
+        ListRegs OFFSET(0) NUMBITS(6) [],
+    ],
+    GICH_HCR [
+        /// Underflow interrupt enable: maintenance interrupt when at most one LR is valid.
+        UIE OFFSET(1) NUMBITS(1) [],
+        /// The virtual CPU interface is enabled.
+        En OFFSET(0) NUMBITS(1) [],
+    ],
+}
 
-// CPU interface.
-const GICC_CTLR: usize = 0x0000;
-const GICC_PMR: usize = 0x0004;
-const GICC_BPR: usize = 0x0008;
-const GICC_IAR: usize = 0x000c;
-const GICC_EOIR: usize = 0x0010;
-const GICC_DIR: usize = 0x1000;
-/// GICC_CTLR in the Non-secure view: EnableGrp1 0, EOImodeNS 9.
-const GICC_CTLR_NS: u32 = 1 | 1 << 9;
-/// GICC_CTLR without security extensions: EnableGrp0 0, EnableGrp1 1, EOImodeS 9, EOImodeNS 10.
-const GICC_CTLR_NOSEC: u32 = 1 | 1 << 1 | 1 << 9 | 1 << 10;
+register_structs! {
+    /// The distributor (GICD): the registers el2visor uses.
+    GicdRegs {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32, GICD_TYPER::Register>),
+        (0x008 => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x300 => _reserved1),
+        (0x380 => icactiver: [ReadWrite<u32>; 32]),
+        /// One priority byte per INTID, always accessed a byte at a time.
+        (0x400 => ipriorityr: [ReadWrite<u8>; 1020]),
+        (0x7fc => _reserved2),
+        /// One CPU-interface mask byte per INTID; bytes 0..32 read as the reading CPU's own.
+        (0x800 => itargetsr: [ReadWrite<u8>; 1020]),
+        (0xbfc => _reserved3),
+        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved4),
+        (0xf00 => sgir: WriteOnly<u32, GICD_SGIR::Register>),
+        (0xf04 => @END),
+    },
 
-// Virtual interface control.
-const GICH_HCR: usize = 0x000;
-const GICH_VTR: usize = 0x004;
-const GICH_VMCR: usize = 0x008;
-const GICH_MISR: usize = 0x010;
-const GICH_ELRSR0: usize = 0x030;
-const GICH_ELRSR1: usize = 0x034;
-const GICH_APR: usize = 0x0f0;
-const GICH_LR0: usize = 0x100;
-const HCR_EN: u32 = 1 << 0;
-const HCR_UIE: u32 = 1 << 1;
+    /// The CPU interface (GICC).
+    GiccRegs {
+        (0x0000 => ctlr: ReadWrite<u32>),
+        (0x0004 => pmr: ReadWrite<u32>),
+        (0x0008 => bpr: ReadWrite<u32>),
+        (0x000c => iar: ReadOnly<u32>),
+        (0x0010 => eoir: WriteOnly<u32>),
+        (0x0014 => _reserved0),
+        (0x1000 => dir: WriteOnly<u32>),
+        (0x1004 => @END),
+    },
+
+    /// The virtual interface control (GICH). List registers, VMCR and APR are values the vGIC's
+    /// host-tested code builds and decodes (`LrFormat`, `VifState`).
+    GichRegs {
+        (0x000 => hcr: ReadWrite<u32, GICH_HCR::Register>),
+        (0x004 => vtr: ReadOnly<u32, GICH_VTR::Register>),
+        (0x008 => vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
+        (0x010 => misr: ReadOnly<u32>),
+        (0x014 => _reserved1),
+        /// GICH_ELRSR0, GICH_ELRSR1.
+        (0x030 => elrsr: [ReadOnly<u32>; 2]),
+        (0x038 => _reserved2),
+        (0x0f0 => apr: ReadWrite<u32>),
+        (0x0f4 => _reserved3),
+        (0x100 => lr: [ReadWrite<u32>; 64]),
+        (0x200 => @END),
+    }
+}
 
 /// Priority el2visor gives every interrupt it configures (the guest's own priorities are
 /// virtual, in the list registers).
@@ -59,9 +128,9 @@ const MAX_CPUS: usize = 8;
 
 /// A GICv2 and the CPU interfaces registered so far.
 pub struct GicV2 {
-    gicd: Frame,
-    gicc: Frame,
-    gich: Frame,
+    gicd: Frame<GicdRegs>,
+    gicc: Frame<GiccRegs>,
+    gich: Frame<GichRegs>,
     maintenance_intid: u32,
     lines: AtomicU32,
     /// Cached GICH_VTR-derived list-register count (0 until first read).
@@ -82,7 +151,8 @@ impl GicV2 {
         let (Some(cpu), Some(hyp)) = (info.cpu, info.hyp) else {
             return Err(GicInfoError::MissingVirtualization);
         };
-        // SAFETY: this function's caller guarantees the three frames are the GIC's, mapped.
+        // SAFETY: this function's caller guarantees the three frames are the GIC's, mapped; each
+        // layout is the GICv2 architecture's for that frame.
         let (gicd, gicc, gich) = unsafe {
             (
                 Frame::new(info.dist.raw() as usize),
@@ -111,103 +181,115 @@ impl GicV2 {
     /// Reset the distributor (once, on the boot CPU): every SPI disabled, inactive, not pending,
     /// level, at [`DEFAULT_PRIORITY`], targeted at this CPU; then enabled.
     pub fn init_distributor(&self) {
-        self.gicd.write(GICD_CTLR, 0);
-        let typer = self.gicd.read(GICD_TYPER);
-        let lines = (((typer & 0x1f) + 1) * 32).min(MAX_SPI_END);
-        let secure_split = typer & TYPER_SECURITY_EXTN != 0;
+        let d = &self.gicd;
+        d.ctlr.set(0);
+        let typer = d.typer.extract();
+        let lines = ((typer.read(GICD_TYPER::ITLinesNumber) + 1) * 32).min(MAX_SPI_END);
+        let secure_split = typer.is_set(GICD_TYPER::SecurityExtn);
         self.lines.store(lines, Ordering::Relaxed);
         self.security_extn.store(secure_split, Ordering::Relaxed);
-        let me = self.gicd.read8(GICD_ITARGETSR);
-        for word in (FIRST_SPI / 32)..lines.div_ceil(32) {
-            let off = 4 * word as usize;
-            self.gicd.write(GICD_ICENABLER + off, u32::MAX);
-            self.gicd.write(GICD_ICPENDR + off, u32::MAX);
-            self.gicd.write(GICD_ICACTIVER + off, u32::MAX);
+        let me = d.itargetsr[0].get();
+        for word in (FIRST_SPI / 32) as usize..lines.div_ceil(32) as usize {
+            d.icenabler[word].set(u32::MAX);
+            d.icpendr[word].set(u32::MAX);
+            d.icactiver[word].set(u32::MAX);
             if !secure_split {
                 // Group 0 everywhere; with FIQEn clear it is signalled as IRQ.
-                self.gicd.write(GICD_IGROUPR + off, 0);
+                d.igroupr[word].set(0);
             }
         }
-        for intid in FIRST_SPI..lines {
-            self.gicd.write8(GICD_IPRIORITYR + intid as usize, DEFAULT_PRIORITY);
-            self.gicd.write8(GICD_ITARGETSR + intid as usize, me);
+        for intid in FIRST_SPI as usize..lines as usize {
+            d.ipriorityr[intid].set(DEFAULT_PRIORITY);
+            d.itargetsr[intid].set(me);
         }
-        for word in (FIRST_SPI / 16)..lines.div_ceil(16) {
-            self.gicd.write(GICD_ICFGR + 4 * word as usize, 0);
+        for word in (FIRST_SPI / 16) as usize..lines.div_ceil(16) as usize {
+            d.icfgr[word].set(0);
         }
-        self.gicd.write(GICD_CTLR, if secure_split { 1 } else { 3 });
+        d.ctlr.set(if secure_split {
+            GICD_CTLR_NS::EnableGrp1::SET.value
+        } else {
+            (GICD_CTLR::EnableGrp0::SET + GICD_CTLR::EnableGrp1::SET).value
+        });
     }
 
     /// Set up this CPU's banked interrupts, its CPU interface (EOImode = 1) and its virtual
     /// interface (enabled, list registers empty), and register its interface number for SGIs.
     pub fn init_cpu(&self, mpidr: u64) {
+        let d = &self.gicd;
         // GICD_ITARGETSR0 reads as this CPU's own interface bit, except on a uniprocessor GIC,
         // where it reads as zero (GICv2 spec 4.3.12) and the one interface is number 0.
-        let mask = self.gicd.read8(GICD_ITARGETSR);
+        let mask = d.itargetsr[0].get();
         let n = if mask == 0 { 0 } else { mask.trailing_zeros() as usize };
         self.cpu_ifs[n].store(mpidr_affinity(mpidr) + 1, Ordering::Release);
-        self.gicd.write(GICD_ICENABLER, 0xffff_0000);
-        self.gicd.write(GICD_ISENABLER, 0x0000_ffff);
-        self.gicd.write(GICD_ICPENDR, u32::MAX);
-        self.gicd.write(GICD_ICACTIVER, u32::MAX);
+        d.icenabler[0].set(0xffff_0000);
+        d.isenabler[0].set(0x0000_ffff);
+        d.icpendr[0].set(u32::MAX);
+        d.icactiver[0].set(u32::MAX);
         for intid in 0..FIRST_SPI as usize {
-            self.gicd.write8(GICD_IPRIORITYR + intid, DEFAULT_PRIORITY);
+            d.ipriorityr[intid].set(DEFAULT_PRIORITY);
         }
-        self.gicc.write(GICC_PMR, 0xff);
-        self.gicc.write(GICC_BPR, 0);
-        let secure_split = self.security_extn.load(Ordering::Relaxed);
-        self.gicc.write(GICC_CTLR, if secure_split { GICC_CTLR_NS } else { GICC_CTLR_NOSEC });
+        self.gicc.pmr.set(0xff);
+        self.gicc.bpr.set(0);
+        self.gicc.ctlr.set(if self.security_extn.load(Ordering::Relaxed) {
+            (GICC_CTLR_NS::EnableGrp1::SET + GICC_CTLR_NS::EOImodeNS::SET).value
+        } else {
+            (GICC_CTLR::EnableGrp0::SET
+                + GICC_CTLR::EnableGrp1::SET
+                + GICC_CTLR::EOImodeS::SET
+                + GICC_CTLR::EOImodeNS::SET)
+                .value
+        });
         for i in 0..self.lr_count() {
             self.write_lr(i, 0);
         }
-        self.gich.write(GICH_APR, 0);
-        self.gich.write(GICH_HCR, HCR_EN);
+        self.gich.apr.set(0);
+        self.gich.hcr.write(GICH_HCR::En::SET);
         self.set_enabled(self.maintenance_intid, true);
     }
 
     /// Acknowledge the highest-priority pending interrupt.
     pub fn ack(&self) -> Option<Acked> {
-        Acked::from_iar(self.gicc.read(GICC_IAR))
+        Acked::from_iar(self.gicc.iar.get())
     }
 
     /// Drop the running priority (EOImode = 1: the interrupt stays active).
     pub fn eoi(&self, a: Acked) {
-        self.gicc.write(GICC_EOIR, a.raw());
+        self.gicc.eoir.set(a.raw());
     }
 
     /// Deactivate an interrupt el2visor handled itself.
     pub fn deactivate(&self, a: Acked) {
-        self.gicc.write(GICC_DIR, a.raw());
+        self.gicc.dir.set(a.raw());
     }
 
     /// Enable or disable `intid` (SGIs and PPIs: this CPU's bank).
     pub fn set_enabled(&self, intid: u32, enable: bool) {
-        let reg = if enable { GICD_ISENABLER } else { GICD_ICENABLER };
-        self.gicd.write(reg + 4 * (intid / 32) as usize, 1 << (intid % 32));
+        let regs = if enable { &self.gicd.isenabler } else { &self.gicd.icenabler };
+        regs[(intid / 32) as usize].set(1 << (intid % 32));
     }
 
     /// Set or clear the pending state of `intid`.
     pub fn set_pending(&self, intid: u32, pending: bool) {
-        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
-        self.gicd.write(reg + 4 * (intid / 32) as usize, 1 << (intid % 32));
+        let regs = if pending { &self.gicd.ispendr } else { &self.gicd.icpendr };
+        regs[(intid / 32) as usize].set(1 << (intid % 32));
     }
 
     /// Clear the active state of `intid` through the distributor.
     pub fn clear_active(&self, intid: u32) {
-        self.gicd.write(GICD_ICACTIVER + 4 * (intid / 32) as usize, 1 << (intid % 32));
+        self.gicd.icactiver[(intid / 32) as usize].set(1 << (intid % 32));
     }
 
     pub fn set_priority(&self, intid: u32, priority: u8) {
-        self.gicd.write8(GICD_IPRIORITYR + intid as usize, priority);
+        self.gicd.ipriorityr[intid as usize].set(priority);
     }
 
     /// Edge-triggered (`true`) or level-sensitive SPI.
     pub fn set_trigger(&self, intid: u32, edge: bool) {
         let _guard = self.rmw.lock();
-        let off = GICD_ICFGR + 4 * (intid / 16) as usize;
+        let reg = &self.gicd.icfgr[(intid / 16) as usize];
         let bit = 1 << (2 * (intid % 16) + 1);
-        let v = self.gicd.read(off);
-        self.gicd.write(off, if edge { v | bit } else { v & !bit });
+        let v = reg.get();
+        reg.set(if edge { v | bit } else { v & !bit });
     }
 
     /// The CPU interface mask (one bit) of the CPU with this MPIDR.
@@ -223,14 +305,16 @@ impl GicV2 {
     /// Route SPI `intid` to the CPU with this MPIDR.
     pub fn route_spi(&self, intid: u32, mpidr: u64) -> Result<(), GicError> {
         let mask = self.cpu_mask(mpidr)?;
-        self.gicd.write8(GICD_ITARGETSR + intid as usize, mask);
+        self.gicd.itargetsr[intid as usize].set(mask);
         Ok(())
     }
 
     /// Send SGI `intid` to the CPU with this MPIDR.
     pub fn send_sgi(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
         let mask = self.cpu_mask(mpidr)?;
-        self.gicd.write(GICD_SGIR, (mask as u32) << 16 | (intid & 0xf));
+        self.gicd
+            .sgir
+            .write(GICD_SGIR::CPUTargetList.val(mask as u32) + GICD_SGIR::SGIINTID.val(intid));
         Ok(())
     }
 
@@ -238,7 +322,7 @@ impl GicV2 {
     pub fn lr_count(&self) -> usize {
         match self.lrs.load(Ordering::Relaxed) {
             0 => {
-                let n = super::vgic::lr::LrFormat::V2.count_from_vtr(self.gich.read(GICH_VTR) as u64);
+                let n = super::vgic::lr::LrFormat::V2.count_from_vtr(self.gich.vtr.get() as u64);
                 self.lrs.store(n as u32, Ordering::Relaxed);
                 n
             }
@@ -249,7 +333,7 @@ impl GicV2 {
     /// List register `i`; indices past `lr_count()` read as 0.
     pub fn read_lr(&self, i: usize) -> u64 {
         if i < self.lr_count() {
-            self.gich.read(GICH_LR0 + 4 * i) as u64
+            self.gich.lr[i].get() as u64
         } else {
             0
         }
@@ -258,14 +342,13 @@ impl GicV2 {
     /// Write list register `i`; indices past `lr_count()` are ignored.
     pub fn write_lr(&self, i: usize, v: u64) {
         if i < self.lr_count() {
-            self.gich.write(GICH_LR0 + 4 * i, v as u32);
+            self.gich.lr[i].set(v as u32);
         }
     }
 
     /// GICH_HCR.UIE: a maintenance interrupt when at most one list register is valid.
     pub fn set_underflow(&self, on: bool) {
-        let hcr = self.gich.read(GICH_HCR);
-        self.gich.write(GICH_HCR, if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+        self.gich.hcr.modify(if on { GICH_HCR::UIE::SET } else { GICH_HCR::UIE::CLEAR });
     }
 
     /// Rewrite GICC_PMR with the value it has: a no-op for the interface, but it makes QEMU's GICv2
@@ -274,32 +357,32 @@ impl GicV2 {
     /// (a level-triggered timer that fired while still active) would otherwise wait for an
     /// unrelated GIC event that may never come.
     pub fn refresh(&self) {
-        self.gicc.write(GICC_PMR, 0xff);
+        self.gicc.pmr.set(0xff);
     }
 
     pub fn misr(&self) -> u32 {
-        self.gich.read(GICH_MISR)
+        self.gich.misr.get()
     }
 
     /// Empty list registers (GICH_ELRSR1:GICH_ELRSR0).
     pub fn elrsr(&self) -> u64 {
-        self.gich.read(GICH_ELRSR0) as u64 | (self.gich.read(GICH_ELRSR1) as u64) << 32
+        self.gich.elrsr[0].get() as u64 | (self.gich.elrsr[1].get() as u64) << 32
     }
 
     pub fn vmcr(&self) -> u32 {
-        self.gich.read(GICH_VMCR)
+        self.gich.vmcr.get()
     }
 
     pub fn set_vmcr(&self, v: u32) {
-        self.gich.write(GICH_VMCR, v)
+        self.gich.vmcr.set(v)
     }
 
     /// GICH_APR, the active priorities of the virtual CPU interface.
     pub fn apr(&self) -> u32 {
-        self.gich.read(GICH_APR)
+        self.gich.apr.get()
     }
 
     pub fn set_apr(&self, v: u32) {
-        self.gich.write(GICH_APR, v)
+        self.gich.apr.set(v)
     }
 }

@@ -1,79 +1,126 @@
 //! GICv3 host driver: the distributor with affinity routing, one redistributor per CPU (found by
-//! matching GICR_TYPER's affinity with the CPU's MPIDR), and the ICC_* / ICH_* system registers.
+//! matching GICR_TYPER's affinity with the CPU's MPIDR), and the ICC_* / ICH_* system registers
+//! ([`crate::arch::sysreg_gic`]).
 //!
-//! System registers are named by encoding (`S3_<op1>_C<n>_C<m>_<op2>`) so any assembler takes
-//! them. The CPU interface runs with ICC_CTLR_EL1.EOImode = 1: `eoi` drops the priority only.
+//! The CPU interface runs with ICC_CTLR_EL1.EOImode = 1: `eoi` drops the priority only.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use log::warn;
 use spin::Mutex;
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::{register_bitfields, register_structs};
 
-use super::mmio::Frame;
+use super::mmio::{Frame, Priorities};
 use super::vgic::sgi::Sgi1r;
 use super::{
     ich_ap_count, mpidr_affinity, packed_affinity, Acked, GicError, GicInfo, GicInfoError, FIRST_SPI,
     MAX_SPI_END,
 };
+use crate::arch::sysreg_gic::{
+    read_ich_lr, write_ich_lr, ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1,
+    ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1, ICC_SRE_EL2, ICH_AP0R_EL2, ICH_AP1R_EL2,
+    ICH_ELRSR_EL2, ICH_HCR_EL2, ICH_MISR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
+};
 
-// Distributor.
-const GICD_CTLR: usize = 0x0000;
-const GICD_TYPER: usize = 0x0004;
-const GICD_IGROUPR: usize = 0x0080;
-const GICD_ISENABLER: usize = 0x0100;
-const GICD_ICENABLER: usize = 0x0180;
-const GICD_ISPENDR: usize = 0x0200;
-const GICD_ICPENDR: usize = 0x0280;
-const GICD_ICACTIVER: usize = 0x0380;
-const GICD_IPRIORITYR: usize = 0x0400;
-const GICD_ICFGR: usize = 0x0c00;
-const GICD_IROUTER: usize = 0x6000;
-const GICD_CTLR_RWP: u32 = 1 << 31;
-const GICD_CTLR_GRP1: u32 = 1 << 1;
-const GICD_CTLR_ARE: u32 = 1 << 4;
+register_bitfields! {u32,
+    GICD_CTLR [
+        /// Register Write Pending: a write to GICD_CTLR or GICD_ICENABLER<n> is still in progress.
+        RWP OFFSET(31) NUMBITS(1) [],
+        /// Affinity routing enabled (ARE_NS in the Non-secure view of a GIC with two Security
+        /// states).
+        ARE OFFSET(4) NUMBITS(1) [],
+        /// Group 1 interrupts enabled (EnableGrp1A in the Non-secure view).
+        EnableGrp1 OFFSET(1) NUMBITS(1) [],
+    ],
+    GICD_TYPER [
+        /// Interrupt lines / 32, minus one.
+        ITLinesNumber OFFSET(0) NUMBITS(5) [],
+    ],
+    GICR_CTLR [
+        /// Register Write Pending: a write to GICR_CTLR or GICR_ICENABLER0 is still in progress.
+        RWP OFFSET(3) NUMBITS(1) [],
+    ],
+    GICR_WAKER [
+        /// The redistributor's interface to the connected CPU is quiescent.
+        ChildrenAsleep OFFSET(2) NUMBITS(1) [],
+        /// The connected CPU is asleep: write 0 to wake the redistributor.
+        ProcessorSleep OFFSET(1) NUMBITS(1) [],
+    ],
+}
 
-// Redistributor: RD_base, then SGI_base 64 KiB above.
-const GICR_CTLR: usize = 0x0000;
-const GICR_TYPER: usize = 0x0008;
-const GICR_WAKER: usize = 0x0014;
-const GICR_SGI: usize = 0x1_0000;
-const GICR_CTLR_RWP: u32 = 1 << 3;
-const GICR_TYPER_VLPIS: u64 = 1 << 1;
-const GICR_TYPER_LAST: u64 = 1 << 4;
-const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+register_bitfields! {u64,
+    GICR_TYPER [
+        /// Aff3.Aff2.Aff1.Aff0 of the CPU this redistributor serves.
+        Affinity OFFSET(32) NUMBITS(32) [],
+        /// The last redistributor of its region.
+        Last OFFSET(4) NUMBITS(1) [],
+        /// Virtual LPIs: VLPI_base and a reserved frame follow SGI_base.
+        VLPIS OFFSET(1) NUMBITS(1) [],
+    ],
+}
 
-// System register bits.
-const ICC_SRE_SRE: u64 = 1 << 0;
-const ICC_SRE_DFB: u64 = 1 << 1;
-const ICC_SRE_DIB: u64 = 1 << 2;
-const ICC_SRE_ENABLE: u64 = 1 << 3;
-const ICC_CTLR_EOIMODE: u64 = 1 << 1;
-const ICH_HCR_EN: u64 = 1 << 0;
-const ICH_HCR_UIE: u64 = 1 << 1;
+register_structs! {
+    /// The distributor (GICD): the registers el2visor uses.
+    GicdRegs {
+        (0x0000 => ctlr: ReadWrite<u32, GICD_CTLR::Register>),
+        (0x0004 => typer: ReadOnly<u32, GICD_TYPER::Register>),
+        (0x0008 => _reserved0),
+        (0x0080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x0100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x0180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x0200 => ispendr: [ReadWrite<u32>; 32]),
+        (0x0280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x0300 => _reserved1),
+        (0x0380 => icactiver: [ReadWrite<u32>; 32]),
+        (0x0400 => ipriorityr: Priorities<255>),
+        (0x07fc => _reserved2),
+        (0x0c00 => icfgr: [ReadWrite<u32>; 64]),
+        (0x0d00 => _reserved3),
+        /// GICD_IROUTER<n> for INTID n; 0..32 are reserved (SGIs and PPIs are not routed).
+        (0x6000 => irouter: [ReadWrite<u64>; 1020]),
+        (0x7fe0 => @END),
+    },
+
+    /// A redistributor's RD_base frame.
+    RdRegs {
+        (0x0000 => ctlr: ReadWrite<u32, GICR_CTLR::Register>),
+        (0x0004 => _reserved0),
+        (0x0008 => typer: ReadOnly<u64, GICR_TYPER::Register>),
+        (0x0010 => _reserved1),
+        (0x0014 => waker: ReadWrite<u32, GICR_WAKER::Register>),
+        (0x0018 => @END),
+    },
+
+    /// A redistributor's SGI_base frame: its CPU's SGIs and PPIs, at the distributor's offsets.
+    SgiRegs {
+        (0x0000 => _reserved0),
+        (0x0080 => igroupr0: ReadWrite<u32>),
+        (0x0084 => _reserved1),
+        (0x0100 => isenabler0: ReadWrite<u32>),
+        (0x0104 => _reserved2),
+        (0x0180 => icenabler0: ReadWrite<u32>),
+        (0x0184 => _reserved3),
+        (0x0200 => ispendr0: ReadWrite<u32>),
+        (0x0204 => _reserved4),
+        (0x0280 => icpendr0: ReadWrite<u32>),
+        (0x0284 => _reserved5),
+        (0x0380 => icactiver0: ReadWrite<u32>),
+        (0x0384 => _reserved6),
+        (0x0400 => ipriorityr: Priorities<8>),
+        (0x0420 => @END),
+    }
+}
+
+/// The redistributor frames are 64 KiB each: RD_base, then SGI_base (then, with GICR_TYPER.VLPIS,
+/// VLPI_base and a reserved one).
+const GICR_FRAME: usize = 0x1_0000;
 
 /// Priority el2visor gives every interrupt it configures.
 pub const DEFAULT_PRIORITY: u8 = 0xa0;
 const PRIORITY_WORD: u32 = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
-
-macro_rules! mrs {
-    ($reg:literal) => {{
-        let v: u64;
-        // SAFETY: a GIC system register read at EL2. `GicV3::init_cpu` sets ICC_SRE_EL2.SRE before
-        // any ICC_* access, and ICH_* registers exist on every CPU with a GICv3 CPU interface.
-        unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nostack, preserves_flags)) };
-        v
-    }};
-}
-
-macro_rules! msr {
-    ($reg:literal, $v:expr) => {{
-        let v: u64 = $v;
-        // SAFETY: as for `mrs!`; each write's value is built by this driver for that register.
-        unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
-    }};
-}
 
 fn isb() {
     // SAFETY: an instruction barrier has no effect on memory or registers.
@@ -101,12 +148,63 @@ fn wait(mut done: impl FnMut() -> bool) -> bool {
 
 /// A GICv3: distributor and redistributor regions.
 pub struct GicV3 {
-    gicd: Frame,
+    gicd: Frame<GicdRegs>,
     redist: Vec<(usize, usize)>,
     maintenance_intid: u32,
     lines: AtomicU32,
     /// Serialises read-modify-write of shared distributor registers (ICFGR).
     rmw: Mutex<()>,
+}
+
+/// Where an interrupt's enable, pending and active bits and its priority live: the distributor
+/// for an SPI, the SGI_base frame of the CPU's redistributor for an SGI or PPI.
+#[derive(Clone, Copy)]
+enum Bank {
+    Dist(&'static GicdRegs),
+    Redist(&'static SgiRegs),
+}
+
+/// The write-1-to-set / write-1-to-clear registers of a [`Bank`].
+#[derive(Clone, Copy)]
+enum BitReg {
+    SetEnable,
+    ClearEnable,
+    SetPending,
+    ClearPending,
+    ClearActive,
+}
+
+impl Bank {
+    /// The `reg` register that holds `intid`'s bit.
+    fn bit_reg(self, reg: BitReg, intid: u32) -> &'static ReadWrite<u32> {
+        match self {
+            Bank::Dist(d) => {
+                let regs = match reg {
+                    BitReg::SetEnable => &d.isenabler,
+                    BitReg::ClearEnable => &d.icenabler,
+                    BitReg::SetPending => &d.ispendr,
+                    BitReg::ClearPending => &d.icpendr,
+                    BitReg::ClearActive => &d.icactiver,
+                };
+                &regs[(intid / 32) as usize]
+            }
+            Bank::Redist(s) => match reg {
+                BitReg::SetEnable => &s.isenabler0,
+                BitReg::ClearEnable => &s.icenabler0,
+                BitReg::SetPending => &s.ispendr0,
+                BitReg::ClearPending => &s.icpendr0,
+                BitReg::ClearActive => &s.icactiver0,
+            },
+        }
+    }
+
+    /// The priority byte of `intid`.
+    fn priority(self, intid: u32) -> &'static ReadWrite<u8> {
+        match self {
+            Bank::Dist(d) => d.ipriorityr.byte(intid as usize),
+            Bank::Redist(s) => s.ipriorityr.byte(intid as usize),
+        }
+    }
 }
 
 impl GicV3 {
@@ -115,7 +213,8 @@ impl GicV3 {
     /// Device memory at EL2, and nothing else may drive them.
     pub unsafe fn new(info: &GicInfo) -> Result<Self, GicInfoError> {
         info.validate()?;
-        // SAFETY: this function's caller guarantees GICD is the GIC's distributor, mapped.
+        // SAFETY: this function's caller guarantees GICD is the GIC's distributor, mapped; its
+        // layout is the GICv3 architecture's.
         let gicd = unsafe { Frame::new(info.dist.raw() as usize) };
         Ok(Self {
             gicd,
@@ -131,7 +230,7 @@ impl GicV3 {
     }
 
     fn wait_dist(&self) {
-        if !wait(|| self.gicd.read(GICD_CTLR) & GICD_CTLR_RWP == 0) {
+        if !wait(|| !self.gicd.ctlr.is_set(GICD_CTLR::RWP)) {
             warn!("GICv3: GICD_CTLR.RWP stuck; continuing");
         }
     }
@@ -139,31 +238,31 @@ impl GicV3 {
     /// Reset the distributor (once, on the boot CPU): SPIs disabled, inactive, not pending,
     /// group 1, level, at [`DEFAULT_PRIORITY`], routed to this CPU; affinity routing on.
     pub fn init_distributor(&self) {
-        self.gicd.write(GICD_CTLR, 0);
+        let d = &self.gicd;
+        d.ctlr.set(0);
         self.wait_dist();
-        let lines = (((self.gicd.read(GICD_TYPER) & 0x1f) + 1) * 32).min(MAX_SPI_END);
+        let lines = ((d.typer.read(GICD_TYPER::ITLinesNumber) + 1) * 32).min(MAX_SPI_END);
         self.lines.store(lines, Ordering::Relaxed);
-        for word in (FIRST_SPI / 32)..lines.div_ceil(32) {
-            let off = 4 * word as usize;
-            self.gicd.write(GICD_ICENABLER + off, u32::MAX);
-            self.gicd.write(GICD_ICPENDR + off, u32::MAX);
-            self.gicd.write(GICD_ICACTIVER + off, u32::MAX);
-            self.gicd.write(GICD_IGROUPR + off, u32::MAX);
+        for word in (FIRST_SPI / 32) as usize..lines.div_ceil(32) as usize {
+            d.icenabler[word].set(u32::MAX);
+            d.icpendr[word].set(u32::MAX);
+            d.icactiver[word].set(u32::MAX);
+            d.igroupr[word].set(u32::MAX);
         }
-        for intid in (FIRST_SPI..lines).step_by(4) {
-            self.gicd.write(GICD_IPRIORITYR + intid as usize, PRIORITY_WORD);
+        for intid in (FIRST_SPI as usize..lines as usize).step_by(4) {
+            d.ipriorityr.word(intid / 4).set(PRIORITY_WORD);
         }
-        for word in (FIRST_SPI / 16)..lines.div_ceil(16) {
-            self.gicd.write(GICD_ICFGR + 4 * word as usize, 0);
+        for word in (FIRST_SPI / 16) as usize..lines.div_ceil(16) as usize {
+            d.icfgr[word].set(0);
         }
         self.wait_dist();
-        self.gicd.write(GICD_CTLR, GICD_CTLR_ARE);
+        d.ctlr.write(GICD_CTLR::ARE::SET);
         self.wait_dist();
         let me = mpidr_affinity(current_mpidr());
-        for intid in FIRST_SPI..lines {
-            self.gicd.write64(GICD_IROUTER + 8 * intid as usize, me);
+        for intid in FIRST_SPI as usize..lines as usize {
+            d.irouter[intid].set(me);
         }
-        self.gicd.write(GICD_CTLR, GICD_CTLR_ARE | GICD_CTLR_GRP1);
+        d.ctlr.write(GICD_CTLR::ARE::SET + GICD_CTLR::EnableGrp1::SET);
         self.wait_dist();
     }
 
@@ -172,18 +271,18 @@ impl GicV3 {
         let want = packed_affinity(mpidr) as u64;
         for &(base, size) in &self.redist {
             let mut off = 0;
-            while off + 2 * GICR_SGI <= size {
-                // SAFETY: a whole 128 KiB redistributor frame lies inside a region `new`'s caller
-                // guaranteed to be mapped redistributors.
-                let rd = unsafe { Frame::new(base + off) };
-                let typer = rd.read64(GICR_TYPER);
-                if typer >> 32 == want {
+            while off + 2 * GICR_FRAME <= size {
+                // SAFETY: a whole 128 KiB redistributor (RD_base and SGI_base) lies inside a
+                // region `new`'s caller guaranteed to be mapped redistributors.
+                let rd: Frame<RdRegs> = unsafe { Frame::new(base + off) };
+                let typer = rd.typer.extract();
+                if typer.read(GICR_TYPER::Affinity) == want {
                     return Ok(base + off);
                 }
-                if typer & GICR_TYPER_LAST != 0 {
+                if typer.is_set(GICR_TYPER::Last) {
                     break;
                 }
-                off += if typer & GICR_TYPER_VLPIS != 0 { 4 * GICR_SGI } else { 2 * GICR_SGI };
+                off += if typer.is_set(GICR_TYPER::VLPIS) { 4 * GICR_FRAME } else { 2 * GICR_FRAME };
             }
         }
         Err(GicError::NoRedistributor { mpidr })
@@ -192,55 +291,59 @@ impl GicV3 {
     /// Wake this CPU's redistributor, reset its banked interrupts, enable the system-register
     /// CPU interface (EOImode = 1, group 1, EL1 may use ICC_SRE_EL1) and the virtual interface.
     pub fn init_cpu(&self) -> Result<(), GicError> {
-        msr!("S3_4_C12_C9_5", mrdsre() | ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
+        ICC_SRE_EL2.modify(
+            ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::DFB::SET + ICC_SRE_EL2::DIB::SET + ICC_SRE_EL2::ENABLE::SET,
+        );
         isb();
         let mpidr = current_mpidr();
-        let rd = self.rd_frame(self.find_redist(mpidr)?, false);
-        rd.write(GICR_WAKER, rd.read(GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
-        if !wait(|| rd.read(GICR_WAKER) & WAKER_CHILDREN_ASLEEP == 0) {
+        let rd_base = self.find_redist(mpidr)?;
+        let rd = self.rd(rd_base);
+        rd.waker.modify(GICR_WAKER::ProcessorSleep::CLEAR);
+        if !wait(|| !rd.waker.is_set(GICR_WAKER::ChildrenAsleep)) {
             warn!("GICv3: redistributor of MPIDR {mpidr:#x} did not wake up");
         }
-        let sgi = self.rd_frame(rd.base(), true);
-        sgi.write(GICD_IGROUPR, u32::MAX);
-        sgi.write(GICD_ICENABLER, 0xffff_0000);
-        sgi.write(GICD_ICPENDR, u32::MAX);
-        sgi.write(GICD_ICACTIVER, u32::MAX);
-        for intid in (0..FIRST_SPI as usize).step_by(4) {
-            sgi.write(GICD_IPRIORITYR + intid, PRIORITY_WORD);
+        let sgi = self.sgi(rd_base);
+        sgi.igroupr0.set(u32::MAX);
+        sgi.icenabler0.set(0xffff_0000);
+        sgi.icpendr0.set(u32::MAX);
+        sgi.icactiver0.set(u32::MAX);
+        for n in 0..FIRST_SPI as usize / 4 {
+            sgi.ipriorityr.word(n).set(PRIORITY_WORD);
         }
-        sgi.write(GICD_ISENABLER, 0x0000_ffff);
-        if !wait(|| rd.read(GICR_CTLR) & GICR_CTLR_RWP == 0) {
+        sgi.isenabler0.set(0x0000_ffff);
+        if !wait(|| !rd.ctlr.is_set(GICR_CTLR::RWP)) {
             warn!("GICv3: GICR_CTLR.RWP stuck on MPIDR {mpidr:#x}");
         }
-        msr!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1: let every priority through
-        msr!("S3_0_C12_C12_3", 0); // ICC_BPR1_EL1
-        msr!("S3_0_C12_C12_4", ICC_CTLR_EOIMODE); // ICC_CTLR_EL1
-        msr!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
+        // Let every priority through.
+        ICC_PMR_EL1.write(ICC_PMR_EL1::Priority.val(0xff));
+        ICC_BPR1_EL1.set(0);
+        ICC_CTLR_EL1.write(ICC_CTLR_EL1::EOImode::SET);
+        ICC_IGRPEN1_EL1.write(ICC_IGRPEN1_EL1::Enable::SET);
         isb();
         for i in 0..self.lr_count() {
             self.write_lr(i, 0);
         }
         self.set_aprs(&[0; 4], &[0; 4]);
-        msr!("S3_4_C12_C11_7", 0); // ICH_VMCR_EL2
-        msr!("S3_4_C12_C11_0", ICH_HCR_EN); // ICH_HCR_EL2
+        ICH_VMCR_EL2.set(0);
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
         isb();
-        sgi.write(GICD_ISENABLER, 1 << self.maintenance_intid);
+        sgi.isenabler0.set(1 << self.maintenance_intid);
         Ok(())
     }
 
     pub fn ack(&self) -> Option<Acked> {
-        Acked::from_iar(mrs!("S3_0_C12_C12_0") as u32) // ICC_IAR1_EL1
+        Acked::from_iar(ICC_IAR1_EL1.get() as u32)
     }
 
     /// Drop the running priority (EOImode = 1: the interrupt stays active).
     pub fn eoi(&self, a: Acked) {
-        msr!("S3_0_C12_C12_1", a.raw() as u64); // ICC_EOIR1_EL1
+        ICC_EOIR1_EL1.set(a.raw() as u64);
         isb();
     }
 
     /// Deactivate an interrupt el2visor handled itself.
     pub fn deactivate(&self, a: Acked) {
-        msr!("S3_0_C12_C11_1", a.raw() as u64); // ICC_DIR_EL1
+        ICC_DIR_EL1.set(a.raw() as u64);
         isb();
     }
 
@@ -256,40 +359,46 @@ impl GicV3 {
             rs: aff0 >> 4,
             aff3: (mpidr >> 32) as u8,
         };
-        msr!("S3_0_C12_C11_5", sgi.encode()); // ICC_SGI1R_EL1
+        ICC_SGI1R_EL1.set(sgi.encode());
         isb();
     }
 
-    /// The frame holding `intid`'s bitmaps and priority: GICD for SPIs, the SGI_base of the
+    /// The [`Bank`] holding `intid`: the distributor for SPIs, the SGI_base frame of the
     /// redistributor of `mpidr` for SGIs and PPIs.
-    fn bank(&self, intid: u32, mpidr: u64) -> Result<Frame, GicError> {
+    fn bank(&self, intid: u32, mpidr: u64) -> Result<Bank, GicError> {
         if intid >= FIRST_SPI {
-            Ok(self.gicd)
+            Ok(Bank::Dist(self.gicd.regs()))
         } else {
-            Ok(self.rd_frame(self.find_redist(mpidr)?, true))
+            Ok(Bank::Redist(self.sgi(self.find_redist(mpidr)?).regs()))
         }
     }
 
-    /// The RD_base (or, with `sgi`, SGI_base) frame of the redistributor at `rd_base`, a value
+    /// The RD_base frame of the redistributor at `rd_base`, a value
     /// [`find_redist`](Self::find_redist) returned.
-    fn rd_frame(&self, rd_base: usize, sgi: bool) -> Frame {
-        let base = if sgi { rd_base + GICR_SGI } else { rd_base };
+    fn rd(&self, rd_base: usize) -> Frame<RdRegs> {
         // SAFETY: `find_redist` only returns the start of a 128 KiB redistributor inside the
-        // regions `new`'s caller guaranteed to be mapped; both 64 KiB frames lie within it.
-        unsafe { Frame::new(base) }
+        // regions `new`'s caller guaranteed to be mapped; RD_base is its first 64 KiB.
+        unsafe { Frame::new(rd_base) }
     }
 
-    fn bit(&self, reg: usize, intid: u32, mpidr: u64) -> Result<(), GicError> {
-        self.bank(intid, mpidr)?.write(reg + 4 * (intid / 32) as usize, 1 << (intid % 32));
+    /// The SGI_base frame of the redistributor at `rd_base`, a value
+    /// [`find_redist`](Self::find_redist) returned.
+    fn sgi(&self, rd_base: usize) -> Frame<SgiRegs> {
+        // SAFETY: as for `rd`; SGI_base is the redistributor's second 64 KiB.
+        unsafe { Frame::new(rd_base + GICR_FRAME) }
+    }
+
+    fn bit(&self, reg: BitReg, intid: u32, mpidr: u64) -> Result<(), GicError> {
+        self.bank(intid, mpidr)?.bit_reg(reg, intid).set(1 << (intid % 32));
         Ok(())
     }
 
     /// Enable or disable `intid` (SGIs and PPIs: in the redistributor of `mpidr`).
     pub fn set_enabled(&self, intid: u32, mpidr: u64, enable: bool) -> Result<(), GicError> {
         if enable {
-            self.bit(GICD_ISENABLER, intid, mpidr)
+            self.bit(BitReg::SetEnable, intid, mpidr)
         } else {
-            self.bit(GICD_ICENABLER, intid, mpidr)?;
+            self.bit(BitReg::ClearEnable, intid, mpidr)?;
             if intid >= FIRST_SPI {
                 self.wait_dist();
             }
@@ -298,145 +407,103 @@ impl GicV3 {
     }
 
     pub fn set_pending(&self, intid: u32, mpidr: u64, pending: bool) -> Result<(), GicError> {
-        self.bit(if pending { GICD_ISPENDR } else { GICD_ICPENDR }, intid, mpidr)
+        self.bit(if pending { BitReg::SetPending } else { BitReg::ClearPending }, intid, mpidr)
     }
 
     pub fn clear_active(&self, intid: u32, mpidr: u64) -> Result<(), GicError> {
-        self.bit(GICD_ICACTIVER, intid, mpidr)
+        self.bit(BitReg::ClearActive, intid, mpidr)
     }
 
     pub fn set_priority(&self, intid: u32, mpidr: u64, priority: u8) -> Result<(), GicError> {
-        self.bank(intid, mpidr)?.write8(GICD_IPRIORITYR + intid as usize, priority);
+        self.bank(intid, mpidr)?.priority(intid).set(priority);
         Ok(())
     }
 
     /// Edge-triggered (`true`) or level-sensitive SPI.
     pub fn set_trigger(&self, intid: u32, edge: bool) {
         let _guard = self.rmw.lock();
-        let off = GICD_ICFGR + 4 * (intid / 16) as usize;
+        let reg = &self.gicd.icfgr[(intid / 16) as usize];
         let bit = 1 << (2 * (intid % 16) + 1);
-        let v = self.gicd.read(off);
-        self.gicd.write(off, if edge { v | bit } else { v & !bit });
+        let v = reg.get();
+        reg.set(if edge { v | bit } else { v & !bit });
     }
 
     /// Route SPI `intid` to the CPU with this MPIDR.
     pub fn route_spi(&self, intid: u32, mpidr: u64) {
-        self.gicd.write64(GICD_IROUTER + 8 * intid as usize, mpidr_affinity(mpidr));
+        self.gicd.irouter[intid as usize].set(mpidr_affinity(mpidr));
     }
 
     /// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
     pub fn lr_count(&self) -> usize {
-        super::vgic::lr::LrFormat::V3.count_from_vtr(mrs!("S3_4_C12_C11_1"))
+        super::vgic::lr::LrFormat::V3.count_from_vtr(ICH_VTR_EL2.get())
     }
 
     /// ICH_LR<i>_EL2; indices past 15 read as 0.
     pub fn read_lr(&self, i: usize) -> u64 {
-        match i {
-            0 => mrs!("S3_4_C12_C12_0"),
-            1 => mrs!("S3_4_C12_C12_1"),
-            2 => mrs!("S3_4_C12_C12_2"),
-            3 => mrs!("S3_4_C12_C12_3"),
-            4 => mrs!("S3_4_C12_C12_4"),
-            5 => mrs!("S3_4_C12_C12_5"),
-            6 => mrs!("S3_4_C12_C12_6"),
-            7 => mrs!("S3_4_C12_C12_7"),
-            8 => mrs!("S3_4_C12_C13_0"),
-            9 => mrs!("S3_4_C12_C13_1"),
-            10 => mrs!("S3_4_C12_C13_2"),
-            11 => mrs!("S3_4_C12_C13_3"),
-            12 => mrs!("S3_4_C12_C13_4"),
-            13 => mrs!("S3_4_C12_C13_5"),
-            14 => mrs!("S3_4_C12_C13_6"),
-            15 => mrs!("S3_4_C12_C13_7"),
-            _ => 0,
-        }
+        read_ich_lr(i).unwrap_or(0)
     }
 
     /// Write ICH_LR<i>_EL2; indices past 15 are ignored.
     pub fn write_lr(&self, i: usize, v: u64) {
-        match i {
-            0 => msr!("S3_4_C12_C12_0", v),
-            1 => msr!("S3_4_C12_C12_1", v),
-            2 => msr!("S3_4_C12_C12_2", v),
-            3 => msr!("S3_4_C12_C12_3", v),
-            4 => msr!("S3_4_C12_C12_4", v),
-            5 => msr!("S3_4_C12_C12_5", v),
-            6 => msr!("S3_4_C12_C12_6", v),
-            7 => msr!("S3_4_C12_C12_7", v),
-            8 => msr!("S3_4_C12_C13_0", v),
-            9 => msr!("S3_4_C12_C13_1", v),
-            10 => msr!("S3_4_C12_C13_2", v),
-            11 => msr!("S3_4_C12_C13_3", v),
-            12 => msr!("S3_4_C12_C13_4", v),
-            13 => msr!("S3_4_C12_C13_5", v),
-            14 => msr!("S3_4_C12_C13_6", v),
-            15 => msr!("S3_4_C12_C13_7", v),
-            _ => {}
-        }
+        write_ich_lr(i, v);
     }
 
     /// ICH_HCR_EL2.UIE: a maintenance interrupt when at most one list register is valid.
     pub fn set_underflow(&self, on: bool) {
-        let hcr = mrs!("S3_4_C12_C11_0");
-        msr!("S3_4_C12_C11_0", if on { hcr | ICH_HCR_UIE } else { hcr & !ICH_HCR_UIE });
+        ICH_HCR_EL2.modify(if on { ICH_HCR_EL2::UIE::SET } else { ICH_HCR_EL2::UIE::CLEAR });
     }
 
     pub fn misr(&self) -> u32 {
-        mrs!("S3_4_C12_C11_2") as u32
+        ICH_MISR_EL2.get() as u32
     }
 
     /// Empty list registers (ICH_ELRSR_EL2).
     pub fn elrsr(&self) -> u64 {
-        mrs!("S3_4_C12_C11_5")
+        ICH_ELRSR_EL2.get()
     }
 
     pub fn vmcr(&self) -> u64 {
-        mrs!("S3_4_C12_C11_7")
+        ICH_VMCR_EL2.get()
     }
 
     pub fn set_vmcr(&self, v: u64) {
-        msr!("S3_4_C12_C11_7", v);
+        ICH_VMCR_EL2.set(v);
     }
 
     /// ICH_AP0R<n>_EL2 and ICH_AP1R<n>_EL2; registers the CPU lacks read as 0.
     pub fn aprs(&self) -> ([u32; 4], [u32; 4]) {
-        let n = ich_ap_count(mrs!("S3_4_C12_C11_1"));
+        let n = ich_ap_count(ICH_VTR_EL2.get());
         let mut ap0 = [0; 4];
         let mut ap1 = [0; 4];
-        ap0[0] = mrs!("S3_4_C12_C8_0") as u32;
-        ap1[0] = mrs!("S3_4_C12_C9_0") as u32;
+        ap0[0] = ICH_AP0R_EL2::<0>.get() as u32;
+        ap1[0] = ICH_AP1R_EL2::<0>.get() as u32;
         if n >= 2 {
-            ap0[1] = mrs!("S3_4_C12_C8_1") as u32;
-            ap1[1] = mrs!("S3_4_C12_C9_1") as u32;
+            ap0[1] = ICH_AP0R_EL2::<1>.get() as u32;
+            ap1[1] = ICH_AP1R_EL2::<1>.get() as u32;
         }
         if n >= 4 {
-            ap0[2] = mrs!("S3_4_C12_C8_2") as u32;
-            ap0[3] = mrs!("S3_4_C12_C8_3") as u32;
-            ap1[2] = mrs!("S3_4_C12_C9_2") as u32;
-            ap1[3] = mrs!("S3_4_C12_C9_3") as u32;
+            ap0[2] = ICH_AP0R_EL2::<2>.get() as u32;
+            ap0[3] = ICH_AP0R_EL2::<3>.get() as u32;
+            ap1[2] = ICH_AP1R_EL2::<2>.get() as u32;
+            ap1[3] = ICH_AP1R_EL2::<3>.get() as u32;
         }
         (ap0, ap1)
     }
 
     /// Restore what [`aprs`](Self::aprs) saved; registers the CPU lacks are skipped.
     pub fn set_aprs(&self, ap0: &[u32; 4], ap1: &[u32; 4]) {
-        let n = ich_ap_count(mrs!("S3_4_C12_C11_1"));
-        msr!("S3_4_C12_C8_0", ap0[0] as u64);
-        msr!("S3_4_C12_C9_0", ap1[0] as u64);
+        let n = ich_ap_count(ICH_VTR_EL2.get());
+        ICH_AP0R_EL2::<0>.set(ap0[0] as u64);
+        ICH_AP1R_EL2::<0>.set(ap1[0] as u64);
         if n >= 2 {
-            msr!("S3_4_C12_C8_1", ap0[1] as u64);
-            msr!("S3_4_C12_C9_1", ap1[1] as u64);
+            ICH_AP0R_EL2::<1>.set(ap0[1] as u64);
+            ICH_AP1R_EL2::<1>.set(ap1[1] as u64);
         }
         if n >= 4 {
-            msr!("S3_4_C12_C8_2", ap0[2] as u64);
-            msr!("S3_4_C12_C8_3", ap0[3] as u64);
-            msr!("S3_4_C12_C9_2", ap1[2] as u64);
-            msr!("S3_4_C12_C9_3", ap1[3] as u64);
+            ICH_AP0R_EL2::<2>.set(ap0[2] as u64);
+            ICH_AP0R_EL2::<3>.set(ap0[3] as u64);
+            ICH_AP1R_EL2::<2>.set(ap1[2] as u64);
+            ICH_AP1R_EL2::<3>.set(ap1[3] as u64);
         }
     }
-}
-
-/// ICC_SRE_EL2 as the firmware left it.
-fn mrdsre() -> u64 {
-    mrs!("S3_4_C12_C9_5")
 }
