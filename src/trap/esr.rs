@@ -209,6 +209,12 @@ mod tests {
         assert_eq!(esr.iss(), 0x30_2804);
         assert_eq!(esr.iss2(), 0x1f);
         assert_eq!(esr.class(), ExceptionClass::SysReg);
+        let ones = Esr(u64::MAX);
+        assert_eq!((ones.ec(), ones.il(), ones.iss(), ones.iss2()), (0x3f, true, 0x1ff_ffff, 0x1f));
+        let il_only = Esr(1 << 25);
+        assert_eq!((il_only.ec(), il_only.il(), il_only.iss(), il_only.iss2()), (0, true, 0, 0));
+        let no_il = Esr(!(1u64 << 25));
+        assert_eq!((no_il.ec(), no_il.il(), no_il.iss(), no_il.iss2()), (0x3f, false, 0x1ff_ffff, 0x1f));
     }
 
     #[test]

@@ -186,4 +186,116 @@ mod tests {
         assert_eq!(hcrx_el2(&a72), None);
         assert_eq!(cptr_el2(&a72), 0x33ff);
     }
+
+    /// The exact values the register builders produced before their fields came from
+    /// aarch64-cpu: the field definitions may move, the bits may not.
+    #[test]
+    fn exact_values() {
+        let plain = CpuFeatures::default();
+        assert_eq!(hcr_el2(Mode::Off, &plain, false), 0x8038_063f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &plain, false), 0x8438_063f);
+        assert_eq!(hcr_el2(Mode::Fwb, &plain, false), 0x4000_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &plain, true), 0x8038_263f);
+        let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
+        assert_eq!(hcr_el2(Mode::Fwb, &rich, false), 0x0120_4300_8038_063f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &rich, true), 0x0120_0300_8438_263f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { pauth: true, ..plain }, false), 0x0300_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { mte: true, ..plain }, false), 0x0100_0000_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { csv2_2: true, ..plain }, false), 0x0020_0000_8038_063f);
+
+        let hcx = CpuFeatures { hcx: true, ..plain };
+        assert_eq!(hcrx_el2(&plain), None);
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..plain }), None);
+        assert_eq!(hcrx_el2(&hcx), Some(0));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, ..hcx }), Some(0x0c00));
+        assert_eq!(hcrx_el2(&CpuFeatures { tcr2: true, ..hcx }), Some(0x4000));
+        assert_eq!(hcrx_el2(&CpuFeatures { sctlr2: true, ..hcx }), Some(0x8000));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..hcx }), Some(0xcc00));
+
+        assert_eq!(cptr_el2(&plain), 0x33ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sve: true, ..plain }), 0x32ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sme: true, ..plain }), 0x23ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sve: true, sme: true, ..plain }), 0x22ff);
+
+        assert_eq!(mdcr_el2(&plain), 0);
+        assert_eq!(mdcr_el2(&CpuFeatures { pmu_counters: 6, ..plain }), 6);
+        assert_eq!(mdcr_el2(&CpuFeatures { pmu_counters: 31, ..plain }), 31);
+
+        assert_eq!(CNTHCTL_EL2, 0b11);
+        assert_eq!(SCTLR_EL1_RESET, 0x30d0_0800);
+        assert_eq!(VL_MAX_FIELD, 0xf);
+    }
+
+    /// Each ID-register field, at its own bits only, at the threshold that turns it on.
+    #[test]
+    fn each_id_field_at_its_bits() {
+        let none = CpuFeatures::default();
+        let f = |pfr0, pfr1, isar1, isar2, mmfr1, mmfr3, pmcr| {
+            CpuFeatures::from_id_regs(pfr0, pfr1, isar1, isar2, mmfr1, mmfr3, pmcr)
+        };
+        assert_eq!(f(0, 0, 0, 0, 0, 0, 0), none);
+        // SVE: PFR0 35:32.
+        assert_eq!(f(1 << 32, 0, 0, 0, 0, 0, 0), CpuFeatures { sve: true, ..none });
+        assert_eq!(f(1 << 35, 0, 0, 0, 0, 0, 0), CpuFeatures { sve: true, ..none });
+        assert_eq!(f((1 << 31) | (1 << 36), 0, 0, 0, 0, 0, 0), none);
+        // CSV2: PFR0 59:56, 2 or more.
+        assert_eq!(f(1 << 56, 0, 0, 0, 0, 0, 0), none);
+        assert_eq!(f(2 << 56, 0, 0, 0, 0, 0, 0), CpuFeatures { csv2_2: true, ..none });
+        assert_eq!(f(0xf << 56, 0, 0, 0, 0, 0, 0), CpuFeatures { csv2_2: true, ..none });
+        assert_eq!(f((1 << 60) | (1 << 55), 0, 0, 0, 0, 0, 0), none);
+        // SME: PFR1 27:24; MTE: PFR1 11:8, 2 or more.
+        assert_eq!(f(0, 1 << 24, 0, 0, 0, 0, 0), CpuFeatures { sme: true, ..none });
+        assert_eq!(f(0, 1 << 27, 0, 0, 0, 0, 0), CpuFeatures { sme: true, ..none });
+        assert_eq!(f(0, (1 << 23) | (1 << 28), 0, 0, 0, 0, 0), none);
+        assert_eq!(f(0, 1 << 8, 0, 0, 0, 0, 0), none);
+        assert_eq!(f(0, 2 << 8, 0, 0, 0, 0, 0), CpuFeatures { mte: true, ..none });
+        assert_eq!(f(0, 0xf << 8, 0, 0, 0, 0, 0), CpuFeatures { mte: true, ..none });
+        assert_eq!(f(0, (1 << 12) | (0x3 << 6), 0, 0, 0, 0, 0), none);
+        // PAuth: ISAR1 APA 7:4, API 11:8, GPA 27:24, GPI 31:28; ISAR2 APA3 15:12, GPA3 11:8.
+        let pauth = CpuFeatures { pauth: true, ..none };
+        for shift in [4, 8, 24, 28] {
+            assert_eq!(f(0, 0, 1 << shift, 0, 0, 0, 0), pauth, "ISAR1 bit {shift}");
+            assert_eq!(f(0, 0, 8 << shift, 0, 0, 0, 0), pauth, "ISAR1 bit {}", shift + 3);
+        }
+        assert_eq!(f(0, 0, 0xf | (0xff << 12) | (1 << 32), 0, 0, 0, 0), none);
+        for shift in [8, 12] {
+            assert_eq!(f(0, 0, 0, 1 << shift, 0, 0, 0), pauth, "ISAR2 bit {shift}");
+            assert_eq!(f(0, 0, 0, 8 << shift, 0, 0, 0), pauth, "ISAR2 bit {}", shift + 3);
+        }
+        assert_eq!(f(0, 0, 0, 0xff, 0, 0, 0), none);
+        // MOPS: ISAR2 19:16.
+        assert_eq!(f(0, 0, 0, 1 << 16, 0, 0, 0), CpuFeatures { mops: true, ..none });
+        assert_eq!(f(0, 0, 0, 8 << 16, 0, 0, 0), CpuFeatures { mops: true, ..none });
+        assert_eq!(f(0, 0, 0, 1 << 20, 0, 0, 0), none);
+        // HCX: MMFR1 43:40.
+        assert_eq!(f(0, 0, 0, 0, 1 << 40, 0, 0), CpuFeatures { hcx: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 8 << 40, 0, 0), CpuFeatures { hcx: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, (1 << 39) | (1 << 44), 0, 0), none);
+        // TCRX: MMFR3 3:0; SCTLRX: MMFR3 7:4.
+        assert_eq!(f(0, 0, 0, 0, 0, 1, 0), CpuFeatures { tcr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 8, 0), CpuFeatures { tcr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 4, 0), CpuFeatures { sctlr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 8 << 4, 0), CpuFeatures { sctlr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 8, 0), none);
+        // PMCR_EL0.N: 15:11.
+        assert_eq!(f(0, 0, 0, 0, 0, 0, 0x1f << 11).pmu_counters, 31);
+        assert_eq!(f(0, 0, 0, 0, 0, 0, (1 << 16) | 0x7ff).pmu_counters, 0);
+        // Everything.
+        let all = f(u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+        assert_eq!(
+            all,
+            CpuFeatures {
+                sve: true,
+                sme: true,
+                mte: true,
+                pauth: true,
+                csv2_2: true,
+                hcx: true,
+                mops: true,
+                tcr2: true,
+                sctlr2: true,
+                pmu_counters: 31
+            }
+        );
+    }
 }

@@ -125,6 +125,20 @@ mod tests {
             assert_eq!(tcr & !(TCR_RES1 | 0x7_ff3f), 0, "no other bits");
         }
         assert_eq!(tcr_el2(2), 0x8082_3518);
+        let exact = [
+            (0u8, 0x8080_3520u64),
+            (1, 0x8081_351c),
+            (2, 0x8082_3518),
+            (3, 0x8083_3516),
+            (4, 0x8084_3514),
+            (5, 0x8085_3510),
+            (6, 0x8085_3510),
+            (0xf, 0x8085_3510),
+            (0x12, 0x8082_3518),
+        ];
+        for (parange, value) in exact {
+            assert_eq!(tcr_el2(parange), value, "TCR_EL2 for PARange {parange:#x}");
+        }
     }
 
     #[test]

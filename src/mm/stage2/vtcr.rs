@@ -267,6 +267,10 @@ mod tests {
         );
         // Reserved VMIDBits values fall back to 8 bits, which always works.
         assert_eq!(Vtcr::from_id_regs(0x5, 0x10).unwrap().vmid_bits, 8);
+        assert_eq!(Vtcr::from_id_regs(0x5, 0x30).unwrap().vmid_bits, 8);
+        // Only VMIDBits (7:4) and PARange (3:0) count.
+        let v = Vtcr::from_id_regs(0xffff_fff0 | 0x2, 0xffff_ff0f | 0x20).unwrap();
+        assert_eq!((v.pa_range, v.vmid_bits, v.value()), (2, 16, 0x800a_3558));
     }
 
     #[test]
