@@ -8,3 +8,4 @@ pub mod cpu;
 pub mod exception;
 pub mod psci;
 pub mod sysreg;
+pub mod sysreg_ext;
