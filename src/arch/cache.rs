@@ -1,11 +1,12 @@
 //! Data-cache maintenance by virtual address (EL2 runs identity mapped, so VA = PA).
 
+use super::sysreg_ext::CTR_EL0;
+use aarch64_cpu::asm::barrier;
+use tock_registers::interfaces::Readable;
+
 /// Smallest data-cache line in bytes, from CTR_EL0.DminLine.
 pub fn dcache_line() -> u64 {
-    let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-    4 << ((ctr >> 16) & 0xf)
+    4 << CTR_EL0.read(CTR_EL0::DminLine)
 }
 
 /// Clean and invalidate `[start, start + len)` to the point of coherency, so that a CPU or a
@@ -19,8 +20,7 @@ pub fn clean_inval_range(start: u64, len: usize) {
         unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
         addr += line;
     }
-    // SAFETY: a barrier has no memory-safety effects.
-    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+    barrier::dsb(barrier::SY);
 }
 
 /// Make `[start, start + len)`, just written through the data cache, safe to execute: clean it
@@ -29,11 +29,9 @@ pub fn clean_inval_range(start: u64, len: usize) {
 /// its MMU off but sees RAM as cacheable (FWB): its instruction fetches do not go to memory, so
 /// the data-cache clean to PoC that non-FWB guests get is not what they need.
 pub fn sync_icache_range(start: u64, len: usize) {
-    let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-    let idc = ctr & (1 << 28) != 0;
-    let dic = ctr & (1 << 29) != 0;
+    let ctr = CTR_EL0.get();
+    let idc = CTR_EL0::IDC.is_set(ctr);
+    let dic = CTR_EL0::DIC.is_set(ctr);
     if !idc {
         let line = dcache_line();
         let mut addr = start & !(line - 1);
@@ -43,8 +41,7 @@ pub fn sync_icache_range(start: u64, len: usize) {
             unsafe { core::arch::asm!("dc cvau, {}", in(reg) addr, options(nostack)) };
             addr += line;
         }
-        // SAFETY: a barrier has no memory-safety effects.
-        unsafe { core::arch::asm!("dsb ish", options(nostack)) };
+        barrier::dsb(barrier::ISH);
     }
     if !dic {
         invalidate_icache_all();
@@ -54,7 +51,9 @@ pub fn sync_icache_range(start: u64, len: usize) {
 /// Invalidate the instruction cache to the point of unification (after writing code for a guest).
 pub fn invalidate_icache_all() {
     // SAFETY: IC IALLUIS only discards instruction-cache contents.
-    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
 }
 
 /// Invalidate `[start, start + len)` without cleaning: for memory written with the MMU off,
@@ -69,8 +68,7 @@ pub fn invalidate_range(start: u64, len: usize) {
         unsafe { core::arch::asm!("dc ivac, {}", in(reg) addr, options(nostack)) };
         addr += line;
     }
-    // SAFETY: a barrier has no memory-safety effects.
-    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+    barrier::dsb(barrier::SY);
 }
 
 /// Copy `len` bytes from `src` to `dst` (both 64-byte aligned, `len` a multiple of 64) with

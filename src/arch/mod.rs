@@ -8,5 +8,6 @@ pub mod cpu;
 pub mod exception;
 pub mod psci;
 pub mod sysreg;
+pub mod sysreg_ext;
 pub mod sysreg_gic;
 pub mod translate;

@@ -1,5 +1,5 @@
-//! Address translation instructions run on a guest's behalf, and the ID-like registers the
-//! guest configuration reads that are not plain system-register accessors.
+//! Instructions el2visor runs on a guest's behalf: address translation, TLB invalidation of its
+//! VMID, stopping its EL1 timers.
 
 use super::sysreg;
 
@@ -18,14 +18,6 @@ pub fn at_s12e1(va: u64, write: bool) -> u64 {
     let par = sysreg::par_el1();
     sysreg::set_par_el1(saved);
     par
-}
-
-/// PMCR_EL0, for the number of event counters the PMU has.
-pub fn pmcr_el0() -> u64 {
-    let v: u64;
-    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) v, options(nomem, nostack)) };
-    v
 }
 
 /// Invalidate every stage 1 and stage 2 TLB entry of the current VMID on this CPU.

@@ -3,9 +3,11 @@
 //!
 //! The ISS of the classes el2visor handles is decoded by [`super::iss`]; this module owns the
 //! class table and the top-level field split: EC bits 31:26, IL bit 25, ISS bits 24:0, ISS2 bits
-//! 36:32.
+//! 36:32, as aarch64-cpu's `ESR_EL2` defines them.
 
+use aarch64_cpu::registers::ESR_EL2;
 use core::fmt;
+use tock_registers::fields::Field;
 
 use super::iss::{DataAbort, InstructionAbort, SvcImm, SysRegAccess, Wfx};
 
@@ -13,27 +15,32 @@ use super::iss::{DataAbort, InstructionAbort, SvcImm, SysRegAccess, Wfx};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Esr(pub u64);
 
+/// `field` of an ESR value (`Field::read`, usable in `const fn`).
+const fn read(esr: u64, field: Field<u64, ESR_EL2::Register>) -> u64 {
+    (esr >> field.shift) & field.mask
+}
+
 impl Esr {
     /// Exception class, bits 31:26.
     pub const fn ec(self) -> u8 {
-        ((self.0 >> 26) & 0x3f) as u8
+        read(self.0, ESR_EL2::EC) as u8
     }
 
     /// Instruction length, bit 25: true for a 32-bit instruction (always true for an AArch64
     /// trapped instruction; false for a 16-bit T32 instruction and for some classes where the
     /// bit is defined as 1 anyway).
     pub const fn il(self) -> bool {
-        self.0 & (1 << 25) != 0
+        read(self.0, ESR_EL2::IL) != 0
     }
 
     /// Instruction-specific syndrome, bits 24:0.
     pub const fn iss(self) -> u32 {
-        (self.0 & 0x01ff_ffff) as u32
+        read(self.0, ESR_EL2::ISS) as u32
     }
 
     /// ISS2, bits 36:32 (FEAT_LS64 and friends; zero otherwise).
     pub const fn iss2(self) -> u8 {
-        ((self.0 >> 32) & 0x1f) as u8
+        read(self.0, ESR_EL2::ISS2) as u8
     }
 
     /// The decoded exception class.
@@ -77,8 +84,15 @@ impl Esr {
     }
 }
 
+/// Each class: its variant, its EC value, aarch64-cpu's name for that value (checked at compile
+/// time to be the same), and what it means.
 macro_rules! classes {
-    ($($variant:ident = $code:literal, $text:literal;)*) => {
+    ($($variant:ident = $code:literal ($ec:ident), $text:literal;)*) => {
+        $(const _: () = assert!(
+            $code == ESR_EL2::EC::Value::$ec as u8,
+            concat!("EC of ", stringify!($variant), " differs from aarch64-cpu's ", stringify!($ec))
+        );)*
+
         /// Every exception class a guest can cause at EL2, by ESR.EC.
         #[derive(Clone, Copy, PartialEq, Eq, Debug)]
         pub enum ExceptionClass {
@@ -116,49 +130,49 @@ macro_rules! classes {
 }
 
 classes! {
-    Unknown = 0x00, "unknown reason (undefined instruction)";
-    Wfx = 0x01, "WFI/WFE trapped";
-    Cp15McrMrc = 0x03, "MCR/MRC cp15 trapped (AArch32)";
-    Cp15McrrMrrc = 0x04, "MCRR/MRRC cp15 trapped (AArch32)";
-    Cp14McrMrc = 0x05, "MCR/MRC cp14 trapped (AArch32)";
-    Cp14LdcStc = 0x06, "LDC/STC cp14 trapped (AArch32)";
-    FpAccess = 0x07, "SVE/SIMD/FP access trapped";
-    PauthInstruction = 0x09, "pointer authentication instruction trapped";
-    Ls64 = 0x0a, "LD64B/ST64B trapped";
-    Cp14Mrrc = 0x0c, "MRRC cp14 trapped (AArch32)";
-    BranchTarget = 0x0d, "branch target exception (BTI)";
-    IllegalState = 0x0e, "illegal execution state";
-    Svc32 = 0x11, "SVC from AArch32";
-    Hvc32 = 0x12, "HVC from AArch32";
-    Smc32 = 0x13, "SMC from AArch32";
-    Svc64 = 0x15, "SVC from AArch64";
-    Hvc64 = 0x16, "HVC from AArch64";
-    Smc64 = 0x17, "SMC from AArch64";
-    SysReg = 0x18, "MSR/MRS/system instruction trapped";
-    Sve = 0x19, "SVE access trapped";
-    Eret = 0x1a, "ERET/ERETAA/ERETAB trapped";
-    Tstart = 0x1b, "TSTART trapped";
-    PacFailure = 0x1c, "pointer authentication failure";
-    Sme = 0x1d, "SME access trapped";
-    InstrAbortLower = 0x20, "instruction abort from a lower EL";
-    InstrAbortSame = 0x21, "instruction abort from the same EL";
-    PcAlignment = 0x22, "PC alignment fault";
-    DataAbortLower = 0x24, "data abort from a lower EL";
-    DataAbortSame = 0x25, "data abort from the same EL";
-    SpAlignment = 0x26, "SP alignment fault";
-    MemoryOp = 0x27, "memory copy/set (MOPS) exception";
-    Fp32 = 0x28, "floating-point exception (AArch32)";
-    Fp64 = 0x2c, "floating-point exception (AArch64)";
-    SError = 0x2f, "SError interrupt";
-    BreakpointLower = 0x30, "breakpoint from a lower EL";
-    BreakpointSame = 0x31, "breakpoint from the same EL";
-    StepLower = 0x32, "software step from a lower EL";
-    StepSame = 0x33, "software step from the same EL";
-    WatchpointLower = 0x34, "watchpoint from a lower EL";
-    WatchpointSame = 0x35, "watchpoint from the same EL";
-    Bkpt32 = 0x38, "BKPT (AArch32)";
-    VectorCatch32 = 0x3a, "vector catch (AArch32)";
-    Brk64 = 0x3c, "BRK (AArch64)";
+    Unknown = 0x00 (Unknown), "unknown reason (undefined instruction)";
+    Wfx = 0x01 (TrappedWFIorWFE), "WFI/WFE trapped";
+    Cp15McrMrc = 0x03 (TrappedMCRorMRC), "MCR/MRC cp15 trapped (AArch32)";
+    Cp15McrrMrrc = 0x04 (TrappedMCRRorMRRC), "MCRR/MRRC cp15 trapped (AArch32)";
+    Cp14McrMrc = 0x05 (TrappedMCRorMRC2), "MCR/MRC cp14 trapped (AArch32)";
+    Cp14LdcStc = 0x06 (TrappedLDCorSTC), "LDC/STC cp14 trapped (AArch32)";
+    FpAccess = 0x07 (TrappedFP), "SVE/SIMD/FP access trapped";
+    PauthInstruction = 0x09 (TrappedPointerAuth), "pointer authentication instruction trapped";
+    Ls64 = 0x0a (TrappedNotCovered), "LD64B/ST64B trapped";
+    Cp14Mrrc = 0x0c (TrappedMRRC), "MRRC cp14 trapped (AArch32)";
+    BranchTarget = 0x0d (BranchTarget), "branch target exception (BTI)";
+    IllegalState = 0x0e (IllegalExecutionState), "illegal execution state";
+    Svc32 = 0x11 (SVC32), "SVC from AArch32";
+    Hvc32 = 0x12 (HVC32), "HVC from AArch32";
+    Smc32 = 0x13 (SMC32), "SMC from AArch32";
+    Svc64 = 0x15 (SVC64), "SVC from AArch64";
+    Hvc64 = 0x16 (HVC64), "HVC from AArch64";
+    Smc64 = 0x17 (SMC64), "SMC from AArch64";
+    SysReg = 0x18 (TrappedMsrMrs), "MSR/MRS/system instruction trapped";
+    Sve = 0x19 (TrappedSve), "SVE access trapped";
+    Eret = 0x1a (TrappedERET), "ERET/ERETAA/ERETAB trapped";
+    Tstart = 0x1b (TrappedTSTART), "TSTART trapped";
+    PacFailure = 0x1c (PointerAuth), "pointer authentication failure";
+    Sme = 0x1d (TrappedSME), "SME access trapped";
+    InstrAbortLower = 0x20 (InstrAbortLowerEL), "instruction abort from a lower EL";
+    InstrAbortSame = 0x21 (InstrAbortCurrentEL), "instruction abort from the same EL";
+    PcAlignment = 0x22 (PCAlignmentFault), "PC alignment fault";
+    DataAbortLower = 0x24 (DataAbortLowerEL), "data abort from a lower EL";
+    DataAbortSame = 0x25 (DataAbortCurrentEL), "data abort from the same EL";
+    SpAlignment = 0x26 (SPAlignmentFault), "SP alignment fault";
+    MemoryOp = 0x27 (MemoryOperationException), "memory copy/set (MOPS) exception";
+    Fp32 = 0x28 (TrappedFP32), "floating-point exception (AArch32)";
+    Fp64 = 0x2c (TrappedFP64), "floating-point exception (AArch64)";
+    SError = 0x2f (SError), "SError interrupt";
+    BreakpointLower = 0x30 (BreakpointLowerEL), "breakpoint from a lower EL";
+    BreakpointSame = 0x31 (BreakpointCurrentEL), "breakpoint from the same EL";
+    StepLower = 0x32 (SoftwareStepLowerEL), "software step from a lower EL";
+    StepSame = 0x33 (SoftwareStepCurrentEL), "software step from the same EL";
+    WatchpointLower = 0x34 (WatchpointLowerEL), "watchpoint from a lower EL";
+    WatchpointSame = 0x35 (WatchpointCurrentEL), "watchpoint from the same EL";
+    Bkpt32 = 0x38 (Bkpt32), "BKPT (AArch32)";
+    VectorCatch32 = 0x3a (VectorCatch32), "vector catch (AArch32)";
+    Brk64 = 0x3c (Brk64), "BRK (AArch64)";
 }
 
 impl fmt::Display for Esr {
@@ -209,6 +223,12 @@ mod tests {
         assert_eq!(esr.iss(), 0x30_2804);
         assert_eq!(esr.iss2(), 0x1f);
         assert_eq!(esr.class(), ExceptionClass::SysReg);
+        let ones = Esr(u64::MAX);
+        assert_eq!((ones.ec(), ones.il(), ones.iss(), ones.iss2()), (0x3f, true, 0x1ff_ffff, 0x1f));
+        let il_only = Esr(1 << 25);
+        assert_eq!((il_only.ec(), il_only.il(), il_only.iss(), il_only.iss2()), (0, true, 0, 0));
+        let no_il = Esr(!(1u64 << 25));
+        assert_eq!((no_il.ec(), no_il.il(), no_il.iss(), no_il.iss2()), (0x3f, false, 0x1ff_ffff, 0x1f));
     }
 
     #[test]

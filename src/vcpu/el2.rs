@@ -15,7 +15,7 @@ pub fn read_features() -> CpuFeatures {
         sysreg::id_aa64isar2_el1(),
         sysreg::id_aa64mmfr1_el1(),
         sysreg::id_aa64mmfr3_el1(),
-        translate::pmcr_el0(),
+        sysreg::pmcr_el0(),
     )
 }
 

@@ -1,7 +1,25 @@
 //! The EL2 register values that configure a VM's vCPUs, computed from the CPU's ID registers
 //! and the VM's coherency mode. Pure: the runtime reads the ID registers and writes the results.
+//! The fields come from aarch64-cpu, and from [`ext`] where it has none.
 
 use crate::coherency::Mode;
+use aarch64_cpu::registers::{
+    HCR_EL2, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, SCTLR_EL1,
+};
+use ext::{
+    CPTR_EL2_EXT, HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR1_EL1_EXT, ID_AA64MMFR3_EL1,
+    ID_AA64PFR0_EL1_EXT, ID_AA64PFR1_EL1_EXT, PMCR_EL0, SCTLR_EL1_EXT, ZCR_EL2,
+};
+
+/// `arch::sysreg_ext`: the registers and fields aarch64-cpu lacks. `arch` is built for the
+/// bare-metal target only, so the host (tests) mounts the same file here.
+#[cfg(target_os = "none")]
+pub use crate::arch::sysreg_ext as ext;
+/// `arch::sysreg_ext`: the registers and fields aarch64-cpu lacks. `arch` is built for the
+/// bare-metal target only, so the host (tests) mounts the same file here.
+#[cfg(not(target_os = "none"))]
+#[path = "../arch/sysreg_ext.rs"]
+pub mod ext;
 
 /// CPU features that change how a guest must be configured, from the ID registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,54 +41,32 @@ pub struct CpuFeatures {
     pub pmu_counters: u8,
 }
 
-fn field(reg: u64, shift: u32) -> u64 {
-    (reg >> shift) & 0xf
-}
-
 impl CpuFeatures {
     /// From ID_AA64PFR0/PFR1, ISAR1/ISAR2, MMFR1/MMFR3 and PMCR_EL0.
     #[allow(clippy::too_many_arguments)]
     pub fn from_id_regs(pfr0: u64, pfr1: u64, isar1: u64, isar2: u64, mmfr1: u64, mmfr3: u64, pmcr: u64) -> Self {
         CpuFeatures {
-            sve: field(pfr0, 32) != 0,
-            sme: field(pfr1, 24) != 0,
-            mte: field(pfr1, 8) >= 2,
-            // APA (7:4), API (11:8), GPA (27:24), GPI (31:28), APA3 in ISAR2 (15:12), GPA3 (11:8).
-            pauth: field(isar1, 4) != 0
-                || field(isar1, 8) != 0
-                || field(isar1, 24) != 0
-                || field(isar1, 28) != 0
-                || field(isar2, 12) != 0
-                || field(isar2, 8) != 0,
-            csv2_2: field(pfr0, 56) >= 2,
-            hcx: field(mmfr1, 40) != 0,
-            mops: field(isar2, 16) != 0,
-            tcr2: field(mmfr3, 0) != 0,
-            sctlr2: field(mmfr3, 4) != 0,
-            pmu_counters: ((pmcr >> 11) & 0x1f) as u8,
+            sve: ID_AA64PFR0_EL1::SVE.read(pfr0) != 0,
+            sme: ID_AA64PFR1_EL1_EXT::SME.read(pfr1) != 0,
+            // 2 = FEAT_MTE2 (1 is instructions only, no tags in memory).
+            mte: ID_AA64PFR1_EL1::MTE.read(pfr1) >= 2,
+            // Any of the address or generic authentication algorithms.
+            pauth: ID_AA64ISAR1_EL1::APA.read(isar1) != 0
+                || ID_AA64ISAR1_EL1::API.read(isar1) != 0
+                || ID_AA64ISAR1_EL1::GPA.read(isar1) != 0
+                || ID_AA64ISAR1_EL1::GPI.read(isar1) != 0
+                || ID_AA64ISAR2_EL1::APA3.read(isar2) != 0
+                || ID_AA64ISAR2_EL1::GPA3.read(isar2) != 0,
+            // 2 = FEAT_CSV2_2 (SCXTNUM_ELx).
+            csv2_2: ID_AA64PFR0_EL1_EXT::CSV2.read(pfr0) >= 2,
+            hcx: ID_AA64MMFR1_EL1_EXT::HCX.read(mmfr1) != 0,
+            mops: ID_AA64ISAR2_EL1::MOPS.read(isar2) != 0,
+            tcr2: ID_AA64MMFR3_EL1::TCRX.read(mmfr3) != 0,
+            sctlr2: ID_AA64MMFR3_EL1::SCTLRX.read(mmfr3) != 0,
+            pmu_counters: PMCR_EL0::N.read(pmcr) as u8,
         }
     }
 }
-
-pub const HCR_VM: u64 = 1 << 0;
-pub const HCR_SWIO: u64 = 1 << 1;
-pub const HCR_PTW: u64 = 1 << 2;
-pub const HCR_FMO: u64 = 1 << 3;
-pub const HCR_IMO: u64 = 1 << 4;
-pub const HCR_AMO: u64 = 1 << 5;
-pub const HCR_FB: u64 = 1 << 9;
-pub const HCR_BSU_IS: u64 = 1 << 10;
-pub const HCR_TWI: u64 = 1 << 13;
-pub const HCR_TSC: u64 = 1 << 19;
-pub const HCR_TIDCP: u64 = 1 << 20;
-pub const HCR_TACR: u64 = 1 << 21;
-pub const HCR_TVM: u64 = 1 << 26;
-pub const HCR_RW: u64 = 1 << 31;
-pub const HCR_APK: u64 = 1 << 40;
-pub const HCR_API: u64 = 1 << 41;
-pub const HCR_FWB: u64 = 1 << 46;
-pub const HCR_ENSCXT: u64 = 1 << 53;
-pub const HCR_ATA: u64 = 1 << 56;
 
 /// HCR_EL2 for a VM: Stage 2 on; physical interrupts, FIQs and SErrors to EL2; set/way
 /// invalidation upgraded to clean+invalidate (SWIO); broadcast TLB/barriers inner shareable
@@ -79,26 +75,37 @@ pub const HCR_ATA: u64 = 1 << 56;
 /// `gic::runtime::idle`): each pCPU runs one vCPU, so a guest's WFI may idle the real CPU, and
 /// interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
 pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
-    let mut v = HCR_VM | HCR_SWIO | HCR_PTW | HCR_FMO | HCR_IMO | HCR_AMO | HCR_FB | HCR_BSU_IS;
-    v |= HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_RW;
+    use HCR_EL2::*;
+    let mut v = VM::Enable
+        + SWIO::SET
+        + PTW::SET
+        + FMO::EnableVirtualFIQ
+        + IMO::EnableVirtualIRQ
+        + AMO::SET
+        + FB::SET
+        + BSU::InnerShareable
+        + TSC::EnableTrapEl1SmcToEl2
+        + TIDCP::SET
+        + TACR::SET
+        + RW::EL1IsAarch64;
     if trap_wfi {
-        v |= HCR_TWI;
+        v += TWI::SET;
     }
     match mode {
-        Mode::MairTrap => v |= HCR_TVM,
-        Mode::Fwb => v |= HCR_FWB,
+        Mode::MairTrap => v += TVM::EnableTrapTVM,
+        Mode::Fwb => v += FWB::Enabled,
         Mode::Off => {}
     }
     if f.pauth {
-        v |= HCR_API | HCR_APK;
+        v += API::DisableTrapPointerAuthInstToEl2 + APK::DisableTrapPointerAuthKeyRegsToEl2;
     }
     if f.mte {
-        v |= HCR_ATA;
+        v += ATA::SET;
     }
     if f.csv2_2 {
-        v |= HCR_ENSCXT;
+        v += EnSCXT::SET;
     }
-    v
+    v.value
 }
 
 /// HCRX_EL2 where FEAT_HCX exists: enable what the guest's ID registers advertise (MOPS,
@@ -109,13 +116,14 @@ pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
     }
     let mut v = 0;
     if f.mops {
-        v |= (1 << 11) | (1 << 10); // MSCEn, MCE2: MOPS instructions run and fault at EL1
+        // MOPS instructions run, and their exceptions are taken to EL1.
+        v |= (HCRX_EL2::MSCEn::SET + HCRX_EL2::MCE2::SET).value;
     }
     if f.tcr2 {
-        v |= 1 << 14; // TCR2En
+        v |= HCRX_EL2::TCR2En::SET.value;
     }
     if f.sctlr2 {
-        v |= 1 << 15; // SCTLR2En
+        v |= HCRX_EL2::SCTLR2En::SET.value;
     }
     Some(v)
 }
@@ -123,29 +131,46 @@ pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
 /// CPTR_EL2 (E2H = 0): nothing trapped (FP/SIMD, SVE, SME, trace), RES1 bits set; TSM is RES1
 /// where SME is not implemented.
 pub fn cptr_el2(f: &CpuFeatures) -> u64 {
-    let mut v = 0xff | (1 << 9) | (1 << 13);
+    /// Bits 7:0, 9 and 13: RES1 with E2H = 0, not fields.
+    const RES1: u64 = 0xff | (1 << 9) | (1 << 13);
+    // TCPAC, TAM, TTA, TFP clear: nothing traps. TSM and TZ are RES1 without SME and SVE.
+    let mut v = RES1;
     if !f.sme {
-        v |= 1 << 12;
+        v |= CPTR_EL2_EXT::TSM::SET.value;
     }
     if !f.sve {
-        v |= 1 << 8;
+        v |= CPTR_EL2_EXT::TZ::SET.value;
     }
     v
 }
 
 /// CNTHCTL_EL2 (E2H = 0): EL1 may read the physical counter and use the physical timer.
-pub const CNTHCTL_EL2: u64 = 0b11;
+pub const CNTHCTL_EL2: u64 = aarch64_cpu::registers::CNTHCTL_EL2::EL1PCTEN::SET.value
+    | aarch64_cpu::registers::CNTHCTL_EL2::EL1PCEN::SET.value;
 
-/// MDCR_EL2: every PMU event counter goes to the guest (HPMN = N), nothing trapped.
+/// MDCR_EL2: every PMU event counter goes to the guest (HPMN = N, both 5 bits wide), nothing
+/// trapped.
 pub fn mdcr_el2(f: &CpuFeatures) -> u64 {
-    f.pmu_counters as u64
+    MDCR_EL2::HPMN.val(f.pmu_counters as u64).value
 }
 
-/// SCTLR_EL1 a vCPU starts with: MMU and caches off, RES1 bits set (boot protocol).
-pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// SCTLR_EL1 a vCPU starts with: MMU and caches off, little-endian (boot protocol), and the
+/// bits that are RES1 on CPUs without their features set.
+pub const SCTLR_EL1_RESET: u64 = SCTLR_EL1::M::Disable.value
+    | SCTLR_EL1::C::NonCacheable.value
+    | SCTLR_EL1::I::NonCacheable.value
+    | SCTLR_EL1::EE::LittleEndian.value
+    | SCTLR_EL1::E0E::LittleEndian.value
+    | SCTLR_EL1_EXT::LSMAOE::SET.value
+    | SCTLR_EL1_EXT::nTLSMD::SET.value
+    | SCTLR_EL1_EXT::SPAN::SET.value
+    | SCTLR_EL1_EXT::EIS::SET.value
+    | SCTLR_EL1_EXT::TSCXT::SET.value
+    | SCTLR_EL1_EXT::EOS::SET.value;
 
-/// The largest vector length field for ZCR_EL2/SMCR_EL2: the guest may use what the CPU has.
-pub const VL_MAX_FIELD: u64 = 0xf;
+/// The largest vector length field for ZCR_EL2/SMCR_EL2 (LEN): the guest may use what the CPU
+/// has, since a LEN above the implemented maximum selects the maximum.
+pub const VL_MAX_FIELD: u64 = ZCR_EL2::LEN.mask;
 
 #[cfg(test)]
 mod tests {
@@ -155,16 +180,18 @@ mod tests {
     fn hcr_follows_mode_and_features() {
         let plain = CpuFeatures::default();
         let h = hcr_el2(Mode::Off, &plain, false);
-        assert_eq!(h & (HCR_TVM | HCR_FWB), 0);
-        assert_ne!(h & HCR_VM, 0);
-        assert_ne!(h & HCR_TSC, 0, "SMC must trap: PSCI is el2visor's");
-        assert_eq!(h & HCR_TWI, 0, "WFI idles the vCPU's own pCPU");
-        assert_ne!(hcr_el2(Mode::MairTrap, &plain, false) & HCR_TVM, 0);
-        assert_ne!(hcr_el2(Mode::Off, &plain, true) & HCR_TWI, 0, "GICv2 hosts trap WFI");
-        assert_ne!(hcr_el2(Mode::Fwb, &plain, false) & HCR_FWB, 0);
+        assert!(!HCR_EL2::TVM.is_set(h) && !HCR_EL2::FWB.is_set(h));
+        assert!(HCR_EL2::VM.is_set(h));
+        assert!(HCR_EL2::TSC.is_set(h), "SMC must trap: PSCI is el2visor's");
+        assert!(!HCR_EL2::TWI.is_set(h), "WFI idles the vCPU's own pCPU");
+        assert!(HCR_EL2::TVM.is_set(hcr_el2(Mode::MairTrap, &plain, false)));
+        assert!(HCR_EL2::TWI.is_set(hcr_el2(Mode::Off, &plain, true)), "GICv2 hosts trap WFI");
+        assert!(HCR_EL2::FWB.is_set(hcr_el2(Mode::Fwb, &plain, false)));
         let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
         let h = hcr_el2(Mode::Fwb, &rich, false);
-        assert_eq!(h & (HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT), HCR_API | HCR_APK | HCR_ATA | HCR_ENSCXT);
+        for field in [HCR_EL2::API, HCR_EL2::APK, HCR_EL2::ATA, HCR_EL2::EnSCXT] {
+            assert!(field.is_set(h));
+        }
     }
 
     #[test]
@@ -185,5 +212,117 @@ mod tests {
         assert!(!a72.sve && !a72.sme && !a72.pauth && !a72.hcx);
         assert_eq!(hcrx_el2(&a72), None);
         assert_eq!(cptr_el2(&a72), 0x33ff);
+    }
+
+    /// The exact values the register builders produced before their fields came from
+    /// aarch64-cpu: the field definitions may move, the bits may not.
+    #[test]
+    fn exact_values() {
+        let plain = CpuFeatures::default();
+        assert_eq!(hcr_el2(Mode::Off, &plain, false), 0x8038_063f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &plain, false), 0x8438_063f);
+        assert_eq!(hcr_el2(Mode::Fwb, &plain, false), 0x4000_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &plain, true), 0x8038_263f);
+        let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
+        assert_eq!(hcr_el2(Mode::Fwb, &rich, false), 0x0120_4300_8038_063f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &rich, true), 0x0120_0300_8438_263f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { pauth: true, ..plain }, false), 0x0300_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { mte: true, ..plain }, false), 0x0100_0000_8038_063f);
+        assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { csv2_2: true, ..plain }, false), 0x0020_0000_8038_063f);
+
+        let hcx = CpuFeatures { hcx: true, ..plain };
+        assert_eq!(hcrx_el2(&plain), None);
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..plain }), None);
+        assert_eq!(hcrx_el2(&hcx), Some(0));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, ..hcx }), Some(0x0c00));
+        assert_eq!(hcrx_el2(&CpuFeatures { tcr2: true, ..hcx }), Some(0x4000));
+        assert_eq!(hcrx_el2(&CpuFeatures { sctlr2: true, ..hcx }), Some(0x8000));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..hcx }), Some(0xcc00));
+
+        assert_eq!(cptr_el2(&plain), 0x33ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sve: true, ..plain }), 0x32ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sme: true, ..plain }), 0x23ff);
+        assert_eq!(cptr_el2(&CpuFeatures { sve: true, sme: true, ..plain }), 0x22ff);
+
+        assert_eq!(mdcr_el2(&plain), 0);
+        assert_eq!(mdcr_el2(&CpuFeatures { pmu_counters: 6, ..plain }), 6);
+        assert_eq!(mdcr_el2(&CpuFeatures { pmu_counters: 31, ..plain }), 31);
+
+        assert_eq!(CNTHCTL_EL2, 0b11);
+        assert_eq!(SCTLR_EL1_RESET, 0x30d0_0800);
+        assert_eq!(VL_MAX_FIELD, 0xf);
+    }
+
+    /// Each ID-register field, at its own bits only, at the threshold that turns it on.
+    #[test]
+    fn each_id_field_at_its_bits() {
+        let none = CpuFeatures::default();
+        let f = |pfr0, pfr1, isar1, isar2, mmfr1, mmfr3, pmcr| {
+            CpuFeatures::from_id_regs(pfr0, pfr1, isar1, isar2, mmfr1, mmfr3, pmcr)
+        };
+        assert_eq!(f(0, 0, 0, 0, 0, 0, 0), none);
+        // SVE: PFR0 35:32.
+        assert_eq!(f(1 << 32, 0, 0, 0, 0, 0, 0), CpuFeatures { sve: true, ..none });
+        assert_eq!(f(1 << 35, 0, 0, 0, 0, 0, 0), CpuFeatures { sve: true, ..none });
+        assert_eq!(f((1 << 31) | (1 << 36), 0, 0, 0, 0, 0, 0), none);
+        // CSV2: PFR0 59:56, 2 or more.
+        assert_eq!(f(1 << 56, 0, 0, 0, 0, 0, 0), none);
+        assert_eq!(f(2 << 56, 0, 0, 0, 0, 0, 0), CpuFeatures { csv2_2: true, ..none });
+        assert_eq!(f(0xf << 56, 0, 0, 0, 0, 0, 0), CpuFeatures { csv2_2: true, ..none });
+        assert_eq!(f((1 << 60) | (1 << 55), 0, 0, 0, 0, 0, 0), none);
+        // SME: PFR1 27:24; MTE: PFR1 11:8, 2 or more.
+        assert_eq!(f(0, 1 << 24, 0, 0, 0, 0, 0), CpuFeatures { sme: true, ..none });
+        assert_eq!(f(0, 1 << 27, 0, 0, 0, 0, 0), CpuFeatures { sme: true, ..none });
+        assert_eq!(f(0, (1 << 23) | (1 << 28), 0, 0, 0, 0, 0), none);
+        assert_eq!(f(0, 1 << 8, 0, 0, 0, 0, 0), none);
+        assert_eq!(f(0, 2 << 8, 0, 0, 0, 0, 0), CpuFeatures { mte: true, ..none });
+        assert_eq!(f(0, 0xf << 8, 0, 0, 0, 0, 0), CpuFeatures { mte: true, ..none });
+        assert_eq!(f(0, (1 << 12) | (0x3 << 6), 0, 0, 0, 0, 0), none);
+        // PAuth: ISAR1 APA 7:4, API 11:8, GPA 27:24, GPI 31:28; ISAR2 APA3 15:12, GPA3 11:8.
+        let pauth = CpuFeatures { pauth: true, ..none };
+        for shift in [4, 8, 24, 28] {
+            assert_eq!(f(0, 0, 1 << shift, 0, 0, 0, 0), pauth, "ISAR1 bit {shift}");
+            assert_eq!(f(0, 0, 8 << shift, 0, 0, 0, 0), pauth, "ISAR1 bit {}", shift + 3);
+        }
+        assert_eq!(f(0, 0, 0xf | (0xff << 12) | (1 << 32), 0, 0, 0, 0), none);
+        for shift in [8, 12] {
+            assert_eq!(f(0, 0, 0, 1 << shift, 0, 0, 0), pauth, "ISAR2 bit {shift}");
+            assert_eq!(f(0, 0, 0, 8 << shift, 0, 0, 0), pauth, "ISAR2 bit {}", shift + 3);
+        }
+        assert_eq!(f(0, 0, 0, 0xff, 0, 0, 0), none);
+        // MOPS: ISAR2 19:16.
+        assert_eq!(f(0, 0, 0, 1 << 16, 0, 0, 0), CpuFeatures { mops: true, ..none });
+        assert_eq!(f(0, 0, 0, 8 << 16, 0, 0, 0), CpuFeatures { mops: true, ..none });
+        assert_eq!(f(0, 0, 0, 1 << 20, 0, 0, 0), none);
+        // HCX: MMFR1 43:40.
+        assert_eq!(f(0, 0, 0, 0, 1 << 40, 0, 0), CpuFeatures { hcx: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 8 << 40, 0, 0), CpuFeatures { hcx: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, (1 << 39) | (1 << 44), 0, 0), none);
+        // TCRX: MMFR3 3:0; SCTLRX: MMFR3 7:4.
+        assert_eq!(f(0, 0, 0, 0, 0, 1, 0), CpuFeatures { tcr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 8, 0), CpuFeatures { tcr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 4, 0), CpuFeatures { sctlr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 8 << 4, 0), CpuFeatures { sctlr2: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 8, 0), none);
+        // PMCR_EL0.N: 15:11.
+        assert_eq!(f(0, 0, 0, 0, 0, 0, 0x1f << 11).pmu_counters, 31);
+        assert_eq!(f(0, 0, 0, 0, 0, 0, (1 << 16) | 0x7ff).pmu_counters, 0);
+        // Everything.
+        let all = f(u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+        assert_eq!(
+            all,
+            CpuFeatures {
+                sve: true,
+                sme: true,
+                mte: true,
+                pauth: true,
+                csv2_2: true,
+                hcx: true,
+                mops: true,
+                tcr2: true,
+                sctlr2: true,
+                pmu_counters: 31
+            }
+        );
     }
 }

@@ -2,13 +2,20 @@
 //! SCTLR_EL2 bits. Pure values; the boot code writes them.
 
 use super::desc::{ATTR_DEVICE, ATTR_NORMAL_NC, ATTR_NORMAL_WB};
+use aarch64_cpu::registers::{MAIR_EL2, SCTLR_EL2, TCR_EL2};
 
-/// MAIR attribute: Device-nGnRE.
-pub const MAIR_DEVICE_NGNRE: u8 = 0x04;
-/// MAIR attribute: Normal, inner and outer write-back non-transient, read- and write-allocate.
-pub const MAIR_NORMAL_WB: u8 = 0xff;
-/// MAIR attribute: Normal, inner and outer non-cacheable.
-pub const MAIR_NORMAL_NC: u8 = 0x44;
+// The attribute bytes are encoded with the fields of attribute 0 (bits 7:0), then shifted to
+// the index the descriptors use.
+use MAIR_EL2::{Attr0_Device as Device, Attr0_Normal_Inner as Inner, Attr0_Normal_Outer as Outer};
+
+/// MAIR attribute: Device-nGnRE (0x04).
+pub const MAIR_DEVICE_NGNRE: u8 = Device::nonGathering_nonReordering_EarlyWriteAck.value as u8;
+/// MAIR attribute: Normal, inner and outer write-back non-transient, read- and write-allocate
+/// (0xff).
+pub const MAIR_NORMAL_WB: u8 = (Outer::WriteBack_NonTransient_ReadWriteAlloc.value
+    | Inner::WriteBack_NonTransient_ReadWriteAlloc.value) as u8;
+/// MAIR attribute: Normal, inner and outer non-cacheable (0x44).
+pub const MAIR_NORMAL_NC: u8 = (Outer::NonCacheable.value | Inner::NonCacheable.value) as u8;
 
 /// MAIR_EL2 with the attributes the descriptors index.
 pub const fn mair_el2() -> u64 {
@@ -34,7 +41,7 @@ pub const fn va_bits(parange: u8) -> u32 {
 const fn ps(parange: u8) -> u64 {
     match parange & 0xf {
         p @ 0..=4 => p as u64,
-        _ => 5,
+        _ => TCR_EL2::PS::Value::Bits_48 as u64,
     }
 }
 
@@ -49,46 +56,45 @@ pub const fn start_level(va_bits: u32) -> u8 {
     }
 }
 
+/// TCR_EL2 bits 31 and 23: RES1 with E2H = 0, not fields.
 const TCR_RES1: u64 = (1 << 31) | (1 << 23);
-const TCR_IRGN0_WBWA: u64 = 0b01 << 8;
-const TCR_ORGN0_WBWA: u64 = 0b01 << 10;
-const TCR_SH0_INNER: u64 = 0b11 << 12;
-const TCR_TG0_4K: u64 = 0b00 << 14;
-const TCR_PS_SHIFT: u32 = 16;
 
 /// TCR_EL2 for an identity map of the whole PA range the CPU reports: T0SZ = 64 − PA bits, 4 KiB
 /// granule, walks inner-shareable write-back read/write-allocate, PS = PARange (capped at 48 bits).
 pub const fn tcr_el2(parange: u8) -> u64 {
+    use TCR_EL2::*;
     let t0sz = (64 - va_bits(parange)) as u64;
     TCR_RES1
-        | t0sz
-        | TCR_IRGN0_WBWA
-        | TCR_ORGN0_WBWA
-        | TCR_SH0_INNER
-        | TCR_TG0_4K
-        | (ps(parange) << TCR_PS_SHIFT)
+        | T0SZ.val(t0sz).value
+        | IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable.value
+        | ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable.value
+        | SH0::Inner.value
+        | TG0::KiB_4.value
+        | PS.val(ps(parange)).value
 }
 
-/// SCTLR_EL2 bits that are RES1 when HCR_EL2.E2H = 0.
+/// SCTLR_EL2 bits that are RES1 when HCR_EL2.E2H = 0: 4, 5, 16, 18, 23, 28 and 29, which are
+/// not fields there, and EOS (11) and EIS (22), which are RES1 without FEAT_ExS and are set
+/// (exception exit and entry context synchronizing) with it.
 pub const SCTLR_EL2_RES1: u64 = (1 << 4)
     | (1 << 5)
-    | (1 << 11)
+    | SCTLR_EL2::EOS::IsSynch.value
     | (1 << 16)
     | (1 << 18)
-    | (1 << 22)
+    | SCTLR_EL2::EIS::IsSynch.value
     | (1 << 23)
     | (1 << 28)
     | (1 << 29);
 /// SCTLR_EL2.M: stage-1 MMU on.
-pub const SCTLR_EL2_M: u64 = 1 << 0;
+pub const SCTLR_EL2_M: u64 = SCTLR_EL2::M::Enable.value;
 /// SCTLR_EL2.C: data caches.
-pub const SCTLR_EL2_C: u64 = 1 << 2;
+pub const SCTLR_EL2_C: u64 = SCTLR_EL2::C::Cacheable.value;
 /// SCTLR_EL2.SA: stack alignment check.
-pub const SCTLR_EL2_SA: u64 = 1 << 3;
+pub const SCTLR_EL2_SA: u64 = SCTLR_EL2::SA::Enable.value;
 /// SCTLR_EL2.I: instruction cache.
-pub const SCTLR_EL2_I: u64 = 1 << 12;
+pub const SCTLR_EL2_I: u64 = SCTLR_EL2::I::Cacheable.value;
 /// SCTLR_EL2.WXN: writable implies execute-never.
-pub const SCTLR_EL2_WXN: u64 = 1 << 19;
+pub const SCTLR_EL2_WXN: u64 = SCTLR_EL2::WXN::Enable.value;
 
 /// SCTLR_EL2 with the MMU and caches on, W^X enforced, little-endian.
 pub const SCTLR_EL2_MMU_ON: u64 =
@@ -100,6 +106,7 @@ mod tests {
 
     #[test]
     fn mair() {
+        assert_eq!((MAIR_DEVICE_NGNRE, MAIR_NORMAL_WB, MAIR_NORMAL_NC), (0x04, 0xff, 0x44));
         assert_eq!(mair_el2(), 0x44_ff_04);
     }
 
@@ -125,6 +132,20 @@ mod tests {
             assert_eq!(tcr & !(TCR_RES1 | 0x7_ff3f), 0, "no other bits");
         }
         assert_eq!(tcr_el2(2), 0x8082_3518);
+        let exact = [
+            (0u8, 0x8080_3520u64),
+            (1, 0x8081_351c),
+            (2, 0x8082_3518),
+            (3, 0x8083_3516),
+            (4, 0x8084_3514),
+            (5, 0x8085_3510),
+            (6, 0x8085_3510),
+            (0xf, 0x8085_3510),
+            (0x12, 0x8082_3518),
+        ];
+        for (parange, value) in exact {
+            assert_eq!(tcr_el2(parange), value, "TCR_EL2 for PARange {parange:#x}");
+        }
     }
 
     #[test]
@@ -140,5 +161,9 @@ mod tests {
     fn sctlr() {
         assert_eq!(SCTLR_EL2_RES1, 0x30c5_0830);
         assert_eq!(SCTLR_EL2_MMU_ON, 0x30cd_183d);
+        assert_eq!(
+            [SCTLR_EL2_M, SCTLR_EL2_C, SCTLR_EL2_SA, SCTLR_EL2_I, SCTLR_EL2_WXN],
+            [1 << 0, 1 << 2, 1 << 3, 1 << 12, 1 << 19]
+        );
     }
 }

@@ -16,6 +16,8 @@
 
 use super::tlb::TlbOps;
 use crate::mm::addr::Ipa;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Readable, Writeable, VTTBR_EL2};
 use core::arch::asm;
 
 /// TLB maintenance for one VM on the running CPU; broadcast to the inner shareable domain.
@@ -38,28 +40,22 @@ impl HwTlb {
             "HwTlb used for VMID {vmid} but bound to VTTBR {:#x}",
             self.vttbr
         );
-        let saved: u64;
-        // SAFETY: reading VTTBR_EL2 at EL2 has no side effects.
-        unsafe {
-            asm!("mrs {}, vttbr_el2", out(reg) saved, options(nomem, nostack, preserves_flags))
-        };
+        let saved = VTTBR_EL2.get();
         if saved == self.vttbr {
             tlbi();
             return;
         }
-        // SAFETY: EL2 does not translate through Stage 2; the value is this VM's valid root and
-        // VMID, and the ISB makes the following TLBI use it.
-        unsafe {
-            asm!("msr vttbr_el2, {}", "isb", in(reg) self.vttbr, options(nostack, preserves_flags))
-        };
+        // EL2 does not translate through Stage 2; the value is this VM's valid root and VMID,
+        // and the ISB makes the following TLBI use it.
+        VTTBR_EL2.set(self.vttbr);
+        barrier::isb(barrier::SY);
         tlbi();
-        // SAFETY: barriers only; the DSB waits for the broadcast TLBI to complete before the
-        // VMID it used is switched away.
-        unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
-        // SAFETY: puts back the VTTBR_EL2 value that was live on entry.
-        unsafe {
-            asm!("msr vttbr_el2, {}", "isb", in(reg) saved, options(nostack, preserves_flags))
-        };
+        // The DSB waits for the broadcast TLBI to complete before the VMID it used is switched
+        // away; then the VTTBR_EL2 value that was live on entry goes back.
+        barrier::dsb(barrier::ISH);
+        barrier::isb(barrier::SY);
+        VTTBR_EL2.set(saved);
+        barrier::isb(barrier::SY);
     }
 }
 
@@ -69,14 +65,14 @@ impl TlbOps for HwTlb {
     }
 
     fn dsb(&mut self) {
-        // SAFETY: a barrier; orders earlier descriptor stores before later maintenance.
-        unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+        // Orders earlier descriptor stores before later maintenance.
+        barrier::dsb(barrier::ISH);
     }
 
     fn isb(&mut self) {
-        // SAFETY: a context synchronization event; completed TLB maintenance takes effect for
-        // the instructions that follow.
-        unsafe { asm!("isb", options(nostack, preserves_flags)) };
+        // A context synchronization event: completed TLB maintenance takes effect for the
+        // instructions that follow.
+        barrier::isb(barrier::SY);
     }
 
     fn invalidate_ipa(&mut self, vmid: u16, ipa: Ipa, _level: u8) {

@@ -24,6 +24,7 @@
 use super::descriptor::{level_shift, ENTRIES};
 use super::error::S2Error;
 use crate::mm::addr::{Pa, PAGE_SIZE};
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, VTCR_EL2};
 use core::fmt;
 
 /// Largest IPA and output size used: 48 bits (no FEAT_LPA2).
@@ -67,8 +68,8 @@ impl Vtcr {
     /// The largest IPA space the CPU supports, from the raw ID_AA64MMFR0_EL1 (PARange, bits 3:0)
     /// and ID_AA64MMFR1_EL1 (VMIDBits, bits 7:4: 0b0010 = 16 bits, anything else 8 bits).
     pub fn from_id_regs(mmfr0: u64, mmfr1: u64) -> Result<Self, S2Error> {
-        let vmid16 = (mmfr1 >> 4) & 0xf == 0b0010;
-        Self::new((mmfr0 & 0xf) as u8, vmid16)
+        let vmid16 = ID_AA64MMFR1_EL1::VMIDBits::Bits16.matches_all(mmfr1);
+        Self::new(ID_AA64MMFR0_EL1::PARange.read(mmfr0) as u8, vmid16)
     }
 
     /// The largest IPA space for a PARange value.
@@ -122,13 +123,19 @@ impl Vtcr {
 
     /// VTCR_EL2.SL0 for the 4 KiB granule: 0b00 level 2, 0b01 level 1, 0b10 level 0.
     pub const fn sl0(&self) -> u64 {
-        2 - self.start_level as u64
+        use VTCR_EL2::SL0::Value::*;
+        (match self.start_level {
+            0 => Granule4KBLevel0,
+            1 => Granule4KBLevel1,
+            _ => Granule4KBLevel2,
+        }) as u64
     }
 
     /// VTCR_EL2.PS: the PARange value, capped at 0b101 (48 bits).
     pub const fn ps(&self) -> u64 {
-        if self.pa_range > 5 {
-            5
+        let max = VTCR_EL2::PS::Value::PA_48B_256TB as u64;
+        if self.pa_range as u64 > max {
+            max
         } else {
             self.pa_range as u64
         }
@@ -137,21 +144,17 @@ impl Vtcr {
     /// The VTCR_EL2 value: T0SZ, SL0, IRGN0 = ORGN0 = write-back read/write-allocate,
     /// SH0 = Inner Shareable, TG0 = 4 KiB, PS, VS, and RES1 bit 31.
     pub const fn value(&self) -> u64 {
-        const IRGN0_WB: u64 = 0b01 << 8;
-        const ORGN0_WB: u64 = 0b01 << 10;
-        const SH0_INNER: u64 = 0b11 << 12;
-        const TG0_4K: u64 = 0b00 << 14;
-        const RES1: u64 = 1 << 31;
-        let vs = if self.vmid_bits == 16 { 1 << 19 } else { 0 };
-        self.t0sz()
-            | self.sl0() << 6
-            | IRGN0_WB
-            | ORGN0_WB
-            | SH0_INNER
-            | TG0_4K
-            | self.ps() << 16
-            | vs
-            | RES1
+        use VTCR_EL2::*;
+        let vs = if self.vmid_bits == 16 { VS::Bits16 } else { VS::Bits8 };
+        T0SZ.val(self.t0sz()).value
+            | SL0.val(self.sl0()).value
+            | IRGN0::NormalWBRAWA.value
+            | ORGN0::NormalWBRAWA.value
+            | SH0::Inner.value
+            | TG0::Granule4KB.value
+            | PS.val(self.ps()).value
+            | vs.value
+            | RES1::SET.value
     }
 
     /// Number of descriptors in the (possibly concatenated) root.
@@ -267,6 +270,10 @@ mod tests {
         );
         // Reserved VMIDBits values fall back to 8 bits, which always works.
         assert_eq!(Vtcr::from_id_regs(0x5, 0x10).unwrap().vmid_bits, 8);
+        assert_eq!(Vtcr::from_id_regs(0x5, 0x30).unwrap().vmid_bits, 8);
+        // Only VMIDBits (7:4) and PARange (3:0) count.
+        let v = Vtcr::from_id_regs(0xffff_fff0 | 0x2, 0xffff_ff0f | 0x20).unwrap();
+        assert_eq!((v.pa_range, v.vmid_bits, v.value()), (2, 16, 0x800a_3558));
     }
 
     #[test]
