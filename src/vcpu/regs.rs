@@ -72,7 +72,7 @@ impl CpuFeatures {
 /// invalidation upgraded to clean+invalidate (SWIO); broadcast TLB/barriers inner shareable
 /// (FB, BSU); SMC trapped (PSCI goes to el2visor); ACTLR and implementation-defined registers
 /// trapped; AArch64 EL1. WFE is not trapped and WFI only with `trap_wfi` (GICv2 hosts, see
-/// `gic::runtime::idle`): each pCPU runs one vCPU, so a guest's WFI may idle the real CPU, and
+/// `gic::lrs::idle`): each pCPU runs one vCPU, so a guest's WFI may idle the real CPU, and
 /// interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
 pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
     use HCR_EL2::*;
