@@ -58,43 +58,54 @@ pub fn chosen(n: Node<'_, '_>, root_cells: super::ranges::Cells) -> Result<Chose
         ranges: None,
     }];
     let mut modules = Vec::new();
+    let mut domains = Vec::new();
     for m in n.children() {
         let compatible = owned_strings(tree::prop(m, "compatible"));
-        if !compatible.iter().any(|c| c.starts_with("multiboot,")) {
+        if compatible.iter().any(|c| c == "xen,domain") {
+            domains.push(super::domains::domain(m)?);
             continue;
         }
-        let mpath = format!("/chosen/{}", m.name);
-        let has = |c: &str| compatible.iter().any(|x| x == c);
-        let kind = if has("multiboot,kernel") {
-            ModuleKind::Kernel
-        } else if has("multiboot,ramdisk") {
-            ModuleKind::Ramdisk
-        } else if has("multiboot,device-tree") {
-            ModuleKind::DeviceTree
-        } else {
-            ModuleKind::Other
-        };
-        let range = tree::translated_regs(m, &chain, &mpath)
-            .next()
-            .ok_or(bad_prop(&mpath, "reg", "missing: where is the module?"))??;
-        if range.size == 0 {
-            return Err(bad_prop(&mpath, "reg", "an empty module"));
+        if let Some(module) = module(m, "/chosen", &chain)? {
+            modules.push(module);
         }
-        let bootargs = tree::prop_str(m, "bootargs").map(String::from);
-        modules.push(Module {
-            path: mpath,
-            kind,
-            compatible,
-            range,
-            bootargs,
-        });
     }
     Ok(Chosen {
-        bootargs: tree::prop_str(n, "bootargs").map(String::from),
+        // Xen's own command line property stands in when `bootargs` is absent, so that the DT
+        // that boots Xen dom0less boots el2visor the same way.
+        bootargs: tree::prop_str(n, "bootargs").or_else(|| tree::prop_str(n, "xen,xen-bootargs")).map(String::from),
         stdout_path: tree::prop_str(n, "stdout-path").map(String::from),
         initrd,
         modules,
+        domains,
     })
+}
+
+/// A multiboot module node (`compatible = "multiboot,…"`) under `parent`, whose `reg` is read in
+/// `chain`'s cells untranslated; `None` for any other node.
+pub(super) fn module(m: Node<'_, '_>, parent: &str, chain: &[Level<'_>]) -> Result<Option<Module>, DtErrorKind> {
+    let compatible = owned_strings(tree::prop(m, "compatible"));
+    if !compatible.iter().any(|c| c.starts_with("multiboot,")) {
+        return Ok(None);
+    }
+    let mpath = format!("{parent}/{}", m.name);
+    let has = |c: &str| compatible.iter().any(|x| x == c);
+    let kind = if has("multiboot,kernel") {
+        ModuleKind::Kernel
+    } else if has("multiboot,ramdisk") {
+        ModuleKind::Ramdisk
+    } else if has("multiboot,device-tree") {
+        ModuleKind::DeviceTree
+    } else {
+        ModuleKind::Other
+    };
+    let range = tree::translated_regs(m, chain, &mpath)
+        .next()
+        .ok_or(bad_prop(&mpath, "reg", "missing: where is the module?"))??;
+    if range.size == 0 {
+        return Err(bad_prop(&mpath, "reg", "an empty module"));
+    }
+    let bootargs = tree::prop_str(m, "bootargs").map(String::from);
+    Ok(Some(Module { path: mpath, kind, compatible, range, bootargs }))
 }
 
 /// `/memreserve/` entries and the enabled `/reserved-memory` children that have a `reg`

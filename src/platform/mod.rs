@@ -17,10 +17,13 @@ pub mod ranges;
 pub mod tree;
 
 mod chosen;
+mod domains;
 mod cpus;
 mod gic;
 mod parse;
 
+#[cfg(test)]
+mod tests_dom0less;
 #[cfg(test)]
 mod tests_dts;
 #[cfg(test)]
@@ -315,6 +318,25 @@ pub struct Chosen {
     pub stdout_path: Option<String>,
     /// `linux,initrd-start` .. `linux,initrd-end`.
     pub initrd: Option<PaRange>,
+    /// Multiboot modules directly under `/chosen`: the dom0-like VM's.
+    pub modules: Vec<Module>,
+    /// Xen dom0less `xen,domain` nodes: one VM each.
+    pub domains: Vec<Domain>,
+}
+
+/// One Xen dom0less domain (`/chosen/<name>` with `compatible = "xen,domain"`), as written: what
+/// the VM asks for, not yet checked against the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domain {
+    /// The node's name: the VM's name in every log line and report.
+    pub name: String,
+    /// RAM, in bytes (`memory` is in KiB).
+    pub memory: u64,
+    /// vCPUs (`cpus`).
+    pub cpus: u32,
+    /// `vpl011`: the VM gets an emulated SBSA/PL011 UART.
+    pub vpl011: bool,
+    /// Its kernel, ramdisk and partial device tree, read in the domain node's cells.
     pub modules: Vec<Module>,
 }
 

@@ -5,7 +5,9 @@
 //! - [`config`]: `VmConfig` plans built from the boot modules (Xen multiboot convention);
 //! - [`guest_dt`]: the guest's device tree, generated from the host's;
 //! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd;
-//! - [`power`]: the vCPUs' PSCI power states.
+//! - [`power`]: the vCPUs' PSCI power states;
+//! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
+//! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch.
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
@@ -13,6 +15,7 @@
 
 pub mod bundle;
 pub mod config;
+pub mod console;
 pub mod devices;
 pub mod guest_dt;
 pub mod image;
@@ -26,3 +29,4 @@ pub mod power;
 pub mod table;
 #[cfg(target_os = "none")]
 pub mod vgic;
+pub mod vpl011;

@@ -1,0 +1,155 @@
+//! The shared physical console when several VMs print on it: each VM's output is cut into whole
+//! lines, each printed with a prefix naming the VM (`(<name>) `), and console input goes to one
+//! VM at a time, switched by pressing Ctrl-A three times, as on Xen. Pure: the runtime feeds it
+//! bytes and prints what it returns.
+
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The longest line kept whole; a longer one is printed in pieces of this size.
+pub const LINE_MAX: usize = 240;
+/// The switch key: Ctrl-A, pressed three times in a row.
+pub const SWITCH_KEY: u8 = 0x01;
+
+/// One VM's output, collected into lines.
+#[derive(Clone, Debug, Default)]
+pub struct LineBuffer {
+    line: Vec<u8>,
+}
+
+impl LineBuffer {
+    pub fn new() -> Self {
+        LineBuffer { line: Vec::with_capacity(LINE_MAX) }
+    }
+
+    /// Add one byte the VM printed; a finished line (without its newline) comes back to be
+    /// printed with the VM's prefix. Carriage returns are dropped (the console adds its own).
+    pub fn put(&mut self, b: u8) -> Option<Vec<u8>> {
+        match b {
+            b'\n' => Some(core::mem::take(&mut self.line)),
+            b'\r' => None,
+            _ => {
+                self.line.push(b);
+                (self.line.len() >= LINE_MAX).then(|| core::mem::take(&mut self.line))
+            }
+        }
+    }
+
+    /// What is left without a newline (printed when the VM ends).
+    pub fn flush(&mut self) -> Option<Vec<u8>> {
+        (!self.line.is_empty()).then(|| core::mem::take(&mut self.line))
+    }
+}
+
+/// `(<name>) <line>`, with bytes that are not printable ASCII shown as `.`, so that a VM cannot
+/// send escape sequences to the person's terminal through another VM's prefix.
+pub fn prefixed(name: &str, line: &[u8]) -> String {
+    let mut s = String::with_capacity(name.len() + 3 + line.len());
+    s.push('(');
+    s.push_str(name);
+    s.push_str(") ");
+    s.extend(line.iter().map(|&b| if b == b'\t' || (0x20..0x7f).contains(&b) { b as char } else { '.' }));
+    s
+}
+
+/// Where a byte of console input goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// To the VM at this index of the switch's list, in order.
+    To(usize, Vec<u8>),
+    /// Input now goes to the VM at this index: say so on the console.
+    Switched(usize),
+    /// Held back (a Ctrl-A that may be the start of a switch), or nobody takes input.
+    Held,
+}
+
+/// The input focus among the VMs that take console input.
+#[derive(Clone, Debug)]
+pub struct InputSwitch {
+    count: usize,
+    focus: usize,
+    ctrl_a: u8,
+}
+
+impl InputSwitch {
+    /// `count` VMs take input; the first has it.
+    pub fn new(count: usize) -> Self {
+        InputSwitch { count, focus: 0, ctrl_a: 0 }
+    }
+
+    /// The VM that has the input now, if any takes input.
+    pub fn focus(&self) -> Option<usize> {
+        (self.count > 0).then_some(self.focus)
+    }
+
+    /// One byte typed on the console. Three Ctrl-A in a row move the input to the next VM;
+    /// fewer are passed on, before the byte that follows them, as Xen does.
+    pub fn input(&mut self, b: u8) -> Input {
+        if self.count == 0 {
+            return Input::Held;
+        }
+        if b == SWITCH_KEY {
+            self.ctrl_a += 1;
+            if self.ctrl_a == 3 {
+                self.ctrl_a = 0;
+                self.focus = (self.focus + 1) % self.count;
+                return Input::Switched(self.focus);
+            }
+            return Input::Held;
+        }
+        let mut bytes = alloc::vec![SWITCH_KEY; self.ctrl_a as usize];
+        self.ctrl_a = 0;
+        bytes.push(b);
+        Input::To(self.focus, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_cut_into_prefixed_lines() {
+        let mut b = LineBuffer::new();
+        let mut lines = Vec::new();
+        for &c in b"hello\r\nworld\npartial" {
+            if let Some(l) = b.put(c) {
+                lines.push(prefixed("domU1", &l));
+            }
+        }
+        assert_eq!(lines, ["(domU1) hello", "(domU1) world"]);
+        assert_eq!(b.flush().as_deref(), Some(&b"partial"[..]));
+        assert_eq!(b.flush(), None);
+        assert_eq!(prefixed("a", b"\x1b[2Jx\ty"), "(a) .[2Jx\ty", "no escape sequences reach the terminal");
+    }
+
+    #[test]
+    fn a_flood_without_newlines_comes_out_in_bounded_pieces() {
+        let mut b = LineBuffer::new();
+        let pieces: Vec<_> = (0..1000).filter_map(|_| b.put(b'x')).collect();
+        assert_eq!(pieces.len(), 1000 / LINE_MAX);
+        assert!(pieces.iter().all(|p| p.len() == LINE_MAX));
+    }
+
+    #[test]
+    fn three_ctrl_a_switch_input_and_fewer_pass_through() {
+        let mut s = InputSwitch::new(3);
+        assert_eq!(s.focus(), Some(0));
+        assert_eq!(s.input(b'x'), Input::To(0, alloc::vec![b'x']));
+        assert_eq!(s.input(SWITCH_KEY), Input::Held);
+        assert_eq!(s.input(SWITCH_KEY), Input::Held);
+        assert_eq!(s.input(b'y'), Input::To(0, alloc::vec![SWITCH_KEY, SWITCH_KEY, b'y']));
+        for _ in 0..2 {
+            assert_eq!(s.input(SWITCH_KEY), Input::Held);
+        }
+        assert_eq!(s.input(SWITCH_KEY), Input::Switched(1));
+        assert_eq!(s.input(b'z'), Input::To(1, alloc::vec![b'z']));
+        for _ in 0..6 {
+            let _ = s.input(SWITCH_KEY);
+        }
+        assert_eq!(s.focus(), Some(0), "it wraps around");
+        assert_eq!(InputSwitch::new(0).input(b'a'), Input::Held);
+    }
+}
