@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod cells;
+pub mod domu;
 mod regenerated;
 
 use alloc::collections::BTreeMap;
@@ -35,6 +36,7 @@ use fdt::node::FdtNode;
 use fdt::Fdt;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
+pub use self::cells::read_cells;
 use self::cells::{cpu_to_bus, encode_pairs, host_to_guest, Bus};
 use crate::vm::config::RamRegion;
 

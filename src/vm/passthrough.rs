@@ -1,0 +1,195 @@
+//! Devices assigned to a dom0less domain: the `/passthrough` node of its partial device tree (the
+//! `multiboot,device-tree` module), read as Xen reads it. Each child describes one device as the
+//! guest will see it (its nodes are copied into the guest DT, `xen,*` properties dropped) plus:
+//! - `xen,reg = <phys size guest>…` (in `/passthrough`'s cells): host regions mapped at guest
+//!   addresses;
+//! - `xen,path = "<host path>"`: the host node, which must carry `xen,passthrough`;
+//! - `interrupts`: GIC specifiers (`<0 n flags>` = SPI n, INTID n + 32) routed to the domain.
+//!
+//! Pure; the checks against the host DT are done with the host's node list.
+
+#![forbid(unsafe_code)]
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use fdt::node::FdtNode;
+use fdt::Fdt;
+
+use super::guest_dt::read_cells;
+
+/// The phandle Xen gives the guest's GIC; partial device trees name it as their
+/// `interrupt-parent`.
+pub const GUEST_PHANDLE_GIC: u32 = 65000;
+
+/// One region of a passthrough device: `size` bytes of host `pa` at guest `ipa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtRegion {
+    pub pa: u64,
+    pub size: u64,
+    pub ipa: u64,
+}
+
+/// One device of a domain's `/passthrough` node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PtDevice {
+    /// The node's name under `/passthrough`.
+    pub name: String,
+    /// `xen,path`: the host node it is.
+    pub host_path: String,
+    pub regions: Vec<PtRegion>,
+    /// The SPIs (INTIDs) routed to the domain.
+    pub spis: Vec<u32>,
+}
+
+/// What the host DT says about a node, for the checks.
+pub trait HostNodes {
+    /// Whether `path` exists in the host DT and carries `xen,passthrough`: `None` when it does
+    /// not exist, `Some(marked)` when it does.
+    fn passthrough_mark(&self, path: &str) -> Option<bool>;
+}
+
+fn u32_of(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
+    node.property(name).and_then(|p| p.value.get(..4)).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The devices of the partial device tree `dtb` (a domain's `multiboot,device-tree` module),
+/// checked against the host's nodes. Errors are one line naming the node.
+pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, String> {
+    let fdt = Fdt::new(dtb).map_err(|e| format!("the partial device tree is not a DTB ({e:?})"))?;
+    let Some(pt) = fdt.find_node("/passthrough") else { return Ok(Vec::new()) };
+    let ac = u32_of(pt, "#address-cells").unwrap_or(2);
+    let sc = u32_of(pt, "#size-cells").unwrap_or(1);
+    let mut out = Vec::new();
+    for dev in pt.children() {
+        let at = format!("/passthrough/{}", dev.name);
+        let host_path = dev
+            .property("xen,path")
+            .and_then(|p| core::str::from_utf8(p.value).ok())
+            .map(|s| s.trim_end_matches('\0').to_string());
+        let xen_reg = dev.property("xen,reg").map(|p| p.value);
+        let host_path = match (host_path, xen_reg) {
+            (Some(p), _) => p,
+            // A node without `xen,path` is copied into the guest DT as it is (a clock, say).
+            (None, None) => continue,
+            (None, Some(_)) => return Err(format!("{at}: xen,reg without xen,path")),
+        };
+        match host.passthrough_mark(&host_path) {
+            None => return Err(format!("{at}: xen,path {host_path} does not exist in the host device tree")),
+            Some(false) => return Err(format!("{at}: the host node {host_path} does not carry xen,passthrough")),
+            Some(true) => {}
+        }
+        let mut regions = Vec::new();
+        if let Some(v) = xen_reg {
+            let stride = 4 * (2 * ac + sc) as usize;
+            if v.is_empty() || v.len() % stride != 0 {
+                return Err(format!("{at}: xen,reg is not a list of <phys size guest> in /passthrough's cells"));
+            }
+            for t in v.chunks(stride) {
+                let a = 4 * ac as usize;
+                let s = 4 * sc as usize;
+                let (pa, size, ipa) = (read_cells(&t[..a], ac), read_cells(&t[a..a + s], sc), read_cells(&t[a + s..], ac));
+                let (Some(pa), Some(size), Some(ipa)) = (pa, size, ipa) else {
+                    return Err(format!("{at}: xen,reg has cells too wide"));
+                };
+                if size == 0 || !pa.is_multiple_of(4096) || !ipa.is_multiple_of(4096) || !size.is_multiple_of(4096) {
+                    return Err(format!("{at}: xen,reg region {pa:#x}+{size:#x} at {ipa:#x} is not whole 4 KiB pages"));
+                }
+                regions.push(PtRegion { pa, size, ipa });
+            }
+        }
+        let mut spis = Vec::new();
+        if let Some(v) = dev.property("interrupts").map(|p| p.value) {
+            if v.len() % 12 != 0 {
+                return Err(format!("{at}: interrupts is not a list of <type number flags> GIC specifiers"));
+            }
+            for spec in v.chunks(12) {
+                let cell = |i: usize| u32::from_be_bytes([spec[4 * i], spec[4 * i + 1], spec[4 * i + 2], spec[4 * i + 3]]);
+                if cell(0) != 0 {
+                    return Err(format!("{at}: only SPIs can be passed through (interrupt type {})", cell(0)));
+                }
+                let intid = cell(1).checked_add(32).filter(|&i| i < 1020).ok_or_else(|| format!("{at}: SPI {} out of range", cell(1)))?;
+                spis.push(intid);
+            }
+        }
+        out.push(PtDevice { name: dev.name.to_string(), host_path, regions, spis });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    struct Host;
+    impl HostNodes for Host {
+        fn passthrough_mark(&self, path: &str) -> Option<bool> {
+            match path {
+                "/pl031@9010000" => Some(true),
+                "/pl061@9030000" => Some(false),
+                _ => None,
+            }
+        }
+    }
+
+    fn partial(dev: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let pt = w.begin_node("passthrough").unwrap();
+        w.property_string("compatible", "simple-bus").unwrap();
+        w.property_null("ranges").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        dev(&mut w);
+        w.end_node(pt).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn rtc(w: &mut FdtWriter, path: &str, xen_reg: &[u32], irqs: &[u32]) {
+        let n = w.begin_node("rtc@9010000").unwrap();
+        w.property_string_list("compatible", alloc::vec!["arm,pl031".into(), "arm,primecell".into()]).unwrap();
+        w.property_array_u32("reg", &[0, 0x0901_0000, 0, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", irqs).unwrap();
+        w.property_u32("interrupt-parent", GUEST_PHANDLE_GIC).unwrap();
+        w.property_array_u32("xen,reg", xen_reg).unwrap();
+        w.property_string("xen,path", path).unwrap();
+        w.end_node(n).unwrap();
+    }
+
+    #[test]
+    fn a_pl031_passed_through_as_xen_writes_it() {
+        let dtb = partial(|w| rtc(w, "/pl031@9010000", &[0, 0x0901_0000, 0, 0x1000, 0, 0x0901_0000], &[0, 2, 4]));
+        let d = devices(&dtb, &Host).unwrap();
+        assert_eq!(
+            d,
+            [PtDevice {
+                name: "rtc@9010000".into(),
+                host_path: "/pl031@9010000".into(),
+                regions: alloc::vec![PtRegion { pa: 0x0901_0000, size: 0x1000, ipa: 0x0901_0000 }],
+                spis: alloc::vec![34],
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_assignments_are_refused_naming_the_node() {
+        let cases: [(&str, &[u32], &[u32], &str); 5] = [
+            ("/nowhere@0", &[0, 0x0901_0000, 0, 0x1000, 0, 0x0901_0000], &[0, 2, 4], "does not exist in the host"),
+            ("/pl061@9030000", &[0, 0x0903_0000, 0, 0x1000, 0, 0x0903_0000], &[0, 7, 4], "does not carry xen,passthrough"),
+            ("/pl031@9010000", &[0, 0x0901_0000, 0, 0x1000], &[0, 2, 4], "<phys size guest>"),
+            ("/pl031@9010000", &[0, 0x0901_0000, 0, 0x800, 0, 0x0901_0000], &[0, 2, 4], "whole 4 KiB pages"),
+            ("/pl031@9010000", &[0, 0x0901_0000, 0, 0x1000, 0, 0x0901_0000], &[1, 11, 4], "only SPIs"),
+        ];
+        for (path, reg, irqs, says) in cases {
+            let e = devices(&partial(|w| rtc(w, path, reg, irqs)), &Host).unwrap_err();
+            assert!(e.contains("/passthrough/rtc@9010000") && e.contains(says), "{e}");
+        }
+        assert!(devices(b"not a dtb", &Host).is_err());
+        assert_eq!(devices(&partial(|_| {}), &Host).unwrap(), []);
+    }
+}
