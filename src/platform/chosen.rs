@@ -15,7 +15,7 @@ use super::gic::{self, Controller};
 use super::header::{self, Header};
 use super::ranges::Level;
 use super::tree::{self, bad_prop, ConsoleVia, Node, Status};
-use super::{Chosen, Console, ConsoleChoice, Irq, Module, ModuleKind, Reserved, ReservedSource};
+use super::{Chosen, Console, ConsoleChoice, Irq, Reserved, ReservedSource};
 use crate::mm::addr::PaRange;
 
 fn owned_strings(v: Option<&[u8]>) -> Vec<String> {
@@ -65,7 +65,7 @@ pub fn chosen(n: Node<'_, '_>, root_cells: super::ranges::Cells) -> Result<Chose
             domains.push(super::domains::domain(m)?);
             continue;
         }
-        if let Some(module) = module(m, "/chosen", &chain)? {
+        if let Some(module) = super::modules::module(m, "/chosen", &chain)? {
             modules.push(module);
         }
     }
@@ -80,33 +80,6 @@ pub fn chosen(n: Node<'_, '_>, root_cells: super::ranges::Cells) -> Result<Chose
     })
 }
 
-/// A multiboot module node (`compatible = "multiboot,…"`) under `parent`, whose `reg` is read in
-/// `chain`'s cells untranslated; `None` for any other node.
-pub(super) fn module(m: Node<'_, '_>, parent: &str, chain: &[Level<'_>]) -> Result<Option<Module>, DtErrorKind> {
-    let compatible = owned_strings(tree::prop(m, "compatible"));
-    if !compatible.iter().any(|c| c.starts_with("multiboot,")) {
-        return Ok(None);
-    }
-    let mpath = format!("{parent}/{}", m.name);
-    let has = |c: &str| compatible.iter().any(|x| x == c);
-    let kind = if has("multiboot,kernel") {
-        ModuleKind::Kernel
-    } else if has("multiboot,ramdisk") {
-        ModuleKind::Ramdisk
-    } else if has("multiboot,device-tree") {
-        ModuleKind::DeviceTree
-    } else {
-        ModuleKind::Other
-    };
-    let range = tree::translated_regs(m, chain, &mpath)
-        .next()
-        .ok_or(bad_prop(&mpath, "reg", "missing: where is the module?"))??;
-    if range.size == 0 {
-        return Err(bad_prop(&mpath, "reg", "an empty module"));
-    }
-    let bootargs = tree::prop_str(m, "bootargs").map(String::from);
-    Ok(Some(Module { path: mpath, kind, compatible, range, bootargs }))
-}
 
 /// `/memreserve/` entries and the enabled `/reserved-memory` children that have a `reg`
 /// (children with only `size` are allocated later by an OS and reserve nothing now).

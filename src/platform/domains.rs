@@ -10,7 +10,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::chosen::module;
+use super::modules::module;
 use super::error::DtErrorKind;
 use super::ranges::{Cells, Level};
 use super::tree::{self, bad_prop, Node};

@@ -18,6 +18,7 @@ pub mod tree;
 
 mod chosen;
 mod domains;
+mod modules;
 mod cpus;
 mod gic;
 mod parse;
