@@ -6,6 +6,7 @@
 //! - [`guest_dt`]: the guest's device tree, generated from the host's;
 //! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd;
 //! - [`power`]: the vCPUs' PSCI power states;
+//! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
 //! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch.
@@ -23,6 +24,7 @@ pub mod image;
 #[cfg(target_os = "none")]
 pub mod instance;
 pub mod load;
+pub mod partition;
 pub mod passthrough;
 #[cfg(target_os = "none")]
 pub mod mmio;
