@@ -33,12 +33,18 @@ pub enum Source {
     Multiboot,
     Bundle(PaRange),
     Embedded,
+    /// Only dom0less domains: no dom0-like VM.
+    Domains,
 }
 
 /// Pick the guest source from the host DT.
 pub fn source(p: &Platform) -> Source {
     if p.chosen.modules.iter().any(|m| m.kind == ModuleKind::Kernel) {
         return Source::Multiboot;
+    }
+    if !p.chosen.domains.is_empty() {
+        // Xen dom0less without a dom0: the domains are every VM there is.
+        return Source::Domains;
     }
     if let Some(r) = p.chosen.initrd {
         // SAFETY: the loader put the initrd there (the DT says so); it is identity mapped RAM.
@@ -89,6 +95,7 @@ pub fn build(
     src: &Source,
     hyp_reserved: &[PaRange],
     pcpus: usize,
+    taken: &[String],
 ) -> Result<Vm, String> {
     let (mut exclude, gic, gicv) = gic_view(p);
     // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
@@ -97,6 +104,13 @@ pub fn build(
     if let Some(g) = &p.gic {
         let prefix = alloc::format!("{}/", g.path);
         for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
+            exclude.extend(d.regs.iter().copied());
+            drop.push(d.path.clone());
+        }
+    }
+    // Devices assigned to dom0less domains are theirs alone.
+    for path in taken {
+        if let Some(d) = p.devices.iter().find(|d| &d.path == path) {
             exclude.extend(d.regs.iter().copied());
             drop.push(d.path.clone());
         }
@@ -171,6 +185,7 @@ pub fn build(
             }
             (ram, b.kernel, b.initrd, b.cmdline.unwrap_or("").to_string(), b.dt_props.map(|d| d.to_vec()), Vec::new(), "bundle".to_string())
         }
+        Source::Domains => return Err("only dom0less domains are configured: there is no dom0-like VM to build".to_string()),
         Source::Embedded => {
             if EMBEDDED.is_empty() {
                 return Err("no guest: pass a kernel with -device guest-loader,kernel=…,addr=… (Xen multiboot,kernel), \
@@ -191,6 +206,7 @@ pub fn build(
         name,
         slot,
         ram,
+        pcpus: (0..vcpu_mpidrs.len()).collect(),
         vcpu_mpidrs,
         kernel,
         initrd,
@@ -206,6 +222,9 @@ pub fn build(
         host_dtb: dtb,
         setting,
         keep_out,
+        mapped_devices: Vec::new(),
+        domu_dt: None,
+        zero_ram: false,
     };
     instance::create(spec).map_err(|e| e.to_string())
 }
@@ -247,7 +266,7 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
         GicKind::V3 { dist, redists, .. } => (*dist, redists.first().map(|r| r.start.raw())),
     };
     log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
-    if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis) {
+    if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis, Vec::new()) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
     }
 }

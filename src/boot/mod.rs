@@ -2,6 +2,7 @@
 //! the device tree, refuse to run anywhere but EL2, turn on the EL2 MMU, set up memory, start
 //! the other CPUs, and hand over to the VMs.
 
+mod domains;
 mod guest;
 mod mmu;
 pub mod smp;
@@ -126,34 +127,90 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
 
     init_gic(&platform);
     let src = guest::source(&platform);
-    let hyp_reserved = init_frames(&platform, &image, dtb, &src);
+    let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
+    let hyp_reserved = init_frames(&platform, &image, dtb, &src, domain_ram);
     if smp::online_prefix() < smp::online() {
         log::warn!(
-            "only CPUs 0..{} came up without a gap; the VM gets {} vCPUs (vCPU i runs on pCPU i)",
-            smp::online_prefix(),
+            "only CPUs 0..{} came up without a gap; VMs get only these (vCPUs are pinned to pCPUs)",
             smp::online_prefix()
         );
     }
-    let mut vm = match guest::build(&platform, dtb, &opts, setting, &src, &hyp_reserved, smp::online_prefix()) {
-        Ok(vm) => vm,
+    let vms = match start_vms(&platform, dtb, &opts, setting, &src, &hyp_reserved) {
+        Ok(vms) => vms,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
             lifecycle::power_off()
         }
     };
-    guest::attach_vgic(&platform, &mut vm);
-    let vm = match crate::vm::table::insert(vm) {
-        Ok(vm) => vm,
-        Err(vm) => {
-            println!("el2visor: cannot start the guest: no free VM slot for {}", vm.name);
-            lifecycle::power_off()
-        }
-    };
-    lifecycle::start(vm);
-    log::debug!("VM {} ready; entering vCPU 0", vm.name);
+    for &vm in &vms {
+        lifecycle::start(vm);
+        log::debug!("VM {} ready", vm.name);
+    }
     run::install();
     run::announce_vms();
     run::pcpu_main(0)
+}
+
+/// RAM el2visor keeps for its own tables and heap beyond what it hands dom0less domains.
+const HYP_KEEP: u64 = 32 << 20;
+
+/// Build every VM and put it in the VM table: the dom0-like VM (multiboot modules under
+/// `/chosen`, a bundle, or the embedded guest) unless only dom0less domains are configured, then
+/// the domains, each on its own pCPUs with its own RAM and devices.
+fn start_vms(
+    p: &Platform,
+    dtb: &'static [u8],
+    opts: &cmdline::Options,
+    setting: crate::coherency::Setting,
+    src: &guest::Source,
+    hyp_reserved: &[PaRange],
+) -> Result<Vec<&'static crate::vm::instance::Vm>, alloc::string::String> {
+    use crate::vm::{partition, table};
+    let pcpus = smp::online_prefix();
+    let has_dom0 = !matches!(src, guest::Source::Domains);
+    let dom0_modules: Vec<crate::platform::Module> =
+        if matches!(src, guest::Source::Multiboot) { p.chosen.modules.clone() } else { Vec::new() };
+    let (dom0_cpus, plans) = if p.chosen.domains.is_empty() {
+        (pcpus, Vec::new())
+    } else {
+        let free = (crate::mm::frames::global::free_frames() as u64 * 4096).saturating_sub(HYP_KEEP);
+        // A bundle or the embedded guest stands in for the dom0-like VM's modules.
+        let stand_in = [crate::platform::Module {
+            path: alloc::string::String::from("(the dom0-like VM)"),
+            kind: crate::platform::ModuleKind::Kernel,
+            compatible: Vec::new(),
+            range: PaRange::new(p.memory[0].start.raw(), 0),
+            bootargs: None,
+        }];
+        let dom0: &[crate::platform::Module] = match (has_dom0, dom0_modules.is_empty()) {
+            (false, _) => &[],
+            (true, false) => &dom0_modules,
+            (true, true) => &stand_in,
+        };
+        let part = partition::partition(&p.chosen.domains, dom0, pcpus, free, &p.memory)?;
+        (part.dom0_pcpus.len(), part.domains)
+    };
+    let devs = plans.iter().map(|d| domains::assigned(p, d)).collect::<Result<Vec<_>, _>>()?;
+    let taken = domains::taken_paths(&devs);
+    for (i, path) in taken.iter().enumerate() {
+        if taken[..i].contains(path) {
+            return Err(alloc::format!("{path} is assigned to two domains"));
+        }
+    }
+    let mut vms = Vec::new();
+    let insert = |vm: crate::vm::instance::Vm| {
+        table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))
+    };
+    if has_dom0 {
+        let mut vm = guest::build(p, dtb, opts, setting, src, hyp_reserved, dom0_cpus, &taken)?;
+        guest::attach_vgic(p, &mut vm);
+        vms.push(insert(vm)?);
+    }
+    for (d, dv) in plans.iter().zip(&devs) {
+        let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
+        vms.push(insert(domains::build(p, d, dv, setting, slot)?)?);
+    }
+    Ok(vms)
 }
 
 /// Take over the host GIC and set up this CPU's interface.
@@ -200,7 +257,7 @@ fn coherency_setting(opts: &cmdline::Options) -> Result<crate::coherency::Settin
 /// or spin-table pages. When the VM takes host RAM directly (multiboot modules, a bundle),
 /// el2visor keeps only a pool of it for its own frames; with the embedded guest, it manages all
 /// of it and gives the VM frames. Returns what el2visor keeps for itself.
-fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &guest::Source) -> Vec<PaRange> {
+fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &guest::Source, domain_ram: u64) -> Vec<PaRange> {
     let mut hyp: Vec<PaRange> = p.reserved.iter().map(|r| r.range).collect();
     hyp.push(PaRange::new(image.start, image.end - image.start));
     hyp.push(PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64));
@@ -215,12 +272,18 @@ fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &g
     if let guest::Source::Bundle(b) = src {
         hyp.push(*b);
     }
+    // Dom0less domains' modules are their pristine images: nobody else's.
+    for d in &p.chosen.domains {
+        hyp.extend(d.modules.iter().map(|m| m.range));
+        not_free.extend(d.modules.iter().map(|m| m.range));
+    }
     let free = crate::mm::layout::free_ranges(&p.memory, &not_free);
     let give: Vec<PaRange> = match src {
-        guest::Source::Embedded => free,
+        guest::Source::Embedded | guest::Source::Domains => free,
         _ => {
-            // The pool: the top of the highest free range big enough, 2 MiB aligned.
-            let size = guest::HYP_POOL;
+            // The pool: the top of the highest free range big enough, 2 MiB aligned; dom0less
+            // domains' RAM comes from it too.
+            let size = guest::HYP_POOL + domain_ram;
             let pool = free.iter().rev().find_map(|r| {
                 let end = r.end() & !(crate::mm::addr::SIZE_2M - 1);
                 let start = end.checked_sub(size)?;

@@ -28,6 +28,8 @@ pub const REDIST_STRIDE: u64 = 0x2_0000;
 /// One VM's virtual GIC and where its guest sees it.
 pub struct VGic {
     config: VgicConfig,
+    /// Purely virtual SPIs that emulated devices drive (`set_line`).
+    emulated: Vec<u32>,
     dist: spin::Mutex<VDist>,
     /// The distributor's guest-physical range.
     pub dist_ipa: PaRange,
@@ -43,14 +45,24 @@ impl VGic {
     /// all backed by the physical ones. `vcpus` are the VM's vCPU MPIDRs and pCPUs. The guest sees
     /// the distributor at `dist_ipa` and (GICv3) one redistributor frame set per vCPU from
     /// `redist_base`. `None` without a host GIC.
-    pub fn new(vcpus: Vec<VcpuPlacement>, dist_ipa: PaRange, redist_base: Option<u64>, spis: Vec<u32>) -> Result<Option<VGic>, GicError> {
+    /// `emulated` are the SPIs of el2visor's own device models for the VM (purely virtual).
+    pub fn new(
+        vcpus: Vec<VcpuPlacement>,
+        dist_ipa: PaRange,
+        redist_base: Option<u64>,
+        spis: Vec<u32>,
+        emulated: Vec<u32>,
+    ) -> Result<Option<VGic>, GicError> {
         let Some(h) = host() else { return Ok(None) };
         let n = vcpus.len() as u64;
         let config = VgicConfig { version: h.version(), vcpus, hw_ppis: alloc::vec![VTIMER_INTID, PTIMER_INTID], hw_spis: spis };
-        let dist = VDist::new(&config).map_err(|e| {
+        let mut dist = VDist::new(&config).map_err(|e| {
             log::error!("virtual GIC: {e}");
             GicError::BadIntid { intid: 0, expected: "a valid virtual GIC configuration" }
         })?;
+        for &intid in &emulated {
+            dist.ensure_spi(intid);
+        }
         for a in dist.reset_actions().iter().filter(|a| !is_private(a)) {
             apply_hw(h, a);
         }
@@ -58,7 +70,7 @@ impl VGic {
             (GicVersion::V3, Some(b)) => Some(PaRange::new(b, REDIST_STRIDE * n)),
             _ => None,
         };
-        Ok(Some(VGic { config, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa }))
+        Ok(Some(VGic { config, emulated, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa }))
     }
 
     /// The VM resets, on the resetting pCPU once every vCPU has stopped: the distributor back to
@@ -66,7 +78,12 @@ impl VGic {
     pub fn reset(&self, vcpus: &[VcpuIrq]) {
         let Some(h) = host() else { return };
         let fresh = match VDist::new(&self.config) {
-            Ok(d) => d,
+            Ok(mut d) => {
+                for &intid in &self.emulated {
+                    d.ensure_spi(intid);
+                }
+                d
+            }
             Err(e) => {
                 log::error!("virtual GIC reset: {e}");
                 return;
@@ -151,6 +168,13 @@ impl VGic {
         };
         apply_all(vcpus, &actions);
         Ok(())
+    }
+
+    /// An emulated device of the VM drives its interrupt line `intid` to `high`; `writer` is the
+    /// vCPU on whose behalf (this pCPU's), or any other index when none is.
+    pub fn set_line(&self, vcpus: &[VcpuIrq], writer: usize, intid: u32, high: bool) {
+        let actions = self.dist.lock().set_line(intid, high, writer);
+        apply_all(vcpus, &actions);
     }
 
     /// A guest write of ICC_SGI1R_EL1 (GICv3 SGIs).

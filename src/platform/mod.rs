@@ -260,6 +260,8 @@ pub struct Device {
     /// `reg` ranges, translated to CPU physical addresses.
     pub regs: Vec<PaRange>,
     pub irqs: Vec<Irq>,
+    /// Marked `xen,passthrough`: it may be assigned to a dom0less domain.
+    pub xen_passthrough: bool,
 }
 
 /// A `simple-bus` window: bus addresses `[child_base, child_base + cpu.size)` appear at `cpu`.

@@ -130,6 +130,7 @@ impl Walk<'_> {
                         status: tree::status(n),
                         regs,
                         irqs,
+                        xen_passthrough: tree::prop(n, "xen,passthrough").is_some(),
                     });
                 }
                 Err(e) => self.p.untranslated.push(Untranslated {

@@ -2,10 +2,11 @@
 //! (SYSTEM_OFF, or a fault it cannot survive), and the machine powered off when it was the last.
 //! The run loop calls these; nothing below calls up into them.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::{cache, cpu, psci, sysreg};
 use crate::logging;
+use crate::percpu::stats::Totals;
 use crate::vm::instance::{Vm, OFF, RESETTING, RUNNING};
 use crate::vm::power::VcpuPower;
 
@@ -51,6 +52,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
                 vm.name
             );
             end_vm(vm);
+            return;
         }
         core::hint::spin_loop();
     }
@@ -68,6 +70,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
     if let Err(e) = vm.reload() {
         log::error!("VM {}: reset: {e}", vm.name);
         end_vm(vm);
+        return;
     }
     {
         let mut p = vm.power.lock();
@@ -94,18 +97,41 @@ pub fn leave_for_reset(vm: &Vm, me: usize) {
     vm.power.lock().states[me] = VcpuPower::Off;
 }
 
-/// The VM is over (SYSTEM_OFF, or a fault it cannot survive): every other vCPU leaves its guest
-/// and parks, the STATS line is printed and the machine powered off (PSCI SYSTEM_OFF) where the
-/// platform can, else `el2visor: halted` and park.
-pub fn end_vm(vm: &Vm) -> ! {
-    vm.state.store(OFF, Ordering::Release);
+/// Set once the machine-wide STATS line is printed: only one CPU powers the machine off.
+static MACHINE_ENDING: AtomicBool = AtomicBool::new(false);
+
+/// The exits of `vm`'s vCPUs: each runs on its own pCPU, so the VM's are its pCPUs' counters.
+fn vm_totals(vm: &Vm) -> Totals {
+    let mut t = Totals::default();
+    for v in &vm.vcpus {
+        t.add(&crate::percpu::get(v.pcpu).totals());
+    }
+    t
+}
+
+/// The VM is over (SYSTEM_OFF, or a fault it cannot survive): its other vCPUs leave their guest
+/// and park, and `STATS vm=<name> …` says what it did. When it was the last VM, the machine-wide
+/// `STATS exits=…` line follows and the machine powers off (PSCI SYSTEM_OFF) where the platform
+/// can, else `el2visor: halted` and park. Otherwise this returns, and the caller parks its CPU:
+/// the VM's CPUs idle from now on.
+pub fn end_vm(vm: &Vm) {
+    if vm.state.swap(OFF, Ordering::AcqRel) == OFF {
+        return;
+    }
     let me = vm.vcpu_on(cpu::current());
     for v in (0..vm.vcpus.len()).filter(|v| Some(*v) != me) {
         vm.kick(v);
     }
     cpu::send_event();
-    crate::println!("{}", crate::percpu::totals());
-    power_off()
+    if let Some(u) = &vm.vuart {
+        u.flush();
+    }
+    let line = alloc::format!("{}", vm_totals(vm));
+    crate::println!("STATS vm={} {}", vm.name, line.strip_prefix("STATS ").unwrap_or(&line));
+    if crate::vm::table::all().all(|v| v.state() == OFF) && !MACHINE_ENDING.swap(true, Ordering::AcqRel) {
+        crate::println!("{}", crate::percpu::totals());
+        power_off()
+    }
 }
 
 /// Power the machine off through PSCI where the platform has it; otherwise say so and park.

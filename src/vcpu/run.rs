@@ -144,7 +144,10 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
             lifecycle::reset_vm(vm, v);
             stop_this_vcpu()
         }
-        Exit::VmOff => lifecycle::end_vm(vm),
+        Exit::VmOff => {
+            lifecycle::end_vm(vm);
+            cpu::park()
+        }
     }
     check_state(vm, v);
     lrs::before_entry(&vm.irqs[v]);

@@ -20,7 +20,9 @@ use crate::gic::virt::VGic;
 use crate::vm::config::{RamRegion, MPIDR_RES1};
 use crate::vm::mmio::MmioRegions;
 use crate::vm::power::Power;
+use crate::vm::guest_dt::domu::DomuDtSpec;
 use crate::vm::guest_dt::{self, GuestDtSpec, GuestGic};
+use crate::vm::passthrough::PtRegion;
 use crate::vm::image;
 
 /// What to build a VM from.
@@ -29,8 +31,10 @@ pub struct VmSpec<'a> {
     /// The VM-table slot the VM will take (`super::table::free_slot`); its VMID is `slot + 1`.
     pub slot: usize,
     pub ram: Vec<RamRegion>,
-    /// MPIDR affinity of each vCPU; vCPU i runs on pCPU i.
+    /// MPIDR affinity of each vCPU.
     pub vcpu_mpidrs: Vec<u64>,
+    /// The pCPU each vCPU is pinned to.
+    pub pcpus: Vec<usize>,
     /// The images, in memory el2visor keeps for the VM's life: they are the pristine copies a
     /// SYSTEM_RESET reloads from.
     pub kernel: &'static [u8],
@@ -52,6 +56,14 @@ pub struct VmSpec<'a> {
     pub setting: Setting,
     /// Guest RAM that still holds boot modules the images are copied from: placement avoids it.
     pub keep_out: Vec<crate::vm::load::Region>,
+    /// Passthrough regions mapped at a guest address of their own (a dom0less domain's
+    /// `xen,reg`), Device-nGnRE.
+    pub mapped_devices: Vec<PtRegion>,
+    /// A dom0less domain: its DT is written from scratch (`guest_dt::domu`) rather than from
+    /// the host's, and `host_dtb` and the host-DT edits above are not used.
+    pub domu_dt: Option<DomuDtSpec>,
+    /// Zero the VM's RAM before the images go in (RAM that held anything before).
+    pub zero_ram: bool,
 }
 
 /// Why a VM could not be built.
@@ -116,8 +128,10 @@ pub struct Vm {
     pub irqs: Vec<VcpuIrq>,
     /// The virtual GIC, when the host has a GIC.
     pub vgic: Option<VGic>,
-    /// Emulated MMIO regions (the virtual GIC's distributor and redistributors).
+    /// Emulated MMIO regions (the virtual GIC's distributor and redistributors, the vpl011).
     pub mmio: MmioRegions,
+    /// The emulated UART, when the VM has one (Xen's `vpl011`): its console.
+    pub vuart: Option<alloc::sync::Arc<crate::vm::vuart::VUart>>,
     pub power: spin::Mutex<Power>,
     pub ram: Vec<RamRegion>,
     /// Every passthrough range, Device or Normal-NC (a Stage-2 fault there is a bug: `s2_mmio`).
@@ -217,7 +231,15 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let vmid = slot as u16 + 1;
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
     let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
-    let dtb_budget = (spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64)).next_multiple_of(8);
+    if spec.pcpus.len() != spec.vcpu_mpidrs.len() {
+        return Err(VmError::NoRam);
+    }
+    // The DT's size is known before its initrd address: a domain's is generated once to size it.
+    let dtb_budget = match &spec.domu_dt {
+        Some(d) => guest_dt::domu::generate(&DomuDtSpec { initrd: Some((0, 0)), ..d.clone() }).map_err(VmError::GuestDt)?.len() as u64 + 0x1000,
+        None => spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64),
+    }
+    .next_multiple_of(8);
     let plan = crate::vm::load::plan_load_around(
         (biggest.ipa, biggest.size),
         spec.kernel.len() as u64,
@@ -240,7 +262,15 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         disable_paths: spec.disable_paths.clone(),
         dt_props: spec.dt_props.clone(),
     };
-    let dtb = guest_dt::generate(spec.host_dtb, &dt_spec).map_err(VmError::GuestDt)?;
+    let dtb = match &spec.domu_dt {
+        Some(d) => guest_dt::domu::generate(&DomuDtSpec {
+            bootargs: spec.bootargs.clone(),
+            initrd: dt_spec.initrd,
+            ..d.clone()
+        }),
+        None => guest_dt::generate(spec.host_dtb, &dt_spec),
+    }
+    .map_err(VmError::GuestDt)?;
     if dtb.len() as u64 > plan.dtb.size {
         return Err(VmError::DtbTooBig { planned: plan.dtb.size, got: dtb.len() });
     }
@@ -264,6 +294,9 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     for d in &spec.nc_devices {
         s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::normal_nc()).map_err(VmError::Stage2)?;
     }
+    for d in &spec.mapped_devices {
+        s2.map(Ipa(d.ipa), Pa(d.pa), d.size, S2Attrs::device()).map_err(VmError::Stage2)?;
+    }
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
@@ -277,6 +310,17 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
 
     // Images, with cache maintenance unless FWB makes it unnecessary.
     let clean = mode != Mode::Fwb;
+    if spec.zero_ram {
+        // No VM reads what its frames held before.
+        for r in &spec.ram {
+            // SAFETY: the VM's RAM, identity mapped at EL2, not yet running and owned by nobody
+            // else (its frames were just allocated for it).
+            unsafe { core::ptr::write_bytes(r.pa.raw() as *mut u8, 0, r.size as usize) };
+            if clean {
+                cache::clean_inval_range(r.pa.raw(), r.size as usize);
+            }
+        }
+    }
     copy_in(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean)?;
     if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
         copy_in(&spec.ram, r.start.raw(), bytes, clean)?;
@@ -291,7 +335,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         .vcpu_mpidrs
         .iter()
         .enumerate()
-        .map(|(i, &m)| VcpuSlot { mpidr: m, pcpu: i, start: spin::Mutex::new(None) })
+        .map(|(i, &m)| VcpuSlot { mpidr: m, pcpu: spec.pcpus[i], start: spin::Mutex::new(None) })
         .collect::<Vec<_>>();
     *vcpus[0].start.lock() = Some((plan.entry().raw(), plan.dtb.start.raw()));
     let irqs = vcpus.iter().map(|v| VcpuIrq::new(v.pcpu)).collect();
@@ -311,8 +355,15 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         irqs,
         vgic: None,
         mmio: MmioRegions::default(),
+        vuart: None,
         ram: spec.ram,
-        devices: spec.devices.iter().chain(&spec.nc_devices).copied().collect(),
+        devices: spec
+            .devices
+            .iter()
+            .chain(&spec.nc_devices)
+            .copied()
+            .chain(spec.mapped_devices.iter().map(|d| PaRange::new(d.ipa, d.size)))
+            .collect(),
         entry: plan.entry(),
         dtb: plan.dtb.start,
         state: AtomicU8::new(RUNNING),
@@ -343,6 +394,10 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
 fn needed_ipa_bits(spec: &VmSpec<'_>) -> u8 {
     let mut end = spec.ram.iter().map(|r| r.ipa_end()).max().unwrap_or(0);
     end = end.max(spec.devices.iter().chain(&spec.nc_devices).map(|d| d.end()).max().unwrap_or(0));
+    end = end.max(spec.mapped_devices.iter().map(|d| d.ipa + d.size).max().unwrap_or(0));
+    if spec.domu_dt.as_ref().is_some_and(|d| d.vpl011) {
+        end = end.max(crate::vm::vpl011::GUEST_BASE + crate::vm::vpl011::GUEST_SIZE);
+    }
     if let Some((gicc, _)) = spec.gicv {
         end = end.max(gicc.end());
     }

@@ -34,3 +34,5 @@ pub mod table;
 #[cfg(target_os = "none")]
 pub mod vgic;
 pub mod vpl011;
+#[cfg(target_os = "none")]
+pub mod vuart;

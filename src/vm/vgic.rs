@@ -41,11 +41,12 @@ impl MmioDevice for Redistributors {
     }
 }
 
-/// Give `vm` its virtual GIC: it owns `spis` (its devices' interrupts) and the timer PPIs. The
-/// guest sees the distributor at `dist` and (GICv3) its redistributors from `redist_base`.
-pub fn attach(vm: &mut Vm, dist: PaRange, redist_base: Option<u64>, spis: Vec<u32>) -> Result<(), GicError> {
+/// Give `vm` its virtual GIC: it owns `spis` (its devices' interrupts), `emulated` (the purely
+/// virtual SPIs of el2visor's device models for it) and the timer PPIs. The guest sees the
+/// distributor at `dist` and (GICv3) its redistributors from `redist_base`.
+pub fn attach(vm: &mut Vm, dist: PaRange, redist_base: Option<u64>, spis: Vec<u32>, emulated: Vec<u32>) -> Result<(), GicError> {
     let placements = vm.vcpus.iter().map(|v| VcpuPlacement { mpidr: v.mpidr, pcpu: v.pcpu }).collect();
-    let Some(vg) = VGic::new(placements, dist, redist_base, spis)? else { return Ok(()) };
+    let Some(vg) = VGic::new(placements, dist, redist_base, spis, emulated)? else { return Ok(()) };
     let regions = [
         Some(MmioRegion { name: "GIC distributor", base: vg.dist_ipa.start.raw(), size: vg.dist_ipa.size, device: Box::new(Distributor) }),
         vg.redist_ipa.map(|r| MmioRegion {

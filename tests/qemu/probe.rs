@@ -36,7 +36,7 @@ pub struct Stats(BTreeMap<String, u64>);
 impl Stats {
     /// The first `STATS ` line of the run, every `key=value` word of it.
     pub fn parse(run: &Run) -> Option<Stats> {
-        let line = run.line("STATS ")?;
+        let line = run.line("STATS exits=")?;
         let mut m = BTreeMap::new();
         for w in line.split_whitespace().skip(1) {
             let (k, v) = w.split_once('=')?;

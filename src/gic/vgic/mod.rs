@@ -25,6 +25,7 @@
 mod dist;
 mod dist_v2;
 mod dist_v3;
+mod line;
 pub mod lr;
 mod redist;
 pub mod sgi;

@@ -1,0 +1,124 @@
+//! Building the dom0less domains: each one's RAM from el2visor's frames (one contiguous IPA range
+//! at 0x40000000, not identity mapped, zeroed), its passthrough devices from its partial device
+//! tree, its own device tree, its virtual GIC at Xen's domU addresses and its vpl011.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::coherency::Setting;
+use crate::mm::addr::{Ipa, PaRange, SIZE_2M};
+use crate::mm::frames::global as frames;
+use crate::platform::{GicKind, Platform};
+use crate::vm::config::{vcpu_mpidr, RamRegion};
+use crate::vm::guest_dt::domu::{self, DomuDtSpec, RAM_BASE};
+use crate::vm::instance::{self, Vm, VmSpec};
+use crate::vm::mmio::MmioRegion;
+use crate::vm::partition::DomainPlan;
+use crate::vm::passthrough::{self, HostNodes, PtDevice};
+use crate::vm::vpl011;
+use crate::vm::vuart::VUart;
+
+struct Host<'a>(&'a Platform);
+
+impl HostNodes for Host<'_> {
+    fn passthrough_mark(&self, path: &str) -> Option<bool> {
+        self.0.devices.iter().find(|d| d.path == path).map(|d| d.xen_passthrough)
+    }
+}
+
+fn bytes_at(r: PaRange) -> &'static [u8] {
+    // SAFETY: module ranges come from the DT: memory the loader filled, which el2visor keeps out
+    // of its own allocators and identity maps as RAM for its whole life (the pristine images).
+    unsafe { core::slice::from_raw_parts(r.start.raw() as *const u8, r.size as usize) }
+}
+
+/// The devices a domain's partial device tree assigns it (none without one).
+pub fn assigned(p: &Platform, d: &DomainPlan) -> Result<Vec<PtDevice>, String> {
+    match d.dtb {
+        Some(r) => passthrough::devices(bytes_at(r), &Host(p)).map_err(|e| format!("VM {}: partial device tree: {e}", d.name)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Build domain `d` into VM-table slot `slot`, with the devices `devs` assigned to it.
+pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, slot: usize) -> Result<Vm, String> {
+    let pa = frames::alloc_aligned((d.memory / 4096) as usize, SIZE_2M)
+        .ok_or_else(|| format!("VM {}: no {} MiB of contiguous free RAM", d.name, d.memory >> 20))?;
+    let ram = alloc::vec![RamRegion { ipa: Ipa(RAM_BASE), pa, size: d.memory }];
+    let g = p.gic.as_ref().ok_or_else(|| format!("VM {}: the machine has no GIC", d.name))?;
+    let (gic, gicv) = match &g.kind {
+        GicKind::V2 { vcpu, .. } => {
+            let v = vcpu.ok_or_else(|| format!("VM {}: the GICv2 has no virtual CPU interface (GICV) in the DT", d.name))?;
+            (domu::guest_gic(false, None), Some((PaRange::new(domu::GICV2_GICC_BASE, domu::GICV2_GICC_SIZE.min(v.size)), v.start)))
+        }
+        GicKind::V3 { redist_stride, .. } => (domu::guest_gic(true, *redist_stride), None),
+    };
+    let vcpu_mpidrs: Vec<u64> = (0..d.pcpus.len()).map(vcpu_mpidr).collect();
+    let dt = DomuDtSpec {
+        name: d.name.clone(),
+        ram_size: d.memory,
+        vcpu_mpidrs: vcpu_mpidrs.clone(),
+        cpu_compatible: Vec::new(),
+        bootargs: d.bootargs.clone(),
+        initrd: None,
+        gic: Some(gic.clone()),
+        vpl011: d.vpl011,
+        partial_dtb: d.dtb.map(|r| bytes_at(r).to_vec()),
+    };
+    let spec = VmSpec {
+        name: d.name.clone(),
+        slot,
+        ram,
+        vcpu_mpidrs,
+        pcpus: d.pcpus.clone(),
+        kernel: bytes_at(d.kernel),
+        initrd: d.initrd.map(bytes_at),
+        bootargs: d.bootargs.clone(),
+        extra_bootargs: None,
+        dt_props: None,
+        disable_paths: Vec::new(),
+        drop_paths: Vec::new(),
+        devices: Vec::new(),
+        nc_devices: Vec::new(),
+        gicv,
+        gic: Some(gic),
+        host_dtb: &[],
+        setting,
+        keep_out: Vec::new(),
+        mapped_devices: devs.iter().flat_map(|x| x.regions.iter().copied()).collect(),
+        domu_dt: Some(dt),
+        zero_ram: true,
+    };
+    let mut vm = instance::create(spec).map_err(|e| format!("VM {}: {e}", d.name))?;
+    let spis: Vec<u32> = devs.iter().flat_map(|x| x.spis.iter().copied()).collect();
+    let emulated = if d.vpl011 { alloc::vec![vpl011::GUEST_INTID] } else { Vec::new() };
+    let (dist, redist) = (PaRange::new(domu::GICD_BASE, if matches!(g.kind, GicKind::V3 { .. }) { domu::GICV3_GICD_SIZE } else { 0x1000 }), match g.kind {
+        GicKind::V3 { .. } => Some(domu::GICV3_GICR_BASE),
+        GicKind::V2 { .. } => None,
+    });
+    crate::vm::vgic::attach(&mut vm, dist, redist, spis, emulated).map_err(|e| format!("VM {}: virtual GIC: {e}", d.name))?;
+    if d.vpl011 {
+        let uart = alloc::sync::Arc::new(VUart::new(&d.name));
+        vm.mmio
+            .add(MmioRegion { name: "vpl011", base: vpl011::GUEST_BASE, size: vpl011::GUEST_SIZE, device: Box::new(uart.clone()) })
+            .map_err(|e| format!("VM {}: {e}", d.name))?;
+        vm.vuart = Some(uart);
+    }
+    log::info!(
+        "VM {}: pCPUs {:?}, {} MiB RAM at IPA {RAM_BASE:#x} (PA {:#x}){}{}",
+        d.name,
+        d.pcpus,
+        d.memory >> 20,
+        pa.raw(),
+        if d.vpl011 { ", vpl011" } else { "" },
+        if devs.is_empty() { String::new() } else { format!(", devices {}", devs.iter().map(|x| x.host_path.as_str()).collect::<Vec<_>>().join(" ")) }
+    );
+    Ok(vm)
+}
+
+/// The host paths the domains took: the dom0-like VM must not get them.
+pub fn taken_paths(devs: &[Vec<PtDevice>]) -> Vec<String> {
+    devs.iter().flatten().map(|x| x.host_path.to_string()).collect()
+}

@@ -1,0 +1,75 @@
+//! A VM's vpl011 as an emulated MMIO region: the [`Vpl011`] model behind a lock, its output cut
+//! into lines printed on el2visor's console with the VM's name in front, and its interrupt line
+//! driven into the VM's virtual GIC after every access and every byte of input.
+
+use alloc::string::String;
+
+use crate::gic::lrs::VcpuIrq;
+use crate::gic::virt::VGic;
+use crate::vm::console::{prefixed, LineBuffer};
+use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError};
+use crate::vm::vpl011::{Vpl011, GUEST_INTID};
+
+/// One VM's emulated UART.
+pub struct VUart {
+    name: String,
+    state: spin::Mutex<(Vpl011, LineBuffer)>,
+}
+
+impl VUart {
+    pub fn new(name: &str) -> Self {
+        VUart { name: String::from(name), state: spin::Mutex::new((Vpl011::new(), LineBuffer::new())) }
+    }
+
+    /// A byte of console input for the VM; `false` if its receive FIFO was full.
+    pub fn input(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], byte: u8) -> bool {
+        let (taken, level) = {
+            let mut s = self.state.lock();
+            (s.0.push_rx(byte), s.0.irq_level())
+        };
+        drive(vgic, irqs, usize::MAX, level);
+        taken
+    }
+
+    /// Print what is left of the VM's last line (it ended without a newline).
+    pub fn flush(&self) {
+        if let Some(line) = self.state.lock().1.flush() {
+            crate::println!("{}", prefixed(&self.name, &line));
+        }
+    }
+}
+
+fn drive(vgic: Option<&VGic>, irqs: &[VcpuIrq], writer: usize, level: bool) {
+    if let Some(vg) = vgic {
+        vg.set_line(irqs, writer, GUEST_INTID, level);
+    }
+}
+
+fn err(e: crate::vm::vpl011::AccessError) -> MmioError {
+    MmioError(alloc::format!("{e}"))
+}
+
+impl MmioDevice for alloc::sync::Arc<VUart> {
+    fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
+        let (v, level) = {
+            let mut s = self.state.lock();
+            (s.0.read(offset, size).map_err(err)?, s.0.irq_level())
+        };
+        drive(ctx.vgic, ctx.irqs, ctx.vcpu, level);
+        Ok(u64::from(v))
+    }
+
+    fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
+        let level = {
+            let mut s = self.state.lock();
+            if let Some(b) = s.0.write(offset, size, value as u32).map_err(err)? {
+                if let Some(line) = s.1.put(b) {
+                    crate::println!("{}", prefixed(&self.name, &line));
+                }
+            }
+            s.0.irq_level()
+        };
+        drive(ctx.vgic, ctx.irqs, ctx.vcpu, level);
+        Ok(())
+    }
+}
