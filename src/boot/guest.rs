@@ -85,6 +85,16 @@ fn gic_view(p: &Platform) -> (Vec<PaRange>, Option<GuestGic>, Option<(PaRange, P
     }
 }
 
+/// What the dom0-like VM may have: RAM but what el2visor keeps (image, DTB, firmware
+/// reservations, its frame pool), its number of pCPUs (0..pcpus), and every device but those
+/// assigned to dom0less domains (`taken`, host paths).
+#[derive(Clone, Copy)]
+pub struct Share<'a> {
+    pub hyp_reserved: &'a [PaRange],
+    pub pcpus: usize,
+    pub taken: &'a [String],
+}
+
 /// Build the VM from `src`. `hyp_reserved` is the RAM el2visor keeps (image, DTB, firmware
 /// reservations, its frame pool).
 pub fn build(
@@ -93,10 +103,9 @@ pub fn build(
     opts: &Options,
     setting: Setting,
     src: &Source,
-    hyp_reserved: &[PaRange],
-    pcpus: usize,
-    taken: &[String],
+    share: &Share<'_>,
 ) -> Result<Vm, String> {
+    let Share { hyp_reserved, pcpus, taken } = *share;
     let (mut exclude, gic, gicv) = gic_view(p);
     // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
     // from the guest DT (Linux probes a GICv2m frame even when its node is disabled).

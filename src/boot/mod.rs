@@ -202,7 +202,8 @@ fn start_vms(
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))
     };
     if has_dom0 {
-        let mut vm = guest::build(p, dtb, opts, setting, src, hyp_reserved, dom0_cpus, &taken)?;
+        let share = guest::Share { hyp_reserved, pcpus: dom0_cpus, taken: &taken };
+        let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
         guest::attach_vgic(p, &mut vm);
         vms.push(insert(vm)?);
     }
