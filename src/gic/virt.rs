@@ -119,7 +119,7 @@ impl VGic {
         let Some(h) = host() else { return };
         let actions = self.dist.lock().reset_actions();
         for a in actions.iter().filter(|a| is_private(a)) {
-            if matches!(a, VgicAction::DisablePhys { pcpu: p, .. } if *p == pcpu) {
+            if matches!(a, VgicAction::DisablePhys { pcpu: p, .. } | VgicAction::RouteSpi { pcpu: p, .. } if *p == pcpu) {
                 apply_hw(h, a);
             }
         }
@@ -191,9 +191,12 @@ fn note_warning(d: &mut VDist, vcpu: usize) {
     }
 }
 
-/// Actions on banked (SGI/PPI) interrupts must run on their own pCPU under GICv2.
+/// Actions that must run on their own pCPU: banked (SGI/PPI) interrupts under GICv2, and routing
+/// an SPI to a pCPU (GICv2's ITARGETSR names the CPU interface, which a CPU learns only when it
+/// initialises its own).
 fn is_private(a: &VgicAction) -> bool {
     matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } if *intid < 32)
+        || matches!(a, VgicAction::RouteSpi { .. })
 }
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {

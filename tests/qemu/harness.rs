@@ -73,8 +73,10 @@ impl Run {
 pub struct Qemu {
     args: Vec<String>,
     timeout: Duration,
-    /// Stop as soon as this appears in the output (for runs that park instead of exiting).
+    /// Stop as soon as this appears in the output (for runs that park instead of exiting), this
+    /// many times.
     stop_on: Option<String>,
+    stop_count: usize,
 }
 
 impl Qemu {
@@ -96,7 +98,7 @@ impl Qemu {
 
     /// Any machine: just the common flags.
     pub fn bare() -> Self {
-        let mut q = Self { args: Vec::new(), timeout: Duration::from_secs(60), stop_on: None };
+        let mut q = Self { args: Vec::new(), timeout: Duration::from_secs(60), stop_on: None, stop_count: 1 };
         q.push(&["-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]);
         q
     }
@@ -117,6 +119,12 @@ impl Qemu {
     }
     pub fn stop_on(&mut self, s: &str) -> &mut Self {
         self.stop_on = Some(s.to_string());
+        self
+    }
+    /// Stop once `s` has appeared `n` times.
+    pub fn stop_on_nth(&mut self, s: &str, n: usize) -> &mut Self {
+        self.stop_on = Some(s.to_string());
+        self.stop_count = n;
         self
     }
 
@@ -146,7 +154,7 @@ impl Qemu {
                 output.extend(chunk);
             }
             if let Some(stop) = &self.stop_on {
-                if String::from_utf8_lossy(&output).contains(stop.as_str()) {
+                if String::from_utf8_lossy(&output).matches(stop.as_str()).count() >= self.stop_count {
                     // Let the rest of the line arrive.
                     std::thread::sleep(Duration::from_millis(200));
                     while let Ok(chunk) = rx.try_recv() {

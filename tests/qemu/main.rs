@@ -4,6 +4,7 @@
 mod harness;
 
 mod boot;
+mod dom0less;
 mod faults;
 mod linux;
 mod probe;

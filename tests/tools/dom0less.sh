@@ -6,7 +6,8 @@
 #   tests/tools/dom0less.sh OUT_DIR "QEMU MACHINE ARGS" VM...
 #
 # Each VM is NAME=KERNEL:INITRD:CPUS:MEM[:CMDLINE[:FLAGS]] (MEM with M or G; INITRD may be empty;
-# FLAGS is a comma list: `vpl011`, `dtb=PARTIAL.dtb`, `dom0` for the dom0-like VM, whose kernel
+# FLAGS is a comma list: `vpl011`, `dtb=PARTIAL.dtb` (its /passthrough devices), `pt=/HOST/PATH`
+# (mark that host node `xen,passthrough`, as ImageBuilder does), `dom0` for the dom0-like VM, whose kernel
 # and initrd go directly under /chosen and which takes the CPUs and RAM no domain took; CPUS and MEM
 # are ignored for it). Writes OUT_DIR/dom0less.dtb and prints, on stdout, the arguments to add to
 # the QEMU command line (-dtb and one -device loader per module).
@@ -43,6 +44,7 @@ bytes() { # 256M / 1G -> bytes
 }
 
 nodes=""
+marks=""
 loaders=""
 for vm in "$@"; do
     name=${vm%%=*}
@@ -58,6 +60,7 @@ for vm in "$@"; do
             vpl011) vpl011="vpl011;" ;;
             dtb=*) partial=${f#dtb=} ;;
             dom0) dom0=1 ;;
+            pt=*) marks+=" &{${f#pt=}} { xen,passthrough; };" ;;
             "") ;;
             *) echo "dom0less.sh: VM $name: unknown flag '$f'" >&2; exit 2 ;;
         esac
@@ -87,6 +90,7 @@ done
 {
     cat "$out/base.dts"
     echo "/ { chosen { #address-cells = <2>; #size-cells = <2>; $nodes }; };"
+    echo "$marks"
 } >"$out/dom0less.dts"
 dtc -q -I dts -O dtb -o "$out/dom0less.dtb" "$out/dom0less.dts"
 echo "-dtb $out/dom0less.dtb$loaders"
