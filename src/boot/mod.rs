@@ -146,6 +146,12 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
         lifecycle::start(vm);
         log::debug!("VM {} ready", vm.name);
     }
+    // el2visor takes console input for the VMs' vpl011s unless the UART is passed through to the
+    // dom0-like VM.
+    let uart_passed_through = !matches!(src, guest::Source::Domains) && opts.console == cmdline::ConsoleOwner::Guest;
+    if let (false, Some(c)) = (uart_passed_through, &platform.console) {
+        crate::vcpu::console::start(c.base.raw() as usize, c.intid);
+    }
     run::install();
     run::announce_vms();
     run::pcpu_main(0)

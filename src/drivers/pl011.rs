@@ -1,5 +1,6 @@
-//! The Arm PL011 UART, transmit side only: el2visor's console. The firmware (or QEMU) has already
-//! set the baud rate; el2visor only makes sure the UART and its transmitter are enabled.
+//! The Arm PL011 UART: el2visor's console. The firmware (or QEMU) has already set the baud rate;
+//! el2visor makes sure the UART and its transmitter are enabled, and, when it owns console input
+//! (several VMs, switched with Ctrl-A), the receiver and its interrupt.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
@@ -11,16 +12,26 @@ register_bitfields! {u32,
         DATA OFFSET(0) NUMBITS(8) [],
     ],
     FR [
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
         /// Busy sending: set until the last byte, stop bits included, has left the shifter.
         BUSY OFFSET(3) NUMBITS(1) [],
     ],
     CR [
+        /// Receive enable.
+        RXE OFFSET(9) NUMBITS(1) [],
         /// Transmit enable.
         TXE OFFSET(8) NUMBITS(1) [],
         /// UART enable.
         UARTEN OFFSET(0) NUMBITS(1) [],
+    ],
+    INT [
+        /// Receive.
+        RX OFFSET(4) NUMBITS(1) [],
+        /// Receive timeout.
+        RT OFFSET(6) NUMBITS(1) [],
     ],
 }
 
@@ -32,7 +43,11 @@ register_structs! {
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
-        (0x34 => @END),
+        (0x34 => _reserved2),
+        (0x38 => imsc: ReadWrite<u32, INT::Register>),
+        (0x3c => _reserved3),
+        (0x44 => icr: ReadWrite<u32, INT::Register>),
+        (0x48 => @END),
     }
 }
 
@@ -59,6 +74,24 @@ impl Pl011 {
         // tock-registers cells accessed with volatile 32-bit reads and writes, and reserved gaps
         // nothing writes, so a shared reference may coexist with the UART changing them.
         unsafe { &*(self.base as *const Regs) }
+    }
+
+    /// Take console input: the receiver on, its receive and receive-timeout interrupts unmasked.
+    pub fn enable_rx_interrupt(&self) {
+        let cr = self.regs().cr.extract();
+        if !cr.matches_all(CR::RXE::SET) {
+            self.regs().cr.modify_no_read(cr, CR::RXE::SET);
+        }
+        self.regs().icr.write(INT::RX::SET + INT::RT::SET);
+        self.regs().imsc.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn getc(&self) -> Option<u8> {
+        if self.regs().fr.is_set(FR::RXFE) {
+            return None;
+        }
+        Some(self.regs().dr.read(DR::DATA) as u8)
     }
 
     /// Enable the UART and its transmitter if firmware left them off.

@@ -15,6 +15,11 @@ pub const KICK_SGI: u32 = 1;
 /// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
 static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
 
+/// A device interrupt el2visor handles itself (its console's receive interrupt when it owns
+/// console input), and its handler; `u32::MAX` when there is none.
+static DEVICE_IRQ: AtomicU32 = AtomicU32::new(u32::MAX);
+static DEVICE_HANDLER: spin::Once<fn()> = spin::Once::new();
+
 /// The host GIC, once the boot CPU has initialised its distributor.
 static HOST: spin::Once<HostGic> = spin::Once::new();
 
@@ -38,6 +43,24 @@ pub fn init_cpu() -> Result<(), GicError> {
     let Some(h) = HOST.get() else { return Ok(()) };
     h.init_cpu()?;
     h.enable(KICK_SGI, percpu::mpidr_of(cpu::current()))
+}
+
+/// Take device interrupt `intid` (an SPI) for el2visor: level-sensitive, routed to pCPU `pcpu`,
+/// enabled, and `handler` called when it fires (on that pCPU, with the interrupt acknowledged; it
+/// must make the device drop the line). Registered handlers keep this layer free of calls up.
+pub fn claim_device_irq(intid: u32, pcpu: usize, handler: fn()) -> Result<(), GicError> {
+    let Some(h) = HOST.get() else { return Ok(()) };
+    DEVICE_HANDLER.call_once(|| handler);
+    DEVICE_IRQ.store(intid, Ordering::Release);
+    let mpidr = percpu::mpidr_of(pcpu);
+    h.set_trigger(intid, false)?;
+    h.route_spi(intid, mpidr)?;
+    h.enable(intid, mpidr)
+}
+
+/// The handler of el2visor's own device interrupt `intid`, if it is that one.
+pub fn device_handler(intid: u32) -> Option<fn()> {
+    (intid == DEVICE_IRQ.load(Ordering::Acquire)).then(|| DEVICE_HANDLER.get().copied()).flatten()
 }
 
 /// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.

@@ -251,6 +251,11 @@ pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, 
             }
             continue;
         }
+        if let Some(handler) = crate::gic::hw::device_handler(intid) {
+            handler();
+            h.deactivate(a);
+            continue;
+        }
         if !running {
             // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
             h.deactivate(a);

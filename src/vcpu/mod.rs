@@ -1,9 +1,12 @@
 //! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
-//! vCPU (`el2`) and a VM's life cycle (`lifecycle`: start, reset, end, machine off).
+//! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset, end, machine off) and console
+//! input switched among VMs (`console`).
 
 pub mod regs;
 
+#[cfg(target_os = "none")]
+pub mod console;
 #[cfg(target_os = "none")]
 pub mod el2;
 #[cfg(target_os = "none")]

@@ -223,6 +223,35 @@ fn a_domain_reset_leaves_the_others_running() {
 }
 
 #[test]
+fn console_input_goes_to_one_domain_at_a_time_switched_by_ctrl_a() {
+    let m = machine(2, "cortex-a72");
+    let dir = scratch("dom0less-input");
+    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let vms = [
+        format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.read=1:vpl011"),
+        format!("domU2={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.read=1:vpl011"),
+    ];
+    let mut q = Qemu::bare();
+    let mm: Vec<&str> = m.split_whitespace().collect();
+    q.push(&mm).kernel(&image()).append("loglevel=info").timeout(300);
+    let extra = dom0less(&dir, &m, &vms);
+    let e: Vec<&str> = extra.iter().map(String::as_str).collect();
+    q.push(&e);
+    // Both wait for a line; the first goes to domU1, which has the input at first; three Ctrl-A
+    // give it to domU2.
+    q.input("EL2VISOR-WAITING", 2, b"one\r");
+    q.input("EL2VISOR-READ", 1, b"\x01\x01\x01");
+    q.input("console input now goes to VM domU2", 1, b"two\r");
+    let r = q.run();
+    r.check(r.has("el2visor: console input goes to VM domU1 (press Ctrl-A three times to switch)"), "no word on who has the input");
+    r.check(r.has("(domU1) EL2VISOR-READ one"), "domU1 did not get the first line");
+    r.check(r.has("el2visor: console input now goes to VM domU2"), "three Ctrl-A did not switch");
+    r.check(r.has("(domU2) EL2VISOR-READ two"), "domU2 did not get the second line");
+    r.check(!r.has("(domU2) EL2VISOR-READ one") && !r.has("(domU1) EL2VISOR-READ two"), "input went to the wrong VM");
+    r.check(r.exited, "QEMU did not exit");
+}
+
+#[test]
 fn bad_configurations_are_one_line_and_no_hang() {
     let m = machine(3, "max");
     let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));

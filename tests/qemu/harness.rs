@@ -77,6 +77,8 @@ pub struct Qemu {
     /// many times.
     stop_on: Option<String>,
     stop_count: usize,
+    /// Console input: once the output holds the text this many times, type these bytes.
+    inputs: Vec<(String, usize, Vec<u8>)>,
 }
 
 impl Qemu {
@@ -98,7 +100,7 @@ impl Qemu {
 
     /// Any machine: just the common flags.
     pub fn bare() -> Self {
-        let mut q = Self { args: Vec::new(), timeout: Duration::from_secs(60), stop_on: None, stop_count: 1 };
+        let mut q = Self { args: Vec::new(), timeout: Duration::from_secs(60), stop_on: None, stop_count: 1, inputs: Vec::new() };
         q.push(&["-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"]);
         q
     }
@@ -121,6 +123,11 @@ impl Qemu {
         self.stop_on = Some(s.to_string());
         self
     }
+    /// Type `bytes` on the serial console once `after` has appeared `n` times in the output.
+    pub fn input(&mut self, after: &str, n: usize, bytes: &[u8]) -> &mut Self {
+        self.inputs.push((after.to_string(), n, bytes.to_vec()));
+        self
+    }
     /// Stop once `s` has appeared `n` times.
     pub fn stop_on_nth(&mut self, s: &str, n: usize) -> &mut Self {
         self.stop_on = Some(s.to_string());
@@ -133,7 +140,7 @@ impl Qemu {
         let start = Instant::now();
         let mut child = Command::new("qemu-system-aarch64")
             .args(&self.args)
-            .stdin(Stdio::null())
+            .stdin(if self.inputs.is_empty() { Stdio::null() } else { Stdio::piped() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -149,9 +156,23 @@ impl Qemu {
             }
         });
         let mut output = Vec::new();
+        let mut stdin = child.stdin.take();
+        let mut typed = 0;
         let exited = loop {
             while let Ok(chunk) = rx.try_recv() {
                 output.extend(chunk);
+            }
+            if let (Some(input), Some((after, n, bytes))) = (stdin.as_mut(), self.inputs.get(typed)) {
+                if String::from_utf8_lossy(&output).matches(after.as_str()).count() >= *n {
+                    use std::io::Write;
+                    // One byte at a time, as a person types: the UART's FIFO is small.
+                    for b in bytes {
+                        let _ = input.write_all(&[*b]);
+                        let _ = input.flush();
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    typed += 1;
+                }
             }
             if let Some(stop) = &self.stop_on {
                 if String::from_utf8_lossy(&output).matches(stop.as_str()).count() >= self.stop_count {
