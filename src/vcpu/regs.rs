@@ -75,8 +75,10 @@ impl CpuFeatures {
 /// and WFI only with `trap_wfi` (GICv2 hosts, see `gic::lrs::idle`): each pCPU runs one vCPU, so
 /// a guest's WFI may idle the real CPU, and interrupts wake it. FWB in fwb mode; in mair-trap
 /// mode TVM, and DC as a vCPU starts (its MMU is off): from then on DC follows the guest's
-/// SCTLR_EL1.M (`coherency::hcr_dc`, `trap::tvm`). Set/way maintenance is not trapped (TSW):
-/// docs/coherency.md says why it is not needed.
+/// SCTLR_EL1.M (`coherency::hcr_dc`, `trap::tvm`), so this value is for `vcpu::el2::configure`
+/// only: once a guest runs, change HCR_EL2 by read-modify-write, or DC set by this value would
+/// switch off a running guest's MMU. Set/way maintenance is not trapped (TSW): docs/coherency.md
+/// says why it is not needed.
 pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
     use HCR_EL2::*;
     let mut v = VM::Enable
