@@ -1,7 +1,11 @@
 /*
- * The TVM fast path: guest writes to the eleven registers HCR_EL2.TVM traps (SCTLR, TTBR0, TTBR1,
- * TCR, ESR, FAR, AFSR0, AFSR1, MAIR, AMAIR, CONTEXTIDR, all _EL1) are served here, in the
- * "Lower EL, AArch64, synchronous" vector, without building a TrapFrame or entering Rust.
+ * The TVM fast path: guest writes to the eleven registers HCR_EL2.TVM traps on every CPU (SCTLR,
+ * TTBR0, TTBR1, TCR, ESR, FAR, AFSR0, AFSR1, MAIR, AMAIR, CONTEXTIDR, all _EL1) are served here,
+ * in the "Lower EL, AArch64, synchronous" vector, without building a TrapFrame or entering Rust.
+ * In mair-trap mode (mode 2 below) SCTLR_EL1 and TCR_EL1 are left to the slow path, which
+ * rewrites them and makes HCR_EL2.DC follow SCTLR_EL1.M (crate::trap::tvm): they are written
+ * at boot, on MMU changes and on suspend/resume, not on hot paths. The feature registers TVM also
+ * traps (TCR2_EL1, MAIR2_EL1 …) are not in the tables and always go to the slow path.
  *
  * The vector entry branches to `tvm_fast_path` with every register as the guest left it. The fast
  * path saves x0 and x1 (x2 as well on the paths that need a third register) on the EL2 stack and:
@@ -17,12 +21,14 @@
  *      the record's `tvm_fast` count, advances ELR_EL2 by 4, restores and ERETs.
  * Anything else restores x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
  * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule
- * (crate::coherency::tvm_write_value).
+ * (crate::trap::sysreg::tvm_write_value).
  *
  * Dispatch is by a jump into per-register blocks with one entry per Rt, so the register number
  * never needs decoding: MAIR_EL1 in mode 2 (the hot case) is checked first against one literal
- * and has 64-byte entries holding the whole override; every other case hashes the ESR into a
+ * and has 128-byte entries holding the whole override; every other case hashes the ESR into a
  * 16-slot table of (expected ESR, block offset) and jumps into 8-byte `msr <reg>, x<Rt>` entries.
+ * Mode 1 uses the table of all eleven; mode 2 its own table, in which SCTLR, TCR and MAIR (the
+ * registers with a rewrite) have no key, so a write to them that gets there goes to the slow path.
  * No instruction needs a run-time relocation (PC-relative only), as the image is a PIE.
  */
 
@@ -121,18 +127,23 @@ tvm_fast_path:
     ldr     w0, .Ltvm_mair_key
     eor     w0, w0, w1                      // = Rt << 5 exactly when it is a MAIR_EL1 write
     tst     w0, #ESR_RT_CLEAR
-    b.ne    .Ltvm_general
+    b.ne    .Ltvm_general_rewrite
     adr     x1, .Ltvm_mair_entries
     add     x1, x1, x0, lsl #2              // 128-byte entries: + Rt * 128
     br      x1
 
-.Ltvm_plain_or_off:
+.Ltvm_plain_or_off:                         // mode 1: every key, values unchanged
     cbz     x0, .Ltvm_slow
     mrs     x1, esr_el2
-.Ltvm_general:                              // x1 = ESR_EL2
     str     x2, [sp, #-16]!                 // [sp] = x2, [sp + 16] = x0, [sp + 24] = x1
-    TVM_HASH w0, w1, w0                 // x0 = slot
-    adr     x2, .Ltvm_keys
+    TVM_HASH w0, w1, w0                     // x0 = slot
+    adr     x2, .Ltvm_keys_plain
+    b       .Ltvm_lookup
+.Ltvm_general_rewrite:                      // mode 2, not MAIR_EL1; x1 = ESR_EL2
+    str     x2, [sp, #-16]!                 // [sp] = x2, [sp + 16] = x0, [sp + 24] = x1
+    TVM_HASH w0, w1, w0                     // x0 = slot
+    adr     x2, .Ltvm_keys_rewrite
+.Ltvm_lookup:
     ldr     x2, [x2, x0, lsl #3]            // key in bits 31:0, block offset in bits 63:32
     eor     w0, w2, w1                      // = Rt << 5 exactly when the key matches
     tst     w0, #ESR_RT_CLEAR
@@ -239,7 +250,7 @@ tvm_fast_path:
     TVM_BLOCK amair_el1
     TVM_BLOCK contextidr_el1
 
-/* The hash table: slot i holds the key hashing to i and its block's offset, or no key. */
+/* The hash tables: slot i holds the key hashing to i and its block's offset, or no key. */
 .macro TVM_SLOT slot, reg
     .if (((TVM_KEY_\reg ^ (TVM_KEY_\reg >> 9) ^ (TVM_KEY_\reg >> 16)) >> 1) & 15) != \slot
         .error "TVM fast-path hash table: a register is in the wrong slot"
@@ -252,8 +263,9 @@ tvm_fast_path:
     .word   0
 .endm
 
+/* Mode 1 (values unchanged): all eleven. */
 .balign 8
-.Ltvm_keys:
+.Ltvm_keys_plain:
     TVM_SLOT 0, mair_el1
     TVM_SLOT 1, amair_el1
     TVM_EMPTY_SLOT
@@ -264,6 +276,29 @@ tvm_fast_path:
     TVM_EMPTY_SLOT
     TVM_SLOT 8, tcr_el1
     TVM_SLOT 9, sctlr_el1
+    TVM_SLOT 10, ttbr0_el1
+    TVM_SLOT 11, ttbr1_el1
+    TVM_SLOT 12, afsr0_el1
+    TVM_SLOT 13, afsr1_el1
+    TVM_SLOT 14, far_el1
+    TVM_SLOT 15, esr_el1
+
+/*
+ * Mode 2 (mair-trap): only the registers written as the guest asked. MAIR_EL1 has its own entries
+ * above; SCTLR_EL1 and TCR_EL1 are rewritten by the slow path (crate::trap::tvm). A host test
+ * (trap::sysreg) checks this list against crate::trap::sysreg::tvm_write_value.
+ */
+.Ltvm_keys_rewrite:
+    TVM_EMPTY_SLOT                          // mair_el1
+    TVM_SLOT 1, amair_el1
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_SLOT 4, contextidr_el1
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT
+    TVM_EMPTY_SLOT                          // tcr_el1
+    TVM_EMPTY_SLOT                          // sctlr_el1
     TVM_SLOT 10, ttbr0_el1
     TVM_SLOT 11, ttbr1_el1
     TVM_SLOT 12, afsr0_el1

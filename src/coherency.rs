@@ -4,21 +4,45 @@
 //! # Modes
 //! - `fwb`: HCR_EL2.FWB = 1 and guest RAM at Stage 2 with MemAttr 0b0110 (forced write-back);
 //!   needs FEAT_S2FWB (ID_AA64MMFR2_EL1.FWB). Nothing is trapped.
-//! - `mair-trap`: HCR_EL2.TVM = 1. Every guest write to the eleven TVM registers traps; writes to
-//!   MAIR_EL1 are rewritten by [`override_mair`] so every Normal attribute the guest can pick is
-//!   write-back, and Stage 2 (Device for devices, Normal WB for RAM) alone decides. A fast path
-//!   in the EL2 vector serves these writes; `fastpath=off` sends them all to the Rust slow path.
+//! - `mair-trap`: HCR_EL2.TVM = 1. Every guest write to the registers TVM traps (the eleven of
+//!   every CPU and the feature ones, `trap::sysreg::TvmReg`) reaches el2visor, which rewrites
+//!   each way a guest has to make its RAM accesses uncached (below), so Stage 2 (Device for
+//!   devices, Normal WB for RAM) alone decides. A fast path in the EL2 vector serves the writes
+//!   that need no more than the MAIR rewrite; `fastpath=off` sends them all to the Rust slow path.
 //! - `off`: no override; the guest's attributes combine with Stage 2 as the architecture says.
 //!
 //! `coherency=auto` (the default) picks `fwb` when the CPU has it and `mair-trap` otherwise.
 //!
+//! # Every way to uncached RAM, closed in mair-trap mode
+//! - MAIR_EL1 and MAIR2_EL1 (FEAT_AIE, same byte format): [`override_mair`].
+//! - SCTLR_EL1.C = 0 with the MMU on makes every stage-1 data access and table walk
+//!   Non-cacheable, whatever MAIR says; SCTLR_EL1.I = 0 does the same to instruction fetches in
+//!   unified caches. [`override_sctlr`] sets both while M = 1. Neither changes what a correct
+//!   guest may rely on: invalidations from EL1 are clean-and-invalidate while HCR_EL2.VM = 1, and
+//!   instruction-cache maintenance is needed with I = 0 as well (Arm ARM D7.5.7).
+//! - SCTLR_EL1.M = 0 turns stage 1 off, and data accesses are then Device-nGnRnE: an uncached
+//!   view of RAM that no MAIR rewrite reaches. HCR_EL2.DC = 1 makes stage 1 (off) produce Normal
+//!   write-back instead, for data, instruction fetches and walks, whatever SCTLR_EL1.{C, I}
+//!   say. But DC also makes the PE behave as if SCTLR_EL1.M were 0 for everything except a read
+//!   of the register: set while the guest's MMU is on, it would switch the guest's translation
+//!   off. So DC follows the guest's M ([`hcr_dc`]): set while M = 0, clear while M = 1, changed
+//!   on each trapped SCTLR_EL1 write. That needs TVM: without the trap el2visor could not see the
+//!   MMU go on and clear DC in time. DC may be cached in TLBs, so each change of DC is followed
+//!   by a TLB invalidation of the VMID's stage-1 entries. A direct read of SCTLR_EL1.M still
+//!   returns what the guest wrote; HCR_EL2.TRVM is not involved.
+//! - TCR_EL1.IRGN0/ORGN0/IRGN1/ORGN1 make table walks Non-cacheable or write-through:
+//!   [`override_tcr`] makes every one write-back (0b01), keeping 0b11.
+//! - Set/way maintenance (DC ISW/CSW/CISW) is not trapped: see docs/coherency.md for why it has
+//!   nothing left to break once every access above is cacheable.
+//!
 //! # What the guest reads back
-//! HCR_EL2.TVM traps writes only. A guest that reads MAIR_EL1 reads the hardware register, which
-//! holds the rewritten value. el2visor does not set HCR_EL2.TRVM to hide that, because TRVM traps
+//! HCR_EL2.TVM traps writes only. A guest that reads MAIR_EL1 (SCTLR_EL1, TCR_EL1) reads the
+//! hardware register, which holds the rewritten value. el2visor does not set HCR_EL2.TRVM to hide that, because TRVM traps
 //! reads of all eleven registers, ESR_EL1 and FAR_EL1 included, so every guest exception handler
 //! would take two extra traps. Linux never reads MAIR_EL1 back for anything but diagnostics. The
-//! value the guest wrote is kept per CPU (`percpu::PerCpu::guest_mair`, by the fast and the slow
-//! path alike) and shown in the guest fault report beside the value in effect.
+//! values the guest wrote are kept per CPU (`percpu::PerCpu::guest_mair`, by the fast and the slow
+//! path alike; `guest_sctlr` and `guest_tcr` by the slow path, which serves those two) and shown
+//! in the guest fault report beside the values in effect.
 //!
 //! # MAIR attribute bytes
 //! High nibble 0: Device (low nibble 0x0 nGnRnE, 0x4 nGnRE, 0x8 nGRE, 0xc GRE; other low nibbles
@@ -47,9 +71,10 @@
 
 #![forbid(unsafe_code)]
 
+use aarch64_cpu::registers::{HCR_EL2, SCTLR_EL1, TCR_EL1};
 use core::fmt;
 use core::str::FromStr;
-
+use tock_registers::fields::Field;
 
 /// The coherency mode a VM runs in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -191,6 +216,48 @@ pub const fn override_mair(value: u64) -> u64 {
     out
 }
 
+/// SCTLR_EL1 as el2visor writes it when the guest writes `value` in mair-trap mode: with the
+/// MMU on (M = 1), C and I set, so no stage-1 access is made Non-cacheable by them; with the MMU
+/// off, unchanged (HCR_EL2.DC makes those accesses write-back, see [`hcr_dc`]).
+pub const fn override_sctlr(value: u64) -> u64 {
+    if value & SCTLR_EL1::M::Enable.value != 0 {
+        value | SCTLR_EL1::C::Cacheable.value | SCTLR_EL1::I::Cacheable.value
+    } else {
+        value
+    }
+}
+
+/// The four TCR_EL1 fields giving the cacheability of table walks (IRGN0, ORGN0, IRGN1, ORGN1).
+const TCR_WALK_FIELDS: [Field<u64, TCR_EL1::Register>; 4] =
+    [TCR_EL1::IRGN0, TCR_EL1::ORGN0, TCR_EL1::IRGN1, TCR_EL1::ORGN1];
+
+/// TCR_EL1 as el2visor writes it when the guest writes `value` in mair-trap mode: each walk
+/// cacheability field that is not write-back (0b00 Non-cacheable, 0b10 write-through) becomes
+/// 0b01 (write-back, read/write-allocate); 0b01 and 0b11 (write-back, no write-allocate) stay.
+pub fn override_tcr(value: u64) -> u64 {
+    TCR_WALK_FIELDS.iter().fold(value, |v, f| {
+        // Bit 0 of the field set = write-back (0b01 or 0b11).
+        if f.read(v) & 1 == 0 {
+            (v & !(f.mask << f.shift)) | (0b01 << f.shift)
+        } else {
+            v
+        }
+    })
+}
+
+/// HCR_EL2 with DC as it must be while SCTLR_EL1 holds `sctlr`: set exactly when TVM is set
+/// (mair-trap mode, where el2visor sees every SCTLR_EL1 write and can clear DC again when the MMU
+/// goes on) and the guest's stage-1 MMU is off. Every other bit of `hcr` is kept.
+pub const fn hcr_dc(hcr: u64, sctlr: u64) -> u64 {
+    let tvm = hcr & HCR_EL2::TVM::SET.value != 0;
+    let mmu_off = sctlr & SCTLR_EL1::M::Enable.value == 0;
+    if tvm && mmu_off {
+        hcr | HCR_EL2::DC::SET.value
+    } else {
+        hcr & !HCR_EL2::DC::SET.value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +343,56 @@ mod tests {
         ] {
             assert_eq!(override_mair(force), 0xff, "{force:#04x} must become 0xff");
         }
+    }
+
+    #[test]
+    fn sctlr_rule_forces_c_and_i_only_with_the_mmu_on() {
+        // Linux's INIT_SCTLR_EL1_MMU_ON-like value: M, C, I already set.
+        assert_eq!(override_sctlr(0x30d0_5d25), 0x30d0_5d25);
+        assert_eq!(override_sctlr(0x30d0_0801), 0x30d0_1805, "M = 1: C (bit 2) and I (bit 12)");
+        assert_eq!(override_sctlr(0x30d0_1801), 0x30d0_1805);
+        assert_eq!(override_sctlr(0x30d0_0800), 0x30d0_0800, "MMU off: HCR_EL2.DC's job");
+        assert_eq!(override_sctlr(0x30d0_0804), 0x30d0_0804);
+    }
+
+    #[test]
+    fn tcr_rule_makes_every_walk_write_back() {
+        // Per field: 00 -> 01, 10 -> 01, 01 and 11 stay; fields at 9:8, 11:10, 25:24, 27:26.
+        assert_eq!(override_tcr(0), 0x0500_0500);
+        assert_eq!(override_tcr(0x0a00_0a00), 0x0500_0500);
+        assert_eq!(override_tcr(0x0f00_0f00), 0x0f00_0f00);
+        assert_eq!(override_tcr(0x0d00_0700), 0x0d00_0700);
+        assert_eq!(override_tcr(0x0200_0800), 0x0500_0500);
+        // Linux's TCR (T0SZ/T1SZ 16, WBWA walks, inner shareable, 4K/4K, IPS 48 bits, ASID 16).
+        assert_eq!(override_tcr(0x0000_0015_b550_3510), 0x0000_0015_b550_3510);
+        // The probe's: NC walks for TTBR0.
+        assert_eq!(override_tcr(0x0000_0005_0080_3010), 0x0000_0005_0580_3510);
+        assert_eq!(override_tcr(!0x0f00_0f00), !0x0a00_0a00);
+    }
+
+    proptest! {
+        #[test]
+        fn tcr_rule_only_touches_walk_fields_and_is_idempotent(v in any::<u64>()) {
+            let o = override_tcr(v);
+            prop_assert_eq!(o & !0x0f00_0f00, v & !0x0f00_0f00);
+            prop_assert_eq!(override_tcr(o), o);
+            for shift in [8, 10, 24, 26] {
+                let f = (o >> shift) & 3;
+                prop_assert!(f == 0b01 || f == 0b11, "field at {} is {:#b}", shift, f);
+            }
+        }
+    }
+
+    #[test]
+    fn dc_follows_tvm_and_the_guest_mmu() {
+        let tvm = 1 << 26;
+        let dc = 1 << 12;
+        let hcr = 0x8438_063f; // mair-trap's HCR_EL2 (TVM set)
+        assert_eq!(hcr_dc(hcr, 0x30d0_0800), hcr | dc, "MMU off: DC on");
+        assert_eq!(hcr_dc(hcr | dc, 0x30d0_1805), hcr, "MMU on: DC off");
+        assert_eq!(hcr_dc(hcr & !tvm, 0), hcr & !tvm, "no TVM, never DC");
+        assert_eq!(hcr_dc((hcr & !tvm) | dc, 0), hcr & !tvm);
+        assert_eq!(hcr_dc(u64::MAX, 1), !dc);
     }
 
     /// The write-back nibbles, listed by hand from the Arm ARM rather than computed.

@@ -5,7 +5,8 @@
 //! (SCTLR_EL2, TTBR0_EL2, TCR_EL2, MAIR_EL2) are `unsafe fn` with their contract.
 
 use super::sysreg_ext::{
-    HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, PMCR_EL0, SMCR_EL2, VPIDR_EL2, ZCR_EL2,
+    AMAIR2_EL1, HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
+    PMCR_EL0, POR_EL0, POR_EL1, S2POR_EL1, SCTLR2_EL1, SMCR_EL2, TCR2_EL1, VPIDR_EL2, ZCR_EL2,
 };
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
@@ -95,6 +96,16 @@ read_fn!(afsr0_el1, AFSR0_EL1);
 read_fn!(afsr1_el1, AFSR1_EL1);
 read_fn!(amair_el1, AMAIR_EL1);
 read_fn!(contextidr_el1, CONTEXTIDR_EL1);
+read_fn!(/// TCR2_EL1: FEAT_TCR2 only (UNDEFINED without it), as the eight below need theirs.
+    tcr2_el1, TCR2_EL1);
+read_fn!(sctlr2_el1, SCTLR2_EL1);
+read_fn!(mair2_el1, MAIR2_EL1);
+read_fn!(amair2_el1, AMAIR2_EL1);
+read_fn!(pir_el1, PIR_EL1);
+read_fn!(pire0_el1, PIRE0_EL1);
+read_fn!(por_el1, POR_EL1);
+read_fn!(por_el0, POR_EL0);
+read_fn!(s2por_el1, S2POR_EL1);
 
 write_fn!(set_hcr_el2, HCR_EL2);
 write_fn!(set_vttbr_el2, VTTBR_EL2);
@@ -123,6 +134,16 @@ write_fn!(set_esr_el1, ESR_EL1);
 write_fn!(set_far_el1, FAR_EL1);
 write_fn!(set_elr_el1, ELR_EL1);
 write_fn!(set_spsr_el1, SPSR_EL1);
+write_fn!(/// TCR2_EL1: FEAT_TCR2 only, as the eight below need theirs.
+    set_tcr2_el1, TCR2_EL1);
+write_fn!(set_sctlr2_el1, SCTLR2_EL1);
+write_fn!(set_mair2_el1, MAIR2_EL1);
+write_fn!(set_amair2_el1, AMAIR2_EL1);
+write_fn!(set_pir_el1, PIR_EL1);
+write_fn!(set_pire0_el1, PIRE0_EL1);
+write_fn!(set_por_el1, POR_EL1);
+write_fn!(set_por_el0, POR_EL0);
+write_fn!(set_s2por_el1, S2POR_EL1);
 
 write_unsafe_fn!(/// MAIR_EL2.
     set_mair_el2, MAIR_EL2);

@@ -3,8 +3,10 @@
 //! `tock_registers::interfaces::{Readable, Writeable}` (one `mrs`/`msr` each, inlined).
 //!
 //! - Registers aarch64-cpu lacks: [`HCRX_EL2`], [`ZCR_EL2`], [`SMCR_EL2`], [`ID_AA64ISAR2_EL1`],
-//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`] (fields and accessor). The
-//!   newer ones are named by their encoding (`s3_4_c1_c2_2` …), which every assembler accepts.
+//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`] (fields and accessor), and the
+//!   feature-gated registers HCR_EL2.TVM traps (TCR2_EL1, SCTLR2_EL1, MAIR2_EL1, AMAIR2_EL1,
+//!   PIR_EL1, PIRE0_EL1, POR_EL1, POR_EL0, S2POR_EL1: accessor only). The newer ones are named by
+//!   their encoding (`s3_4_c1_c2_2` …), which every assembler accepts.
 //! - Fields aarch64-cpu lacks on registers it has: `<REGISTER>_EXT` (fields only; the register
 //!   itself is read and written through `aarch64_cpu::registers`).
 //!
@@ -195,4 +197,25 @@ mod access {
         PMCR_EL0: PmcrEl0, "pmcr_el0", super::PMCR_EL0::Register, ro);
     sysreg!(/// VPIDR_EL2: the MIDR_EL1 value EL1 reads.
         VPIDR_EL2: VpidrEl2, "vpidr_el2", (), rw);
+
+    // The guest's feature-gated TVM registers, each UNDEFINED where the CPU lacks its feature:
+    // el2visor touches one only when serving a guest's trapped access to it.
+    sysreg!(/// TCR2_EL1 (FEAT_TCR2).
+        TCR2_EL1: Tcr2El1, "s3_0_c2_c0_3", (), rw);
+    sysreg!(/// SCTLR2_EL1 (FEAT_SCTLR2).
+        SCTLR2_EL1: Sctlr2El1, "s3_0_c1_c0_3", (), rw);
+    sysreg!(/// MAIR2_EL1 (FEAT_AIE).
+        MAIR2_EL1: Mair2El1, "s3_0_c10_c2_1", (), rw);
+    sysreg!(/// AMAIR2_EL1 (FEAT_AIE).
+        AMAIR2_EL1: Amair2El1, "s3_0_c10_c3_1", (), rw);
+    sysreg!(/// PIRE0_EL1 (FEAT_S1PIE).
+        PIRE0_EL1: Pire0El1, "s3_0_c10_c2_2", (), rw);
+    sysreg!(/// PIR_EL1 (FEAT_S1PIE).
+        PIR_EL1: PirEl1, "s3_0_c10_c2_3", (), rw);
+    sysreg!(/// POR_EL1 (FEAT_S1POE).
+        POR_EL1: PorEl1, "s3_0_c10_c2_4", (), rw);
+    sysreg!(/// POR_EL0 (FEAT_S1POE).
+        POR_EL0: PorEl0, "s3_3_c10_c2_4", (), rw);
+    sysreg!(/// S2POR_EL1 (FEAT_S2POE).
+        S2POR_EL1: S2porEl1, "s3_0_c10_c2_5", (), rw);
 }

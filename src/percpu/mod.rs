@@ -90,6 +90,10 @@ pub struct PerCpu {
     pub vcpu: AtomicUsize,
     /// TVM register writes served by the Rust slow path.
     pub tvm_slow: AtomicU64,
+    /// The SCTLR_EL1 and TCR_EL1 values the guest last wrote, before the mair-trap rewrite
+    /// (the slow path serves both in that mode and keeps them, as `guest_mair`).
+    pub guest_sctlr: AtomicU64,
+    pub guest_tcr: AtomicU64,
     /// Why this CPU's vCPU left the guest, counted without locks.
     pub exits: ExitCounters,
     /// The last abort injected into this CPU's vCPU.
@@ -112,6 +116,8 @@ impl PerCpu {
             vm: AtomicUsize::new(NO_VM),
             vcpu: AtomicUsize::new(0),
             tvm_slow: AtomicU64::new(0),
+            guest_sctlr: AtomicU64::new(0),
+            guest_tcr: AtomicU64::new(0),
             exits: ExitCounters::new(),
             last_abort: spin::Mutex::new(AbortHistory { elr: 0, esr: 0, count: 0 }),
             in_fatal: AtomicBool::new(false),

@@ -18,9 +18,9 @@ use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
 use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
-use crate::trap::sysreg::{tvm_write_value, SysReg, TvmReg};
+use crate::trap::sysreg::SysReg;
 use crate::trap::call::{TrapCounter, VendorCall};
-use crate::trap::{inject_hw, mmio, report};
+use crate::trap::{inject_hw, mmio, report, tvm};
 use crate::vm::instance::Vm;
 
 /// What the vCPU does after an exit; the run loop acts on it.
@@ -209,43 +209,26 @@ fn vendor(call: VendorCall) -> u64 {
     }
 }
 
-fn write_tvm(reg: TvmReg, v: u64) {
-    match reg {
-        TvmReg::Sctlr => sysreg::set_sctlr_el1(v),
-        TvmReg::Ttbr0 => sysreg::set_ttbr0_el1(v),
-        TvmReg::Ttbr1 => sysreg::set_ttbr1_el1(v),
-        TvmReg::Tcr => sysreg::set_tcr_el1(v),
-        TvmReg::Esr => sysreg::set_esr_el1(v),
-        TvmReg::Far => sysreg::set_far_el1(v),
-        TvmReg::Afsr0 => sysreg::set_afsr0_el1(v),
-        TvmReg::Afsr1 => sysreg::set_afsr1_el1(v),
-        TvmReg::Mair => sysreg::set_mair_el1(v),
-        TvmReg::Amair => sysreg::set_amair_el1(v),
-        TvmReg::Contextidr => sysreg::set_contextidr_el1(v),
-    }
-}
-
 /// ACTLR_EL1 (trapped by HCR_EL2.TACR).
 const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
 /// ICC_SGI1R_EL1 (GICv3 SGIs; trapped while the virtual CPU interface is in use).
 const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
 
-/// A trapped MSR/MRS: the TVM slow path, ACTLR_EL1, the GICv3 SGI register; anything else is
-/// UNDEFINED for the guest, and the log names the register.
+/// A trapped MSR/MRS: the TVM slow path (every TVM register, written with the mode's rewrite, or
+/// read), ACTLR_EL1, the GICv3 SGI register; anything else is UNDEFINED for the guest, and the
+/// log names the register.
 fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
     let Some(acc) = esr.sysreg() else {
         // Not reachable for EC 0x18, but a trap must never be left to repeat silently.
         return undef(vm, vcpu, frame, esr, "cannot inject UNDEF");
     };
     let rt = acc.rt as usize;
-    if let (false, Some(reg)) = (acc.read, acc.reg.tvm_register()) {
-        let raw = frame.reg(rt);
-        let me = cpu::this();
-        if reg == TvmReg::Mair {
-            me.guest_mair.store(raw, Ordering::Relaxed);
+    if let Some(reg) = acc.reg.tvm_register() {
+        if acc.read {
+            frame.set_reg(rt, tvm::read(reg));
+        } else {
+            tvm::write(vm.setting.mode, reg, frame.reg(rt));
         }
-        write_tvm(reg, tvm_write_value(vm.setting.mode, reg, raw));
-        me.tvm_slow.fetch_add(1, Ordering::Relaxed);
         frame.skip_instruction(esr.0);
         return Exit::Resume;
     }

@@ -4,7 +4,8 @@
 //!   [`esr::hpfar_to_ipa`] for Stage-2 aborts.
 //! - [`iss`]: the decoded ISS of aborts (with every fault status code), sysreg traps, HVC/SMC
 //!   immediates and WFx.
-//! - [`sysreg`]: system register encodings, their names, and the eleven TVM registers.
+//! - [`sysreg`]: system register encodings, their names, the TVM registers and the value
+//!   el2visor writes for a guest's write to one.
 //! - [`inject`]: the syndrome and the vector entry for an abort or UNDEF injected into a guest.
 //! - [`psci`], [`smccc`], [`vendor`]: the PSCI 1.1 / SMCCC 1.1 / el2visor vendor call handler;
 //!   [`call`] is their interface to the runtime; [`abi`] holds the guest-visible function IDs
@@ -13,7 +14,8 @@
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
 //! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
-//! (delivering an abort or UNDEF) and `report` (the guest fault report).
+//! (delivering an abort or UNDEF), `tvm` (the TVM registers' slow path, SCTLR_EL1 with
+//! HCR_EL2.DC) and `report` (the guest fault report).
 
 #![forbid(unsafe_code)]
 
@@ -36,3 +38,5 @@ pub mod inject_hw;
 pub mod mmio;
 #[cfg(target_os = "none")]
 pub mod report;
+#[cfg(target_os = "none")]
+pub mod tvm;

@@ -29,19 +29,27 @@ pub fn guest_fault(vm: &Vm, vcpu: usize, why: &str, frame: &TrapFrame, esr: u64)
         sysreg::mair_el1(),
         sysreg::vbar_el1()
     ));
+    let (mair, sctlr, tcr) = guest_wrote(vm);
     logging::print_line(format_args!(
-        "  MAIR_EL1 as the guest wrote it {:#x}, in effect {:#x} (coherency {})",
-        guest_mair(vm),
+        "  MAIR_EL1 as the guest wrote it {mair:#x}, in effect {:#x}; SCTLR_EL1 {sctlr:#x}, in effect {:#x}; TCR_EL1 {tcr:#x}, in effect {:#x}; HCR_EL2.DC {} (coherency {})",
         sysreg::mair_el1(),
+        sysreg::sctlr_el1(),
+        sysreg::tcr_el1(),
+        (sysreg::hcr_el2() >> 12) & 1,
         crate::coherency::mode_name(vm.setting.mode)
     ));
     logging::print_line(format_args!("  exits so far: {}", crate::percpu::totals()));
 }
 
-/// The MAIR_EL1 value this CPU's guest wrote last (in mair-trap mode), else the register itself.
-pub fn guest_mair(vm: &Vm) -> u64 {
+/// The MAIR_EL1, SCTLR_EL1 and TCR_EL1 values this CPU's guest wrote last (in mair-trap mode,
+/// where el2visor rewrites them), else the registers themselves.
+pub fn guest_wrote(vm: &Vm) -> (u64, u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
     match vm.setting.mode {
-        crate::coherency::Mode::MairTrap => crate::arch::cpu::this().guest_mair.load(core::sync::atomic::Ordering::Relaxed),
-        _ => sysreg::mair_el1(),
+        crate::coherency::Mode::MairTrap => {
+            let me = crate::arch::cpu::this();
+            (me.guest_mair.load(Relaxed), me.guest_sctlr.load(Relaxed), me.guest_tcr.load(Relaxed))
+        }
+        _ => (sysreg::mair_el1(), sysreg::sctlr_el1(), sysreg::tcr_el1()),
     }
 }

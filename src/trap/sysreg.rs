@@ -1,6 +1,7 @@
 //! System register encodings: `SysReg` (op0, op1, CRn, CRm, op2) as a trapped MSR/MRS reports
 //! it, a table of the registers a guest is likely to trap on so a log line can name them
-//! (`S3_0_C10_C2_0 (MAIR_EL1)`), and the eleven registers HCR_EL2.TVM traps writes to.
+//! (`S3_0_C10_C2_0 (MAIR_EL1)`), the registers HCR_EL2.TVM traps writes to ([`TvmReg`]) and the
+//! value el2visor writes for the guest ([`tvm_write_value`]).
 
 use core::fmt;
 
@@ -62,7 +63,7 @@ impl SysReg {
         indexed_name(self)
     }
 
-    /// Which of the eleven TVM-trapped registers this is, if any.
+    /// Which of the TVM-trapped registers this is, if any.
     pub fn tvm_register(self) -> Option<TvmReg> {
         TvmReg::ALL.iter().copied().find(|t| t.encoding() == self)
     }
@@ -101,7 +102,11 @@ impl fmt::Display for SysRegName {
     }
 }
 
-/// The registers HCR_EL2.TVM traps guest writes to (HCR_EL2.TRVM traps reads of the same set).
+/// The registers HCR_EL2.TVM traps guest writes to (Arm ARM, HCR_EL2.TVM): the eleven every
+/// CPU has, then those that exist only with a feature (each advertised in ID_AA64MMFR3_EL1). A
+/// trap for one of the latter only ever comes from a CPU that has it (elsewhere the access is
+/// UNDEFINED at EL1 before any trap). POR_EL0 is also trapped when EL0 reads it; HCR_EL2.TRVM
+/// (not used) would trap reads of the whole set.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TvmReg {
     Sctlr,
@@ -115,10 +120,27 @@ pub enum TvmReg {
     Mair,
     Amair,
     Contextidr,
+    /// FEAT_TCR2.
+    Tcr2,
+    /// FEAT_SCTLR2.
+    Sctlr2,
+    /// FEAT_AIE: attributes 8..15, MAIR_EL1's byte format.
+    Mair2,
+    /// FEAT_AIE: IMPLEMENTATION DEFINED, like AMAIR_EL1.
+    Amair2,
+    /// FEAT_S1PIE.
+    Pir,
+    Pire0,
+    /// FEAT_S1POE.
+    Por1,
+    Por0,
+    /// FEAT_S2POE.
+    S2por,
 }
 
 impl TvmReg {
-    pub const ALL: [TvmReg; 11] = [
+    /// The eleven every CPU has, in architectural order, then the feature ones.
+    pub const ALL: [TvmReg; 20] = [
         Self::Sctlr,
         Self::Ttbr0,
         Self::Ttbr1,
@@ -130,21 +152,39 @@ impl TvmReg {
         Self::Mair,
         Self::Amair,
         Self::Contextidr,
+        Self::Tcr2,
+        Self::Sctlr2,
+        Self::Mair2,
+        Self::Amair2,
+        Self::Pir,
+        Self::Pire0,
+        Self::Por1,
+        Self::Por0,
+        Self::S2por,
     ];
 
     /// The register's encoding as MSR/MRS name it.
     pub const fn encoding(self) -> SysReg {
         match self {
             Self::Sctlr => SysReg::new(3, 0, 1, 0, 0),
+            Self::Sctlr2 => SysReg::new(3, 0, 1, 0, 3),
             Self::Ttbr0 => SysReg::new(3, 0, 2, 0, 0),
             Self::Ttbr1 => SysReg::new(3, 0, 2, 0, 1),
             Self::Tcr => SysReg::new(3, 0, 2, 0, 2),
+            Self::Tcr2 => SysReg::new(3, 0, 2, 0, 3),
             Self::Afsr0 => SysReg::new(3, 0, 5, 1, 0),
             Self::Afsr1 => SysReg::new(3, 0, 5, 1, 1),
             Self::Esr => SysReg::new(3, 0, 5, 2, 0),
             Self::Far => SysReg::new(3, 0, 6, 0, 0),
             Self::Mair => SysReg::new(3, 0, 10, 2, 0),
+            Self::Mair2 => SysReg::new(3, 0, 10, 2, 1),
+            Self::Pire0 => SysReg::new(3, 0, 10, 2, 2),
+            Self::Pir => SysReg::new(3, 0, 10, 2, 3),
+            Self::Por1 => SysReg::new(3, 0, 10, 2, 4),
+            Self::S2por => SysReg::new(3, 0, 10, 2, 5),
             Self::Amair => SysReg::new(3, 0, 10, 3, 0),
+            Self::Amair2 => SysReg::new(3, 0, 10, 3, 1),
+            Self::Por0 => SysReg::new(3, 3, 10, 2, 4),
             Self::Contextidr => SysReg::new(3, 0, 13, 0, 1),
         }
     }
@@ -162,6 +202,15 @@ impl TvmReg {
             Self::Mair => "MAIR_EL1",
             Self::Amair => "AMAIR_EL1",
             Self::Contextidr => "CONTEXTIDR_EL1",
+            Self::Tcr2 => "TCR2_EL1",
+            Self::Sctlr2 => "SCTLR2_EL1",
+            Self::Mair2 => "MAIR2_EL1",
+            Self::Amair2 => "AMAIR2_EL1",
+            Self::Pir => "PIR_EL1",
+            Self::Pire0 => "PIRE0_EL1",
+            Self::Por1 => "POR_EL1",
+            Self::Por0 => "POR_EL0",
+            Self::S2por => "S2POR_EL1",
         }
     }
 }
@@ -172,14 +221,16 @@ const fn r(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> SysReg {
 
 /// Registers with a single fixed encoding. Indexed families are in [`indexed_name`].
 static FIXED: &[(SysReg, &str)] = &[
-    // The eleven TVM registers and their EL1 neighbours.
+    // The TVM registers and their EL1 neighbours.
     (r(3, 0, 1, 0, 0), "SCTLR_EL1"),
     (r(3, 0, 1, 0, 1), "ACTLR_EL1"),
     (r(3, 0, 1, 0, 2), "CPACR_EL1"),
+    (r(3, 0, 1, 0, 3), "SCTLR2_EL1"),
     (r(3, 0, 1, 2, 0), "ZCR_EL1"),
     (r(3, 0, 2, 0, 0), "TTBR0_EL1"),
     (r(3, 0, 2, 0, 1), "TTBR1_EL1"),
     (r(3, 0, 2, 0, 2), "TCR_EL1"),
+    (r(3, 0, 2, 0, 3), "TCR2_EL1"),
     (r(3, 0, 4, 0, 0), "SPSR_EL1"),
     (r(3, 0, 4, 0, 1), "ELR_EL1"),
     (r(3, 0, 4, 1, 0), "SP_EL0"),
@@ -191,7 +242,14 @@ static FIXED: &[(SysReg, &str)] = &[
     (r(3, 0, 6, 0, 0), "FAR_EL1"),
     (r(3, 0, 7, 4, 0), "PAR_EL1"),
     (r(3, 0, 10, 2, 0), "MAIR_EL1"),
+    (r(3, 0, 10, 2, 1), "MAIR2_EL1"),
+    (r(3, 0, 10, 2, 2), "PIRE0_EL1"),
+    (r(3, 0, 10, 2, 3), "PIR_EL1"),
+    (r(3, 0, 10, 2, 4), "POR_EL1"),
+    (r(3, 0, 10, 2, 5), "S2POR_EL1"),
     (r(3, 0, 10, 3, 0), "AMAIR_EL1"),
+    (r(3, 0, 10, 3, 1), "AMAIR2_EL1"),
+    (r(3, 3, 10, 2, 4), "POR_EL0"),
     (r(3, 0, 10, 4, 0), "LORSA_EL1"),
     (r(3, 0, 10, 4, 1), "LOREA_EL1"),
     (r(3, 0, 10, 4, 2), "LORN_EL1"),
@@ -354,12 +412,22 @@ fn indexed_name(reg: SysReg) -> Option<SysRegName> {
 }
 
 /// The value el2visor writes to the hardware register when the guest writes `value` to the TVM
-/// register `reg` in `mode`: MAIR_EL1 in mair-trap mode goes through [`override_mair`](crate::coherency::override_mair),
-/// everything else (AMAIR_EL1 included, see the module docs) is written as the guest asked.
-/// The slow path calls this; the assembly fast path implements the same rule.
-pub const fn tvm_write_value(mode: crate::coherency::Mode, reg: TvmReg, value: u64) -> u64 {
+/// register `reg` in `mode`. In mair-trap mode: MAIR_EL1 and MAIR2_EL1 through
+/// [`override_mair`], SCTLR_EL1 through [`override_sctlr`], TCR_EL1 through [`override_tcr`]
+/// (`crate::coherency`); everything else (AMAIR_EL1 and AMAIR2_EL1 included, see the coherency
+/// module docs) and every other mode: the guest's value. The slow path calls this; the assembly
+/// fast path implements the MAIR_EL1 rule and serves only registers written unchanged otherwise
+/// (SCTLR_EL1, TCR_EL1 and MAIR2_EL1 go to the slow path in mair-trap mode).
+///
+/// [`override_mair`]: crate::coherency::override_mair
+/// [`override_sctlr`]: crate::coherency::override_sctlr
+/// [`override_tcr`]: crate::coherency::override_tcr
+pub fn tvm_write_value(mode: crate::coherency::Mode, reg: TvmReg, value: u64) -> u64 {
+    use crate::coherency::{override_mair, override_sctlr, override_tcr, Mode};
     match (mode, reg) {
-        (crate::coherency::Mode::MairTrap, TvmReg::Mair) => crate::coherency::override_mair(value),
+        (Mode::MairTrap, TvmReg::Mair | TvmReg::Mair2) => override_mair(value),
+        (Mode::MairTrap, TvmReg::Sctlr) => override_sctlr(value),
+        (Mode::MairTrap, TvmReg::Tcr) => override_tcr(value),
         _ => value,
     }
 }
@@ -484,11 +552,78 @@ mod tests {
 
     #[test]
     fn tvm_write_rule() {
-        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Mair, 0x44), 0xff);
-        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Amair, 0x44), 0x44);
-        assert_eq!(tvm_write_value(crate::coherency::Mode::MairTrap, TvmReg::Sctlr, 0x44), 0x44);
-        assert_eq!(tvm_write_value(crate::coherency::Mode::Off, TvmReg::Mair, 0x44), 0x44);
-        assert_eq!(tvm_write_value(crate::coherency::Mode::Fwb, TvmReg::Mair, 0x44), 0x44);
+        use crate::coherency::Mode;
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Mair, 0x44), 0xff);
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Mair2, 0xbb44_0400), 0xffff_0400);
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Amair, 0x44), 0x44);
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Amair2, 0x44), 0x44);
+        // SCTLR with the MMU on and C = I = 0; with the MMU off (DC's job) unchanged.
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Sctlr, 0x30d0_0801), 0x30d0_1805);
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Sctlr, 0x30d0_0800), 0x30d0_0800);
+        assert_eq!(tvm_write_value(Mode::MairTrap, TvmReg::Tcr, 0x0080_3010), 0x0580_3510);
+        for mode in [Mode::Off, Mode::Fwb] {
+            for reg in TvmReg::ALL {
+                for v in [0x44, 0x30d0_0801, 0x0080_3010, u64::MAX] {
+                    assert_eq!(tvm_write_value(mode, reg, v), v, "{reg:?} in {mode:?}");
+                }
+            }
+        }
+        // In mair-trap mode only the four with a rule change anything.
+        let rewritten = [TvmReg::Mair, TvmReg::Mair2, TvmReg::Sctlr, TvmReg::Tcr];
+        for reg in TvmReg::ALL.iter().filter(|r| !rewritten.contains(r)) {
+            for v in [0x44, 0x30d0_0801, 0x0080_3010, u64::MAX, 0] {
+                assert_eq!(tvm_write_value(Mode::MairTrap, *reg, v), v, "{reg:?}");
+            }
+        }
+    }
+
+    /// The `TVM_SLOT` register names of one hash table of boot/tvm_fastpath.S.
+    fn fast_path_table(label: &str) -> Vec<TvmReg> {
+        let asm = include_str!("../../boot/tvm_fastpath.S");
+        let start = asm.find(&format!("{label}:\n")).expect("table label") + label.len() + 2;
+        asm[start..]
+            .lines()
+            .take_while(|l| l.trim_start().starts_with("TVM_"))
+            .filter_map(|l| l.trim().strip_prefix("TVM_SLOT "))
+            .map(|slot| {
+                let name = slot.split(',').nth(1).unwrap().trim().to_uppercase();
+                *TvmReg::ALL.iter().find(|r| r.name() == name).unwrap_or_else(|| panic!("{name}"))
+            })
+            .collect()
+    }
+
+    /// The fast path writes the guest's value unchanged for every register in its mode-2 table
+    /// (MAIR_EL1 has its own entries with the rewrite): so no register with a mair-trap rewrite
+    /// may be in it. Mode 1 (nothing rewritten) has all eleven.
+    #[test]
+    fn fast_path_tables_agree_with_the_write_rule() {
+        use crate::coherency::Mode;
+        let rewrite = fast_path_table(".Ltvm_keys_rewrite");
+        assert_eq!(rewrite.len(), 8, "{rewrite:?}");
+        for reg in &rewrite {
+            for v in [0u64, 0x44, 0x30d0_0801, 0x0080_3010, 0xbb44, u64::MAX] {
+                assert_eq!(tvm_write_value(Mode::MairTrap, *reg, v), v, "{reg:?} {v:#x}");
+            }
+        }
+        for reg in [TvmReg::Sctlr, TvmReg::Tcr, TvmReg::Mair] {
+            assert!(!rewrite.contains(&reg), "{reg:?}");
+        }
+        let plain = fast_path_table(".Ltvm_keys_plain");
+        assert_eq!(plain.len(), 11);
+        for reg in &TvmReg::ALL[..11] {
+            assert!(plain.contains(reg), "{reg:?}");
+        }
+    }
+
+    #[test]
+    fn feature_registers_decode() {
+        // ESR ISS of `msr s3_0_c10_c2_1, x3` (MAIR2_EL1): op0 3, op2 1, op1 0, CRn 10, CRm 2.
+        let iss = (3 << 20) | (1 << 17) | (10 << 10) | (3 << 5) | (2 << 1);
+        assert_eq!(SysReg::from_iss(iss).tvm_register(), Some(TvmReg::Mair2));
+        assert_eq!(SysReg::new(3, 3, 10, 2, 4).tvm_register(), Some(TvmReg::Por0));
+        assert_eq!(SysReg::new(3, 0, 10, 2, 4).tvm_register(), Some(TvmReg::Por1));
+        assert_eq!(SysReg::new(3, 4, 10, 2, 3).tvm_register(), None, "PIR_EL2 is not trapped");
+        assert_eq!(SysReg::new(3, 0, 2, 0, 3).to_string(), "S3_0_C2_C0_3 (TCR2_EL1)");
     }
 
 }

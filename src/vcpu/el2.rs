@@ -51,8 +51,9 @@ pub fn configure(vm: &Vm, v: usize) {
 
 /// Put the vCPU's EL1 state as a CPU has it out of reset (the boot protocol's view: MMU and
 /// caches off), with its timers stopped: a previous life's timers must not fire into this one.
+/// In mair-trap mode the MMU being off sets HCR_EL2.DC (`trap::tvm::set_sctlr_el1`).
 pub fn reset_el1() {
-    sysreg::set_sctlr_el1(regs::SCTLR_EL1_RESET);
+    crate::trap::tvm::reset_sctlr_el1(regs::SCTLR_EL1_RESET);
     translate::stop_el1_timers();
     sysreg::isb();
 }

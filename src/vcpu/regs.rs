@@ -69,11 +69,16 @@ impl CpuFeatures {
 }
 
 /// HCR_EL2 for a VM: Stage 2 on; physical interrupts, FIQs and SErrors to EL2; set/way
-/// invalidation upgraded to clean+invalidate (SWIO); broadcast TLB/barriers inner shareable
-/// (FB, BSU); SMC trapped (PSCI goes to el2visor); ACTLR and implementation-defined registers
-/// trapped; AArch64 EL1. WFE is not trapped and WFI only with `trap_wfi` (GICv2 hosts, see
-/// `gic::lrs::idle`): each pCPU runs one vCPU, so a guest's WFI may idle the real CPU, and
-/// interrupts wake it. TVM in mair-trap mode, FWB in fwb mode.
+/// invalidation upgraded to clean+invalidate (SWIO; with VM = 1 the architecture does that
+/// anyway); broadcast TLB/barriers inner shareable (FB, BSU); SMC trapped (PSCI goes to
+/// el2visor); ACTLR and implementation-defined registers trapped; AArch64 EL1. WFE is not trapped
+/// and WFI only with `trap_wfi` (GICv2 hosts, see `gic::lrs::idle`): each pCPU runs one vCPU, so
+/// a guest's WFI may idle the real CPU, and interrupts wake it. FWB in fwb mode; in mair-trap
+/// mode TVM, and DC as a vCPU starts (its MMU is off): from then on DC follows the guest's
+/// SCTLR_EL1.M (`coherency::hcr_dc`, `trap::tvm`), so this value is for `vcpu::el2::configure`
+/// only: once a guest runs, change HCR_EL2 by read-modify-write, or DC set by this value would
+/// switch off a running guest's MMU. Set/way maintenance is not trapped (TSW): docs/coherency.md
+/// says why it is not needed.
 pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
     use HCR_EL2::*;
     let mut v = VM::Enable
@@ -92,7 +97,7 @@ pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
         v += TWI::SET;
     }
     match mode {
-        Mode::MairTrap => v += TVM::EnableTrapTVM,
+        Mode::MairTrap => v += TVM::EnableTrapTVM + DC::SET,
         Mode::Fwb => v += FWB::Enabled,
         Mode::Off => {}
     }
@@ -185,6 +190,16 @@ mod tests {
         assert!(HCR_EL2::TSC.is_set(h), "SMC must trap: PSCI is el2visor's");
         assert!(!HCR_EL2::TWI.is_set(h), "WFI idles the vCPU's own pCPU");
         assert!(HCR_EL2::TVM.is_set(hcr_el2(Mode::MairTrap, &plain, false)));
+        // A vCPU starts with its MMU off: DC in mair-trap mode, where it then follows SCTLR.M.
+        assert!(HCR_EL2::DC.is_set(hcr_el2(Mode::MairTrap, &plain, false)));
+        assert_eq!(
+            hcr_el2(Mode::MairTrap, &plain, false),
+            crate::coherency::hcr_dc(hcr_el2(Mode::MairTrap, &plain, false), SCTLR_EL1_RESET)
+        );
+        for mode in [Mode::Off, Mode::Fwb] {
+            assert!(!HCR_EL2::DC.is_set(hcr_el2(mode, &plain, false)), "{mode:?}");
+            assert!(!HCR_EL2::TSW.is_set(hcr_el2(mode, &plain, false)), "{mode:?}");
+        }
         assert!(HCR_EL2::TWI.is_set(hcr_el2(Mode::Off, &plain, true)), "GICv2 hosts trap WFI");
         assert!(HCR_EL2::FWB.is_set(hcr_el2(Mode::Fwb, &plain, false)));
         let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
@@ -220,12 +235,12 @@ mod tests {
     fn exact_values() {
         let plain = CpuFeatures::default();
         assert_eq!(hcr_el2(Mode::Off, &plain, false), 0x8038_063f);
-        assert_eq!(hcr_el2(Mode::MairTrap, &plain, false), 0x8438_063f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &plain, false), 0x8438_163f);
         assert_eq!(hcr_el2(Mode::Fwb, &plain, false), 0x4000_8038_063f);
         assert_eq!(hcr_el2(Mode::Off, &plain, true), 0x8038_263f);
         let rich = CpuFeatures { pauth: true, mte: true, csv2_2: true, ..plain };
         assert_eq!(hcr_el2(Mode::Fwb, &rich, false), 0x0120_4300_8038_063f);
-        assert_eq!(hcr_el2(Mode::MairTrap, &rich, true), 0x0120_0300_8438_263f);
+        assert_eq!(hcr_el2(Mode::MairTrap, &rich, true), 0x0120_0300_8438_363f);
         assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { pauth: true, ..plain }, false), 0x0300_8038_063f);
         assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { mte: true, ..plain }, false), 0x0100_0000_8038_063f);
         assert_eq!(hcr_el2(Mode::Off, &CpuFeatures { csv2_2: true, ..plain }, false), 0x0020_0000_8038_063f);

@@ -1,4 +1,4 @@
-//! Issues 4 and 5: the probe guest (tests/probe-guest, el2visor's embedded default guest) under
+//! Issues 4, 5 and 12: the probe guest (tests/probe-guest, el2visor's embedded default guest) under
 //! el2visor on QEMU virt and raspi4b, in every coherency mode: every probe passes, the `STATS` line
 //! adds up, an access to an address the VM does not own is logged and answered with an injected
 //! abort, and asking for FWB on a CPU without it is refused with one line.
@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs, in its order; each must print `PROBE <name> PASS` under el2visor.
-pub const PROBES: [&str; 15] = [
+pub const PROBES: [&str; 19] = [
     "ram_nc_attr",
     "device_attr",
+    "sctlr_c0_attr",
+    "sctlr_m0_attr",
     "tvm_sctlr",
     "tvm_ttbr0",
     "tvm_ttbr1",
@@ -22,6 +24,8 @@ pub const PROBES: [&str; 15] = [
     "tvm_mair",
     "tvm_amair",
     "tvm_contextidr",
+    "tvm_feat_regs",
+    "tvm_rt_sweep",
     "mair_storm",
     "abort_injected",
 ];
@@ -150,6 +154,41 @@ fn probe_a72_gic2_mair_trap() {
 #[test]
 fn probe_a72_gic3_mair_trap() {
     virt_probe("cortex-a72", 3, "mair-trap");
+}
+
+/// mair-trap on a CPU that has FWB and the newer memory-model features QEMU's `max` implements:
+/// every TVM register the CPU advertises (`tvm_feat_regs`: TCR2_EL1, MAIR2_EL1 … where
+/// ID_AA64MMFR3_EL1 has them) is served, SCTLR_EL1.C = 0 and M = 0 come out write-back, and the
+/// fast path handles every Rt. The probe names the feature registers it found; they must match
+/// ID_AA64MMFR3_EL1 as it printed it.
+#[test]
+fn probe_max_mair_trap() {
+    let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("coherency=mair-trap").timeout(90).run();
+    check_probe_run(&run, "-cpu max coherency=mair-trap", &Expect { mode: "mair-trap", exits: true });
+    let line = run.line("probe: ID_AA64MMFR3_EL1 ").unwrap_or("");
+    let (mmfr3, names) = line
+        .strip_prefix("probe: ID_AA64MMFR3_EL1 ")
+        .and_then(|rest| rest.split_once(", TVM feature registers:"))
+        .unwrap_or_else(|| panic!("no well-formed ID_AA64MMFR3_EL1 line: {line:?}"));
+    let mmfr3 = u64::from_str_radix(mmfr3.trim_start_matches("0x"), 16).expect("hex ID_AA64MMFR3_EL1");
+    // ID_AA64MMFR3_EL1: TCRX 3:0, SCTLRX 7:4, S1PIE 11:8, S1POE 19:16, S2POE 23:20, AIE 27:24.
+    let expected: Vec<&str> = [
+        (0, "TCR2_EL1"),
+        (4, "SCTLR2_EL1"),
+        (24, "MAIR2_EL1"),
+        (24, "AMAIR2_EL1"),
+        (8, "PIR_EL1"),
+        (8, "PIRE0_EL1"),
+        (16, "POR_EL1"),
+        (16, "POR_EL0"),
+        (20, "S2POR_EL1"),
+    ]
+    .iter()
+    .filter(|(shift, _)| (mmfr3 >> shift) & 0xf != 0)
+    .map(|(_, name)| *name)
+    .collect();
+    let found: Vec<&str> = names.split_whitespace().collect();
+    run.check(found == expected, &format!("feature registers {found:?}, but ID_AA64MMFR3_EL1 {mmfr3:#x} says {expected:?}"));
 }
 
 /// `coherency=off`: no override, so RAM the probe maps Normal-NC keeps its raw attribute (the

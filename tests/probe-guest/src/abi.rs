@@ -84,6 +84,65 @@ impl CoherencyMode {
             Self::Fwb | Self::MairTrap | Self::MairTrapSlow => 0xff,
         }
     }
+
+    /// PAR_EL1.ATTR values accepted for guest RAM mapped Normal WB at stage 1 while
+    /// SCTLR_EL1.C = 0 (every stage-1 data access Non-cacheable): write-back under FWB (stage 2
+    /// forces it) and mair-trap (el2visor keeps SCTLR_EL1.C set while the MMU is on). Without an
+    /// override the architecture gives Normal-NC (0x44, PAR reflects SCTLR_EL1.C), but QEMU 10.0's
+    /// `AT` ignores SCTLR_EL1.C and reports 0xff, so off mode accepts both.
+    pub fn accepted_c0_attrs(self) -> &'static [u8] {
+        match self {
+            Self::Off => &[0x44, 0xff],
+            Self::Fwb | Self::MairTrap | Self::MairTrapSlow => &[0xff],
+        }
+    }
+
+    /// PAR_EL1.ATTR expected for guest RAM with the stage-1 MMU off (SCTLR_EL1.M = 0): data
+    /// accesses are Device-nGnRnE (0x00) without an override; write-back under FWB and under
+    /// mair-trap (el2visor sets HCR_EL2.DC while the guest's MMU is off).
+    pub fn expected_mmu_off_attr(self) -> u8 {
+        match self {
+            Self::Off => 0x00,
+            Self::Fwb | Self::MairTrap | Self::MairTrapSlow => 0xff,
+        }
+    }
+}
+
+/// SCTLR_EL1.M, C and I.
+pub const SCTLR_M: u64 = 1 << 0;
+/// See [`SCTLR_M`].
+pub const SCTLR_C: u64 = 1 << 2;
+/// See [`SCTLR_M`].
+pub const SCTLR_I: u64 = 1 << 12;
+
+/// The SCTLR_EL1 value el2visor puts in the register when the guest writes `value` in mair-trap
+/// mode (the same rule as el2visor's `coherency::override_sctlr`): with the MMU on (M = 1), C and
+/// I are set, so no stage-1 access can be made Non-cacheable by them; with the MMU off the value
+/// stays (el2visor makes MMU-off accesses write-back with HCR_EL2.DC instead).
+pub fn sctlr_override(value: u64) -> u64 {
+    if value & SCTLR_M != 0 {
+        value | SCTLR_C | SCTLR_I
+    } else {
+        value
+    }
+}
+
+/// The TCR_EL1 cacheability fields of the table walks: IRGN0 9:8, ORGN0 11:10, IRGN1 25:24,
+/// ORGN1 27:26.
+pub const TCR_RGN_SHIFTS: [u32; 4] = [8, 10, 24, 26];
+
+/// The TCR_EL1 value el2visor puts in the register when the guest writes `value` in mair-trap
+/// mode (el2visor's `coherency::override_tcr`): every walk cacheability field that is not
+/// write-back (0b00 Non-cacheable, 0b10 write-through) becomes 0b01 (write-back RaWa); 0b01 and
+/// 0b11 (write-back, no write-allocate) stay.
+pub fn tcr_override(value: u64) -> u64 {
+    let mut v = value;
+    for shift in TCR_RGN_SHIFTS {
+        if (v >> shift) & 1 == 0 {
+            v = (v & !(0b11 << shift)) | (0b01 << shift);
+        }
+    }
+    v
 }
 
 /// True for a MAIR cache-policy nibble that is write-back: 0b01RW with RW != 00 (transient) or
@@ -158,6 +217,29 @@ mod tests {
     fn override_works_per_byte() {
         assert_eq!(mair_override(0x0000_0000_00ff_4404), 0x0000_0000_00ff_ff04);
         assert_eq!(mair_override(0xee4f_0cbb_44ff_4404), 0xeeff_0cff_ffff_ff04);
+    }
+
+    #[test]
+    fn sctlr_rule_sets_c_and_i_only_with_the_mmu_on() {
+        assert_eq!(sctlr_override(0x30d0_1985), 0x30d0_1985, "C and I already set");
+        assert_eq!(sctlr_override(0x30d0_0801), 0x30d0_1805, "MMU on: C and I forced");
+        assert_eq!(sctlr_override(0x30d0_0800), 0x30d0_0800, "MMU off: unchanged");
+        assert_eq!(sctlr_override(0x30d0_1004), 0x30d0_1004);
+    }
+
+    #[test]
+    fn tcr_rule_makes_every_walk_write_back() {
+        // NC (00) and WT (10) become WB RaWa (01); 01 and 11 stay; nothing else moves.
+        assert_eq!(tcr_override(0), 0x0500_0500);
+        assert_eq!(tcr_override(0x0a00_0a00), 0x0500_0500);
+        assert_eq!(tcr_override(0x0f00_0f00), 0x0f00_0f00);
+        assert_eq!(tcr_override(0x0d00_0700), 0x0d00_0700);
+        assert_eq!(tcr_override(0x0800_0200), 0x0500_0500);
+        assert_eq!(tcr_override(0xffff_ffff_f0ff_f0ff), 0xffff_ffff_f5ff_f5ff);
+        for v in [0u64, 0x1234_5678_9abc_def0, u64::MAX, 0x0a00_0a00] {
+            assert_eq!(tcr_override(tcr_override(v)), tcr_override(v));
+            assert_eq!(tcr_override(v) & !0x0f00_0f00, v & !0x0f00_0f00);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The probe's own stage-1 translation: identity map of RAM (Normal-NC), the console UART page
-//! (Device), the passthrough device page (Normal WB on purpose) and the unowned page the abort
-//! probe touches (Device), then MMU, D- and I-cache on.
+//! (Device), the passthrough device page (Normal WB on purpose), the unowned page the abort
+//! probe touches (Device) and a write-back alias of one RAM page, then MMU, D- and I-cache on.
 
 use crate::sysreg;
 use core::cell::UnsafeCell;
@@ -22,6 +22,11 @@ static POOL: Pool = Pool(UnsafeCell::new([const { Table::EMPTY }; POOL_TABLES]))
 pub struct RamTarget(pub [u8; 4096]);
 /// See [`RamTarget`].
 pub static RAM_TARGET: RamTarget = RamTarget([0; 4096]);
+
+/// A second VA of [`RAM_TARGET`]'s page, mapped Normal write-back (MAIR index 2) instead of the
+/// identity map's Normal-NC, far above RAM and every device. Only ever translated (`AT`), never
+/// accessed, so the two attributes never meet in the caches.
+pub const RAM_TARGET_WB_ALIAS: u64 = 0x7f00_0000_0000;
 
 extern "C" {
     static _start: u8;
@@ -90,6 +95,9 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
                 .map_err(|e| probe_guest::msg!("mapping the passthrough page {page:#x}: {e}"))?;
         }
     }
+    let target = core::ptr::addr_of!(RAM_TARGET) as u64;
+    m.map(RAM_TARGET_WB_ALIAS, target, PAGE_SIZE, MemType::NormalWb, false)
+        .map_err(|e| probe_guest::msg!("mapping the write-back alias of {target:#x}: {e}"))?;
     if let Some(a) = p.unowned {
         // Device-nGnRE: only the abort probe's own load and store ever touch it.
         m.map(a, a, PAGE_SIZE, MemType::Device, false)

@@ -1,10 +1,11 @@
-//! The thin register layer of the probe: the eleven TVM registers by [`TvmReg`], barriers, TLB and
-//! cache maintenance, and a few ID/counter reads (through `aarch64-cpu`).
+//! The thin register layer of the probe: the eleven TVM registers by [`TvmReg`], the
+//! feature-gated ones by [`FeatReg`] (named by encoding, which every assembler accepts), barriers,
+//! TLB and cache maintenance, and a few ID/counter reads (through `aarch64-cpu`).
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CurrentEL, Readable, CNTFRQ_EL0, ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1};
 use core::arch::asm;
-use probe_guest::tvm::TvmReg;
+use probe_guest::tvm::{FeatReg, TvmReg};
 
 macro_rules! rw {
     ($read:ident, $write:ident, $name:literal) => {
@@ -37,6 +38,61 @@ rw!(afsr1, set_afsr1, "afsr1_el1");
 rw!(mair, set_mair, "mair_el1");
 rw!(amair, set_amair, "amair_el1");
 rw!(contextidr, set_contextidr, "contextidr_el1");
+
+rw!(tcr2, set_tcr2, "s3_0_c2_c0_3");
+rw!(sctlr2, set_sctlr2, "s3_0_c1_c0_3");
+rw!(mair2, set_mair2, "s3_0_c10_c2_1");
+rw!(amair2, set_amair2, "s3_0_c10_c3_1");
+rw!(pire0, set_pire0, "s3_0_c10_c2_2");
+rw!(pir, set_pir, "s3_0_c10_c2_3");
+rw!(por1, set_por1, "s3_0_c10_c2_4");
+rw!(por0, set_por0, "s3_3_c10_c2_4");
+rw!(s2por, set_s2por, "s3_0_c10_c2_5");
+
+/// Read one of the feature-gated TVM registers (UNDEFINED where the CPU lacks the feature).
+pub fn read_feat(reg: FeatReg) -> u64 {
+    match reg {
+        FeatReg::Tcr2 => tcr2(),
+        FeatReg::Sctlr2 => sctlr2(),
+        FeatReg::Mair2 => mair2(),
+        FeatReg::Amair2 => amair2(),
+        FeatReg::Pir => pir(),
+        FeatReg::Pire0 => pire0(),
+        FeatReg::Por1 => por1(),
+        FeatReg::Por0 => por0(),
+        FeatReg::S2por => s2por(),
+    }
+}
+
+/// Write one of the feature-gated TVM registers, then ISB.
+///
+/// # Safety
+/// As for the individual setters: the value must be safe to run with.
+pub unsafe fn write_feat(reg: FeatReg, v: u64) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match reg {
+            FeatReg::Tcr2 => set_tcr2(v),
+            FeatReg::Sctlr2 => set_sctlr2(v),
+            FeatReg::Mair2 => set_mair2(v),
+            FeatReg::Amair2 => set_amair2(v),
+            FeatReg::Pir => set_pir(v),
+            FeatReg::Pire0 => set_pire0(v),
+            FeatReg::Por1 => set_por1(v),
+            FeatReg::Por0 => set_por0(v),
+            FeatReg::S2por => set_s2por(v),
+        }
+    }
+    isb();
+}
+
+/// ID_AA64MMFR3_EL1 (reads as 0 on CPUs older than the register: it is in the ID space).
+pub fn id_aa64mmfr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, s3_0_c0_c7_3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
 
 /// Read one of the eleven TVM registers.
 pub fn read_tvm(reg: TvmReg) -> u64 {

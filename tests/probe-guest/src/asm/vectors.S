@@ -2,6 +2,9 @@
 // (Rust, on its own stack), with two fix-ups for synchronous exceptions at EL1 (probe_sync_fixup):
 // - an UNDEF (EC 0) raised by the HVC at probe_hvc_insn means no hypervisor answers HVC here (bare
 //   QEMU without EL2); it returns -1 (SMCCC NOT_SUPPORTED) in x0 past the HVC;
+// - any other UNDEF while probe_undef_armed is non-zero (a probe checking that a register access
+//   is not UNDEFINED, see probes/tvm_feat.rs) resumes past the instruction and adds one to
+//   probe_undefs_caught;
 // - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
 //   probe_abort_store_insn (the abort_injected probe) resumes past that instruction and adds one
 //   to probe_aborts_caught; the probe then reads ESR_EL1 and FAR_EL1 itself.
@@ -48,16 +51,29 @@ probe_sync_fixup:
     cmp     x0, #0x25
     b.eq    2f
     b       9f
-1:  // UNDEF: only the vendor-call HVC is expected to raise one.
+1:  // UNDEF: the vendor-call HVC, or an access a probe armed probe_undef_armed for.
     mrs     x0, elr_el1
     adrp    x1, probe_hvc_insn
     add     x1, x1, :lo12:probe_hvc_insn
     cmp     x0, x1
-    b.ne    9f
+    b.ne    4f
     add     x0, x0, #4
     msr     elr_el1, x0
     ldp     x0, x1, [sp], #16
     mov     x0, #-1
+    eret
+4:  adrp    x1, probe_undef_armed
+    add     x1, x1, :lo12:probe_undef_armed
+    ldr     x1, [x1]
+    cbz     x1, 9f
+    add     x0, x0, #4
+    msr     elr_el1, x0
+    adrp    x1, probe_undefs_caught
+    add     x1, x1, :lo12:probe_undefs_caught
+    ldr     x0, [x1]
+    add     x0, x0, #1
+    str     x0, [x1]
+    ldp     x0, x1, [sp], #16
     eret
 2:  // Data abort at EL1: only the abort_injected probe's two accesses expect one.
     mrs     x0, elr_el1

@@ -5,8 +5,11 @@ mod abort;
 mod attr;
 mod bench;
 pub mod reset;
+mod rt_sweep;
+mod sctlr;
 mod storm;
 mod tvm;
+mod tvm_feat;
 
 use crate::report::outcome;
 use probe_guest::abi::CoherencyMode;
@@ -35,7 +38,13 @@ impl Context {
 pub fn run_all(ctx: &Context) {
     outcome("ram_nc_attr", attr::ram_nc_attr(ctx));
     outcome("device_attr", attr::device_attr(ctx));
+    outcome("sctlr_c0_attr", sctlr::sctlr_c0_attr(ctx));
+    outcome("sctlr_m0_attr", sctlr::sctlr_m0_attr(ctx));
     tvm::run_all(ctx);
+    let (mmfr3, regs) = tvm_feat::describe();
+    println!("probe: ID_AA64MMFR3_EL1 {mmfr3:#x}, TVM feature registers:{regs}");
+    outcome("tvm_feat_regs", tvm_feat::tvm_feat_regs(ctx));
+    outcome("tvm_rt_sweep", rt_sweep::tvm_rt_sweep(ctx));
     outcome("mair_storm", storm::mair_storm(ctx));
     // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
