@@ -195,7 +195,8 @@ fn probe_coherency_off_shows_raw_attributes() {
     for cpu in ["max", "cortex-a72"] {
         let run = Qemu::virt(cpu, 2, "1G", 3).kernel(&image()).append("coherency=off").timeout(90).run();
         check_probe_run(&run, &format!("-cpu {cpu} coherency=off"), &Expect { mode: "off", exits: true, gic: 3, rtc: true });
-        run.check(Stats::parse(&run).is_some_and(|s| s.get("sysreg") == 0), "coherency=off: STATS sysreg is not 0");
+        // Only the vGIC probes' GICv3 CPU interface traps (check_stats), no TVM trap.
+        run.check(Stats::parse(&run).is_some_and(|s| s.get("sysreg") < 8), "coherency=off: STATS sysreg is not below 8");
     }
 }
 

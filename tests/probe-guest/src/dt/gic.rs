@@ -44,11 +44,12 @@ impl Gic {
     }
 }
 
-/// The device ranges the virtual GIC probes map Device at stage 1: the distributor (64 KiB), the
+/// The device ranges the virtual GIC probes map Device at stage 1: the distributor (GICv2 4 KiB,
+/// GICv3 64 KiB), the
 /// GICv2 CPU interface (8 KiB) or the GICv3 redistributor region, and the RTC's page.
 pub fn device_ranges(gic: Option<Gic>, rtc: Option<Rtc>) -> [Option<Region>; 3] {
     let frames = gic.map(|g| match g {
-        Gic::V2 { dist, cpu } => (Region { base: dist, size: 0x1_0000 }, Region { base: cpu, size: 0x2000 }),
+        Gic::V2 { dist, cpu } => (Region { base: dist, size: 0x1000 }, Region { base: cpu, size: 0x2000 }),
         Gic::V3 { dist, redist, .. } => (Region { base: dist, size: 0x1_0000 }, redist),
     });
     [
