@@ -94,10 +94,10 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, 
     let mut vm = instance::create(spec).map_err(|e| format!("VM {}: {e}", d.name))?;
     let spis: Vec<u32> = devs.iter().flat_map(|x| x.spis.iter().copied()).collect();
     let emulated = if d.vpl011 { alloc::vec![vpl011::GUEST_INTID] } else { Vec::new() };
-    let (dist, redist) = (PaRange::new(domu::GICD_BASE, if matches!(g.kind, GicKind::V3 { .. }) { domu::GICV3_GICD_SIZE } else { 0x1000 }), match g.kind {
-        GicKind::V3 { .. } => Some(domu::GICV3_GICR_BASE),
-        GicKind::V2 { .. } => None,
-    });
+    let (dist, redist) = match &g.kind {
+        GicKind::V3 { redist_stride, .. } => (PaRange::new(domu::GICD_BASE, domu::GICV3_GICD_SIZE), Some((domu::GICV3_GICR_BASE, *redist_stride))),
+        GicKind::V2 { .. } => (PaRange::new(domu::GICD_BASE, 0x1000), None),
+    };
     crate::vm::vgic::attach(&mut vm, dist, redist, spis, emulated).map_err(|e| format!("VM {}: virtual GIC: {e}", d.name))?;
     if d.vpl011 {
         let uart = alloc::sync::Arc::new(VUart::new(&d.name));

@@ -272,7 +272,7 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
     spis.dedup();
     let (dist, redist) = match &g.kind {
         GicKind::V2 { dist, .. } => (*dist, None),
-        GicKind::V3 { dist, redists, .. } => (*dist, redists.first().map(|r| r.start.raw())),
+        GicKind::V3 { dist, redists, redist_stride, .. } => (*dist, redists.first().map(|r| (r.start.raw(), *redist_stride))),
     };
     log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
     if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis, Vec::new()) {

@@ -189,6 +189,16 @@ impl HostGic {
         }
     }
 
+    /// Whether `intid` is pending in the physical GIC (SGIs and PPIs: in the bank of the CPU with
+    /// this MPIDR). For a level-sensitive interrupt that is active this is the line's level.
+    pub fn is_pending(&self, intid: u32, mpidr: u64) -> Result<bool, GicError> {
+        self.check_local(intid, mpidr)?;
+        match self {
+            HostGic::V2(g) => Ok(g.is_pending(intid)),
+            HostGic::V3(g) => g.is_pending(intid, mpidr),
+        }
+    }
+
     pub fn clear_active(&self, intid: u32, mpidr: u64) -> Result<(), GicError> {
         self.check_local(intid, mpidr)?;
         match self {
@@ -251,6 +261,14 @@ impl HostGic {
         match self {
             HostGic::V2(g) => g.set_underflow(on),
             HostGic::V3(g) => g.set_underflow(on),
+        }
+    }
+
+    /// Trap (or stop trapping) the guest's accesses to the group 1 CPU interface registers
+    /// (GICv3 ICH_HCR_EL2.TALL1: acknowledge, EOI, ...). GICv2 has no such trap: nothing.
+    pub fn set_group1_trap(&self, on: bool) {
+        if let HostGic::V3(g) = self {
+            g.set_group1_trap(on);
         }
     }
 

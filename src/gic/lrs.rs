@@ -1,33 +1,66 @@
 //! The list-register side of one vCPU: the interrupts queued for it and the manager that puts
 //! them into the list registers of the pCPU it runs on. Each vCPU owns one [`VcpuIrq`] (it lives
 //! in its VM); only the vCPU's own pCPU touches the manager and the hardware list registers,
-//! other CPUs only queue into its inbox and kick it.
+//! other CPUs only queue into its inbox (interrupts to add, [`Retraction`]s to carry out) and
+//! kick it.
+//!
+//! A level-sensitive passthrough interrupt can be asserted again the moment the guest ends it
+//! (an EOI before the handler clears the device, as kvm-unit-tests' pl031 test does): el2visor
+//! takes it at once and puts it in a list register, but the guest clears the line a few
+//! instructions later without an exit. On a real GIC the pending state follows the line, so the
+//! guest would not see the interrupt again. el2visor re-samples such an interrupt before the
+//! guest can acknowledge it: on GICv3 it traps the guest's group 1 CPU interface accesses
+//! (ICH_HCR_EL2.TALL1) until then ([`icc_trap`]), and at every entry it drops one whose line has
+//! gone low. GICv2 has no such trap: there the re-sampling happens at the next exit only.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::cpu;
+use crate::gic::host::HostGic;
 use crate::gic::hw::{host, kick_pcpu};
 use crate::gic::vgic::lr::{Injected, LrManager, LrState};
-use crate::gic::vgic::Virq;
+use crate::gic::vgic::{Retraction, Virq};
 use crate::gic::Acked;
+use crate::percpu;
 
 /// One vCPU's interrupt delivery state.
 pub struct VcpuIrq {
     /// The pCPU the vCPU is pinned to.
     pub pcpu: usize,
     /// Its list-register manager, made on its pCPU when the vCPU is first prepared there.
-    lrs: spin::Mutex<Option<LrManager>>,
-    /// Interrupts not yet handed to the manager. Only the pCPU itself drains it, right after
-    /// reading back its list registers, so the manager's view is never stale when one is added.
-    inbox: spin::Mutex<Vec<Virq>>,
+    lrs: spin::Mutex<Option<Lrs>>,
+    /// What other CPUs (and this one) left for the manager. Only the pCPU itself drains it,
+    /// right after reading back its list registers, so the manager's view is never stale when
+    /// one is added.
+    inbox: spin::Mutex<Inbox>,
     /// Something was queued since the list registers were last filled.
     pending: AtomicBool,
 }
 
+/// The manager and what the pCPU keeps beside it.
+struct Lrs {
+    m: LrManager,
+    /// Level-sensitive HW interrupts the guest finished during its last run (found when the
+    /// list registers are read back); reused buffer.
+    finished: Vec<u32>,
+    /// Level-sensitive HW interrupts asserted again right after the guest finished them, now
+    /// pending in a list register: their line is sampled before the guest may acknowledge them.
+    resample: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    virqs: Vec<Virq>,
+    /// Retractions to carry out on the manager, in order, before `virqs` are added.
+    retractions: Vec<Retraction>,
+    /// Physical INTIDs el2visor acknowledged for a queue entry a retraction dropped.
+    deactivate: Vec<u32>,
+}
+
 impl VcpuIrq {
     pub fn new(pcpu: usize) -> Self {
-        VcpuIrq { pcpu, lrs: spin::Mutex::new(None), inbox: spin::Mutex::new(Vec::new()), pending: AtomicBool::new(false) }
+        VcpuIrq { pcpu, lrs: spin::Mutex::new(None), inbox: spin::Mutex::new(Inbox::default()), pending: AtomicBool::new(false) }
     }
 
     /// Look at the inbox and list registers before the next guest entry.
@@ -44,14 +77,88 @@ pub fn queue(vcpus: &[VcpuIrq], vcpu: usize, virq: Virq) {
         // A vCPU that is off drains nothing: an interrupt already waiting is not queued again, so
         // a guest sending SGIs in a loop to a stopped vCPU cannot grow the inbox without bound.
         let mut inbox = target.inbox.lock();
-        if !inbox.contains(&virq) {
-            inbox.push(virq);
+        if !inbox.virqs.contains(&virq) {
+            inbox.virqs.push(virq);
         }
     }
     target.mark_pending();
     if target.pcpu != cpu::current() {
         kick_pcpu(target.pcpu);
     }
+}
+
+/// The guest cleared `r`'s pending or active state through the distributor: take it back from
+/// vCPU `r.vcpu` of `vcpus`. Copies of it still in the inbox go at once (they were queued before
+/// the write); the list registers and the manager's queue are seen to on the vCPU's own pCPU,
+/// before anything queued later is added.
+pub fn retract(vcpus: &[VcpuIrq], r: Retraction) {
+    let Some(target) = vcpus.get(r.vcpu) else { return };
+    {
+        let mut inbox = target.inbox.lock();
+        let Inbox { virqs, retractions, deactivate } = &mut *inbox;
+        if r.pending {
+            virqs.retain(|v| {
+                let hit = v.intid == r.intid && r.source.is_none_or(|s| v.source == s);
+                if hit {
+                    deactivate.extend(v.pintid);
+                }
+                !hit
+            });
+        }
+        retractions.push(r);
+    }
+    target.mark_pending();
+    if target.pcpu != cpu::current() {
+        kick_pcpu(target.pcpu);
+    }
+}
+
+/// Clear the physical active state of `intid`, which el2visor acknowledged for the guest, on
+/// this pCPU.
+fn deactivate_phys(h: &HostGic, pcpu: usize, intid: u32) {
+    if let Err(e) = h.clear_active(intid, percpu::mpidr_of(pcpu)) {
+        log::warn!("virtual GIC: deactivating INTID {intid}: {e}");
+    }
+}
+
+/// Read back the list registers in use (a bit mask: this path runs on every interrupt and should
+/// not allocate), noting level-sensitive HW interrupts the guest finished.
+fn sync(h: &HostGic, l: &mut Lrs) {
+    let used = l.m.in_use().fold(0u64, |mask, i| mask | 1 << i);
+    for i in (0..64).filter(|i| used & (1 << i) != 0) {
+        if let Some(v) = l.m.sync_lr(i, h.read_lr(i)) {
+            if v.level && v.pintid.is_some() && !l.finished.contains(&v.intid) {
+                l.finished.push(v.intid);
+            }
+        }
+    }
+}
+
+/// Drop each interrupt waiting for a re-sample whose line is low by now (it is still only
+/// pending in its list register, its physical copy active and no longer pending); forget the
+/// ones the guest took or that went. `all`: stop waiting for the rest too (the guest is about
+/// to acknowledge). Returns whether some still wait.
+fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
+    let mpidr = percpu::mpidr_of(pcpu);
+    let Lrs { m, resample, .. } = l;
+    resample.retain(|&intid| {
+        if m.held(intid) != (true, false) {
+            return false;
+        }
+        if h.is_pending(intid, mpidr).unwrap_or(true) {
+            return !all;
+        }
+        log::debug!("virtual GIC: INTID {intid} went low before the guest took it; dropped");
+        let out = m.retract(intid, None, true, false);
+        for (i, v) in out.writes {
+            h.write_lr(i, v);
+        }
+        for p in out.deactivate {
+            deactivate_phys(h, pcpu, p);
+        }
+        false
+    });
+    !resample.is_empty()
 }
 
 /// Sync and refill this vCPU's list registers if anything changed: call on its own pCPU before
@@ -62,28 +169,81 @@ pub fn before_entry(me: &VcpuIrq) {
     }
     let Some(h) = host() else { return };
     let mut guard = me.lrs.lock();
-    let m = guard.get_or_insert_with(|| LrManager::new(h.lr_format(), h.lr_count()));
-    // Read back the list registers in use (a bit mask: this path runs on every interrupt and
-    // should not allocate), then take the inbox in place, keeping its capacity. Lock order is
-    // the manager then the inbox; queue() takes the inbox alone.
-    let used = m.in_use().fold(0u64, |mask, i| mask | 1 << i);
-    for i in (0..64).filter(|i| used & (1 << i) != 0) {
-        m.sync_lr(i, h.read_lr(i));
-    }
-    for virq in me.inbox.lock().drain(..) {
-        if m.inject(virq) == Injected::HwBusy {
-            log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
+    let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
+    sync(h, l);
+    {
+        // Lock order is the manager then the inbox; queue() and retract() take the inbox alone.
+        let mut inbox = me.inbox.lock();
+        for r in inbox.retractions.drain(..) {
+            let out = l.m.retract(r.intid, r.source, r.pending, r.active);
+            for (i, v) in out.writes {
+                h.write_lr(i, v);
+            }
+            for p in out.deactivate {
+                deactivate_phys(h, me.pcpu, p);
+            }
+            l.resample.retain(|&i| i != r.intid);
+        }
+        for p in inbox.deactivate.drain(..) {
+            deactivate_phys(h, me.pcpu, p);
+        }
+        // Take the inbox in place, keeping its capacity.
+        for virq in inbox.virqs.drain(..) {
+            if l.m.inject(virq) == Injected::HwBusy {
+                log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
+            }
+            if virq.level && l.finished.contains(&virq.intid) && !l.resample.contains(&virq.intid) {
+                l.resample.push(virq.intid);
+            }
         }
     }
-    let (writes, more) = m.fill();
+    l.finished.clear();
+    let (writes, more) = l.m.fill();
     for (i, v) in writes {
         h.write_lr(i, v);
     }
     h.set_underflow(more);
+    let waiting = resample(h, me.pcpu, l, false);
+    h.set_group1_trap(waiting);
     if more {
         // The maintenance interrupt will come when list registers free up; look again then.
         me.mark_pending();
     }
+}
+
+/// A trapped guest access to a group 1 CPU interface register (GICv3), on vCPU `me`'s pCPU.
+/// `true` if el2visor armed that trap to re-sample interrupts before the guest acknowledges one
+/// ([`VcpuIrq`]): done, the trap is off again, and the guest must run the same instruction
+/// again. `false`: not el2visor's doing.
+pub fn icc_trap(me: &VcpuIrq) -> bool {
+    let Some(h) = host() else { return false };
+    let mut guard = me.lrs.lock();
+    let Some(l) = guard.as_mut() else { return false };
+    if l.resample.is_empty() {
+        return false;
+    }
+    sync(h, l);
+    l.finished.clear();
+    resample(h, me.pcpu, l, true);
+    h.set_group1_trap(false);
+    true
+}
+
+/// What vCPU `v` holds of `intid` (any source): (pending, active), from its list registers and
+/// queue. On the vCPU's own pCPU the list registers are read back first; another vCPU's are as
+/// of its last exit.
+pub fn held(v: &VcpuIrq, intid: u32) -> (bool, bool) {
+    let mut out = (false, false);
+    if let Some(l) = v.lrs.lock().as_mut() {
+        if v.pcpu == cpu::current() {
+            if let Some(h) = host() {
+                sync(h, l);
+            }
+        }
+        out = l.m.held(intid);
+    }
+    out.0 |= v.inbox.lock().virqs.iter().any(|q| q.intid == intid);
+    out
 }
 
 /// Whether a virtual interrupt is pending in this pCPU's list registers (a guest WFI would not
@@ -110,7 +270,7 @@ pub fn idle(me: &VcpuIrq) {
 /// interrupt a list register still held (it would otherwise stay active for ever).
 pub fn clear(me: &VcpuIrq) {
     let Some(h) = host() else { return };
-    me.inbox.lock().clear();
+    *me.inbox.lock() = Inbox::default();
     me.pending.store(false, Ordering::Release);
     let format = h.lr_format();
     for i in 0..h.lr_count() {
@@ -122,8 +282,11 @@ pub fn clear(me: &VcpuIrq) {
         }
         h.write_lr(i, 0);
     }
-    if let Some(m) = me.lrs.lock().as_mut() {
-        m.reset();
+    if let Some(l) = me.lrs.lock().as_mut() {
+        l.m.reset();
+        l.finished.clear();
+        l.resample.clear();
     }
     h.set_underflow(false);
+    h.set_group1_trap(false);
 }

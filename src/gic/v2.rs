@@ -274,6 +274,11 @@ impl GicV2 {
         regs[(intid / 32) as usize].set(1 << (intid % 32));
     }
 
+    /// Whether `intid` is pending (this CPU's bank for SGIs and PPIs).
+    pub fn is_pending(&self, intid: u32) -> bool {
+        self.gicd.ispendr[(intid / 32) as usize].get() & 1 << (intid % 32) != 0
+    }
+
     /// Clear the active state of `intid` through the distributor.
     pub fn clear_active(&self, intid: u32) {
         self.gicd.icactiver[(intid / 32) as usize].set(1 << (intid % 32));

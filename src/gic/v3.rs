@@ -414,6 +414,12 @@ impl GicV3 {
         self.bit(BitReg::ClearActive, intid, mpidr)
     }
 
+    /// Whether `intid` is pending (ISPENDR reads the pending state; SGIs and PPIs: in the
+    /// redistributor of `mpidr`).
+    pub fn is_pending(&self, intid: u32, mpidr: u64) -> Result<bool, GicError> {
+        Ok(self.bank(intid, mpidr)?.bit_reg(BitReg::SetPending, intid).get() & 1 << (intid % 32) != 0)
+    }
+
     pub fn set_priority(&self, intid: u32, mpidr: u64, priority: u8) -> Result<(), GicError> {
         self.bank(intid, mpidr)?.priority(intid).set(priority);
         Ok(())
@@ -451,6 +457,16 @@ impl GicV3 {
     /// ICH_HCR_EL2.UIE: a maintenance interrupt when at most one list register is valid.
     pub fn set_underflow(&self, on: bool) {
         ICH_HCR_EL2.modify(if on { ICH_HCR_EL2::UIE::SET } else { ICH_HCR_EL2::UIE::CLEAR });
+    }
+
+    /// ICH_HCR_EL2.TALL1 (bit 12): trap EL1 accesses to the group 1 CPU interface registers.
+    pub fn set_group1_trap(&self, on: bool) {
+        const TALL1: u64 = 1 << 12;
+        let v = ICH_HCR_EL2.get();
+        let want = if on { v | TALL1 } else { v & !TALL1 };
+        if want != v {
+            ICH_HCR_EL2.set(want);
+        }
     }
 
     pub fn misr(&self) -> u32 {

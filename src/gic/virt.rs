@@ -17,13 +17,10 @@ use crate::arch::cpu;
 use crate::gic::host::HostGic;
 use crate::gic::hw::{host, is_own, kick_pcpu};
 use crate::gic::lrs::{self, VcpuIrq};
-use crate::gic::vgic::{HwIrq, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError};
+use crate::gic::vgic::{redist_frame, HwIrq, LiveState, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError, REDIST_FRAME_SIZE};
 use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
 use crate::percpu;
-
-/// GICv3 redistributor frame set per vCPU (RD_base + SGI_base).
-pub const REDIST_STRIDE: u64 = 0x2_0000;
 
 /// One VM's virtual GIC and where its guest sees it.
 pub struct VGic {
@@ -35,6 +32,10 @@ pub struct VGic {
     pub dist_ipa: PaRange,
     /// GICv3: the redistributors, one frame set per vCPU.
     pub redist_ipa: Option<PaRange>,
+    /// GICv3: the distance between two vCPUs' redistributors, as the guest's DT says
+    /// (`redistributor-stride`; RD_base + SGI_base when it says nothing). Offsets past the two
+    /// frames read as zero.
+    redist_stride: u64,
 }
 
 /// Why an emulated GIC access failed (the guest gets an abort).
@@ -43,13 +44,14 @@ pub type AccessError = VgicError;
 impl VGic {
     /// Build a VM's virtual GIC: the VM owns `spis` (its devices' interrupts) and the timer PPIs,
     /// all backed by the physical ones. `vcpus` are the VM's vCPU MPIDRs and pCPUs. The guest sees
-    /// the distributor at `dist_ipa` and (GICv3) one redistributor frame set per vCPU from
-    /// `redist_base`. `None` without a host GIC.
-    /// `emulated` are the SPIs of el2visor's own device models for the VM (purely virtual).
+    /// the distributor at `dist_ipa` and (GICv3) one redistributor per vCPU from `redist`'s base,
+    /// `redist`'s stride apart (RD_base + SGI_base, or more with padding frames). `emulated` are
+    /// the SPIs of el2visor's own device models for the VM (purely virtual). `None` without a
+    /// host GIC.
     pub fn new(
         vcpus: Vec<VcpuPlacement>,
         dist_ipa: PaRange,
-        redist_base: Option<u64>,
+        redist: Option<(u64, u64)>,
         spis: Vec<u32>,
         emulated: Vec<u32>,
     ) -> Result<Option<VGic>, GicError> {
@@ -66,11 +68,12 @@ impl VGic {
         for a in dist.reset_actions().iter().filter(|a| !is_private(a)) {
             apply_hw(h, a);
         }
-        let redist_ipa = match (h.version(), redist_base) {
-            (GicVersion::V3, Some(b)) => Some(PaRange::new(b, REDIST_STRIDE * n)),
+        let redist_stride = redist.map_or(REDIST_FRAME_SIZE, |r| r.1).max(REDIST_FRAME_SIZE);
+        let redist_ipa = match (h.version(), redist) {
+            (GicVersion::V3, Some((b, _))) => Some(PaRange::new(b, redist_stride * n)),
             _ => None,
         };
-        Ok(Some(VGic { config, emulated, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa }))
+        Ok(Some(VGic { config, emulated, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa, redist_stride }))
     }
 
     /// The VM resets, on the resetting pCPU once every vCPU has stopped: the distributor back to
@@ -130,10 +133,16 @@ impl VGic {
         self.dist.lock().hw_irq(here, intid)
     }
 
-    /// A guest read of the distributor at `offset`.
-    pub fn dist_read(&self, vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+    /// The live state the pending and active registers show, read for vCPU `vcpu`'s access.
+    fn live<'a>(&'a self, h: &'a HostGic, vcpus: &'a [VcpuIrq]) -> Live<'a> {
+        Live { h, vcpus, placements: &self.config.vcpus }
+    }
+
+    /// A guest read of the distributor at `offset` by vCPU `vcpu` of `vcpus`.
+    pub fn dist_read(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+        let Some(h) = host() else { return Ok(0) };
         let mut d = self.dist.lock();
-        let r = d.mmio_read(vcpu, offset, size);
+        let r = d.mmio_read_live(vcpu, offset, size, &self.live(h, vcpus));
         note_warning(&mut d, vcpu);
         r
     }
@@ -144,26 +153,43 @@ impl VGic {
             let mut d = self.dist.lock();
             let r = d.mmio_write(vcpu, offset, size, value);
             note_warning(&mut d, vcpu);
+            retract_all(&mut d, vcpus);
             r?
         };
         apply_all(vcpus, &actions);
         Ok(())
     }
 
+    /// Which redistributor `offset` (from their base) is in, and the offset within its frames;
+    /// `None` past the frames (the padding of a larger stride, which reads as zero).
+    fn redist_at(&self, offset: u64) -> (usize, Option<u64>) {
+        redist_frame(offset, self.redist_stride)
+    }
+
     /// A guest read of the redistributors at `offset` from their base.
-    pub fn redist_read(&self, vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+    pub fn redist_read(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+        let Some(h) = host() else { return Ok(0) };
+        let (index, Some(within)) = self.redist_at(offset) else {
+            log::debug!("vCPU {vcpu}: virtual GIC: read of redistributor padding at {offset:#x} (zero)");
+            return Ok(0);
+        };
         let mut d = self.dist.lock();
-        let r = d.redist_read((offset / REDIST_STRIDE) as usize, offset % REDIST_STRIDE, size);
+        let r = d.redist_read_live(index, within, size, &self.live(h, vcpus));
         note_warning(&mut d, vcpu);
         r
     }
 
     /// A guest write of the redistributors at `offset` from their base.
     pub fn redist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
+        let (index, Some(within)) = self.redist_at(offset) else {
+            log::debug!("vCPU {vcpu}: virtual GIC: write of redistributor padding at {offset:#x} (ignored)");
+            return Ok(());
+        };
         let actions = {
             let mut d = self.dist.lock();
-            let r = d.redist_write(vcpu, (offset / REDIST_STRIDE) as usize, offset % REDIST_STRIDE, size, value);
+            let r = d.redist_write(vcpu, index, within, size, value);
             note_warning(&mut d, vcpu);
+            retract_all(&mut d, vcpus);
             r?
         };
         apply_all(vcpus, &actions);
@@ -182,6 +208,33 @@ impl VGic {
         let actions = self.dist.lock().sgi1r_write(vcpu, value)?;
         apply_all(vcpus, &actions);
         Ok(())
+    }
+}
+
+/// The interrupts the guest's last write cleared the pending or active state of, taken back
+/// from the vCPUs that hold them (under the distributor lock, so that nothing the distributor
+/// hands out later is taken back with them).
+fn retract_all(d: &mut VDist, vcpus: &[VcpuIrq]) {
+    for r in d.take_retractions() {
+        lrs::retract(vcpus, r);
+    }
+}
+
+/// The runtime's side of a pending or active register read.
+struct Live<'a> {
+    h: &'a HostGic,
+    vcpus: &'a [VcpuIrq],
+    placements: &'a [VcpuPlacement],
+}
+
+impl LiveState for Live<'_> {
+    fn phys_pending(&self, vcpu: usize, intid: u32) -> bool {
+        let pcpu = self.placements.get(vcpu).map_or(cpu::current(), |p| p.pcpu);
+        self.h.is_pending(intid, percpu::mpidr_of(pcpu)).unwrap_or(false)
+    }
+
+    fn held(&self, vcpu: usize, intid: u32) -> (bool, bool) {
+        self.vcpus.get(vcpu).map_or((false, false), |v| lrs::held(v, intid))
     }
 }
 

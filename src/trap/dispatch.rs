@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::cpu;
 use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{sysreg, translate};
-use crate::gic::virt;
+use crate::gic::{lrs, virt};
 use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
 use crate::trap::psci::{handle_call, CallOutcome};
@@ -223,6 +223,10 @@ fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit 
         return undef(vm, vcpu, frame, esr, "cannot inject UNDEF");
     };
     let rt = acc.rt as usize;
+    if (acc.reg.op0, acc.reg.op1, acc.reg.crn) == (3, 0, 12) && vm.irqs.get(vcpu).is_some_and(lrs::icc_trap) {
+        // The virtual GIC trapped the CPU interface for a moment (see gic::lrs): run it again.
+        return Exit::Resume;
+    }
     if let Some(reg) = acc.reg.tvm_register() {
         if acc.read {
             frame.set_reg(rt, tvm::read(reg));

@@ -403,8 +403,10 @@ fn needed_ipa_bits(spec: &VmSpec<'_>) -> u8 {
     }
     end = end.max(match &spec.gic {
         Some(GuestGic::V2 { dist, cpu }) => (dist.0 + dist.1).max(cpu.0 + cpu.1),
-        // Room for a redistributor frame set (128 KiB) per possible vCPU.
-        Some(GuestGic::V3 { dist, redist, .. }) => (dist.0 + dist.1).max(redist + (crate::percpu::MAX_CPUS as u64) * 0x2_0000),
+        // Room for a redistributor per possible vCPU.
+        Some(GuestGic::V3 { dist, redist, redist_stride }) => {
+            (dist.0 + dist.1).max(redist + (crate::percpu::MAX_CPUS as u64) * guest_dt::redist_stride(*redist_stride))
+        }
         None => 0,
     });
     (64 - end.saturating_sub(1).leading_zeros()).max(32) as u8

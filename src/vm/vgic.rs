@@ -9,6 +9,7 @@ use crate::gic::vgic::VcpuPlacement;
 use crate::gic::virt::VGic;
 use crate::gic::GicError;
 use crate::mm::addr::PaRange;
+use crate::vm::guest_dt;
 use crate::vm::instance::Vm;
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError, MmioRegion};
 
@@ -25,7 +26,7 @@ fn err(e: crate::gic::virt::AccessError) -> MmioError {
 
 impl MmioDevice for Distributor {
     fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
-        vgic(ctx)?.dist_read(ctx.vcpu, offset, size).map_err(err)
+        vgic(ctx)?.dist_read(ctx.irqs, ctx.vcpu, offset, size).map_err(err)
     }
     fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         vgic(ctx)?.dist_write(ctx.irqs, ctx.vcpu, offset, size, value).map_err(err)
@@ -34,7 +35,7 @@ impl MmioDevice for Distributor {
 
 impl MmioDevice for Redistributors {
     fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
-        vgic(ctx)?.redist_read(ctx.vcpu, offset, size).map_err(err)
+        vgic(ctx)?.redist_read(ctx.irqs, ctx.vcpu, offset, size).map_err(err)
     }
     fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         vgic(ctx)?.redist_write(ctx.irqs, ctx.vcpu, offset, size, value).map_err(err)
@@ -43,10 +44,18 @@ impl MmioDevice for Redistributors {
 
 /// Give `vm` its virtual GIC: it owns `spis` (its devices' interrupts), `emulated` (the purely
 /// virtual SPIs of el2visor's device models for it) and the timer PPIs. The guest sees the
-/// distributor at `dist` and (GICv3) its redistributors from `redist_base`.
-pub fn attach(vm: &mut Vm, dist: PaRange, redist_base: Option<u64>, spis: Vec<u32>, emulated: Vec<u32>) -> Result<(), GicError> {
+/// distributor at `dist` and (GICv3) its redistributors from `redist`'s base, with the host DT's
+/// `redistributor-stride` if it has one, as the guest DT says ([`guest_dt::redist_stride`]).
+pub fn attach(
+    vm: &mut Vm,
+    dist: PaRange,
+    redist: Option<(u64, Option<u64>)>,
+    spis: Vec<u32>,
+    emulated: Vec<u32>,
+) -> Result<(), GicError> {
     let placements = vm.vcpus.iter().map(|v| VcpuPlacement { mpidr: v.mpidr, pcpu: v.pcpu }).collect();
-    let Some(vg) = VGic::new(placements, dist, redist_base, spis, emulated)? else { return Ok(()) };
+    let redist = redist.map(|(base, stride)| (base, guest_dt::redist_stride(stride)));
+    let Some(vg) = VGic::new(placements, dist, redist, spis, emulated)? else { return Ok(()) };
     let regions = [
         Some(MmioRegion { name: "GIC distributor", base: vg.dist_ipa.start.raw(), size: vg.dist_ipa.size, device: Box::new(Distributor) }),
         vg.redist_ipa.map(|r| MmioRegion {

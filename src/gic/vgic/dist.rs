@@ -4,6 +4,7 @@
 
 use alloc::vec::Vec;
 
+use super::live::{LiveState, ModelOnly};
 use super::redist::VRedist;
 use super::types::{IrqState, Retraction, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};
 use crate::gic::{is_ppi, is_spi, mpidr_affinity, GicVersion, FIRST_SPI, NR_SGIS};
@@ -323,8 +324,10 @@ impl VDist {
         }
     }
 
-    /// Read a bitmap register covering INTIDs `first..first + 32` of bank `bank`.
-    pub(crate) fn bitmap_read(&self, kind: Bitmap, bank: usize, first: u32) -> u32 {
+    /// Read a bitmap register covering INTIDs `first..first + 32` of bank `bank`. The pending and
+    /// active registers add the live state: what the vCPU an interrupt was handed to holds of it,
+    /// and whether a passthrough interrupt's physical copy is pending.
+    pub(crate) fn bitmap_read(&self, kind: Bitmap, bank: usize, first: u32, live: &dyn LiveState) -> u32 {
         let mut v = 0;
         for i in 0..32 {
             let intid = first + i;
@@ -332,14 +335,18 @@ impl VDist {
             if !st.owned {
                 continue;
             }
+            let holder = if intid < FIRST_SPI { Some(bank) } else { st.handed_to };
+            let held = || holder.map_or((false, false), |h| live.held(h, intid));
             let bit = match kind {
                 Bitmap::Group => st.group1,
                 Bitmap::SetEnable | Bitmap::ClearEnable => st.enabled,
                 Bitmap::SetPending | Bitmap::ClearPending => {
                     st.pending
                         || (intid < NR_SGIS && self.cpus[bank].sgi_sources[intid as usize] != 0)
+                        || held().0
+                        || (st.hw && live.phys_pending(bank, intid))
                 }
-                Bitmap::SetActive | Bitmap::ClearActive => st.active,
+                Bitmap::SetActive | Bitmap::ClearActive => st.active || held().1,
             };
             v |= (bit as u32) << i;
         }
@@ -522,6 +529,7 @@ pub(crate) fn virq_of(intid: u32, st: &IrqState, source: u8) -> Virq {
         priority: st.priority,
         group1: st.group1,
         source,
+        level: !st.edge,
     }
 }
 
@@ -529,10 +537,15 @@ impl VDist {
     /// A guest read of `size` bytes at `offset` in the distributor frame, by vCPU `vcpu`.
     /// Reserved offsets read as zero and leave a warning for [`VDist::take_warning`].
     pub fn mmio_read(&mut self, vcpu: usize, offset: u64, size: u8) -> Result<u64, VgicError> {
+        self.mmio_read_live(vcpu, offset, size, &ModelOnly)
+    }
+
+    /// [`mmio_read`](Self::mmio_read) with the runtime's `live` state of the interrupts.
+    pub fn mmio_read_live(&mut self, vcpu: usize, offset: u64, size: u8, live: &dyn LiveState) -> Result<u64, VgicError> {
         self.check_vcpu(vcpu)?;
         let (value, warning) = match self.version {
-            GicVersion::V2 => self.v2_read(vcpu, offset, size)?,
-            GicVersion::V3 => self.v3_read(vcpu, offset, size)?,
+            GicVersion::V2 => self.v2_read(vcpu, offset, size, live)?,
+            GicVersion::V3 => self.v3_read(vcpu, offset, size, live)?,
         };
         if warning.is_some() {
             self.warning = warning;

@@ -4,6 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::dist::{Bitmap, VDist};
+use super::live::LiveState;
 use super::redist::{check, id_register, reserved, IIDR};
 use super::types::{Retraction, VgicAction, VgicError, VgicWarning};
 use crate::gic::FIRST_SPI;
@@ -18,7 +19,7 @@ impl VDist {
         (self.nr_lines() / 32 - 1) | ((self.vcpus.len() as u32 - 1) & 7) << 5
     }
 
-    pub(crate) fn v2_read(&mut self, vcpu: usize, offset: u64, size: u8) -> ReadResult {
+    pub(crate) fn v2_read(&mut self, vcpu: usize, offset: u64, size: u8, live: &dyn LiveState) -> ReadResult {
         let value = match offset {
             0x000..=0x00f => {
                 check(offset, size, &[4])?;
@@ -32,7 +33,7 @@ impl VDist {
             0x080..=0x3ff => {
                 check(offset, size, &[4])?;
                 let (kind, first) = Bitmap::decode(offset).expect("0x80..0x400 is all bitmaps");
-                self.bitmap_read(kind, vcpu, first)
+                self.bitmap_read(kind, vcpu, first, live)
             }
             0x400..=0x7ff => {
                 check(offset, size, &[1, 4])?;

@@ -8,6 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::dist::{Bitmap, VDist};
+use super::live::{LiveState, ModelOnly};
 use super::redist::{check, id_register, reserved, IIDR};
 use super::types::{VgicAction, VgicError, VgicWarning};
 use crate::gic::{FIRST_SPI, MAX_SPI_END};
@@ -27,6 +28,15 @@ const IROUTER_MASK: u64 = 0xff_00ff_ffff;
 
 type ReadResult = Result<(u64, Option<VgicWarning>), VgicError>;
 
+/// Where `offset` from the base of a VM's redistributors falls when they are `stride` apart (the
+/// guest DT's `redistributor-stride`, at least [`REDIST_FRAME_SIZE`]): the redistributor's index
+/// and the offset within its RD_base + SGI_base frames, or `None` in the padding after them.
+pub fn redist_frame(offset: u64, stride: u64) -> (usize, Option<u64>) {
+    let stride = stride.max(REDIST_FRAME_SIZE);
+    let within = offset % stride;
+    ((offset / stride) as usize, (within < REDIST_FRAME_SIZE).then_some(within))
+}
+
 impl VDist {
     /// GICD_TYPER: ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), No1N.
     fn v3_typer(&self) -> u32 {
@@ -36,7 +46,7 @@ impl VDist {
             | (1 << 25)
     }
 
-    pub(crate) fn v3_read(&mut self, _vcpu: usize, offset: u64, size: u8) -> ReadResult {
+    pub(crate) fn v3_read(&mut self, _vcpu: usize, offset: u64, size: u8, live: &dyn LiveState) -> ReadResult {
         if (IROUTER..IROUTER + 8 * MAX_SPI_END as u64).contains(&offset) {
             check(offset, size, &[4, 8])?;
             let intid = ((offset - IROUTER) / 8) as u32;
@@ -66,7 +76,7 @@ impl VDist {
                 check(offset, size, &[4])?;
                 match Bitmap::decode(offset).expect("0x80..0x400 is all bitmaps") {
                     (_, 0) => 0, // SGIs and PPIs live in the redistributors
-                    (kind, first) => self.bitmap_read(kind, 0, first),
+                    (kind, first) => self.bitmap_read(kind, 0, first, live),
                 }
             }
             0x0400..=0x07ff => {
@@ -200,11 +210,16 @@ impl VDist {
     /// A guest read of redistributor `index` (the vCPU it serves) at `offset` within its
     /// 128 KiB frame. Reserved offsets read as zero and leave a warning for `take_warning`.
     pub fn redist_read(&mut self, index: usize, offset: u64, size: u8) -> Result<u64, VgicError> {
+        self.redist_read_live(index, offset, size, &ModelOnly)
+    }
+
+    /// [`redist_read`](Self::redist_read) with the runtime's `live` state of the interrupts.
+    pub fn redist_read_live(&mut self, index: usize, offset: u64, size: u8, live: &dyn LiveState) -> Result<u64, VgicError> {
         self.check_redist(index)?;
         let (value, warning) = if offset < SGI_BASE {
             self.cpus[index].rd_read(offset, size)?
         } else {
-            self.sgi_frame_read(index, offset - SGI_BASE, size)?
+            self.sgi_frame_read(index, offset - SGI_BASE, size, live)?
         };
         if warning.is_some() {
             self.warning = warning;
@@ -255,12 +270,12 @@ impl VDist {
         Ok(out)
     }
 
-    fn sgi_frame_read(&self, index: usize, off: u64, size: u8) -> ReadResult {
+    fn sgi_frame_read(&self, index: usize, off: u64, size: u8, live: &dyn LiveState) -> ReadResult {
         let value = match off {
             0x0080 | 0x0100 | 0x0180 | 0x0200 | 0x0280 | 0x0300 | 0x0380 => {
                 check(off, size, &[4])?;
                 let (kind, _) = Bitmap::decode(off).expect("a bitmap offset");
-                self.bitmap_read(kind, index, 0) as u64
+                self.bitmap_read(kind, index, 0, live) as u64
             }
             0x0400..=0x041f => {
                 check(off, size, &[1, 4])?;

@@ -245,13 +245,32 @@ impl LrManager {
     }
 
     /// Take back list register `index` as read from the hardware: an entry whose state became
-    /// invalid retires; otherwise its state (pending, active, both) is kept.
-    pub fn sync_lr(&mut self, index: usize, value: u64) {
-        let Some(Some(slot)) = self.slots.get_mut(index) else { return };
-        match self.format.decode(value).state {
-            LrState::Invalid => self.slots[index] = None,
-            state => slot.state = state,
+    /// invalid retires (and is returned: the guest finished it); otherwise its state (pending,
+    /// active, both) is kept. A list register changed since the last `fill` is not what the
+    /// hardware holds yet and is left alone.
+    pub fn sync_lr(&mut self, index: usize, value: u64) -> Option<Virq> {
+        if index < MAX_LRS && self.dirty & (1 << index) != 0 {
+            return None;
         }
+        let slot = self.slots.get_mut(index)?.as_mut()?;
+        match self.format.decode(value).state {
+            LrState::Invalid => self.slots[index].take().map(|s| s.virq),
+            state => {
+                slot.state = state;
+                None
+            }
+        }
+    }
+
+    /// Whether `intid` (from any source, for GICv2 SGIs) is pending and whether it is active
+    /// here: queued counts as pending, a list register as its state.
+    pub fn held(&self, intid: u32) -> (bool, bool) {
+        let mut out = (self.queue.iter().any(|q| q.intid == intid), false);
+        for s in self.slots.iter().flatten().filter(|s| s.virq.intid == intid) {
+            out.0 |= s.state.is_pending();
+            out.1 |= s.state.is_active();
+        }
+        out
     }
 
     /// Drop everything (vCPU reset). Returns the list registers to clear.

@@ -18,7 +18,8 @@
 //! active state live in that vCPU's [`lr::LrManager`] and, for HW interrupts, in the physical GIC.
 //! When the guest clears that state through the distributor (ICPENDR, ICACTIVER, CPENDSGIR), the
 //! write leaves [`Retraction`]s ([`VDist::take_retractions`]) for the runtime to carry out with
-//! [`lr::LrManager::retract`] on the vCPU that holds the interrupt.
+//! [`lr::LrManager::retract`] on the vCPU that holds the interrupt. Reads of the pending and active
+//! registers add what the runtime knows ([`LiveState`]): the list registers and the physical GIC.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ mod dist;
 mod dist_v2;
 mod dist_v3;
 mod line;
+mod live;
 pub mod lr;
 mod redist;
 pub mod sgi;
@@ -37,6 +39,7 @@ mod tests_v2;
 mod tests_v3;
 
 pub use dist::{HwIrq, VDist};
-pub use dist_v3::REDIST_FRAME_SIZE;
+pub use dist_v3::{redist_frame, REDIST_FRAME_SIZE};
+pub use live::{LiveState, ModelOnly};
 pub use redist::VRedist;
 pub use types::{Retraction, VcpuPlacement, VgicAction, VgicConfig, VgicError, VgicWarning, Virq};

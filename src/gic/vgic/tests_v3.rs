@@ -221,3 +221,68 @@ fn redistributor_clears_retract_banked_interrupts() {
     d.redist_write(0, 0, SGI + 0x280, 4, 1 << 5).unwrap();
     assert_eq!(d.take_retractions(), vec![]);
 }
+
+/// A runtime's view for the live-state tests: which (vCPU, INTID) pairs a list register holds
+/// pending or active, and which physical interrupts are pending.
+#[derive(Default)]
+struct Live {
+    held: Vec<(usize, u32, bool, bool)>,
+    phys: Vec<(usize, u32)>,
+}
+
+impl LiveState for Live {
+    fn phys_pending(&self, vcpu: usize, intid: u32) -> bool {
+        self.phys.contains(&(vcpu, intid))
+    }
+    fn held(&self, vcpu: usize, intid: u32) -> (bool, bool) {
+        self.held.iter().find(|h| (h.0, h.1) == (vcpu, intid)).map_or((false, false), |h| (h.2, h.3))
+    }
+}
+
+#[test]
+fn pending_and_active_reads_show_the_live_state() {
+    let mut d = dist();
+    let read = |d: &mut VDist, index: usize, off: u64, live: &Live| d.redist_read_live(index, SGI + off, 4, live).unwrap();
+    // The timer PPI, disabled by the guest, pending in vCPU 1's physical redistributor: vCPU 1's
+    // ISPENDR0 shows it, vCPU 0's does not, and the model alone knows nothing.
+    let live = Live { phys: vec![(1, 27)], ..Live::default() };
+    assert_eq!(read(&mut d, 1, 0x200, &live), 1 << 27);
+    assert_eq!(read(&mut d, 1, 0x280, &live), 1 << 27, "ICPENDR0 reads as ISPENDR0");
+    assert_eq!(read(&mut d, 0, 0x200, &live), 0);
+    assert_eq!(d.redist_read(1, SGI + 0x200, 4).unwrap(), 0);
+    // An SGI held pending in vCPU 2's list registers, the timer active there.
+    let live = Live { held: vec![(2, 5, true, false), (2, 27, false, true)], ..Live::default() };
+    assert_eq!(read(&mut d, 2, 0x200, &live), 1 << 5);
+    assert_eq!(read(&mut d, 2, 0x300, &live), 1 << 27);
+    assert_eq!(read(&mut d, 2, 0x380, &live), 1 << 27, "ICACTIVER0 reads as ISACTIVER0");
+    // SPIs: the physical state of a passthrough one counts; a list register counts only on the
+    // vCPU the distributor handed the SPI to.
+    let live = Live { phys: vec![(0, 40)], held: vec![(1, 41, true, true)] };
+    assert_eq!(d.mmio_read_live(0, 0x204, 4, &live).unwrap(), 1 << 8);
+    assert_eq!(d.mmio_read_live(0, 0x304, 4, &live).unwrap(), 0, "SPI 41 was never handed to vCPU 1");
+    wr(&mut d, 0x0000, 0x2);
+    wr(&mut d, 0x0084, 1 << 9);
+    wr(&mut d, 0x6000 + 8 * 41, 1);
+    wr(&mut d, 0x0104, 1 << 9);
+    wr(&mut d, 0x0204, 1 << 9);
+    assert_eq!(d.mmio_read(0, 0x204, 4).unwrap(), 0, "handed to vCPU 1: the model alone no longer holds it");
+    assert_eq!(d.mmio_read_live(0, 0x204, 4, &live).unwrap(), 1 << 8 | 1 << 9);
+    assert_eq!(d.mmio_read_live(0, 0x304, 4, &live).unwrap(), 1 << 9);
+}
+
+#[test]
+fn redistributors_at_a_gicv4_stride() {
+    // 256 KiB apart: RD_base and SGI_base of each, then two padding frames.
+    assert_eq!(redist_frame(0x0_0008, 0x4_0000), (0, Some(0x8)));
+    assert_eq!(redist_frame(0x1_0100, 0x4_0000), (0, Some(0x1_0100)));
+    assert_eq!(redist_frame(0x2_0000, 0x4_0000), (0, None));
+    assert_eq!(redist_frame(0x4_0008, 0x4_0000), (1, Some(0x8)));
+    assert_eq!(redist_frame(0x5_0200, 0x4_0000), (1, Some(0x1_0200)));
+    // The default stride has no padding; a smaller one is taken as the default.
+    assert_eq!(redist_frame(0x2_0008, 0x2_0000), (1, Some(0x8)));
+    assert_eq!(redist_frame(0x2_0008, 0x1_0000), (1, Some(0x8)));
+    // Decoded so, GICR_TYPER of vCPU 1 sits at 0x4_0008.
+    let mut d = dist();
+    let (index, within) = redist_frame(0x4_0008, 0x4_0000);
+    assert_eq!(d.redist_read(index, within.unwrap(), 8).unwrap() >> 8 & 0xffff, 1);
+}

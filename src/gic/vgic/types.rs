@@ -118,6 +118,9 @@ pub struct Virq {
     pub group1: bool,
     /// Source vCPU of a GICv2 SGI (the LR's CPUID field); 0 otherwise.
     pub source: u8,
+    /// Level-sensitive (the guest's ICFGR): for a HW interrupt, its pending state follows a
+    /// device's line, which may drop before the guest acknowledges it.
+    pub level: bool,
 }
 
 /// The guest cleared the pending and/or active state of an interrupt that a vCPU's list

@@ -61,7 +61,7 @@ fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), Guest
     let (name, compatible, reg): (String, &str, Vec<u64>) = match *gic {
         GuestGic::V2 { dist, cpu } => (format!("interrupt-controller@{:x}", dist.0), "arm,cortex-a15-gic", alloc::vec![dist.0, dist.1, cpu.0, cpu.1]),
         GuestGic::V3 { dist, redist, redist_stride } => {
-            let stride = redist_stride.unwrap_or(GICV3_REDIST_STRIDE);
+            let stride = super::redist_stride(redist_stride);
             (format!("interrupt-controller@{:x}", dist.0), "arm,gic-v3", alloc::vec![dist.0, dist.1, redist, stride * vcpus as u64])
         }
     };
@@ -73,8 +73,9 @@ fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), Guest
     w.property_array_u64("reg", &reg)?;
     if let GuestGic::V3 { redist_stride, .. } = *gic {
         w.property_u32("#redistributor-regions", 1)?;
-        if let Some(s) = redist_stride.filter(|&s| s != GICV3_REDIST_STRIDE) {
-            w.property_u64("redistributor-stride", s)?;
+        let stride = super::redist_stride(redist_stride);
+        if stride != GICV3_REDIST_STRIDE {
+            w.property_u64("redistributor-stride", stride)?;
         }
     }
     w.property_u32("phandle", GUEST_PHANDLE_GIC)?;

@@ -43,6 +43,17 @@ use crate::vm::config::RamRegion;
 /// Redistributor stride when the spec gives none: RD_base + SGI_base frames, 64 KiB each.
 pub const GICV3_REDIST_STRIDE: u64 = 0x2_0000;
 
+/// The stride between the guest's GICv3 redistributors, from the host DT's
+/// `redistributor-stride` (GICv4 parts pad each one to 256 KiB): the guest DT says it and the
+/// virtual GIC decodes with it. One that is not a multiple of 64 KiB of at least the two frames
+/// is not usable; the default then.
+pub fn redist_stride(dt: Option<u64>) -> u64 {
+    match dt {
+        Some(s) if s >= GICV3_REDIST_STRIDE && s.is_multiple_of(0x1_0000) => s,
+        _ => GICV3_REDIST_STRIDE,
+    }
+}
+
 /// What interrupt controller the guest sees; addresses are guest-physical.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GuestGic {
@@ -468,9 +479,9 @@ impl Builder<'_, '_> {
             GuestGic::V3 {
                 dist,
                 redist,
-                redist_stride,
+                redist_stride: redist_stride_dt,
             } => {
-                let stride = redist_stride.unwrap_or(GICV3_REDIST_STRIDE);
+                let stride = redist_stride(redist_stride_dt);
                 alloc::vec![dist, (redist, stride * self.spec.vcpu_mpidrs.len() as u64)]
             }
         };
@@ -480,10 +491,10 @@ impl Builder<'_, '_> {
         }
         let reg = encode_pairs(&bus_pairs, ac, sc, "GIC reg")?;
         self.w.property("reg", &reg)?;
-        if let GuestGic::V3 { redist_stride, .. } = *gic {
+        if let GuestGic::V3 { redist_stride: dt, .. } = *gic {
             self.w.property_u32("#redistributor-regions", 1)?;
-            if let Some(stride) = redist_stride {
-                self.w.property_u64("redistributor-stride", stride)?;
+            if dt.is_some() {
+                self.w.property_u64("redistributor-stride", redist_stride(dt))?;
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! What the probe needs from the device tree, as a plain [`Platform`] value: RAM, the console
-//! PL011, the PSCI conduit, one passthrough device page, an address nobody owns (`unowned`), and
-//! whether `bench` is on the command line. `reg` values are translated through every parent's
+//! PL011, the PSCI conduit, one passthrough device page, an address nobody owns (`unowned`),
+//! whether `bench` is on the command line, and the GIC and PL031 the virtual GIC probes use. `reg` values are translated through every parent's
 //! `ranges`. Pure logic over `fdt`.
 
 use core::fmt;
@@ -47,6 +47,12 @@ pub struct Platform {
     pub bench: bool,
     /// `reset` in the bootargs: run the SYSTEM_RESET probe instead of the others.
     pub reset: bool,
+    /// The interrupt controller, for the virtual GIC probes.
+    pub gic: Option<Gic>,
+    /// A PL031 RTC, whose level-triggered SPI the virtual GIC probes use.
+    pub rtc: Option<Rtc>,
+    /// SPIs that some node's `interrupts` names.
+    pub used_spis: SpiSet,
 }
 
 impl Platform {
@@ -330,10 +336,15 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         unowned: unowned_address(fdt, &ram[..ram_count])?,
         bench,
         reset,
+        gic: gic::gic(fdt)?,
+        rtc: gic::rtc(fdt)?,
+        used_spis: gic::used_spis(fdt),
     })
 }
 
+mod gic;
 mod unowned;
+pub use gic::{device_ranges, Gic, Rtc, SpiSet};
 pub use unowned::{unowned_address, GIB};
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The probe's own stage-1 translation: identity map of RAM (Normal-NC), the console UART page
 //! (Device), the passthrough device page (Normal WB on purpose), the unowned page the abort
-//! probe touches (Device) and a write-back alias of one RAM page, then MMU, D- and I-cache on.
+//! probe touches (Device), a write-back alias of one RAM page, and the GIC frames and RTC of the
+//! virtual GIC probes (Device), then MMU, D- and I-cache on.
 
 use crate::sysreg;
 use core::cell::UnsafeCell;
@@ -102,6 +103,12 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
         // Device-nGnRE: only the abort probe's own load and store ever touch it.
         m.map(a, a, PAGE_SIZE, MemType::Device, false)
             .map_err(|e| probe_guest::msg!("mapping the unowned page {a:#x}: {e}"))?;
+    }
+    // The GIC frames and the RTC the virtual GIC probes program (Device-nGnRE).
+    for r in probe_guest::dt::device_ranges(p.gic, p.rtc).into_iter().flatten() {
+        let (start, end) = (page_down(r.base), page_up(r.base + r.size));
+        m.map(start, start, end - start, MemType::Device, false)
+            .map_err(|e| probe_guest::msg!("mapping the device range {start:#x}..{end:#x}: {e}"))?;
     }
     let used = m.tables_used();
     let root = m.root_pa();

@@ -7,11 +7,11 @@ use alloc::vec;
 use proptest::prelude::*;
 
 fn sw(intid: u32, priority: u8, source: u8) -> Virq {
-    Virq { intid, pintid: None, priority, group1: true, source }
+    Virq { intid, pintid: None, priority, group1: true, source, level: false }
 }
 
 fn hw(intid: u32, priority: u8) -> Virq {
-    Virq { intid, pintid: Some(intid), priority, group1: true, source: 0 }
+    Virq { intid, pintid: Some(intid), priority, group1: true, source: 0, level: true }
 }
 
 /// Apply `fill`'s writes to a simulated register file.
@@ -375,4 +375,37 @@ proptest! {
     ) {
         run(if v3 { LrFormat::V3 } else { LrFormat::V2 }, count, &ops)?;
     }
+}
+
+#[test]
+fn held_and_retired_entries() {
+    let mut m = LrManager::new(LrFormat::V2, 4);
+    m.inject(sw(3, 0x80, 0));
+    m.inject(sw(3, 0x80, 1));
+    m.inject(hw(27, 0xa0));
+    assert_eq!(m.held(3), (true, false), "queued is pending");
+    let (writes, _) = m.fill();
+    assert_eq!(writes.len(), 3);
+    let mut regs = [0u64; 4];
+    for (i, v) in writes {
+        regs[i] = v;
+    }
+    // The guest acknowledged SGI 3 from source 1 and finished INTID 27.
+    let lr_of = |regs: &[u64; 4], f: &dyn Fn(&LrValue) -> bool| (0..4).find(|&i| f(&LrFormat::V2.decode(regs[i]))).unwrap();
+    let a = lr_of(&regs, &|v| v.vintid == 3 && v.source == 1);
+    let t = lr_of(&regs, &|v| v.vintid == 27);
+    regs[a] = LrFormat::V2.encode(&LrValue { state: LrState::Active, ..LrFormat::V2.decode(regs[a]) });
+    assert_eq!(m.sync_lr(a, regs[a]), None);
+    assert_eq!(m.sync_lr(t, 0), Some(hw(27, 0xa0)), "a finished entry is returned");
+    assert_eq!(m.held(3), (true, true), "one source pending, the other active");
+    assert_eq!(m.held(27), (false, false));
+    // A list register changed since the last fill is not taken back from stale hardware.
+    let out = m.retract(3, Some(0), true, false);
+    assert_eq!(out.writes.len(), 1);
+    assert_eq!(m.held(3), (false, true));
+    assert_eq!(m.inject(sw(3, 0x80, 1)), Injected::PendingInLr);
+    assert_eq!(m.sync_lr(a, regs[a]), None);
+    assert_eq!(m.held(3), (true, true), "the stale read did not undo the new pending state");
+    let (writes, _) = m.fill();
+    assert_eq!(writes.iter().map(|w| LrFormat::V2.decode(w.1).state).collect::<Vec<_>>(), [LrState::PendingActive]);
 }

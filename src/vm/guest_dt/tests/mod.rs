@@ -494,3 +494,23 @@ fn dt_props_are_set_on_copied_nodes() {
         Err(GuestDtError::BadDtProps(_))
     ));
 }
+
+#[test]
+fn redistributor_stride_from_the_host_dt() {
+    assert_eq!(redist_stride(None), GICV3_REDIST_STRIDE);
+    assert_eq!(redist_stride(Some(0x4_0000)), 0x4_0000);
+    // Not a whole number of 64 KiB frames, or smaller than RD_base + SGI_base: the default.
+    assert_eq!(redist_stride(Some(0x4_8000)), GICV3_REDIST_STRIDE);
+    assert_eq!(redist_stride(Some(0x1_0000)), GICV3_REDIST_STRIDE);
+    let host = virt_host(Host::VirtV3);
+    let mut spec = virt_spec(V3);
+    if let Some(GuestGic::V3 { redist_stride, .. }) = &mut spec.gic {
+        *redist_stride = Some(0x1_0000);
+    }
+    let g = nodes(&generate(&host, &spec).unwrap());
+    assert_eq!(
+        prop(&g, "/intc@8000000", "redistributor-stride").unwrap(),
+        GICV3_REDIST_STRIDE.to_be_bytes(),
+        "the guest is told the stride the virtual GIC decodes with"
+    );
+}

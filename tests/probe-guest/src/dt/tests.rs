@@ -15,7 +15,9 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn qemu_virt_dtb(extra: &[&str]) -> Vec<u8> {
-    let out = scratch(&format!("virt{}.dtb", extra.len())); // one name per caller
+    // One file per argument list: tests run in parallel.
+    let name: String = extra.concat().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let out = scratch(&format!("virt-{name}.dtb"));
     let mut args: Vec<String> = ["-M"].iter().map(|s| String::from(*s)).collect();
     args.push(format!("virt,dumpdtb={}", out.display()));
     for a in [
@@ -223,4 +225,50 @@ fn unowned_skips_reg_entries_and_windows_but_not_unmapped_buses() {
         size: 1 << 48,
     }];
     assert_eq!(unowned_address(&fdt, &full), Ok(None));
+}
+
+#[test]
+fn qemu_virt_gic_and_rtc() {
+    let blob = qemu_virt_dtb(&["-M", "gic-version=3"]);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    let Some(Gic::V3 { dist, redist, stride }) = p.gic else {
+        panic!("virt gic-version=3: {:?}", p.gic)
+    };
+    assert_eq!((dist, redist.base, stride), (0x0800_0000, 0x080a_0000, None));
+    assert_eq!(p.gic.unwrap().redist_stride(), 0x2_0000);
+    // virt's PL031 is SPI 2, its PL011 SPI 1.
+    assert_eq!(p.rtc, Some(Rtc { base: 0x0901_0000, intid: 34 }));
+    assert!(p.used_spis.contains(33) && p.used_spis.contains(34) && !p.used_spis.contains(95));
+}
+
+#[test]
+fn qemu_virt_gic2() {
+    let blob = qemu_virt_dtb(&["-M", "gic-version=2", "-smp", "2"]);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    assert_eq!(p.gic, Some(Gic::V2 { dist: 0x0800_0000, cpu: 0x0801_0000 }));
+}
+
+#[test]
+fn redistributor_stride_property() {
+    let src = r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    memory@40000000 { device_type = "memory"; reg = <0x0 0x40000000 0x0 0x10000000>; };
+    intc@8000000 {
+        compatible = "arm,gic-v3";
+        interrupt-controller;
+        #interrupt-cells = <3>;
+        reg = <0x0 0x8000000 0x0 0x10000>, <0x0 0x80a0000 0x0 0x80000>;
+        redistributor-stride = <0x0 0x40000>;
+    };
+    rtc@9010000 { compatible = "arm,pl031", "arm,primecell"; reg = <0x0 0x9010000 0x0 0x1000>; interrupts = <0 2 4>; };
+};
+"#;
+    let blob = dtc("stride", src);
+    let p = discover(&Fdt::new(&blob).expect("valid DTB")).expect("discover");
+    let g = p.gic.expect("a GICv3");
+    assert_eq!(g.redist_stride(), 0x4_0000);
+    assert!(matches!(g, Gic::V3 { redist: Region { base: 0x080a_0000, size: 0x8_0000 }, .. }));
 }

@@ -21,7 +21,7 @@ extern "C" {
 
 /// Data aborts vectors.S caught at the two accesses (it adds one per abort).
 #[export_name = "probe_aborts_caught"]
-static ABORTS_CAUGHT: AtomicU64 = AtomicU64::new(0);
+pub(super) static ABORTS_CAUGHT: AtomicU64 = AtomicU64::new(0);
 
 const EC_DABT_SAME_EL: u64 = 0x25;
 const DFSC_SYNC_EXTERNAL: u64 = 0b01_0000;

@@ -4,16 +4,20 @@
 mod abort;
 mod attr;
 mod bench;
+mod gic;
+mod isv;
 pub mod reset;
 mod rt_sweep;
+mod rtc;
 mod sctlr;
 mod storm;
 mod tvm;
 mod tvm_feat;
+mod vgic;
 
 use crate::report::outcome;
 use probe_guest::abi::CoherencyMode;
-use probe_guest::dt::Platform;
+use probe_guest::dt::{Gic, Platform};
 use probe_guest::msg::Msg;
 
 /// What the probes share: the platform and el2visor's coherency mode as it answered.
@@ -46,6 +50,20 @@ pub fn run_all(ctx: &Context) {
     outcome("tvm_feat_regs", tvm_feat::tvm_feat_regs(ctx));
     outcome("tvm_rt_sweep", rt_sweep::tvm_rt_sweep(ctx));
     outcome("mair_storm", storm::mair_storm(ctx));
+    outcome("vgic_pending_disabled", vgic::pending_disabled(ctx));
+    outcome("vgic_pending_in_lr", vgic::pending_in_lr(ctx));
+    outcome("vgic_icpendr_retracts", vgic::icpendr_retracts(ctx));
+    if ctx.platform.rtc.is_some() {
+        outcome("vgic_level_once", rtc::level_once(ctx));
+    } else {
+        println!("probe: vgic_level_once not run: no arm,pl031 in the DT");
+    }
+    if matches!(ctx.platform.gic, Some(Gic::V3 { .. })) {
+        outcome("vgic_redist_layout", vgic::redist_layout(ctx));
+    } else {
+        println!("probe: vgic_redist_layout not run: not a GICv3");
+    }
+    outcome("vgic_isv0_abort", isv::isv0_abort(ctx));
     // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
     outcome("abort_injected", abort::abort_injected(ctx));
