@@ -200,7 +200,7 @@ fn probe_a72_gic3_mair_trap() {
 #[test]
 fn probe_max_mair_trap() {
     let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("coherency=mair-trap").timeout(90).run();
-    check_probe_run(&run, "-cpu max coherency=mair-trap", &Expect { mode: "mair-trap", exits: true });
+    check_probe_run(&run, "-cpu max coherency=mair-trap", &Expect { mode: "mair-trap", exits: true, gic: 3, rtc: true });
     let line = run.line("probe: ID_AA64MMFR3_EL1 ").unwrap_or("");
     let (mmfr3, names) = line
         .strip_prefix("probe: ID_AA64MMFR3_EL1 ")
