@@ -13,7 +13,7 @@
 //! PSCI allows for every requested state (a power-down request that "did not enter the state").
 
 use super::abi::{psci, smccc};
-use super::smccc::{arch_features, FunctionId};
+use super::smccc::{arch_call, arch_features, ArchCall, FunctionId};
 pub use super::call::{CallOutcome, PowerState, TrapCounter, VendorCall, MPIDR_AFF_MASK};
 use crate::coherency;
 
@@ -63,7 +63,13 @@ pub fn handle_call(
         psci::SYSTEM_RESET => CallOutcome::SystemReset,
         psci::FEATURES => ret(psci_features(args[0] as u32)),
         smccc::VERSION => ret(smccc::VERSION_1_1),
-        smccc::ARCH_FEATURES => ret(arch_features(args[0] as u32)),
+        smccc::ARCH_FEATURES => ret(arch_features(args[0] as u32, &vm.firmware())),
+        smccc::ARCH_WORKAROUND_1 | smccc::ARCH_WORKAROUND_2 | smccc::ARCH_WORKAROUND_3 => {
+            match arch_call(fid, &vm.firmware()) {
+                ArchCall::Forward => CallOutcome::Forward { fid, args },
+                ArchCall::NotSupported => ret(smccc::NOT_SUPPORTED),
+            }
+        }
         _ if id.is_fast() && id.owner() == smccc::OWNER_VENDOR_HYP => {
             super::vendor::handle(fid, args, caller, vm)
         }
@@ -166,6 +172,9 @@ impl PowerState for crate::vm::power::Power {
     }
     fn coherency(&self) -> coherency::Setting {
         self.setting
+    }
+    fn firmware(&self) -> super::smccc::FirmwareArch {
+        super::smccc::firmware()
     }
 }
 
