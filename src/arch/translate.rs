@@ -1,5 +1,5 @@
 //! Instructions el2visor runs on a guest's behalf: address translation, TLB invalidation of its
-//! VMID, stopping its EL1 timers.
+//! VMID.
 
 use super::sysreg;
 
@@ -24,11 +24,4 @@ pub fn at_s12e1(va: u64, write: bool) -> u64 {
 pub fn tlbi_vmalls12e1() {
     // SAFETY: invalidating stage 1+2 TLB entries of the current VMID only drops cached walks.
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
-}
-
-/// Disable the EL1 virtual and physical timers (a vCPU's previous life must not fire into the
-/// next one).
-pub fn stop_el1_timers() {
-    // SAFETY: disabling the EL1 virtual and physical timers only stops their interrupts.
-    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", options(nostack)) };
 }

@@ -9,11 +9,13 @@
 //! - [`psci`], [`smccc`], [`vendor`]: the PSCI 1.1 / SMCCC 1.1 / el2visor vendor call handler;
 //!   [`call`] is their interface to the runtime; [`abi`] holds the guest-visible function IDs
 //!   as plain constants.
+//! - [`serror`]: what a guest's physical SError becomes (a virtual SError, or nothing).
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
 //! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
-//! (delivering an abort or UNDEF) and `report` (the guest fault report).
+//! (delivering an abort or UNDEF), `firmware` (asking the host firmware about the SMCCC
+//! workarounds and forwarding them) and `report` (the guest fault report).
 
 #![forbid(unsafe_code)]
 
@@ -24,12 +26,15 @@ pub mod inject;
 pub mod iss;
 pub mod psci;
 pub mod ratelimit;
+pub mod serror;
 pub mod smccc;
 pub mod sysreg;
 pub mod vendor;
 
 #[cfg(target_os = "none")]
 pub mod dispatch;
+#[cfg(target_os = "none")]
+pub mod firmware;
 #[cfg(target_os = "none")]
 pub mod inject_hw;
 #[cfg(target_os = "none")]
