@@ -25,3 +25,20 @@ pub fn tlbi_vmalls12e1() {
     // SAFETY: invalidating stage 1+2 TLB entries of the current VMID only drops cached walks.
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
+
+/// The 32-bit instruction at guest VA `pc` (4-byte aligned), read through the guest's own
+/// translation (stage 1 and 2, as `AT S12E1R`) when that translation succeeds and `is_ram` says
+/// the resulting address is the guest's RAM, which el2visor's identity map covers.
+pub fn guest_insn(pc: u64, is_ram: impl Fn(u64) -> bool) -> Option<u32> {
+    let par = at_s12e1(pc, false);
+    if par & 1 != 0 || pc & 3 != 0 {
+        return None;
+    }
+    let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
+    if !is_ram(pa) {
+        return None;
+    }
+    // SAFETY: `pa` is aligned guest RAM (checked by the caller's `is_ram`), mapped read-write at
+    // EL2 by the identity map; reading one word of it changes nothing.
+    Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
+}

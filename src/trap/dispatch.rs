@@ -20,7 +20,7 @@ use crate::arch::{sysreg, translate};
 use crate::gic::virt;
 use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
-use crate::trap::iss::WfxKind;
+use crate::trap::wfx::{self as wfx_rule, WfxAction};
 use crate::trap::serror::{self as serror_rule, SErrorAction};
 use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
@@ -144,7 +144,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::Wfx => {
             counters.count(ExitReason::Wfx);
             frame.skip_instruction(esr.0);
-            wfx(frame, esr)
+            wfx(vm, frame, esr)
         }
         _ => {
             counters.count(ExitReason::Other);
@@ -174,22 +174,16 @@ fn undef(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, why: &str) -> Ex
     }
 }
 
-/// A trapped WFI or WFIT (only WFI traps, and only on GICv2 hosts: HCR_EL2.TWI). A WFIT whose
-/// deadline register is valid (ESR.RV) idles until that CNTVCT_EL0 value at most, and not at all
-/// when it has passed; a WFIT without RV is a WFI (as KVM). WFE/WFET (not trapped) just resume.
-fn wfx(frame: &TrapFrame, esr: Esr) -> Exit {
+/// A trapped WFI or WFIT (see `trap::wfx`), after the step over it. On a CPU with FEAT_WFxT the
+/// instruction is read back through the guest's translation, for implementations that report a
+/// WFIT as a WFI.
+fn wfx(vm: &Vm, frame: &TrapFrame, esr: Esr) -> Exit {
     let Some(w) = esr.wfx() else { return Exit::Resume };
-    match (w.kind, w.timeout_reg) {
-        (WfxKind::Wfi, _) | (WfxKind::Wfit, None) => Exit::Idle { deadline: None },
-        (WfxKind::Wfit, Some(rv)) => {
-            let deadline = frame.reg(rv as usize);
-            if guest_cntvct() >= deadline {
-                Exit::Resume
-            } else {
-                Exit::Idle { deadline: Some(deadline) }
-            }
-        }
-        (WfxKind::Wfe | WfxKind::Wfet, _) => Exit::Resume,
+    let wfxt = sysreg::id_aa64isar2_el1() & 0xf >= 2;
+    let insn = if wfxt { translate::guest_insn(frame.elr.wrapping_sub(4), |pa| vm.ram.iter().any(|r| pa >= r.pa.raw() && pa - r.pa.raw() < r.size)) } else { None };
+    match wfx_rule::action(w, guest_cntvct(), |n| frame.reg(n as usize), insn) {
+        WfxAction::Resume => Exit::Resume,
+        WfxAction::Idle { deadline } => Exit::Idle { deadline },
     }
 }
 

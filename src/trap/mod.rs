@@ -10,6 +10,7 @@
 //!   [`call`] is their interface to the runtime; [`abi`] holds the guest-visible function IDs
 //!   as plain constants.
 //! - [`serror`]: what a guest's physical SError becomes (a virtual SError, or nothing).
+//! - [`wfx`]: what a trapped WFI/WFIT makes the vCPU do (idle, until a WFIT's deadline at most).
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
@@ -30,6 +31,7 @@ pub mod serror;
 pub mod smccc;
 pub mod sysreg;
 pub mod vendor;
+pub mod wfx;
 
 #[cfg(target_os = "none")]
 pub mod dispatch;

@@ -9,6 +9,8 @@ use fdt::Fdt;
 
 /// Most RAM regions the probe maps.
 pub const MAX_RAM: usize = 8;
+/// Most CPUs the probe knows the MPIDR of.
+pub const MAX_CPUS: usize = 8;
 const MAX_DEPTH: usize = 16;
 
 /// A physical address range.
@@ -47,6 +49,15 @@ pub struct Platform {
     pub bench: bool,
     /// `reset` in the bootargs: run the SYSTEM_RESET probe instead of the others.
     pub reset: bool,
+    /// `reset_race` in the bootargs: run the CPU_ON-during-SYSTEM_RESET probe instead.
+    pub reset_race: bool,
+    /// `scan` in the bootargs: run the abort_scan probe instead.
+    pub scan: bool,
+    /// The MPIDRs (`reg` of each `/cpus/cpu@N`), in DT order.
+    pub cpus: [u64; MAX_CPUS],
+    pub cpu_count: usize,
+    /// The interrupt controller is a GICv3 (`arm,gic-v3`): the CPU interface is system registers.
+    pub gic_v3: bool,
 }
 
 impl Platform {
@@ -54,6 +65,34 @@ impl Platform {
     pub fn ram(&self) -> &[Region] {
         &self.ram[..self.ram_count]
     }
+
+    /// The CPUs' MPIDRs found.
+    pub fn cpus(&self) -> &[u64] {
+        &self.cpus[..self.cpu_count]
+    }
+}
+
+/// Whether the bootargs hold `word`.
+fn has_word(bootargs: Option<&str>, word: &str) -> bool {
+    bootargs.is_some_and(|b| b.split_whitespace().any(|w| w == word))
+}
+
+/// The MPIDR of every `/cpus` child with `device_type = "cpu"`.
+fn cpus(fdt: &Fdt<'_>) -> ([u64; MAX_CPUS], usize) {
+    let mut out = [0; MAX_CPUS];
+    let mut n = 0;
+    let Some(cpus) = fdt.find_node("/cpus") else { return (out, 0) };
+    let cells = cpus.cell_sizes().address_cells;
+    for c in cpus.children() {
+        if c.property("device_type").and_then(|p| p.as_str()) != Some("cpu") || n == MAX_CPUS {
+            continue;
+        }
+        if let Some(mpidr) = c.property("reg").and_then(|r| read_cells(r.value, 0, cells)) {
+            out[n] = mpidr;
+            n += 1;
+        }
+    }
+    (out, n)
 }
 
 /// A DT problem the probe cannot work around.
@@ -320,7 +359,9 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         .and_then(|c| c.property("bootargs"))
         .and_then(|p| p.as_str());
     let bench = bootargs.map(wants_bench).unwrap_or(false);
-    let reset = bootargs.map(|b| b.split_whitespace().any(|w| w == "reset")).unwrap_or(false);
+    let reset = has_word(bootargs, "reset");
+    let (cpus, cpu_count) = cpus(fdt);
+    let gic_v3 = fdt.all_nodes().any(|n| is_compatible(n, "arm,gic-v3"));
     Ok(Platform {
         ram,
         ram_count,
@@ -330,11 +371,16 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         unowned: unowned_address(fdt, &ram[..ram_count])?,
         bench,
         reset,
+        reset_race: has_word(bootargs, "reset_race"),
+        scan: has_word(bootargs, "scan"),
+        cpus,
+        cpu_count,
+        gic_v3,
     })
 }
 
 mod unowned;
-pub use unowned::{unowned_address, GIB};
+pub use unowned::{claimed_end, unowned_address, GIB};
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,9 @@
 // - an UNDEF (EC 0) raised by the HVC at probe_hvc_insn means no hypervisor answers HVC here (bare
 //   QEMU without EL2); it returns -1 (SMCCC NOT_SUPPORTED) in x0 past the HVC;
 // - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
-//   probe_abort_store_insn (the abort_injected probe) resumes past that instruction and adds one
-//   to probe_aborts_caught; the probe then reads ESR_EL1 and FAR_EL1 itself.
+//   probe_abort_store_insn (the abort_injected probe), or by the abort_scan probe's load at
+//   probe_scan_load_insn, resumes past that instruction and adds one to probe_aborts_caught; the
+//   probe then reads ESR_EL1 and FAR_EL1 itself.
 // probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
 // to use there.
 
@@ -67,6 +68,10 @@ probe_sync_fixup:
     b.eq    3f
     adrp    x1, probe_abort_store_insn
     add     x1, x1, :lo12:probe_abort_store_insn
+    cmp     x0, x1
+    b.eq    3f
+    adrp    x1, probe_scan_load_insn
+    add     x1, x1, :lo12:probe_scan_load_insn
     cmp     x0, x1
     b.ne    9f
 3:  add     x0, x0, #4

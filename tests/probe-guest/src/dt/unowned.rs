@@ -94,6 +94,13 @@ fn claimed(fdt: &Fdt<'_>, a: u64) -> Result<Option<u64>, DtError> {
     walk(&mut chain, root, &mut |c: &Chain<'_, '_>| node_claims(c, a))
 }
 
+/// The end of the first `reg` entry (the RAM's `/memory` included) or `ranges` window that covers
+/// the page at `a`, or `None` where no node claims it (the abort_scan probe skips what this
+/// returns).
+pub fn claimed_end(fdt: &Fdt<'_>, a: u64) -> Result<Option<u64>, DtError> {
+    claimed(fdt, a)
+}
+
 /// The first 1 GiB-aligned address at or above the end of `ram` that no node claims, below
 /// [`LIMIT`]; `None` if every candidate is claimed. A claimed candidate moves the search to the
 /// first 1 GiB boundary past the region that claims it.

@@ -4,9 +4,14 @@
 mod abort;
 mod attr;
 mod bench;
+mod cpu;
+pub mod race;
 pub mod reset;
+pub mod scan;
+mod smccc;
 mod storm;
 mod tvm;
+mod wfit;
 
 use crate::report::outcome;
 use probe_guest::abi::CoherencyMode;
@@ -37,6 +42,10 @@ pub fn run_all(ctx: &Context) {
     outcome("device_attr", attr::device_attr(ctx));
     tvm::run_all(ctx);
     outcome("mair_storm", storm::mair_storm(ctx));
+    outcome("smccc_arch", smccc::smccc_arch());
+    outcome("hvc_imm", smccc::hvc_imm());
+    outcome("wfit", wfit::wfit());
+    cpu::run_all(ctx);
     // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
     outcome("abort_injected", abort::abort_injected(ctx));

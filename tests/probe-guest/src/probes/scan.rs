@@ -1,0 +1,67 @@
+//! `abort_scan` (with `scan` in the bootargs): a hostile guest's memory scan. From ONE load
+//! instruction (entry.S's `probe_scan_load_insn`) the probe reads every 16 KiB of the IPA space
+//! outside its RAM and outside every DT `reg` and `ranges` window, from 0 up to the VM's IPA size
+//! or 4 GiB, whichever is less (the limit keeps the run to a few seconds under QEMU TCG). Its own
+//! abort handler (vectors.S) skips the load each time. Every access must come back as an abort
+//! and the scan must finish: el2visor must not take the same instruction aborting on new
+//! addresses for a guest stuck on one abort. Runs with the MMU off, before anything else.
+
+use crate::report;
+use core::sync::atomic::{AtomicU64, Ordering};
+use fdt::Fdt;
+use probe_guest::dt::claimed_end;
+use probe_guest::msg;
+use probe_guest::pagetable::pa_range_bits;
+
+extern "C" {
+    fn probe_scan_load(addr: u64) -> u64;
+    #[link_name = "probe_aborts_caught"]
+    static ABORTS_CAUGHT: AtomicU64;
+}
+
+const STEP: u64 = 16 * 1024;
+const LIMIT: u64 = 4 << 30;
+
+/// Never returns: reports and powers off.
+pub fn run(fdt: &Fdt<'_>) -> ! {
+    let ipa_bits = pa_range_bits(crate::sysreg::pa_range()).unwrap_or(32);
+    let end = LIMIT.min(1u64 << ipa_bits);
+    // SAFETY: the counter vectors.S increments; only read here.
+    let caught = || unsafe { ABORTS_CAUGHT.load(Ordering::Relaxed) };
+    let before = caught();
+    let (mut scanned, mut completed, mut a) = (0u64, 0u64, 0u64);
+    while a < end {
+        match claimed_end(fdt, a) {
+            Ok(Some(claim_end)) => {
+                // Someone's: skip to the first 16 KiB step past it.
+                a = claim_end.max(a + 1).next_multiple_of(STEP);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report::fail("abort_scan", e);
+                report::finish();
+            }
+        }
+        let n = caught();
+        // SAFETY: nothing the VM owns is at `a` (no DT node claims it), so the read touches no
+        // one's memory; the abort it takes is resumed past by vectors.S.
+        unsafe { probe_scan_load(a) };
+        if caught() == n {
+            completed += 1;
+        }
+        scanned += 1;
+        a += STEP;
+    }
+    let aborted = caught() - before;
+    println!("probe: scanned {scanned} addresses below {end:#x} from one load, {aborted} aborted");
+    let r = if scanned == 0 {
+        Err(msg!("nothing to scan below {end:#x}"))
+    } else if completed != 0 {
+        Err(msg!("{completed} of {scanned} unowned addresses read without an abort"))
+    } else {
+        Ok(())
+    };
+    report::outcome("abort_scan", r);
+    report::finish()
+}
