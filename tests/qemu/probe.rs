@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs, in its order; each must print `PROBE <name> PASS` under el2visor.
-pub const PROBES: [&str; 15] = [
+pub const PROBES: [&str; 20] = [
     "ram_nc_attr",
     "device_attr",
     "tvm_sctlr",
@@ -23,6 +23,11 @@ pub const PROBES: [&str; 15] = [
     "tvm_amair",
     "tvm_contextidr",
     "mair_storm",
+    "smccc_arch",
+    "hvc_imm",
+    "wfit",
+    "cpu_on_already_on",
+    "cpu_on_reset_state",
     "abort_injected",
 ];
 
@@ -94,6 +99,21 @@ pub fn check_probe_run(run: &Run, ctx: &str, e: &Expect<'_>) {
     run.check(run.line("PROBE DONE") == Some(&done[..]), &format!("{ctx}: expected `{done}`"));
     check_aborts(run, ctx);
     check_stats(run, ctx, mode);
+    check_smccc(run, ctx);
+}
+
+/// The guest's SMCCC_ARCH_FEATURES answers for ARCH_WORKAROUND_1/2/3 are the host firmware's, as
+/// el2visor found them at boot (QEMU's own PSCI provides none of them: -1 -1 -1).
+fn check_smccc(run: &Run, ctx: &str) {
+    let Some(fw) = run.lines().find_map(|l| l.split_once("host firmware: SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1/2/3: ")) else {
+        return run.check(false, &format!("{ctx}: el2visor did not say what the host firmware provides"));
+    };
+    let fw: Vec<i64> = fw.1.trim_matches(|c| c == '[' || c == ']').split(", ").filter_map(|w| w.parse().ok()).collect();
+    let guest: Vec<i64> = run
+        .line("probe: smccc workarounds ")
+        .map(|l| l["probe: smccc workarounds ".len()..].split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .unwrap_or_default();
+    run.check(fw.len() == 3 && guest == fw, &format!("{ctx}: the guest saw workarounds {guest:?}, the firmware answered {fw:?}"));
 }
 
 /// The abort probe's two accesses are each logged by el2visor as an injected abort on the
@@ -186,4 +206,25 @@ fn probe_raspi4b() {
     run.check(banner.contains("cpus=4"), &format!("raspi4b: banner is not cpus=4: {banner:?}"));
     run.check(run.has("VM probe: 4 vCPUs"), "raspi4b: the VM does not have 4 vCPUs");
     check_probe_run(&run, "raspi4b", &Expect { mode: "mair-trap", exits: false });
+}
+
+/// Issue 12: a hostile guest scans every 16 KiB of its IPA space below 4 GiB (outside its RAM and
+/// every DT `reg`/`ranges` window) from one load instruction, handling each injected abort itself
+/// and moving on. el2visor must answer every access with an abort and let the scan finish: the
+/// "same abort keeps recurring" detector must not take a scan for a stuck guest.
+#[test]
+fn a_memory_scan_from_one_load_finishes() {
+    let run = Qemu::virt("max", 1, "1G", 3).kernel(&image()).append("guest_args=scan").timeout(180).run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(!run.has("GUEST FAULT"), "el2visor ended the scanning guest");
+    run.check(run.has("PROBE abort_scan PASS"), "abort_scan did not pass");
+    let scanned: Option<u64> = run
+        .line("probe: scanned ")
+        .and_then(|l| l["probe: scanned ".len()..].split_whitespace().next()?.parse().ok());
+    let Some(scanned) = scanned else {
+        return run.check(false, "the probe did not say how many addresses it scanned");
+    };
+    run.check(scanned > 100_000, &format!("only {scanned} addresses scanned below 4 GiB"));
+    let stats = Stats::parse(&run);
+    run.check(stats.is_some_and(|s| s.get("dabt") == scanned), &format!("STATS dabt is not the {scanned} aborts of the scan"));
 }

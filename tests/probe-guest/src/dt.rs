@@ -380,7 +380,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
 }
 
 mod unowned;
-pub use unowned::{claimed_end, unowned_address, GIB};
+pub use unowned::{claimed_regions, unowned_address, GIB};
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 use crate::report;
 use core::sync::atomic::{AtomicU64, Ordering};
 use fdt::Fdt;
-use probe_guest::dt::claimed_end;
+use probe_guest::dt::{claimed_regions, Region};
 use probe_guest::msg;
 use probe_guest::pagetable::pa_range_bits;
 
@@ -29,23 +29,30 @@ pub fn run(fdt: &Fdt<'_>) -> ! {
     // SAFETY: the counter vectors.S increments; only read here.
     let caught = || unsafe { ABORTS_CAUGHT.load(Ordering::Relaxed) };
     let before = caught();
+    let mut claimed = [Region::default(); 256];
+    let n = match claimed_regions(fdt, &mut claimed) {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            report::fail("abort_scan", "more than 256 reg entries and ranges windows in the DT");
+            report::finish();
+        }
+        Err(e) => {
+            report::fail("abort_scan", e);
+            report::finish();
+        }
+    };
+    let claimed = &claimed[..n];
     let (mut scanned, mut completed, mut a) = (0u64, 0u64, 0u64);
     while a < end {
-        match claimed_end(fdt, a) {
-            Ok(Some(claim_end)) => {
-                // Someone's: skip to the first 16 KiB step past it.
-                a = claim_end.max(a + 1).next_multiple_of(STEP);
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                report::fail("abort_scan", e);
-                report::finish();
-            }
+        let owner = claimed.iter().find(|r| r.base < a + STEP && a < r.base.saturating_add(r.size));
+        if let Some(r) = owner {
+            // Someone's: skip to the first 16 KiB step past it.
+            a = r.base.saturating_add(r.size).max(a + 1).next_multiple_of(STEP);
+            continue;
         }
         let n = caught();
-        // SAFETY: nothing the VM owns is at `a` (no DT node claims it), so the read touches no
-        // one's memory; the abort it takes is resumed past by vectors.S.
+        // SAFETY: nothing the VM owns is in `a..a + 16 KiB` (no DT node claims it), so the read
+        // touches no one's memory; the abort it takes is resumed past by vectors.S.
         unsafe { probe_scan_load(a) };
         if caught() == n {
             completed += 1;

@@ -14,12 +14,12 @@ use probe_guest::msg;
 use probe_guest::msg::Msg;
 
 pub fn smccc_arch() -> Result<(), Msg> {
+    let answers = abi::SMCCC_ARCH_WORKAROUNDS.map(|w| hvc::psci(abi::SMCCC_ARCH_FEATURES, w, 0, 0));
+    println!("probe: smccc workarounds {} {} {}", answers[0], answers[1], answers[2]);
     let v = hvc::psci(abi::SMCCC_VERSION, 0, 0, 0);
     if v < 0x1_0001 {
         return Err(msg!("SMCCC_VERSION returned {v:#x}, expected 1.1 or later"));
     }
-    let answers = abi::SMCCC_ARCH_WORKAROUNDS.map(|w| hvc::psci(abi::SMCCC_ARCH_FEATURES, w, 0, 0));
-    println!("probe: smccc workarounds {} {} {}", answers[0], answers[1], answers[2]);
     for (w, a) in abi::SMCCC_ARCH_WORKAROUNDS.iter().zip(answers) {
         // WORKAROUND_2's argument 1 asks for the mitigation on, the state a guest normally wants.
         let r = hvc::psci(*w, 1, 0, 0);
