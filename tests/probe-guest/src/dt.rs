@@ -58,6 +58,8 @@ pub struct Platform {
     pub cpu_count: usize,
     /// The interrupt controller is a GICv3 (`arm,gic-v3`): the CPU interface is system registers.
     pub gic_v3: bool,
+    /// Otherwise, a GICv2's CPU interface (its node's second `reg` entry), if the DT has one.
+    pub gicc: Option<u64>,
 }
 
 impl Platform {
@@ -126,6 +128,11 @@ impl<'b, 'a> Chain<'b, 'a> {
 
     /// First `reg` entry of the chain's last node, translated to the root's address space.
     fn translated_reg(&self) -> Option<Region> {
+        self.translated_reg_n(0)
+    }
+
+    /// Entry `n` of the node's `reg`, translated to a CPU address.
+    fn translated_reg_n(&self, n: usize) -> Option<Region> {
         if self.len < 2 {
             return None;
         }
@@ -133,8 +140,9 @@ impl<'b, 'a> Chain<'b, 'a> {
         let parent = self.get(self.len - 2);
         let cells = parent.cell_sizes();
         let reg = node.property("reg")?.value;
-        let mut addr = read_cells(reg, 0, cells.address_cells)?;
-        let size = read_cells(reg, cells.address_cells, cells.size_cells)?;
+        let at = n * (cells.address_cells + cells.size_cells);
+        let mut addr = read_cells(reg, at, cells.address_cells)?;
+        let size = read_cells(reg, at + cells.address_cells, cells.size_cells)?;
         // Translate through each ancestor below the root: its `ranges` maps its children's
         // addresses into its own parent's space.
         for i in (1..self.len - 1).rev() {
@@ -215,6 +223,26 @@ fn is_compatible(node: FdtNode<'_, '_>, compat: &str) -> bool {
     node.compatible()
         .map(|c| c.all().any(|s| s == compat))
         .unwrap_or(false)
+}
+
+/// GICv2 interrupt controllers (QEMU virt's, the Raspberry Pi 4's GIC-400).
+pub const GICV2_COMPATIBLES: [&str; 3] = ["arm,cortex-a15-gic", "arm,gic-400", "arm,arm11mp-gic"];
+
+/// Entry `n` of the `reg` of the first node compatible with `compat`, translated.
+fn nth_reg_of_compatible(fdt: &Fdt<'_>, compat: &str, n: usize) -> Result<Option<Region>, DtError> {
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain {
+        nodes: [None; MAX_DEPTH],
+        len: 0,
+    };
+    walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        let node = c.get(c.len - 1);
+        if is_compatible(node, compat) {
+            c.translated_reg_n(n)
+        } else {
+            None
+        }
+    })
 }
 
 fn first_compatible(fdt: &Fdt<'_>, compat: &str) -> Result<Option<Region>, DtError> {
@@ -362,6 +390,12 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
     let reset = has_word(bootargs, "reset");
     let (cpus, cpu_count) = cpus(fdt);
     let gic_v3 = fdt.all_nodes().any(|n| is_compatible(n, "arm,gic-v3"));
+    let mut gicc = None;
+    for compatible in GICV2_COMPATIBLES {
+        if gicc.is_none() {
+            gicc = nth_reg_of_compatible(fdt, compatible, 1)?.map(|r| r.base);
+        }
+    }
     Ok(Platform {
         ram,
         ram_count,
@@ -376,6 +410,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         cpus,
         cpu_count,
         gic_v3,
+        gicc,
     })
 }
 

@@ -242,6 +242,9 @@ fn cpus_gic_and_claimed_regions() {
     assert!(covers(0x0900_0000), "the PL011");
     assert!(covers(0x0800_0000), "the GIC distributor");
     assert!(!covers(0x6000_0000), "above RAM is nobody's");
+    assert_eq!(p.gicc, None, "a GICv3 has no GICC frame");
+    let v2 = discover(&Fdt::new(&qemu_virt_dtb(&["-M", "gic-version=2", "-smp", "2", "-S"])).unwrap()).unwrap();
+    assert_eq!((v2.gic_v3, v2.gicc), (false, Some(0x0801_0000)), "virt's GICv2 CPU interface");
     // Too small an array says so.
     assert_eq!(super::claimed_regions(&fdt, &mut out[..2]).unwrap(), None);
 }

@@ -3,8 +3,9 @@
 //!
 //! - `cpu_on_already_on`: CPU_ON of a vCPU that is on (or being started) answers ALREADY_ON, and so
 //!   does CPU_ON of the caller itself;
-//! - `cpu_on_reset_state`: a vCPU that sets its EL1 registers (and, on GICv3, its virtual CPU
-//!   interface: ICC_PMR_EL1, ICC_IGRPEN1_EL1), turns itself off and is turned on again starts with
+//! - `cpu_on_reset_state`: a vCPU that sets its EL1 registers (and its virtual CPU interface: on
+//!   GICv3 ICC_PMR_EL1 and ICC_IGRPEN1_EL1, on GICv2 GICC_PMR and GICC_CTLR), turns itself off and
+//!   is turned on again starts with
 //!   SCTLR_EL1 as the boot protocol says (MMU, caches and alignment checks off), every other one
 //!   of them back at 0 (el2visor's reset value, KVM's for most), not what its previous life left.
 //!
@@ -50,7 +51,10 @@ struct Shared {
     may_turn_off: AtomicU64,
     /// Whether the GIC is a GICv3 (the secondary then uses the ICC system registers).
     gic_v3: AtomicU64,
-    /// ICC_PMR_EL1 and ICC_IGRPEN1_EL1 as the checked secondary found them.
+    /// Else the GICv2 CPU interface's address (0: none).
+    gicc: AtomicU64,
+    /// The priority mask and the enable as the checked secondary found them (ICC_PMR_EL1 and
+    /// ICC_IGRPEN1_EL1, or GICC_PMR and GICC_CTLR).
     icc_pmr: AtomicU64,
     icc_igrpen1: AtomicU64,
     /// The storm's CPU_ON target (reset_race).
@@ -61,6 +65,7 @@ static SHARED: Shared = Shared {
     stage: AtomicU64::new(0),
     may_turn_off: AtomicU64::new(0),
     gic_v3: AtomicU64::new(0),
+    gicc: AtomicU64::new(0),
     icc_pmr: AtomicU64::new(0),
     icc_igrpen1: AtomicU64::new(0),
     storm_target: AtomicU64::new(0),
@@ -126,8 +131,38 @@ fn dirty_registers() {
         // VMCR: priority mask and group 1 enable.
         msr!("s3_0_c4_c6_0", 0x80u64); // ICC_PMR_EL1
         msr!("s3_0_c12_c12_7", 1u64); // ICC_IGRPEN1_EL1
+    } else if let Some(gicc) = gicc() {
+        // GICH_VMCR through the virtual CPU interface: GICC_PMR and GICC_CTLR.EnableGrp1.
+        // SAFETY: the GICv2 CPU interface the DT names, a device page (the MMU is off); these
+        // two registers only change this vCPU's interrupt masking.
+        unsafe {
+            core::ptr::write_volatile((gicc + GICC_PMR) as *mut u32, 0x80);
+            core::ptr::write_volatile((gicc + GICC_CTLR) as *mut u32, 1);
+        }
     }
     sysreg::isb();
+}
+
+const GICC_CTLR: u64 = 0x0;
+const GICC_PMR: u64 = 0x4;
+
+fn gicc() -> Option<u64> {
+    Some(SHARED.gicc.load(Ordering::Relaxed)).filter(|&a| a != 0)
+}
+
+/// The priority mask and the enable of the virtual CPU interface, if the probe knows the GIC.
+fn read_vif() -> Option<(u64, u64)> {
+    if SHARED.gic_v3.load(Ordering::Relaxed) != 0 {
+        return Some(read_icc());
+    }
+    let gicc = gicc()?;
+    // SAFETY: as in `dirty_registers`; reading these two registers has no side effect.
+    Some(unsafe {
+        (
+            core::ptr::read_volatile((gicc + GICC_PMR) as *const u32) as u64,
+            core::ptr::read_volatile((gicc + GICC_CTLR) as *const u32) as u64,
+        )
+    })
 }
 
 fn read_icc() -> (u64, u64) {
@@ -152,10 +187,9 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
             }
         }
         MODE_CHECK => {
-            if SHARED.gic_v3.load(Ordering::Relaxed) != 0 {
-                let (pmr, grp) = read_icc();
+            if let Some((pmr, enable)) = read_vif() {
                 SHARED.icc_pmr.store(pmr, Ordering::Relaxed);
-                SHARED.icc_igrpen1.store(grp, Ordering::Relaxed);
+                SHARED.icc_igrpen1.store(enable, Ordering::Relaxed);
             }
             SHARED.stage.store(2, Ordering::Release);
         }
@@ -248,6 +282,7 @@ pub fn run_all(ctx: &Context) {
 fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
     let target = other_cpu(ctx)?;
     SHARED.gic_v3.store(ctx.platform.gic_v3 as u64, Ordering::Relaxed);
+    SHARED.gicc.store(ctx.platform.gicc.unwrap_or(0), Ordering::Relaxed);
     SHARED.stage.store(0, Ordering::Relaxed);
     SHARED.may_turn_off.store(0, Ordering::Relaxed);
     sync_shared();
@@ -281,11 +316,10 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
             return Err(msg!("{name} is {v:#x} after CPU_ON, expected its reset value 0 (what the previous life left?)"));
         }
     }
-    if ctx.platform.gic_v3 {
-        let (pmr, grp) = (SHARED.icc_pmr.load(Ordering::Relaxed), SHARED.icc_igrpen1.load(Ordering::Relaxed));
-        if pmr != 0 || grp != 0 {
-            return Err(msg!("virtual CPU interface not reset: ICC_PMR_EL1 {pmr:#x}, ICC_IGRPEN1_EL1 {grp:#x} (were 0x80, 1)"));
-        }
+    let (pmr, enable) = (SHARED.icc_pmr.load(Ordering::Relaxed), SHARED.icc_igrpen1.load(Ordering::Relaxed));
+    if pmr != 0 || enable != 0 {
+        let (p, e) = if ctx.platform.gic_v3 { ("ICC_PMR_EL1", "ICC_IGRPEN1_EL1") } else { ("GICC_PMR", "GICC_CTLR") };
+        return Err(msg!("virtual CPU interface not reset: {p} {pmr:#x}, {e} {enable:#x} (were 0x80, 1)"));
     }
     Ok(())
 }
