@@ -50,12 +50,12 @@ pub enum Exit {
 /// A guest that takes the same abort (same instruction, syndrome and address) this many times in
 /// a row after the injected abort, with no other exit in between, is stuck, and gets a report
 /// instead of an endless loop.
-pub const ABORT_LOOP: u32 = 16;
+const ABORT_LOOP: u32 = 16;
 
 /// Handle one exception from vCPU `vcpu` of `vm`, taken on this CPU.
 pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
     let counters = &cpu::this().exits;
-    if !is_unowned_abort_candidate(kind) {
+    if !is_stage2_abort(kind) {
         // Anything but an abort is progress: the abort detector starts afresh.
         cpu::this().last_abort.lock().clear();
     }
@@ -75,7 +75,7 @@ pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
 }
 
 /// Whether this exit is a Stage-2 abort (the only exits that do not clear the abort history).
-fn is_unowned_abort_candidate(kind: Kind) -> bool {
+fn is_stage2_abort(kind: Kind) -> bool {
     kind == Kind::Sync
         && matches!(Esr(sysreg::esr_el2()).class(), ExceptionClass::DataAbortLower | ExceptionClass::InstrAbortLower)
 }
@@ -180,7 +180,8 @@ fn undef(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, why: &str) -> Ex
 fn wfx(vm: &Vm, frame: &TrapFrame, esr: Esr) -> Exit {
     let Some(w) = esr.wfx() else { return Exit::Resume };
     let wfxt = sysreg::id_aa64isar2_el1() & 0xf >= 2;
-    let insn = if wfxt { translate::guest_insn(frame.elr.wrapping_sub(4), |pa| vm.ram.iter().any(|r| pa >= r.pa.raw() && pa - r.pa.raw() < r.size)) } else { None };
+    let in_ram = |pa: u64| vm.ram.iter().any(|r| pa >= r.pa.raw() && pa - r.pa.raw() < r.size);
+    let insn = if wfxt { translate::guest_insn(frame.elr.wrapping_sub(4), in_ram) } else { None };
     match wfx_rule::action(w, guest_cntvct(), |n| frame.reg(n as usize), insn) {
         WfxAction::Resume => Exit::Resume,
         WfxAction::Idle { deadline } => Exit::Idle { deadline },
