@@ -4,8 +4,8 @@
 //! The runtime reads the function ID from w0 and the arguments from x1..x3, calls
 //! [`handle_call`], and acts on the [`CallOutcome`]. For HVC, ELR_EL2 already points past the
 //! instruction; for a trapped SMC (EC 0x17) the runtime advances ELR_EL2 by 4 itself. SMCCC
-//! requires the immediate to be 0: an HVC with another immediate is not a call and should get
-//! −1 in x0, an SMC with another immediate an UNDEF.
+//! requires the immediate to be 0: an HVC or SMC with another immediate is not a call, and the
+//! runtime answers it NOT_SUPPORTED (−1) in x0 without coming here (as KVM does for such an SMC).
 //!
 //! vCPU power states follow PSCI: `Off` → (CPU_ON) `OnPending` → (the runtime enters the vCPU
 //! and calls `set_power(index, On)`) `On` → (CPU_OFF) `Off`. CPU_SUSPEND is a standby: the

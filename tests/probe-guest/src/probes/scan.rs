@@ -43,6 +43,7 @@ pub fn run(fdt: &Fdt<'_>) -> ! {
     };
     let claimed = &claimed[..n];
     let (mut scanned, mut completed, mut a) = (0u64, 0u64, 0u64);
+    let t0 = cntvct();
     while a < end {
         let owner = claimed.iter().find(|r| r.base < a + STEP && a < r.base.saturating_add(r.size));
         if let Some(r) = owner {
@@ -61,7 +62,12 @@ pub fn run(fdt: &Fdt<'_>) -> ! {
         a += STEP;
     }
     let aborted = caught() - before;
-    println!("probe: scanned {scanned} addresses below {end:#x} from one load, {aborted} aborted");
+    let ticks = cntvct() - t0;
+    println!(
+        "probe: scanned {scanned} addresses below {end:#x} from one load, {aborted} aborted, in {} ms ({} counter ticks each)",
+        ticks * 1000 / crate::sysreg::cntfrq().max(1),
+        ticks / scanned.max(1)
+    );
     let r = if scanned == 0 {
         Err(msg!("nothing to scan below {end:#x}"))
     } else if completed != 0 {
@@ -71,4 +77,11 @@ pub fn run(fdt: &Fdt<'_>) -> ! {
     };
     report::outcome("abort_scan", r);
     report::finish()
+}
+
+fn cntvct() -> u64 {
+    let v: u64;
+    // SAFETY: reading the virtual counter has no side effect.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
+    v
 }
