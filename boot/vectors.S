@@ -123,6 +123,39 @@ reset_stack_and_call:
     b       restore_frame_and_eret
 .endm
 
+/*
+ * el2visor's own exceptions (current EL with SP_EL2). Each CPU's stack is a 64 KiB slot, 64 KiB
+ * aligned, whose lowest 4 KiB page is unmapped (the guard, arch::boot::STACK_GUARD): a stack that
+ * overflows faults there, and the frame of that fault cannot be pushed below it. So if SP is in
+ * a guard page, move it to the top of its own slot first (what the stack held is lost; the fatal
+ * report follows), keeping every general-purpose register. With no register free, x0 and SP are
+ * swapped through each other (add/sub), as Linux's own stack-overflow check does.
+ */
+.macro VECTOR_SPX handler, kind
+    .balign 0x80
+    add     sp, sp, x0                  // sp = s + x0
+    sub     x0, sp, x0                  // x0 = s
+    tst     x0, #0xf000                 // offset in the 64 KiB slot below 4 KiB: the guard page
+    b.eq    3f
+    sub     x0, sp, x0                  // x0 = x0
+    sub     sp, sp, x0                  // sp = s
+1:  SAVE_FRAME
+    mov     x0, sp
+    mov     x1, #\kind
+    bl      \handler
+    b       restore_frame_and_eret
+    .pushsection .text, "ax"
+3:  sub     sp, sp, x0                  // sp = x0 (the caller's), x0 = s
+    sub     x0, x0, #1                  // s at a slot's very base is the empty stack below: keep it
+    and     x0, x0, #0xffffffffffff0000 // the slot's base
+    add     x0, x0, #0x10000            // its top
+    add     sp, sp, x0                  // sp = x0 + top
+    sub     x0, sp, x0                  // x0 = the caller's x0
+    sub     sp, sp, x0                  // sp = top
+    b       1b
+    .popsection
+.endm
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global el2_vectors
@@ -132,11 +165,12 @@ el2_vectors:
     VECTOR  el2_exception, KIND_IRQ
     VECTOR  el2_exception, KIND_FIQ
     VECTOR  el2_exception, KIND_SERROR
-    /* Current EL with SP_ELx: el2visor itself faulted (or took an interrupt with them unmasked). */
-    VECTOR  el2_exception, KIND_SYNC
-    VECTOR  el2_exception, KIND_IRQ
-    VECTOR  el2_exception, KIND_FIQ
-    VECTOR  el2_exception, KIND_SERROR
+    /* Current EL with SP_ELx: el2visor itself faulted (or took an interrupt with them unmasked),
+     * or an SError a guest left pending was collected (arch::serror); see VECTOR_SPX. */
+    VECTOR_SPX el2_exception, KIND_SYNC
+    VECTOR_SPX el2_exception, KIND_IRQ
+    VECTOR_SPX el2_exception, KIND_FIQ
+    VECTOR_SPX el2_exception, KIND_SERROR
     /* Lower EL, AArch64: the guests. Synchronous exceptions try the TVM fast path first
      * (boot/tvm_fastpath.S); whatever it does not serve comes back to `lower_sync_slow` with
      * every register as the guest left it, and takes the same path as every other entry. */

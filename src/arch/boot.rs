@@ -29,8 +29,13 @@ core::arch::global_asm!(
 const _: () = assert!(core::mem::offset_of!(PerCpu, tvm_fast) < 4096 && core::mem::offset_of!(PerCpu, mpidr).is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<PerCpu>() < 4096 && core::mem::size_of::<PerCpu>().is_multiple_of(8));
 
-/// Bytes of EL2 stack per CPU (linker.ld and entry.S use the same number).
+/// Bytes of EL2 stack slot per CPU (linker.ld and entry.S use the same number), the guard page
+/// included; slots are aligned to their size.
 pub const STACK_SIZE: usize = 0x10000;
+/// The lowest bytes of each slot: a guard page, unmapped at EL2 (`mm::el2_tables::stack_guards`),
+/// so that an overflow faults. boot/vectors.S tests SP's offset in its slot against it.
+pub const STACK_GUARD: usize = 0x1000;
+const _: () = assert!(STACK_SIZE == 0x10000 && STACK_GUARD == 0x1000, "boot/vectors.S hard-codes both");
 
 /// MAIR, TCR, TTBR0 and SCTLR for EL2 that a secondary loads before turning its MMU on
 /// (SCTLR = 0 means the primary runs without the MMU and so will the secondary).
@@ -73,11 +78,15 @@ pub fn secondary_entry_pa() -> u64 {
     secondary_entry as *const () as u64
 }
 
-/// Lowest address of CPU `cpu`'s EL2 stack.
-pub fn stack_base(cpu: usize) -> u64 {
+/// Where the stack slots start (64 KiB aligned).
+pub fn stacks_start() -> u64 {
     // SAFETY: only the address of the linker-defined stack area is taken.
-    let start = unsafe { &__stacks_start as *const u8 as u64 };
-    start + (cpu * STACK_SIZE) as u64
+    unsafe { &__stacks_start as *const u8 as u64 }
+}
+
+/// Lowest address of CPU `cpu`'s EL2 stack slot (its guard page).
+pub fn stack_base(cpu: usize) -> u64 {
+    stacks_start() + (cpu * STACK_SIZE) as u64
 }
 
 /// Record the MPIDRs of the CPUs to start and the EL2 MMU setup, then make both visible to

@@ -44,3 +44,12 @@ pub fn wait_for_interrupt() {
 pub fn wait_for_event() {
     asm::wfe();
 }
+
+/// Whether a physical IRQ or FIQ is pending for this CPU (ISR_EL1.I and .F), although masked at
+/// EL2: what a WFI would wake for.
+pub fn interrupt_pending() -> bool {
+    let isr: u64;
+    // SAFETY: reading ISR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, isr_el1", out(reg) isr, options(nomem, nostack, preserves_flags)) };
+    isr & 0xc0 != 0
+}

@@ -5,44 +5,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{cpu, sysreg};
 
-/// General-purpose context saved by `SAVE_FRAME` in boot/vectors.S (same layout).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TrapFrame {
-    pub x: [u64; 31],
-    _pad: u64,
-    pub elr: u64,
-    pub spsr: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 0x110);
-
-impl TrapFrame {
-    /// A frame that enters EL1h at `pc` with DAIF masked and `x0 = arg0`.
-    pub fn new_el1(pc: u64, arg0: u64) -> Self {
-        let mut f = Self { elr: pc, spsr: SPSR_EL1H_DAIF_MASKED, ..Default::default() };
-        f.x[0] = arg0;
-        f
-    }
-    /// Register `n` as an instruction operand sees it (31 is XZR).
-    pub fn reg(&self, n: usize) -> u64 {
-        if n < 31 { self.x[n] } else { 0 }
-    }
-    /// Step over the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) says it was a
-    /// 16-bit one. The one place an emulated instruction's PC step is made.
-    pub fn skip_instruction(&mut self, esr: u64) {
-        self.elr += if esr & (1 << 25) != 0 { 4 } else { 2 };
-    }
-    /// Set register `n` (31, XZR, discards the write).
-    pub fn set_reg(&mut self, n: usize, v: u64) {
-        if n < 31 {
-            self.x[n] = v;
-        }
-    }
-}
-
-/// SPSR for EL1h with D, A, I and F masked.
-pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
+pub use super::frame::{TrapFrame, SPSR_EL1H_DAIF_MASKED};
 
 /// What kind of vector entry was taken (matches KIND_* in vectors.S).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +66,10 @@ extern "C" fn el2_exception(frame: &mut TrapFrame, kind: u64) {
     let esr = sysreg::esr_el2();
     if PROBING.load(Ordering::Relaxed) && kind == Kind::Sync && (esr >> 26) == 0x25 {
         frame.elr += 4;
+        return;
+    }
+    // A guest's SError collected right after its exit (see `serror`): not el2visor's fault.
+    if kind == Kind::SError && super::serror::record_in_window(esr) {
         return;
     }
     fault(frame, kind, esr, sysreg::far_el2());

@@ -5,8 +5,11 @@
 pub mod boot;
 pub mod cache;
 pub mod cpu;
+pub mod el1;
 pub mod exception;
+pub mod frame;
 pub mod psci;
+pub mod serror;
 pub mod sysreg;
 pub mod sysreg_ext;
 pub mod sysreg_gic;

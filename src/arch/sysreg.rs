@@ -61,6 +61,7 @@ read_fn!(id_aa64mmfr0_el1, ID_AA64MMFR0_EL1);
 read_fn!(id_aa64mmfr1_el1, ID_AA64MMFR1_EL1);
 read_fn!(id_aa64mmfr2_el1, ID_AA64MMFR2_EL1);
 read_fn!(id_aa64pfr0_el1, ID_AA64PFR0_EL1);
+read_fn!(id_aa64dfr0_el1, ID_AA64DFR0_EL1);
 read_fn!(id_aa64pfr1_el1, ID_AA64PFR1_EL1);
 read_fn!(id_aa64isar1_el1, ID_AA64ISAR1_EL1);
 read_fn!(id_aa64isar2_el1, ID_AA64ISAR2_EL1);

@@ -1,5 +1,5 @@
 //! Instructions el2visor runs on a guest's behalf: address translation, TLB invalidation of its
-//! VMID, stopping its EL1 timers.
+//! VMID.
 
 use super::sysreg;
 
@@ -26,9 +26,19 @@ pub fn tlbi_vmalls12e1() {
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
 
-/// Disable the EL1 virtual and physical timers (a vCPU's previous life must not fire into the
-/// next one).
-pub fn stop_el1_timers() {
-    // SAFETY: disabling the EL1 virtual and physical timers only stops their interrupts.
-    unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", options(nostack)) };
+/// The 32-bit instruction at guest VA `pc` (4-byte aligned), read through the guest's own
+/// translation (stage 1 and 2, as `AT S12E1R`) when that translation succeeds and `is_ram` says
+/// the resulting address is the guest's RAM, which el2visor's identity map covers.
+pub fn guest_insn(pc: u64, is_ram: impl Fn(u64) -> bool) -> Option<u32> {
+    let par = at_s12e1(pc, false);
+    if par & 1 != 0 || pc & 3 != 0 {
+        return None;
+    }
+    let pa = (par & 0x000f_ffff_ffff_f000) | (pc & 0xfff);
+    if !is_ram(pa) {
+        return None;
+    }
+    // SAFETY: `pa` is aligned guest RAM (checked by the caller's `is_ram`), mapped read-write at
+    // EL2 by the identity map; reading one word of it changes nothing.
+    Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
 }

@@ -1,8 +1,8 @@
 //! Turning on el2visor's own EL2 stage-1 MMU: an identity map where the image's text is RX,
-//! its rodata RO, the rest of RAM RW and execute-never, and everything that is not RAM is
-//! Device-nGnRE and execute-never. Tables come from a static pool (no frame allocator yet).
+//! its rodata RO, the rest of RAM RW and execute-never, everything that is not RAM
+//! Device-nGnRE and execute-never, and the page below each CPU's stack unmapped (a guard). Tables come from a static pool (no frame allocator yet).
 
-use crate::arch::boot::ImageLayout;
+use crate::arch::boot::{self as arch_boot, ImageLayout};
 use crate::arch::{cache, sysreg};
 use crate::mm::addr::{PaRange, PAGE_SIZE};
 use crate::mm::el2_tables::{self, regs, El2Mem, El2Tables};
@@ -47,6 +47,8 @@ pub fn enable(image: &ImageLayout, ram: &[PaRange]) -> Result<(MmuRegs, El2Table
     }
     regions.push((PaRange::new(image.start, image.text_end - image.start), El2Mem::Code));
     regions.push((PaRange::new(image.text_end, image.rodata_end - image.text_end), El2Mem::ReadOnly));
+    let (slot, guard) = (arch_boot::STACK_SIZE as u64, arch_boot::STACK_GUARD as u64);
+    regions.extend(el2_tables::stack_guards(arch_boot::stacks_start(), slot, guard, crate::percpu::MAX_CPUS));
 
     let pool_start = core::ptr::addr_of_mut!(POOL) as u64;
     let pool_len = POOL_PAGES * PAGE_SIZE as usize;

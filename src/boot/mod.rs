@@ -112,6 +112,8 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     }
 
     psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| smp::arch_conduit(x.conduit)));
+    let fw = crate::trap::firmware::init();
+    log::info!("host firmware: SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1/2/3: {:?}", fw.workarounds);
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
 

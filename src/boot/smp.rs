@@ -14,9 +14,9 @@ use crate::platform::{EnableMethod, Platform};
 pub fn init_stacks() {
     for i in 0..MAX_CPUS {
         let c = percpu::get(i);
-        let lo = arch_boot::stack_base(i);
-        c.stack_lo.store(lo, Ordering::Relaxed);
-        c.stack_hi.store(lo + arch_boot::STACK_SIZE as u64, Ordering::Relaxed);
+        let slot = arch_boot::stack_base(i);
+        c.stack_lo.store(slot + arch_boot::STACK_GUARD as u64, Ordering::Relaxed);
+        c.stack_hi.store(slot + arch_boot::STACK_SIZE as u64, Ordering::Relaxed);
     }
     // The boot CPU is logical CPU 0 (not read from TPIDR_EL2: this runs before the EL check,
     // and at EL1 that register does not exist).

@@ -313,6 +313,15 @@ impl HostGic {
         }
     }
 
+    /// Put the virtual CPU interface outside the list registers back to its reset state (a
+    /// vCPU starts: PSCI CPU_ON, a VM reset).
+    pub fn reset_vif(&self) {
+        match self {
+            HostGic::V2(g) => g.reset_vif(),
+            HostGic::V3(g) => g.reset_vif(),
+        }
+    }
+
     /// Restore what [`save_vif`](Self::save_vif) returned.
     pub fn restore_vif(&self, s: &VifState) {
         match self {

@@ -390,4 +390,12 @@ impl GicV2 {
     pub fn set_apr(&self, v: u32) {
         self.gich.apr.set(v)
     }
+
+    /// The virtual CPU interface as out of reset: GICH_VMCR and GICH_APR 0, GICH_HCR enabled
+    /// only (no maintenance requests, EOICount 0). The list registers are left as they are.
+    pub fn reset_vif(&self) {
+        self.gich.vmcr.set(0);
+        self.gich.apr.set(0);
+        self.gich.hcr.write(GICH_HCR::En::SET);
+    }
 }

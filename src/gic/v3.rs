@@ -522,4 +522,14 @@ impl GicV3 {
             ICH_AP1R_EL2::<3>.set(ap1[3] as u64);
         }
     }
+
+    /// The virtual CPU interface as out of reset: ICH_VMCR_EL2 and every ICH_AP0R/AP1R 0,
+    /// ICH_HCR_EL2 enabled only (no maintenance requests, no traps, EOIcount 0). The list
+    /// registers are left as they are.
+    pub fn reset_vif(&self) {
+        self.set_aprs(&[0; 4], &[0; 4]);
+        ICH_VMCR_EL2.set(0);
+        ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+        isb();
+    }
 }

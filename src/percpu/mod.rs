@@ -43,23 +43,33 @@ pub const fn tvm_mode_for(setting: crate::coherency::Setting) -> u64 {
 pub const NO_VM: usize = usize::MAX;
 
 /// The last Stage-2 abort a CPU's vCPU took, to tell a guest stuck on one abort from one that
-/// makes progress.
+/// makes progress. An abort is the same as the last one only if its instruction (ELR), syndrome
+/// (ESR) and faulting address (the IPA) all match: a guest scanning memory from one load takes
+/// aborts at the same ELR and ESR, but on a new address each time, and is making progress.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AbortHistory {
     pub elr: u64,
     pub esr: u64,
+    pub addr: u64,
     pub count: u32,
 }
 
 impl AbortHistory {
-    /// Record an abort at `elr` with syndrome `esr`; returns how many times in a row it happened.
-    pub fn record(&mut self, elr: u64, esr: u64) -> u32 {
-        if self.count > 0 && self.elr == elr && self.esr == esr {
+    /// Record an abort at `elr` with syndrome `esr` on address `addr`; returns how many times in
+    /// a row that same abort happened.
+    pub fn record(&mut self, elr: u64, esr: u64, addr: u64) -> u32 {
+        if self.count > 0 && self.elr == elr && self.esr == esr && self.addr == addr {
             self.count += 1;
         } else {
-            *self = AbortHistory { elr, esr, count: 1 };
+            *self = AbortHistory { elr, esr, addr, count: 1 };
         }
         self.count
+    }
+
+    /// Forget the history: the vCPU left the guest for something other than an abort, so
+    /// whatever it does next is not "the same abort again, in a row".
+    pub fn clear(&mut self) {
+        self.count = 0;
     }
 }
 
@@ -100,6 +110,10 @@ pub struct PerCpu {
     pub last_abort: spin::Mutex<AbortHistory>,
     /// Set while this CPU reports a fatal error: a second fault there parks at once.
     pub in_fatal: AtomicBool,
+    /// Open while `arch::serror` collects an SError a guest left pending: the EL2 vector records
+    /// one taken then in `serror_taken` (its ESR with bit 63 set) instead of calling it fatal.
+    pub serror_window: AtomicBool,
+    pub serror_taken: AtomicU64,
 }
 
 impl PerCpu {
@@ -119,8 +133,10 @@ impl PerCpu {
             guest_sctlr: AtomicU64::new(0),
             guest_tcr: AtomicU64::new(0),
             exits: ExitCounters::new(),
-            last_abort: spin::Mutex::new(AbortHistory { elr: 0, esr: 0, count: 0 }),
+            last_abort: spin::Mutex::new(AbortHistory { elr: 0, esr: 0, addr: 0, count: 0 }),
             in_fatal: AtomicBool::new(false),
+            serror_window: AtomicBool::new(false),
+            serror_taken: AtomicU64::new(0),
         }
     }
 
@@ -203,9 +219,31 @@ mod tests {
     #[test]
     fn abort_history_counts_repeats_only() {
         let mut h = AbortHistory::default();
-        assert_eq!(h.record(0x1000, 0x9200_0000), 1);
-        assert_eq!(h.record(0x1000, 0x9200_0000), 2);
-        assert_eq!(h.record(0x1004, 0x9200_0000), 1);
+        assert_eq!(h.record(0x1000, 0x9200_0000, 0x8000_0000), 1);
+        assert_eq!(h.record(0x1000, 0x9200_0000, 0x8000_0000), 2);
+        assert_eq!(h.record(0x1004, 0x9200_0000, 0x8000_0000), 1);
+        assert_eq!(h.record(0x1004, 0x9200_0040, 0x8000_0000), 1, "another syndrome");
+    }
+
+    /// A memory scan from one load instruction: same ELR and ESR, a new address each time.
+    #[test]
+    fn a_scan_from_one_instruction_is_not_a_repeat() {
+        let mut h = AbortHistory::default();
+        for i in 0..10_000u64 {
+            assert_eq!(h.record(0x4008_0000, 0x9200_0010, 0x1_0000_0000 + i * 0x4000), 1);
+        }
+    }
+
+    /// The same abort again after another exit (the guest handled its abort, took an interrupt
+    /// or made a call, and retried) starts counting afresh.
+    #[test]
+    fn another_exit_clears_the_history() {
+        let mut h = AbortHistory::default();
+        for n in 1..=15 {
+            assert_eq!(h.record(0x1000, 0x9200_0000, 0x8000_0000), n);
+        }
+        h.clear();
+        assert_eq!(h.record(0x1000, 0x9200_0000, 0x8000_0000), 1);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub trait PowerState {
     fn is_valid_entry(&self, entry: u64) -> bool;
     /// The VM's coherency mode, for the vendor call `COHERENCY_MODE`.
     fn coherency(&self) -> coherency::Setting;
+    /// What the host firmware provides of the SMCCC architecture workarounds.
+    fn firmware(&self) -> super::smccc::FirmwareArch;
 
     /// The vCPU whose MPIDR affinity is `mpidr`.
     fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
@@ -57,6 +59,9 @@ pub enum CallOutcome {
     Suspend,
     /// A vendor call that needs the hardware: perform it and write its result to x0.
     Vendor(VendorCall),
+    /// An SMCCC architecture workaround the host firmware implements: make the same call
+    /// (function ID `fid`, x1..x3 = `args`) to the firmware and write its x0 to the caller's x0.
+    Forward { fid: u32, args: [u64; 3] },
 }
 
 /// Which TVM trap counter `TRAP_COUNTERS` reads.

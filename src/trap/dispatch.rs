@@ -5,6 +5,10 @@
 //! access to an address the VM does not own, which gets a synchronous external abort and a log
 //! line), WFx, and everything else an UNDEF plus a log line.
 //!
+//! A physical SError the guest caused becomes a virtual SError for it (`trap::serror`), never the
+//! end of the VM. The "same abort keeps recurring" detector counts an abort only when its
+//! instruction, syndrome and address all repeat with no other exit in between.
+//!
 //! Handlers change the guest's frame and return an [`Exit`]: what the vCPU must do next. Only the
 //! run loop (`vcpu`) acts on it; nothing here stops a CPU, resets a VM or powers anything off.
 
@@ -16,6 +20,8 @@ use crate::arch::{sysreg, translate};
 use crate::gic::{lrs, virt};
 use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
+use crate::trap::wfx::{self as wfx_rule, WfxAction};
+use crate::trap::serror::{self as serror_rule, SErrorAction};
 use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::sysreg::SysReg;
@@ -30,8 +36,9 @@ pub enum Exit {
     /// Return to the guest with the frame as the handler left it.
     Resume,
     /// Wait at EL2 until an interrupt is pending for the vCPU (a trapped WFI, a PSCI standby),
-    /// then resume.
-    Idle,
+    /// or, for a trapped WFIT, until the virtual counter (CNTVCT_EL0) reaches the deadline; then
+    /// resume.
+    Idle { deadline: Option<u64> },
     /// The vCPU turned itself off (PSCI CPU_OFF): leave the guest until a CPU_ON.
     StopVcpu,
     /// PSCI SYSTEM_RESET: restart the VM from its pristine images.
@@ -40,13 +47,18 @@ pub enum Exit {
     VmOff,
 }
 
-/// A guest that faults at the same place this many times in a row after the injected abort is
-/// stuck, and gets a report instead of an endless loop.
+/// A guest that takes the same abort (same instruction, syndrome and address) this many times in
+/// a row after the injected abort, with no other exit in between, is stuck, and gets a report
+/// instead of an endless loop.
 const ABORT_LOOP: u32 = 16;
 
 /// Handle one exception from vCPU `vcpu` of `vm`, taken on this CPU.
 pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
     let counters = &cpu::this().exits;
+    if !is_stage2_abort(kind) {
+        // Anything but an abort is progress: the abort detector starts afresh.
+        cpu::this().last_abort.lock().clear();
+    }
     match kind {
         Kind::Sync => sync(vm, vcpu, frame, counters),
         Kind::Irq | Kind::Fiq => {
@@ -56,9 +68,37 @@ pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
         }
         Kind::SError => {
             counters.count(ExitReason::Other);
-            report::guest_fault(vm, vcpu, "SError taken from the guest", frame, sysreg::esr_el2());
-            Exit::VmOff
+            guest_serror(vm, vcpu, frame.elr, sysreg::esr_el2());
+            Exit::Resume
         }
+    }
+}
+
+/// Whether this exit is a Stage-2 abort (the only exits that do not clear the abort history).
+fn is_stage2_abort(kind: Kind) -> bool {
+    kind == Kind::Sync
+        && matches!(Esr(sysreg::esr_el2()).class(), ExceptionClass::DataAbortLower | ExceptionClass::InstrAbortLower)
+}
+
+/// A physical SError the guest caused (taken from it, or found pending right after its exit),
+/// with syndrome `esr`: a virtual SError for the guest, which takes it at its own SError vector
+/// when it unmasks them; the VM and the machine go on.
+pub fn guest_serror(vm: &Vm, vcpu: usize, elr: u64, esr: u64) {
+    let action = serror_rule::action(esr, crate::arch::serror::has_ras());
+    static LIMIT: RateLimit = RateLimit::new();
+    if let Some(n) = LIMIT.allow() {
+        log::warn!(
+            "VM {} vCPU {vcpu}: SError (syndrome {esr:#x}) from the guest near {elr:#x}: {}{}",
+            vm.name,
+            match action {
+                SErrorAction::Inject => "injecting a virtual SError",
+                SErrorAction::Ignore => "corrected or restartable, nothing to do",
+            },
+            suppressed_note(n)
+        );
+    }
+    if action == SErrorAction::Inject {
+        crate::arch::serror::inject_virtual(serror_rule::VIRTUAL_SYNDROME);
     }
 }
 
@@ -68,12 +108,12 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::Hvc64 => {
             counters.count(ExitReason::Hvc);
             // ELR_EL2 already points past an HVC.
-            call(vm, vcpu, frame)
+            smccc_or_reserved(vm, vcpu, frame, esr)
         }
         ExceptionClass::Smc64 => {
             counters.count(ExitReason::Smc);
             frame.skip_instruction(esr.0);
-            call(vm, vcpu, frame)
+            smccc_or_reserved(vm, vcpu, frame, esr)
         }
         ExceptionClass::SysReg => {
             counters.count(ExitReason::Sysreg);
@@ -87,7 +127,10 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             }
             match vm.mmio.find(ipa) {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
-                    Ok(()) => Exit::Resume,
+                    Ok(()) => {
+                        cpu::this().last_abort.lock().clear();
+                        Exit::Resume
+                    }
                     Err(mmio::NotEmulated) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
                 },
                 None => abort(vm, vcpu, frame, esr, ipa, "data abort"),
@@ -101,7 +144,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::Wfx => {
             counters.count(ExitReason::Wfx);
             frame.skip_instruction(esr.0);
-            Exit::Idle
+            wfx(vm, frame, esr)
         }
         _ => {
             counters.count(ExitReason::Other);
@@ -131,10 +174,30 @@ fn undef(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, why: &str) -> Ex
     }
 }
 
+/// A trapped WFI or WFIT (see `trap::wfx`), after the step over it. On a CPU with FEAT_WFxT the
+/// instruction is read back through the guest's translation, for implementations that report a
+/// WFIT as a WFI.
+fn wfx(vm: &Vm, frame: &TrapFrame, esr: Esr) -> Exit {
+    let Some(w) = esr.wfx() else { return Exit::Resume };
+    let wfxt = sysreg::id_aa64isar2_el1() & 0xf >= 2;
+    let in_ram = |pa: u64| vm.ram.iter().any(|r| pa >= r.pa.raw() && pa - r.pa.raw() < r.size);
+    let insn = if wfxt { translate::guest_insn(frame.elr.wrapping_sub(4), in_ram) } else { None };
+    match wfx_rule::action(w, guest_cntvct(), |n| frame.reg(n as usize), insn) {
+        WfxAction::Resume => Exit::Resume,
+        WfxAction::Idle { deadline } => Exit::Idle { deadline },
+    }
+}
+
+/// The guest's virtual counter (CNTVOFF_EL2 is 0 for every VM, so the physical count).
+fn guest_cntvct() -> u64 {
+    sysreg::cntpct_el0()
+}
+
 /// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
-/// say so; a guest that faults at the same place again and again gets the full report and ends.
+/// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
+/// again with nothing else in between gets the full report and ends.
 fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
-    let repeats = cpu::this().last_abort.lock().record(frame.elr, esr.0);
+    let repeats = cpu::this().last_abort.lock().record(frame.elr, esr.0, ipa);
     if repeats >= ABORT_LOOP {
         report::guest_fault(vm, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
         return Exit::VmOff;
@@ -166,18 +229,49 @@ fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: 
     }
 }
 
+/// HVC or SMC with its immediate: an SMCCC call when it is 0. SMCCC (DEN0028, "SMC and HVC
+/// immediate value") reserves every other immediate; like KVM for such an SMC, the caller gets
+/// NOT_SUPPORTED (-1) in x0 and every other register as it was.
+fn smccc_or_reserved(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
+    if esr.iss() & 0xffff != 0 {
+        frame.x[0] = smccc_not_supported();
+        return Exit::Resume;
+    }
+    call(vm, vcpu, frame)
+}
+
+fn smccc_not_supported() -> u64 {
+    crate::trap::abi::smccc::NOT_SUPPORTED as u64
+}
+
 /// HVC or trapped SMC: PSCI, SMCCC, el2visor's vendor calls.
+///
+/// The call is decided and its effect on the VM's power states (a CPU_ON's start request too)
+/// made under the VM's power lock, and only while the VM runs: a VM that is resetting or ending
+/// carries out no call (the caller stops right after this exit), so a CPU_ON racing a
+/// SYSTEM_RESET cannot leave a vCPU pending or a start request behind for the reset to trip on.
 fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
     let fid = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
-    let outcome = handle_call(fid, args, vcpu, &mut *vm.power.lock());
+    let outcome = {
+        let mut power = vm.power.lock();
+        if !vm.is_running() {
+            return Exit::Resume;
+        }
+        let outcome = handle_call(fid, args, vcpu, &mut *power);
+        if let CallOutcome::StartVcpu { index, entry, context_id } = outcome {
+            *vm.vcpus[index].start.lock() = Some((entry, context_id));
+        }
+        outcome
+    };
     match outcome {
         CallOutcome::Return(v) => frame.x[0] = v as u64,
         CallOutcome::ReturnRegs(r) => frame.x[..4].copy_from_slice(&r),
-        CallOutcome::StartVcpu { index, entry, context_id } => {
+        CallOutcome::StartVcpu { index, .. } => {
             frame.x[0] = 0;
-            vm.request_start(index, entry, context_id);
+            vm.kick(index);
         }
+        CallOutcome::Forward { fid, args } => frame.x[0] = crate::trap::firmware::forward(fid, args),
         CallOutcome::StopVcpu => return Exit::StopVcpu,
         CallOutcome::SystemOff => {
             log::info!("VM {}: PSCI SYSTEM_OFF from vCPU {vcpu}", vm.name);
@@ -190,7 +284,7 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
         CallOutcome::Suspend => {
             // A standby: wait as for a WFI, waking for an interrupt already pending for the vCPU.
             frame.x[0] = 0;
-            return Exit::Idle;
+            return Exit::Idle { deadline: None };
         }
         CallOutcome::Vendor(v) => frame.x[0] = vendor(v),
     }

@@ -10,12 +10,15 @@
 //! - [`psci`], [`smccc`], [`vendor`]: the PSCI 1.1 / SMCCC 1.1 / el2visor vendor call handler;
 //!   [`call`] is their interface to the runtime; [`abi`] holds the guest-visible function IDs
 //!   as plain constants.
+//! - [`serror`]: what a guest's physical SError becomes (a virtual SError, or nothing).
+//! - [`wfx`]: what a trapped WFI/WFIT makes the vCPU do (idle, until a WFIT's deadline at most).
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
 //! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
 //! (delivering an abort or UNDEF), `tvm` (the TVM registers' slow path, SCTLR_EL1 with
-//! HCR_EL2.DC) and `report` (the guest fault report).
+//! HCR_EL2.DC), `firmware` (asking the host firmware about the SMCCC workarounds and forwarding
+//! them) and `report` (the guest fault report).
 
 #![forbid(unsafe_code)]
 
@@ -26,12 +29,16 @@ pub mod inject;
 pub mod iss;
 pub mod psci;
 pub mod ratelimit;
+pub mod serror;
 pub mod smccc;
 pub mod sysreg;
 pub mod vendor;
+pub mod wfx;
 
 #[cfg(target_os = "none")]
 pub mod dispatch;
+#[cfg(target_os = "none")]
+pub mod firmware;
 #[cfg(target_os = "none")]
 pub mod inject_hw;
 #[cfg(target_os = "none")]

@@ -4,8 +4,8 @@
 //! The runtime reads the function ID from w0 and the arguments from x1..x3, calls
 //! [`handle_call`], and acts on the [`CallOutcome`]. For HVC, ELR_EL2 already points past the
 //! instruction; for a trapped SMC (EC 0x17) the runtime advances ELR_EL2 by 4 itself. SMCCC
-//! requires the immediate to be 0: an HVC with another immediate is not a call and should get
-//! −1 in x0, an SMC with another immediate an UNDEF.
+//! requires the immediate to be 0: an HVC or SMC with another immediate is not a call, and the
+//! runtime answers it NOT_SUPPORTED (−1) in x0 without coming here (as KVM does for such an SMC).
 //!
 //! vCPU power states follow PSCI: `Off` → (CPU_ON) `OnPending` → (the runtime enters the vCPU
 //! and calls `set_power(index, On)`) `On` → (CPU_OFF) `Off`. CPU_SUSPEND is a standby: the
@@ -13,7 +13,7 @@
 //! PSCI allows for every requested state (a power-down request that "did not enter the state").
 
 use super::abi::{psci, smccc};
-use super::smccc::{arch_features, FunctionId};
+use super::smccc::{arch_call, arch_features, ArchCall, FunctionId};
 pub use super::call::{CallOutcome, PowerState, TrapCounter, VendorCall, MPIDR_AFF_MASK};
 use crate::coherency;
 
@@ -63,7 +63,13 @@ pub fn handle_call(
         psci::SYSTEM_RESET => CallOutcome::SystemReset,
         psci::FEATURES => ret(psci_features(args[0] as u32)),
         smccc::VERSION => ret(smccc::VERSION_1_1),
-        smccc::ARCH_FEATURES => ret(arch_features(args[0] as u32)),
+        smccc::ARCH_FEATURES => ret(arch_features(args[0] as u32, &vm.firmware())),
+        smccc::ARCH_WORKAROUND_1 | smccc::ARCH_WORKAROUND_2 | smccc::ARCH_WORKAROUND_3 => {
+            match arch_call(fid, &vm.firmware()) {
+                ArchCall::Forward => CallOutcome::Forward { fid, args },
+                ArchCall::NotSupported => ret(smccc::NOT_SUPPORTED),
+            }
+        }
         _ if id.is_fast() && id.owner() == smccc::OWNER_VENDOR_HYP => {
             super::vendor::handle(fid, args, caller, vm)
         }
@@ -166,6 +172,9 @@ impl PowerState for crate::vm::power::Power {
     }
     fn coherency(&self) -> coherency::Setting {
         self.setting
+    }
+    fn firmware(&self) -> super::smccc::FirmwareArch {
+        super::smccc::firmware()
     }
 }
 

@@ -1,10 +1,15 @@
-//! SMCCC 1.1 function IDs and the Arm architecture service (owner 0): SMCCC_VERSION and
-//! SMCCC_ARCH_FEATURES.
+//! SMCCC 1.1 function IDs and the Arm architecture service (owner 0): SMCCC_VERSION,
+//! SMCCC_ARCH_FEATURES and the firmware workarounds.
 //!
-//! el2visor does not run any firmware mitigation on a guest's behalf, so SMCCC_ARCH_FEATURES
-//! answers NOT_SUPPORTED for ARCH_WORKAROUND_1/2/3 and ARCH_SOC_ID: claiming a workaround would
-//! tell the guest that calling it mitigates something, which it would not. Linux then reports
-//! itself as not mitigated by firmware and boots normally.
+//! SMCCC_ARCH_WORKAROUND_1/2/3 (Spectre v2, SSB, Spectre-BHB) are the firmware's: only it can
+//! run the mitigation. el2visor asks the host firmware at boot what it provides
+//! ([`discover`], through the host DT's PSCI conduit), keeps the answers ([`FirmwareArch`]),
+//! tells a guest exactly those answers in SMCCC_ARCH_FEATURES, and forwards a guest's workaround
+//! call to the firmware when the firmware implements it ([`arch_call`]); otherwise the call
+//! answers NOT_SUPPORTED, and so does ARCH_FEATURES for it: claiming a workaround the firmware
+//! lacks would tell the guest it is mitigated when it is not. Each pCPU runs one vCPU, so a
+//! forwarded call (WORKAROUND_2's enable/disable included) acts on the CPU the guest runs on.
+//! ARCH_SOC_ID is not provided.
 
 use super::abi::smccc;
 
@@ -45,13 +50,92 @@ impl FunctionId {
     }
 }
 
-/// SMCCC_ARCH_FEATURES: 0 for the architecture calls el2visor implements, NOT_SUPPORTED for the
-/// rest (see the module docs for the workarounds).
-pub const fn arch_features(queried: u32) -> i64 {
+/// What the host firmware answered at boot about the architecture workarounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirmwareArch {
+    /// SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1, _2 and _3, as the firmware answered (a
+    /// 32-bit signed value); NOT_SUPPORTED where the firmware has no SMCCC 1.1.
+    pub workarounds: [i64; 3],
+}
+
+/// The workaround calls, in [`FirmwareArch::workarounds`] order.
+pub const WORKAROUNDS: [u32; 3] = [smccc::ARCH_WORKAROUND_1, smccc::ARCH_WORKAROUND_2, smccc::ARCH_WORKAROUND_3];
+
+impl FirmwareArch {
+    /// No firmware, or one that provides none of the workarounds.
+    pub const NONE: FirmwareArch = FirmwareArch { workarounds: [smccc::NOT_SUPPORTED; 3] };
+
+    /// The firmware's ARCH_FEATURES answer for workaround call `fid`, if it is one.
+    pub fn answer(&self, fid: u32) -> Option<i64> {
+        WORKAROUNDS.iter().position(|&w| w == fid).map(|i| self.workarounds[i])
+    }
+
+    /// Whether the firmware implements workaround call `fid` (any answer but NOT_SUPPORTED:
+    /// NOT_REQUIRED and the positive WORKAROUND_2 answers still name an implemented call).
+    pub fn implements(&self, fid: u32) -> bool {
+        self.answer(fid).is_some_and(|a| a != smccc::NOT_SUPPORTED)
+    }
+}
+
+/// PSCI_VERSION and PSCI_FEATURES, to ask the firmware whether it has SMCCC_VERSION.
+const PSCI_VERSION: u32 = 0x8400_0000;
+const PSCI_FEATURES: u32 = 0x8400_000a;
+
+/// An SMCCC result as the 32-bit signed value it is (w0; firmware may leave x0's upper half 0).
+fn ret32(x0: i64) -> i64 {
+    x0 as i32 as i64
+}
+
+/// Ask the firmware what it provides, as SMCCC says to discover it: PSCI 1.0 or later whose
+/// PSCI_FEATURES reports SMCCC_VERSION, SMCCC 1.1 or later, then SMCCC_ARCH_FEATURES for each
+/// workaround. `call(fid, x1)` makes one fast call and returns x0.
+pub fn discover(mut call: impl FnMut(u32, u64) -> i64) -> FirmwareArch {
+    let psci = ret32(call(PSCI_VERSION, 0));
+    if psci < 0 || (psci >> 16) < 1 {
+        return FirmwareArch::NONE;
+    }
+    if ret32(call(PSCI_FEATURES, smccc::VERSION as u64)) != smccc::SUCCESS {
+        return FirmwareArch::NONE;
+    }
+    if ret32(call(smccc::VERSION, 0)) < smccc::VERSION_1_1 {
+        return FirmwareArch::NONE;
+    }
+    FirmwareArch { workarounds: WORKAROUNDS.map(|w| ret32(call(smccc::ARCH_FEATURES, w as u64))) }
+}
+
+/// SMCCC_ARCH_FEATURES: 0 for the architecture calls el2visor implements, the firmware's own
+/// answer for the workarounds, NOT_SUPPORTED for the rest (see the module docs).
+pub fn arch_features(queried: u32, fw: &FirmwareArch) -> i64 {
     match queried {
         smccc::VERSION | smccc::ARCH_FEATURES => smccc::SUCCESS,
-        _ => smccc::NOT_SUPPORTED,
+        q => fw.answer(q).unwrap_or(smccc::NOT_SUPPORTED),
     }
+}
+
+/// What a workaround call from a guest becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchCall {
+    /// Make the same call to the firmware and give the guest its x0.
+    Forward,
+    /// Answer NOT_SUPPORTED.
+    NotSupported,
+}
+
+/// A guest's ARCH_WORKAROUND_1/2/3 call `fid`: forwarded where the firmware implements it.
+pub fn arch_call(fid: u32, fw: &FirmwareArch) -> ArchCall {
+    if fw.implements(fid) {
+        ArchCall::Forward
+    } else {
+        ArchCall::NotSupported
+    }
+}
+
+/// The answers kept at boot (`trap::firmware::init`); none before.
+pub static FIRMWARE: spin::Once<FirmwareArch> = spin::Once::new();
+
+/// The firmware's answers as kept at boot, or [`FirmwareArch::NONE`].
+pub fn firmware() -> FirmwareArch {
+    FIRMWARE.get().copied().unwrap_or(FirmwareArch::NONE)
 }
 
 #[cfg(test)]
@@ -84,8 +168,9 @@ mod tests {
 
     #[test]
     fn arch_features_are_honest() {
-        assert_eq!(arch_features(smccc::VERSION), 0);
-        assert_eq!(arch_features(smccc::ARCH_FEATURES), 0);
+        let none = FirmwareArch::NONE;
+        assert_eq!(arch_features(smccc::VERSION, &none), 0);
+        assert_eq!(arch_features(smccc::ARCH_FEATURES, &none), 0);
         for unsupported in [
             smccc::ARCH_WORKAROUND_1,
             smccc::ARCH_WORKAROUND_2,
@@ -93,7 +178,69 @@ mod tests {
             smccc::ARCH_SOC_ID,
             0x8400_0000,
         ] {
-            assert_eq!(arch_features(unsupported), -1);
+            assert_eq!(arch_features(unsupported, &none), -1);
         }
+    }
+
+    /// A fake firmware: PSCI `psci`, SMCCC_VERSION `smccc` (or absent from PSCI_FEATURES), and
+    /// these ARCH_FEATURES answers, returned in w0 only (upper half zero) like SMC32 firmware.
+    fn fake(psci: i64, smccc: Option<i64>, answers: [i64; 3]) -> impl FnMut(u32, u64) -> i64 {
+        move |fid, x1| {
+            let r: i64 = match (fid, x1) {
+                (PSCI_VERSION, _) => psci,
+                (PSCI_FEATURES, x) if x == smccc::VERSION as u64 && smccc.is_some() => 0,
+                (smccc::VERSION, _) => smccc.unwrap_or(-1),
+                (smccc::ARCH_FEATURES, x) => WORKAROUNDS.iter().position(|&w| w as u64 == x).map_or(-1, |i| answers[i]),
+                _ => -1,
+            };
+            r as u32 as i64
+        }
+    }
+
+    #[test]
+    fn discovery_keeps_what_the_firmware_answers() {
+        // TF-A on a CPU that needs WORKAROUND_1, has WORKAROUND_2 always on, no WORKAROUND_3.
+        let fw = discover(fake(0x1_0001, Some(0x1_0002), [0, 1, -1]));
+        assert_eq!(fw.workarounds, [0, 1, -1]);
+        assert_eq!(arch_features(smccc::ARCH_WORKAROUND_1, &fw), 0);
+        assert_eq!(arch_features(smccc::ARCH_WORKAROUND_2, &fw), 1);
+        assert_eq!(arch_features(smccc::ARCH_WORKAROUND_3, &fw), -1);
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_1, &fw), ArchCall::Forward);
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_2, &fw), ArchCall::Forward);
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_3, &fw), ArchCall::NotSupported);
+        // NOT_REQUIRED is an implemented call: forwarded, and reported as the firmware said.
+        let fw = discover(fake(0x1_0001, Some(0x1_0001), [-2, -2, 0]));
+        assert_eq!(fw.workarounds, [-2, -2, 0]);
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_1, &fw), ArchCall::Forward);
+        assert_eq!(arch_features(smccc::ARCH_WORKAROUND_3, &fw), 0);
+    }
+
+    #[test]
+    fn no_smccc_1_1_means_no_workarounds() {
+        // QEMU's own PSCI (no SMCCC_VERSION in PSCI_FEATURES), PSCI 0.2, SMCCC 1.0.
+        for fw in [
+            discover(fake(0x1_0001, None, [0; 3])),
+            discover(fake(0x2, Some(0x1_0001), [0; 3])),
+            discover(fake(0x1_0000, Some(0x1_0000), [0; 3])),
+            discover(fake(-1, Some(0x1_0001), [0; 3])),
+        ] {
+            assert_eq!(fw, FirmwareArch::NONE);
+            for w in WORKAROUNDS {
+                assert_eq!(arch_features(w, &fw), -1);
+                assert_eq!(arch_call(w, &fw), ArchCall::NotSupported);
+            }
+        }
+    }
+
+    #[test]
+    fn discovery_asks_nothing_more_once_an_answer_rules_smccc_out() {
+        let mut asked = alloc::vec::Vec::new();
+        let mut inner = fake(0x1_0001, None, [0; 3]);
+        let fw = discover(|fid, x1| {
+            asked.push(fid);
+            inner(fid, x1)
+        });
+        assert_eq!(fw, FirmwareArch::NONE);
+        assert_eq!(asked, [PSCI_VERSION, PSCI_FEATURES], "no SMCCC_VERSION call without PSCI_FEATURES saying so");
     }
 }

@@ -1,12 +1,12 @@
 //! EL2 state for running a VM's vCPU on this pCPU: the values come from the pure builders in
 //! [`super::regs`], the CPU's ID registers and the VM; this module only writes them.
 
-use crate::arch::{cpu, sysreg, translate};
+use crate::arch::{cpu, el1, serror, sysreg, translate};
 use crate::percpu;
 use crate::vcpu::regs::{self, CpuFeatures};
 use crate::vm::instance::{vmpidr, Vm};
 
-/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2 for guests, read on this CPU.
+/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2/MDCR_EL2 for guests, read on this CPU.
 pub fn read_features() -> CpuFeatures {
     CpuFeatures::from_id_regs(
         sysreg::id_aa64pfr0_el1(),
@@ -17,6 +17,7 @@ pub fn read_features() -> CpuFeatures {
         sysreg::id_aa64mmfr3_el1(),
         sysreg::pmcr_el0(),
     )
+    .with_dfr0(sysreg::id_aa64dfr0_el1())
 }
 
 /// Configure EL2 for running `vm`'s vCPU `v` on this pCPU, and tell the TVM fast path what to
@@ -50,10 +51,20 @@ pub fn configure(vm: &Vm, v: usize) {
 }
 
 /// Put the vCPU's EL1 state as a CPU has it out of reset (the boot protocol's view: MMU and
-/// caches off), with its timers stopped: a previous life's timers must not fire into this one.
-/// In mair-trap mode the MMU being off sets HCR_EL2.DC (`trap::tvm::set_sctlr_el1`).
+/// caches off; see `arch::el1::reset` for every register), its timers stopped (a previous
+/// life's timers must not fire into this one), no virtual SError pending, and its virtual CPU
+/// interface (VMCR, active priorities, HCR) reset. In mair-trap mode the MMU being off sets
+/// HCR_EL2.DC (`trap::tvm::set_sctlr_el1`). The records of what the guest wrote to the TVM
+/// registers follow the registers.
 pub fn reset_el1() {
+    el1::reset(regs::SCTLR_EL1_RESET);
     crate::trap::tvm::reset_sctlr_el1(regs::SCTLR_EL1_RESET);
-    translate::stop_el1_timers();
+    serror::clear_virtual();
+    if let Some(h) = crate::gic::hw::host() {
+        h.reset_vif();
+    }
+    let me = cpu::this();
+    me.guest_mair.store(0, core::sync::atomic::Ordering::Relaxed);
+    me.guest_tcr.store(0, core::sync::atomic::Ordering::Relaxed);
     sysreg::isb();
 }

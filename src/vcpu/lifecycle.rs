@@ -17,23 +17,42 @@ pub fn start(vm: &'static Vm) {
     }
 }
 
+/// How long a reset waits for the other vCPUs to leave their guest before it gives up. Each is
+/// kicked every 10 ms and leaves at its next exit, which the kick itself forces; only a pCPU
+/// stuck at EL2 would not, and then the VM cannot be reset safely.
+const RESET_STOP_TIMEOUT_S: u64 = 10;
+
 /// PSCI SYSTEM_RESET from vCPU `me`: stop every other vCPU, put the virtual GIC back to its reset
 /// state, reload the pristine images and ask vCPU 0 to start at the kernel entry again. Returns
 /// when the calling vCPU must stop (the run loop stops it); ends the VM when it cannot be reset.
+///
+/// The VM becomes RESETTING under its power lock, the lock under which a CPU_ON marks a vCPU
+/// pending with its start request and a pCPU takes a start request and marks its vCPU on
+/// (`trap::dispatch::call`, `vcpu::run`). So from then on no call changes a power state and no
+/// vCPU starts: the reset waits only for the vCPUs that are on, and a vCPU left pending by a
+/// CPU_ON just before is simply not started (its request is dropped with the others).
 pub fn reset_vm(vm: &Vm, me: usize) {
-    if vm.state.compare_exchange(RUNNING, RESETTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        // Someone else is resetting (or powering off): just stop.
-        leave_for_reset(vm, me);
-        return;
+    {
+        let _power = vm.power.lock();
+        if vm.state.compare_exchange(RUNNING, RESETTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            drop(_power);
+            // Someone else is resetting (or powering off): just stop.
+            leave_for_reset(vm, me);
+            return;
+        }
     }
     let n = vm.vcpus.len();
     let freq = sysreg::cntfrq_el0().max(1);
     let t0 = sysreg::cntpct_el0();
     let mut last_kick = None;
     loop {
+        if vm.state() == OFF {
+            // Another vCPU ended the VM meanwhile (SYSTEM_OFF, a fatal guest fault).
+            cpu::park();
+        }
         let running: alloc::vec::Vec<usize> = {
             let p = vm.power.lock();
-            (0..n).filter(|&i| i != me && p.states[i] != VcpuPower::Off).collect()
+            (0..n).filter(|&i| i != me && p.states[i] == VcpuPower::On).collect()
         };
         if running.is_empty() {
             break;
@@ -46,9 +65,9 @@ pub fn reset_vm(vm: &Vm, me: usize) {
             }
             last_kick = Some(now);
         }
-        if now - t0 > 2 * freq {
+        if now - t0 > RESET_STOP_TIMEOUT_S * freq {
             log::error!(
-                "VM {}: reset: vCPUs {running:?} did not stop within 2 s; the VM cannot be reset safely and ends",
+                "VM {}: reset: vCPUs {running:?} did not stop within {RESET_STOP_TIMEOUT_S} s; the VM cannot be reset safely and ends",
                 vm.name
             );
             end_vm(vm);
@@ -79,10 +98,10 @@ pub fn reset_vm(vm: &Vm, me: usize) {
             *vm.vcpus[i].start.lock() = None;
         }
         p.states[0] = VcpuPower::OnPending;
+        *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
+        vm.state.store(RUNNING, Ordering::Release);
     }
-    *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
     log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
-    vm.state.store(RUNNING, Ordering::Release);
     if me != 0 {
         vm.kick(0);
     }

@@ -13,3 +13,9 @@ pub mod el2;
 pub mod lifecycle;
 #[cfg(target_os = "none")]
 pub mod run;
+
+/// `arch::frame` (the trap frame and its PC step) is pure but built inside `arch`, which exists on
+/// the bare-metal target only; the host tests mount the same file here.
+#[cfg(test)]
+#[path = "../arch/frame.rs"]
+mod frame_host_tests;

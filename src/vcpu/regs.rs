@@ -4,7 +4,7 @@
 
 use crate::coherency::Mode;
 use aarch64_cpu::registers::{
-    HCR_EL2, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, SCTLR_EL1,
+    HCR_EL2, ID_AA64DFR0_EL1, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, SCTLR_EL1,
 };
 use ext::{
     CPTR_EL2_EXT, HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR1_EL1_EXT, ID_AA64MMFR3_EL1,
@@ -39,6 +39,9 @@ pub struct CpuFeatures {
     pub sctlr2: bool,
     /// Event counters the PMU has (PMCR_EL0.N), all given to the guest.
     pub pmu_counters: u8,
+    /// ID_AA64DFR0_EL1.PMUVer: which PMUv3 (0 none, 1 PMUv3, 4 v3p1, 5 v3p4, 6 v3p5, ...; 0xf an
+    /// IMPLEMENTATION DEFINED PMU, not PMUv3). Set by [`CpuFeatures::with_dfr0`].
+    pub pmu_ver: u8,
 }
 
 impl CpuFeatures {
@@ -64,7 +67,23 @@ impl CpuFeatures {
             tcr2: ID_AA64MMFR3_EL1::TCRX.read(mmfr3) != 0,
             sctlr2: ID_AA64MMFR3_EL1::SCTLRX.read(mmfr3) != 0,
             pmu_counters: PMCR_EL0::N.read(pmcr) as u8,
+            pmu_ver: 0,
         }
+    }
+
+    /// Add what ID_AA64DFR0_EL1 says (the PMU version).
+    pub fn with_dfr0(self, dfr0: u64) -> Self {
+        CpuFeatures { pmu_ver: ID_AA64DFR0_EL1::PMUVer.read(dfr0) as u8, ..self }
+    }
+
+    /// FEAT_PMUv3p1 or later: MDCR_EL2.HPMD exists.
+    pub fn pmuv3p1(&self) -> bool {
+        (4..0xf).contains(&self.pmu_ver)
+    }
+
+    /// FEAT_PMUv3p5 or later: MDCR_EL2.HCCD exists.
+    pub fn pmuv3p5(&self) -> bool {
+        (6..0xf).contains(&self.pmu_ver)
     }
 }
 
@@ -154,9 +173,18 @@ pub const CNTHCTL_EL2: u64 = aarch64_cpu::registers::CNTHCTL_EL2::EL1PCTEN::SET.
     | aarch64_cpu::registers::CNTHCTL_EL2::EL1PCEN::SET.value;
 
 /// MDCR_EL2: every PMU event counter goes to the guest (HPMN = N, both 5 bits wide), nothing
-/// trapped.
+/// trapped, and the guest's counters do not count while el2visor runs: HPMD (event counters
+/// prohibited at EL2, FEAT_PMUv3p1) and HCCD (the cycle counter too, FEAT_PMUv3p5), where the
+/// CPU has them (they are RES0 before).
 pub fn mdcr_el2(f: &CpuFeatures) -> u64 {
-    MDCR_EL2::HPMN.val(f.pmu_counters as u64).value
+    let mut v = MDCR_EL2::HPMN.val(f.pmu_counters as u64);
+    if f.pmuv3p1() {
+        v += MDCR_EL2::HPMD::SET;
+    }
+    if f.pmuv3p5() {
+        v += MDCR_EL2::HCCD::SET;
+    }
+    v.value
 }
 
 /// SCTLR_EL1 a vCPU starts with: MMU and caches off, little-endian (boot protocol), and the
@@ -336,8 +364,35 @@ mod tests {
                 mops: true,
                 tcr2: true,
                 sctlr2: true,
-                pmu_counters: 31
+                pmu_counters: 31,
+                pmu_ver: 0,
             }
         );
+    }
+
+    /// MDCR_EL2.HPMD (bit 17) from PMUv3p1 and HCCD (bit 23) from PMUv3p5, read from
+    /// ID_AA64DFR0_EL1.PMUVer (bits 11:8); an IMPLEMENTATION DEFINED PMU (0xf) gets neither.
+    #[test]
+    fn mdcr_keeps_guest_counters_out_of_el2() {
+        let base = CpuFeatures { pmu_counters: 6, ..CpuFeatures::default() };
+        let mdcr = |pmuver: u64| mdcr_el2(&base.with_dfr0((pmuver << 8) | 0xf0f0_f00f));
+        const HPMD: u64 = 1 << 17;
+        const HCCD: u64 = 1 << 23;
+        for (pmuver, want) in [
+            (0, 0),                // no PMU
+            (1, 0),                // PMUv3
+            (4, HPMD),             // PMUv3p1
+            (5, HPMD),             // PMUv3p4
+            (6, HPMD | HCCD),      // PMUv3p5
+            (7, HPMD | HCCD),      // PMUv3p7
+            (8, HPMD | HCCD),      // PMUv3p8
+            (9, HPMD | HCCD),      // PMUv3p9
+            (0xf, 0),              // IMPLEMENTATION DEFINED
+        ] {
+            assert_eq!(mdcr(pmuver), 6 | want, "PMUVer {pmuver:#x}");
+        }
+        // Only bits 11:8 count.
+        assert_eq!(base.with_dfr0(!0xf00u64).pmu_ver, 0);
+        assert_eq!(base.with_dfr0(0x600).pmu_ver, 6);
     }
 }

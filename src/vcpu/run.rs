@@ -63,10 +63,7 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if vm.state() == OFF || crate::fatal::failed() {
             cpu::park();
         }
-        // A start request only counts while the VM runs: one left from before a reset must not
-        // enter the old guest (the reset clears them, and takes them only once it is done).
-        let start = if vm.state() == RUNNING { vm.vcpus[v].start.lock().take() } else { None };
-        if let Some((entry, context)) = start {
+        if let Some((entry, context)) = take_start(vm, v) {
             enter(vm, v, entry, context);
         }
         // Sleep until an interrupt is pending (IRQs stay masked at EL2): CPU_ON, a reset, the VM's
@@ -85,12 +82,27 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
     }
 }
 
-/// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`.
+/// Take vCPU `v`'s start request, if it has one and the VM runs, and mark it `On`: both under
+/// the VM's power lock, where a reset marks the VM resetting and a CPU_ON makes the request, so
+/// a vCPU either starts before a reset begins (and is then stopped by it like any running one)
+/// or not at all. A request left from before a reset never enters the old guest.
+fn take_start(vm: &Vm, v: usize) -> Option<(u64, u64)> {
+    let mut power = vm.power.lock();
+    if vm.state() != RUNNING {
+        return None;
+    }
+    let start = vm.vcpus[v].start.lock().take()?;
+    power.states[v] = VcpuPower::On;
+    Some(start)
+}
+
+/// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`, with its
+/// EL1 registers and virtual CPU interface in their reset state.
 fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     el2::reset_el1();
-    vm.power.lock().states[v] = VcpuPower::On;
     let frame = TrapFrame::new_el1(entry, context);
     lrs::before_entry(&vm.irqs[v]);
+    check_own_serror(&frame);
     let top = cpu::this().stack_hi.load(Ordering::Relaxed);
     // SAFETY: the frame is a complete EL1h context; the stack top is this CPU's own, and nothing
     // on the abandoned stack is used again.
@@ -133,12 +145,17 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     let Some((vm, v)) = assignment() else {
         crate::fatal::hypervisor_fault(frame, kind, sysreg::esr_el2(), sysreg::far_el2())
     };
+    // An SError the guest left pending is the guest's: collect it before anything else runs.
+    if let Some(esr) = crate::arch::serror::take_guest_pending() {
+        dispatch::guest_serror(vm, v, frame.elr, esr);
+    }
     if kind != Kind::Sync {
         check_state(vm, v);
     }
     match dispatch::handle(vm, v, frame, kind) {
         Exit::Resume => {}
-        Exit::Idle => lrs::idle(&vm.irqs[v]),
+        Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
+        Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),
         Exit::StopVcpu => stop_this_vcpu(),
         Exit::ResetVm => {
             lifecycle::reset_vm(vm, v);
@@ -152,4 +169,27 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     check_state(vm, v);
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
+    check_own_serror(frame);
+}
+
+/// Before a guest entry: an SError pending now is el2visor's own, reported as its fatal error
+/// rather than left for the guest to be blamed for (`arch::serror`).
+fn check_own_serror(frame: &TrapFrame) {
+    if let Some(syndrome) = crate::arch::serror::check_own() {
+        crate::fatal::hypervisor_fault(frame, Kind::SError, syndrome, sysreg::far_el2());
+    }
+}
+
+/// A trapped WFIT: like [`lrs::idle`], but only until the guest's virtual counter reaches
+/// `deadline`. The EL2 wait polls CNTVCT and the CPU's pending-interrupt status (ISR_EL1) rather
+/// than sleeping in WFI, which nothing would wake at the deadline.
+fn idle_until(vm: &Vm, v: usize, deadline: u64) {
+    lrs::before_entry(&vm.irqs[v]);
+    if lrs::virq_pending() {
+        return;
+    }
+    hw::refresh();
+    while sysreg::cntpct_el0() < deadline && !cpu::interrupt_pending() {
+        core::hint::spin_loop();
+    }
 }

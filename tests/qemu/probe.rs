@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 23] = [
+pub const PROBES: [&str; 28] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -32,6 +32,11 @@ pub const PROBES: [&str; 23] = [
     "vgic_pending_in_lr",
     "vgic_icpendr_retracts",
     "vgic_isv0_abort",
+    "smccc_arch",
+    "hvc_imm",
+    "wfit",
+    "cpu_on_already_on",
+    "cpu_on_reset_state",
     "abort_injected",
 ];
 
@@ -123,6 +128,21 @@ pub fn check_probe_run(run: &Run, ctx: &str, e: &Expect<'_>) {
     check_aborts(run, ctx);
     check_isv0(run, ctx);
     check_stats(run, ctx, mode);
+    check_smccc(run, ctx);
+}
+
+/// The guest's SMCCC_ARCH_FEATURES answers for ARCH_WORKAROUND_1/2/3 are the host firmware's, as
+/// el2visor found them at boot (QEMU's own PSCI provides none of them: -1 -1 -1).
+fn check_smccc(run: &Run, ctx: &str) {
+    let Some(fw) = run.lines().find_map(|l| l.split_once("host firmware: SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1/2/3: ")) else {
+        return run.check(false, &format!("{ctx}: el2visor did not say what the host firmware provides"));
+    };
+    let fw: Vec<i64> = fw.1.trim_matches(|c| c == '[' || c == ']').split(", ").filter_map(|w| w.parse().ok()).collect();
+    let guest: Vec<i64> = run
+        .line("probe: smccc workarounds ")
+        .map(|l| l["probe: smccc workarounds ".len()..].split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .unwrap_or_default();
+    run.check(fw.len() == 3 && guest == fw, &format!("{ctx}: the guest saw workarounds {guest:?}, the firmware answered {fw:?}"));
 }
 
 /// The vgic_isv0_abort probe's one `ldp` from the distributor is logged once as an access
@@ -294,4 +314,25 @@ fn probe_gic4_redistributor_stride() {
     q.push(&["-M", machine, "-cpu", "max", "-smp", "2", "-m", "1G", "-dtb", blob.to_str().unwrap()]);
     let run = q.kernel(&image()).timeout(90).run();
     check_probe_run(&run, "gic-version=4 with redistributor-stride 0x40000", &Expect { mode: "fwb", exits: true, gic: 3, rtc: true });
+}
+
+/// Issue 12: a hostile guest scans every 16 KiB of its IPA space below 4 GiB (outside its RAM and
+/// every DT `reg`/`ranges` window) from one load instruction, handling each injected abort itself
+/// and moving on. el2visor must answer every access with an abort and let the scan finish: the
+/// "same abort keeps recurring" detector must not take a scan for a stuck guest.
+#[test]
+fn a_memory_scan_from_one_load_finishes() {
+    let run = Qemu::virt("max", 1, "1G", 3).kernel(&image()).append("guest_args=scan").timeout(180).run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(!run.has("GUEST FAULT"), "el2visor ended the scanning guest");
+    run.check(run.has("PROBE abort_scan PASS"), "abort_scan did not pass");
+    let scanned: Option<u64> = run
+        .line("probe: scanned ")
+        .and_then(|l| l["probe: scanned ".len()..].split_whitespace().next()?.parse().ok());
+    let Some(scanned) = scanned else {
+        return run.check(false, "the probe did not say how many addresses it scanned");
+    };
+    run.check(scanned > 100_000, &format!("only {scanned} addresses scanned below 4 GiB"));
+    let stats = Stats::parse(&run);
+    run.check(stats.is_some_and(|s| s.get("dabt") == scanned), &format!("STATS dabt is not the {scanned} aborts of the scan"));
 }

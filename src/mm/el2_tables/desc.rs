@@ -43,6 +43,8 @@ pub const fn leaf_attrs(mem: El2Mem) -> u64 {
         El2Mem::Code => normal | AP_RO,
         El2Mem::ReadOnly => normal | AP_RO | XN,
         El2Mem::ReadWrite => normal | XN,
+        // Never written as a leaf (`build` leaves holes invalid); an invalid descriptor if it were.
+        El2Mem::Unmapped => 0,
     }
 }
 

@@ -3,7 +3,8 @@
 //! Non-VHE EL2 has a single translation table base, TTBR0_EL2, so one table tree maps the whole
 //! input range `[0, 2^PA bits)` (see [`regs::va_bits`]). The boot code describes what it wants as
 //! a list of `(PaRange, El2Mem)` where later entries override earlier ones: "everything low is
-//! Device", then RAM as read-write, then the image's text as code and its rodata as read-only.
+//! Device", then RAM as read-write, then the image's text as code and its rodata as read-only,
+//! then holes ([`El2Mem::Unmapped`]: the stacks' guard pages).
 //! [`build`] flattens that list and writes it with 1 GiB and 2 MiB blocks wherever alignment
 //! allows and 4 KiB pages elsewhere, so a 1 TiB device window, a few GiB of RAM and a split image
 //! fit in a handful of pages (the boot pool has 32). A device window costs one page per 512 GiB
@@ -47,6 +48,16 @@ pub enum El2Mem {
     ReadOnly,
     /// Normal write-back, read-write, execute-never: data, bss, stacks, heap, free RAM.
     ReadWrite,
+    /// Not mapped: a hole in what earlier regions map, where every access faults (the guard page
+    /// below each CPU's stack, [`stack_guards`]).
+    Unmapped,
+}
+
+/// The guard pages of `cpus` EL2 stacks laid out from `stacks_start`, one slot of `slot` bytes per
+/// CPU with its lowest `guard` bytes unused: holes in the map, so that a stack overflowing its
+/// slot faults (and el2visor's vector reports it) instead of writing over the next CPU's stack.
+pub fn stack_guards(stacks_start: u64, slot: u64, guard: u64, cpus: usize) -> impl Iterator<Item = (PaRange, El2Mem)> {
+    (0..cpus as u64).map(move |i| (PaRange::new(stacks_start + i * slot, guard), El2Mem::Unmapped))
 }
 
 /// Why the EL2 map could not be built.
@@ -159,7 +170,7 @@ pub fn build<P: PageSource>(
         va_bits,
         table_pages: 0,
     };
-    for s in flatten(segments) {
+    for s in flatten(segments).into_iter().filter(|s| s.mem != El2Mem::Unmapped) {
         if let Err(e) = builder.map(root, tables.start_level, s.start, s.end, s.mem) {
             destroy(tables, builder.pages);
             return Err(e);

@@ -49,6 +49,7 @@ fn model(regions: &[(PaRange, El2Mem)], addr: u64) -> Option<El2Mem> {
         .rev()
         .find(|(range, _)| range.contains(addr))
         .map(|&(_, mem)| mem)
+        .filter(|&mem| mem != Unmapped)
 }
 
 /// Whether the model is the same over all of `[base, base + size)`: it only changes at region
@@ -282,7 +283,7 @@ fn offset() -> impl Strategy<Value = u64> {
 }
 
 fn mem() -> impl Strategy<Value = El2Mem> {
-    prop_oneof![Just(Device), Just(Code), Just(ReadOnly), Just(ReadWrite)]
+    prop_oneof![Just(Device), Just(Code), Just(ReadOnly), Just(ReadWrite), Just(Unmapped)]
 }
 
 proptest! {
@@ -298,4 +299,29 @@ proptest! {
         let regions: Vec<_> = regions.into_iter().map(|(s, len, m)| (r(s, len), m)).collect();
         build_and_check(&regions, 2, &randoms);
     }
+}
+
+/// The stacks' guard pages stay unmapped: the lowest 4 KiB of each CPU's 64 KiB stack slot faults
+/// at EL2, everything around them (the stacks themselves, the image's data below) stays
+/// read-write, and the map still fits the boot pool.
+#[test]
+fn stack_guard_pages_are_left_unmapped() {
+    let stacks = 0x4028_0000;
+    let mut regions = virt_regions(SIZE_1G, 2, 0x5_0000, 0x2_0000);
+    regions.extend(stack_guards(stacks, 0x1_0000, P, 8));
+    let mut pages = HostPages::new();
+    let t = build(&regions, 2, &mut pages).unwrap();
+    assert!(t.table_pages() <= 32, "{} table pages", t.table_pages());
+    for cpu in 0..8u64 {
+        let slot = stacks + cpu * 0x1_0000;
+        for off in [0, 8, P - 8] {
+            assert_eq!(translate(&t, &pages, slot + off), None, "CPU {cpu}: guard byte {off:#x} is mapped");
+        }
+        for off in [P, P + 8, 0x1_0000 - 8] {
+            let leaf = translate(&t, &pages, slot + off).unwrap_or_else(|| panic!("CPU {cpu}: stack at {off:#x} unmapped"));
+            assert_eq!((leaf.mem, leaf.pa.raw()), (Some(ReadWrite), slot + off));
+        }
+    }
+    assert_eq!(translate(&t, &pages, stacks - 8).map(|l| l.mem), Some(Some(ReadWrite)), "data below the stacks");
+    assert_eq!(translate(&t, &pages, stacks + 8 * 0x1_0000).map(|l| l.mem), Some(Some(ReadWrite)), "RAM above");
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::coherency::{Mode, Setting};
 use crate::trap::abi::vendor;
+use crate::trap::smccc::FirmwareArch;
 use alloc::vec::Vec;
 
 /// A VM with vCPUs at the given MPIDRs, RAM at 0x4000_0000..0x8000_0000, vCPU 0 on.
@@ -10,6 +11,7 @@ struct FakeVm {
     mpidrs: Vec<u64>,
     power: Vec<VcpuPower>,
     coherency: Setting,
+    firmware: FirmwareArch,
 }
 
 impl FakeVm {
@@ -23,6 +25,7 @@ impl FakeVm {
                 mode: Mode::MairTrap,
                 fast_path: true,
             },
+            firmware: FirmwareArch::NONE,
         }
     }
 
@@ -49,6 +52,9 @@ impl PowerState for FakeVm {
     }
     fn coherency(&self) -> Setting {
         self.coherency
+    }
+    fn firmware(&self) -> FirmwareArch {
+        self.firmware
     }
 }
 
@@ -373,4 +379,29 @@ fn mpidr_lookup_ignores_non_affinity_bits_of_the_vm_side() {
     let vm = FakeVm::new(&[0x8000_0000, 0x8000_0001]);
     assert_eq!(vm.vcpu_by_mpidr(0x1), Some(1));
     assert_eq!(vm.vcpu_by_mpidr(0x2), None);
+}
+
+/// The workaround calls follow the host firmware: forwarded where it implements them, with the
+/// caller's arguments; NOT_SUPPORTED, and ARCH_FEATURES NOT_SUPPORTED, where it does not.
+#[test]
+fn workaround_calls_follow_the_firmware() {
+    let mut vm = FakeVm::four();
+    for w in [smccc::ARCH_WORKAROUND_1, smccc::ARCH_WORKAROUND_2, smccc::ARCH_WORKAROUND_3] {
+        assert_eq!(call(&mut vm, w, [1, 0, 0]), CallOutcome::Return(smccc::NOT_SUPPORTED));
+        assert_eq!(call(&mut vm, smccc::ARCH_FEATURES, [w as u64, 0, 0]), CallOutcome::Return(-1));
+    }
+    vm.firmware = FirmwareArch { workarounds: [0, -2, -1] };
+    assert_eq!(call(&mut vm, smccc::ARCH_FEATURES, [smccc::ARCH_WORKAROUND_1 as u64, 0, 0]), CallOutcome::Return(0));
+    assert_eq!(call(&mut vm, smccc::ARCH_FEATURES, [smccc::ARCH_WORKAROUND_2 as u64, 0, 0]), CallOutcome::Return(-2));
+    assert_eq!(call(&mut vm, smccc::ARCH_FEATURES, [smccc::ARCH_WORKAROUND_3 as u64, 0, 0]), CallOutcome::Return(-1));
+    assert_eq!(
+        call(&mut vm, smccc::ARCH_WORKAROUND_1, [0, 0, 0]),
+        CallOutcome::Forward { fid: smccc::ARCH_WORKAROUND_1, args: [0, 0, 0] }
+    );
+    // WORKAROUND_2 is SMC32: its enable flag is the low word of x1.
+    assert_eq!(
+        call(&mut vm, smccc::ARCH_WORKAROUND_2, [0xffff_ffff_0000_0001, 0, 0]),
+        CallOutcome::Forward { fid: smccc::ARCH_WORKAROUND_2, args: [1, 0, 0] }
+    );
+    assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_3, [0; 3]), CallOutcome::Return(smccc::NOT_SUPPORTED));
 }

@@ -25,6 +25,21 @@ pub const VENDOR_UID: u64 = 0xc600_ff01;
 pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// PSCI SYSTEM_RESET function ID.
 pub const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
+/// PSCI CPU_ON (SMC64) and CPU_OFF function IDs.
+pub const PSCI_CPU_ON_64: u64 = 0xc400_0003;
+pub const PSCI_CPU_OFF: u64 = 0x8400_0002;
+/// PSCI AFFINITY_INFO (SMC64) and its OFF result.
+pub const PSCI_AFFINITY_INFO_64: u64 = 0xc400_0004;
+pub const PSCI_AFFINITY_OFF: u64 = 1;
+/// PSCI PSCI_VERSION function ID.
+pub const PSCI_VERSION: u64 = 0x8400_0000;
+/// PSCI ALREADY_ON return code (-4).
+pub const PSCI_ALREADY_ON: i64 = -4;
+
+/// SMCCC_VERSION, SMCCC_ARCH_FEATURES and the architecture workaround calls (SMC32 IDs).
+pub const SMCCC_VERSION: u64 = 0x8000_0000;
+pub const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+pub const SMCCC_ARCH_WORKAROUNDS: [u64; 3] = [0x8000_8000, 0x8000_7fff, 0x8000_3fff];
 
 /// True when an SMCCC result is NOT_SUPPORTED: -1 in x0, or -1 in w0 with the upper half clear
 /// (what a 32-bit-only implementation returns).

@@ -9,6 +9,8 @@ use fdt::Fdt;
 
 /// Most RAM regions the probe maps.
 pub const MAX_RAM: usize = 8;
+/// Most CPUs the probe knows the MPIDR of.
+pub const MAX_CPUS: usize = 8;
 const MAX_DEPTH: usize = 16;
 
 /// A physical address range.
@@ -53,6 +55,17 @@ pub struct Platform {
     pub rtc: Option<Rtc>,
     /// SPIs that some node's `interrupts` names.
     pub used_spis: SpiSet,
+    /// `reset_race` in the bootargs: run the CPU_ON-during-SYSTEM_RESET probe instead.
+    pub reset_race: bool,
+    /// `scan` in the bootargs: run the abort_scan probe instead.
+    pub scan: bool,
+    /// The MPIDRs (`reg` of each `/cpus/cpu@N`), in DT order.
+    pub cpus: [u64; MAX_CPUS],
+    pub cpu_count: usize,
+    /// The interrupt controller is a GICv3 (`arm,gic-v3`): the CPU interface is system registers.
+    pub gic_v3: bool,
+    /// Otherwise, a GICv2's CPU interface (its node's second `reg` entry), if the DT has one.
+    pub gicc: Option<u64>,
 }
 
 impl Platform {
@@ -60,6 +73,34 @@ impl Platform {
     pub fn ram(&self) -> &[Region] {
         &self.ram[..self.ram_count]
     }
+
+    /// The CPUs' MPIDRs found.
+    pub fn cpus(&self) -> &[u64] {
+        &self.cpus[..self.cpu_count]
+    }
+}
+
+/// Whether the bootargs hold `word`.
+fn has_word(bootargs: Option<&str>, word: &str) -> bool {
+    bootargs.is_some_and(|b| b.split_whitespace().any(|w| w == word))
+}
+
+/// The MPIDR of every `/cpus` child with `device_type = "cpu"`.
+fn cpus(fdt: &Fdt<'_>) -> ([u64; MAX_CPUS], usize) {
+    let mut out = [0; MAX_CPUS];
+    let mut n = 0;
+    let Some(cpus) = fdt.find_node("/cpus") else { return (out, 0) };
+    let cells = cpus.cell_sizes().address_cells;
+    for c in cpus.children() {
+        if c.property("device_type").and_then(|p| p.as_str()) != Some("cpu") || n == MAX_CPUS {
+            continue;
+        }
+        if let Some(mpidr) = c.property("reg").and_then(|r| read_cells(r.value, 0, cells)) {
+            out[n] = mpidr;
+            n += 1;
+        }
+    }
+    (out, n)
 }
 
 /// A DT problem the probe cannot work around.
@@ -93,6 +134,11 @@ impl<'b, 'a> Chain<'b, 'a> {
 
     /// First `reg` entry of the chain's last node, translated to the root's address space.
     fn translated_reg(&self) -> Option<Region> {
+        self.translated_reg_n(0)
+    }
+
+    /// Entry `n` of the node's `reg`, translated to a CPU address.
+    fn translated_reg_n(&self, n: usize) -> Option<Region> {
         if self.len < 2 {
             return None;
         }
@@ -100,8 +146,9 @@ impl<'b, 'a> Chain<'b, 'a> {
         let parent = self.get(self.len - 2);
         let cells = parent.cell_sizes();
         let reg = node.property("reg")?.value;
-        let mut addr = read_cells(reg, 0, cells.address_cells)?;
-        let size = read_cells(reg, cells.address_cells, cells.size_cells)?;
+        let at = n * (cells.address_cells + cells.size_cells);
+        let mut addr = read_cells(reg, at, cells.address_cells)?;
+        let size = read_cells(reg, at + cells.address_cells, cells.size_cells)?;
         // Translate through each ancestor below the root: its `ranges` maps its children's
         // addresses into its own parent's space.
         for i in (1..self.len - 1).rev() {
@@ -182,6 +229,26 @@ fn is_compatible(node: FdtNode<'_, '_>, compat: &str) -> bool {
     node.compatible()
         .map(|c| c.all().any(|s| s == compat))
         .unwrap_or(false)
+}
+
+/// GICv2 interrupt controllers (QEMU virt's, the Raspberry Pi 4's GIC-400).
+pub const GICV2_COMPATIBLES: [&str; 3] = ["arm,cortex-a15-gic", "arm,gic-400", "arm,arm11mp-gic"];
+
+/// Entry `n` of the `reg` of the first node compatible with `compat`, translated.
+fn nth_reg_of_compatible(fdt: &Fdt<'_>, compat: &str, n: usize) -> Result<Option<Region>, DtError> {
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain {
+        nodes: [None; MAX_DEPTH],
+        len: 0,
+    };
+    walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        let node = c.get(c.len - 1);
+        if is_compatible(node, compat) {
+            c.translated_reg_n(n)
+        } else {
+            None
+        }
+    })
 }
 
 fn first_compatible(fdt: &Fdt<'_>, compat: &str) -> Result<Option<Region>, DtError> {
@@ -326,7 +393,15 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         .and_then(|c| c.property("bootargs"))
         .and_then(|p| p.as_str());
     let bench = bootargs.map(wants_bench).unwrap_or(false);
-    let reset = bootargs.map(|b| b.split_whitespace().any(|w| w == "reset")).unwrap_or(false);
+    let reset = has_word(bootargs, "reset");
+    let (cpus, cpu_count) = cpus(fdt);
+    let gic_v3 = fdt.all_nodes().any(|n| is_compatible(n, "arm,gic-v3"));
+    let mut gicc = None;
+    for compatible in GICV2_COMPATIBLES {
+        if gicc.is_none() {
+            gicc = nth_reg_of_compatible(fdt, compatible, 1)?.map(|r| r.base);
+        }
+    }
     Ok(Platform {
         ram,
         ram_count,
@@ -339,13 +414,19 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gic: gic::gic(fdt)?,
         rtc: gic::rtc(fdt)?,
         used_spis: gic::used_spis(fdt),
+        reset_race: has_word(bootargs, "reset_race"),
+        scan: has_word(bootargs, "scan"),
+        cpus,
+        cpu_count,
+        gic_v3,
+        gicc,
     })
 }
 
 mod gic;
 mod unowned;
 pub use gic::{device_ranges, Gic, Rtc, SpiSet};
-pub use unowned::{unowned_address, GIB};
+pub use unowned::{claimed_regions, unowned_address, GIB};
 
 #[cfg(test)]
 mod tests;

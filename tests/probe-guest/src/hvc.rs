@@ -97,6 +97,18 @@ pub fn system_off() -> u64 {
     }
 }
 
+/// A PSCI or SMCCC call through the DT's conduit, x0 as a signed value (sign-extended from w0).
+pub fn psci(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    let x0 = if PSCI_SMC.load(Ordering::Relaxed) {
+        // SAFETY: an SMCCC call through the C-ABI stub; the callee preserves what the ABI says.
+        unsafe { probe_smc(fid, a1, a2, a3) }
+    } else {
+        // SAFETY: as above, with HVC (an UNDEF without EL2 is fixed up to -1 in vectors.S).
+        unsafe { probe_hvc(fid, a1, a2, a3) }
+    };
+    x0 as i32 as i64
+}
+
 /// PSCI SYSTEM_RESET; returns only if the call failed (with its result).
 pub fn system_reset() -> u64 {
     if PSCI_SMC.load(Ordering::Relaxed) {

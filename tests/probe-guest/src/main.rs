@@ -55,6 +55,12 @@ extern "C" fn probe_main(dtb: usize) -> ! {
     if platform.reset {
         probes::reset::run(&platform);
     }
+    if platform.reset_race {
+        probes::race::run(&platform);
+    }
+    if platform.scan {
+        probes::scan::run(&fdt);
+    }
     let (start, end) = mmu::image_range();
     println!(
         "probe: image {:#x}..{:#x}, dtb {:#x}, uart {:#x}, psci {}",

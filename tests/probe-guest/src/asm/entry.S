@@ -118,3 +118,81 @@ probe_abort_store:
 probe_abort_store_insn:
     str     x1, [x0]
     ret
+
+// The abort_scan probe's one load: every address it scans is read by this instruction, and the
+// vector table resumes past it on a data abort (see vectors.S). C ABI: x0 = address.
+.global probe_scan_load
+.global probe_scan_load_insn
+probe_scan_load:
+    mov     x2, x0
+    mov     x0, xzr
+probe_scan_load_insn:
+    ldr     x0, [x2]
+    ret
+
+// Secondary vCPUs (PSCI CPU_ON entry): x0 = the mode (probes/cpu.rs). Entered like the primary,
+// EL1h, MMU and caches off, DAIF masked. Mode 4 turns straight off again without touching
+// memory (the reset_race probe's CPU_ON target). Every other mode first records the EL1
+// registers as the vCPU found them, before anything here changes one, in probe_secondary_seen
+// (the order of cpu.rs's SEEN_NAMES), then sets up its vectors, FP and stack and runs
+// probe_secondary_main(mode). Only one such vCPU runs at a time: they share one stack.
+.global probe_secondary_entry
+probe_secondary_entry:
+    cmp     x0, #4
+    b.ne    1f
+    movz    x0, #0x0002
+    movk    x0, #0x8400, lsl #16            // PSCI CPU_OFF
+    hvc     #0
+0:  wfi
+    b       0b
+1:  mov     x19, x0
+    adrp    x1, probe_secondary_seen
+    add     x1, x1, :lo12:probe_secondary_seen
+    mrs     x2, sctlr_el1
+    mrs     x3, tcr_el1
+    stp     x2, x3, [x1, #0x00]
+    mrs     x2, ttbr0_el1
+    mrs     x3, ttbr1_el1
+    stp     x2, x3, [x1, #0x10]
+    mrs     x2, mair_el1
+    mrs     x3, vbar_el1
+    stp     x2, x3, [x1, #0x20]
+    mrs     x2, contextidr_el1
+    mrs     x3, tpidr_el1
+    stp     x2, x3, [x1, #0x30]
+    mrs     x2, tpidr_el0
+    mrs     x3, tpidrro_el0
+    stp     x2, x3, [x1, #0x40]
+    mrs     x2, cpacr_el1
+    mrs     x3, cntkctl_el1
+    stp     x2, x3, [x1, #0x50]
+    mrs     x2, cntv_ctl_el0
+    mrs     x3, cntv_cval_el0
+    stp     x2, x3, [x1, #0x60]
+    mrs     x2, cntp_ctl_el0
+    mrs     x3, cntp_cval_el0
+    stp     x2, x3, [x1, #0x70]
+    mrs     x2, sp_el0
+    mrs     x3, elr_el1
+    stp     x2, x3, [x1, #0x80]
+    mrs     x2, spsr_el1
+    mrs     x3, esr_el1
+    stp     x2, x3, [x1, #0x90]
+    mrs     x2, far_el1
+    mrs     x3, par_el1
+    stp     x2, x3, [x1, #0xa0]
+    dsb     sy
+
+    adrp    x1, probe_vectors
+    add     x1, x1, :lo12:probe_vectors
+    msr     vbar_el1, x1
+    mov     x1, #(3 << 20)
+    msr     cpacr_el1, x1
+    isb
+    adrp    x1, __secondary_stack_top
+    add     x1, x1, :lo12:__secondary_stack_top
+    mov     sp, x1
+    mov     x0, x19
+    bl      probe_secondary_main
+2:  wfi
+    b       2b

@@ -6,9 +6,10 @@
 //   is not UNDEFINED, see probes/tvm_feat.rs) resumes past the instruction and adds one to
 //   probe_undefs_caught;
 // - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
-//   probe_abort_store_insn (the abort_injected probe), or by the ldp at probe_isv0_load_insn (the
-//   vgic_isv0_abort probe), resumes past that instruction and adds one to probe_aborts_caught;
-//   the probe then reads ESR_EL1 and FAR_EL1 itself.
+//   probe_abort_store_insn (the abort_injected probe), the ldp at probe_isv0_load_insn (the
+//   vgic_isv0_abort probe), or the abort_scan probe's load at probe_scan_load_insn, resumes past
+//   that instruction and adds one to probe_aborts_caught; the probe then reads ESR_EL1 and
+//   FAR_EL1 itself.
 // probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
 // to use there.
 
@@ -76,7 +77,7 @@ probe_sync_fixup:
     str     x0, [x1]
     ldp     x0, x1, [sp], #16
     eret
-2:  // Data abort at EL1: only the abort_injected probe's two accesses and the ISV=0 ldp expect one.
+2:  // Data abort at EL1: only the abort_injected probe's two accesses, the ISV=0 ldp and the scan expect one.
     mrs     x0, elr_el1
     adrp    x1, probe_abort_load_insn
     add     x1, x1, :lo12:probe_abort_load_insn
@@ -88,6 +89,10 @@ probe_sync_fixup:
     b.eq    3f
     adrp    x1, probe_isv0_load_insn
     add     x1, x1, :lo12:probe_isv0_load_insn
+    cmp     x0, x1
+    b.eq    3f
+    adrp    x1, probe_scan_load_insn
+    add     x1, x1, :lo12:probe_scan_load_insn
     cmp     x0, x1
     b.ne    9f
 3:  add     x0, x0, #4

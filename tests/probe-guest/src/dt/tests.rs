@@ -272,3 +272,34 @@ fn redistributor_stride_property() {
     assert_eq!(g.redist_stride(), 0x4_0000);
     assert!(matches!(g, Gic::V3 { redist: Region { base: 0x080a_0000, size: 0x8_0000 }, .. }));
 }
+
+/// What the secondary-vCPU and scan probes take from the DT: every CPU's MPIDR, the GIC version,
+/// the bootargs words, and every `reg`/`ranges` region (RAM, the UART, the PCIe windows).
+#[test]
+fn cpus_gic_and_claimed_regions() {
+    let blob = qemu_virt_dtb(&["-smp", "3", "-M", "gic-version=3"]);
+    let fdt = Fdt::new(&blob).expect("valid DTB");
+    let p = discover(&fdt).expect("discover");
+    assert_eq!(p.cpus(), &[0, 1, 2]);
+    assert!(p.gic_v3 && !p.reset && !p.reset_race && !p.scan);
+    let mut out = [Region::default(); 256];
+    let n = super::claimed_regions(&fdt, &mut out).unwrap().expect("fits");
+    let claimed = &out[..n];
+    let covers = |a: u64| claimed.iter().any(|r| r.base <= a && a < r.base + r.size);
+    assert!(covers(0x4000_0000) && covers(0x5fff_f000), "RAM");
+    assert!(covers(0x0900_0000), "the PL011");
+    assert!(covers(0x0800_0000), "the GIC distributor");
+    assert!(!covers(0x6000_0000), "above RAM is nobody's");
+    assert_eq!(p.gicc, None, "a GICv3 has no GICC frame");
+    let v2 = discover(&Fdt::new(&qemu_virt_dtb(&["-M", "gic-version=2", "-smp", "2", "-S"])).unwrap()).unwrap();
+    assert_eq!((v2.gic_v3, v2.gicc), (false, Some(0x0801_0000)), "virt's GICv2 CPU interface");
+    // Too small an array says so.
+    assert_eq!(super::claimed_regions(&fdt, &mut out[..2]).unwrap(), None);
+}
+
+#[test]
+fn bootargs_words() {
+    assert!(super::has_word(Some("x reset_race y"), "reset_race"));
+    assert!(!super::has_word(Some("reset_race"), "reset"));
+    assert!(!super::has_word(None, "scan"));
+}

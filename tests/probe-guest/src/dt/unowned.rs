@@ -32,6 +32,12 @@ fn to_cpu(c: &Chain<'_, '_>, bus_index: usize, addr: u64) -> Option<u64> {
 
 /// The end of a `reg` entry or `ranges` window of the chain's node that covers the page at `a`.
 fn node_claims(c: &Chain<'_, '_>, a: u64) -> Option<u64> {
+    node_regions(c, &mut |r| overlap_end(r, a))
+}
+
+/// Call `f` on each `reg` entry and `ranges` window of the chain's node (in CPU addresses) until
+/// it returns something.
+fn node_regions(c: &Chain<'_, '_>, f: &mut dyn FnMut(Region) -> Option<u64>) -> Option<u64> {
     let last = c.len - 1;
     let node = c.get(last);
     if last >= 1 {
@@ -47,8 +53,7 @@ fn node_claims(c: &Chain<'_, '_>, a: u64) -> Option<u64> {
                     continue;
                 };
                 // The parent's children space is translated through the parent and up.
-                let hit = to_cpu(c, last - 1, addr)
-                    .and_then(|base| overlap_end(Region { base, size }, a));
+                let hit = to_cpu(c, last - 1, addr).and_then(|base| f(Region { base, size }));
                 if hit.is_some() {
                     return hit;
                 }
@@ -74,8 +79,7 @@ fn node_claims(c: &Chain<'_, '_>, a: u64) -> Option<u64> {
             ) else {
                 continue;
             };
-            let hit =
-                to_cpu(c, last - 1, parent).and_then(|base| overlap_end(Region { base, size }, a));
+            let hit = to_cpu(c, last - 1, parent).and_then(|base| f(Region { base, size }));
             if hit.is_some() {
                 return hit;
             }
@@ -92,6 +96,34 @@ fn claimed(fdt: &Fdt<'_>, a: u64) -> Result<Option<u64>, DtError> {
         len: 0,
     };
     walk(&mut chain, root, &mut |c: &Chain<'_, '_>| node_claims(c, a))
+}
+
+/// Every `reg` entry (the RAM's `/memory` included) and `ranges` window of the tree, in CPU
+/// addresses, into `out` (the abort_scan probe skips them); how many, or `None` if `out` is too
+/// small.
+pub fn claimed_regions(fdt: &Fdt<'_>, out: &mut [Region]) -> Result<Option<usize>, DtError> {
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain {
+        nodes: [None; MAX_DEPTH],
+        len: 0,
+    };
+    let mut n = 0;
+    let full = walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        node_regions(c, &mut |r| {
+            if r.size == 0 {
+                return None;
+            }
+            match out.get_mut(n) {
+                Some(slot) => {
+                    *slot = r;
+                    n += 1;
+                    None
+                }
+                None => Some(0),
+            }
+        })
+    })?;
+    Ok(full.is_none().then_some(n))
 }
 
 /// The first 1 GiB-aligned address at or above the end of `ram` that no node claims, below

@@ -4,16 +4,21 @@
 mod abort;
 mod attr;
 mod bench;
+mod cpu;
 mod gic;
 mod isv;
+pub mod race;
 pub mod reset;
 mod rt_sweep;
 mod rtc;
+pub mod scan;
 mod sctlr;
+mod smccc;
 mod storm;
 mod tvm;
 mod tvm_feat;
 mod vgic;
+mod wfit;
 
 use crate::report::outcome;
 use probe_guest::abi::CoherencyMode;
@@ -64,6 +69,10 @@ pub fn run_all(ctx: &Context) {
         println!("probe: vgic_redist_layout not run: not a GICv3");
     }
     outcome("vgic_isv0_abort", isv::isv0_abort(ctx));
+    outcome("smccc_arch", smccc::smccc_arch());
+    outcome("hvc_imm", smccc::hvc_imm());
+    outcome("wfit", wfit::wfit());
+    cpu::run_all(ctx);
     // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
     outcome("abort_injected", abort::abort_injected(ctx));

@@ -1,0 +1,56 @@
+//! A vCPU's EL1/EL0 system registers put back to their reset state before it starts (PSCI
+//! CPU_ON, a VM reset). Each pCPU runs one vCPU and its EL1 registers stay live in the hardware,
+//! so whatever the vCPU's previous life left there would otherwise be what the new one sees.
+
+use core::arch::asm;
+
+/// Load the reset state: SCTLR_EL1 = `sctlr` (the boot protocol's: MMU and caches off), and 0 in
+/// every other EL1/EL0 register a guest can set and read back: translation (TCR, TTBR0/1,
+/// MAIR, AMAIR, CONTEXTIDR), exception state (VBAR, ELR, SPSR, ESR, FAR, AFSR0/1, PAR), stack
+/// pointers and thread IDs (SP_EL0, SP_EL1, TPIDR_EL0/EL1, TPIDRRO_EL0), CPACR_EL1, the EL1
+/// timers and their control (CNTV/CNTP CTL and CVAL, CNTKCTL), MDSCR_EL1, CSSELR_EL1 and the
+/// floating-point control and status (FPCR, FPSR). Their architectural reset values are 0 or
+/// UNKNOWN; 0 is what KVM chooses for most of them too. The timers stop first, so none fires
+/// into the new life.
+pub fn reset(sctlr: u64) {
+    // SAFETY: these are the running guest's EL1/EL0 registers, not EL2's; el2visor uses none of
+    // them (its own stack is SP_EL2, its translation TTBR0_EL2) and the vCPU is not running.
+    unsafe {
+        asm!(
+            "msr cntv_ctl_el0, xzr",
+            "msr cntp_ctl_el0, xzr",
+            "msr cntv_cval_el0, xzr",
+            "msr cntp_cval_el0, xzr",
+            "msr cntkctl_el1, xzr",
+            "msr sctlr_el1, {sctlr}",
+            "isb",
+            "msr tcr_el1, xzr",
+            "msr ttbr0_el1, xzr",
+            "msr ttbr1_el1, xzr",
+            "msr mair_el1, xzr",
+            "msr amair_el1, xzr",
+            "msr contextidr_el1, xzr",
+            "msr vbar_el1, xzr",
+            "msr elr_el1, xzr",
+            "msr spsr_el1, xzr",
+            "msr esr_el1, xzr",
+            "msr far_el1, xzr",
+            "msr afsr0_el1, xzr",
+            "msr afsr1_el1, xzr",
+            "msr par_el1, xzr",
+            "msr sp_el0, xzr",
+            "msr sp_el1, xzr",
+            "msr tpidr_el0, xzr",
+            "msr tpidr_el1, xzr",
+            "msr tpidrro_el0, xzr",
+            "msr cpacr_el1, xzr",
+            "msr mdscr_el1, xzr",
+            "msr csselr_el1, xzr",
+            "msr s3_3_c4_c4_0, xzr", // FPCR
+            "msr s3_3_c4_c4_1, xzr", // FPSR
+            "isb",
+            sctlr = in(reg) sctlr,
+            options(nostack),
+        )
+    };
+}
