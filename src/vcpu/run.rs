@@ -60,8 +60,11 @@ pub fn pcpu_main(pcpu: usize) -> ! {
 
 fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
     loop {
-        if vm.state() == OFF || crate::fatal::failed() {
+        if crate::fatal::failed() {
             cpu::park();
+        }
+        if vm.state() == OFF {
+            idle_forever();
         }
         if let Some((entry, context)) = take_start(vm, v) {
             enter(vm, v, entry, context);
@@ -123,11 +126,27 @@ fn stop_this_vcpu() -> ! {
     unsafe { reset_stack_and_call(top, idle_entry, me.index) }
 }
 
-/// What a vCPU must do after an exit, given the VM's state: park when it is over, stop when it
+/// This pCPU's VM has ended: from now on it only serves el2visor's own interrupts (a kick, the
+/// console's input when it is routed here), sleeping in between.
+fn idle_forever() -> ! {
+    loop {
+        if crate::fatal::failed() {
+            cpu::park();
+        }
+        if hw::host().is_some() {
+            cpu::wait_for_interrupt();
+        } else {
+            cpu::wait_for_event();
+        }
+        crate::gic::virt::on_irq(None, &[], 0, false, "(ended)");
+    }
+}
+
+/// What a vCPU must do after an exit, given the VM's state: idle when it is over, stop when it
 /// resets.
 fn check_state(vm: &Vm, me: usize) {
     match vm.state() {
-        OFF => cpu::park(),
+        OFF => idle_forever(),
         RESETTING => {
             lifecycle::leave_for_reset(vm, me);
             stop_this_vcpu()
@@ -163,7 +182,7 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         }
         Exit::VmOff => {
             lifecycle::end_vm(vm);
-            cpu::park()
+            idle_forever()
         }
     }
     check_state(vm, v);
