@@ -1,6 +1,7 @@
 //! A running VM: its Stage-2 tables, its vCPUs and their power states, its virtual GIC and
 //! emulated MMIO regions, and how it was loaded. `create` builds one from a [`VmSpec`]: Stage 2
-//! with RAM and every passthrough device premapped (whole regions, blocks where aligned), the
+//! with RAM (but its hidden ranges) and every passthrough device premapped (whole regions, blocks
+//! where aligned), the
 //! kernel, initrd and generated device tree copied into guest RAM per the arm64 boot protocol,
 //! and the caches cleaned where FWB does not make that unnecessary. The caller completes it
 //! (virtual GIC) and puts it in the VM table (`super::table`), where it lives from then on.
@@ -50,8 +51,12 @@ pub struct VmSpec<'a> {
     pub gic: Option<GuestGic>,
     pub host_dtb: &'a [u8],
     pub setting: Setting,
-    /// Guest RAM that still holds boot modules the images are copied from: placement avoids it.
+    /// Guest RAM where no image may be loaded: boot modules the images are copied from, firmware
+    /// memory.
     pub keep_out: Vec<crate::vm::load::Region>,
+    /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
+    /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
+    pub hidden: Vec<PaRange>,
 }
 
 /// Why a VM could not be built.
@@ -218,18 +223,22 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
     let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
     let dtb_budget = (spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64)).next_multiple_of(8);
+    let hidden_ipa: Vec<(u64, u64)> = spec.hidden.iter().flat_map(|h| spec.ram.iter().filter_map(|r| guest_part(r, h))).collect();
+    let mut keep_out = spec.keep_out.clone();
+    keep_out.extend(hidden_ipa.iter().map(|&(ipa, size)| crate::vm::load::Region::new("unmapped firmware memory", ipa, size)));
     let plan = crate::vm::load::plan_load_around(
         (biggest.ipa, biggest.size),
         spec.kernel.len() as u64,
         &header,
         spec.initrd.map_or(0, |i| i.len() as u64),
         dtb_budget,
-        &spec.keep_out,
+        &keep_out,
     )
     .map_err(VmError::Load)?;
 
     let dt_spec = GuestDtSpec {
         ram: spec.ram.clone(),
+        reserved: hidden_ipa,
         vcpu_mpidrs: spec.vcpu_mpidrs.clone(),
         bootargs: spec.bootargs.clone(),
         extra_bootargs: spec.extra_bootargs.clone(),
@@ -256,7 +265,10 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
     for r in &spec.ram {
-        s2.map(r.ipa, r.pa, r.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+        let pieces = crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &spec.hidden);
+        for p in pieces {
+            s2.map(Ipa(r.ipa.raw() + (p.start.raw() - r.pa.raw())), p.start, p.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+        }
     }
     for d in &spec.devices {
         s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::device()).map_err(VmError::Stage2)?;
@@ -336,6 +348,13 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         plan.initrd.map_or(String::new(), |r| alloc::format!(", initrd at {:#x} ({} bytes)", r.start.raw(), r.size))
     );
     Ok(vm)
+}
+
+/// The part of host range `h` that RAM region `r` maps, as guest-physical (start, size).
+fn guest_part(r: &RamRegion, h: &PaRange) -> Option<(u64, u64)> {
+    let lo = h.start.raw().max(r.pa.raw());
+    let hi = h.end().min(r.pa.raw() + r.size);
+    (lo < hi).then(|| (r.ipa.raw() + (lo - r.pa.raw()), hi - lo))
 }
 
 /// Address bits that cover every IPA the VM can use: its RAM, its devices, the GIC frames it

@@ -6,6 +6,7 @@ mod harness;
 mod boot;
 mod faults;
 mod linux;
+mod memory;
 mod probe;
 mod reset;
 mod rpi4;
