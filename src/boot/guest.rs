@@ -16,7 +16,7 @@ use crate::platform::{GicKind, ModuleKind, Platform};
 use crate::vm::config::{self, BootModule, HostFacts, RamRegion};
 use crate::vm::guest_dt::GuestGic;
 use crate::vm::instance::{self, Vm, VmSpec};
-use crate::vm::load::Region;
+use crate::vm::load::{InPlace, Region};
 
 use super::memory::HostMemory;
 
@@ -155,7 +155,9 @@ pub fn build(
 
     // Images are never loaded over firmware memory (identity mapped: IPA = PA).
     let firmware: Vec<Region> = mem.firmware.iter().map(|r| Region::new("firmware memory", r.start.raw(), r.size)).collect();
-    let (ram, kernel, initrd, bootargs, dt_props, keep_out, name) = match src {
+    // Where the loader's copy of an image still is in the VM's RAM (identity mapped: IPA = PA).
+    let in_vm_ram = |i: usize, offset: u64| mem.in_vm_ram.get(i).copied().flatten().map(|r| r.start.raw() + offset);
+    let (ram, kernel, initrd, bootargs, dt_props, keep_out, name, in_place) = match src {
         Source::Multiboot => {
             let modules: Vec<BootModule> = p
                 .chosen
@@ -185,6 +187,11 @@ pub fn build(
             // SYSTEM_RESET reloads from. One it could not copy still sits in guest RAM.
             let mut keep_out = plan.module_keep_out();
             keep_out.extend(firmware);
+            let index = |kind| p.chosen.modules.iter().position(|m| m.kind == kind);
+            let in_place = InPlace {
+                kernel: index(ModuleKind::Kernel).and_then(|i| in_vm_ram(i, 0)),
+                initrd: index(ModuleKind::Ramdisk).and_then(|i| in_vm_ram(i, 0)),
+            };
             (
                 plan.ram.clone(),
                 bytes_at(plan.kernel),
@@ -193,6 +200,7 @@ pub fn build(
                 None,
                 keep_out,
                 "guest".to_string(),
+                in_place,
             )
         }
         Source::Bundle(r) => {
@@ -206,7 +214,10 @@ pub fn build(
             if !mem.kept.iter().any(|k| k.start.raw() <= r.start.raw() && r.end() <= k.end()) {
                 keep_out.push(Region::new("guest bundle", r.start.raw(), r.size));
             }
-            (ram, b.kernel, b.initrd, b.cmdline.unwrap_or("").to_string(), b.dt_props.map(|d| d.to_vec()), keep_out, "bundle".to_string())
+            let offset = |part: &[u8]| part.as_ptr() as u64 - r.start.raw();
+            let in_place = InPlace { kernel: in_vm_ram(0, offset(b.kernel)), initrd: b.initrd.and_then(|i| in_vm_ram(0, offset(i))) };
+            let cmdline = b.cmdline.unwrap_or("").to_string();
+            (ram, b.kernel, b.initrd, cmdline, b.dt_props.map(|d| d.to_vec()), keep_out, "bundle".to_string(), in_place)
         }
         Source::Embedded => {
             if EMBEDDED.is_empty() {
@@ -219,7 +230,7 @@ pub fn build(
                 .ok_or_else(|| format!("no {} MiB of free RAM for the embedded guest", size >> 20))?;
             let ram = alloc::vec![RamRegion { ipa: Ipa(pa.raw()), pa, size }];
             let bootargs = opts.guest_args.clone().unwrap_or_default();
-            (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string())
+            (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string(), InPlace::default())
         }
     };
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
@@ -243,6 +254,7 @@ pub fn build(
         host_dtb: dtb,
         setting,
         keep_out,
+        in_place,
         hidden: if matches!(src, Source::Embedded) { Vec::new() } else { mem.hidden.clone() },
     };
     instance::create(spec).map_err(|e| e.to_string())

@@ -41,6 +41,9 @@ pub struct HostMemory {
     pub hidden: Vec<PaRange>,
     /// Where each range `init` was asked to copy is now (itself when it could not be copied).
     pub copies: Vec<PaRange>,
+    /// Where the same bytes still are in the VM's RAM, until the VM is built (the loader's place,
+    /// or where they were moved aside): a first boot can run them there without another copy.
+    pub in_vm_ram: Vec<Option<PaRange>>,
 }
 
 fn page_range(r: PaRange) -> PaRange {
@@ -96,7 +99,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
         not_free.extend(p.chosen.initrd);
         add_frames(&free_ranges(&p.memory, &not_free));
         log_split(&kept, p);
-        return Ok(HostMemory { kept, firmware, hidden, copies: sources.to_vec() });
+        return Ok(HostMemory { kept, firmware, hidden, copies: sources.to_vec(), in_vm_ram: alloc::vec![None; sources.len()] });
     }
     // A source that is not all RAM, or lies on firmware memory, stays where it is (the VM plan
     // says what is wrong with it).
@@ -137,7 +140,8 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
             from.push(Some(*s));
             continue;
         }
-        let aside = highest_fit(&p.memory, &avoid, s.size.next_multiple_of(PAGE_SIZE), PAGE_SIZE)
+        // 2 MiB aligned: a kernel can boot there (see `in_vm_ram`).
+        let aside = highest_fit(&p.memory, &avoid, s.size.next_multiple_of(PAGE_SIZE), SIZE_2M)
             .ok_or_else(|| format!("no free RAM to move the boot module at {:#x} out of el2visor's way", s.start.raw()))?;
         // SAFETY: `s` is RAM the loader filled; `aside` is free RAM outside every range in use.
         unsafe { copy(aside.start.raw(), s.start.raw(), s.size) };
@@ -165,7 +169,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
     kept.push(area);
     add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
     log_split(&kept, p);
-    Ok(HostMemory { kept, firmware, hidden, copies: moved })
+    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from })
 }
 
 fn add_frames(ranges: &[PaRange]) {

@@ -54,6 +54,9 @@ pub struct VmSpec<'a> {
     /// Guest RAM where no image may be loaded: boot modules the images are copied from, firmware
     /// memory.
     pub keep_out: Vec<crate::vm::load::Region>,
+    /// Where the kernel and the initrd already are in `ram` (the loader's copies, now the VM's
+    /// memory): the first boot runs them there when the boot protocol allows, without a copy.
+    pub in_place: crate::vm::load::InPlace,
     /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
     /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
     pub hidden: Vec<PaRange>,
@@ -214,6 +217,20 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     Ok(())
 }
 
+/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance.
+fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> Result<(), VmError> {
+    if !here {
+        return copy_in(ram, ipa, bytes, clean);
+    }
+    let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
+    if clean {
+        cache::clean_inval_range(pa, bytes.len());
+    } else {
+        cache::sync_icache_range(pa, bytes.len());
+    }
+    Ok(())
+}
+
 /// Build the VM. vCPU 0 is left `OnPending` at the kernel entry; the caller adds the virtual
 /// GIC and puts the VM in the table.
 pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
@@ -226,13 +243,14 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let hidden_ipa: Vec<(u64, u64)> = spec.hidden.iter().flat_map(|h| spec.ram.iter().filter_map(|r| guest_part(r, h))).collect();
     let mut keep_out = spec.keep_out.clone();
     keep_out.extend(hidden_ipa.iter().map(|&(ipa, size)| crate::vm::load::Region::new("unmapped firmware memory", ipa, size)));
-    let plan = crate::vm::load::plan_load_around(
+    let plan = crate::vm::load::plan_load_in_place(
         (biggest.ipa, biggest.size),
         spec.kernel.len() as u64,
         &header,
         spec.initrd.map_or(0, |i| i.len() as u64),
         dtb_budget,
         &keep_out,
+        spec.in_place,
     )
     .map_err(VmError::Load)?;
 
@@ -288,10 +306,12 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     }
 
     // Images, with cache maintenance unless FWB makes it unnecessary.
+    // An image the plan left where it already is needs only the cache maintenance.
     let clean = mode != Mode::Fwb;
-    copy_in(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean)?;
+    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
+    place(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean, kernel_here)?;
     if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
-        copy_in(&spec.ram, r.start.raw(), bytes, clean)?;
+        place(&spec.ram, r.start.raw(), bytes, clean, spec.in_place.initrd == Some(r.start.raw()))?;
     }
     copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
     if clean {
