@@ -3,10 +3,11 @@
 //!
 //! el2visor keeps one block at the top of RAM (`super::relocate` moved its image and the device
 //! tree there): below the device tree its frame pool and the pristine copies of the boot modules
-//! (or the guest bundle) a SYSTEM_RESET reloads from. The modules are copied there from wherever the loader put them
-//! (those in the way are moved aside first), so that the memory they were in goes to the VM. The
-//! VM (multiboot modules or a bundle) takes all the rest of RAM identity mapped, holes only where
-//! the hardware has them.
+//! (or the guest bundle) a SYSTEM_RESET reloads from. The modules are copied there from wherever
+//! the loader put them (those in the way are moved aside first), so that the memory they were in
+//! goes to the VM, whose first boot runs them there. The VM (multiboot modules or a bundle) takes
+//! all the rest of RAM identity mapped, holes only where the hardware has them. If el2visor could
+//! not move itself, its pool and copies go to the highest free RAM and the VM's RAM has holes.
 //!
 //! Firmware memory stays in the VM's `/memory`, as on bare hardware, and is passed on as reserved
 //! in its device tree; images are never loaded there. `/reserved-memory` regions are mapped at
