@@ -7,7 +7,8 @@
 //! the loader put them (those in the way are moved aside first), so that the memory they were in
 //! goes to the VM, whose first boot runs them there. The VM (multiboot modules or a bundle) takes
 //! all the rest of RAM identity mapped, holes only where the hardware has them. If el2visor could
-//! not move itself, its pool and copies go to the highest free RAM and the VM's RAM has holes.
+//! not move itself, or only below something the loader put at the very top of RAM, the VM's RAM
+//! has holes, and a warning says so.
 //!
 //! Firmware memory stays in the VM's `/memory`, as on bare hardware, and is passed on as reserved
 //! in its device tree; images are never loaded there. `/reserved-memory` regions are mapped at
@@ -89,6 +90,17 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
         }
     }
     let image_r = PaRange::new(image.start, image.end - image.start);
+    // Something the loader put at the very top of RAM keeps el2visor below it: say so, the VM's
+    // RAM then has a hole.
+    if let Some(r) = free_ranges(&p.memory, &[]).into_iter().find(|r| r.contains(image.start)) {
+        if r.end() - image.end >= SIZE_2M {
+            log::warn!(
+                "el2visor is not at the top of RAM ({:#x}..{:#x} is above it): the VM's RAM has a hole",
+                image.end,
+                r.end()
+            );
+        }
+    }
     let dtb_r = page_range(PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64));
     let mut kept = alloc::vec![image_r, dtb_r];
     let mut in_use = firmware.clone();
