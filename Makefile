@@ -25,7 +25,7 @@ INITRD_ADDR := 0x4c000000
 QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM) \
             -nographic -no-reboot -monitor none -serial stdio
 
-.PHONY: image run test setup bench clean host-test qemu-test lint guests FORCE
+.PHONY: image run test setup bench bench-test clean host-test qemu-test lint guests FORCE
 
 setup:
 	@bash tests/setup.sh
@@ -69,10 +69,16 @@ lint: setup
 	cargo clippy --quiet --release -- -D warnings
 	cargo clippy --quiet --lib --tests --target $(HOST) -- -D warnings
 
-test: setup lint host-test qemu-test tools-test
+test: setup lint host-test qemu-test tools-test bench-test
 
+# The Linux benchmark fetches its guests itself (tests/fixtures/fetch-guests.sh), so `make bench`
+# needs no `make guests` first.
 bench: $(IMG)
 	@bash tests/bench/run.sh
+
+# That it does, in a tree without guests (the packages `make guests` downloaded are reused).
+bench-test: guests
+	@bash tests/bench/test-guests.sh $(GUESTS)
 
 clean:
 	cargo clean

@@ -3,7 +3,10 @@
  * jump into Rust. Everything here runs with the MMU and caches off, so it touches only memory the
  * loader gave us, and it is written to be correct at whatever address that is (PC-relative only).
  *
- * Primary CPU:   x0 = physical address of the host device tree (arm64 boot protocol).
+ * Primary CPU:   x0 = physical address of the host device tree (arm64 boot protocol). Rust
+ *                copies the image to the top of RAM and re-enters it at `relocated_entry`
+ *                (src/boot/relocate.rs): the relocations are applied again for the new base
+ *                (their addends are link-time values) and BSS is zeroed again.
  * Secondaries:   enter at `secondary_entry` (PSCI CPU_ON, or a spin-table release). They find
  *                their logical index by looking up MPIDR in the `mpidr` words of `PERCPU`, which
  *                the primary filled and cleaned to the point of coherency before starting them.
@@ -35,7 +38,12 @@ _start:
 
 .section .text.boot, "ax"
 primary_entry:
-    mov     x19, x0                     // keep the DTB address
+    mov     x21, #0                     // the loader's entry
+    b       0f
+.global relocated_entry
+relocated_entry:
+    mov     x21, #1                     // el2visor's own, after moving itself
+0:  mov     x19, x0                     // keep the DTB address
 
     /* Apply R_AARCH64_RELATIVE relocations: *(base + off) = base + addend. */
     adr     x20, _start                 // x20 = runtime base
@@ -84,6 +92,7 @@ primary_entry:
     mov     x0, x19                     // DTB
     // x1 = current EL
     mov     x2, x20                     // runtime base of the image
+    mov     x3, x21                     // entered at relocated_entry
     bl      primary_main
     b       park
 

@@ -11,11 +11,12 @@ fn main() {
 mod bare {
     use el2visor::boot;
 
-    /// Primary CPU, from boot/entry.S: `dtb` from x0, the exception level we started at, and
-    /// where the loader put the image.
+    /// Primary CPU, from boot/entry.S: `dtb` from x0, the exception level we started at, where
+    /// the image runs, and whether el2visor has already moved itself there (1) or this is the
+    /// loader's entry (0).
     #[no_mangle]
-    extern "C" fn primary_main(dtb: usize, el: u64, _base: usize) -> ! {
-        boot::primary(dtb, el as u8)
+    extern "C" fn primary_main(dtb: usize, el: u64, _base: usize, relocated: u64) -> ! {
+        boot::primary(dtb, el as u8, relocated == 1)
     }
 
     /// Secondary CPU `index`, from boot/entry.S after it found itself in the per-CPU records.

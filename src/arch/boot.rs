@@ -46,9 +46,11 @@ extern "C" {
     static __image_start: u8;
     static __text_end: u8;
     static __rodata_end: u8;
+    static __image_file_end: u8;
     static __image_end: u8;
     static __stacks_start: u8;
     fn secondary_entry();
+    fn relocated_entry();
 }
 
 /// Runtime addresses of the image's sections.
@@ -57,6 +59,9 @@ pub struct ImageLayout {
     pub start: u64,
     pub text_end: u64,
     pub rodata_end: u64,
+    /// End of what the file holds (text, rodata, relocations, data); BSS and stacks follow.
+    pub file_end: u64,
+    /// End of everything, BSS and stacks included (a multiple of 2 MiB from `start`).
     pub end: u64,
 }
 
@@ -68,6 +73,7 @@ pub fn image_layout() -> ImageLayout {
             start: &__image_start as *const u8 as u64,
             text_end: &__text_end as *const u8 as u64,
             rodata_end: &__rodata_end as *const u8 as u64,
+            file_end: &__image_file_end as *const u8 as u64,
             end: &__image_end as *const u8 as u64,
         }
     }
@@ -76,6 +82,48 @@ pub fn image_layout() -> ImageLayout {
 /// Physical address a secondary CPU must start at (PSCI CPU_ON entry or spin-table release).
 pub fn secondary_entry_pa() -> u64 {
     secondary_entry as *const () as u64
+}
+
+/// Where the image's second entry (`relocated_entry` in entry.S) is, from its start.
+pub fn relocated_entry_offset() -> u64 {
+    relocated_entry as *const () as u64 - image_layout().start
+}
+
+/// Copy `len` bytes (a multiple of 8) from `src` to `dst` (both 8-byte aligned) with 8-byte
+/// volatile accesses: with the MMU off all memory is Device, which takes aligned accesses only.
+///
+/// # Safety
+/// Both ranges must be RAM, `dst` writable and owned by the caller, and they must not overlap.
+pub unsafe fn copy_words_mmu_off(dst: u64, src: u64, len: u64) {
+    for off in (0..len).step_by(8) {
+        // SAFETY: the caller's contract; every access is inside the ranges and 8-byte aligned.
+        unsafe { core::ptr::write_volatile((dst + off) as *mut u64, core::ptr::read_volatile((src + off) as *const u64)) };
+    }
+}
+
+/// Jump to a copy of the image at `entry` (its `relocated_entry`) with x0 = `dtb`, never to
+/// return: the copy's own code sets up its stack, vectors and per-CPU pointer again. The copy was
+/// written with the MMU off (straight to memory); stale instructions for its addresses are
+/// dropped first.
+///
+/// # Safety
+/// `entry` must be `relocated_entry` of a complete copy of this image, MMU off, and nothing of
+/// the running image may be needed afterwards.
+pub unsafe fn enter_copy(entry: u64, dtb: u64) -> ! {
+    // SAFETY: the caller's contract. DSB SY completes the copy's stores, IC IALLU drops any
+    // instruction-cache line for its addresses, and the branch never comes back.
+    unsafe {
+        core::arch::asm!(
+            "dsb sy",
+            "ic iallu",
+            "dsb sy",
+            "isb",
+            "br {entry}",
+            entry = in(reg) entry,
+            in("x0") dtb,
+            options(noreturn, nostack),
+        )
+    }
 }
 
 /// Where the stack slots start (64 KiB aligned).

@@ -90,6 +90,8 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, 
         mapped_devices: devs.iter().flat_map(|x| x.regions.iter().copied()).collect(),
         domu_dt: Some(dt),
         zero_ram: true,
+        in_place: Default::default(),
+        hidden: Vec::new(),
     };
     let mut vm = instance::create(spec).map_err(|e| format!("VM {}: {e}", d.name))?;
     let spis: Vec<u32> = devs.iter().flat_map(|x| x.spis.iter().copied()).collect();

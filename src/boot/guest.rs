@@ -1,7 +1,8 @@
 //! Deciding what to boot and building the VM: Xen-style multiboot modules when the loader wrote
 //! them, else a guest bundle passed as the initrd, else the guest embedded in el2visor's image
-//! (the probe guest, in `make run`). Also where the VM's RAM comes from: identity-mapped host RAM
-//! around the modules, or frames from el2visor's allocator for the embedded guest.
+//! (the probe guest, in `make run`). Also where the VM's RAM comes from: all identity-mapped host
+//! RAM el2visor does not keep (`super::memory`), or frames from el2visor's allocator for the
+//! embedded guest.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -15,6 +16,9 @@ use crate::platform::{GicKind, ModuleKind, Platform};
 use crate::vm::config::{self, BootModule, HostFacts, RamRegion};
 use crate::vm::guest_dt::GuestGic;
 use crate::vm::instance::{self, Vm, VmSpec};
+use crate::vm::load::{InPlace, Region};
+
+use super::memory::HostMemory;
 
 /// The guest linked into el2visor's image (`make image` embeds the probe guest).
 #[cfg(feature = "embed-guest")]
@@ -24,9 +28,6 @@ static EMBEDDED: &[u8] = &[];
 
 /// Bootargs for the embedded guest: el2visor passes its own `guest_args=` through.
 const EMBEDDED_RAM: u64 = 128 << 20;
-
-/// RAM el2visor keeps for itself (Stage-2 tables, heap growth) when the VM takes host RAM.
-pub const HYP_POOL: u64 = 64 << 20;
 
 /// Where the guest comes from.
 pub enum Source {
@@ -57,6 +58,50 @@ pub fn source(p: &Platform) -> Source {
     Source::Embedded
 }
 
+impl Source {
+    /// Whether the VM takes host RAM identity mapped (else its RAM comes from el2visor's frames).
+    pub fn identity(&self) -> bool {
+        !matches!(self, Source::Embedded | Source::Domains)
+    }
+
+    /// What el2visor copies into its own memory as the pristine images: every boot module, or the
+    /// bundle.
+    pub fn to_copy(&self, p: &Platform) -> Vec<PaRange> {
+        // Dom0less domains' modules are pristine images too, after the dom0-like VM's.
+        let domains = p.chosen.domains.iter().flat_map(|d| d.modules.iter().map(|m| m.range));
+        match self {
+            Source::Multiboot => p.chosen.modules.iter().map(|m| m.range).chain(domains).collect(),
+            Source::Bundle(b) => alloc::vec![*b],
+            Source::Domains => domains.collect(),
+            Source::Embedded => Vec::new(),
+        }
+    }
+
+    /// Point `p` and `self` at `copies` (in the order of [`Source::to_copy`]).
+    pub fn use_copies(&mut self, p: &mut Platform, copies: &[PaRange]) {
+        let domains = p.chosen.domains.iter_mut().flat_map(|d| d.modules.iter_mut());
+        match self {
+            Source::Multiboot => {
+                for (m, r) in p.chosen.modules.iter_mut().chain(domains).zip(copies) {
+                    m.range = *r;
+                }
+            }
+            Source::Domains => {
+                for (m, r) in domains.zip(copies) {
+                    m.range = *r;
+                }
+            }
+            Source::Bundle(b) => {
+                if let Some(&r) = copies.first() {
+                    *b = r;
+                    p.chosen.initrd = Some(r);
+                }
+            }
+            Source::Embedded => {}
+        }
+    }
+}
+
 fn bytes_at(r: PaRange) -> &'static [u8] {
     // SAFETY: module and initrd ranges come from the DT: memory the loader filled, which el2visor
     // keeps out of its own allocators and identity maps as RAM.
@@ -85,18 +130,17 @@ fn gic_view(p: &Platform) -> (Vec<PaRange>, Option<GuestGic>, Option<(PaRange, P
     }
 }
 
-/// What the dom0-like VM may have: RAM but what el2visor keeps (image, DTB, firmware
-/// reservations, its frame pool), its number of pCPUs (0..pcpus), and every device but those
-/// assigned to dom0less domains (`taken`, host paths).
+/// What the dom0-like VM may have: RAM but what el2visor keeps (`mem`: its image, the DTB, its
+/// pool and the pristine copies; firmware memory), its number of pCPUs (0..pcpus), and every
+/// device but those assigned to dom0less domains (`taken`, host paths).
 #[derive(Clone, Copy)]
 pub struct Share<'a> {
-    pub hyp_reserved: &'a [PaRange],
+    pub mem: &'a HostMemory,
     pub pcpus: usize,
     pub taken: &'a [String],
 }
 
-/// Build the VM from `src`. `hyp_reserved` is the RAM el2visor keeps (image, DTB, firmware
-/// reservations, its frame pool).
+/// Build the VM from `src`, with its share of the machine.
 pub fn build(
     p: &Platform,
     dtb: &'static [u8],
@@ -105,7 +149,7 @@ pub fn build(
     src: &Source,
     share: &Share<'_>,
 ) -> Result<Vm, String> {
-    let Share { hyp_reserved, pcpus, taken } = *share;
+    let Share { mem, pcpus, taken } = *share;
     let (mut exclude, gic, gicv) = gic_view(p);
     // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
     // from the guest DT (Linux probes a GICv2m frame even when its node is disabled).
@@ -141,7 +185,11 @@ pub fn build(
     let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::percpu::MAX_CPUS };
     let want = opts.guest_cpus.map_or(pcpus, |n| n as usize).min(pcpus).min(max_vcpus).max(1);
 
-    let (ram, kernel, initrd, bootargs, dt_props, keep_out, name) = match src {
+    // Images are never loaded over firmware memory (identity mapped: IPA = PA).
+    let firmware: Vec<Region> = mem.firmware.iter().map(|r| Region::new("firmware memory", r.start.raw(), r.size)).collect();
+    // Where the loader's copy of an image still is in the VM's RAM (identity mapped: IPA = PA).
+    let in_vm_ram = |i: usize, offset: u64| mem.in_vm_ram.get(i).copied().flatten().map(|r| r.start.raw() + offset);
+    let (ram, kernel, initrd, bootargs, dt_props, keep_out, name, in_place) = match src {
         Source::Multiboot => {
             let modules: Vec<BootModule> = p
                 .chosen
@@ -155,7 +203,8 @@ pub fn build(
                 .collect();
             let facts = HostFacts {
                 ram: &p.memory,
-                hyp_reserved,
+                hyp_reserved: &mem.kept,
+                firmware: &mem.firmware,
                 cpus: want,
                 max_vcpus: Some(max_vcpus),
                 devices: &[],
@@ -166,33 +215,41 @@ pub fn build(
             if let Some(limit) = opts.guest_mem {
                 plan.ram = truncate(&plan.ram, limit);
             }
-            // The modules stay where the loader put them, out of guest RAM: they are the pristine
-            // images SYSTEM_RESET reloads from, kept for the VM's life and used for nothing else.
-            let modules: Vec<PaRange> = [Some(plan.kernel), plan.initrd, plan.dtb].into_iter().flatten().collect();
-            let ram: Vec<RamRegion> = plan
-                .ram
-                .iter()
-                .flat_map(|r| crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &modules))
-                .map(|r| RamRegion { ipa: Ipa(r.start.raw()), pa: r.start, size: r.size })
-                .collect();
+            // The modules are el2visor's copies, outside guest RAM: the pristine images a
+            // SYSTEM_RESET reloads from. One it could not copy still sits in guest RAM.
+            let mut keep_out = plan.module_keep_out();
+            keep_out.extend(firmware);
+            let index = |kind| p.chosen.modules.iter().position(|m| m.kind == kind);
+            let in_place = InPlace {
+                kernel: index(ModuleKind::Kernel).and_then(|i| in_vm_ram(i, 0)),
+                initrd: index(ModuleKind::Ramdisk).and_then(|i| in_vm_ram(i, 0)),
+            };
             (
-                ram,
+                plan.ram.clone(),
                 bytes_at(plan.kernel),
                 plan.initrd.map(bytes_at),
                 plan.bootargs.clone(),
                 None,
-                Vec::new(),
+                keep_out,
                 "guest".to_string(),
+                in_place,
             )
         }
         Source::Bundle(r) => {
             let b = crate::vm::bundle::Bundle::parse(bytes_at(*r)).map_err(|e| format!("guest bundle: {e}"))?;
-            let ram = crate::mm::layout::free_ranges(&p.memory, hyp_reserved);
+            let ram = crate::mm::layout::free_ranges(&p.memory, &mem.kept);
             let mut ram: Vec<RamRegion> = ram.iter().map(|r| RamRegion { ipa: Ipa(r.start.raw()), pa: r.start, size: r.size }).collect();
             if let Some(limit) = opts.guest_mem {
                 ram = truncate(&ram, limit);
             }
-            (ram, b.kernel, b.initrd, b.cmdline.unwrap_or("").to_string(), b.dt_props.map(|d| d.to_vec()), Vec::new(), "bundle".to_string())
+            let mut keep_out = firmware;
+            if !mem.kept.iter().any(|k| k.start.raw() <= r.start.raw() && r.end() <= k.end()) {
+                keep_out.push(Region::new("guest bundle", r.start.raw(), r.size));
+            }
+            let offset = |part: &[u8]| part.as_ptr() as u64 - r.start.raw();
+            let in_place = InPlace { kernel: in_vm_ram(0, offset(b.kernel)), initrd: b.initrd.and_then(|i| in_vm_ram(0, offset(i))) };
+            let cmdline = b.cmdline.unwrap_or("").to_string();
+            (ram, b.kernel, b.initrd, cmdline, b.dt_props.map(|d| d.to_vec()), keep_out, "bundle".to_string(), in_place)
         }
         Source::Domains => return Err("only dom0less domains are configured: there is no dom0-like VM to build".to_string()),
         Source::Embedded => {
@@ -206,7 +263,7 @@ pub fn build(
                 .ok_or_else(|| format!("no {} MiB of free RAM for the embedded guest", size >> 20))?;
             let ram = alloc::vec![RamRegion { ipa: Ipa(pa.raw()), pa, size }];
             let bootargs = opts.guest_args.clone().unwrap_or_default();
-            (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string())
+            (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string(), InPlace::default())
         }
     };
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
@@ -234,6 +291,8 @@ pub fn build(
         mapped_devices: Vec::new(),
         domu_dt: None,
         zero_ram: false,
+        in_place,
+        hidden: if matches!(src, Source::Embedded) { Vec::new() } else { mem.hidden.clone() },
     };
     instance::create(spec).map_err(|e| e.to_string())
 }

@@ -34,8 +34,9 @@ impl MmuRegs {
     }
 }
 
-/// Build the map and turn the MMU and caches on for this CPU. `ram` is the DT's RAM.
-pub fn enable(image: &ImageLayout, ram: &[PaRange]) -> Result<(MmuRegs, El2Tables), el2_tables::El2MapError> {
+/// Build the map and turn the MMU and caches on for this CPU. `ram` is the DT's RAM; `dtb` is
+/// the device tree, which el2visor wrote with the MMU off (its copy, or NOPs taken out).
+pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange) -> Result<(MmuRegs, El2Tables), el2_tables::El2MapError> {
     let parange = (sysreg::id_aa64mmfr0_el1() & 0xf) as u8;
     let pa_limit = 1u64 << regs::va_bits(parange);
     let mut regions = alloc::vec::Vec::with_capacity(ram.len() + 3);
@@ -64,8 +65,10 @@ pub fn enable(image: &ImageLayout, ram: &[PaRange]) -> Result<(MmuRegs, El2Table
         sctlr: regs::SCTLR_EL2_MMU_ON,
     };
     // Everything so far was written past the caches (MMU off); drop any stale lines the loader
-    // left for the image (tables, data, BSS and stacks included) before caching turns on.
+    // left for the image (tables, data, BSS and stacks included) and the device tree before
+    // caching turns on.
     cache::invalidate_range(image.start, (image.end - image.start) as usize);
+    cache::invalidate_range(dtb.start.raw(), dtb.size as usize);
     // SAFETY: the identity map covers the image (text executable), its data and stacks, RAM and
     // the devices el2visor touches, with the same addresses as now; TLBs are invalidated first.
     unsafe { turn_on(&mmu) };

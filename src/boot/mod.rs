@@ -4,7 +4,9 @@
 
 mod domains;
 mod guest;
+mod memory;
 mod mmu;
+mod relocate;
 pub mod smp;
 
 use alloc::vec::Vec;
@@ -36,16 +38,19 @@ fn shout_everywhere(args: core::fmt::Arguments<'_>) {
     PROBING.store(false, Ordering::Relaxed);
 }
 
-/// The device tree blob at `dtb_pa`, as far as its header vouches for it.
-fn dtb_slice(dtb_pa: usize) -> Result<&'static [u8], &'static str> {
+/// The device tree blob at `dtb_pa`, as far as its header vouches for it. Mutable: its `FDT_NOP`
+/// tokens are taken out in place (`platform::nops`). Only the boot CPU calls this, once before
+/// el2visor moves itself and once after, and nothing else holds the blob in between.
+fn dtb_slice_mut(dtb_pa: usize) -> Result<&'static mut [u8], &'static str> {
     if dtb_pa == 0 || !dtb_pa.is_multiple_of(8) {
         return Err("x0 is 0 or not 8-byte aligned, so there is no device tree");
     }
     // SAFETY: the boot protocol says x0 points at the DTB; its fixed header is 40 bytes.
     let header = unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, 40) };
     let size = crate::platform::dtb_size(header).map_err(|_| "not a flattened device tree (bad header)")?;
-    // SAFETY: the header vouches for `size` bytes, at most the boot protocol's 2 MiB.
-    Ok(unsafe { core::slice::from_raw_parts(dtb_pa as *const u8, size) })
+    // SAFETY: the header vouches for `size` bytes, at most the boot protocol's 2 MiB, of RAM
+    // the loader gave el2visor; the boot CPU is the only one running.
+    Ok(unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, size) })
 }
 
 /// One line saying why el2visor stops here: on the DT's console once it is known, else on every
@@ -60,21 +65,23 @@ fn cannot_boot(el: u8, args: core::fmt::Arguments<'_>) -> ! {
     cpu::park()
 }
 
-/// Primary CPU entry: never returns.
-pub fn primary(dtb_pa: usize, el: u8) -> ! {
+/// Primary CPU entry: never returns. `relocated` says el2visor already moved itself to the top
+/// of RAM (`relocate`) and runs there now.
+pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
+    // First of all, before anything stores a pointer into the image: move it.
+    let stayed = if relocated || el != 2 { None } else { Some(relocate::to_top(dtb_pa)) };
     crate::fatal::install();
     smp::init_stacks();
-    let dtb = match dtb_slice(dtb_pa) {
+    let dtb = match dtb_slice_mut(dtb_pa) {
         Ok(d) => d,
         Err(why) => cannot_boot(el, format_args!("device tree at {dtb_pa:#x}: {why}")),
     };
+    if let Err(e) = crate::platform::nops::strip_in_place(dtb) {
+        cannot_boot(el, format_args!("{e}"));
+    }
+    let dtb: &'static [u8] = dtb;
     // The heap's static arena serves boot allocations; it needs no lock while one CPU runs.
     crate::mm::heap::init();
-    let dtb: &'static [u8] = match crate::platform::nops::without_nops(dtb) {
-        Ok(Some(repacked)) => Vec::leak(repacked),
-        Ok(None) => dtb,
-        Err(e) => cannot_boot(el, format_args!("{e}")),
-    };
     let early = match EarlyInfo::from_dtb(dtb) {
         Ok(e) => e,
         Err(e) => cannot_boot(el, format_args!("{e}")),
@@ -94,7 +101,8 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     }
 
     let image = arch_boot::image_layout();
-    let (mmu, _el2_tables) = match mmu::enable(&image, early.memory()) {
+    let dtb_range = PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64);
+    let (mmu, _el2_tables) = match mmu::enable(&image, early.memory(), dtb_range) {
         Ok(m) => m,
         Err(e) => cannot_boot(el, format_args!("EL2 page tables: {e}")),
     };
@@ -109,6 +117,9 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     logging::init_log(opts.loglevel.filter());
     for p in &problems {
         log::warn!("{p}");
+    }
+    if let Some(why) = stayed {
+        log::warn!("el2visor stays where the loader put it ({:#x}): {why}; the VM's RAM has holes", image.start);
     }
 
     psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| smp::arch_conduit(x.conduit)));
@@ -128,16 +139,25 @@ pub fn primary(dtb_pa: usize, el: u8) -> ! {
     println!("coherency: {}", crate::coherency::mode_name(setting.mode));
 
     init_gic(&platform);
-    let src = guest::source(&platform);
+    let mut platform = platform;
+    let mut src = guest::source(&platform);
+    // Dom0less domains' RAM comes from el2visor's frames: its pool grows by that much.
     let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
-    let hyp_reserved = init_frames(&platform, &image, dtb, &src, domain_ram);
+    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("el2visor: cannot start the guest: {e}");
+            lifecycle::power_off()
+        }
+    };
+    src.use_copies(&mut platform, &mem.copies);
     if smp::online_prefix() < smp::online() {
         log::warn!(
             "only CPUs 0..{} came up without a gap; VMs get only these (vCPUs are pinned to pCPUs)",
             smp::online_prefix()
         );
     }
-    let vms = match start_vms(&platform, dtb, &opts, setting, &src, &hyp_reserved) {
+    let vms = match start_vms(&platform, dtb, &opts, setting, &src, &mem) {
         Ok(vms) => vms,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
@@ -171,7 +191,7 @@ fn start_vms(
     opts: &cmdline::Options,
     setting: crate::coherency::Setting,
     src: &guest::Source,
-    hyp_reserved: &[PaRange],
+    mem: &memory::HostMemory,
 ) -> Result<Vec<&'static crate::vm::instance::Vm>, alloc::string::String> {
     use crate::vm::{partition, table};
     let pcpus = smp::online_prefix();
@@ -210,7 +230,7 @@ fn start_vms(
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))
     };
     if has_dom0 {
-        let share = guest::Share { hyp_reserved, pcpus: dom0_cpus, taken: &taken };
+        let share = guest::Share { mem, pcpus: dom0_cpus, taken: &taken };
         let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
         guest::attach_vgic(p, &mut vm);
         vms.push(insert(vm)?);
@@ -260,67 +280,6 @@ fn coherency_setting(opts: &cmdline::Options) -> Result<crate::coherency::Settin
     use crate::coherency::{has_fwb, resolve, Setting};
     let mode = resolve(opts.coherency, has_fwb(sysreg::id_aa64mmfr2_el1()))?;
     Ok(Setting { mode, fast_path: opts.fastpath })
-}
-
-/// RAM that is nobody else's: not the image, the DTB, reserved regions, boot modules, an initrd
-/// or spin-table pages. When the VM takes host RAM directly (multiboot modules, a bundle),
-/// el2visor keeps only a pool of it for its own frames; with the embedded guest, it manages all
-/// of it and gives the VM frames. Returns what el2visor keeps for itself.
-fn init_frames(p: &Platform, image: &arch_boot::ImageLayout, dtb: &[u8], src: &guest::Source, domain_ram: u64) -> Vec<PaRange> {
-    let mut hyp: Vec<PaRange> = p.reserved.iter().map(|r| r.range).collect();
-    hyp.push(PaRange::new(image.start, image.end - image.start));
-    hyp.push(PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64));
-    for c in p.enabled_cpus() {
-        if let crate::platform::EnableMethod::SpinTable { release_addr } = c.enable {
-            hyp.push(PaRange::new(release_addr.align_down(4096).raw(), 4096));
-        }
-    }
-    let mut not_free = hyp.clone();
-    not_free.extend(p.chosen.modules.iter().map(|m| m.range));
-    not_free.extend(p.chosen.initrd);
-    if let guest::Source::Bundle(b) = src {
-        hyp.push(*b);
-    }
-    // Dom0less domains' modules are their pristine images: nobody else's.
-    for d in &p.chosen.domains {
-        hyp.extend(d.modules.iter().map(|m| m.range));
-        not_free.extend(d.modules.iter().map(|m| m.range));
-    }
-    let free = crate::mm::layout::free_ranges(&p.memory, &not_free);
-    let give: Vec<PaRange> = match src {
-        guest::Source::Embedded | guest::Source::Domains => free,
-        _ => {
-            // The pool: the top of the highest free range big enough, 2 MiB aligned; dom0less
-            // domains' RAM comes from it too.
-            let size = guest::HYP_POOL + domain_ram;
-            let pool = free.iter().rev().find_map(|r| {
-                let end = r.end() & !(crate::mm::addr::SIZE_2M - 1);
-                let start = end.checked_sub(size)?;
-                (start >= r.start.raw()).then(|| PaRange::new(start, size))
-            });
-            match pool {
-                Some(pool) => {
-                    hyp.push(pool);
-                    alloc::vec![pool]
-                }
-                None => {
-                    log::warn!("no {} MiB free RAM range for el2visor's pool", size >> 20);
-                    Vec::new()
-                }
-            }
-        }
-    };
-    for r in give {
-        if let Err(e) = crate::mm::frames::global::add_range(r) {
-            log::warn!("frame allocator: {e}");
-        }
-    }
-    log::debug!(
-        "memory: el2visor manages {} MiB of {} MiB RAM",
-        (crate::mm::frames::global::free_frames() * 4096) >> 20,
-        crate::mm::layout::total_size(&p.memory) >> 20
-    );
-    hyp
 }
 
 /// Secondary CPU entry, with its MMU on: report in, then run this CPU's vCPU when there is one.

@@ -7,6 +7,11 @@
 //!
 //! All arithmetic is done on `u128` ends, so ranges that touch or cross `u64::MAX` are clipped to
 //! the 64-bit address space instead of wrapping.
+//!
+//! [`place_top`] decides where el2visor moves itself at boot, as Xen does: as high in RAM as
+//! possible, so that what it keeps is one block at the top and the VM's RAM below stays whole. It
+//! allocates nothing (it runs before the heap exists). [`block_below`] and [`highest_fit`] place
+//! the rest of el2visor's memory once the heap exists.
 
 use alloc::vec::Vec;
 
@@ -88,6 +93,65 @@ pub fn total_size(ranges: &[PaRange]) -> u64 {
     ranges.iter().map(|r| r.size).sum()
 }
 
+/// Whether `[lo, hi)` is all inside `ram` (whose ranges may touch or overlap).
+fn covered(ram: &[PaRange], mut lo: u128, hi: u128) -> bool {
+    while lo < hi {
+        match ram.iter().map(span).find(|&(s, e)| s <= lo && lo < e) {
+            Some((_, e)) => lo = e,
+            None => return false,
+        }
+    }
+    true
+}
+
+fn touches_any(ranges: &[PaRange], lo: u128, hi: u128) -> bool {
+    ranges.iter().map(span).any(|(s, e)| s < hi && lo < e && s < e)
+}
+
+/// The highest `top`, a multiple of `align` (a power of two), such that `[top - total, top)` is
+/// RAM and touches nothing in `hard`, and its upper `head` bytes `[top - head, top)` touch nothing
+/// in `soft` either. `None` when no such place exists.
+///
+/// At boot, `head` is what el2visor copies at once (its image and the DTB) and must not land on
+/// anything still in use; the rest of `total` (its frame pool, the copies of the boot modules) is
+/// filled later, after the modules it may cover have been moved out, but must never cover
+/// firmware memory. No allocation.
+pub fn place_top(ram: &[PaRange], hard: &[PaRange], soft: &[PaRange], head: u64, total: u64, align: u64) -> Option<u64> {
+    let (head, total, align) = (head as u128, total.max(head) as u128, align as u128);
+    let down = |x: u128| x & !(align - 1);
+    // The best place ends at the top of a RAM range or right below something in the way.
+    let candidates = ram
+        .iter()
+        .map(|r| down(span(r).1))
+        .chain(hard.iter().chain(soft).map(|b| down(span(b).0)));
+    candidates
+        .filter(|&top| {
+            top >= total
+                && covered(ram, top - total, top)
+                && !touches_any(hard, top - total, top)
+                && !touches_any(soft, top - head, top)
+        })
+        .max()
+        .map(|top| top.min(u64::MAX as u128) as u64)
+}
+
+/// `[start, end)` with `start` the highest multiple of `align` at most `end - size`, if it is all
+/// RAM and touches nothing in `blockers`.
+pub fn block_below(ram: &[PaRange], blockers: &[PaRange], end: u64, size: u64, align: u64) -> Option<PaRange> {
+    let start = end.checked_sub(size)? & !(align - 1);
+    let (lo, hi) = (start as u128, end as u128);
+    (covered(ram, lo, hi) && !touches_any(blockers, lo, hi)).then(|| PaRange::new(start, end - start))
+}
+
+/// The highest `size` bytes of RAM, starting at a multiple of `align`, that touch nothing in
+/// `blockers`.
+pub fn highest_fit(ram: &[PaRange], blockers: &[PaRange], size: u64, align: u64) -> Option<PaRange> {
+    free_ranges(ram, blockers).iter().rev().find_map(|r| {
+        let start = r.end().checked_sub(size)? & !(align - 1);
+        (start >= r.start.raw()).then(|| PaRange::new(start, size))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +216,53 @@ mod tests {
     #[test]
     fn total_size_adds_up() {
         assert_eq!(total_size(&[r(0, 0x1000), r(0x4000, 0x2000)]), 0x3000);
+    }
+
+    const M: u64 = 1 << 20;
+
+    #[test]
+    fn el2visor_goes_to_the_top_of_the_highest_range() {
+        // QEMU virt, 1 GiB: DTB at the start, el2visor 2 MiB in, modules low.
+        let ram = [r(0x4000_0000, 0x4000_0000)];
+        let soft = [r(0x4000_0000, M), r(0x4020_0000, 4 * M), r(0x4900_0000, 27 * M), r(0x4c00_0000, M)];
+        assert_eq!(place_top(&ram, &[], &soft, 6 * M, 100 * M, 2 * M), Some(0x8000_0000));
+        // Two banks (a Pi 4 with 2 GiB or more): the higher one, whatever the order in the DT.
+        let pi = [r(0x4000_0000, 0x4000_0000), r(0, 0x3c00_0000)];
+        assert_eq!(place_top(&pi, &[r(0, 0x1000)], &[], 6 * M, 100 * M, 2 * M), Some(0x8000_0000));
+        // A bank too small for everything is passed over.
+        let small_top = [r(0, 0x3c00_0000), r(0x4000_0000, 64 * M)];
+        assert_eq!(place_top(&small_top, &[], &[], 6 * M, 100 * M, 2 * M), Some(0x3c00_0000));
+    }
+
+    #[test]
+    fn what_is_in_use_pushes_el2visor_down() {
+        let ram = [r(0x4000_0000, 0x1000_0000)]; // 256 MiB
+        // A module at the very top: the head goes below it; the rest may cover modules...
+        let module = r(0x4fc0_0000, 0x40_0000);
+        assert_eq!(place_top(&ram, &[], &[module], 6 * M, 100 * M, 2 * M), Some(0x4fc0_0000));
+        assert_eq!(place_top(&ram, &[], &[r(0x4f00_0000, 0x80_0000)], 6 * M, 100 * M, 2 * M), Some(0x5000_0000));
+        // ...but never firmware memory.
+        let fw = r(0x4a00_0000, 0x1000);
+        assert_eq!(place_top(&ram, &[fw], &[], 6 * M, 100 * M, 2 * M), Some(0x4a00_0000));
+        // Unaligned blockers: the top is aligned down below them.
+        assert_eq!(place_top(&ram, &[r(0x4f12_3456, 1)], &[], 6 * M, 16 * M, 2 * M), Some(0x4f00_0000));
+        // Nothing fits.
+        assert_eq!(place_top(&ram, &[], &[], 6 * M, 257 * M, 2 * M), None);
+        assert_eq!(place_top(&ram, &[r(0x4000_0000, 0x1000_0000)], &[], M, M, 2 * M), None);
+        // Banks that touch count as one range.
+        let split = [r(0x4000_0000, 0x800_0000), r(0x4800_0000, 0x800_0000)];
+        assert_eq!(place_top(&split, &[], &[], 6 * M, 200 * M, 2 * M), Some(0x5000_0000));
+    }
+
+    #[test]
+    fn block_below_and_highest_fit() {
+        let ram = [r(0x4000_0000, 0x4000_0000)];
+        assert_eq!(block_below(&ram, &[], 0x7fa0_0000, 65 * M, 2 * M), Some(r(0x7b80_0000, 0x7fa0_0000 - 0x7b80_0000)));
+        assert_eq!(block_below(&ram, &[r(0x7c00_0000, 1)], 0x7fa0_0000, 65 * M, 2 * M), None);
+        assert_eq!(block_below(&ram, &[], 0x4100_0000, 32 * M, 2 * M), None);
+        let hole = [r(0x7000_0000, 0x1000_0000)];
+        assert_eq!(highest_fit(&ram, &hole, 64 * M, 2 * M), Some(r(0x6c00_0000, 64 * M)));
+        assert_eq!(highest_fit(&ram, &[r(0x4000_0000, 0x3fff_f000)], 64 * M, 2 * M), None);
     }
 
     /// Unit of the generated addresses in the model test: coarse enough for a bitmap model, finer
@@ -240,6 +351,29 @@ mod tests {
                 prop_assert!(in_spans(&ram_spans, lo, hi), "{:?} is not all RAM", f);
                 prop_assert!(!touches(&res_spans, lo, hi), "{:?} overlaps a reserved range", f);
             }
+        }
+
+        /// Wherever `place_top` puts el2visor, it is RAM, clear of firmware, its head clear of
+        /// everything, aligned; and nothing higher would have done.
+        #[test]
+        fn place_top_is_valid_and_highest(
+            ram in prop::collection::vec(small_range(), 1..4),
+            hard in prop::collection::vec(small_range(), 0..3),
+            soft in prop::collection::vec(small_range(), 0..3),
+            head_pages in 1..8u64,
+            extra_pages in 0..16u64,
+        ) {
+            let (head, total, align) = (head_pages * PAGE_SIZE, (head_pages + extra_pages) * PAGE_SIZE, 2 * PAGE_SIZE);
+            let ok = |top: u64| {
+                top.is_multiple_of(align) && top >= total
+                    && covered(&ram, (top - total) as u128, top as u128)
+                    && !touches_any(&hard, (top - total) as u128, top as u128)
+                    && !touches_any(&soft, (top - head) as u128, top as u128)
+            };
+            let got = place_top(&ram, &hard, &soft, head, total, align);
+            let limit = 2 * CELLS * CELL;
+            let best = (0..=limit / align).rev().map(|i| i * align).find(|&t| ok(t));
+            prop_assert_eq!(got, best);
         }
     }
 }

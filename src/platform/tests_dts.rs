@@ -366,3 +366,40 @@ fn pci_windows_keep_their_prefetchable_bit() {
     let w: Vec<_> = p.bus_windows.iter().map(|w| (w.cpu.start.raw(), w.cpu.size, w.child_base, w.prefetchable)).collect();
     assert_eq!(w, vec![(0x1000_0000, 0x1000_0000, 0x1000_0000, false), (0x80_0000_0000, 0x10_0000_0000, 0x80_0000_0000, true)]);
 }
+
+/// What the early probe says lives in RAM, before the heap: the test board's `/memreserve/` and
+/// `no-map` region (not the disabled one, not the dynamic pool), its initrd and modules; Xen
+/// dom0less domains' modules one level further down, in their own cells.
+#[test]
+fn early_occupancy_without_a_heap() {
+    let o = super::early::occupancy(&dtc(BOARD)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(o.complete());
+    assert_eq!(o.firmware.as_slice(), [PaRange::new(0x8000_0000, 0x1_0000), PaRange::new(0x7f00_0000, 0x10_0000)]);
+    assert_eq!(
+        o.loaded.as_slice(),
+        [
+            PaRange::new(0x4800_0000, 0x10_0000),
+            PaRange::new(0x4200_0000, 0x100_0000),
+            PaRange::new(0x4300_0000, 0x20_0000),
+            PaRange::new(0x4400_0000, 0x1_0000),
+        ]
+    );
+    let domu = BOARD.replace(
+        "module@44000000 {",
+        r#"domU1 {
+            compatible = "xen,domain";
+            #address-cells = <1>;
+            #size-cells = <1>;
+            module@50000000 { compatible = "multiboot,kernel", "multiboot,module"; reg = <0x50000000 0x800000>; };
+        };
+        module@44000000 {"#,
+    );
+    let o = super::early::occupancy(&dtc(&domu)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(o.loaded.as_slice().contains(&PaRange::new(0x5000_0000, 0x80_0000)), "{:x?}", o.loaded.as_slice());
+    // More than the early probe keeps: it says so rather than leaving some out silently.
+    let many: String = (0..super::early::EARLY_RANGES + 1)
+        .map(|i| std::format!("m{i} {{ compatible = \"multiboot,module\"; reg = <0x0 {:#x} 0x0 0x1000>; }};\n", 0x6000_0000 + i * 0x1000))
+        .collect();
+    let crowded = BOARD.replace("module@44000000 {", &std::format!("{many}module@44000000 {{"));
+    assert!(!super::early::occupancy(&dtc(&crowded)).unwrap().complete());
+}

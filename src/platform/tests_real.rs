@@ -182,6 +182,10 @@ fn raspberry_pi_4() {
         p.memory.is_empty(),
         "Debian's DTB leaves /memory for the firmware to fill"
     );
+    // The early probe sees the same firmware memory: /memreserve/ page 0 and the spin table in it.
+    let o = super::early::occupancy(&d).unwrap();
+    assert_eq!(o.firmware.as_slice(), [PaRange::new(0, 0x1000); 5]);
+    assert!(o.loaded.as_slice().is_empty());
 
     let g = p.gic.as_ref().expect("gic");
     assert_eq!(

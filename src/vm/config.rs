@@ -5,7 +5,8 @@
 //! [`plan_vms`] makes the plans from the boot modules the loader described in `/chosen` (Xen's
 //! multiboot convention: QEMU `-device guest-loader`, U-Boot, ImageBuilder) and from facts about the
 //! host. The default placement is identity mapping (IPA = PA) over all host RAM el2visor does not
-//! use; the memory holding the modules belongs to the VM.
+//! keep for itself. Firmware memory inside RAM stays in the VM's RAM (its device tree reserves
+//! it); the modules are normally el2visor's pristine copies, outside the VM's RAM.
 
 #![forbid(unsafe_code)]
 
@@ -79,7 +80,7 @@ pub struct VmConfig {
     pub ram: Vec<RamRegion>,
     /// MPIDR affinity of each vCPU (Aff3..Aff0 bits, without the RES1 bit 31); index = vCPU id.
     pub vcpu_mpidrs: Vec<u64>,
-    /// Where the loader left each image (host physical; inside `ram`).
+    /// Where each image is (host physical): el2visor's copy, or inside `ram` where the loader left it.
     pub kernel: PaRange,
     pub initrd: Option<PaRange>,
     pub dtb: Option<PaRange>,
@@ -157,9 +158,12 @@ pub const MPIDR_RES1: u64 = 1 << 31;
 pub struct HostFacts<'a> {
     /// Host RAM.
     pub ram: &'a [PaRange],
-    /// Memory el2visor keeps for itself: its image, stacks, heap, frame pool, the host DTB, firmware
-    /// reservations. Must not include the boot modules, which go to the VM.
+    /// Memory el2visor keeps for itself, never the VM's: its image, the host DTB, its frame pool,
+    /// the pristine copies of the boot modules.
     pub hyp_reserved: &'a [PaRange],
+    /// Firmware memory (`/memreserve/`, `/reserved-memory`, spin tables): part of the VM's RAM, but
+    /// no module may lie on it.
+    pub firmware: &'a [PaRange],
     /// Physical CPUs available to run vCPUs.
     pub cpus: usize,
     /// Most vCPUs the interrupt controller supports (8 for GICv2), if limited.
@@ -188,7 +192,7 @@ pub enum PlanError {
         kind: ModuleKind,
         range: PaRange,
     },
-    ModuleOverlapsHypervisor {
+    ModuleOverlapsFirmware {
         kind: ModuleKind,
         range: PaRange,
         reserved: PaRange,
@@ -236,12 +240,12 @@ impl fmt::Display for PlanError {
                 let (s, e) = span(range);
                 write!(f, "the {} [{s:#x}, {e:#x}) is not in host RAM: check the loader's addr=", kind.name())
             }
-            Self::ModuleOverlapsHypervisor { kind, range, reserved, bytes } => {
+            Self::ModuleOverlapsFirmware { kind, range, reserved, bytes } => {
                 let (s, e) = span(range);
                 let (rs, re) = span(reserved);
                 write!(
                     f,
-                    "the {} [{s:#x}, {e:#x}) overlaps el2visor's memory [{rs:#x}, {re:#x}) by {bytes:#x} bytes: load it elsewhere",
+                    "the {} [{s:#x}, {e:#x}) overlaps firmware memory [{rs:#x}, {re:#x}) by {bytes:#x} bytes: load it elsewhere",
                     kind.name()
                 )
             }
@@ -260,7 +264,7 @@ impl fmt::Display for PlanError {
 }
 
 /// Make the VM plans from the boot modules: one VM with the (single) kernel, its ramdisk and device
-/// tree if given, identity-mapped over all host RAM el2visor does not use, one vCPU per CPU.
+/// tree if given, identity-mapped over all host RAM el2visor does not keep, one vCPU per CPU.
 pub fn plan_vms(modules: &[BootModule], host: &HostFacts<'_>) -> Result<Vec<VmConfig>, PlanError> {
     let one_of = |kind: ModuleKind| -> Result<Option<&BootModule>, PlanError> {
         let mut it = modules.iter().filter(|m| m.kind == kind);
@@ -297,9 +301,9 @@ pub fn plan_vms(modules: &[BootModule], host: &HostFacts<'_>) -> Result<Vec<VmCo
                 range: m.range,
             });
         }
-        if let Some(res) = host.hyp_reserved.iter().find(|r| overlap(r, &m.range) > 0) {
+        if let Some(res) = host.firmware.iter().find(|r| overlap(r, &m.range) > 0) {
             let bytes = overlap(res, &m.range);
-            return Err(PlanError::ModuleOverlapsHypervisor {
+            return Err(PlanError::ModuleOverlapsFirmware {
                 kind: m.kind,
                 range: m.range,
                 reserved: *res,

@@ -16,11 +16,12 @@ fn module(kind: ModuleKind, start: u64, size: u64, args: Option<&str>) -> BootMo
     }
 }
 
-/// QEMU virt with -m 1G: el2visor at the bottom, the host DTB at the top.
+/// QEMU virt with -m 1G and el2visor's memory at `reserved`.
 fn virt_host<'a>(ram: &'a [PaRange], reserved: &'a [PaRange]) -> HostFacts<'a> {
     HostFacts {
         ram,
         hyp_reserved: reserved,
+        firmware: &[],
         cpus: 4,
         max_vcpus: None,
         devices: &[],
@@ -105,11 +106,12 @@ fn module_errors_name_the_module_and_the_overlap() {
         .to_string()
         .contains("2 ramdisk modules"));
 
-    let on_hyp = [module(ModuleKind::Kernel, 0x40ff_0000, 0x2_0000, None)];
-    let e = plan_vms(&on_hyp, &host).unwrap_err().to_string();
+    let fw = [PaRange::new(0x4100_0000, 0x1000)];
+    let on_fw = [module(ModuleKind::Kernel, 0x40ff_f000, 0x2_0000, None)];
+    let e = plan_vms(&on_fw, &HostFacts { firmware: &fw, ..host }).unwrap_err().to_string();
     assert_eq!(
         e,
-        "the kernel module [0x40ff0000, 0x41010000) overlaps el2visor's memory [0x40000000, 0x41000000) by 0x10000 bytes: load it elsewhere"
+        "the kernel module [0x40fff000, 0x4101f000) overlaps firmware memory [0x41000000, 0x41001000) by 0x1000 bytes: load it elsewhere"
     );
     let outside = [module(ModuleKind::Kernel, 0x8000_0000, 0x1000, None)];
     assert!(plan_vms(&outside, &host)
@@ -176,10 +178,23 @@ fn devices_are_passed_through_and_must_not_hit_ram() {
     host.devices = &[];
     assert!(matches!(plan_vms(&[], &host), Err(PlanError::NoKernel)));
     let low = [module(ModuleKind::Kernel, 0x4800_0000, 0x1000, None)];
-    assert!(matches!(
-        plan_vms(&low, &host),
-        Err(PlanError::ModuleOverlapsHypervisor { .. })
-    ));
+    assert_eq!(plan_vms(&low, &host), Err(PlanError::NoRamLeft));
+}
+
+#[test]
+fn pristine_copies_at_the_top_leave_one_region_with_firmware_in_it() {
+    // el2visor at the top (image, DTB, pool, the module copies); firmware memory low in RAM.
+    let top = [PaRange::new(0x7900_0000, 0x700_0000)];
+    let fw = [PaRange::new(0x4000_0000, 0x1000), PaRange::new(0x5000_0000, 0x10_0000)];
+    let mods = [
+        module(ModuleKind::Kernel, 0x7900_0000, 0x1a0_0000, None),
+        module(ModuleKind::Ramdisk, 0x7ab0_0000, 0x10_0000, None),
+    ];
+    let host = HostFacts { firmware: &fw, ..virt_host(&RAM, &top) };
+    let vm = plan_vms(&mods, &host).unwrap().remove(0);
+    assert_eq!(vm.ram, vec![RamRegion { ipa: Ipa(0x4000_0000), pa: Pa(0x4000_0000), size: 0x3900_0000 }]);
+    assert!(vm.module_keep_out().is_empty(), "the copies are not guest RAM");
+    assert_eq!(vm.ipa_of(0x5000_0000), Some(Ipa(0x5000_0000)), "firmware memory stays in the VM's RAM");
 }
 
 #[test]
@@ -219,12 +234,14 @@ proptest! {
                         prop_assert_eq!(overlap(&PaRange { start: r.pa, size: r.size }, h), 0);
                     }
                 }
-                // The kernel module is entirely guest RAM.
+                // A page of the kernel module is guest RAM exactly when it is not el2visor's (where
+                // el2visor's copies are).
                 for off in (0..0x10_0000u64).step_by(0x1000) {
-                    prop_assert!(vm.ipa_of(vm.kernel.start.0 + off).is_some());
+                    let pa = vm.kernel.start.0 + off;
+                    prop_assert_eq!(vm.ipa_of(pa).is_some(), !reserved.iter().any(|h| h.contains(pa)));
                 }
             }
-            Err(PlanError::ModuleOverlapsHypervisor { bytes, .. }) => prop_assert!(bytes > 0),
+            Err(PlanError::NoRamLeft) => prop_assert!(false, "the holes leave RAM"),
             Err(e) => prop_assert!(false, "unexpected {}", e),
         }
     }

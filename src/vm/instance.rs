@@ -1,6 +1,7 @@
 //! A running VM: its Stage-2 tables, its vCPUs and their power states, its virtual GIC and
 //! emulated MMIO regions, and how it was loaded. `create` builds one from a [`VmSpec`]: Stage 2
-//! with RAM and every passthrough device premapped (whole regions, blocks where aligned), the
+//! with RAM (but its hidden ranges) and every passthrough device premapped (whole regions, blocks
+//! where aligned), the
 //! kernel, initrd and generated device tree copied into guest RAM per the arm64 boot protocol,
 //! and the caches cleaned where FWB does not make that unnecessary. The caller completes it
 //! (virtual GIC) and puts it in the VM table (`super::table`), where it lives from then on.
@@ -54,7 +55,8 @@ pub struct VmSpec<'a> {
     pub gic: Option<GuestGic>,
     pub host_dtb: &'a [u8],
     pub setting: Setting,
-    /// Guest RAM that still holds boot modules the images are copied from: placement avoids it.
+    /// Guest RAM where no image may be loaded: boot modules the images are copied from, firmware
+    /// memory.
     pub keep_out: Vec<crate::vm::load::Region>,
     /// Passthrough regions mapped at a guest address of their own (a dom0less domain's
     /// `xen,reg`), Device-nGnRE.
@@ -64,6 +66,12 @@ pub struct VmSpec<'a> {
     pub domu_dt: Option<DomuDtSpec>,
     /// Zero the VM's RAM before the images go in (RAM that held anything before).
     pub zero_ram: bool,
+    /// Where the kernel and the initrd already are in `ram` (the loader's copies, now the VM's
+    /// memory): the first boot runs them there when the boot protocol allows, without a copy.
+    pub in_place: crate::vm::load::InPlace,
+    /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
+    /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
+    pub hidden: Vec<PaRange>,
 }
 
 /// Why a VM could not be built.
@@ -223,6 +231,20 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     Ok(())
 }
 
+/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance.
+fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> Result<(), VmError> {
+    if !here {
+        return copy_in(ram, ipa, bytes, clean);
+    }
+    let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
+    if clean {
+        cache::clean_inval_range(pa, bytes.len());
+    } else {
+        cache::sync_icache_range(pa, bytes.len());
+    }
+    Ok(())
+}
+
 /// Build the VM. vCPU 0 is left `OnPending` at the kernel entry; the caller adds the virtual
 /// GIC and puts the VM in the table.
 pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
@@ -240,18 +262,23 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         None => spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64),
     }
     .next_multiple_of(8);
-    let plan = crate::vm::load::plan_load_around(
+    let hidden_ipa: Vec<(u64, u64)> = spec.hidden.iter().flat_map(|h| spec.ram.iter().filter_map(|r| guest_part(r, h))).collect();
+    let mut keep_out = spec.keep_out.clone();
+    keep_out.extend(hidden_ipa.iter().map(|&(ipa, size)| crate::vm::load::Region::new("unmapped firmware memory", ipa, size)));
+    let plan = crate::vm::load::plan_load_in_place(
         (biggest.ipa, biggest.size),
         spec.kernel.len() as u64,
         &header,
         spec.initrd.map_or(0, |i| i.len() as u64),
         dtb_budget,
-        &spec.keep_out,
+        &keep_out,
+        spec.in_place,
     )
     .map_err(VmError::Load)?;
 
     let dt_spec = GuestDtSpec {
         ram: spec.ram.clone(),
+        reserved: hidden_ipa,
         vcpu_mpidrs: spec.vcpu_mpidrs.clone(),
         bootargs: spec.bootargs.clone(),
         extra_bootargs: spec.extra_bootargs.clone(),
@@ -286,7 +313,10 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
     for r in &spec.ram {
-        s2.map(r.ipa, r.pa, r.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+        let pieces = crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &spec.hidden);
+        for p in pieces {
+            s2.map(Ipa(r.ipa.raw() + (p.start.raw() - r.pa.raw())), p.start, p.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+        }
     }
     for d in &spec.devices {
         s2.map(Ipa(d.start.raw()), d.start, d.size, S2Attrs::device()).map_err(VmError::Stage2)?;
@@ -309,6 +339,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     }
 
     // Images, with cache maintenance unless FWB makes it unnecessary.
+    // An image the plan left where it already is needs only the cache maintenance.
     let clean = mode != Mode::Fwb;
     if spec.zero_ram {
         // No VM reads what its frames held before.
@@ -321,9 +352,10 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
             }
         }
     }
-    copy_in(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean)?;
+    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
+    place(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean, kernel_here)?;
     if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
-        copy_in(&spec.ram, r.start.raw(), bytes, clean)?;
+        place(&spec.ram, r.start.raw(), bytes, clean, spec.in_place.initrd == Some(r.start.raw()))?;
     }
     copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
     if clean {
@@ -387,6 +419,13 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         plan.initrd.map_or(String::new(), |r| alloc::format!(", initrd at {:#x} ({} bytes)", r.start.raw(), r.size))
     );
     Ok(vm)
+}
+
+/// The part of host range `h` that RAM region `r` maps, as guest-physical (start, size).
+fn guest_part(r: &RamRegion, h: &PaRange) -> Option<(u64, u64)> {
+    let lo = h.start.raw().max(r.pa.raw());
+    let hi = h.end().min(r.pa.raw() + r.size);
+    (lo < hi).then(|| (r.ipa.raw() + (lo - r.pa.raw()), hi - lo))
 }
 
 /// Address bits that cover every IPA the VM can use: its RAM, its devices, the GIC frames it

@@ -8,7 +8,11 @@
 //! - the initrd page aligned after the DTB, inside a 1 GiB-aligned window of at most 32 GiB that also
 //!   covers the kernel;
 //! - everything inside the VM's RAM, clear of the `keep_out` regions (module images that still sit in
-//!   guest RAM and must not be overwritten before they are copied).
+//!   guest RAM and must not be overwritten before they are copied, firmware memory).
+//!
+//! An image that already sits in guest RAM (a boot module where the loader put it, whose memory is
+//! now the VM's) stays where it is when that place follows the rules ([`InPlace`]): the first boot
+//! then needs no copy of it.
 //!
 //! Kernels before Linux 3.17 (image_size 0) do not say how much BSS follows the file; like QEMU, the
 //! plan then keeps the DTB and initrd at least min(RAM/2, 128 MiB) above the kernel base.
@@ -256,6 +260,13 @@ pub fn plan_load(
     plan_load_around(ram, kernel_len, header, initrd_len, dtb_len, &[])
 }
 
+/// Where the kernel and the initrd already are in guest RAM, if they are (guest-physical).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InPlace {
+    pub kernel: Option<u64>,
+    pub initrd: Option<u64>,
+}
+
 /// [`plan_load`], keeping clear of `keep_out` (for example module images still sitting in guest RAM).
 pub fn plan_load_around(
     ram: (Ipa, u64),
@@ -264,6 +275,40 @@ pub fn plan_load_around(
     initrd_len: u64,
     dtb_len: u64,
     keep_out: &[Region],
+) -> Result<LoadPlan, LoadError> {
+    plan_load_in_place(ram, kernel_len, header, initrd_len, dtb_len, keep_out, InPlace::default())
+}
+
+/// [`plan_load_around`], leaving the kernel and the initrd where `at` says they already are when
+/// that place follows the rules: for the kernel a 2 MiB-aligned base (kernels that may sit anywhere
+/// in RAM, flags bit 3, or at the lowest base the plan would pick anyway), for the initrd page
+/// alignment, the kernel's 32 GiB window and room for the DTB's block after the kernel. When
+/// keeping them there leaves no room for the rest, the plan is made as if they were not there.
+pub fn plan_load_in_place(
+    ram: (Ipa, u64),
+    kernel_len: u64,
+    header: &ImageHeader,
+    initrd_len: u64,
+    dtb_len: u64,
+    keep_out: &[Region],
+    at: InPlace,
+) -> Result<LoadPlan, LoadError> {
+    let plan = |at| plan_with(ram, kernel_len, header, initrd_len, dtb_len, keep_out, at);
+    match plan(at) {
+        Ok(p) => Ok(p),
+        Err(_) if at != InPlace::default() => plan(InPlace::default()),
+        Err(e) => Err(e),
+    }
+}
+
+fn plan_with(
+    ram: (Ipa, u64),
+    kernel_len: u64,
+    header: &ImageHeader,
+    initrd_len: u64,
+    dtb_len: u64,
+    keep_out: &[Region],
+    at: InPlace,
 ) -> Result<LoadPlan, LoadError> {
     let ram_region = Region {
         what: "guest RAM",
@@ -292,7 +337,18 @@ pub fn plan_load_around(
         ram: ram_region,
     };
 
-    let k = first_fit(ram.0 .0, SIZE_2M, text, footprint, limit, keep_out)
+    let lowest = first_fit(ram.0 .0, SIZE_2M, text, footprint, limit, keep_out);
+    let fits = |r: Region, avoid: &[Region]| {
+        r.start.0 >= ram.0 .0 && r.end() <= limit && avoid.iter().all(|a| r.overlap(a) == 0)
+    };
+    let k = at
+        .kernel
+        .filter(|&k| {
+            k.checked_sub(text).is_some_and(|b| b % SIZE_2M == 0)
+                && (header.placement_anywhere() || Some(k) == lowest)
+                && fits(Region::new("kernel", k, footprint), keep_out)
+        })
+        .or(lowest)
         .ok_or(no_room("kernel", footprint))?;
     let kernel_base = k - text;
     let kernel = Region::new("kernel", k, footprint);
@@ -301,15 +357,27 @@ pub fn plan_load_around(
     if header.is_legacy() {
         dtb_from = dtb_from.max(kernel_base + LEGACY_GAP.min(ram.1 / 2));
     }
+    let mut avoid = alloc::vec::Vec::from(keep_out);
+    avoid.push(kernel);
+    // An initrd in place must leave the DTB a block after the kernel (searched for below).
+    let initrd_here = at.initrd.map(|i| Region::new("initrd", i, initrd_len)).filter(|r| {
+        initrd_len != 0
+            && r.start.is_aligned(PAGE_SIZE)
+            && fits(*r, &avoid)
+            && r.end().max(kernel.end()) - (r.start.0.min(kernel.start.0) & !(SIZE_1G - 1)) <= INITRD_WINDOW
+    });
+    let mut dtb_avoid = avoid.clone();
+    dtb_avoid.extend(initrd_here);
     // Its own 2 MiB block: the first block boundary at or after the kernel's end.
-    let d = first_fit(dtb_from, SIZE_2M, 0, dtb_len, limit, keep_out)
+    let d = first_fit(dtb_from, SIZE_2M, 0, dtb_len, limit, &dtb_avoid)
         .ok_or(no_room("device tree", dtb_len))?;
     let dtb = Region::new("device tree", d, dtb_len);
 
     let initrd = if initrd_len == 0 {
         None
+    } else if initrd_here.is_some() {
+        initrd_here
     } else {
-        let mut avoid = alloc::vec::Vec::from(keep_out);
         avoid.push(dtb);
         let i = first_fit(dtb.end(), PAGE_SIZE, 0, initrd_len, limit, &avoid)
             .ok_or(no_room("initrd", initrd_len))?;
@@ -423,7 +491,52 @@ mod tests {
             .contains("holds no part of the kernel"));
     }
 
+    #[test]
+    fn images_stay_where_they_are_when_the_rules_allow() {
+        let h = hdr(0, 0x2a1_0000);
+        let here = InPlace { kernel: Some(0x4900_0000), initrd: Some(0x4c00_0000) };
+        let p = plan_load_in_place(RAM, 0x1a0_0000, &h, 0xf_0e60, 0x10_4000, &[], here).unwrap();
+        assert_eq!(p.entry(), Ipa(0x4900_0000));
+        assert_eq!(p.initrd.unwrap().start, Ipa(0x4c00_0000));
+        assert_eq!(p.dtb.start, Ipa(0x4bc0_0000), "the DTB's block between the kernel and the initrd");
+        // A kernel off a 2 MiB base, or one that must sit low (no flags bit 3), goes where
+        // plan_load would put it; an initrd the kernel's BSS would cover is placed anew.
+        let odd = InPlace { kernel: Some(0x4900_1000), initrd: Some(0x4100_0000) };
+        let p = plan_load_in_place(RAM, 0x1a0_0000, &h, 0x1000, 0x1000, &[], odd).unwrap();
+        assert_eq!(p.entry(), Ipa(0x4000_0000));
+        assert_ne!(p.initrd.unwrap().start, Ipa(0x4100_0000));
+        let pinned = parse_header(&test_header(0, 0x2a1_0000, 0b0010)).unwrap();
+        let p = plan_load_in_place(RAM, 0x1a0_0000, &pinned, 0, 0x1000, &[], here).unwrap();
+        assert_eq!(p.entry(), Ipa(0x4000_0000));
+        // Never over what must be kept out, never outside RAM.
+        let fw = [Region::new("firmware memory", 0x4a00_0000, 0x1000)];
+        let p = plan_load_in_place(RAM, 0x1a0_0000, &h, 0, 0x1000, &fw, here).unwrap();
+        assert_eq!(p.entry(), Ipa(0x4000_0000));
+        let p = plan_load_in_place(RAM, 0x1a0_0000, &h, 0x1000, 0x1000, &[], InPlace { kernel: Some(0x7f00_0000), initrd: Some(0x8000_0000) })
+            .unwrap();
+        assert_eq!(p.entry(), Ipa(0x4000_0000));
+        assert_ne!(p.initrd.unwrap().start, Ipa(0x8000_0000));
+        // A kernel in place at the top of RAM leaves no block for the DTB above it: placed anew.
+        let small = hdr(0, 0x10_0000);
+        let top = InPlace { kernel: Some(0x7fe0_0000), initrd: None };
+        let p = plan_load_in_place(RAM, 0x4_6000, &small, 0, 0x10_4000, &[], top).unwrap();
+        assert_eq!(p.entry(), Ipa(0x4000_0000));
+    }
+
     proptest! {
+        #[test]
+        fn in_place_plans_satisfy_the_protocol(
+            size_kib in 1u64..65536, initrd_kib in 0u64..65536, k_mib in 0u64..1100, i_pages in 0u64..300_000,
+            ko_start in 0u64..1024, ko_kib in 1u64..8192, anywhere in any::<bool>(),
+        ) {
+            let h = parse_header(&test_header(0, size_kib << 10, if anywhere { 0b1010 } else { 0b0010 })).unwrap();
+            let keep = [Region::new("module", 0x4000_0000 + (ko_start << 20), ko_kib << 10)];
+            let at = InPlace { kernel: Some(0x4000_0000 + (k_mib << 20)), initrd: Some(0x4000_0000 + i_pages * 4096) };
+            if let Ok(p) = plan_load_in_place(RAM, size_kib << 10, &h, initrd_kib << 10, 0x1000, &keep, at) {
+                prop_assert!(p.check(Region::new("ram", RAM.0.0, RAM.1), &keep).is_ok(), "{:?}", p);
+            }
+        }
+
         #[test]
         fn plans_always_satisfy_the_protocol(
             ram_base in 0u64..64, ram_mib in 8u64..4096, text in 0u64..512, size_kib in 1u64..65536,

@@ -18,10 +18,19 @@
 # 1.10, memory ratio at most 1.2; a missed target is reported on stderr and makes the script fail,
 # after every figure has been printed.
 # EL2VISOR_IMG picks the image (default target/el2visor.img), EL2VISOR_GUESTS the guest folder
-# (default .cache/guests), BENCH_PAIRS the number of pairs (default 5), BENCH_TIMEOUT the seconds
-# one QEMU run may take (default 300).
+# (default .cache/guests, which the script fills itself with tests/fixtures/fetch-guests.sh, as
+# `make guests` does, so `make bench` works in a fresh clone), BENCH_PAIRS the number of pairs
+# (default 5), BENCH_TIMEOUT the seconds one QEMU run may take (default 300).
+# `linux.bench.sh --guests-only` makes sure the guests are there, prints their folder and stops.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+guests_only=0
+case "${1:-}" in
+    --guests-only) guests_only=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--guests-only]" >&2; exit 2 ;;
+esac
 
 IMG=${EL2VISOR_IMG:-target/el2visor.img}
 GUESTS=${EL2VISOR_GUESTS:-.cache/guests}
@@ -37,10 +46,20 @@ die() {
     exit 1
 }
 
-[ -f "$IMG" ] || die "no image at $IMG: run 'make image' first (or set EL2VISOR_IMG)"
+# The guests: fetched and built into the default folder (idempotent and quiet when they are there
+# already); a folder given by EL2VISOR_GUESTS is used as it is.
+if [ -z "${EL2VISOR_GUESTS:-}" ]; then
+    bash tests/fixtures/fetch-guests.sh "$GUESTS" >/dev/null ||
+        die "could not fetch the Linux guest into $GUESTS (tests/fixtures/fetch-guests.sh said why above)"
+fi
 for f in Image initramfs.cpio.gz; do
-    [ -f "$GUESTS/$f" ] || die "no $GUESTS/$f: run 'make guests' first (or set EL2VISOR_GUESTS)"
+    [ -f "$GUESTS/$f" ] || die "no $GUESTS/$f (EL2VISOR_GUESTS=$GUESTS): point it at a folder with Image and initramfs.cpio.gz"
 done
+if [ "$guests_only" = 1 ]; then
+    echo "$GUESTS"
+    exit 0
+fi
+[ -f "$IMG" ] || die "no image at $IMG: run 'make image' first (or set EL2VISOR_IMG)"
 case $GUESTS in *,*) die "$GUESTS: QEMU -device options cannot take a path with a comma" ;; esac
 command -v "$QEMU" >/dev/null || die "$QEMU not found: run 'make setup'"
 [[ $PAIRS =~ ^[1-9][0-9]*$ ]] || die "BENCH_PAIRS must be a positive number, not '$PAIRS'"

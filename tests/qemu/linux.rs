@@ -213,3 +213,40 @@ fn linux_gic3_smp2_max_1g_mair_trap() {
 fn linux_gic2_smp2_a72_1g_fastpath_off() {
     boot(&Case { gic: 2, smp: 2, cpu: "cortex-a72", mem_gib: 1, args: "fastpath=off", mode: "mair-trap" });
 }
+
+/// Issue 12: a 256 MiB guest (`guest_mem=256M` on a 1 GiB machine) gets exactly 256 MiB, in one
+/// range from the start of RAM (Linux's memblock shows a single node range), and a 100 MB
+/// `malloc` in it succeeds: busybox dd allocates and fills a buffer of its block size
+/// (`el2visor.dd=100M`: the initramfs's /init runs `dd bs=100M count=1` and prints
+/// `EL2VISOR-DD 100M ok|failed`). The kernel and initrd boot where the loader put them.
+#[test]
+fn linux_256m_guest_has_one_range_and_mallocs_100mb() {
+    let g = guest();
+    let mut q = Qemu::virt("max", 2, "1G", 3);
+    q.kernel(&image()).append("guest_mem=256M").timeout(240);
+    let kernel = format!(
+        "guest-loader,addr={KERNEL_ADDR},kernel={},bootargs=console=ttyAMA0 el2visor.dd=100M",
+        g.kernel.display()
+    );
+    let initrd = format!("guest-loader,addr={INITRD_ADDR},initrd={}", g.initrd.display());
+    let run = q.push(&["-device", &kernel, "-device", &initrd]).run();
+    let ctx = "-m 1G guest_mem=256M";
+    run.check(run.exited, &format!("{ctx}: QEMU did not exit by itself (after {:?})", run.elapsed));
+    run.check(vm_line(&run).map(|v| v.1) == Some(256), &format!("{ctx}: the VM line does not say 256 MiB"));
+    // The first boot runs the images where the loader put them (their memory is the VM's now);
+    // el2visor's pristine copies are for SYSTEM_RESET only.
+    let vm = run.lines().find(|l| l.contains(" MiB RAM, kernel at ")).unwrap_or("");
+    run.check(
+        vm.contains(&format!("kernel at {KERNEL_ADDR}")) && vm.contains(&format!("initrd at {INITRD_ADDR}")),
+        &format!("{ctx}: the images were copied again instead of booting where the loader put them: {vm:?}"),
+    );
+    // Linux's "Early memory node ranges": one line per range of its /memory.
+    let ranges: Vec<&str> = run.lines().filter(|l| l.contains("  node   0: [mem ")).collect();
+    run.check(
+        ranges.len() == 1 && ranges[0].ends_with("[mem 0x0000000040000000-0x000000004fffffff]"),
+        &format!("{ctx}: Linux's RAM is not the one range 0x40000000-0x4fffffff: {ranges:?}"),
+    );
+    run.check(run.has("\nEL2VISOR-DD 100M ok"), &format!("{ctx}: the guest's 100 MB dd buffer did not fit (no `EL2VISOR-DD 100M ok`)"));
+    run.check(run.line(MARKER).is_some(), &format!("{ctx}: no guest marker"));
+    run.check(!run.has("Kernel panic"), &format!("{ctx}: the guest kernel panicked"));
+}

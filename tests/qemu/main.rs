@@ -7,6 +7,7 @@ mod boot;
 mod dom0less;
 mod faults;
 mod linux;
+mod memory;
 mod probe;
 mod reset;
 mod rpi4;

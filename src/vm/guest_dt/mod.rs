@@ -10,7 +10,8 @@
 //! - `/chosen`: regenerated with the guest's bootargs, `linux,initrd-start/-end` and `stdout-path`;
 //!   the `module@…` (multiboot, Xen) children and `xen,*` properties are dropped;
 //! - `/reserved-memory` children and `/memreserve/` entries are kept only for memory the VM owns,
-//!   moved to guest-physical addresses and clipped to guest RAM;
+//!   moved to guest-physical addresses and clipped to guest RAM; the spec's `reserved` ranges
+//!   (RAM el2visor does not map, such as spin tables) are added to `/memreserve/`;
 //! - the GIC node's `reg` says what the VM sees: v2 distributor + CPU interface (the hypervisor
 //!   GICH/GICV entries are gone), v3 distributor + one redistributor region sized for the vCPUs.
 //!   Its `interrupts` (the maintenance PPI) stays: a guest kernel without EL2 never uses it. MSI
@@ -72,6 +73,9 @@ pub enum GuestGic {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct GuestDtSpec {
     pub ram: Vec<RamRegion>,
+    /// Guest-physical (start, size) ranges of `ram` the guest must not use: written as
+    /// `/memreserve/` entries unless a host entry already covers them.
+    pub reserved: Vec<(u64, u64)>,
     /// MPIDR affinity per vCPU, vCPU 0 first.
     pub vcpu_mpidrs: Vec<u64>,
     pub bootargs: String,
@@ -262,12 +266,16 @@ pub fn generate(host_dtb: &[u8], spec: &GuestDtSpec) -> Result<Vec<u8>, GuestDtE
         return Err(GuestDtError::NoGicSpec);
     }
 
-    let mut reserve = Vec::new();
+    let mut reserve: Vec<(u64, u64)> = Vec::new();
     for r in fdt.memory_reservations() {
-        for (ipa, size) in host_to_guest(&spec.ram, r.address() as u64, r.size() as u64) {
-            reserve.push(FdtReserveEntry::new(ipa, size)?);
+        reserve.extend(host_to_guest(&spec.ram, r.address() as u64, r.size() as u64));
+    }
+    for &(ipa, size) in &spec.reserved {
+        if size != 0 && !reserve.iter().any(|&(a, s)| a <= ipa && ipa + size <= a + s) {
+            reserve.push((ipa, size));
         }
     }
+    let reserve = reserve.into_iter().map(|(a, s)| FdtReserveEntry::new(a, s)).collect::<Result<Vec<_>, _>>()?;
     let mut w = FdtWriter::new_with_mem_reserv(&reserve)?;
     w.set_boot_cpuid_phys(spec.vcpu_mpidrs[0] as u32);
     let mut b = Builder {

@@ -56,6 +56,7 @@ fn virt_spec(gic: GuestGic) -> GuestDtSpec {
             pa: Pa(0x4100_0000),
             size: 0x3f00_0000,
         }],
+        reserved: vec![],
         vcpu_mpidrs: vec![0, 1],
         bootargs: "console=ttyAMA0".into(),
         extra_bootargs: Some("clk_ignore_unused".into()),
@@ -340,6 +341,17 @@ fn pi_gic_reg_is_translated_back_through_soc_ranges() {
         0,
         "page 0 is not the VM's"
     );
+
+    // RAM from 0, the way el2visor gives it now: page 0 (the host's /memreserve/, the spin table)
+    // stays in /memory and reserved; a range the spec adds is reserved once, not twice.
+    let mut whole = spec.clone();
+    whole.ram = vec![RamRegion { ipa: Ipa(0), pa: Pa(0), size: 0x3b40_0000 }];
+    whole.reserved = vec![(0, 0x1000), (0x2000, 0x1000)];
+    let guest = generate(&host, &whole).unwrap();
+    assert_eq!(be32s(prop(&nodes(&guest), "/memory@0", "reg").unwrap()), vec![0, 0, 0x3b40_0000]);
+    let rsv: Vec<(usize, usize)> =
+        Fdt::new(&guest).unwrap().memory_reservations().map(|r| (r.address() as usize, r.size())).collect();
+    assert_eq!(rsv, vec![(0, 0x1000), (0x2000, 0x1000)]);
 
     let mut outside = spec.clone();
     outside.gic = Some(GuestGic::V2 {

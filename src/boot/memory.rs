@@ -1,0 +1,208 @@
+//! Who owns which RAM, once the heap exists: what el2visor keeps, what firmware owns, what the VM
+//! gets, and the frame allocator's share.
+//!
+//! el2visor keeps one block at the top of RAM (`super::relocate` moved its image and the device
+//! tree there): below the device tree its frame pool and the pristine copies of the boot modules
+//! (or the guest bundle) a SYSTEM_RESET reloads from. The modules are copied there from wherever
+//! the loader put them (those in the way are moved aside first), so that the memory they were in
+//! goes to the VM, whose first boot runs them there. The VM (multiboot modules or a bundle) takes
+//! all the rest of RAM identity mapped, holes only where the hardware has them. If el2visor could
+//! not move itself, or only below something the loader put at the very top of RAM, the VM's RAM
+//! has holes, and a warning says so.
+//!
+//! Firmware memory stays in the VM's `/memory`, as on bare hardware, and is passed on as reserved
+//! in its device tree; images are never loaded there. `/reserved-memory` regions are mapped at
+//! Stage 2 (a driver may use them, as Xen gives them to dom0); `/memreserve/` ranges and
+//! spin-table pages are not (a guest that wrote a spin table could release a parked CPU at EL2).
+//!
+//! With the embedded guest, el2visor's frame allocator manages all free RAM and the VM's RAM
+//! comes from it.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::arch::{boot::ImageLayout, cache};
+use crate::mm::addr::{PaRange, PAGE_SIZE, SIZE_2M};
+use crate::mm::frames::global as frames;
+use crate::mm::layout::{block_below, free_ranges, highest_fit};
+use crate::platform::{EnableMethod, Platform, ReservedSource};
+
+/// RAM el2visor keeps for its frames (Stage-2 tables, heap growth) when the VM takes host RAM.
+pub const HYP_POOL: u64 = 64 << 20;
+
+/// The split of RAM.
+pub struct HostMemory {
+    /// What el2visor keeps: its image, the device tree and, when the VM takes host RAM, its pool
+    /// and the pristine module copies. Never the VM's.
+    pub kept: Vec<PaRange>,
+    /// Firmware memory: `/memreserve/`, `/reserved-memory` `reg`s, spin-table pages. In the VM's
+    /// `/memory`, reserved in its device tree; nothing is loaded there.
+    pub firmware: Vec<PaRange>,
+    /// The part of `firmware` Stage 2 does not map: `/memreserve/` ranges and spin-table pages.
+    pub hidden: Vec<PaRange>,
+    /// Where each range `init` was asked to copy is now (itself when it could not be copied).
+    pub copies: Vec<PaRange>,
+    /// Where the same bytes still are in the VM's RAM, until the VM is built (the loader's place,
+    /// or where they were moved aside): a first boot can run them there without another copy.
+    pub in_vm_ram: Vec<Option<PaRange>>,
+}
+
+fn page_range(r: PaRange) -> PaRange {
+    let start = r.start.align_down(PAGE_SIZE).raw();
+    PaRange::new(start, (r.end() - start).next_multiple_of(PAGE_SIZE))
+}
+
+fn in_ram(ram: &[PaRange], r: &PaRange) -> bool {
+    free_ranges(ram, &[]).iter().any(|f| f.start.raw() <= r.start.raw() && r.end() <= f.end())
+}
+
+/// Copy `len` bytes with the caches on (the MMU is on: unaligned accesses are fine).
+///
+/// # Safety
+/// Both ranges must be identity-mapped RAM, `dst` owned by el2visor, and they must not overlap.
+unsafe fn copy(dst: u64, src: u64, len: u64) {
+    let bulk = if src.is_multiple_of(64) && dst.is_multiple_of(64) { len & !63 } else { 0 };
+    // SAFETY: the caller's contract.
+    unsafe {
+        cache::copy_aligned_64(dst, src, bulk);
+        core::ptr::copy_nonoverlapping((src + bulk) as *const u8, (dst + bulk) as *mut u8, (len - bulk) as usize);
+    }
+}
+
+/// Split RAM between el2visor, firmware and the VM, and give the frame allocator its share. When
+/// the VM takes host RAM (`identity`), copy `sources` (the boot modules, or the bundle) into
+/// el2visor's block, whose pool also holds `extra` bytes for dom0less domains' RAM; else the
+/// frame allocator gets all free RAM but `sources`, which stay where they are.
+pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sources: &[PaRange], extra: u64) -> Result<HostMemory, String> {
+    let mut hidden: Vec<PaRange> = Vec::new();
+    let mut firmware: Vec<PaRange> = Vec::new();
+    for r in &p.reserved {
+        firmware.push(r.range);
+        if r.source == ReservedSource::MemReserve {
+            hidden.push(r.range);
+        }
+    }
+    for c in &p.cpus {
+        if let EnableMethod::SpinTable { release_addr } = c.enable {
+            let page = PaRange::new(release_addr.align_down(PAGE_SIZE).raw(), PAGE_SIZE);
+            firmware.push(page);
+            hidden.push(page);
+        }
+    }
+    let image_r = PaRange::new(image.start, image.end - image.start);
+    // Something the loader put at the very top of RAM keeps el2visor below it: say so, the VM's
+    // RAM then has a hole.
+    if let Some(r) = free_ranges(&p.memory, &[]).into_iter().find(|r| r.contains(image.start)) {
+        if r.end() - image.end >= SIZE_2M {
+            log::warn!(
+                "el2visor is not at the top of RAM ({:#x}..{:#x} is above it): the VM's RAM has a hole",
+                image.end,
+                r.end()
+            );
+        }
+    }
+    let dtb_r = page_range(PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64));
+    let mut kept = alloc::vec![image_r, dtb_r];
+    let mut in_use = firmware.clone();
+    in_use.extend([image_r, dtb_r]);
+
+    if !identity {
+        let mut not_free = in_use.clone();
+        not_free.extend(p.chosen.modules.iter().map(|m| m.range));
+        not_free.extend(p.chosen.initrd);
+        not_free.extend(sources.iter().copied());
+        add_frames(&free_ranges(&p.memory, &not_free));
+        log_split(&kept, p);
+        return Ok(HostMemory { kept, firmware, hidden, copies: sources.to_vec(), in_vm_ram: alloc::vec![None; sources.len()] });
+    }
+    // A source that is not all RAM, or lies on firmware memory, stays where it is (the VM plan
+    // says what is wrong with it).
+    let movable = |r: &PaRange| in_ram(&p.memory, r) && !in_use.iter().any(|u| u.overlaps(r));
+
+    let copies: u64 = sources.iter().filter(|r| movable(r)).map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
+    let size = HYP_POOL + copies + extra;
+    // Right below the image and the device tree, if they are one block (they are once el2visor
+    // has moved itself); else the highest free RAM, with a hole in the VM's RAM.
+    let low = if dtb_r.end() == image_r.start.raw() { dtb_r.start.raw() } else { image_r.start.raw() };
+    let area = match block_below(&p.memory, &in_use, low, size, SIZE_2M) {
+        Some(a) => a,
+        None => {
+            let mut avoid = in_use.clone();
+            avoid.extend(sources.iter().copied());
+            let a = highest_fit(&p.memory, &avoid, size, SIZE_2M)
+                .ok_or_else(|| format!("no {} MiB of free RAM for el2visor's pool and the boot-module copies", size >> 20))?;
+            log::warn!(
+                "el2visor's pool and module copies are not next to its image: the VM's RAM has a hole at {:#x}..{:#x}",
+                a.start.raw(),
+                a.end()
+            );
+            a
+        }
+    };
+
+    // Sources in the area go aside first: into RAM nothing else uses, the highest that fits.
+    let mut avoid = in_use.clone();
+    avoid.push(area);
+    avoid.extend(sources.iter().copied());
+    let mut from: Vec<Option<PaRange>> = Vec::with_capacity(sources.len());
+    for s in sources {
+        if !movable(s) {
+            from.push(None);
+            continue;
+        }
+        if !s.overlaps(&area) {
+            from.push(Some(*s));
+            continue;
+        }
+        // 2 MiB aligned: a kernel can boot there (see `in_vm_ram`).
+        let aside = highest_fit(&p.memory, &avoid, s.size.next_multiple_of(PAGE_SIZE), SIZE_2M)
+            .ok_or_else(|| format!("no free RAM to move the boot module at {:#x} out of el2visor's way", s.start.raw()))?;
+        // SAFETY: `s` is RAM the loader filled; `aside` is free RAM outside every range in use.
+        unsafe { copy(aside.start.raw(), s.start.raw(), s.size) };
+        avoid.push(aside);
+        from.push(Some(PaRange::new(aside.start.raw(), s.size)));
+    }
+    // Then every source into its slot at the bottom of the area; the pool takes the rest.
+    let mut cursor = area.start.raw();
+    let mut moved = Vec::with_capacity(sources.len());
+    for (s, f) in sources.iter().zip(&from) {
+        let Some(f) = f else {
+            moved.push(*s);
+            continue;
+        };
+        // SAFETY: `f` is outside the area (moved aside above if it was not), the slot inside it.
+        unsafe { copy(cursor, f.start.raw(), f.size) };
+        moved.push(PaRange::new(cursor, s.size));
+        cursor += s.size.next_multiple_of(PAGE_SIZE);
+    }
+    // The memory the modules were in is the VM's now: leave none of it in the caches, so that
+    // nothing el2visor wrote is evicted over what the guest writes with its caches off.
+    for r in sources.iter().zip(&from).flat_map(|(s, f)| [Some(*s), *f]).flatten() {
+        cache::clean_inval_range(r.start.raw(), r.size as usize);
+    }
+    kept.push(area);
+    add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
+    log_split(&kept, p);
+    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from })
+}
+
+fn add_frames(ranges: &[PaRange]) {
+    for r in ranges {
+        if let Err(e) = frames::add_range(*r) {
+            log::warn!("frame allocator: {e}");
+        }
+    }
+}
+
+/// One line: where el2visor's memory is (touching ranges merged) and what its frames have.
+fn log_split(kept: &[PaRange], p: &Platform) {
+    let spans: Vec<String> = free_ranges(kept, &[]).iter().map(|r| format!("{:#x}..{:#x}", r.start.raw(), r.end())).collect();
+    log::info!(
+        "memory: el2visor keeps {} ({} MiB of {} MiB RAM); its frame allocator has {} MiB",
+        spans.join(", "),
+        crate::mm::layout::total_size(kept) >> 20,
+        crate::mm::layout::total_size(&p.memory) >> 20,
+        (frames::free_frames() as u64 * PAGE_SIZE) >> 20
+    );
+}
