@@ -15,6 +15,9 @@
 //! QEMU's raspi4b lacks some BCM2711 blocks, so this test (never el2visor) disables the nodes
 //! HARDWARE.md lists in the DTB it gives QEMU and puts `clk_ignore_unused` on the guest's command
 //! line in the bundle. A real Pi 4 needs neither.
+//!
+//! Issue 10: two VMs from one several-VMs bundle (version 2) on raspi4b, and the same kind of
+//! bundle on QEMU virt through `-initrd`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -280,4 +283,28 @@ fn raspi4b_two_vms_from_one_bundle() {
     );
     run.check(!run.has("Kernel panic"), "a guest kernel panicked");
     run.check(!run.has("injecting a synchronous external abort"), "a guest touched memory it does not own");
+}
+
+/// The same several-VMs bundle on QEMU virt (GICv3), passed with `-initrd`: two VMs with a
+/// different kernel each boot side by side, and the machine powers off after the last.
+#[test]
+fn virt_two_vms_from_one_bundle_initrd() {
+    let dir = scratch("virt-two-vms");
+    let vms = [("v1", 2, 192), ("v2", 1, 160)];
+    let bundle = vms_bundle(&dir, &guests_dir().join("Image"), &initramfs(), &vms);
+    let run = Qemu::virt("cortex-a72", 4, "2G", 3)
+        .kernel(&image())
+        .push(&["-initrd", bundle.to_str().unwrap()])
+        .timeout(TIMEOUT_SECS)
+        .run();
+    for (name, cpus, mib) in vms {
+        let got = vm_marker(&run, name);
+        run.check(
+            matches!(got, Some((c, kb)) if c == cpus && kb <= mib << 10 && kb * 100 >= (mib << 10) * 80),
+            &format!("VM {name}: marker {got:?}, want {cpus} CPUs and about {mib} MiB"),
+        );
+        run.check(run.has(&format!("STATS vm={name} exits=")), &format!("no `STATS vm={name}` line"));
+    }
+    run.check(run.line("STATS exits=").is_some(), "no machine-wide STATS line after the last VM");
+    run.check(run.exited, "QEMU did not exit after the last VM powered off");
 }
