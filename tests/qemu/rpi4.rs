@@ -308,3 +308,25 @@ fn virt_two_vms_from_one_bundle_initrd() {
     run.check(run.line("STATS exits=").is_some(), "no machine-wide STATS line after the last VM");
     run.check(run.exited, "QEMU did not exit after the last VM powered off");
 }
+
+/// A several-VMs bundle el2visor cannot boot gives one line saying why, then the halt: a malformed
+/// descriptor (3 MiB of RAM) and a VM asking for more CPUs than raspi4b has.
+#[test]
+fn raspi4b_bad_vms_bundles_are_one_line() {
+    use bundle::vms::{build, VmParts};
+    let dir = scratch("rpi4-bad-vms");
+    let k = std::fs::read(pi_kernel()).unwrap();
+    let vm = |name, cpus, memory| VmParts { name, cpus, memory, vpl011: true, kernel: &k, ..VmParts::default() };
+    let cases = [
+        ("ram", build(&[vm("odd", 1, 3 << 20)]), "guest bundle VM descriptor 0: its RAM is not a non-zero multiple of 2 MiB"),
+        ("cpus", build(&[vm("a", 2, 64 << 20), vm("big", 3, 64 << 20)]), "VM big: asks for 3 vCPUs but only 2 of the 4 CPUs are left"),
+    ];
+    for (what, bytes, want) in cases {
+        let file = dir.join(format!("{what}.bundle"));
+        std::fs::write(&file, bytes).unwrap();
+        let run = Qemu::raspi4b().kernel(&image()).push(&["-initrd", file.to_str().unwrap()]).timeout(60).stop_on("el2visor: halted").run();
+        let lines: Vec<&str> = run.lines().filter(|l| l.starts_with("el2visor: cannot start")).collect();
+        run.check(lines.len() == 1 && lines[0].ends_with(want), &format!("{what}: want one `el2visor: cannot start …{want}` line, got {lines:?}"));
+        run.check(run.has("el2visor: halted"), &format!("{what}: el2visor did not halt"));
+    }
+}
