@@ -99,7 +99,7 @@ fn descriptor(vm: u32, p: &[u8]) -> Result<(&str, u32, u64, bool), BundleError> 
         return Err(bad("unknown flags (written by a newer tool?)"));
     }
     let memory = le64(p, 0x28);
-    if memory == 0 || memory % MEM_GRANULE != 0 {
+    if memory == 0 || !memory.is_multiple_of(MEM_GRANULE) {
         return Err(bad("its RAM is not a non-zero multiple of 2 MiB"));
     }
     Ok((name, cpus, memory, flags & FLAG_VPL011 != 0))

@@ -110,7 +110,7 @@ pub fn build_vms_bytes(list: &[VmInputs<'_>]) -> Result<Vec<u8>, (Option<usize>,
         if list[..i].iter().any(|o| o.name == v.name) {
             return fail(Role::Name, InputError::DuplicateVmName);
         }
-        if v.memory == 0 || v.memory % vms::MEM_GRANULE != 0 {
+        if v.memory == 0 || !v.memory.is_multiple_of(vms::MEM_GRANULE) {
             return fail(Role::Memory, InputError::BadVmMemory { memory: v.memory });
         }
         // The one-VM checks, on this VM's kernel, initrd and command line.
