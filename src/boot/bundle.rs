@@ -11,7 +11,7 @@ use crate::mm::addr::PaRange;
 use crate::platform::{Domain, Module, ModuleKind, Platform};
 use crate::vm::bundle::{self, vms::VmsBundle};
 
-/// The domains of the bundle at physical `base`, whose bytes are `bytes`.
+/// The domains of bundle `b`, loaded at physical `base`: each module at `base` + its offset.
 fn to_domains(base: u64, b: &VmsBundle<'_>) -> Vec<Domain> {
     b.vms
         .iter()
