@@ -2,6 +2,7 @@
 //! the device tree, refuse to run anywhere but EL2, turn on the EL2 MMU, set up memory, start
 //! the other CPUs, and hand over to the VMs.
 
+mod bundle;
 mod domains;
 mod guest;
 mod memory;
@@ -138,6 +139,14 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     };
     println!("coherency: {}", crate::coherency::mode_name(setting.mode));
 
+    // A several-VMs guest bundle as the initrd stands for dom0less domain nodes.
+    let platform = match bundle::adopt(platform) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("el2visor: cannot start the guests: {e}");
+            lifecycle::power_off()
+        }
+    };
     init_gic(&platform);
     let mut platform = platform;
     let mut src = guest::source(&platform);

@@ -77,10 +77,10 @@ fn rejects_truncation_magic_version_and_corruption() {
         Err(BundleError::BadMagic)
     );
     let mut v = b.clone();
-    v[8] = 2;
+    v[8] = 3;
     assert_eq!(
         Bundle::parse(&v),
-        Err(BundleError::UnsupportedVersion { version: 2 })
+        Err(BundleError::UnsupportedVersion { version: 3 })
     );
     let mut c = b.clone();
     c[0x1000 + 17] ^= 1;

@@ -4,7 +4,8 @@
 //! - [`load`]: where kernel, DTB and initrd go in guest RAM (the arm64 boot protocol);
 //! - [`config`]: `VmConfig` plans built from the boot modules (Xen multiboot convention);
 //! - [`guest_dt`]: the guest's device tree, generated from the host's;
-//! - [`bundle`]: the single-file guest bundle for firmware that loads only one initrd;
+//! - [`bundle`]: the single-file guest bundle (one VM, or several) for firmware that loads only
+//!   one initrd;
 //! - [`power`]: the vCPUs' PSCI power states;
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;

@@ -15,6 +15,9 @@
 //! QEMU's raspi4b lacks some BCM2711 blocks, so this test (never el2visor) disables the nodes
 //! HARDWARE.md lists in the DTB it gives QEMU and puts `clk_ignore_unused` on the guest's command
 //! line in the bundle. A real Pi 4 needs neither.
+//!
+//! Issue 10: two VMs from one several-VMs bundle (version 2) on raspi4b, and the same kind of
+//! bundle on QEMU virt through `-initrd`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -196,4 +199,134 @@ fn raspi4b_linux_bundle_four_vcpus() {
     run.check(complaints.is_empty(), &format!("el2visor warned while Linux booted: {complaints:?}"));
     run.check(!run.has("injecting a synchronous external abort"), "Linux touched memory it does not own");
     run.check(!run.has("Kernel panic"), "the guest kernel panicked");
+}
+
+/// The two VMs of the several-VMs test: name, vCPUs, MiB.
+const TWO_VMS: [(&str, u32, u64); 2] = [("pi1", 2, 256), ("pi2", 2, 256)];
+
+/// A several-VMs bundle (version 2) of `vms`, each with `kernel`, `initrd`, a vpl011 and
+/// `console=ttyAMA0` (the vpl011), built and read back by el2visor's own code.
+fn vms_bundle(dir: &Path, kernel: &Path, initrd: &Path, vms: &[(&str, u32, u64)]) -> PathBuf {
+    use bundle::vms::{build, VmParts, VmsBundle};
+    let k = std::fs::read(kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
+    let i = std::fs::read(initrd).unwrap_or_else(|e| panic!("{}: {e}", initrd.display()));
+    let parts: Vec<VmParts<'_>> = vms
+        .iter()
+        .map(|&(name, cpus, mib)| VmParts {
+            name,
+            cpus,
+            memory: mib << 20,
+            vpl011: true,
+            kernel: &k,
+            initrd: Some(&i),
+            partial_dt: None,
+            cmdline: "console=ttyAMA0",
+        })
+        .collect();
+    let bytes = build(&parts);
+    let parsed = VmsBundle::parse(&bytes).unwrap_or_else(|e| panic!("el2visor refuses the bundle it built: {e}"));
+    assert_eq!(parsed.vms.len(), vms.len());
+    let out = dir.join("vms.bundle");
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+/// `(<vm>) EL2VISOR-GUEST-OK cpus=<n> mem=<kB>`: what VM `vm`'s Linux saw.
+fn vm_marker(run: &Run, vm: &str) -> Option<(u32, u64)> {
+    let prefix = format!("({vm}) {MARKER}");
+    let l = run.lines().map(|l| l.trim_end_matches('\r')).find_map(|l| l.strip_prefix(prefix.as_str()))?;
+    let field = |k: &str| l.split_whitespace().find_map(|w| w.strip_prefix(k));
+    Some((field("cpus=")?.parse().ok()?, field("mem=")?.parse().ok()?))
+}
+
+/// Issue 10: a Pi's firmware hands over one initrd, so two VMs come in one bundle. On raspi4b they
+/// boot side by side as dom0less domains with 2 vCPUs each, each prints its prefixed marker and
+/// powers off (`STATS vm=<name>`), and after the last one el2visor halts.
+#[test]
+fn raspi4b_two_vms_from_one_bundle() {
+    let dir = scratch("rpi4-two-vms");
+    let bundle = vms_bundle(&dir, &pi_kernel(), &initramfs(), &TWO_VMS);
+    let dtb = qemu_dtb(&dir);
+    let run = Qemu::bare()
+        .push(&["-M", "raspi4b", "-dtb", dtb.to_str().unwrap()])
+        .kernel(&image())
+        .push(&["-initrd", bundle.to_str().unwrap()])
+        .timeout(TIMEOUT_SECS + 120)
+        .stop_on("el2visor: halted")
+        .run();
+
+    run.check(run.has("guest bundle at 0x"), "el2visor did not take the initrd as a several-VMs bundle");
+    for (name, cpus, mib) in TWO_VMS {
+        let Some((c, mem_kb)) = vm_marker(&run, name) else {
+            run.check(false, &format!("VM {name} printed no `({name}) {MARKER}…` line"));
+            continue;
+        };
+        run.check(c == cpus, &format!("VM {name}: Linux runs {c} CPUs, expected {cpus}"));
+        let vm_kb = mib << 10;
+        run.check(
+            mem_kb <= vm_kb && mem_kb * 100 >= vm_kb * 80,
+            &format!("VM {name}: MemTotal {mem_kb} kB for {vm_kb} kB of RAM"),
+        );
+        let stats = pos(&run, &format!("STATS vm={name} exits="));
+        run.check(stats.is_some(), &format!("no `STATS vm={name}` line"));
+        run.check(
+            matches!((pos(&run, &format!("({name}) {MARKER}")), stats), (Some(m), Some(s)) if m < s),
+            &format!("VM {name}'s STATS line comes before its marker"),
+        );
+    }
+    // Last: the machine-wide STATS, then the halt (raspi4b has no PSCI SYSTEM_OFF).
+    let last_vm = TWO_VMS.iter().filter_map(|(n, ..)| pos(&run, &format!("STATS vm={n} "))).max();
+    let (s, h) = (pos(&run, "\nSTATS exits="), pos(&run, "el2visor: halted"));
+    run.check(
+        matches!((last_vm, s, h), (Some(v), Some(s), Some(h)) if v < s && s < h),
+        &format!("expected every VM's STATS, then `STATS exits=`, then `el2visor: halted` (after {:?})", run.elapsed),
+    );
+    run.check(!run.has("Kernel panic"), "a guest kernel panicked");
+    run.check(!run.has("injecting a synchronous external abort"), "a guest touched memory it does not own");
+}
+
+/// The same several-VMs bundle on QEMU virt (GICv3), passed with `-initrd`: two VMs with a
+/// different kernel each boot side by side, and the machine powers off after the last.
+#[test]
+fn virt_two_vms_from_one_bundle_initrd() {
+    let dir = scratch("virt-two-vms");
+    let vms = [("v1", 2, 192), ("v2", 1, 160)];
+    let bundle = vms_bundle(&dir, &guests_dir().join("Image"), &initramfs(), &vms);
+    let run = Qemu::virt("cortex-a72", 4, "2G", 3)
+        .kernel(&image())
+        .push(&["-initrd", bundle.to_str().unwrap()])
+        .timeout(TIMEOUT_SECS)
+        .run();
+    for (name, cpus, mib) in vms {
+        let got = vm_marker(&run, name);
+        run.check(
+            matches!(got, Some((c, kb)) if c == cpus && kb <= mib << 10 && kb * 100 >= (mib << 10) * 80),
+            &format!("VM {name}: marker {got:?}, want {cpus} CPUs and about {mib} MiB"),
+        );
+        run.check(run.has(&format!("STATS vm={name} exits=")), &format!("no `STATS vm={name}` line"));
+    }
+    run.check(run.line("STATS exits=").is_some(), "no machine-wide STATS line after the last VM");
+    run.check(run.exited, "QEMU did not exit after the last VM powered off");
+}
+
+/// A several-VMs bundle el2visor cannot boot gives one line saying why, then the halt: a malformed
+/// descriptor (3 MiB of RAM) and a VM asking for more CPUs than raspi4b has.
+#[test]
+fn raspi4b_bad_vms_bundles_are_one_line() {
+    use bundle::vms::{build, VmParts};
+    let dir = scratch("rpi4-bad-vms");
+    let k = std::fs::read(pi_kernel()).unwrap();
+    let vm = |name, cpus, memory| VmParts { name, cpus, memory, vpl011: true, kernel: &k, ..VmParts::default() };
+    let cases = [
+        ("ram", build(&[vm("odd", 1, 3 << 20)]), "guest bundle VM descriptor 0: its RAM is not a non-zero multiple of 2 MiB"),
+        ("cpus", build(&[vm("a", 2, 64 << 20), vm("big", 3, 64 << 20)]), "VM big: asks for 3 vCPUs but only 2 of the 4 CPUs are left"),
+    ];
+    for (what, bytes, want) in cases {
+        let file = dir.join(format!("{what}.bundle"));
+        std::fs::write(&file, bytes).unwrap();
+        let run = Qemu::raspi4b().kernel(&image()).push(&["-initrd", file.to_str().unwrap()]).timeout(60).stop_on("el2visor: halted").run();
+        let lines: Vec<&str> = run.lines().filter(|l| l.starts_with("el2visor: cannot start")).collect();
+        run.check(lines.len() == 1 && lines[0].ends_with(want), &format!("{what}: want one `el2visor: cannot start …{want}` line, got {lines:?}"));
+        run.check(run.has("el2visor: halted"), &format!("{what}: el2visor did not halt"));
+    }
 }

@@ -4,21 +4,23 @@
 #
 #   tests/tools/make-rpi4-boot.sh --tool EL2VISOR_BUNDLE --image EL2VISOR_IMG --out DIR --cache CACHE
 #       [--kernel IMAGE] [--initrd FILE] [--cmdline GUEST_CMDLINE] [--bootargs EL2VISOR_CMDLINE]
-#       [--firmware FIRMWARE_BOOT_DIR]
+#       [--firmware FIRMWARE_BOOT_DIR] [--vms "VM VM …"]
 #
 # DIR gets config.txt and README.md (from tests/rpi4/), cmdline.txt (el2visor's command line),
 # el2visor.img and guest.bundle (built by el2visor-bundle). With no --kernel, the guest is the Debian
 # kernel and busybox initramfs that tests/fixtures/fetch-guests.sh CACHE/guests produces (--initrd
 # still overrides the initramfs); with --kernel and no --initrd, the guest has no initrd.
+# --vms puts several VMs in guest.bundle instead (tests/tools/bundle-vms.sh: each VM
+# [NAME=]KERNEL:INITRD:CPUS:MEM[:CMDLINE]); --kernel, --initrd and --cmdline then do not apply.
 # --firmware copies start4.elf, fixup4.dat, the BCM2711 DTBs and overlays/disable-bt.dtbo from a
 # Raspberry Pi firmware release's boot/ folder. The folder is built beside DIR and swapped in only
 # when complete, then checked with tests/tools/check-rpi4-boot.sh.
 set -euo pipefail
 
 die() { printf 'make-rpi4-boot: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-tool="" image="" out="" cache="" kernel="" initrd="" cmdline="" bootargs="" firmware=""
+tool="" image="" out="" cache="" kernel="" initrd="" cmdline="" bootargs="" firmware="" vms=""
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || { printf 'make-rpi4-boot: %s needs a value\n' "$1" >&2; usage; }
     case "$1" in
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
         --cmdline) cmdline=$2 ;;
         --bootargs) bootargs=$2 ;;
         --firmware) firmware=$2 ;;
+        --vms) vms=$2 ;;
         *) printf 'make-rpi4-boot: unknown option %s\n' "$1" >&2; usage ;;
     esac
     shift 2
@@ -42,8 +45,10 @@ repo=$(cd "$here/../.." && pwd)
 [ -x "$tool" ] || die "el2visor-bundle not found at $tool: run \`make bundle-tool\`"
 [ -s "$image" ] || die "el2visor image $image missing: run \`make image\`"
 
-# --- The guest: given, or the test guest from the package cache.
-if [ -z "$kernel" ]; then
+# --- The guest: several VMs, given, or the test guest from the package cache.
+if [ -n "$vms" ]; then
+    [ -z "$kernel" ] && [ -z "$initrd" ] || die "give either VMS or KERNEL/INITRD, not both"
+elif [ -z "$kernel" ]; then
     guests=$(bash "$repo/tests/fixtures/fetch-guests.sh" "$cache/guests") \
         || die "could not fetch the default guest; pass KERNEL=path/to/Image (and INITRD=…) instead"
     kernel=$(sed -n 3p <<<"$guests")   # Image-rpi4: the generic kernel, with BCM2711 drivers
@@ -63,9 +68,14 @@ cp "$repo/tests/rpi4/README.md" "$stage/README.md"
 cp "$image" "$stage/el2visor.img"
 printf '%s\n' "$bootargs" >"$stage/cmdline.txt"
 
-build=("$tool" build --kernel "$kernel" --cmdline "$cmdline" -o "$stage/guest.bundle")
-[ -z "$initrd" ] || build+=(--initrd "$initrd")
-listing=$("${build[@]}") || die "building guest.bundle failed (see the message above)"
+if [ -n "$vms" ]; then
+    listing=$(bash "$here/bundle-vms.sh" "$tool" "$stage/guest.bundle" "$vms") \
+        || die "building guest.bundle failed (see the message above)"
+else
+    build=("$tool" build --kernel "$kernel" --cmdline "$cmdline" -o "$stage/guest.bundle")
+    [ -z "$initrd" ] || build+=(--initrd "$initrd")
+    listing=$("${build[@]}") || die "building guest.bundle failed (see the message above)"
+fi
 
 if [ -n "$firmware" ]; then
     [ -d "$firmware" ] || die "--firmware $firmware is not a folder"
@@ -83,9 +93,16 @@ fi
 # --- Record what went in, for whoever finds the card later.
 {
     printf '\n## This build\n\n'
-    printf -- '- guest kernel: `%s`\n' "$kernel"
-    printf -- '- guest initrd: `%s`\n' "${initrd:-none}"
-    printf -- '- guest command line: `%s`\n' "$cmdline"
+    if [ -n "$vms" ]; then
+        printf -- '- several VMs, each a dom0less domain on its own CPUs with its own RAM and an emulated\n'
+        printf -- '  PL011 (its console; output prefixed with `(<name>) `, input switched by Ctrl-A three times):\n'
+        grep '^  VM ' <<<"$listing" | sed 's/^  /  - /'
+        printf -- '- VMS as given: `%s`\n' "$vms"
+    else
+        printf -- '- guest kernel: `%s`\n' "$kernel"
+        printf -- '- guest initrd: `%s`\n' "${initrd:-none}"
+        printf -- '- guest command line: `%s`\n' "$cmdline"
+    fi
     printf -- '- el2visor command line (cmdline.txt): `%s`\n' "$bootargs"
     if [ -n "$firmware" ]; then
         printf -- '- firmware files copied from `%s`\n' "$firmware"

@@ -149,3 +149,48 @@ fn initrd_kinds() {
     assert_eq!(initrd_kind(b"\xfd7zXZ\0"), "xz");
     assert_eq!(initrd_kind(b"??"), "unrecognised format");
 }
+
+fn vm<'a>(name: &'a str, kernel: &'a [u8]) -> VmInputs<'a> {
+    VmInputs { name, cpus: 2, memory: 256 << 20, kernel, initrd: None, cmdline: "console=ttyAMA0" }
+}
+
+#[test]
+fn build_vms_round_trips_and_lists_each_vm() {
+    let (k1, k2) = (image(5000), image(10));
+    let initrd = [0x1f, 0x8b, 0, 0];
+    let bytes = build_vms_bytes(&[VmInputs { initrd: Some(&initrd), ..vm("pi1", &k1) }, VmInputs { cpus: 1, ..vm("pi2", &k2) }]).unwrap();
+    let b = VmsBundle::parse(&bytes).unwrap();
+    assert_eq!(b.vms.len(), 2);
+    assert!(b.vms.iter().all(|v| v.vpl011));
+    assert_eq!(b.bytes(b.vms[1].kernel), &k2[..]);
+    let text = describe(&bytes).unwrap();
+    assert!(text.starts_with("el2visor guest bundle, version 2, 2 VMs, 7 entries, "), "{text}");
+    assert!(text.contains("  VM pi1: 2 vCPUs, 256 MiB RAM, vpl011\n    kernel   offset 0x00002000        5064 bytes  arm64 Image"), "{text}");
+    assert!(text.contains("    initrd   offset 0x00004000           4 bytes  gzip"), "{text}");
+    assert!(text.contains("  VM pi2: 1 vCPUs, 256 MiB RAM, vpl011"), "{text}");
+    assert!(text.contains("cmdline  offset 0x"), "{text}");
+}
+
+#[test]
+fn build_vms_refuses_bad_vms() {
+    let k = image(10);
+    let e = |list: &[VmInputs<'_>]| build_vms_bytes(list).unwrap_err();
+    assert_eq!(e(&[vm("a b", &k)]), (Some(0), Role::Name, InputError::BadVmName));
+    assert_eq!(e(&[vm("a", &k), vm("a", &k)]), (Some(1), Role::Name, InputError::DuplicateVmName));
+    assert_eq!(e(&[VmInputs { memory: 3 << 20, ..vm("a", &k) }]), (Some(0), Role::Memory, InputError::BadVmMemory { memory: 3 << 20 }));
+    assert!(matches!(e(&[vm("a", &k), vm("b", b"gzip?")]), (Some(1), Role::Kernel, InputError::Kernel(_))));
+    assert_eq!(e(&[VmInputs { initrd: Some(&k), ..vm("a", &k) }]), (Some(0), Role::Initrd, InputError::InitrdIsKernel));
+    let names: Vec<String> = (0..9).map(|i| format!("v{i}")).collect();
+    let many: Vec<VmInputs<'_>> = names.iter().map(|n| vm(n, &k)).collect();
+    assert_eq!(e(&many), (None, Role::Output, InputError::TooManyVms { count: 9 }));
+}
+
+#[test]
+fn describe_refuses_a_vm_whose_kernel_is_not_an_image() {
+    let gz = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0].repeat(10);
+    let bytes = vms::build(&[VmParts { name: "a", cpus: 1, memory: 2 << 20, kernel: &gz, ..VmParts::default() }]);
+    assert!(matches!(describe(&bytes), Err(InputError::Kernel(ImageError::OtherFormat { .. }))));
+    let mut bad = vms::build(&[VmParts { name: "a", cpus: 1, memory: 2 << 20, kernel: &image(10), ..VmParts::default() }]);
+    bad[0x1000 + 0x20] = 0; // 0 vCPUs, checksum now wrong too
+    assert!(matches!(describe(&bad), Err(InputError::Bundle(_))));
+}

@@ -117,3 +117,34 @@ fn non_utf8_paths_pass_but_a_non_utf8_cmdline_does_not() {
     let list = vec!["build".into(), "--kernel".into(), "K".into(), "-o".into(), "O".into(), "--cmdline".into(), odd];
     assert!(parse(list).unwrap_err().0.contains("not valid UTF-8"));
 }
+
+#[test]
+fn build_vms_specs() {
+    let list = args(&["build-vms", "--vm", "K1:I1:2:256M:console=ttyAMA0 a=b:c", "--vm=web=K2::1:1G", "-o", "O"]);
+    let Command::BuildVms(b) = parse(list).unwrap() else { panic!() };
+    assert_eq!(b.output, PathBuf::from("O"));
+    assert_eq!(
+        b.vms[0],
+        VmSpec { name: "vm1".into(), kernel: "K1".into(), initrd: Some("I1".into()), cpus: 2, memory: 256 << 20, cmdline: "console=ttyAMA0 a=b:c".into() }
+    );
+    assert_eq!(
+        b.vms[1],
+        VmSpec { name: "web".into(), kernel: "K2".into(), initrd: None, cpus: 1, memory: 1 << 30, cmdline: String::new() }
+    );
+    // A path with '=' after a '/' is a path, not a name.
+    assert_eq!(parse_vm_spec("a/b=c:I:1:2M", 2).unwrap().name, "vm3");
+}
+
+#[test]
+fn build_vms_refusals() {
+    assert!(err(&["build-vms", "-o", "O"]).contains("no --vm given"));
+    assert!(err(&["build-vms", "--vm", "K:I:1:2M"]).contains("-o OUT is required"));
+    assert!(err(&["build-vms", "--vm", "K:I:1"]).contains("too few fields"));
+    assert!(err(&["build-vms", "--vm", "K:I:0:2M", "-o", "O"]).contains("CPUS is not a number of at least 1"));
+    assert!(err(&["build-vms", "--vm", "K:I:x:2M", "-o", "O"]).contains("CPUS"));
+    assert!(err(&["build-vms", "--vm", "K:I:1:256", "-o", "O"]).contains("MEM is not a size"));
+    assert!(err(&["build-vms", "--vm", ":I:1:2M", "-o", "O"]).contains("no KERNEL"));
+    assert!(err(&["build-vms", "--vm"]).contains("--vm needs a value"));
+    assert!(err(&["build-vms", "--vm", "K:I:1:2M", "-o", "A", "-o", "B"]).contains("given twice"));
+    assert!(err(&["build-vms", "--kernel", "K"]).contains("unexpected argument"));
+}

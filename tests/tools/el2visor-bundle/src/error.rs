@@ -36,6 +36,14 @@ pub enum InputError {
     CmdlineTooLong { len: usize },
     /// A bundle (or its kernel entry) that el2visor would refuse.
     Bundle(BundleError),
+    /// `build-vms`: a VM name el2visor would refuse.
+    BadVmName,
+    /// `build-vms`: a second VM of this name.
+    DuplicateVmName,
+    /// `build-vms`: RAM that is not a non-zero multiple of 2 MiB.
+    BadVmMemory { memory: u64 },
+    /// `build-vms`: more VMs than a bundle holds.
+    TooManyVms { count: usize },
 }
 
 /// The longest command line arm64 Linux keeps (COMMAND_LINE_SIZE 2048, including the NUL).
@@ -69,6 +77,16 @@ impl fmt::Display for InputError {
                 "the command line is {len} bytes; arm64 Linux keeps at most {MAX_CMDLINE} (COMMAND_LINE_SIZE)"
             ),
             Self::Bundle(e) => write!(f, "{e}"),
+            Self::BadVmName => write!(
+                f,
+                "a VM name is 1 to {} characters of A-Z a-z 0-9 _ . -",
+                el2visor::vm::bundle::vms::MAX_NAME
+            ),
+            Self::DuplicateVmName => write!(f, "another VM has this name"),
+            Self::BadVmMemory { memory } => write!(f, "RAM {memory:#x} bytes is not a non-zero multiple of 2M"),
+            Self::TooManyVms { count } => {
+                write!(f, "{count} VMs; a bundle holds at most {}", el2visor::vm::bundle::vms::MAX_VMS)
+            }
         }
     }
 }
@@ -85,7 +103,7 @@ pub enum ToolError {
     },
     /// `role` says which input ("kernel", "initrd", "DT properties", "command line", "bundle").
     Input {
-        role: &'static str,
+        role: String,
         path: Option<PathBuf>,
         err: InputError,
     },

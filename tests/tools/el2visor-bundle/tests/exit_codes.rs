@@ -125,3 +125,31 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).starts_with("usage: el2visor-bundle build"));
 }
+
+#[test]
+fn build_vms_then_check_and_refusals() {
+    let s = Scratch::new("vms");
+    let k = s.file("Image", &image());
+    let i = s.file("initrd.cpio", b"070701 rest of a cpio archive");
+    let spec1 = format!("pi1={}:{}:2:256M:console=ttyAMA0", k.display(), i.display());
+    let spec2 = format!("{}::1:64M", k.display());
+    let out = s.path("vms.bundle");
+    let o = run(&[&"build-vms", &"--vm", &spec1, &"--vm", &spec2, &"-o", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&[&"check", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("version 2, 2 VMs") && text.contains("VM pi1: 2 vCPUs, 256 MiB RAM") && text.contains("VM vm2: 1 vCPUs, 64 MiB RAM"), "{text}");
+
+    // A VM whose RAM is not whole 2 MiB blocks: exit 1, the VM named, nothing written.
+    let bad = s.path("bad.bundle");
+    let o = run(&[&"build-vms", &"--vm", &spec1, &"--vm", &format!("odd={}::1:3M", k.display()), &"-o", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("VM odd RAM") && stderr(&o).contains("multiple of 2M"), "{}", stderr(&o));
+    assert!(!bad.exists());
+    let o = run(&[&"build-vms", &"--vm", &spec1, &"--vm", &spec1, &"-o", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("VM pi1 name: another VM has this name"), "{}", stderr(&o));
+    let o = run(&[&"build-vms", &"--vm", &"K:I:1", &"-o", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+}
