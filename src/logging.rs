@@ -13,7 +13,9 @@ use crate::drivers::pl011::Pl011;
 
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 static LOCKING: AtomicBool = AtomicBool::new(false);
-static LINE_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+/// A ticket lock: CPUs print their lines in the order they asked, so a VM that floods its
+/// console (every vpl011 line goes through here) cannot starve another VM's lines or el2visor's.
+static LINE_LOCK: spin::mutex::TicketMutex<()> = spin::mutex::TicketMutex::new(());
 
 /// Send console output to the PL011 at `base` (0: nowhere).
 pub fn set_console(base: usize) {

@@ -8,8 +8,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::coherency::Setting;
-use crate::mm::addr::{Ipa, PaRange, SIZE_2M};
-use crate::mm::frames::global as frames;
+use crate::boot::memory::DomainRam;
+use crate::mm::addr::{Ipa, PaRange};
 use crate::platform::{GicKind, Platform};
 use crate::vm::config::{vcpu_mpidr, RamRegion};
 use crate::vm::guest_dt::domu::{self, DomuDtSpec, RAM_BASE};
@@ -43,9 +43,11 @@ pub fn assigned(p: &Platform, d: &DomainPlan) -> Result<Vec<PtDevice>, String> {
 }
 
 /// Build domain `d` into VM-table slot `slot`, with the devices `devs` assigned to it.
-pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, slot: usize) -> Result<Vm, String> {
-    let pa = frames::alloc_aligned((d.memory / 4096) as usize, SIZE_2M)
-        .ok_or_else(|| format!("VM {}: no {} MiB of contiguous free RAM", d.name, d.memory >> 20))?;
+pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, slot: usize, ram: &mut DomainRam) -> Result<Vm, String> {
+    let pa = ram
+        .take(d.memory)
+        .ok_or_else(|| format!("VM {}: no {} MiB left of the RAM set aside for the domains", d.name, d.memory >> 20))?
+        .start;
     let ram = alloc::vec![RamRegion { ipa: Ipa(RAM_BASE), pa, size: d.memory }];
     let g = p.gic.as_ref().ok_or_else(|| format!("VM {}: the machine has no GIC", d.name))?;
     let (gic, gicv) = match &g.kind {

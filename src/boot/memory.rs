@@ -46,6 +46,31 @@ pub struct HostMemory {
     /// Where the same bytes still are in the VM's RAM, until the VM is built (the loader's place,
     /// or where they were moved aside): a first boot can run them there without another copy.
     pub in_vm_ram: Vec<Option<PaRange>>,
+    /// RAM set aside, contiguous and 2 MiB aligned, for dom0less domains (`extra` bytes), handed
+    /// out in order by [`DomainRam`]; no allocator has it.
+    pub domain_area: Option<PaRange>,
+}
+
+/// Hands out the dom0less domains' RAM from [`HostMemory::domain_area`], one contiguous range
+/// each, in order: static partitioning needs no more than that.
+pub struct DomainRam {
+    next: u64,
+    end: u64,
+}
+
+impl DomainRam {
+    pub fn new(mem: &HostMemory) -> Self {
+        let a = mem.domain_area.unwrap_or(PaRange::new(0, 0));
+        DomainRam { next: a.start.raw(), end: a.end() }
+    }
+
+    /// `size` bytes (a multiple of 2 MiB), or `None` when the area is used up.
+    pub fn take(&mut self, size: u64) -> Option<PaRange> {
+        let end = self.next.checked_add(size).filter(|&e| e <= self.end)?;
+        let r = PaRange::new(self.next, size);
+        self.next = end;
+        Some(r)
+    }
 }
 
 fn page_range(r: PaRange) -> PaRange {
@@ -112,16 +137,34 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
         not_free.extend(p.chosen.modules.iter().map(|m| m.range));
         not_free.extend(p.chosen.initrd);
         not_free.extend(sources.iter().copied());
+        let domain_area = match extra {
+            0 => None,
+            _ => {
+                let a = highest_fit(&p.memory, &not_free, extra, SIZE_2M)
+                    .ok_or_else(|| format!("no {} MiB of contiguous free RAM for the dom0less domains", extra >> 20))?;
+                not_free.push(a);
+                kept.push(a);
+                Some(a)
+            }
+        };
         add_frames(&free_ranges(&p.memory, &not_free));
         log_split(&kept, p);
-        return Ok(HostMemory { kept, firmware, hidden, copies: sources.to_vec(), in_vm_ram: alloc::vec![None; sources.len()] });
+        return Ok(HostMemory {
+            kept,
+            firmware,
+            hidden,
+            copies: sources.to_vec(),
+            in_vm_ram: alloc::vec![None; sources.len()],
+            domain_area,
+        });
     }
     // A source that is not all RAM, or lies on firmware memory, stays where it is (the VM plan
     // says what is wrong with it).
     let movable = |r: &PaRange| in_ram(&p.memory, r) && !in_use.iter().any(|u| u.overlaps(r));
 
     let copies: u64 = sources.iter().filter(|r| movable(r)).map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
-    let size = HYP_POOL + copies + extra;
+    // 2 MiB more for the domains' area's alignment after the copies.
+    let size = HYP_POOL + copies + if extra > 0 { extra + SIZE_2M } else { 0 };
     // Right below the image and the device tree, if they are one block (they are once el2visor
     // has moved itself); else the highest free RAM, with a hole in the VM's RAM.
     let low = if dtb_r.end() == image_r.start.raw() { dtb_r.start.raw() } else { image_r.start.raw() };
@@ -181,10 +224,19 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
     for r in sources.iter().zip(&from).flat_map(|(s, f)| [Some(*s), *f]).flatten() {
         cache::clean_inval_range(r.start.raw(), r.size as usize);
     }
+    // The domains' RAM next, 2 MiB aligned; the pool takes the rest.
+    let domain_area = (extra > 0).then(|| {
+        let start = cursor.next_multiple_of(SIZE_2M);
+        cursor = start + extra;
+        PaRange::new(start, extra)
+    });
+    if cursor > area.end() {
+        return Err(format!("no room for the dom0less domains' {} MiB in el2visor's block", extra >> 20));
+    }
     kept.push(area);
     add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
     log_split(&kept, p);
-    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from })
+    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from, domain_area })
 }
 
 fn add_frames(ranges: &[PaRange]) {

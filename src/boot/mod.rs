@@ -149,6 +149,18 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     };
     init_gic(&platform);
     let mut platform = platform;
+    // Modules the loader left overlapping are refused before anything is copied.
+    if !platform.chosen.domains.is_empty() {
+        // el2visor's own block and a dom0-like VM need some of the RAM: at least this much.
+        const RESERVE: u64 = 128 << 20;
+        let total = crate::mm::layout::total_size(&platform.memory);
+        let checked = crate::vm::partition::check_modules(&platform.chosen.domains, &platform.chosen.modules, &platform.memory)
+            .and_then(|()| crate::vm::partition::check_memory(&platform.chosen.domains, total, RESERVE));
+        if let Err(e) = checked {
+            println!("el2visor: cannot start the guest: {e}");
+            lifecycle::power_off()
+        }
+    }
     let mut src = guest::source(&platform);
     // Dom0less domains' RAM comes from el2visor's frames: its pool grows by that much.
     let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
@@ -188,9 +200,6 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     run::pcpu_main(0)
 }
 
-/// RAM el2visor keeps for its own tables and heap beyond what it hands dom0less domains.
-const HYP_KEEP: u64 = 32 << 20;
-
 /// Build every VM and put it in the VM table: the dom0-like VM (multiboot modules under
 /// `/chosen`, a bundle, or the embedded guest) unless only dom0less domains are configured, then
 /// the domains, each on its own pCPUs with its own RAM and devices.
@@ -210,7 +219,7 @@ fn start_vms(
     let (dom0_cpus, plans) = if p.chosen.domains.is_empty() {
         (pcpus, Vec::new())
     } else {
-        let free = (crate::mm::frames::global::free_frames() as u64 * 4096).saturating_sub(HYP_KEEP);
+        let free = mem.domain_area.map_or(0, |a| a.size);
         // A bundle or the embedded guest stands in for the dom0-like VM's modules.
         let stand_in = [crate::platform::Module {
             path: alloc::string::String::from("(the dom0-like VM)"),
@@ -244,9 +253,10 @@ fn start_vms(
         guest::attach_vgic(p, &mut vm);
         vms.push(insert(vm)?);
     }
+    let mut ram = memory::DomainRam::new(mem);
     for (d, dv) in plans.iter().zip(&devs) {
         let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
-        vms.push(insert(domains::build(p, d, dv, setting, slot)?)?);
+        vms.push(insert(domains::build(p, d, dv, setting, slot, &mut ram)?)?);
     }
     Ok(vms)
 }

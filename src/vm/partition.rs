@@ -49,15 +49,10 @@ fn one(modules: &[Module], kind: ModuleKind) -> Option<&Module> {
     modules.iter().find(|m| m.kind == kind)
 }
 
-/// Plan `domains` beside an optional dom0-like VM (`dom0_modules`, empty when there is none) on
-/// `pcpus` CPUs, with `free_ram` bytes el2visor can give domains, every module inside `ram`.
-pub fn partition(
-    domains: &[Domain],
-    dom0_modules: &[Module],
-    pcpus: usize,
-    free_ram: u64,
-    ram: &[PaRange],
-) -> Result<Partition, String> {
+/// The boot modules of `domains` and of the dom0-like VM (`dom0_modules`) as the loader described
+/// them: each inside `ram`, no two overlapping (one would have overwritten the other's image).
+/// Checked before el2visor copies anything.
+pub fn check_modules(domains: &[Domain], dom0_modules: &[Module], ram: &[PaRange]) -> Result<(), String> {
     // Modules: inside RAM, and no two overlapping (one would overwrite the other's image).
     let all: Vec<(&str, &Module)> = dom0_modules
         .iter()
@@ -74,6 +69,33 @@ pub fn partition(
             }
         }
     }
+    Ok(())
+}
+
+/// Whether the domains' RAM can come out of a machine with `total` bytes of RAM, `reserve` of
+/// which el2visor and the dom0-like VM need at least: the first domain that does not fit is named.
+pub fn check_memory(domains: &[Domain], total: u64, reserve: u64) -> Result<(), String> {
+    let mut left = total.saturating_sub(reserve);
+    for d in domains {
+        let need = d.memory.next_multiple_of(RAM_GRANULE);
+        if need > left {
+            return Err(format!("VM {}: asks for {} MiB of RAM but only {} MiB are free", d.name, need >> 20, left >> 20));
+        }
+        left -= need;
+    }
+    Ok(())
+}
+
+/// Plan `domains` beside an optional dom0-like VM (`dom0_modules`, empty when there is none) on
+/// `pcpus` CPUs, with `free_ram` bytes el2visor can give domains, every module inside `ram`.
+pub fn partition(
+    domains: &[Domain],
+    dom0_modules: &[Module],
+    pcpus: usize,
+    free_ram: u64,
+    ram: &[PaRange],
+) -> Result<Partition, String> {
+    check_modules(domains, dom0_modules, ram)?;
     let mut names: Vec<&str> = Vec::new();
     for d in domains {
         if names.contains(&d.name.as_str()) {
@@ -157,6 +179,14 @@ mod tests {
         assert_eq!(p.domains[1].memory, 100 << 20, "already 2 MiB aligned");
         let alone = partition(&d, &[], 4, 1 << 30, &RAM).unwrap();
         assert_eq!((alone.dom0_pcpus.len(), alone.domains[0].pcpus.clone()), (0, alloc::vec![0, 1]), "without a dom0-like VM domains start at CPU 0");
+    }
+
+    #[test]
+    fn memory_is_checked_against_the_machine_first() {
+        let d = [domain("a", 1, 512, 0x5000_0000), domain("b", 1, 1024, 0x5100_0000)];
+        assert_eq!(check_memory(&d, 2 << 30, 128 << 20), Ok(()));
+        let e = check_memory(&d, 1 << 30, 128 << 20).unwrap_err();
+        assert_eq!(e, "VM b: asks for 1024 MiB of RAM but only 384 MiB are free");
     }
 
     #[test]

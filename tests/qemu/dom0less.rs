@@ -279,6 +279,23 @@ fn bad_configurations_are_one_line_and_no_hang() {
         r.check(r.exited, &format!("{name}: QEMU did not exit"));
         r.check(!r.has(MARKER), &format!("{name}: a VM ran"));
     }
+    // Two domains whose kernels overlap in the DT (a typo in a hand-written one): the DT is edited
+    // so that domain b's kernel module claims domain a's address.
+    let d = scratch("dom0less-bad-overlap");
+    let args = dom0less(&d, &m, &[format!("a={img}:{initrd}:1:256M::vpl011"), format!("b={img}:{initrd}:1:256M::vpl011")]);
+    let dts = std::fs::read_to_string(d.join("dom0less.dts")).unwrap();
+    let a_kernel = dts.find("a {").and_then(|i| dts[i..].find("reg = <").map(|j| i + j)).unwrap();
+    let a_reg = &dts[a_kernel..a_kernel + dts[a_kernel..].find(';').unwrap()];
+    let b_kernel = dts.find("b {").and_then(|i| dts[i..].find("reg = <").map(|j| i + j)).unwrap();
+    let b_end = b_kernel + dts[b_kernel..].find(';').unwrap();
+    let edited = format!("{}{}{}", &dts[..b_kernel], a_reg, &dts[b_end..]);
+    std::fs::write(d.join("dom0less.dts"), edited).unwrap();
+    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(d.join("dom0less.dtb")).arg(d.join("dom0less.dts")).status().unwrap();
+    assert!(st.success());
+    let r = run(&m, &args, 60, None);
+    r.check(r.lines().any(|l| l.starts_with("el2visor: cannot start the guest: VM a: module") && l.contains("overlaps")), "overlapping modules");
+    r.check(r.exited, "overlap: QEMU did not exit");
+
     // A module missing its kernel: the DT is edited by hand, as a user's typo would.
     let d = scratch("dom0less-bad-nokernel");
     let args = dom0less(&d, &m, &[format!("nok={img}:{initrd}:1:256M::vpl011")]);

@@ -40,9 +40,12 @@ fn probe_multiboot(cpu: &str, gic: u32, mem_mib: u64, addr: u64, args: &str) -> 
     Qemu::virt(cpu, 2, &format!("{mem_mib}M"), gic).kernel(&image()).append(args).push(&["-device", &loader]).timeout(90).run()
 }
 
+/// Every probe passed: none failed, and at least every probe each machine runs did (virt adds the
+/// RTC and GICv3 ones, which `probe.rs` checks one by one).
 fn check_probe_passed(run: &Run, ctx: &str) {
-    let done = format!("PROBE DONE pass={} fail=0", PROBES.len());
-    run.check(run.line("PROBE DONE") == Some(&done[..]), &format!("{ctx}: expected `{done}`"));
+    let done = run.line("PROBE DONE pass=").and_then(|l| l.strip_prefix("PROBE DONE pass="));
+    let ok = done.and_then(|d| d.strip_suffix(" fail=0")).and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n >= PROBES.len());
+    run.check(ok, &format!("{ctx}: expected `PROBE DONE pass=<at least {}> fail=0`", PROBES.len()));
 }
 
 /// The guest's RAM is one range from the start of RAM `ram` (base, size) to el2visor's block,
