@@ -47,6 +47,8 @@ pub struct Platform {
     pub bench: bool,
     /// `reset` in the bootargs: run the SYSTEM_RESET probe instead of the others.
     pub reset: bool,
+    /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
+    pub hostile: bool,
 }
 
 impl Platform {
@@ -194,8 +196,16 @@ fn first_compatible(fdt: &Fdt<'_>, compat: &str) -> Result<Option<Region>, DtErr
     })
 }
 
+/// The UARTs the probe can drive: a PL011, or the SBSA generic UART (the PL011 subset el2visor's
+/// vpl011 and Xen's emulate for a dom0less domain).
+pub const UART_COMPATIBLES: [&str; 2] = ["arm,pl011", "arm,sbsa-uart"];
+
+fn is_uart(node: FdtNode<'_, '_>) -> bool {
+    UART_COMPATIBLES.iter().any(|c| is_compatible(node, c))
+}
+
 /// The node `/chosen/stdout-path` names (options after ':' dropped, aliases resolved), as a
-/// translated `reg`, if it is a PL011.
+/// translated `reg`, if it is a PL011 or an SBSA UART.
 fn stdout_uart(fdt: &Fdt<'_>) -> Result<Option<Region>, DtError> {
     let Some(prop) = fdt
         .find_node("/chosen")
@@ -220,7 +230,7 @@ fn stdout_uart(fdt: &Fdt<'_>) -> Result<Option<Region>, DtError> {
     };
     walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
         let node = c.get(c.len - 1);
-        if path_matches(c, path) && is_compatible(node, "arm,pl011") {
+        if path_matches(c, path) && is_uart(node) {
             c.translated_reg()
         } else {
             None
@@ -284,8 +294,8 @@ pub fn wants_bench(bootargs: &str) -> bool {
     bootargs.split_whitespace().any(|w| w == "bench")
 }
 
-/// The console PL011's base: `/chosen/stdout-path` if it names a PL011, else the first
-/// `arm,pl011` node.
+/// The console UART's base: `/chosen/stdout-path` if it names a PL011 or SBSA UART, else the
+/// first `arm,pl011` node.
 pub fn console_uart(fdt: &Fdt<'_>) -> Result<Option<u64>, DtError> {
     let uart = match stdout_uart(fdt)? {
         Some(r) => Some(r),
@@ -320,7 +330,8 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         .and_then(|c| c.property("bootargs"))
         .and_then(|p| p.as_str());
     let bench = bootargs.map(wants_bench).unwrap_or(false);
-    let reset = bootargs.map(|b| b.split_whitespace().any(|w| w == "reset")).unwrap_or(false);
+    let word = |w: &str| bootargs.is_some_and(|b| b.split_whitespace().any(|x| x == w));
+    let reset = word("reset");
     Ok(Platform {
         ram,
         ram_count,
@@ -330,10 +341,13 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         unowned: unowned_address(fdt, &ram[..ram_count])?,
         bench,
         reset,
+        hostile: word("hostile"),
     })
 }
 
+mod given;
 mod unowned;
+pub use given::{given_regions, Given, Kind as GivenKind, MAX_GIVEN};
 pub use unowned::{unowned_address, GIB};
 
 #[cfg(test)]

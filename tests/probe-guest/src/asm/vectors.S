@@ -4,7 +4,9 @@
 //   QEMU without EL2); it returns -1 (SMCCC NOT_SUPPORTED) in x0 past the HVC;
 // - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
 //   probe_abort_store_insn (the abort_injected probe) resumes past that instruction and adds one
-//   to probe_aborts_caught; the probe then reads ESR_EL1 and FAR_EL1 itself.
+//   to probe_aborts_caught; the probe then reads ESR_EL1 and FAR_EL1 itself;
+// - any synchronous exception at an instruction of the hostile probe's try stubs (hostile.S)
+//   resumes past it and is counted in probe_try_faults.
 // probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
 // to use there.
 
@@ -78,7 +80,31 @@ probe_sync_fixup:
     str     x0, [x1]
     ldp     x0, x1, [sp], #16
     eret
-9:  ldp     x0, x1, [sp], #16
+9:  // Any synchronous exception at one of the hostile probe's try instructions (hostile.S):
+    // resume past it, count it in probe_try_faults, keep ESR_EL1 in probe_try_last_esr.
+    mrs     x0, elr_el1
+    adrp    x1, probe_try_start
+    add     x1, x1, :lo12:probe_try_start
+    cmp     x0, x1
+    b.lo    10f
+    adrp    x1, probe_try_end
+    add     x1, x1, :lo12:probe_try_end
+    cmp     x0, x1
+    b.hs    10f
+    add     x0, x0, #4
+    msr     elr_el1, x0
+    adrp    x1, probe_try_last_esr
+    add     x1, x1, :lo12:probe_try_last_esr
+    mrs     x0, esr_el1
+    str     x0, [x1]
+    adrp    x1, probe_try_faults
+    add     x1, x1, :lo12:probe_try_faults
+    ldr     x0, [x1]
+    add     x0, x0, #1
+    str     x0, [x1]
+    ldp     x0, x1, [sp], #16
+    eret
+10: ldp     x0, x1, [sp], #16
     mov     x0, #4
     b       probe_vector_fatal
 

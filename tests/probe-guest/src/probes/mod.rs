@@ -4,6 +4,7 @@
 mod abort;
 mod attr;
 mod bench;
+pub mod hostile;
 pub mod reset;
 mod storm;
 mod tvm;
