@@ -14,10 +14,10 @@ use crate::harness::{image, probe_image, root, scratch, Qemu, Run};
 
 const MARKER: &str = "EL2VISOR-GUEST-OK ";
 /// Seconds the hostile VM sleeps before attacking: Linux boots and fills its memory meanwhile
-/// (it reaches /init in about 25 s on an idle machine).
-const WAIT: u64 = 60;
-/// Seconds Linux keeps its filled memory before checking it: past the whole attack (25 to 60 s).
-const SLEEP: u64 = 120;
+/// (it reaches /init in about 25 s on an idle machine, so this leaves room for a busy one).
+const WAIT: u64 = 80;
+/// Seconds Linux keeps its filled memory before checking it: past the whole attack (5 to 60 s).
+const SLEEP: u64 = 130;
 /// el2visor's own lines (warnings of aborts it injected, rate limited) stay fewer than this,
 /// though the hostile domain takes over a million aborts and writes 50 000 GIC registers.
 const MAX_EL2VISOR_LINES: usize = 400;
