@@ -22,8 +22,12 @@ BOOTARGS ?=
 GUESTS   := $(CACHE)/guests
 GUEST_ADDR  := 0x49000000
 INITRD_ADDR := 0x4c000000
-QEMU_VIRT = $(QEMU) -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM) \
-            -nographic -no-reboot -monitor none -serial stdio
+# `make run VMS="KERNEL:INITRD:CPUS:MEM[:CMDLINE] …"` boots several dom0less domains instead, named
+# domU1, domU2… in that order, each with a vpl011 (docs/dom0less.md). INITRD may be empty; commas
+# in CMDLINE become spaces (default console=ttyAMA0).
+VMS      ?=
+QEMU_MACHINE = -M virt,virtualization=on,gic-version=$(GIC) -cpu $(CPU) -smp $(SMP) -m $(MEM)
+QEMU_VIRT = $(QEMU) $(QEMU_MACHINE) -nographic -no-reboot -monitor none -serial stdio
 
 .PHONY: image run test setup bench bench-test clean host-test qemu-test lint guests FORCE
 
@@ -48,8 +52,26 @@ comma := ,
 GUEST_LOADER = $(if $(GUEST),-device guest-loader$(comma)addr=$(GUEST_ADDR)$(comma)kernel=$(GUEST)$(comma)bootargs="$(if $(CMDLINE),$(CMDLINE),console=ttyAMA0)") \
                $(if $(INITRD),-device guest-loader$(comma)addr=$(INITRD_ADDR)$(comma)initrd=$(INITRD))
 
+# With VMS: the machine's own DT plus one `xen,domain` node per VM (tests/tools/dom0less.sh, for
+# exactly the machine booted), modules loaded with `-device loader`.
 run: $(IMG)
+ifeq ($(strip $(VMS)),)
 	timeout 300 $(QEMU_VIRT) -kernel $(IMG) -append "$(BOOTARGS)" $(GUEST_LOADER)
+else
+	@set --; i=0; \
+	for vm in $(VMS); do \
+	    i=$$((i + 1)); \
+	    IFS=: read -r kernel initrd cpus mem cmdline extra <<<"$$vm"; \
+	    if [ -z "$$mem" ] || [ -n "$$extra" ]; then \
+	        echo "make run: VM $$i '$$vm' is not KERNEL:INITRD:CPUS:MEM[:CMDLINE]" >&2; exit 2; \
+	    fi; \
+	    cmdline=$${cmdline:-console=ttyAMA0}; \
+	    set -- "$$@" "domU$$i=$$kernel:$$initrd:$$cpus:$$mem:$${cmdline//,/ }:vpl011"; \
+	done; \
+	args=$$(bash tests/tools/dom0less.sh target/dom0less "$(QEMU_MACHINE)" "$$@") || exit 1; \
+	echo "timeout 300 $(QEMU_VIRT) -kernel $(IMG) -append \"$(BOOTARGS)\" $$args"; \
+	timeout 300 $(QEMU_VIRT) -kernel $(IMG) -append "$(BOOTARGS)" $$args
+endif
 
 # Debian's arm64 cloud kernel and a busybox initramfs, for the Linux tests and benchmarks.
 guests: setup

@@ -283,7 +283,9 @@ fn apply(h: &HostGic, vcpus: &[VcpuIrq], a: &VgicAction) {
                 kick_pcpu(v.pcpu);
             }
         }
-        VgicAction::Warn(w) => log::warn!("virtual GIC: {w}"),
+        // A guest writes reserved and read-only registers at will: like the read warnings
+        // (`note_warning`) these are debug lines, so that no guest can flood the console.
+        VgicAction::Warn(w) => log::debug!("virtual GIC: {w}"),
         _ => {}
     }
 }

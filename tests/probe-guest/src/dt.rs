@@ -66,6 +66,8 @@ pub struct Platform {
     pub gic_v3: bool,
     /// Otherwise, a GICv2's CPU interface (its node's second `reg` entry), if the DT has one.
     pub gicc: Option<u64>,
+    /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
+    pub hostile: bool,
 }
 
 impl Platform {
@@ -267,8 +269,16 @@ fn first_compatible(fdt: &Fdt<'_>, compat: &str) -> Result<Option<Region>, DtErr
     })
 }
 
+/// The UARTs the probe can drive: a PL011, or the SBSA generic UART (the PL011 subset el2visor's
+/// vpl011 and Xen's emulate for a dom0less domain).
+pub const UART_COMPATIBLES: [&str; 2] = ["arm,pl011", "arm,sbsa-uart"];
+
+fn is_uart(node: FdtNode<'_, '_>) -> bool {
+    UART_COMPATIBLES.iter().any(|c| is_compatible(node, c))
+}
+
 /// The node `/chosen/stdout-path` names (options after ':' dropped, aliases resolved), as a
-/// translated `reg`, if it is a PL011.
+/// translated `reg`, if it is a PL011 or an SBSA UART.
 fn stdout_uart(fdt: &Fdt<'_>) -> Result<Option<Region>, DtError> {
     let Some(prop) = fdt
         .find_node("/chosen")
@@ -293,7 +303,7 @@ fn stdout_uart(fdt: &Fdt<'_>) -> Result<Option<Region>, DtError> {
     };
     walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
         let node = c.get(c.len - 1);
-        if path_matches(c, path) && is_compatible(node, "arm,pl011") {
+        if path_matches(c, path) && is_uart(node) {
             c.translated_reg()
         } else {
             None
@@ -357,8 +367,8 @@ pub fn wants_bench(bootargs: &str) -> bool {
     bootargs.split_whitespace().any(|w| w == "bench")
 }
 
-/// The console PL011's base: `/chosen/stdout-path` if it names a PL011, else the first
-/// `arm,pl011` node.
+/// The console UART's base: `/chosen/stdout-path` if it names a PL011 or SBSA UART, else the
+/// first `arm,pl011` node.
 pub fn console_uart(fdt: &Fdt<'_>) -> Result<Option<u64>, DtError> {
     let uart = match stdout_uart(fdt)? {
         Some(r) => Some(r),
@@ -420,12 +430,15 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         cpu_count,
         gic_v3,
         gicc,
+        hostile: has_word(bootargs, "hostile"),
     })
 }
 
 mod gic;
+mod given;
 mod unowned;
 pub use gic::{device_ranges, Gic, Rtc, SpiSet};
+pub use given::{given_regions, Given, Kind as GivenKind, MAX_GIVEN};
 pub use unowned::{claimed_regions, unowned_address, GIB};
 
 #[cfg(test)]

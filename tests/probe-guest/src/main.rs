@@ -21,6 +21,7 @@ use probe_guest::dt::{self, Conduit};
 
 global_asm!(include_str!("asm/entry.S"));
 global_asm!(include_str!("asm/vectors.S"));
+global_asm!(include_str!("asm/hostile.S"));
 
 /// Rust entry from entry.S: relocated, .bss zeroed, on the boot stack, MMU still off.
 #[no_mangle]
@@ -60,6 +61,9 @@ extern "C" fn probe_main(dtb: usize) -> ! {
     }
     if platform.scan {
         probes::scan::run(&fdt);
+    }
+    if platform.hostile {
+        probes::hostile::run(&platform, &fdt);
     }
     let (start, end) = mmu::image_range();
     println!(

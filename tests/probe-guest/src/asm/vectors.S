@@ -9,7 +9,9 @@
 //   probe_abort_store_insn (the abort_injected probe), the ldp at probe_isv0_load_insn (the
 //   vgic_isv0_abort probe), or the abort_scan probe's load at probe_scan_load_insn, resumes past
 //   that instruction and adds one to probe_aborts_caught; the probe then reads ESR_EL1 and
-//   FAR_EL1 itself.
+//   FAR_EL1 itself;
+// - any synchronous exception at an instruction of the hostile probe's try stubs (hostile.S)
+//   resumes past it and is counted in probe_try_faults.
 // probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
 // to use there.
 
@@ -104,7 +106,31 @@ probe_sync_fixup:
     str     x0, [x1]
     ldp     x0, x1, [sp], #16
     eret
-9:  ldp     x0, x1, [sp], #16
+9:  // Any synchronous exception at one of the hostile probe's try instructions (hostile.S):
+    // resume past it, count it in probe_try_faults, keep ESR_EL1 in probe_try_last_esr.
+    mrs     x0, elr_el1
+    adrp    x1, probe_try_start
+    add     x1, x1, :lo12:probe_try_start
+    cmp     x0, x1
+    b.lo    10f
+    adrp    x1, probe_try_end
+    add     x1, x1, :lo12:probe_try_end
+    cmp     x0, x1
+    b.hs    10f
+    add     x0, x0, #4
+    msr     elr_el1, x0
+    adrp    x1, probe_try_last_esr
+    add     x1, x1, :lo12:probe_try_last_esr
+    mrs     x0, esr_el1
+    str     x0, [x1]
+    adrp    x1, probe_try_faults
+    add     x1, x1, :lo12:probe_try_faults
+    ldr     x0, [x1]
+    add     x0, x0, #1
+    str     x0, [x1]
+    ldp     x0, x1, [sp], #16
+    eret
+10: ldp     x0, x1, [sp], #16
     mov     x0, #4
     b       probe_vector_fatal
 

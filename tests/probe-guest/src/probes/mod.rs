@@ -6,6 +6,7 @@ mod attr;
 mod bench;
 mod cpu;
 mod gic;
+pub mod hostile;
 mod isv;
 pub mod race;
 pub mod reset;
