@@ -286,16 +286,31 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
             frame.x[0] = 0;
             return Exit::Idle { deadline: None };
         }
-        CallOutcome::Vendor(v) => frame.x[0] = vendor(v),
+        CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, v),
     }
     Exit::Resume
 }
 
-fn vendor(call: VendorCall) -> u64 {
+/// PAR_EL1 as the guest may see it: the output address of a successful translation is the host
+/// physical address, which a VM whose RAM is not identity mapped must not learn (another VM's or
+/// el2visor's layout): it becomes the guest-physical one, or a fault where there is none.
+fn guest_par(vm: &Vm, par: u64) -> u64 {
+    const PA: u64 = 0x000f_ffff_ffff_f000;
+    if par & 1 != 0 || vm.ram.iter().all(|r| r.ipa.raw() == r.pa.raw()) {
+        return par;
+    }
+    match vm.ram.iter().find_map(|r| r.ipa_of(par & PA)) {
+        Some(ipa) => (par & !PA) | (ipa & PA),
+        // F = 1 with no fault status: the translation is not one the guest can be told.
+        None => 1,
+    }
+}
+
+fn vendor(vm: &Vm, call: VendorCall) -> u64 {
     let me = cpu::this();
     match call {
-        VendorCall::AtS12e1r { va } => translate::at_s12e1(va, false),
-        VendorCall::AtS12e1w { va } => translate::at_s12e1(va, true),
+        VendorCall::AtS12e1r { va } => guest_par(vm, translate::at_s12e1(va, false)),
+        VendorCall::AtS12e1w { va } => guest_par(vm, translate::at_s12e1(va, true)),
         VendorCall::TrapCount { counter, .. } => match counter {
             TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
