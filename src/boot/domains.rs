@@ -20,18 +20,14 @@ use crate::vm::passthrough::{self, HostNodes, PtDevice};
 use crate::vm::vpl011;
 use crate::vm::vuart::VUart;
 
+use super::guest::bytes_at;
+
 struct Host<'a>(&'a Platform);
 
 impl HostNodes for Host<'_> {
     fn passthrough_mark(&self, path: &str) -> Option<bool> {
         self.0.devices.iter().find(|d| d.path == path).map(|d| d.xen_passthrough)
     }
-}
-
-fn bytes_at(r: PaRange) -> &'static [u8] {
-    // SAFETY: module ranges come from the DT: memory the loader filled, which el2visor keeps out
-    // of its own allocators and identity maps as RAM for its whole life (the pristine images).
-    unsafe { core::slice::from_raw_parts(r.start.raw() as *const u8, r.size as usize) }
 }
 
 /// The devices a domain's partial device tree assigns it (none without one).

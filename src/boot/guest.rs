@@ -102,7 +102,8 @@ impl Source {
     }
 }
 
-fn bytes_at(r: PaRange) -> &'static [u8] {
+/// The bytes of a boot module or initrd (also the dom0less domains' modules, `super::domains`).
+pub(super) fn bytes_at(r: PaRange) -> &'static [u8] {
     // SAFETY: module and initrd ranges come from the DT: memory the loader filled, which el2visor
     // keeps out of its own allocators and identity maps as RAM.
     unsafe { core::slice::from_raw_parts(r.start.raw() as *const u8, r.size as usize) }
