@@ -1,0 +1,127 @@
+//! Stream table entries (IHI 0070, 5.2) and the stream table's layout (linear, or two levels with
+//! level-1 descriptors, 5.1). An STE is eight 64-bit words.
+
+#![forbid(unsafe_code)]
+
+/// Bytes per STE.
+pub const STE_BYTES: usize = 64;
+/// StreamID bits resolved by a level-2 table in the two-level format: 256 STEs, 16 KiB.
+pub const SPLIT: u8 = 8;
+/// Largest stream table el2visor builds (log2 of stream IDs): a linear table of 2^16 STEs is
+/// 4 MiB; a two-level one of 2^20 has a 32 KiB level-1 table. Higher stream IDs abort
+/// (C_BAD_STREAMID), as the architecture does for any ID beyond the table.
+pub const MAX_LINEAR_LOG2: u8 = 16;
+pub const MAX_TWO_LEVEL_LOG2: u8 = 20;
+
+pub type Ste = [u64; 8];
+
+/// STE.Config values (word 0 bits 3:1).
+const CFG_ABORT: u64 = 0b000;
+const CFG_S2: u64 = 0b110;
+
+/// An STE whose transactions abort without a translation (V = 1, Config = abort). No event is
+/// recorded for them: the device just sees an abort.
+pub const fn abort() -> Ste {
+    [1 | (CFG_ABORT << 1), 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// A VM's Stage-2 configuration, as its VTTBR_EL2 and VTCR_EL2 say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct S2Config {
+    pub vmid: u16,
+    /// VTTBR_EL2 BADDR: the root table(s).
+    pub root: u64,
+    /// VTCR_EL2: T0SZ, SL0, IRGN0, ORGN0, SH0, TG0 are used as they are; PS is replaced by `ps`.
+    pub vtcr: u64,
+    /// The output size field (the VM's PS, capped at the SMMU's OAS).
+    pub ps: u32,
+    /// STE.S2FWB: the descriptors use the FEAT_S2FWB attribute encoding.
+    pub fwb: bool,
+}
+
+/// STE word 2's VTCR-shaped field (bits 50:32) holds VTCR_EL2 bits 18:0 (T0SZ 5:0, SL0 7:6,
+/// IRGN0 9:8, ORGN0 11:10, SH0 13:12, TG0 15:14, PS 18:16).
+const VTCR_LOW: u64 = (1 << 16) - 1;
+const S2AA64: u64 = 1 << 51;
+/// Record stage-2 faults in the event queue.
+const S2R: u64 = 1 << 58;
+/// STE word 1: SHCFG = use the incoming shareability (bits 45:44 = 0b01).
+const SHCFG_INCOMING: u64 = 1 << 44;
+const S2FWB: u64 = 1 << 25;
+const S2TTB_MASK: u64 = ((1 << 52) - 1) & !0xf;
+
+/// A stage-2 STE (Config = stage 2 translates, stage 1 bypassed) for a VM's tables: S2AA64,
+/// little-endian walks, faults terminate the transaction and are recorded (S2R), no stall.
+pub fn stage2(c: &S2Config) -> Ste {
+    let vtcr = (c.vtcr & VTCR_LOW) | (u64::from(c.ps & 7) << 16);
+    [
+        1 | (CFG_S2 << 1),
+        SHCFG_INCOMING | if c.fwb { S2FWB } else { 0 },
+        u64::from(c.vmid) | (vtcr << 32) | S2AA64 | S2R,
+        c.root & S2TTB_MASK,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// A level-1 descriptor pointing at a level-2 table of 2^SPLIT STEs (Span = SPLIT + 1), or an
+/// invalid one (Span = 0: every stream it covers aborts with C_BAD_STREAMID).
+pub fn l1_desc(l2: Option<u64>) -> u64 {
+    match l2 {
+        Some(pa) => (pa & (((1 << 52) - 1) & !0x3f)) | u64::from(SPLIT + 1),
+        None => 0,
+    }
+}
+
+/// How the stream table is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// 2^log2 STEs in one table.
+    Linear { log2: u8 },
+    /// A level-1 table of 2^(log2 - SPLIT) descriptors, each for a level-2 table of 2^SPLIT STEs.
+    TwoLevel { log2: u8 },
+}
+
+impl Layout {
+    /// The smallest table that holds stream ID `highest` (none: a table of one STE), within what
+    /// the SMMU supports (`sid_bits`) and el2visor's caps; two levels when the SMMU has them and
+    /// more than one level-2 table's worth of IDs is needed.
+    pub fn choose(sid_bits: u8, two_level: bool, highest: Option<u32>) -> Layout {
+        let need = highest.map_or(0, |h| (32 - h.leading_zeros()) as u8);
+        let log2 = need.min(sid_bits);
+        if two_level && log2 > SPLIT {
+            Layout::TwoLevel { log2: log2.min(MAX_TWO_LEVEL_LOG2) }
+        } else {
+            Layout::Linear { log2: log2.min(MAX_LINEAR_LOG2) }
+        }
+    }
+
+    pub fn log2(&self) -> u8 {
+        match *self {
+            Layout::Linear { log2 } | Layout::TwoLevel { log2 } => log2,
+        }
+    }
+
+    /// Stream IDs below this have an entry.
+    pub fn covers(&self) -> u64 {
+        1 << self.log2()
+    }
+
+    /// STRTAB_BASE_CFG: FMT (17:16), SPLIT (10:6), LOG2SIZE (5:0).
+    pub fn base_cfg(&self) -> u32 {
+        match *self {
+            Layout::Linear { log2 } => u32::from(log2),
+            Layout::TwoLevel { log2 } => (1 << 16) | (u32::from(SPLIT) << 6) | u32::from(log2),
+        }
+    }
+
+    /// Bytes of the top table: STEs (linear) or level-1 descriptors (two levels).
+    pub fn top_bytes(&self) -> usize {
+        match *self {
+            Layout::Linear { log2 } => STE_BYTES << log2,
+            Layout::TwoLevel { log2 } => 8 << (log2 - SPLIT),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Host tests of the SMMUv3 encodings against the field positions of IHI 0070.
+
+use super::cmd;
+use super::event::{self, Event, Limiter, Verdict};
+use super::queue::Ring;
+use super::regs::Features;
+use super::ste::{self, Layout, S2Config};
+
+/// QEMU 10's arm-smmuv3 with stage=2: S2P, TTF = AArch64, COHACC, ST_LEVEL = 2-level, VMID16,
+/// SIDSIZE 16, CMDQS/EVENTQS 19, OAS 44 bits, 4K and 64K granules.
+const QEMU_IDR0: u32 = 1 | (2 << 2) | (1 << 4) | (1 << 18) | (1 << 27);
+const QEMU_IDR1: u32 = 16 | (19 << 16) | (19 << 21);
+const QEMU_IDR5: u32 = 4 | (1 << 4) | (1 << 6);
+
+#[test]
+fn features_of_qemus_smmu() {
+    let f = Features::decode(QEMU_IDR0, QEMU_IDR1, 0, QEMU_IDR5);
+    assert!(f.stage2 && f.two_level && f.vmid16 && f.aarch64 && f.coherent && f.gran4k && !f.fwb);
+    assert_eq!((f.sid_bits, f.cmdq_log2, f.eventq_log2, f.oas_bits), (16, 19, 19, 44));
+    assert_eq!(f.unusable(), None);
+    // A 48-bit PS (cortex-max) is capped at the SMMU's 44 bits; a 40-bit one stays.
+    assert_eq!(f.s2ps(5), 4);
+    assert_eq!(f.s2ps(2), 2);
+    // Stage 1 only (QEMU's default stage=1): not usable for isolation, and it says why.
+    let s1 = Features::decode(QEMU_IDR0 & !1 | 2, QEMU_IDR1, 0, QEMU_IDR5);
+    assert!(s1.unusable().unwrap().contains("stage-2"));
+}
+
+#[test]
+fn abort_ste_is_valid_with_config_abort() {
+    let s = ste::abort();
+    assert_eq!(s[0] & 1, 1, "V");
+    assert_eq!((s[0] >> 1) & 7, 0, "Config = abort");
+    assert!(s[1..].iter().all(|&w| w == 0));
+}
+
+#[test]
+fn stage2_ste_carries_the_vms_tables() {
+    // VTCR_EL2 of a 40-bit IPA VM: T0SZ 24, SL0 1 (level 1), IRGN0/ORGN0 WB, SH0 inner, TG0 4K,
+    // PS 48 bits, and bits above 18 (VS, HA...) that must not leak into the STE.
+    let vtcr = 24 | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (5 << 16) | (1 << 19) | (1 << 31);
+    let s = ste::stage2(&S2Config { vmid: 3, root: 0x4_8765_2000, vtcr, ps: 4, fwb: false });
+    assert_eq!(s[0], 0b1101, "V = 1, Config = 0b110 (stage 2 only)");
+    assert_eq!((s[1] >> 44) & 3, 1, "SHCFG = incoming");
+    assert_eq!(s[1] & (1 << 25), 0, "no S2FWB");
+    assert_eq!(s[2] & 0xffff, 3, "S2VMID");
+    assert_eq!((s[2] >> 32) & 0x3f, 24, "S2T0SZ");
+    assert_eq!((s[2] >> 38) & 3, 1, "S2SL0");
+    assert_eq!((s[2] >> 40) & 0xf, 0b0101, "S2IR0/S2OR0 write-back");
+    assert_eq!((s[2] >> 44) & 3, 3, "S2SH0");
+    assert_eq!((s[2] >> 46) & 3, 0, "S2TG 4 KiB");
+    assert_eq!((s[2] >> 48) & 7, 4, "S2PS capped at 44 bits");
+    assert_ne!(s[2] & (1 << 51), 0, "S2AA64");
+    assert_eq!(s[2] & (1 << 52), 0, "S2ENDI little-endian");
+    assert_eq!(s[2] & (1 << 57), 0, "S2S: terminate, no stall");
+    assert_ne!(s[2] & (1 << 58), 0, "S2R: faults recorded");
+    assert_eq!(s[3], 0x4_8765_2000, "S2TTB");
+    let f = ste::stage2(&S2Config { vmid: 3, root: 0x4_8765_2000, vtcr, ps: 4, fwb: true });
+    assert_ne!(f[1] & (1 << 25), 0, "S2FWB");
+}
+
+#[test]
+fn layouts() {
+    // QEMU's PCI bridge maps every requester ID (0..0xffff): two levels, 256 level-2 tables.
+    let l = Layout::choose(16, true, Some(0xffff));
+    assert_eq!(l, Layout::TwoLevel { log2: 16 });
+    assert_eq!(l.base_cfg(), (1 << 16) | (8 << 6) | 16);
+    assert_eq!(l.top_bytes(), 256 * 8);
+    // A few platform stream IDs: one linear table.
+    let l = Layout::choose(16, true, Some(0x23));
+    assert_eq!(l, Layout::Linear { log2: 6 });
+    assert_eq!((l.base_cfg(), l.top_bytes(), l.covers()), (6, 64 * 64, 64));
+    // No two-level support: linear, capped.
+    assert_eq!(Layout::choose(32, false, Some(u32::MAX)), Layout::Linear { log2: ste::MAX_LINEAR_LOG2 });
+    assert_eq!(Layout::choose(32, true, Some(u32::MAX)), Layout::TwoLevel { log2: ste::MAX_TWO_LEVEL_LOG2 });
+    // Never beyond the SMMU's SIDSIZE; nothing owned: one entry.
+    assert_eq!(Layout::choose(5, true, Some(0xffff)), Layout::Linear { log2: 5 });
+    assert_eq!(Layout::choose(16, true, None), Layout::Linear { log2: 0 });
+    assert_eq!(ste::l1_desc(Some(0x4_0000_4000)), 0x4_0000_4000 | 9);
+    assert_eq!(ste::l1_desc(None), 0);
+}
+
+#[test]
+fn commands() {
+    assert_eq!(cmd::cfgi_ste(0x0810), [0x03 | 0x0810 << 32, 1]);
+    assert_eq!(cmd::cfgi_all(), [0x04, 31]);
+    assert_eq!(cmd::tlbi_s12_vmall(7), [0x28 | 7 << 32, 0]);
+    assert_eq!(cmd::tlbi_s2_ipa(7, 0x8_1234_5678, true), [0x2a | 7 << 32, 0x8_1234_5000 | 1]);
+    assert_eq!(cmd::tlbi_s2_ipa(1, u64::MAX, false)[1], ((1 << 52) - 1) & !0xfff);
+    let s = cmd::sync();
+    assert_eq!((s[0] & 0xff, (s[0] >> 12) & 3, (s[0] >> 22) & 3), (0x46, 0, 3));
+    assert_eq!(cmd::name(0x2a), "TLBI_S2_IPA");
+    assert!(cmd::error_name(1 << 24).starts_with("CERROR_ILL"));
+}
+
+#[test]
+fn queue_wraps() {
+    let q = Ring::new(2); // 4 entries, positions 0..8
+    assert!(q.empty(0, 0) && !q.full(0, 0));
+    assert!(q.full(4, 0) && !q.empty(4, 0));
+    assert_eq!(q.next(7), 0);
+    assert_eq!(q.index(5), 1);
+    // ERR / OVFLG bits above the position are ignored.
+    assert!(q.empty(0x8000_0003, 0x0100_0003));
+    // Entry at position 6 written with CONS at 5: consumed once CONS passes 6, across the wrap.
+    assert!(!q.consumed(6, 5, 6));
+    assert!(q.consumed(6, 5, 7));
+    assert!(q.consumed(6, 5, 0));
+    assert_eq!(q.base(0x4_0000_0000), 0x4_0000_0000 | 2 | (1 << 62));
+}
+
+#[test]
+fn a_stage2_translation_fault_decodes() {
+    // What QEMU writes for edu's DMA write to an unmapped IPA on stream 0x10.
+    let r = [0x10u64 | 0x10 << 32, 1 << 39, 0x7fe0_0000, 0x7fe0_0000];
+    let e = Event::decode(&r);
+    assert_eq!((e.kind, e.sid, e.has_addr, e.read, e.stage2), (event::F_TRANSLATION, 0x10, true, false, true));
+    let line = alloc::format!("{e}");
+    assert!(line.starts_with("F_TRANSLATION (no translation"), "{line}");
+    assert!(line.contains("write to 0x7fe00000 (stage 2)"), "{line}");
+    // A bad STE has no address; an unknown type still prints.
+    let e = Event::decode(&[0x04 | 3 << 32, 0, 0, 0]);
+    assert_eq!(alloc::format!("{e}"), "C_BAD_STE (invalid or illegal STE)");
+    let e = Event::decode(&[0x7f | 1 << 11 | 5 << 12, 1 << 35, 0x1000, 0]);
+    assert_eq!(e.ssid, Some(5));
+    assert!(alloc::format!("{e}").starts_with("unknown"));
+}
+
+#[test]
+fn limiter_logs_a_burst_then_powers_of_two_with_the_count() {
+    let mut l = Limiter::new();
+    let verdicts: alloc::vec::Vec<Verdict> = (0..1024).map(|_| l.note(0x10)).collect();
+    assert!(verdicts[..8].iter().all(|v| *v == Verdict::Log));
+    let logged: alloc::vec::Vec<(usize, Verdict)> =
+        verdicts.iter().copied().enumerate().filter(|(_, v)| *v != Verdict::Quiet).skip(8).collect();
+    // Events 16, 32, ... 1024 (1-based): each says how many before it were not logged.
+    assert_eq!(logged.len(), 7);
+    assert_eq!(logged[0], (15, Verdict::LogAfter(7)));
+    let lines = 8 + 7;
+    assert_eq!(logged[6], (1023, Verdict::LogAfter(1023 - (lines - 1))));
+    assert_eq!(l.seen(0x10), 1024);
+    // Another stream has its own burst.
+    assert_eq!(l.note(0x18), Verdict::Log);
+    // Streams beyond the tracked ones share a count and are still limited.
+    let mut l = Limiter::new();
+    for s in 0..event::TRACKED as u32 {
+        l.note(s);
+    }
+    let extra: alloc::vec::Vec<Verdict> = (0..100).map(|i| l.note(1000 + i)).collect();
+    assert_eq!(extra.iter().filter(|v| **v != Verdict::Quiet).count(), 8 + 3);
+}
