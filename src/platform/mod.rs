@@ -21,12 +21,15 @@ mod domains;
 mod modules;
 mod cpus;
 mod gic;
+pub mod iommu;
 mod parse;
 
 #[cfg(test)]
 mod tests_dom0less;
 #[cfg(test)]
 mod tests_dts;
+#[cfg(test)]
+mod tests_iommu;
 #[cfg(test)]
 mod tests_fuzz;
 #[cfg(test)]
@@ -71,6 +74,8 @@ pub struct Platform {
     /// Nodes with a `reg` that could not be translated to a CPU address, with the reason; kept
     /// out of `devices` and worth a log line.
     pub untranslated: Vec<Untranslated>,
+    /// SMMUv3s and the stream IDs of the devices behind them.
+    pub iommus: iommu::Iommus,
 }
 
 impl Platform {

@@ -62,6 +62,7 @@ pub fn platform(data: &[u8]) -> Result<Platform, DtError> {
                 None => Chosen::default(),
             },
             untranslated: Vec::new(),
+            iommus: Default::default(),
         },
     };
     let root_irq = tree::prop_u32(root, "/", "interrupt-parent").map_err(err)?;
@@ -119,6 +120,7 @@ impl Walk<'_> {
             let regs: Result<Vec<_>, _> = tree::translated_regs(n, chain, path).collect();
             match regs {
                 Ok(regs) => {
+                    super::iommu::visit(n, path, &regs, &irqs, &mut self.p.iommus)?;
                     if let (Some(v), None) = (gic::gic_version(n), &self.p.gic) {
                         self.p.gic = Some(gic::gic(n, path, &regs, &irqs, v)?);
                     }
