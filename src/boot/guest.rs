@@ -169,6 +169,13 @@ pub fn build(
             drop.push(d.path.clone());
         }
     }
+    // The SMMUs el2visor owns: not mapped, not in the guest DT, and nothing points at them.
+    let mut drop_props = Vec::new();
+    for s in p.iommus.smmus.iter().filter(|s| s.phandle.is_some_and(crate::vm::smmu::owns)) {
+        exclude.push(s.regs);
+        drop.push(s.path.clone());
+        drop_props = alloc::vec!["iommus", "iommu-map", "iommu-map-mask"];
+    }
     let mut disable = Vec::new();
     if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
         exclude.push(PaRange::new(c.base.raw(), c.size));
@@ -282,6 +289,7 @@ pub fn build(
         dt_props,
         disable_paths: disable,
         drop_paths: drop,
+        drop_props,
         devices,
         nc_devices,
         gicv,

@@ -178,6 +178,15 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
             smp::online_prefix()
         );
     }
+    // The SMMUs, before any VM: every stream aborts until its VM is built.
+    let smmus = crate::vm::smmu::init(&platform);
+    if !smmus.is_empty() {
+        for (intid, edge) in crate::vm::smmu::interrupts(&platform) {
+            if let Err(e) = crate::gic::hw::claim_device_irq_trigger(intid, 0, edge, crate::vm::smmu::poll) {
+                log::warn!("SMMU interrupt {intid}: {e}; its faults are logged when a VM ends");
+            }
+        }
+    }
     let vms = match start_vms(&platform, dtb, &opts, setting, &src, &mem) {
         Ok(vms) => vms,
         Err(e) => {
@@ -258,7 +267,32 @@ fn start_vms(
         let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
         vms.push(insert(domains::build(p, d, dv, setting, slot, &mut ram)?)?);
     }
+    assign_streams(p, &vms, has_dom0, &devs);
     Ok(vms)
+}
+
+/// Give each DMA master behind an SMMU el2visor owns to the VM that got the device: the domain
+/// whose partial DT names it, else the dom0-like VM (which has every enabled device no domain
+/// took). A device no VM has keeps its streams aborted.
+fn assign_streams(
+    p: &Platform,
+    vms: &[&'static crate::vm::instance::Vm],
+    has_dom0: bool,
+    devs: &[Vec<crate::vm::passthrough::PtDevice>],
+) {
+    for o in p.iommus.owners.iter().filter(|o| crate::vm::smmu::owns(o.iommu)) {
+        let domain = devs.iter().position(|dv| dv.iter().any(|d| d.host_path == o.path));
+        let enabled = p.device(&o.path).is_some_and(|d| d.status.is_enabled());
+        let vm = match domain {
+            Some(i) => vms.get(i + usize::from(has_dom0)),
+            None if has_dom0 && enabled => vms.first(),
+            None => None,
+        };
+        match vm {
+            Some(vm) => crate::vm::smmu::assign(o.iommu, &o.sids, vm, &o.path),
+            None => log::info!("SMMU: {} is in no VM: its DMA aborts", o.path),
+        }
+    }
 }
 
 /// Take over the host GIC and set up this CPU's interface.

@@ -15,10 +15,13 @@ pub const KICK_SGI: u32 = 1;
 /// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
 static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
 
-/// A device interrupt el2visor handles itself (its console's receive interrupt when it owns
-/// console input), and its handler; `u32::MAX` when there is none.
-static DEVICE_IRQ: AtomicU32 = AtomicU32::new(u32::MAX);
-static DEVICE_HANDLER: spin::Once<fn()> = spin::Once::new();
+/// Device interrupts el2visor handles itself (its console's receive interrupt when it owns
+/// console input, an SMMU's event queue and global errors), and their handlers; `u32::MAX` marks
+/// a free slot.
+const DEVICE_SLOTS: usize = 8;
+static DEVICE_IRQ: [AtomicU32; DEVICE_SLOTS] = [const { AtomicU32::new(u32::MAX) }; DEVICE_SLOTS];
+static DEVICE_HANDLER: [spin::Once<fn()>; DEVICE_SLOTS] = [const { spin::Once::new() }; DEVICE_SLOTS];
+static DEVICE_NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The host GIC, once the boot CPU has initialised its distributor.
 static HOST: spin::Once<HostGic> = spin::Once::new();
@@ -49,18 +52,29 @@ pub fn init_cpu() -> Result<(), GicError> {
 /// enabled, and `handler` called when it fires (on that pCPU, with the interrupt acknowledged; it
 /// must make the device drop the line). Registered handlers keep this layer free of calls up.
 pub fn claim_device_irq(intid: u32, pcpu: usize, handler: fn()) -> Result<(), GicError> {
+    claim_device_irq_trigger(intid, pcpu, false, handler)
+}
+
+/// [`claim_device_irq`] for an edge-triggered (`edge`) or level-sensitive interrupt. Up to eight
+/// interrupts can be claimed; one more is refused.
+pub fn claim_device_irq_trigger(intid: u32, pcpu: usize, edge: bool, handler: fn()) -> Result<(), GicError> {
     let Some(h) = HOST.get() else { return Ok(()) };
-    DEVICE_HANDLER.call_once(|| handler);
-    DEVICE_IRQ.store(intid, Ordering::Release);
+    let slot = DEVICE_NEXT.fetch_add(1, Ordering::AcqRel) as usize;
+    if slot >= DEVICE_SLOTS {
+        return Err(GicError::BadIntid { intid, expected: "one of at most 8 device interrupts el2visor handles itself" });
+    }
+    DEVICE_HANDLER[slot].call_once(|| handler);
+    DEVICE_IRQ[slot].store(intid, Ordering::Release);
     let mpidr = percpu::mpidr_of(pcpu);
-    h.set_trigger(intid, false)?;
+    h.set_trigger(intid, edge)?;
     h.route_spi(intid, mpidr)?;
     h.enable(intid, mpidr)
 }
 
-/// The handler of el2visor's own device interrupt `intid`, if it is that one.
+/// The handler of el2visor's own device interrupt `intid`, if it is one.
 pub fn device_handler(intid: u32) -> Option<fn()> {
-    (intid == DEVICE_IRQ.load(Ordering::Acquire)).then(|| DEVICE_HANDLER.get().copied()).flatten()
+    let slot = DEVICE_IRQ.iter().position(|i| i.load(Ordering::Acquire) == intid)?;
+    DEVICE_HANDLER[slot].get().copied()
 }
 
 /// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.

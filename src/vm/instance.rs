@@ -46,6 +46,8 @@ pub struct VmSpec<'a> {
     pub disable_paths: Vec<String>,
     /// Host DT nodes the guest must not see at all.
     pub drop_paths: Vec<String>,
+    /// Host DT properties the guest must not see on any node (`iommus` when el2visor owns the SMMU).
+    pub drop_props: Vec<&'static str>,
     /// Passthrough device ranges, identity mapped, Device-nGnRE.
     pub devices: Vec<PaRange>,
     /// Passthrough memory ranges (prefetchable PCI windows), identity mapped, Normal-NC.
@@ -287,6 +289,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         gic: spec.gic.clone(),
         drop_paths: spec.drop_paths.clone(),
         disable_paths: spec.disable_paths.clone(),
+        drop_props: spec.drop_props.clone(),
         dt_props: spec.dt_props.clone(),
     };
     let dtb = match &spec.domu_dt {

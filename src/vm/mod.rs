@@ -14,7 +14,8 @@
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
-//! regions) and `table` (every VM, by slot).
+//! regions), `table` (every VM, by slot) and `smmu` (the SMMUv3s el2visor owns: every
+//! stream of a VM's devices translated by that VM's Stage 2, the rest aborted, faults logged).
 
 pub mod bundle;
 pub mod config;
@@ -30,6 +31,8 @@ pub mod passthrough;
 #[cfg(target_os = "none")]
 pub mod mmio;
 pub mod power;
+#[cfg(target_os = "none")]
+pub mod smmu;
 #[cfg(target_os = "none")]
 pub mod table;
 #[cfg(target_os = "none")]

@@ -122,6 +122,8 @@ impl Features {
             Some("it cannot walk AArch64 tables (IDR0.TTF)")
         } else if !self.gran4k {
             Some("it has no 4 KiB granule (IDR5.GRAN4K = 0)")
+        } else if !self.coherent {
+            Some("its table walks are not coherent with the CPU's caches (IDR0.COHACC = 0), and el2visor's Stage-2 tables are write-back cached")
         } else {
             None
         }

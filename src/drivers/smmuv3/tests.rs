@@ -24,6 +24,8 @@ fn features_of_qemus_smmu() {
     // Stage 1 only (QEMU's default stage=1): not usable for isolation, and it says why.
     let s1 = Features::decode(QEMU_IDR0 & !1 | 2, QEMU_IDR1, 0, QEMU_IDR5);
     assert!(s1.unusable().unwrap().contains("stage-2"));
+    let nc = Features::decode(QEMU_IDR0 & !(1 << 4), QEMU_IDR1, 0, QEMU_IDR5);
+    assert!(nc.unusable().unwrap().contains("COHACC"));
 }
 
 #[test]

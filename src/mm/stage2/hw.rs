@@ -13,12 +13,38 @@
 //! this VM's genuine tables. Nothing else on this CPU may change VTTBR_EL2 meanwhile: call the
 //! table code with EL2 interrupts masked or from a context whose handlers leave VTTBR_EL2 alone.
 //! The `level` hint is not encoded in the TLBI operand (that needs FEAT_TTL and a leaf level).
+//!
+//! The same tables are walked by the SMMU for a VM's DMA masters (`vm::smmu`). Its TLBs are
+//! invalidated in the same place: an invalidator registered at boot ([`register_invalidator`]) is
+//! called right after each Stage-2 TLBI by IPA or for the whole VMID, before the table code's
+//! next step, and returns once the SMMU has completed it. Stage-1 invalidation needs no SMMU
+//! counterpart: the SMMU's streams translate with stage 2 only.
 
 use super::tlb::TlbOps;
 use crate::mm::addr::Ipa;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{Readable, Writeable, VTTBR_EL2};
 use core::arch::asm;
+
+/// The other walkers of the VMs' Stage-2 tables: `f(vmid, Some(ipa))` after a TLBI by IPA,
+/// `f(vmid, None)` after one for the whole VMID. Called with the VM's Stage-2 lock held.
+pub type Invalidator = fn(vmid: u16, ipa: Option<Ipa>);
+
+static INVALIDATOR: spin::Once<Invalidator> = spin::Once::new();
+
+/// Register the SMMU's half of Stage-2 TLB maintenance (once, at boot, before any VM exists).
+pub fn register_invalidator(f: Invalidator) {
+    INVALIDATOR.call_once(|| f);
+}
+
+fn others(vmid: u16, ipa: Option<Ipa>) {
+    if let Some(f) = INVALIDATOR.get() {
+        // The CPU's TLBI must have completed: the SMMU must not refill from the old entry after
+        // the CPU side is done.
+        barrier::dsb(barrier::ISH);
+        f(vmid, ipa);
+    }
+}
 
 /// TLB maintenance for one VM on the running CPU; broadcast to the inner shareable domain.
 #[derive(Debug, Default)]
@@ -84,6 +110,7 @@ impl TlbOps for HwTlb {
                 asm!("tlbi ipas2e1is, {}", in(reg) operand, options(nostack, preserves_flags))
             };
         });
+        others(vmid, Some(ipa));
     }
 
     fn invalidate_vmid_stage1(&mut self, vmid: u16) {
@@ -98,5 +125,6 @@ impl TlbOps for HwTlb {
             // SAFETY: drops the loaded VMID's stage-1 and stage-2 entries; no memory is touched.
             unsafe { asm!("tlbi vmalls12e1is", options(nostack, preserves_flags)) };
         });
+        others(vmid, None);
     }
 }

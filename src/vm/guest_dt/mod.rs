@@ -19,6 +19,9 @@
 //!   emulate them, and disabling keeps the `msi-parent` phandles pointing at something;
 //! - nodes in `drop_paths` (el2visor-owned devices) are removed with their subtrees, and aliases
 //!   pointing at them go too; nodes in `disable_paths` get `status = "disabled"`;
+//! - properties named in `drop_props` are left out wherever they are (el2visor owns the SMMU: the
+//!   `iommus`, `iommu-map` and `iommu-map-mask` that point at it go, so a guest neither sees an
+//!   IOMMU nor waits for one);
 //! - overlay bookkeeping (`__symbols__`, `__fixups__`, `__local_fixups__`) is dropped.
 
 #![forbid(unsafe_code)]
@@ -90,6 +93,8 @@ pub struct GuestDtSpec {
     pub drop_paths: Vec<String>,
     /// Full paths of nodes to mark `status = "disabled"`.
     pub disable_paths: Vec<String>,
+    /// Property names left out of every node copied from the host.
+    pub drop_props: Vec<&'static str>,
     /// A DTB (a guest bundle's device-tree-properties entry) whose properties are set on the nodes at
     /// the same paths, added or replacing the host's. Only the root and nodes copied from the host
     /// take them; a path that is absent, or regenerated (`/cpus`, `/memory`, `/psci`, `/chosen`),
@@ -409,8 +414,9 @@ impl Builder<'_, '_> {
         builder_owned: impl Fn(&str) -> bool,
     ) -> Result<(), GuestDtError> {
         let extra = self.overlay.remove(path).unwrap_or_default();
+        let dropped = |name: &str| self.spec.drop_props.contains(&name);
         for p in node.properties() {
-            if !builder_owned(p.name) && !extra.iter().any(|(n, _)| n == p.name) {
+            if !builder_owned(p.name) && !dropped(p.name) && !extra.iter().any(|(n, _)| n == p.name) {
                 self.w.property(p.name, p.value)?;
             }
         }

@@ -65,6 +65,7 @@ fn virt_spec(gic: GuestGic) -> GuestDtSpec {
         gic: Some(gic),
         drop_paths: vec![],
         disable_paths: vec!["/pl061@9030000".into()],
+        drop_props: vec![],
         dt_props: None,
     }
 }
@@ -525,4 +526,28 @@ fn redistributor_stride_from_the_host_dt() {
         GICV3_REDIST_STRIDE.to_be_bytes(),
         "the guest is told the stride the virtual GIC decodes with"
     );
+}
+
+/// QEMU virt with an SMMUv3 (dumped by tests/fixtures/make-dtbs.sh): with el2visor owning the SMMU
+/// the guest sees neither it nor any property pointing at it; the PCI bridge is otherwise intact.
+#[test]
+fn an_owned_smmu_and_its_iommu_properties_are_gone() {
+    let dir = std::env::var_os("EL2VISOR_DTB_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dtbs"), std::path::PathBuf::from);
+    let host = std::fs::read(dir.join("virt-smmu-gic3.dtb")).expect("run tests/fixtures/make-dtbs.sh target/dtbs");
+    let h = nodes(&host);
+    assert!(prop(&h, "/pcie@10000000", "iommu-map").is_some());
+    let spec = GuestDtSpec {
+        drop_paths: vec!["/smmuv3@9050000".into()],
+        drop_props: vec!["iommus", "iommu-map", "iommu-map-mask"],
+        disable_paths: vec![],
+        ..virt_spec(GuestGic::V3 { dist: (0x800_0000, 0x1_0000), redist: 0x80a_0000, redist_stride: None })
+    };
+    let g = nodes(&generate(&host, &spec).unwrap());
+    assert!(!g.contains_key("/smmuv3@9050000"));
+    for (path, props) in &g {
+        assert!(!props.iter().any(|(n, _)| n.starts_with("iommu")), "{path} still has an IOMMU property");
+    }
+    assert_eq!(prop(&g, "/pcie@10000000", "msi-map"), prop(&h, "/pcie@10000000", "msi-map"));
+    assert_eq!(prop(&g, "/pcie@10000000", "ranges"), prop(&h, "/pcie@10000000", "ranges"));
 }
