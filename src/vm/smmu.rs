@@ -26,9 +26,9 @@ use crate::mm::frames::global as frames;
 use crate::platform::iommu::{SidRange, Smmu as SmmuNode};
 use crate::platform::Platform;
 
-/// Command queue: 256 entries (4 KiB); event queue: 128 records (4 KiB).
+/// Command queue: 256 entries (4 KiB); event queue: 512 records (16 KiB).
 const CMDQ_LOG2: u8 = 8;
-const EVTQ_LOG2: u8 = 7;
+const EVTQ_LOG2: u8 = 9;
 /// Polls of CR0ACK, GBPA or CMDQ_CONS before el2visor gives up on the SMMU.
 const SPINS: u32 = 10_000_000;
 
@@ -290,10 +290,23 @@ impl Smmu {
     fn check_gerror(&mut self) {
         let (g, n) = (self.regs.read32(r::GERROR), self.regs.read32(r::GERRORN));
         let active = g ^ n;
-        if active != 0 {
-            log::error!("SMMU {}: global error GERROR {g:#x} (active {active:#x}{})", self.path,
-                if active & r::GERROR_EVENTQ_ABT != 0 { ": writing the event queue aborted" } else { "" });
-            self.regs.write32(r::GERRORN, g);
+        if active == 0 {
+            return;
+        }
+        // Acknowledge: GERRORN takes GERROR's value. A DMA storm can overflow the event queue
+        // again and again: these lines are limited like the events (stream ID u32::MAX).
+        self.regs.write32(r::GERRORN, g);
+        let what = if active & r::GERROR_EVENTQ_ABT != 0 {
+            ": the event queue was full, events were dropped"
+        } else if active & r::GERROR_CMDQ_ERR != 0 {
+            ": command queue error"
+        } else {
+            ""
+        };
+        match self.limiter.note(u32::MAX) {
+            Verdict::Log => log::error!("SMMU {}: global error {active:#x}{what}", self.path),
+            Verdict::LogAfter(k) => log::error!("SMMU {}: global error {active:#x}{what} ({k} more not logged)", self.path),
+            Verdict::Quiet => {}
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Platform {
     pub gicc: Option<u64>,
     /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
     pub hostile: bool,
+    /// `dma` in the bootargs: DMA with QEMU's edu PCI device instead (`probes::dma`).
+    pub dma: bool,
 }
 
 impl Platform {
@@ -431,6 +433,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gic_v3,
         gicc,
         hostile: has_word(bootargs, "hostile"),
+        dma: has_word(bootargs, "dma"),
     })
 }
 

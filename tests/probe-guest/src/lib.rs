@@ -9,5 +9,6 @@ pub mod dt;
 pub mod hostile;
 pub mod msg;
 pub mod pagetable;
+pub mod pci;
 pub mod rng;
 pub mod tvm;

@@ -65,6 +65,10 @@ extern "C" fn probe_main(dtb: usize) -> ! {
     if platform.hostile {
         probes::hostile::run(&platform, &fdt);
     }
+    if platform.dma {
+        let bootargs = fdt.chosen().bootargs();
+        probes::dma::run(&platform, &fdt, bootargs);
+    }
     let (start, end) = mmu::image_range();
     println!(
         "probe: image {:#x}..{:#x}, dtb {:#x}, uart {:#x}, psci {}",

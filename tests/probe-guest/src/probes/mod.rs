@@ -5,6 +5,7 @@ mod abort;
 mod attr;
 mod bench;
 mod cpu;
+pub mod dma;
 mod gic;
 pub mod hostile;
 mod isv;
