@@ -85,3 +85,80 @@ fn edu_dma_without_an_smmu_is_not_translated() {
     let outside = run.line("PROBE dma_outside_ram ").unwrap_or("(no line)");
     eprintln!("without an SMMU: {outside}");
 }
+
+/// The partial device tree giving a dom0less domain QEMU virt's PCI host bridge: its ECAM and the
+/// first 16 MiB of its 32-bit memory window at the same addresses (`xen,reg`), no interrupts (the
+/// probe polls). Not the whole window: it covers 0x22000000, where a domain's vpl011 is.
+const PCI_PARTIAL: &str = r#"
+/dts-v1/;
+/ {
+    #address-cells = <2>;
+    #size-cells = <2>;
+    passthrough {
+        compatible = "simple-bus";
+        ranges;
+        #address-cells = <2>;
+        #size-cells = <2>;
+        pcie@10000000 {
+            compatible = "pci-host-ecam-generic";
+            device_type = "pci";
+            reg = <0x40 0x10000000 0x0 0x10000000>;
+            bus-range = <0x0 0xff>;
+            #address-cells = <3>;
+            #size-cells = <2>;
+            ranges = <0x2000000 0x0 0x10000000 0x0 0x10000000 0x0 0x1000000>;
+            xen,reg = <0x40 0x10000000 0x0 0x10000000 0x40 0x10000000
+                       0x0 0x10000000 0x0 0x1000000 0x0 0x10000000>;
+            xen,path = "/pcie@10000000";
+        };
+    };
+};
+"#;
+
+/// A dom0less domain whose RAM is not identity mapped (IPA 0x40000000, el2visor's frames
+/// elsewhere) owns the PCI bridge and edu: edu's DMA to the guest-physical addresses the probe
+/// gives it only reaches the probe's buffers if the SMMU translates them through the domain's
+/// Stage 2; an IPA beyond its RAM faults, logged with the domain's name.
+#[test]
+fn a_domain_with_non_identity_ram_uses_edu_through_the_smmu() {
+    use std::process::Command;
+    let dir = crate::harness::scratch("smmu-domu");
+    let machine = "-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global arm-smmuv3.stage=2 -cpu max -smp 2 -m 1G";
+    let (src, partial) = (dir.join("pci.dts"), dir.join("pci.dtb"));
+    std::fs::write(&src, PCI_PARTIAL).unwrap();
+    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&partial).arg(&src).status().expect("dtc");
+    assert!(st.success(), "dtc failed");
+    let probe = crate::harness::probe_image();
+    // RAM 0x40000000..0x48000000: 0x48000000 is the first IPA past it.
+    let vm = format!(
+        "domU1={}::1:128M:dma dma_target=0x48000000:vpl011,dtb={},pt=/pcie@10000000",
+        probe.display(),
+        partial.display()
+    );
+    let out = Command::new("bash")
+        .arg(crate::harness::root().join("tests/tools/dom0less.sh"))
+        .arg(&dir)
+        .arg(machine)
+        .arg(&vm)
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    let extra = String::from_utf8(out.stdout).unwrap();
+    let mut q = Qemu::bare();
+    q.push(&machine.split_whitespace().collect::<Vec<_>>());
+    q.push(&["-device", &format!("{EDU},addr=2")]);
+    q.push(&extra.split_whitespace().collect::<Vec<_>>());
+    let run = q.kernel(&image()).append("loglevel=info").timeout(120).run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(run.has("translates through VM domU1's Stage 2"), "the bridge's streams were not given to domU1");
+    run.check(run.has("128 MiB RAM at IPA 0x40000000 (PA 0x"), "el2visor did not say where domU1's RAM is");
+    run.check(!run.has("128 MiB RAM at IPA 0x40000000 (PA 0x40000000)"), "domU1's RAM is identity mapped: nothing to translate");
+    run.check(run.has("(domU1) PROBE dma_own_ram PASS"), "edu's DMA to domU1's guest-physical buffers did not arrive");
+    run.check(run.has("(domU1) PROBE dma_outside_ram PASS"), "edu's DMA beyond domU1's RAM was not stopped");
+    run.check(run.has("(domU1) PROBE dma_after_fault PASS"), "edu's DMA failed after the stopped one");
+    run.check(
+        run.lines().any(|l| l.contains("SMMU: VM domU1: ") && l.contains(EDU_STREAM) && l.contains("write to 0x48000000")),
+        "no fault line for domU1's DMA to IPA 0x48000000",
+    );
+    run.check(run.line("STATS vm=domU1 ").is_some() && run.line("STATS exits=").is_some(), "STATS lines missing");
+}

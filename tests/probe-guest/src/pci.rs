@@ -1,5 +1,5 @@
 //! The PCI facts the `dma` mode needs, pure: the ECAM host bridge and its 32-bit memory window
-//! from the DT (`pci-host-ecam-generic` as a child of the root, as on QEMU virt), config-space
+//! from the DT (`pci-host-ecam-generic` under the root, as on QEMU virt, or a domain's `/passthrough`), config-space
 //! offsets, BAR sizing, and QEMU's `edu` device (vendor 0x1234, device 0x11e8): its registers and
 //! DMA commands (hw/misc/edu.c: a 4 KiB buffer at device address 0x40000; src 0x80, dst 0x88,
 //! count 0x90, cmd 0x98 with bit 0 = start (cleared when done) and bit 1 = to RAM).
@@ -67,10 +67,11 @@ fn cell(v: &[u8], i: usize) -> Option<u32> {
     v.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// The first `pci-host-ecam-generic` child of the root (the root has 2 address and 2 size
-/// cells, the bridge 3 and 2).
+/// The first `pci-host-ecam-generic` node: a child of the root (QEMU virt) or of a dom0less
+/// domain's `/passthrough` bus (identity `ranges`); its parent has 2 address and 2 size cells,
+/// the bridge 3 and 2.
 pub fn ecam(fdt: &Fdt<'_>) -> Option<Ecam> {
-    let n = fdt.find_node("/")?.children().find(|n| {
+    let n = fdt.all_nodes().find(|n| {
         n.compatible().is_some_and(|c| c.all().any(|s| s == "pci-host-ecam-generic"))
     })?;
     let reg = n.property("reg")?.value;
