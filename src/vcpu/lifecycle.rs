@@ -145,6 +145,8 @@ pub fn end_vm(vm: &Vm) {
     if let Some(u) = &vm.vuart {
         u.flush();
     }
+    // DMA faults the SMMU recorded for it (and any other VM) go to the log before its STATS.
+    crate::vm::smmu::poll();
     let line = alloc::format!("{}", vm_totals(vm));
     crate::println!("STATS vm={} {}", vm.name, line.strip_prefix("STATS ").unwrap_or(&line));
     if crate::vm::table::all().all(|v| v.state() == OFF) && !MACHINE_ENDING.swap(true, Ordering::AcqRel) {

@@ -162,3 +162,28 @@ fn a_domain_with_non_identity_ram_uses_edu_through_the_smmu() {
     );
     run.check(run.line("STATS vm=domU1 ").is_some() && run.line("STATS exits=").is_some(), "STATS lines missing");
 }
+
+/// Linux as the dom0-like VM on a machine with an SMMUv3: el2visor owns the SMMU, so the guest's
+/// DT has neither the SMMU nor an `iommu-map` (Linux would otherwise wait for an IOMMU driver or
+/// drive it itself); Linux enumerates the PCI bus (edu on it) and reaches init; el2visor's STATS
+/// follow its power-off.
+#[test]
+fn linux_boots_beside_an_smmu_it_does_not_see() {
+    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| crate::harness::root().join(".cache/guests"));
+    let (kernel, initrd) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
+    assert!(kernel.is_file() && initrd.is_file(), "run `make guests` first");
+    let mut q = Qemu::bare();
+    q.push(&["-M", "virt,virtualization=on,gic-version=3,iommu=smmuv3", "-global", "arm-smmuv3.stage=2"]);
+    q.push(&["-cpu", "max", "-smp", "2", "-m", "1G", "-device", &format!("{EDU},addr=2")]);
+    q.push(&["-device", &format!("guest-loader,addr=0x49000000,kernel={},bootargs=console=ttyAMA0", kernel.display())]);
+    q.push(&["-device", &format!("guest-loader,addr=0x4c000000,initrd={}", initrd.display())]);
+    let run = q.kernel(&image()).append("loglevel=info").timeout(240).run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(run.has("translates through VM guest's Stage 2"), "the PCI bridge's streams were not given to Linux's VM");
+    run.check(run.has("pci 0000:00:02.0: [1234:11e8]"), "Linux did not find edu on the PCI bus");
+    run.check(run.has("EL2VISOR-GUEST-OK "), "Linux did not reach init");
+    let dt = run.line("EL2VISOR-DT ").unwrap_or("");
+    run.check(dt.contains("pcie@10000000") && !dt.contains("smmu"), &format!("the guest DT's top-level nodes: {dt}"));
+    run.check(!run.has("arm-smmu-v3"), "Linux found the SMMU");
+    run.check(Stats::parse(&run).is_some_and(|s| s.exits_add_up()), "el2visor's final STATS line is missing or garbled");
+}
