@@ -325,8 +325,9 @@ pub fn init(p: &Platform) -> Vec<String> {
         match Smmu::init(node, p.iommus.highest_sid(ph), &used) {
             Ok(s) => {
                 log::info!(
-                    "SMMU {}: owned by el2visor: {:?} stream table ({} stream IDs), OAS {} bits, VMID{}; every stream aborts until assigned",
+                    "SMMU {}: owned by el2visor (IDR0 {:#x}): {:?} stream table ({} stream IDs), OAS {} bits, VMID{}; every stream aborts until assigned",
                     node.path,
+                    s.regs.read32(r::IDR0),
                     s.layout,
                     s.layout.covers(),
                     s.features.oas_bits,

@@ -38,7 +38,7 @@ fn check_common(run: &Run, what: &str) {
 
 fn check_stopped(run: &Run, target: u64, what: &str) {
     check_common(run, what);
-    run.check(run.has("SMMU /smmuv3@9050000: owned by el2visor"), &format!("{what}: el2visor did not take the SMMU"));
+    run.check(run.has("SMMU /smmuv3@9050000: owned by el2visor (IDR0 "), &format!("{what}: el2visor did not take the SMMU"));
     run.check(
         run.has("SMMU /smmuv3@9050000: /pcie@10000000 (65536 streams) translates through VM probe's Stage 2"),
         &format!("{what}: the PCI bridge's streams were not given to the probe VM"),
