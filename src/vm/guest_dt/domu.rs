@@ -83,10 +83,14 @@ fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), Guest
     Ok(())
 }
 
-/// Copy `node` and its subtree, without `xen,*` properties.
+/// Properties no domain sees: it has no IOMMU (el2visor's SMMU translates its devices' DMA with
+/// the domain's Stage 2), and an `iommus` naming a node its DT lacks would leave Linux waiting.
+const IOMMU_PROPS: [&str; 3] = ["iommus", "iommu-map", "iommu-map-mask"];
+
+/// Copy `node` and its subtree, without `xen,*` and IOMMU properties.
 fn copy_subtree(w: &mut FdtWriter, node: FdtNode<'_, '_>) -> Result<(), GuestDtError> {
     let n = w.begin_node(node.name)?;
-    for p in node.properties().filter(|p| !p.name.starts_with("xen,")) {
+    for p in node.properties().filter(|p| !p.name.starts_with("xen,") && !IOMMU_PROPS.contains(&p.name)) {
         w.property(p.name, p.value)?;
     }
     for c in node.children() {
@@ -247,6 +251,7 @@ mod tests {
         w.property_string("compatible", "arm,pl031").unwrap();
         w.property_array_u32("xen,reg", &[0, 0x0901_0000, 0, 0x1000, 0, 0x0901_0000]).unwrap();
         w.property_string("xen,path", "/pl031@9010000").unwrap();
+        w.property_array_u32("iommus", &[0x8004, 0x20]).unwrap();
         w.end_node(rtc).unwrap();
         w.end_node(pt).unwrap();
         w.end_node(root).unwrap();
@@ -258,6 +263,7 @@ mod tests {
         let rtc = f.find_node("/passthrough/rtc@9010000").expect("copied");
         assert!(rtc.property("compatible").is_some());
         assert!(rtc.properties().all(|p| !p.name.starts_with("xen,")), "xen,* properties stay out");
+        assert!(rtc.property("iommus").is_none(), "a domain sees no IOMMU");
         assert!(f.find_node("/sbsa-uart@22000000").is_none());
         assert!(f.chosen().stdout().is_none());
         let gic = f.find_node("/interrupt-controller@3001000").unwrap();
