@@ -289,7 +289,7 @@ fn assign_streams(
             None => None,
         };
         match vm {
-            Some(vm) => crate::vm::smmu::assign(o.iommu, &o.sids, vm, &o.path),
+            Some(vm) => crate::vm::smmu::assign(o, vm),
             None => log::info!("SMMU: {} is in no VM: its DMA aborts", o.path),
         }
     }

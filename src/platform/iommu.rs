@@ -52,8 +52,33 @@ pub struct StreamOwner {
     pub path: String,
     pub iommu: u32,
     pub sids: Vec<SidRange>,
+    /// For a PCI host bridge (`iommu-map`): the first requester ID of each entry of `sids`.
+    pub rid_bases: Vec<u32>,
     /// From `iommu-map`: requester IDs are masked with `iommu-map-mask` before the lookup.
     pub rid_mask: Option<u32>,
+}
+
+impl StreamOwner {
+    /// The stream ID of PCI requester ID `rid` (bus << 8 | device << 3 | function), per
+    /// `iommu-map` and `iommu-map-mask`; `None` when no entry maps it.
+    pub fn sid_of(&self, rid: u32) -> Option<u32> {
+        let rid = rid & self.rid_mask.unwrap_or(u32::MAX);
+        self.rid_bases.iter().zip(&self.sids).find_map(|(&base, r)| {
+            let i = rid.checked_sub(base).filter(|&i| i < r.count)?;
+            Some(r.base + i)
+        })
+    }
+
+    /// The requester ID that stream `sid` stands for (the first one, with a mask), if this is a
+    /// PCI bridge whose `iommu-map` covers it.
+    pub fn rid_of(&self, sid: u32) -> Option<u32> {
+        self.rid_bases.iter().zip(&self.sids).find_map(|(&base, r)| r.contains(sid).then(|| base + (sid - r.base)))
+    }
+}
+
+/// `bb:dd.f` of a PCI requester ID.
+pub fn bdf(rid: u32) -> alloc::string::String {
+    alloc::format!("{:02x}:{:02x}.{}", (rid >> 8) & 0xff, (rid >> 3) & 0x1f, rid & 7)
 }
 
 /// Everything the DT says about IOMMUs.
@@ -119,11 +144,11 @@ pub(super) fn visit(
         }
         let rid_mask = tree::prop_u32(n, path, "iommu-map-mask")?;
         for e in w.chunks_exact(4) {
-            let (iommu, base, count) = (e[1], e[2], e[3]);
-            if count == 0 || base.checked_add(count - 1).is_none() {
-                return Err(bad_prop(path, "iommu-map", "an entry's stream IDs overflow 32 bits or are empty"));
+            let (rid, iommu, base, count) = (e[0], e[1], e[2], e[3]);
+            if count == 0 || base.checked_add(count - 1).is_none() || rid.checked_add(count - 1).is_none() {
+                return Err(bad_prop(path, "iommu-map", "an entry's IDs overflow 32 bits or are empty"));
             }
-            push(out, path, iommu, SidRange { base, count }, rid_mask);
+            push(out, path, iommu, SidRange { base, count }, Some(rid), rid_mask);
         }
     }
     if let Some(v) = tree::prop(n, "iommus") {
@@ -132,15 +157,20 @@ pub(super) fn visit(
         }
         let w: Vec<u32> = words(v).collect();
         for e in w.chunks_exact(2) {
-            push(out, path, e[0], SidRange { base: e[1], count: 1 }, None);
+            push(out, path, e[0], SidRange { base: e[1], count: 1 }, None, None);
         }
     }
     Ok(())
 }
 
-fn push(out: &mut Iommus, path: &str, iommu: u32, r: SidRange, rid_mask: Option<u32>) {
-    match out.owners.iter_mut().find(|o| o.path == path && o.iommu == iommu) {
-        Some(o) => o.sids.push(r),
-        None => out.owners.push(StreamOwner { path: path.to_string(), iommu, sids: alloc::vec![r], rid_mask }),
-    }
+fn push(out: &mut Iommus, path: &str, iommu: u32, r: SidRange, rid: Option<u32>, rid_mask: Option<u32>) {
+    let o = match out.owners.iter_mut().position(|o| o.path == path && o.iommu == iommu) {
+        Some(i) => &mut out.owners[i],
+        None => {
+            out.owners.push(StreamOwner { path: path.to_string(), iommu, sids: Vec::new(), rid_bases: Vec::new(), rid_mask });
+            out.owners.last_mut().expect("just pushed")
+        }
+    };
+    o.sids.push(r);
+    o.rid_bases.extend(rid);
 }

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::iommu::SidRange;
+use super::iommu::{self, SidRange};
 use super::tests_dts::dtc;
 use super::tests_real::load;
 use super::*;
@@ -27,6 +27,9 @@ fn qemu_virt_smmuv3_and_the_pci_bridges_streams() {
         assert_eq!(owners[0].path, "/pcie@10000000");
         assert_eq!(owners[0].sids, [SidRange { base: 0, count: 0x1_0000 }]);
         assert_eq!(p.iommus.highest_sid(ph), Some(0xffff));
+        // Stream ID = requester ID: edu at 00:02.0 is stream 0x10.
+        assert_eq!((owners[0].sid_of(0x10), owners[0].rid_of(0x10)), (Some(0x10), Some(0x10)));
+        assert_eq!(iommu::bdf(0x10), "00:02.0");
         // The SMMU is a device like any other in the device list (the guest build drops it).
         assert!(p.device("/smmuv3@9050000").is_some());
     }
@@ -86,6 +89,14 @@ fn iommus_and_iommu_map_on_a_board() {
     let pci = p.iommus.owners.iter().find(|o| o.path == "/pcie@30000000").unwrap();
     assert_eq!(pci.sids, [SidRange { base: 0x1_0000, count: 0x100 }, SidRange { base: 0x2_0000, count: 0x100 }]);
     assert_eq!(pci.rid_mask, Some(0xff00));
+    // Masked to the bus: every function of bus 0 is stream 0x10000, of bus 1 0x20000.
+    assert_eq!(pci.sid_of(0x0010), Some(0x1_0000));
+    assert_eq!(pci.sid_of(0x0108), Some(0x2_0000));
+    assert_eq!(pci.sid_of(0x0208), None, "bus 2 is not in the map");
+    assert_eq!(pci.rid_of(0x2_0001), Some(0x101));
+    assert_eq!(dma.sid_of(0), None, "iommus is not a requester-ID map");
+    assert_eq!(dma.rid_of(0x20), None);
+    assert_eq!(iommu::bdf(0x1_0a), "01:01.2");
     assert_eq!(p.iommus.highest_sid(ph), Some(0x2_00ff));
     assert_eq!(p.iommus.owners_of(off).count(), 1);
     assert!(SidRange { base: 0x20, count: 2 }.contains(0x21) && !SidRange { base: 0x20, count: 2 }.contains(0x22));

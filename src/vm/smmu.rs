@@ -23,7 +23,7 @@ use crate::drivers::smmuv3::ste::{self, Layout, S2Config, Ste, SPLIT, STE_BYTES}
 use crate::drivers::smmuv3::cmd::{self, Cmd};
 use crate::mm::addr::{Ipa, PAGE_SIZE};
 use crate::mm::frames::global as frames;
-use crate::platform::iommu::{SidRange, Smmu as SmmuNode};
+use crate::platform::iommu::{bdf, SidRange, Smmu as SmmuNode, StreamOwner};
 use crate::platform::Platform;
 
 /// Command queue: 256 entries (4 KiB); event queue: 512 records (16 KiB).
@@ -37,6 +37,19 @@ struct Owned {
     sids: SidRange,
     vmid: u16,
     vm: String,
+    /// The device node, and for a PCI bridge the requester ID of `sids.base`.
+    device: String,
+    rid_base: Option<u32>,
+}
+
+impl Owned {
+    /// `0x10 (PCI 00:02.0 behind /pcie@10000000)` or `0x20 (/dma@1000)`.
+    fn describe(&self, sid: u32) -> String {
+        match self.rid_base {
+            Some(b) => alloc::format!("{sid:#x} (PCI {} behind {})", bdf(b + (sid - self.sids.base)), self.device),
+            None => alloc::format!("{sid:#x} ({})", self.device),
+        }
+    }
 }
 
 pub struct Smmu {
@@ -274,13 +287,17 @@ impl Smmu {
             // SAFETY: the record CONS points at, in the event queue el2visor allocated.
             let rec = unsafe { mmio::load::<4>(self.evtq + (RECORD_BYTES as u64) * u64::from(q.index(q.pos(cons)))) };
             let e = Event::decode(&rec);
-            let vm = self.owned.iter().find(|o| o.sids.contains(e.sid)).map_or("no VM (unassigned stream)", |o| o.vm.as_str());
-            match self.limiter.note(e.sid) {
-                Verdict::Log => log::warn!("SMMU: VM {vm}: stream {:#x}: {e}", e.sid),
-                Verdict::LogAfter(n) => {
-                    log::warn!("SMMU: VM {vm}: stream {:#x}: {e} ({n} more events of this stream were not logged)", e.sid)
+            let verdict = self.limiter.note(e.sid);
+            if verdict != Verdict::Quiet {
+                let owner = self.owned.iter().find(|o| o.sids.contains(e.sid));
+                let vm = owner.map_or("no VM (unassigned stream)", |o| o.vm.as_str());
+                let stream = owner.map_or_else(|| alloc::format!("{:#x}", e.sid), |o| o.describe(e.sid));
+                match verdict {
+                    Verdict::LogAfter(n) => {
+                        log::warn!("SMMU: VM {vm}: stream {stream}: {e} ({n} more events of this stream were not logged)")
+                    }
+                    _ => log::warn!("SMMU: VM {vm}: stream {stream}: {e}"),
                 }
-                Verdict::Quiet => {}
             }
             cons = q.next(cons) | (cons & (1 << 31));
         }
@@ -365,9 +382,11 @@ pub fn interrupts(p: &Platform) -> Vec<(u32, bool)> {
         .collect()
 }
 
-/// Give `sids` behind SMMU `phandle` to VM `vm`: stage-2 STEs with its tables and VMID.
-pub fn assign(phandle: u32, sids: &[SidRange], vm: &crate::vm::instance::Vm, device: &str) {
-    let Some((_, s)) = SMMUS.get().and_then(|v| v.iter().find(|(p, _)| *p == phandle)) else { return };
+/// Give the streams of `owner` (a device behind an SMMU el2visor owns) to VM `vm`: stage-2 STEs
+/// with its tables and VMID.
+pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
+    let Some((_, s)) = SMMUS.get().and_then(|v| v.iter().find(|(p, _)| *p == owner.iommu)) else { return };
+    let device = owner.path.as_str();
     let mut s = s.lock();
     let vmid = (vm.vttbr >> 48) as u16;
     let ipa_bits = 64 - (vm.vtcr & 0x3f) as u8;
@@ -389,7 +408,7 @@ pub fn assign(phandle: u32, sids: &[SidRange], vm: &crate::vm::instance::Vm, dev
     };
     let entry = ste::stage2(&cfg);
     let mut total = 0;
-    for &r in sids {
+    for (i, &r) in owner.sids.iter().enumerate() {
         match s.write_stes(r, &entry) {
             Ok(n) => total += n,
             Err(e) => {
@@ -397,7 +416,8 @@ pub fn assign(phandle: u32, sids: &[SidRange], vm: &crate::vm::instance::Vm, dev
                 return;
             }
         }
-        s.owned.push(Owned { sids: r, vmid, vm: vm.name.clone() });
+        let rid_base = owner.rid_bases.get(i).copied();
+        s.owned.push(Owned { sids: r, vmid, vm: vm.name.clone(), device: device.into(), rid_base });
     }
     if let Err(e) = s.commands(&[cmd::tlbi_s12_vmall(vmid)]) {
         log::error!("SMMU {}: {e}", s.path);

@@ -9,8 +9,9 @@ use crate::harness::{image, Qemu, Run};
 use crate::probe::Stats;
 
 const EDU: &str = "edu,dma_mask=0xffffffffffffffff";
-/// edu is the first device QEMU puts on virt's PCI bus after its default ones: slot 2 here.
-const EDU_STREAM: &str = "stream 0x10";
+/// edu goes in slot 2 (`addr=2`): requester ID 0x10, and stream 0x10 through virt's identity
+/// `iommu-map`; el2visor names the function in its fault lines.
+const EDU_STREAM: &str = "stream 0x10 (PCI 00:02.0 behind /pcie@10000000): ";
 
 fn run_dma(cpu: &str, gic: u32, smmu: bool, target: u64) -> Run {
     let mut q = Qemu::virt(cpu, 2, "1G", gic);
