@@ -127,11 +127,11 @@ impl Smmu {
                 }
             }
             Layout::TwoLevel { log2 } => {
-                let spans = 1usize << (log2 - SPLIT);
-                l2.resize(spans, None);
+                let ranges: Vec<(u32, u32)> = used.iter().map(|u| (u.base, u.last())).collect();
+                let wanted = ste::spans_used(log2, &ranges);
+                l2.resize(wanted.len(), None);
                 for (span, slot) in l2.iter_mut().enumerate() {
-                    let (lo, hi) = ((span as u64) << SPLIT, ((span as u64 + 1) << SPLIT) - 1);
-                    if !used.iter().any(|u| u64::from(u.base) <= hi && u64::from(u.last()) >= lo) {
+                    if !wanted[span] {
                         continue;
                     }
                     let table = alloc_zeroed(STE_BYTES << SPLIT)?;

@@ -125,3 +125,15 @@ impl Layout {
         }
     }
 }
+
+/// Which level-2 spans (2^SPLIT stream IDs each) of a two-level table of 2^`log2` IDs hold a
+/// stream some device uses; `used` gives (first, last) stream IDs. Only those get a level-2 table.
+pub fn spans_used(log2: u8, used: &[(u32, u32)]) -> alloc::vec::Vec<bool> {
+    let spans = 1usize << log2.saturating_sub(SPLIT);
+    (0..spans)
+        .map(|span| {
+            let (lo, hi) = ((span as u64) << SPLIT, (((span as u64) + 1) << SPLIT) - 1);
+            used.iter().any(|&(a, b)| u64::from(a) <= hi && u64::from(b) >= lo)
+        })
+        .collect()
+}

@@ -79,6 +79,10 @@ fn layouts() {
     assert_eq!(Layout::choose(5, true, Some(0xffff)), Layout::Linear { log2: 5 });
     assert_eq!(Layout::choose(16, true, None), Layout::Linear { log2: 0 });
     assert_eq!(ste::l1_desc(Some(0x4_0000_4000)), 0x4_0000_4000 | 9);
+    // Level-2 tables only where a device's stream IDs fall: bus 0 and bus 2 of 4.
+    assert_eq!(ste::spans_used(10, &[(0x10, 0x18), (0x200, 0x200)]), [true, false, true, false]);
+    assert_eq!(ste::spans_used(16, &[(0, 0xffff)]).iter().filter(|u| **u).count(), 256);
+    assert_eq!(ste::spans_used(9, &[(0xff, 0x100)]), [true, true], "a run across a span boundary");
     assert_eq!(ste::l1_desc(None), 0);
 }
 
