@@ -20,6 +20,17 @@ pub fn at_s12e1(va: u64, write: bool) -> u64 {
     par
 }
 
+/// Run `AT S1E1R` for guest VA `va` with the guest's EL1 context live (the guest's own stage 1
+/// only: the output address is guest-physical), and return PAR_EL1, keeping the guest's own.
+pub fn at_s1e1r(va: u64) -> u64 {
+    let saved = sysreg::par_el1();
+    // SAFETY: address translation instructions only update PAR_EL1, restored below.
+    unsafe { core::arch::asm!("at s1e1r, {}", "isb", in(reg) va, options(nostack)) };
+    let par = sysreg::par_el1();
+    sysreg::set_par_el1(saved);
+    par
+}
+
 /// Invalidate every stage 1 and stage 2 TLB entry of the current VMID on this CPU.
 pub fn tlbi_vmalls12e1() {
     // SAFETY: invalidating stage 1+2 TLB entries of the current VMID only drops cached walks.

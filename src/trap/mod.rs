@@ -24,6 +24,7 @@
 
 pub mod abi;
 pub mod call;
+pub mod callname;
 pub mod esr;
 pub mod inject;
 pub mod iss;
