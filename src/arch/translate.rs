@@ -53,3 +53,17 @@ pub fn guest_insn(pc: u64, is_ram: impl Fn(u64) -> bool) -> Option<u32> {
     // EL2 by the identity map; reading one word of it changes nothing.
     Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
 }
+
+/// Append the `len` bytes of guest RAM at host physical `pa` to `out` when `is_ram(pa, len)`
+/// says the whole range is the guest's RAM (which el2visor's identity map covers); `false`
+/// and nothing read otherwise.
+pub fn read_guest_ram(pa: u64, len: usize, is_ram: impl Fn(u64, u64) -> bool, out: &mut alloc::vec::Vec<u8>) -> bool {
+    if len == 0 || !is_ram(pa, len as u64) {
+        return false;
+    }
+    // SAFETY: `pa..pa+len` is guest RAM (checked by the caller's `is_ram`), mapped read-write at
+    // EL2 by the identity map; reading it changes nothing, and a guest writing it meanwhile
+    // only changes the bytes read.
+    out.extend_from_slice(unsafe { core::slice::from_raw_parts(pa as *const u8, len) });
+    true
+}
