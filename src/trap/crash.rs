@@ -90,7 +90,11 @@ pub fn guest_state(vm: &Vm, vcpu: usize, frame: &TrapFrame) {
     ));
     logging::dump_gprs(&frame.x, "  ", true);
     let (esr, far, elr) = (sysreg::esr_el1(), sysreg::far_el1(), sysreg::elr_el1());
-    logging::print_line(format_args!("  the guest's last exception: ESR_EL1 {esr:#010x}: {}", Esr(esr)));
+    if esr == 0 {
+        logging::print_line(format_args!("  the guest's last exception: none (ESR_EL1 0, as el2visor starts a vCPU)"));
+    } else {
+        logging::print_line(format_args!("  the guest's last exception: ESR_EL1 {esr:#010x}: {}", Esr(esr)));
+    }
     logging::print_line(format_args!(
         "  FAR_EL1 {far:#x} ELR_EL1 {elr:#x} SPSR_EL1 {:#x} VBAR_EL1 {:#x}",
         sysreg::spsr_el1(),
@@ -102,6 +106,9 @@ pub fn guest_state(vm: &Vm, vcpu: usize, frame: &TrapFrame) {
         sysreg::ttbr0_el1(),
         sysreg::ttbr1_el1()
     ));
+    if sctlr & 1 == 0 {
+        logging::print_line(format_args!("  the guest's MMU is off: its addresses are guest-physical"));
+    }
     for (what, va) in [("FAR_EL1", far), ("ELR_EL1", elr), ("pc", frame.elr)] {
         let s1 = translate::at_s1e1r(va);
         let s12 = translate::at_s12e1(va, false);

@@ -68,6 +68,11 @@ pub struct Platform {
     pub gicc: Option<u64>,
     /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
     pub hostile: bool,
+    /// The pvpanic device (`qemu,pvpanic-mmio`), if the DT has one.
+    pub pvpanic: Option<u64>,
+    /// `panic` in the bootargs: report a panic through pvpanic, then SYSTEM_RESET, as Linux
+    /// with `panic=1` and its pvpanic driver does (`probes::panic`).
+    pub panic: bool,
 }
 
 impl Platform {
@@ -431,6 +436,8 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gic_v3,
         gicc,
         hostile: has_word(bootargs, "hostile"),
+        pvpanic: first_compatible(fdt, "qemu,pvpanic-mmio")?.map(|r| r.base),
+        panic: has_word(bootargs, "panic"),
     })
 }
 
