@@ -31,6 +31,13 @@ pub fn call_name(fid: u32) -> &'static str {
         vendor::CALL_COUNT | vendor::CALL_COUNT_64 => "vendor CALL_COUNT",
         vendor::UID | vendor::UID_64 => "vendor UID",
         vendor::REVISION | vendor::REVISION_64 => "vendor REVISION",
+        // Standard calls el2visor does not implement, named for the trace.
+        0x8400_0050 => "TRNG_VERSION",
+        0x8400_0051 => "TRNG_FEATURES",
+        0x8400_0052 => "TRNG_GET_UUID",
+        0x8400_0053 | 0xc400_0053 => "TRNG_RND",
+        0xc500_0020 => "PV_TIME_FEATURES",
+        0xc500_0021 => "PV_TIME_ST",
         _ => "unknown call",
     }
 }
