@@ -3,8 +3,8 @@
 //! [`check`]; on a panic el2visor prints `el2visor: VM <name> panicked (<how>)`, the guest's
 //! state (registers, its last exception's ESR_EL1/FAR_EL1 decoded, a stage-1 walk of FAR_EL1,
 //! ELR_EL1 and the PC), the last 4 KiB its virtual UART printed, and applies `on_crash=`
-//! (`vm::crash`): report (the guest goes on), restart ([`Exit::ResetVm`]), halt
-//! ([`Exit::VmOff`]) or debug (the VM is held for a debugger, `vm::debug_hold`).
+//! (`vm::crash`): report (the guest goes on), restart ([`After::ResetVm`]), halt
+//! ([`After::VmOff`]) or debug (the VM is held for a debugger, `vm::debug_hold`).
 
 use core::sync::atomic::Ordering;
 
@@ -12,16 +12,26 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::{sysreg, translate};
 use crate::cmdline::CrashPolicy;
 use crate::logging;
-use crate::trap::dispatch::Exit;
 use crate::trap::esr::Esr;
 use crate::trap::par;
 use crate::vm::crash::{self, PVPANIC_CRASH_LOADED, PVPANIC_PANICKED, PVPANIC_SHUTDOWN};
 use crate::vm::debug_hold::HoldReason;
 use crate::vm::instance::Vm;
 
+/// What the vCPU does after a panic (the dispatcher makes it its `Exit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Back to the guest (on_crash=report; on_crash=debug, where the run loop then holds it).
+    Resume,
+    /// Reset the VM (on_crash=restart).
+    ResetVm,
+    /// End the VM (on_crash=halt).
+    VmOff,
+}
+
 /// After an emulated access by vCPU `vcpu`: what the guest reported, if anything, and what the
 /// vCPU does next (`None`: carry on as usual).
-pub fn check(vm: &Vm, vcpu: usize, frame: &TrapFrame) -> Option<Exit> {
+pub fn check(vm: &Vm, vcpu: usize, frame: &TrapFrame) -> Option<After> {
     let events = vm.crash.events.swap(0, Ordering::AcqRel);
     let console = vm.vuart.as_ref().is_some_and(|u| u.take_panic_seen());
     if events == 0 && !console {
@@ -53,7 +63,7 @@ pub fn check(vm: &Vm, vcpu: usize, frame: &TrapFrame) -> Option<Exit> {
 }
 
 /// `on_crash=` for a VM that just panicked.
-fn apply(vm: &Vm, vcpu: usize) -> Exit {
+fn apply(vm: &Vm, vcpu: usize) -> After {
     let p = crash::policy();
     let what = match p {
         CrashPolicy::Report => "the guest goes on (its own reboot, if it makes one, counts towards crash_restarts=)",
@@ -63,9 +73,9 @@ fn apply(vm: &Vm, vcpu: usize) -> Exit {
     };
     logging::print_line(format_args!("el2visor: VM {}: on_crash={}: {what}", vm.name, p.name()));
     match p {
-        CrashPolicy::Report => Exit::Resume,
-        CrashPolicy::Restart => Exit::ResetVm,
-        CrashPolicy::Halt => Exit::VmOff,
+        CrashPolicy::Report => After::Resume,
+        CrashPolicy::Restart => After::ResetVm,
+        CrashPolicy::Halt => After::VmOff,
         CrashPolicy::Debug => {
             if vm.crash.hold.hold(HoldReason::Crash) {
                 for v in (0..vm.vcpus.len()).filter(|&v| v != vcpu) {
@@ -73,7 +83,7 @@ fn apply(vm: &Vm, vcpu: usize) -> Exit {
                 }
             }
             logging::print_line(format_args!("el2visor: VM {} stopped (on_crash=debug), waiting for a debugger", vm.name));
-            Exit::Resume
+            After::Resume
         }
     }
 }
@@ -115,7 +125,7 @@ pub fn guest_state(vm: &Vm, vcpu: usize, frame: &TrapFrame) {
         logging::print_line(format_args!(
             "  {what} {va:#x}: stage 1 {}; stage 1+2 {}",
             par::describe(va, s1),
-            par::describe(va, crate::trap::dispatch::guest_par(vm, s12))
+            par::describe(va, par::guest_par(&vm.ram, s12))
         ));
     }
 }

@@ -27,7 +27,7 @@ use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::sysreg::SysReg;
 use crate::trap::call::{TrapCounter, VendorCall};
-use crate::trap::{inject_hw, mmio, report, tvm};
+use crate::trap::{inject_hw, mmio, par, report, tvm};
 use crate::vm::instance::Vm;
 
 /// What the vCPU does after an exit; the run loop acts on it.
@@ -135,7 +135,11 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
                     Ok(()) => {
                         cpu::this().last_abort.lock().clear();
                         // A pvpanic write, or the panic line on the VM's console.
-                        crate::trap::crash::check(vm, vcpu, frame).unwrap_or(Exit::Resume)
+                        match crate::trap::crash::check(vm, vcpu, frame) {
+                            None | Some(crate::trap::crash::After::Resume) => Exit::Resume,
+                            Some(crate::trap::crash::After::ResetVm) => Exit::ResetVm,
+                            Some(crate::trap::crash::After::VmOff) => Exit::VmOff,
+                        }
                     }
                     Err(mmio::NotEmulated) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
                 },
@@ -344,27 +348,12 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
     Exit::Resume
 }
 
-/// PAR_EL1 as the guest may see it: the output address of a successful translation is the host
-/// physical address, which a VM whose RAM is not identity mapped must not learn (another VM's or
-/// el2visor's layout): it becomes the guest-physical one, or a fault where there is none.
-pub fn guest_par(vm: &Vm, par: u64) -> u64 {
-    const PA: u64 = 0x000f_ffff_ffff_f000;
-    if par & 1 != 0 || vm.ram.iter().all(|r| r.ipa.raw() == r.pa.raw()) {
-        return par;
-    }
-    match vm.ram.iter().find_map(|r| r.ipa_of(par & PA)) {
-        Some(ipa) => (par & !PA) | (ipa & PA),
-        // F = 1 with no fault status: the translation is not one the guest can be told.
-        None => 1,
-    }
-}
-
 fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
     let me = cpu::this();
     match call {
         VendorCall::LogLine { ipa, len } => crate::trap::guest_log::log_line(vm, vcpu, ipa, len),
-        VendorCall::AtS12e1r { va } => guest_par(vm, translate::at_s12e1(va, false)),
-        VendorCall::AtS12e1w { va } => guest_par(vm, translate::at_s12e1(va, true)),
+        VendorCall::AtS12e1r { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, false)),
+        VendorCall::AtS12e1w { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, true)),
         VendorCall::TrapCount { counter, .. } => match counter {
             TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
