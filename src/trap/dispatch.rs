@@ -186,7 +186,7 @@ fn trace_s2fault(vm: &Vm, vcpu: usize, pc: u64, esr: Esr, ipa: u64, region: Opti
         format_args!(
             "IPA {ipa:#x} VA {:#x} {esr}: {}",
             sysreg::far_el2(),
-            region.unwrap_or("no emulated device (an abort is injected unless the guest's own walk caused it)")
+            region.unwrap_or("no emulated device there: the guest gets a synchronous external abort")
         ),
     );
 }
