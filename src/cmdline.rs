@@ -254,9 +254,18 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
                 .parse::<u32>()
                 .map(|n| o.crash_restarts = n)
                 .map_err(|_| bad("a number of restarts (0 or more)")),
-            "trace" => TraceSet::parse(value)
-                .map(|t| o.trace = t)
-                .map_err(|_| bad("a comma list of sysreg, psci, mmio, irq, s2fault")),
+            "trace" => {
+                let (set, unknown) = TraceSet::parse(value);
+                o.trace = set;
+                match unknown {
+                    None => Ok(()),
+                    Some(class) => Err(Problem::BadValue {
+                        key,
+                        value: class,
+                        expected: "a trace class: sysreg, psci, mmio, irq or s2fault (the known ones are traced)",
+                    }),
+                }
+            }
             _ => match value.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(bad("a CPU count of at least 1")),
@@ -430,9 +439,10 @@ mod tests {
         assert!(o.trace.contains(TraceClass::Psci) && o.trace.contains(TraceClass::S2fault));
         assert_eq!(parse("crash_restarts=0").0.crash_restarts, 0);
         let (o, p) = parse("on_crash=explode crash_restarts=-1 trace=psci,nope");
-        assert_eq!((o.on_crash, o.crash_restarts, o.trace), (CrashPolicy::Report, 3, TraceSet(0)));
+        assert_eq!((o.on_crash, o.crash_restarts), (CrashPolicy::Report, 3));
+        assert_eq!(o.trace, TraceSet(TraceClass::Psci.bit()), "the known class is traced");
         assert_eq!(p.len(), 3, "{p:?}");
-        assert!(p[2].to_string().contains("trace=\"psci,nope\" ignored"), "{}", p[2]);
+        assert!(p[2].to_string().contains("trace=\"nope\" ignored: expected a trace class"), "{}", p[2]);
         assert!(Problem::Unknown { word: "x".into() }.to_string().contains("on_crash="));
     }
 

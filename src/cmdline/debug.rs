@@ -91,17 +91,21 @@ impl TraceSet {
         self.0 & c.bit() != 0
     }
 
-    /// A comma list of class names (`sysreg,psci`); the first unknown name is the error.
-    /// An empty word (`trace=`, `trace=psci,`) is allowed and adds nothing.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// A comma list of class names (`sysreg,psci`): the set of the known ones, and the first
+    /// unknown name if there is one (the known ones are traced all the same). An empty word
+    /// (`trace=`, `trace=psci,`) is allowed and adds nothing.
+    pub fn parse(s: &str) -> (Self, Option<String>) {
         let mut set = 0u8;
+        let mut unknown = None;
         for w in s.split(',').filter(|w| !w.is_empty()) {
             match TraceClass::ALL.iter().find(|c| c.name() == w) {
                 Some(c) => set |= c.bit(),
-                None => return Err(String::from(w)),
+                None => {
+                    unknown.get_or_insert_with(|| String::from(w));
+                }
             }
         }
-        Ok(TraceSet(set))
+        (TraceSet(set), unknown)
     }
 }
 
@@ -120,14 +124,16 @@ mod tests {
 
     #[test]
     fn trace_sets() {
-        let s = TraceSet::parse("psci,s2fault").unwrap();
+        let s = TraceSet::parse("psci,s2fault").0;
         assert!(s.contains(TraceClass::Psci) && s.contains(TraceClass::S2fault));
         assert!(!s.contains(TraceClass::Mmio) && !s.contains(TraceClass::Irq) && !s.contains(TraceClass::Sysreg));
-        let all = TraceSet::parse("sysreg,psci,mmio,irq,s2fault").unwrap();
+        let (all, bad) = TraceSet::parse("sysreg,psci,mmio,irq,s2fault");
+        assert_eq!(bad, None);
         assert!(TraceClass::ALL.iter().all(|&c| all.contains(c)));
-        assert_eq!(TraceSet::parse("").unwrap(), TraceSet(0));
-        assert_eq!(TraceSet::parse("psci,,irq,").unwrap(), TraceSet(TraceClass::Psci.bit() | TraceClass::Irq.bit()));
-        assert_eq!(TraceSet::parse("psci,bogus,irq"), Err(String::from("bogus")));
-        assert_eq!(TraceSet::parse("PSCI"), Err(String::from("PSCI")), "names are lower case");
+        assert_eq!(TraceSet::parse(""), (TraceSet(0), None));
+        let psci_irq = TraceSet(TraceClass::Psci.bit() | TraceClass::Irq.bit());
+        assert_eq!(TraceSet::parse("psci,,irq,"), (psci_irq, None));
+        assert_eq!(TraceSet::parse("psci,bogus,irq,worse"), (psci_irq, Some(String::from("bogus"))), "the known ones stay");
+        assert_eq!(TraceSet::parse("PSCI"), (TraceSet(0), Some(String::from("PSCI"))), "names are lower case");
     }
 }
