@@ -11,6 +11,9 @@
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
 //! | `guest_args=` | the embedded guest's command line, one word: each `,` becomes a space (`guest_args=a,b` gives `a b`) | empty |
+//! | `on_crash=` | `report`, `restart`, `halt`, `debug`: what a guest panic does ([`debug`]) | `report` |
+//! | `crash_restarts=` | restarts in a row of a VM that keeps crashing before it is halted (0: halt at once) | 3 |
+//! | `trace=` | a comma list of `sysreg`, `psci`, `mmio`, `irq`, `s2fault`: guest events to print, rate limited | none |
 //!
 //! `guest_args=` applies to the guest built into el2visor (`make image`'s probe guest) only: a
 //! multiboot kernel or a bundle carries its own command line.
@@ -23,6 +26,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+
+pub mod debug;
+
+pub use self::debug::{CrashPolicy, TraceClass, TraceSet, DEFAULT_CRASH_RESTARTS};
 
 /// What `coherency=` asks for; `crate::coherency::resolve` weighs it against what the CPU offers.
 pub use crate::coherency::Request as Coherency;
@@ -74,6 +81,12 @@ pub struct Options {
     pub guest_cpus: Option<u32>,
     /// The embedded guest's command line (`guest_args=`, commas turned into spaces).
     pub guest_args: Option<String>,
+    /// What a guest panic does (`on_crash=`).
+    pub on_crash: CrashPolicy,
+    /// Restarts in a row before a crashing VM is halted (`crash_restarts=`).
+    pub crash_restarts: u32,
+    /// Guest events to trace (`trace=`).
+    pub trace: TraceSet,
 }
 
 impl Default for Options {
@@ -86,6 +99,9 @@ impl Default for Options {
             guest_mem: None,
             guest_cpus: None,
             guest_args: None,
+            on_crash: CrashPolicy::Report,
+            crash_restarts: DEFAULT_CRASH_RESTARTS,
+            trace: TraceSet(0),
         }
     }
 }
@@ -111,7 +127,8 @@ impl fmt::Display for Problem {
             Problem::Unknown { word } => write!(
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
-                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=)"
+                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, \
+                 on_crash=, crash_restarts=, trace=)"
             ),
             Problem::BadValue {
                 key,
@@ -150,7 +167,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 10] = [
     "coherency",
     "fastpath",
     "loglevel",
@@ -158,6 +175,9 @@ const KEYS: [&str; 7] = [
     "guest_mem",
     "guest_cpus",
     "guest_args",
+    "on_crash",
+    "crash_restarts",
+    "trace",
 ];
 
 /// The guest command line a `guest_args=` value stands for: the one word with each `,` made a
@@ -226,6 +246,25 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
             "guest_args" => {
                 o.guest_args = Some(guest_args_value(value));
                 Ok(())
+            }
+            "on_crash" => CrashPolicy::parse(value)
+                .map(|p| o.on_crash = p)
+                .ok_or_else(|| bad("report, restart, halt or debug")),
+            "crash_restarts" => value
+                .parse::<u32>()
+                .map(|n| o.crash_restarts = n)
+                .map_err(|_| bad("a number of restarts (0 or more)")),
+            "trace" => {
+                let (set, unknown) = TraceSet::parse(value);
+                o.trace = set;
+                match unknown {
+                    None => Ok(()),
+                    Some(class) => Err(Problem::BadValue {
+                        key,
+                        value: class,
+                        expected: "a trace class: sysreg, psci, mmio, irq or s2fault (the known ones are traced)",
+                    }),
+                }
             }
             _ => match value.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
@@ -387,6 +426,24 @@ mod tests {
         assert_eq!(p, [Problem::Repeated { key: "guest_args" }]);
         let unknown = Problem::Unknown { word: "bench".into() }.to_string();
         assert!(unknown.contains("guest_args="), "{unknown}");
+    }
+
+    #[test]
+    fn crash_and_trace_options() {
+        let d = Options::default();
+        assert_eq!((d.on_crash, d.crash_restarts, d.trace), (CrashPolicy::Report, 3, TraceSet(0)));
+        let (o, p) = parse("on_crash=halt crash_restarts=2 trace=psci,s2fault");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.on_crash, CrashPolicy::Halt);
+        assert_eq!(o.crash_restarts, 2);
+        assert!(o.trace.contains(TraceClass::Psci) && o.trace.contains(TraceClass::S2fault));
+        assert_eq!(parse("crash_restarts=0").0.crash_restarts, 0);
+        let (o, p) = parse("on_crash=explode crash_restarts=-1 trace=psci,nope");
+        assert_eq!((o.on_crash, o.crash_restarts), (CrashPolicy::Report, 3));
+        assert_eq!(o.trace, TraceSet(TraceClass::Psci.bit()), "the known class is traced");
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[2].to_string().contains("trace=\"nope\" ignored: expected a trace class"), "{}", p[2]);
+        assert!(Problem::Unknown { word: "x".into() }.to_string().contains("on_crash="));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod logging;
 pub mod mm;
 pub mod percpu;
 pub mod platform;
+pub mod trace;
 pub mod trap;
 pub mod vcpu;
 pub mod vm;

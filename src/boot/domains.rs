@@ -64,6 +64,8 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, 
         gic: Some(gic.clone()),
         vpl011: d.vpl011,
         partial_dtb: d.dtb.map(|r| bytes_at(r).to_vec()),
+        // instance::create places it.
+        pvpanic: None,
     };
     let spec = VmSpec {
         name: d.name.clone(),

@@ -176,6 +176,14 @@ pub fn build(
         drop.push(s.path.clone());
         drop_props = alloc::vec!["iommus", "iommu-map", "iommu-map-mask"];
     }
+    // The host's own pvpanic device (el2visor running under QEMU with one) is not the VM's: it
+    // gets an emulated one of its own (`vm::pvpanic`), and the host's node goes.
+    for d in p.devices.iter().filter(|d| d.compatible.iter().any(|c| c == crate::vm::pvpanic::COMPATIBLE)) {
+        exclude.extend(d.regs.iter().copied());
+        if !drop.contains(&d.path) {
+            drop.push(d.path.clone());
+        }
+    }
     let mut disable = Vec::new();
     if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
         exclude.push(PaRange::new(c.base.raw(), c.size));

@@ -119,6 +119,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     for p in &problems {
         log::warn!("{p}");
     }
+    crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);
+    crate::trace::enable(opts.trace);
     if let Some(why) = stayed {
         log::warn!("el2visor stays where the loader put it ({:#x}): {why}; the VM's RAM has holes", image.start);
     }

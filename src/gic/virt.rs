@@ -299,6 +299,10 @@ pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, 
         let intid = a.intid();
         h.eoi(a);
         log::trace!("irq {intid} on vCPU {me}");
+        if crate::trace::on(crate::cmdline::TraceClass::Irq) {
+            let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
+            crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
+        }
         if is_own(intid) {
             h.deactivate(a);
             if let Some(v) = vcpus.get(me) {

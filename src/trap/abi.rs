@@ -15,7 +15,8 @@
 //! | `0xc600_0002` | `AT_S12E1W` | x1 = guest VA | PAR_EL1 after `AT S12E1W` on that VA |
 //! | `0xc600_0003` | `TRAP_COUNTERS` | x1 = which: 0 fast-path TVM writes, 1 slow-path TVM writes | that count for the calling vCPU, or −3 for another `which` |
 //! | `0xc600_0004` | `COHERENCY_MODE` | none | 0 off, 1 fwb, 2 mair-trap, 3 mair-trap with the fast path disabled |
-//! | `0x8600_ff00` | call count | none | number of vendor functions (4) |
+//! | `0xc600_0005` | `LOG_LINE` | x1 = guest-physical address, x2 = length (at most 256 bytes) of a text in the caller's RAM | 0, and el2visor prints `el2visor: VM <name> vCPU <n> log: <text>` (rate limited; bytes that are not printable ASCII become `.`); −3 when the length is 0 or over 256 or the range is not the VM's RAM |
+//! | `0x8600_ff00` | call count | none | number of vendor functions (5) |
 //! | `0x8600_ff01` | UID | none | 4 words: el2visor's UUID `6c466164-f44c-40c7-914f-9d11e61e1907` |
 //! | `0x8600_ff03` | revision | none | x0 = major, x1 = minor |
 //!
@@ -103,6 +104,10 @@ pub mod vendor {
     pub const AT_S12E1W: u32 = 0xc600_0002;
     pub const TRAP_COUNTERS: u32 = 0xc600_0003;
     pub const COHERENCY_MODE: u32 = 0xc600_0004;
+    pub const LOG_LINE: u32 = 0xc600_0005;
+
+    /// The longest text `LOG_LINE` prints.
+    pub const LOG_LINE_MAX: u64 = 256;
 
     pub const CALL_COUNT: u32 = 0x8600_ff00;
     pub const UID: u32 = 0x8600_ff01;
@@ -122,7 +127,7 @@ pub mod vendor {
     pub const COHERENCY_MAIR_TRAP_SLOW_ONLY: u64 = 3;
 
     /// Number of functions the service implements (`CALL_COUNT`).
-    pub const FUNCTION_COUNT: u64 = 4;
+    pub const FUNCTION_COUNT: u64 = 5;
     /// Service revision (`REVISION`): major, minor.
     pub const REVISION_MAJOR: u64 = 1;
     pub const REVISION_MINOR: u64 = 0;

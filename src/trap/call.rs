@@ -82,5 +82,8 @@ pub enum VendorCall {
     AtS12e1w { va: u64 },
     /// Return the counter's value for vCPU `vcpu` (the caller).
     TrapCount { vcpu: usize, counter: TrapCounter },
+    /// Print the `len` bytes (1..=256, checked) at guest-physical `ipa` as a log line of the
+    /// caller; return 0, or INVALID_PARAMETER when the range is not the VM's RAM.
+    LogLine { ipa: u64, len: u64 },
 }
 

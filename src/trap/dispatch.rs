@@ -17,6 +17,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::cpu;
 use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{sysreg, translate};
+use crate::cmdline::TraceClass;
 use crate::gic::{lrs, virt};
 use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
@@ -26,7 +27,7 @@ use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::sysreg::SysReg;
 use crate::trap::call::{TrapCounter, VendorCall};
-use crate::trap::{inject_hw, mmio, report, tvm};
+use crate::trap::{inject_hw, mmio, par, report, tvm};
 use crate::vm::instance::Vm;
 
 /// What the vCPU does after an exit; the run loop acts on it.
@@ -125,11 +126,20 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
-            match vm.mmio.find(ipa) {
+            let region = vm.mmio.find(ipa);
+            if crate::trace::on(TraceClass::S2fault) {
+                trace_s2fault(vm, vcpu, frame.elr, esr, ipa, region.map(|r| r.name));
+            }
+            match region {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
                     Ok(()) => {
                         cpu::this().last_abort.lock().clear();
-                        Exit::Resume
+                        // A pvpanic write, or the panic line on the VM's console.
+                        match crate::trap::crash::check(vm, vcpu, frame) {
+                            None | Some(crate::trap::crash::After::Resume) => Exit::Resume,
+                            Some(crate::trap::crash::After::ResetVm) => Exit::ResetVm,
+                            Some(crate::trap::crash::After::VmOff) => Exit::VmOff,
+                        }
                     }
                     Err(mmio::NotEmulated) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
                 },
@@ -139,6 +149,9 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            if crate::trace::on(TraceClass::S2fault) {
+                trace_s2fault(vm, vcpu, frame.elr, esr, ipa, None);
+            }
             abort(vm, vcpu, frame, esr, ipa, "instruction fetch")
         }
         ExceptionClass::Wfx => {
@@ -161,6 +174,21 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             undef(vm, vcpu, frame, esr, "unhandled exception class")
         }
     }
+}
+
+/// `trace=s2fault`: one Stage-2 abort, and whether an emulated device takes it.
+fn trace_s2fault(vm: &Vm, vcpu: usize, pc: u64, esr: Esr, ipa: u64, region: Option<&str>) {
+    crate::trace::event(
+        TraceClass::S2fault,
+        &vm.name,
+        vcpu,
+        pc,
+        format_args!(
+            "IPA {ipa:#x} VA {:#x} {esr}: {}",
+            sysreg::far_el2(),
+            region.unwrap_or("no emulated device there: the guest gets a synchronous external abort")
+        ),
+    );
 }
 
 /// Inject an UNDEF for the trapped instruction; a guest that cannot take one is reported and ends.
@@ -253,6 +281,35 @@ fn smccc_not_supported() -> u64 {
 fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
     let fid = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
+    let pc = frame.elr;
+    let exit = call_inner(vm, vcpu, frame, fid, args);
+    if crate::trace::on(TraceClass::Psci) {
+        crate::trace::event(
+            TraceClass::Psci,
+            &vm.name,
+            vcpu,
+            pc,
+            format_args!(
+                "{} ({fid:#x}) x1 {:#x} x2 {:#x} x3 {:#x} -> x0 {:#x}{}",
+                crate::trap::callname::call_name(fid),
+                args[0],
+                args[1],
+                args[2],
+                frame.x[0],
+                match exit {
+                    Exit::Resume => "",
+                    Exit::Idle { .. } => ", idle",
+                    Exit::StopVcpu => ", vCPU stops",
+                    Exit::ResetVm => ", VM resets",
+                    Exit::VmOff => ", VM ends",
+                }
+            ),
+        );
+    }
+    exit
+}
+
+fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64; 3]) -> Exit {
     let outcome = {
         let mut power = vm.power.lock();
         if !vm.is_running() {
@@ -286,31 +343,17 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
             frame.x[0] = 0;
             return Exit::Idle { deadline: None };
         }
-        CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, v),
+        CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, vcpu, v),
     }
     Exit::Resume
 }
 
-/// PAR_EL1 as the guest may see it: the output address of a successful translation is the host
-/// physical address, which a VM whose RAM is not identity mapped must not learn (another VM's or
-/// el2visor's layout): it becomes the guest-physical one, or a fault where there is none.
-fn guest_par(vm: &Vm, par: u64) -> u64 {
-    const PA: u64 = 0x000f_ffff_ffff_f000;
-    if par & 1 != 0 || vm.ram.iter().all(|r| r.ipa.raw() == r.pa.raw()) {
-        return par;
-    }
-    match vm.ram.iter().find_map(|r| r.ipa_of(par & PA)) {
-        Some(ipa) => (par & !PA) | (ipa & PA),
-        // F = 1 with no fault status: the translation is not one the guest can be told.
-        None => 1,
-    }
-}
-
-fn vendor(vm: &Vm, call: VendorCall) -> u64 {
+fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
     let me = cpu::this();
     match call {
-        VendorCall::AtS12e1r { va } => guest_par(vm, translate::at_s12e1(va, false)),
-        VendorCall::AtS12e1w { va } => guest_par(vm, translate::at_s12e1(va, true)),
+        VendorCall::LogLine { ipa, len } => crate::trap::guest_log::log_line(vm, vcpu, ipa, len),
+        VendorCall::AtS12e1r { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, false)),
+        VendorCall::AtS12e1w { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, true)),
         VendorCall::TrapCount { counter, .. } => match counter {
             TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
@@ -332,6 +375,15 @@ fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit 
         return undef(vm, vcpu, frame, esr, "cannot inject UNDEF");
     };
     let rt = acc.rt as usize;
+    if crate::trace::on(TraceClass::Sysreg) {
+        crate::trace::event(
+            TraceClass::Sysreg,
+            &vm.name,
+            vcpu,
+            frame.elr,
+            format_args!("{} {} x{rt} ({:#x})", if acc.read { "read of" } else { "write to" }, acc.reg, frame.reg(rt)),
+        );
+    }
     if (acc.reg.op0, acc.reg.op1, acc.reg.crn) == (3, 0, 12) && vm.irqs.get(vcpu).is_some_and(lrs::icc_trap) {
         // The virtual GIC trapped the CPU interface for a moment (see gic::lrs): run it again.
         return Exit::Resume;

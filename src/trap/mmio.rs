@@ -14,6 +14,8 @@ pub struct NotEmulated;
 
 /// Emulate the access described by `esr` at `ipa`, inside `region`, for vCPU `vcpu` of `vm`, and
 /// step over the instruction.
+use crate::cmdline::TraceClass;
+
 pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &MmioRegion, ipa: u64) -> Result<(), NotEmulated> {
     static LIMIT: RateLimit = RateLimit::new();
     let Some(da) = esr.data_abort() else { return Err(NotEmulated) };
@@ -31,11 +33,19 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
     let size = 1u8 << da.sas;
     let offset = ipa - region.base;
     let ctx = MmioCtx { vcpu, vgic: vm.vgic.as_ref(), irqs: &vm.irqs };
+    let pc = frame.elr;
     let result = if da.wnr {
         let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * size as u32)) - 1 };
-        region.device.write(&ctx, offset, size, frame.reg(da.srt as usize) & mask)
+        let v = frame.reg(da.srt as usize) & mask;
+        if crate::trace::on(TraceClass::Mmio) {
+            crate::trace::event(TraceClass::Mmio, &vm.name, vcpu, pc, format_args!("{} +{offset:#x} write{} {v:#x}", region.name, size * 8));
+        }
+        region.device.write(&ctx, offset, size, v)
     } else {
         region.device.read(&ctx, offset, size).map(|v| {
+            if crate::trace::on(TraceClass::Mmio) {
+                crate::trace::event(TraceClass::Mmio, &vm.name, vcpu, pc, format_args!("{} +{offset:#x} read{} -> {v:#x}", region.name, size * 8));
+            }
             // SSE and SF as the instruction asks: `ldrsb w1` leaves bits 63:32 zero.
             frame.set_reg(da.srt as usize, da.load_value(v));
         })

@@ -12,21 +12,25 @@
 //!   as plain constants.
 //! - [`serror`]: what a guest's physical SError becomes (a virtual SError, or nothing).
 //! - [`wfx`]: what a trapped WFI/WFIT makes the vCPU do (idle, until a WFIT's deadline at most).
+//! - [`par`]: PAR_EL1 in words; [`callname`]: SMCCC call names for `trace=psci`.
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
 //! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
 //! (delivering an abort or UNDEF), `tvm` (the TVM registers' slow path, SCTLR_EL1 with
 //! HCR_EL2.DC), `firmware` (asking the host firmware about the SMCCC workarounds and forwarding
-//! them) and `report` (the guest fault report).
+//! them), `report` (the guest fault report) and `crash` (a guest panic: its report and
+//! `on_crash=`).
 
 #![forbid(unsafe_code)]
 
 pub mod abi;
 pub mod call;
+pub mod callname;
 pub mod esr;
 pub mod inject;
 pub mod iss;
+pub mod par;
 pub mod psci;
 pub mod ratelimit;
 pub mod serror;
@@ -36,9 +40,13 @@ pub mod vendor;
 pub mod wfx;
 
 #[cfg(target_os = "none")]
+pub mod crash;
+#[cfg(target_os = "none")]
 pub mod dispatch;
 #[cfg(target_os = "none")]
 pub mod firmware;
+#[cfg(target_os = "none")]
+pub mod guest_log;
 #[cfg(target_os = "none")]
 pub mod inject_hw;
 #[cfg(target_os = "none")]

@@ -22,6 +22,10 @@ pub fn handle(fid: u32, args: [u64; 3], caller: usize, vm: &impl PowerState) -> 
                 counter,
             })
         }
+        vendor::LOG_LINE => match args[1] {
+            1..=vendor::LOG_LINE_MAX => CallOutcome::Vendor(VendorCall::LogLine { ipa: args[0], len: args[1] }),
+            _ => CallOutcome::Return(smccc::INVALID_PARAMETER),
+        },
         vendor::COHERENCY_MODE => CallOutcome::Return(vm.coherency().abi_code() as i64),
         vendor::CALL_COUNT | vendor::CALL_COUNT_64 => {
             CallOutcome::Return(vendor::FUNCTION_COUNT as i64)

@@ -8,6 +8,7 @@ use crate::arch::{cache, cpu, psci, sysreg};
 use crate::logging;
 use crate::percpu::stats::Totals;
 use crate::vm::instance::{Vm, OFF, RESETTING, RUNNING};
+use crate::vm::crash::Restart;
 use crate::vm::power::VcpuPower;
 
 /// Give each vCPU of `vm` its pCPU. vCPU 0's start request was set when the VM was built.
@@ -22,7 +23,8 @@ pub fn start(vm: &'static Vm) {
 /// stuck at EL2 would not, and then the VM cannot be reset safely.
 const RESET_STOP_TIMEOUT_S: u64 = 10;
 
-/// PSCI SYSTEM_RESET from vCPU `me`: stop every other vCPU, put the virtual GIC back to its reset
+/// PSCI SYSTEM_RESET from vCPU `me` (or `on_crash=restart`): unless the VM has crashed more
+/// times in a row than `crash_restarts=` allows (`vm::crash`: then it ends), stop every other vCPU, put the virtual GIC back to its reset
 /// state, reload the pristine images and ask vCPU 0 to start at the kernel entry again. Returns
 /// when the calling vCPU must stop (the run loop stops it); ends the VM when it cannot be reset.
 ///
@@ -44,6 +46,20 @@ pub fn reset_vm(vm: &Vm, me: usize) {
     let n = vm.vcpus.len();
     let freq = sysreg::cntfrq_el0().max(1);
     let t0 = sysreg::cntpct_el0();
+    // The restart limit: a VM that keeps crashing is halted rather than restarted for ever.
+    match vm.crash.on_reset(t0, freq) {
+        Restart::Halt { streak } => {
+            logging::print_line(format_args!("el2visor: VM {} crashed {streak} times in a row; halted", vm.name));
+            end_vm(vm);
+            return;
+        }
+        Restart::Go { streak: 0 } => {}
+        Restart::Go { streak } => logging::print_line(format_args!(
+            "el2visor: VM {} crashed ({streak} in a row, crash_restarts={}): restarting it",
+            vm.name,
+            crate::vm::crash::restart_limit()
+        )),
+    }
     let mut last_kick = None;
     loop {
         if vm.state() == OFF {
@@ -91,6 +107,9 @@ pub fn reset_vm(vm: &Vm, me: usize) {
         end_vm(vm);
         return;
     }
+    // The new run starts with no panic reported and not held for a debugger.
+    vm.crash.events.store(0, Ordering::Relaxed);
+    vm.crash.hold.release();
     {
         let mut p = vm.power.lock();
         for i in 0..n {

@@ -1,12 +1,15 @@
 //! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
-//! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset, end, machine off) and console
-//! input switched among VMs (`console`).
+//! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset with the restart limit, end,
+//! machine off), console input switched among VMs (`console`) and the wait of a VM held for a
+//! debugger (`debug_wait`).
 
 pub mod regs;
 
 #[cfg(target_os = "none")]
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod debug_wait;
 #[cfg(target_os = "none")]
 pub mod el2;
 #[cfg(target_os = "none")]

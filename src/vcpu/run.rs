@@ -142,9 +142,12 @@ fn idle_forever() -> ! {
     }
 }
 
-/// What a vCPU must do after an exit, given the VM's state: idle when it is over, stop when it
-/// resets.
+/// What a vCPU must do after an exit, given the VM's state: wait while it is held for a
+/// debugger, idle when it is over, stop when it resets.
 fn check_state(vm: &Vm, me: usize) {
+    if vm.crash.hold.is_held() {
+        crate::vcpu::debug_wait::wait_while_held(vm, me);
+    }
     match vm.state() {
         OFF => idle_forever(),
         RESETTING => {

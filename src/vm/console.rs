@@ -54,6 +54,58 @@ pub fn prefixed(name: &str, line: &[u8]) -> String {
     s
 }
 
+/// How much of a VM's output its crash report shows.
+pub const TAIL_SIZE: usize = 4096;
+
+/// The last [`TAIL_SIZE`] bytes a VM printed (carriage returns dropped), for its crash report.
+#[derive(Clone, Debug)]
+pub struct Tail {
+    buf: Vec<u8>,
+    /// Where the next byte goes once `buf` is full.
+    next: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tail {
+    pub fn new() -> Self {
+        Tail { buf: Vec::new(), next: 0 }
+    }
+
+    pub fn push(&mut self, b: u8) {
+        if b == b'\r' {
+            return;
+        }
+        if self.buf.len() < TAIL_SIZE {
+            self.buf.push(b);
+        } else {
+            self.buf[self.next] = b;
+            self.next = (self.next + 1) % TAIL_SIZE;
+        }
+    }
+
+    /// The bytes kept, oldest first.
+    pub fn contents(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.buf.len());
+        v.extend_from_slice(&self.buf[self.next..]);
+        v.extend_from_slice(&self.buf[..self.next]);
+        v
+    }
+}
+
+/// What Linux prints first when it panics (`panic()` in kernel/panic.c); a VM that prints it on
+/// its virtual console has panicked even without a pvpanic driver.
+pub const LINUX_PANIC: &[u8] = b"Kernel panic - not syncing";
+
+/// Whether a line of a VM's output says that the VM's kernel panicked.
+pub fn is_panic_line(line: &[u8]) -> bool {
+    line.windows(LINUX_PANIC.len()).any(|w| w == LINUX_PANIC)
+}
+
 /// Where a byte of console input goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -131,6 +183,30 @@ mod tests {
         let pieces: Vec<_> = (0..1000).filter_map(|_| b.put(b'x')).collect();
         assert_eq!(pieces.len(), 1000 / LINE_MAX);
         assert!(pieces.iter().all(|p| p.len() == LINE_MAX));
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_4_kib() {
+        let mut t = Tail::new();
+        for &b in b"ab\r\ncd" {
+            t.push(b);
+        }
+        assert_eq!(t.contents(), b"ab\ncd");
+        let mut t = Tail::new();
+        for i in 0..(TAIL_SIZE + 10) {
+            t.push(b'a' + (i % 26) as u8);
+        }
+        let c = t.contents();
+        assert_eq!(c.len(), TAIL_SIZE);
+        assert_eq!(c[0], b'a' + 10, "the oldest kept byte");
+        assert_eq!(*c.last().unwrap(), b'a' + ((TAIL_SIZE + 9) % 26) as u8);
+    }
+
+    #[test]
+    fn linux_panic_lines() {
+        assert!(is_panic_line(b"[    2.123] Kernel panic - not syncing: No working init found."));
+        assert!(!is_panic_line(b"Kernel panic"));
+        assert!(!is_panic_line(b""));
     }
 
     #[test]

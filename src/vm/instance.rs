@@ -152,6 +152,11 @@ pub struct Vm {
     pub pristine: Pristine,
     /// Cache maintenance after writing guest RAM (not with FWB).
     pub clean: bool,
+    /// Its crashes: pvpanic events, when the current run started, crashes in a row, the
+    /// debugger hold (`super::crash`).
+    pub crash: crate::vm::crash::CrashState,
+    /// Where its pvpanic device is (guest-physical).
+    pub pvpanic: u64,
 }
 
 impl Vm {
@@ -258,8 +263,11 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     if spec.pcpus.len() != spec.vcpu_mpidrs.len() {
         return Err(VmError::NoRam);
     }
+    // Every VM has a pvpanic device, at a page nothing else of it uses.
+    let pvpanic = crate::vm::pvpanic::place(&used_ipa(&spec));
+    let domu_dt = spec.domu_dt.as_ref().map(|d| DomuDtSpec { pvpanic: Some(pvpanic), ..d.clone() });
     // The DT's size is known before its initrd address: a domain's is generated once to size it.
-    let dtb_budget = match &spec.domu_dt {
+    let dtb_budget = match &domu_dt {
         Some(d) => guest_dt::domu::generate(&DomuDtSpec { initrd: Some((0, 0)), ..d.clone() }).map_err(VmError::GuestDt)?.len() as u64 + 0x1000,
         None => spec.host_dtb.len() as u64 + 0x4000 + spec.dt_props.as_ref().map_or(0, |p| p.len() as u64),
     }
@@ -291,8 +299,9 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         disable_paths: spec.disable_paths.clone(),
         drop_props: spec.drop_props.clone(),
         dt_props: spec.dt_props.clone(),
+        pvpanic: Some(pvpanic),
     };
-    let dtb = match &spec.domu_dt {
+    let dtb = match &domu_dt {
         Some(d) => guest_dt::domu::generate(&DomuDtSpec {
             bootargs: spec.bootargs.clone(),
             initrd: dt_spec.initrd,
@@ -309,7 +318,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     // The IPA space is as large as the VM needs and the CPU allows: fewer bits can mean a shallower
     // Stage-2 walk (40 bits start at level 1 with two concatenated tables, not level 0).
     let vtcr = Vtcr::from_id_regs(sysreg::id_aa64mmfr0_el1(), sysreg::id_aa64mmfr1_el1()).map_err(VmError::Stage2)?;
-    let vtcr = match needed_ipa_bits(&spec) {
+    let vtcr = match needed_ipa_bits(&spec).max(64 - (pvpanic + crate::vm::pvpanic::SIZE - 1).leading_zeros() as u8) {
         bits if bits < vtcr.ipa_bits => vtcr.with_ipa_bits(bits).map_err(VmError::Stage2)?,
         _ => vtcr,
     };
@@ -374,6 +383,17 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         .collect::<Vec<_>>();
     *vcpus[0].start.lock() = Some((plan.entry().raw(), plan.dtb.start.raw()));
     let irqs = vcpus.iter().map(|v| VcpuIrq::new(v.pcpu)).collect();
+    let crash = crate::vm::crash::CrashState::new(sysreg::cntpct_el0());
+    let mut mmio = MmioRegions::default();
+    // The first region of the VM: nothing to overlap.
+    if let Err(e) = mmio.add(crate::vm::mmio::MmioRegion {
+        name: "pvpanic",
+        base: pvpanic,
+        size: crate::vm::pvpanic::SIZE,
+        device: alloc::boxed::Box::new(crate::vm::pvpanic::PvPanic(crash.events.clone())),
+    }) {
+        log::error!("VM {}: {e}", spec.name);
+    }
     let vm = Vm {
         name: spec.name,
         slot,
@@ -389,7 +409,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         vcpus,
         irqs,
         vgic: None,
-        mmio: MmioRegions::default(),
+        mmio,
         vuart: None,
         ram: spec.ram,
         devices: spec
@@ -411,6 +431,8 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
             dtb_ipa: plan.dtb.start.raw(),
         },
         clean,
+        crash,
+        pvpanic,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",
@@ -429,6 +451,29 @@ fn guest_part(r: &RamRegion, h: &PaRange) -> Option<(u64, u64)> {
     let lo = h.start.raw().max(r.pa.raw());
     let hi = h.end().min(r.pa.raw() + r.size);
     (lo < hi).then(|| (r.ipa.raw() + (lo - r.pa.raw()), hi - lo))
+}
+
+/// Every (start, size) range of the VM's IPA space that is taken: RAM, devices, the GIC frames
+/// it sees (a redistributor per possible vCPU), a domain's vpl011.
+fn used_ipa(spec: &VmSpec<'_>) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = spec.ram.iter().map(|r| (r.ipa.raw(), r.size)).collect();
+    v.extend(spec.devices.iter().chain(&spec.nc_devices).map(|d| (d.start.raw(), d.size)));
+    v.extend(spec.mapped_devices.iter().map(|d| (d.ipa, d.size)));
+    if spec.domu_dt.as_ref().is_some_and(|d| d.vpl011) {
+        v.push((crate::vm::vpl011::GUEST_BASE, crate::vm::vpl011::GUEST_SIZE));
+    }
+    if let Some((gicc, _)) = spec.gicv {
+        v.push((gicc.start.raw(), gicc.size));
+    }
+    match &spec.gic {
+        Some(GuestGic::V2 { dist, cpu }) => v.extend([*dist, *cpu]),
+        Some(GuestGic::V3 { dist, redist, redist_stride }) => {
+            v.push(*dist);
+            v.push((*redist, (crate::percpu::MAX_CPUS as u64) * guest_dt::redist_stride(*redist_stride)));
+        }
+        None => {}
+    }
+    v
 }
 
 /// Address bits that cover every IPA the VM can use: its RAM, its devices, the GIC frames it

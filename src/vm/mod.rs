@@ -10,7 +10,10 @@
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
-//! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch.
+//! - [`console`]: several VMs' output as prefixed lines on one console, the input switch, and
+//!   the tail of each VM's output kept for its crash report;
+//! - [`crash`]: a VM's crash record and the restart limit (`on_crash=`, `crash_restarts=`);
+//!   [`debug_hold`]: a VM stopped for a debugger; [`pvpanic`]: QEMU's pvpanic-mmio device.
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
@@ -20,6 +23,8 @@
 pub mod bundle;
 pub mod config;
 pub mod console;
+pub mod crash;
+pub mod debug_hold;
 pub mod devices;
 pub mod guest_dt;
 pub mod image;
@@ -31,6 +36,7 @@ pub mod passthrough;
 #[cfg(target_os = "none")]
 pub mod mmio;
 pub mod power;
+pub mod pvpanic;
 #[cfg(target_os = "none")]
 pub mod smmu;
 #[cfg(target_os = "none")]

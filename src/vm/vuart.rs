@@ -3,10 +3,12 @@
 //! driven into the VM's virtual GIC after every access and every byte of input.
 
 use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::gic::lrs::VcpuIrq;
 use crate::gic::virt::VGic;
-use crate::vm::console::{prefixed, LineBuffer};
+use crate::vm::console::{is_panic_line, prefixed, LineBuffer, Tail};
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError};
 use crate::vm::vpl011::{Vpl011, GUEST_INTID};
 
@@ -14,11 +16,30 @@ use crate::vm::vpl011::{Vpl011, GUEST_INTID};
 pub struct VUart {
     name: String,
     state: spin::Mutex<(Vpl011, LineBuffer)>,
+    /// The last 4 KiB it printed, for the crash report.
+    tail: spin::Mutex<Tail>,
+    /// It printed Linux's panic line since the dispatcher last looked.
+    panic_seen: AtomicBool,
 }
 
 impl VUart {
     pub fn new(name: &str) -> Self {
-        VUart { name: String::from(name), state: spin::Mutex::new((Vpl011::new(), LineBuffer::new())) }
+        VUart {
+            name: String::from(name),
+            state: spin::Mutex::new((Vpl011::new(), LineBuffer::new())),
+            tail: spin::Mutex::new(Tail::new()),
+            panic_seen: AtomicBool::new(false),
+        }
+    }
+
+    /// The last bytes the VM printed, oldest first.
+    pub fn tail(&self) -> Vec<u8> {
+        self.tail.lock().contents()
+    }
+
+    /// Whether the VM printed Linux's panic line since the last call.
+    pub fn take_panic_seen(&self) -> bool {
+        self.panic_seen.swap(false, Ordering::AcqRel)
     }
 
     /// A byte of console input for the VM; `false` if its receive FIFO was full.
@@ -63,8 +84,12 @@ impl MmioDevice for alloc::sync::Arc<VUart> {
         let level = {
             let mut s = self.state.lock();
             if let Some(b) = s.0.write(offset, size, value as u32).map_err(err)? {
+                self.tail.lock().push(b);
                 if let Some(line) = s.1.put(b) {
                     crate::println!("{}", prefixed(&self.name, &line));
+                    if is_panic_line(&line) {
+                        self.panic_seen.store(true, Ordering::Release);
+                    }
                 }
             }
             s.0.irq_level()

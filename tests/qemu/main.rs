@@ -4,6 +4,7 @@
 mod harness;
 
 mod boot;
+mod crash;
 mod dom0less;
 mod faults;
 mod isolation;

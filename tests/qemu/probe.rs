@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 28] = [
+pub const PROBES: [&str; 29] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -34,6 +34,7 @@ pub const PROBES: [&str; 28] = [
     "vgic_isv0_abort",
     "smccc_arch",
     "hvc_imm",
+    "log_line",
     "wfit",
     "cpu_on_already_on",
     "cpu_on_reset_state",

@@ -296,7 +296,7 @@ fn unknown_and_unimplemented_ids_are_not_supported() {
         0x0400_0000, // yielding PSCI_VERSION
         0x4600_0001, // yielding vendor call
         0x8600_0001, // SMC32 form of AT_S12E1R
-        0xc600_0005,
+        0xc600_0006,
         0xc500_0000, // standard hypervisor service
         0xffff_ffff,
     ] {
@@ -351,7 +351,7 @@ fn vendor_calls_answered_here() {
     };
     assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(1));
     for fid in [vendor::CALL_COUNT, vendor::CALL_COUNT_64] {
-        assert_eq!(call(&mut vm, fid, [0; 3]), ret(4));
+        assert_eq!(call(&mut vm, fid, [0; 3]), ret(5));
     }
     for fid in [vendor::REVISION, vendor::REVISION_64] {
         assert_eq!(
@@ -370,6 +370,23 @@ fn vendor_calls_answered_here() {
     }
     for fid in [vendor::UID, vendor::UID_64] {
         assert_eq!(call(&mut vm, fid, [0; 3]), CallOutcome::ReturnRegs(expect));
+    }
+}
+
+/// LOG_LINE takes 1..=256 bytes; the range itself is checked by the runtime against the VM's RAM.
+#[test]
+fn log_line_lengths() {
+    let mut vm = FakeVm::four();
+    assert_eq!(
+        call(&mut vm, vendor::LOG_LINE, [0x4000_0000, 12, 0]),
+        CallOutcome::Vendor(VendorCall::LogLine { ipa: 0x4000_0000, len: 12 })
+    );
+    assert_eq!(
+        call(&mut vm, vendor::LOG_LINE, [0x4000_0000, 256, 0]),
+        CallOutcome::Vendor(VendorCall::LogLine { ipa: 0x4000_0000, len: 256 })
+    );
+    for len in [0, 257, u64::MAX] {
+        assert_eq!(call(&mut vm, vendor::LOG_LINE, [0x4000_0000, len, 0]), ret(smccc::INVALID_PARAMETER), "{len}");
     }
 }
 

@@ -55,6 +55,8 @@ pub struct DomuDtSpec {
     pub vpl011: bool,
     /// The domain's partial device tree, whose `/passthrough` node is copied in.
     pub partial_dtb: Option<Vec<u8>>,
+    /// Where the domain's emulated pvpanic device is (`qemu,pvpanic-mmio`).
+    pub pvpanic: Option<u64>,
 }
 
 fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), GuestDtError> {
@@ -193,6 +195,13 @@ pub fn generate(spec: &DomuDtSpec) -> Result<Vec<u8>, GuestDtError> {
         w.end_node(u)?;
     }
 
+    if let Some(base) = spec.pvpanic {
+        let n = w.begin_node(&format!("pvpanic@{base:x}"))?;
+        w.property_string("compatible", crate::vm::pvpanic::COMPATIBLE)?;
+        w.property_array_u64("reg", &[base, crate::vm::pvpanic::SIZE])?;
+        w.end_node(n)?;
+    }
+
     if let Some(pt) = partial.as_ref().and_then(|f| f.find_node("/passthrough")) {
         copy_subtree(&mut w, pt)?;
     }
@@ -216,7 +225,18 @@ mod tests {
             gic: Some(guest_gic(v3, None)),
             vpl011: true,
             partial_dtb: None,
+            pvpanic: None,
         }
+    }
+
+    #[test]
+    fn a_pvpanic_node_where_asked() {
+        let dtb = generate(&DomuDtSpec { pvpanic: Some(0x2200_1000), ..spec(true) }).unwrap();
+        let f = Fdt::new(&dtb).unwrap();
+        let n = f.find_node("/pvpanic@22001000").expect("the pvpanic node");
+        assert_eq!(n.compatible().unwrap().first(), "qemu,pvpanic-mmio");
+        let r = n.reg().unwrap().next().unwrap();
+        assert_eq!((r.starting_address as u64, r.size), (0x2200_1000, Some(0x1000)));
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct GuestDtSpec {
     /// is an error. Properties the builder itself sets on a node (`status` of a disabled node, the
     /// GIC's `reg`) win.
     pub dt_props: Option<Vec<u8>>,
+    /// Where the VM's emulated pvpanic device is (guest-physical): a `pvpanic@…` node
+    /// (`qemu,pvpanic-mmio`) under the root.
+    pub pvpanic: Option<u64>,
 }
 
 /// Why no guest DT could be made.
@@ -400,6 +403,13 @@ impl Builder<'_, '_> {
         }
         if !chosen {
             self.chosen(None)?;
+        }
+        if let Some(base) = self.spec.pvpanic {
+            let n = self.w.begin_node(&format!("pvpanic@{base:x}"))?;
+            self.w.property_string("compatible", crate::vm::pvpanic::COMPATIBLE)?;
+            let reg = encode_pairs(&[(base, crate::vm::pvpanic::SIZE)], root_bus.addr_cells, root_bus.size_cells, "pvpanic reg")?;
+            self.w.property("reg", &reg)?;
+            self.w.end_node(n)?;
         }
         self.w.end_node(node)?;
         Ok(())

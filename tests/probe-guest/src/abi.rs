@@ -18,6 +18,15 @@ pub const TRAP_COUNTER_FAST: u64 = 0;
 pub const TRAP_COUNTER_SLOW: u64 = 1;
 /// `COHERENCY_MODE()`: see [`CoherencyMode`].
 pub const VENDOR_COHERENCY_MODE: u64 = 0xc600_0004;
+/// `LOG_LINE(ipa, len)`: el2visor prints the `len` (1..=256) bytes at guest-physical `ipa` as a
+/// line of its log; 0, or [`SMCCC_INVALID_PARAMETER`] for a bad length or a range not in RAM.
+pub const VENDOR_LOG_LINE: u64 = 0xc600_0005;
+/// The longest `LOG_LINE` text.
+pub const LOG_LINE_MAX: u64 = 256;
+/// SMCCC INVALID_PARAMETER (-3).
+pub const SMCCC_INVALID_PARAMETER: i64 = -3;
+/// pvpanic events (QEMU docs/specs/pvpanic.rst): bit 0 PANICKED.
+pub const PVPANIC_PANICKED: u8 = 1;
 /// `UID()`: the service's UID (SMCCC convention); used as "is the hypervisor still answering".
 pub const VENDOR_UID: u64 = 0xc600_ff01;
 

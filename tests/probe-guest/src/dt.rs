@@ -70,6 +70,11 @@ pub struct Platform {
     pub hostile: bool,
     /// `dma` in the bootargs: DMA with QEMU's edu PCI device instead (`probes::dma`).
     pub dma: bool,
+    /// The pvpanic device (`qemu,pvpanic-mmio`), if the DT has one.
+    pub pvpanic: Option<u64>,
+    /// `panic` in the bootargs: report a panic through pvpanic, then SYSTEM_RESET, as Linux
+    /// with `panic=1` and its pvpanic driver does (`probes::panic`).
+    pub panic: bool,
 }
 
 impl Platform {
@@ -434,6 +439,8 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gicc,
         hostile: has_word(bootargs, "hostile"),
         dma: has_word(bootargs, "dma"),
+        pvpanic: first_compatible(fdt, "qemu,pvpanic-mmio")?.map(|r| r.base),
+        panic: has_word(bootargs, "panic"),
     })
 }
 

@@ -53,6 +53,9 @@ extern "C" fn probe_main(dtb: usize) -> ! {
             report::finish();
         }
     };
+    if platform.panic {
+        probes::panic::run(&platform);
+    }
     if platform.reset {
         probes::reset::run(&platform);
     }

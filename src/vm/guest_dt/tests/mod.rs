@@ -67,6 +67,7 @@ fn virt_spec(gic: GuestGic) -> GuestDtSpec {
         disable_paths: vec!["/pl061@9030000".into()],
         drop_props: vec![],
         dt_props: None,
+        pvpanic: None,
     }
 }
 
@@ -198,6 +199,18 @@ fn virt_gicv2_guest() {
         prop(&g, "/chosen", "stdout-path").unwrap(),
         b"/pl011@9000000\0"
     );
+}
+
+#[test]
+fn a_pvpanic_node_under_the_root() {
+    let host = virt_host(Host::VirtV3);
+    let mut spec = virt_spec(V3);
+    spec.pvpanic = Some(0x090c_0000);
+    let guest = generate(&host, &spec).unwrap();
+    let g = nodes(&guest);
+    assert_eq!(prop(&g, "/pvpanic@90c0000", "compatible").unwrap(), b"qemu,pvpanic-mmio\0");
+    assert_eq!(prop(&g, "/pvpanic@90c0000", "reg").unwrap(), cells(&[0, 0x90c_0000, 0, 0x1000]));
+    assert!(prop(&nodes(&generate(&host, &virt_spec(V3)).unwrap()), "/pvpanic@90c0000", "reg").is_none());
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod dma;
 mod gic;
 pub mod hostile;
 mod isv;
+pub mod panic;
 pub mod race;
 pub mod reset;
 mod rt_sweep;
@@ -73,6 +74,7 @@ pub fn run_all(ctx: &Context) {
     outcome("vgic_isv0_abort", isv::isv0_abort(ctx));
     outcome("smccc_arch", smccc::smccc_arch());
     outcome("hvc_imm", smccc::hvc_imm());
+    outcome("log_line", smccc::log_line(ctx));
     outcome("wfit", wfit::wfit());
     cpu::run_all(ctx);
     // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,

@@ -6,6 +6,7 @@
 //!   el2visor found in the host firmware.
 //! - `hvc_imm`: `hvc #1` is not an SMCCC call (DEN0028 reserves every immediate but 0): x0 comes
 //!   back NOT_SUPPORTED even for PSCI_VERSION, and x1..x3 unchanged.
+//! - `log_line`: the vendor call `LOG_LINE` (below).
 
 use crate::hvc;
 use core::arch::asm;
@@ -45,6 +46,40 @@ pub fn hvc_imm() -> Result<(), Msg> {
     }
     if (x1, x2, x3) != (0x1111, 0x2222, 0x3333) {
         return Err(msg!("hvc #1 changed x1..x3 to {x1:#x} {x2:#x} {x3:#x}"));
+    }
+    Ok(())
+}
+
+/// The text `log_line` hands el2visor (the QEMU tests look for it in el2visor's log).
+pub const LOG_TEXT: &[u8] = b"PROBE-LOG hello from the probe guest through LOG_LINE";
+
+/// `log_line`: the vendor call `LOG_LINE` prints a text from the guest's RAM (identity mapped at
+/// stage 1, so the VA is the guest-physical address) and refuses a length of 0 or over 256 and
+/// a range that is not the VM's RAM (the unowned address; one running off the end of RAM).
+pub fn log_line(ctx: &super::Context) -> Result<(), Msg> {
+    let r = hvc::psci(abi::VENDOR_LOG_LINE, LOG_TEXT.as_ptr() as u64, LOG_TEXT.len() as u64, 0);
+    if r != 0 {
+        return Err(msg!("LOG_LINE of {} bytes in RAM returned {r}", LOG_TEXT.len()));
+    }
+    let bad = [(LOG_TEXT.as_ptr() as u64, 0), (LOG_TEXT.as_ptr() as u64, abi::LOG_LINE_MAX + 1)];
+    let mut more = [(0u64, 0u64); 2];
+    if let Some(u) = ctx.platform.unowned {
+        more[0] = (u, 16);
+    }
+    if let Some(last) = ctx.platform.ram().last() {
+        more[1] = (last.base + last.size - 8, 16);
+    }
+    for m in more.iter().filter(|m| m.1 != 0) {
+        let r = hvc::psci(abi::VENDOR_LOG_LINE, m.0, m.1, 0);
+        if r != abi::SMCCC_INVALID_PARAMETER {
+            return Err(msg!("LOG_LINE({:#x}, {}) outside RAM returned {r}, expected -3", m.0, m.1));
+        }
+    }
+    for (a, l) in bad {
+        let r = hvc::psci(abi::VENDOR_LOG_LINE, a, l, 0);
+        if r != abi::SMCCC_INVALID_PARAMETER {
+            return Err(msg!("LOG_LINE({a:#x}, {l}) returned {r}, expected -3"));
+        }
     }
     Ok(())
 }
