@@ -9,6 +9,7 @@
 //! - [`power`]: the vCPUs' PSCI power states;
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
+//! - [`dma_policy`]: which VMs may have a device that masters DMA without an SMMU stream;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
 //! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch.
 //!
@@ -20,6 +21,7 @@ pub mod bundle;
 pub mod config;
 pub mod console;
 pub mod devices;
+pub mod dma_policy;
 pub mod guest_dt;
 pub mod image;
 #[cfg(target_os = "none")]

@@ -44,6 +44,13 @@ pub fn virt_host(kind: Host) -> Vec<u8> {
     w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
     w.end_node(n).unwrap();
 
+    let n = w.begin_node("pcie@10000000").unwrap();
+    w.property_string("device_type", "pci").unwrap();
+    w.property_array_u64("reg", &[0x40_1000_0000, 0x1000_0000]).unwrap();
+    w.property_array_u32("msi-map", &[0, 0x8002, 0, 0x1_0000]).unwrap();
+    w.property_array_u32("msi-map-mask", &[0xffff]).unwrap();
+    w.end_node(n).unwrap();
+
     let n = w.begin_node("pl061@9030000").unwrap();
     w.property_string("status", "okay").unwrap();
     w.property_array_u64("reg", &[0x903_0000, 0x1000]).unwrap();
