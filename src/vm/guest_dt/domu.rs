@@ -55,6 +55,8 @@ pub struct DomuDtSpec {
     pub vpl011: bool,
     /// The domain's partial device tree, whose `/passthrough` node is copied in.
     pub partial_dtb: Option<Vec<u8>>,
+    /// Names of `/passthrough` children left out: devices the DMA policy withheld.
+    pub withheld: Vec<String>,
 }
 
 fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), GuestDtError> {
@@ -190,7 +192,14 @@ pub fn generate(spec: &DomuDtSpec) -> Result<Vec<u8>, GuestDtError> {
     }
 
     if let Some(pt) = partial.as_ref().and_then(|f| f.find_node("/passthrough")) {
-        copy_subtree(&mut w, pt)?;
+        let n = w.begin_node(pt.name)?;
+        for p in pt.properties().filter(|p| !p.name.starts_with("xen,")) {
+            w.property(p.name, p.value)?;
+        }
+        for c in pt.children().filter(|c| !spec.withheld.iter().any(|x| x == c.name)) {
+            copy_subtree(&mut w, c)?;
+        }
+        w.end_node(n)?;
     }
 
     w.end_node(root)?;
@@ -212,6 +221,7 @@ mod tests {
             gic: Some(guest_gic(v3, None)),
             vpl011: true,
             partial_dtb: None,
+            withheld: alloc::vec![],
         }
     }
 
