@@ -30,16 +30,33 @@ impl HostNodes for Host<'_> {
     }
 }
 
-/// The devices a domain's partial device tree assigns it (none without one).
-pub fn assigned(p: &Platform, d: &DomainPlan) -> Result<Vec<PtDevice>, String> {
-    match d.dtb {
-        Some(r) => passthrough::devices(bytes_at(r), &Host(p)).map_err(|e| format!("VM {}: partial device tree: {e}", d.name)),
-        None => Ok(Vec::new()),
+/// The devices a domain's partial device tree assigns it (none without one), and the names of
+/// those the DMA policy withholds (a domain's RAM is never identity mapped, so a device that
+/// masters DMA without an SMMU stream is never its), each withheld with one line naming it.
+pub fn assigned(p: &Platform, d: &DomainPlan) -> Result<(Vec<PtDevice>, Vec<String>), String> {
+    use crate::vm::dma_policy::{self, Verdict, VmTrust};
+    let all = match d.dtb {
+        Some(r) => passthrough::devices(bytes_at(r), &Host(p)).map_err(|e| format!("VM {}: partial device tree: {e}", d.name))?,
+        None => Vec::new(),
+    };
+    let (mut given, mut withheld) = (Vec::new(), Vec::new());
+    for dev in all {
+        let host = p.device(&dev.host_path);
+        let trust = VmTrust { identity: false, trusted: dev.force_assign };
+        let verdict = host.map_or(Verdict::Give, |h| dma_policy::decide(&h.compatible, &super::guest::dma_facts(p, h), trust));
+        match verdict.withheld() {
+            None => given.push(dev),
+            Some(why) => {
+                log::warn!("{}", dma_policy::withheld_line(&d.name, &dev.host_path, why));
+                withheld.push(dev.name);
+            }
+        }
     }
+    Ok((given, withheld))
 }
 
 /// Build domain `d` into VM-table slot `slot`, with the devices `devs` assigned to it.
-pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, slot: usize, ram: &mut DomainRam) -> Result<Vm, String> {
+pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], withheld: &[String], setting: Setting, slot: usize, ram: &mut DomainRam) -> Result<Vm, String> {
     let pa = ram
         .take(d.memory)
         .ok_or_else(|| format!("VM {}: no {} MiB left of the RAM set aside for the domains", d.name, d.memory >> 20))?
@@ -66,6 +83,7 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], setting: Setting, 
         partial_dtb: d.dtb.map(|r| bytes_at(r).to_vec()),
         // instance::create places it.
         pvpanic: None,
+        withheld: withheld.to_vec(),
     };
     let spec = VmSpec {
         name: d.name.clone(),

@@ -151,53 +151,7 @@ pub fn build(
     share: &Share<'_>,
 ) -> Result<Vm, String> {
     let Share { mem, pcpus, taken } = *share;
-    let (mut exclude, gic, gicv) = gic_view(p);
-    // The GIC's children (GICv3 ITS, GICv2m MSI frames) are not emulated: not mapped, and dropped
-    // from the guest DT (Linux probes a GICv2m frame even when its node is disabled).
-    let mut drop = Vec::new();
-    if let Some(g) = &p.gic {
-        let prefix = alloc::format!("{}/", g.path);
-        for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
-            exclude.extend(d.regs.iter().copied());
-            drop.push(d.path.clone());
-        }
-    }
-    // Devices assigned to dom0less domains are theirs alone.
-    for path in taken {
-        if let Some(d) = p.devices.iter().find(|d| &d.path == path) {
-            exclude.extend(d.regs.iter().copied());
-            drop.push(d.path.clone());
-        }
-    }
-    // The SMMUs el2visor owns: not mapped, not in the guest DT, and nothing points at them.
-    let mut drop_props = Vec::new();
-    for s in p.iommus.smmus.iter().filter(|s| s.phandle.is_some_and(crate::vm::smmu::owns)) {
-        exclude.push(s.regs);
-        drop.push(s.path.clone());
-        drop_props = alloc::vec!["iommus", "iommu-map", "iommu-map-mask"];
-    }
-    // The host's own pvpanic device (el2visor running under QEMU with one) is not the VM's: it
-    // gets an emulated one of its own (`vm::pvpanic`), and the host's node goes.
-    for d in p.devices.iter().filter(|d| d.compatible.iter().any(|c| c == crate::vm::pvpanic::COMPATIBLE)) {
-        exclude.extend(d.regs.iter().copied());
-        if !drop.contains(&d.path) {
-            drop.push(d.path.clone());
-        }
-    }
-    let mut disable = Vec::new();
-    if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
-        exclude.push(PaRange::new(c.base.raw(), c.size));
-        disable.push(c.path.clone());
-    }
-    let dev_regs: Vec<PaRange> =
-        p.devices.iter().filter(|d| d.status.is_enabled()).flat_map(|d| d.regs.iter().copied()).collect();
-    // Prefetchable PCI windows are memory (BARs of frame buffers and the like): Normal-NC at
-    // Stage 2; every other window and register block is Device.
-    let windows: Vec<PaRange> = p.bus_windows.iter().filter(|w| !w.prefetchable).map(|w| w.cpu).collect();
-    let prefetchable: Vec<PaRange> = p.bus_windows.iter().filter(|w| w.prefetchable).map(|w| w.cpu).collect();
-    let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
-    exclude.extend(nc_devices.iter().copied());
-    let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
+    let (exclude, gic, gicv) = gic_view(p);
     let max_vcpus = if matches!(p.gic.as_ref().map(|g| g.version()), Some(2)) { 8 } else { crate::percpu::MAX_CPUS };
     let want = opts.guest_cpus.map_or(pcpus, |n| n as usize).min(pcpus).min(max_vcpus).max(1);
 
@@ -282,6 +236,9 @@ pub fn build(
             (ram, EMBEDDED, None, bootargs, None, Vec::new(), "probe".to_string(), InPlace::default())
         }
     };
+    // Identity mapped: the DMA addresses its drivers program are its own RAM's physical ones.
+    let identity = ram.iter().all(|r| r.ipa.0 == r.pa.raw());
+    let Assigned { devices, nc_devices, drop, disable, drop_props } = assign(p, opts, taken, &name, identity, exclude);
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
     let slot = crate::vm::table::free_slot().ok_or_else(|| "the VM table is full".to_string())?;
     let spec = VmSpec {
@@ -314,6 +271,101 @@ pub fn build(
     instance::create(spec).map_err(|e| e.to_string())
 }
 
+/// `d`'s DMA facts, where `iommu` says its streams go through an SMMU el2visor owns: an
+/// `iommus`/`iommu-map` naming an IOMMU el2visor does not drive (or could not use) confines nothing.
+pub fn dma_facts(p: &Platform, d: &crate::platform::Device) -> crate::platform::dma::DmaFacts {
+    let owned = p.iommus.owners.iter().any(|o| o.path == d.path && crate::vm::smmu::owns(o.iommu));
+    crate::platform::dma::DmaFacts { iommu: owned, ..d.dma }
+}
+
+/// The dom0-like VM's devices: Stage 2 ranges (Device and Normal-NC) and what its DT drops and
+/// disables.
+struct Assigned {
+    devices: Vec<PaRange>,
+    nc_devices: Vec<PaRange>,
+    drop: Vec<String>,
+    disable: Vec<String>,
+    /// Properties left out wherever they are (those naming an SMMU el2visor owns).
+    drop_props: Vec<&'static str>,
+}
+
+/// Every device but those assigned to dom0less domains (`taken`) and those the DMA policy
+/// withholds (`vm::dma_policy`: the dom0-like VM is trusted; `identity` says whether it is
+/// identity mapped), minus the GIC frames in `exclude`. The GIC's children are not mapped and
+/// are dropped from the guest DT (Linux probes a GICv2m frame even when its node is disabled),
+/// except a GICv2m frame when the VM gets a PCI host bridge: its MSIs then become the frame's
+/// SPIs, which the VM owns (`attach_vgic`).
+fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: bool, mut exclude: Vec<PaRange>) -> Assigned {
+    use crate::vm::dma_policy::{self, Verdict, VmTrust};
+    let trust = VmTrust { identity, trusted: true };
+    let mut withheld: Vec<&str> = Vec::new();
+    for d in &p.devices {
+        if taken.contains(&d.path) {
+            withheld.push(&d.path);
+        } else if d.status.is_enabled() {
+            match dma_policy::decide(&d.compatible, &dma_facts(p, d), trust) {
+                Verdict::Give => continue,
+                Verdict::Withhold(why) => log::warn!("{}", dma_policy::withheld_line(name, &d.path, why)),
+                Verdict::NeverGiven(why) => log::info!("{}", dma_policy::withheld_line(name, &d.path, why)),
+            }
+            withheld.push(&d.path);
+        }
+    }
+    let bridge = p.devices.iter().any(|d| d.status.is_enabled() && d.dma.pci_host && !withheld.contains(&d.path.as_str()));
+    if let Some(g) = &p.gic {
+        let prefix = format!("{}/", g.path);
+        for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
+            let v2m = p.msi_frames.iter().any(|f| f.path == d.path && f.kind == crate::platform::pci::MsiKind::V2m);
+            if !(v2m && bridge) {
+                withheld.push(&d.path);
+            }
+        }
+    }
+    // The SMMUs el2visor owns: not mapped, not in the guest DT, and nothing points at them.
+    let mut drop_props = Vec::new();
+    for s in p.iommus.smmus.iter().filter(|s| s.phandle.is_some_and(crate::vm::smmu::owns)) {
+        exclude.push(s.regs);
+        withheld.push(&s.path);
+        drop_props = alloc::vec!["iommus", "iommu-map", "iommu-map-mask"];
+    }
+    // The host's own pvpanic device (el2visor running under QEMU with one) is not the VM's: it
+    // gets an emulated one of its own (`vm::pvpanic`), and the host's node goes.
+    for d in p.devices.iter().filter(|d| d.compatible.iter().any(|c| c == crate::vm::pvpanic::COMPATIBLE)) {
+        withheld.push(&d.path);
+    }
+    let mut drop: Vec<String> = Vec::new();
+    for path in &withheld {
+        if let Some(d) = p.device(path) {
+            exclude.extend(d.regs.iter().copied());
+        }
+        // A node under one already dropped goes with it.
+        if !drop.iter().any(|x| path.starts_with(x.as_str()) && path.as_bytes().get(x.len()) == Some(&b'/')) && !drop.iter().any(|x| x == path) {
+            drop.push(path.to_string());
+        }
+    }
+    let mut disable = Vec::new();
+    if let (ConsoleOwner::Hyp, Some(c)) = (opts.console, &p.console) {
+        exclude.push(PaRange::new(c.base.raw(), c.size));
+        disable.push(c.path.clone());
+    }
+    let dev_regs: Vec<PaRange> = p
+        .devices
+        .iter()
+        .filter(|d| d.status.is_enabled() && !withheld.contains(&d.path.as_str()))
+        .flat_map(|d| d.regs.iter().copied())
+        .collect();
+    // A withheld PCI bridge's windows go with it. Prefetchable PCI windows are memory (BARs of
+    // frame buffers and the like): Normal-NC at Stage 2; every other window and register block is
+    // Device.
+    let given = p.bus_windows.iter().filter(|w| !withheld.contains(&w.bus.as_str()));
+    let windows: Vec<PaRange> = given.clone().filter(|w| !w.prefetchable).map(|w| w.cpu).collect();
+    let prefetchable: Vec<PaRange> = given.filter(|w| w.prefetchable).map(|w| w.cpu).collect();
+    let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
+    exclude.extend(nc_devices.iter().copied());
+    let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
+    Assigned { devices, nc_devices, drop, disable, drop_props }
+}
+
 /// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.
 fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
     let mut left = limit.next_multiple_of(SIZE_2M);
@@ -344,6 +396,20 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
             _ => None,
         })
         .collect();
+    // A GICv2m frame passed through: the SPIs its MSIs raise are the VM's (edge-triggered; the
+    // guest's GICv2m driver configures them so through the vGIC).
+    for f in p.msi_frames.iter().filter(|f| f.kind == crate::platform::pci::MsiKind::V2m && vm.is_device(f.reg.start.raw())) {
+        // SAFETY: a GICv2m frame from the host DT; every non-RAM address is identity mapped as
+        // Device at EL2.
+        let typer = || unsafe { crate::gic::v2m::msi_typer(f.reg.start.raw() as usize) };
+        match f.spis.or_else(|| crate::platform::pci::v2m_typer_spis(typer())) {
+            Some((base, num)) => {
+                log::info!("VM {}: GICv2m frame {} passed through with SPIs {}..{}", vm.name, f.path, base, base + num - 1);
+                spis.extend(base..base + num);
+            }
+            None => log::warn!("VM {}: GICv2m frame {} names no usable SPI range", vm.name, f.path),
+        }
+    }
     spis.sort_unstable();
     spis.dedup();
     let (dist, redist) = match &g.kind {

@@ -247,7 +247,8 @@ fn start_vms(
         let part = partition::partition(&p.chosen.domains, dom0, pcpus, free, &p.memory)?;
         (part.dom0_pcpus.len(), part.domains)
     };
-    let devs = plans.iter().map(|d| domains::assigned(p, d)).collect::<Result<Vec<_>, _>>()?;
+    let (devs, withheld): (Vec<_>, Vec<_>) =
+        plans.iter().map(|d| domains::assigned(p, d)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
     let taken = domains::taken_paths(&devs);
     for (i, path) in taken.iter().enumerate() {
         if taken[..i].contains(path) {
@@ -265,9 +266,9 @@ fn start_vms(
         vms.push(insert(vm)?);
     }
     let mut ram = memory::DomainRam::new(mem);
-    for (d, dv) in plans.iter().zip(&devs) {
+    for ((d, dv), w) in plans.iter().zip(&devs).zip(&withheld) {
         let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
-        vms.push(insert(domains::build(p, d, dv, setting, slot, &mut ram)?)?);
+        vms.push(insert(domains::build(p, d, dv, w, setting, slot, &mut ram)?)?);
     }
     assign_streams(p, &vms, has_dom0, &devs);
     Ok(vms)

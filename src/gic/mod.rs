@@ -9,7 +9,8 @@
 //!   redistributors ([`vgic::VDist`], [`vgic::VRedist`]) and list-register management
 //!   ([`vgic::lr::LrManager`]).
 //! - `v2`, `v3`, `host` (target only): thin register wrappers for GICv2 (GICD, GICC, GICH) and
-//!   GICv3 (GICD, GICR, ICC_* and ICH_* system registers), and [`host::HostGic`] over both.
+//!   GICv3 (GICD, GICR, ICC_* and ICH_* system registers), and [`host::HostGic`] over both;
+//!   `v2m` reads a GICv2m MSI frame's SPI range.
 //! - At run time (target only): `hw` (the host GIC el2visor drives and the kick SGI), `lrs`
 //!   (one vCPU's inbox and list registers) and `virt` (one VM's virtual GIC: the distributor
 //!   model, its actions, physical interrupts routed to their vCPU).
@@ -33,6 +34,8 @@ mod mmio;
 pub mod v2;
 #[cfg(target_os = "none")]
 pub mod v3;
+#[cfg(target_os = "none")]
+pub mod v2m;
 
 use alloc::vec::Vec;
 use core::fmt;

@@ -45,6 +45,8 @@ pub fn gic_intid(kind: u32, num: u32) -> Option<u32> {
 #[derive(Clone, Copy, Debug)]
 pub struct Controller {
     pub cells: Option<u32>,
+    /// Its `#address-cells` (0 if absent): the parent unit address cells of an `interrupt-map`.
+    pub addr_cells: u32,
     pub is_gic: bool,
 }
 
@@ -60,10 +62,14 @@ pub fn controllers(fdt: &Fdt<'_>) -> BTreeMap<u32, Controller> {
         let cells = tree::prop(n, "#interrupt-cells")
             .filter(|v| v.len() == 4)
             .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+        let addr_cells = tree::prop(n, "#address-cells")
+            .filter(|v| v.len() == 4)
+            .map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
         map.insert(
             ph,
             Controller {
                 cells,
+                addr_cells,
                 is_gic: gic_version(n).is_some(),
             },
         );
@@ -76,7 +82,7 @@ fn words(v: &[u8]) -> impl Iterator<Item = u32> + '_ {
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
-fn one(
+pub(super) fn one_irq(
     ctl: Controller,
     phandle: u32,
     spec: &[u32],
@@ -131,7 +137,7 @@ pub fn irqs(
             let spec =
                 w.get(i + 1..i + 1 + cells)
                     .ok_or(bad_prop(path, P, "truncated specifier"))?;
-            out.push(one(ctl, ph, spec, path, P)?);
+            out.push(one_irq(ctl, ph, spec, path, P)?);
             i += 1 + cells;
         }
         return Ok(out);
@@ -160,7 +166,7 @@ pub fn irqs(
     }
     let w: Vec<u32> = words(v).collect();
     for spec in w.chunks_exact(cells) {
-        out.push(one(ctl, ph, spec, path, P)?);
+        out.push(one_irq(ctl, ph, spec, path, P)?);
     }
     Ok(out)
 }

@@ -17,12 +17,14 @@ pub mod ranges;
 pub mod tree;
 
 mod chosen;
+pub mod dma;
 mod domains;
 mod modules;
 mod cpus;
 mod gic;
 pub mod iommu;
 mod parse;
+pub mod pci;
 
 #[cfg(test)]
 mod tests_dom0less;
@@ -70,6 +72,8 @@ pub struct Platform {
     /// The translated `ranges` windows of every `simple-bus` (the Pi's `/soc` peripheral windows)
     /// and PCI host bridge (its MMIO/I/O windows).
     pub bus_windows: Vec<BusWindow>,
+    /// MSI controller frames under the GIC (GICv2m, GICv3 ITS).
+    pub msi_frames: Vec<pci::MsiFrame>,
     pub chosen: Chosen,
     /// Nodes with a `reg` that could not be translated to a CPU address, with the reason; kept
     /// out of `devices` and worth a log line.
@@ -264,9 +268,12 @@ pub struct Device {
     pub status: Status,
     /// `reg` ranges, translated to CPU physical addresses.
     pub regs: Vec<PaRange>,
+    /// Its interrupts; for a PCI host bridge also the INTx lines of its `interrupt-map`.
     pub irqs: Vec<Irq>,
     /// Marked `xen,passthrough`: it may be assigned to a dom0less domain.
     pub xen_passthrough: bool,
+    /// What its node says about DMA (see `vm::dma_policy`).
+    pub dma: dma::DmaFacts,
 }
 
 /// A `simple-bus` window: bus addresses `[child_base, child_base + cpu.size)` appear at `cpu`.

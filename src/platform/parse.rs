@@ -15,7 +15,7 @@ use super::gic::{self, Controller};
 use super::header::{validate, MAX_DEPTH};
 use super::ranges::{range_entries, translate, Level};
 use super::tree::{self, bad_prop, Node};
-use super::{chosen, cpus, is_memory_node};
+use super::{chosen, cpus, dma, is_memory_node, pci};
 use super::{BusWindow, Chosen, Device, Platform, Untranslated};
 
 struct Walk<'x> {
@@ -57,6 +57,7 @@ pub fn platform(data: &[u8]) -> Result<Platform, DtError> {
             timer: None,
             devices: Vec::new(),
             bus_windows: Vec::new(),
+            msi_frames: Vec::new(),
             chosen: match chosen_node {
                 Some(n) => chosen::chosen(n, tree::cells_of(root, "/").map_err(err)?).map_err(err)?,
                 None => Chosen::default(),
@@ -109,7 +110,10 @@ impl Walk<'_> {
         inherited_irq: Option<u32>,
     ) -> Result<(), DtErrorKind> {
         let irq_parent = tree::prop_u32(n, path, "interrupt-parent")?.or(inherited_irq);
-        let irqs = gic::irqs(n, path, irq_parent, self.ctls)?;
+        let mut irqs = gic::irqs(n, path, irq_parent, self.ctls)?;
+        if pci::is_host_bridge(n) {
+            irqs.extend(pci::intx(n, path, self.ctls)?.into_iter().filter(|i| !irqs.contains(i)).collect::<Vec<_>>());
+        }
         if cpus::is_psci(n) && self.p.psci.is_none() {
             self.p.psci = Some(cpus::psci(n, path)?);
         }
@@ -124,6 +128,9 @@ impl Walk<'_> {
                     if let (Some(v), None) = (gic::gic_version(n), &self.p.gic) {
                         self.p.gic = Some(gic::gic(n, path, &regs, &irqs, v)?);
                     }
+                    if let Some(f) = pci::msi_frame(n, path, &regs)? {
+                        self.p.msi_frames.push(f);
+                    }
                     self.p.devices.push(Device {
                         path: path.to_string(),
                         compatible: tree::strings(tree::prop(n, "compatible").unwrap_or(&[]))
@@ -133,6 +140,7 @@ impl Walk<'_> {
                         regs,
                         irqs,
                         xen_passthrough: tree::prop(n, "xen,passthrough").is_some(),
+                        dma: dma::facts(n),
                     });
                 }
                 Err(e) => self.p.untranslated.push(Untranslated {

@@ -9,6 +9,7 @@
 //! - [`power`]: the vCPUs' PSCI power states;
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
+//! - [`dma_policy`]: which VMs may have a device that masters DMA without an SMMU stream;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
 //! - [`console`]: several VMs' output as prefixed lines on one console, the input switch, and
 //!   the tail of each VM's output kept for its crash report;
@@ -26,6 +27,7 @@ pub mod console;
 pub mod crash;
 pub mod debug_hold;
 pub mod devices;
+pub mod dma_policy;
 pub mod guest_dt;
 pub mod image;
 #[cfg(target_os = "none")]

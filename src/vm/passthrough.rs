@@ -4,7 +4,9 @@
 //! - `xen,reg = <phys size guest>…` (in `/passthrough`'s cells): host regions mapped at guest
 //!   addresses;
 //! - `xen,path = "<host path>"`: the host node, which must carry `xen,passthrough`;
-//! - `interrupts`: GIC specifiers (`<0 n flags>` = SPI n, INTID n + 32) routed to the domain.
+//! - `interrupts`: GIC specifiers (`<0 n flags>` = SPI n, INTID n + 32) routed to the domain;
+//! - `xen,force-assign-without-iommu`: the domain is trusted with the device even though no
+//!   IOMMU confines its DMA (`super::dma_policy` still wants the domain identity mapped).
 //!
 //! Pure; the checks against the host DT are done with the host's node list.
 
@@ -41,6 +43,8 @@ pub struct PtDevice {
     pub regions: Vec<PtRegion>,
     /// The SPIs (INTIDs) routed to the domain.
     pub spis: Vec<u32>,
+    /// `xen,force-assign-without-iommu`.
+    pub force_assign: bool,
 }
 
 /// What the host DT says about a node, for the checks.
@@ -113,7 +117,8 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
                 spis.push(intid);
             }
         }
-        out.push(PtDevice { name: dev.name.to_string(), host_path, regions, spis });
+        let force_assign = dev.property("xen,force-assign-without-iommu").is_some();
+        out.push(PtDevice { name: dev.name.to_string(), host_path, regions, spis, force_assign });
     }
     Ok(out)
 }
@@ -172,6 +177,7 @@ mod tests {
                 host_path: "/pl031@9010000".into(),
                 regions: alloc::vec![PtRegion { pa: 0x0901_0000, size: 0x1000, ipa: 0x0901_0000 }],
                 spis: alloc::vec![34],
+                force_assign: false,
             }]
         );
     }

@@ -57,6 +57,8 @@ pub struct DomuDtSpec {
     pub partial_dtb: Option<Vec<u8>>,
     /// Where the domain's emulated pvpanic device is (`qemu,pvpanic-mmio`).
     pub pvpanic: Option<u64>,
+    /// Names of `/passthrough` children left out: devices the DMA policy withheld.
+    pub withheld: Vec<String>,
 }
 
 fn gic_node(w: &mut FdtWriter, gic: &GuestGic, vcpus: usize) -> Result<(), GuestDtError> {
@@ -203,7 +205,14 @@ pub fn generate(spec: &DomuDtSpec) -> Result<Vec<u8>, GuestDtError> {
     }
 
     if let Some(pt) = partial.as_ref().and_then(|f| f.find_node("/passthrough")) {
-        copy_subtree(&mut w, pt)?;
+        let n = w.begin_node(pt.name)?;
+        for p in pt.properties().filter(|p| !p.name.starts_with("xen,")) {
+            w.property(p.name, p.value)?;
+        }
+        for c in pt.children().filter(|c| !spec.withheld.iter().any(|x| x == c.name)) {
+            copy_subtree(&mut w, c)?;
+        }
+        w.end_node(n)?;
     }
 
     w.end_node(root)?;
@@ -226,6 +235,7 @@ mod tests {
             vpl011: true,
             partial_dtb: None,
             pvpanic: None,
+            withheld: alloc::vec![],
         }
     }
 
@@ -273,13 +283,19 @@ mod tests {
         w.property_string("xen,path", "/pl031@9010000").unwrap();
         w.property_array_u32("iommus", &[0x8004, 0x20]).unwrap();
         w.end_node(rtc).unwrap();
+        let virtio = w.begin_node("virtio_mmio@a000000").unwrap();
+        w.property_string("compatible", "virtio,mmio").unwrap();
+        w.property_string("xen,path", "/virtio_mmio@a000000").unwrap();
+        w.end_node(virtio).unwrap();
         w.end_node(pt).unwrap();
         w.end_node(root).unwrap();
         let mut s = spec(false);
         s.vpl011 = false;
         s.partial_dtb = Some(w.finish().unwrap());
+        s.withheld = alloc::vec!["virtio_mmio@a000000".into()];
         let dtb = generate(&s).unwrap();
         let f = Fdt::new(&dtb).unwrap();
+        assert!(f.find_node("/passthrough/virtio_mmio@a000000").is_none(), "a withheld device stays out");
         let rtc = f.find_node("/passthrough/rtc@9010000").expect("copied");
         assert!(rtc.property("compatible").is_some());
         assert!(rtc.properties().all(|p| !p.name.starts_with("xen,")), "xen,* properties stay out");

@@ -14,9 +14,12 @@
 //!   (RAM el2visor does not map, such as spin tables) are added to `/memreserve/`;
 //! - the GIC node's `reg` says what the VM sees: v2 distributor + CPU interface (the hypervisor
 //!   GICH/GICV entries are gone), v3 distributor + one redistributor region sized for the vCPUs.
-//!   Its `interrupts` (the maintenance PPI) stays: a guest kernel without EL2 never uses it. MSI
-//!   frames under the GIC (GICv3 ITS, GICv2m) are set `status = "disabled"`: the vGIC does not
-//!   emulate them, and disabling keeps the `msi-parent` phandles pointing at something;
+//!   Its `interrupts` (the maintenance PPI) stays: a guest kernel without EL2 never uses it. A
+//!   GICv3 ITS under the GIC is set `status = "disabled"` (the vGIC does not emulate one); a
+//!   GICv2m frame is copied as it is (a VM that owns the PCI host bridge gets the frame itself,
+//!   any other VM has it in `drop_paths`);
+//! - `msi-parent`, `msi-map` and `msi-map-mask` that name a dropped or disabled MSI controller are
+//!   removed, so the guest's PCI devices use INTx instead of MSIs nothing would deliver;
 //! - nodes in `drop_paths` (el2visor-owned devices) are removed with their subtrees, and aliases
 //!   pointing at them go too; nodes in `disable_paths` get `status = "disabled"`;
 //! - properties named in `drop_props` are left out wherever they are (el2visor owns the SMMU: the
@@ -188,7 +191,8 @@ const GIC_V2_COMPATIBLES: &[&str] = &[
     "qcom,msm-qgic2",
 ];
 const GIC_V3_COMPATIBLES: &[&str] = &["arm,gic-v3"];
-const MSI_FRAME_COMPATIBLES: &[&str] = &["arm,gic-v3-its", "arm,gic-v2m-frame"];
+/// MSI frames the vGIC never emulates: disabled in every guest DT.
+const UNEMULATED_MSI_COMPATIBLES: &[&str] = &["arm,gic-v3-its"];
 
 fn has_compatible(node: FdtNode<'_, '_>, list: &[&str]) -> bool {
     node.compatible()
@@ -221,6 +225,50 @@ struct Builder<'s, 'h> {
     disabled: Vec<bool>,
     /// Remaining `dt_props` properties by node path; taken out as they are applied.
     overlay: PropsByPath,
+    /// Phandles of nodes the guest does not get (dropped, disabled): MSI references to them go.
+    dead: Vec<u32>,
+}
+
+fn phandle_of(node: FdtNode<'_, '_>) -> Option<u32> {
+    node.property("phandle")
+        .or_else(|| node.property("linux,phandle"))
+        .and_then(|p| p.value.get(..4))
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The phandles of every node the guest will not have working: in (or under) `drop_paths`, in
+/// `disable_paths`, or an unemulated MSI frame under a GIC.
+fn dead_phandles(fdt: &Fdt<'_>, spec: &GuestDtSpec) -> Vec<u32> {
+    fn walk(node: FdtNode<'_, '_>, path: &str, parent_gic: bool, spec: &GuestDtSpec, out: &mut Vec<u32>) {
+        let dead = spec.drop_paths.iter().any(|d| within(path, d))
+            || spec.disable_paths.iter().any(|d| d == path)
+            || (parent_gic && has_compatible(node, UNEMULATED_MSI_COMPATIBLES));
+        if let Some(ph) = phandle_of(node).filter(|_| dead) {
+            out.push(ph);
+        }
+        let gic = has_compatible(node, GIC_V2_COMPATIBLES) || has_compatible(node, GIC_V3_COMPATIBLES);
+        for c in node.children() {
+            walk(c, &join(path, c.name), gic, spec, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(root) = fdt.find_node("/") {
+        walk(root, "/", false, spec, &mut out);
+    }
+    out
+}
+
+/// Whether `node`'s MSI properties name a controller in `dead`: `msi-parent`'s first cell, or
+/// any `msi-map` entry's phandle (entries are `<rid-base phandle msi-base length>`).
+fn msi_to_dead(node: FdtNode<'_, '_>, dead: &[u32]) -> bool {
+    let cells = |name: &str| -> Vec<u32> {
+        node.property(name)
+            .map(|p| p.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect())
+            .unwrap_or_default()
+    };
+    let parent = cells("msi-parent").first().is_some_and(|ph| dead.contains(ph));
+    let map = cells("msi-map").chunks(4).any(|e| e.get(1).is_some_and(|ph| dead.contains(ph)));
+    parent || map
 }
 
 /// Node path -> (property name, value) list.
@@ -294,6 +342,7 @@ pub fn generate(host_dtb: &[u8], spec: &GuestDtSpec) -> Result<Vec<u8>, GuestDtE
         dropped: alloc::vec![false; spec.drop_paths.len()],
         disabled: alloc::vec![false; spec.disable_paths.len()],
         overlay,
+        dead: dead_phandles(&fdt, spec),
     };
     b.root()?;
     if !b.gic_done {
@@ -425,7 +474,11 @@ impl Builder<'_, '_> {
     ) -> Result<(), GuestDtError> {
         let extra = self.overlay.remove(path).unwrap_or_default();
         let dropped = |name: &str| self.spec.drop_props.contains(&name);
+        let no_msi = msi_to_dead(node, &self.dead);
         for p in node.properties() {
+            if no_msi && matches!(p.name, "msi-parent" | "msi-map" | "msi-map-mask") {
+                continue;
+            }
             if !builder_owned(p.name) && !dropped(p.name) && !extra.iter().any(|(n, _)| n == p.name) {
                 self.w.property(p.name, p.value)?;
             }
@@ -484,7 +537,7 @@ impl Builder<'_, '_> {
         let parent_cells = buses.last().map_or(2, |b| b.addr_cells);
         buses.push(Bus::of(node, path, parent_cells));
         for child in node.children() {
-            let msi = gic.is_some() && has_compatible(child, MSI_FRAME_COMPATIBLES);
+            let msi = gic.is_some() && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
             self.copy(child, &join(path, child.name), buses, msi)?;
         }
         buses.pop();

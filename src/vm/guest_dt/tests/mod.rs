@@ -191,10 +191,13 @@ fn virt_gicv2_guest() {
     );
     assert_eq!(be32s(prop(&g, intc, "interrupts").unwrap()), vec![1, 9, 4]);
     assert_eq!(be32s(prop(&g, intc, "phandle").unwrap()), vec![0x8001]);
-    assert_eq!(
-        prop(&g, "/intc@8000000/v2m@8020000", "status").unwrap(),
-        b"disabled\0"
-    );
+    // The GICv2m frame is the VM's (it owns the PCI bridge): kept, and the bridge's msi-map too.
+    assert!(prop(&g, "/intc@8000000/v2m@8020000", "status").is_none());
+    assert_eq!(be32s(prop(&g, "/pcie@10000000", "msi-map").unwrap()), vec![0, 0x8002, 0, 0x1_0000]);
+    // INTx: the bridge's interrupt-map still names the guest's GIC node, which kept its phandle.
+    let map = be32s(prop(&g, "/pcie@10000000", "interrupt-map").unwrap());
+    assert_eq!(map, vec![0, 0, 0, 1, 0x8001, 0, 0, 0, 3, 4]);
+    assert_eq!(be32s(prop(&g, intc, "phandle").unwrap()), vec![map[4]]);
     assert_eq!(
         prop(&g, "/chosen", "stdout-path").unwrap(),
         b"/pl011@9000000\0"
@@ -211,6 +214,18 @@ fn a_pvpanic_node_under_the_root() {
     assert_eq!(prop(&g, "/pvpanic@90c0000", "compatible").unwrap(), b"qemu,pvpanic-mmio\0");
     assert_eq!(prop(&g, "/pvpanic@90c0000", "reg").unwrap(), cells(&[0, 0x90c_0000, 0, 0x1000]));
     assert!(prop(&nodes(&generate(&host, &virt_spec(V3)).unwrap()), "/pvpanic@90c0000", "reg").is_none());
+}
+
+#[test]
+fn msi_references_to_a_dropped_v2m_frame_go() {
+    let host = virt_host(Host::VirtV2);
+    let mut spec = virt_spec(V2);
+    spec.drop_paths = vec!["/intc@8000000/v2m@8020000".into()];
+    let g = nodes(&generate(&host, &spec).unwrap());
+    assert!(!g.contains_key("/intc@8000000/v2m@8020000"));
+    assert!(prop(&g, "/pcie@10000000", "msi-map").is_none());
+    assert!(prop(&g, "/pcie@10000000", "msi-map-mask").is_none());
+    assert!(prop(&g, "/pcie@10000000", "reg").is_some(), "the bridge itself stays");
 }
 
 #[test]
@@ -234,6 +249,9 @@ fn virt_gicv3_guest_with_the_uart_taken_away() {
         prop(&g, "/intc@8000000/its@8080000", "status").unwrap(),
         b"disabled\0"
     );
+    // No virtual ITS: the bridge advertises no MSIs, so Linux uses INTx.
+    assert!(prop(&g, "/pcie@10000000", "msi-map").is_none());
+    assert!(prop(&g, "/pcie@10000000", "msi-map-mask").is_none());
     assert!(!g.contains_key("/pl011@9000000"));
     assert!(prop(&g, "/aliases", "serial0").is_none());
     assert_eq!(prop(&g, "/aliases", "gpio0").unwrap(), b"/pl061@9030000\0");
