@@ -4,6 +4,8 @@
 mod abort;
 mod attr;
 mod bench;
+mod bench_exits;
+mod bench_ipi;
 mod cpu;
 mod gic;
 pub mod hostile;
@@ -79,5 +81,6 @@ pub fn run_all(ctx: &Context) {
     outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {
         bench::mair_bench();
+        bench_exits::run(ctx);
     }
 }
