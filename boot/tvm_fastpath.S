@@ -8,8 +8,8 @@
  * traps (TCR2_EL1, MAIR2_EL1 …) are not in the tables and always go to the slow path.
  *
  * The vector entry saves x0 and x1 on the EL2 stack, reads ESR_EL2 into x1 and branches to
- * `lower_sync_fast` (below), which sends an SMCCC HVC to boot/hvc_fastpath.S and the rest to
- * `tvm_fast_path`. In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
+ * `lower_sync_fast` (below), which sends an SMCCC HVC to boot/hvc_fastpath.S, a trapped MSR/MRS
+ * (EC 0x18) to `tvm_fast_path` and everything else straight to the slow path. In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
  * this file), whose entry does step 2 for MAIR_EL1 itself and jumps straight into the MAIR entries
  * (30 instructions from the exception to ERET, docs/benchmarks.md counts them). The fast path
  * (x2 saved as well on the paths that need a third register):
@@ -132,6 +132,9 @@ lower_sync_fast:
     movz    w0, #(ESR_HVC64_IMM0 >> 16), lsl #16
     cmp     w1, w0
     b.eq    hvc_fast_path
+    ubfx    w0, w1, #26, #6                 // EC: only a trapped MSR (0x18) can be a TVM write
+    cmp     w0, #0x18
+    b.ne    .Ltvm_slow
 .global tvm_fast_path
 tvm_fast_path:                              // x0, x1 saved at [sp], x1 = ESR_EL2
     mrs     x0, tpidr_el2                   // this CPU's record
