@@ -430,7 +430,10 @@ fn hvc_fast_path_answers_as_the_slow_path() {
             for q in queried {
                 // The upper halves of x0 and x1 play no part in either path.
                 for high in [0, 0xdead_0000_0000] {
-                    let Some(answer) = hvc_fast::answer(fid, q as u64 | high, fw.workarounds) else { continue };
+                    // What the assembly reads: the words `trap::firmware::init` publishes.
+                    hvc_fast::publish_workarounds(fw.workarounds);
+                    let published = hvc_fast::HVC_FAST_WORKAROUNDS.each_ref().map(|w| w.load(core::sync::atomic::Ordering::Relaxed) as i64);
+                    let Some(answer) = hvc_fast::answer(fid, q as u64 | high, published) else { continue };
                     fast += 1;
                     match call(&mut vm, fid, [q as u64 | high, 0, 0]) {
                         CallOutcome::Return(v) => assert_eq!(answer, v as u64, "fid {fid:#x} x1 {q:#x}"),
