@@ -1,6 +1,6 @@
-//! The decision of the lean emulated-MMIO path (`trap::dispatch_fast`): from ESR_EL2 alone,
-//! whether an exit is a single-register load or store at Stage 2 that can be emulated at once,
-//! and its operands. Pure, so the host tests check it against the generic decoder
+//! The decisions of the lean paths (`trap::dispatch_fast`): from ESR_EL2 alone, whether an exit
+//! is a single-register load or store at Stage 2 that can be emulated at once, and its operands;
+//! or a guest's write of ICC_SGI1R_EL1 (a GICv3 IPI), and its register. Pure, so the host tests check it against the generic decoder
 //! (`trap::iss::DataAbort`), which the slow path uses.
 
 #![forbid(unsafe_code)]
@@ -43,6 +43,22 @@ pub fn decode(esr: u64) -> Option<Access> {
         sse: esr & (1 << 21) != 0,
         sf: esr & (1 << 15) != 0,
     })
+}
+
+/// ESR_EL2[31:0] of `msr icc_sgi1r_el1, x0`: EC 0x18, IL, op0 3, op2 5, op1 0, CRn 12, CRm 11,
+/// direction 0 (write); Rt (bits 9:5) is the only field that varies.
+const ESR_SGI1R_WRITE: u64 = 0x18 << 26 | 1 << 25 | 3 << 20 | 5 << 17 | 12 << 10 | 11 << 1;
+
+/// Whether syndrome `esr` is a trapped access to a GICv3 CPU-interface register (EC 0x18, op0 3,
+/// op1 0, CRn 12: the ICC_* registers `gic::lrs::icc_trap` may have trapped), any CRm/op2/Rt/way.
+pub fn is_icc_access(esr: u64) -> bool {
+    esr & (0x3f << 26 | 3 << 20 | 7 << 14 | 0xf << 10) == (0x18 << 26 | 3 << 20 | 12 << 10)
+}
+
+/// The register a guest's ICC_SGI1R_EL1 write (syndrome `esr`) takes its value from (31 = XZR),
+/// if the exit is one.
+pub fn sgi1r_write_rt(esr: u64) -> Option<u8> {
+    (esr & 0xffff_fc1f == ESR_SGI1R_WRITE).then_some(((esr >> 5) & 0x1f) as u8)
 }
 
 impl Access {
@@ -106,6 +122,35 @@ mod tests {
         assert_eq!(decode(0x25 << 26 | 1 << 24 | 0x07), None);
         assert_eq!(decode(EC_DABT_LOWER << 26 | 1 << 24 | 1 << 7 | 0x07), None);
         assert_eq!(decode(EC_DABT_LOWER << 26 | 1 << 24 | 1 << 13 | 0x07), None);
+    }
+
+    /// The SGI1R key matches exactly the MSR of (3, 0, 12, 11, 5) for every Rt, as the generic
+    /// sysreg decoder reads it, and nothing differing in one other bit.
+    #[test]
+    fn sgi1r_write_is_recognised_exactly() {
+        use crate::trap::iss::SysRegAccess;
+        for rt in 0..32u64 {
+            let esr = ESR_SGI1R_WRITE | rt << 5;
+            let a = SysRegAccess::from_iss((esr & 0x1ff_ffff) as u32);
+            assert_eq!((a.reg.op0, a.reg.op1, a.reg.crn, a.reg.crm, a.reg.op2, a.read), (3, 0, 12, 11, 5, false));
+            assert_eq!(sgi1r_write_rt(esr), Some(rt as u8));
+            assert!(is_icc_access(esr) && is_icc_access(esr | 1) && is_icc_access(esr ^ 0xff << 1));
+            for bit in (0..32).filter(|b| !(5..10).contains(b)) {
+                assert_eq!(sgi1r_write_rt(esr ^ 1 << bit), None, "bit {bit}");
+            }
+        }
+    }
+
+    /// The ICC test is exactly the generic decoder's (op0, op1, CRn) = (3, 0, 12) on EC 0x18.
+    #[test]
+    fn icc_access_is_op0_op1_crn() {
+        use crate::trap::iss::SysRegAccess;
+        for iss in (0..1u64 << 22).step_by(997) {
+            let a = SysRegAccess::from_iss(iss as u32);
+            let want = (a.reg.op0, a.reg.op1, a.reg.crn) == (3, 0, 12);
+            assert_eq!(is_icc_access(0x18 << 26 | 1 << 25 | iss), want, "iss {iss:#x}");
+            assert!(!is_icc_access(0x17 << 26 | 1 << 25 | iss));
+        }
     }
 
     #[test]
