@@ -7,8 +7,12 @@
  * at boot, on MMU changes and on suspend/resume, not on hot paths. The feature registers TVM also
  * traps (TCR2_EL1, MAIR2_EL1 …) are not in the tables and always go to the slow path.
  *
- * The vector entry branches to `tvm_fast_path` with every register as the guest left it. The fast
- * path saves x0 and x1 (x2 as well on the paths that need a third register) on the EL2 stack and:
+ * The vector entry saves x0 and x1 on the EL2 stack, reads ESR_EL2 into x1 and branches to
+ * `lower_sync_fast` (below), which sends an SMCCC HVC to boot/hvc_fastpath.S, a trapped MSR/MRS
+ * (EC 0x18) to `tvm_fast_path` and everything else straight to the slow path. In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
+ * this file), whose entry does step 2 for MAIR_EL1 itself and jumps straight into the MAIR entries
+ * (30 instructions from the exception to ERET, docs/benchmarks.md counts them). The fast path
+ * (x2 saved as well on the paths that need a third register):
  *   1. reads the `tvm_mode` word of this CPU's per-CPU record (TPIDR_EL2 points at it; set when
  *      the CPU takes its vCPU, from the VM's coherency setting) first: 0 = off, everything goes to
  *      the slow path; 1 = on, values are written unchanged; 2 = on, MAIR_EL1 values get the
@@ -116,14 +120,26 @@ TVM_KEY contextidr_el1, 13, 0, 1
 .endm
 
 .section .text.tvm_fastpath, "ax"
+/*
+ * The guests' synchronous exceptions, from the vector entry (x0, x1 saved at [sp], x1 = ESR_EL2):
+ * an SMCCC HVC (EC 0x16, IL, immediate 0: ESR[31:0] = 0x5a000000) tries boot/hvc_fastpath.S,
+ * everything else the TVM fast path below.
+ */
+.equ ESR_HVC64_IMM0, 0x5a000000
 .balign 64
+.global lower_sync_fast
+lower_sync_fast:
+    movz    w0, #(ESR_HVC64_IMM0 >> 16), lsl #16
+    cmp     w1, w0
+    b.eq    hvc_fast_path
+    ubfx    w0, w1, #26, #6                 // EC: only a trapped MSR (0x18) can be a TVM write
+    cmp     w0, #0x18
+    b.ne    .Ltvm_slow
 .global tvm_fast_path
-tvm_fast_path:
-    stp     x0, x1, [sp, #-16]!             // [sp] = x0, [sp + 8] = x1
+tvm_fast_path:                              // x0, x1 saved at [sp], x1 = ESR_EL2
     mrs     x0, tpidr_el2                   // this CPU's record
     ldr     x0, [x0, #PC_TVM_MODE]
     tbz     x0, #TVM_FAST_OVERRIDE_BIT, .Ltvm_plain_or_off
-    mrs     x1, esr_el2
     ldr     w0, .Ltvm_mair_key
     eor     w0, w0, w1                      // = Rt << 5 exactly when it is a MAIR_EL1 write
     tst     w0, #ESR_RT_CLEAR
@@ -134,7 +150,6 @@ tvm_fast_path:
 
 .Ltvm_plain_or_off:                         // mode 1: every key, values unchanged
     cbz     x0, .Ltvm_slow
-    mrs     x1, esr_el2
     str     x2, [sp, #-16]!                 // [sp] = x2, [sp + 16] = x0, [sp + 24] = x1
     TVM_HASH w0, w1, w0                     // x0 = slot
     adr     x2, .Ltvm_keys_plain
@@ -305,3 +320,37 @@ tvm_fast_path:
     TVM_SLOT 13, afsr1_el1
     TVM_SLOT 14, far_el1
     TVM_SLOT 15, esr_el1
+
+/*
+ * The vector table of a CPU whose vCPU runs in mair-trap mode with the fast path on
+ * (`arch::boot::vectors_for_tvm_mode`; VBAR_EL2 is set when the CPU takes its vCPU): its lower-EL
+ * synchronous entry checks for a MAIR_EL1 write before anything else and jumps straight into its
+ * entry above, so that the hot case reads no mode word and takes no branch to get there; every
+ * other exception branches to the same entry of `el2_vectors` (boot/vectors.S), where SP and every
+ * register are as the exception left them.
+ */
+.macro VECTOR_TO_MAIN n
+    .balign 0x80
+    b       el2_vectors + \n * 0x80
+.endm
+.section .text.vectors, "ax"
+.balign 0x800
+.global el2_vectors_mair
+el2_vectors_mair:
+.irp n, 0, 1, 2, 3, 4, 5, 6, 7
+    VECTOR_TO_MAIN \n
+.endr
+    .balign 0x80                            // lower EL, AArch64, synchronous
+    stp     x0, x1, [sp, #-16]!
+    mrs     x1, esr_el2
+    ldr     w0, 1f
+    eor     w0, w0, w1                      // = Rt << 5 exactly when it is a MAIR_EL1 write
+    tst     w0, #ESR_RT_CLEAR
+    b.ne    lower_sync_fast
+    adr     x1, .Ltvm_mair_entries
+    add     x1, x1, x0, lsl #2              // 128-byte entries: + Rt * 128
+    br      x1
+1:  .word   TVM_KEY_mair_el1
+.irp n, 9, 10, 11, 12, 13, 14, 15
+    VECTOR_TO_MAIN \n
+.endr

@@ -171,11 +171,16 @@ el2_vectors:
     VECTOR_SPX el2_exception, KIND_IRQ
     VECTOR_SPX el2_exception, KIND_FIQ
     VECTOR_SPX el2_exception, KIND_SERROR
-    /* Lower EL, AArch64: the guests. Synchronous exceptions try the TVM fast path first
-     * (boot/tvm_fastpath.S); whatever it does not serve comes back to `lower_sync_slow` with
-     * every register as the guest left it, and takes the same path as every other entry. */
+    /* Lower EL, AArch64: the guests. Synchronous exceptions try the fast paths first (the HVC
+     * calls of boot/hvc_fastpath.S, the TVM writes of boot/tvm_fastpath.S) with x0/x1 saved and
+     * x1 = ESR_EL2; whatever they do not serve comes back to `lower_sync_slow` with every
+     * register as the guest left it, and takes the same path as every other entry. In mair-trap
+     * mode VBAR_EL2 is `el2_vectors_mair` (tvm_fastpath.S) instead, whose entry here tries the
+     * MAIR_EL1 write first and whose other entries branch to this table's. */
     .balign 0x80
-    b       tvm_fast_path
+    stp     x0, x1, [sp, #-16]!
+    mrs     x1, esr_el2
+    b       lower_sync_fast
 .global lower_sync_slow
 lower_sync_slow:
     SAVE_FRAME

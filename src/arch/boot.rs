@@ -24,8 +24,22 @@ core::arch::global_asm!(
     TVM_FAST_MAIR_OVERRIDE = const TVM_FAST_MAIR_OVERRIDE,
 );
 
+core::arch::global_asm!(
+    include_str!("../../boot/hvc_fastpath.S"),
+    PC_EXITS_HVC = const core::mem::offset_of!(PerCpu, exits) + crate::percpu::stats::ExitCounters::offset_of(crate::percpu::stats::ExitReason::Hvc),
+    ANSWER_1_1 = const crate::arch::hvc_fast::ANSWER_1_1,
+    FID_SMCCC_VERSION = const crate::arch::hvc_fast::FID_SMCCC_VERSION,
+    FID_ARCH_FEATURES = const crate::arch::hvc_fast::FID_ARCH_FEATURES,
+    FID_PSCI_VERSION = const crate::arch::hvc_fast::FID_PSCI_VERSION,
+    FID_WORKAROUND_1 = const crate::arch::hvc_fast::FID_WORKAROUNDS[0],
+    FID_WORKAROUND_2 = const crate::arch::hvc_fast::FID_WORKAROUNDS[1],
+    FID_WORKAROUND_3 = const crate::arch::hvc_fast::FID_WORKAROUNDS[2],
+    HVC_FAST_WORKAROUNDS = sym crate::arch::hvc_fast::HVC_FAST_WORKAROUNDS,
+);
+
 // The assembly uses these offsets as load/store immediates (scaled by 8, at most 32760) and adds
 // the stride with one `add` (at most 4095).
+const _: () = assert!(core::mem::offset_of!(PerCpu, exits) + 80 < 32760);
 const _: () = assert!(core::mem::offset_of!(PerCpu, tvm_fast) < 4096 && core::mem::offset_of!(PerCpu, mpidr).is_multiple_of(8));
 const _: () = assert!(core::mem::size_of::<PerCpu>() < 4096 && core::mem::size_of::<PerCpu>().is_multiple_of(8));
 
@@ -51,6 +65,19 @@ extern "C" {
     static __stacks_start: u8;
     fn secondary_entry();
     fn relocated_entry();
+    fn el2_vectors();
+    fn el2_vectors_mair();
+}
+
+/// The EL2 vector table for a CPU whose vCPU runs with TVM fast-path mode `tvm_mode`
+/// (`percpu::TVM_FAST_*`): `el2_vectors_mair` (boot/tvm_fastpath.S, whose guest-synchronous entry
+/// serves a MAIR_EL1 write before reading anything) in mair-trap mode, else `el2_vectors`.
+pub fn vectors_for_tvm_mode(tvm_mode: u64) -> u64 {
+    if tvm_mode == TVM_FAST_MAIR_OVERRIDE {
+        el2_vectors_mair as *const () as u64
+    } else {
+        el2_vectors as *const () as u64
+    }
 }
 
 /// Runtime addresses of the image's sections.

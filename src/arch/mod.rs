@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod el1;
 pub mod exception;
 pub mod frame;
+pub mod hvc_fast;
 pub mod psci;
 pub mod serror;
 pub mod sysreg;

@@ -109,6 +109,7 @@ read_fn!(por_el0, POR_EL0);
 read_fn!(s2por_el1, S2POR_EL1);
 
 write_fn!(set_hcr_el2, HCR_EL2);
+write_fn!(set_vbar_el2, VBAR_EL2);
 write_fn!(set_vttbr_el2, VTTBR_EL2);
 write_fn!(set_vtcr_el2, VTCR_EL2);
 write_fn!(set_vmpidr_el2, VMPIDR_EL2);

@@ -64,6 +64,10 @@ pub struct ExitCounters {
 }
 
 impl ExitCounters {
+    /// Where reason `r`'s counter is in the struct (the HVC fast path counts its calls there).
+    pub const fn offset_of(r: ExitReason) -> usize {
+        core::mem::offset_of!(ExitCounters, counts) + 8 * r as usize
+    }
     pub const fn new() -> Self {
         Self { counts: [const { AtomicU64::new(0) }; 10] }
     }

@@ -15,11 +15,14 @@ fn conduit() -> Option<Conduit> {
 }
 
 /// Ask the firmware what it provides (boot CPU, after `HOST_CONDUIT` is set) and keep it.
+/// The answers also go to the HVC fast path (`arch::hvc_fast`), which gives them to guests.
 pub fn init() -> FirmwareArch {
-    *FIRMWARE.call_once(|| match conduit() {
+    let fw = *FIRMWARE.call_once(|| match conduit() {
         Some(c) => discover(|fid, x1| psci::call(c, fid, x1, 0, 0)),
         None => FirmwareArch::NONE,
-    })
+    });
+    crate::arch::hvc_fast::publish_workarounds(fw.workarounds);
+    fw
 }
 
 /// Make workaround call `fid` with `args` to the firmware; its x0.

@@ -16,7 +16,8 @@
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
-//! beside them: `dispatch` (every guest exit), `mmio` (emulated MMIO accesses), `inject_hw`
+//! beside them: `dispatch` (every guest exit), `dispatch_fast` (the lean path for the virtual GIC
+//! distributor's accesses, decided by the pure `fastmmio`), `mmio` (emulated MMIO accesses), `inject_hw`
 //! (delivering an abort or UNDEF), `tvm` (the TVM registers' slow path, SCTLR_EL1 with
 //! HCR_EL2.DC), `firmware` (asking the host firmware about the SMCCC workarounds and forwarding
 //! them), `report` (the guest fault report) and `crash` (a guest panic: its report and
@@ -28,6 +29,7 @@ pub mod abi;
 pub mod call;
 pub mod callname;
 pub mod esr;
+pub mod fastmmio;
 pub mod inject;
 pub mod iss;
 pub mod par;
@@ -43,6 +45,8 @@ pub mod wfx;
 pub mod crash;
 #[cfg(target_os = "none")]
 pub mod dispatch;
+#[cfg(target_os = "none")]
+pub mod dispatch_fast;
 #[cfg(target_os = "none")]
 pub mod firmware;
 #[cfg(target_os = "none")]

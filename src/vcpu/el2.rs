@@ -47,7 +47,10 @@ pub fn configure(vm: &Vm, v: usize) {
     // Nothing cached for this VMID may predate its tables.
     translate::tlbi_vmalls12e1();
     // The fast path in the vector reads this on every guest exception from this CPU.
-    cpu::this().tvm_mode.store(percpu::tvm_mode_for(vm.setting), core::sync::atomic::Ordering::Release);
+    let mode = percpu::tvm_mode_for(vm.setting);
+    cpu::this().tvm_mode.store(mode, core::sync::atomic::Ordering::Release);
+    sysreg::set_vbar_el2(crate::arch::boot::vectors_for_tvm_mode(mode));
+    sysreg::isb();
 }
 
 /// Put the vCPU's EL1 state as a CPU has it out of reset (the boot protocol's view: MMU and

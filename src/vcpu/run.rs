@@ -174,7 +174,14 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     if kind != Kind::Sync {
         check_state(vm, v);
     }
-    match dispatch::handle(vm, v, frame, kind) {
+    // The virtual GIC distributor's accesses and GICv3 IPIs take the lean paths; everything else
+    // the dispatcher.
+    let fast = if kind == Kind::Sync {
+        crate::trap::dispatch_fast::gic_dist(vm, v, frame).or_else(|| crate::trap::dispatch_fast::sgi1r(vm, v, frame))
+    } else {
+        None
+    };
+    match fast.unwrap_or_else(|| dispatch::handle(vm, v, frame, kind)) {
         Exit::Resume => {}
         Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
         Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),

@@ -496,9 +496,9 @@ impl VDist {
     }
 
     /// Generate SGI `intid` from vCPU `source` to each vCPU in `targets`.
-    pub(crate) fn send_sgi(&mut self, source: usize, intid: u32, targets: &[usize]) -> Vec<VgicAction> {
+    pub(crate) fn send_sgi(&mut self, source: usize, intid: u32, targets: impl IntoIterator<Item = usize>) -> Vec<VgicAction> {
         let mut out = Vec::new();
-        for &t in targets {
+        for t in targets {
             if t >= self.cpus.len() {
                 continue;
             }

@@ -200,6 +200,15 @@ impl LrManager {
     /// (index, value) and whether interrupts are still queued, in which case the caller enables
     /// the underflow maintenance interrupt.
     pub fn fill(&mut self) -> (Vec<(usize, u64)>, bool) {
+        let mut writes = Vec::new();
+        let more = self.fill_with(|i, v| writes.push((i, v)));
+        (writes, more)
+    }
+
+    /// [`fill`](Self::fill) handing each list register to write to `write` as it goes, without
+    /// allocating: the run loop's path before every guest entry (issue 15; an allocation there
+    /// took the heap's lock, which every CPU shares, and cost more than the rest together).
+    pub fn fill_with(&mut self, mut write: impl FnMut(usize, u64)) -> bool {
         for i in 0..self.slots.len() {
             if self.queue.is_empty() {
                 break;
@@ -228,12 +237,11 @@ impl LrManager {
                 _ => break,
             }
         }
-        let writes = (0..self.slots.len())
-            .filter(|i| self.dirty & (1 << i) != 0)
-            .map(|i| (i, self.slots[i].map_or(0, |s| self.encode(&s))))
-            .collect();
+        for i in (0..self.slots.len()).filter(|i| self.dirty & (1 << i) != 0) {
+            write(i, self.slots[i].map_or(0, |s| self.encode(&s)));
+        }
         self.dirty = 0;
-        (writes, !self.queue.is_empty())
+        !self.queue.is_empty()
     }
 
     /// Take back what the hardware made of every list register (`values[i]` = LR i; indices

@@ -40,14 +40,30 @@ impl Sgir {
 
     /// The vCPUs (of `count`) this SGI goes to when `sender` writes it.
     pub fn targets(&self, sender: usize, count: usize) -> Vec<usize> {
+        bits(self.target_mask(sender, count)).collect()
+    }
+
+    /// [`targets`](Self::targets) as a bit mask (bit `v` for vCPU `v`), without allocating.
+    pub fn target_mask(&self, sender: usize, count: usize) -> u64 {
         (0..count.min(8))
             .filter(|&v| match self.filter {
                 SgiFilter::List(mask) => mask & (1 << v) != 0,
                 SgiFilter::AllButSelf => v != sender,
                 SgiFilter::SelfOnly => v == sender,
             })
-            .collect()
+            .fold(0, |m, v| m | 1 << v)
     }
+}
+
+/// The set bits of `mask`, lowest first: the vCPUs of a target mask.
+pub fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let v = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            v
+        })
+    })
 }
 
 /// A decoded ICC_SGI1R_EL1 value.
@@ -91,22 +107,27 @@ impl Sgi1r {
 
     /// The vCPUs whose MPIDRs (`mpidrs[vcpu]`) this SGI targets when `sender` writes it.
     pub fn targets(&self, sender: usize, mpidrs: &[u64]) -> Vec<usize> {
-        if self.irm {
-            return (0..mpidrs.len()).filter(|&v| v != sender).collect();
-        }
+        bits(self.target_mask(sender, mpidrs.iter().copied())).collect()
+    }
+
+    /// [`targets`](Self::targets) as a bit mask (bit `v` for vCPU `v`, the first 64), from the
+    /// vCPUs' MPIDRs in order, without allocating (the path of every guest IPI).
+    pub fn target_mask(&self, sender: usize, mpidrs: impl Iterator<Item = u64>) -> u64 {
         let cluster = (self.aff3 as u64) << 32 | (self.aff2 as u64) << 16 | (self.aff1 as u64) << 8;
         mpidrs
-            .iter()
+            .take(64)
             .enumerate()
-            .filter(|&(_, &m)| {
+            .filter(|&(v, m)| {
+                if self.irm {
+                    return v != sender;
+                }
                 let aff = mpidr_affinity(m);
                 let aff0 = aff & 0xff;
                 aff & !0xff == cluster
                     && aff0 >> 4 == self.rs as u64
                     && self.target_list & (1 << (aff0 & 0xf)) != 0
             })
-            .map(|(v, _)| v)
-            .collect()
+            .fold(0, |mask, (v, _)| mask | 1 << v)
     }
 }
 
@@ -115,8 +136,8 @@ impl VDist {
     pub(crate) fn sgir_write(&mut self, vcpu: usize, value: u32) -> Vec<VgicAction> {
         match Sgir::decode(value) {
             Ok(sgir) => {
-                let targets = sgir.targets(vcpu, self.vcpus.len());
-                self.send_sgi(vcpu, sgir.intid, &targets)
+                let targets = sgir.target_mask(vcpu, self.vcpus.len());
+                self.send_sgi(vcpu, sgir.intid, bits(targets))
             }
             Err(w) => alloc::vec![VgicAction::Warn(w)],
         }
@@ -134,9 +155,8 @@ impl VDist {
             })]);
         }
         let sgi = Sgi1r::decode(value);
-        let mpidrs: Vec<u64> = self.vcpus.iter().map(|p| p.mpidr).collect();
-        let targets = sgi.targets(vcpu, &mpidrs);
-        Ok(self.send_sgi(vcpu, sgi.intid, &targets))
+        let targets = sgi.target_mask(vcpu, self.vcpus.iter().map(|p| p.mpidr));
+        Ok(self.send_sgi(vcpu, sgi.intid, bits(targets)))
     }
 }
 

@@ -422,3 +422,44 @@ fn workaround_calls_follow_the_firmware() {
     );
     assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_3, [0; 3]), CallOutcome::Return(smccc::NOT_SUPPORTED));
 }
+
+// The fast path's rule, mounted here for the host (`arch` builds only for the target).
+#[path = "../../arch/hvc_fast.rs"]
+mod hvc_fast;
+
+/// The HVC fast path in the vector (boot/hvc_fastpath.S, its rule in `arch::hvc_fast::answer`)
+/// answers exactly what the slow path answers, for every call it takes, whatever the firmware
+/// said; its copies of the function IDs are the ABI's.
+#[test]
+fn hvc_fast_path_answers_as_the_slow_path() {
+    assert_eq!(hvc_fast::FID_SMCCC_VERSION, smccc::VERSION);
+    assert_eq!(hvc_fast::FID_ARCH_FEATURES, smccc::ARCH_FEATURES);
+    assert_eq!(hvc_fast::FID_PSCI_VERSION, psci::VERSION);
+    assert_eq!(hvc_fast::FID_WORKAROUNDS, crate::trap::smccc::WORKAROUNDS);
+    assert_eq!(hvc_fast::NOT_SUPPORTED, smccc::NOT_SUPPORTED as u64);
+    let firmwares = [FirmwareArch::NONE, FirmwareArch { workarounds: [0, 1, -1] }, FirmwareArch { workarounds: [-1, 0, 1] }];
+    let queried = [smccc::VERSION, smccc::ARCH_FEATURES, smccc::ARCH_WORKAROUND_1, smccc::ARCH_WORKAROUND_2, smccc::ARCH_WORKAROUND_3, psci::VERSION, psci::CPU_ON_64, 0, u32::MAX];
+    let mut fast = 0;
+    for fw in firmwares {
+        let mut vm = FakeVm::four();
+        vm.firmware = fw;
+        for fid in [smccc::VERSION, smccc::ARCH_FEATURES, psci::VERSION, psci::FEATURES, psci::CPU_ON_64, smccc::ARCH_WORKAROUND_1, 0xc600_0004] {
+            for q in queried {
+                // The upper halves of x0 and x1 play no part in either path.
+                for high in [0, 0xdead_0000_0000] {
+                    // What the assembly reads: the words `trap::firmware::init` publishes.
+                    hvc_fast::publish_workarounds(fw.workarounds);
+                    let published = hvc_fast::HVC_FAST_WORKAROUNDS.each_ref().map(|w| w.load(core::sync::atomic::Ordering::Relaxed) as i64);
+                    let Some(answer) = hvc_fast::answer(fid, q as u64 | high, published) else { continue };
+                    fast += 1;
+                    match call(&mut vm, fid, [q as u64 | high, 0, 0]) {
+                        CallOutcome::Return(v) => assert_eq!(answer, v as u64, "fid {fid:#x} x1 {q:#x}"),
+                        o => panic!("fid {fid:#x}: the slow path did {o:?}, the fast path answers {answer:#x}"),
+                    }
+                }
+            }
+        }
+    }
+    assert!(fast > 0);
+    assert_eq!(hvc_fast::answer(psci::CPU_ON_64, 0, [0; 3]), None);
+}

@@ -29,6 +29,8 @@ pub const MODE_DIRTY: u64 = 1;
 pub const MODE_CHECK: u64 = 2;
 pub const MODE_STORM: u64 = 3;
 pub const MODE_OFF: u64 = 4;
+/// The `ipi_latency` benchmark's second vCPU (`bench_ipi::secondary`).
+pub const MODE_BENCH_IPI: u64 = 5;
 
 /// The registers entry.S records, in its order.
 const SEEN_NAMES: [&str; 22] = [
@@ -193,6 +195,7 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
             }
             SHARED.stage.store(2, Ordering::Release);
         }
+        MODE_BENCH_IPI => super::bench_ipi::secondary(),
         MODE_STORM => loop {
             let target = SHARED.storm_target.load(Ordering::Relaxed);
             hvc::psci(abi::PSCI_CPU_ON_64, target, probe_secondary_entry as *const () as u64, MODE_OFF);

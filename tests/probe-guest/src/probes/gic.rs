@@ -4,7 +4,6 @@
 //! it acknowledges interrupts by polling the IAR, as a handler would read it.
 
 use core::arch::asm;
-use core::ptr::{read_volatile, write_volatile};
 
 use aarch64_cpu::registers::{Readable, Writeable, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, MPIDR_EL1};
 use probe_guest::dt::{Gic, Platform};
@@ -40,25 +39,34 @@ const GICC_PMR: u64 = 0x04;
 const GICC_IAR: u64 = 0x0c;
 const GICC_EOIR: u64 = 0x10;
 
+// The accessors are single `ldr`/`str` instructions with a plain base register: a compiler's
+// choice of a pre- or post-indexed form would have no instruction syndrome (ISV = 0), which a
+// hypervisor emulating the register cannot decode (el2visor answers it with an abort, as Linux's
+// readl/writel avoid for the same reason).
+
 fn rd32(a: u64) -> u32 {
+    let v: u32;
     // SAFETY: every address passed here is in a GIC frame or the RTC page, mapped Device-nGnRE at
-    // stage 1 by mmu.rs; a 32-bit access is what those registers take.
-    unsafe { read_volatile(a as *const u32) }
+    // stage 1 by mmu.rs (or the MMU is off); a 32-bit access is what those registers take.
+    unsafe { asm!("ldr {v:w}, [{a}]", a = in(reg) a, v = out(reg) v, options(nostack, readonly, preserves_flags)) };
+    v
 }
 
 fn wr32(a: u64, v: u32) {
     // SAFETY: as for rd32.
-    unsafe { write_volatile(a as *mut u32, v) }
+    unsafe { asm!("str {v:w}, [{a}]", a = in(reg) a, v = in(reg) v, options(nostack, preserves_flags)) }
 }
 
 pub fn rd64(a: u64) -> u64 {
+    let v: u64;
     // SAFETY: as for rd32; GICR_TYPER and GICD_IROUTER take 64-bit accesses.
-    unsafe { read_volatile(a as *const u64) }
+    unsafe { asm!("ldr {v}, [{a}]", a = in(reg) a, v = out(reg) v, options(nostack, readonly, preserves_flags)) };
+    v
 }
 
 fn wr64(a: u64, v: u64) {
     // SAFETY: as for rd64.
-    unsafe { write_volatile(a as *mut u64, v) }
+    unsafe { asm!("str {v}, [{a}]", a = in(reg) a, v = in(reg) v, options(nostack, preserves_flags)) }
 }
 
 /// A read of a device register at `a` (for the RTC).
@@ -232,13 +240,27 @@ impl GuestGic {
     /// Send SGI `intid` to this CPU (ICC_SGI1R_EL1 / GICD_SGIR "this CPU only").
     pub fn sgi_self(&self, intid: u32) {
         match self.gic {
-            Gic::V3 { .. } => {
-                let m = MPIDR_EL1.get();
-                let aff0 = m & 0xff;
-                let v = (1 << (aff0 & 0xf)) | (m >> 8 & 0xff) << 16 | (intid as u64) << 24 | (m >> 16 & 0xff) << 32 | (aff0 >> 4) << 44 | (m >> 32 & 0xff) << 48;
-                set_icc_sgi1r(v);
-            }
+            Gic::V3 { .. } => set_icc_sgi1r(sgi1r_value(MPIDR_EL1.get(), intid)),
             Gic::V2 { dist, .. } => wr32(dist + GICD_SGIR, 2 << 24 | intid),
+        }
+    }
+
+    /// Send SGI `intid` to one other CPU: on GICv3 the one with MPIDR `mpidr` (ICC_SGI1R_EL1's
+    /// target list, as Linux sends IPIs), on GICv2 the CPU interfaces in `cpu_if_mask`
+    /// (GICD_SGIR's target list).
+    pub fn sgi_to(&self, mpidr: u64, cpu_if_mask: u32, intid: u32) {
+        match self.gic {
+            Gic::V3 { .. } => set_icc_sgi1r(sgi1r_value(mpidr, intid)),
+            Gic::V2 { dist, .. } => wr32(dist + GICD_SGIR, (cpu_if_mask & 0xff) << 16 | intid),
+        }
+    }
+
+    /// This CPU's bit in GICv2 target lists (0 on GICv3).
+    pub fn cpu_if_mask(&self) -> u32 {
+        if self.is_v3() {
+            0
+        } else {
+            1 << self.cpu_if
         }
     }
 
@@ -260,6 +282,12 @@ impl GuestGic {
             n += 1;
         }
     }
+}
+
+/// ICC_SGI1R_EL1 sending SGI `intid` to the one CPU with MPIDR `m` (a target list of one).
+fn sgi1r_value(m: u64, intid: u32) -> u64 {
+    let aff0 = m & 0xff;
+    (1 << (aff0 & 0xf)) | (m >> 8 & 0xff) << 16 | (intid as u64) << 24 | (m >> 16 & 0xff) << 32 | (aff0 >> 4) << 44 | (m >> 32 & 0xff) << 48
 }
 
 /// Counter ticks in `us` microseconds.

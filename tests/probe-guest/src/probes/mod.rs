@@ -4,6 +4,8 @@
 mod abort;
 mod attr;
 mod bench;
+mod bench_exits;
+mod bench_ipi;
 mod cpu;
 pub mod dma;
 mod gic;
@@ -87,5 +89,6 @@ pub fn run_all(ctx: &Context) {
     outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {
         bench::mair_bench();
+        bench_exits::run(ctx);
     }
 }
