@@ -129,7 +129,10 @@ TVM_KEY contextidr_el1, 13, 0, 1
 .balign 64
 .global lower_sync_fast
 lower_sync_fast:
-    movz    w0, #(ESR_HVC64_IMM0 >> 16), lsl #16
+    /* The key is ESR_HVC64_IMM0, or 0xffffffff (EC 0x3f, never a syndrome) while trace=psci wants
+     * every call to reach the slow path and its trace line (arch::hvc_fast::HVC_FAST_KEY). */
+    adrp    x0, {HVC_FAST_KEY}
+    ldr     w0, [x0, :lo12:{HVC_FAST_KEY}]
     cmp     w1, w0
     b.eq    hvc_fast_path
     ubfx    w0, w1, #26, #6                 // EC: only a trapped MSR (0x18) can be a TVM write

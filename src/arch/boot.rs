@@ -17,6 +17,7 @@ core::arch::global_asm!(
 core::arch::global_asm!(include_str!("../../boot/vectors.S"));
 core::arch::global_asm!(
     include_str!("../../boot/tvm_fastpath.S"),
+    HVC_FAST_KEY = sym crate::arch::hvc_fast::HVC_FAST_KEY,
     PC_TVM_MODE = const core::mem::offset_of!(PerCpu, tvm_mode),
     PC_GUEST_MAIR = const core::mem::offset_of!(PerCpu, guest_mair),
     PC_TVM_FAST = const core::mem::offset_of!(PerCpu, tvm_fast),

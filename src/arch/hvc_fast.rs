@@ -6,7 +6,20 @@
 
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// ESR_EL2 of an `hvc #0` from AArch64 (EC 0x16, IL): the syndrome the fast path takes.
+pub const ESR_HVC64_IMM0: u32 = 0x5a00_0000;
+
+/// The syndrome the vector compares ESR_EL2 with to take the fast path: [`ESR_HVC64_IMM0`], or
+/// 0xffffffff (EC 0x3f, which no exception reports) once [`disable`] ran.
+pub static HVC_FAST_KEY: AtomicU32 = AtomicU32::new(ESR_HVC64_IMM0);
+
+/// Send every HVC to the slow path (boot CPU, before any guest runs): `trace=psci` wants a line
+/// for each call, and only the slow path prints it.
+pub fn disable() {
+    HVC_FAST_KEY.store(u32::MAX, Ordering::Release);
+}
 
 /// SMCCC_VERSION (SMC32 fast call).
 pub const FID_SMCCC_VERSION: u32 = 0x8000_0000;

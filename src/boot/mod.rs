@@ -121,6 +121,9 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     }
     crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);
     crate::trace::enable(opts.trace);
+    if crate::trace::on(crate::cmdline::TraceClass::Psci) {
+        crate::arch::hvc_fast::disable();
+    }
     if let Some(why) = stayed {
         log::warn!("el2visor stays where the loader put it ({:#x}): {why}; the VM's RAM has holes", image.start);
     }

@@ -175,8 +175,11 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         check_state(vm, v);
     }
     // The virtual GIC distributor's accesses and GICv3 IPIs take the lean paths; everything else
-    // the dispatcher (and these too while `trace=mmio`/`trace=sysreg` wants their lines).
-    let traced = crate::trace::on(crate::cmdline::TraceClass::Mmio) || crate::trace::on(crate::cmdline::TraceClass::Sysreg);
+    // the dispatcher (and these too while `trace=mmio`/`sysreg`/`s2fault` wants their lines).
+    let traced = {
+        use crate::cmdline::TraceClass::{Mmio, S2fault, Sysreg};
+        crate::trace::on(Mmio) || crate::trace::on(Sysreg) || crate::trace::on(S2fault)
+    };
     let fast = if kind == Kind::Sync && !traced {
         crate::trap::dispatch_fast::gic_dist(vm, v, frame).or_else(|| crate::trap::dispatch_fast::sgi1r(vm, v, frame))
     } else {
