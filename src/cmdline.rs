@@ -10,6 +10,7 @@
 //! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `guest` |
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
+//! | `debug_uart=` | the DT path of a PL011 (like `/pl011@9040000`) for el2visor's GDB stub: no VM gets it (docs/debugging.md) | none: no stub |
 //! | `guest_args=` | the embedded guest's command line, one word: each `,` becomes a space (`guest_args=a,b` gives `a b`) | empty |
 //!
 //! `guest_args=` applies to the guest built into el2visor (`make image`'s probe guest) only: a
@@ -74,6 +75,8 @@ pub struct Options {
     pub guest_cpus: Option<u32>,
     /// The embedded guest's command line (`guest_args=`, commas turned into spaces).
     pub guest_args: Option<String>,
+    /// The DT path of the UART the GDB stub serves (`debug_uart=`).
+    pub debug_uart: Option<String>,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             guest_mem: None,
             guest_cpus: None,
             guest_args: None,
+            debug_uart: None,
         }
     }
 }
@@ -111,7 +115,7 @@ impl fmt::Display for Problem {
             Problem::Unknown { word } => write!(
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
-                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=)"
+                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, debug_uart=)"
             ),
             Problem::BadValue {
                 key,
@@ -150,7 +154,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "coherency",
     "fastpath",
     "loglevel",
@@ -158,6 +162,7 @@ const KEYS: [&str; 7] = [
     "guest_mem",
     "guest_cpus",
     "guest_args",
+    "debug_uart",
 ];
 
 /// The guest command line a `guest_args=` value stands for: the one word with each `,` made a
@@ -227,6 +232,14 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
                 o.guest_args = Some(guest_args_value(value));
                 Ok(())
             }
+            "debug_uart" => {
+                if value.starts_with('/') && value.len() > 1 {
+                    o.debug_uart = Some(value.into());
+                    Ok(())
+                } else {
+                    Err(bad("a device tree path like /pl011@9040000"))
+                }
+            }
             _ => match value.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(bad("a CPU count of at least 1")),
@@ -286,6 +299,19 @@ mod tests {
         }
         assert_eq!(parse("console=hyp").0.console, ConsoleOwner::Hyp);
         assert!(parse("fastpath=on").0.fastpath);
+    }
+
+    #[test]
+    fn debug_uart_takes_a_dt_path() {
+        let (o, p) = parse("debug_uart=/pl011@9040000");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.debug_uart.as_deref(), Some("/pl011@9040000"));
+        assert_eq!(parse("").0.debug_uart, None);
+        for bad in ["debug_uart=serial1", "debug_uart=/", "debug_uart="] {
+            let (o, p) = parse(bad);
+            assert_eq!(o.debug_uart, None, "{bad}");
+            assert!(matches!(p[..], [Problem::BadValue { key: "debug_uart", .. }]), "{bad}: {p:?}");
+        }
     }
 
     #[test]

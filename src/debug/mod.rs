@@ -8,3 +8,10 @@ pub mod regs;
 pub mod rsp;
 pub mod stub;
 pub mod walk;
+
+#[cfg(target_os = "none")]
+pub mod target;
+#[cfg(target_os = "none")]
+pub mod exit;
+#[cfg(target_os = "none")]
+pub mod uart;

@@ -15,10 +15,11 @@ pub const KICK_SGI: u32 = 1;
 /// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
 static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
 
-/// A device interrupt el2visor handles itself (its console's receive interrupt when it owns
-/// console input), and its handler; `u32::MAX` when there is none.
-static DEVICE_IRQ: AtomicU32 = AtomicU32::new(u32::MAX);
-static DEVICE_HANDLER: spin::Once<fn()> = spin::Once::new();
+/// Device interrupts el2visor handles itself (its console's receive interrupt when it owns
+/// console input, the GDB stub's UART), and their handlers; `u32::MAX` for a free entry.
+const DEVICE_SLOTS: usize = 4;
+static DEVICE_IRQ: [AtomicU32; DEVICE_SLOTS] = [const { AtomicU32::new(u32::MAX) }; DEVICE_SLOTS];
+static DEVICE_HANDLER: [spin::Once<fn()>; DEVICE_SLOTS] = [const { spin::Once::new() }; DEVICE_SLOTS];
 
 /// The host GIC, once the boot CPU has initialised its distributor.
 static HOST: spin::Once<HostGic> = spin::Once::new();
@@ -50,8 +51,13 @@ pub fn init_cpu() -> Result<(), GicError> {
 /// must make the device drop the line). Registered handlers keep this layer free of calls up.
 pub fn claim_device_irq(intid: u32, pcpu: usize, handler: fn()) -> Result<(), GicError> {
     let Some(h) = HOST.get() else { return Ok(()) };
-    DEVICE_HANDLER.call_once(|| handler);
-    DEVICE_IRQ.store(intid, Ordering::Release);
+    // Each entry is taken once, by one boot-time caller: the handler first, then the INTID that
+    // makes `device_handler` find it.
+    let Some(i) = DEVICE_HANDLER.iter().position(|o| o.get().is_none()) else {
+        return Err(GicError::BadIntid { intid, expected: "at most 4 device interrupts handled by el2visor itself" });
+    };
+    DEVICE_HANDLER[i].call_once(|| handler);
+    DEVICE_IRQ[i].store(intid, Ordering::Release);
     let mpidr = percpu::mpidr_of(pcpu);
     h.set_trigger(intid, false)?;
     h.route_spi(intid, mpidr)?;
@@ -60,7 +66,8 @@ pub fn claim_device_irq(intid: u32, pcpu: usize, handler: fn()) -> Result<(), Gi
 
 /// The handler of el2visor's own device interrupt `intid`, if it is that one.
 pub fn device_handler(intid: u32) -> Option<fn()> {
-    (intid == DEVICE_IRQ.load(Ordering::Acquire)).then(|| DEVICE_HANDLER.get().copied()).flatten()
+    let i = DEVICE_IRQ.iter().position(|d| d.load(Ordering::Acquire) == intid)?;
+    DEVICE_HANDLER[i].get().copied()
 }
 
 /// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.
