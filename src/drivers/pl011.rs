@@ -119,6 +119,10 @@ impl Pl011 {
         // PL011 latches them on an LCRH write.
         self.regs().lcrh.set((0b11 << 5) | (1 << 4));
         self.regs().cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        // Changing LCRH.FEN empties the receive FIFO; QEMU's model then stops taking input from
+        // its back end until the next read of DR, so read it once (an empty FIFO reads as junk,
+        // dropped: nothing can have arrived in a UART that was just set up).
+        let _ = self.regs().dr.get();
     }
 
     /// Send one byte, waiting while the FIFO is full, but not for ever: a UART that the guest
