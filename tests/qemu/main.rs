@@ -6,6 +6,7 @@ mod harness;
 mod boot;
 mod dom0less;
 mod faults;
+mod gdb;
 mod isolation;
 mod linux;
 mod memory;
