@@ -79,6 +79,8 @@ mod tests {
     fn xzr_reads_zero_and_ignores_writes() {
         let mut f = TrapFrame::new_el1(0, 7);
         assert_eq!((f.reg(0), f.spsr), (7, SPSR_EL1H_DAIF_MASKED));
+        let z = TrapFrame::zeroed();
+        assert_eq!((z.x, z.elr, z.spsr), ([0; 31], 0, 0));
         f.set_reg(31, 5);
         assert_eq!(f.reg(31), 0);
         f.set_reg(30, 9);

@@ -1,6 +1,7 @@
-//! `debug_uart=`: the PL011 el2visor's GDB stub serves. It must be an enabled PL011 in the host
-//! DT with one register block, and not the console; no VM gets it (it is taken from the
-//! dom0-like VM as a device assigned elsewhere is, and a domain may not be assigned it).
+//! `debug_uart=`: the PL011 el2visor's GDB stub serves. It must be a PL011 in the host DT with
+//! one register block, and not the console; no VM gets it (it is taken from the dom0-like VM as a
+//! device assigned elsewhere is, and a domain may not be assigned it). A node the DT disables is
+//! fine (a Pi 4's extra UARTs are, unless an overlay enables them for Linux): it is el2visor's.
 
 use alloc::string::String;
 
@@ -19,9 +20,6 @@ pub fn choose<'p>(p: &'p Platform, opts: &Options) -> Option<&'p Device> {
     };
     if !d.compatible.iter().any(|c| c == "arm,pl011") {
         return problem("not an arm,pl011 UART");
-    }
-    if !d.status.is_enabled() {
-        return problem("the device is disabled");
     }
     if d.regs.len() != 1 {
         return problem("expected one register block");

@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn breakpoints_and_queries() {
-        assert_eq!(parse(b"Z0,ffff000010,4"), Command::Breakpoint { insert: true, kind: BpKind::Software, addr: 0xffff_0000_10, len: 4 });
+        assert_eq!(parse(b"Z0,ffff000010,4"), Command::Breakpoint { insert: true, kind: BpKind::Software, addr: 0x00ff_ff00_0010, len: 4 });
         assert_eq!(parse(b"z4,1000,8"), Command::Breakpoint { insert: false, kind: BpKind::AccessWatch, addr: 0x1000, len: 8 });
         assert_eq!(parse(b"Z1,1000,4;X1,0"), Command::Breakpoint { insert: true, kind: BpKind::Hardware, addr: 0x1000, len: 4 });
         assert_eq!(parse(b"Z5,1000,4"), Command::Malformed);

@@ -82,8 +82,7 @@ impl Target for Model {
 
 fn model() -> Model {
     let mut m = Model { threads: vec![(0, 0), (0, 1)], ..Default::default() };
-    let mut r = Regs::default();
-    r.pc = 0x1000;
+    let mut r = Regs { pc: 0x1000, ..Default::default() };
     r.x[1] = 0xabcd;
     m.regs.insert((0, 0), r);
     m.regs.insert((0, 1), Regs { pc: 0x2000, ..Default::default() });

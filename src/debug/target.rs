@@ -101,6 +101,14 @@ static POINTS: spin::Mutex<Points> = spin::Mutex::new(Points { hw: Vec::new(), s
 /// VMs the debugger killed (by slot): their vCPUs end the VM instead of resuming.
 static KILLED: [AtomicBool; crate::vm::table::MAX_VMS] = [const { AtomicBool::new(false) }; crate::vm::table::MAX_VMS];
 
+/// What serves the debug line while a vCPU waits stopped (`debug::uart` registers it).
+static SERVICE: spin::Once<fn()> = spin::Once::new();
+
+/// Have stopped vCPUs call `f` (serve GDB's line) each time they wake.
+pub fn set_service(f: fn()) {
+    SERVICE.call_once(|| f);
+}
+
 /// Whether the vCPUs must stop: checked by the run loop after every exit.
 pub fn stop_pending() -> bool {
     STOP.load(Ordering::Acquire)
@@ -178,7 +186,9 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
     }
     slot.stopped.store(true, Ordering::Release);
     let go = loop {
-        crate::debug::uart::service();
+        if let Some(f) = SERVICE.get() {
+            f();
+        }
         let go = slot.go.swap(GO_NONE, Ordering::AcqRel);
         if go != GO_NONE {
             break go;

@@ -20,6 +20,7 @@ pub fn start(path: &str, base: usize, uartclk: u32, intid: Option<u32>) {
     let uart = unsafe { Pl011::new(base) };
     uart.setup(uartclk, 115_200);
     *LINE.lock() = Some(Line { uart, stub: Stub::new() });
+    crate::debug::target::set_service(service);
     uart.enable_rx_interrupt();
     match intid {
         Some(i) => match crate::gic::hw::claim_device_irq(i, 0, service) {
@@ -36,7 +37,10 @@ pub fn service() {
     let Some(mut guard) = LINE.try_lock() else { return };
     let Some(line) = guard.as_mut() else { return };
     let mut m = Machine;
-    while let Some(b) = line.uart.getc() {
+    // At most a FIFO's worth at a time: a UART that is not there (reads as all zeros, "not
+    // empty") must not hold this CPU for ever.
+    for _ in 0..64 {
+        let Some(b) = line.uart.getc() else { break };
         line.stub.input(b, &mut m);
     }
     line.stub.poll(&mut m);
