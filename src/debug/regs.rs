@@ -97,6 +97,14 @@ impl Regs {
     }
 }
 
+/// Whether GDB may set the saved PSTATE from `old` to `new`: its mode field (M[4:0]) stays, or
+/// names what a guest can be in (AArch64 EL0t, EL1t, EL1h). Anything else would make the return
+/// to the guest enter EL2 or an illegal state.
+pub fn cpsr_allowed(old: u64, new: u64) -> bool {
+    let mode = new & 0x1f;
+    mode == old & 0x1f || matches!(mode, 0b00000 | 0b00100 | 0b00101)
+}
+
 /// The target description (`target.xml`).
 pub fn target_xml() -> Vec<u8> {
     use core::fmt::Write;
@@ -184,6 +192,19 @@ mod tests {
         assert!(xml.contains("org.gnu.gdb.aarch64.core") && xml.contains("org.gnu.gdb.aarch64.fpu"));
         assert_eq!(xml.matches("<reg ").count(), COUNT);
         assert!(xml.contains("regnum=\"67\""));
+    }
+
+    #[test]
+    fn cpsr_modes_a_guest_may_have() {
+        // EL1h to EL1t, EL0t, EL1h: fine; to EL2h or EL2t, EL3h, AArch32 SVC: refused.
+        for ok in [0x3c4, 0x3c0, 0x3c5, 0x8000_03c5] {
+            assert!(cpsr_allowed(0x3c5, ok), "{ok:#x}");
+        }
+        for bad in [0x3c9, 0x3c8, 0x3cd, 0x3d3] {
+            assert!(!cpsr_allowed(0x3c5, bad), "{bad:#x}");
+        }
+        // An AArch32 EL0 task stays what it is.
+        assert!(cpsr_allowed(0x10, 0x8000_0010));
     }
 
     #[test]

@@ -59,7 +59,10 @@ struct Ctx {
     sp_el0: u64,
     sp_el1: u64,
     fp: FpState,
+    /// GDB changed the general registers (`dirty`) or the FP/SIMD ones (`fp_dirty`; loading
+    /// them would clear the upper bits of SVE Z registers, so only then).
     dirty: bool,
+    fp_dirty: bool,
     s1: Stage1,
     /// The debug registers are el2visor's; `guest` holds the guest's own.
     owned: bool,
@@ -85,6 +88,7 @@ const ZERO: Ctx = Ctx {
     sp_el1: 0,
     fp: FpState { v: [[0; 2]; 32], fpsr: 0, fpcr: 0 },
     dirty: false,
+    fp_dirty: false,
     s1: Stage1 { sctlr: 0, tcr: 0, ttbr0: 0, ttbr1: 0 },
     owned: false,
     guest: GuestDebug { bvr: [0; 16], bcr: [0; 16], wvr: [0; 16], wcr: [0; 16], mdscr: 0, oslk: false },
@@ -174,6 +178,7 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
         c.sp_el1 = dr::sp_el1();
         dr::fp_save(&mut c.fp);
         c.dirty = false;
+        c.fp_dirty = false;
         c.s1 = Stage1 { sctlr: sysreg::sctlr_el1(), tcr: sysreg::tcr_el1(), ttbr0: sysreg::ttbr0_el1(), ttbr1: sysreg::ttbr1_el1() };
     }
     if why != StopWhy::Asked {
@@ -215,6 +220,8 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
         *frame = c.frame;
         dr::set_sp_el0(c.sp_el0);
         dr::set_sp_el1(c.sp_el1);
+    }
+    if c.fp_dirty {
         dr::fp_restore(&c.fp);
     }
     program(&mut c, vm.slot, frame, go == GO_STEP);
@@ -446,6 +453,10 @@ impl Target for Machine {
     fn set_regs(&mut self, t: Tid, r: &Regs) -> bool {
         let Some(s) = slot_of(t) else { return false };
         let mut c = s.ctx.lock();
+        if !crate::debug::regs::cpsr_allowed(c.frame.spsr, u64::from(r.cpsr)) {
+            return false;
+        }
+        let fp_changed = c.fp.v != r.v || c.fp.fpsr != u64::from(r.fpsr) || c.fp.fpcr != u64::from(r.fpcr);
         c.frame.x = r.x;
         c.frame.elr = r.pc;
         c.frame.spsr = (c.frame.spsr & !0xffff_ffff) | u64::from(r.cpsr);
@@ -458,6 +469,7 @@ impl Target for Machine {
         c.fp.fpsr = u64::from(r.fpsr);
         c.fp.fpcr = u64::from(r.fpcr);
         c.dirty = true;
+        c.fp_dirty |= fp_changed;
         true
     }
 

@@ -163,10 +163,20 @@ fn probe_elf() -> PathBuf {
 /// Ctrl-C after a `continue`: the Linux test has that); killed from GDB at the end.
 #[test]
 fn probe_guest() {
+    probe(3);
+}
+
+/// The same on GICv2, where guest WFIs trap and a stop finds vCPUs idling at EL2 too.
+#[test]
+fn probe_guest_gic2() {
+    probe(2);
+}
+
+fn probe(gic: u32) {
     let elf = probe_elf();
     assert!(elf.is_file(), "{} is missing: `make image` builds it", elf.display());
     let port = free_port();
-    let mut q = Qemu::virt("max", 2, "1G", 3);
+    let mut q = Qemu::virt("max", 2, "1G", gic);
     q.kernel(&image()).append(&format!("debug_uart={DEBUG_UART}"));
     with_debug_uart(&mut q, port);
     let mut qemu = Running::spawn(&q);
