@@ -28,6 +28,8 @@ pub enum StopWhy {
     Breakpoint,
     /// A watchpoint, with the address the access hit and its kind.
     Watch { addr: u64, kind: BpKind },
+    /// The guest crashed and el2visor stopped it for the debugger (`on_crash=debug`): SIGSEGV.
+    Crash,
 }
 
 /// A hardware breakpoint or watchpoint, the same in every vCPU of its VM.
@@ -225,7 +227,11 @@ impl Stub {
         };
         self.g_thread = Some(tid);
         self.c_thread = Some(tid);
-        let sig = if why == StopWhy::Asked { 2 } else { 5 };
+        let sig = match why {
+            StopWhy::Asked => 2,
+            StopWhy::Crash => 11,
+            _ => 5,
+        };
         let mut s = format!("T{sig:02x}thread:{};", thread_str(tid));
         if let StopWhy::Watch { addr, kind } = why {
             let name = match kind {

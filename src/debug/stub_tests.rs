@@ -200,6 +200,12 @@ fn resume_step_stop_and_interrupt() {
     m.reporter = Some(((0, 1), StopWhy::Watch { addr: 0x4008, kind: BpKind::WriteWatch }));
     s.poll(&mut m);
     assert_eq!(replies(&mut s), vec!["T05thread:p1.2;watch:4008;"]);
+    // A crash stop (on_crash=debug) is a SIGSEGV.
+    send(&mut s, &mut m, "c");
+    m.stopped = true;
+    m.reporter = Some(((0, 0), StopWhy::Crash));
+    s.poll(&mut m);
+    assert_eq!(replies(&mut s), vec!["T0bthread:p1.1;"]);
     // `c`, then Ctrl-C.
     send(&mut s, &mut m, "c");
     assert_eq!(m.resumed.len(), 2);

@@ -162,7 +162,9 @@ pub enum Parked {
 }
 
 /// Stop vCPU `v` of `vm` on this pCPU with its saved `frame`, until GDB resumes it. `why` is
-/// [`StopWhy::Asked`] for a stop it did not cause itself.
+/// [`StopWhy::Asked`] for a stop it did not cause itself; any other reason stops every other
+/// vCPU too and is what GDB is told. `on_crash=debug` is `park(vm, v, frame, StopWhy::Crash)`
+/// from the run loop (when `debug::uart::enabled()`): the VM waits, stopped, for GDB to attach.
 pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
     let me = cpu::current();
     let slot = &SLOTS[me];

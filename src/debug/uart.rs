@@ -31,6 +31,11 @@ pub fn start(path: &str, base: usize, uartclk: u32, intid: Option<u32>) {
     }
 }
 
+/// Whether the GDB stub runs (`debug_uart=` named a usable UART): what `on_crash=debug` needs.
+pub fn enabled() -> bool {
+    LINE.lock().is_some()
+}
+
 /// Take what GDB sent, act on it, and send the replies. Called from the UART's interrupt and by
 /// every stopped vCPU's wait loop; whoever finds the line busy leaves it to its holder.
 pub fn service() {
