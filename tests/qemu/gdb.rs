@@ -3,7 +3,8 @@
 //! guest (with its ELF's symbols) and against Linux (addresses from the guest's /proc/kallsyms,
 //! its memory checked against the Image file):
 //! threads, general and FP/SIMD registers read and written back, guest virtual memory, a hardware
-//! breakpoint hit, three single steps, a software breakpoint, a watchpoint, Ctrl-C, and then
+//! breakpoint hit, three single steps, a software breakpoint, a write and a read watchpoint,
+//! Ctrl-C, and then
 //! `detach` (the guest finishes normally) or `kill` (el2visor ends the VM).
 
 use std::io::Read;
@@ -302,6 +303,7 @@ fn linux() {
          stepi\np/x $pc\nstepi\np/x $pc\nstepi\np/x $pc\n\
          delete\n\
          set $w = $sp - 16\nwatch *(unsigned long *)$w\ncontinue\np/x $pc\ndelete\n\
+         rwatch *(unsigned long *)$w\ncontinue\np/x $pc\ndelete\n\
          break *{write:#x}\ncontinue\np/x $pc\ndelete\n\
          {CTRL_C}continue\ninfo threads\n\
          detach\n"
@@ -310,7 +312,7 @@ fn linux() {
     let run = qemu.finish(90);
     let q = &run.output;
     let v = values(&g);
-    check(v.len() == 7, &format!("expected 7 values, got {v:?}"), &g, q);
+    check(v.len() == 8, &format!("expected 8 values, got {v:?}"), &g, q);
     check(g.contains("(VM guest vCPU 0)") && g.contains("(VM guest vCPU 1)"), "not one thread per vCPU", &g, q);
     check(in_image(&kernel, write, &g), "x/6gx of __arm64_sys_write does not show its bytes in the Image", &g, q);
     check(hex(&v[1]) == write, "the hardware breakpoint did not stop at __arm64_sys_write", &g, q);
@@ -319,7 +321,10 @@ fn linux() {
     // The prologue's `stp x29, x30, [sp, #-16]!` (a few instructions on) writes the watched word.
     check(g.contains("Hardware watchpoint 2") && g.contains("New value"), "the watchpoint on the stack did not fire", &g, q);
     check(hex(&v[5]) > write && hex(&v[5]) < write + 64, "the watchpoint did not stop in __arm64_sys_write's prologue", &g, q);
-    check(hex(&v[6]) == write, "the software breakpoint did not stop at __arm64_sys_write", &g, q);
+    // Its epilogue's `ldp x29, x30, [sp], #16` reads it back.
+    check(g.contains("Hardware read watchpoint 3"), "the read watchpoint on the stack did not fire", &g, q);
+    check(hex(&v[6]) > hex(&v[5]) && hex(&v[6]) < write + 64, "the read watchpoint did not stop in __arm64_sys_write's epilogue", &g, q);
+    check(hex(&v[7]) == write, "the software breakpoint did not stop at __arm64_sys_write", &g, q);
     check(g.contains("received signal SIGINT"), "Ctrl-C (interrupt) did not stop the guest", &g, q);
     check(g.contains("detached"), "GDB did not detach", &g, q);
     check(run.exited, "QEMU did not exit by itself after the detach", &g, q);
