@@ -1,11 +1,10 @@
 //! Issue 14: el2visor's GDB stub, with `gdb-multiarch` in batch mode as the client, over QEMU
 //! virt's second PL011 (`debug_uart=/pl011@9040000`, a TCP socket on the host). Against the probe
 //! guest (with its ELF's symbols) and against Linux (addresses from the guest's /proc/kallsyms,
-//! its memory checked against the Image file):
-//! threads, general and FP/SIMD registers read and written back, guest virtual memory, a hardware
-//! breakpoint hit, three single steps, a software breakpoint, a write and a read watchpoint,
-//! Ctrl-C, and then
-//! `detach` (the guest finishes normally) or `kill` (el2visor ends the VM).
+//! its memory checked against the Image file): threads, general and FP/SIMD registers read and
+//! written back, guest virtual memory, a hardware breakpoint hit, three single steps, a software
+//! breakpoint, a write and a read watchpoint, Ctrl-C, and then `detach` (the guest finishes
+//! normally) or `kill` (el2visor ends the VM).
 
 use std::io::Read;
 use std::net::TcpListener;
