@@ -8,11 +8,15 @@ use alloc::string::String;
 use crate::cmdline::Options;
 use crate::platform::{Device, Irq, Platform};
 
-/// The debug UART's device, or `None` (with the reason printed) when there is none to use.
-pub fn choose<'p>(p: &'p Platform, opts: &Options) -> Option<&'p Device> {
+/// The debug UART's device, or `None` (with the reason printed when `say`) when there is none
+/// to use.
+/// `own_console`: el2visor keeps its console UART (console=hyp, or only dom0less domains).
+fn choose<'p>(p: &'p Platform, opts: &Options, own_console: bool, say: bool) -> Option<&'p Device> {
     let path = opts.debug_uart.as_deref()?;
     let problem = |why: &str| {
-        crate::println!("el2visor: debug_uart={path}: {why}: no GDB stub");
+        if say {
+            crate::println!("el2visor: debug_uart={path}: {why}: no GDB stub");
+        }
         None
     };
     let Some(d) = p.devices.iter().find(|d| d.path == path) else {
@@ -27,12 +31,30 @@ pub fn choose<'p>(p: &'p Platform, opts: &Options) -> Option<&'p Device> {
     if p.console.as_ref().is_some_and(|c| c.path == d.path) {
         return problem("that is el2visor's console; give the stub a UART of its own");
     }
+    // Stage 2 maps whole 4 KiB pages: a device in the same page would go with the UART, or the
+    // UART with it (a Pi 4's PL011s share one page with its console).
+    let page = |a: u64| a & !0xfff;
+    let (start, end) = (page(d.regs[0].start.raw()), page(d.regs[0].end() - 1) + 0x1000);
+    let neighbour = p.devices.iter().find(|o| {
+        o.path != d.path
+            && o.status.is_enabled()
+            && !(own_console && p.console.as_ref().is_some_and(|c| c.path == o.path))
+            && o.regs.iter().any(|r| r.start.raw() < end && page(r.end() - 1) + 0x1000 > start)
+    });
+    if let Some(o) = neighbour {
+        let why = alloc::format!(
+            "{} shares its 4 KiB page and a VM gets that device (Stage 2 maps whole pages; with \
+             console=hyp, or dom0less domains only, a Pi 4's console page is el2visor's)",
+            o.path
+        );
+        return problem(&why);
+    }
     Some(d)
 }
 
 /// Take the debug UART from the dom0-like VM: added to the paths no VM but their domain gets.
-pub fn take(p: &Platform, opts: &Options, taken: &mut alloc::vec::Vec<String>) -> Result<(), String> {
-    let Some(d) = choose(p, opts) else { return Ok(()) };
+pub fn take(p: &Platform, opts: &Options, own_console: bool, taken: &mut alloc::vec::Vec<String>) -> Result<(), String> {
+    let Some(d) = choose(p, opts, own_console, true) else { return Ok(()) };
     if taken.contains(&d.path) {
         return Err(alloc::format!("{} is both debug_uart= and assigned to a domain", d.path));
     }
@@ -41,8 +63,8 @@ pub fn take(p: &Platform, opts: &Options, taken: &mut alloc::vec::Vec<String>) -
 }
 
 /// Start the GDB stub on the debug UART, once the VMs exist.
-pub fn start(p: &Platform, opts: &Options) {
-    let Some(d) = choose(p, opts) else { return };
+pub fn start(p: &Platform, opts: &Options, own_console: bool) {
+    let Some(d) = choose(p, opts, own_console, false) else { return };
     let intid = d.irqs.iter().find_map(|i| match i {
         Irq::Gic { intid, .. } => Some(*intid),
         Irq::Other { .. } => None,

@@ -196,7 +196,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     if let (false, Some(c)) = (uart_passed_through, &platform.console) {
         crate::vcpu::console::start(c.base.raw() as usize, c.intid);
     }
-    debug_uart::start(&platform, &opts);
+    debug_uart::start(&platform, &opts, !uart_passed_through);
     run::install();
     run::announce_vms();
     run::pcpu_main(0)
@@ -245,7 +245,7 @@ fn start_vms(
             return Err(alloc::format!("{path} is assigned to two domains"));
         }
     }
-    debug_uart::take(p, opts, &mut taken)?;
+    debug_uart::take(p, opts, !has_dom0 || opts.console == cmdline::ConsoleOwner::Hyp, &mut taken)?;
     let mut vms = Vec::new();
     let insert = |vm: crate::vm::instance::Vm| {
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))

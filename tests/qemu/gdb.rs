@@ -330,3 +330,21 @@ fn linux() {
     check(run.has("EL2VISOR-GUEST-OK cpus=2") && run.has("STATS exits="), "the guest did not finish normally", &g, q);
     check(!run.has("Kernel panic") && !run.has("Internal error"), "the guest crashed", &g, q);
 }
+
+/// A Pi 4's PL011s share one 4 KiB page with its console: while a VM gets the console,
+/// `debug_uart=` UART3 is refused in one line and the guest keeps its console (the probe runs
+/// through); with `console=hyp` the page is el2visor's and the stub starts.
+#[test]
+fn raspi4b_uart3_shares_the_console_page() {
+    const UART3: &str = "debug_uart=/soc/serial@7e201600";
+    let run = Qemu::raspi4b().kernel(&image()).append(UART3).timeout(120).stop_on("el2visor: halted").run();
+    run.check(
+        run.has("el2visor: debug_uart=/soc/serial@7e201600: /soc/serial@7e201000 shares its 4 KiB page")
+            && !run.has("GDB stub on"),
+        "UART3 beside a passed-through console was not refused",
+    );
+    run.check(run.has("PROBE DONE pass=") && run.has("fail=0"), "the guest lost its console or a probe failed");
+    let args = format!("{UART3} console=hyp");
+    let run = Qemu::raspi4b().kernel(&image()).append(&args).timeout(120).stop_on("el2visor: halted").run();
+    run.check(run.has("el2visor: GDB stub on /soc/serial@7e201600 (115200 8N1)"), "no stub on UART3 with console=hyp");
+}
