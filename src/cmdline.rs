@@ -10,6 +10,7 @@
 //! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `guest` |
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
+//! | `debug_uart=` | the DT path of a PL011 (like `/pl011@9040000`) for el2visor's GDB stub: no VM gets it (docs/debugging.md) | none: no stub |
 //! | `guest_args=` | the embedded guest's command line, one word: each `,` becomes a space (`guest_args=a,b` gives `a b`) | empty |
 //! | `on_crash=` | `report`, `restart`, `halt`, `debug`: what a guest panic does ([`debug`]) | `report` |
 //! | `crash_restarts=` | restarts in a row of a VM that keeps crashing before it is halted (0: halt at once) | 3 |
@@ -87,6 +88,8 @@ pub struct Options {
     pub crash_restarts: u32,
     /// Guest events to trace (`trace=`).
     pub trace: TraceSet,
+    /// The DT path of the UART the GDB stub serves (`debug_uart=`).
+    pub debug_uart: Option<String>,
 }
 
 impl Default for Options {
@@ -102,6 +105,7 @@ impl Default for Options {
             on_crash: CrashPolicy::Report,
             crash_restarts: DEFAULT_CRASH_RESTARTS,
             trace: TraceSet(0),
+            debug_uart: None,
         }
     }
 }
@@ -128,7 +132,7 @@ impl fmt::Display for Problem {
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
                  loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, \
-                 on_crash=, crash_restarts=, trace=)"
+                 on_crash=, crash_restarts=, trace=, debug_uart=)"
             ),
             Problem::BadValue {
                 key,
@@ -167,7 +171,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "coherency",
     "fastpath",
     "loglevel",
@@ -178,6 +182,7 @@ const KEYS: [&str; 10] = [
     "on_crash",
     "crash_restarts",
     "trace",
+    "debug_uart",
 ];
 
 /// The guest command line a `guest_args=` value stands for: the one word with each `,` made a
@@ -266,6 +271,14 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
                     }),
                 }
             }
+            "debug_uart" => {
+                if value.starts_with('/') && value.len() > 1 {
+                    o.debug_uart = Some(value.into());
+                    Ok(())
+                } else {
+                    Err(bad("a device tree path like /pl011@9040000"))
+                }
+            }
             _ => match value.parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(bad("a CPU count of at least 1")),
@@ -325,6 +338,19 @@ mod tests {
         }
         assert_eq!(parse("console=hyp").0.console, ConsoleOwner::Hyp);
         assert!(parse("fastpath=on").0.fastpath);
+    }
+
+    #[test]
+    fn debug_uart_takes_a_dt_path() {
+        let (o, p) = parse("debug_uart=/pl011@9040000");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.debug_uart.as_deref(), Some("/pl011@9040000"));
+        assert_eq!(parse("").0.debug_uart, None);
+        for bad in ["debug_uart=serial1", "debug_uart=/", "debug_uart="] {
+            let (o, p) = parse(bad);
+            assert_eq!(o.debug_uart, None, "{bad}");
+            assert!(matches!(p[..], [Problem::BadValue { key: "debug_uart", .. }]), "{bad}: {p:?}");
+        }
     }
 
     #[test]

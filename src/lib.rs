@@ -15,6 +15,7 @@ pub mod arch;
 pub mod boot;
 pub mod cmdline;
 pub mod coherency;
+pub mod debug;
 pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod fatal;

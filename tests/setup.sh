@@ -53,3 +53,10 @@ if ! command -v dtc >/dev/null; then
     log "installing device-tree-compiler"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq device-tree-compiler >/dev/null
 fi
+
+# --- gdb-multiarch: the client of el2visor's GDB stub in tests/qemu/gdb.rs.
+if ! command -v gdb-multiarch >/dev/null; then
+    apt_update
+    log "installing gdb-multiarch"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb-multiarch >/dev/null
+fi

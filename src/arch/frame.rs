@@ -23,14 +23,21 @@ impl TrapFrame {
         f.x[0] = arg0;
         f
     }
+    /// All zero (EL0t, PC 0): a placeholder until a real frame is copied in.
+    pub const fn zeroed() -> Self {
+        Self { x: [0; 31], _pad: 0, elr: 0, spsr: 0 }
+    }
     /// Register `n` as an instruction operand sees it (31 is XZR).
     pub fn reg(&self, n: usize) -> u64 {
         if n < 31 { self.x[n] } else { 0 }
     }
     /// Step over the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) says it was a
-    /// 16-bit one. The one place an emulated instruction's PC step is made.
+    /// 16-bit one. The one place an emulated instruction's PC step is made. The instruction has
+    /// completed, so a software step in progress (SPSR.SS, bit 21) is over, as KVM does: the
+    /// step exception comes before the next instruction rather than after it.
     pub fn skip_instruction(&mut self, esr: u64) {
         self.elr += if esr & (1 << 25) != 0 { 4 } else { 2 };
+        self.spsr &= !(1 << 21);
     }
     /// Set register `n` (31, XZR, discards the write).
     pub fn set_reg(&mut self, n: usize, v: u64) {
@@ -62,12 +69,18 @@ mod tests {
         assert_eq!(f.elr, 0x4008_0008);
         f.skip_instruction(1 << 25);
         assert_eq!(f.elr, 0x4008_000c);
+        // A step in progress (SPSR.SS) is over once the emulated instruction is.
+        f.spsr |= 1 << 21;
+        f.skip_instruction(1 << 25);
+        assert_eq!((f.elr, f.spsr), (0x4008_0010, SPSR_EL1H_DAIF_MASKED));
     }
 
     #[test]
     fn xzr_reads_zero_and_ignores_writes() {
         let mut f = TrapFrame::new_el1(0, 7);
         assert_eq!((f.reg(0), f.spsr), (7, SPSR_EL1H_DAIF_MASKED));
+        let z = TrapFrame::zeroed();
+        assert_eq!((z.x, z.elr, z.spsr), ([0; 31], 0, 0));
         f.set_reg(31, 5);
         assert_eq!(f.reg(31), 0);
         f.set_reg(30, 9);

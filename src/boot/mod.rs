@@ -3,6 +3,7 @@
 //! the other CPUs, and hand over to the VMs.
 
 mod bundle;
+mod debug_uart;
 mod domains;
 mod guest;
 mod memory;
@@ -209,6 +210,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     if let (false, Some(c)) = (uart_passed_through, &platform.console) {
         crate::vcpu::console::start(c.base.raw() as usize, c.intid);
     }
+    debug_uart::start(&platform, &opts, !uart_passed_through);
     run::install();
     run::announce_vms();
     run::pcpu_main(0)
@@ -252,12 +254,13 @@ fn start_vms(
     };
     let (devs, withheld): (Vec<_>, Vec<_>) =
         plans.iter().map(|d| domains::assigned(p, d)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
-    let taken = domains::taken_paths(&devs);
+    let mut taken = domains::taken_paths(&devs);
     for (i, path) in taken.iter().enumerate() {
         if taken[..i].contains(path) {
             return Err(alloc::format!("{path} is assigned to two domains"));
         }
     }
+    debug_uart::take(p, opts, !has_dom0 || opts.console == cmdline::ConsoleOwner::Hyp, &mut taken)?;
     let mut vms = Vec::new();
     let insert = |vm: crate::vm::instance::Vm| {
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))

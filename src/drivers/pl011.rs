@@ -42,6 +42,9 @@ register_structs! {
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
+        (0x24 => ibrd: ReadWrite<u32>),
+        (0x28 => fbrd: ReadWrite<u32>),
+        (0x2c => lcrh: ReadWrite<u32>),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => _reserved2),
         (0x38 => imsc: ReadWrite<u32, INT::Register>),
@@ -101,6 +104,25 @@ impl Pl011 {
         if !cr.matches_all(on) {
             self.regs().cr.modify_no_read(cr, on);
         }
+    }
+
+    /// Set up a UART no firmware prepared (the GDB stub's): `baud` from a `uartclk` Hz
+    /// reference clock, 8 data bits, no parity, one stop bit, FIFOs on, receiver and
+    /// transmitter enabled.
+    pub fn setup(&self, uartclk: u32, baud: u32) {
+        self.regs().cr.set(0);
+        // The divisor in 1/64ths: uartclk / (16 * baud), rounded.
+        let div64 = (u64::from(uartclk) * 4 + u64::from(baud) / 2) / u64::from(baud.max(1));
+        self.regs().ibrd.set((div64 >> 6) as u32);
+        self.regs().fbrd.set((div64 & 0x3f) as u32);
+        // LCRH: WLEN = 8 bits (0b11 << 5), FEN (bit 4). Written after the divisors, as the
+        // PL011 latches them on an LCRH write.
+        self.regs().lcrh.set((0b11 << 5) | (1 << 4));
+        self.regs().cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        // Changing LCRH.FEN empties the receive FIFO; QEMU's model then stops taking input from
+        // its back end until the next read of DR, so read it once (an empty FIFO reads as junk,
+        // dropped: nothing can have arrived in a UART that was just set up).
+        let _ = self.regs().dr.get();
     }
 
     /// Send one byte, waiting while the FIFO is full, but not for ever: a UART that the guest

@@ -16,7 +16,7 @@ pub const KICK_SGI: u32 = 1;
 static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
 
 /// Device interrupts el2visor handles itself (its console's receive interrupt when it owns
-/// console input, an SMMU's event queue and global errors), and their handlers; `u32::MAX` marks
+/// console input, the GDB stub's UART, an SMMU's event queue and global errors), and their handlers; `u32::MAX` marks
 /// a free slot.
 const DEVICE_SLOTS: usize = 8;
 static DEVICE_IRQ: [AtomicU32; DEVICE_SLOTS] = [const { AtomicU32::new(u32::MAX) }; DEVICE_SLOTS];

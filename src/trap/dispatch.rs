@@ -46,6 +46,24 @@ pub enum Exit {
     ResetVm,
     /// The VM is over: PSCI SYSTEM_OFF, or a fault it cannot survive (already reported).
     VmOff,
+    /// A debug exception routed to EL2 (MDCR_EL2.TDE, only while GDB is attached), or a guest
+    /// access to a debug register trapped meanwhile: for the GDB stub (`debug`), with ESR_EL2.
+    Debug(DebugEvent, u64),
+}
+
+/// What a debug exit was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugEvent {
+    /// A hardware breakpoint (DBGBCR/DBGBVR) matched.
+    Breakpoint,
+    /// A software step completed.
+    Step,
+    /// A watchpoint matched an access to `far` (a write when `write`).
+    Watchpoint { far: u64, write: bool },
+    /// A BRK instruction: the debugger's, or the guest's own (then injected back).
+    Brk,
+    /// MRS/MSR of a debug register (op0 = 2), trapped by MDCR_EL2.TDA/TDOSA/TDRA.
+    RegAccess,
 }
 
 /// A guest that takes the same abort (same instruction, syndrome and address) this many times in
@@ -154,6 +172,13 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             }
             abort(vm, vcpu, frame, esr, ipa, "instruction fetch")
         }
+        ExceptionClass::BreakpointLower => debug(counters, DebugEvent::Breakpoint, esr),
+        ExceptionClass::StepLower => debug(counters, DebugEvent::Step, esr),
+        ExceptionClass::WatchpointLower => {
+            // ISS.WnR (bit 6): the access was a write.
+            debug(counters, DebugEvent::Watchpoint { far: sysreg::far_el2(), write: esr.iss() & (1 << 6) != 0 }, esr)
+        }
+        ExceptionClass::Brk64 => debug(counters, DebugEvent::Brk, esr),
         ExceptionClass::Wfx => {
             counters.count(ExitReason::Wfx);
             frame.skip_instruction(esr.0);
@@ -189,6 +214,11 @@ fn trace_s2fault(vm: &Vm, vcpu: usize, pc: u64, esr: Esr, ipa: u64, region: Opti
             region.unwrap_or("no emulated device there: the guest gets a synchronous external abort")
         ),
     );
+}
+
+fn debug(counters: &ExitCounters, event: DebugEvent, esr: Esr) -> Exit {
+    counters.count(ExitReason::Other);
+    Exit::Debug(event, esr.0)
 }
 
 /// Inject an UNDEF for the trapped instruction; a guest that cannot take one is reported and ends.
@@ -302,6 +332,7 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
                     Exit::StopVcpu => ", vCPU stops",
                     Exit::ResetVm => ", VM resets",
                     Exit::VmOff => ", VM ends",
+                    Exit::Debug(..) => ", debugger stop",
                 }
             ),
         );
@@ -383,6 +414,10 @@ fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit 
             frame.elr,
             format_args!("{} {} x{rt} ({:#x})", if acc.read { "read of" } else { "write to" }, acc.reg, frame.reg(rt)),
         );
+    }
+    if acc.reg.op0 == 2 {
+        // The debug registers trap only while the GDB stub owns them.
+        return Exit::Debug(DebugEvent::RegAccess, esr.0);
     }
     if (acc.reg.op0, acc.reg.op1, acc.reg.crn) == (3, 0, 12) && vm.irqs.get(vcpu).is_some_and(lrs::icc_trap) {
         // The virtual GIC trapped the CPU interface for a moment (see gic::lrs): run it again.

@@ -39,3 +39,9 @@ pub fn abort(frame: &mut TrapFrame, esr: Esr, far: u64) -> Result<(), &'static s
 pub fn undef(frame: &mut TrapFrame, esr: Esr) -> Result<(), &'static str> {
     deliver(frame, syndrome_for_undef(esr), None)
 }
+
+/// Give the guest the BRK it executed (EC 0x3c, its immediate in the syndrome), which MDCR_EL2.TDE
+/// routed to EL2 while GDB is attached: the guest's own (Linux's BUG and WARN), not the debugger's.
+pub fn brk(frame: &mut TrapFrame, esr: Esr) -> Result<(), &'static str> {
+    deliver(frame, esr.0 & 0xffff_ffff, None)
+}

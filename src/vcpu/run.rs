@@ -103,7 +103,11 @@ fn take_start(vm: &Vm, v: usize) -> Option<(u64, u64)> {
 /// EL1 registers and virtual CPU interface in their reset state.
 fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     el2::reset_el1();
-    let frame = TrapFrame::new_el1(entry, context);
+    let mut frame = TrapFrame::new_el1(entry, context);
+    if crate::debug::target::stop_pending() {
+        // Started while GDB stops the VMs: it stops before its first instruction.
+        debugged(vm, crate::debug::target::park(vm, v, &mut frame, crate::debug::stub::StopWhy::Asked));
+    }
     lrs::before_entry(&vm.irqs[v]);
     check_own_serror(&frame);
     let top = cpu::this().stack_hi.load(Ordering::Relaxed);
@@ -198,11 +202,30 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
             lifecycle::end_vm(vm);
             idle_forever()
         }
+        Exit::Debug(event, esr) => debugged(vm, crate::debug::exit::on_event(vm, v, frame, event, esr)),
+    }
+    // `on_crash=debug` with a GDB stub: the panicked VM stops for GDB, which is told SIGSEGV,
+    // rather than waiting held for a debugger that cannot come.
+    if vm.crash.hold.reason() == Some(crate::vm::debug_hold::HoldReason::Crash) && crate::debug::uart::enabled() {
+        vm.crash.hold.release();
+        debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Crash));
+    }
+    // GDB stops every vCPU (an attach, Ctrl-C, another vCPU's breakpoint).
+    if crate::debug::target::stop_pending() {
+        debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Asked));
     }
     check_state(vm, v);
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
     check_own_serror(frame);
+}
+
+/// After a stop for GDB: a VM the debugger killed ends.
+fn debugged(vm: &Vm, parked: crate::debug::target::Parked) {
+    if parked == crate::debug::target::Parked::Kill {
+        lifecycle::end_vm(vm);
+        idle_forever()
+    }
 }
 
 /// Before a guest entry: an SError pending now is el2visor's own, reported as its fatal error

@@ -105,6 +105,11 @@ impl Qemu {
         q
     }
 
+    /// The command line put together so far (for a test that drives QEMU itself).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     pub fn push(&mut self, a: &[&str]) -> &mut Self {
         self.args.extend(a.iter().map(|s| s.to_string()));
         self

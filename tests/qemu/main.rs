@@ -7,6 +7,7 @@ mod boot;
 mod crash;
 mod dom0less;
 mod faults;
+mod gdb;
 mod isolation;
 mod linux;
 mod pci;

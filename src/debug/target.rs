@@ -1,0 +1,559 @@
+//! The machine side of the GDB stub: each pCPU's stop slot (the stopped vCPU's registers, its
+//! EL1 translation registers and FP/SIMD state, copied on its own pCPU when it stops and put
+//! back when it resumes), the stop and resume handshake, guest memory through the guest's stage
+//! 1 and its RAM at Stage 2, and the debug registers: while a debugger is attached el2visor owns
+//! them (MDCR_EL2.TDE routes debug exceptions to EL2, TDA/TDOSA/TDRA trap the guest's own
+//! accesses, which then see a shadow copy) and the guest gets its own values back at detach.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use crate::arch::debugreg::{self as dr, Bank, FpState};
+use crate::arch::exception::TrapFrame;
+use crate::arch::{cache, cpu, sysreg};
+use crate::debug::packet::BpKind;
+use crate::debug::regs::Regs;
+use crate::debug::stub::{HwPoint, Points, StopWhy, Target, Tid};
+use crate::debug::walk::Stage1;
+use crate::percpu::MAX_CPUS;
+use crate::vm::instance::{Vm, RUNNING};
+use crate::vm::power::VcpuPower;
+use crate::vm::table;
+
+/// MDCR_EL2 bits: route debug exceptions to EL2 (TDE), trap debug register (TDA), OS lock
+/// (TDOSA) and ROM address (TDRA) accesses.
+const MDCR_TDE: u64 = 1 << 8;
+const MDCR_TDA: u64 = 1 << 9;
+const MDCR_TDOSA: u64 = 1 << 10;
+const MDCR_TDRA: u64 = 1 << 11;
+const MDCR_DEBUG: u64 = MDCR_TDE | MDCR_TDA | MDCR_TDOSA | MDCR_TDRA;
+/// MDSCR_EL1: software step enable, monitor debug events enable.
+const MDSCR_SS: u64 = 1;
+const MDSCR_MDE: u64 = 1 << 15;
+/// SPSR: software step (PSTATE.SS), IRQ and FIQ masks.
+const SPSR_SS: u64 = 1 << 21;
+const SPSR_IF: u64 = 0xc0;
+
+/// What a stopped vCPU is told to do.
+const GO_NONE: u8 = 0;
+const GO_CONTINUE: u8 = 1;
+const GO_STEP: u8 = 2;
+
+/// What the guest itself had in the debug registers when the debugger took them.
+#[derive(Clone, Copy, Default)]
+struct GuestDebug {
+    bvr: [u64; 16],
+    bcr: [u64; 16],
+    wvr: [u64; 16],
+    wcr: [u64; 16],
+    mdscr: u64,
+    oslk: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Ctx {
+    vm: usize,
+    vcpu: usize,
+    frame: TrapFrame,
+    sp_el0: u64,
+    sp_el1: u64,
+    fp: FpState,
+    /// GDB changed the general registers (`dirty`) or the FP/SIMD ones (`fp_dirty`; loading
+    /// them would clear the upper bits of SVE Z registers, so only then).
+    dirty: bool,
+    fp_dirty: bool,
+    s1: Stage1,
+    /// The debug registers are el2visor's; `guest` holds the guest's own.
+    owned: bool,
+    guest: GuestDebug,
+    /// The I/F mask bits of a step in progress (masked for the step, put back after it).
+    step_if: Option<u64>,
+}
+
+struct Slot {
+    stopped: AtomicBool,
+    go: AtomicU8,
+    ctx: spin::Mutex<Ctx>,
+}
+
+static SLOTS: [Slot; MAX_CPUS] =
+    [const { Slot { stopped: AtomicBool::new(false), go: AtomicU8::new(GO_NONE), ctx: spin::Mutex::new(ZERO) } }; MAX_CPUS];
+
+const ZERO: Ctx = Ctx {
+    vm: 0,
+    vcpu: 0,
+    frame: TrapFrame::zeroed(),
+    sp_el0: 0,
+    sp_el1: 0,
+    fp: FpState { v: [[0; 2]; 32], fpsr: 0, fpcr: 0 },
+    dirty: false,
+    fp_dirty: false,
+    s1: Stage1 { sctlr: 0, tcr: 0, ttbr0: 0, ttbr1: 0 },
+    owned: false,
+    guest: GuestDebug { bvr: [0; 16], bcr: [0; 16], wvr: [0; 16], wcr: [0; 16], mdscr: 0, oslk: false },
+    step_if: None,
+};
+
+/// Every vCPU must stop (attach, Ctrl-C, another vCPU's breakpoint).
+static STOP: AtomicBool = AtomicBool::new(false);
+/// A debugger owns the debug registers.
+static ATTACHED: AtomicBool = AtomicBool::new(false);
+/// The first vCPU that stopped by itself since the last resume.
+static REPORTER: spin::Mutex<Option<(Tid, StopWhy)>> = spin::Mutex::new(None);
+static POINTS: spin::Mutex<Points> = spin::Mutex::new(Points { hw: Vec::new(), sw: Vec::new() });
+/// VMs the debugger killed (by slot): their vCPUs end the VM instead of resuming.
+static KILLED: [AtomicBool; crate::vm::table::MAX_VMS] = [const { AtomicBool::new(false) }; crate::vm::table::MAX_VMS];
+
+/// What serves the debug line while a vCPU waits stopped (`debug::uart` registers it).
+static SERVICE: spin::Once<fn()> = spin::Once::new();
+
+/// Have stopped vCPUs call `f` (serve GDB's line) each time they wake.
+pub fn set_service(f: fn()) {
+    SERVICE.call_once(|| f);
+}
+
+/// Whether the vCPUs must stop: checked by the run loop after every exit.
+pub fn stop_pending() -> bool {
+    STOP.load(Ordering::Acquire)
+}
+
+pub fn attached() -> bool {
+    ATTACHED.load(Ordering::Acquire)
+}
+
+/// Whether guest VA `pc` of VM `slot` holds one of the debugger's software breakpoints.
+pub fn is_own_brk(slot: usize, pc: u64) -> bool {
+    attached() && POINTS.lock().sw.contains(&(slot, pc))
+}
+
+/// The watchpoint of VM `slot` an access to `far` hit: its address and kind.
+pub fn watch_hit(slot: usize, far: u64, write: bool) -> (u64, BpKind) {
+    let points = POINTS.lock();
+    let hit = points.hw.iter().filter(|p| p.slot == slot && p.kind != BpKind::Hardware).find(|p| {
+        let start = p.addr & !7;
+        far >= start && far < start + 8 || far <= p.addr && far + 8 > p.addr
+    });
+    match hit {
+        Some(p) => (p.addr, p.kind),
+        None => (far, if write { BpKind::WriteWatch } else { BpKind::ReadWatch }),
+    }
+}
+
+/// Stop every vCPU of every VM: kick each pCPU that runs one.
+pub fn request_stop() {
+    STOP.store(true, Ordering::Release);
+    let me = cpu::current();
+    for vm in table::all() {
+        for (v, s) in vm.vcpus.iter().enumerate() {
+            if s.pcpu != me {
+                vm.kick(v);
+            }
+        }
+    }
+}
+
+/// What the vCPU does after a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    Resume,
+    /// The debugger killed the VM: the run loop ends it.
+    Kill,
+}
+
+/// Stop vCPU `v` of `vm` on this pCPU with its saved `frame`, until GDB resumes it. `why` is
+/// [`StopWhy::Asked`] for a stop it did not cause itself; any other reason stops every other
+/// vCPU too and is what GDB is told. `on_crash=debug` is `park(vm, v, frame, StopWhy::Crash)`
+/// from the run loop (when `debug::uart::enabled()`): the VM waits, stopped, for GDB to attach.
+pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
+    let me = cpu::current();
+    let slot = &SLOTS[me];
+    {
+        let mut c = slot.ctx.lock();
+        if let Some(bits) = c.step_if.take() {
+            step_done(frame, bits);
+        }
+        c.vm = vm.slot;
+        c.vcpu = v;
+        c.frame = *frame;
+        c.sp_el0 = dr::sp_el0();
+        c.sp_el1 = dr::sp_el1();
+        dr::fp_save(&mut c.fp);
+        c.dirty = false;
+        c.fp_dirty = false;
+        c.s1 = Stage1 { sctlr: sysreg::sctlr_el1(), tcr: sysreg::tcr_el1(), ttbr0: sysreg::ttbr0_el1(), ttbr1: sysreg::ttbr1_el1() };
+    }
+    if why != StopWhy::Asked {
+        let mut r = REPORTER.lock();
+        if r.is_none() {
+            *r = Some(((vm.slot, v), why));
+        }
+        drop(r);
+        request_stop();
+    }
+    slot.stopped.store(true, Ordering::Release);
+    let go = loop {
+        if let Some(f) = SERVICE.get() {
+            f();
+        }
+        let go = slot.go.swap(GO_NONE, Ordering::AcqRel);
+        if go != GO_NONE {
+            break go;
+        }
+        if crate::fatal::failed() {
+            cpu::park();
+        }
+        if vm.state() != RUNNING || KILLED[vm.slot].load(Ordering::Acquire) {
+            break GO_NONE;
+        }
+        if crate::gic::hw::host().is_some() {
+            cpu::wait_for_interrupt();
+            crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+        } else {
+            core::hint::spin_loop();
+        }
+    };
+    slot.stopped.store(false, Ordering::Release);
+    if KILLED[vm.slot].load(Ordering::Acquire) {
+        return Parked::Kill;
+    }
+    let mut c = slot.ctx.lock();
+    if c.dirty {
+        *frame = c.frame;
+        dr::set_sp_el0(c.sp_el0);
+        dr::set_sp_el1(c.sp_el1);
+    }
+    if c.fp_dirty {
+        dr::fp_restore(&c.fp);
+    }
+    program(&mut c, vm.slot, frame, go == GO_STEP);
+    Parked::Resume
+}
+
+/// After a step: the I/F bits masked for it go back. If the instruction took an exception (the
+/// PC is in the guest's vector table), the hardware masked them anyway; the SPSR_EL1 it saved
+/// gets the guest's own bits instead.
+fn step_done(frame: &mut TrapFrame, bits: u64) {
+    let vbar = sysreg::vbar_el1() & !0x7ff;
+    if frame.elr.wrapping_sub(vbar) < 0x800 {
+        sysreg::set_spsr_el1((sysreg::spsr_el1() & !SPSR_IF) | bits);
+    } else {
+        frame.spsr = (frame.spsr & !SPSR_IF) | bits;
+    }
+}
+
+fn counts() -> (usize, usize) {
+    let d = sysreg::id_aa64dfr0_el1();
+    ((((d >> 12) & 0xf) + 1) as usize, (((d >> 20) & 0xf) + 1) as usize)
+}
+
+/// Load the debug registers for the vCPU about to resume: the debugger's points (and a step)
+/// while attached, saving the guest's own first; the guest's own after a detach.
+fn program(c: &mut Ctx, vm_slot: usize, frame: &mut TrapFrame, step: bool) {
+    let (nb, nw) = counts();
+    let base = dr::mdcr_el2() & !MDCR_DEBUG;
+    frame.spsr &= !SPSR_SS;
+    if attached() {
+        if !c.owned {
+            for n in 0..nb {
+                c.guest.bvr[n] = dr::dbg_read(Bank::Bvr, n);
+                c.guest.bcr[n] = dr::dbg_read(Bank::Bcr, n);
+            }
+            for n in 0..nw {
+                c.guest.wvr[n] = dr::dbg_read(Bank::Wvr, n);
+                c.guest.wcr[n] = dr::dbg_read(Bank::Wcr, n);
+            }
+            c.guest.mdscr = dr::mdscr_el1();
+            c.guest.oslk = dr::oslsr_el1() & 2 != 0;
+            c.owned = true;
+        }
+        let points = POINTS.lock();
+        let mine = |watch: bool| points.hw.iter().filter(move |p| p.slot == vm_slot && (p.kind != BpKind::Hardware) == watch);
+        let bps: Vec<&HwPoint> = mine(false).collect();
+        let wps: Vec<&HwPoint> = mine(true).collect();
+        for n in 0..nb {
+            let (v, ctl) = bps.get(n).map_or((0, 0), |p| (p.addr, bcr()));
+            dr::dbg_write(Bank::Bcr, n, 0);
+            dr::dbg_write(Bank::Bvr, n, v);
+            dr::dbg_write(Bank::Bcr, n, ctl);
+        }
+        for n in 0..nw {
+            let (v, ctl) = wps.get(n).map_or((0, 0), |p| (p.addr & !7, wcr(p)));
+            dr::dbg_write(Bank::Wcr, n, 0);
+            dr::dbg_write(Bank::Wvr, n, v);
+            dr::dbg_write(Bank::Wcr, n, ctl);
+        }
+        drop(points);
+        dr::set_oslar_el1(0);
+        dr::set_mdscr_el1(MDSCR_MDE | if step { MDSCR_SS } else { 0 });
+        if step {
+            // Interrupts stay masked for the one instruction, as QEMU's gdbstub does: the step
+            // ends after it, not at the guest's IRQ vector.
+            c.step_if = Some(frame.spsr & SPSR_IF);
+            frame.spsr |= SPSR_SS | SPSR_IF;
+        }
+        dr::set_mdcr_el2(base | MDCR_DEBUG);
+    } else if c.owned {
+        for n in 0..nb {
+            dr::dbg_write(Bank::Bvr, n, c.guest.bvr[n]);
+            dr::dbg_write(Bank::Bcr, n, c.guest.bcr[n]);
+        }
+        for n in 0..nw {
+            dr::dbg_write(Bank::Wvr, n, c.guest.wvr[n]);
+            dr::dbg_write(Bank::Wcr, n, c.guest.wcr[n]);
+        }
+        dr::set_mdscr_el1(c.guest.mdscr);
+        dr::set_oslar_el1(u64::from(c.guest.oslk));
+        dr::set_mdcr_el2(base);
+        c.owned = false;
+    }
+    sysreg::isb();
+}
+
+/// DBGBCR: enabled, every byte of the instruction, EL1 and EL0 (PMC = 0b11), unlinked.
+fn bcr() -> u64 {
+    1 | (0b11 << 1) | (0xf << 5)
+}
+
+/// DBGWCR: enabled, EL1 and EL0, loads and/or stores, the bytes of the doubleword watched.
+fn wcr(p: &HwPoint) -> u64 {
+    let lsc = match p.kind {
+        BpKind::ReadWatch => 1,
+        BpKind::WriteWatch => 2,
+        _ => 3,
+    };
+    let bas = ((1u64 << p.len) - 1) << (p.addr & 7);
+    1 | (0b11 << 1) | (lsc << 3) | ((bas & 0xff) << 5)
+}
+
+/// A guest access to a debug register (op0 = 2) trapped while the debugger owns them: the
+/// guest sees its own values (kept aside), and writes change only those. Returns the value
+/// for a read.
+pub fn guest_debug_reg(op1: u8, crn: u8, crm: u8, op2: u8, write: Option<u64>) -> u64 {
+    let mut c = SLOTS[cpu::current()].ctx.lock();
+    if !c.owned {
+        // The registers are the guest's again (a trap racing a detach): nothing to keep aside.
+        return 0;
+    }
+    let g = &mut c.guest;
+    let n = crm as usize & 0xf;
+    let reg: Option<&mut u64> = match (op1, crn, op2) {
+        (0, 0, 4) => Some(&mut g.bvr[n]),
+        (0, 0, 5) => Some(&mut g.bcr[n]),
+        (0, 0, 6) => Some(&mut g.wvr[n]),
+        (0, 0, 7) => Some(&mut g.wcr[n]),
+        (0, 0, 2) if crm == 2 => Some(&mut g.mdscr),
+        _ => None,
+    };
+    if let Some(r) = reg {
+        if let Some(v) = write {
+            *r = v;
+        }
+        return *r;
+    }
+    match (op1, crn, crm, op2) {
+        // OSLAR_EL1
+        (0, 1, 0, 4) => {
+            if let Some(v) = write {
+                g.oslk = v & 1 != 0;
+            }
+            0
+        }
+        // OSLSR_EL1: the CPU's OSLM with the guest's own lock bit.
+        (0, 1, 1, 4) => (dr::oslsr_el1() & !2) | if g.oslk { 2 } else { 0 },
+        // Everything else (OSDLR, DBGPRCR, claim tags, the DCC, MDRAR): reads as zero,
+        // writes ignored.
+        _ => 0,
+    }
+}
+
+/// The [`Target`] the stub drives: every VM in the table.
+pub struct Machine;
+
+fn live(vm: &Vm) -> bool {
+    vm.state() == RUNNING && !KILLED[vm.slot].load(Ordering::Acquire)
+}
+
+fn slot_of(t: Tid) -> Option<&'static Slot> {
+    let vm = table::get(t.0)?;
+    let s = &SLOTS[vm.vcpus.get(t.1)?.pcpu];
+    s.stopped.load(Ordering::Acquire).then_some(s)
+}
+
+/// The host address of guest IPA `ipa` of `vm` when `len` bytes from it are all its RAM.
+fn ram_pa(vm: &Vm, ipa: u64, len: u64) -> Option<u64> {
+    vm.ram.iter().find_map(|r| {
+        let off = ipa.checked_sub(r.ipa.raw())?;
+        (off < r.size && r.size - off >= len).then(|| r.pa.raw() + off)
+    })
+}
+
+/// Translate guest VA `va` of thread `t` to a host address of RAM (`len` bytes, one page).
+fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
+    let vm = table::get(t.0)?;
+    let ipa = s1.translate(va, |ipa| {
+        let pa = ram_pa(vm, ipa, 8)?;
+        // SAFETY: `pa` is 8 bytes of the VM's RAM (checked above), which el2visor's identity
+        // map covers read-write; a table descriptor is one aligned doubleword.
+        (pa & 7 == 0).then(|| unsafe { core::ptr::read_volatile(pa as *const u64) })
+    })?;
+    ram_pa(vm, ipa, len)
+}
+
+/// Split `[va, va + len)` at 4 KiB boundaries (no translation granule is smaller).
+fn pieces(va: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize)> {
+    let mut done = 0usize;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let a = va.wrapping_add(done as u64);
+        let n = ((0x1000 - (a & 0xfff)) as usize).min(len - done);
+        let item = (a, done, n);
+        done += n;
+        Some(item)
+    })
+}
+
+impl Target for Machine {
+    fn threads(&self) -> Vec<Tid> {
+        let mut out = Vec::new();
+        for vm in table::all().filter(|vm| live(vm)) {
+            let power = vm.power.lock();
+            out.extend(power.states.iter().enumerate().filter(|(_, s)| **s == VcpuPower::On).map(|(v, _)| (vm.slot, v)));
+        }
+        out
+    }
+
+    fn vm_name(&self, slot: usize) -> String {
+        table::get(slot).map_or_else(String::new, |vm| vm.name.clone())
+    }
+
+    fn stop_all(&mut self) {
+        request_stop();
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.threads().into_iter().all(|t| slot_of(t).is_some())
+    }
+
+    fn reporter(&self) -> Option<(Tid, StopWhy)> {
+        *REPORTER.lock()
+    }
+
+    fn regs(&self, t: Tid) -> Option<Regs> {
+        let c = *slot_of(t)?.ctx.lock();
+        let mut r = Regs { x: c.frame.x, pc: c.frame.elr, cpsr: c.frame.spsr as u32, ..Default::default() };
+        // SPSR.M: EL1h uses SP_EL1; EL1t and EL0 use SP_EL0.
+        r.sp = if c.frame.spsr & 0xf == 0b0101 { c.sp_el1 } else { c.sp_el0 };
+        r.v = c.fp.v;
+        r.fpsr = c.fp.fpsr as u32;
+        r.fpcr = c.fp.fpcr as u32;
+        Some(r)
+    }
+
+    fn set_regs(&mut self, t: Tid, r: &Regs) -> bool {
+        let Some(s) = slot_of(t) else { return false };
+        let mut c = s.ctx.lock();
+        if !crate::debug::regs::cpsr_allowed(c.frame.spsr, u64::from(r.cpsr)) {
+            return false;
+        }
+        let fp_changed = c.fp.v != r.v || c.fp.fpsr != u64::from(r.fpsr) || c.fp.fpcr != u64::from(r.fpcr);
+        c.frame.x = r.x;
+        c.frame.elr = r.pc;
+        c.frame.spsr = (c.frame.spsr & !0xffff_ffff) | u64::from(r.cpsr);
+        if c.frame.spsr & 0xf == 0b0101 {
+            c.sp_el1 = r.sp;
+        } else {
+            c.sp_el0 = r.sp;
+        }
+        c.fp.v = r.v;
+        c.fp.fpsr = u64::from(r.fpsr);
+        c.fp.fpcr = u64::from(r.fpcr);
+        c.dirty = true;
+        c.fp_dirty |= fp_changed;
+        true
+    }
+
+    fn read_mem(&self, t: Tid, va: u64, buf: &mut [u8]) -> usize {
+        let Some(s) = slot_of(t) else { return 0 };
+        let s1 = s.ctx.lock().s1;
+        let mut total = 0;
+        for (a, off, n) in pieces(va, buf.len()) {
+            let Some(pa) = va_to_pa(t, &s1, a, n as u64) else { break };
+            for (i, b) in buf[off..off + n].iter_mut().enumerate() {
+                // SAFETY: `[pa, pa + n)` is the VM's RAM (checked by `va_to_pa`), identity
+                // mapped read-write at EL2.
+                *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+            }
+            total += n;
+        }
+        total
+    }
+
+    fn write_mem(&mut self, t: Tid, va: u64, data: &[u8]) -> bool {
+        let Some(s) = slot_of(t) else { return false };
+        let s1 = s.ctx.lock().s1;
+        let mut targets = Vec::new();
+        for (a, off, n) in pieces(va, data.len()) {
+            match va_to_pa(t, &s1, a, n as u64) {
+                Some(pa) => targets.push((pa, off, n)),
+                None => return false,
+            }
+        }
+        for (pa, off, n) in targets {
+            for (i, &b) in data[off..off + n].iter().enumerate() {
+                // SAFETY: as in `read_mem`; the vCPUs are stopped, and the write is what the
+                // debugger asked for.
+                unsafe { core::ptr::write_volatile((pa + i as u64) as *mut u8, b) };
+            }
+            // To the point of coherency (a guest running with its caches off reads memory),
+            // and out of every instruction cache (a breakpoint).
+            cache::clean_inval_range(pa, n);
+        }
+        cache::invalidate_icache_all();
+        true
+    }
+
+    fn hw_slots(&self) -> (usize, usize) {
+        counts()
+    }
+
+    fn set_points(&mut self, p: &Points) {
+        *POINTS.lock() = p.clone();
+    }
+
+    fn attach(&mut self, on: bool) {
+        ATTACHED.store(on, Ordering::Release);
+        if on {
+            crate::println!("el2visor: GDB attached");
+        } else {
+            crate::println!("el2visor: GDB detached");
+        }
+    }
+
+    fn resume(&mut self, plan: &[(Tid, bool)]) {
+        STOP.store(false, Ordering::Release);
+        *REPORTER.lock() = None;
+        for &(t, step) in plan {
+            let Some(vm) = table::get(t.0) else { continue };
+            let Some(s) = slot_of(t) else { continue };
+            s.stopped.store(false, Ordering::Release);
+            s.go.store(if step { GO_STEP } else { GO_CONTINUE }, Ordering::Release);
+            if vm.vcpus[t.1].pcpu != cpu::current() {
+                vm.kick(t.1);
+            }
+        }
+    }
+
+    fn kill(&mut self, slot: usize) {
+        let Some(vm) = table::get(slot) else { return };
+        crate::println!("el2visor: GDB killed VM {}", vm.name);
+        KILLED[slot].store(true, Ordering::Release);
+        for v in 0..vm.vcpus.len() {
+            if vm.vcpus[v].pcpu != cpu::current() {
+                vm.kick(v);
+            }
+        }
+    }
+}
