@@ -463,3 +463,20 @@ fn hvc_fast_path_answers_as_the_slow_path() {
     assert!(fast > 0);
     assert_eq!(hvc_fast::answer(psci::CPU_ON_64, 0, [0; 3]), None);
 }
+
+/// The vector's key is the syndrome of `hvc #0` from AArch64 (EC 0x16, IL, ISS 0) until
+/// `trace=psci` disables the fast path, when it becomes a value with EC 0x3f, which no exception
+/// reports, so every HVC reaches the slow path and its trace line.
+#[test]
+fn hvc_fast_path_key_and_its_disabling() {
+    use core::sync::atomic::Ordering;
+    let esr = crate::trap::esr::Esr(hvc_fast::ESR_HVC64_IMM0 as u64);
+    assert_eq!(esr.0 >> 26, 0x16, "EC: HVC from AArch64");
+    assert_eq!(esr.0 & (1 << 25), 1 << 25, "IL");
+    assert_eq!(esr.0 & 0xffff, 0, "immediate 0");
+    assert_eq!(hvc_fast::HVC_FAST_KEY.load(Ordering::Relaxed), hvc_fast::ESR_HVC64_IMM0);
+    hvc_fast::disable();
+    let key = hvc_fast::HVC_FAST_KEY.load(Ordering::Relaxed);
+    assert_eq!(key >> 26, 0x3f, "reserved EC: never a syndrome");
+    hvc_fast::HVC_FAST_KEY.store(hvc_fast::ESR_HVC64_IMM0, Ordering::Relaxed);
+}
