@@ -22,6 +22,7 @@
 pub mod hw;
 #[cfg(target_os = "none")]
 pub mod lrs;
+pub mod its;
 pub mod vgic;
 #[cfg(target_os = "none")]
 pub mod virt;
