@@ -238,7 +238,7 @@ pub fn build(
     };
     // Identity mapped: the DMA addresses its drivers program are its own RAM's physical ones.
     let identity = ram.iter().all(|r| r.ipa.0 == r.pa.raw());
-    let Assigned { devices, nc_devices, drop, disable } = assign(p, opts, taken, &name, identity, exclude);
+    let Assigned { devices, nc_devices, drop, disable, its } = assign(p, opts, taken, &name, identity, exclude);
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
     let slot = crate::vm::table::free_slot().ok_or_else(|| "the VM table is full".to_string())?;
     let spec = VmSpec {
@@ -266,6 +266,7 @@ pub fn build(
         zero_ram: false,
         in_place,
         hidden: if matches!(src, Source::Embedded) { Vec::new() } else { mem.hidden.clone() },
+        virtual_its: its,
     };
     instance::create(spec).map_err(|e| e.to_string())
 }
@@ -277,6 +278,8 @@ struct Assigned {
     nc_devices: Vec<PaRange>,
     drop: Vec<String>,
     disable: Vec<String>,
+    /// The host ITS's base when the VM gets a virtual ITS there.
+    its: Option<u64>,
 }
 
 /// Every device but those assigned to dom0less domains (`taken`) and those the DMA policy
@@ -300,11 +303,28 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
         }
     }
     let bridge = p.devices.iter().any(|d| d.status.is_enabled() && d.dma.pci_host && !withheld.contains(&d.path.as_str()));
+    // A GICv3 ITS: a virtual one at its address for an identity-mapped VM that owns the PCI
+    // bridge (a device's MSI write goes where the guest programmed it), once el2visor has the
+    // physical ITS running.
+    let its_frame = p.msi_frames.iter().find(|f| f.kind == crate::platform::pci::MsiKind::Its);
+    let its = match its_frame {
+        Some(f) if bridge && identity && opts.its => match crate::gic::its_hw::init(f.reg.start.raw()) {
+            Ok(_) => Some(f),
+            Err(e) => {
+                log::warn!("VM {name}: no virtual ITS (PCI devices use INTx): ITS at {:#x}: {e}", f.reg.start.raw());
+                None
+            }
+        },
+        _ => None,
+    };
     if let Some(g) = &p.gic {
         let prefix = format!("{}/", g.path);
         for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
             let v2m = p.msi_frames.iter().any(|f| f.path == d.path && f.kind == crate::platform::pci::MsiKind::V2m);
-            if !(v2m && bridge) {
+            if its.is_some_and(|f| f.path == d.path) {
+                // Kept in the guest DT; its frames are never passed through whole (`vm::its`).
+                exclude.extend(d.regs.iter().copied());
+            } else if !(v2m && bridge) {
                 withheld.push(&d.path);
             }
         }
@@ -339,7 +359,7 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
     let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
     exclude.extend(nc_devices.iter().copied());
     let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
-    Assigned { devices, nc_devices, drop, disable }
+    Assigned { devices, nc_devices, drop, disable, its: its.map(|f| f.reg.start.raw()) }
 }
 
 /// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.
@@ -395,6 +415,14 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
     log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
     if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis, Vec::new()) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
+    }
+    // `assign` started the physical ITS only for this VM's virtual one (its DT names it).
+    if let Some(phys) = crate::gic::its_hw::get() {
+        // DeviceIDs: the PCI requester IDs of segment 0 (the VM owns the host bridge, whose
+        // msi-map passes RIDs through as DeviceIDs).
+        if let Err(e) = crate::vm::its::attach(vm, phys.base(), alloc::vec![(0, 0x1_0000)]) {
+            log::error!("VM {}: virtual ITS: {e}", vm.name);
+        }
     }
 }
 

@@ -37,6 +37,10 @@ pub mod v2;
 pub mod v3;
 #[cfg(target_os = "none")]
 pub mod v2m;
+#[cfg(target_os = "none")]
+pub mod its_hw;
+#[cfg(target_os = "none")]
+pub mod vits;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -188,7 +192,14 @@ impl Acked {
     }
     /// The INTID (GICv2 IAR 9:0, GICv3 IAR 23:0).
     pub const fn intid(self) -> u32 {
-        self.0 & 0x3ff
+        // A GICv3 LPI (8192 and up) needs all 24 bits; GICv2's IAR never reaches 8192 (bits
+        // 12:10 are its SGI source CPU, 31:13 are zero) and GICv3's other INTIDs fit in 10.
+        let v3 = self.0 & 0xff_ffff;
+        if v3 >= 8192 {
+            v3
+        } else {
+            self.0 & 0x3ff
+        }
     }
     /// The value to write back to EOIR / DIR.
     pub const fn raw(self) -> u32 {

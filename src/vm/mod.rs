@@ -26,6 +26,8 @@ pub mod guest_dt;
 pub mod image;
 #[cfg(target_os = "none")]
 pub mod instance;
+#[cfg(target_os = "none")]
+pub mod its;
 pub mod load;
 pub mod partition;
 pub mod passthrough;

@@ -128,10 +128,10 @@ impl ItsFrame {
                 CTLR => (self.enabled as u32 | CTLR_QUIESCENT) as u64,
                 _ => IIDR_VALUE as u64,
             }),
-            0x0008..=0x000f => reg64(self.typer),
-            0x0080..=0x0087 => reg64(self.cbaser),
-            0x0088..=0x008f => reg64(self.cwriter),
-            0x0090..=0x0097 => reg64(self.creadr | self.stalled as u64 * STALLED),
+            TYPER..0x0010 => reg64(self.typer),
+            CBASER..CWRITER => reg64(self.cbaser),
+            CWRITER..CREADR => reg64(self.cwriter),
+            CREADR..0x0098 => reg64(self.creadr | self.stalled as u64 * STALLED),
             BASER0..BASER_END => reg64(self.baser[((offset - BASER0) / 8) as usize]),
             0xffd0..=0xfffc if size == 4 => Ok(crate::gic::vgic::id_register(offset - 0xf000, 3) as u64),
             _ if size == 4 || size == 8 => Ok(0),
@@ -160,7 +160,7 @@ impl ItsFrame {
                 self.enabled = value as u32 & CTLR_ENABLED != 0;
                 Ok(self.enabled && !was)
             }
-            0x0080..=0x0087 => {
+            CBASER..CWRITER => {
                 let v = merge(self.cbaser)?;
                 if !self.enabled {
                     // Writing CBASER resets CREADR (and the queue is empty).
@@ -171,7 +171,7 @@ impl ItsFrame {
                 }
                 Ok(false)
             }
-            0x0088..=0x008f => {
+            CWRITER..CREADR => {
                 let v = merge(self.cwriter)?;
                 self.cwriter = v & OFFSET_MASK;
                 if v & STALLED != 0 {

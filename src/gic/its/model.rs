@@ -129,6 +129,17 @@ impl ItsModel {
         self.devices.iter().flat_map(|(&d, dev)| dev.events.iter().map(move |(&e, &i)| (d, e, i)))
     }
 
+    /// Unmap everything (a VM reset): the effects that undo every mapping on the physical ITS.
+    pub fn reset(&mut self, lpis: &mut dyn LpiAlloc) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let devs: Vec<u32> = self.devices.keys().copied().collect();
+        for dev in devs {
+            self.unmap_device(dev, lpis, &mut out);
+        }
+        self.collections.iter_mut().for_each(|c| *c = None);
+        out
+    }
+
     /// Validate and carry out one command.
     pub fn execute(&mut self, cmd: Command, lpis: &mut dyn LpiAlloc) -> Result<Vec<Effect>, CmdError> {
         match cmd {

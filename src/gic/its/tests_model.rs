@@ -162,3 +162,14 @@ fn pool_hands_out_and_takes_back() {
     p.free(100_000);
     assert_eq!(p.alloc(), Some(9065));
 }
+
+#[test]
+fn reset_unmaps_everything() {
+    let (mut m, mut p) = setup();
+    m.execute(Command::Mapd { dev: 1, size: 3, itt: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 1, event: 0, intid: 8192, icid: 0 }, &mut p).unwrap();
+    let e = m.reset(&mut p);
+    assert_eq!(e, vec![Effect::UnmapEvent { dev: 1, event: 0, plpi: 8192, vlpi: 8192 }, Effect::UnmapDevice { dev: 1 }]);
+    assert_eq!(p.in_use(), 0);
+    assert_eq!(m.collection(0), None);
+}

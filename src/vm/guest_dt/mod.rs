@@ -99,6 +99,9 @@ pub struct GuestDtSpec {
     /// is an error. Properties the builder itself sets on a node (`status` of a disabled node, the
     /// GIC's `reg`) win.
     pub dt_props: Option<Vec<u8>>,
+    /// The VM has a virtual ITS at the host ITS's address (`vm::its`): the ITS node under the GIC
+    /// stays, and the `msi-map`/`msi-parent` that name it with it.
+    pub keep_its: bool,
 }
 
 /// Why no guest DT could be made.
@@ -234,7 +237,7 @@ fn dead_phandles(fdt: &Fdt<'_>, spec: &GuestDtSpec) -> Vec<u32> {
     fn walk(node: FdtNode<'_, '_>, path: &str, parent_gic: bool, spec: &GuestDtSpec, out: &mut Vec<u32>) {
         let dead = spec.drop_paths.iter().any(|d| within(path, d))
             || spec.disable_paths.iter().any(|d| d == path)
-            || (parent_gic && has_compatible(node, UNEMULATED_MSI_COMPATIBLES));
+            || (parent_gic && !spec.keep_its && has_compatible(node, UNEMULATED_MSI_COMPATIBLES));
         if let Some(ph) = phandle_of(node).filter(|_| dead) {
             out.push(ph);
         }
@@ -521,7 +524,7 @@ impl Builder<'_, '_> {
         let parent_cells = buses.last().map_or(2, |b| b.addr_cells);
         buses.push(Bus::of(node, path, parent_cells));
         for child in node.children() {
-            let msi = gic.is_some() && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
+            let msi = gic.is_some() && !self.spec.keep_its && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
             self.copy(child, &join(path, child.name), buses, msi)?;
         }
         buses.pop();

@@ -66,6 +66,7 @@ fn virt_spec(gic: GuestGic) -> GuestDtSpec {
         drop_paths: vec![],
         disable_paths: vec!["/pl061@9030000".into()],
         dt_props: None,
+        keep_its: false,
     }
 }
 
