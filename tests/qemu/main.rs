@@ -8,6 +8,7 @@ mod dom0less;
 mod faults;
 mod isolation;
 mod linux;
+mod pci;
 mod memory;
 mod probe;
 mod reset;

@@ -42,6 +42,8 @@ pub const PROBES: [&str; 28] = [
 
 /// The probes that need a PL031 RTC (QEMU virt's) and a GICv3.
 const RTC_PROBE: &str = "vgic_level_once";
+/// The probe that needs QEMU virt's fw_cfg (which el2visor gives no VM: a DMA through it aborts).
+const FW_CFG_PROBE: &str = "fw_cfg_dma";
 const GICV3_PROBE: &str = "vgic_redist_layout";
 
 /// MAIR_EL1 writes the probe's storm makes (each one a TVM trap in mair-trap mode).
@@ -88,7 +90,8 @@ pub struct Expect<'a> {
     pub exits: bool,
     /// The GIC version the guest sees (the GICv3-only probe runs there).
     pub gic: u32,
-    /// The machine has a PL031 RTC (QEMU virt): the level-triggered SPI probe runs.
+    /// The machine is QEMU virt: it has a PL031 RTC (the level-triggered SPI probe runs) and
+    /// fw_cfg (the fw_cfg DMA probe runs).
     pub rtc: bool,
 }
 
@@ -97,6 +100,7 @@ impl Expect<'_> {
     fn probes(&self) -> Vec<&'static str> {
         let mut p = PROBES.to_vec();
         p.extend(self.rtc.then_some(RTC_PROBE));
+        p.extend(self.rtc.then_some(FW_CFG_PROBE));
         p.extend((self.gic == 3).then_some(GICV3_PROBE));
         p
     }

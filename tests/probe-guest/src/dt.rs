@@ -68,6 +68,31 @@ pub struct Platform {
     pub gicc: Option<u64>,
     /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
     pub hostile: bool,
+    /// QEMU virt's fw_cfg ([`fw_cfg`]): where to aim the `fw_cfg_dma` probe, and whether the DT
+    /// gives it to this VM.
+    pub fw_cfg: Option<FwCfg>,
+}
+
+/// QEMU's fw_cfg device, as the `fw_cfg_dma` probe sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FwCfg {
+    pub base: u64,
+    /// The DT has a `qemu,fw-cfg-mmio` node: the VM was given the device.
+    pub in_dt: bool,
+}
+
+/// Where QEMU virt puts fw_cfg (the same on every QEMU version, `hw/arm/virt.c`).
+pub const QEMU_VIRT_FW_CFG: u64 = 0x0902_0000;
+
+/// fw_cfg: its node's `reg` if the DT has one, else QEMU virt's fixed address when the root says
+/// `linux,dummy-virt` (a VM el2visor withheld the device from still runs on that machine), else
+/// nothing (another machine).
+pub fn fw_cfg(fdt: &Fdt<'_>) -> Result<Option<FwCfg>, DtError> {
+    if let Some(r) = first_compatible(fdt, "qemu,fw-cfg-mmio")? {
+        return Ok(Some(FwCfg { base: r.base, in_dt: true }));
+    }
+    let virt = fdt.find_node("/").is_some_and(|n| is_compatible(n, "linux,dummy-virt"));
+    Ok(virt.then_some(FwCfg { base: QEMU_VIRT_FW_CFG, in_dt: false }))
 }
 
 impl Platform {
@@ -431,6 +456,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gic_v3,
         gicc,
         hostile: has_word(bootargs, "hostile"),
+        fw_cfg: fw_cfg(fdt)?,
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod dt;
+pub mod fwcfg;
 pub mod hostile;
 pub mod msg;
 pub mod pagetable;

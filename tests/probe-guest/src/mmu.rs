@@ -104,6 +104,12 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
         m.map(a, a, PAGE_SIZE, MemType::Device, false)
             .map_err(|e| probe_guest::msg!("mapping the unowned page {a:#x}: {e}"))?;
     }
+    if let Some(f) = p.fw_cfg {
+        // Device-nGnRE: only the fw_cfg_dma probe's store touches it.
+        let page = page_down(f.base);
+        m.map(page, page, PAGE_SIZE, MemType::Device, false)
+            .map_err(|e| probe_guest::msg!("mapping the fw_cfg page {page:#x}: {e}"))?;
+    }
     // The GIC frames and the RTC the virtual GIC probes program (Device-nGnRE).
     for r in probe_guest::dt::device_ranges(p.gic, p.rtc).into_iter().flatten() {
         let (start, end) = (page_down(r.base), page_up(r.base + r.size));

@@ -1,7 +1,9 @@
 //! What the guest is given, read independently of el2visor from the host device tree QEMU
 //! dumps for the same machine: device `reg` entries and bus windows in CPU addresses, and which
-//! of them the guest sees (el2visor's guest DT keeps every enabled host node but the GIC's MSI
-//! frames, which it disables, and shows the GIC as what the vGIC emulates).
+//! of them the guest sees (el2visor's guest DT keeps every enabled host node but a GICv3 ITS,
+//! which it disables, and QEMU's fw_cfg, which the DMA policy gives no VM; it shows the GIC as
+//! what the vGIC emulates, and passes a GICv2m frame through to the VM that owns the PCI bridge,
+//! which on QEMU virt is the only VM).
 
 use fdt::node::FdtNode;
 use fdt::Fdt;
@@ -18,8 +20,8 @@ pub struct Regions {
     /// GICv2 with virtualization: the CPU interface the guest uses (GICC) and the virtual CPU
     /// interface (GICV) el2visor maps there.
     pub gicv2: Option<(Span, Span)>,
-    /// What the guest must never reach directly: the GIC's own frames and the MSI frames under
-    /// it (ITS, GICv2m) that the guest DT disables.
+    /// What the guest must never reach directly: the GIC's own frames, a GICv3 ITS under it, and
+    /// fw_cfg.
     pub hidden: Vec<(String, Span)>,
 }
 
@@ -122,7 +124,7 @@ fn visit<'b, 'a>(chain: &mut Vec<FdtNode<'b, 'a>>, path: &str, out: &mut Regions
                     out.hidden.push((format!("{path} reg[{i}]"), *span));
                 }
             }
-        } else if gic_parent {
+        } else if (gic_parent && !compatible(&node, &["arm,gic-v2m-frame"])) || compatible(&node, &["qemu,fw-cfg-mmio"]) {
             out.hidden.extend(regs(chain).into_iter().map(|s| (path.to_string(), s)));
         } else {
             out.passthrough.extend(regs(chain).into_iter().map(|s| (path.to_string(), s)));

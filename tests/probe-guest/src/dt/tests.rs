@@ -78,6 +78,19 @@ fn qemu_virt() {
     );
     assert_eq!(pt.region.size, 0x200);
     assert!(!p.bench);
+    assert_eq!(p.fw_cfg, Some(FwCfg { base: 0x0902_0000, in_dt: true }));
+}
+
+#[test]
+fn fw_cfg_withheld_or_absent() {
+    let virt = r#"/dts-v1/; / { compatible = "linux,dummy-virt"; #address-cells = <2>; #size-cells = <2>;
+        memory@40000000 { device_type = "memory"; reg = <0 0x40000000 0 0x8000000>; }; };"#;
+    let fdt_blob = dtc("fwcfg-virt", virt);
+    let f = fw_cfg(&Fdt::new(&fdt_blob).unwrap()).unwrap();
+    assert_eq!(f, Some(FwCfg { base: QEMU_VIRT_FW_CFG, in_dt: false }), "withheld: aimed at QEMU virt's address");
+    let other = virt.replace("linux,dummy-virt", "raspberrypi,4-model-b");
+    let blob = dtc("fwcfg-pi", &other);
+    assert_eq!(fw_cfg(&Fdt::new(&blob).unwrap()).unwrap(), None, "not QEMU virt: nothing to aim at");
 }
 
 #[test]

@@ -98,6 +98,47 @@ fn check(addr: u64, write: bool, seen: Seen) -> Result<(), Msg> {
     Ok(())
 }
 
+/// A store of `value` to `addr`, caught like [`access`]'s.
+fn store(addr: u64, value: u64) -> Seen {
+    let before = ABORTS_CAUGHT.load(Ordering::Relaxed);
+    // SAFETY: `addr` is mapped Device-nGnRE at stage 1; the only exception the store can raise
+    // (a data abort at EL1) is resumed past by vectors.S, and the stub clobbers only x0-x2.
+    unsafe { probe_abort_store(addr, value) };
+    if ABORTS_CAUGHT.load(Ordering::Relaxed) == before {
+        return Seen::Completed(0);
+    }
+    Seen::Aborted { esr: sysreg::esr(), far: sysreg::far() }
+}
+
+/// `fw_cfg_dma` (QEMU virt): fw_cfg, whose DMA interface writes any physical address (el2visor's
+/// memory included), is given to no VM: the DT lacks it, and starting a DMA (a write of a
+/// request's address to its DMA register) aborts like any address the VM does not own. Were the
+/// device reachable, the request would really run: it reads the `QEMU` signature into a buffer on
+/// this probe's stack, harming nothing, and the probe fails saying so.
+pub fn fw_cfg_dma(ctx: &Context) -> Result<(), Msg> {
+    use probe_guest::fwcfg;
+    let f = ctx.platform.fw_cfg.ok_or_else(|| msg!("not QEMU virt: no fw_cfg to aim at"))?;
+    if f.in_dt {
+        return Err(msg!("the DT gives this VM fw_cfg at {:#x}: its DMA reaches all physical memory", f.base));
+    }
+    let mut buf = [0u8; 8];
+    let req = fwcfg::read_request(fwcfg::SIGNATURE, 4, buf.as_mut_ptr() as u64);
+    let addr = f.base + fwcfg::DMA_REGISTER;
+    let seen = store(addr, fwcfg::register_value(core::ptr::addr_of!(req) as u64));
+    // SAFETY: `buf` is this frame's; the device (if it ran) wrote it before the store completed.
+    let got: [u8; 4] = unsafe { core::ptr::read_volatile(buf.as_ptr().cast()) };
+    if let Seen::Completed(_) = seen {
+        let ran = if &got == b"QEMU" { msg!(" and the DMA ran (it wrote the signature)") } else { msg!("") };
+        return Err(msg!("the write of fw_cfg's DMA register {addr:#x} completed{ran}"));
+    }
+    if ctx.mode().is_err() {
+        return Err(msg!("not under el2visor; bare QEMU's answer at {addr:#x}: {}", describe(seen)));
+    }
+    check(addr, true, seen)?;
+    hvc::vendor(abi::VENDOR_UID, 0).map_err(|e| msg!("after the fw_cfg abort the UID call failed: {e}"))?;
+    Ok(())
+}
+
 /// Describe what bare QEMU (no el2visor) did, for the FAIL line.
 fn describe(seen: Seen) -> Msg {
     match seen {

@@ -74,8 +74,13 @@ pub fn run_all(ctx: &Context) {
     outcome("hvc_imm", smccc::hvc_imm());
     outcome("wfit", wfit::wfit());
     cpu::run_all(ctx);
-    // Last: it makes el2visor inject aborts, which must not disturb anything, but if they did,
+    // Last: they make el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
+    if ctx.platform.fw_cfg.is_some() {
+        outcome("fw_cfg_dma", abort::fw_cfg_dma(ctx));
+    } else {
+        println!("probe: fw_cfg_dma not run: not QEMU virt");
+    }
     outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {
         bench::mair_bench();
