@@ -289,6 +289,7 @@ struct Assigned {
 /// except a GICv2m frame when the VM gets a PCI host bridge: its MSIs then become the frame's
 /// SPIs, which the VM owns (`attach_vgic`).
 fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: bool, mut exclude: Vec<PaRange>) -> Assigned {
+    use crate::gic::its::frame::ITS_FRAME_SIZE;
     use crate::vm::dma_policy::{self, Verdict, VmTrust};
     let trust = VmTrust { identity, trusted: true };
     let mut withheld: Vec<&str> = Vec::new();
@@ -322,8 +323,10 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
         for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
             let v2m = p.msi_frames.iter().any(|f| f.path == d.path && f.kind == crate::platform::pci::MsiKind::V2m);
             if its.is_some_and(|f| f.path == d.path) {
-                // Kept in the guest DT; its frames are never passed through whole (`vm::its`).
-                exclude.extend(d.regs.iter().copied());
+                // Kept in the guest DT. The control frame (first 64 KiB) is emulated (`vm::its`);
+                // the translation frame after it is passed through like a device's registers, for
+                // the devices' MSI writes.
+                exclude.extend(d.regs.iter().map(|r| PaRange::new(r.start.raw(), ITS_FRAME_SIZE)));
             } else if !(v2m && bridge) {
                 withheld.push(&d.path);
             }

@@ -12,8 +12,6 @@ use crate::gic::its::frame::{GuestMem, ITS_FRAME_SIZE};
 use crate::gic::its::model::ItsPolicy;
 use crate::gic::its_hw;
 use crate::gic::vits::VIts;
-use crate::mm::addr::{Ipa, Pa};
-use crate::mm::stage2::S2Attrs;
 use crate::vm::config::RamRegion;
 use crate::vm::instance::Vm;
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError, MmioRegion};
@@ -69,7 +67,8 @@ impl MmioDevice for ItsControl {
     }
 }
 
-/// Give `vm` (identity mapped, owning the PCI host bridge) a virtual ITS at the host ITS's
+/// Give `vm` (identity mapped, owning the PCI host bridge, the ITS's translation frame mapped)
+/// a virtual ITS at the host ITS's
 /// address `base`, for DeviceIDs `devices` (`[start, end)` ranges). Returns why not, if not.
 pub fn attach(vm: &mut Vm, base: u64, devices: Vec<(u32, u32)>) -> Result<(), String> {
     let identity = vm.ram.iter().all(|r| r.ipa.raw() == r.pa.raw());
@@ -89,12 +88,11 @@ pub fn attach(vm: &mut Vm, base: u64, devices: Vec<(u32, u32)>) -> Result<(), St
     let pcpus = vm.vcpus.iter().map(|v| v.pcpu).collect();
     let device_bits = phys.device_bits().min(16);
     vg.attach_its(VIts::new(phys, policy, device_bits, Box::new(VmRam(vm.ram.clone())), pcpus));
-    // The translation frame: the physical one, where devices write their MSIs.
-    let translater = base + ITS_FRAME_SIZE;
-    vm.s2
-        .lock()
-        .map(Ipa(translater), Pa(translater), ITS_FRAME_SIZE, S2Attrs::device())
-        .map_err(|e| alloc::format!("mapping the ITS translation frame: {e:?}"))?;
+    // The translation frame (the physical one, where devices write their MSIs) is one of the
+    // VM's passthrough devices (`boot::guest` premapped it).
+    if !vm.is_device(base + ITS_FRAME_SIZE) {
+        return Err("the ITS translation frame is not mapped at Stage 2".to_string());
+    }
     vm.mmio
         .add(MmioRegion { name: "ITS control frame", base, size: ITS_FRAME_SIZE, device: Box::new(ItsControl { vm: vm.name.clone() }) })
         .map_err(|e| e.0)?;
