@@ -8,7 +8,7 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::gic::its::frame::{GuestMem, ITS_FRAME_SIZE};
+use crate::gic::its::frame::{GuestMem, NotRam, ITS_FRAME_SIZE};
 use crate::gic::its::model::ItsPolicy;
 use crate::gic::its_hw;
 use crate::gic::vits::VIts;
@@ -31,13 +31,13 @@ const COLLECTIONS: u16 = 256;
 struct VmRam(Vec<RamRegion>);
 
 impl GuestMem for VmRam {
-    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), ()> {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
         let len = buf.len() as u64;
         let r = self
             .0
             .iter()
             .find(|r| ipa >= r.ipa.raw() && ipa.checked_add(len).is_some_and(|end| end <= r.ipa_end()))
-            .ok_or(())?;
+            .ok_or(NotRam)?;
         let pa = r.pa.raw() + (ipa - r.ipa.raw());
         for (i, b) in buf.iter_mut().enumerate() {
             // SAFETY: `pa..pa+len` lies inside the VM's RAM, which EL2 maps identity, read-write;

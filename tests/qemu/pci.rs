@@ -1,6 +1,7 @@
 //! Issue 11: real devices in guests. Linux under el2visor reads a virtio-blk disk (a raw image with
 //! known content) and pings QEMU's user-network gateway through virtio-net, on PCI (INTx on gic2
-//! and gic3, GICv2m MSIs on gic2) and on virtio-mmio, cortex-a72 and max. The test initramfs's
+//! and gic3, GICv2m MSIs on gic2, MSI-X through el2visor's virtual ITS on gic3) and on
+//! virtio-mmio, cortex-a72 and max. The test initramfs's
 //! `el2visor.virtio/disk/net` actions load the drivers, read the disk and ping, then print every
 //! virtio line of /proc/interrupts, which shows whether MSIs or INTx carried them. And the DMA
 //! policy: QEMU's fw_cfg is given to no VM, and a domain (not identity mapped, not trusted) that
@@ -52,6 +53,8 @@ enum Irqs {
     Spi,
     /// MSIs (through the GICv2m frame).
     Msi,
+    /// MSI-X through el2visor's virtual ITS (LPIs).
+    ItsMsi,
 }
 
 struct Case {
@@ -90,6 +93,10 @@ fn run_case(c: &Case) -> Run {
     let fired = |l: &str| l.split_whitespace().skip(1).take_while(|w| w.parse::<u64>().is_ok()).any(|w| w != "0");
     r.check(irq.iter().any(|l| fired(l)), &format!("no virtio interrupt ever fired: {irq:?}"));
     match c.irqs {
+        Irqs::ItsMsi => r.check(
+            irq.iter().all(|l| l.contains(" ITS-MSI ") && l.contains(" Edge ")),
+            &format!("not every virtio interrupt is an ITS MSI: {irq:?}"),
+        ),
         Irqs::Msi => r.check(irq.iter().all(|l| l.contains(" MSI ") && l.contains(" Edge ")), &format!("not every virtio interrupt is an MSI: {irq:?}")),
         Irqs::Level => r.check(irq.iter().all(|l| !l.contains("MSI") && l.contains(" Level ")), &format!("not every virtio interrupt is a level SPI: {irq:?}")),
         Irqs::Spi => r.check(irq.iter().all(|l| !l.contains("MSI") && l.contains(" GIC")), &format!("not every virtio interrupt is a GIC SPI: {irq:?}")),
@@ -115,12 +122,31 @@ fn pci_gic2_cortex_a72_intx() {
 
 #[test]
 fn pci_gic3_cortex_a72_intx() {
-    run_case(&Case { name: "gic3-a72-intx", gic: 3, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "", irqs: Irqs::Level });
+    run_case(&Case { name: "gic3-a72-intx", gic: 3, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "pci=nomsi", irqs: Irqs::Level });
 }
 
 #[test]
 fn pci_gic3_max_intx() {
-    run_case(&Case { name: "gic3-max-intx", gic: 3, cpu: "max", transport: Transport::Pci, guest_args: "", irqs: Irqs::Level });
+    run_case(&Case { name: "gic3-max-intx", gic: 3, cpu: "max", transport: Transport::Pci, guest_args: "pci=nomsi", irqs: Irqs::Level });
+}
+
+/// The virtual ITS: the guest's ITS commands are mirrored on the physical ITS and its MSI-X
+/// vectors arrive as LPIs (`ITS-MSI` lines in /proc/interrupts), on both vCPUs' collections.
+fn its_case(name: &'static str, cpu: &'static str) {
+    let r = run_case(&Case { name, gic: 3, cpu, transport: Transport::Pci, guest_args: "", irqs: Irqs::ItsMsi });
+    r.check(r.has("VM guest: virtual ITS at 0x8080000"), "el2visor did not give the VM a virtual ITS");
+    r.check(r.has("PCI/MSI: /intc@8000000/its@8080000 domain created"), "the guest did not find the ITS");
+    r.check(!r.has("virtual ITS: command"), "a guest command was refused");
+}
+
+#[test]
+fn pci_gic3_cortex_a72_msi_through_the_virtual_its() {
+    its_case("gic3-a72-its", "cortex-a72");
+}
+
+#[test]
+fn pci_gic3_max_msi_through_the_virtual_its() {
+    its_case("gic3-max-its", "max");
 }
 
 #[test]

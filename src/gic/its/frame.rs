@@ -48,9 +48,13 @@ const ENTRY_SIZE: u64 = 8;
 /// GITS_IIDR: implementer Arm (0x43b).
 const IIDR_VALUE: u32 = 0x43b;
 
-/// Reads guest memory for the ITS: `Err` for anything outside the VM's RAM.
+/// A guest address range that is not wholly the VM's RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotRam;
+
+/// Reads guest memory for the ITS: [`NotRam`] for anything outside the VM's RAM.
 pub trait GuestMem {
-    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), ()>;
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), NotRam>;
 }
 
 /// An access the frame refuses: the guest gets an abort.
@@ -131,7 +135,7 @@ impl ItsFrame {
             TYPER..0x0010 => reg64(self.typer),
             CBASER..CWRITER => reg64(self.cbaser),
             CWRITER..CREADR => reg64(self.cwriter),
-            CREADR..0x0098 => reg64(self.creadr | self.stalled as u64 * STALLED),
+            CREADR..0x0098 => reg64(self.creadr | if self.stalled { STALLED } else { 0 }),
             BASER0..BASER_END => reg64(self.baser[((offset - BASER0) / 8) as usize]),
             0xffd0..=0xfffc if size == 4 => Ok(crate::gic::vgic::id_register(offset - 0xf000, 3) as u64),
             _ if size == 4 || size == 8 => Ok(0),

@@ -30,11 +30,11 @@ impl Ram {
 }
 
 impl GuestMem for Ram {
-    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), ()> {
-        let off = ipa.checked_sub(RAM).ok_or(())?;
-        let end = off.checked_add(buf.len() as u64).ok_or(())?;
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
+        let off = ipa.checked_sub(RAM).ok_or(NotRam)?;
+        let end = off.checked_add(buf.len() as u64).ok_or(NotRam)?;
         if end > 0x10000 {
-            return Err(());
+            return Err(NotRam);
         }
         buf.copy_from_slice(&self.0.borrow()[off as usize..end as usize]);
         Ok(())
