@@ -15,7 +15,8 @@
 //! - the GIC node's `reg` says what the VM sees: v2 distributor + CPU interface (the hypervisor
 //!   GICH/GICV entries are gone), v3 distributor + one redistributor region sized for the vCPUs.
 //!   Its `interrupts` (the maintenance PPI) stays: a guest kernel without EL2 never uses it. A
-//!   GICv3 ITS under the GIC is set `status = "disabled"` (the vGIC does not emulate one); a
+//!   GICv3 ITS under the GIC is set `status = "disabled"` unless the VM gets a virtual ITS there
+//!   (`keep_its`, `vm::its`); a
 //!   GICv2m frame is copied as it is (a VM that owns the PCI host bridge gets the frame itself,
 //!   any other VM has it in `drop_paths`);
 //! - `msi-parent`, `msi-map` and `msi-map-mask` that name a dropped or disabled MSI controller are
