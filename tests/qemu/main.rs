@@ -7,6 +7,7 @@ mod boot;
 mod dom0less;
 mod faults;
 mod isolation;
+mod its;
 mod linux;
 mod pci;
 mod memory;
