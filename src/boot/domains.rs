@@ -44,9 +44,9 @@ pub fn assigned(p: &Platform, d: &DomainPlan) -> Result<(Vec<PtDevice>, Vec<Stri
         let host = p.device(&dev.host_path);
         let trust = VmTrust { identity: false, trusted: dev.force_assign };
         let verdict = host.map_or(Verdict::Give, |h| dma_policy::decide(&h.compatible, &h.dma, trust));
-        match verdict {
-            Verdict::Give => given.push(dev),
-            Verdict::Withhold(why) => {
+        match verdict.withheld() {
+            None => given.push(dev),
+            Some(why) => {
                 log::warn!("{}", dma_policy::withheld_line(&d.name, &dev.host_path, why));
                 withheld.push(dev.name);
             }

@@ -297,10 +297,12 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
         if taken.contains(&d.path) {
             withheld.push(&d.path);
         } else if d.status.is_enabled() {
-            if let Verdict::Withhold(why) = dma_policy::decide(&d.compatible, &d.dma, trust) {
-                log::warn!("{}", dma_policy::withheld_line(name, &d.path, why));
-                withheld.push(&d.path);
+            match dma_policy::decide(&d.compatible, &d.dma, trust) {
+                Verdict::Give => continue,
+                Verdict::Withhold(why) => log::warn!("{}", dma_policy::withheld_line(name, &d.path, why)),
+                Verdict::NeverGiven(why) => log::info!("{}", dma_policy::withheld_line(name, &d.path, why)),
             }
+            withheld.push(&d.path);
         }
     }
     let bridge = p.devices.iter().any(|d| d.status.is_enabled() && d.dma.pci_host && !withheld.contains(&d.path.as_str()));

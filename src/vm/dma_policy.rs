@@ -36,6 +36,19 @@ pub enum Verdict {
     Give,
     /// Withheld, and why (the rest of a log line naming the device and the VM).
     Withhold(&'static str),
+    /// A device no VM is ever given ([`NEVER_GIVEN`]), and why: withheld like the others, but
+    /// the dom0-like VM, which did not ask for it by name, is only told at info level.
+    NeverGiven(&'static str),
+}
+
+impl Verdict {
+    /// Why the device is withheld, `None` when it is given.
+    pub fn withheld(&self) -> Option<&'static str> {
+        match *self {
+            Verdict::Give => None,
+            Verdict::Withhold(why) | Verdict::NeverGiven(why) => Some(why),
+        }
+    }
 }
 
 /// Whether a device with `compatible` and DT facts `f` can master DMA.
@@ -46,7 +59,7 @@ pub fn masters_dma<S: AsRef<str>>(compatible: &[S], f: &DmaFacts) -> bool {
 /// May a VM described by `vm` have the device?
 pub fn decide<S: AsRef<str>>(compatible: &[S], f: &DmaFacts, vm: VmTrust) -> Verdict {
     if compatible.iter().any(|c| NEVER_GIVEN.contains(&c.as_ref())) {
-        return Verdict::Withhold("QEMU's fw_cfg is given to no VM: nothing needs it and its DMA reaches all of memory");
+        return Verdict::NeverGiven("QEMU's fw_cfg is given to no VM: nothing needs it and its DMA reaches all of memory");
     }
     if !masters_dma(compatible, f) || f.iommu {
         // No DMA, or its streams are the SMMU's to confine.
@@ -98,8 +111,10 @@ mod tests {
     fn dma_masters_go_only_to_identity_mapped_trusted_vms() {
         let virtio = ["virtio,mmio"];
         assert_eq!(decide(&virtio, &facts(), DOM0), Verdict::Give);
+        assert_eq!(Verdict::Give.withheld(), None);
         for vm in [DOMU, FORCED_DOMU, IDENTITY_UNTRUSTED] {
             assert!(matches!(decide(&virtio, &facts(), vm), Verdict::Withhold(_)), "{vm:?}");
+            assert!(decide(&virtio, &facts(), vm).withheld().is_some());
         }
         let bridge = DmaFacts { pci_host: true, dma_coherent: true, ..facts() };
         assert_eq!(decide(&["pci-host-ecam-generic"], &bridge, DOM0), Verdict::Give);
@@ -121,7 +136,7 @@ mod tests {
     #[test]
     fn fw_cfg_goes_to_no_vm() {
         for vm in [DOM0, DOMU, FORCED_DOMU, IDENTITY_UNTRUSTED] {
-            let Verdict::Withhold(why) = decide(&["qemu,fw-cfg-mmio"], &facts(), vm) else { panic!("{vm:?}") };
+            let Verdict::NeverGiven(why) = decide(&["qemu,fw-cfg-mmio"], &facts(), vm) else { panic!("{vm:?}") };
             assert!(why.contains("fw_cfg"));
         }
         assert_eq!(withheld_line("guest", "/fw-cfg@9020000", "why"), "VM guest: withholding /fw-cfg@9020000: why");

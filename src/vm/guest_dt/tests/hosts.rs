@@ -49,6 +49,10 @@ pub fn virt_host(kind: Host) -> Vec<u8> {
     w.property_array_u64("reg", &[0x40_1000_0000, 0x1000_0000]).unwrap();
     w.property_array_u32("msi-map", &[0, 0x8002, 0, 0x1_0000]).unwrap();
     w.property_array_u32("msi-map-mask", &[0xffff]).unwrap();
+    // INTA of slot 0 to SPI 3, level-high; the GIC (phandle 0x8001) has #address-cells = 2.
+    w.property_u32("#interrupt-cells", 1).unwrap();
+    w.property_array_u32("interrupt-map-mask", &[0x1800, 0, 0, 7]).unwrap();
+    w.property_array_u32("interrupt-map", &[0, 0, 0, 1, 0x8001, 0, 0, 0, 3, 4]).unwrap();
     w.end_node(n).unwrap();
 
     let n = w.begin_node("pl061@9030000").unwrap();

@@ -193,6 +193,10 @@ fn virt_gicv2_guest() {
     // The GICv2m frame is the VM's (it owns the PCI bridge): kept, and the bridge's msi-map too.
     assert!(prop(&g, "/intc@8000000/v2m@8020000", "status").is_none());
     assert_eq!(be32s(prop(&g, "/pcie@10000000", "msi-map").unwrap()), vec![0, 0x8002, 0, 0x1_0000]);
+    // INTx: the bridge's interrupt-map still names the guest's GIC node, which kept its phandle.
+    let map = be32s(prop(&g, "/pcie@10000000", "interrupt-map").unwrap());
+    assert_eq!(map, vec![0, 0, 0, 1, 0x8001, 0, 0, 0, 3, 4]);
+    assert_eq!(be32s(prop(&g, intc, "phandle").unwrap()), vec![map[4]]);
     assert_eq!(
         prop(&g, "/chosen", "stdout-path").unwrap(),
         b"/pl011@9000000\0"
