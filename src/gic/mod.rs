@@ -279,6 +279,17 @@ mod tests {
     }
 
     #[test]
+    fn acked_intids_of_both_versions() {
+        // GICv2: bits 12:10 are the SGI's source CPU.
+        assert_eq!(Acked::from_iar(7 << 10 | 3).unwrap().intid(), 3);
+        assert_eq!(Acked::from_iar(0x3ff), None);
+        // GICv3: an LPI needs all 24 bits.
+        assert_eq!(Acked::from_iar(8192).unwrap().intid(), 8192);
+        assert_eq!(Acked::from_iar(0x12_3456).unwrap().intid(), 0x12_3456);
+        assert_eq!(Acked::from_iar(1019).unwrap().intid(), 1019);
+    }
+
+    #[test]
     fn intid_classes() {
         assert!(is_sgi(15) && !is_sgi(16));
         assert!(is_ppi(16) && is_ppi(31) && !is_ppi(32));
