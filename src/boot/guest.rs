@@ -384,7 +384,7 @@ fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
 
 /// Give the VM its virtual GIC: it owns the timer PPIs and the SPIs of the devices passed
 /// through to it.
-pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
+pub fn attach_vgic(p: &Platform, dtb: &[u8], vm: &mut Vm) {
     use crate::platform::Irq;
     let Some(g) = &p.gic else { return };
     let mut spis: Vec<u32> = p
@@ -422,10 +422,18 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
     }
     // `assign` started the physical ITS only for this VM's virtual one (its DT names it).
-    if let Some(phys) = crate::gic::its_hw::get() {
-        // DeviceIDs: the PCI requester IDs of segment 0 (the VM owns the host bridge, whose
-        // msi-map passes RIDs through as DeviceIDs).
-        if let Err(e) = crate::vm::its::attach(vm, phys.base(), alloc::vec![(0, 0x1_0000)]) {
+    let its = p.msi_frames.iter().find(|f| f.kind == crate::platform::pci::MsiKind::Its);
+    if let (Some(phys), Some(f)) = (crate::gic::its_hw::get(), its) {
+        // DeviceIDs: those the VM's PCI host bridges send to the ITS (`msi-map`, `msi-parent`).
+        let bridges: Vec<&str> = p
+            .devices
+            .iter()
+            .filter(|d| d.dma.pci_host && d.regs.iter().any(|r| vm.is_device(r.start.raw())))
+            .map(|d| d.path.as_str())
+            .collect();
+        let ids = crate::vm::its_ids::device_ids(dtb, &f.path, &bridges);
+        log::debug!("VM {}: ITS DeviceIDs {ids:x?} (bridges {bridges:?})", vm.name);
+        if let Err(e) = crate::vm::its::attach(vm, phys.base(), ids) {
             log::error!("VM {}: virtual ITS: {e}", vm.name);
         }
     }

@@ -76,6 +76,9 @@ pub fn attach(vm: &mut Vm, base: u64, devices: Vec<(u32, u32)>) -> Result<(), St
         return Err("its RAM is not identity mapped (a device's MSI write would miss)".to_string());
     }
     let Some(vg) = vm.vgic.as_ref() else { return Err("no virtual GIC".to_string()) };
+    if devices.is_empty() {
+        log::warn!("VM {}: virtual ITS: no PCI bridge of the VM maps its MSIs to the ITS; every MAPD will fail", vm.name);
+    }
     let phys = its_hw::init(base).map_err(|e| alloc::format!("physical ITS at {base:#x}: {e}"))?;
     let policy = ItsPolicy {
         devices,

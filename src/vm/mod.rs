@@ -28,6 +28,7 @@ pub mod image;
 pub mod instance;
 #[cfg(target_os = "none")]
 pub mod its;
+pub mod its_ids;
 pub mod load;
 pub mod partition;
 pub mod passthrough;
