@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `coherency=` | `auto`, `fwb`, `mair-trap`, `off` | `auto` |
 //! | `fastpath=` | `on`, `off` (the TVM-trap fast path in the vector) | `on` |
+//! | `its=` | `on`, `off`: a virtual ITS for the VM that owns the PCI host bridge on a GICv3 host with an ITS (`off`: its PCI devices use INTx) | `on` |
 //! | `loglevel=` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
 //! | `console=` | `hyp`, `guest`: who owns the UART while a guest runs | `guest` |
 //! | `guest_mem=` | a size in bytes, with an optional `K`, `M`, `G` or `T` suffix (like Xen's `dom0_mem`) | none: the VM plan decides |
@@ -75,6 +76,8 @@ pub struct Options {
     pub coherency: Coherency,
     /// Serve TVM-trapped register writes in the assembly fast path.
     pub fastpath: bool,
+    /// Give the dom0-like VM a virtual ITS (docs/its.md).
+    pub its: bool,
     pub loglevel: LogLevel,
     pub console: ConsoleOwner,
     /// Guest RAM in bytes.
@@ -97,6 +100,7 @@ impl Default for Options {
         Options {
             coherency: Coherency::Auto,
             fastpath: true,
+            its: true,
             loglevel: LogLevel::Info,
             console: ConsoleOwner::Guest,
             guest_mem: None,
@@ -130,7 +134,7 @@ impl fmt::Display for Problem {
         match self {
             Problem::Unknown { word } => write!(
                 f,
-                "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
+                "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, its=, \
                  loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, \
                  on_crash=, crash_restarts=, trace=, debug_uart=)"
             ),
@@ -171,9 +175,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "coherency",
     "fastpath",
+    "its",
     "loglevel",
     "console",
     "guest_mem",
@@ -230,6 +235,12 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
                 _ => Err(bad("on or off")),
             }
             .map(|f| o.fastpath = f),
+            "its" => match value {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err(bad("on or off")),
+            }
+            .map(|f| o.its = f),
             "loglevel" => match value {
                 "error" => Ok(LogLevel::Error),
                 "warn" => Ok(LogLevel::Warn),
@@ -338,6 +349,9 @@ mod tests {
         }
         assert_eq!(parse("console=hyp").0.console, ConsoleOwner::Hyp);
         assert!(parse("fastpath=on").0.fastpath);
+        assert!(parse("").0.its);
+        assert!(!parse("its=off").0.its);
+        assert_eq!(parse("its=maybe").1.len(), 1);
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], withheld: &[String
         withheld: withheld.to_vec(),
     };
     let spec = VmSpec {
+        virtual_its: None,
         name: d.name.clone(),
         slot,
         ram,

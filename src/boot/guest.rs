@@ -238,7 +238,7 @@ pub fn build(
     };
     // Identity mapped: the DMA addresses its drivers program are its own RAM's physical ones.
     let identity = ram.iter().all(|r| r.ipa.0 == r.pa.raw());
-    let Assigned { devices, nc_devices, drop, disable, drop_props } = assign(p, opts, taken, &name, identity, exclude);
+    let Assigned { devices, nc_devices, drop, disable, drop_props, its } = assign(p, opts, taken, &name, identity, exclude);
     let vcpu_mpidrs: Vec<u64> = (0..want).map(config::vcpu_mpidr).collect();
     let slot = crate::vm::table::free_slot().ok_or_else(|| "the VM table is full".to_string())?;
     let spec = VmSpec {
@@ -267,6 +267,7 @@ pub fn build(
         zero_ram: false,
         in_place,
         hidden: if matches!(src, Source::Embedded) { Vec::new() } else { mem.hidden.clone() },
+        virtual_its: its,
     };
     instance::create(spec).map_err(|e| e.to_string())
 }
@@ -287,6 +288,8 @@ struct Assigned {
     disable: Vec<String>,
     /// Properties left out wherever they are (those naming an SMMU el2visor owns).
     drop_props: Vec<&'static str>,
+    /// The host ITS's base when the VM gets a virtual ITS there.
+    its: Option<u64>,
 }
 
 /// Every device but those assigned to dom0less domains (`taken`) and those the DMA policy
@@ -296,6 +299,7 @@ struct Assigned {
 /// except a GICv2m frame when the VM gets a PCI host bridge: its MSIs then become the frame's
 /// SPIs, which the VM owns (`attach_vgic`).
 fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: bool, mut exclude: Vec<PaRange>) -> Assigned {
+    use crate::gic::its::frame::ITS_FRAME_SIZE;
     use crate::vm::dma_policy::{self, Verdict, VmTrust};
     let trust = VmTrust { identity, trusted: true };
     let mut withheld: Vec<&str> = Vec::new();
@@ -312,11 +316,30 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
         }
     }
     let bridge = p.devices.iter().any(|d| d.status.is_enabled() && d.dma.pci_host && !withheld.contains(&d.path.as_str()));
+    // A GICv3 ITS: a virtual one at its address for an identity-mapped VM that owns the PCI
+    // bridge (a device's MSI write goes where the guest programmed it), once el2visor has the
+    // physical ITS running.
+    let its_frame = p.msi_frames.iter().find(|f| f.kind == crate::platform::pci::MsiKind::Its);
+    let its = match its_frame {
+        Some(f) if bridge && identity && opts.its => match crate::gic::its_hw::init(f.reg.start.raw()) {
+            Ok(_) => Some(f),
+            Err(e) => {
+                log::warn!("VM {name}: no virtual ITS (PCI devices use INTx): ITS at {:#x}: {e}", f.reg.start.raw());
+                None
+            }
+        },
+        _ => None,
+    };
     if let Some(g) = &p.gic {
         let prefix = format!("{}/", g.path);
         for d in p.devices.iter().filter(|d| d.path.starts_with(&prefix)) {
             let v2m = p.msi_frames.iter().any(|f| f.path == d.path && f.kind == crate::platform::pci::MsiKind::V2m);
-            if !(v2m && bridge) {
+            if its.is_some_and(|f| f.path == d.path) {
+                // Kept in the guest DT. The control frame (first 64 KiB) is emulated (`vm::its`);
+                // the translation frame after it is passed through like a device's registers, for
+                // the devices' MSI writes.
+                exclude.extend(d.regs.iter().map(|r| PaRange::new(r.start.raw(), ITS_FRAME_SIZE)));
+            } else if !(v2m && bridge) {
                 withheld.push(&d.path);
             }
         }
@@ -363,7 +386,7 @@ fn assign(p: &Platform, opts: &Options, taken: &[String], name: &str, identity: 
     let nc_devices = crate::vm::devices::passthrough(&[], &prefetchable, &exclude, &p.memory);
     exclude.extend(nc_devices.iter().copied());
     let devices = crate::vm::devices::passthrough(&dev_regs, &windows, &exclude, &p.memory);
-    Assigned { devices, nc_devices, drop, disable, drop_props }
+    Assigned { devices, nc_devices, drop, disable, drop_props, its: its.map(|f| f.reg.start.raw()) }
 }
 
 /// The first `limit` bytes of guest RAM (by IPA), whole 2 MiB blocks.
@@ -383,7 +406,7 @@ fn truncate(ram: &[RamRegion], limit: u64) -> Vec<RamRegion> {
 
 /// Give the VM its virtual GIC: it owns the timer PPIs and the SPIs of the devices passed
 /// through to it.
-pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
+pub fn attach_vgic(p: &Platform, dtb: &[u8], vm: &mut Vm) {
     use crate::platform::Irq;
     let Some(g) = &p.gic else { return };
     let mut spis: Vec<u32> = p
@@ -419,6 +442,22 @@ pub fn attach_vgic(p: &Platform, vm: &mut Vm) {
     log::debug!("VM {}: virtual GIC v{} with {} passthrough SPIs", vm.name, g.version(), spis.len());
     if let Err(e) = crate::vm::vgic::attach(vm, dist, redist, spis, Vec::new()) {
         log::error!("VM {}: virtual GIC: {e}", vm.name);
+    }
+    // `assign` started the physical ITS only for this VM's virtual one (its DT names it).
+    let its = p.msi_frames.iter().find(|f| f.kind == crate::platform::pci::MsiKind::Its);
+    if let (Some(phys), Some(f)) = (crate::gic::its_hw::get(), its) {
+        // DeviceIDs: those the VM's PCI host bridges send to the ITS (`msi-map`, `msi-parent`).
+        let bridges: Vec<&str> = p
+            .devices
+            .iter()
+            .filter(|d| d.dma.pci_host && d.regs.iter().any(|r| vm.is_device(r.start.raw())))
+            .map(|d| d.path.as_str())
+            .collect();
+        let ids = crate::vm::its_ids::device_ids(dtb, &f.path, &bridges);
+        log::debug!("VM {}: ITS DeviceIDs {ids:x?} (bridges {bridges:?})", vm.name);
+        if let Err(e) = crate::vm::its::attach(vm, phys.base(), ids) {
+            log::error!("VM {}: virtual ITS: {e}", vm.name);
+        }
     }
 }
 

@@ -268,7 +268,7 @@ fn start_vms(
     if has_dom0 {
         let share = guest::Share { mem, pcpus: dom0_cpus, taken: &taken };
         let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
-        guest::attach_vgic(p, &mut vm);
+        guest::attach_vgic(p, dtb, &mut vm);
         vms.push(insert(vm)?);
     }
     let mut ram = memory::DomainRam::new(mem);

@@ -235,6 +235,14 @@ impl HostGic {
     }
 
     /// Number of list registers.
+    /// GICv3: the RD_base of `mpidr`'s redistributor and GICD_TYPER (for the ITS driver).
+    pub fn v3_redist(&self, mpidr: u64) -> Option<(usize, u32)> {
+        match self {
+            HostGic::V3(g) => g.find_redist(mpidr).ok().map(|rd| (rd, g.typer_raw())),
+            HostGic::V2(_) => None,
+        }
+    }
+
     pub fn lr_count(&self) -> usize {
         match self {
             HostGic::V2(g) => g.lr_count(),

@@ -22,6 +22,7 @@
 pub mod hw;
 #[cfg(target_os = "none")]
 pub mod lrs;
+pub mod its;
 pub mod vgic;
 #[cfg(target_os = "none")]
 pub mod virt;
@@ -36,6 +37,10 @@ pub mod v2;
 pub mod v3;
 #[cfg(target_os = "none")]
 pub mod v2m;
+#[cfg(target_os = "none")]
+pub mod its_hw;
+#[cfg(target_os = "none")]
+pub mod vits;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -187,7 +192,14 @@ impl Acked {
     }
     /// The INTID (GICv2 IAR 9:0, GICv3 IAR 23:0).
     pub const fn intid(self) -> u32 {
-        self.0 & 0x3ff
+        // A GICv3 LPI (8192 and up) needs all 24 bits; GICv2's IAR never reaches 8192 (bits
+        // 12:10 are its SGI source CPU, 31:13 are zero) and GICv3's other INTIDs fit in 10.
+        let v3 = self.0 & 0xff_ffff;
+        if v3 >= 8192 {
+            v3
+        } else {
+            self.0 & 0x3ff
+        }
     }
     /// The value to write back to EOIR / DIR.
     pub const fn raw(self) -> u32 {
@@ -264,6 +276,17 @@ mod tests {
             redist: vec![],
             maintenance_intid: MAINTENANCE_INTID,
         }
+    }
+
+    #[test]
+    fn acked_intids_of_both_versions() {
+        // GICv2: bits 12:10 are the SGI's source CPU.
+        assert_eq!(Acked::from_iar(7 << 10 | 3).unwrap().intid(), 3);
+        assert_eq!(Acked::from_iar(0x3ff), None);
+        // GICv3: an LPI needs all 24 bits.
+        assert_eq!(Acked::from_iar(8192).unwrap().intid(), 8192);
+        assert_eq!(Acked::from_iar(0x12_3456).unwrap().intid(), 0x12_3456);
+        assert_eq!(Acked::from_iar(1019).unwrap().intid(), 1019);
     }
 
     #[test]

@@ -439,6 +439,11 @@ impl GicV3 {
         self.gicd.irouter[intid as usize].set(mpidr_affinity(mpidr));
     }
 
+    /// GICD_TYPER as it reads (the ITS driver wants LPIS and IDbits).
+    pub fn typer_raw(&self) -> u32 {
+        self.gicd.typer.get()
+    }
+
     /// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
     pub fn lr_count(&self) -> usize {
         super::vgic::lr::LrFormat::V3.count_from_vtr(ICH_VTR_EL2.get())

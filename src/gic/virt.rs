@@ -16,7 +16,10 @@ use alloc::vec::Vec;
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
 use crate::gic::hw::{host, is_own, kick_pcpu};
+use crate::gic::its::frame::BadAccess;
+use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
+use crate::gic::vits::VIts;
 use crate::gic::vgic::{redist_frame, HwIrq, LiveState, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError, REDIST_FRAME_SIZE};
 use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
@@ -36,6 +39,8 @@ pub struct VGic {
     /// (`redistributor-stride`; RD_base + SGI_base when it says nothing). Offsets past the two
     /// frames read as zero.
     redist_stride: u64,
+    /// The VM's virtual ITS, when it has one.
+    its: spin::Once<VIts>,
 }
 
 /// Why an emulated GIC access failed (the guest gets an abort).
@@ -73,7 +78,39 @@ impl VGic {
             (GicVersion::V3, Some((b, _))) => Some(PaRange::new(b, redist_stride * n)),
             _ => None,
         };
-        Ok(Some(VGic { config, emulated, dist: spin::Mutex::new(dist), dist_ipa, redist_ipa, redist_stride }))
+        Ok(Some(VGic {
+            config,
+            emulated,
+            dist: spin::Mutex::new(dist),
+            dist_ipa,
+            redist_ipa,
+            redist_stride,
+            its: spin::Once::new(),
+        }))
+    }
+
+    /// Give the VM a virtual ITS: its redistributors get LPIs.
+    pub fn attach_its(&self, its: VIts) {
+        self.dist.lock().enable_lpis(its.lpi_bits);
+        self.its.call_once(|| its);
+    }
+
+    /// The VM's virtual ITS.
+    pub fn its(&self) -> Option<&VIts> {
+        self.its.get()
+    }
+
+    /// A guest read of the virtual ITS's control frame.
+    pub fn its_read(&self, offset: u64, size: u8) -> Result<u64, BadAccess> {
+        self.its.get().map_or(Ok(0), |i| i.read(offset, size))
+    }
+
+    /// A guest write of the virtual ITS's control frame.
+    pub fn its_write(&self, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8, value: u64) -> Result<(), BadAccess> {
+        match self.its.get() {
+            Some(i) => i.write(&self.dist, vcpus, vm, offset, size, value),
+            None => Ok(()),
+        }
     }
 
     /// The VM resets, on the resetting pCPU once every vCPU has stopped: the distributor back to
@@ -92,6 +129,11 @@ impl VGic {
                 return;
             }
         };
+        let mut fresh = fresh;
+        if let Some(i) = self.its.get() {
+            i.reset("(reset)");
+            fresh.enable_lpis(i.lpi_bits);
+        }
         let actions = fresh.reset_actions();
         *self.dist.lock() = fresh;
         let pcpu = self.config.vcpus.first().map_or(0, |v| v.pcpu);
@@ -193,6 +235,12 @@ impl VGic {
             r?
         };
         apply_all(vcpus, &actions);
+        if within == 0 {
+            // GICR_CTLR: EnableLPIs may have let held LPIs through.
+            if let Some(i) = self.its.get() {
+                i.reload_pending(&self.dist, vcpus);
+            }
+        }
         Ok(())
     }
 
@@ -307,6 +355,14 @@ pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, 
             h.deactivate(a);
             if let Some(v) = vcpus.get(me) {
                 v.mark_pending();
+            }
+            continue;
+        }
+        if is_lpi(intid) {
+            // LPIs have no active state: the priority drop above was all the GIC needs.
+            let mine = running && vgic.and_then(|vg| vg.its.get()).is_some_and(|i| i.on_lpi(&vgic.expect("checked").dist, vcpus, intid));
+            if !mine && running {
+                log::warn!("VM {vm_name} vCPU {me}: LPI {intid} is routed to no virtual LPI (dropped)");
             }
             continue;
         }

@@ -74,6 +74,9 @@ pub struct VmSpec<'a> {
     /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
     /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
     pub hidden: Vec<PaRange>,
+    /// The host ITS's base when the VM gets a virtual ITS there (`vm::its`): its guest DT keeps
+    /// the ITS node and the MSI references to it.
+    pub virtual_its: Option<u64>,
 }
 
 /// Why a VM could not be built.
@@ -300,6 +303,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         drop_props: spec.drop_props.clone(),
         dt_props: spec.dt_props.clone(),
         pvpanic: Some(pvpanic),
+        keep_its: spec.virtual_its.is_some(),
     };
     let dtb = match &domu_dt {
         Some(d) => guest_dt::domu::generate(&DomuDtSpec {

@@ -32,6 +32,9 @@ pub mod guest_dt;
 pub mod image;
 #[cfg(target_os = "none")]
 pub mod instance;
+#[cfg(target_os = "none")]
+pub mod its;
+pub mod its_ids;
 pub mod load;
 pub mod partition;
 pub mod passthrough;

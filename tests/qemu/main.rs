@@ -9,6 +9,7 @@ mod dom0less;
 mod faults;
 mod gdb;
 mod isolation;
+mod its;
 mod linux;
 mod pci;
 mod memory;

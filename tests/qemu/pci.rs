@@ -1,6 +1,7 @@
 //! Issue 11: real devices in guests. Linux under el2visor reads a virtio-blk disk (a raw image with
 //! known content) and pings QEMU's user-network gateway through virtio-net, on PCI (INTx on gic2
-//! and gic3, GICv2m MSIs on gic2) and on virtio-mmio, cortex-a72 and max. The test initramfs's
+//! and gic3, GICv2m MSIs on gic2, MSI-X through el2visor's virtual ITS on gic3) and on
+//! virtio-mmio, cortex-a72 and max. The test initramfs's
 //! `el2visor.virtio/disk/net` actions load the drivers, read the disk and ping, then print every
 //! virtio line of /proc/interrupts, which shows whether MSIs or INTx carried them. And the DMA
 //! policy: QEMU's fw_cfg is given to no VM, and a domain (not identity mapped, not trusted) that
@@ -52,6 +53,8 @@ enum Irqs {
     Spi,
     /// MSIs (through the GICv2m frame).
     Msi,
+    /// MSI-X through el2visor's virtual ITS (LPIs).
+    ItsMsi,
 }
 
 struct Case {
@@ -61,6 +64,9 @@ struct Case {
     transport: Transport,
     /// Extra guest kernel arguments (`pci=nomsi` forces INTx where MSIs exist).
     guest_args: &'static str,
+    /// el2visor's command line (`its=off`: no virtual ITS, so the guest DT names no MSI
+    /// controller and Linux uses INTx).
+    el2visor_args: &'static str,
     irqs: Irqs,
 }
 
@@ -73,7 +79,7 @@ fn run_case(c: &Case) -> Run {
         Transport::Mmio => ("virtio-blk-device", "virtio-net-device"),
     };
     let mut q = Qemu::virt(c.cpu, 2, "1G", c.gic);
-    q.kernel(&image()).timeout(300);
+    q.kernel(&image()).append(c.el2visor_args).timeout(300);
     let bootargs = format!("console=ttyAMA0 el2visor.virtio=1 el2visor.disk=vda el2visor.net=eth0 {}", c.guest_args);
     let kernel = format!("guest-loader,addr={KERNEL_ADDR},kernel={},bootargs={}", file("Image"), bootargs.trim());
     let initrd = format!("guest-loader,addr={INITRD_ADDR},initrd={}", file("initramfs.cpio.gz"));
@@ -90,6 +96,10 @@ fn run_case(c: &Case) -> Run {
     let fired = |l: &str| l.split_whitespace().skip(1).take_while(|w| w.parse::<u64>().is_ok()).any(|w| w != "0");
     r.check(irq.iter().any(|l| fired(l)), &format!("no virtio interrupt ever fired: {irq:?}"));
     match c.irqs {
+        Irqs::ItsMsi => r.check(
+            irq.iter().all(|l| l.contains(" ITS-MSI ") && l.contains(" Edge ")),
+            &format!("not every virtio interrupt is an ITS MSI: {irq:?}"),
+        ),
         Irqs::Msi => r.check(irq.iter().all(|l| l.contains(" MSI ") && l.contains(" Edge ")), &format!("not every virtio interrupt is an MSI: {irq:?}")),
         Irqs::Level => r.check(irq.iter().all(|l| !l.contains("MSI") && l.contains(" Level ")), &format!("not every virtio interrupt is a level SPI: {irq:?}")),
         Irqs::Spi => r.check(irq.iter().all(|l| !l.contains("MSI") && l.contains(" GIC")), &format!("not every virtio interrupt is a GIC SPI: {irq:?}")),
@@ -104,33 +114,60 @@ fn run_case(c: &Case) -> Run {
 
 #[test]
 fn pci_gic2_max_msi_through_the_v2m_frame() {
-    let r = run_case(&Case { name: "gic2-max-msi", gic: 2, cpu: "max", transport: Transport::Pci, guest_args: "", irqs: Irqs::Msi });
+    let r = run_case(&Case { name: "gic2-max-msi", gic: 2, cpu: "max", transport: Transport::Pci, guest_args: "", el2visor_args: "", irqs: Irqs::Msi });
     r.check(r.has("GICv2m frame /intc@8000000/v2m@8020000 passed through with SPIs"), "el2visor did not pass the GICv2m frame");
 }
 
 #[test]
 fn pci_gic2_cortex_a72_intx() {
-    run_case(&Case { name: "gic2-a72-intx", gic: 2, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "pci=nomsi", irqs: Irqs::Level });
+    run_case(&Case { name: "gic2-a72-intx", gic: 2, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "pci=nomsi", el2visor_args: "", irqs: Irqs::Level });
 }
 
 #[test]
 fn pci_gic3_cortex_a72_intx() {
-    run_case(&Case { name: "gic3-a72-intx", gic: 3, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "", irqs: Irqs::Level });
+    run_case(&Case { name: "gic3-a72-intx", gic: 3, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "pci=nomsi", el2visor_args: "", irqs: Irqs::Level });
 }
 
 #[test]
 fn pci_gic3_max_intx() {
-    run_case(&Case { name: "gic3-max-intx", gic: 3, cpu: "max", transport: Transport::Pci, guest_args: "", irqs: Irqs::Level });
+    run_case(&Case { name: "gic3-max-intx", gic: 3, cpu: "max", transport: Transport::Pci, guest_args: "pci=nomsi", el2visor_args: "", irqs: Irqs::Level });
+}
+
+/// `its=off`: no virtual ITS, the guest DT has the ITS disabled and no `msi-map`, and Linux
+/// falls back to INTx by itself.
+#[test]
+fn pci_gic3_cortex_a72_its_off_falls_back_to_intx() {
+    let r = run_case(&Case { name: "gic3-a72-its-off", gic: 3, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "", el2visor_args: "its=off", irqs: Irqs::Level });
+    r.check(!r.has("virtual ITS at"), "el2visor gave a virtual ITS despite its=off");
+}
+
+/// The virtual ITS: the guest's ITS commands are mirrored on the physical ITS and its MSI-X
+/// vectors arrive as LPIs (`ITS-MSI` lines in /proc/interrupts), on both vCPUs' collections.
+fn its_case(name: &'static str, cpu: &'static str) {
+    let r = run_case(&Case { name, gic: 3, cpu, transport: Transport::Pci, guest_args: "", el2visor_args: "", irqs: Irqs::ItsMsi });
+    r.check(r.has("VM guest: virtual ITS at 0x8080000"), "el2visor did not give the VM a virtual ITS");
+    r.check(r.has("PCI/MSI: /intc@8000000/its@8080000 domain created"), "the guest did not find the ITS");
+    r.check(!r.has("virtual ITS: command"), "a guest command was refused");
+}
+
+#[test]
+fn pci_gic3_cortex_a72_msi_through_the_virtual_its() {
+    its_case("gic3-a72-its", "cortex-a72");
+}
+
+#[test]
+fn pci_gic3_max_msi_through_the_virtual_its() {
+    its_case("gic3-max-its", "max");
 }
 
 #[test]
 fn mmio_gic2_cortex_a72() {
-    run_case(&Case { name: "mmio-gic2-a72", gic: 2, cpu: "cortex-a72", transport: Transport::Mmio, guest_args: "", irqs: Irqs::Spi });
+    run_case(&Case { name: "mmio-gic2-a72", gic: 2, cpu: "cortex-a72", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });
 }
 
 #[test]
 fn mmio_gic3_max() {
-    run_case(&Case { name: "mmio-gic3-max", gic: 3, cpu: "max", transport: Transport::Mmio, guest_args: "", irqs: Irqs::Spi });
+    run_case(&Case { name: "mmio-gic3-max", gic: 3, cpu: "max", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });
 }
 
 /// A domain's partial device tree asking for QEMU virt's first virtio-mmio transport.

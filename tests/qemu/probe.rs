@@ -46,6 +46,9 @@ const RTC_PROBE: &str = "vgic_level_once";
 /// The probe that needs QEMU virt's fw_cfg (which el2visor gives no VM: a DMA through it aborts).
 const FW_CFG_PROBE: &str = "fw_cfg_dma";
 const GICV3_PROBE: &str = "vgic_redist_layout";
+/// The probe that needs el2visor's virtual ITS: QEMU virt with a GICv3 has an ITS, and the
+/// embedded probe guest, identity mapped, owns the PCI bridge.
+const ITS_PROBE: &str = "its_garbage";
 
 /// MAIR_EL1 writes the probe's storm makes (each one a TVM trap in mair-trap mode).
 const STORM_WRITES: u64 = 100_000;
@@ -103,6 +106,7 @@ impl Expect<'_> {
         p.extend(self.rtc.then_some(RTC_PROBE));
         p.extend(self.rtc.then_some(FW_CFG_PROBE));
         p.extend((self.gic == 3).then_some(GICV3_PROBE));
+        p.extend((self.gic == 3 && self.rtc).then_some(ITS_PROBE));
         p
     }
 }

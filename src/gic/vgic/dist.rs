@@ -68,6 +68,8 @@ pub struct VDist {
     pub(crate) warning: Option<VgicWarning>,
     /// What the last guest write asked to take back from list registers.
     pub(crate) retractions: Vec<Retraction>,
+    /// GICv3 with LPIs: the INTID bits (0: no LPIs).
+    pub(crate) lpi_bits: u8,
 }
 
 impl VDist {
@@ -119,6 +121,7 @@ impl VDist {
             ctlr: 0,
             warning: None,
             retractions: Vec::new(),
+            lpi_bits: 0,
         })
     }
 

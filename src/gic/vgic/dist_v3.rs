@@ -38,12 +38,29 @@ pub fn redist_frame(offset: u64, stride: u64) -> (usize, Option<u64>) {
 }
 
 impl VDist {
-    /// GICD_TYPER: ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), No1N.
+    /// GICD_TYPER: ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), No1N; with LPIs, LPIS
+    /// (bit 17) and IDbits covering them.
     fn v3_typer(&self) -> u32 {
+        let id_bits = if self.lpi_bits > 0 { self.lpi_bits as u32 - 1 } else { 9 };
         (self.nr_lines() / 32 - 1)
             | ((self.vcpus.len().min(8) as u32 - 1) << 5)
-            | (9 << 19)
+            | ((self.lpi_bits > 0) as u32) << 17
+            | (id_bits << 19)
             | (1 << 25)
+    }
+
+    /// Give the VM LPIs of `id_bits` INTID bits (a virtual ITS delivers them): GICD_TYPER.LPIS
+    /// and each redistributor's GICR_TYPER.PLPIS, EnableLPIs, PROPBASER and PENDBASER.
+    pub fn enable_lpis(&mut self, id_bits: u8) {
+        self.lpi_bits = id_bits;
+        for r in &mut self.cpus {
+            r.lpis = true;
+        }
+    }
+
+    /// One past the largest LPI INTID the VM has (0 without LPIs).
+    pub fn lpi_end(&self) -> u32 {
+        if self.lpi_bits == 0 { 0 } else { 1 << self.lpi_bits }
     }
 
     pub(crate) fn v3_read(&mut self, _vcpu: usize, offset: u64, size: u8, live: &dyn LiveState) -> ReadResult {

@@ -39,6 +39,7 @@ mod tests_v2;
 mod tests_v3;
 
 pub use dist::{HwIrq, VDist};
+pub(crate) use redist::id_register;
 pub use dist_v3::{redist_frame, REDIST_FRAME_SIZE};
 pub use live::{LiveState, ModelOnly};
 pub use redist::VRedist;

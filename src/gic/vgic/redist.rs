@@ -12,6 +12,16 @@ const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 /// GICR_TYPER.Last.
 const TYPER_LAST: u64 = 1 << 4;
+/// GICR_TYPER.PLPIS: physical LPIs supported.
+const TYPER_PLPIS: u64 = 1;
+/// GICR_CTLR.EnableLPIs.
+const CTLR_ENABLE_LPIS: u32 = 1;
+/// GICR_PROPBASER's fields: OuterCache 58:56, PA 51:12, Shareability 11:10, InnerCache 9:7,
+/// IDbits 4:0.
+const PROPBASER_MASK: u64 = 0x7 << 56 | 0x000f_ffff_ffff_f000 | 0xf9f;
+/// GICR_PENDBASER's fields (PTZ, bit 62, reads as zero): OuterCache, PA 51:16, Shareability,
+/// InnerCache.
+const PENDBASER_MASK: u64 = 0x7 << 56 | 0x000f_ffff_ffff_0000 | 0xf80;
 
 /// A vCPU's banked interrupts (SGIs and PPIs) and its GICv3 redistributor registers.
 #[derive(Clone, Debug)]
@@ -28,6 +38,12 @@ pub struct VRedist {
     pub(crate) private: [IrqState; 32],
     /// GICv2 only: per SGI, the source vCPUs whose SGI the distributor holds pending.
     pub(crate) sgi_sources: [u8; NR_SGIS as usize],
+    /// The VM has a virtual ITS: GICR_TYPER.PLPIS, and the LPI registers below work.
+    pub(crate) lpis: bool,
+    /// GICR_CTLR.EnableLPIs.
+    enable_lpis: bool,
+    propbaser: u64,
+    pendbaser: u64,
 }
 
 impl VRedist {
@@ -47,6 +63,10 @@ impl VRedist {
             processor_sleep: true,
             private,
             sgi_sources: [0; NR_SGIS as usize],
+            lpis: false,
+            enable_lpis: false,
+            propbaser: 0,
+            pendbaser: 0,
         }
     }
 
@@ -71,7 +91,15 @@ impl VRedist {
         if self.last {
             v |= TYPER_LAST;
         }
+        if self.lpis {
+            v |= TYPER_PLPIS;
+        }
         v
+    }
+
+    /// GICR_PROPBASER, once the guest has enabled LPIs on this redistributor.
+    pub fn lpi_propbaser(&self) -> Option<u64> {
+        (self.lpis && self.enable_lpis).then_some(self.propbaser)
     }
 
     fn waker(&self) -> u32 {
@@ -85,16 +113,20 @@ impl VRedist {
     /// Read from the RD_base frame (offset below 64 KiB). Returns the value and, for a
     /// reserved offset, a warning.
     pub fn rd_read(&self, offset: u64, size: u8) -> Result<(u64, Option<VgicWarning>), VgicError> {
+        let reg64 = |v: u64| {
+            check(offset, size, &[4, 8])?;
+            let v = v >> ((offset % 8) * 8);
+            Ok((if size == 4 { v & 0xffff_ffff } else { v }, None))
+        };
         match offset {
-            0x0008..=0x000f => {
-                check(offset, size, &[4, 8])?;
-                let v = self.typer() >> ((offset - 0x8) * 8);
-                Ok((if size == 4 { v & 0xffff_ffff } else { v }, None))
-            }
+            0x0008..=0x000f => reg64(self.typer()),
+            0x0070..=0x0077 if self.lpis => reg64(self.propbaser),
+            0x0078..=0x007f if self.lpis => reg64(self.pendbaser),
             _ => {
                 check(offset, size, &[4])?;
                 let v = match offset {
-                    0x0000 => 0, // CTLR: no LPIs, writes complete at once
+                    // CTLR: writes complete at once (RWP 0)
+                    0x0000 => (self.lpis && self.enable_lpis) as u64 * CTLR_ENABLE_LPIS as u64,
                     0x0004 => IIDR as u64,
                     0x0010 => 0, // STATUSR
                     0x0014 => self.waker() as u64,
@@ -113,9 +145,35 @@ impl VRedist {
             check(offset, size, &[4, 8])?;
             return Ok(Some(VgicWarning::ReadOnly { frame: "GICR RD_base", offset }));
         }
+        if self.lpis && (0x0070..=0x007f).contains(&offset) {
+            check(offset, size, &[4, 8])?;
+            // The tables are fixed while LPIs are enabled (writes then are UNPREDICTABLE).
+            if !self.enable_lpis {
+                let (reg, mask) = if offset < 0x78 {
+                    (&mut self.propbaser, PROPBASER_MASK)
+                } else {
+                    (&mut self.pendbaser, PENDBASER_MASK)
+                };
+                let v = match size {
+                    8 => value,
+                    _ => {
+                        let sh = (offset % 8) * 8;
+                        *reg & !(0xffff_ffff << sh) | (value & 0xffff_ffff) << sh
+                    }
+                };
+                *reg = v & mask;
+            }
+            return Ok(None);
+        }
         check(offset, size, &[4])?;
         match offset {
-            0x0000 | 0x0010 | 0x0070..=0x007f => Ok(None),
+            0x0000 => {
+                if self.lpis {
+                    self.enable_lpis = value as u32 & CTLR_ENABLE_LPIS != 0;
+                }
+                Ok(None)
+            }
+            0x0010 | 0x0070..=0x007f => Ok(None),
             0x0014 => {
                 self.processor_sleep = value as u32 & WAKER_PROCESSOR_SLEEP != 0;
                 Ok(None)

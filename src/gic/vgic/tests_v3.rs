@@ -286,3 +286,31 @@ fn redistributors_at_a_gicv4_stride() {
     let (index, within) = redist_frame(0x4_0008, 0x4_0000);
     assert_eq!(d.redist_read(index, within.unwrap(), 8).unwrap() >> 8 & 0xffff, 1);
 }
+
+#[test]
+fn lpis_only_with_a_virtual_its() {
+    let mut d = dist();
+    assert_eq!(rd(&mut d, 0x0004) >> 17 & 1, 0, "no LPIs by default");
+    assert_eq!(d.redist_read(0, 0x8, 8).unwrap() & 1, 0);
+    d.redist_write(0, 0, 0x70, 4, 0x4100_0000 | 13).unwrap();
+    assert_eq!(d.redist_read(0, 0x70, 4).unwrap(), 0, "PROPBASER is RAZ/WI without LPIs");
+
+    d.enable_lpis(16);
+    assert_eq!(rd(&mut d, 0x0004) >> 17 & 1, 1, "GICD_TYPER.LPIS");
+    assert_eq!(rd(&mut d, 0x0004) >> 19 & 0x1f, 15, "16 INTID bits");
+    assert_eq!(d.lpi_end(), 65536);
+    assert_eq!(d.redist_read(1, 0x8, 8).unwrap() & 1, 1, "GICR_TYPER.PLPIS");
+    d.redist_write(0, 0, 0x70, 8, 0x4100_0000 | 0x400 | 13).unwrap();
+    d.redist_write(0, 0, 0x78, 8, 1 << 62 | 0x4200_0000).unwrap();
+    assert_eq!(d.redist_read(0, 0x70, 8).unwrap(), 0x4100_0000 | 0x400 | 13);
+    assert_eq!(d.redist_read(0, 0x78, 8).unwrap(), 0x4200_0000, "PTZ reads as zero");
+    assert_eq!(d.redist(0).unwrap().lpi_propbaser(), None, "not enabled yet");
+    d.redist_write(0, 0, 0x0, 4, 1).unwrap();
+    assert_eq!(d.redist_read(0, 0x0, 4).unwrap() & 1, 1);
+    // Fixed while enabled.
+    d.redist_write(0, 0, 0x70, 8, 0x5000_0000).unwrap();
+    assert_eq!(d.redist(0).unwrap().lpi_propbaser(), Some(0x4100_0000 | 0x400 | 13));
+    // 32-bit halves work on another redistributor.
+    d.redist_write(1, 1, 0x74, 4, 0x1).unwrap();
+    assert_eq!(d.redist_read(1, 0x70, 8).unwrap(), 0x1_0000_0000);
+}

@@ -15,7 +15,8 @@
 //! - the GIC node's `reg` says what the VM sees: v2 distributor + CPU interface (the hypervisor
 //!   GICH/GICV entries are gone), v3 distributor + one redistributor region sized for the vCPUs.
 //!   Its `interrupts` (the maintenance PPI) stays: a guest kernel without EL2 never uses it. A
-//!   GICv3 ITS under the GIC is set `status = "disabled"` (the vGIC does not emulate one); a
+//!   GICv3 ITS under the GIC is set `status = "disabled"` unless the VM gets a virtual ITS there
+//!   (`keep_its`, `vm::its`); a
 //!   GICv2m frame is copied as it is (a VM that owns the PCI host bridge gets the frame itself,
 //!   any other VM has it in `drop_paths`);
 //! - `msi-parent`, `msi-map` and `msi-map-mask` that name a dropped or disabled MSI controller are
@@ -107,6 +108,9 @@ pub struct GuestDtSpec {
     /// Where the VM's emulated pvpanic device is (guest-physical): a `pvpanic@…` node
     /// (`qemu,pvpanic-mmio`) under the root.
     pub pvpanic: Option<u64>,
+    /// The VM has a virtual ITS at the host ITS's address (`vm::its`): the ITS node under the GIC
+    /// stays, and the `msi-map`/`msi-parent` that name it with it.
+    pub keep_its: bool,
 }
 
 /// Why no guest DT could be made.
@@ -242,7 +246,7 @@ fn dead_phandles(fdt: &Fdt<'_>, spec: &GuestDtSpec) -> Vec<u32> {
     fn walk(node: FdtNode<'_, '_>, path: &str, parent_gic: bool, spec: &GuestDtSpec, out: &mut Vec<u32>) {
         let dead = spec.drop_paths.iter().any(|d| within(path, d))
             || spec.disable_paths.iter().any(|d| d == path)
-            || (parent_gic && has_compatible(node, UNEMULATED_MSI_COMPATIBLES));
+            || (parent_gic && !spec.keep_its && has_compatible(node, UNEMULATED_MSI_COMPATIBLES));
         if let Some(ph) = phandle_of(node).filter(|_| dead) {
             out.push(ph);
         }
@@ -537,7 +541,7 @@ impl Builder<'_, '_> {
         let parent_cells = buses.last().map_or(2, |b| b.addr_cells);
         buses.push(Bus::of(node, path, parent_cells));
         for child in node.children() {
-            let msi = gic.is_some() && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
+            let msi = gic.is_some() && !self.spec.keep_its && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
             self.copy(child, &join(path, child.name), buses, msi)?;
         }
         buses.pop();

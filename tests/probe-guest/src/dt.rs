@@ -78,6 +78,8 @@ pub struct Platform {
     /// QEMU virt's fw_cfg ([`fw_cfg`]): where to aim the `fw_cfg_dma` probe, and whether the DT
     /// gives it to this VM.
     pub fw_cfg: Option<FwCfg>,
+    /// An enabled GICv3 ITS (`arm,gic-v3-its`): its control frame's base.
+    pub its: Option<u64>,
 }
 
 /// QEMU's fw_cfg device, as the `fw_cfg_dma` probe sees it.
@@ -100,6 +102,22 @@ pub fn fw_cfg(fdt: &Fdt<'_>) -> Result<Option<FwCfg>, DtError> {
     }
     let virt = fdt.find_node("/").is_some_and(|n| is_compatible(n, "linux,dummy-virt"));
     Ok(virt.then_some(FwCfg { base: QEMU_VIRT_FW_CFG, in_dt: false }))
+}
+
+/// The first GICv3 ITS whose node is not `status = "disabled"` (el2visor disables it in a VM
+/// that has no virtual ITS).
+pub fn its(fdt: &Fdt<'_>) -> Result<Option<u64>, DtError> {
+    let root = fdt.find_node("/").ok_or(DtError::NoMemory)?;
+    let mut chain = Chain { nodes: [None; MAX_DEPTH], len: 0 };
+    walk(&mut chain, root, &mut |c: &Chain<'_, '_>| {
+        let node = c.get(c.len - 1);
+        let disabled = node.property("status").and_then(|p| p.as_str()).is_some_and(|s| s != "okay" && s != "ok");
+        if is_compatible(node, "arm,gic-v3-its") && !disabled {
+            c.translated_reg_n(0).map(|r| r.base)
+        } else {
+            None
+        }
+    })
 }
 
 impl Platform {
@@ -467,6 +485,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         pvpanic: first_compatible(fdt, "qemu,pvpanic-mmio")?.map(|r| r.base),
         panic: has_word(bootargs, "panic"),
         fw_cfg: fw_cfg(fdt)?,
+        its: its(fdt)?,
     })
 }
 

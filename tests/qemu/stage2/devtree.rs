@@ -1,9 +1,10 @@
 //! What the guest is given, read independently of el2visor from the host device tree QEMU
 //! dumps for the same machine: device `reg` entries and bus windows in CPU addresses, and which
-//! of them the guest sees (el2visor's guest DT keeps every enabled host node but a GICv3 ITS,
-//! which it disables, and QEMU's fw_cfg, which the DMA policy gives no VM; it shows the GIC as
-//! what the vGIC emulates, and passes a GICv2m frame through to the VM that owns the PCI bridge,
-//! which on QEMU virt is the only VM).
+//! of them the guest sees (el2visor's guest DT keeps every enabled host node but QEMU's fw_cfg,
+//! which the DMA policy gives no VM; it shows the GIC as what the vGIC emulates, passes a GICv2m
+//! frame through to the VM that owns the PCI bridge, which on QEMU virt is the only VM, and gives
+//! that VM a virtual ITS: a GICv3 ITS's control frame is emulated, its translation frame passed
+//! through).
 
 use fdt::node::FdtNode;
 use fdt::Fdt;
@@ -20,8 +21,8 @@ pub struct Regions {
     /// GICv2 with virtualization: the CPU interface the guest uses (GICC) and the virtual CPU
     /// interface (GICV) el2visor maps there.
     pub gicv2: Option<(Span, Span)>,
-    /// What the guest must never reach directly: the GIC's own frames, a GICv3 ITS under it, and
-    /// fw_cfg.
+    /// What the guest must never reach directly: the GIC's own frames, a GICv3 ITS's control
+    /// frame, and fw_cfg.
     pub hidden: Vec<(String, Span)>,
 }
 
@@ -123,6 +124,13 @@ fn visit<'b, 'a>(chain: &mut Vec<FdtNode<'b, 'a>>, path: &str, out: &mut Regions
                 if !(v2 && (i == 1 || i == 3)) {
                     out.hidden.push((format!("{path} reg[{i}]"), *span));
                 }
+            }
+        } else if gic_parent && compatible(&node, &["arm,gic-v3-its"]) {
+            // The VM that owns the PCI bridge (on QEMU virt the only VM) gets a virtual ITS: the
+            // control frame (first 64 KiB) is emulated, the translation frame passed through.
+            for (s, e) in regs(chain) {
+                out.hidden.push((format!("{path} control frame"), (s, s + 0x1_0000)));
+                out.passthrough.push((format!("{path} translation frame"), (s + 0x1_0000, e)));
             }
         } else if (gic_parent && !compatible(&node, &["arm,gic-v2m-frame"])) || compatible(&node, &["qemu,fw-cfg-mmio"]) {
             out.hidden.extend(regs(chain).into_iter().map(|s| (path.to_string(), s)));

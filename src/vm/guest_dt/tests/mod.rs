@@ -68,6 +68,7 @@ fn virt_spec(gic: GuestGic) -> GuestDtSpec {
         drop_props: vec![],
         dt_props: None,
         pvpanic: None,
+        keep_its: false,
     }
 }
 
@@ -580,4 +581,18 @@ fn an_owned_smmu_and_its_iommu_properties_are_gone() {
         assert!(!props.iter().any(|(n, _)| n.starts_with("iommu")), "{path} still has an IOMMU property");
     }
     assert_eq!(prop(&g, "/pcie@10000000", "ranges"), prop(&h, "/pcie@10000000", "ranges"));
+}
+
+#[test]
+fn virt_gicv3_guest_with_a_virtual_its_keeps_the_its_and_msi_map() {
+    let host = virt_host(Host::VirtV3);
+    let mut spec = virt_spec(V3);
+    spec.keep_its = true;
+    let guest = generate(&host, &spec).unwrap();
+    let g = nodes(&guest);
+    assert!(g.contains_key("/intc@8000000/its@8080000"));
+    assert!(prop(&g, "/intc@8000000/its@8080000", "status").is_none(), "the ITS is not disabled");
+    assert!(prop(&g, "/intc@8000000/its@8080000", "msi-controller").is_some());
+    assert_eq!(be32s(prop(&g, "/pcie@10000000", "msi-map").unwrap()), vec![0, 0x8002, 0, 0x1_0000]);
+    assert!(prop(&g, "/pcie@10000000", "msi-map-mask").is_some());
 }

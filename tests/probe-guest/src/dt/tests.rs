@@ -316,3 +316,19 @@ fn bootargs_words() {
     assert!(!super::has_word(Some("reset_race"), "reset"));
     assert!(!super::has_word(None, "scan"));
 }
+
+#[test]
+fn its_only_when_enabled() {
+    let v3 = qemu_virt_dtb(&["-M", "gic-version=3"]);
+    let fdt = Fdt::new(&v3).unwrap();
+    assert_eq!(its(&fdt).unwrap(), Some(0x808_0000));
+    let v2 = qemu_virt_dtb(&[]);
+    assert_eq!(its(&Fdt::new(&v2).unwrap()).unwrap(), None);
+    let disabled = dtc(
+        "its-disabled",
+        "/dts-v1/; / { #address-cells = <2>; #size-cells = <2>;
+         intc@8000000 { compatible = \"arm,gic-v3\"; interrupt-controller; #address-cells = <2>; #size-cells = <2>; ranges;
+           its@8080000 { compatible = \"arm,gic-v3-its\"; msi-controller; reg = <0 0x8080000 0 0x20000>; status = \"disabled\"; }; }; };",
+    );
+    assert_eq!(its(&Fdt::new(&disabled).unwrap()).unwrap(), None);
+}

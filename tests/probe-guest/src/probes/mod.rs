@@ -12,6 +12,7 @@ mod gic;
 pub mod hostile;
 mod isv;
 pub mod panic;
+mod its;
 pub mod race;
 pub mod reset;
 mod rt_sweep;
@@ -85,6 +86,11 @@ pub fn run_all(ctx: &Context) {
         outcome("fw_cfg_dma", abort::fw_cfg_dma(ctx));
     } else {
         println!("probe: fw_cfg_dma not run: not QEMU virt");
+    }
+    if ctx.platform.its.is_some() {
+        outcome("its_garbage", its::its_garbage(ctx));
+    } else {
+        println!("probe: its_garbage not run: no virtual ITS in the DT");
     }
     outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {

@@ -1,0 +1,201 @@
+//! One VM's virtual ITS at run time: the guest's control frame and command queue
+//! (`its::frame`), its tables (`its::model`), the physical LPIs its events were given and the
+//! virtual LPIs they stand for, and the pending LPIs a disabled configuration holds back. Guest
+//! commands become physical ITS commands (`its_hw`); a physical LPI that arrives on a pCPU becomes
+//! the virtual LPI it stands for, delivered through a (non-HW) list register when the guest's
+//! property table has it enabled.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use spin::Mutex;
+
+use super::its::frame::{BadAccess, GuestMem, ItsFrame, Outcome};
+use super::its::lpi::{LpiConfig, LpiPending, PropBase};
+use super::its::model::{Effect, ItsModel, ItsPolicy};
+use super::its_hw::PhysIts;
+use super::lrs::{self, VcpuIrq};
+use super::vgic::{VDist, Virq};
+
+/// A VM's virtual ITS.
+pub struct VIts {
+    phys: &'static PhysIts,
+    state: Mutex<(ItsFrame, ItsModel)>,
+    /// Physical LPI → (vCPU, virtual LPI).
+    routes: Mutex<BTreeMap<u32, (usize, u32)>>,
+    pending: Mutex<LpiPending>,
+    mem: Box<dyn GuestMem + Send + Sync>,
+    /// pCPU of each vCPU.
+    pcpus: Vec<usize>,
+    /// One past the VM's largest LPI.
+    lpi_end: u32,
+    /// The VM's INTID bits (its vGIC's GICD_TYPER.IDbits + 1).
+    pub lpi_bits: u8,
+    /// Command errors logged so far (the log stops after a few).
+    logged: Mutex<u32>,
+}
+
+/// Log at most this many command errors per VM.
+const MAX_LOGGED: u32 = 16;
+
+impl VIts {
+    pub fn new(phys: &'static PhysIts, policy: ItsPolicy, device_bits: u8, mem: Box<dyn GuestMem + Send + Sync>, pcpus: Vec<usize>) -> Self {
+        let frame = ItsFrame::new(policy.event_bits, device_bits);
+        let lpi_end = policy.lpi_end;
+        let lpi_bits = lpi_end.trailing_zeros() as u8;
+        Self {
+            phys,
+            state: Mutex::new((frame, ItsModel::new(policy))),
+            routes: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(LpiPending::default()),
+            mem,
+            pcpus,
+            lpi_end,
+            lpi_bits,
+            logged: Mutex::new(0),
+        }
+    }
+
+    /// The VM resets: every mapping goes from the physical ITS, the frame and the pending LPIs
+    /// back to their reset state.
+    pub fn reset(&self, vm: &str) {
+        let effects = {
+            let mut st = self.state.lock();
+            st.0.reset();
+            let mut pool = self.phys.pool.lock();
+            st.1.reset(&mut *pool)
+        };
+        for e in &effects {
+            if let Err(err) = self.phys.apply(e, &|_| 0) {
+                log::error!("VM {vm}: physical ITS reset for {e:?}: {err}");
+            }
+        }
+        self.routes.lock().clear();
+        self.pending.lock().reset();
+    }
+
+    pub fn read(&self, offset: u64, size: u8) -> Result<u64, BadAccess> {
+        self.state.lock().0.read(offset, size)
+    }
+
+    /// A guest write of the control frame; commands it makes readable run at once.
+    pub fn write(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8, value: u64) -> Result<(), BadAccess> {
+        let outcomes = {
+            let mut st = self.state.lock();
+            let (frame, model) = &mut *st;
+            if !frame.write(offset, size, value)? {
+                return Ok(());
+            }
+            let mut pool = self.phys.pool.lock();
+            frame.process(model, &*self.mem, &mut *pool)
+        };
+        for o in outcomes {
+            match o {
+                Outcome::Done(_, effects) => {
+                    for e in &effects {
+                        self.carry_out(dist, vcpus, vm, e);
+                    }
+                }
+                Outcome::Error { offset, error } => self.log(vm, alloc::format!("command at queue offset {offset:#x}: {error} (skipped)")),
+                Outcome::Stalled { offset, ipa } => self.log(
+                    vm,
+                    alloc::format!("command queue stalled: offset {offset:#x} (IPA {ipa:#x}) is not readable guest RAM or past the queue"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&self, vm: &str, what: alloc::string::String) {
+        let mut n = self.logged.lock();
+        if *n < MAX_LOGGED {
+            log::warn!("VM {vm}: virtual ITS: {what}");
+        } else if *n == MAX_LOGGED {
+            log::warn!("VM {vm}: virtual ITS: more command errors, no longer logged");
+        }
+        *n += 1;
+    }
+
+    fn carry_out(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, e: &Effect) {
+        let pcpus = &self.pcpus;
+        if let Err(err) = self.phys.apply(e, &|v| pcpus.get(v).copied().unwrap_or(0)) {
+            log::error!("VM {vm}: physical ITS for {e:?}: {err}");
+        }
+        match e {
+            Effect::MapEvent { plpi, vcpu, vlpi, .. } => {
+                self.routes.lock().insert(*plpi, (*vcpu, *vlpi));
+            }
+            Effect::UnmapEvent { plpi, vlpi, .. } => {
+                self.routes.lock().remove(plpi);
+                self.pending.lock().clear(*vlpi);
+            }
+            Effect::MoveEvent { plpi, vcpu, .. } => {
+                if let Some(r) = self.routes.lock().get_mut(plpi) {
+                    r.0 = *vcpu;
+                }
+            }
+            Effect::SetPending { vcpu, vlpi } => self.fire(dist, vcpus, *vcpu, *vlpi),
+            Effect::ClearPending { vlpi, .. } => self.pending.lock().clear(*vlpi),
+            Effect::Reload { vcpu, vlpi } => self.reload(dist, vcpus, *vcpu, *vlpi),
+            Effect::ReloadAll { vcpu, vlpis } => {
+                for &v in vlpis {
+                    self.reload(dist, vcpus, *vcpu, v);
+                }
+            }
+            Effect::MapDevice { .. } | Effect::UnmapDevice { .. } => {}
+        }
+    }
+
+    /// The guest's configuration byte of `vlpi`, from the property table of `vcpu`'s
+    /// redistributor (`None` when LPIs are off there or the byte is outside the VM's RAM).
+    fn config(&self, dist: &Mutex<VDist>, vcpu: usize, vlpi: u32) -> Option<LpiConfig> {
+        let prop = dist.lock().redist(vcpu)?.lpi_propbaser()?;
+        let at = PropBase::decode(prop).config_addr(vlpi, self.lpi_end)?;
+        let mut b = [0u8; 1];
+        self.mem.read(at, &mut b).ok()?;
+        Some(LpiConfig(b[0]))
+    }
+
+    fn deliver(vcpus: &[VcpuIrq], vcpu: usize, vlpi: u32, cfg: LpiConfig) {
+        let virq = Virq { intid: vlpi, pintid: None, priority: cfg.priority(), group1: true, source: 0, level: false };
+        lrs::queue(vcpus, vcpu, virq);
+    }
+
+    fn fire(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vcpu: usize, vlpi: u32) {
+        let cfg = self.config(dist, vcpu, vlpi);
+        if self.pending.lock().fire(vlpi, cfg) {
+            if let Some(c) = cfg {
+                Self::deliver(vcpus, vcpu, vlpi, c);
+            }
+        }
+    }
+
+    fn reload(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vcpu: usize, vlpi: u32) {
+        let cfg = self.config(dist, vcpu, vlpi);
+        if self.pending.lock().reload(vlpi, cfg) {
+            if let Some(c) = cfg {
+                Self::deliver(vcpus, vcpu, vlpi, c);
+            }
+        }
+    }
+
+    /// Physical LPI `plpi` arrived (acknowledged and priority-dropped): deliver its virtual LPI.
+    /// Returns whether `plpi` is one of this VM's.
+    pub fn on_lpi(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], plpi: u32) -> bool {
+        let Some((vcpu, vlpi)) = self.routes.lock().get(&plpi).copied() else { return false };
+        self.fire(dist, vcpus, vcpu, vlpi);
+        true
+    }
+
+    /// A write to a redistributor changed LPI state (EnableLPIs): held LPIs may now go.
+    pub fn reload_pending(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq]) {
+        let held = self.pending.lock().all();
+        let routes: Vec<(usize, u32)> = self.routes.lock().values().copied().collect();
+        for v in held {
+            if let Some(&(vcpu, _)) = routes.iter().find(|r| r.1 == v) {
+                self.reload(dist, vcpus, vcpu, v);
+            }
+        }
+    }
+}
