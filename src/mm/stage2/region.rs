@@ -61,7 +61,7 @@ impl Bitmap {
     /// Every bit set.
     pub fn fill(&mut self) {
         self.words.iter_mut().for_each(|w| *w = !0);
-        if self.bits % 64 != 0 {
+        if !self.bits.is_multiple_of(64) {
             if let Some(last) = self.words.last_mut() {
                 *last = (1 << (self.bits % 64)) - 1;
             }
