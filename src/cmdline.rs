@@ -12,6 +12,10 @@
 //! | `guest_cpus=` | a vCPU count, at least 1 | none: one per CPU |
 //! | `guest_args=` | the embedded guest's command line, one word: each `,` becomes a space (`guest_args=a,b` gives `a b`) | empty |
 //!
+//!
+//! The snapshot words (`snapshot_mem=`, `snapshot_on=`, `reset=`, `restores=`, `restore=`) are
+//! in [`snapshot`].
+//!
 //! `guest_args=` applies to the guest built into el2visor (`make image`'s probe guest) only: a
 //! multiboot kernel or a bundle carries its own command line.
 //!
@@ -23,6 +27,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+
+pub mod snapshot;
+pub use snapshot::{RestoreKind, SnapshotOptions};
 
 /// What `coherency=` asks for; `crate::coherency::resolve` weighs it against what the CPU offers.
 pub use crate::coherency::Request as Coherency;
@@ -74,6 +81,8 @@ pub struct Options {
     pub guest_cpus: Option<u32>,
     /// The embedded guest's command line (`guest_args=`, commas turned into spaces).
     pub guest_args: Option<String>,
+    /// The snapshot options (`snapshot::KEYS`).
+    pub snapshot: SnapshotOptions,
 }
 
 impl Default for Options {
@@ -86,6 +95,7 @@ impl Default for Options {
             guest_mem: None,
             guest_cpus: None,
             guest_args: None,
+            snapshot: SnapshotOptions::default(),
         }
     }
 }
@@ -111,7 +121,8 @@ impl fmt::Display for Problem {
             Problem::Unknown { word } => write!(
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, \
-                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=)"
+                 loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, snapshot_mem=, \
+                 snapshot_on=, reset=, restores=, restore=)"
             ),
             Problem::BadValue {
                 key,
@@ -171,11 +182,24 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
     let mut o = Options::default();
     let mut problems = Vec::new();
     let mut seen = [false; KEYS.len()];
+    let mut seen_snapshot: Vec<&str> = Vec::new();
     for word in cmdline.split_whitespace() {
         let Some((k, value)) = word.split_once('=') else {
             problems.push(Problem::Unknown { word: word.into() });
             continue;
         };
+        if let Some(r) = snapshot::parse_word(k, value, &mut o.snapshot) {
+            if let Some(key) = snapshot::KEYS.iter().find(|&&s| s == k) {
+                if seen_snapshot.contains(key) {
+                    problems.push(Problem::Repeated { key });
+                }
+                seen_snapshot.push(key);
+            }
+            if let Err(p) = r {
+                problems.push(p);
+            }
+            continue;
+        }
         let Some(idx) = KEYS.iter().position(|&key| key == k) else {
             problems.push(Problem::Unknown { word: word.into() });
             continue;

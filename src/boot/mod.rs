@@ -164,7 +164,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     let mut src = guest::source(&platform);
     // Dom0less domains' RAM comes from el2visor's frames: its pool grows by that much.
     let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
-    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram) {
+    let snapshot_ram = opts.snapshot.mem.map_or(0, |m| m.next_multiple_of(crate::mm::addr::SIZE_2M));
+    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram, snapshot_ram) {
         Ok(m) => m,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");

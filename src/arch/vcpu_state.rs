@@ -1,0 +1,170 @@
+//! A vCPU's state that lives in the pCPU's registers while it runs, saved and loaded for a
+//! snapshot: the EL1/EL0 system registers a guest can set and read back (the same set
+//! `el1::reset` clears), the EL1 timers, and the FP/SIMD registers.
+//!
+//! el2visor is built soft-float and never saves the guest's FP/SIMD state (it is left live in
+//! the registers across every exit). These helpers are the one place el2visor's code touches
+//! V0-V31, FPCR and FPSR: each is a single `asm!` block that names the FP extension for the
+//! assembler and touches no register the compiler uses.
+
+use core::arch::asm;
+
+/// The guest's FP/SIMD registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct FpState {
+    pub v: [u128; 32],
+    pub fpcr: u64,
+    pub fpsr: u64,
+}
+
+impl Default for FpState {
+    fn default() -> Self {
+        FpState { v: [0; 32], fpcr: 0, fpsr: 0 }
+    }
+}
+
+impl FpState {
+    /// Save V0-V31, FPCR and FPSR as the guest left them.
+    pub fn save() -> Self {
+        let mut s = FpState::default();
+        let p = s.v.as_mut_ptr();
+        let (fpcr, fpsr): (u64, u64);
+        // SAFETY: `p` points at 512 bytes of `s.v`, 16-byte aligned (`repr(align(16))`); the
+        // stores write exactly those bytes. Only reads of the FP registers (which hold the
+        // guest's state: el2visor's soft-float code never uses them) and two MRS. CPTR_EL2 does
+        // not trap FP at EL2 (vcpu::regs leaves TFP clear).
+        unsafe {
+            asm!(
+                ".arch_extension fp",
+                ".arch_extension simd",
+                "stp q0, q1, [{p}, #0]",
+                "stp q2, q3, [{p}, #32]",
+                "stp q4, q5, [{p}, #64]",
+                "stp q6, q7, [{p}, #96]",
+                "stp q8, q9, [{p}, #128]",
+                "stp q10, q11, [{p}, #160]",
+                "stp q12, q13, [{p}, #192]",
+                "stp q14, q15, [{p}, #224]",
+                "stp q16, q17, [{p}, #256]",
+                "stp q18, q19, [{p}, #288]",
+                "stp q20, q21, [{p}, #320]",
+                "stp q22, q23, [{p}, #352]",
+                "stp q24, q25, [{p}, #384]",
+                "stp q26, q27, [{p}, #416]",
+                "stp q28, q29, [{p}, #448]",
+                "stp q30, q31, [{p}, #480]",
+                "mrs {fpcr}, s3_3_c4_c4_0",
+                "mrs {fpsr}, s3_3_c4_c4_1",
+                p = in(reg) p,
+                fpcr = out(reg) fpcr,
+                fpsr = out(reg) fpsr,
+                options(nostack, preserves_flags),
+            );
+        }
+        s.fpcr = fpcr;
+        s.fpsr = fpsr;
+        s
+    }
+
+    /// Load V0-V31, FPCR and FPSR for the guest (it runs next on this pCPU).
+    pub fn restore(&self) {
+        let p = self.v.as_ptr();
+        // SAFETY: `p` points at the 512 bytes of `self.v`, 16-byte aligned; only loads. The FP
+        // registers are the guest's (el2visor's soft-float code never uses them), so overwriting
+        // them breaks nothing of el2visor's.
+        unsafe {
+            asm!(
+                ".arch_extension fp",
+                ".arch_extension simd",
+                "ldp q0, q1, [{p}, #0]",
+                "ldp q2, q3, [{p}, #32]",
+                "ldp q4, q5, [{p}, #64]",
+                "ldp q6, q7, [{p}, #96]",
+                "ldp q8, q9, [{p}, #128]",
+                "ldp q10, q11, [{p}, #160]",
+                "ldp q12, q13, [{p}, #192]",
+                "ldp q14, q15, [{p}, #224]",
+                "ldp q16, q17, [{p}, #256]",
+                "ldp q18, q19, [{p}, #288]",
+                "ldp q20, q21, [{p}, #320]",
+                "ldp q22, q23, [{p}, #352]",
+                "ldp q24, q25, [{p}, #384]",
+                "ldp q26, q27, [{p}, #416]",
+                "ldp q28, q29, [{p}, #448]",
+                "ldp q30, q31, [{p}, #480]",
+                "msr s3_3_c4_c4_0, {fpcr}",
+                "msr s3_3_c4_c4_1, {fpsr}",
+                p = in(reg) p,
+                fpcr = in(reg) self.fpcr,
+                fpsr = in(reg) self.fpsr,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
+macro_rules! el1_regs {
+    ($($name:ident => $reg:literal),* $(,)?) => {
+        /// The guest's EL1/EL0 system registers and EL1 timers (`el1::reset`'s set).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct El1State {
+            $(pub $name: u64,)*
+        }
+
+        impl El1State {
+            /// Read them as the guest left them on this pCPU.
+            pub fn save() -> Self {
+                let mut s = El1State::default();
+                $(
+                    // SAFETY: an MRS of a guest EL1/EL0 register, read at EL2; no side effect.
+                    unsafe { asm!(concat!("mrs {v}, ", $reg), v = out(reg) s.$name, options(nomem, nostack, preserves_flags)) };
+                )*
+                s
+            }
+
+            /// Write them (the vCPU runs next on this pCPU), the timers last.
+            pub fn restore(&self) {
+                $(
+                    // SAFETY: an MSR of a guest EL1/EL0 register at EL2; el2visor itself uses none
+                    // of them (its stack is SP_EL2, its translation TTBR0_EL2), and the guest is
+                    // not running on this pCPU.
+                    unsafe { asm!(concat!("msr ", $reg, ", {v}"), v = in(reg) self.$name, options(nomem, nostack, preserves_flags)) };
+                )*
+                // SAFETY: a context synchronisation; no memory or register effect.
+                unsafe { asm!("isb", options(nostack, preserves_flags)) };
+            }
+        }
+    };
+}
+
+el1_regs! {
+    sctlr => "sctlr_el1",
+    tcr => "tcr_el1",
+    ttbr0 => "ttbr0_el1",
+    ttbr1 => "ttbr1_el1",
+    mair => "mair_el1",
+    amair => "amair_el1",
+    contextidr => "contextidr_el1",
+    vbar => "vbar_el1",
+    elr => "elr_el1",
+    spsr => "spsr_el1",
+    esr => "esr_el1",
+    far => "far_el1",
+    afsr0 => "afsr0_el1",
+    afsr1 => "afsr1_el1",
+    par => "par_el1",
+    sp_el0 => "sp_el0",
+    sp_el1 => "sp_el1",
+    tpidr_el0 => "tpidr_el0",
+    tpidr_el1 => "tpidr_el1",
+    tpidrro_el0 => "tpidrro_el0",
+    cpacr => "cpacr_el1",
+    mdscr => "mdscr_el1",
+    csselr => "csselr_el1",
+    cntkctl => "cntkctl_el1",
+    cntv_cval => "cntv_cval_el0",
+    cntp_cval => "cntp_cval_el0",
+    cntv_ctl => "cntv_ctl_el0",
+    cntp_ctl => "cntp_ctl_el0",
+}
