@@ -252,6 +252,7 @@ fn start_vms(
         let share = guest::Share { mem, pcpus: dom0_cpus, taken: &taken };
         let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
         guest::attach_vgic(p, &mut vm);
+        attach_snapshot(&mut vm, mem, opts);
         vms.push(insert(vm)?);
     }
     let mut ram = memory::DomainRam::new(mem);
@@ -260,6 +261,23 @@ fn start_vms(
         vms.push(insert(domains::build(p, d, dv, setting, slot, &mut ram)?)?);
     }
     Ok(vms)
+}
+
+/// Snapshots for the dom0-like VM when `snapshot_mem=` set an area aside and its RAM fits.
+fn attach_snapshot(vm: &mut crate::vm::instance::Vm, mem: &memory::HostMemory, opts: &cmdline::Options) {
+    let Some(area) = mem.snapshot_area else {
+        if opts.snapshot.on.is_some() || opts.snapshot.reset_restores {
+            log::warn!("snapshot: snapshot_on= and reset=snapshot need snapshot_mem=; ignored");
+        }
+        return;
+    };
+    match crate::vm::snapshot::Snapshot::new(vm, area, &opts.snapshot) {
+        Ok(s) => {
+            log::info!("snapshot: VM {}: {} MiB of RAM, snapshot area at {:#x}", vm.name, s.ram_size() >> 20, area.start.raw());
+            vm.snapshot = Some(s);
+        }
+        Err(e) => log::warn!("snapshot: VM {}: {e}", vm.name),
+    }
 }
 
 /// Take over the host GIC and set up this CPU's interface.

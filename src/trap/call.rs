@@ -82,5 +82,11 @@ pub enum VendorCall {
     AtS12e1w { va: u64 },
     /// Return the counter's value for vCPU `vcpu` (the caller).
     TrapCount { vcpu: usize, counter: TrapCounter },
+    /// Take a snapshot of the VM (the caller's call returns 0, and 1 again after a restore).
+    SnapshotTake { log_dirty: bool },
+    /// Restore the VM's snapshot; kind code as `cmdline::RestoreKind::code`.
+    SnapshotRestore { kind: u64 },
+    /// A Stage-2 fact about the snapshot regions (`SNAPSHOT_INFO`).
+    SnapshotInfo { which: u64 },
 }
 

@@ -45,6 +45,12 @@ pub enum Exit {
     ResetVm,
     /// The VM is over: PSCI SYSTEM_OFF, or a fault it cannot survive (already reported).
     VmOff,
+    /// Take a snapshot of the VM (`vm::snapshot`) at this instruction boundary: asked by the
+    /// vCPU's vendor call (`call`: its x0 is already 0), or its console printed `snapshot_on=`'s
+    /// text. `log_dirty`: track the pages written from now on.
+    Snapshot { log_dirty: bool, call: bool },
+    /// Restore the VM's snapshot (a vendor call; a snapshot is taken).
+    Restore(crate::cmdline::RestoreKind),
 }
 
 /// A guest that takes the same abort (same instruction, syndrome and address) this many times in
@@ -125,11 +131,15 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
+            // ISS.WnR (bit 6): a write.
+            if snapshot_region_fault(vm, ipa, esr.iss() & (1 << 6) != 0) {
+                return Exit::Resume;
+            }
             match vm.mmio.find(ipa) {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
                     Ok(()) => {
                         cpu::this().last_abort.lock().clear();
-                        Exit::Resume
+                        console_trigger(vm)
                     }
                     Err(mmio::NotEmulated) => abort(vm, vcpu, frame, esr, ipa, "data abort"),
                 },
@@ -139,6 +149,9 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            if snapshot_region_fault(vm, ipa, false) {
+                return Exit::Resume;
+            }
             abort(vm, vcpu, frame, esr, ipa, "instruction fetch")
         }
         ExceptionClass::Wfx => {
@@ -160,6 +173,30 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             }
             undef(vm, vcpu, frame, esr, "unhandled exception class")
         }
+    }
+}
+
+/// A Stage-2 abort in the VM's RAM that a snapshot region explains (a lazy restore's missing
+/// page, a log-dirty first write): resolved, the guest runs the access again.
+fn snapshot_region_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
+    if vm.snapshot.is_none() || !vm.is_ram(ipa) {
+        return false;
+    }
+    let done = crate::vm::snapshot::stage2_fault(vm, ipa, write);
+    if done {
+        cpu::this().last_abort.lock().clear();
+    }
+    done
+}
+
+/// After an emulated access: the VM's console printed `snapshot_on=`'s text, so the snapshot is
+/// taken here, at this instruction boundary.
+fn console_trigger(vm: &Vm) -> Exit {
+    match &vm.snapshot {
+        Some(s) if s.seen.swap(false, Ordering::AcqRel) => {
+            Exit::Snapshot { log_dirty: s.options.kind == crate::cmdline::RestoreKind::DirtyOnly, call: false }
+        }
+        _ => Exit::Resume,
     }
 }
 
@@ -286,6 +323,20 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
             frame.x[0] = 0;
             return Exit::Idle { deadline: None };
         }
+        CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty }) => {
+            if vm.snapshot.is_none() {
+                frame.x[0] = smccc_not_supported();
+                return Exit::Resume;
+            }
+            frame.x[0] = 0;
+            return Exit::Snapshot { log_dirty, call: true };
+        }
+        CallOutcome::Vendor(VendorCall::SnapshotRestore { kind }) => {
+            match (crate::cmdline::RestoreKind::from_code(kind), vm.snapshot.as_ref().is_some_and(|s| s.is_taken())) {
+                (Some(k), true) => return Exit::Restore(k),
+                _ => frame.x[0] = smccc_not_supported(),
+            }
+        }
         CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, v),
     }
     Exit::Resume
@@ -315,6 +366,13 @@ fn vendor(vm: &Vm, call: VendorCall) -> u64 {
             TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
         },
+        VendorCall::SnapshotInfo { which } => match (&vm.snapshot, which) {
+            (None, _) => smccc_not_supported(),
+            (Some(_), _) => crate::vm::snapshot::info(vm, which)
+                .unwrap_or(crate::trap::abi::smccc::INVALID_PARAMETER as u64),
+        },
+        // Taken by `call` before this.
+        VendorCall::SnapshotTake { .. } | VendorCall::SnapshotRestore { .. } => smccc_not_supported(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
 //! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset, end, machine off) and console
-//! input switched among VMs (`console`).
+//! input switched among VMs (`console`), and snapshots and restores from the vCPUs' side
+//! (`snapshot`).
 
 pub mod regs;
 
@@ -13,6 +14,8 @@ pub mod el2;
 pub mod lifecycle;
 #[cfg(target_os = "none")]
 pub mod run;
+#[cfg(target_os = "none")]
+pub mod snapshot;
 
 /// `arch::frame` (the trap frame and its PC step) is pure but built inside `arch`, which exists on
 /// the bare-metal target only; the host tests mount the same file here.

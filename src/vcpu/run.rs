@@ -10,8 +10,10 @@ use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{cpu, sysreg};
 use crate::gic::{hw, lrs};
 use crate::trap::dispatch::{self, Exit};
+use crate::vcpu::snapshot::{self, After};
 use crate::vcpu::{el2, lifecycle};
-use crate::vm::instance::{Vm, OFF, RESETTING, RUNNING};
+use crate::vm::instance::{Vm, OFF, PAUSED, RESETTING, RUNNING};
+use crate::vm::snapshot::VcpuState;
 use crate::vm::power::VcpuPower;
 use crate::vm::table;
 
@@ -69,6 +71,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if let Some((entry, context)) = take_start(vm, v) {
             enter(vm, v, entry, context);
         }
+        if let Some(state) = take_resume(vm, v) {
+            enter_restored(vm, v, state);
+        }
         // Sleep until an interrupt is pending (IRQs stay masked at EL2): CPU_ON, a reset, the VM's
         // end and a fatal error all kick this pCPU with an SGI. WFE would do on hardware, but
         // QEMU's TCG treats it as a yield, and the spinning pCPU then takes a host core from the
@@ -97,6 +102,53 @@ fn take_start(vm: &Vm, v: usize) -> Option<(u64, u64)> {
     let start = vm.vcpus[v].start.lock().take()?;
     power.states[v] = VcpuPower::On;
     Some(start)
+}
+
+/// Take vCPU `v`'s saved state after a snapshot operation (`vcpu::snapshot`), if the VM runs,
+/// and mark it `On`: under the power lock, as [`take_start`].
+fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
+    let s = vm.snapshot.as_ref()?;
+    let mut power = vm.power.lock();
+    if vm.state() != RUNNING {
+        return None;
+    }
+    let state = s.live[v].lock().take()?;
+    power.states[v] = VcpuPower::On;
+    Some(state)
+}
+
+/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD registers, the
+/// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
+/// virtual CPU interface, then its general registers.
+fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
+    el2::reset_el1();
+    st.el1.restore();
+    let me = cpu::this();
+    me.guest_mair.store(st.guest_mair, Ordering::Relaxed);
+    me.guest_tcr.store(st.guest_tcr, Ordering::Relaxed);
+    me.guest_sctlr.store(st.guest_sctlr, Ordering::Relaxed);
+    // HCR_EL2.DC follows the restored SCTLR_EL1 (mair-trap mode).
+    crate::trap::tvm::set_sctlr_el1(st.el1.sctlr);
+    st.fp.restore();
+    if let Some(g) = &vm.vgic {
+        g.reset_local(&vm.irqs[v]);
+        g.restore_local(vm.vcpus[v].pcpu);
+    }
+    if let Some(l) = &st.lrs {
+        lrs::restore(&vm.irqs[v], l);
+    }
+    lrs::before_entry(&vm.irqs[v]);
+    check_own_serror(&st.frame);
+    if let Some(s) = &vm.snapshot {
+        if s.first_entry_pending.swap(false, Ordering::AcqRel) {
+            let us = crate::vm::snapshot::ticks_us(sysreg::cntpct_el0() - s.request_t.load(Ordering::Relaxed));
+            crate::println!("SNAPSHOT first_entry_us={us}");
+        }
+    }
+    let top = cpu::this().stack_hi.load(Ordering::Relaxed);
+    // SAFETY: the frame is a guest context saved at an exit of this VM; the stack top is this
+    // CPU's own, and nothing on the abandoned stack is used again.
+    unsafe { enter_guest(&st.frame, top) }
 }
 
 /// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`, with its
@@ -143,15 +195,31 @@ fn idle_forever() -> ! {
 }
 
 /// What a vCPU must do after an exit, given the VM's state: idle when it is over, stop when it
-/// resets.
-fn check_state(vm: &Vm, me: usize) {
+/// resets, save its state (`frame`) and stop when it is paused for a snapshot.
+fn check_state(vm: &Vm, me: usize, frame: &TrapFrame) {
     match vm.state() {
         OFF => idle_forever(),
         RESETTING => {
             lifecycle::leave_for_reset(vm, me);
             stop_this_vcpu()
         }
+        PAUSED => {
+            snapshot::leave_for_pause(vm, me, frame);
+            stop_this_vcpu()
+        }
         _ => {}
+    }
+}
+
+/// Act on what a snapshot operation says.
+fn after_snapshot(vm: &Vm, after: After) {
+    match after {
+        After::Resume => {}
+        After::Stop => stop_this_vcpu(),
+        After::Off => idle_forever(),
+        After::Reboot => {
+            log::error!("VM {}: snapshot: unexpected reboot request", vm.name);
+        }
     }
 }
 
@@ -169,23 +237,28 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         dispatch::guest_serror(vm, v, frame.elr, esr);
     }
     if kind != Kind::Sync {
-        check_state(vm, v);
+        check_state(vm, v, frame);
     }
     match dispatch::handle(vm, v, frame, kind) {
         Exit::Resume => {}
         Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
         Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),
         Exit::StopVcpu => stop_this_vcpu(),
-        Exit::ResetVm => {
-            lifecycle::reset_vm(vm, v);
-            stop_this_vcpu()
-        }
+        Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
+            After::Reboot => {
+                lifecycle::reset_vm(vm, v);
+                stop_this_vcpu()
+            }
+            after => after_snapshot(vm, after),
+        },
+        Exit::Snapshot { log_dirty, call } => after_snapshot(vm, snapshot::take(vm, v, frame, log_dirty, call)),
+        Exit::Restore(k) => after_snapshot(vm, snapshot::restore(vm, v, frame, k)),
         Exit::VmOff => {
             lifecycle::end_vm(vm);
             idle_forever()
         }
     }
-    check_state(vm, v);
+    check_state(vm, v, frame);
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
     check_own_serror(frame);

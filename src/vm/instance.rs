@@ -112,6 +112,9 @@ pub const RUNNING: u8 = 0;
 pub const OFF: u8 = 1;
 /// A SYSTEM_RESET is in progress: every vCPU stops, the images are reloaded, vCPU 0 restarts.
 pub const RESETTING: u8 = 2;
+/// Every vCPU stops at an instruction boundary, saving its state, for a snapshot or a restore
+/// (`vcpu::snapshot`); then the VM runs again.
+pub const PAUSED: u8 = 3;
 
 /// What a reset reloads, and where.
 pub struct Pristine {
@@ -150,6 +153,8 @@ pub struct Vm {
     pub pristine: Pristine,
     /// Cache maintenance after writing guest RAM (not with FWB).
     pub clean: bool,
+    /// Snapshots (`snapshot_mem=`), set by boot when the VM's RAM fits the area.
+    pub snapshot: Option<crate::vm::snapshot::Snapshot>,
 }
 
 impl Vm {
@@ -408,6 +413,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
             dtb_ipa: plan.dtb.start.raw(),
         },
         clean,
+        snapshot: None,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",

@@ -10,7 +10,8 @@
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
-//! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch.
+//! - [`console`]: several VMs' output as prefixed lines on one console, and the input switch;
+//! - [`snapshot`]: snapshots of a running VM and the eager, lazy and dirty-only restores.
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
@@ -30,6 +31,7 @@ pub mod passthrough;
 #[cfg(target_os = "none")]
 pub mod mmio;
 pub mod power;
+pub mod snapshot;
 #[cfg(target_os = "none")]
 pub mod table;
 #[cfg(target_os = "none")]

@@ -351,7 +351,7 @@ fn vendor_calls_answered_here() {
     };
     assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(1));
     for fid in [vendor::CALL_COUNT, vendor::CALL_COUNT_64] {
-        assert_eq!(call(&mut vm, fid, [0; 3]), ret(4));
+        assert_eq!(call(&mut vm, fid, [0; 3]), ret(vendor::FUNCTION_COUNT as i64));
     }
     for fid in [vendor::REVISION, vendor::REVISION_64] {
         assert_eq!(
@@ -404,4 +404,18 @@ fn workaround_calls_follow_the_firmware() {
         CallOutcome::Forward { fid: smccc::ARCH_WORKAROUND_2, args: [1, 0, 0] }
     );
     assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_3, [0; 3]), CallOutcome::Return(smccc::NOT_SUPPORTED));
+}
+
+#[test]
+fn snapshot_calls_are_checked_and_handed_to_the_runtime() {
+    let mut vm = FakeVm::four();
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [0; 3]), CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty: false }));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [1, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty: true }));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [2, 0, 0]), ret(smccc::INVALID_PARAMETER));
+    for k in 0..3 {
+        assert_eq!(call(&mut vm, vendor::SNAPSHOT_RESTORE, [k, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotRestore { kind: k }));
+    }
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_RESTORE, [3, 0, 0]), ret(smccc::INVALID_PARAMETER));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_INFO, [5, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotInfo { which: 5 }));
+    assert_eq!(vendor::FUNCTION_COUNT, 7);
 }
