@@ -68,6 +68,8 @@ pub struct Platform {
     pub gicc: Option<u64>,
     /// `hostile` in the bootargs: attack el2visor's isolation instead (`probes::hostile`).
     pub hostile: bool,
+    /// `snapshot` in the bootargs: run the snapshot probes instead (`probes::snapshot`).
+    pub snapshot: bool,
 }
 
 impl Platform {
@@ -431,6 +433,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         gic_v3,
         gicc,
         hostile: has_word(bootargs, "hostile"),
+        snapshot: has_word(bootargs, "snapshot"),
     })
 }
 
