@@ -139,12 +139,7 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     }
     lrs::before_entry(&vm.irqs[v]);
     check_own_serror(&st.frame);
-    if let Some(s) = &vm.snapshot {
-        if s.first_entry_pending.swap(false, Ordering::AcqRel) {
-            let us = crate::vm::snapshot::ticks_us(sysreg::cntpct_el0() - s.request_t.load(Ordering::Relaxed));
-            crate::println!("SNAPSHOT first_entry_us={us}");
-        }
-    }
+    snapshot::report_restore(vm);
     let top = cpu::this().stack_hi.load(Ordering::Relaxed);
     // SAFETY: the frame is a guest context saved at an exit of this VM; the stack top is this
     // CPU's own, and nothing on the abandoned stack is used again.

@@ -12,4 +12,5 @@ mod memory;
 mod probe;
 mod reset;
 mod rpi4;
+mod snapshot;
 mod stage2;

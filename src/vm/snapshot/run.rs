@@ -66,9 +66,13 @@ pub struct Snapshot {
     /// (the snapshot is taken at that vCPU's next exit boundary).
     pub matcher: spin::Mutex<Option<Matcher>>,
     pub seen: AtomicBool,
+    /// The last restore's report, printed once its first guest entry is timed (printing before
+    /// would count the console's time).
+    pub report: spin::Mutex<Option<RestoreReport>>,
 }
 
 /// What a restore did, for the log and `make bench`.
+#[derive(Clone, Copy)]
 pub struct RestoreReport {
     pub kind: RestoreKind,
     pub pages: usize,
@@ -113,6 +117,7 @@ impl Snapshot {
             cmo_lines: AtomicU64::new(0),
             matcher: spin::Mutex::new(options.on.as_ref().map(|t| Matcher::new(t.as_bytes()))),
             seen: AtomicBool::new(false),
+            report: spin::Mutex::new(None),
         })
     }
 

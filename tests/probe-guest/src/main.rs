@@ -113,7 +113,7 @@ extern "C" fn probe_main(dtb: usize) -> ! {
     }
     let ctx = probes::Context { platform, mode };
     if ctx.platform.snapshot {
-        probes::snapshot::run(&ctx.platform);
+        probes::snapshot::run(&ctx.platform, ctx.mode_if_known());
     }
     probes::run_all(&ctx);
     report::finish()

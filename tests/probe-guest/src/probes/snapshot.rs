@@ -18,7 +18,7 @@
 use core::arch::asm;
 
 use crate::{hvc, report, sysreg};
-use probe_guest::abi::{self, snapshot_info as info};
+use probe_guest::abi::{self, snapshot_info as info, CoherencyMode};
 use probe_guest::dt::Platform;
 use probe_guest::msg::Msg;
 
@@ -159,8 +159,8 @@ fn snapshot_info(which: u64) -> Result<u64, Msg> {
     Ok(hvc::vendor(abi::VENDOR_SNAPSHOT_INFO, which)?)
 }
 
-/// Run the three rounds, report, power off.
-pub fn run(platform: &Platform) -> ! {
+/// Run the three rounds, report, power off. `mode`: the coherency mode el2visor reported.
+pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
     let rounds: [(u64, &str, u64); 3] = [(0, "eager", 0), (1, "lazy", 0), (2, "dirty", abi::SNAPSHOT_LOG_DIRTY)];
     for (n, &(kind, name, flags)) in rounds.iter().enumerate() {
         let seed = 0x1000 * (n as u64 + 1);
@@ -206,6 +206,9 @@ pub fn run(platform: &Platform) -> ! {
                 }
                 if result.is_ok() {
                     result = check_buf(seed);
+                }
+                if result.is_ok() && kind == 2 {
+                    result = cleaned(mode);
                 }
                 report::outcome(probe, result);
                 if let Some(z) = lazy_zapped {
@@ -271,4 +274,19 @@ fn touch_all_and_check(platform: &Platform) -> Result<(), Msg> {
         return Err(probe_guest::msg!("no block after the collapse"));
     }
     Ok(())
+}
+
+/// After the dirty-only restore of the three pages written (and a few more the probe wrote):
+/// without FWB every line of each was cleaned to the PoC (QEMU models no caches, so this count
+/// is what shows the clean happened there); with FWB none was.
+fn cleaned(mode: Option<CoherencyMode>) -> Result<(), Msg> {
+    let lines = snapshot_info(info::CMO_LINES)?;
+    println!("probe: the dirty-only restore cleaned {lines} cache lines");
+    match mode {
+        Some(CoherencyMode::Fwb) if lines != 0 => Err(probe_guest::msg!("{lines} lines cleaned under FWB")),
+        Some(CoherencyMode::Fwb) => Ok(()),
+        // 3 pages of at least 64-byte lines.
+        _ if lines < 3 * 64 => Err(probe_guest::msg!("only {lines} lines cleaned to the PoC for 3+ restored pages")),
+        _ => Ok(()),
+    }
 }
