@@ -185,10 +185,10 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
     let copies: u64 = sources.iter().filter(|r| movable(r)).map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
     // 2 MiB more for the domains' area's alignment after the copies.
     let base_size = HYP_POOL + copies + if extra > 0 { extra + SIZE_2M } else { 0 };
-    // The snapshot area too, when the RAM has room for it beside a VM of at least its size
-    // (the snapshot holds a copy of the VM's RAM).
+    // The snapshot area too, when the RAM has room for it and a VM of at least 64 MiB beside
+    // (whether the VM's RAM then fits the area is the snapshot's own check, with its one line).
     let total = crate::mm::layout::total_size(&p.memory);
-    let snapshot = if snapshot > 0 && base_size + 2 * snapshot + SIZE_2M > total {
+    let snapshot = if snapshot > 0 && base_size + snapshot + SIZE_2M + (64 << 20) > total {
         no_snapshot_room(snapshot);
         0
     } else {

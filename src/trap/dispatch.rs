@@ -193,7 +193,7 @@ fn snapshot_region_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
 /// taken here, at this instruction boundary.
 fn console_trigger(vm: &Vm) -> Exit {
     match &vm.snapshot {
-        Some(s) if s.seen.swap(false, Ordering::AcqRel) => {
+        Some(s) if s.watch.as_ref().is_some_and(|w| w.take_seen()) => {
             Exit::Snapshot { log_dirty: s.options.kind == crate::cmdline::RestoreKind::DirtyOnly, call: false }
         }
         _ => Exit::Resume,

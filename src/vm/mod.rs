@@ -15,7 +15,8 @@
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
-//! regions) and `table` (every VM, by slot).
+//! regions), `table` (every VM, by slot) and `uart_tap` (a passed-through UART watched for
+//! `snapshot_on=`).
 
 pub mod bundle;
 pub mod config;
@@ -36,6 +37,8 @@ pub mod snapshot;
 pub mod table;
 #[cfg(target_os = "none")]
 pub mod vgic;
+#[cfg(target_os = "none")]
+pub mod uart_tap;
 pub mod vpl011;
 #[cfg(target_os = "none")]
 pub mod vuart;

@@ -285,7 +285,8 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
     }
 
     /// What a guest's Stage-2 fault at `ipa` (a write when `write`) means for the regions; a
-    /// log-dirty first write is resolved here.
+    /// log-dirty first write is resolved here (any fault on a write-protected page of a log-dirty
+    /// region counts as a write).
     pub fn region_fault(&mut self, ipa: u64, write: bool) -> Result<RegionFault, S2Error> {
         let Some(id) = self.region_at(ipa) else {
             return Ok(RegionFault::NotOurs);
@@ -300,7 +301,10 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let (page_ipa, _) = r.page(page);
         let attrs = r.attrs;
         match self.translate(Ipa(page_ipa)) {
-            Some((_, a, _)) if write && !a.write && log_dirty => {
+            // A fault on a mapped write-protected page is a write, whatever WnR says: a stage-1
+            // walk's hardware update of a descriptor there (FEAT_HAFDBS) reports S1PTW, and
+            // not every implementation sets WnR for it.
+            Some((_, a, _)) if !a.write && log_dirty => {
                 self.protect(Ipa(page_ipa), PAGE_SIZE, attrs)?;
                 self.regions[id.0].dirty.set(page);
                 Ok(RegionFault::Dirtied)

@@ -141,14 +141,17 @@ fn log_dirty_write_protects_pages_and_sets_exact_bits() {
     s2.set_log_dirty(id, true).unwrap();
     assert_eq!(leaves_in_region(&s2), (0, R_SIZE as usize / 4096));
     assert_eq!(s2.translate(Ipa(R_IPA)).unwrap().1, S2Attrs::ram().read_only());
-    assert_eq!(s2.region_fault(R_IPA + 5 * PAGE_SIZE, false).unwrap(), RegionFault::Retry);
+    // A stage-1 walk's descriptor update reported without WnR still dirties the page.
+    assert_eq!(s2.region_fault(R_IPA + 6 * PAGE_SIZE, false).unwrap(), RegionFault::Dirtied);
     assert_eq!(s2.region_fault(R_IPA + 5 * PAGE_SIZE + 9, true).unwrap(), RegionFault::Dirtied);
     assert_eq!(s2.region_fault(R_IPA + 5 * PAGE_SIZE, true).unwrap(), RegionFault::Retry);
     assert_eq!(s2.translate(Ipa(R_IPA + 5 * PAGE_SIZE)).unwrap().1, S2Attrs::ram());
-    assert_eq!(s2.region(id).dirty.ones().collect::<Vec<_>>(), [5]);
+    assert_eq!(s2.region(id).dirty.ones().collect::<Vec<_>>(), [5, 6]);
     s2.clear_dirty(id).unwrap();
     assert_eq!(s2.region(id).dirty.count(), 0);
     assert_eq!(s2.translate(Ipa(R_IPA + 5 * PAGE_SIZE)).unwrap().1, S2Attrs::ram().read_only());
+    assert_eq!(s2.region_fault(R_IPA + 7 * PAGE_SIZE, false).unwrap(), RegionFault::Dirtied);
+    s2.clear_dirty(id).unwrap();
     s2.set_log_dirty(id, false).unwrap();
     assert_eq!(s2.translate(Ipa(R_IPA + 5 * PAGE_SIZE)).unwrap(), (Pa(R_IPA + 5 * PAGE_SIZE), S2Attrs::ram(), 3));
     assert_clean(&s2, &tlb);
@@ -211,13 +214,20 @@ proptest! {
         for st in steps {
             match st {
                 Step::Read(p) | Step::Write(p) => {
+                    // An access faults only where the hardware would: a missing page, or a write
+                    // to a write-protected one.
                     let write = matches!(st, Step::Write(_));
                     let ipa = R_IPA + p * PAGE_SIZE;
-                    match s2.region_fault(ipa, write).unwrap() {
-                        RegionFault::Missing { region, page, .. } => s2.fill(region, page, write).unwrap(),
-                        RegionFault::Dirtied => prop_assert!(write && !model.contains(&(p as usize))),
-                        RegionFault::Retry => prop_assert!(!write || model.contains(&(p as usize))),
-                        RegionFault::NotOurs => prop_assert!(false, "region page not ours"),
+                    let faults = match s2.translate(Ipa(ipa)) {
+                        None => true,
+                        Some((_, a, _)) => write && !a.write,
+                    };
+                    if faults {
+                        match s2.region_fault(ipa, write).unwrap() {
+                            RegionFault::Missing { region, page, .. } => s2.fill(region, page, write).unwrap(),
+                            RegionFault::Dirtied => prop_assert!(write && !model.contains(&(p as usize))),
+                            RegionFault::Retry | RegionFault::NotOurs => prop_assert!(false, "a real fault not resolved"),
+                        }
                     }
                     if write {
                         model.insert(p as usize);

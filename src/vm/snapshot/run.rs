@@ -62,13 +62,38 @@ pub struct Snapshot {
     pub first_entry_pending: AtomicBool,
     /// Data-cache lines cleaned to the PoC for the guest since the last restore began.
     pub cmo_lines: AtomicU64,
-    /// `snapshot_on=`: the text watched for in the VM's console output, and whether it was seen
-    /// (the snapshot is taken at that vCPU's next exit boundary).
-    pub matcher: spin::Mutex<Option<Matcher>>,
-    pub seen: AtomicBool,
+    /// `snapshot_on=`: the text watched for in the VM's console output (`vm::uart_tap`).
+    pub watch: Option<alloc::sync::Arc<ConsoleWatch>>,
     /// The last restore's report, printed once its first guest entry is timed (printing before
     /// would count the console's time).
     pub report: spin::Mutex<Option<RestoreReport>>,
+}
+
+/// `snapshot_on=`: the console output is fed here byte by byte; `seen` is set when the text
+/// is complete, and the snapshot is taken at the writing vCPU's instruction boundary (once).
+pub struct ConsoleWatch {
+    matcher: spin::Mutex<Matcher>,
+    seen: AtomicBool,
+    done: AtomicBool,
+}
+
+impl ConsoleWatch {
+    pub fn new(text: &[u8]) -> Self {
+        ConsoleWatch { matcher: spin::Mutex::new(Matcher::new(text)), seen: AtomicBool::new(false), done: AtomicBool::new(false) }
+    }
+
+    /// A byte the VM wrote to its console.
+    pub fn feed(&self, b: u8) {
+        if !self.done.load(Ordering::Relaxed) && self.matcher.lock().feed(b) {
+            self.done.store(true, Ordering::Relaxed);
+            self.seen.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the text was just completed (once).
+    pub fn take_seen(&self) -> bool {
+        self.seen.swap(false, Ordering::AcqRel)
+    }
 }
 
 /// What a restore did, for the log and `make bench`.
@@ -115,8 +140,7 @@ impl Snapshot {
             request_t: AtomicU64::new(0),
             first_entry_pending: AtomicBool::new(false),
             cmo_lines: AtomicU64::new(0),
-            matcher: spin::Mutex::new(options.on.as_ref().map(|t| Matcher::new(t.as_bytes()))),
-            seen: AtomicBool::new(false),
+            watch: options.on.as_ref().map(|t| alloc::sync::Arc::new(ConsoleWatch::new(t.as_bytes()))),
             report: spin::Mutex::new(None),
         })
     }
