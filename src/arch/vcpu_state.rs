@@ -168,3 +168,62 @@ el1_regs! {
     cntv_ctl => "cntv_ctl_el0",
     cntp_ctl => "cntp_ctl_el0",
 }
+
+macro_rules! key_regs {
+    ($($name:ident => $reg:literal),* $(,)?) => {
+        /// The guest's pointer-authentication keys (FEAT_PAuth). Linux changes them per task, so a
+        /// restored vCPU that kept the keys of the task running at the restore would fail every
+        /// authentication of the snapshot's task (an FPAC oops).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct PauthKeys {
+            $(pub $name: u64,)*
+        }
+
+        impl PauthKeys {
+            /// The keys, when the CPU has pointer authentication.
+            pub fn save() -> Option<Self> {
+                if !has_pauth() {
+                    return None;
+                }
+                let mut s = PauthKeys::default();
+                $(
+                    // SAFETY: an MRS of a guest EL1 key register, present (checked above).
+                    unsafe { asm!(concat!("mrs {v}, ", $reg), v = out(reg) s.$name, options(nomem, nostack, preserves_flags)) };
+                )*
+                Some(s)
+            }
+
+            pub fn restore(&self) {
+                $(
+                    // SAFETY: an MSR of a guest EL1 key register (present: `save` found it); el2visor
+                    // itself does not authenticate pointers, and the guest is not running here.
+                    unsafe { asm!(concat!("msr ", $reg, ", {v}"), v = in(reg) self.$name, options(nomem, nostack, preserves_flags)) };
+                )*
+                // SAFETY: a context synchronisation.
+                unsafe { asm!("isb", options(nostack, preserves_flags)) };
+            }
+        }
+    };
+}
+
+key_regs! {
+    apia_lo => "s3_0_c2_c1_0",
+    apia_hi => "s3_0_c2_c1_1",
+    apib_lo => "s3_0_c2_c1_2",
+    apib_hi => "s3_0_c2_c1_3",
+    apda_lo => "s3_0_c2_c2_0",
+    apda_hi => "s3_0_c2_c2_1",
+    apdb_lo => "s3_0_c2_c2_2",
+    apdb_hi => "s3_0_c2_c2_3",
+    apga_lo => "s3_0_c2_c3_0",
+    apga_hi => "s3_0_c2_c3_1",
+}
+
+/// FEAT_PAuth: ID_AA64ISAR1_EL1.{APA, API, GPA, GPI} or ID_AA64ISAR2_EL1.{APA3, GPA3}.
+fn has_pauth() -> bool {
+    let isar1: u64;
+    // SAFETY: an ID register read; no side effect.
+    unsafe { asm!("mrs {v}, id_aa64isar1_el1", v = out(reg) isar1, options(nomem, nostack, preserves_flags)) };
+    let isar2 = super::sysreg::id_aa64isar2_el1();
+    isar1 & 0xff00_ff00 != 0 || isar2 & 0xff00 != 0
+}

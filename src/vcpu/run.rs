@@ -130,6 +130,9 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     // HCR_EL2.DC follows the restored SCTLR_EL1 (mair-trap mode).
     crate::trap::tvm::set_sctlr_el1(st.el1.sctlr);
     st.fp.restore();
+    if let Some(k) = &st.keys {
+        k.restore();
+    }
     if let Some(g) = &vm.vgic {
         g.reset_local(&vm.irqs[v]);
         g.restore_local(vm.vcpus[v].pcpu);

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use super::plan::{layout, DoesNotFit, Matcher, Piece};
 use crate::arch::exception::TrapFrame;
-use crate::arch::vcpu_state::{El1State, FpState};
+use crate::arch::vcpu_state::{El1State, FpState, PauthKeys};
 use crate::arch::{cache, sysreg};
 use crate::cmdline::{RestoreKind, SnapshotOptions};
 use crate::gic::lrs::LrSnapshot;
@@ -21,6 +21,7 @@ pub struct VcpuState {
     pub frame: TrapFrame,
     pub el1: El1State,
     pub fp: FpState,
+    pub keys: Option<PauthKeys>,
     pub lrs: Option<LrSnapshot>,
     /// The values the guest wrote to the TVM registers el2visor rewrites (`percpu`).
     pub guest_mair: u64,
@@ -184,6 +185,7 @@ pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
         frame: *frame,
         el1: El1State::save(),
         fp: FpState::save(),
+        keys: PauthKeys::save(),
         lrs: crate::gic::lrs::save(&vm.irqs[v]),
         guest_mair: me.guest_mair.load(Ordering::Relaxed),
         guest_tcr: me.guest_tcr.load(Ordering::Relaxed),
