@@ -52,3 +52,32 @@ fn probe_snapshot_refused_when_the_area_is_too_small() {
 fn field(line: &str, key: &str) -> Option<u64> {
     line.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse().ok())
 }
+
+/// A Linux guest (one vCPU) snapshotted when its /init prints `EL2VISOR-SNAPSHOT-POINT`
+/// (`snapshot_on=`, el2visor watching the passed-through PL011) and restored by each of its
+/// reboots (`reset=snapshot restores=20`, dirty-only): every run resumes right after the marker
+/// and finds no /tmp file (written after the snapshot by the run before), and the 21st reset
+/// powers the VM off.
+#[test]
+fn linux_snapshot_on_marker_restored_20_times() {
+    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| crate::harness::root().join(".cache/guests"));
+    let (kernel, initrd) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
+    assert!(kernel.is_file() && initrd.is_file(), "run `make guests` for the Linux test guest");
+    let k = format!("guest-loader,addr=0x49000000,kernel={},bootargs=console=ttyAMA0 el2visor.snapshot=1", kernel.display());
+    let i = format!("guest-loader,addr=0x4c000000,initrd={}", initrd.display());
+    let run = Qemu::virt("max", 1, "2G", 3)
+        .kernel(&image())
+        .append("snapshot_mem=1G snapshot_on=EL2VISOR-SNAPSHOT-POINT reset=snapshot restores=20")
+        .push(&["-device", &k, "-device", &i])
+        .timeout(900)
+        .run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(run.lines().filter(|l| l.contains("EL2VISOR-SNAPSHOT-POINT")).count() == 1, "the marker was printed more than once");
+    run.check(run.has("snapshot: VM guest: taken"), "no snapshot taken at the marker");
+    let clean = run.lines().filter(|l| *l == "EL2VISOR-RESUMED clean").count();
+    run.check(clean == 21, &format!("{clean} runs resumed clean, expected 21 (the first and 20 restores)"));
+    run.check(!run.has("EL2VISOR-RESUMED stale"), "a run found the file written after the snapshot");
+    run.check(run.lines().filter(|l| l.starts_with("SNAPSHOT restore kind=dirty")).count() == 20, "not 20 dirty-only restores");
+    run.check(run.has("reset: restores=20 used up; powering the VM off"), "the 21st reset did not power the VM off");
+    run.check(run.line("STATS vm=guest").is_some(), "no STATS line for the VM");
+}
