@@ -173,5 +173,12 @@ pub fn report_restore(vm: &Vm) {
         us / 1000,
         us % 1000
     );
-    crate::println!("SNAPSHOT restore kind={} pages={} cmo_lines={} us={} first_entry_us={first}", r.kind.name(), r.pages, r.cmo_lines, us);
+    let at = snap::ticks_us(s.request_t.load(Ordering::Relaxed));
+    crate::println!(
+        "SNAPSHOT restore kind={} pages={} cmo_lines={} us={} first_entry_us={first} at_us={at}",
+        r.kind.name(),
+        r.pages,
+        r.cmo_lines,
+        us
+    );
 }

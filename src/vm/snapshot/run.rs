@@ -61,6 +61,9 @@ pub struct Snapshot {
     /// be timed.
     pub request_t: AtomicU64,
     pub first_entry_pending: AtomicBool,
+    /// A lazy restore's first missing page is yet to be timed (the guest's first instruction
+    /// runs once it is mapped).
+    first_fault_pending: AtomicBool,
     /// Data-cache lines cleaned to the PoC for the guest since the last restore began.
     pub cmo_lines: AtomicU64,
     /// `snapshot_on=`: the text watched for in the VM's console output (`vm::uart_tap`).
@@ -140,6 +143,7 @@ impl Snapshot {
             lazy_left: AtomicUsize::new(0),
             request_t: AtomicU64::new(0),
             first_entry_pending: AtomicBool::new(false),
+            first_fault_pending: AtomicBool::new(false),
             cmo_lines: AtomicU64::new(0),
             watch: options.on.as_ref().map(|t| alloc::sync::Arc::new(ConsoleWatch::new(t.as_bytes()))),
             report: spin::Mutex::new(None),
@@ -293,6 +297,7 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
                     s2.clear_dirty(id)
                 }
                 RestoreKind::Lazy => {
+                    snap.first_fault_pending.store(true, Ordering::Release);
                     let n = (p.size / PAGE_SIZE) as usize;
                     snap.lazy_left.fetch_add(n, Ordering::AcqRel);
                     s2.clear_dirty(id).and_then(|()| s2.set_userfault(id, true))
@@ -338,6 +343,11 @@ pub fn stage2_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
             if let Err(e) = s2.fill(region, page, write) {
                 log::error!("snapshot: VM {}: lazy restore of IPA {ipa:#x}: {e}", vm.name);
                 return false;
+            }
+            if snap.first_fault_pending.swap(false, Ordering::AcqRel) {
+                // The guest's first instruction after the restore can run now.
+                let us = ticks_us(sysreg::cntpct_el0() - snap.request_t.load(Ordering::Relaxed));
+                crate::println!("SNAPSHOT lazy first_page_us={us}");
             }
             if snap.lazy_left.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // Every page is back: userfault off, and blocks again where log-dirty allows.
