@@ -10,18 +10,12 @@
 use core::arch::asm;
 
 /// The guest's FP/SIMD registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(16))]
 pub struct FpState {
     pub v: [u128; 32],
     pub fpcr: u64,
     pub fpsr: u64,
-}
-
-impl Default for FpState {
-    fn default() -> Self {
-        FpState { v: [0; 32], fpcr: 0, fpsr: 0 }
-    }
 }
 
 impl FpState {

@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod memtype;
 mod op;
 pub mod region;
+mod region_state;
 pub mod table;
 pub mod tlb;
 pub mod vtcr;

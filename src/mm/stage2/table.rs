@@ -40,7 +40,7 @@ pub struct Stage2<P: PageSource, T: TlbOps> {
     /// Table pages below the root.
     pub(super) tables: usize,
     /// Regions with flags (userfault, log-dirty): see `region`.
-    pub(super) regions: alloc::vec::Vec<super::region::Region>,
+    pub(super) regions: alloc::vec::Vec<super::region_state::Region>,
 }
 
 /// The address of descriptor `idx` of the table (or concatenated root) at `table`.
