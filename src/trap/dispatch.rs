@@ -287,12 +287,18 @@ fn smccc_not_supported() -> u64 {
 /// made under the VM's power lock, and only while the VM runs: a VM that is resetting or ending
 /// carries out no call (the caller stops right after this exit), so a CPU_ON racing a
 /// SYSTEM_RESET cannot leave a vCPU pending or a start request behind for the reset to trip on.
+/// A VM paused for a snapshot does not either, but its caller makes the call again on resuming.
 fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
     let fid = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
     let outcome = {
         let mut power = vm.power.lock();
         if !vm.is_running() {
+            if vm.state() == crate::vm::instance::PAUSED {
+                // Paused for a snapshot: the vCPU stops at this exit, and its saved state must
+                // make the call again when it resumes (HVC and SMC are 4-byte instructions).
+                frame.elr -= 4;
+            }
             return Exit::Resume;
         }
         let outcome = handle_call(fid, args, vcpu, &mut *power);
