@@ -266,11 +266,18 @@ pub fn idle(me: &VcpuIrq) {
     }
 }
 
-/// The vCPU stops (a VM reset): empty its list registers and inbox, deactivating any physical
-/// interrupt a list register still held (it would otherwise stay active for ever).
+/// The vCPU stops (a VM reset) or resumes from a snapshot: empty its list registers and inbox,
+/// deactivating any physical interrupt either still held (it would otherwise stay active for
+/// ever).
 pub fn clear(me: &VcpuIrq) {
     let Some(h) = host() else { return };
-    *me.inbox.lock() = Inbox::default();
+    // Interrupts el2visor acknowledged for the vCPU and had not yet put in a list register (a
+    // stopped vCPU's pCPU takes them while it waits) are deactivated too: dropped while active,
+    // a passthrough interrupt would never fire again.
+    let inbox = core::mem::take(&mut *me.inbox.lock());
+    for p in inbox.virqs.iter().filter_map(|v| v.pintid).chain(inbox.deactivate.iter().copied()) {
+        deactivate_phys(h, me.pcpu, p);
+    }
     me.pending.store(false, Ordering::Release);
     let format = h.lr_format();
     for i in 0..h.lr_count() {
