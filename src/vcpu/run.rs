@@ -87,6 +87,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         // Take what woke us (the kick, or a passthrough interrupt for this vCPU, which is queued
         // for it), so that the next WFI sleeps.
         crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+        if vm.snapshot.as_ref().is_some_and(|s| s.live[v].lock().is_some()) {
+            log::debug!("VM {}: vCPU {v} woke with a saved state, VM state {}", vm.name, vm.state());
+        }
     }
 }
 
@@ -121,6 +124,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
 /// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
 /// virtual CPU interface, then its general registers.
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
+    log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
     el2::reset_el1();
     st.el1.restore();
     let me = cpu::this();

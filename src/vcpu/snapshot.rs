@@ -77,6 +77,7 @@ fn pause(vm: &Vm, me: usize) -> bool {
 /// This vCPU leaves its guest because the VM is paused: its state (with `frame`) goes to the
 /// snapshot's `live` slot, its power state off. The run loop then stops it.
 pub fn leave_for_pause(vm: &Vm, me: usize, frame: &TrapFrame) {
+    log::debug!("VM {}: vCPU {me} stops for a snapshot operation at {:#x}", vm.name, frame.elr);
     if let Some(s) = &vm.snapshot {
         *s.live[me].lock() = Some(snap::save_vcpu(vm, me, frame));
     }
@@ -95,6 +96,7 @@ fn resume_all(vm: &Vm, me: usize) {
         vm.state.store(RUNNING, Ordering::Release);
     }
     for v in (0..vm.vcpus.len()).filter(|&v| v != me) {
+        log::debug!("VM {}: vCPU {v} may resume (power {:?})", vm.name, vm.power.lock().states[v]);
         vm.kick(v);
     }
 }
