@@ -221,3 +221,11 @@ fn has_pauth() -> bool {
     let isar2 = super::sysreg::id_aa64isar2_el1();
     isar1 & 0xff00_ff00 != 0 || isar2 & 0xff00 != 0
 }
+
+/// Stop the guest's EL1 timers on this pCPU (its state is saved): a stopped vCPU's timer that
+/// keeps its condition met would otherwise fire at its pCPU again and again while it waits.
+pub fn stop_timers() {
+    // SAFETY: writes of the guest's timer controls at EL2, the guest not running here; the saved
+    // state puts them back before it runs again.
+    unsafe { asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", "isb", options(nostack, preserves_flags)) };
+}

@@ -81,6 +81,9 @@ pub fn leave_for_pause(vm: &Vm, me: usize, frame: &TrapFrame) {
     if let Some(s) = &vm.snapshot {
         *s.live[me].lock() = Some(snap::save_vcpu(vm, me, frame));
     }
+    // Its timer would otherwise keep firing at this pCPU while it waits (a level interrupt
+    // el2visor acknowledges and drops, for ever): the saved state restarts it.
+    crate::arch::vcpu_state::stop_timers();
     vm.power.lock().states[me] = VcpuPower::Off;
 }
 
