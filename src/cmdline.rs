@@ -17,6 +17,10 @@
 //! | `crash_restarts=` | restarts in a row of a VM that keeps crashing before it is halted (0: halt at once) | 3 |
 //! | `trace=` | a comma list of `sysreg`, `psci`, `mmio`, `irq`, `s2fault`: guest events to print, rate limited | none |
 //!
+//!
+//! The snapshot words (`snapshot_mem=`, `snapshot_on=`, `reset=`, `restores=`, `restore=`) are
+//! in [`snapshot`].
+//!
 //! `guest_args=` applies to the guest built into el2visor (`make image`'s probe guest) only: a
 //! multiboot kernel or a bundle carries its own command line.
 //!
@@ -32,6 +36,8 @@ use core::fmt;
 pub mod debug;
 
 pub use self::debug::{CrashPolicy, TraceClass, TraceSet, DEFAULT_CRASH_RESTARTS};
+pub mod snapshot;
+pub use snapshot::{RestoreKind, SnapshotOptions};
 
 /// What `coherency=` asks for; `crate::coherency::resolve` weighs it against what the CPU offers.
 pub use crate::coherency::Request as Coherency;
@@ -93,6 +99,8 @@ pub struct Options {
     pub trace: TraceSet,
     /// The DT path of the UART the GDB stub serves (`debug_uart=`).
     pub debug_uart: Option<String>,
+    /// The snapshot options (`snapshot::KEYS`).
+    pub snapshot: SnapshotOptions,
 }
 
 impl Default for Options {
@@ -110,6 +118,7 @@ impl Default for Options {
             crash_restarts: DEFAULT_CRASH_RESTARTS,
             trace: TraceSet(0),
             debug_uart: None,
+            snapshot: SnapshotOptions::default(),
         }
     }
 }
@@ -136,7 +145,8 @@ impl fmt::Display for Problem {
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, its=, \
                  loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, \
-                 on_crash=, crash_restarts=, trace=, debug_uart=)"
+                 on_crash=, crash_restarts=, trace=, debug_uart=, \
+                 snapshot_mem=, snapshot_on=, reset=, restores=, restore=)"
             ),
             Problem::BadValue {
                 key,
@@ -201,11 +211,24 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
     let mut o = Options::default();
     let mut problems = Vec::new();
     let mut seen = [false; KEYS.len()];
+    let mut seen_snapshot: Vec<&str> = Vec::new();
     for word in cmdline.split_whitespace() {
         let Some((k, value)) = word.split_once('=') else {
             problems.push(Problem::Unknown { word: word.into() });
             continue;
         };
+        if let Some(r) = snapshot::parse_word(k, value, &mut o.snapshot) {
+            if let Some(key) = snapshot::KEYS.iter().find(|&&s| s == k) {
+                if seen_snapshot.contains(key) {
+                    problems.push(Problem::Repeated { key });
+                }
+                seen_snapshot.push(key);
+            }
+            if let Err(p) = r {
+                problems.push(p);
+            }
+            continue;
+        }
         let Some(idx) = KEYS.iter().position(|&key| key == k) else {
             problems.push(Problem::Unknown { word: word.into() });
             continue;

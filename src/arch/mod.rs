@@ -16,3 +16,4 @@ pub mod sysreg;
 pub mod sysreg_ext;
 pub mod sysreg_gic;
 pub mod translate;
+pub mod vcpu_state;

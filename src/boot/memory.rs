@@ -49,6 +49,9 @@ pub struct HostMemory {
     /// RAM set aside, contiguous and 2 MiB aligned, for dom0less domains (`extra` bytes), handed
     /// out in order by [`DomainRam`]; no allocator has it.
     pub domain_area: Option<PaRange>,
+    /// RAM set aside for the snapshot's copy of the VM's RAM (`snapshot_mem=`), 2 MiB aligned;
+    /// no allocator has it.
+    pub snapshot_area: Option<PaRange>,
 }
 
 /// Hands out the dom0less domains' RAM from [`HostMemory::domain_area`], one contiguous range
@@ -98,8 +101,10 @@ unsafe fn copy(dst: u64, src: u64, len: u64) {
 /// Split RAM between el2visor, firmware and the VM, and give the frame allocator its share. When
 /// the VM takes host RAM (`identity`), copy `sources` (the boot modules, or the bundle) into
 /// el2visor's block, whose pool also holds `extra` bytes for dom0less domains' RAM; else the
-/// frame allocator gets all free RAM but `sources`, which stay where they are.
-pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sources: &[PaRange], extra: u64) -> Result<HostMemory, String> {
+/// frame allocator gets all free RAM but `sources`, which stay where they are. `snapshot` bytes
+/// (a multiple of 2 MiB, or 0) are set aside for the snapshot area; when they do not fit, one line
+/// says so and there is none.
+pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sources: &[PaRange], extra: u64, snapshot: u64) -> Result<HostMemory, String> {
     let mut hidden: Vec<PaRange> = Vec::new();
     let mut firmware: Vec<PaRange> = Vec::new();
     for r in &p.reserved {
@@ -147,6 +152,20 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
                 Some(a)
             }
         };
+        let snapshot_area = match snapshot {
+            0 => None,
+            _ => match highest_fit(&p.memory, &not_free, snapshot, SIZE_2M) {
+                Some(a) => {
+                    not_free.push(a);
+                    kept.push(a);
+                    Some(a)
+                }
+                None => {
+                    no_snapshot_room(snapshot);
+                    None
+                }
+            },
+        };
         add_frames(&free_ranges(&p.memory, &not_free));
         log_split(&kept, p);
         return Ok(HostMemory {
@@ -156,6 +175,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
             copies: sources.to_vec(),
             in_vm_ram: alloc::vec![None; sources.len()],
             domain_area,
+            snapshot_area,
         });
     }
     // A source that is not all RAM, or lies on firmware memory, stays where it is (the VM plan
@@ -164,7 +184,17 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
 
     let copies: u64 = sources.iter().filter(|r| movable(r)).map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
     // 2 MiB more for the domains' area's alignment after the copies.
-    let size = HYP_POOL + copies + if extra > 0 { extra + SIZE_2M } else { 0 };
+    let base_size = HYP_POOL + copies + if extra > 0 { extra + SIZE_2M } else { 0 };
+    // The snapshot area too, when the RAM has room for it and a VM of at least 64 MiB beside
+    // (whether the VM's RAM then fits the area is the snapshot's own check, with its one line).
+    let total = crate::mm::layout::total_size(&p.memory);
+    let snapshot = if snapshot > 0 && base_size + snapshot + SIZE_2M + (64 << 20) > total {
+        no_snapshot_room(snapshot);
+        0
+    } else {
+        snapshot
+    };
+    let size = base_size + if snapshot > 0 { snapshot + SIZE_2M } else { 0 };
     // Right below the image and the device tree, if they are one block (they are once el2visor
     // has moved itself); else the highest free RAM, with a hole in the VM's RAM.
     let low = if dtb_r.end() == image_r.start.raw() { dtb_r.start.raw() } else { image_r.start.raw() };
@@ -230,13 +260,23 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
         cursor = start + extra;
         PaRange::new(start, extra)
     });
+    let snapshot_area = (snapshot > 0).then(|| {
+        let start = cursor.next_multiple_of(SIZE_2M);
+        cursor = start + snapshot;
+        PaRange::new(start, snapshot)
+    });
     if cursor > area.end() {
         return Err(format!("no room for the dom0less domains' {} MiB in el2visor's block", extra >> 20));
     }
     kept.push(area);
     add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
     log_split(&kept, p);
-    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from, domain_area })
+    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from, domain_area, snapshot_area })
+}
+
+/// The one line that says `snapshot_mem=` does not fit.
+fn no_snapshot_room(size: u64) {
+    log::warn!("snapshot: no room for snapshot_mem={} MiB in RAM: snapshots are off", size >> 20);
 }
 
 fn add_frames(ranges: &[PaRange]) {

@@ -170,7 +170,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     let mut src = guest::source(&platform);
     // Dom0less domains' RAM comes from el2visor's frames: its pool grows by that much.
     let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
-    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram) {
+    let snapshot_ram = opts.snapshot.mem.map_or(0, |m| m.next_multiple_of(crate::mm::addr::SIZE_2M));
+    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram, snapshot_ram) {
         Ok(m) => m,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
@@ -269,6 +270,7 @@ fn start_vms(
         let share = guest::Share { mem, pcpus: dom0_cpus, taken: &taken };
         let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
         guest::attach_vgic(p, dtb, &mut vm);
+        attach_snapshot(&mut vm, p, mem, opts);
         vms.push(insert(vm)?);
     }
     let mut ram = memory::DomainRam::new(mem);
@@ -301,6 +303,51 @@ fn assign_streams(
             Some(vm) => crate::vm::smmu::assign(o, vm),
             None => log::info!("SMMU: {} is in no VM: its DMA aborts", o.path),
         }
+    }
+}
+
+/// Snapshots for the dom0-like VM when `snapshot_mem=` set an area aside and its RAM fits.
+/// `snapshot_on=` watches the console the VM drives: its passed-through PL011, tapped
+/// (`vm::uart_tap`).
+fn attach_snapshot(vm: &mut crate::vm::instance::Vm, p: &Platform, mem: &memory::HostMemory, opts: &cmdline::Options) {
+    let Some(area) = mem.snapshot_area else {
+        if opts.snapshot.on.is_some() || opts.snapshot.reset_restores {
+            log::warn!("snapshot: snapshot_on= and reset=snapshot need snapshot_mem=; ignored");
+        }
+        return;
+    };
+    match crate::vm::snapshot::Snapshot::new(vm, area, &opts.snapshot) {
+        Ok(s) => {
+            log::info!("snapshot: VM {}: {} MiB of RAM, snapshot area at {:#x}", vm.name, s.ram_size() >> 20, area.start.raw());
+            if let Some(w) = &s.watch {
+                tap_console(vm, p, opts, w.clone());
+            }
+            vm.snapshot = Some(s);
+        }
+        Err(e) => log::warn!("snapshot: VM {}: {e}", vm.name),
+    }
+}
+
+/// Route the VM's passed-through console UART through a tap that watches for `snapshot_on=`.
+fn tap_console(vm: &mut crate::vm::instance::Vm, p: &Platform, opts: &cmdline::Options, watch: alloc::sync::Arc<crate::vm::snapshot::ConsoleWatch>) {
+    let Some(c) = p.console.as_ref().filter(|_| opts.console == cmdline::ConsoleOwner::Guest) else {
+        log::warn!("snapshot: VM {}: snapshot_on= needs the console UART passed through to it (console=guest); ignored", vm.name);
+        return;
+    };
+    let (base, size) = (c.base.raw(), c.size.max(0x1000).next_multiple_of(0x1000));
+    if !vm.is_device(base) {
+        log::warn!("snapshot: VM {}: its console UART at {base:#x} is not its device; snapshot_on= ignored", vm.name);
+        return;
+    }
+    if let Err(e) = vm.s2.lock().unmap(crate::mm::addr::Ipa(base), size) {
+        log::warn!("snapshot: VM {}: snapshot_on=: {e}", vm.name);
+        return;
+    }
+    let tap = crate::vm::uart_tap::UartTap { base, size, watch };
+    let region = crate::vm::mmio::MmioRegion { name: "UART (snapshot_on= tap)", base, size, device: alloc::boxed::Box::new(tap) };
+    match vm.mmio.add(region) {
+        Ok(()) => log::info!("snapshot: VM {}: watching its console at {base:#x} for snapshot_on=", vm.name),
+        Err(e) => log::warn!("snapshot: VM {}: snapshot_on=: {e}", vm.name),
     }
 }
 

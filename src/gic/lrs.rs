@@ -266,11 +266,18 @@ pub fn idle(me: &VcpuIrq) {
     }
 }
 
-/// The vCPU stops (a VM reset): empty its list registers and inbox, deactivating any physical
-/// interrupt a list register still held (it would otherwise stay active for ever).
+/// The vCPU stops (a VM reset) or resumes from a snapshot: empty its list registers and inbox,
+/// deactivating any physical interrupt either still held (it would otherwise stay active for
+/// ever).
 pub fn clear(me: &VcpuIrq) {
     let Some(h) = host() else { return };
-    *me.inbox.lock() = Inbox::default();
+    // Interrupts el2visor acknowledged for the vCPU and had not yet put in a list register (a
+    // stopped vCPU's pCPU takes them while it waits) are deactivated too: dropped while active,
+    // a passthrough interrupt would never fire again.
+    let inbox = core::mem::take(&mut *me.inbox.lock());
+    for p in inbox.virqs.iter().filter_map(|v| v.pintid).chain(inbox.deactivate.iter().copied()) {
+        deactivate_phys(h, me.pcpu, p);
+    }
     me.pending.store(false, Ordering::Release);
     let format = h.lr_format();
     for i in 0..h.lr_count() {
@@ -289,4 +296,48 @@ pub fn clear(me: &VcpuIrq) {
     }
     h.set_underflow(false);
     h.set_group1_trap(false);
+}
+
+/// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and
+/// the virtual CPU interface (VMCR, active priorities).
+#[derive(Clone)]
+pub struct LrSnapshot {
+    m: Option<LrManager>,
+    lrs: Vec<u64>,
+    vif: crate::gic::host::VifState,
+}
+
+/// Save vCPU `me`'s list-register side, on its own pCPU, the guest stopped.
+pub fn save(me: &VcpuIrq) -> Option<LrSnapshot> {
+    let h = host()?;
+    let mut guard = me.lrs.lock();
+    if let Some(l) = guard.as_mut() {
+        sync(h, l);
+        l.finished.clear();
+    }
+    Some(LrSnapshot {
+        m: guard.as_ref().map(|l| l.m.clone()),
+        lrs: (0..h.lr_count()).map(|i| h.read_lr(i)).collect(),
+        vif: h.save_vif(),
+    })
+}
+
+/// Load a saved list-register side for vCPU `me`, on its own pCPU before it resumes: what it
+/// held is cleared first (physical interrupts it had active deactivated), its inbox emptied.
+pub fn restore(me: &VcpuIrq, s: &LrSnapshot) {
+    let Some(h) = host() else { return };
+    clear(me);
+    {
+        let mut guard = me.lrs.lock();
+        let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
+        if let Some(m) = &s.m {
+            l.m = m.clone();
+        }
+        for (i, &v) in s.lrs.iter().enumerate().take(h.lr_count()) {
+            h.write_lr(i, v);
+        }
+        h.set_underflow(l.m.queued() > 0);
+    }
+    h.restore_vif(&s.vif);
+    me.mark_pending();
 }

@@ -158,6 +158,42 @@ impl VGic {
         self.prepare_vcpu(me.pcpu);
     }
 
+    /// A snapshot: a copy of the distributor's state.
+    pub fn save(&self) -> VDist {
+        self.dist.lock().clone()
+    }
+
+    /// Restore a saved distributor state (every vCPU stopped): the model, and the physical GIC's
+    /// passthrough SPIs to match (inactive, then priority, trigger, routing, enable). Each vCPU's
+    /// private interrupts follow on its own pCPU ([`Self::restore_local`]).
+    pub fn restore(&self, vcpus: &[VcpuIrq], saved: &VDist) {
+        let Some(h) = host() else { return };
+        let pcpu = self.config.vcpus.first().map_or(0, |v| v.pcpu);
+        for &intid in &self.config.hw_spis {
+            apply(h, vcpus, &VgicAction::ClearPhysActive { intid, pcpu });
+        }
+        let actions = {
+            let mut d = self.dist.lock();
+            *d = saved.clone();
+            d.state_actions()
+        };
+        for a in actions.iter().filter(|a| !is_private_state(a)) {
+            apply(h, vcpus, a);
+        }
+    }
+
+    /// On pCPU `pcpu`, before its vCPU resumes from a snapshot: its banked passthrough
+    /// interrupts as the restored distributor has them.
+    pub fn restore_local(&self, pcpu: usize) {
+        let Some(h) = host() else { return };
+        let actions = self.dist.lock().state_actions();
+        for a in actions.iter().filter(|a| is_private_state(a)) {
+            if matches!(a, VgicAction::DisablePhys { pcpu: p, .. } | VgicAction::EnablePhys { pcpu: p, .. } | VgicAction::SetPhysPriority { pcpu: p, .. } if *p == pcpu) {
+                apply_hw(h, a);
+            }
+        }
+    }
+
     /// On pCPU `pcpu`, before its vCPU first runs: its share of the reset state (banked
     /// interrupts can only be changed from their own CPU under GICv2).
     pub fn prepare_vcpu(&self, pcpu: usize) {
@@ -298,6 +334,11 @@ fn note_warning(d: &mut VDist, vcpu: usize) {
 fn is_private(a: &VgicAction) -> bool {
     matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } if *intid < 32)
         || matches!(a, VgicAction::RouteSpi { .. })
+}
+
+/// A state action for a banked interrupt (only its own pCPU may apply it under GICv2).
+fn is_private_state(a: &VgicAction) -> bool {
+    matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } | VgicAction::SetPhysPriority { intid, .. } if *intid < 32)
 }
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {

@@ -16,7 +16,10 @@
 //! | `0xc600_0003` | `TRAP_COUNTERS` | x1 = which: 0 fast-path TVM writes, 1 slow-path TVM writes | that count for the calling vCPU, or −3 for another `which` |
 //! | `0xc600_0004` | `COHERENCY_MODE` | none | 0 off, 1 fwb, 2 mair-trap, 3 mair-trap with the fast path disabled |
 //! | `0xc600_0005` | `LOG_LINE` | x1 = guest-physical address, x2 = length (at most 256 bytes) of a text in the caller's RAM | 0, and el2visor prints `el2visor: VM <name> vCPU <n> log: <text>` (rate limited; bytes that are not printable ASCII become `.`); −3 when the length is 0 or over 256 or the range is not the VM's RAM |
-//! | `0x8600_ff00` | call count | none | number of vendor functions (5) |
+//! | `0xc600_0010` | `SNAPSHOT_TAKE` | x1 = flags: bit 0 log-dirty from now on (for a dirty-only restore) | 0: taken. After a restore the same call returns again with x0 = 1, x1 = the number of restores so far; −1 when the VM has no snapshot area (`snapshot_mem=`) |
+//! | `0xc600_0011` | `SNAPSHOT_RESTORE` | x1 = kind: 0 eager, 1 lazy, 2 dirty-only | does not return: the VM resumes at its snapshot; −1 with no snapshot taken, −3 for another kind |
+//! | `0xc600_0012` | `SNAPSHOT_INFO` | x1 = which: 0 Stage-2 blocks mapping the VM's RAM, 1 pages mapping it, 2 pages missing (lazy restore), 3 dirty pages, 4 cache lines cleaned to the PoC since the last restore began, 5 region flags (bit 0 userfault, 1 log-dirty, 2 held to pages), 6 restores so far | that value; −1 without a snapshot area, −3 for another `which` |
+//! | `0x8600_ff00` | call count | none | number of vendor functions (8) |
 //! | `0x8600_ff01` | UID | none | 4 words: el2visor's UUID `6c466164-f44c-40c7-914f-9d11e61e1907` |
 //! | `0x8600_ff03` | revision | none | x0 = major, x1 = minor |
 //!
@@ -109,6 +112,13 @@ pub mod vendor {
     /// The longest text `LOG_LINE` prints.
     pub const LOG_LINE_MAX: u64 = 256;
 
+    /// The snapshot calls start at 0x10 (0x06..0x0f are free).
+    pub const SNAPSHOT_TAKE: u32 = 0xc600_0010;
+    pub const SNAPSHOT_RESTORE: u32 = 0xc600_0011;
+    pub const SNAPSHOT_INFO: u32 = 0xc600_0012;
+    /// `SNAPSHOT_TAKE` flags.
+    pub const SNAPSHOT_LOG_DIRTY: u64 = 1;
+
     pub const CALL_COUNT: u32 = 0x8600_ff00;
     pub const UID: u32 = 0x8600_ff01;
     pub const REVISION: u32 = 0x8600_ff03;
@@ -127,7 +137,7 @@ pub mod vendor {
     pub const COHERENCY_MAIR_TRAP_SLOW_ONLY: u64 = 3;
 
     /// Number of functions the service implements (`CALL_COUNT`).
-    pub const FUNCTION_COUNT: u64 = 5;
+    pub const FUNCTION_COUNT: u64 = 8;
     /// Service revision (`REVISION`): major, minor.
     pub const REVISION_MAJOR: u64 = 1;
     pub const REVISION_MINOR: u64 = 0;

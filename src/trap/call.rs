@@ -85,5 +85,11 @@ pub enum VendorCall {
     /// Print the `len` bytes (1..=256, checked) at guest-physical `ipa` as a log line of the
     /// caller; return 0, or INVALID_PARAMETER when the range is not the VM's RAM.
     LogLine { ipa: u64, len: u64 },
+    /// Take a snapshot of the VM (the caller's call returns 0, and 1 again after a restore).
+    SnapshotTake { log_dirty: bool },
+    /// Restore the VM's snapshot; kind code as `cmdline::RestoreKind::code`.
+    SnapshotRestore { kind: u64 },
+    /// A Stage-2 fact about the snapshot regions (`SNAPSHOT_INFO`).
+    SnapshotInfo { which: u64 },
 }
 

@@ -49,6 +49,12 @@ pub enum Exit {
     /// A debug exception routed to EL2 (MDCR_EL2.TDE, only while GDB is attached), or a guest
     /// access to a debug register trapped meanwhile: for the GDB stub (`debug`), with ESR_EL2.
     Debug(DebugEvent, u64),
+    /// Take a snapshot of the VM (`vm::snapshot`) at this instruction boundary: asked by the
+    /// vCPU's vendor call (`call`: its x0 is already 0), or its console printed `snapshot_on=`'s
+    /// text. `log_dirty`: track the pages written from now on.
+    Snapshot { log_dirty: bool, call: bool },
+    /// Restore the VM's snapshot (a vendor call; a snapshot is taken).
+    Restore(crate::cmdline::RestoreKind),
 }
 
 /// What a debug exit was.
@@ -144,6 +150,10 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
+            // ISS.WnR (bit 6): a write.
+            if snapshot_region_fault(vm, ipa, esr.iss() & (1 << 6) != 0) {
+                return Exit::Resume;
+            }
             let region = vm.mmio.find(ipa);
             if crate::trace::on(TraceClass::S2fault) {
                 trace_s2fault(vm, vcpu, frame.elr, esr, ipa, region.map(|r| r.name));
@@ -152,9 +162,10 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
                     Ok(()) => {
                         cpu::this().last_abort.lock().clear();
-                        // A pvpanic write, or the panic line on the VM's console.
+                        // A pvpanic write, or the panic line on the VM's console; else the
+                        // console may have printed `snapshot_on=`'s text.
                         match crate::trap::crash::check(vm, vcpu, frame) {
-                            None | Some(crate::trap::crash::After::Resume) => Exit::Resume,
+                            None | Some(crate::trap::crash::After::Resume) => console_trigger(vm),
                             Some(crate::trap::crash::After::ResetVm) => Exit::ResetVm,
                             Some(crate::trap::crash::After::VmOff) => Exit::VmOff,
                         }
@@ -167,6 +178,9 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            if snapshot_region_fault(vm, ipa, false) {
+                return Exit::Resume;
+            }
             if crate::trace::on(TraceClass::S2fault) {
                 trace_s2fault(vm, vcpu, frame.elr, esr, ipa, None);
             }
@@ -219,6 +233,30 @@ fn trace_s2fault(vm: &Vm, vcpu: usize, pc: u64, esr: Esr, ipa: u64, region: Opti
 fn debug(counters: &ExitCounters, event: DebugEvent, esr: Esr) -> Exit {
     counters.count(ExitReason::Other);
     Exit::Debug(event, esr.0)
+}
+
+/// A Stage-2 abort in the VM's RAM that a snapshot region explains (a lazy restore's missing
+/// page, a log-dirty first write): resolved, the guest runs the access again.
+fn snapshot_region_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
+    if vm.snapshot.is_none() || !vm.is_ram(ipa) {
+        return false;
+    }
+    let done = crate::vm::snapshot::stage2_fault(vm, ipa, write);
+    if done {
+        cpu::this().last_abort.lock().clear();
+    }
+    done
+}
+
+/// After an emulated access: the VM's console printed `snapshot_on=`'s text, so the snapshot is
+/// taken here, at this instruction boundary.
+fn console_trigger(vm: &Vm) -> Exit {
+    match &vm.snapshot {
+        Some(s) if s.watch.as_ref().is_some_and(|w| w.take_seen()) => {
+            Exit::Snapshot { log_dirty: s.options.kind == crate::cmdline::RestoreKind::DirtyOnly, call: false }
+        }
+        _ => Exit::Resume,
+    }
 }
 
 /// Inject an UNDEF for the trapped instruction; a guest that cannot take one is reported and ends.
@@ -308,6 +346,7 @@ fn smccc_not_supported() -> u64 {
 /// made under the VM's power lock, and only while the VM runs: a VM that is resetting or ending
 /// carries out no call (the caller stops right after this exit), so a CPU_ON racing a
 /// SYSTEM_RESET cannot leave a vCPU pending or a start request behind for the reset to trip on.
+/// A VM paused for a snapshot does not either, but its caller makes the call again on resuming.
 fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
     let fid = frame.x[0] as u32;
     let args = [frame.x[1], frame.x[2], frame.x[3]];
@@ -333,6 +372,8 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
                     Exit::ResetVm => ", VM resets",
                     Exit::VmOff => ", VM ends",
                     Exit::Debug(..) => ", debugger stop",
+                    Exit::Snapshot { .. } => ", snapshot",
+                    Exit::Restore(_) => ", restore",
                 }
             ),
         );
@@ -344,6 +385,11 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
     let outcome = {
         let mut power = vm.power.lock();
         if !vm.is_running() {
+            if vm.state() == crate::vm::instance::PAUSED {
+                // Paused for a snapshot: the vCPU stops at this exit, and its saved state must
+                // make the call again when it resumes (HVC and SMC are 4-byte instructions).
+                frame.elr -= 4;
+            }
             return Exit::Resume;
         }
         let outcome = handle_call(fid, args, vcpu, &mut *power);
@@ -374,6 +420,20 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
             frame.x[0] = 0;
             return Exit::Idle { deadline: None };
         }
+        CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty }) => {
+            if vm.snapshot.is_none() {
+                frame.x[0] = smccc_not_supported();
+                return Exit::Resume;
+            }
+            frame.x[0] = 0;
+            return Exit::Snapshot { log_dirty, call: true };
+        }
+        CallOutcome::Vendor(VendorCall::SnapshotRestore { kind }) => {
+            match (crate::cmdline::RestoreKind::from_code(kind), vm.snapshot.as_ref().is_some_and(|s| s.is_taken())) {
+                (Some(k), true) => return Exit::Restore(k),
+                _ => frame.x[0] = smccc_not_supported(),
+            }
+        }
         CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, vcpu, v),
     }
     Exit::Resume
@@ -389,6 +449,13 @@ fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
             TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
             TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
         },
+        VendorCall::SnapshotInfo { which } => match (&vm.snapshot, which) {
+            (None, _) => smccc_not_supported(),
+            (Some(_), _) => crate::vm::snapshot::info(vm, which)
+                .unwrap_or(crate::trap::abi::smccc::INVALID_PARAMETER as u64),
+        },
+        // Taken by `call` before this.
+        VendorCall::SnapshotTake { .. } | VendorCall::SnapshotRestore { .. } => smccc_not_supported(),
     }
 }
 

@@ -26,6 +26,17 @@ pub fn handle(fid: u32, args: [u64; 3], caller: usize, vm: &impl PowerState) -> 
             1..=vendor::LOG_LINE_MAX => CallOutcome::Vendor(VendorCall::LogLine { ipa: args[0], len: args[1] }),
             _ => CallOutcome::Return(smccc::INVALID_PARAMETER),
         },
+        vendor::SNAPSHOT_TAKE => {
+            if args[0] & !vendor::SNAPSHOT_LOG_DIRTY != 0 {
+                return CallOutcome::Return(smccc::INVALID_PARAMETER);
+            }
+            CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty: args[0] & vendor::SNAPSHOT_LOG_DIRTY != 0 })
+        }
+        vendor::SNAPSHOT_RESTORE => match args[0] {
+            0..=2 => CallOutcome::Vendor(VendorCall::SnapshotRestore { kind: args[0] }),
+            _ => CallOutcome::Return(smccc::INVALID_PARAMETER),
+        },
+        vendor::SNAPSHOT_INFO => CallOutcome::Vendor(VendorCall::SnapshotInfo { which: args[0] }),
         vendor::COHERENCY_MODE => CallOutcome::Return(vm.coherency().abi_code() as i64),
         vendor::CALL_COUNT | vendor::CALL_COUNT_64 => {
             CallOutcome::Return(vendor::FUNCTION_COUNT as i64)

@@ -1,8 +1,8 @@
 //! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
 //! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset with the restart limit, end,
-//! machine off), console input switched among VMs (`console`) and the wait of a VM held for a
-//! debugger (`debug_wait`).
+//! machine off), console input switched among VMs (`console`), the wait of a VM held for a
+//! debugger (`debug_wait`), and snapshots and restores from the vCPUs' side (`snapshot`).
 
 pub mod regs;
 
@@ -16,6 +16,8 @@ pub mod el2;
 pub mod lifecycle;
 #[cfg(target_os = "none")]
 pub mod run;
+#[cfg(target_os = "none")]
+pub mod snapshot;
 
 /// `arch::frame` (the trap frame and its PC step) is pure but built inside `arch`, which exists on
 /// the bare-metal target only; the host tests mount the same file here.

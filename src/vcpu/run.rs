@@ -10,8 +10,10 @@ use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{cpu, sysreg};
 use crate::gic::{hw, lrs};
 use crate::trap::dispatch::{self, Exit};
+use crate::vcpu::snapshot::{self, After};
 use crate::vcpu::{el2, lifecycle};
-use crate::vm::instance::{Vm, OFF, RESETTING, RUNNING};
+use crate::vm::instance::{Vm, OFF, PAUSED, RESETTING, RUNNING};
+use crate::vm::snapshot::VcpuState;
 use crate::vm::power::VcpuPower;
 use crate::vm::table;
 
@@ -69,6 +71,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if let Some((entry, context)) = take_start(vm, v) {
             enter(vm, v, entry, context);
         }
+        if let Some(state) = take_resume(vm, v) {
+            enter_restored(vm, v, state);
+        }
         // Sleep until an interrupt is pending (IRQs stay masked at EL2): CPU_ON, a reset, the VM's
         // end and a fatal error all kick this pCPU with an SGI. WFE would do on hardware, but
         // QEMU's TCG treats it as a yield, and the spinning pCPU then takes a host core from the
@@ -82,6 +87,9 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         // Take what woke us (the kick, or a passthrough interrupt for this vCPU, which is queued
         // for it), so that the next WFI sleeps.
         crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+        if vm.snapshot.as_ref().is_some_and(|s| s.live[v].lock().is_some()) {
+            log::debug!("VM {}: vCPU {v} woke with a saved state, VM state {}", vm.name, vm.state());
+        }
     }
 }
 
@@ -97,6 +105,52 @@ fn take_start(vm: &Vm, v: usize) -> Option<(u64, u64)> {
     let start = vm.vcpus[v].start.lock().take()?;
     power.states[v] = VcpuPower::On;
     Some(start)
+}
+
+/// Take vCPU `v`'s saved state after a snapshot operation (`vcpu::snapshot`), if the VM runs,
+/// and mark it `On`: under the power lock, as [`take_start`].
+fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
+    let s = vm.snapshot.as_ref()?;
+    let mut power = vm.power.lock();
+    if vm.state() != RUNNING {
+        return None;
+    }
+    let state = s.live[v].lock().take()?;
+    power.states[v] = VcpuPower::On;
+    Some(state)
+}
+
+/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD registers, the
+/// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
+/// virtual CPU interface, then its general registers.
+fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
+    log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
+    el2::reset_el1();
+    st.el1.restore();
+    let me = cpu::this();
+    me.guest_mair.store(st.guest_mair, Ordering::Relaxed);
+    me.guest_tcr.store(st.guest_tcr, Ordering::Relaxed);
+    me.guest_sctlr.store(st.guest_sctlr, Ordering::Relaxed);
+    // HCR_EL2.DC follows the restored SCTLR_EL1 (mair-trap mode).
+    crate::trap::tvm::set_sctlr_el1(st.el1.sctlr);
+    st.fp.restore();
+    if let Some(k) = &st.keys {
+        k.restore();
+    }
+    if let Some(g) = &vm.vgic {
+        g.reset_local(&vm.irqs[v]);
+        g.restore_local(vm.vcpus[v].pcpu);
+    }
+    if let Some(l) = &st.lrs {
+        lrs::restore(&vm.irqs[v], l);
+    }
+    lrs::before_entry(&vm.irqs[v]);
+    check_own_serror(&st.frame);
+    snapshot::report_restore(vm);
+    let top = cpu::this().stack_hi.load(Ordering::Relaxed);
+    // SAFETY: the frame is a guest context saved at an exit of this VM; the stack top is this
+    // CPU's own, and nothing on the abandoned stack is used again.
+    unsafe { enter_guest(&st.frame, top) }
 }
 
 /// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`, with its
@@ -147,8 +201,9 @@ fn idle_forever() -> ! {
 }
 
 /// What a vCPU must do after an exit, given the VM's state: wait while it is held for a
-/// debugger, idle when it is over, stop when it resets.
-fn check_state(vm: &Vm, me: usize) {
+/// debugger, idle when it is over, stop when it resets, save its state (`frame`) and stop when it
+/// is paused for a snapshot.
+fn check_state(vm: &Vm, me: usize, frame: &TrapFrame) {
     if vm.crash.hold.is_held() {
         crate::vcpu::debug_wait::wait_while_held(vm, me);
     }
@@ -158,7 +213,23 @@ fn check_state(vm: &Vm, me: usize) {
             lifecycle::leave_for_reset(vm, me);
             stop_this_vcpu()
         }
+        PAUSED => {
+            snapshot::leave_for_pause(vm, me, frame);
+            stop_this_vcpu()
+        }
         _ => {}
+    }
+}
+
+/// Act on what a snapshot operation says.
+fn after_snapshot(vm: &Vm, after: After) {
+    match after {
+        After::Resume => {}
+        After::Stop => stop_this_vcpu(),
+        After::Off => idle_forever(),
+        After::Reboot => {
+            log::error!("VM {}: snapshot: unexpected reboot request", vm.name);
+        }
     }
 }
 
@@ -176,7 +247,7 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         dispatch::guest_serror(vm, v, frame.elr, esr);
     }
     if kind != Kind::Sync {
-        check_state(vm, v);
+        check_state(vm, v, frame);
     }
     // The virtual GIC distributor's accesses and GICv3 IPIs take the lean paths; everything else
     // the dispatcher (and these too while `trace=mmio`/`sysreg`/`s2fault` wants their lines).
@@ -194,10 +265,15 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
         Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),
         Exit::StopVcpu => stop_this_vcpu(),
-        Exit::ResetVm => {
-            lifecycle::reset_vm(vm, v);
-            stop_this_vcpu()
-        }
+        Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
+            After::Reboot => {
+                lifecycle::reset_vm(vm, v);
+                stop_this_vcpu()
+            }
+            after => after_snapshot(vm, after),
+        },
+        Exit::Snapshot { log_dirty, call } => after_snapshot(vm, snapshot::take(vm, v, frame, log_dirty, call)),
+        Exit::Restore(k) => after_snapshot(vm, snapshot::restore(vm, v, frame, k)),
         Exit::VmOff => {
             lifecycle::end_vm(vm);
             idle_forever()
@@ -214,7 +290,7 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     if crate::debug::target::stop_pending() {
         debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Asked));
     }
-    check_state(vm, v);
+    check_state(vm, v, frame);
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
     check_own_serror(frame);

@@ -117,6 +117,9 @@ pub const RUNNING: u8 = 0;
 pub const OFF: u8 = 1;
 /// A SYSTEM_RESET is in progress: every vCPU stops, the images are reloaded, vCPU 0 restarts.
 pub const RESETTING: u8 = 2;
+/// Every vCPU stops at an instruction boundary, saving its state, for a snapshot or a restore
+/// (`vcpu::snapshot`); then the VM runs again.
+pub const PAUSED: u8 = 3;
 
 /// What a reset reloads, and where.
 pub struct Pristine {
@@ -160,6 +163,8 @@ pub struct Vm {
     pub crash: crate::vm::crash::CrashState,
     /// Where its pvpanic device is (guest-physical).
     pub pvpanic: u64,
+    /// Snapshots (`snapshot_mem=`), set by boot when the VM's RAM fits the area.
+    pub snapshot: Option<crate::vm::snapshot::Snapshot>,
 }
 
 impl Vm {
@@ -437,6 +442,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         clean,
         crash,
         pvpanic,
+        snapshot: None,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",

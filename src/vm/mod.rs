@@ -14,11 +14,13 @@
 //! - [`console`]: several VMs' output as prefixed lines on one console, the input switch, and
 //!   the tail of each VM's output kept for its crash report;
 //! - [`crash`]: a VM's crash record and the restart limit (`on_crash=`, `crash_restarts=`);
-//!   [`debug_hold`]: a VM stopped for a debugger; [`pvpanic`]: QEMU's pvpanic-mmio device.
+//!   [`debug_hold`]: a VM stopped for a debugger; [`pvpanic`]: QEMU's pvpanic-mmio device;
+//! - [`snapshot`]: snapshots of a running VM and the eager, lazy and dirty-only restores.
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
 //! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
-//! regions), `table` (every VM, by slot) and `smmu` (the SMMUv3s el2visor owns: every
+//! regions), `table` (every VM, by slot), `uart_tap` (a passed-through UART watched for
+//! `snapshot_on=`) and `smmu` (the SMMUv3s el2visor owns: every
 //! stream of a VM's devices translated by that VM's Stage 2, the rest aborted, faults logged).
 
 pub mod bundle;
@@ -44,10 +46,13 @@ pub mod power;
 pub mod pvpanic;
 #[cfg(target_os = "none")]
 pub mod smmu;
+pub mod snapshot;
 #[cfg(target_os = "none")]
 pub mod table;
 #[cfg(target_os = "none")]
 pub mod vgic;
+#[cfg(target_os = "none")]
+pub mod uart_tap;
 pub mod vpl011;
 #[cfg(target_os = "none")]
 pub mod vuart;

@@ -17,4 +17,5 @@ mod probe;
 mod reset;
 mod rpi4;
 mod smmu;
+mod snapshot;
 mod stage2;

@@ -30,6 +30,7 @@ mod line;
 mod live;
 pub mod lr;
 mod redist;
+mod restore;
 pub mod sgi;
 mod types;
 

@@ -25,6 +25,8 @@ pub enum S2Error {
     UnsupportedIpaBits { requested: u8, max: u8 },
     /// The page source returned a root not aligned to its size, breaking its contract.
     MisalignedRoot { root: u64, align: u64 },
+    /// A region operation that the region's state forbids (see `region`).
+    Region(&'static str),
 }
 
 impl fmt::Display for S2Error {
@@ -52,6 +54,7 @@ impl fmt::Display for S2Error {
                 f,
                 "stage 2: a {requested}-bit IPA space is not supported (32 to {max} bits on this CPU)"
             ),
+            S2Error::Region(why) => write!(f, "stage 2: region: {why}"),
             S2Error::MisalignedRoot { root, align } => write!(
                 f,
                 "stage 2: page source returned root table {root:#x}, not aligned to {align:#x}"

@@ -167,7 +167,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
                 });
             } else if is_table(d, level) {
                 tables += 1;
-                if self.collapse(address(d), level + 1, level).is_some() {
+                if self.collapse(address(d), level + 1, level, ipa).is_some() {
                     let why = "table is empty or uniform and should have been freed or merged";
                     err = Some(VerifyError {
                         level,

@@ -39,6 +39,8 @@ pub struct Stage2<P: PageSource, T: TlbOps> {
     pub(super) tlb: T,
     /// Table pages below the root.
     pub(super) tables: usize,
+    /// Regions with flags (userfault, log-dirty): see `region`.
+    pub(super) regions: alloc::vec::Vec<super::region_state::Region>,
 }
 
 /// The address of descriptor `idx` of the table (or concatenated root) at `table`.
@@ -112,6 +114,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             pages,
             tlb,
             tables: 0,
+            regions: alloc::vec::Vec::new(),
         })
     }
 

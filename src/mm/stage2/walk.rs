@@ -60,9 +60,11 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let size = level_size(level);
         let full = start == e_start && end == e_start + size;
         let old = self.read(t.pa, idx);
+        // A region held to pages (userfault, log-dirty, not yet collapsed) takes no block.
+        let block_ok = level == 3 || !self.pages_only(e_start, size);
         match op {
             Op::Map { ipa0, pa0, attrs } => {
-                if full && leaf_allowed(level) {
+                if full && leaf_allowed(level) && block_ok {
                     let pa = pa0 + (e_start - ipa0);
                     if pa.is_multiple_of(size) {
                         let new = leaf(Pa(pa), level, attrs, self.enc);
@@ -84,7 +86,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
                 if old & VALID == 0 {
                     return Ok(());
                 }
-                if full && is_leaf(old, level) {
+                if full && is_leaf(old, level) && block_ok {
                     let new = leaf(address(old), level, attrs, self.enc);
                     self.replace(t, idx, e_start, old, new, live, ctx);
                     return Ok(());
@@ -113,7 +115,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             base: e_start,
         };
         let result = self.apply(child_ref, start, end, op, live && !fresh, ctx);
-        match (self.collapse(child, child_level, level), fresh) {
+        match (self.collapse(child, child_level, level, e_start), fresh) {
             // A new table that stays: link it (publishing its contents first).
             (None, true) => self.replace(t, idx, e_start, old, table(child), live, ctx),
             // A new table that collapsed before it was ever linked: nothing cached it.
@@ -190,13 +192,17 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
 
     /// What the parent entry (at `parent_level`) of the table at `child` should become instead
     /// of a table descriptor: 0 if the table is empty, a block if it is uniform and blocks are
-    /// allowed at `parent_level`, `None` if it must stay a table.
-    pub(super) fn collapse(&self, child: Pa, child_level: u8, parent_level: u8) -> Option<u64> {
+    /// allowed at `parent_level` (and the table, which translates from `ipa`, is not in a region
+    /// held to pages), `None` if it must stay a table.
+    pub(super) fn collapse(&self, child: Pa, child_level: u8, parent_level: u8, ipa: u64) -> Option<u64> {
         let first = self.read(child, 0);
         if first == 0 {
             return (1..ENTRIES).all(|i| self.read(child, i) == 0).then_some(0);
         }
         if !leaf_allowed(parent_level) || !is_leaf(first, child_level) {
+            return None;
+        }
+        if self.pages_only(ipa, level_size(parent_level)) {
             return None;
         }
         let oa0 = address(first).raw();

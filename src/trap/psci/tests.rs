@@ -351,7 +351,7 @@ fn vendor_calls_answered_here() {
     };
     assert_eq!(call(&mut vm, vendor::COHERENCY_MODE, [0; 3]), ret(1));
     for fid in [vendor::CALL_COUNT, vendor::CALL_COUNT_64] {
-        assert_eq!(call(&mut vm, fid, [0; 3]), ret(5));
+        assert_eq!(call(&mut vm, fid, [0; 3]), ret(vendor::FUNCTION_COUNT as i64));
     }
     for fid in [vendor::REVISION, vendor::REVISION_64] {
         assert_eq!(
@@ -479,4 +479,18 @@ fn hvc_fast_path_key_and_its_disabling() {
     let key = hvc_fast::HVC_FAST_KEY.load(Ordering::Relaxed);
     assert_eq!(key >> 26, 0x3f, "reserved EC: never a syndrome");
     hvc_fast::HVC_FAST_KEY.store(hvc_fast::ESR_HVC64_IMM0, Ordering::Relaxed);
+}
+
+#[test]
+fn snapshot_calls_are_checked_and_handed_to_the_runtime() {
+    let mut vm = FakeVm::four();
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [0; 3]), CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty: false }));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [1, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty: true }));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_TAKE, [2, 0, 0]), ret(smccc::INVALID_PARAMETER));
+    for k in 0..3 {
+        assert_eq!(call(&mut vm, vendor::SNAPSHOT_RESTORE, [k, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotRestore { kind: k }));
+    }
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_RESTORE, [3, 0, 0]), ret(smccc::INVALID_PARAMETER));
+    assert_eq!(call(&mut vm, vendor::SNAPSHOT_INFO, [5, 0, 0]), CallOutcome::Vendor(VendorCall::SnapshotInfo { which: 5 }));
+    assert_eq!(vendor::FUNCTION_COUNT, 8);
 }

@@ -27,6 +27,27 @@ pub const LOG_LINE_MAX: u64 = 256;
 pub const SMCCC_INVALID_PARAMETER: i64 = -3;
 /// pvpanic events (QEMU docs/specs/pvpanic.rst): bit 0 PANICKED.
 pub const PVPANIC_PANICKED: u8 = 1;
+/// `SNAPSHOT_TAKE(flags)`: 0 when taken; after a restore the same call returns 1 in x0 and the
+/// number of restores in x1. Flag bit 0: log-dirty from now on (for a dirty-only restore).
+pub const VENDOR_SNAPSHOT_TAKE: u64 = 0xc600_0010;
+pub const SNAPSHOT_LOG_DIRTY: u64 = 1;
+/// `SNAPSHOT_RESTORE(kind)`: 0 eager, 1 lazy, 2 dirty-only; does not return on success.
+pub const VENDOR_SNAPSHOT_RESTORE: u64 = 0xc600_0011;
+/// `SNAPSHOT_INFO(which)`: see `SnapshotInfo`.
+pub const VENDOR_SNAPSHOT_INFO: u64 = 0xc600_0012;
+
+/// `SNAPSHOT_INFO` selectors.
+pub mod snapshot_info {
+    pub const BLOCKS: u64 = 0;
+    pub const PAGES: u64 = 1;
+    pub const MISSING: u64 = 2;
+    pub const DIRTY: u64 = 3;
+    pub const CMO_LINES: u64 = 4;
+    /// Bit 0 userfault, bit 1 log-dirty, bit 2 held to pages.
+    pub const FLAGS: u64 = 5;
+    pub const RESTORES: u64 = 6;
+}
+
 /// `UID()`: the service's UID (SMCCC convention); used as "is the hypervisor still answering".
 pub const VENDOR_UID: u64 = 0xc600_ff01;
 

@@ -80,6 +80,8 @@ pub struct Platform {
     pub fw_cfg: Option<FwCfg>,
     /// An enabled GICv3 ITS (`arm,gic-v3-its`): its control frame's base.
     pub its: Option<u64>,
+    /// `snapshot` in the bootargs: run the snapshot probes instead (`probes::snapshot`).
+    pub snapshot: bool,
 }
 
 /// QEMU's fw_cfg device, as the `fw_cfg_dma` probe sees it.
@@ -486,6 +488,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         panic: has_word(bootargs, "panic"),
         fw_cfg: fw_cfg(fdt)?,
         its: its(fdt)?,
+        snapshot: has_word(bootargs, "snapshot"),
     })
 }
 

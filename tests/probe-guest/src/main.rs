@@ -119,6 +119,9 @@ extern "C" fn probe_main(dtb: usize) -> ! {
         Err(e) => println!("probe: coherency mode unknown: {}", e),
     }
     let ctx = probes::Context { platform, mode };
+    if ctx.platform.snapshot {
+        probes::snapshot::run(&ctx.platform, ctx.mode_if_known());
+    }
     probes::run_all(&ctx);
     report::finish()
 }

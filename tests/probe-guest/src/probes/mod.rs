@@ -20,6 +20,7 @@ mod rtc;
 pub mod scan;
 mod sctlr;
 mod smccc;
+pub mod snapshot;
 mod storm;
 mod tvm;
 mod tvm_feat;

@@ -1,0 +1,189 @@
+//! Snapshots and restores from the vCPUs' side (docs/snapshots.md): every vCPU of the VM stops
+//! at an instruction boundary with its state saved, the VM's RAM and virtual GIC are copied or
+//! restored (`vm::snapshot`), and the vCPUs that were on resume from the saved states.
+//!
+//! The VM becomes PAUSED under its power lock, as a reset makes it RESETTING, so no call changes
+//! a power state meanwhile. The vCPU that asked kicks the others (every 10 ms, as a reset does);
+//! each leaves its guest at its next exit (`leave_for_pause`, from the run loop): its state goes
+//! to the snapshot's `live` slot and it stops. Then the operation runs on the asking pCPU, and
+//! every vCPU with a state in `live` (the one that asked too) is made pending: its pCPU takes
+//! that state like a start request and enters the guest with it (`vcpu::run`).
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::exception::TrapFrame;
+use crate::arch::{cpu, sysreg};
+use crate::cmdline::RestoreKind;
+use crate::vcpu::lifecycle;
+use crate::vm::instance::{Vm, OFF, PAUSED, RUNNING};
+use crate::vm::power::VcpuPower;
+use crate::vm::snapshot::{self as snap, plan};
+
+/// What the run loop does after a snapshot operation.
+pub enum After {
+    /// Back into the guest with the frame as it is (nothing was done, or an error is in x0).
+    Resume,
+    /// Stop this vCPU: it resumes from its saved state like a start request.
+    Stop,
+    /// The VM was powered off (`restores=` used up).
+    Off,
+    /// Not ours: reboot as a SYSTEM_RESET does.
+    Reboot,
+}
+
+/// How long the pause waits for the other vCPUs to leave their guest.
+const STOP_TIMEOUT_S: u64 = 10;
+
+/// Make the VM PAUSED and wait until every other vCPU has left its guest and saved its state.
+/// `false` when the VM was not running (someone else is pausing, resetting or ending it: the
+/// run loop's state check then stops this vCPU too) or a vCPU did not stop (the VM ends).
+fn pause(vm: &Vm, me: usize) -> bool {
+    {
+        let _power = vm.power.lock();
+        if vm.state.compare_exchange(RUNNING, PAUSED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+    }
+    let freq = sysreg::cntfrq_el0().max(1);
+    let t0 = sysreg::cntpct_el0();
+    let mut last_kick: Option<u64> = None;
+    loop {
+        if vm.state() == OFF {
+            cpu::park();
+        }
+        let running: alloc::vec::Vec<usize> = {
+            let p = vm.power.lock();
+            (0..vm.vcpus.len()).filter(|&i| i != me && p.states[i] == VcpuPower::On).collect()
+        };
+        if running.is_empty() {
+            return true;
+        }
+        let now = sysreg::cntpct_el0();
+        if last_kick.is_none_or(|t| now - t > freq / 100) {
+            for &i in &running {
+                vm.kick(i);
+            }
+            last_kick = Some(now);
+        }
+        if now - t0 > STOP_TIMEOUT_S * freq {
+            log::error!("VM {}: snapshot: vCPUs {running:?} did not stop within {STOP_TIMEOUT_S} s; the VM ends", vm.name);
+            lifecycle::end_vm(vm);
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// This vCPU leaves its guest because the VM is paused: its state (with `frame`) goes to the
+/// snapshot's `live` slot, its power state off. The run loop then stops it.
+pub fn leave_for_pause(vm: &Vm, me: usize, frame: &TrapFrame) {
+    log::debug!("VM {}: vCPU {me} stops for a snapshot operation at {:#x}", vm.name, frame.elr);
+    if let Some(s) = &vm.snapshot {
+        *s.live[me].lock() = Some(snap::save_vcpu(vm, me, frame));
+    }
+    // Its timer would otherwise keep firing at this pCPU while it waits (a level interrupt
+    // el2visor acknowledges and drops, for ever): the saved state restarts it.
+    crate::arch::vcpu_state::stop_timers();
+    vm.power.lock().states[me] = VcpuPower::Off;
+}
+
+/// Every vCPU with a state in `live` is made pending (the others stay off) and the VM runs.
+fn resume_all(vm: &Vm, me: usize) {
+    let Some(s) = &vm.snapshot else { return };
+    {
+        let mut p = vm.power.lock();
+        for v in 0..vm.vcpus.len() {
+            p.states[v] = if s.live[v].lock().is_some() { VcpuPower::OnPending } else { VcpuPower::Off };
+            *vm.vcpus[v].start.lock() = None;
+        }
+        vm.state.store(RUNNING, Ordering::Release);
+    }
+    for v in (0..vm.vcpus.len()).filter(|&v| v != me) {
+        log::debug!("VM {}: vCPU {v} may resume (power {:?})", vm.name, vm.power.lock().states[v]);
+        vm.kick(v);
+    }
+}
+
+/// Take a snapshot at this vCPU's instruction boundary (`frame`): `Stop` when done (or failed:
+/// the VM goes on as it was, and the caller's x0 says −1 for a vendor call).
+pub fn take(vm: &Vm, me: usize, frame: &mut TrapFrame, log_dirty: bool, call: bool) -> After {
+    if vm.snapshot.is_none() || !pause(vm, me) {
+        return After::Resume;
+    }
+    leave_for_pause(vm, me, frame);
+    if let Err(e) = snap::take(vm, call.then_some(me), log_dirty) {
+        log::warn!("snapshot: VM {}: not taken: {e}", vm.name);
+        if let (true, Some(s)) = (call, &vm.snapshot) {
+            if let Some(st) = s.live[me].lock().as_mut() {
+                st.frame.x[0] = crate::trap::abi::smccc::NOT_SUPPORTED as u64;
+            }
+        }
+    }
+    resume_all(vm, me);
+    After::Stop
+}
+
+/// Restore the snapshot the `kind` way (a vendor call, a reset): `Stop` when done; on failure
+/// the VM goes on as it was.
+pub fn restore(vm: &Vm, me: usize, frame: &mut TrapFrame, kind: RestoreKind) -> After {
+    if vm.snapshot.is_none() || !pause(vm, me) {
+        return After::Resume;
+    }
+    leave_for_pause(vm, me, frame);
+    match snap::restore(vm, kind) {
+        // Reported at the first guest entry (`report_restore`), once that is timed.
+        Ok(r) => *vm.snapshot.as_ref().map(|s| &s.report).expect("checked above").lock() = Some(r),
+        Err(e) => log::warn!("snapshot: VM {}: not restored: {e}", vm.name),
+    }
+    resume_all(vm, me);
+    After::Stop
+}
+
+/// PSCI SYSTEM_RESET under `reset=snapshot`: restore the snapshot (`restores=` times at most,
+/// then power the VM off); `Reboot` when the VM reboots as usual.
+pub fn on_reset(vm: &Vm, me: usize, frame: &mut TrapFrame) -> After {
+    let Some(s) = &vm.snapshot else { return After::Reboot };
+    let done = s.reset_restores.load(Ordering::Acquire);
+    match plan::on_reset(s.options.reset_restores, s.is_taken(), done, s.options.restores) {
+        plan::OnReset::Reboot => After::Reboot,
+        plan::OnReset::PowerOff => {
+            log::info!("VM {}: reset: restores={done} used up; powering the VM off", vm.name);
+            lifecycle::end_vm(vm);
+            After::Off
+        }
+        plan::OnReset::Restore(n) => {
+            s.reset_restores.store(n, Ordering::Release);
+            log::info!("VM {}: reset: restoring the snapshot ({n})", vm.name);
+            restore(vm, me, frame, s.options.kind)
+        }
+    }
+}
+
+/// At the first guest entry after a restore (on the pCPU that enters): time it from the request
+/// and print the restore's figures (`make bench` reads the `SNAPSHOT` line, docs/snapshots.md).
+pub fn report_restore(vm: &Vm) {
+    let Some(s) = &vm.snapshot else { return };
+    if !s.first_entry_pending.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let first = snap::ticks_us(sysreg::cntpct_el0() - s.request_t.load(Ordering::Relaxed));
+    let Some(r) = s.report.lock().take() else { return };
+    let us = snap::ticks_us(r.ticks);
+    log::info!(
+        "snapshot: VM {}: {} restore: {} pages copied, {} cache lines cleaned, {}.{:03} ms; first guest entry after {first} us",
+        vm.name,
+        r.kind.name(),
+        r.pages,
+        r.cmo_lines,
+        us / 1000,
+        us % 1000
+    );
+    let at = snap::ticks_us(s.request_t.load(Ordering::Relaxed));
+    crate::println!(
+        "SNAPSHOT restore kind={} pages={} cmo_lines={} us={} first_entry_us={first} at_us={at}",
+        r.kind.name(),
+        r.pages,
+        r.cmo_lines,
+        us
+    );
+}
