@@ -31,6 +31,16 @@ pub fn host() -> Option<&'static HostGic> {
     HOST.get()
 }
 
+/// Sleep until something may have changed for this pCPU: an interrupt (a kick SGI, a device's)
+/// once the host GIC is up, else an event (no GIC, so no kicks: CPU_ON's caller sends an SEV).
+pub fn sleep() {
+    if host().is_some() {
+        cpu::wait_for_interrupt();
+    } else {
+        cpu::wait_for_event();
+    }
+}
+
 /// Boot CPU: take over the distributor.
 pub fn init_host(info: &GicInfo) -> Result<(), GicError> {
     // SAFETY: `info` comes from the host DT; its frames are identity mapped as Device at EL2 and

@@ -14,11 +14,7 @@ pub fn wait_while_held(vm: &Vm, v: usize) {
         if crate::fatal::failed() {
             cpu::park();
         }
-        if hw::host().is_some() {
-            cpu::wait_for_interrupt();
-        } else {
-            cpu::wait_for_event();
-        }
+        hw::sleep();
         // Take what woke us: a kick, or an interrupt for the vCPU, queued for when it runs.
         crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
     }

@@ -78,12 +78,7 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         // end and a fatal error all kick this pCPU with an SGI. WFE would do on hardware, but
         // QEMU's TCG treats it as a yield, and the spinning pCPU then takes a host core from the
         // vCPUs that run.
-        if hw::host().is_some() {
-            cpu::wait_for_interrupt();
-        } else {
-            // No GIC, so no kicks: wait for the SEV that CPU_ON's caller sends.
-            cpu::wait_for_event();
-        }
+        hw::sleep();
         // Take what woke us (the kick, or a passthrough interrupt for this vCPU, which is queued
         // for it), so that the next WFI sleeps.
         crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
@@ -191,11 +186,7 @@ fn idle_forever() -> ! {
         if crate::fatal::failed() {
             cpu::park();
         }
-        if hw::host().is_some() {
-            cpu::wait_for_interrupt();
-        } else {
-            cpu::wait_for_event();
-        }
+        hw::sleep();
         crate::gic::virt::on_irq(None, &[], 0, false, "(ended)");
     }
 }

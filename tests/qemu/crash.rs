@@ -10,21 +10,14 @@
 //!   budget.
 //! - The probe's `LOG_LINE` text appears in el2visor's log (`PROBE log_line` checks the errors).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{image, probe_image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, probe_image, root, scratch, Qemu, Run};
 
 /// The rate limit of every trace class (src/trace.rs): a burst, then this many lines a second.
 const TRACE_BURST: u64 = 32;
 const TRACE_RATE: u64 = 8;
 
-fn guest_file(name: &str) -> String {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"));
-    let p = dir.join(name);
-    assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
-    p.to_str().unwrap().to_string()
-}
 
 fn count(run: &Run, needle: &str) -> usize {
     run.lines().filter(|l| l.contains(needle)).count()

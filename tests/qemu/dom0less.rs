@@ -4,22 +4,14 @@
 //! lines carry `(<name>) `; each powers off on its own (`STATS vm=<name>`), and the last one takes
 //! the machine with it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, root, scratch, Qemu, Run};
 
 const MARKER: &str = "EL2VISOR-GUEST-OK ";
 
-fn guests() -> PathBuf {
-    std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"))
-}
 
-fn file(name: &str) -> String {
-    let p = guests().join(name);
-    assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
-    p.to_str().unwrap().to_string()
-}
 
 /// The machine: QEMU virt with `gic`, `cpu`, 4 CPUs and 2 GiB.
 fn machine(gic: u32, cpu: &str) -> String {
@@ -107,7 +99,7 @@ fn three_domains_boot_side_by_side() {
     for (gic, cpu) in [(3, "max"), (2, "cortex-a72")] {
         let m = machine(gic, cpu);
         let dir = scratch(&format!("dom0less-three-{gic}-{cpu}"));
-        let (img, rpi, initrd) = (file("Image"), file("Image-rpi4"), file("initramfs.cpio.gz"));
+        let (img, rpi, initrd) = (guest_file("Image"), guest_file("Image-rpi4"), guest_file("initramfs.cpio.gz"));
         let vms = [
             format!("domU1={img}:{initrd}:2:256M:console=ttyAMA0:vpl011"),
             format!("domU2={rpi}:{initrd}:1:192M:console=ttyAMA0:vpl011"),
@@ -175,7 +167,7 @@ fn dt_nodes(run: &Run, prefix: &str) -> Vec<String> {
 fn dom0_like_vm_beside_a_domain_that_owns_the_rtc() {
     let m = machine(3, "cortex-a72");
     let dir = scratch("dom0less-dom0-rtc");
-    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let rtc = partial_dtb(&dir, "/pl031@9010000");
     let vms = [
         // The dom0-like VM writes to the UART itself, character by character, while el2visor prints
@@ -208,7 +200,7 @@ fn dom0_like_vm_beside_a_domain_that_owns_the_rtc() {
 fn a_domain_reset_leaves_the_others_running() {
     let m = machine(3, "max");
     let dir = scratch("dom0less-reset");
-    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     // domU1 reboots (PSCI SYSTEM_RESET) after each boot; domU2 ticks once a second meanwhile.
     let vms = [
         format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.action=reboot:vpl011"),
@@ -229,7 +221,7 @@ fn a_domain_reset_leaves_the_others_running() {
 fn console_input_goes_to_one_domain_at_a_time_switched_by_ctrl_a() {
     let m = machine(2, "cortex-a72");
     let dir = scratch("dom0less-input");
-    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let vms = [
         format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.read=1:vpl011"),
         format!("domU2={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.read=1:vpl011"),
@@ -257,7 +249,7 @@ fn console_input_goes_to_one_domain_at_a_time_switched_by_ctrl_a() {
 #[test]
 fn bad_configurations_are_one_line_and_no_hang() {
     let m = machine(3, "max");
-    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let dir = scratch("dom0less-bad");
     let rtc_missing = partial_dtb(&dir, "/nowhere@0");
     let cases: [(&str, Vec<String>, &str); 4] = [

@@ -229,7 +229,7 @@ fn probe(gic: u32) {
 }
 
 fn linux_guest() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"));
+    let dir = crate::harness::guests_dir();
     let (k, i) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
     for p in [&k, &i] {
         assert!(p.is_file(), "{} is missing: run `make guests`", p.display());

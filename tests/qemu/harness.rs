@@ -36,6 +36,21 @@ pub fn dtb(name: &str) -> PathBuf {
 }
 
 /// A scratch directory for one test.
+/// Where `make guests` leaves the Linux guests' files (`EL2VISOR_GUESTS`, else `.cache/guests`).
+pub fn guests_dir() -> PathBuf {
+    std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"))
+}
+
+/// One of those files, as the real path (tests/tools/dom0less.sh sizes modules with stat, which
+/// does not follow links) that QEMU can take in `-device` (no comma).
+pub fn guest_file(name: &str) -> String {
+    let p = guests_dir().join(name);
+    assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
+    let p = std::fs::canonicalize(&p).unwrap();
+    assert!(!p.to_string_lossy().contains(','), "{}: QEMU cannot take a path with a comma in -device", p.display());
+    p.to_str().unwrap().to_string()
+}
+
 pub fn scratch(name: &str) -> PathBuf {
     let p = root().join("target/qemu-tests").join(name);
     std::fs::create_dir_all(&p).unwrap();

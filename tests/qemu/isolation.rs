@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{image, probe_image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, probe_image, root, scratch, Qemu, Run};
 
 const MARKER: &str = "EL2VISOR-GUEST-OK ";
 /// Seconds the hostile VM sleeps before attacking: Linux boots and fills its memory meanwhile
@@ -22,12 +22,6 @@ const SLEEP: u64 = 130;
 /// though the hostile domain takes over a million aborts and writes 50 000 GIC registers.
 const MAX_EL2VISOR_LINES: usize = 400;
 
-fn guest(name: &str) -> String {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"));
-    let p = dir.join(name);
-    assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
-    p.to_str().unwrap().to_string()
-}
 
 /// Write the dom0less DT for `vms` into `dir` (tests/tools/dom0less.sh); the QEMU arguments
 /// that load it.
@@ -69,8 +63,8 @@ fn hostile_beside_linux(gic: u32, cpu: &str, hostile: Hostile, tag: &str) -> Run
     let probe = probe_image();
     let linux = format!(
         "linux={}:{}:2:256M:console=ttyAMA0 el2visor.memcheck=64 el2visor.sleep={SLEEP}:vpl011",
-        guest("Image"),
-        guest("initramfs.cpio.gz")
+        guest_file("Image"),
+        guest_file("initramfs.cpio.gz")
     );
     let vms = match hostile {
         Hostile::Domain => [linux, format!("hostile={}::1:64M:hostile wait={WAIT}:vpl011", probe.display())],

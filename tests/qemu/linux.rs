@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::harness::{image, root, Qemu, Run};
+use crate::harness::{image, Qemu, Run};
 use crate::probe::Stats;
 
 /// Where the Linux guest is loaded, as the Makefile's `make run GUEST=…` does.
@@ -39,7 +39,7 @@ struct Guest {
 }
 
 fn guest() -> Guest {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"));
+    let dir = crate::harness::guests_dir();
     let g = Guest { kernel: dir.join("Image"), initrd: dir.join("initramfs.cpio.gz") };
     for p in [&g.kernel, &g.initrd] {
         assert!(p.is_file(), "{} is missing: run `make guests` (make test does) to fetch the Linux test guest", p.display());

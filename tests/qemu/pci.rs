@@ -7,27 +7,16 @@
 //! policy: QEMU's fw_cfg is given to no VM, and a domain (not identity mapped, not trusted) that
 //! asks for a virtio-mmio transport does not get it: the log names it, the domain boots without it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, root, scratch, Qemu, Run};
 
 const KERNEL_ADDR: &str = "0x49000000";
 const INITRD_ADDR: &str = "0x4c000000";
 const MARKER: &str = "EL2VISOR-GUEST-OK ";
 
-fn guests() -> PathBuf {
-    std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"))
-}
 
-fn file(name: &str) -> String {
-    let p = guests().join(name);
-    assert!(p.is_file(), "{} is missing: run `make guests` (make test does)", p.display());
-    // The real file (tests/tools/dom0less.sh sizes modules with stat, which does not follow links).
-    let p = std::fs::canonicalize(&p).unwrap();
-    assert!(!p.to_string_lossy().contains(','), "{}: QEMU cannot take a path with a comma in -device", p.display());
-    p.to_str().unwrap().to_string()
-}
 
 /// A 4 MiB raw disk whose first line is `content`.
 fn disk(dir: &Path, content: &str) -> String {
@@ -81,8 +70,8 @@ fn run_case(c: &Case) -> Run {
     let mut q = Qemu::virt(c.cpu, 2, "1G", c.gic);
     q.kernel(&image()).append(c.el2visor_args).timeout(300);
     let bootargs = format!("console=ttyAMA0 el2visor.virtio=1 el2visor.disk=vda el2visor.net=eth0 {}", c.guest_args);
-    let kernel = format!("guest-loader,addr={KERNEL_ADDR},kernel={},bootargs={}", file("Image"), bootargs.trim());
-    let initrd = format!("guest-loader,addr={INITRD_ADDR},initrd={}", file("initramfs.cpio.gz"));
+    let kernel = format!("guest-loader,addr={KERNEL_ADDR},kernel={},bootargs={}", guest_file("Image"), bootargs.trim());
+    let initrd = format!("guest-loader,addr={INITRD_ADDR},initrd={}", guest_file("initramfs.cpio.gz"));
     let drive = format!("if=none,file={img},format=raw,id=d0");
     q.push(&["-device", &kernel, "-device", &initrd]);
     q.push(&["-drive", &drive, "-device", &format!("{blk},drive=d0")]);
@@ -202,7 +191,7 @@ fn a_domain_is_refused_a_dma_master_it_asks_for() {
     let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&dtb).arg(&src).status().expect("dtc");
     assert!(st.success());
     let machine = "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 2 -m 1G";
-    let (img, initrd) = (file("Image"), file("initramfs.cpio.gz"));
+    let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let vm = format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0:vpl011,dtb={},pt=/virtio_mmio@a000000", dtb.display());
     let out = Command::new("bash").arg(root().join("tests/tools/dom0less.sh")).arg(&dir).arg(machine).arg(&vm).output().expect("bash");
     assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));

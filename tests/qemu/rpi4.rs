@@ -24,7 +24,8 @@ use std::process::Command;
 
 use el2visor::vm::bundle::{self, Bundle};
 
-use crate::harness::{dtb, image, root, scratch, Qemu, Run};
+use crate::harness::guests_dir;
+use crate::harness::{dtb, image, scratch, Qemu, Run};
 use crate::probe::Stats;
 
 /// The BCM2711 blocks QEMU's raspi4b does not model (HARDWARE.md): the HDMI interrupt controller,
@@ -68,10 +69,6 @@ fn is_arm64_image(bytes: &[u8]) -> bool {
     bytes.len() > 0x40 && &bytes[0x38..0x3c] == b"ARM\x64"
 }
 
-/// Where `make guests` leaves its files (`EL2VISOR_GUESTS`, else `.cache/guests`).
-fn guests_dir() -> PathBuf {
-    std::env::var_os("EL2VISOR_GUESTS").map(PathBuf::from).unwrap_or_else(|| root().join(".cache/guests"))
-}
 
 /// The guest kernel: `EL2VISOR_RPI4_KERNEL`, else the generic kernel `make guests` extracts as
 /// `Image-rpi4`.

@@ -170,7 +170,7 @@ fn a_domain_with_non_identity_ram_uses_edu_through_the_smmu() {
 /// follow its power-off.
 #[test]
 fn linux_boots_beside_an_smmu_it_does_not_see() {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| crate::harness::root().join(".cache/guests"));
+    let dir = crate::harness::guests_dir();
     let (kernel, initrd) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
     assert!(kernel.is_file() && initrd.is_file(), "run `make guests` first");
     let mut q = Qemu::bare();

@@ -60,7 +60,7 @@ fn field(line: &str, key: &str) -> Option<u64> {
 /// powers the VM off.
 #[test]
 fn linux_snapshot_on_marker_restored_20_times() {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| crate::harness::root().join(".cache/guests"));
+    let dir = crate::harness::guests_dir();
     let (kernel, initrd) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
     assert!(kernel.is_file() && initrd.is_file(), "run `make guests` for the Linux test guest");
     let k = format!("guest-loader,addr=0x49000000,kernel={},bootargs=console=ttyAMA0 el2visor.snapshot=1", kernel.display());
@@ -88,7 +88,7 @@ fn linux_snapshot_on_marker_restored_20_times() {
 /// by each other: the checks count what cannot be missed.
 #[test]
 fn linux_two_vcpus_snapshot_and_restores() {
-    let dir = std::env::var_os("EL2VISOR_GUESTS").map(std::path::PathBuf::from).unwrap_or_else(|| crate::harness::root().join(".cache/guests"));
+    let dir = crate::harness::guests_dir();
     let (kernel, initrd) = (dir.join("Image"), dir.join("initramfs.cpio.gz"));
     assert!(kernel.is_file() && initrd.is_file(), "run `make guests` for the Linux test guest");
     let k = format!("guest-loader,addr=0x49000000,kernel={},bootargs=console=ttyAMA0 el2visor.snapshot=1", kernel.display());
