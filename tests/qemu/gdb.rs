@@ -4,7 +4,8 @@
 //! its memory checked against the Image file): threads, general and FP/SIMD registers read and
 //! written back, guest virtual memory, a hardware breakpoint hit, three single steps, a software
 //! breakpoint, a write and a read watchpoint, Ctrl-C, and then `detach` (the guest finishes
-//! normally) or `kill` (el2visor ends the VM).
+//! normally) or `kill` (el2visor ends the VM). And `on_crash=debug`: a guest that panicked waits,
+//! stopped, for GDB, which finds it stopped with SIGSEGV at the panic.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{image, root, Qemu, Run};
+use crate::harness::{image, probe_image, root, Qemu, Run};
 
 /// Ctrl-C while the next `continue` runs, as a person types it: SIGINT to GDB, which sends the
 /// interrupt byte. (GDB's own `interrupt` after `continue &` is not acted on in a batch script.)
@@ -347,4 +348,74 @@ fn raspi4b_uart3_shares_the_console_page() {
     let args = format!("{UART3} console=hyp");
     let run = Qemu::raspi4b().kernel(&image()).append(&args).timeout(120).stop_on("el2visor: halted").run();
     run.check(run.has("el2visor: GDB stub on /soc/serial@7e201600 (115200 8N1)"), "no stub on UART3 with console=hyp");
+}
+
+/// `on_crash=debug` with the stub: the probe guest in its `panic` mode (a guest-loader module, as
+/// crash.rs boots it) writes PANICKED to its pvpanic device; el2visor prints the panic report and
+/// hands the stopped VM to the stub, where GDB, attaching, finds it stopped with SIGSEGV at the
+/// panic, in `probe_guest::probes::panic::run` just after the pvpanic write. `kill` ends the VM.
+#[test]
+fn a_panicked_guest_waits_for_gdb_with_sigsegv() {
+    let elf = probe_elf();
+    assert!(elf.is_file(), "{} is missing: `make image` builds it", elf.display());
+    let port = free_port();
+    let mut q = Qemu::virt("max", 2, "1G", 3);
+    let loader = format!("guest-loader,addr=0x49000000,kernel={},bootargs=panic", probe_image().display());
+    q.kernel(&image()).append(&format!("on_crash=debug debug_uart={DEBUG_UART}")).push(&["-device", &loader]);
+    with_debug_uart(&mut q, port);
+    let mut qemu = Running::spawn(&q);
+    let waiting = qemu.wait_for("el2visor: VM guest stopped (on_crash=debug), waiting for a debugger", 60);
+    let text = qemu.text();
+    assert!(waiting, "the panicked VM is not waiting for a debugger:\n{text}");
+    assert!(text.contains("el2visor: GDB stub on /pl011@9040000"), "no GDB stub line:\n{text}");
+    let base = text
+        .lines()
+        .find_map(|l| l.split_once("kernel at ").map(|(_, r)| r.split(',').next().unwrap().trim().to_string()))
+        .unwrap_or_else(|| panic!("no `kernel at` line:\n{text}"));
+    // Held, the guest must not get past the write (its next line says it did).
+    std::thread::sleep(Duration::from_secs(1));
+    let script = format!(
+        "add-symbol-file {elf} -o {base}\n\
+         info program\n\
+         info threads\n\
+         p/x $pc\n\
+         p/x $cpsr & 0xf\n\
+         info symbol $pc\n\
+         info address probe_guest::probes::panic::run\n\
+         kill\n",
+        elf = elf.display()
+    );
+    let g = gdb(port, &script, 60);
+    let run = qemu.finish(30);
+    let q = &run.output;
+    let v = values(&g);
+    check(v.len() == 2, &format!("expected 2 values, got {v:?}"), &g, q);
+    check(run.has("el2visor: VM guest panicked (pvpanic PANICKED)"), "no panic report", &g, q);
+    check(run.has("el2visor: VM guest: on_crash=debug: "), "no on_crash=debug line", &g, q);
+    check(!run.has("still running after the pvpanic write"), "the guest ran on after the panic", &g, q);
+    check(g.contains("It stopped with signal SIGSEGV"), "GDB was not told SIGSEGV", &g, q);
+    check(g.contains("(VM guest vCPU 0)"), "no thread for vCPU 0", &g, q);
+    check(v[1] == "0x5", "cpsr is not EL1h", &g, q);
+    let pc = hex(&v[0]);
+    // `Symbol "probe_guest::probes::panic::run" is a function at address 0x….` (the probe's ELF
+    // has line tables; `is at 0x… in a file compiled without debugging.` without them).
+    let run_fn = g
+        .lines()
+        .find(|l| l.starts_with("Symbol \"probe_guest::probes::panic::run\" is "))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("0x")))
+        .map(|w| hex(w.trim_end_matches('.')));
+    check(run_fn.is_some(), "GDB did not find probe_guest::probes::panic::run in the probe's symbols", &g, q);
+    let run_fn = run_fn.unwrap_or(0);
+    // `probe_guest::probes::panic::run::h<hash> + 168 in section .text`: just after the pvpanic
+    // store (el2visor completed the emulated write before the crash check).
+    check(
+        pc > run_fn
+            && g.lines().any(|l| l.starts_with("probe_guest::probes::panic::run") && l.contains(" + ") && l.ends_with(" in section .text")),
+        &format!("pc {pc:#x} is not in probe_guest::probes::panic::run (at {run_fn:#x})"),
+        &g,
+        q,
+    );
+    check(run.has("el2visor: GDB attached") && run.has("el2visor: GDB killed VM guest"), "no attach or kill line", &g, q);
+    check(run.has("STATS vm=guest ") && run.has("STATS exits="), "the killed VM did not end with its STATS", &g, q);
+    check(run.exited, "QEMU did not power off after the only VM was killed", &g, q);
 }
