@@ -294,6 +294,13 @@ fn linux() {
     let Some(write) = ksym(&text, "__arm64_sys_write") else {
         panic!("no address for __arm64_sys_write:\n{text}");
     };
+    // An interrupt taken before the prologue runs writes (and reads back) the same stack word: the
+    // kernel's exception entry puts pt_regs' frame record just below the interrupted sp. Such hits
+    // are passed over (at most 20) until the access is __arm64_sys_write's own.
+    let skip_irq = format!(
+        "set $n = 0\nwhile ($pc < {write:#x} || $pc >= {end:#x}) && $n < 20\ncontinue\nset $n = $n + 1\nend\n",
+        end = write + 64
+    );
     let script = format!(
         "info threads\n\
          info registers x0 sp pc cpsr\n\
@@ -302,11 +309,12 @@ fn linux() {
          hbreak *{write:#x}\ncontinue\np/x $pc\n\
          stepi\np/x $pc\nstepi\np/x $pc\nstepi\np/x $pc\n\
          delete\n\
-         set $w = $sp - 16\nwatch *(unsigned long *)$w\ncontinue\np/x $pc\ndelete\n\
-         rwatch *(unsigned long *)$w\ncontinue\np/x $pc\ndelete\n\
+         set $w = $sp - 16\nwatch *(unsigned long *)$w\ncontinue\n{SKIP_IRQ}p/x $pc\ndelete\n\
+         rwatch *(unsigned long *)$w\ncontinue\n{SKIP_IRQ}p/x $pc\ndelete\n\
          break *{write:#x}\ncontinue\np/x $pc\ndelete\n\
          {CTRL_C}continue\ninfo threads\n\
-         detach\n"
+         detach\n",
+        SKIP_IRQ = skip_irq
     );
     let g = gdb(port, &script, 60);
     let run = qemu.finish(90);
