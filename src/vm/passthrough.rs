@@ -5,6 +5,8 @@
 //!   addresses;
 //! - `xen,path = "<host path>"`: the host node, which must carry `xen,passthrough`;
 //! - `interrupts`: GIC specifiers (`<0 n flags>` = SPI n, INTID n + 32) routed to the domain;
+//! - for a PCI host bridge, `interrupt-map`: the SPIs of its entries whose parent is the
+//!   domain's GIC (phandle [`GUEST_PHANDLE_GIC`], no unit address cells) are routed too (INTx);
 //! - `xen,force-assign-without-iommu`: the domain is trusted with the device even though no
 //!   IOMMU confines its DMA (`super::dma_policy` still wants the domain identity mapped).
 //!
@@ -56,6 +58,37 @@ pub trait HostNodes {
 
 fn u32_of(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
     node.property(name).and_then(|p| p.value.get(..4)).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The INTIDs of the SPIs a node's `interrupt-map` routes to the domain's GIC, in map order. An
+/// entry is `<child unit address (#address-cells, 3 if absent)> <child specifier
+/// (#interrupt-cells, 1 if absent)> <65000> <0 n flags>`: the guest GIC has no address cells and
+/// three interrupt cells. Any other parent is refused (the domain has no other controller).
+fn map_spis(dev: FdtNode<'_, '_>, at: &str) -> Result<Vec<u32>, String> {
+    let Some(v) = dev.property("interrupt-map").map(|p| p.value) else { return Ok(Vec::new()) };
+    if v.len() % 4 != 0 {
+        return Err(format!("{at}: interrupt-map is not a whole number of cells"));
+    }
+    let w: Vec<u32> = v.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let child = (u32_of(dev, "#address-cells").unwrap_or(3) + u32_of(dev, "#interrupt-cells").unwrap_or(1)) as usize;
+    let entry = child + 1 + 3;
+    if w.is_empty() || !w.len().is_multiple_of(entry) {
+        return Err(format!("{at}: interrupt-map is not a list of <child address, child interrupt, {GUEST_PHANDLE_GIC}, 0 n flags>"));
+    }
+    let mut out = Vec::new();
+    for e in w.chunks(entry) {
+        if e[child] != GUEST_PHANDLE_GIC {
+            return Err(format!("{at}: interrupt-map names parent {:#x}, not the domain's GIC ({GUEST_PHANDLE_GIC})", e[child]));
+        }
+        if e[child + 1] != 0 {
+            return Err(format!("{at}: interrupt-map: only SPIs can be passed through (interrupt type {})", e[child + 1]));
+        }
+        let intid = e[child + 2].checked_add(32).filter(|&i| i < 1020).ok_or_else(|| format!("{at}: interrupt-map: SPI {} out of range", e[child + 2]))?;
+        if !out.contains(&intid) {
+            out.push(intid);
+        }
+    }
+    Ok(out)
 }
 
 /// The devices of the partial device tree `dtb` (a domain's `multiboot,device-tree` module),
@@ -114,6 +147,11 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
                     return Err(format!("{at}: only SPIs can be passed through (interrupt type {})", cell(0)));
                 }
                 let intid = cell(1).checked_add(32).filter(|&i| i < 1020).ok_or_else(|| format!("{at}: SPI {} out of range", cell(1)))?;
+                spis.push(intid);
+            }
+        }
+        for intid in map_spis(dev, &at)? {
+            if !spis.contains(&intid) {
                 spis.push(intid);
             }
         }
@@ -180,6 +218,37 @@ mod tests {
                 force_assign: false,
             }]
         );
+    }
+
+    fn bridge(w: &mut FdtWriter, map: &[u32]) {
+        let n = w.begin_node("pcie@10000000").unwrap();
+        w.property_string("device_type", "pci").unwrap();
+        w.property_u32("#address-cells", 3).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_u32("#interrupt-cells", 1).unwrap();
+        w.property_array_u32("interrupt-map-mask", &[0x1800, 0, 0, 7]).unwrap();
+        w.property_array_u32("interrupt-map", map).unwrap();
+        w.property_array_u32("xen,reg", &[0x40, 0x1000_0000, 0, 0x1000_0000, 0x40, 0x1000_0000]).unwrap();
+        w.property_string("xen,path", "/pl031@9010000").unwrap();
+        w.end_node(n).unwrap();
+    }
+
+    #[test]
+    fn a_bridge_s_interrupt_map_routes_its_intx_spis() {
+        let g = GUEST_PHANDLE_GIC;
+        let map = [0, 0, 0, 1, g, 0, 3, 4, 0, 0, 0, 2, g, 0, 4, 4, 0x800, 0, 0, 1, g, 0, 4, 4, 0x800, 0, 0, 2, g, 0, 5, 4];
+        let d = devices(&partial(|w| bridge(w, &map)), &Host).unwrap();
+        assert_eq!(d[0].spis, [35, 36, 37]);
+        let bad: [(&[u32], &str); 4] = [
+            (&[0, 0, 0, 1, 0x8002, 0, 3, 4], "not the domain's GIC"),
+            (&[0, 0, 0, 1, g, 1, 3, 4], "only SPIs"),
+            (&[0, 0, 0, 1, g, 0, 3], "not a list of"),
+            (&[0, 0, 0, 1, g, 0, 0xffff_fff0, 4], "out of range"),
+        ];
+        for (map, says) in bad {
+            let e = devices(&partial(|w| bridge(w, map)), &Host).unwrap_err();
+            assert!(e.contains("/passthrough/pcie@10000000") && e.contains(says), "{e}");
+        }
     }
 
     #[test]

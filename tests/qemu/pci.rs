@@ -19,7 +19,7 @@ const MARKER: &str = "EL2VISOR-GUEST-OK ";
 
 
 /// A 4 MiB raw disk whose first line is `content`.
-fn disk(dir: &Path, content: &str) -> String {
+pub(crate) fn disk(dir: &Path, content: &str) -> String {
     let p = dir.join("disk.img");
     let mut bytes = format!("{content}\n").into_bytes();
     bytes.resize(4 << 20, 0);
