@@ -101,15 +101,30 @@ fn run_case(c: &Case) -> Run {
     r
 }
 
+/// GICv2m: the frame is the VM's, its MSIs are SPIs the vGIC routes.
+fn v2m_case(name: &'static str, cpu: &'static str) {
+    let r = run_case(&Case { name, gic: 2, cpu, transport: Transport::Pci, guest_args: "", el2visor_args: "", irqs: Irqs::Msi });
+    r.check(r.has("GICv2m frame /intc@8000000/v2m@8020000 passed through with SPIs"), "el2visor did not pass the GICv2m frame");
+}
+
 #[test]
 fn pci_gic2_max_msi_through_the_v2m_frame() {
-    let r = run_case(&Case { name: "gic2-max-msi", gic: 2, cpu: "max", transport: Transport::Pci, guest_args: "", el2visor_args: "", irqs: Irqs::Msi });
-    r.check(r.has("GICv2m frame /intc@8000000/v2m@8020000 passed through with SPIs"), "el2visor did not pass the GICv2m frame");
+    v2m_case("gic2-max-msi", "max");
+}
+
+#[test]
+fn pci_gic2_cortex_a72_msi_through_the_v2m_frame() {
+    v2m_case("gic2-a72-msi", "cortex-a72");
 }
 
 #[test]
 fn pci_gic2_cortex_a72_intx() {
     run_case(&Case { name: "gic2-a72-intx", gic: 2, cpu: "cortex-a72", transport: Transport::Pci, guest_args: "pci=nomsi", el2visor_args: "", irqs: Irqs::Level });
+}
+
+#[test]
+fn pci_gic2_max_intx() {
+    run_case(&Case { name: "gic2-max-intx", gic: 2, cpu: "max", transport: Transport::Pci, guest_args: "pci=nomsi", el2visor_args: "", irqs: Irqs::Level });
 }
 
 #[test]
@@ -157,6 +172,16 @@ fn mmio_gic2_cortex_a72() {
 #[test]
 fn mmio_gic3_max() {
     run_case(&Case { name: "mmio-gic3-max", gic: 3, cpu: "max", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });
+}
+
+#[test]
+fn mmio_gic2_max() {
+    run_case(&Case { name: "mmio-gic2-max", gic: 2, cpu: "max", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });
+}
+
+#[test]
+fn mmio_gic3_cortex_a72() {
+    run_case(&Case { name: "mmio-gic3-a72", gic: 3, cpu: "cortex-a72", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });
 }
 
 /// A domain's partial device tree asking for QEMU virt's first virtio-mmio transport.
