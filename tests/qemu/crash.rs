@@ -10,9 +10,8 @@
 //!   budget.
 //! - The probe's `LOG_LINE` text appears in el2visor's log (`PROBE log_line` checks the errors).
 
-use std::process::Command;
 
-use crate::harness::{guest_file, image, probe_image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, probe_image, scratch, Qemu, Run};
 
 /// The rate limit of every trace class (src/trace.rs): a burst, then this many lines a second.
 const TRACE_BURST: u64 = 32;
@@ -34,15 +33,7 @@ fn a_linux_guest_that_keeps_panicking_is_reported_restarted_then_halted() {
         guest_file("Image"),
         guest_file("initramfs.cpio.gz")
     );
-    let out = Command::new("bash")
-        .arg(root().join("tests/tools/dom0less.sh"))
-        .arg(&dir)
-        .arg(machine)
-        .arg(&vm)
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    let extra: Vec<String> = String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect();
+    let extra = crate::harness::dom0less_args(&dir, machine, &[vm]);
     let mut q = Qemu::bare();
     let m: Vec<&str> = machine.split_whitespace().collect();
     q.push(&m).kernel(&image()).append("loglevel=info crash_restarts=2").timeout(400);

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{guest_file, image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, scratch, Qemu, Run};
 
 const MARKER: &str = "EL2VISOR-GUEST-OK ";
 
@@ -18,19 +18,6 @@ fn machine(gic: u32, cpu: &str) -> String {
     format!("-M virt,virtualization=on,gic-version={gic} -cpu {cpu} -smp 4 -m 2G")
 }
 
-/// Write the dom0less DT for `vms` (tests/tools/dom0less.sh syntax) into `dir`; the QEMU
-/// arguments that load it, as words.
-fn dom0less(dir: &Path, machine: &str, vms: &[String]) -> Vec<String> {
-    let out = Command::new("bash")
-        .arg(root().join("tests/tools/dom0less.sh"))
-        .arg(dir)
-        .arg(machine)
-        .args(vms)
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect()
-}
 
 fn run(machine: &str, extra: &[String], secs: u64, stop_on: Option<(&str, usize)>) -> Run {
     let mut q = Qemu::bare();
@@ -105,7 +92,7 @@ fn three_domains_boot_side_by_side() {
             format!("domU2={rpi}:{initrd}:1:192M:console=ttyAMA0:vpl011"),
             format!("domU3={img}:{initrd}:1:160M:console=ttyAMA0:vpl011"),
         ];
-        let r = run(&m, &dom0less(&dir, &m, &vms), 300, None);
+        let r = run(&m, &crate::harness::dom0less_args(&dir, &m, &vms), 300, None);
         check_domain(&r, "domU1", 2, 256);
         check_domain(&r, "domU2", 1, 192);
         check_domain(&r, "domU3", 1, 160);
@@ -175,7 +162,7 @@ fn dom0_like_vm_beside_a_domain_that_owns_the_rtc() {
         format!("linux={img}:{initrd}:0:0:console=ttyAMA0 quiet el2visor.delay=25:dom0"),
         format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0:vpl011,dtb={rtc},pt=/pl031@9010000"),
     ];
-    let r = run(&m, &dom0less(&dir, &m, &vms), 300, None);
+    let r = run(&m, &crate::harness::dom0less_args(&dir, &m, &vms), 300, None);
     check_domain(&r, "domU1", 1, 256);
     let (cpus, _) = marker(&r, None).unwrap_or_else(|| panic!("no marker from the dom0-like VM\n{}", r.output));
     r.check(cpus == 3, &format!("the dom0-like VM saw {cpus} CPUs, not the 3 the domain left"));
@@ -206,7 +193,7 @@ fn a_domain_reset_leaves_the_others_running() {
         format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.action=reboot:vpl011"),
         format!("domU2={img}:{initrd}:2:256M:console=ttyAMA0 el2visor.ticks=1000:vpl011"),
     ];
-    let r = run(&m, &dom0less(&dir, &m, &vms), 400, Some((&format!("(domU1) {MARKER}"), 2)));
+    let r = run(&m, &crate::harness::dom0less_args(&dir, &m, &vms), 400, Some((&format!("(domU1) {MARKER}"), 2)));
     let boots = r.lines().filter(|l| l.starts_with(&format!("(domU1) {MARKER}"))).count();
     r.check(boots >= 2, &format!("domU1 should have booted again after its reset ({boots} markers)"));
     let lines: Vec<&str> = r.lines().collect();
@@ -229,7 +216,7 @@ fn console_input_goes_to_one_domain_at_a_time_switched_by_ctrl_a() {
     let mut q = Qemu::bare();
     let mm: Vec<&str> = m.split_whitespace().collect();
     q.push(&mm).kernel(&image()).append("loglevel=info").timeout(300);
-    let extra = dom0less(&dir, &m, &vms);
+    let extra = crate::harness::dom0less_args(&dir, &m, &vms);
     let e: Vec<&str> = extra.iter().map(String::as_str).collect();
     q.push(&e);
     // Both wait for a line; the first goes to domU1, which has the input at first; three Ctrl-A
@@ -268,7 +255,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
     ];
     for (name, vms, says) in cases {
         let d = scratch(&format!("dom0less-bad-{name}"));
-        let r = run(&m, &dom0less(&d, &m, &vms), 60, None);
+        let r = run(&m, &crate::harness::dom0less_args(&d, &m, &vms), 60, None);
         let line = r.lines().find(|l| l.starts_with("el2visor: cannot start the guest: "));
         r.check(line.is_some_and(|l| l.contains(says)), &format!("{name}: expected one line saying '{says}'"));
         r.check(r.exited, &format!("{name}: QEMU did not exit"));
@@ -277,7 +264,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
     // Two domains whose kernels overlap in the DT (a typo in a hand-written one): the DT is edited
     // so that domain b's kernel module claims domain a's address.
     let d = scratch("dom0less-bad-overlap");
-    let args = dom0less(&d, &m, &[format!("a={img}:{initrd}:1:256M::vpl011"), format!("b={img}:{initrd}:1:256M::vpl011")]);
+    let args = crate::harness::dom0less_args(&d, &m, &[format!("a={img}:{initrd}:1:256M::vpl011"), format!("b={img}:{initrd}:1:256M::vpl011")]);
     let dts = std::fs::read_to_string(d.join("dom0less.dts")).unwrap();
     let a_kernel = dts.find("a {").and_then(|i| dts[i..].find("reg = <").map(|j| i + j)).unwrap();
     let a_reg = &dts[a_kernel..a_kernel + dts[a_kernel..].find(';').unwrap()];
@@ -293,7 +280,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
 
     // A module missing its kernel: the DT is edited by hand, as a user's typo would.
     let d = scratch("dom0less-bad-nokernel");
-    let args = dom0less(&d, &m, &[format!("nok={img}:{initrd}:1:256M::vpl011")]);
+    let args = crate::harness::dom0less_args(&d, &m, &[format!("nok={img}:{initrd}:1:256M::vpl011")]);
     let dts = std::fs::read_to_string(d.join("dom0less.dts")).unwrap().replacen("multiboot,kernel", "multiboot,module", 1);
     std::fs::write(d.join("dom0less.dts"), dts).unwrap();
     let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(d.join("dom0less.dtb")).arg(d.join("dom0less.dts")).status().unwrap();

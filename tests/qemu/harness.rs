@@ -51,6 +51,20 @@ pub fn guest_file(name: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// Write the dom0less DT for `vms` (tests/tools/dom0less.sh syntax: `name=kernel:initrd:cpus:mem:…`)
+/// for `machine` into `dir`; the QEMU arguments that load it and the modules.
+pub fn dom0less_args(dir: &std::path::Path, machine: &str, vms: &[String]) -> Vec<String> {
+    let out = std::process::Command::new("bash")
+        .arg(root().join("tests/tools/dom0less.sh"))
+        .arg(dir)
+        .arg(machine)
+        .args(vms)
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect()
+}
+
 pub fn scratch(name: &str) -> PathBuf {
     let p = root().join("target/qemu-tests").join(name);
     std::fs::create_dir_all(&p).unwrap();

@@ -7,7 +7,6 @@
 //! is a dom0less domain (RAM from el2visor's frames at IPA 0x40000000) on gic3 and gic2, and the
 //! dom0-like VM (host RAM identity mapped around el2visor's own and the domain's) on gic3.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{guest_file, image, probe_image, root, scratch, Qemu, Run};
@@ -23,13 +22,6 @@ const SLEEP: u64 = 130;
 const MAX_EL2VISOR_LINES: usize = 400;
 
 
-/// Write the dom0less DT for `vms` into `dir` (tests/tools/dom0less.sh); the QEMU arguments
-/// that load it.
-fn dom0less(dir: &Path, machine: &str, vms: &[String]) -> Vec<String> {
-    let out = Command::new("bash").arg(root().join("tests/tools/dom0less.sh")).arg(dir).arg(machine).args(vms).output().expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_string).collect()
-}
 
 /// Where the hostile VM runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,7 +63,7 @@ fn hostile_beside_linux(gic: u32, cpu: &str, hostile: Hostile, tag: &str) -> Run
         Hostile::Dom0 => [format!("dom0={}::0:0:hostile wait={WAIT}:dom0", probe.display()), linux],
     };
     let dir = scratch(&format!("isolation-{tag}"));
-    let args = dom0less(&dir, &machine, &vms);
+    let args = crate::harness::dom0less_args(&dir, &machine, &vms);
     let mut q = Qemu::bare();
     let m: Vec<&str> = machine.split_whitespace().collect();
     q.push(&m).kernel(&image()).append("loglevel=info").timeout(WAIT + SLEEP + 300);

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{guest_file, image, root, scratch, Qemu, Run};
+use crate::harness::{guest_file, image, scratch, Qemu, Run};
 
 const KERNEL_ADDR: &str = "0x49000000";
 const INITRD_ADDR: &str = "0x4c000000";
@@ -218,12 +218,10 @@ fn a_domain_is_refused_a_dma_master_it_asks_for() {
     let machine = "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 2 -m 1G";
     let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let vm = format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0:vpl011,dtb={},pt=/virtio_mmio@a000000", dtb.display());
-    let out = Command::new("bash").arg(root().join("tests/tools/dom0less.sh")).arg(&dir).arg(machine).arg(&vm).output().expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    let extra = String::from_utf8(out.stdout).unwrap();
+    let extra = crate::harness::dom0less_args(&dir, machine, &[vm]);
     let mut q = Qemu::bare();
     q.push(&machine.split_whitespace().collect::<Vec<_>>()).kernel(&image()).append("loglevel=info").timeout(240);
-    q.push(&extra.split_whitespace().collect::<Vec<_>>());
+    q.push(&extra.iter().map(String::as_str).collect::<Vec<_>>());
     let r = q.run();
     r.check(
         r.has("VM domU1: withholding /virtio_mmio@a000000: masters DMA with no SMMU stream and the VM is not identity mapped"),

@@ -136,19 +136,11 @@ fn a_domain_with_non_identity_ram_uses_edu_through_the_smmu() {
         probe.display(),
         partial.display()
     );
-    let out = Command::new("bash")
-        .arg(crate::harness::root().join("tests/tools/dom0less.sh"))
-        .arg(&dir)
-        .arg(machine)
-        .arg(&vm)
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    let extra = String::from_utf8(out.stdout).unwrap();
+    let extra = crate::harness::dom0less_args(&dir, machine, &[vm]);
     let mut q = Qemu::bare();
     q.push(&machine.split_whitespace().collect::<Vec<_>>());
     q.push(&["-device", &format!("{EDU},addr=2")]);
-    q.push(&extra.split_whitespace().collect::<Vec<_>>());
+    q.push(&extra.iter().map(String::as_str).collect::<Vec<_>>());
     let run = q.kernel(&image()).append("loglevel=info").timeout(120).run();
     run.check(run.exited, "QEMU did not exit by itself");
     run.check(run.has("translates through VM domU1's Stage 2"), "the bridge's streams were not given to domU1");
@@ -226,15 +218,7 @@ fn a_linux_domain_reads_a_virtio_blk_pci_disk_through_the_smmu() {
         "domU1={kernel}:{initrd}:1:256M:console=ttyAMA0 el2visor.virtio=1 el2visor.disk=vda:vpl011,dtb={},pt=/pcie@10000000",
         partial.display()
     );
-    let out = Command::new("bash")
-        .arg(crate::harness::root().join("tests/tools/dom0less.sh"))
-        .arg(&dir)
-        .arg(machine)
-        .arg(&vm)
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "dom0less.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    let extra = String::from_utf8(out.stdout).unwrap();
+    let extra = crate::harness::dom0less_args(&dir, machine, &[vm]);
     let mut q = Qemu::bare();
     q.push(&machine.split_whitespace().collect::<Vec<_>>());
     // Modern only: no I/O BAR (the domain gets no I/O window). `iommu_platform=on`: QEMU's
@@ -246,7 +230,7 @@ fn a_linux_domain_reads_a_virtio_blk_pci_disk_through_the_smmu() {
         "-device",
         "virtio-blk-pci,drive=d0,disable-legacy=on,iommu_platform=on,addr=2",
     ]);
-    q.push(&extra.split_whitespace().collect::<Vec<_>>());
+    q.push(&extra.iter().map(String::as_str).collect::<Vec<_>>());
     let run = q.kernel(&image()).append("loglevel=info").timeout(300).run();
     run.check(run.has("translates through VM domU1's Stage 2"), "the bridge's streams were not given to domU1");
     run.check(run.has("256 MiB RAM at IPA 0x40000000 (PA 0x"), "el2visor did not say where domU1's RAM is");
