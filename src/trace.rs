@@ -70,6 +70,12 @@ pub fn on(c: TraceClass) -> bool {
     TraceSet(ENABLED.load(Ordering::Relaxed)).contains(c)
 }
 
+/// Whether any class of `set` is traced: one relaxed load for all of them.
+#[inline]
+pub fn any(set: TraceSet) -> bool {
+    ENABLED.load(Ordering::Relaxed) & set.0 != 0
+}
+
 #[cfg(target_os = "none")]
 mod hw {
     use super::*;

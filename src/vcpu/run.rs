@@ -244,7 +244,7 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     // the dispatcher (and these too while `trace=mmio`/`sysreg`/`s2fault` wants their lines).
     let traced = {
         use crate::cmdline::TraceClass::{Mmio, S2fault, Sysreg};
-        crate::trace::on(Mmio) || crate::trace::on(Sysreg) || crate::trace::on(S2fault)
+        crate::trace::any(crate::cmdline::TraceSet(Mmio.bit() | Sysreg.bit() | S2fault.bit()))
     };
     let fast = if kind == Kind::Sync && !traced {
         crate::trap::dispatch_fast::gic_dist(vm, v, frame).or_else(|| crate::trap::dispatch_fast::sgi1r(vm, v, frame))
