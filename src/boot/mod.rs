@@ -262,6 +262,13 @@ fn start_vms(
         }
     }
     debug_uart::take(p, opts, !has_dom0 || opts.console == cmdline::ConsoleOwner::Hyp, &mut taken)?;
+    match mem.snapshot_area {
+        Some(a) => crate::vm::snapshot::set_pool(a),
+        None if opts.snapshot.on.is_some() || opts.snapshot.reset_restores => {
+            log::warn!("snapshot: snapshot_on= and reset=snapshot need snapshot_mem=; ignored")
+        }
+        None => {}
+    }
     let mut vms = Vec::new();
     let insert = |vm: crate::vm::instance::Vm| {
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))
@@ -270,13 +277,20 @@ fn start_vms(
         let share = guest::Share { mem, pcpus: dom0_cpus, taken: &taken };
         let mut vm = guest::build(p, dtb, opts, setting, src, &share)?;
         guest::attach_vgic(p, dtb, &mut vm);
-        attach_snapshot(&mut vm, p, mem, opts);
+        let own = vm.name.clone();
+        let mut names = alloc::vec![own.as_str()];
+        names.extend(plans.iter().map(|d| d.name.as_str()));
+        attach_snapshot(&mut vm, p, mem, opts, &names);
         vms.push(insert(vm)?);
     }
+    let mut names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
+    names.extend(plans.iter().map(|d| d.name.as_str()));
     let mut ram = memory::DomainRam::new(mem);
     for ((d, dv), w) in plans.iter().zip(&devs).zip(&withheld) {
         let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
-        vms.push(insert(domains::build(p, d, dv, w, setting, slot, &mut ram)?)?);
+        let mut vm = domains::build(p, d, dv, w, setting, slot, &mut ram)?;
+        attach_snapshot(&mut vm, p, mem, opts, &names);
+        vms.push(insert(vm)?);
     }
     assign_streams(p, &vms, has_dom0, &devs);
     Ok(vms)
@@ -306,30 +320,34 @@ fn assign_streams(
     }
 }
 
-/// Snapshots for the dom0-like VM when `snapshot_mem=` set an area aside and its RAM fits.
-/// `snapshot_on=` watches the console the VM drives: its passed-through PL011, tapped
-/// (`vm::uart_tap`).
-fn attach_snapshot(vm: &mut crate::vm::instance::Vm, p: &Platform, mem: &memory::HostMemory, opts: &cmdline::Options) {
-    let Some(area) = mem.snapshot_area else {
-        if opts.snapshot.on.is_some() || opts.snapshot.reset_restores {
-            log::warn!("snapshot: snapshot_on= and reset=snapshot need snapshot_mem=; ignored");
-        }
+/// Snapshots for `vm` when `snapshot_mem=` set a pool aside (every VM: its area comes from the
+/// pool at its first snapshot). `snapshot_on=` (for this VM, `names` being every VM's) watches
+/// the console the VM drives: its vpl011, or its passed-through PL011, tapped (`vm::uart_tap`).
+fn attach_snapshot(vm: &mut crate::vm::instance::Vm, p: &Platform, mem: &memory::HostMemory, opts: &cmdline::Options, names: &[&str]) {
+    if mem.snapshot_area.is_none() {
         return;
-    };
-    match crate::vm::snapshot::Snapshot::new(vm, area, &opts.snapshot) {
+    }
+    let text = opts.snapshot.on.as_deref().and_then(|on| crate::vm::snapshot::plan::watch_text(on, &vm.name, names));
+    match crate::vm::snapshot::Snapshot::new(vm, &opts.snapshot, text) {
         Ok(s) => {
-            log::info!("snapshot: VM {}: {} MiB of RAM, snapshot area at {:#x}", vm.name, s.ram_size() >> 20, area.start.raw());
+            log::info!("snapshot: VM {}: {} MiB of RAM; its snapshot goes to snapshot_mem= when taken", vm.name, s.ram_size() >> 20);
             if let Some(w) = &s.watch {
-                tap_console(vm, p, opts, w.clone());
+                match &vm.vuart {
+                    Some(u) => {
+                        u.watch(w.clone());
+                        log::info!("snapshot: VM {}: watching its vpl011 for snapshot_on=", vm.name);
+                    }
+                    None => tap_console(vm, p, opts, w.clone()),
+                }
             }
             vm.snapshot = Some(s);
         }
-        Err(e) => log::warn!("snapshot: VM {}: {e}", vm.name),
+        Err(e) => log::warn!("snapshot: VM {}: {e}: no snapshots for it", vm.name),
     }
 }
 
 /// Route the VM's passed-through console UART through a tap that watches for `snapshot_on=`.
-fn tap_console(vm: &mut crate::vm::instance::Vm, p: &Platform, opts: &cmdline::Options, watch: alloc::sync::Arc<crate::vm::snapshot::ConsoleWatch>) {
+fn tap_console(vm: &mut crate::vm::instance::Vm, p: &Platform, opts: &cmdline::Options, watch: alloc::sync::Arc<crate::vm::snapshot::plan::ConsoleWatch>) {
     let Some(c) = p.console.as_ref().filter(|_| opts.console == cmdline::ConsoleOwner::Guest) else {
         log::warn!("snapshot: VM {}: snapshot_on= needs the console UART passed through to it (console=guest); ignored", vm.name);
         return;

@@ -1,12 +1,16 @@
 //! Console input when several VMs share el2visor's console: el2visor reads the UART itself and
 //! hands each byte to the VM that has the input, through its vpl011; pressing Ctrl-A three times
-//! gives the input to the next VM with a vpl011, and a line says which (as on Xen). Used only when
-//! el2visor owns the UART (no dom0-like VM it is passed through to).
+//! gives the input to the next VM with a vpl011, and after the last to el2visor itself, where
+//! the person types line commands (`vm::console_cmd`: `help`, `vms`, `snapshot <vm>`,
+//! `restore <vm> [kind]`); a line says who has the input (as on Xen). Used only when el2visor
+//! owns the UART (no dom0-like VM it is passed through to).
 
 use alloc::vec::Vec;
 
 use crate::drivers::pl011::Pl011;
+use crate::vcpu::snapshot::{ask, Ask};
 use crate::vm::console::{Input, InputSwitch};
+use crate::vm::console_cmd::{parse, Command, Edit, LineEditor, HELP};
 use crate::vm::table;
 
 struct Switch {
@@ -14,6 +18,8 @@ struct Switch {
     switch: InputSwitch,
     /// VM-table slots of the VMs that take input, in switch order.
     slots: Vec<usize>,
+    /// The command line at el2visor's stop.
+    editor: LineEditor,
 }
 
 static SWITCH: spin::Mutex<Option<Switch>> = spin::Mutex::new(None);
@@ -37,7 +43,7 @@ pub fn start(base: usize, intid: Option<u32>) {
     // to any VM when this is called.
     let uart = unsafe { Pl011::new(base) };
     crate::println!("el2visor: console input goes to VM {} (press Ctrl-A three times to switch)", name(slots[0]));
-    *SWITCH.lock() = Some(Switch { uart, switch: InputSwitch::new(slots.len()), slots });
+    *SWITCH.lock() = Some(Switch { uart, switch: InputSwitch::with_hyp_stop(slots.len()), slots, editor: LineEditor::new() });
     uart.enable_rx_interrupt();
     if let Err(e) = crate::gic::hw::claim_device_irq(intid, 0, on_input) {
         log::warn!("console input interrupt {intid}: {e}: the VMs get no console input");
@@ -59,7 +65,68 @@ fn on_input() {
                 }
             }
             Input::Switched(i) => crate::println!("el2visor: console input now goes to VM {}", name(s.slots[i])),
+            Input::SwitchedToHyp => crate::println!("el2visor: console input now goes to el2visor (type help)"),
+            Input::Hyp(bytes) => {
+                for b in bytes {
+                    match s.editor.input(b) {
+                        Edit::Echo(e) => crate::logging::write_raw(e),
+                        Edit::EchoByte(c) => crate::logging::write_raw(&[c]),
+                        Edit::Line(line) => {
+                            crate::logging::write_raw(b"\r\n");
+                            run(&line);
+                        }
+                        Edit::None => {}
+                    }
+                }
+            }
             Input::Held => {}
+        }
+    }
+}
+
+/// Run one command line typed at el2visor's stop; every answer is one line or more, each
+/// starting `el2visor: `.
+fn run(line: &str) {
+    let cmd = match parse(line) {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => return crate::println!("el2visor: {e}"),
+    };
+    let vm_named = |n: &str| table::all().find(|vm| vm.name == n);
+    match cmd {
+        Command::Help => {
+            for l in HELP {
+                crate::println!("el2visor: {l}");
+            }
+        }
+        Command::Vms => {
+            for vm in table::all() {
+                let snap = match &vm.snapshot {
+                    None => "no snapshots",
+                    Some(s) if s.is_taken() => "snapshot taken",
+                    Some(_) => "no snapshot yet",
+                };
+                let state = if vm.is_running() { "running" } else { "not running" };
+                crate::println!("el2visor: VM {}: {} vCPUs, {state}, {snap}", vm.name, vm.vcpus.len());
+            }
+        }
+        Command::Snapshot(n) | Command::Restore(n, _) => {
+            let Some(vm) = vm_named(n) else {
+                return crate::println!("el2visor: no VM is called '{}' (type vms)", n.escape_default());
+            };
+            let op = match cmd {
+                Command::Restore(_, k) => {
+                    Ask::Restore(k.unwrap_or_else(|| vm.snapshot.as_ref().map_or(crate::cmdline::RestoreKind::DirtyOnly, |s| s.options.kind)))
+                }
+                _ => Ask::Take,
+            };
+            match ask(vm, op) {
+                Ok(()) => match op {
+                    Ask::Take => crate::println!("el2visor: VM {}: snapshot asked for", vm.name),
+                    Ask::Restore(k) => crate::println!("el2visor: VM {}: {} restore asked for", vm.name, k.name()),
+                },
+                Err(e) => crate::println!("el2visor: VM {}: cannot: {e}", vm.name),
+            }
         }
     }
 }

@@ -281,6 +281,10 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     if crate::debug::target::stop_pending() {
         debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Asked));
     }
+    // A snapshot or restore asked for on el2visor's console (`vcpu::console`).
+    if let Some(after) = snapshot::on_request(vm, v, frame) {
+        after_snapshot(vm, after);
+    }
     check_state(vm, v, frame);
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();

@@ -139,6 +139,57 @@ pub fn restore(vm: &Vm, me: usize, frame: &mut TrapFrame, kind: RestoreKind) -> 
     After::Stop
 }
 
+/// What el2visor's console asks of a VM (`vcpu::console`).
+#[derive(Clone, Copy, Debug)]
+pub enum Ask {
+    Take,
+    Restore(RestoreKind),
+}
+
+/// Ask `vm` for a snapshot operation from outside it (el2visor's console): one of its vCPUs
+/// that is on is kicked, and the first of them to leave its guest does it there, at its
+/// instruction boundary ([`on_request`]). `Err`: why not, for one line.
+pub fn ask(vm: &Vm, op: Ask) -> Result<(), &'static str> {
+    let s = vm.snapshot.as_ref().ok_or("it has no snapshots (snapshot_mem= is not set)")?;
+    if matches!(op, Ask::Restore(_)) && !s.is_taken() {
+        return Err("it has no snapshot taken yet");
+    }
+    let v = {
+        let p = vm.power.lock();
+        if vm.state() != RUNNING {
+            return Err("it is not running");
+        }
+        (0..vm.vcpus.len()).find(|&i| p.states[i] == VcpuPower::On).ok_or("none of its vCPUs is on")?
+    };
+    let code = match op {
+        Ask::Take => snap::REQUEST_TAKE,
+        Ask::Restore(k) => snap::REQUEST_RESTORE + k.code() as u8,
+    };
+    s.request.store(code, Ordering::Release);
+    vm.kick(v);
+    Ok(())
+}
+
+/// After an exit: what el2visor's console asked of this VM ([`ask`]), done now.
+pub fn on_request(vm: &Vm, me: usize, frame: &mut TrapFrame) -> Option<After> {
+    let s = vm.snapshot.as_ref()?;
+    if s.request.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    match s.request.swap(0, Ordering::AcqRel) {
+        0 => None,
+        snap::REQUEST_TAKE => {
+            log::info!("VM {}: snapshot asked for on el2visor's console", vm.name);
+            Some(take(vm, me, frame, s.options.kind == RestoreKind::DirtyOnly, false))
+        }
+        c => {
+            let kind = RestoreKind::from_code(u64::from(c - snap::REQUEST_RESTORE))?;
+            log::info!("VM {}: {} restore asked for on el2visor's console", vm.name, kind.name());
+            Some(restore(vm, me, frame, kind))
+        }
+    }
+}
+
 /// PSCI SYSTEM_RESET under `reset=snapshot`: restore the snapshot (`restores=` times at most,
 /// then power the VM off); `Reboot` when the VM reboots as usual.
 pub fn on_reset(vm: &Vm, me: usize, frame: &mut TrapFrame) -> After {

@@ -113,14 +113,21 @@ pub enum Input {
     To(usize, Vec<u8>),
     /// Input now goes to the VM at this index: say so on the console.
     Switched(usize),
+    /// To el2visor's own stop (its command line, `console_cmd`).
+    Hyp(Vec<u8>),
+    /// Input now goes to el2visor itself: say so.
+    SwitchedToHyp,
     /// Held back (a Ctrl-A that may be the start of a switch), or nobody takes input.
     Held,
 }
 
-/// The input focus among the VMs that take console input.
+/// The input focus among the VMs that take console input, and el2visor's own stop after the
+/// last of them when it has one (as Xen's own console is a stop of its switch).
 #[derive(Clone, Debug)]
 pub struct InputSwitch {
     count: usize,
+    /// el2visor is a stop too, at index `count`.
+    hyp: bool,
     focus: usize,
     ctrl_a: u8,
 }
@@ -128,33 +135,49 @@ pub struct InputSwitch {
 impl InputSwitch {
     /// `count` VMs take input; the first has it.
     pub fn new(count: usize) -> Self {
-        InputSwitch { count, focus: 0, ctrl_a: 0 }
+        InputSwitch { count, hyp: false, focus: 0, ctrl_a: 0 }
     }
 
-    /// The VM that has the input now, if any takes input.
+    /// `count` VMs and, after them, el2visor's command line; the first VM has the input (or
+    /// el2visor when no VM takes input).
+    pub fn with_hyp_stop(count: usize) -> Self {
+        InputSwitch { count, hyp: true, focus: 0, ctrl_a: 0 }
+    }
+
+    fn stops(&self) -> usize {
+        self.count + usize::from(self.hyp)
+    }
+
+    /// The VM that has the input now, if a VM has it.
     pub fn focus(&self) -> Option<usize> {
-        (self.count > 0).then_some(self.focus)
+        (self.focus < self.count).then_some(self.focus)
     }
 
-    /// One byte typed on the console. Three Ctrl-A in a row move the input to the next VM;
+    /// One byte typed on the console. Three Ctrl-A in a row move the input to the next stop;
     /// fewer are passed on, before the byte that follows them, as Xen does.
     pub fn input(&mut self, b: u8) -> Input {
-        if self.count == 0 {
+        if self.stops() == 0 {
             return Input::Held;
         }
         if b == SWITCH_KEY {
             self.ctrl_a += 1;
             if self.ctrl_a == 3 {
                 self.ctrl_a = 0;
-                self.focus = (self.focus + 1) % self.count;
-                return Input::Switched(self.focus);
+                self.focus = (self.focus + 1) % self.stops();
+                return match self.focus() {
+                    Some(i) => Input::Switched(i),
+                    None => Input::SwitchedToHyp,
+                };
             }
             return Input::Held;
         }
         let mut bytes = alloc::vec![SWITCH_KEY; self.ctrl_a as usize];
         self.ctrl_a = 0;
         bytes.push(b);
-        Input::To(self.focus, bytes)
+        match self.focus() {
+            Some(i) => Input::To(i, bytes),
+            None => Input::Hyp(bytes),
+        }
     }
 }
 
@@ -227,5 +250,30 @@ mod tests {
         }
         assert_eq!(s.focus(), Some(0), "it wraps around");
         assert_eq!(InputSwitch::new(0).input(b'a'), Input::Held);
+    }
+
+    #[test]
+    fn el2visor_is_the_stop_after_the_last_vm() {
+        let mut s = InputSwitch::with_hyp_stop(2);
+        let mut switch = |s: &mut InputSwitch| {
+            assert_eq!(s.input(SWITCH_KEY), Input::Held);
+            assert_eq!(s.input(SWITCH_KEY), Input::Held);
+            s.input(SWITCH_KEY)
+        };
+        assert_eq!(switch(&mut s), Input::Switched(1));
+        assert_eq!(switch(&mut s), Input::SwitchedToHyp);
+        assert_eq!(s.focus(), None);
+        assert_eq!(s.input(b'h'), Input::Hyp(alloc::vec![b'h']));
+        assert_eq!(s.input(SWITCH_KEY), Input::Held);
+        assert_eq!(s.input(b'x'), Input::Hyp(alloc::vec![SWITCH_KEY, b'x']));
+        assert_eq!(switch(&mut s), Input::Switched(0), "and round to the first VM");
+        // One VM with a vpl011: it and el2visor.
+        let mut s = InputSwitch::with_hyp_stop(1);
+        assert_eq!(switch(&mut s), Input::SwitchedToHyp);
+        assert_eq!(switch(&mut s), Input::Switched(0));
+        // No VM takes input: el2visor has it.
+        let mut s = InputSwitch::with_hyp_stop(0);
+        assert_eq!(s.input(b'a'), Input::Hyp(alloc::vec![b'a']));
+        assert_eq!(switch(&mut s), Input::SwitchedToHyp);
     }
 }

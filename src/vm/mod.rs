@@ -12,7 +12,8 @@
 //! - [`dma_policy`]: which VMs may have a device that masters DMA without an SMMU stream;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
 //! - [`console`]: several VMs' output as prefixed lines on one console, the input switch, and
-//!   the tail of each VM's output kept for its crash report;
+//!   the tail of each VM's output kept for its crash report; [`console_cmd`]: el2visor's own
+//!   stop of that switch, its line editor and commands (`snapshot <vm>`, `restore <vm>`);
 //! - [`crash`]: a VM's crash record and the restart limit (`on_crash=`, `crash_restarts=`);
 //!   [`debug_hold`]: a VM stopped for a debugger; [`pvpanic`]: QEMU's pvpanic-mmio device;
 //! - [`snapshot`]: snapshots of a running VM and the eager, lazy and dirty-only restores.
@@ -26,6 +27,7 @@
 pub mod bundle;
 pub mod config;
 pub mod console;
+pub mod console_cmd;
 pub mod crash;
 pub mod debug_hold;
 pub mod devices;

@@ -7,7 +7,7 @@
 use alloc::sync::Arc;
 
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError};
-use crate::vm::snapshot::ConsoleWatch;
+use crate::vm::snapshot::plan::ConsoleWatch;
 
 /// UARTDR: the data register, offset 0.
 const UARTDR: u64 = 0;

@@ -3,6 +3,7 @@
 //! driven into the VM's virtual GIC after every access and every byte of input.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,6 +11,7 @@ use crate::gic::lrs::VcpuIrq;
 use crate::gic::virt::VGic;
 use crate::vm::console::{is_panic_line, prefixed, LineBuffer, Tail};
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError};
+use crate::vm::snapshot::plan::ConsoleWatch;
 use crate::vm::vpl011::{Vpl011, GUEST_INTID};
 
 /// One VM's emulated UART.
@@ -20,6 +22,8 @@ pub struct VUart {
     tail: spin::Mutex<Tail>,
     /// It printed Linux's panic line since the dispatcher last looked.
     panic_seen: AtomicBool,
+    /// `snapshot_on=`: every byte it prints is fed here too.
+    watch: spin::Once<Arc<ConsoleWatch>>,
 }
 
 impl VUart {
@@ -29,7 +33,13 @@ impl VUart {
             state: spin::Mutex::new((Vpl011::new(), LineBuffer::new())),
             tail: spin::Mutex::new(Tail::new()),
             panic_seen: AtomicBool::new(false),
+            watch: spin::Once::new(),
         }
+    }
+
+    /// Watch what the VM prints for `snapshot_on=`'s text (set once, at boot).
+    pub fn watch(&self, w: Arc<ConsoleWatch>) {
+        self.watch.call_once(|| w);
     }
 
     /// The last bytes the VM printed, oldest first.
@@ -70,7 +80,7 @@ fn err(e: crate::vm::vpl011::AccessError) -> MmioError {
     MmioError(alloc::format!("{e}"))
 }
 
-impl MmioDevice for alloc::sync::Arc<VUart> {
+impl MmioDevice for Arc<VUart> {
     fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
         let (v, level) = {
             let mut s = self.state.lock();
@@ -85,6 +95,9 @@ impl MmioDevice for alloc::sync::Arc<VUart> {
             let mut s = self.state.lock();
             if let Some(b) = s.0.write(offset, size, value as u32).map_err(err)? {
                 self.tail.lock().push(b);
+                if let Some(w) = self.watch.get() {
+                    w.feed(b);
+                }
                 if let Some(line) = s.1.put(b) {
                     crate::println!("{}", prefixed(&self.name, &line));
                     if is_panic_line(&line) {

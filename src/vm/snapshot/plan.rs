@@ -1,8 +1,10 @@
-//! The pure parts of snapshots: where each piece of the VM's RAM goes in the snapshot area, the
-//! console matcher of `snapshot_on=`, and what a reset does under `reset=snapshot restores=<n>`.
+//! The pure parts of snapshots: where each piece of the VM's RAM goes in its snapshot area, the
+//! pool of `snapshot_mem=` the areas come from, which VMs `snapshot_on=` watches, the console
+//! matcher, and what a reset does under `reset=snapshot restores=<n>`.
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// One linear piece of the VM's RAM (as Stage 2 maps it) and its copy in the snapshot area.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,21 +16,52 @@ pub struct Piece {
     pub copy: u64,
 }
 
-/// Why the VM's RAM cannot have a snapshot.
+/// Why the VM's RAM cannot have a snapshot: it needs `needed` bytes, `left` of the `pool`
+/// bytes of `snapshot_mem=` are free (the rest hold other VMs' snapshots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DoesNotFit {
     pub needed: u64,
-    pub area: u64,
+    pub left: u64,
+    pub pool: u64,
 }
 
 impl core::fmt::Display for DoesNotFit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "the VM's {} MiB of RAM do not fit snapshot_mem= ({} MiB): no snapshots for it",
-            self.needed.div_ceil(1 << 20),
-            self.area >> 20
-        )
+        write!(f, "the VM's {} MiB of RAM do not fit snapshot_mem= (", self.needed.div_ceil(1 << 20))?;
+        if self.left == self.pool {
+            write!(f, "{} MiB", self.pool >> 20)?;
+        } else {
+            write!(f, "{} MiB left of {} MiB, the rest holds other VMs' snapshots", self.left >> 20, self.pool >> 20)?;
+        }
+        write!(f, "): no snapshots for it")
+    }
+}
+
+/// `snapshot_mem=`: one range of host RAM from which each VM that takes its first snapshot gets
+/// an area of its RAM's size, for good (a VM keeps its snapshot until el2visor ends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub start: u64,
+    pub size: u64,
+    used: u64,
+}
+
+impl Pool {
+    pub fn new(start: u64, size: u64) -> Self {
+        Pool { start, size, used: 0 }
+    }
+
+    /// An area of `size` bytes (rounded up to 64 KiB, so that the next area stays aligned for
+    /// the copies), or why not.
+    pub fn take(&mut self, size: u64) -> Result<u64, DoesNotFit> {
+        let rounded = size.next_multiple_of(1 << 16);
+        let left = self.size - self.used;
+        if rounded > left {
+            return Err(DoesNotFit { needed: size, left, pool: self.size });
+        }
+        let at = self.start + self.used;
+        self.used += rounded;
+        Ok(at)
     }
 }
 
@@ -47,7 +80,7 @@ pub fn layout(mapped: &[(u64, u64, u64)], area_pa: u64, area_size: u64) -> Resul
     }
     let needed: u64 = pieces.iter().map(|p| p.size).sum();
     if needed > area_size {
-        return Err(DoesNotFit { needed, area: area_size });
+        return Err(DoesNotFit { needed, left: area_size, pool: area_size });
     }
     let mut at = area_pa;
     for p in &mut pieces {
@@ -102,6 +135,43 @@ impl Matcher {
     }
 }
 
+/// `snapshot_on=` (`on`) for the VM `vm` among the VMs `names`: the text it watches its console
+/// for, if any. `<vm>:<text>`, where `<vm>` is one of `names`, is for that VM only; any other
+/// value (a text with no `:`, or whose part before the first `:` names no VM) is for every VM.
+pub fn watch_text<'a>(on: &'a str, vm: &str, names: &[&str]) -> Option<&'a str> {
+    match on.split_once(':') {
+        Some((target, text)) if !text.is_empty() && names.contains(&target) => (target == vm).then_some(text),
+        _ => Some(on),
+    }
+}
+
+/// `snapshot_on=`: a VM's console output is fed here byte by byte; `seen` is set when the text
+/// is complete, and the snapshot is taken at the writing vCPU's instruction boundary (once).
+pub struct ConsoleWatch {
+    matcher: spin::Mutex<Matcher>,
+    seen: AtomicBool,
+    done: AtomicBool,
+}
+
+impl ConsoleWatch {
+    pub fn new(text: &[u8]) -> Self {
+        ConsoleWatch { matcher: spin::Mutex::new(Matcher::new(text)), seen: AtomicBool::new(false), done: AtomicBool::new(false) }
+    }
+
+    /// A byte the VM wrote to its console.
+    pub fn feed(&self, b: u8) {
+        if !self.done.load(Ordering::Relaxed) && self.matcher.lock().feed(b) {
+            self.done.store(true, Ordering::Relaxed);
+            self.seen.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the text was just completed (once).
+    pub fn take_seen(&self) -> bool {
+        self.seen.swap(false, Ordering::AcqRel)
+    }
+}
+
 /// What a PSCI SYSTEM_RESET does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnReset {
@@ -139,7 +209,7 @@ mod tests {
                 Piece { ipa: 0x5000_0000, pa: 0x9000_0000, size: 0x1000, copy: 0x1_0020_1000 },
             ]
         );
-        assert_eq!(layout(&m, 0, 0x20_1000), Err(DoesNotFit { needed: 0x20_2000, area: 0x20_1000 }));
+        assert_eq!(layout(&m, 0, 0x20_1000), Err(DoesNotFit { needed: 0x20_2000, left: 0x20_1000, pool: 0x20_1000 }));
         // A hole in the PA (not IPA) keeps pieces apart.
         let p = layout(&[(0, 0x1000, 0x1000), (0x1000, 0x3000, 0x1000)], 0, 0x2000).unwrap();
         assert_eq!(p.len(), 2);
@@ -154,6 +224,57 @@ mod tests {
         assert!(!m.feed(b'a'));
         let mut m = Matcher::new(b"aab");
         assert!(b"aaab".iter().any(|&b| m.feed(b)));
+    }
+
+    #[test]
+    fn the_pool_gives_each_vm_its_area_until_full() {
+        let mut p = Pool::new(0x1_0000_0000, 512 << 20);
+        assert_eq!(p.take(256 << 20), Ok(0x1_0000_0000));
+        assert_eq!(p.take(128 << 20), Ok(0x1_1000_0000));
+        let e = p.take(256 << 20).unwrap_err();
+        assert_eq!(e, DoesNotFit { needed: 256 << 20, left: 128 << 20, pool: 512 << 20 });
+        assert_eq!(
+            alloc::format!("{e}"),
+            "the VM's 256 MiB of RAM do not fit snapshot_mem= (128 MiB left of 512 MiB, the rest holds other VMs' snapshots): no snapshots for it"
+        );
+        assert_eq!(p.take(128 << 20), Ok(0x1_1800_0000), "a refusal takes nothing");
+        assert!(p.take(1).is_err());
+        // An odd size keeps the next area aligned.
+        let mut p = Pool::new(0, 1 << 20);
+        assert_eq!(p.take(0x1001), Ok(0));
+        assert_eq!(p.take(0x1000), Ok(0x1_0000));
+        let e = Pool::new(0, 64 << 20).take(128 << 20).unwrap_err();
+        assert_eq!(alloc::format!("{e}"), "the VM's 128 MiB of RAM do not fit snapshot_mem= (64 MiB): no snapshots for it");
+    }
+
+    #[test]
+    fn snapshot_on_names_one_vm_or_all() {
+        let names = ["guest", "domU1", "domU2"];
+        assert_eq!(watch_text("READY", "domU1", &names), Some("READY"));
+        assert_eq!(watch_text("domU1:READY", "domU1", &names), Some("READY"));
+        assert_eq!(watch_text("domU1:READY", "domU2", &names), None);
+        assert_eq!(watch_text("domU1:READY", "guest", &names), None);
+        // Not a VM's name: the whole word is the text, for every VM.
+        assert_eq!(watch_text("login:", "domU2", &names), Some("login:"));
+        assert_eq!(watch_text("Run:now", "guest", &names), Some("Run:now"));
+        assert_eq!(watch_text("domU1:", "domU2", &names), Some("domU1:"));
+        assert_eq!(watch_text("domU2:a:b", "domU2", &names), Some("a:b"));
+    }
+
+    #[test]
+    fn console_watch_fires_once() {
+        let w = ConsoleWatch::new(b"go!");
+        for &b in b"xgo" {
+            w.feed(b);
+        }
+        assert!(!w.take_seen());
+        w.feed(b'!');
+        assert!(w.take_seen());
+        assert!(!w.take_seen());
+        for &b in b"go!" {
+            w.feed(b);
+        }
+        assert!(!w.take_seen(), "a snapshot_on= text takes one snapshot");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! restore's Stage-2 faults.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use super::plan::{layout, DoesNotFit, Matcher, Piece};
+use super::plan::{layout, ConsoleWatch, Piece, Pool};
 use crate::arch::exception::TrapFrame;
 use crate::arch::vcpu_state::{El1State, FpState, PauthKeys};
 use crate::arch::{cache, sysreg};
@@ -40,9 +40,23 @@ struct Saved {
 /// Why a snapshot operation was refused (one line for the log; the guest gets an error code).
 pub type SnapError = &'static str;
 
-/// A VM's snapshot machinery (when `snapshot_mem=` gave it an area it fits in).
+/// `snapshot_mem=`: the pool every VM's snapshot area comes from (set by boot).
+static POOL: spin::Mutex<Option<Pool>> = spin::Mutex::new(None);
+
+/// Make `area` the pool of snapshot areas (`snapshot_mem=`).
+pub fn set_pool(area: PaRange) {
+    *POOL.lock() = Some(Pool::new(area.start.raw(), area.size));
+}
+
+/// A VM's snapshot machinery (every VM when `snapshot_mem=` set a pool aside): its area comes
+/// from the pool at its first snapshot.
 pub struct Snapshot {
+    /// Each piece's `copy` is its offset in the area.
     pieces: Vec<Piece>,
+    /// Where the area is, once the first snapshot got one from the pool.
+    area: spin::Once<u64>,
+    /// The pool had no room for the area (said once; every later call answers −1).
+    refused: AtomicBool,
     /// The Stage-2 region of each piece.
     regions: Vec<RegionId>,
     saved: spin::Mutex<Option<Saved>>,
@@ -71,34 +85,16 @@ pub struct Snapshot {
     /// The last restore's report, printed once its first guest entry is timed (printing before
     /// would count the console's time).
     pub report: spin::Mutex<Option<RestoreReport>>,
+    /// What el2visor's console asked for, done by the VM's next vCPU to leave its guest
+    /// (`vcpu::snapshot::on_request`): 0 nothing, [`REQUEST_TAKE`], or [`REQUEST_RESTORE`] plus
+    /// the kind's code.
+    pub request: AtomicU8,
 }
 
-/// `snapshot_on=`: the console output is fed here byte by byte; `seen` is set when the text
-/// is complete, and the snapshot is taken at the writing vCPU's instruction boundary (once).
-pub struct ConsoleWatch {
-    matcher: spin::Mutex<Matcher>,
-    seen: AtomicBool,
-    done: AtomicBool,
-}
-
-impl ConsoleWatch {
-    pub fn new(text: &[u8]) -> Self {
-        ConsoleWatch { matcher: spin::Mutex::new(Matcher::new(text)), seen: AtomicBool::new(false), done: AtomicBool::new(false) }
-    }
-
-    /// A byte the VM wrote to its console.
-    pub fn feed(&self, b: u8) {
-        if !self.done.load(Ordering::Relaxed) && self.matcher.lock().feed(b) {
-            self.done.store(true, Ordering::Relaxed);
-            self.seen.store(true, Ordering::Release);
-        }
-    }
-
-    /// Whether the text was just completed (once).
-    pub fn take_seen(&self) -> bool {
-        self.seen.swap(false, Ordering::AcqRel)
-    }
-}
+/// [`Snapshot::request`]: take a snapshot.
+pub const REQUEST_TAKE: u8 = 1;
+/// [`Snapshot::request`]: restore, the kind's code added.
+pub const REQUEST_RESTORE: u8 = 2;
 
 /// What a restore did, for the log and `make bench`.
 #[derive(Clone, Copy)]
@@ -110,9 +106,10 @@ pub struct RestoreReport {
 }
 
 impl Snapshot {
-    /// Snapshots for `vm`, with its RAM copied to `area` when taken: every RAM mapping of its
-    /// Stage 2 becomes a region. Refused when the RAM does not fit.
-    pub fn new(vm: &Vm, area: PaRange, options: &SnapshotOptions) -> Result<Snapshot, DoesNotFit> {
+    /// Snapshots for `vm`: every RAM mapping of its Stage 2 becomes a region; its RAM goes to an
+    /// area of the pool when the first snapshot is taken. `watch`: the `snapshot_on=` text its
+    /// console is watched for.
+    pub fn new(vm: &Vm, options: &SnapshotOptions, watch: Option<&str>) -> Result<Snapshot, &'static str> {
         let mut s2 = vm.s2.lock();
         let mapped: Vec<(u64, u64, u64)> = s2
             .ranges()
@@ -120,19 +117,21 @@ impl Snapshot {
             .filter(|r| r.attrs == S2Attrs::ram() && vm.is_ram(r.ipa.raw()))
             .map(|r| (r.ipa.raw(), r.pa.raw(), r.size))
             .collect();
-        let pieces = layout(&mapped, area.start.raw(), area.size)?;
+        let pieces = layout(&mapped, 0, u64::MAX).map_err(|_| "its RAM cannot be laid out")?;
         let mut regions = Vec::new();
         for p in &pieces {
             match s2.add_region(Ipa(p.ipa), crate::mm::addr::Pa(p.pa), p.size, S2Attrs::ram()) {
                 Ok(id) => regions.push(id),
                 Err(e) => {
                     log::error!("snapshot: VM {}: {e}", vm.name);
-                    return Err(DoesNotFit { needed: p.size, area: 0 });
+                    return Err("its RAM cannot be a Stage-2 region");
                 }
             }
         }
         Ok(Snapshot {
             pieces,
+            area: spin::Once::new(),
+            refused: AtomicBool::new(false),
             regions,
             saved: spin::Mutex::new(None),
             live: (0..vm.vcpus.len()).map(|_| spin::Mutex::new(None)).collect(),
@@ -145,8 +144,9 @@ impl Snapshot {
             first_entry_pending: AtomicBool::new(false),
             first_fault_pending: AtomicBool::new(false),
             cmo_lines: AtomicU64::new(0),
-            watch: options.on.as_ref().map(|t| alloc::sync::Arc::new(ConsoleWatch::new(t.as_bytes()))),
+            watch: watch.map(|t| alloc::sync::Arc::new(ConsoleWatch::new(t.as_bytes()))),
             report: spin::Mutex::new(None),
+            request: AtomicU8::new(0),
         })
     }
 
@@ -170,14 +170,47 @@ impl Snapshot {
         }
     }
 
+    /// The area's address, from the pool at the first call: `None` (said once) when the pool
+    /// has no room for it.
+    fn area(&self, vm: &Vm) -> Option<u64> {
+        if let Some(&a) = self.area.get() {
+            return Some(a);
+        }
+        if self.refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut pool = POOL.lock();
+        let Some(pool) = pool.as_mut() else {
+            self.refused.store(true, Ordering::Relaxed);
+            return None;
+        };
+        match pool.take(self.ram_size()) {
+            Ok(a) => {
+                log::info!("snapshot: VM {}: {} MiB of snapshot_mem= at {a:#x} hold its snapshot", vm.name, self.ram_size() >> 20);
+                Some(*self.area.call_once(|| a))
+            }
+            Err(e) => {
+                log::warn!("snapshot: VM {}: {e}", vm.name);
+                self.refused.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Where piece `i`'s copy is (the area exists once a snapshot is taken).
+    fn copy_of(&self, i: usize) -> u64 {
+        self.area.get().copied().unwrap_or(0) + self.pieces[i].copy
+    }
+
     /// Copy page `page` of piece `i` from the snapshot into guest RAM.
     fn restore_page(&self, i: usize, page: usize) {
         let p = &self.pieces[i];
+        let copy = self.copy_of(i);
         let off = page as u64 * PAGE_SIZE;
         // SAFETY: both are whole pages inside the VM's RAM piece and its copy in the snapshot
         // area (el2visor's, kept from every allocator), identity mapped at EL2, 64-byte aligned,
         // apart; the page is not mapped for the guest (missing) or the VM is paused.
-        unsafe { cache::copy_aligned_64(p.pa + off, p.copy + off, PAGE_SIZE) };
+        unsafe { cache::copy_aligned_64(p.pa + off, copy + off, PAGE_SIZE) };
         self.publish(p.pa + off, PAGE_SIZE as usize);
     }
 }
@@ -202,10 +235,12 @@ pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
 /// from now on (for a dirty-only restore); otherwise RAM goes back to blocks.
 pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapError> {
     let snap = vm.snapshot.as_ref().ok_or("no snapshot area for this VM")?;
+    snap.area(vm).ok_or("no room for it in snapshot_mem=")?;
     let t0 = sysreg::cntpct_el0();
     finish_lazy(vm, snap);
     let mut s2 = vm.s2.lock();
     for (i, p) in snap.pieces.iter().enumerate() {
+        let copy = snap.copy_of(i);
         if snap.clean {
             // Lines the guest left dirty with its caches on go to memory first, so that what it
             // wrote with them off is what is read.
@@ -213,7 +248,7 @@ pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapE
         }
         // SAFETY: the VM's RAM piece and its copy in the snapshot area, both identity mapped at
         // EL2, page aligned and apart; every vCPU is paused.
-        unsafe { cache::copy_aligned_64(p.copy, p.pa, p.size) };
+        unsafe { cache::copy_aligned_64(copy, p.pa, p.size) };
         let id = snap.regions[i];
         let r = if log_dirty {
             if s2.region(id).log_dirty {
@@ -283,7 +318,7 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
             let r = match kind {
                 RestoreKind::Eager => {
                     // SAFETY: as in `take`, the other way round; every vCPU is paused.
-                    unsafe { cache::copy_aligned_64(p.pa, p.copy, p.size) };
+                    unsafe { cache::copy_aligned_64(p.pa, snap.copy_of(i), p.size) };
                     snap.publish(p.pa, p.size as usize);
                     pages += (p.size / PAGE_SIZE) as usize;
                     s2.clear_dirty(id)
