@@ -108,3 +108,166 @@ fn linux_two_vcpus_snapshot_and_restores() {
     let clean = run.output.matches("RESUMED clean").count();
     run.check(clean == 4, &format!("{clean} runs resumed clean, expected 4 (the first and 3 restores)"));
 }
+
+/// QEMU virt, 4 CPUs, 2 GiB, for dom0less domains.
+fn domains_machine(gic: u32, cpu: &str) -> String {
+    format!("-M virt,virtualization=on,gic-version={gic} -cpu {cpu} -smp 4 -m 2G")
+}
+
+/// Boot `vms` (tests/tools/dom0less.sh syntax) as dom0less domains with el2visor's `append`;
+/// `inputs` typed on the console as `Qemu::input` does; the output is kept in
+/// target/qemu-tests/<tag>/output.txt.
+fn domains(tag: &str, machine: &str, vms: &[String], append: &str, secs: u64, inputs: &[(&str, usize, &[u8])]) -> crate::harness::Run {
+    let dir = crate::harness::scratch(tag);
+    let args = crate::harness::dom0less_args(&dir, machine, vms);
+    let mut q = Qemu::bare();
+    let m: Vec<&str> = machine.split_whitespace().collect();
+    q.push(&m).kernel(&image()).append(append).timeout(secs);
+    q.push(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for (after, n, bytes) in inputs {
+        q.input(after, *n, bytes);
+    }
+    let r = q.run();
+    std::fs::write(dir.join("output.txt"), &r.output).unwrap();
+    r
+}
+
+/// The numbers of `(<vm>) EL2VISOR-TICK <n>` lines, in order, from `from` (a line index) on.
+fn ticks(lines: &[&str], vm: &str, from: usize) -> Vec<u64> {
+    let p = format!("({vm}) EL2VISOR-TICK ");
+    lines[from..].iter().filter_map(|l| l.strip_prefix(p.as_str())).filter_map(|n| n.trim().parse().ok()).collect()
+}
+
+/// Whether `t` counts 1, 2, … with no number missing or repeated.
+fn counts_up(t: &[u64]) -> bool {
+    t.iter().enumerate().all(|(i, &n)| n == i as u64 + 1)
+}
+
+/// Two probe guests as dom0less domains (each with a vpl011), both in `snapshot` mode at once:
+/// each takes its area from the `snapshot_mem=` pool at its first snapshot, and for each restore
+/// kind its registers and memory are the snapshot's, as for the dom0-like VM; without FWB
+/// (`cortex-a72`, `coherency=off`) too. With a pool for one VM only, the other is refused with
+/// one line and its probe sees the refusal, while the first passes.
+#[test]
+fn probe_snapshots_in_two_domains_at_once() {
+    let probe = crate::harness::probe_image();
+    let vms = [format!("snapA={}::1:128M:snapshot:vpl011", probe.display()), format!("snapB={}::1:128M:snapshot:vpl011", probe.display())];
+    for (cpu, gic, extra) in [("max", 3, ""), ("cortex-a72", 2, " coherency=off")] {
+        let m = domains_machine(gic, cpu);
+        let r = domains(&format!("snapshot-domains-{cpu}"), &m, &vms, &format!("loglevel=info snapshot_mem=256M{extra}"), 600, &[]);
+        let ctx = format!("-cpu {cpu}");
+        r.check(r.exited, &format!("{ctx}: QEMU did not exit by itself"));
+        for vm in ["snapA", "snapB"] {
+            for p in PROBES {
+                r.check(r.has(&format!("({vm}) PROBE {p} PASS")), &format!("{ctx}: VM {vm}: {p} did not pass"));
+            }
+            r.check(r.has(&format!("({vm}) PROBE DONE pass=5 fail=0")), &format!("{ctx}: VM {vm}: not 5 passes"));
+            r.check(r.has(&format!("snapshot: VM {vm}: 128 MiB of snapshot_mem= at")), &format!("{ctx}: VM {vm} got no area"));
+        }
+        let dirty: Vec<&str> = r.lines().filter(|l| l.starts_with("SNAPSHOT restore kind=dirty")).collect();
+        r.check(dirty.len() == 2, &format!("{ctx}: {} dirty-only restores, expected one per VM", dirty.len()));
+        for d in dirty {
+            let pages = field(d, "pages=").unwrap_or(u64::MAX);
+            r.check((3..64).contains(&pages), &format!("{ctx}: a dirty-only restore copied {pages} pages"));
+            let lines = field(d, "cmo_lines=").unwrap_or(u64::MAX);
+            r.check((lines > 0) == !extra.is_empty(), &format!("{ctx}: {lines} cache lines cleaned by a dirty-only restore"));
+        }
+    }
+    // A pool for one of them: whichever asks second is refused, in one line.
+    let m = domains_machine(3, "max");
+    let r = domains("snapshot-domains-pool", &m, &vms, "loglevel=info snapshot_mem=128M", 600, &[]);
+    r.check(r.exited, "pool: QEMU did not exit by itself");
+    let refused: Vec<&str> = r.lines().filter(|l| l.contains("do not fit snapshot_mem= (0 MiB left of 128 MiB")).collect();
+    r.check(refused.len() == 1, &format!("pool: {} refusal lines, expected one: {refused:?}", refused.len()));
+    let (ok, no) = if refused.first().is_some_and(|l| l.contains("VM snapA:")) { ("snapB", "snapA") } else { ("snapA", "snapB") };
+    r.check(r.has(&format!("({ok}) PROBE DONE pass=5 fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
+    r.check(r.has(&format!("({no}) PROBE snapshot_restore_eager FAIL")), &format!("pool: VM {no}'s probe did not see the refusal"));
+}
+
+/// A Linux domain snapshotted when it prints its marker on its vpl011 (`snapshot_on=<vm>:<text>`
+/// names it) and restored by each of its reboots (`reset=snapshot restores=3`): every run
+/// resumes after the marker without the /tmp file the run before wrote, the 4th reset powers it
+/// off; meanwhile the other domain ticks once a second, every tick once and in order (it is
+/// never paused nor snapshotted), and goes on after the first has ended.
+#[test]
+fn domain_snapshot_on_marker_restored_beside_a_ticking_domain() {
+    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
+    let vms = [
+        format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.snapshot=1:vpl011"),
+        format!("domU2={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.ticks=150:vpl011"),
+    ];
+    let m = domains_machine(3, "max");
+    let append = "loglevel=info snapshot_mem=512M snapshot_on=domU1:EL2VISOR-SNAPSHOT-POINT reset=snapshot restores=3";
+    let r = domains("snapshot-domain-marker", &m, &vms, append, 900, &[]);
+    let lines: Vec<&str> = r.lines().map(|l| l.trim_end_matches('\r')).collect();
+    r.check(r.exited, "QEMU did not exit by itself");
+    r.check(r.has("snapshot: VM domU1: watching its vpl011 for snapshot_on="), "domU1's vpl011 is not watched");
+    r.check(!r.has("snapshot: VM domU2: watching"), "snapshot_on=domU1:… watches domU2 too");
+    r.check(lines.iter().filter(|l| l.contains("(domU1) EL2VISOR-SNAPSHOT-POINT")).count() == 1, "the marker was printed more than once");
+    r.check(r.has("snapshot: VM domU1: taken"), "no snapshot of domU1 at its marker");
+    r.check(!r.has("snapshot: VM domU2: taken"), "domU2 was snapshotted");
+    let clean = lines.iter().filter(|l| **l == "(domU1) EL2VISOR-RESUMED clean").count();
+    r.check(clean == 4, &format!("{clean} runs of domU1 resumed clean, expected 4 (the first and 3 restores)"));
+    r.check(!r.has("EL2VISOR-RESUMED stale"), "a run found the file written after the snapshot");
+    r.check(lines.iter().filter(|l| l.starts_with("SNAPSHOT restore kind=dirty")).count() == 3, "not 3 dirty-only restores");
+    let off = lines.iter().position(|l| l.contains("VM domU1: reset: restores=3 used up; powering the VM off"));
+    r.check(off.is_some(), "the 4th reset did not power domU1 off");
+    let t = ticks(&lines, "domU2", 0);
+    r.check(t.len() == 150 && counts_up(&t), &format!("domU2's ticks were disturbed: {} ticks, in order: {}", t.len(), counts_up(&t)));
+    if let Some(first) = lines.iter().position(|l| l.contains("VM domU1: reset: restoring the snapshot (1)")) {
+        let during = ticks(&lines[..off.unwrap_or(lines.len())], "domU2", first).len();
+        let after = ticks(&lines, "domU2", off.unwrap_or(lines.len())).len();
+        r.check(after >= 2, &format!("domU2 ticked {after} times after domU1 ended ({during} during the restores)"));
+    }
+    r.check(r.has("(domU2) EL2VISOR-GUEST-OK"), "domU2 did not finish");
+}
+
+/// el2visor's own stop in the console switch (after the last VM, Ctrl-A three times a stop):
+/// `help`, an unknown command, a restore before any snapshot (one line each), then `snapshot
+/// domU1` and its three restores, each asked for on the console while domU1 ticks: after each
+/// its ticks count again from where they were at the snapshot (its memory and registers are the
+/// snapshot's), while domU2's ticks go on, each once and in order.
+#[test]
+fn console_commands_snapshot_and_restore_a_domain() {
+    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
+    let vms = [
+        format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.ticks=20:vpl011"),
+        format!("domU2={img}:{initrd}:1:128M:console=ttyAMA0 el2visor.ticks=40:vpl011"),
+    ];
+    let m = domains_machine(2, "cortex-a72");
+    let inputs: [(&str, usize, &[u8]); 6] = [
+        ("(domU1) EL2VISOR-TICK 3", 1, b"\x01\x01\x01\x01\x01\x01"),
+        ("console input now goes to el2visor", 1, b"help\rfrobnicate\rrestore domU1\rsnapshot nosuchvm\rsnapshot domU1\r"),
+        ("(domU1) EL2VISOR-TICK 12", 1, b"restore domU1 eager\r"),
+        ("(domU1) EL2VISOR-TICK 12", 2, b"restore domU1 lazy\r"),
+        ("(domU1) EL2VISOR-TICK 12", 3, b"restore domU1\r"),
+        ("(domU1) EL2VISOR-TICK 12", 4, b"vms\r"),
+    ];
+    let r = domains("snapshot-console", &m, &vms, "loglevel=info snapshot_mem=256M", 900, &inputs);
+    let lines: Vec<&str> = r.lines().map(|l| l.trim_end_matches('\r')).collect();
+    r.check(r.exited, "QEMU did not exit by itself");
+    r.check(r.has("el2visor: console input now goes to VM domU2"), "the first switch did not go to domU2");
+    r.check(r.has("el2visor: console input now goes to el2visor (type help)"), "el2visor is not a stop of the switch");
+    r.check(r.has("el2visor:   snapshot <vm> "), "no help");
+    r.check(r.has("el2visor: unknown command 'frobnicate' (type help)"), "no line for an unknown command");
+    r.check(r.has("el2visor: VM domU1: cannot: it has no snapshot taken yet"), "a restore with no snapshot was not refused");
+    r.check(r.has("el2visor: no VM is called 'nosuchvm'"), "an unknown VM was not refused");
+    r.check(r.has("el2visor: VM domU1: snapshot asked for"), "the snapshot command was not taken");
+    let taken = lines.iter().position(|l| l.contains("snapshot: VM domU1: taken"));
+    r.check(taken.is_some(), "no snapshot of domU1");
+    let at = taken.map_or(0, |i| ticks(&lines[..i], "domU1", 0).last().copied().unwrap_or(0));
+    for kind in ["eager", "lazy", "dirty"] {
+        r.check(r.has(&format!("el2visor: VM domU1: {kind} restore asked for")), &format!("the {kind} restore was not asked for"));
+        let Some(i) = lines.iter().position(|l| l.starts_with(&format!("SNAPSHOT restore kind={kind} "))) else {
+            r.check(false, &format!("no {kind} restore"));
+            continue;
+        };
+        let next = ticks(&lines, "domU1", i).first().copied().unwrap_or(0);
+        r.check(next >= at && next <= at + 2, &format!("after the {kind} restore domU1 ticked {next}, the snapshot was at tick {at}"));
+    }
+    r.check(r.has("el2visor: VM domU1: 1 vCPUs, running, snapshot taken"), "`vms` did not list domU1's snapshot");
+    r.check(!r.has("snapshot: VM domU2: taken"), "domU2 was snapshotted");
+    let t = ticks(&lines, "domU2", 0);
+    r.check(t.len() == 40 && counts_up(&t), &format!("domU2's ticks were disturbed: {} ticks, in order: {}", t.len(), counts_up(&t)));
+    r.check(r.has("(domU1) EL2VISOR-GUEST-OK") && r.has("(domU2) EL2VISOR-GUEST-OK"), "a domain did not finish");
+}
