@@ -2,11 +2,11 @@
 //!
 //! | word | values | default |
 //! |---|---|---|
-//! | `snapshot_mem=` | a size: RAM set aside for the dom0-like VM's snapshot | none: no snapshots |
-//! | `snapshot_on=` | text, one word (each `,` becomes a space): take the snapshot when the VM prints it | none |
+//! | `snapshot_mem=` | a size: the pool each VM's snapshot area comes from (its RAM's size, at its first snapshot) | none: no snapshots |
+//! | `snapshot_on=` | text, one word (each `,` becomes a space): a VM takes its snapshot when it prints it; `<vm>:<text>` for that VM only (`vm::snapshot::plan::watch_text`) | none |
 //! | `reset=` | `reboot`, `snapshot`: what PSCI SYSTEM_RESET does | `reboot` |
 //! | `restores=` | how many resets restore the snapshot before the next one powers the VM off | unlimited |
-//! | `restore=` | `eager`, `lazy`, `dirty`: how `reset=snapshot` and `snapshot_on=` restore | `dirty` |
+//! | `restore=` | `eager`, `lazy`, `dirty`: how `reset=snapshot` and the console's `restore <vm>` restore | `dirty` |
 
 #![forbid(unsafe_code)]
 
@@ -54,9 +54,9 @@ impl RestoreKind {
 /// The snapshot options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotOptions {
-    /// `snapshot_mem=`: bytes set aside for the snapshot's copy of RAM.
+    /// `snapshot_mem=`: bytes set aside for the snapshots' copies of RAM (every VM's).
     pub mem: Option<u64>,
-    /// `snapshot_on=`: take the snapshot when the VM prints this.
+    /// `snapshot_on=`: take the snapshot when the VM prints this (as given: `<vm>:` included).
     pub on: Option<String>,
     /// `reset=snapshot`: SYSTEM_RESET restores the snapshot.
     pub reset_restores: bool,

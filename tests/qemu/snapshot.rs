@@ -132,10 +132,11 @@ fn domains(tag: &str, machine: &str, vms: &[String], append: &str, secs: u64, in
     r
 }
 
-/// The numbers of `(<vm>) EL2VISOR-TICK <n>` lines, in order, from `from` (a line index) on.
+/// The numbers of `(<vm>) EL2VISOR-TICK <n>` lines, in order, from `from` (a line index) on. A
+/// line may start after the echo of what is typed at el2visor's stop (no newline there).
 fn ticks(lines: &[&str], vm: &str, from: usize) -> Vec<u64> {
     let p = format!("({vm}) EL2VISOR-TICK ");
-    lines[from..].iter().filter_map(|l| l.strip_prefix(p.as_str())).filter_map(|n| n.trim().parse().ok()).collect()
+    lines[from..].iter().filter_map(|l| l.find(p.as_str()).map(|i| &l[i + p.len()..])).filter_map(|n| n.trim().parse().ok()).collect()
 }
 
 /// Whether `t` counts 1, 2, … with no number missing or repeated.

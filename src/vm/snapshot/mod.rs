@@ -1,7 +1,7 @@
 //! Snapshots of a running VM and the three ways back to one (docs/snapshots.md).
 //!
-//! A snapshot is the VM's RAM, copied into the snapshot area (`snapshot_mem=`, set aside by
-//! `boot::memory`), each vCPU's state (general registers, EL1 system registers and timers,
+//! A snapshot is the VM's RAM, copied into its snapshot area (from the pool `snapshot_mem=` sets
+//! aside in `boot::memory`, at the VM's first snapshot), each vCPU's state (general registers, EL1 system registers and timers,
 //! FP/SIMD, its list registers and virtual CPU interface) and the virtual distributor. The
 //! vCPUs are stopped at an instruction boundary for it by `vcpu::snapshot`, which calls
 //! [`take`] and [`restore`] with every vCPU's state in [`Snapshot::live`].
