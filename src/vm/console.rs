@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn el2visor_is_the_stop_after_the_last_vm() {
         let mut s = InputSwitch::with_hyp_stop(2);
-        let mut switch = |s: &mut InputSwitch| {
+        let switch = |s: &mut InputSwitch| {
             assert_eq!(s.input(SWITCH_KEY), Input::Held);
             assert_eq!(s.input(SWITCH_KEY), Input::Held);
             s.input(SWITCH_KEY)
