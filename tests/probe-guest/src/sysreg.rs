@@ -38,6 +38,9 @@ rw!(afsr1, set_afsr1, "afsr1_el1");
 rw!(mair, set_mair, "mair_el1");
 rw!(amair, set_amair, "amair_el1");
 rw!(contextidr, set_contextidr, "contextidr_el1");
+rw!(tpidr1, set_tpidr1, "tpidr_el1");
+rw!(cntv_cval, set_cntv_cval, "cntv_cval_el0");
+rw!(cntv_ctl, set_cntv_ctl, "cntv_ctl_el0");
 
 rw!(tcr2, set_tcr2, "s3_0_c2_c0_3");
 rw!(sctlr2, set_sctlr2, "s3_0_c1_c0_3");

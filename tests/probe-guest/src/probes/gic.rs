@@ -185,6 +185,18 @@ impl GuestGic {
         self.bit(ISACTIVER, intid)
     }
 
+    /// `intid`'s priority byte.
+    pub fn priority(&self, intid: u32) -> u8 {
+        let p = self.bank(intid) + IPRIORITYR + (intid & !3) as u64;
+        (rd32(p) >> (8 * (intid % 4))) as u8
+    }
+
+    pub fn set_priority(&self, intid: u32, prio: u8) {
+        let p = self.bank(intid) + IPRIORITYR + (intid & !3) as u64;
+        let shift = 8 * (intid % 4);
+        wr32(p, (rd32(p) & !(0xff << shift)) | (prio as u32) << shift);
+    }
+
     pub fn enable(&self, intid: u32, on: bool) {
         self.set_bit(if on { ISENABLER } else { ICENABLER }, intid);
     }

@@ -1,10 +1,12 @@
 //! The snapshot probes (with `snapshot` in the bootargs; el2visor needs `snapshot_mem=`): three
 //! rounds, one per restore kind (eager, lazy, dirty-only). Each round fills a 16-page buffer
 //! with a pattern, sets known values in x19-x28, d8-d15, TPIDR_EL0, TPIDRRO_EL0 and
-//! CONTEXTIDR_EL1, and takes a snapshot (`SNAPSHOT_TAKE`, which returns 0). It then overwrites
-//! three pages of the buffer and CONTEXTIDR_EL1 and asks for the restore: the snapshot call
-//! returns again, with x0 = 1 and x1 = the restores so far, and every register and every word of
-//! the buffer must be as they were at the snapshot.
+//! CONTEXTIDR_EL1, and the state outside the general registers (`Outer`: TPIDR_EL1, the virtual
+//! timer's CNTV_CVAL_EL0 and CNTV_CTL_EL0 (enabled, masked), and the virtual GIC's priority of
+//! SGI 5), and takes a snapshot (`SNAPSHOT_TAKE`, which returns 0). It then overwrites three
+//! pages of the buffer, CONTEXTIDR_EL1 and all of `Outer` and asks for the restore: the snapshot
+//! call returns again, with x0 = 1 and x1 = the restores so far, and every register and every
+//! word of the buffer must be as they were at the snapshot.
 //!
 //! RAM is Normal-NC at stage 1 here, so in `coherency=off` mode the buffer is read uncached: a
 //! restored page el2visor did not clean to the PoC reads the overwritten values.
@@ -17,6 +19,7 @@
 
 use core::arch::asm;
 
+use crate::probes::gic::GuestGic;
 use crate::{hvc, report, sysreg};
 use probe_guest::abi::{self, snapshot_info as info, CoherencyMode};
 use probe_guest::dt::Platform;
@@ -155,12 +158,75 @@ fn check_regs(r: &Regs, seed: u64) -> Result<(), Msg> {
     Ok(())
 }
 
+/// The SGI whose priority the snapshot must keep.
+const SGI: u32 = 5;
+
+/// State kept by the snapshot outside the registers `take` checks: an EL1 register, the virtual
+/// timer, and the virtual GIC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Outer {
+    tpidr1: u64,
+    cval: u64,
+    ctl: u64,
+    prio: Option<u8>,
+}
+
+impl Outer {
+    fn for_round(n: u64, seed: u64) -> Self {
+        // CVAL far in the future; CTL = ENABLE | IMASK, so the timer never interrupts.
+        Outer { tpidr1: seed + 400, cval: (seed + 500) << 40, ctl: 3, prio: Some(0x80 + 0x10 * n as u8) }
+    }
+
+    fn scrambled() -> Self {
+        Outer { tpidr1: 0xdead, cval: 1, ctl: 0, prio: Some(0x20) }
+    }
+
+    fn read(g: Option<&GuestGic>) -> Self {
+        // ISTATUS (bit 2) follows the counter, not the guest's writes.
+        Outer { tpidr1: sysreg::tpidr1(), cval: sysreg::cntv_cval(), ctl: sysreg::cntv_ctl() & 3, prio: g.map(|g| g.priority(SGI)) }
+    }
+
+    fn write(&self, g: Option<&GuestGic>) {
+        // SAFETY: TPIDR_EL1 is a software thread ID the probe does not use; the timer stays masked
+        // (IMASK) or off, so it never interrupts.
+        unsafe {
+            sysreg::set_tpidr1(self.tpidr1);
+            sysreg::set_cntv_cval(self.cval);
+            sysreg::set_cntv_ctl(self.ctl);
+        }
+        if let (Some(g), Some(p)) = (g, self.prio) {
+            g.set_priority(SGI, p);
+        }
+        sysreg::isb();
+    }
+
+    /// Equal to `want`, where the GIC's priority may have fewer bits than a byte (the upper
+    /// ones are compared).
+    fn check(&self, want: &Outer) -> Result<(), Msg> {
+        let prio_ok = match (self.prio, want.prio) {
+            (Some(a), Some(b)) => a & 0xf0 == b & 0xf0,
+            (a, b) => a == b,
+        };
+        if self.tpidr1 != want.tpidr1 || self.cval != want.cval || self.ctl != want.ctl || !prio_ok {
+            return Err(probe_guest::msg!("{self:x?} after the restore, the snapshot had {want:x?}"));
+        }
+        Ok(())
+    }
+}
+
 fn snapshot_info(which: u64) -> Result<u64, Msg> {
     Ok(hvc::vendor(abi::VENDOR_SNAPSHOT_INFO, which)?)
 }
 
 /// Run the three rounds, report, power off. `mode`: the coherency mode el2visor reported.
 pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
+    let gic = match GuestGic::init(platform) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            println!("probe: no GIC for the snapshot probes ({e}); its state is not checked");
+            None
+        }
+    };
     let rounds: [(u64, &str, u64); 3] = [(0, "eager", 0), (1, "lazy", 0), (2, "dirty", abi::SNAPSHOT_LOG_DIRTY)];
     for (n, &(kind, name, flags)) in rounds.iter().enumerate() {
         let seed = 0x1000 * (n as u64 + 1);
@@ -170,6 +236,8 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
         }
         // SAFETY: CONTEXTIDR_EL1 only tags translations for debug and trace; nothing here uses it.
         unsafe { sysreg::set_contextidr(seed + 300) };
+        let outer = Outer::for_round(n as u64, seed);
+        outer.write(gic.as_ref());
         let r = take(flags, seed);
         let probe = match name {
             "eager" => "snapshot_restore_eager",
@@ -191,6 +259,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                 }
                 // SAFETY: as above.
                 unsafe { sysreg::set_contextidr(0x5a5a) };
+                Outer::scrambled().write(gic.as_ref());
                 println!("probe: snapshot taken; restoring it the {name} way");
                 let x = hvc::hvc(abi::VENDOR_SNAPSHOT_RESTORE, kind);
                 report::fail(probe, probe_guest::msg!("SNAPSHOT_RESTORE returned {x:#x}"));
@@ -203,6 +272,9 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                 }
                 if result.is_ok() && sysreg::contextidr() != seed + 300 {
                     result = Err(probe_guest::msg!("CONTEXTIDR_EL1 {:#x}, expected {:#x}", sysreg::contextidr(), seed + 300));
+                }
+                if result.is_ok() {
+                    result = Outer::read(gic.as_ref()).check(&outer);
                 }
                 if result.is_ok() {
                     result = check_buf(seed);
@@ -219,6 +291,8 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
             x => report::fail(probe, probe_guest::msg!("SNAPSHOT_TAKE returned {x:#x}")),
         }
     }
+    // SAFETY: the virtual timer off.
+    unsafe { sysreg::set_cntv_ctl(0) };
     report::finish()
 }
 
