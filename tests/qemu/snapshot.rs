@@ -272,3 +272,25 @@ fn console_commands_snapshot_and_restore_a_domain() {
     r.check(t.len() == 40 && counts_up(&t), &format!("domU2's ticks were disturbed: {} ticks, in order: {}", t.len(), counts_up(&t)));
     r.check(r.has("(domU1) EL2VISOR-GUEST-OK") && r.has("(domU2) EL2VISOR-GUEST-OK"), "a domain did not finish");
 }
+
+/// One domain with a vpl011: the switch has two stops, it and el2visor, whose commands work
+/// there too; three more Ctrl-A give the input back to the domain.
+#[test]
+fn console_commands_with_a_single_domain() {
+    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
+    let vms = [format!("domU1={img}:{initrd}:1:128M:console=ttyAMA0 el2visor.ticks=12:vpl011")];
+    let m = domains_machine(3, "max");
+    let inputs: [(&str, usize, &[u8]); 3] = [
+        ("(domU1) EL2VISOR-TICK 2", 1, b"\x01\x01\x01"),
+        ("console input now goes to el2visor", 1, b"snapshot domU1\r"),
+        ("snapshot: VM domU1: taken", 1, b"vms\r\x01\x01\x01"),
+    ];
+    let r = domains("snapshot-console-one", &m, &vms, "loglevel=info snapshot_mem=128M", 600, &inputs);
+    r.check(r.exited, "QEMU did not exit by itself");
+    r.check(r.has("el2visor: console input now goes to el2visor (type help)"), "three Ctrl-A did not reach el2visor");
+    r.check(r.has("el2visor: VM domU1: snapshot asked for"), "the snapshot command was not taken");
+    r.check(r.has("snapshot: VM domU1: taken"), "no snapshot of domU1");
+    r.check(r.has("el2visor: VM domU1: 1 vCPUs, running, snapshot taken"), "`vms` did not list domU1's snapshot");
+    r.check(r.has("el2visor: console input now goes to VM domU1"), "three more Ctrl-A did not give the input back to domU1");
+    r.check(r.has("(domU1) EL2VISOR-GUEST-OK"), "domU1 did not finish");
+}
