@@ -62,6 +62,18 @@ impl VUart {
         taken
     }
 
+    /// The emulated device's state, for a snapshot (`vm::snapshot`).
+    pub fn save(&self) -> Vpl011 {
+        self.state.lock().0.clone()
+    }
+
+    /// Put back a snapshot's device state (the VM is paused; its interrupt line's state comes
+    /// back with the virtual GIC's). The console's line being collected is left as it is: what
+    /// was printed is not unprinted.
+    pub fn restore(&self, v: &Vpl011) {
+        self.state.lock().0 = v.clone();
+    }
+
     /// Print what is left of the VM's last line (it ended without a newline).
     pub fn flush(&self) {
         if let Some(line) = self.state.lock().1.flush() {

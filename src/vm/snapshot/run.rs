@@ -33,6 +33,8 @@ struct Saved {
     /// Per vCPU: its state, `None` for a vCPU that was off.
     vcpus: Vec<Option<VcpuState>>,
     dist: Option<VDist>,
+    /// The vpl011's registers and FIFOs, for a VM with one.
+    vuart: Option<crate::vm::vpl011::Vpl011>,
     /// The vCPU whose vendor call took it: after a restore its call returns 1 in x0.
     caller: Option<usize>,
 }
@@ -268,7 +270,8 @@ pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapE
     }
     drop(s2);
     let vcpus = snap.live.iter().map(|l| l.lock().clone()).collect();
-    *snap.saved.lock() = Some(Saved { vcpus, dist: vm.vgic.as_ref().map(|g| g.save()), caller });
+    let vuart = vm.vuart.as_ref().map(|u| u.save());
+    *snap.saved.lock() = Some(Saved { vcpus, dist: vm.vgic.as_ref().map(|g| g.save()), vuart, caller });
     log::info!(
         "snapshot: VM {}: taken ({} MiB of RAM{}) in {} us",
         vm.name,
@@ -348,6 +351,9 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
     cache::invalidate_icache_all();
     if let (Some(g), Some(d)) = (&vm.vgic, &saved.dist) {
         g.restore(&vm.irqs, d);
+    }
+    if let (Some(u), Some(v)) = (&vm.vuart, &saved.vuart) {
+        u.restore(v);
     }
     let n = snap.restores.fetch_add(1, Ordering::AcqRel) + 1;
     for (v, s) in saved.vcpus.iter().enumerate() {
