@@ -21,6 +21,7 @@ use crate::gic::its::frame::BadAccess;
 use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
 use crate::gic::vits::VIts;
+use crate::gic::vgic::sgi::SgiSends;
 use crate::gic::vgic::{lockless, redist_frame, HwIrq, LiveState, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError, REDIST_FRAME_SIZE};
 use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
@@ -255,6 +256,12 @@ impl VGic {
 
     /// A guest write of the distributor at `offset`.
     pub fn dist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
+        // GICD_SGIR (a GICv2 IPI): the targets under the lock, without allocating; delivered after.
+        let mut sends = SgiSends::new();
+        if offset == 0xf00 && self.dist.lock().sgir_store(vcpu, offset, size, value, &mut sends) {
+            deliver(vcpus, &sends);
+            return Ok(());
+        }
         let actions = {
             let mut d = self.dist.lock();
             let r = d.mmio_write(vcpu, offset, size, value);
@@ -320,8 +327,9 @@ impl VGic {
 
     /// A guest write of ICC_SGI1R_EL1 (GICv3 SGIs).
     pub fn sgi1r_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u64) -> Result<(), AccessError> {
-        let actions = self.dist.lock().sgi1r_write(vcpu, value)?;
-        apply_all(vcpus, &actions);
+        let mut sends = SgiSends::new();
+        self.dist.lock().sgi1r_send_into(vcpu, value, &mut sends)?;
+        deliver(vcpus, &sends);
         Ok(())
     }
 }
@@ -370,6 +378,17 @@ fn is_private(a: &VgicAction) -> bool {
 /// A state action for a banked interrupt (only its own pCPU may apply it under GICv2).
 fn is_private_state(a: &VgicAction) -> bool {
     matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } | VgicAction::SetPhysPriority { intid, .. } if *intid < 32)
+}
+
+/// Carry out an SGI write: each delivery straight to its vCPU's queue (`lrs::queue`, which also
+/// wakes a vCPU on another pCPU), then whatever else it asked for.
+fn deliver(vcpus: &[VcpuIrq], sends: &SgiSends) {
+    for (vcpu, virq) in sends.deliveries() {
+        lrs::queue(vcpus, vcpu, virq);
+    }
+    if !sends.other().is_empty() {
+        apply_all(vcpus, sends.other());
+    }
 }
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {
