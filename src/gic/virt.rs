@@ -243,10 +243,17 @@ impl VGic {
     /// A guest read of the distributor at `offset` by vCPU `vcpu` of `vcpus`. The identification
     /// and control words are answered from their lock-free copy (`vgic::lockless`), the rest by
     /// the model under the lock.
+    #[inline(always)]
     pub fn dist_read(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
-        if let Some(v) = lockless::read(self.config.version, offset, size, |i| self.lockless[i].load(Ordering::Acquire)) {
-            return Ok(v);
+        match lockless::read(self.config.version, offset, size, |i| self.lockless[i].load(Ordering::Acquire)) {
+            Some(v) => Ok(v),
+            None => self.dist_read_locked(vcpus, vcpu, offset, size),
         }
+    }
+
+    /// [`Self::dist_read`] of a register with per-interrupt state: the model under the lock.
+    #[inline(never)]
+    fn dist_read_locked(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
         let Some(h) = host() else { return Ok(0) };
         let mut d = self.dist.lock();
         let r = d.mmio_read_live(vcpu, offset, size, &self.live(h, vcpus));

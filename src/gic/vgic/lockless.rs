@@ -30,6 +30,7 @@ impl VDist {
 /// A guest's `size`-byte read at distributor `offset`, answered from word `i` of a copy of
 /// [`VDist::lockless_words`] (`word(i)`, called at most once) where the register is one of
 /// those, else `None`.
+#[inline(always)]
 pub fn read(version: GicVersion, offset: u64, size: u8, word: impl FnOnce(usize) -> u32) -> Option<u64> {
     if size != 4 || offset % 4 != 0 {
         return None;
