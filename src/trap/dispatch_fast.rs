@@ -92,21 +92,28 @@ pub fn gic_dist(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Op
 }
 
 /// A guest's access (syndrome `esr`) to a GICv3 CPU-interface register, as `trap::dispatch`
-/// serves it: first the trap el2visor may have armed to re-sample a level interrupt
-/// (`gic::lrs::icc_trap`: then the instruction runs again; this is the guest's IAR after a timer
-/// tick on GICv3), else an ICC_SGI1R_EL1 write (an IPI) through the distributor model. `None`
-/// for anything else, or a VM without a virtual GIC, or a register `regs` does not hold.
+/// serves it: an ICC_SGI1R_EL1 write (an IPI) through the distributor model; else the trap
+/// el2visor may have armed to re-sample a level interrupt (`gic::lrs::icc_trap`: then the
+/// instruction runs again; this is the guest's IAR after a timer tick on GICv3). The IPI comes
+/// first: that trap (ICH_HCR_EL2.TALL1) is for the group 1 registers that acknowledge or end an
+/// interrupt, not for SGI1R (trapped by HCR_EL2.IMO), so an IPI sent while it is armed leaves
+/// the re-sample to the acknowledge it is for. `None` for anything else, or a VM without a
+/// virtual GIC, or a register `regs` does not hold.
+#[inline(always)]
 pub fn sgi1r(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<Exit> {
     if !fastmmio::is_icc_access(esr) {
         return None;
     }
     let me = cpu::this();
-    if vm.irqs.get(vcpu).is_some_and(crate::gic::lrs::icc_trap) {
-        me.exits.count(ExitReason::Sysreg);
-        me.last_abort.lock().clear();
-        return Some(Exit::Resume);
-    }
-    let value = regs.operand(fastmmio::sgi1r_write_rt(esr)?)?;
+    let Some(rt) = fastmmio::sgi1r_write_rt(esr) else {
+        if vm.irqs.get(vcpu).is_some_and(crate::gic::lrs::icc_trap) {
+            me.exits.count(ExitReason::Sysreg);
+            me.last_abort.lock().clear();
+            return Some(Exit::Resume);
+        }
+        return None;
+    };
+    let value = regs.operand(rt)?;
     let vg = vm.vgic.as_ref()?;
     me.exits.count(ExitReason::Sysreg);
     me.last_abort.lock().clear();

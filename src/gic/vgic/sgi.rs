@@ -132,48 +132,76 @@ impl Sgi1r {
 }
 
 /// What one SGI write asks for, kept without allocating in the common case (issue 15: the path
-/// of every guest IPI): up to [`SgiSends::INLINE`] deliveries `(vcpu, virq)`, each of which the
-/// runtime hands to the vCPU's queue (which also wakes a vCPU running on another pCPU, so the
-/// [`VgicAction::Kick`] that accompanies each delivery is not kept), and anything else in a
-/// vector that stays empty (a warning, or the deliveries past the first eight of a broadcast).
-#[derive(Debug)]
+/// of every guest IPI). An SGI write makes one INTID pending, from one source, on a set of vCPUs;
+/// the list-register views ([`Virq`]) of its deliveries differ only in each target's priority
+/// and group of that SGI. So the deliveries to vCPUs 0..8 are kept as a target mask, the eight
+/// priorities and a group mask (a few words the caller builds on its stack, no array to
+/// initialise or copy); the runtime hands each to the vCPU's queue, which also wakes a vCPU
+/// running on another pCPU, so the [`VgicAction::Kick`] that accompanies each delivery is not
+/// kept. Anything else (a warning, a delivery to vCPU 8 or above, one unlike the rest) goes to a
+/// vector, which then allocates, in order.
+#[derive(Debug, Default)]
 pub struct SgiSends {
-    to: [Option<(usize, Virq)>; SgiSends::INLINE],
-    n: usize,
+    /// INTID and source of the deliveries in `mask`.
+    intid: u32,
+    source: u8,
+    /// Bit `v`: a delivery to vCPU `v`.
+    mask: u8,
+    /// Bit `v`: vCPU `v`'s delivery is group 1.
+    group1: u8,
+    /// Byte `v`: vCPU `v`'s priority of the SGI.
+    priority: u64,
     other: Vec<VgicAction>,
 }
 
-impl Default for SgiSends {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl SgiSends {
-    /// Deliveries kept inline: every vCPU of a GICv2 VM.
+    /// Deliveries kept without the vector: to vCPUs 0..8.
     pub const INLINE: usize = 8;
 
     pub const fn new() -> Self {
-        Self { to: [None; Self::INLINE], n: 0, other: Vec::new() }
+        Self { intid: 0, source: 0, mask: 0, group1: 0, priority: 0, other: Vec::new() }
     }
 
+    /// Whether `virq` for vCPU `vcpu` fits the compact form next to what is already kept.
+    #[inline(always)]
+    fn fits(&self, vcpu: usize, virq: &Virq) -> bool {
+        vcpu < Self::INLINE
+            && virq.pintid.is_none()
+            && !virq.level
+            && (self.mask == 0 || (virq.intid, virq.source) == (self.intid, self.source))
+    }
+
+    #[inline(always)]
     fn push(&mut self, a: VgicAction) {
         match a {
-            VgicAction::InjectSgi { vcpu, virq, .. } if self.n < Self::INLINE => {
-                self.to[self.n] = Some((vcpu, virq));
-                self.n += 1;
+            VgicAction::InjectSgi { vcpu, virq, .. } if self.fits(vcpu, &virq) => {
+                self.intid = virq.intid;
+                self.source = virq.source;
+                self.mask |= 1 << vcpu;
+                self.group1 |= (virq.group1 as u8) << vcpu;
+                self.priority |= (virq.priority as u64) << (8 * vcpu);
             }
-            VgicAction::Kick(v) if self.deliveries().any(|(t, _)| t == v) => {}
+            VgicAction::Kick(v) if v < Self::INLINE && self.mask & (1 << v) != 0 => {}
             a => self.other.push(a),
         }
     }
 
-    /// The SGIs to queue: `(vcpu, virq)`.
+    /// The SGIs to queue: `(vcpu, virq)`, lowest vCPU first.
     pub fn deliveries(&self) -> impl Iterator<Item = (usize, Virq)> + '_ {
-        self.to[..self.n].iter().flatten().copied()
+        bits(self.mask as u64).map(|v| {
+            let virq = Virq {
+                intid: self.intid,
+                pintid: None,
+                priority: (self.priority >> (8 * v)) as u8,
+                group1: self.group1 & (1 << v) != 0,
+                source: self.source,
+                level: false,
+            };
+            (v, virq)
+        })
     }
 
-    /// The other actions, in order (empty but for a warning or a broadcast past eight vCPUs).
+    /// The other actions, in order (empty but for a warning or an unusual delivery).
     pub fn other(&self) -> &[VgicAction] {
         &self.other
     }
@@ -298,8 +326,9 @@ mod tests {
     }
 
     /// The allocation-free sends do what the action lists say, to the same model state: each
-    /// InjectSgi is a delivery, its Kick dropped (the delivery wakes the vCPU), and everything
-    /// else (warnings, deliveries past the inline eight) is kept in order.
+    /// InjectSgi to vCPUs 0..8 is a delivery with the same list-register view, its Kick dropped
+    /// (the delivery wakes the vCPU), and everything else (warnings, deliveries to vCPU 8 and
+    /// above) is kept in order.
     #[test]
     fn inline_sends_match_the_action_lists() {
         use crate::gic::vgic::{VcpuPlacement, VgicConfig};
@@ -314,12 +343,18 @@ mod tests {
             d.mmio_write(0, 0, 4, 3).unwrap();
             for v in 0..n {
                 // SGIs 0..8 enabled (and group 1) on every vCPU, 8..16 held back.
+                // Each vCPU its own priorities of SGIs 0..4, and group 0 on vCPU 2 (the compact
+                // form must keep both per target).
+                let prio = 0x0808_0808 * (v as u64 + 1) & 0xf8f8_f8f8;
+                let group = if v == 2 { 0 } else { 0xffff };
                 if version == GicVersion::V2 {
                     d.mmio_write(v, 0x100, 4, 0xff).unwrap();
-                    d.mmio_write(v, 0x080, 4, 0xffff).unwrap();
+                    d.mmio_write(v, 0x080, 4, group).unwrap();
+                    d.mmio_write(v, 0x400, 4, prio).unwrap();
                 } else {
                     d.redist_write(v, v, 0x1_0100, 4, 0xff).unwrap();
-                    d.redist_write(v, v, 0x1_0080, 4, 0xffff).unwrap();
+                    d.redist_write(v, v, 0x1_0080, 4, group).unwrap();
+                    d.redist_write(v, v, 0x1_0400, 4, prio).unwrap();
                 }
             }
             d
@@ -329,7 +364,7 @@ mod tests {
             let mut expect_other = Vec::new();
             for a in want {
                 match a {
-                    VgicAction::InjectSgi { vcpu, virq, .. } if expect_deliveries.len() < SgiSends::INLINE => expect_deliveries.push((vcpu, virq)),
+                    VgicAction::InjectSgi { vcpu, virq, .. } if vcpu < SgiSends::INLINE => expect_deliveries.push((vcpu, virq)),
                     VgicAction::Kick(v) if expect_deliveries.iter().any(|&(t, _)| t == v) => {}
                     a => expect_other.push(a),
                 }
@@ -361,6 +396,6 @@ mod tests {
         }
         let mut got = SgiSends::new();
         model(GicVersion::V3, 12).sgi1r_send_into(3, 2 << 24 | 1 << 40, &mut got).unwrap();
-        assert_eq!((got.deliveries().count(), got.other().len()), (8, 6), "11 targets: 8 inline, 3 more with their kicks");
+        assert_eq!((got.deliveries().count(), got.other().len()), (7, 8), "11 targets: 7 below vCPU 8 inline, 4 more with their kicks");
     }
 }
