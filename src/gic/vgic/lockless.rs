@@ -32,7 +32,7 @@ impl VDist {
 /// those, else `None`.
 #[inline(always)]
 pub fn read(version: GicVersion, offset: u64, size: u8, word: impl FnOnce(usize) -> u32) -> Option<u64> {
-    if size != 4 || offset % 4 != 0 {
+    if size != 4 || !offset.is_multiple_of(4) {
         return None;
     }
     let word = |i: u64| Some(word(i as usize) as u64);

@@ -335,7 +335,7 @@ mod tests {
         let model = |version, n: usize| {
             let mut d = VDist::new(&VgicConfig {
                 version,
-                vcpus: (0..n).map(|i| VcpuPlacement { mpidr: 0x8000_0000 | (i as u64 / 16) << 8 | i as u64 % 16, pcpu: i }).collect(),
+                vcpus: (0..n).map(|i| VcpuPlacement { mpidr: 0x8000_0000 | (i as u64 / 16) << 8 | (i as u64 % 16), pcpu: i }).collect(),
                 hw_ppis: vec![27],
                 hw_spis: vec![],
             })
@@ -345,7 +345,7 @@ mod tests {
                 // SGIs 0..8 enabled (and group 1) on every vCPU, 8..16 held back.
                 // Each vCPU its own priorities of SGIs 0..4, and group 0 on vCPU 2 (the compact
                 // form must keep both per target).
-                let prio = 0x0808_0808 * (v as u64 + 1) & 0xf8f8_f8f8;
+                let prio = (0x0808_0808 * (v as u64 + 1)) & 0xf8f8_f8f8;
                 let group = if v == 2 { 0 } else { 0xffff };
                 if version == GicVersion::V2 {
                     d.mmio_write(v, 0x100, 4, 0xff).unwrap();
