@@ -1,12 +1,13 @@
-//! The lean paths for the exits a running guest makes most that need Rust (from the lean entry,
-//! `vcpu::lean`, or from the run loop's slow entry): its loads and stores
-//! of the virtual GIC distributor, and (GICv3) its IPIs, writes of ICC_SGI1R_EL1 (issue 15). The run loop tries it before the general
-//! dispatcher (`trap::dispatch`); it decides from ESR_EL2 and the fault address alone
-//! (`trap::fastmmio`), hands the access straight to the VM's distributor model, and leaves
-//! everything else, and every access the model refuses, to the general path, which then reports
-//! it and injects the abort as always. What it skips is generic: the abort-class checks, the
-//! search of the VM's device and MMIO region lists, the device trait object and its error
-//! conversions.
+//! The lean paths for the exits a running guest makes most that need Rust: its loads and stores
+//! of the virtual GIC distributor, and (GICv3) its IPIs, writes of ICC_SGI1R_EL1 (issue 15).
+//! The lean synchronous exit (`vcpu::lean`, with only the caller-saved registers saved) calls
+//! them first, and the run loop's slow entry again for what that exit could not take (a register
+//! it does not save), before the general dispatcher (`trap::dispatch`). They decide from ESR_EL2
+//! and the fault address alone (`trap::fastmmio`), hand the access straight to the VM's
+//! distributor model, and leave everything else, and every access the model refuses, to the
+//! general path, which then reports it and injects the abort as always. What they skip is
+//! generic: the abort-class checks, the search of the VM's device and MMIO region lists, the
+//! device trait object and its error conversions.
 
 use crate::arch::exception::TrapFrame;
 use crate::arch::frame::LeanRegs;
