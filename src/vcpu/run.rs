@@ -37,7 +37,7 @@ pub fn announce_vms() {
 }
 
 /// The VM and vCPU this pCPU runs, if any.
-pub(super) fn assignment() -> Option<(&'static Vm, usize)> {
+fn assignment() -> Option<(&'static Vm, usize)> {
     let (slot, v) = cpu::this().assignment()?;
     Some((table::get(slot)?, v))
 }
