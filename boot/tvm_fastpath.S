@@ -9,7 +9,9 @@
  *
  * The vector entry saves x0 and x1 on the EL2 stack, reads ESR_EL2 into x1 and branches to
  * `lower_sync_fast` (below), which sends an SMCCC HVC to boot/hvc_fastpath.S, a trapped MSR/MRS
- * (EC 0x18) to `tvm_fast_path` and everything else straight to the slow path. In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
+ * (EC 0x18) to `tvm_fast_path`, a data abort (EC 0x24) to the lean exit (`lower_sync_lean`,
+ * boot/vectors.S: the virtual GIC distributor) and everything else straight to the slow path.
+ * A trapped MSR/MRS that is no TVM write goes on to the lean exit too (a GICv3 IPI). In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
  * this file), whose entry does step 2 for MAIR_EL1 itself and jumps straight into the MAIR entries
  * (30 instructions from the exception to ERET, docs/benchmarks.md counts them). The fast path
  * (x2 saved as well on the paths that need a third register):
@@ -23,7 +25,8 @@
  *   3. takes the value from Rt (x0..x30, 31 = XZR; x0..x2 from the save area, as they are
  *      clobbered), writes the register (MAIR_EL1 through MAIR_OVERRIDE in mode 2), adds one to
  *      the record's `tvm_fast` count, advances ELR_EL2 by 4, restores and ERETs.
- * Anything else restores x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
+ * Anything else goes to the lean exit (`lower_sync_lean`), which serves a GIC access or restores
+ * x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
  * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule
  * (crate::trap::sysreg::tvm_write_value).
  *
@@ -136,8 +139,10 @@ lower_sync_fast:
     cmp     w1, w0
     b.eq    hvc_fast_path
     ubfx    w0, w1, #26, #6                 // EC: only a trapped MSR (0x18) can be a TVM write
+    cmp     w0, #0x24                       // a data abort: the lean exit (boot/vectors.S) first
+    b.eq    lower_sync_lean
     cmp     w0, #0x18
-    b.ne    .Ltvm_slow
+    b.ne    .Lnot_sysreg
 .global tvm_fast_path
 tvm_fast_path:                              // x0, x1 saved at [sp], x1 = ESR_EL2
     mrs     x0, tpidr_el2                   // this CPU's record
@@ -179,7 +184,9 @@ tvm_fast_path:                              // x0, x1 saved at [sp], x1 = ESR_EL
 
 .Ltvm_slow_x2:
     ldr     x2, [sp], #16
-.Ltvm_slow:
+.Ltvm_slow:                                 // a trapped MSR/MRS that is no TVM write: x0, x1 saved
+    b       lower_sync_lean                 // the lean exit tries it (an IPI), else the slow path
+.Lnot_sysreg:
     ldp     x0, x1, [sp], #16
     b       lower_sync_slow
 

@@ -156,6 +156,49 @@ reset_stack_and_call:
     .popsection
 .endm
 
+/*
+ * The lean synchronous exit (issue 15; crate::vcpu::lean): a guest's access to the virtual GIC
+ * distributor or a trapped GIC CPU-interface register. `lower_sync_fast` (boot/tvm_fastpath.S)
+ * comes here for a data abort and for a trapped MSR/MRS its TVM table does not take, with the
+ * guest's x0 and x1 saved at [sp]. Only the caller-saved registers are saved (x2..x17, x18, x30
+ * below x0/x1: arch::frame::LeanRegs): the Rust function preserves x19..x29, and ELR_EL2/SPSR_EL2
+ * stay in their registers. It returns 0 when it served the exit: restore and ERET; anything else
+ * means it did nothing: restore every register as the guest left it and take the slow path (the
+ * flags of the `cmp` survive the loads).
+ */
+.equ LEAN_SIZE, 0xa0
+.text
+.global lower_sync_lean
+lower_sync_lean:
+    sub     sp, sp, #(LEAN_SIZE - 16)
+    stp     x2, x3, [sp, #0x00]
+    stp     x4, x5, [sp, #0x10]
+    stp     x6, x7, [sp, #0x20]
+    stp     x8, x9, [sp, #0x30]
+    stp     x10, x11, [sp, #0x40]
+    stp     x12, x13, [sp, #0x50]
+    stp     x14, x15, [sp, #0x60]
+    stp     x16, x17, [sp, #0x70]
+    stp     x18, x30, [sp, #0x80]
+    mov     x0, sp
+    bl      lean_sync_exit
+    cmp     x0, #0
+    ldp     x2, x3, [sp, #0x00]
+    ldp     x4, x5, [sp, #0x10]
+    ldp     x6, x7, [sp, #0x20]
+    ldp     x8, x9, [sp, #0x30]
+    ldp     x10, x11, [sp, #0x40]
+    ldp     x12, x13, [sp, #0x50]
+    ldp     x14, x15, [sp, #0x60]
+    ldp     x16, x17, [sp, #0x70]
+    ldp     x18, x30, [sp, #0x80]
+    ldp     x0, x1, [sp, #0x90]
+    add     sp, sp, #LEAN_SIZE
+    b.ne    lower_sync_slow
+    eret
+    dsb     nsh                         // speculation barrier after ERET
+    isb
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global el2_vectors

@@ -50,6 +50,56 @@ impl TrapFrame {
 /// SPSR for EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
 
+/// What the lean synchronous exit (`lower_sync_lean`, boot/vectors.S; issue 15) saves instead of
+/// a [`TrapFrame`]: the caller-saved registers x0..x18 and x30, which the Rust it calls may
+/// change, in this order: x2..x17, x18, x30, then x0 and x1 (which the vector saved first).
+/// x19..x29 stay in the CPU (the Rust code preserves them), so they are not operands here:
+/// [`LeanRegs::reg`] has no value for them and an exit that needs one takes the slow path.
+/// ELR_EL2 and SPSR_EL2 stay in their registers too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LeanRegs {
+    slots: [u64; 20],
+}
+
+const _: () = assert!(core::mem::size_of::<LeanRegs>() == 0xa0);
+
+impl LeanRegs {
+    /// The save slot of register `n`, if it is saved.
+    #[inline(always)]
+    fn slot(n: u8) -> Option<usize> {
+        match n {
+            0 | 1 => Some(18 + n as usize),
+            2..=18 => Some(n as usize - 2),
+            30 => Some(17),
+            _ => None,
+        }
+    }
+    /// Register `n` as an instruction operand sees it (31 is XZR), if this save holds it.
+    #[inline(always)]
+    pub fn reg(&self, n: u8) -> Option<u64> {
+        if n == 31 {
+            return Some(0);
+        }
+        Self::slot(n).map(|i| self.slots[i])
+    }
+    /// Set register `n` (31, XZR, discards the write); `false` if this save does not hold it.
+    #[inline(always)]
+    pub fn set_reg(&mut self, n: u8, v: u64) -> bool {
+        match Self::slot(n) {
+            Some(i) => {
+                self.slots[i] = v;
+                true
+            }
+            None => n == 31,
+        }
+    }
+    /// The registers as saved, in memory order (for tests).
+    pub fn from_slots(slots: [u64; 20]) -> Self {
+        Self { slots }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +123,27 @@ mod tests {
         f.spsr |= 1 << 21;
         f.skip_instruction(1 << 25);
         assert_eq!((f.elr, f.spsr), (0x4008_0010, SPSR_EL1H_DAIF_MASKED));
+    }
+
+    /// The slots are where boot/vectors.S's `lower_sync_lean` stores each register: x2..x17 in
+    /// pairs from offset 0, x18 and x30 at 0x80, x0 and x1 (the vector's own push) at 0x90.
+    #[test]
+    fn lean_registers_sit_where_the_vector_saves_them() {
+        let mut slots = [0u64; 20];
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = 100 + i as u64;
+        }
+        let mut r = LeanRegs::from_slots(slots);
+        for n in 2..=17u8 {
+            assert_eq!(r.reg(n), Some(100 + (n as u64 - 2)), "x{n}");
+        }
+        assert_eq!((r.reg(18), r.reg(30), r.reg(0), r.reg(1), r.reg(31)), (Some(116), Some(117), Some(118), Some(119), Some(0)));
+        for n in 19..=29u8 {
+            assert_eq!(r.reg(n), None, "x{n} stays in the CPU");
+            assert!(!r.set_reg(n, 1));
+        }
+        assert!(r.set_reg(31, 5) && r.set_reg(30, 9) && r.set_reg(0, 7));
+        assert_eq!((r.reg(31), r.reg(30), r.reg(0)), (Some(0), Some(9), Some(7)));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   ([`super::lrs::before_entry`]).
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
@@ -20,7 +21,8 @@ use crate::gic::its::frame::BadAccess;
 use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
 use crate::gic::vits::VIts;
-use crate::gic::vgic::{redist_frame, HwIrq, LiveState, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError, REDIST_FRAME_SIZE};
+use crate::gic::vgic::sgi::SgiSends;
+use crate::gic::vgic::{lockless, redist_frame, HwIrq, LiveState, VDist, VcpuPlacement, VgicAction, VgicConfig, VgicError, REDIST_FRAME_SIZE};
 use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
 use crate::percpu;
@@ -31,6 +33,9 @@ pub struct VGic {
     /// Purely virtual SPIs that emulated devices drive (`set_line`).
     emulated: Vec<u32>,
     dist: spin::Mutex<VDist>,
+    /// A copy of the distributor words a guest reads without the lock (`vgic::lockless`):
+    /// written under the lock whenever they may change ([`Self::publish`]), read without it.
+    lockless: [AtomicU32; 4],
     /// The distributor's guest-physical range.
     pub dist_ipa: PaRange,
     /// GICv3: the redistributors, one frame set per vCPU.
@@ -73,6 +78,7 @@ impl VGic {
         for a in dist.reset_actions().iter().filter(|a| !is_private(a)) {
             apply_hw(h, a);
         }
+        let lockless = dist.lockless_words().map(AtomicU32::new);
         let redist_stride = redist.map_or(REDIST_FRAME_SIZE, |r| r.1).max(REDIST_FRAME_SIZE);
         let redist_ipa = match (h.version(), redist) {
             (GicVersion::V3, Some((b, _))) => Some(PaRange::new(b, redist_stride * n)),
@@ -82,6 +88,7 @@ impl VGic {
             config,
             emulated,
             dist: spin::Mutex::new(dist),
+            lockless,
             dist_ipa,
             redist_ipa,
             redist_stride,
@@ -91,7 +98,11 @@ impl VGic {
 
     /// Give the VM a virtual ITS: its redistributors get LPIs.
     pub fn attach_its(&self, its: VIts) {
-        self.dist.lock().enable_lpis(its.lpi_bits);
+        {
+            let mut d = self.dist.lock();
+            d.enable_lpis(its.lpi_bits);
+            self.publish(&d);
+        }
         self.its.call_once(|| its);
     }
 
@@ -135,7 +146,11 @@ impl VGic {
             fresh.enable_lpis(i.lpi_bits);
         }
         let actions = fresh.reset_actions();
-        *self.dist.lock() = fresh;
+        {
+            let mut d = self.dist.lock();
+            *d = fresh;
+            self.publish(&d);
+        }
         let pcpu = self.config.vcpus.first().map_or(0, |v| v.pcpu);
         for &intid in &self.config.hw_spis {
             apply(h, vcpus, &VgicAction::ClearPhysActive { intid, pcpu });
@@ -175,6 +190,7 @@ impl VGic {
         let actions = {
             let mut d = self.dist.lock();
             *d = saved.clone();
+            self.publish(&d);
             d.state_actions()
         };
         for a in actions.iter().filter(|a| !is_private_state(a)) {
@@ -216,8 +232,28 @@ impl VGic {
         Live { h, vcpus, placements: &self.config.vcpus }
     }
 
-    /// A guest read of the distributor at `offset` by vCPU `vcpu` of `vcpus`.
+    /// Refresh the lock-free copy of the distributor's identification and control words from
+    /// `d` (the locked distributor): after every change that may alter them.
+    fn publish(&self, d: &VDist) {
+        for (slot, w) in self.lockless.iter().zip(d.lockless_words()) {
+            slot.store(w, Ordering::Release);
+        }
+    }
+
+    /// A guest read of the distributor at `offset` by vCPU `vcpu` of `vcpus`. The identification
+    /// and control words are answered from their lock-free copy (`vgic::lockless`), the rest by
+    /// the model under the lock.
+    #[inline(always)]
     pub fn dist_read(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
+        match lockless::read(self.config.version, offset, size, |i| self.lockless[i].load(Ordering::Acquire)) {
+            Some(v) => Ok(v),
+            None => self.dist_read_locked(vcpus, vcpu, offset, size),
+        }
+    }
+
+    /// [`Self::dist_read`] of a register with per-interrupt state: the model under the lock.
+    #[inline(never)]
+    fn dist_read_locked(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8) -> Result<u64, AccessError> {
         let Some(h) = host() else { return Ok(0) };
         let mut d = self.dist.lock();
         let r = d.mmio_read_live(vcpu, offset, size, &self.live(h, vcpus));
@@ -227,9 +263,18 @@ impl VGic {
 
     /// A guest write of the distributor at `offset`.
     pub fn dist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
+        // GICD_SGIR (a GICv2 IPI): the targets under the lock, without allocating; delivered after.
+        let mut sends = SgiSends::new();
+        if offset == 0xf00 && self.dist.lock().sgir_store(vcpu, offset, size, value, &mut sends) {
+            deliver(vcpus, &sends);
+            return Ok(());
+        }
         let actions = {
             let mut d = self.dist.lock();
             let r = d.mmio_write(vcpu, offset, size, value);
+            if offset < 0x10 {
+                self.publish(&d);
+            }
             note_warning(&mut d, vcpu);
             retract_all(&mut d, vcpus);
             r?
@@ -289,8 +334,9 @@ impl VGic {
 
     /// A guest write of ICC_SGI1R_EL1 (GICv3 SGIs).
     pub fn sgi1r_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u64) -> Result<(), AccessError> {
-        let actions = self.dist.lock().sgi1r_write(vcpu, value)?;
-        apply_all(vcpus, &actions);
+        let mut sends = SgiSends::new();
+        self.dist.lock().sgi1r_send_into(vcpu, value, &mut sends)?;
+        deliver(vcpus, &sends);
         Ok(())
     }
 }
@@ -339,6 +385,17 @@ fn is_private(a: &VgicAction) -> bool {
 /// A state action for a banked interrupt (only its own pCPU may apply it under GICv2).
 fn is_private_state(a: &VgicAction) -> bool {
     matches!(a, VgicAction::DisablePhys { intid, .. } | VgicAction::EnablePhys { intid, .. } | VgicAction::SetPhysPriority { intid, .. } if *intid < 32)
+}
+
+/// Carry out an SGI write: each delivery straight to its vCPU's queue (`lrs::queue`, which also
+/// wakes a vCPU on another pCPU), then whatever else it asked for.
+fn deliver(vcpus: &[VcpuIrq], sends: &SgiSends) {
+    for (vcpu, virq) in sends.deliveries() {
+        lrs::queue(vcpus, vcpu, virq);
+    }
+    if !sends.other().is_empty() {
+        apply_all(vcpus, sends.other());
+    }
 }
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {

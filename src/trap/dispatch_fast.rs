@@ -1,13 +1,16 @@
 //! The lean paths for the exits a running guest makes most that need Rust: its loads and stores
-//! of the virtual GIC distributor, and (GICv3) its IPIs, writes of ICC_SGI1R_EL1 (issue 15). The run loop tries it before the general
-//! dispatcher (`trap::dispatch`); it decides from ESR_EL2 and the fault address alone
-//! (`trap::fastmmio`), hands the access straight to the VM's distributor model, and leaves
-//! everything else, and every access the model refuses, to the general path, which then reports
-//! it and injects the abort as always. What it skips is generic: the abort-class checks, the
-//! search of the VM's device and MMIO region lists, the device trait object and its error
-//! conversions.
+//! of the virtual GIC distributor, and (GICv3) its IPIs, writes of ICC_SGI1R_EL1 (issue 15).
+//! The lean synchronous exit (`vcpu::lean`, with only the caller-saved registers saved) calls
+//! them first, and the run loop's slow entry again for what that exit could not take (a register
+//! it does not save), before the general dispatcher (`trap::dispatch`). They decide from ESR_EL2
+//! and the fault address alone (`trap::fastmmio`), hand the access straight to the VM's
+//! distributor model, and leave everything else, and every access the model refuses, to the
+//! general path, which then reports it and injects the abort as always. What they skip is
+//! generic: the abort-class checks, the search of the VM's device and MMIO region lists, the
+//! device trait object and its error conversions.
 
 use crate::arch::exception::TrapFrame;
+use crate::arch::frame::LeanRegs;
 use crate::arch::{cpu, sysreg};
 use crate::percpu::stats::ExitReason;
 use crate::trap::dispatch::Exit;
@@ -15,10 +18,58 @@ use crate::trap::esr::hpfar_to_ipa;
 use crate::trap::fastmmio;
 use crate::vm::instance::Vm;
 
-/// A guest access to vCPU `vcpu`'s distributor, emulated; `None` for anything else (the frame
-/// untouched).
-pub fn gic_dist(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Option<Exit> {
-    let esr = sysreg::esr_el2();
+/// The guest's registers as the lean paths see them: the full frame of the slow entry, or the
+/// caller-saved registers of the lean entry (`vcpu::lean`), which lack x19..x29.
+pub trait GuestRegs {
+    /// Register `n` as an operand (31 = XZR); `None` if this save does not hold it.
+    fn operand(&self, n: u8) -> Option<u64>;
+    /// Set register `n` (one [`operand`](Self::operand) has a value for).
+    fn set_operand(&mut self, n: u8, v: u64);
+    /// Step over the trapped instruction (ESR_EL2 `esr`), ending a software step in progress.
+    fn step(&mut self, esr: u64);
+}
+
+impl GuestRegs for TrapFrame {
+    #[inline(always)]
+    fn operand(&self, n: u8) -> Option<u64> {
+        Some(self.reg(n as usize))
+    }
+    #[inline(always)]
+    fn set_operand(&mut self, n: u8, v: u64) {
+        self.set_reg(n as usize, v);
+    }
+    fn step(&mut self, esr: u64) {
+        self.skip_instruction(esr);
+    }
+}
+
+/// PSTATE.SS in SPSR_EL2: a software step in progress.
+const SPSR_SS: u64 = 1 << 21;
+
+impl GuestRegs for LeanRegs {
+    #[inline(always)]
+    fn operand(&self, n: u8) -> Option<u64> {
+        self.reg(n)
+    }
+    #[inline(always)]
+    fn set_operand(&mut self, n: u8, v: u64) {
+        self.set_reg(n, v);
+    }
+    /// As [`TrapFrame::skip_instruction`], on ELR_EL2 and SPSR_EL2 themselves.
+    #[inline(always)]
+    fn step(&mut self, esr: u64) {
+        sysreg::set_elr_el2(sysreg::elr_el2() + if esr & (1 << 25) != 0 { 4 } else { 2 });
+        let spsr = sysreg::spsr_el2();
+        if spsr & SPSR_SS != 0 {
+            sysreg::set_spsr_el2(spsr & !SPSR_SS);
+        }
+    }
+}
+
+/// A guest access (syndrome `esr`) to vCPU `vcpu`'s distributor, emulated; `None` for anything
+/// else, or an access whose register `regs` does not hold (nothing done).
+#[inline(always)]
+pub fn gic_dist(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<Exit> {
     let a = fastmmio::decode(esr)?;
     let vg = vm.vgic.as_ref()?;
     let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
@@ -26,43 +77,50 @@ pub fn gic_dist(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Option<Exit> {
     if offset >= vg.dist_ipa.size {
         return None;
     }
+    let rt = regs.operand(a.rt)?;
     if a.write {
-        vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(frame.reg(a.rt as usize))).ok()?;
+        vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).ok()?;
     } else {
         let v = vg.dist_read(&vm.irqs, vcpu, offset, a.size).ok()?;
-        frame.set_reg(a.rt as usize, a.load_value(v));
+        regs.set_operand(a.rt, a.load_value(v));
     }
     let me = cpu::this();
     me.exits.count(ExitReason::Dabt);
     // Progress, as for every emulated access: the "same abort again" history starts afresh.
     me.last_abort.lock().clear();
-    frame.skip_instruction(esr);
+    regs.step(esr);
     Some(Exit::Resume)
 }
 
-/// A guest's access to a GICv3 CPU-interface register, as `trap::dispatch` serves it: first the
-/// trap el2visor may have armed to re-sample a level interrupt (`gic::lrs::icc_trap`: then the
-/// instruction runs again; this is the guest's IAR after a timer tick on GICv3), else an
-/// ICC_SGI1R_EL1 write (an IPI) through the distributor model. `None` for anything else, or a VM
-/// without a virtual GIC.
-pub fn sgi1r(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Option<Exit> {
-    let esr = sysreg::esr_el2();
+/// A guest's access (syndrome `esr`) to a GICv3 CPU-interface register, as `trap::dispatch`
+/// serves it: an ICC_SGI1R_EL1 write (an IPI) through the distributor model; else the trap
+/// el2visor may have armed to re-sample a level interrupt (`gic::lrs::icc_trap`: then the
+/// instruction runs again; this is the guest's IAR after a timer tick on GICv3). The IPI comes
+/// first: that trap (ICH_HCR_EL2.TALL1) is for the group 1 registers that acknowledge or end an
+/// interrupt, not for SGI1R (trapped by HCR_EL2.IMO), so an IPI sent while it is armed leaves
+/// the re-sample to the acknowledge it is for. `None` for anything else, or a VM without a
+/// virtual GIC, or a register `regs` does not hold.
+#[inline(always)]
+pub fn sgi1r(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<Exit> {
     if !fastmmio::is_icc_access(esr) {
         return None;
     }
     let me = cpu::this();
-    if vm.irqs.get(vcpu).is_some_and(crate::gic::lrs::icc_trap) {
-        me.exits.count(ExitReason::Sysreg);
-        me.last_abort.lock().clear();
-        return Some(Exit::Resume);
-    }
-    let rt = fastmmio::sgi1r_write_rt(esr)?;
+    let Some(rt) = fastmmio::sgi1r_write_rt(esr) else {
+        if vm.irqs.get(vcpu).is_some_and(crate::gic::lrs::icc_trap) {
+            me.exits.count(ExitReason::Sysreg);
+            me.last_abort.lock().clear();
+            return Some(Exit::Resume);
+        }
+        return None;
+    };
+    let value = regs.operand(rt)?;
     let vg = vm.vgic.as_ref()?;
     me.exits.count(ExitReason::Sysreg);
     me.last_abort.lock().clear();
-    if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, frame.reg(rt as usize)) {
+    if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, value) {
         log::warn!("VM {} vCPU {vcpu}: ICC_SGI1R_EL1: {e}", vm.name);
     }
-    frame.skip_instruction(esr);
+    regs.step(esr);
     Some(Exit::Resume)
 }

@@ -25,6 +25,7 @@ const ISV: u64 = 1 << 24;
 const NOT_PLAIN: u64 = (1 << 8) | (1 << 7) | (1 << 13);
 /// DFSC: translation or access-flag fault, any level (0b0001xx or 0b0010xx), the faults an
 /// unmapped emulated region takes; permission and external aborts go the general way.
+#[inline(always)]
 fn dfsc_is_translation_or_af(esr: u64) -> bool {
     matches!(esr & 0x3f, 0x04..=0x0b)
 }
@@ -32,6 +33,7 @@ fn dfsc_is_translation_or_af(esr: u64) -> bool {
 /// The access a data abort from the guest with syndrome `esr` makes, if it is one the lean path
 /// takes: EC 0x24 with a valid instruction syndrome, no cache maintenance, no Stage-1 walk,
 /// a translation or access-flag fault.
+#[inline(always)]
 pub fn decode(esr: u64) -> Option<Access> {
     if esr >> 26 & 0x3f != EC_DABT_LOWER || esr & ISV == 0 || esr & NOT_PLAIN != 0 || !dfsc_is_translation_or_af(esr) {
         return None;
@@ -51,12 +53,14 @@ const ESR_SGI1R_WRITE: u64 = 0x18 << 26 | 1 << 25 | 3 << 20 | 5 << 17 | 12 << 10
 
 /// Whether syndrome `esr` is a trapped access to a GICv3 CPU-interface register (EC 0x18, op0 3,
 /// op1 0, CRn 12: the ICC_* registers `gic::lrs::icc_trap` may have trapped), any CRm/op2/Rt/way.
+#[inline(always)]
 pub fn is_icc_access(esr: u64) -> bool {
     esr & (0x3f << 26 | 3 << 20 | 7 << 14 | 0xf << 10) == (0x18 << 26 | 3 << 20 | 12 << 10)
 }
 
 /// The register a guest's ICC_SGI1R_EL1 write (syndrome `esr`) takes its value from (31 = XZR),
 /// if the exit is one.
+#[inline(always)]
 pub fn sgi1r_write_rt(esr: u64) -> Option<u8> {
     (esr & 0xffff_fc1f == ESR_SGI1R_WRITE).then_some(((esr >> 5) & 0x1f) as u8)
 }
@@ -64,6 +68,7 @@ pub fn sgi1r_write_rt(esr: u64) -> Option<u8> {
 impl Access {
     /// The value a load puts in Rt: sign- or zero-extended from the access size as SSE says,
     /// bits 63:32 cleared for a 32-bit register.
+    #[inline(always)]
     pub fn load_value(&self, raw: u64) -> u64 {
         let shift = 64 - 8 * self.size as u32;
         let v = if self.sse { (((raw << shift) as i64) >> shift) as u64 } else { (raw << shift) >> shift };
@@ -75,6 +80,7 @@ impl Access {
     }
 
     /// The bytes a store writes from Rt's value.
+    #[inline(always)]
     pub fn store_value(&self, reg: u64) -> u64 {
         if self.size == 8 {
             reg

@@ -1,6 +1,6 @@
 //! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
-//! vCPU (`el2`), a VM's life cycle (`lifecycle`: start, reset with the restart limit, end,
+//! vCPU (`el2`), the lean synchronous exit for GIC accesses and IPIs (`lean`), a VM's life cycle (`lifecycle`: start, reset with the restart limit, end,
 //! machine off), console input switched among VMs (`console`), the wait of a VM held for a
 //! debugger (`debug_wait`), and snapshots and restores from the vCPUs' side (`snapshot`).
 
@@ -12,6 +12,8 @@ pub mod console;
 pub mod debug_wait;
 #[cfg(target_os = "none")]
 pub mod el2;
+#[cfg(target_os = "none")]
+pub mod lean;
 #[cfg(target_os = "none")]
 pub mod lifecycle;
 #[cfg(target_os = "none")]

@@ -247,7 +247,8 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         crate::trace::any(crate::cmdline::TraceSet(Mmio.bit() | Sysreg.bit() | S2fault.bit()))
     };
     let fast = if kind == Kind::Sync && !traced {
-        crate::trap::dispatch_fast::gic_dist(vm, v, frame).or_else(|| crate::trap::dispatch_fast::sgi1r(vm, v, frame))
+        let esr = sysreg::esr_el2();
+        crate::trap::dispatch_fast::gic_dist(vm, v, esr, frame).or_else(|| crate::trap::dispatch_fast::sgi1r(vm, v, esr, frame))
     } else {
         None
     };

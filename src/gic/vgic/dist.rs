@@ -236,7 +236,7 @@ impl VDist {
         }
     }
 
-    fn deliverable(&self, bank: usize, intid: u32) -> bool {
+    pub(crate) fn deliverable(&self, bank: usize, intid: u32) -> bool {
         self.irq(bank, intid).is_some_and(|st| st.owned && st.enabled && self.group_enabled(st.group1))
     }
 
@@ -496,31 +496,6 @@ impl VDist {
         if after != before && self.irq(0, intid).is_some_and(|st| st.hw) {
             out.push(VgicAction::RouteSpi { intid, pcpu: self.pcpu_of(after) });
         }
-    }
-
-    /// Generate SGI `intid` from vCPU `source` to each vCPU in `targets`.
-    pub(crate) fn send_sgi(&mut self, source: usize, intid: u32, targets: impl IntoIterator<Item = usize>) -> Vec<VgicAction> {
-        let mut out = Vec::new();
-        for t in targets {
-            if t >= self.cpus.len() {
-                continue;
-            }
-            if self.deliverable(t, intid) {
-                let st = &mut self.cpus[t].private[intid as usize];
-                st.handed_to = Some(t);
-                let src = if self.version == GicVersion::V2 { source as u8 } else { 0 };
-                let virq = virq_of(intid, st, src);
-                out.push(VgicAction::InjectSgi { vcpu: t, intid, source, virq });
-                if t != source {
-                    out.push(VgicAction::Kick(t));
-                }
-            } else if self.version == GicVersion::V2 {
-                self.cpus[t].sgi_sources[intid as usize] |= 1 << (source % 8);
-            } else {
-                self.cpus[t].private[intid as usize].pending = true;
-            }
-        }
-        out
     }
 }
 

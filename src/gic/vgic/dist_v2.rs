@@ -15,7 +15,7 @@ type ReadResult = Result<(u64, Option<VgicWarning>), VgicError>;
 
 impl VDist {
     /// GICD_TYPER: ITLinesNumber 4:0, CPUNumber 7:5, no security extensions.
-    fn v2_typer(&self) -> u32 {
+    pub(super) fn v2_typer(&self) -> u32 {
         (self.nr_lines() / 32 - 1) | ((self.vcpus.len() as u32 - 1) & 7) << 5
     }
 

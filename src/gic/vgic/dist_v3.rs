@@ -40,7 +40,7 @@ pub fn redist_frame(offset: u64, stride: u64) -> (usize, Option<u64>) {
 impl VDist {
     /// GICD_TYPER: ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), No1N; with LPIs, LPIS
     /// (bit 17) and IDbits covering them.
-    fn v3_typer(&self) -> u32 {
+    pub(super) fn v3_typer(&self) -> u32 {
         let id_bits = if self.lpi_bits > 0 { self.lpi_bits as u32 - 1 } else { 9 };
         (self.nr_lines() / 32 - 1)
             | ((self.vcpus.len().min(8) as u32 - 1) << 5)

@@ -31,6 +31,7 @@ mod live;
 pub mod lr;
 mod redist;
 mod restore;
+pub mod lockless;
 pub mod sgi;
 mod types;
 

@@ -3,8 +3,8 @@
 
 use alloc::vec::Vec;
 
-use super::dist::VDist;
-use super::types::{VgicAction, VgicError, VgicWarning};
+use super::dist::{virq_of, VDist};
+use super::types::{VgicAction, VgicError, VgicWarning, Virq};
 use crate::gic::{mpidr_affinity, GicVersion};
 
 /// GICD_SGIR.TargetListFilter.
@@ -131,32 +131,158 @@ impl Sgi1r {
     }
 }
 
+/// What one SGI write asks for, kept without allocating in the common case (issue 15: the path
+/// of every guest IPI). An SGI write makes one INTID pending, from one source, on a set of vCPUs;
+/// the list-register views ([`Virq`]) of its deliveries differ only in each target's priority
+/// and group of that SGI. So the deliveries to vCPUs 0..8 are kept as a target mask, the eight
+/// priorities and a group mask (a few words the caller builds on its stack, no array to
+/// initialise or copy); the runtime hands each to the vCPU's queue, which also wakes a vCPU
+/// running on another pCPU, so the [`VgicAction::Kick`] that accompanies each delivery is not
+/// kept. Anything else (a warning, a delivery to vCPU 8 or above, one unlike the rest) goes to a
+/// vector, which then allocates, in order.
+#[derive(Debug, Default)]
+pub struct SgiSends {
+    /// INTID and source of the deliveries in `mask`.
+    intid: u32,
+    source: u8,
+    /// Bit `v`: a delivery to vCPU `v`.
+    mask: u8,
+    /// Bit `v`: vCPU `v`'s delivery is group 1.
+    group1: u8,
+    /// Byte `v`: vCPU `v`'s priority of the SGI.
+    priority: u64,
+    other: Vec<VgicAction>,
+}
+
+impl SgiSends {
+    /// Deliveries kept without the vector: to vCPUs 0..8.
+    pub const INLINE: usize = 8;
+
+    pub const fn new() -> Self {
+        Self { intid: 0, source: 0, mask: 0, group1: 0, priority: 0, other: Vec::new() }
+    }
+
+    /// Whether `virq` for vCPU `vcpu` fits the compact form next to what is already kept.
+    #[inline(always)]
+    fn fits(&self, vcpu: usize, virq: &Virq) -> bool {
+        vcpu < Self::INLINE
+            && virq.pintid.is_none()
+            && !virq.level
+            && (self.mask == 0 || (virq.intid, virq.source) == (self.intid, self.source))
+    }
+
+    #[inline(always)]
+    fn push(&mut self, a: VgicAction) {
+        match a {
+            VgicAction::InjectSgi { vcpu, virq, .. } if self.fits(vcpu, &virq) => {
+                self.intid = virq.intid;
+                self.source = virq.source;
+                self.mask |= 1 << vcpu;
+                self.group1 |= (virq.group1 as u8) << vcpu;
+                self.priority |= (virq.priority as u64) << (8 * vcpu);
+            }
+            VgicAction::Kick(v) if v < Self::INLINE && self.mask & (1 << v) != 0 => {}
+            a => self.other.push(a),
+        }
+    }
+
+    /// The SGIs to queue: `(vcpu, virq)`, lowest vCPU first.
+    pub fn deliveries(&self) -> impl Iterator<Item = (usize, Virq)> + '_ {
+        bits(self.mask as u64).map(|v| {
+            let virq = Virq {
+                intid: self.intid,
+                pintid: None,
+                priority: (self.priority >> (8 * v)) as u8,
+                group1: self.group1 & (1 << v) != 0,
+                source: self.source,
+                level: false,
+            };
+            (v, virq)
+        })
+    }
+
+    /// The other actions, in order (empty but for a warning or an unusual delivery).
+    pub fn other(&self) -> &[VgicAction] {
+        &self.other
+    }
+}
+
 impl VDist {
+    /// Generate SGI `intid` from vCPU `source` to each vCPU in `targets`, each action to `emit`.
+    fn send_sgi_with(&mut self, source: usize, intid: u32, targets: impl IntoIterator<Item = usize>, mut emit: impl FnMut(VgicAction)) {
+        for t in targets {
+            if t >= self.cpus.len() {
+                continue;
+            }
+            if self.deliverable(t, intid) {
+                let st = &mut self.cpus[t].private[intid as usize];
+                st.handed_to = Some(t);
+                let src = if self.version == GicVersion::V2 { source as u8 } else { 0 };
+                let virq = virq_of(intid, st, src);
+                emit(VgicAction::InjectSgi { vcpu: t, intid, source, virq });
+                if t != source {
+                    emit(VgicAction::Kick(t));
+                }
+            } else if self.version == GicVersion::V2 {
+                self.cpus[t].sgi_sources[intid as usize] |= 1 << (source % 8);
+            } else {
+                self.cpus[t].private[intid as usize].pending = true;
+            }
+        }
+    }
+
     /// A GICv2 guest's GICD_SGIR write from vCPU `vcpu`.
     pub(crate) fn sgir_write(&mut self, vcpu: usize, value: u32) -> Vec<VgicAction> {
+        let mut out = Vec::new();
+        self.sgir_send(vcpu, value, |a| out.push(a));
+        out
+    }
+
+    fn sgir_send(&mut self, vcpu: usize, value: u32, mut emit: impl FnMut(VgicAction)) {
         match Sgir::decode(value) {
             Ok(sgir) => {
                 let targets = sgir.target_mask(vcpu, self.vcpus.len());
-                self.send_sgi(vcpu, sgir.intid, bits(targets))
+                self.send_sgi_with(vcpu, sgir.intid, bits(targets), emit)
             }
-            Err(w) => alloc::vec![VgicAction::Warn(w)],
+            Err(w) => emit(VgicAction::Warn(w)),
         }
+    }
+
+    /// [`mmio_write`](VDist::mmio_write) of GICD_SGIR (a 32-bit store at 0xf00 of a GICv2
+    /// distributor) from vCPU `vcpu` into `out`, without allocating; `false` (nothing done) for
+    /// any other access, which takes `mmio_write`.
+    pub fn sgir_store(&mut self, vcpu: usize, offset: u64, size: u8, value: u64, out: &mut SgiSends) -> bool {
+        if self.version != GicVersion::V2 || offset != 0xf00 || size != 4 || self.check_vcpu(vcpu).is_err() {
+            return false;
+        }
+        self.retractions.clear();
+        self.sgir_send(vcpu, value as u32, |a| out.push(a));
+        true
     }
 
     /// A GICv3 guest's ICC_SGI1R_EL1 write (trapped through ICH_HCR_EL2.TC or delivered as a
     /// sysreg trap) from vCPU `vcpu`.
     pub fn sgi1r_write(&mut self, vcpu: usize, value: u64) -> Result<Vec<VgicAction>, VgicError> {
+        let mut out = Vec::new();
+        self.sgi1r_send(vcpu, value, |a| out.push(a))?;
+        Ok(out)
+    }
+
+    /// [`sgi1r_write`](Self::sgi1r_write) into `out`, without allocating.
+    pub fn sgi1r_send_into(&mut self, vcpu: usize, value: u64, out: &mut SgiSends) -> Result<(), VgicError> {
+        self.sgi1r_send(vcpu, value, |a| out.push(a))
+    }
+
+    fn sgi1r_send(&mut self, vcpu: usize, value: u64, mut emit: impl FnMut(VgicAction)) -> Result<(), VgicError> {
         self.check_vcpu(vcpu)?;
         if self.version != GicVersion::V3 {
-            return Ok(alloc::vec![VgicAction::Warn(VgicWarning::Reserved {
-                frame: "ICC_SGI1R_EL1 on a GICv2 VM",
-                offset: 0,
-                write: true,
-            })]);
+            emit(VgicAction::Warn(VgicWarning::Reserved { frame: "ICC_SGI1R_EL1 on a GICv2 VM", offset: 0, write: true }));
+            return Ok(());
         }
         let sgi = Sgi1r::decode(value);
         let targets = sgi.target_mask(vcpu, self.vcpus.iter().map(|p| p.mpidr));
-        Ok(self.send_sgi(vcpu, sgi.intid, bits(targets)))
+        self.send_sgi_with(vcpu, sgi.intid, bits(targets), emit);
+        Ok(())
     }
 }
 
@@ -197,5 +323,79 @@ mod tests {
         assert_eq!(high.targets(0, &[0, 16, 17]), vec![1]);
         // `msr icc_sgi1r_el1` for Aff0 = 2 in cluster 0 with INTID 5, as Linux builds it.
         assert_eq!(Sgi1r::decode(5 << 24 | 1 << 2).targets(0, &[0, 1, 2, 3]), vec![2]);
+    }
+
+    /// The allocation-free sends do what the action lists say, to the same model state: each
+    /// InjectSgi to vCPUs 0..8 is a delivery with the same list-register view, its Kick dropped
+    /// (the delivery wakes the vCPU), and everything else (warnings, deliveries to vCPU 8 and
+    /// above) is kept in order.
+    #[test]
+    fn inline_sends_match_the_action_lists() {
+        use crate::gic::vgic::{VcpuPlacement, VgicConfig};
+        let model = |version, n: usize| {
+            let mut d = VDist::new(&VgicConfig {
+                version,
+                vcpus: (0..n).map(|i| VcpuPlacement { mpidr: 0x8000_0000 | (i as u64 / 16) << 8 | (i as u64 % 16), pcpu: i }).collect(),
+                hw_ppis: vec![27],
+                hw_spis: vec![],
+            })
+            .unwrap();
+            d.mmio_write(0, 0, 4, 3).unwrap();
+            for v in 0..n {
+                // SGIs 0..8 enabled (and group 1) on every vCPU, 8..16 held back.
+                // Each vCPU its own priorities of SGIs 0..4, and group 0 on vCPU 2 (the compact
+                // form must keep both per target).
+                let prio = (0x0808_0808 * (v as u64 + 1)) & 0xf8f8_f8f8;
+                let group = if v == 2 { 0 } else { 0xffff };
+                if version == GicVersion::V2 {
+                    d.mmio_write(v, 0x100, 4, 0xff).unwrap();
+                    d.mmio_write(v, 0x080, 4, group).unwrap();
+                    d.mmio_write(v, 0x400, 4, prio).unwrap();
+                } else {
+                    d.redist_write(v, v, 0x1_0100, 4, 0xff).unwrap();
+                    d.redist_write(v, v, 0x1_0080, 4, group).unwrap();
+                    d.redist_write(v, v, 0x1_0400, 4, prio).unwrap();
+                }
+            }
+            d
+        };
+        let check = |want: Vec<VgicAction>, got: &SgiSends| {
+            let mut expect_deliveries = Vec::new();
+            let mut expect_other = Vec::new();
+            for a in want {
+                match a {
+                    VgicAction::InjectSgi { vcpu, virq, .. } if vcpu < SgiSends::INLINE => expect_deliveries.push((vcpu, virq)),
+                    VgicAction::Kick(v) if expect_deliveries.iter().any(|&(t, _)| t == v) => {}
+                    a => expect_other.push(a),
+                }
+            }
+            assert_eq!(got.deliveries().collect::<Vec<_>>(), expect_deliveries);
+            assert_eq!(got.other(), &expect_other[..]);
+        };
+        for (sender, value) in [(0usize, 0x0002_0003u32), (1, 0x0100_0005), (2, 0x0200_0001), (0, 0x0001_000a), (0, 0x03ff_0001)] {
+            let (mut a, mut b) = (model(GicVersion::V2, 4), model(GicVersion::V2, 4));
+            let want = a.mmio_write(sender, 0xf00, 4, value as u64).unwrap();
+            let mut got = SgiSends::new();
+            assert!(b.sgir_store(sender, 0xf00, 4, value as u64, &mut got));
+            if value == 0x0002_0003 {
+                assert_eq!(got.deliveries().map(|(v, _)| v).collect::<Vec<_>>(), vec![1]);
+            }
+            check(want, &got);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "model state after {value:#x}");
+        }
+        let mut d = model(GicVersion::V2, 2);
+        assert!(!d.sgir_store(0, 0xf04, 4, 0, &mut SgiSends::new()) && !d.sgir_store(0, 0xf00, 1, 0, &mut SgiSends::new()));
+        // GICv3: a target list, a broadcast to twelve (four past the inline eight), a held SGI.
+        for (sender, value) in [(0usize, 1u64 << 24 | 0b110), (3, 2 << 24 | 1 << 40), (0, 9 << 24 | 0b10)] {
+            let (mut a, mut b) = (model(GicVersion::V3, 12), model(GicVersion::V3, 12));
+            let want = a.sgi1r_write(sender, value).unwrap();
+            let mut got = SgiSends::new();
+            b.sgi1r_send_into(sender, value, &mut got).unwrap();
+            check(want, &got);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "model state after {value:#x}");
+        }
+        let mut got = SgiSends::new();
+        model(GicVersion::V3, 12).sgi1r_send_into(3, 2 << 24 | 1 << 40, &mut got).unwrap();
+        assert_eq!((got.deliveries().count(), got.other().len()), (7, 8), "11 targets: 7 below vCPU 8 inline, 4 more with their kicks");
     }
 }
