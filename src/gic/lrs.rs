@@ -21,7 +21,7 @@ use crate::gic::host::HostGic;
 use crate::gic::hw::{host, kick_pcpu};
 use crate::gic::vgic::lr::{Injected, LrManager, LrState};
 use crate::gic::vgic::{Retraction, Virq};
-use crate::gic::Acked;
+use crate::gic::{Acked, VTIMER_INTID};
 use crate::percpu;
 
 /// One vCPU's interrupt delivery state.
@@ -148,7 +148,15 @@ fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
         if m.held(intid) != (true, false) {
             return false;
         }
-        if h.is_pending(intid, mpidr).unwrap_or(true) {
+        if intid == VTIMER_INTID {
+            // The virtual timer's line is its control register, which this pCPU reads directly:
+            // high, the interrupt is genuine and needs no trap (the guest lowering it later, by a
+            // timer write that does not exit, is what KVM allows too: Linux's handler checks
+            // ISTATUS); low, it is dropped below like any other.
+            if vtimer_line_high() {
+                return false;
+            }
+        } else if h.is_pending(intid, mpidr).unwrap_or(true) {
             return !all;
         }
         log::debug!("virtual GIC: INTID {intid} went low before the guest took it; dropped");
@@ -162,6 +170,12 @@ fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
         false
     });
     !resample.is_empty()
+}
+
+/// Whether the virtual timer asserts its interrupt: CNTV_CTL_EL0 ENABLE, not IMASK, ISTATUS (EL2
+/// without VHE reads the running vCPU's timer).
+fn vtimer_line_high() -> bool {
+    crate::arch::sysreg::cntv_ctl_el0() & 0b111 == 0b101
 }
 
 /// Sync and refill this vCPU's list registers if anything changed: call on its own pCPU before

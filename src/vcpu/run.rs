@@ -253,8 +253,14 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     };
     match fast.unwrap_or_else(|| dispatch::handle(vm, v, frame, kind)) {
         Exit::Resume => {}
-        Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
-        Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),
+        Exit::Idle { deadline: None } => {
+            lrs::idle(&vm.irqs[v]);
+            take_woken(vm, v);
+        }
+        Exit::Idle { deadline: Some(d) } => {
+            idle_until(vm, v, d);
+            take_woken(vm, v);
+        }
         Exit::StopVcpu => stop_this_vcpu(),
         Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
             After::Reboot => {
@@ -285,6 +291,16 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
     check_own_serror(frame);
+}
+
+/// After an EL2 wait (a trapped WFI): take the interrupt that ended it here, before the guest
+/// runs, rather than entering the guest only to exit again at once for it (IRQs are masked at
+/// EL2, so it would be taken the moment the guest resumed). ISR_EL1 says whether one is pending
+/// without the cost of an acknowledge that finds nothing.
+fn take_woken(vm: &Vm, v: usize) {
+    if cpu::interrupt_pending() {
+        crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+    }
 }
 
 /// After a stop for GDB: a VM the debugger killed ends.
