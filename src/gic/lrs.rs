@@ -14,7 +14,7 @@
 //! gone low. GICv2 has no such trap: there the re-sampling happens at the next exit only.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
@@ -36,7 +36,17 @@ pub struct VcpuIrq {
     inbox: spin::Mutex<Inbox>,
     /// Something was queued since the list registers were last filled.
     pending: AtomicBool,
+    /// The virtual timer's interrupt as the distributor last delivered it to this vCPU
+    /// ([`Self::vtimer`]), so the IRQ path need not take the VM-wide distributor lock for it; 0
+    /// when unknown. Forgotten ([`forget_vtimer`]) whenever the distributor's state may have
+    /// changed (a guest write, a reset, a snapshot restore).
+    vtimer: AtomicU64,
 }
+
+/// [`VcpuIrq::vtimer`]'s encoding: valid, level, group 1, priority in bits 0..8.
+const VT_VALID: u64 = 1 << 63;
+const VT_LEVEL: u64 = 1 << 9;
+const VT_GROUP1: u64 = 1 << 8;
 
 /// The manager and what the pCPU keeps beside it.
 struct Lrs {
@@ -60,7 +70,36 @@ struct Inbox {
 
 impl VcpuIrq {
     pub fn new(pcpu: usize) -> Self {
-        VcpuIrq { pcpu, lrs: spin::Mutex::new(None), inbox: spin::Mutex::new(Inbox::default()), pending: AtomicBool::new(false) }
+        VcpuIrq {
+            pcpu,
+            lrs: spin::Mutex::new(None),
+            inbox: spin::Mutex::new(Inbox::default()),
+            pending: AtomicBool::new(false),
+            vtimer: AtomicU64::new(0),
+        }
+    }
+
+    /// The virtual timer's interrupt as the distributor delivers it to this vCPU, if known.
+    pub fn vtimer(&self) -> Option<Virq> {
+        let v = self.vtimer.load(Ordering::Acquire);
+        (v & VT_VALID != 0).then_some(Virq {
+            intid: VTIMER_INTID,
+            pintid: Some(VTIMER_INTID),
+            priority: v as u8,
+            group1: v & VT_GROUP1 != 0,
+            source: 0,
+            level: v & VT_LEVEL != 0,
+        })
+    }
+
+    /// Remember how the distributor delivered the virtual timer's interrupt (`virq`) to this
+    /// vCPU: call under the distributor's lock, so that a write that changes it, which forgets
+    /// it under the same lock, cannot come in between.
+    pub fn remember_vtimer(&self, virq: &Virq) {
+        if virq.intid == VTIMER_INTID && virq.pintid == Some(VTIMER_INTID) && virq.source == 0 {
+            let v = VT_VALID | u64::from(virq.priority) | if virq.group1 { VT_GROUP1 } else { 0 } | if virq.level { VT_LEVEL } else { 0 };
+            self.vtimer.store(v, Ordering::Release);
+        }
     }
 
     /// Look at the inbox and list registers before the next guest entry.
@@ -69,7 +108,16 @@ impl VcpuIrq {
     }
 }
 
-/// Queue `virq` for vCPU `vcpu` of `vcpus` and make it notice.
+/// The distributor's state may have changed: forget what [`VcpuIrq::remember_vtimer`] noted, for
+/// every vCPU of `vcpus` (call under the distributor's lock).
+pub fn forget_vtimer(vcpus: &[VcpuIrq]) {
+    for v in vcpus {
+        v.vtimer.store(0, Ordering::Release);
+    }
+}
+
+/// Queue `virq` for vCPU `vcpu` of `vcpus` and make it notice. THE way to deliver an interrupt to
+/// a vCPU from any pCPU; its own pCPU may try [`deliver_here`] first.
 pub fn queue(vcpus: &[VcpuIrq], vcpu: usize, virq: Virq) {
     let Some(target) = vcpus.get(vcpu) else { return };
     log::trace!("queue INTID {} for vCPU {vcpu}", virq.intid);
@@ -172,6 +220,39 @@ fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
     !resample.is_empty()
 }
 
+/// `virq` straight into a free list register ([`LrManager::place`]), when the general path has
+/// nothing to decide: not an interrupt that would wait for a re-sample (a level HW interrupt
+/// the guest finished in its last run; the virtual timer's line is read instead).
+fn place(l: &mut Lrs, virq: Virq) -> Option<(usize, u64)> {
+    if virq.level && virq.pintid.is_some() && l.finished.contains(&virq.intid) && !(virq.intid == VTIMER_INTID && vtimer_line_high()) {
+        return None;
+    }
+    l.m.place(virq)
+}
+
+/// Deliver `virq` to vCPU `me`, whose pCPU this is, straight into a free list register: the IRQ
+/// path's way for the common case (issue 15), without the inbox, and without waiting for the
+/// next entry. `false`: nothing done, queue it ([`queue`]). Declines whenever the general path
+/// has something to decide first (anything queued or waiting in the inbox, which keeps its
+/// order, a re-sample, no free list register, the interrupt already held).
+pub fn deliver_here(me: &VcpuIrq, virq: Virq) -> bool {
+    if me.pending.load(Ordering::Acquire) {
+        return false;
+    }
+    let Some(h) = host() else { return false };
+    let Some(mut guard) = me.lrs.try_lock() else { return false };
+    let Some(l) = guard.as_mut() else { return false };
+    if !l.resample.is_empty() {
+        return false;
+    }
+    sync(h, l);
+    let placed = place(l, virq);
+    l.finished.clear();
+    let Some((i, v)) = placed else { return false };
+    h.write_lr(i, v);
+    true
+}
+
 /// Whether the virtual timer asserts its interrupt: CNTV_CTL_EL0 ENABLE, not IMASK, ISTATUS (EL2
 /// without VHE reads the running vCPU's timer).
 fn vtimer_line_high() -> bool {
@@ -188,9 +269,14 @@ pub fn before_entry(me: &VcpuIrq) {
     let mut guard = me.lrs.lock();
     let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
     sync(h, l);
+    // The common case (issue 15): nothing to retract or re-sample, nothing queued, a free list
+    // register for each arrival. Then the underflow and group 1 traps are off already (they are
+    // on only while something is queued or waits for a re-sample) and stay so.
+    let mut fast = l.resample.is_empty();
     {
         // Lock order is the manager then the inbox; queue() and retract() take the inbox alone.
         let mut inbox = me.inbox.lock();
+        fast &= inbox.retractions.is_empty() && inbox.deactivate.is_empty();
         for r in inbox.retractions.drain(..) {
             let out = l.m.retract(r.intid, r.source, r.pending, r.active);
             for (i, v) in out.writes {
@@ -206,6 +292,13 @@ pub fn before_entry(me: &VcpuIrq) {
         }
         // Take the inbox in place, keeping its capacity.
         for virq in inbox.virqs.drain(..) {
+            if fast {
+                if let Some((i, v)) = place(l, virq) {
+                    h.write_lr(i, v);
+                    continue;
+                }
+                fast = false;
+            }
             if l.m.inject(virq) == Injected::HwBusy {
                 log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
             }
@@ -215,6 +308,9 @@ pub fn before_entry(me: &VcpuIrq) {
         }
     }
     l.finished.clear();
+    if fast {
+        return;
+    }
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));
     h.set_underflow(more);
     let waiting = resample(h, me.pcpu, l, false);

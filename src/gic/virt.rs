@@ -135,7 +135,11 @@ impl VGic {
             fresh.enable_lpis(i.lpi_bits);
         }
         let actions = fresh.reset_actions();
-        *self.dist.lock() = fresh;
+        {
+            let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
+            *d = fresh;
+        }
         let pcpu = self.config.vcpus.first().map_or(0, |v| v.pcpu);
         for &intid in &self.config.hw_spis {
             apply(h, vcpus, &VgicAction::ClearPhysActive { intid, pcpu });
@@ -174,6 +178,7 @@ impl VGic {
         }
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             *d = saved.clone();
             d.state_actions()
         };
@@ -206,9 +211,18 @@ impl VGic {
         }
     }
 
-    /// Where physical interrupt `intid`, taken on vCPU `here`, goes.
-    pub fn hw_irq(&self, here: usize, intid: u32) -> HwIrq {
-        self.dist.lock().hw_irq(here, intid)
+    /// Where physical interrupt `intid`, taken on vCPU `here` of `vcpus`, goes. The virtual
+    /// timer's delivery to its own vCPU is remembered there ([`VcpuIrq::remember_vtimer`]) for
+    /// the next tick, which then needs no distributor lock.
+    pub fn hw_irq(&self, vcpus: &[VcpuIrq], here: usize, intid: u32) -> HwIrq {
+        let mut d = self.dist.lock();
+        let r = d.hw_irq(here, intid);
+        if let (HwIrq::Deliver { vcpu, virq }, Some(v)) = (&r, vcpus.get(here)) {
+            if *vcpu == here {
+                v.remember_vtimer(virq);
+            }
+        }
+        r
     }
 
     /// The live state the pending and active registers show, read for vCPU `vcpu`'s access.
@@ -229,6 +243,7 @@ impl VGic {
     pub fn dist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             let r = d.mmio_write(vcpu, offset, size, value);
             note_warning(&mut d, vcpu);
             retract_all(&mut d, vcpus);
@@ -265,6 +280,7 @@ impl VGic {
         };
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             let r = d.redist_write(vcpu, index, within, size, value);
             note_warning(&mut d, vcpu);
             retract_all(&mut d, vcpus);
@@ -384,48 +400,70 @@ fn apply(h: &HostGic, vcpus: &[VcpuIrq], a: &VgicAction) {
 /// while it resets or ends nothing is delivered. `vm_name` names the VM in the log.
 pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) {
     let Some(h) = host() else { return };
-    while let Some(a) = h.ack() {
-        let intid = a.intid();
-        h.eoi(a);
-        log::trace!("irq {intid} on vCPU {me}");
-        if crate::trace::on(crate::cmdline::TraceClass::Irq) {
-            let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
-            crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
-        }
-        if is_own(intid) {
-            h.deactivate(a);
-            if let Some(v) = vcpus.get(me) {
-                v.mark_pending();
+    let mut next = h.ack();
+    while let Some(a) = next {
+        take(h, a, vgic, vcpus, me, running, vm_name);
+        // Another acknowledge only when one is pending (ISR_EL1, one register read): an
+        // acknowledge that finds nothing costs a GIC access. One arriving later is taken when
+        // the guest resumes.
+        next = if cpu::interrupt_pending() { h.ack() } else { None };
+    }
+}
+
+/// One acknowledged physical interrupt `a`, for [`on_irq`].
+fn take(h: &HostGic, a: crate::gic::Acked, vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) {
+    let intid = a.intid();
+    h.eoi(a);
+    if intid == VTIMER_INTID && running && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        // The virtual timer's tick (issue 15): the delivery the distributor made last time,
+        // straight into a free list register of this vCPU, no distributor lock, no inbox.
+        if let Some(v) = vcpus.get(me) {
+            if let Some(virq) = v.vtimer() {
+                if !lrs::deliver_here(v, virq) {
+                    lrs::queue(vcpus, me, virq);
+                }
+                return;
             }
-            continue;
         }
-        if is_lpi(intid) {
-            // LPIs have no active state: the priority drop above was all the GIC needs.
-            let mine = running && vgic.and_then(|vg| vg.its.get()).is_some_and(|i| i.on_lpi(&vgic.expect("checked").dist, vcpus, intid));
-            if !mine && running {
-                log::warn!("VM {vm_name} vCPU {me}: LPI {intid} is routed to no virtual LPI (dropped)");
-            }
-            continue;
+    }
+    log::trace!("irq {intid} on vCPU {me}");
+    if crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
+        crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
+    }
+    if is_own(intid) {
+        h.deactivate(a);
+        if let Some(v) = vcpus.get(me) {
+            v.mark_pending();
         }
-        if let Some(handler) = crate::gic::hw::device_handler(intid) {
-            handler();
+        return;
+    }
+    if is_lpi(intid) {
+        // LPIs have no active state: the priority drop above was all the GIC needs.
+        let mine = running && vgic.and_then(|vg| vg.its.get()).is_some_and(|i| i.on_lpi(&vgic.expect("checked").dist, vcpus, intid));
+        if !mine && running {
+            log::warn!("VM {vm_name} vCPU {me}: LPI {intid} is routed to no virtual LPI (dropped)");
+        }
+        return;
+    }
+    if let Some(handler) = crate::gic::hw::device_handler(intid) {
+        handler();
+        h.deactivate(a);
+        return;
+    }
+    if !running {
+        // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
+        h.deactivate(a);
+        return;
+    }
+    match vgic.map_or(HwIrq::NotOwned, |vg| vg.hw_irq(vcpus, me, intid)) {
+        HwIrq::Deliver { vcpu: target, virq } => lrs::queue(vcpus, target, virq),
+        HwIrq::Held => {}
+        HwIrq::NotOwned => {
+            // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
             h.deactivate(a);
-            continue;
-        }
-        if !running {
-            // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
-            h.deactivate(a);
-            continue;
-        }
-        match vgic.map_or(HwIrq::NotOwned, |vg| vg.hw_irq(me, intid)) {
-            HwIrq::Deliver { vcpu: target, virq } => lrs::queue(vcpus, target, virq),
-            HwIrq::Held => {}
-            HwIrq::NotOwned => {
-                // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
-                h.deactivate(a);
-                let _ = h.disable(intid, percpu::mpidr_of(cpu::current()));
-                log::warn!("VM {vm_name} vCPU {me}: physical interrupt {intid} belongs to no VM; disabled");
-            }
+            let _ = h.disable(intid, percpu::mpidr_of(cpu::current()));
+            log::warn!("VM {vm_name} vCPU {me}: physical interrupt {intid} belongs to no VM; disabled");
         }
     }
 }

@@ -196,6 +196,32 @@ impl LrManager {
         out
     }
 
+    /// The fast way in (issue 15): put `virq` straight into a free list register, when nothing
+    /// is queued, no list register changed since the last fill, and no list register holds the
+    /// same interrupt (in any state). Returns the list register to write and its value; `None`
+    /// when any of that is not so, and then nothing changed ([`inject`](Self::inject) and
+    /// [`fill`](Self::fill) decide instead). Call it after [`sync`](Self::sync), as `inject`.
+    /// With the queue empty no priority order is at stake: the GIC itself presents the highest
+    /// priority pending list register.
+    pub fn place(&mut self, virq: Virq) -> Option<(usize, u64)> {
+        if !self.queue.is_empty() || self.dirty != 0 {
+            return None;
+        }
+        let mut free = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            match s {
+                Some(s) if same(&s.virq, &virq) => return None,
+                Some(_) => {}
+                None if free.is_none() => free = Some(i),
+                None => {}
+            }
+        }
+        let i = free?;
+        let slot = Slot { virq, state: LrState::Pending };
+        self.slots[i] = Some(slot);
+        Some((i, self.encode(&slot)))
+    }
+
     /// Move queued interrupts into list registers. Returns the list registers to write
     /// (index, value) and whether interrupts are still queued, in which case the caller enables
     /// the underflow maintenance interrupt.
