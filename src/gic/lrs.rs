@@ -41,6 +41,9 @@ pub struct VcpuIrq {
     /// when unknown. Forgotten ([`forget_vtimer`]) whenever the distributor's state may have
     /// changed (a guest write, a reset, a snapshot restore).
     vtimer: AtomicU64,
+    /// el2visor trapped the guest's group 1 CPU interface accesses to re-sample ([`icc_trap`]),
+    /// so that a trapped ICC_SGI1R_EL1 write knows without a lock whether it is el2visor's doing.
+    trapping: AtomicBool,
 }
 
 /// [`VcpuIrq::vtimer`]'s encoding: valid, level, group 1, priority in bits 0..8.
@@ -76,6 +79,7 @@ impl VcpuIrq {
             inbox: spin::Mutex::new(Inbox::default()),
             pending: AtomicBool::new(false),
             vtimer: AtomicU64::new(0),
+            trapping: AtomicBool::new(false),
         }
     }
 
@@ -172,12 +176,21 @@ fn deactivate_phys(h: &HostGic, pcpu: usize, intid: u32) {
 /// Read back the list registers in use (a bit mask: this path runs on every interrupt and should
 /// not allocate), noting level-sensitive HW interrupts the guest finished.
 fn sync(h: &HostGic, l: &mut Lrs) {
-    let mut used = l.m.in_use().fold(0u64, |mask, i| mask | 1 << i);
+    let used = l.m.used_mask();
+    if used == 0 {
+        return;
+    }
+    // The empty list register status (one register) says which the guest finished: those retire
+    // without reading them; only the ones still holding something are read (issue 15: the
+    // common case, the guest finished what it had, reads no list register at all).
+    let empty = h.elrsr();
     // Only the set bits: a scan of all 64 cost more than the rest of the entry path together.
-    while used != 0 {
-        let i = used.trailing_zeros() as usize;
-        used &= used - 1;
-        if let Some(v) = l.m.sync_lr(i, h.read_lr(i)) {
+    let mut bits = used;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let retired = if empty & (1 << i) != 0 { l.m.sync_empty(i) } else { l.m.sync_lr(i, h.read_lr(i)) };
+        if let Some(v) = retired {
             if v.level && v.pintid.is_some() && !l.finished.contains(&v.intid) {
                 l.finished.push(v.intid);
             }
@@ -314,7 +327,7 @@ pub fn before_entry(me: &VcpuIrq) {
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));
     h.set_underflow(more);
     let waiting = resample(h, me.pcpu, l, false);
-    h.set_group1_trap(waiting);
+    set_trap(me, h, waiting);
     if more {
         // The maintenance interrupt will come when list registers free up; look again then.
         me.mark_pending();
@@ -326,6 +339,9 @@ pub fn before_entry(me: &VcpuIrq) {
 /// ([`VcpuIrq`]): done, the trap is off again, and the guest must run the same instruction
 /// again. `false`: not el2visor's doing.
 pub fn icc_trap(me: &VcpuIrq) -> bool {
+    if !me.trapping.load(Ordering::Acquire) {
+        return false;
+    }
     let Some(h) = host() else { return false };
     let mut guard = me.lrs.lock();
     let Some(l) = guard.as_mut() else { return false };
@@ -335,7 +351,7 @@ pub fn icc_trap(me: &VcpuIrq) -> bool {
     sync(h, l);
     l.finished.clear();
     resample(h, me.pcpu, l, true);
-    h.set_group1_trap(false);
+    set_trap(me, h, false);
     true
 }
 
@@ -405,7 +421,13 @@ pub fn clear(me: &VcpuIrq) {
         l.resample.clear();
     }
     h.set_underflow(false);
-    h.set_group1_trap(false);
+    set_trap(me, h, false);
+}
+
+/// Trap (or not) the guest's group 1 CPU interface accesses for a re-sample, noting it.
+fn set_trap(me: &VcpuIrq, h: &HostGic, on: bool) {
+    me.trapping.store(on, Ordering::Release);
+    h.set_group1_trap(on);
 }
 
 /// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and

@@ -278,6 +278,27 @@ impl LrManager {
         }
     }
 
+    /// The list registers that hold an interrupt, as a bit mask (bit i: LR i): [`in_use`](Self::in_use)
+    /// without an iterator, for the paths that run on every interrupt.
+    pub fn used_mask(&self) -> u64 {
+        let mut mask = 0;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.is_some() {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// List register `index` is empty in the hardware (its bit in ICH_ELRSR_EL2 / GICH_ELRSR):
+    /// what [`sync_lr`](Self::sync_lr) does with an invalid value, without reading the register.
+    pub fn sync_empty(&mut self, index: usize) -> Option<Virq> {
+        if index < MAX_LRS && self.dirty & (1 << index) != 0 {
+            return None;
+        }
+        self.slots.get_mut(index)?.take().map(|s| s.virq)
+    }
+
     /// Take back list register `index` as read from the hardware: an entry whose state became
     /// invalid retires (and is returned: the guest finished it); otherwise its state (pending,
     /// active, both) is kept. A list register changed since the last `fill` is not what the

@@ -447,3 +447,40 @@ fn place_takes_a_free_lr_only_when_nothing_else_decides() {
     rb.sort_unstable();
     assert_eq!(ra, rb);
 }
+
+#[test]
+fn an_empty_lr_retires_as_an_invalid_one_reads() {
+    let mut a = LrManager::new(LrFormat::V3, 4);
+    let mut regs = [0u64; 4];
+    a.inject(hw(27, 0x20));
+    a.inject(sw(3, 0x80, 0));
+    enter(&mut a, &mut regs);
+    let mut b = a.clone();
+    assert_eq!(a.used_mask(), 0b11);
+    assert_eq!(a.used_mask(), a.in_use().fold(0, |m, i| m | 1 << i));
+    // The guest finished LR 0.
+    let i = (0..4).find(|&i| LrFormat::V3.decode(regs[i]).vintid == 27).expect("27 is in");
+    regs[i] = set_state(LrFormat::V3, regs[i], LrState::Invalid);
+    let by_value = a.sync_lr(i, regs[i]);
+    let by_status = b.sync_empty(i);
+    assert_eq!(by_value, by_status);
+    assert_eq!(by_status.map(|v| v.intid), Some(27));
+    assert_eq!(a.used_mask(), b.used_mask());
+    // A register changed since the last fill is not what the hardware holds yet: left alone.
+    let mut c = LrManager::new(LrFormat::V3, 1);
+    let mut r = [0u64; 1];
+    c.inject(sw(5, 0x80, 0));
+    enter(&mut c, &mut r);
+    c.sync_lr(0, set_state(LrFormat::V3, r[0], LrState::Active));
+    assert_eq!(c.inject(sw(5, 0x80, 0)), Injected::PendingInLr);
+    assert_eq!(c.sync_empty(0), None);
+    assert_eq!(c.state_of(5, 0), Some(LrState::PendingActive));
+    let mut d = LrManager::new(LrFormat::V3, 2);
+    d.inject(sw(9, 0x80, 0));
+    let (w, _) = d.fill();
+    assert_eq!(d.sync_empty(w[0].0).map(|v| v.intid), Some(9), "after fill the register is the hardware's");
+    let mut e = LrManager::new(LrFormat::V3, 2);
+    let (k, _) = e.place(sw(9, 0x80, 0)).expect("free");
+    e.inject(sw(9, 0x80, 0));
+    assert_eq!(e.sync_empty(k).map(|v| v.intid), Some(9));
+}
