@@ -377,7 +377,16 @@ pub fn held(v: &VcpuIrq, intid: u32) -> (bool, bool) {
 pub fn virq_pending() -> bool {
     let Some(h) = host() else { return false };
     let format = h.lr_format();
-    (0..h.lr_count()).any(|i| matches!(format.decode(h.read_lr(i)).state, LrState::Pending | LrState::PendingActive))
+    // Only the list registers the empty status (one register) says hold something: usually none.
+    let mut held = !h.elrsr() & (u64::MAX >> (64 - h.lr_count().clamp(1, 64)));
+    while held != 0 {
+        let i = held.trailing_zeros() as usize;
+        held &= held - 1;
+        if matches!(format.decode(h.read_lr(i)).state, LrState::Pending | LrState::PendingActive) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A trapped guest WFI (or a PSCI standby): sleep at EL2 until a physical interrupt is pending,
