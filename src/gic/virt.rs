@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
-use crate::gic::hw::{host, is_own, kick_pcpu};
+use crate::gic::hw::{host, is_own, kick_pcpu, KICK_SGI};
 use crate::gic::its::frame::BadAccess;
 use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
@@ -410,27 +410,44 @@ pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, 
     }
 }
 
-/// The IRQ exit's first try (issue 15), before the run loop's general checks: acknowledge one
+/// What [`on_irq_fast`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastIrq {
+    /// The virtual timer's tick is in a list register and nothing else is pending: the guest may
+    /// resume at once (anything that needs the run loop's checks comes with a kick, which would
+    /// be pending).
+    Done,
+    /// The kick SGI, handled as [`on_irq`] handles it, and nothing else pending: the run loop's
+    /// checks and the list-register refill are all that is left.
+    Kick,
+    /// Take the general way ([`on_irq`]) for the rest; whatever was acknowledged here has been
+    /// handled as `on_irq` handles it.
+    Slow,
+}
+
+/// The IRQ exit's first try (issue 15), before the run loop's general path: acknowledge one
 /// interrupt; the virtual timer's tick goes straight into a free list register of vCPU `me`
-/// ([`lrs::deliver_here`]). `true`: that was all, nothing else is pending, the guest may resume
-/// at once (anything that needs the general checks, a kick, would be pending). `false`: take
-/// the general way ([`on_irq`]) for the rest; whatever was acknowledged here has been handled as
-/// `on_irq` handles it. Same arguments as [`on_irq`].
-pub fn on_irq_fast(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) -> bool {
-    let Some(h) = host() else { return false };
-    let Some(a) = h.ack() else { return false };
-    if a.intid() == VTIMER_INTID && running && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
+/// ([`lrs::deliver_here`]), el2visor's kick is noted. Same arguments as [`on_irq`].
+pub fn on_irq_fast(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) -> FastIrq {
+    let Some(h) = host() else { return FastIrq::Slow };
+    let Some(a) = h.ack() else { return FastIrq::Slow };
+    let intid = a.intid();
+    if intid == VTIMER_INTID && running && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
         if let Some((v, virq)) = vcpus.get(me).and_then(|v| Some((v, v.vtimer()?))) {
             h.eoi(a);
             if lrs::deliver_here(v, virq) {
-                return !cpu::interrupt_pending();
+                return if cpu::interrupt_pending() { FastIrq::Slow } else { FastIrq::Done };
             }
             lrs::queue(vcpus, me, virq);
-            return false;
+            return FastIrq::Slow;
         }
     }
     take(h, a, vgic, vcpus, me, running, vm_name);
-    false
+    if intid == KICK_SGI && !cpu::interrupt_pending() {
+        FastIrq::Kick
+    } else {
+        FastIrq::Slow
+    }
 }
 
 /// One acknowledged physical interrupt `a`, for [`on_irq`].
