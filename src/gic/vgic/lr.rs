@@ -66,6 +66,8 @@ struct Slot {
 pub struct LrManager {
     format: LrFormat,
     slots: Vec<Option<Slot>>,
+    /// Which `slots` hold an interrupt (bit i: slot i), kept with them: read on every interrupt.
+    used: u64,
     queue: Vec<Virq>,
     /// List registers whose value changed since the last `fill`.
     dirty: u64,
@@ -83,6 +85,7 @@ impl LrManager {
         Self {
             format,
             slots: alloc::vec![None; count.clamp(1, MAX_LRS)],
+            used: 0,
             queue: Vec::new(),
             dirty: 0,
         }
@@ -186,6 +189,7 @@ impl LrManager {
             }
             if state == LrState::Invalid {
                 self.slots[i] = None;
+                self.used &= !(1 << i);
                 out.deactivate.extend(slot.virq.pintid);
             } else {
                 self.slots[i] = Some(Slot { state, ..slot });
@@ -207,18 +211,22 @@ impl LrManager {
         if !self.queue.is_empty() || self.dirty != 0 {
             return None;
         }
-        let mut free = None;
-        for (i, s) in self.slots.iter().enumerate() {
-            match s {
-                Some(s) if same(&s.virq, &virq) => return None,
-                Some(_) => {}
-                None if free.is_none() => free = Some(i),
-                None => {}
+        // Only the registers in use can hold it (usually none: the guest finished them).
+        let mut bits = self.used;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.slots.get(i).copied().flatten().is_some_and(|s| same(&s.virq, &virq)) {
+                return None;
             }
         }
-        let i = free?;
+        let i = (!self.used).trailing_zeros() as usize;
+        if i >= self.slots.len() {
+            return None;
+        }
         let slot = Slot { virq, state: LrState::Pending };
         self.slots[i] = Some(slot);
+        self.used |= 1 << i;
         Some((i, self.encode(&slot)))
     }
 
@@ -242,6 +250,7 @@ impl LrManager {
             if self.slots[i].is_none() {
                 let virq = self.queue.remove(0);
                 self.slots[i] = Some(Slot { virq, state: LrState::Pending });
+                self.used |= 1 << i;
                 self.dirty |= 1 << i;
             }
         }
@@ -281,13 +290,7 @@ impl LrManager {
     /// The list registers that hold an interrupt, as a bit mask (bit i: LR i): [`in_use`](Self::in_use)
     /// without an iterator, for the paths that run on every interrupt.
     pub fn used_mask(&self) -> u64 {
-        let mut mask = 0;
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.is_some() {
-                mask |= 1 << i;
-            }
-        }
-        mask
+        self.used
     }
 
     /// List register `index` is empty in the hardware (its bit in ICH_ELRSR_EL2 / GICH_ELRSR):
@@ -296,7 +299,9 @@ impl LrManager {
         if index < MAX_LRS && self.dirty & (1 << index) != 0 {
             return None;
         }
-        self.slots.get_mut(index)?.take().map(|s| s.virq)
+        let taken = self.slots.get_mut(index)?.take()?;
+        self.used &= !(1 << index);
+        Some(taken.virq)
     }
 
     /// Take back list register `index` as read from the hardware: an entry whose state became
@@ -309,7 +314,10 @@ impl LrManager {
         }
         let slot = self.slots.get_mut(index)?.as_mut()?;
         match self.format.decode(value).state {
-            LrState::Invalid => self.slots[index].take().map(|s| s.virq),
+            LrState::Invalid => {
+                self.used &= !(1 << index);
+                self.slots[index].take().map(|s| s.virq)
+            }
             state => {
                 slot.state = state;
                 None
@@ -336,6 +344,7 @@ impl LrManager {
         for &i in &used {
             self.slots[i] = None;
         }
+        self.used = 0;
         used.into_iter().map(|i| (i, 0)).collect()
     }
 

@@ -241,6 +241,7 @@ fn run(format: LrFormat, count: usize, ops: &[Op]) -> Result<(), TestCaseError> 
     let mut pending: BTreeSet<Key> = BTreeSet::new();
     let mut active: BTreeSet<Key> = BTreeSet::new();
     for op in ops {
+        prop_assert_eq!(m.used_mask(), m.slots.iter().enumerate().filter(|(_, s)| s.is_some()).fold(0u64, |a, (i, _)| a | 1 << i), "used mask");
         match *op {
             Op::Inject(n, prio) => {
                 if in_guest {
