@@ -12,6 +12,17 @@
 //! guest can acknowledge it: on GICv3 it traps the guest's group 1 CPU interface accesses
 //! (ICH_HCR_EL2.TALL1) until then ([`icc_trap`]), and at every entry it drops one whose line has
 //! gone low. GICv2 has no such trap: there the re-sampling happens at the next exit only.
+//!
+//! The virtual timer's line is CNTV_CTL_EL0, which this pCPU reads directly: it is re-sampled at
+//! the entry and never trapped for (as KVM, whose guests lower it by timer writes that do not
+//! exit either; Linux's handler checks ISTATUS).
+//!
+//! The fast ways in (issue 15): [`deliver_here`] puts an interrupt for the vCPU running on this
+//! pCPU straight into a free list register (the IRQ path's, for the virtual timer), and
+//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted or
+//! waiting for a re-sample ([`LrManager::place`]); both read the empty list register status
+//! rather than the list registers. Every other case takes the manager's general inject and fill.
+//! [`queue`] stays the one entry for delivering from any pCPU (the distributor's SGIs included).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};

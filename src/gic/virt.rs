@@ -359,7 +359,16 @@ fn is_private_state(a: &VgicAction) -> bool {
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {
     if let Some(h) = host() {
-        for a in actions {
+        for (k, a) in actions.iter().enumerate() {
+            // `lrs::queue` kicks the vCPU it queues for already (the distributor pairs a Kick
+            // with each interrupt it hands another vCPU): a second kick SGI is a second physical
+            // SGI to send, and possibly a second exit of the target.
+            if let VgicAction::Kick(v) = *a {
+                let queued = actions[..k].iter().any(|b| matches!(*b, VgicAction::Inject { vcpu, .. } | VgicAction::InjectSgi { vcpu, .. } if vcpu == v));
+                if queued {
+                    continue;
+                }
+            }
             apply(h, vcpus, a);
         }
     }
