@@ -56,6 +56,8 @@ macro_rules! write_unsafe_fn {
 read_fn!(/// Exception level in bits [3:2].
     current_el_raw, CurrentEL);
 read_fn!(mpidr_el1, MPIDR_EL1);
+read_fn!(/// The guest's virtual timer control (EL2 without VHE reads the vCPU's own, live).
+    cntv_ctl_el0, CNTV_CTL_EL0);
 read_fn!(midr_el1, MIDR_EL1);
 read_fn!(id_aa64mmfr0_el1, ID_AA64MMFR0_EL1);
 read_fn!(id_aa64mmfr1_el1, ID_AA64MMFR1_EL1);

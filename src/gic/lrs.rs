@@ -12,16 +12,27 @@
 //! guest can acknowledge it: on GICv3 it traps the guest's group 1 CPU interface accesses
 //! (ICH_HCR_EL2.TALL1) until then ([`icc_trap`]), and at every entry it drops one whose line has
 //! gone low. GICv2 has no such trap: there the re-sampling happens at the next exit only.
+//!
+//! The virtual timer's line is CNTV_CTL_EL0, which this pCPU reads directly: it is re-sampled at
+//! the entry and never trapped for (as KVM, whose guests lower it by timer writes that do not
+//! exit either; Linux's handler checks ISTATUS).
+//!
+//! The fast ways in (issue 15): [`deliver_here`] puts an interrupt for the vCPU running on this
+//! pCPU straight into a free list register (the IRQ path's, for the virtual timer), and
+//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted or
+//! waiting for a re-sample ([`LrManager::place`]); both read the empty list register status
+//! rather than the list registers. Every other case takes the manager's general inject and fill.
+//! [`queue`] stays the one entry for delivering from any pCPU (the distributor's SGIs included).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
 use crate::gic::hw::{host, kick_pcpu};
 use crate::gic::vgic::lr::{Injected, LrManager, LrState};
 use crate::gic::vgic::{Retraction, Virq};
-use crate::gic::Acked;
+use crate::gic::{Acked, VTIMER_INTID};
 use crate::percpu;
 
 /// One vCPU's interrupt delivery state.
@@ -36,7 +47,20 @@ pub struct VcpuIrq {
     inbox: spin::Mutex<Inbox>,
     /// Something was queued since the list registers were last filled.
     pending: AtomicBool,
+    /// The virtual timer's interrupt as the distributor last delivered it to this vCPU
+    /// ([`Self::vtimer`]), so the IRQ path need not take the VM-wide distributor lock for it; 0
+    /// when unknown. Forgotten ([`forget_vtimer`]) whenever the distributor's state may have
+    /// changed (a guest write, a reset, a snapshot restore).
+    vtimer: AtomicU64,
+    /// el2visor trapped the guest's group 1 CPU interface accesses to re-sample ([`icc_trap`]),
+    /// so that a trapped ICC_SGI1R_EL1 write knows without a lock whether it is el2visor's doing.
+    trapping: AtomicBool,
 }
+
+/// [`VcpuIrq::vtimer`]'s encoding: valid, level, group 1, priority in bits 0..8.
+const VT_VALID: u64 = 1 << 63;
+const VT_LEVEL: u64 = 1 << 9;
+const VT_GROUP1: u64 = 1 << 8;
 
 /// The manager and what the pCPU keeps beside it.
 struct Lrs {
@@ -60,7 +84,37 @@ struct Inbox {
 
 impl VcpuIrq {
     pub fn new(pcpu: usize) -> Self {
-        VcpuIrq { pcpu, lrs: spin::Mutex::new(None), inbox: spin::Mutex::new(Inbox::default()), pending: AtomicBool::new(false) }
+        VcpuIrq {
+            pcpu,
+            lrs: spin::Mutex::new(None),
+            inbox: spin::Mutex::new(Inbox::default()),
+            pending: AtomicBool::new(false),
+            vtimer: AtomicU64::new(0),
+            trapping: AtomicBool::new(false),
+        }
+    }
+
+    /// The virtual timer's interrupt as the distributor delivers it to this vCPU, if known.
+    pub fn vtimer(&self) -> Option<Virq> {
+        let v = self.vtimer.load(Ordering::Acquire);
+        (v & VT_VALID != 0).then_some(Virq {
+            intid: VTIMER_INTID,
+            pintid: Some(VTIMER_INTID),
+            priority: v as u8,
+            group1: v & VT_GROUP1 != 0,
+            source: 0,
+            level: v & VT_LEVEL != 0,
+        })
+    }
+
+    /// Remember how the distributor delivered the virtual timer's interrupt (`virq`) to this
+    /// vCPU: call under the distributor's lock, so that a write that changes it, which forgets
+    /// it under the same lock, cannot come in between.
+    pub fn remember_vtimer(&self, virq: &Virq) {
+        if virq.intid == VTIMER_INTID && virq.pintid == Some(VTIMER_INTID) && virq.source == 0 {
+            let v = VT_VALID | u64::from(virq.priority) | if virq.group1 { VT_GROUP1 } else { 0 } | if virq.level { VT_LEVEL } else { 0 };
+            self.vtimer.store(v, Ordering::Release);
+        }
     }
 
     /// Look at the inbox and list registers before the next guest entry.
@@ -69,7 +123,16 @@ impl VcpuIrq {
     }
 }
 
-/// Queue `virq` for vCPU `vcpu` of `vcpus` and make it notice.
+/// The distributor's state may have changed: forget what [`VcpuIrq::remember_vtimer`] noted, for
+/// every vCPU of `vcpus` (call under the distributor's lock).
+pub fn forget_vtimer(vcpus: &[VcpuIrq]) {
+    for v in vcpus {
+        v.vtimer.store(0, Ordering::Release);
+    }
+}
+
+/// Queue `virq` for vCPU `vcpu` of `vcpus` and make it notice. THE way to deliver an interrupt to
+/// a vCPU from any pCPU; its own pCPU may try [`deliver_here`] first.
 pub fn queue(vcpus: &[VcpuIrq], vcpu: usize, virq: Virq) {
     let Some(target) = vcpus.get(vcpu) else { return };
     log::trace!("queue INTID {} for vCPU {vcpu}", virq.intid);
@@ -124,12 +187,21 @@ fn deactivate_phys(h: &HostGic, pcpu: usize, intid: u32) {
 /// Read back the list registers in use (a bit mask: this path runs on every interrupt and should
 /// not allocate), noting level-sensitive HW interrupts the guest finished.
 fn sync(h: &HostGic, l: &mut Lrs) {
-    let mut used = l.m.in_use().fold(0u64, |mask, i| mask | 1 << i);
+    let used = l.m.used_mask();
+    if used == 0 {
+        return;
+    }
+    // The empty list register status (one register) says which the guest finished: those retire
+    // without reading them; only the ones still holding something are read (issue 15: the
+    // common case, the guest finished what it had, reads no list register at all).
+    let empty = h.elrsr();
     // Only the set bits: a scan of all 64 cost more than the rest of the entry path together.
-    while used != 0 {
-        let i = used.trailing_zeros() as usize;
-        used &= used - 1;
-        if let Some(v) = l.m.sync_lr(i, h.read_lr(i)) {
+    let mut bits = used;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let retired = if empty & (1 << i) != 0 { l.m.sync_empty(i) } else { l.m.sync_lr(i, h.read_lr(i)) };
+        if let Some(v) = retired {
             if v.level && v.pintid.is_some() && !l.finished.contains(&v.intid) {
                 l.finished.push(v.intid);
             }
@@ -148,7 +220,15 @@ fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
         if m.held(intid) != (true, false) {
             return false;
         }
-        if h.is_pending(intid, mpidr).unwrap_or(true) {
+        if intid == VTIMER_INTID {
+            // The virtual timer's line is its control register, which this pCPU reads directly:
+            // high, the interrupt is genuine and needs no trap (the guest lowering it later, by a
+            // timer write that does not exit, is what KVM allows too: Linux's handler checks
+            // ISTATUS); low, it is dropped below like any other.
+            if vtimer_line_high() {
+                return false;
+            }
+        } else if h.is_pending(intid, mpidr).unwrap_or(true) {
             return !all;
         }
         log::debug!("virtual GIC: INTID {intid} went low before the guest took it; dropped");
@@ -164,6 +244,45 @@ fn resample(h: &HostGic, pcpu: usize, l: &mut Lrs, all: bool) -> bool {
     !resample.is_empty()
 }
 
+/// `virq` straight into a free list register ([`LrManager::place`]), when the general path has
+/// nothing to decide: not an interrupt that would wait for a re-sample (a level HW interrupt
+/// the guest finished in its last run; the virtual timer's line is read instead).
+fn place(l: &mut Lrs, virq: Virq) -> Option<(usize, u64)> {
+    if virq.level && virq.pintid.is_some() && l.finished.contains(&virq.intid) && !(virq.intid == VTIMER_INTID && vtimer_line_high()) {
+        return None;
+    }
+    l.m.place(virq)
+}
+
+/// Deliver `virq` to vCPU `me`, whose pCPU this is, straight into a free list register: the IRQ
+/// path's way for the common case (issue 15), without the inbox, and without waiting for the
+/// next entry. `false`: nothing done, queue it ([`queue`]). Declines whenever the general path
+/// has something to decide first (anything queued or waiting in the inbox, which keeps its
+/// order, a re-sample, no free list register, the interrupt already held).
+pub fn deliver_here(me: &VcpuIrq, virq: Virq) -> bool {
+    if me.pending.load(Ordering::Acquire) {
+        return false;
+    }
+    let Some(h) = host() else { return false };
+    let Some(mut guard) = me.lrs.try_lock() else { return false };
+    let Some(l) = guard.as_mut() else { return false };
+    if !l.resample.is_empty() {
+        return false;
+    }
+    sync(h, l);
+    let placed = place(l, virq);
+    l.finished.clear();
+    let Some((i, v)) = placed else { return false };
+    h.write_lr(i, v);
+    true
+}
+
+/// Whether the virtual timer asserts its interrupt: CNTV_CTL_EL0 ENABLE, not IMASK, ISTATUS (EL2
+/// without VHE reads the running vCPU's timer).
+fn vtimer_line_high() -> bool {
+    crate::arch::sysreg::cntv_ctl_el0() & 0b111 == 0b101
+}
+
 /// Sync and refill this vCPU's list registers if anything changed: call on its own pCPU before
 /// every guest entry.
 pub fn before_entry(me: &VcpuIrq) {
@@ -174,9 +293,14 @@ pub fn before_entry(me: &VcpuIrq) {
     let mut guard = me.lrs.lock();
     let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
     sync(h, l);
+    // The common case (issue 15): nothing to retract or re-sample, nothing queued, a free list
+    // register for each arrival. Then the underflow and group 1 traps are off already (they are
+    // on only while something is queued or waits for a re-sample) and stay so.
+    let mut fast = l.resample.is_empty();
     {
         // Lock order is the manager then the inbox; queue() and retract() take the inbox alone.
         let mut inbox = me.inbox.lock();
+        fast &= inbox.retractions.is_empty() && inbox.deactivate.is_empty();
         for r in inbox.retractions.drain(..) {
             let out = l.m.retract(r.intid, r.source, r.pending, r.active);
             for (i, v) in out.writes {
@@ -192,6 +316,13 @@ pub fn before_entry(me: &VcpuIrq) {
         }
         // Take the inbox in place, keeping its capacity.
         for virq in inbox.virqs.drain(..) {
+            if fast {
+                if let Some((i, v)) = place(l, virq) {
+                    h.write_lr(i, v);
+                    continue;
+                }
+                fast = false;
+            }
             if l.m.inject(virq) == Injected::HwBusy {
                 log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
             }
@@ -201,10 +332,13 @@ pub fn before_entry(me: &VcpuIrq) {
         }
     }
     l.finished.clear();
+    if fast {
+        return;
+    }
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));
     h.set_underflow(more);
     let waiting = resample(h, me.pcpu, l, false);
-    h.set_group1_trap(waiting);
+    set_trap(me, h, waiting);
     if more {
         // The maintenance interrupt will come when list registers free up; look again then.
         me.mark_pending();
@@ -216,6 +350,9 @@ pub fn before_entry(me: &VcpuIrq) {
 /// ([`VcpuIrq`]): done, the trap is off again, and the guest must run the same instruction
 /// again. `false`: not el2visor's doing.
 pub fn icc_trap(me: &VcpuIrq) -> bool {
+    if !me.trapping.load(Ordering::Acquire) {
+        return false;
+    }
     let Some(h) = host() else { return false };
     let mut guard = me.lrs.lock();
     let Some(l) = guard.as_mut() else { return false };
@@ -225,7 +362,7 @@ pub fn icc_trap(me: &VcpuIrq) -> bool {
     sync(h, l);
     l.finished.clear();
     resample(h, me.pcpu, l, true);
-    h.set_group1_trap(false);
+    set_trap(me, h, false);
     true
 }
 
@@ -251,7 +388,16 @@ pub fn held(v: &VcpuIrq, intid: u32) -> (bool, bool) {
 pub fn virq_pending() -> bool {
     let Some(h) = host() else { return false };
     let format = h.lr_format();
-    (0..h.lr_count()).any(|i| matches!(format.decode(h.read_lr(i)).state, LrState::Pending | LrState::PendingActive))
+    // Only the list registers the empty status (one register) says hold something: usually none.
+    let mut held = !h.elrsr() & (u64::MAX >> (64 - h.lr_count().clamp(1, 64)));
+    while held != 0 {
+        let i = held.trailing_zeros() as usize;
+        held &= held - 1;
+        if matches!(format.decode(h.read_lr(i)).state, LrState::Pending | LrState::PendingActive) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A trapped guest WFI (or a PSCI standby): sleep at EL2 until a physical interrupt is pending,
@@ -295,7 +441,13 @@ pub fn clear(me: &VcpuIrq) {
         l.resample.clear();
     }
     h.set_underflow(false);
-    h.set_group1_trap(false);
+    set_trap(me, h, false);
+}
+
+/// Trap (or not) the guest's group 1 CPU interface accesses for a re-sample, noting it.
+fn set_trap(me: &VcpuIrq, h: &HostGic, on: bool) {
+    me.trapping.store(on, Ordering::Release);
+    h.set_group1_trap(on);
 }
 
 /// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and

@@ -371,7 +371,13 @@ impl GicV2 {
 
     /// Empty list registers (GICH_ELRSR1:GICH_ELRSR0).
     pub fn elrsr(&self) -> u64 {
-        self.gich.elrsr[0].get() as u64 | (self.gich.elrsr[1].get() as u64) << 32
+        let low = self.gich.elrsr[0].get() as u64;
+        // GICH_ELRSR1 only when there are more than 32 list registers (a GIC-400 has 4): this is
+        // read on every interrupt delivered.
+        if self.lr_count() <= 32 {
+            return low;
+        }
+        low | (self.gich.elrsr[1].get() as u64) << 32
     }
 
     pub fn vmcr(&self) -> u32 {

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
-use crate::gic::hw::{host, is_own, kick_pcpu};
+use crate::gic::hw::{host, is_own, kick_pcpu, KICK_SGI};
 use crate::gic::its::frame::BadAccess;
 use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
@@ -148,6 +148,7 @@ impl VGic {
         let actions = fresh.reset_actions();
         {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             *d = fresh;
             self.publish(&d);
         }
@@ -189,6 +190,7 @@ impl VGic {
         }
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             *d = saved.clone();
             self.publish(&d);
             d.state_actions()
@@ -222,9 +224,18 @@ impl VGic {
         }
     }
 
-    /// Where physical interrupt `intid`, taken on vCPU `here`, goes.
-    pub fn hw_irq(&self, here: usize, intid: u32) -> HwIrq {
-        self.dist.lock().hw_irq(here, intid)
+    /// Where physical interrupt `intid`, taken on vCPU `here` of `vcpus`, goes. The virtual
+    /// timer's delivery to its own vCPU is remembered there ([`VcpuIrq::remember_vtimer`]) for
+    /// the next tick, which then needs no distributor lock.
+    pub fn hw_irq(&self, vcpus: &[VcpuIrq], here: usize, intid: u32) -> HwIrq {
+        let mut d = self.dist.lock();
+        let r = d.hw_irq(here, intid);
+        if let (HwIrq::Deliver { vcpu, virq }, Some(v)) = (&r, vcpus.get(here)) {
+            if *vcpu == here {
+                v.remember_vtimer(virq);
+            }
+        }
+        r
     }
 
     /// The live state the pending and active registers show, read for vCPU `vcpu`'s access.
@@ -271,6 +282,7 @@ impl VGic {
         }
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             let r = d.mmio_write(vcpu, offset, size, value);
             if offset < 0x10 {
                 self.publish(&d);
@@ -310,6 +322,7 @@ impl VGic {
         };
         let actions = {
             let mut d = self.dist.lock();
+            lrs::forget_vtimer(vcpus);
             let r = d.redist_write(vcpu, index, within, size, value);
             note_warning(&mut d, vcpu);
             retract_all(&mut d, vcpus);
@@ -400,7 +413,16 @@ fn deliver(vcpus: &[VcpuIrq], sends: &SgiSends) {
 
 fn apply_all(vcpus: &[VcpuIrq], actions: &[VgicAction]) {
     if let Some(h) = host() {
-        for a in actions {
+        for (k, a) in actions.iter().enumerate() {
+            // `lrs::queue` kicks the vCPU it queues for already (the distributor pairs a Kick
+            // with each interrupt it hands another vCPU): a second kick SGI is a second physical
+            // SGI to send, and possibly a second exit of the target.
+            if let VgicAction::Kick(v) = *a {
+                let queued = actions[..k].iter().any(|b| matches!(*b, VgicAction::Inject { vcpu, .. } | VgicAction::InjectSgi { vcpu, .. } if vcpu == v));
+                if queued {
+                    continue;
+                }
+            }
             apply(h, vcpus, a);
         }
     }
@@ -441,48 +463,110 @@ fn apply(h: &HostGic, vcpus: &[VcpuIrq], a: &VgicAction) {
 /// while it resets or ends nothing is delivered. `vm_name` names the VM in the log.
 pub fn on_irq(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) {
     let Some(h) = host() else { return };
-    while let Some(a) = h.ack() {
-        let intid = a.intid();
-        h.eoi(a);
-        log::trace!("irq {intid} on vCPU {me}");
-        if crate::trace::on(crate::cmdline::TraceClass::Irq) {
-            let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
-            crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
-        }
-        if is_own(intid) {
-            h.deactivate(a);
-            if let Some(v) = vcpus.get(me) {
-                v.mark_pending();
+    // Every acknowledge only when one is pending (ISR_EL1, one register read): an acknowledge
+    // that finds nothing costs a GIC access, and [`on_irq_fast`] may have taken the only one.
+    let mut next = if cpu::interrupt_pending() { h.ack() } else { None };
+    while let Some(a) = next {
+        take(h, a, vgic, vcpus, me, running, vm_name);
+        // One arriving later is taken when the guest resumes.
+        next = if cpu::interrupt_pending() { h.ack() } else { None };
+    }
+}
+
+/// What [`on_irq_fast`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastIrq {
+    /// The virtual timer's tick is in a list register and nothing else is pending: the guest may
+    /// resume at once (anything that needs the run loop's checks comes with a kick, which would
+    /// be pending).
+    Done,
+    /// The kick SGI, handled as [`on_irq`] handles it, and nothing else pending: the run loop's
+    /// checks and the list-register refill are all that is left.
+    Kick,
+    /// Take the general way ([`on_irq`]) for the rest; whatever was acknowledged here has been
+    /// handled as `on_irq` handles it.
+    Slow,
+}
+
+/// The IRQ exit's first try (issue 15), before the run loop's general path: acknowledge one
+/// interrupt; the virtual timer's tick goes straight into a free list register of vCPU `me`
+/// ([`lrs::deliver_here`]), el2visor's kick is noted. Same arguments as [`on_irq`].
+pub fn on_irq_fast(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) -> FastIrq {
+    let Some(h) = host() else { return FastIrq::Slow };
+    let Some(a) = h.ack() else { return FastIrq::Slow };
+    let intid = a.intid();
+    if intid == VTIMER_INTID && running && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        if let Some((v, virq)) = vcpus.get(me).and_then(|v| Some((v, v.vtimer()?))) {
+            h.eoi(a);
+            if lrs::deliver_here(v, virq) {
+                return if cpu::interrupt_pending() { FastIrq::Slow } else { FastIrq::Done };
             }
-            continue;
+            lrs::queue(vcpus, me, virq);
+            return FastIrq::Slow;
         }
-        if is_lpi(intid) {
-            // LPIs have no active state: the priority drop above was all the GIC needs.
-            let mine = running && vgic.and_then(|vg| vg.its.get()).is_some_and(|i| i.on_lpi(&vgic.expect("checked").dist, vcpus, intid));
-            if !mine && running {
-                log::warn!("VM {vm_name} vCPU {me}: LPI {intid} is routed to no virtual LPI (dropped)");
+    }
+    take(h, a, vgic, vcpus, me, running, vm_name);
+    if intid == KICK_SGI && !cpu::interrupt_pending() {
+        FastIrq::Kick
+    } else {
+        FastIrq::Slow
+    }
+}
+
+/// One acknowledged physical interrupt `a`, for [`on_irq`].
+fn take(h: &HostGic, a: crate::gic::Acked, vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: bool, vm_name: &str) {
+    let intid = a.intid();
+    h.eoi(a);
+    if intid == VTIMER_INTID && running && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        // The virtual timer's tick (issue 15): the delivery the distributor made last time,
+        // straight into a free list register of this vCPU, no distributor lock, no inbox.
+        if let Some(v) = vcpus.get(me) {
+            if let Some(virq) = v.vtimer() {
+                if !lrs::deliver_here(v, virq) {
+                    lrs::queue(vcpus, me, virq);
+                }
+                return;
             }
-            continue;
         }
-        if let Some(handler) = crate::gic::hw::device_handler(intid) {
-            handler();
+    }
+    log::trace!("irq {intid} on vCPU {me}");
+    if crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
+        crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
+    }
+    if is_own(intid) {
+        h.deactivate(a);
+        if let Some(v) = vcpus.get(me) {
+            v.mark_pending();
+        }
+        return;
+    }
+    if is_lpi(intid) {
+        // LPIs have no active state: the priority drop above was all the GIC needs.
+        let mine = running && vgic.and_then(|vg| vg.its.get()).is_some_and(|i| i.on_lpi(&vgic.expect("checked").dist, vcpus, intid));
+        if !mine && running {
+            log::warn!("VM {vm_name} vCPU {me}: LPI {intid} is routed to no virtual LPI (dropped)");
+        }
+        return;
+    }
+    if let Some(handler) = crate::gic::hw::device_handler(intid) {
+        handler();
+        h.deactivate(a);
+        return;
+    }
+    if !running {
+        // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
+        h.deactivate(a);
+        return;
+    }
+    match vgic.map_or(HwIrq::NotOwned, |vg| vg.hw_irq(vcpus, me, intid)) {
+        HwIrq::Deliver { vcpu: target, virq } => lrs::queue(vcpus, target, virq),
+        HwIrq::Held => {}
+        HwIrq::NotOwned => {
+            // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
             h.deactivate(a);
-            continue;
-        }
-        if !running {
-            // A reset or the VM's end is under way: nothing is delivered to a guest that is going.
-            h.deactivate(a);
-            continue;
-        }
-        match vgic.map_or(HwIrq::NotOwned, |vg| vg.hw_irq(me, intid)) {
-            HwIrq::Deliver { vcpu: target, virq } => lrs::queue(vcpus, target, virq),
-            HwIrq::Held => {}
-            HwIrq::NotOwned => {
-                // Disabled, not just ignored: a stuck level-triggered line would storm otherwise.
-                h.deactivate(a);
-                let _ = h.disable(intid, percpu::mpidr_of(cpu::current()));
-                log::warn!("VM {vm_name} vCPU {me}: physical interrupt {intid} belongs to no VM; disabled");
-            }
+            let _ = h.disable(intid, percpu::mpidr_of(cpu::current()));
+            log::warn!("VM {vm_name} vCPU {me}: physical interrupt {intid} belongs to no VM; disabled");
         }
     }
 }

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::{cpu, sysreg};
+use crate::gic::virt::FastIrq;
 use crate::gic::{hw, lrs};
 use crate::trap::dispatch::{self, Exit};
 use crate::vcpu::snapshot::{self, After};
@@ -237,7 +238,14 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     if let Some(esr) = crate::arch::serror::take_guest_pending() {
         dispatch::guest_serror(vm, v, frame.elr, esr);
     }
-    if kind != Kind::Sync {
+    let irq = if kind == Kind::Irq { irq_fast(vm, v) } else { FastIrq::Slow };
+    if irq == FastIrq::Done {
+        check_own_serror(frame);
+        return;
+    }
+    // A kick: the checks after the exit's handling below are the ones it asks for.
+    let kicked = irq == FastIrq::Kick;
+    if kind != Kind::Sync && !kicked {
         check_state(vm, v, frame);
     }
     // The virtual GIC distributor's accesses and GICv3 IPIs take the lean paths; everything else
@@ -252,10 +260,16 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     } else {
         None
     };
-    match fast.unwrap_or_else(|| dispatch::handle(vm, v, frame, kind)) {
+    match fast.unwrap_or_else(|| if kicked { Exit::Resume } else { dispatch::handle(vm, v, frame, kind) }) {
         Exit::Resume => {}
-        Exit::Idle { deadline: None } => lrs::idle(&vm.irqs[v]),
-        Exit::Idle { deadline: Some(d) } => idle_until(vm, v, d),
+        Exit::Idle { deadline: None } => {
+            lrs::idle(&vm.irqs[v]);
+            take_woken(vm, v);
+        }
+        Exit::Idle { deadline: Some(d) } => {
+            idle_until(vm, v, d);
+            take_woken(vm, v);
+        }
         Exit::StopVcpu => stop_this_vcpu(),
         Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
             After::Reboot => {
@@ -290,6 +304,36 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     lrs::before_entry(&vm.irqs[v]);
     hw::refresh();
     check_own_serror(frame);
+}
+
+/// An IRQ exit's first try (`gic::virt::on_irq_fast`). [`FastIrq::Done`]: the virtual timer's
+/// tick is in a list register and nothing else is pending; the guest resumes without the run
+/// loop's checks: none of what they look at (the VM's state, a GDB stop, a crash hold, an
+/// interrupt queued by another pCPU) changes without a kick SGI to this pCPU, which would be
+/// pending, so the fast path would have declined. [`FastIrq::Kick`]: only the kick came; the
+/// checks run, but not the general dispatch. Either is counted as the dispatcher counts an IRQ.
+fn irq_fast(vm: &Vm, v: usize) -> FastIrq {
+    let r = crate::gic::virt::on_irq_fast(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+    if r != FastIrq::Slow {
+        let me = cpu::this();
+        me.exits.count(crate::percpu::stats::ExitReason::Irq);
+        // Progress, as every exit but an abort is for the abort loop detector (trap::dispatch).
+        me.last_abort.lock().clear();
+        if r == FastIrq::Done {
+            hw::refresh();
+        }
+    }
+    r
+}
+
+/// After an EL2 wait (a trapped WFI): take the interrupt that ended it here, before the guest
+/// runs, rather than entering the guest only to exit again at once for it (IRQs are masked at
+/// EL2, so it would be taken the moment the guest resumed). ISR_EL1 says whether one is pending
+/// without the cost of an acknowledge that finds nothing.
+fn take_woken(vm: &Vm, v: usize) {
+    if cpu::interrupt_pending() {
+        crate::gic::virt::on_irq(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+    }
 }
 
 /// After a stop for GDB: a VM the debugger killed ends.

@@ -66,6 +66,8 @@ struct Slot {
 pub struct LrManager {
     format: LrFormat,
     slots: Vec<Option<Slot>>,
+    /// Which `slots` hold an interrupt (bit i: slot i), kept with them: read on every interrupt.
+    used: u64,
     queue: Vec<Virq>,
     /// List registers whose value changed since the last `fill`.
     dirty: u64,
@@ -83,6 +85,7 @@ impl LrManager {
         Self {
             format,
             slots: alloc::vec![None; count.clamp(1, MAX_LRS)],
+            used: 0,
             queue: Vec::new(),
             dirty: 0,
         }
@@ -186,6 +189,7 @@ impl LrManager {
             }
             if state == LrState::Invalid {
                 self.slots[i] = None;
+                self.used &= !(1 << i);
                 out.deactivate.extend(slot.virq.pintid);
             } else {
                 self.slots[i] = Some(Slot { state, ..slot });
@@ -194,6 +198,36 @@ impl LrManager {
             out.writes.push((i, self.slots[i].map_or(0, |s| self.encode(&s))));
         }
         out
+    }
+
+    /// The fast way in (issue 15): put `virq` straight into a free list register, when nothing
+    /// is queued, no list register changed since the last fill, and no list register holds the
+    /// same interrupt (in any state). Returns the list register to write and its value; `None`
+    /// when any of that is not so, and then nothing changed ([`inject`](Self::inject) and
+    /// [`fill`](Self::fill) decide instead). Call it after [`sync`](Self::sync), as `inject`.
+    /// With the queue empty no priority order is at stake: the GIC itself presents the highest
+    /// priority pending list register.
+    pub fn place(&mut self, virq: Virq) -> Option<(usize, u64)> {
+        if !self.queue.is_empty() || self.dirty != 0 {
+            return None;
+        }
+        // Only the registers in use can hold it (usually none: the guest finished them).
+        let mut bits = self.used;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.slots.get(i).copied().flatten().is_some_and(|s| same(&s.virq, &virq)) {
+                return None;
+            }
+        }
+        let i = (!self.used).trailing_zeros() as usize;
+        if i >= self.slots.len() {
+            return None;
+        }
+        let slot = Slot { virq, state: LrState::Pending };
+        self.slots[i] = Some(slot);
+        self.used |= 1 << i;
+        Some((i, self.encode(&slot)))
     }
 
     /// Move queued interrupts into list registers. Returns the list registers to write
@@ -216,6 +250,7 @@ impl LrManager {
             if self.slots[i].is_none() {
                 let virq = self.queue.remove(0);
                 self.slots[i] = Some(Slot { virq, state: LrState::Pending });
+                self.used |= 1 << i;
                 self.dirty |= 1 << i;
             }
         }
@@ -252,6 +287,23 @@ impl LrManager {
         }
     }
 
+    /// The list registers that hold an interrupt, as a bit mask (bit i: LR i): [`in_use`](Self::in_use)
+    /// without an iterator, for the paths that run on every interrupt.
+    pub fn used_mask(&self) -> u64 {
+        self.used
+    }
+
+    /// List register `index` is empty in the hardware (its bit in ICH_ELRSR_EL2 / GICH_ELRSR):
+    /// what [`sync_lr`](Self::sync_lr) does with an invalid value, without reading the register.
+    pub fn sync_empty(&mut self, index: usize) -> Option<Virq> {
+        if index < MAX_LRS && self.dirty & (1 << index) != 0 {
+            return None;
+        }
+        let taken = self.slots.get_mut(index)?.take()?;
+        self.used &= !(1 << index);
+        Some(taken.virq)
+    }
+
     /// Take back list register `index` as read from the hardware: an entry whose state became
     /// invalid retires (and is returned: the guest finished it); otherwise its state (pending,
     /// active, both) is kept. A list register changed since the last `fill` is not what the
@@ -262,7 +314,10 @@ impl LrManager {
         }
         let slot = self.slots.get_mut(index)?.as_mut()?;
         match self.format.decode(value).state {
-            LrState::Invalid => self.slots[index].take().map(|s| s.virq),
+            LrState::Invalid => {
+                self.used &= !(1 << index);
+                self.slots[index].take().map(|s| s.virq)
+            }
             state => {
                 slot.state = state;
                 None
@@ -289,6 +344,7 @@ impl LrManager {
         for &i in &used {
             self.slots[i] = None;
         }
+        self.used = 0;
         used.into_iter().map(|i| (i, 0)).collect()
     }
 

@@ -241,6 +241,7 @@ fn run(format: LrFormat, count: usize, ops: &[Op]) -> Result<(), TestCaseError> 
     let mut pending: BTreeSet<Key> = BTreeSet::new();
     let mut active: BTreeSet<Key> = BTreeSet::new();
     for op in ops {
+        prop_assert_eq!(m.used_mask(), m.slots.iter().enumerate().filter(|(_, s)| s.is_some()).fold(0u64, |a, (i, _)| a | 1 << i), "used mask");
         match *op {
             Op::Inject(n, prio) => {
                 if in_guest {
@@ -408,4 +409,79 @@ fn held_and_retired_entries() {
     assert_eq!(m.held(3), (true, true), "the stale read did not undo the new pending state");
     let (writes, _) = m.fill();
     assert_eq!(writes.iter().map(|w| LrFormat::V2.decode(w.1).state).collect::<Vec<_>>(), [LrState::PendingActive]);
+}
+
+#[test]
+fn place_takes_a_free_lr_only_when_nothing_else_decides() {
+    let mut m = LrManager::new(LrFormat::V3, 2);
+    let mut regs = [0u64; 2];
+    let (i, v) = m.place(hw(27, 0x20)).expect("a free list register");
+    regs[i] = v;
+    assert_eq!(LrFormat::V3.decode(v).state, LrState::Pending);
+    assert_eq!(LrFormat::V3.decode(v).pintid, Some(27));
+    assert_eq!(m.state_of(27, 0), Some(LrState::Pending));
+    assert_eq!(m.place(hw(27, 0x20)), None, "already held: inject decides");
+    let (j, v) = m.place(sw(3, 0x80, 0)).expect("the second list register");
+    assert_ne!(i, j);
+    regs[j] = v;
+    assert_eq!(m.place(sw(4, 0x80, 0)), None, "no free list register");
+    assert_eq!(m.inject(sw(4, 0x80, 0)), Injected::Queued);
+    // The guest finishes 27: a register is free, but something is queued, so fill decides.
+    regs[i] = set_state(LrFormat::V3, regs[i], LrState::Invalid);
+    m.sync(&regs);
+    assert_eq!(m.place(sw(5, 0x10, 0)), None, "queue not empty");
+    assert!(!enter(&mut m, &mut regs));
+    assert_eq!(m.state_of(4, 0), Some(LrState::Pending));
+    // Same as inject + fill for what the registers end up holding.
+    let mut a = LrManager::new(LrFormat::V2, 4);
+    let mut b = LrManager::new(LrFormat::V2, 4);
+    let mut ra = [0u64; 4];
+    let mut rb = [0u64; 4];
+    for q in [sw(1, 0x40, 2), hw(27, 0xa0), sw(1, 0x40, 3)] {
+        let (i, v) = a.place(q).expect("free");
+        ra[i] = v;
+        b.inject(q);
+    }
+    enter(&mut b, &mut rb);
+    // The same values, perhaps in other registers (fill goes in priority order).
+    ra.sort_unstable();
+    rb.sort_unstable();
+    assert_eq!(ra, rb);
+}
+
+#[test]
+fn an_empty_lr_retires_as_an_invalid_one_reads() {
+    let mut a = LrManager::new(LrFormat::V3, 4);
+    let mut regs = [0u64; 4];
+    a.inject(hw(27, 0x20));
+    a.inject(sw(3, 0x80, 0));
+    enter(&mut a, &mut regs);
+    let mut b = a.clone();
+    assert_eq!(a.used_mask(), 0b11);
+    assert_eq!(a.used_mask(), a.in_use().fold(0, |m, i| m | 1 << i));
+    // The guest finished LR 0.
+    let i = (0..4).find(|&i| LrFormat::V3.decode(regs[i]).vintid == 27).expect("27 is in");
+    regs[i] = set_state(LrFormat::V3, regs[i], LrState::Invalid);
+    let by_value = a.sync_lr(i, regs[i]);
+    let by_status = b.sync_empty(i);
+    assert_eq!(by_value, by_status);
+    assert_eq!(by_status.map(|v| v.intid), Some(27));
+    assert_eq!(a.used_mask(), b.used_mask());
+    // A register changed since the last fill is not what the hardware holds yet: left alone.
+    let mut c = LrManager::new(LrFormat::V3, 1);
+    let mut r = [0u64; 1];
+    c.inject(sw(5, 0x80, 0));
+    enter(&mut c, &mut r);
+    c.sync_lr(0, set_state(LrFormat::V3, r[0], LrState::Active));
+    assert_eq!(c.inject(sw(5, 0x80, 0)), Injected::PendingInLr);
+    assert_eq!(c.sync_empty(0), None);
+    assert_eq!(c.state_of(5, 0), Some(LrState::PendingActive));
+    let mut d = LrManager::new(LrFormat::V3, 2);
+    d.inject(sw(9, 0x80, 0));
+    let (w, _) = d.fill();
+    assert_eq!(d.sync_empty(w[0].0).map(|v| v.intid), Some(9), "after fill the register is the hardware's");
+    let mut e = LrManager::new(LrFormat::V3, 2);
+    let (k, _) = e.place(sw(9, 0x80, 0)).expect("free");
+    e.inject(sw(9, 0x80, 0));
+    assert_eq!(e.sync_empty(k).map(|v| v.intid), Some(9));
 }
