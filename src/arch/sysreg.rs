@@ -111,9 +111,10 @@ read_fn!(por_el0, POR_EL0);
 read_fn!(s2por_el1, S2POR_EL1);
 
 write_fn!(set_hcr_el2, HCR_EL2);
-write_fn!(/// ELR_EL2: where ERET returns (the guest's PC after an exit).
+write_fn!(/// ELR_EL2: where ERET returns (the guest's PC after an exit). Only the lean exit
+    /// (`vcpu::lean`) writes it: the slow path's restore loads it from the trap frame.
     set_elr_el2, ELR_EL2);
-write_fn!(/// SPSR_EL2: the PSTATE ERET restores.
+write_fn!(/// SPSR_EL2: the PSTATE ERET restores (the lean exit's, as for ELR_EL2).
     set_spsr_el2, SPSR_EL2);
 write_fn!(set_vbar_el2, VBAR_EL2);
 write_fn!(set_vttbr_el2, VTTBR_EL2);

@@ -3,7 +3,7 @@
 //! | word | values | default |
 //! |---|---|---|
 //! | `snapshot_mem=` | a size: the pool each VM's snapshot area comes from (its RAM's size, at its first snapshot) | none: no snapshots |
-//! | `snapshot_on=` | text, one word (each `,` becomes a space): a VM takes its snapshot when it prints it; `<vm>:<text>` for that VM only (`vm::snapshot::plan::watch_text`) | none |
+//! | `snapshot_on=` | text, one word (each `,` becomes a space): a VM takes its snapshot when it prints it; `<vm>:<text>` for that VM only (`vm::snapshot::plan::watch_text`; a word whose part before the first `:` names no VM, or with nothing after it, such as `login:` or `domU1:`, is a text for every VM) | none |
 //! | `reset=` | `reboot`, `snapshot`: what PSCI SYSTEM_RESET does | `reboot` |
 //! | `restores=` | how many resets restore the snapshot before the next one powers the VM off | unlimited |
 //! | `restore=` | `eager`, `lazy`, `dirty`: how `reset=snapshot` and the console's `restore <vm>` restore | `dirty` |

@@ -225,8 +225,9 @@ fn after_snapshot(vm: &Vm, after: After) {
     }
 }
 
-/// Every exception from a guest (but the TVM writes the fast path answers) comes here: the
-/// dispatcher handles it and says what the vCPU does next; this acts on it.
+/// Every exception from a guest comes here, but those the vector's fast paths answer (the TVM
+/// writes, the HVC calls of `boot/hvc_fastpath.S`) and those the lean synchronous exit serves
+/// (`vcpu::lean`): the dispatcher handles it and says what the vCPU does next; this acts on it.
 fn on_exit(frame: &mut TrapFrame, kind: Kind) {
     if crate::fatal::failed() {
         cpu::park();

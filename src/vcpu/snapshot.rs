@@ -173,21 +173,29 @@ pub fn ask(vm: &Vm, op: Ask) -> Result<(), &'static str> {
 /// After an exit: what el2visor's console asked of this VM ([`ask`]), done now.
 pub fn on_request(vm: &Vm, me: usize, frame: &mut TrapFrame) -> Option<After> {
     let s = vm.snapshot.as_ref()?;
-    if s.request.load(Ordering::Relaxed) == 0 {
+    // While another vCPU pauses or resets the VM the request waits for a later exit (it is not
+    // taken now only to be dropped by a `pause` that cannot succeed).
+    if s.request.load(Ordering::Relaxed) == 0 || vm.state() != RUNNING {
         return None;
     }
-    match s.request.swap(0, Ordering::AcqRel) {
-        0 => None,
+    let after = match s.request.swap(0, Ordering::AcqRel) {
+        0 => return None,
         snap::REQUEST_TAKE => {
             log::info!("VM {}: snapshot asked for on el2visor's console", vm.name);
-            Some(take(vm, me, frame, s.options.kind == RestoreKind::DirtyOnly, false))
+            take(vm, me, frame, s.options.kind == RestoreKind::DirtyOnly, false)
         }
         c => {
             let kind = RestoreKind::from_code(u64::from(c - snap::REQUEST_RESTORE))?;
             log::info!("VM {}: {} restore asked for on el2visor's console", vm.name, kind.name());
-            Some(restore(vm, me, frame, kind))
+            restore(vm, me, frame, kind)
         }
+    };
+    if matches!(after, After::Resume) {
+        // `pause` lost a race with another vCPU's snapshot, reset or power-off: say so rather
+        // than leave the console's "asked for" line without an outcome.
+        crate::println!("el2visor: VM {}: busy (paused, resetting or ending): the console's request was not done", vm.name);
     }
+    Some(after)
 }
 
 /// PSCI SYSTEM_RESET under `reset=snapshot`: restore the snapshot (`restores=` times at most,

@@ -67,11 +67,17 @@ impl VUart {
         self.state.lock().0.clone()
     }
 
-    /// Put back a snapshot's device state (the VM is paused; its interrupt line's state comes
-    /// back with the virtual GIC's). The console's line being collected is left as it is: what
-    /// was printed is not unprinted.
-    pub fn restore(&self, v: &Vpl011) {
-        self.state.lock().0 = v.clone();
+    /// Put back a snapshot's device state (the VM is paused) and drive its interrupt line to
+    /// match it: console input that arrived between the virtual GIC's save or restore and the
+    /// device's would otherwise leave the line and the FIFOs out of step. The console's line
+    /// being collected is left as it is: what was printed is not unprinted.
+    pub fn restore(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], v: &Vpl011) {
+        let level = {
+            let mut st = self.state.lock();
+            st.0 = v.clone();
+            st.0.irq_level()
+        };
+        drive(vgic, irqs, usize::MAX, level);
     }
 
     /// Print what is left of the VM's last line (it ended without a newline).

@@ -353,7 +353,7 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
         g.restore(&vm.irqs, d);
     }
     if let (Some(u), Some(v)) = (&vm.vuart, &saved.vuart) {
-        u.restore(v);
+        u.restore(vm.vgic.as_ref(), &vm.irqs, v);
     }
     let n = snap.restores.fetch_add(1, Ordering::AcqRel) + 1;
     for (v, s) in saved.vcpus.iter().enumerate() {
