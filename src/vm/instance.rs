@@ -71,6 +71,10 @@ pub struct VmSpec<'a> {
     /// Where the kernel and the initrd already are in `ram` (the loader's copies, now the VM's
     /// memory): the first boot runs them there when the boot protocol allows, without a copy.
     pub in_place: crate::vm::load::InPlace,
+    /// Images whose pristine copy (`kernel`, `initrd`) is not made yet (`super::pristine`): the
+    /// first boot runs them in place and the copy is made lazily, else here, before anything
+    /// is written to guest RAM.
+    pub unfilled: crate::vm::pristine::Unfilled,
     /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
     /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
     pub hidden: Vec<PaRange>,
@@ -165,6 +169,8 @@ pub struct Vm {
     pub pvpanic: u64,
     /// Snapshots (`snapshot_mem=`), set by boot when the VM's RAM fits the area.
     pub snapshot: Option<crate::vm::snapshot::Snapshot>,
+    /// The pristine images' copies still to be made (`super::pristine_lazy`), if any.
+    pub lazy: Option<crate::vm::pristine_lazy::LazyPristine>,
 }
 
 impl Vm {
@@ -203,8 +209,21 @@ impl Vm {
         crate::gic::hw::kick_pcpu(self.vcpus[v].pcpu);
     }
 
+    /// A Stage-2 abort at `ipa` that a lazy pristine copy explains (the guest's first write to
+    /// an image page not copied yet): copied and writable now, the guest runs the access again.
+    pub fn pristine_fault(&self, ipa: u64) -> bool {
+        self.lazy.as_ref().is_some_and(|l| l.fault(&self.s2, ipa))
+    }
+
+    /// Make every pristine copy still to make (the background copier). Returns (bytes, ticks).
+    pub fn complete_pristine(&self) -> (u64, u64) {
+        self.lazy.as_ref().map_or((0, 0), |l| l.copy_all(&self.s2))
+    }
+
     /// Copy the pristine images back into guest RAM (a SYSTEM_RESET; every vCPU is stopped).
     pub fn reload(&self) -> Result<(), VmError> {
+        // Copies still to be made come from guest RAM the guest could not write yet.
+        self.complete_pristine();
         let p = &self.pristine;
         copy_in(&self.ram, p.kernel_ipa, p.kernel, self.clean)?;
         if let (Some(ipa), Some(bytes)) = (p.initrd_ipa, p.initrd) {
@@ -267,7 +286,14 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let slot = spec.slot;
     let vmid = slot as u16 + 1;
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
-    let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
+    // An unfilled pristine slot: the kernel's bytes are where the loader put them.
+    let kernel_now = match spec.unfilled.kernel {
+        // SAFETY: `pa` is the kernel image in the VM's RAM (identity mapped at EL2), as long as
+        // its pristine slot; nothing has written guest RAM yet.
+        Some(pa) => unsafe { core::slice::from_raw_parts(pa as *const u8, spec.kernel.len()) },
+        None => spec.kernel,
+    };
+    let header = image::parse_header(kernel_now).map_err(VmError::Image)?;
     if spec.pcpus.len() != spec.vcpu_mpidrs.len() {
         return Err(VmError::NoRam);
     }
@@ -293,6 +319,24 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         spec.in_place,
     )
     .map_err(VmError::Load)?;
+
+    // Pristine copies: those the first boot does not run in place are made now, before anything
+    // is written to guest RAM; the others later (`pristine_lazy`).
+    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
+    let initrd_here = plan.initrd.is_some_and(|r| spec.in_place.initrd == Some(r.start.raw()));
+    let mut lazy = Vec::new();
+    let images = [(spec.unfilled.kernel, Some(spec.kernel), kernel_here, plan.kernel.start.raw()), (spec.unfilled.initrd, spec.initrd, initrd_here, plan.initrd.map_or(0, |r| r.start.raw()))];
+    for (from, slot, here, ipa) in images {
+        let (Some(pa), Some(slot)) = (from, slot) else { continue };
+        let pending = crate::vm::pristine::Pending { ipa, pa, slot: slot.as_ptr() as u64, len: slot.len() as u64 };
+        if here && ram_pa(&spec.ram, ipa, slot.len()) == Some(pa) {
+            lazy.push(pending);
+        } else {
+            // SAFETY: `pa` holds the image (the VM's RAM, nothing written there yet), `slot` is
+            // its pristine slot in el2visor's memory: both identity mapped, apart.
+            unsafe { crate::vm::pristine_lazy::copy(pending.slot, pa, pending.len) };
+        }
+    }
 
     let dt_spec = GuestDtSpec {
         ram: spec.ram.clone(),
@@ -351,6 +395,10 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
+    let lazy = match lazy.is_empty() {
+        true => None,
+        false => Some(crate::vm::pristine_lazy::LazyPristine::protect(crate::vm::pristine::spans(&lazy), &mut s2).map_err(VmError::Stage2)?),
+    };
     log::info!("VM {}: {}", spec.name, s2.vtcr());
     if log::log_enabled!(log::Level::Debug) {
         log::debug!("VM {}: Stage-2 layout:", spec.name);
@@ -373,10 +421,9 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
             }
         }
     }
-    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
     place(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean, kernel_here)?;
     if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
-        place(&spec.ram, r.start.raw(), bytes, clean, spec.in_place.initrd == Some(r.start.raw()))?;
+        place(&spec.ram, r.start.raw(), bytes, clean, initrd_here)?;
     }
     copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
     if clean {
@@ -443,6 +490,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         crash,
         pvpanic,
         snapshot: None,
+        lazy,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",
