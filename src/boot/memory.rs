@@ -85,6 +85,9 @@ impl DomainRam {
 pub struct ToCopy<'a> {
     pub sources: &'a [PaRange],
     pub defer: &'a [bool],
+    /// The VM sees RAM as el2visor does, cacheable, whatever its own MMU says (FWB): the memory
+    /// the sources leave to it needs no cache maintenance for its data accesses.
+    pub fwb: bool,
 }
 
 fn page_range(r: PaRange) -> PaRange {
@@ -117,7 +120,7 @@ unsafe fn copy(dst: u64, src: u64, len: u64) {
 /// says so and there is none. A source whose `defer` is set gets its slot but is not copied
 /// there: the VM copies it later (its `unfilled`).
 pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_copy: ToCopy<'_>, extra: u64, snapshot: u64) -> Result<HostMemory, String> {
-    let ToCopy { sources, defer } = to_copy;
+    let ToCopy { sources, defer, fwb } = to_copy;
     let mut hidden: Vec<PaRange> = Vec::new();
     let mut firmware: Vec<PaRange> = Vec::new();
     for r in &p.reserved {
@@ -270,9 +273,18 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_co
         cursor += s.size.next_multiple_of(PAGE_SIZE);
     }
     // The memory the modules were in is the VM's now: leave none of it in the caches, so that
-    // nothing el2visor wrote is evicted over what the guest writes with its caches off.
-    for r in sources.iter().zip(&from).flat_map(|(s, f)| [Some(*s), *f]).flatten() {
-        cache::clean_inval_range(r.start.raw(), r.size as usize);
+    // nothing el2visor wrote is evicted over what the guest writes with its caches off. With FWB
+    // the guest's accesses are cacheable too, and only what el2visor wrote (a module moved aside,
+    // which the guest may run in place) must reach the point of unification for its fetches;
+    // a module where the loader put it is as the boot protocol left it, cleaned.
+    for (s, f) in sources.iter().zip(&from) {
+        if !fwb {
+            for r in [Some(*s), *f].into_iter().flatten() {
+                cache::clean_inval_range(r.start.raw(), r.size as usize);
+            }
+        } else if let Some(f) = f.filter(|f| f != s) {
+            cache::sync_icache_range(f.start.raw(), f.size as usize);
+        }
     }
     // The domains' RAM next, 2 MiB aligned; the pool takes the rest.
     let domain_area = (extra > 0).then(|| {

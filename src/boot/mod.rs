@@ -180,7 +180,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     let snapshot_ram = opts.snapshot.mem.map_or(0, |m| m.next_multiple_of(crate::mm::addr::SIZE_2M));
     let to_copy = src.to_copy(&platform);
     let defer = lazy_pristine(&platform, &opts, &src, to_copy.len());
-    let mem = match memory::init(&platform, &image, dtb, src.identity(), memory::ToCopy { sources: &to_copy, defer: &defer }, domain_ram, snapshot_ram) {
+    let mem = match memory::init(&platform, &image, dtb, src.identity(), memory::ToCopy { sources: &to_copy, defer: &defer, fwb: setting.mode == crate::coherency::Mode::Fwb }, domain_ram, snapshot_ram) {
         Ok(m) => m,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");

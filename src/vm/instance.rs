@@ -265,7 +265,10 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     Ok(())
 }
 
-/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance.
+/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance:
+/// to the PoC without FWB; with FWB none here (they are where the loader put them and cleaned, or
+/// `boot::memory` cleaned them to the PoU when it moved them aside), the caller invalidates the
+/// instruction cache once.
 fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> Result<(), VmError> {
     if !here {
         return copy_in(ram, ipa, bytes, clean);
@@ -273,8 +276,6 @@ fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> 
     let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
     if clean {
         cache::clean_inval_range(pa, bytes.len());
-    } else {
-        cache::sync_icache_range(pa, bytes.len());
     }
     Ok(())
 }
@@ -397,7 +398,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     }
     let lazy = match lazy.is_empty() {
         true => None,
-        false => Some(crate::vm::pristine_lazy::LazyPristine::protect(crate::vm::pristine::spans(&lazy), &mut s2).map_err(VmError::Stage2)?),
+        false => Some(crate::vm::pristine_lazy::LazyPristine::protect(crate::vm::pristine::spans(&lazy), mode != Mode::Fwb, &mut s2).map_err(VmError::Stage2)?),
     };
     log::info!("VM {}: {}", spec.name, s2.vtcr());
     if log::log_enabled!(log::Level::Debug) {
@@ -426,9 +427,8 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         place(&spec.ram, r.start.raw(), bytes, clean, initrd_here)?;
     }
     copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
-    if clean {
-        cache::invalidate_icache_all();
-    }
+    // Also for an image left in place (see `place`).
+    cache::invalidate_icache_all();
 
     let n = spec.vcpu_mpidrs.len();
     let vcpus = spec

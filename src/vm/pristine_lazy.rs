@@ -23,16 +23,19 @@ pub struct LazyPristine {
     done: spin::Mutex<Vec<bool>>,
     /// Some span is still to copy: the one load a Stage-2 fault pays when all are done.
     pending: AtomicBool,
+    /// No FWB: the guest may write with its caches off, so the lines the copy read go.
+    clean: bool,
 }
 
 impl LazyPristine {
-    /// Write-protect `spans` in `s2` (RAM mapped read-write there, blocks kept).
-    pub fn protect(spans: Vec<Span>, s2: &mut Stage2<GlobalPages, HwTlb>) -> Result<Self, S2Error> {
+    /// Write-protect `spans` in `s2` (RAM mapped read-write there, blocks kept). `clean`: the
+    /// VM has no FWB.
+    pub fn protect(spans: Vec<Span>, clean: bool, s2: &mut Stage2<GlobalPages, HwTlb>) -> Result<Self, S2Error> {
         for s in &spans {
             s2.protect(Ipa(s.ipa), SIZE_2M, S2Attrs::ram().read_only())?;
         }
         let n = spans.len();
-        Ok(LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0) })
+        Ok(LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0), clean })
     }
 
     /// Whether some pristine copy is still to be made.
@@ -73,6 +76,11 @@ impl LazyPristine {
             // to the guest until this span is marked done; `p.slot` is the image's pristine slot
             // in el2visor's memory, which nothing else writes. They do not overlap.
             unsafe { copy(p.slot, p.pa, p.len) };
+            if self.clean {
+                // The copy left clean lines of guest RAM in the caches: without FWB a guest that
+                // writes with its caches off and then turns them on could read those instead.
+                cache::clean_inval_range(p.pa, p.len as usize);
+            }
         }
         // Only el2visor reads the slots, with its caches on: no maintenance.
         if let Err(e) = s2.lock().protect(Ipa(span.ipa), SIZE_2M, S2Attrs::ram()) {
