@@ -183,6 +183,11 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            // A fetch while a lazy pristine copy remapped its span (break-before-make).
+            if vm.pristine_fault(ipa) {
+                cpu::this().last_abort.lock().clear();
+                return Exit::Resume;
+            }
             if snapshot_region_fault(vm, ipa, false) {
                 return Exit::Resume;
             }

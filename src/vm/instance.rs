@@ -210,7 +210,8 @@ impl Vm {
     }
 
     /// A Stage-2 abort at `ipa` that a lazy pristine copy explains (the guest's first write to
-    /// an image page not copied yet): copied and writable now, the guest runs the access again.
+    /// an image page not copied yet, or an access while the copy remapped it): copied and
+    /// mapped read-write now, the guest runs the access again.
     pub fn pristine_fault(&self, ipa: u64) -> bool {
         self.lazy.as_ref().is_some_and(|l| l.fault(&self.s2, ipa))
     }

@@ -43,17 +43,20 @@ impl LazyPristine {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// A Stage-2 abort at `ipa`: when it is in a span still to copy (a first write: the spans
-    /// are readable), copy the span and make it writable. `true` when the guest must just run
-    /// the access again (also when another CPU copied the span meanwhile).
+    /// A Stage-2 abort at `ipa` (data or instruction): when it is in a span still to copy (a
+    /// first write: the spans are readable), copy the span and make it writable. `true` when the
+    /// guest must just run the access again: also when another CPU copied the span meanwhile,
+    /// or changed its mapping just then (the change is break-before-make: a fetch or read in
+    /// between faults too, and its abort may be taken after every copy is done).
     pub fn fault(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, ipa: u64) -> bool {
-        if !self.pending() {
+        let Some(i) = find(&self.spans, ipa) else { return false };
+        if self.copy_span(s2, i).is_err() {
+            // Left read-only: the guest gets the abort rather than fault forever.
             return false;
         }
-        let Some(i) = find(&self.spans, ipa) else { return false };
-        // Made writable, or (never seen: the span is mapped already) left as it was, and the
-        // guest gets the abort rather than fault forever.
-        self.copy_span(s2, i).is_ok()
+        // Copied: the page is RAM again, read-write, unless it is not RAM at all (a page of
+        // the span el2visor never maps), whose abort is the guest's.
+        s2.lock().translate(Ipa(ipa)).is_some_and(|(_, a, _)| a == S2Attrs::ram())
     }
 
     /// Copy every span still to copy (the background copier, or a reset before it finished).
