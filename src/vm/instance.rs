@@ -379,10 +379,17 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     };
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
+    // The image spans whose pristine copy is still to make are read-only from the start (no
+    // live entry to change, so no TLB maintenance).
+    let spans = crate::vm::pristine::spans(&lazy);
     for r in &spec.ram {
         let pieces = crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &spec.hidden);
         for p in pieces {
-            s2.map(Ipa(r.ipa.raw() + (p.start.raw() - r.pa.raw())), p.start, p.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+            let ipa = r.ipa.raw() + (p.start.raw() - r.pa.raw());
+            for (at, size, ro) in crate::vm::pristine::split(ipa, p.size, &spans) {
+                let attrs = if ro { S2Attrs::ram().read_only() } else { S2Attrs::ram() };
+                s2.map(Ipa(at), Pa(p.start.raw() + (at - ipa)), size, attrs).map_err(VmError::Stage2)?;
+            }
         }
     }
     for d in &spec.devices {
@@ -397,10 +404,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
-    let lazy = match lazy.is_empty() {
-        true => None,
-        false => Some(crate::vm::pristine_lazy::LazyPristine::protect(crate::vm::pristine::spans(&lazy), mode != Mode::Fwb, &mut s2).map_err(VmError::Stage2)?),
-    };
+    let lazy = (!spans.is_empty()).then(|| crate::vm::pristine_lazy::LazyPristine::new(spans, mode != Mode::Fwb));
     log::info!("VM {}: {}", spec.name, s2.vtcr());
     if log::log_enabled!(log::Level::Debug) {
         log::debug!("VM {}: Stage-2 layout:", spec.name);

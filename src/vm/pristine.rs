@@ -88,6 +88,26 @@ pub fn spans(images: &[Pending]) -> Vec<Span> {
     out
 }
 
+/// `[ipa, ipa + size)` cut into (start, size, read-only) pieces: read-only inside `spans`
+/// (ascending, as [`spans`] gives them), read-write elsewhere, in address order.
+pub fn split(ipa: u64, size: u64, spans: &[Span]) -> Vec<(u64, u64, bool)> {
+    let end = ipa + size;
+    let mut out = Vec::new();
+    let mut at = ipa;
+    for s in spans.iter().filter(|s| s.ipa < end && s.ipa + SIZE_2M > ipa) {
+        let (lo, hi) = (s.ipa.max(ipa), (s.ipa + SIZE_2M).min(end));
+        if at < lo {
+            out.push((at, lo - at, false));
+        }
+        out.push((lo, hi - lo, true));
+        at = hi;
+    }
+    if at < end {
+        out.push((at, end - at, false));
+    }
+    out
+}
+
 /// The span holding `ipa`, by index.
 pub fn find(spans: &[Span], ipa: u64) -> Option<usize> {
     let i = spans.partition_point(|s| s.ipa + SIZE_2M <= ipa);
@@ -136,6 +156,28 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].ipa, 0x8020_0000);
         assert_eq!(s[1].pieces[0], Piece { pa: 0x4020_0000, slot: 0x7010_0000, len: M });
+    }
+
+    #[test]
+    fn split_marks_the_spans_read_only_and_nothing_else() {
+        let s = spans(&[Pending { ipa: 0x4900_0000, pa: 0x4900_0000, slot: 0, len: 3 * M }, Pending { ipa: 0x4c00_0000, pa: 0, slot: 0, len: 1 }]);
+        let ram = split(0x4000_0000, 0x3000_0000, &s);
+        assert_eq!(
+            ram,
+            [
+                (0x4000_0000, 0x900_0000, false),
+                (0x4900_0000, 2 * M, true),
+                (0x4920_0000, 2 * M, true),
+                (0x4940_0000, 0x2c0_0000, false),
+                (0x4c00_0000, 2 * M, true),
+                (0x4c20_0000, 0x2400_0000 - 2 * M, false),
+            ]
+        );
+        assert_eq!(ram.iter().map(|p| p.1).sum::<u64>(), 0x3000_0000);
+        // A piece that starts inside a span, one without any, and no spans at all.
+        assert_eq!(split(0x4910_0000, 0x20_0000, &s), [(0x4910_0000, M, true), (0x4920_0000, M, true)]);
+        assert_eq!(split(0x5000_0000, 0x1000, &s), [(0x5000_0000, 0x1000, false)]);
+        assert_eq!(split(0x4000_0000, 4 * M, &[]), [(0x4000_0000, 4 * M, false)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! before it reloads.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::{cache, sysreg};
 use crate::mm::addr::{Ipa, SIZE_2M};
@@ -25,17 +25,17 @@ pub struct LazyPristine {
     pending: AtomicBool,
     /// No FWB: the guest may write with its caches off, so the lines the copy read go.
     clean: bool,
+    /// Spans copied on a guest's first write (each an abort exit), and by [`Self::copy_all`].
+    by_fault: AtomicU32,
+    by_copier: AtomicU32,
 }
 
 impl LazyPristine {
-    /// Write-protect `spans` in `s2` (RAM mapped read-write there, blocks kept). `clean`: the
-    /// VM has no FWB.
-    pub fn protect(spans: Vec<Span>, clean: bool, s2: &mut Stage2<GlobalPages, HwTlb>) -> Result<Self, S2Error> {
-        for s in &spans {
-            s2.protect(Ipa(s.ipa), SIZE_2M, S2Attrs::ram().read_only())?;
-        }
+    /// For `spans`, which the VM's Stage 2 maps read-only (`super::pristine::split`). `clean`:
+    /// the VM has no FWB.
+    pub fn new(spans: Vec<Span>, clean: bool) -> Self {
         let n = spans.len();
-        Ok(LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0), clean })
+        LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0), clean, by_fault: AtomicU32::new(0), by_copier: AtomicU32::new(0) }
     }
 
     /// Whether some pristine copy is still to be made.
@@ -50,9 +50,13 @@ impl LazyPristine {
     /// between faults too, and its abort may be taken after every copy is done).
     pub fn fault(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, ipa: u64) -> bool {
         let Some(i) = find(&self.spans, ipa) else { return false };
-        if self.copy_span(s2, i).is_err() {
+        match self.copy_span(s2, i) {
             // Left read-only: the guest gets the abort rather than fault forever.
-            return false;
+            Err(_) => return false,
+            Ok(0) => {}
+            Ok(_) => {
+                self.by_fault.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // Copied: the page is RAM again, read-write, unless it is not RAM at all (a page of
         // the span el2visor never maps), whose abort is the guest's.
@@ -63,8 +67,20 @@ impl LazyPristine {
     /// Returns the bytes this call copied and the counter ticks it took.
     pub fn copy_all(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>) -> (u64, u64) {
         let t0 = sysreg::cntpct_el0();
-        let bytes = (0..self.spans.len()).map(|i| self.copy_span(s2, i).unwrap_or(0)).sum();
+        let mut bytes = 0;
+        for i in 0..self.spans.len() {
+            let b = self.copy_span(s2, i).unwrap_or(0);
+            if b > 0 {
+                self.by_copier.fetch_add(1, Ordering::Relaxed);
+            }
+            bytes += b;
+        }
         (bytes, sysreg::cntpct_el0() - t0)
+    }
+
+    /// (spans copied on a guest's first write, spans copied by `copy_all`), so far.
+    pub fn counts(&self) -> (u32, u32) {
+        (self.by_fault.load(Ordering::Relaxed), self.by_copier.load(Ordering::Relaxed))
     }
 
     /// Copy span `i` unless it is done, then make it writable. Returns the bytes copied.
