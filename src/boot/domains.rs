@@ -111,6 +111,7 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], withheld: &[String
         domu_dt: Some(dt),
         zero_ram: true,
         in_place: Default::default(),
+        unfilled: Default::default(),
         hidden: Vec::new(),
     };
     let mut vm = instance::create(spec).map_err(|e| format!("VM {}: {e}", d.name))?;

@@ -159,6 +159,9 @@ pub fn build(
     let firmware: Vec<Region> = mem.firmware.iter().map(|r| Region::new("firmware memory", r.start.raw(), r.size)).collect();
     // Where the loader's copy of an image still is in the VM's RAM (identity mapped: IPA = PA).
     let in_vm_ram = |i: usize, offset: u64| mem.in_vm_ram.get(i).copied().flatten().map(|r| r.start.raw() + offset);
+    // A slot `memory::init` left unfilled: the bytes are only in the VM's RAM.
+    let unfilled = |i: Option<usize>| i.filter(|&i| mem.unfilled.get(i) == Some(&true)).and_then(|i| in_vm_ram(i, 0));
+    let mut pending = crate::vm::pristine::Unfilled::default();
     let (ram, kernel, initrd, bootargs, dt_props, keep_out, name, in_place) = match src {
         Source::Multiboot => {
             let modules: Vec<BootModule> = p
@@ -193,6 +196,10 @@ pub fn build(
             let in_place = InPlace {
                 kernel: index(ModuleKind::Kernel).and_then(|i| in_vm_ram(i, 0)),
                 initrd: index(ModuleKind::Ramdisk).and_then(|i| in_vm_ram(i, 0)),
+            };
+            pending = crate::vm::pristine::Unfilled {
+                kernel: unfilled(index(ModuleKind::Kernel)),
+                initrd: unfilled(index(ModuleKind::Ramdisk)),
             };
             (
                 plan.ram.clone(),
@@ -266,6 +273,7 @@ pub fn build(
         domu_dt: None,
         zero_ram: false,
         in_place,
+        unfilled: pending,
         hidden: if matches!(src, Source::Embedded) { Vec::new() } else { mem.hidden.clone() },
         virtual_its: its,
     };

@@ -46,6 +46,9 @@ pub struct HostMemory {
     /// Where the same bytes still are in the VM's RAM, until the VM is built (the loader's place,
     /// or where they were moved aside): a first boot can run them there without another copy.
     pub in_vm_ram: Vec<Option<PaRange>>,
+    /// Which of `copies` are slots not filled yet (`init`'s `defer`): their bytes are only at
+    /// `in_vm_ram`, and the VM makes the copy (`vm::pristine`).
+    pub unfilled: Vec<bool>,
     /// RAM set aside, contiguous and 2 MiB aligned, for dom0less domains (`extra` bytes), handed
     /// out in order by [`DomainRam`]; no allocator has it.
     pub domain_area: Option<PaRange>,
@@ -76,6 +79,17 @@ impl DomainRam {
     }
 }
 
+/// What [`init`] copies into el2visor's block (`sources`), and which of them it only makes room
+/// for (`defer`, by index; missing means copy now).
+#[derive(Clone, Copy)]
+pub struct ToCopy<'a> {
+    pub sources: &'a [PaRange],
+    pub defer: &'a [bool],
+    /// The VM sees RAM as el2visor does, cacheable, whatever its own MMU says (FWB): the memory
+    /// the sources leave to it needs no cache maintenance for its data accesses.
+    pub fwb: bool,
+}
+
 fn page_range(r: PaRange) -> PaRange {
     let start = r.start.align_down(PAGE_SIZE).raw();
     PaRange::new(start, (r.end() - start).next_multiple_of(PAGE_SIZE))
@@ -99,12 +113,14 @@ unsafe fn copy(dst: u64, src: u64, len: u64) {
 }
 
 /// Split RAM between el2visor, firmware and the VM, and give the frame allocator its share. When
-/// the VM takes host RAM (`identity`), copy `sources` (the boot modules, or the bundle) into
+/// the VM takes host RAM (`identity`), copy `to_copy`'s sources (the boot modules, or the bundle) into
 /// el2visor's block, whose pool also holds `extra` bytes for dom0less domains' RAM; else the
 /// frame allocator gets all free RAM but `sources`, which stay where they are. `snapshot` bytes
 /// (a multiple of 2 MiB, or 0) are set aside for the snapshot area; when they do not fit, one line
-/// says so and there is none.
-pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sources: &[PaRange], extra: u64, snapshot: u64) -> Result<HostMemory, String> {
+/// says so and there is none. A source whose `defer` is set gets its slot but is not copied
+/// there: the VM copies it later (its `unfilled`).
+pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_copy: ToCopy<'_>, extra: u64, snapshot: u64) -> Result<HostMemory, String> {
+    let ToCopy { sources, defer, fwb } = to_copy;
     let mut hidden: Vec<PaRange> = Vec::new();
     let mut firmware: Vec<PaRange> = Vec::new();
     for r in &p.reserved {
@@ -174,6 +190,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
             hidden,
             copies: sources.to_vec(),
             in_vm_ram: alloc::vec![None; sources.len()],
+            unfilled: alloc::vec![false; sources.len()],
             domain_area,
             snapshot_area,
         });
@@ -239,20 +256,35 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
     // Then every source into its slot at the bottom of the area; the pool takes the rest.
     let mut cursor = area.start.raw();
     let mut moved = Vec::with_capacity(sources.len());
-    for (s, f) in sources.iter().zip(&from) {
+    let mut unfilled = Vec::with_capacity(sources.len());
+    for (i, (s, f)) in sources.iter().zip(&from).enumerate() {
         let Some(f) = f else {
             moved.push(*s);
+            unfilled.push(false);
             continue;
         };
-        // SAFETY: `f` is outside the area (moved aside above if it was not), the slot inside it.
-        unsafe { copy(cursor, f.start.raw(), f.size) };
+        let later = defer.get(i).copied().unwrap_or(false);
+        unfilled.push(later);
+        if !later {
+            // SAFETY: `f` is outside the area (moved aside above if it was not), the slot inside it.
+            unsafe { copy(cursor, f.start.raw(), f.size) };
+        }
         moved.push(PaRange::new(cursor, s.size));
         cursor += s.size.next_multiple_of(PAGE_SIZE);
     }
     // The memory the modules were in is the VM's now: leave none of it in the caches, so that
-    // nothing el2visor wrote is evicted over what the guest writes with its caches off.
-    for r in sources.iter().zip(&from).flat_map(|(s, f)| [Some(*s), *f]).flatten() {
-        cache::clean_inval_range(r.start.raw(), r.size as usize);
+    // nothing el2visor wrote is evicted over what the guest writes with its caches off. With FWB
+    // the guest's accesses are cacheable too, and only what el2visor wrote (a module moved aside,
+    // which the guest may run in place) must reach the point of unification for its fetches;
+    // a module where the loader put it is as the boot protocol left it, cleaned.
+    for (s, f) in sources.iter().zip(&from) {
+        if !fwb {
+            for r in [Some(*s), *f].into_iter().flatten() {
+                cache::clean_inval_range(r.start.raw(), r.size as usize);
+            }
+        } else if let Some(f) = f.filter(|f| f != s) {
+            cache::sync_icache_range(f.start.raw(), f.size as usize);
+        }
     }
     // The domains' RAM next, 2 MiB aligned; the pool takes the rest.
     let domain_area = (extra > 0).then(|| {
@@ -271,7 +303,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, sourc
     kept.push(area);
     add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
     log_split(&kept, p);
-    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from, domain_area, snapshot_area })
+    Ok(HostMemory { kept, firmware, hidden, copies: moved, in_vm_ram: from, unfilled, domain_area, snapshot_area })
 }
 
 /// The one line that says `snapshot_mem=` does not fit.

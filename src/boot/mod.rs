@@ -10,6 +10,9 @@ mod memory;
 mod mmu;
 mod relocate;
 pub mod smp;
+mod stamp;
+
+use stamp::At;
 
 use alloc::vec::Vec;
 
@@ -70,6 +73,7 @@ fn cannot_boot(el: u8, args: core::fmt::Arguments<'_>) -> ! {
 /// Primary CPU entry: never returns. `relocated` says el2visor already moved itself to the top
 /// of RAM (`relocate`) and runs there now.
 pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
+    stamp::mark(if relocated { At::Relocated } else { At::Entry });
     // First of all, before anything stores a pointer into the image: move it.
     let stayed = if relocated || el != 2 { None } else { Some(relocate::to_top(dtb_pa)) };
     crate::fatal::install();
@@ -110,11 +114,13 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     };
     crate::mm::heap::enable_locking();
     logging::enable_locking();
+    stamp::mark(At::Mmu);
 
     let platform = match Platform::from_dtb(dtb) {
         Ok(p) => p,
         Err(e) => cannot_boot(el, format_args!("{e}")),
     };
+    stamp::mark(At::Platform);
     let (opts, problems) = cmdline::parse(platform.chosen.bootargs.as_deref().unwrap_or(""));
     logging::init_log(opts.loglevel.filter());
     for p in &problems {
@@ -135,6 +141,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
 
+    stamp::mark(At::Smp);
     println!("el2visor {VERSION} at EL2 on {} cpus={}", platform.model, smp::online());
     let setting = match coherency_setting(&opts) {
         Ok(s) => s,
@@ -171,7 +178,9 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     // Dom0less domains' RAM comes from el2visor's frames: its pool grows by that much.
     let domain_ram: u64 = platform.chosen.domains.iter().map(|d| d.memory.next_multiple_of(crate::mm::addr::SIZE_2M)).sum();
     let snapshot_ram = opts.snapshot.mem.map_or(0, |m| m.next_multiple_of(crate::mm::addr::SIZE_2M));
-    let mem = match memory::init(&platform, &image, dtb, src.identity(), &src.to_copy(&platform), domain_ram, snapshot_ram) {
+    let to_copy = src.to_copy(&platform);
+    let defer = lazy_pristine(&platform, &opts, &src, to_copy.len());
+    let mem = match memory::init(&platform, &image, dtb, src.identity(), memory::ToCopy { sources: &to_copy, defer: &defer, fwb: setting.mode == crate::coherency::Mode::Fwb }, domain_ram, snapshot_ram) {
         Ok(m) => m,
         Err(e) => {
             println!("el2visor: cannot start the guest: {e}");
@@ -179,6 +188,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
         }
     };
     src.use_copies(&mut platform, &mem.copies);
+    stamp::mark(At::Memory);
     if smp::online_prefix() < smp::online() {
         log::warn!(
             "only CPUs 0..{} came up without a gap; VMs get only these (vCPUs are pinned to pCPUs)",
@@ -201,6 +211,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
             lifecycle::power_off()
         }
     };
+    stamp::mark(At::Vms);
     for &vm in &vms {
         lifecycle::start(vm);
         log::debug!("VM {} ready", vm.name);
@@ -213,6 +224,9 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     }
     debug_uart::start(&platform, &opts, !uart_passed_through);
     run::install();
+    stamp::mark(At::Run);
+    stamp::report();
+    publish_copier(&vms);
     run::announce_vms();
     run::pcpu_main(0)
 }
@@ -409,9 +423,60 @@ fn coherency_setting(opts: &cmdline::Options) -> Result<crate::coherency::Settin
     Ok(Setting { mode, fast_path: opts.fastpath })
 }
 
+/// Which of `n` images to copy (`src.to_copy`) are copied lazily, after the dom0-like VM has
+/// started (`vm::pristine`): its multiboot kernel and initrd, which its first boot runs in place,
+/// when a second vCPU's pCPU is idle to copy them in the background until the guest starts that
+/// vCPU, and nothing else writes guest RAM behind Stage 2's back (no snapshot area, no GDB
+/// stub). Dom0less domains keep eager copies (their pCPUs are their own).
+fn lazy_pristine(p: &Platform, opts: &cmdline::Options, src: &guest::Source, n: usize) -> Vec<bool> {
+    use crate::platform::ModuleKind;
+    let vcpus = opts.guest_cpus.map_or(usize::MAX, |c| c as usize).min(smp::online_prefix());
+    let ok = matches!(src, guest::Source::Multiboot)
+        && p.chosen.domains.is_empty()
+        && vcpus >= 2
+        && opts.snapshot.mem.is_none()
+        && opts.debug_uart.is_none();
+    let mut defer: Vec<bool> = p.chosen.modules.iter().map(|m| ok && matches!(m.kind, ModuleKind::Kernel | ModuleKind::Ramdisk)).collect();
+    defer.resize(n, false);
+    defer
+}
+
+/// The pCPU that makes the dom0-like VM's lazy pristine copies, and the VM; set once the VMs
+/// are built (`DECIDED`).
+static COPIER: spin::Once<Option<(usize, &'static crate::vm::instance::Vm)>> = spin::Once::new();
+
+/// Name the copier: the pCPU of the first VM's vCPU 1, idle until the guest starts that vCPU.
+fn publish_copier(vms: &[&'static crate::vm::instance::Vm]) {
+    let job = vms.first().filter(|vm| vm.lazy.is_some()).and_then(|vm| vm.vcpus.get(1).map(|v| (v.pcpu, *vm)));
+    if let Some((_, vm)) = job {
+        if job.is_some_and(|(pcpu, _)| pcpu == 0) {
+            // Not expected (vCPU 1 is pinned to another pCPU); copy now rather than never.
+            vm.complete_pristine();
+        }
+    }
+    COPIER.call_once(|| job);
+}
+
+/// On the copier pCPU: make the pristine copies before running its vCPU (which the guest can
+/// start only after they are made: Linux starts its secondaries before any driver probes, so
+/// no device DMA reaches an image span not copied yet).
+fn copy_pristine_in_background(index: usize) {
+    while COPIER.get().is_none() {
+        cpu::wait_for_event();
+    }
+    if let Some(Some((pcpu, vm))) = COPIER.get() {
+        if *pcpu == index {
+            let (bytes, ticks) = vm.complete_pristine();
+            let us = ticks * 1_000_000 / sysreg::cntfrq_el0().max(1);
+            log::debug!("VM {}: pristine copies made in the background ({} KiB in {us} us)", vm.name, bytes >> 10);
+        }
+    }
+}
+
 /// Secondary CPU entry, with its MMU on: report in, then run this CPU's vCPU when there is one.
 pub fn secondary(index: usize) -> ! {
     smp::report_in(index);
     log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
+    copy_pristine_in_background(index);
     run::pcpu_main(index)
 }

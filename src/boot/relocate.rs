@@ -60,12 +60,15 @@ pub fn to_top(dtb_pa: usize) -> &'static str {
     // hold for them, so that no stale dirty line is written back over them later.
     cache::invalidate_range(new_dtb, head as usize);
     let file_len = (image.file_end - image.start).next_multiple_of(8);
+    // Only the blocks: the free space after them (QEMU's blob is 1 MiB, of which a few KiB are
+    // used) means nothing, and every word moved with the MMU off counts.
+    let dtb_used = crate::platform::dtb_used_len(dtb).map_or(dtb_len, |n| n as u64).min(dtb_len);
     // SAFETY: [new_dtb, top) is free RAM (place_top kept it clear of everything in use: the
     // running image, the device tree, modules, firmware memory), 2 MiB and 4 KiB aligned; the
     // sources are the running image's file part and the device tree, both 8-byte aligned.
     unsafe {
         arch_boot::copy_words_mmu_off(base, image.start, file_len);
-        arch_boot::copy_words_mmu_off(new_dtb, dtb_pa as u64, dtb_len.next_multiple_of(8));
+        arch_boot::copy_words_mmu_off(new_dtb, dtb_pa as u64, dtb_used.next_multiple_of(8));
         arch_boot::enter_copy(base + arch_boot::relocated_entry_offset(), new_dtb)
     }
 }

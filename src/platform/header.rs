@@ -87,6 +87,21 @@ pub fn dtb_size(header: &[u8]) -> Result<usize, DtError> {
     read_header(header).map(|h| h.totalsize as usize)
 }
 
+/// How many bytes from its start hold the device tree whose header starts `header`: up to the end
+/// of its structure or strings block, whichever is last, when the reserve map comes before both
+/// (as every writer lays it out); else `totalsize`. QEMU pads its blob to 1 MiB of free space,
+/// which a copy of the tree need not move.
+pub fn dtb_used_len(header: &[u8]) -> Result<usize, DtError> {
+    let h = read_header(header)?;
+    let blocks = [(h.off_dt_struct, h.size_dt_struct), (h.off_dt_strings, h.size_dt_strings)];
+    let end = blocks.iter().map(|&(off, size)| u64::from(off) + u64::from(size)).max().unwrap_or(0);
+    let first = h.off_dt_struct.min(h.off_dt_strings);
+    Ok(match h.off_mem_rsvmap < first {
+        true => end.min(u64::from(h.totalsize)) as usize,
+        false => h.totalsize as usize,
+    })
+}
+
 /// Checks the whole blob and returns its header and the blob cut to `totalsize`.
 pub fn validate(data: &[u8]) -> Result<(Header, &[u8]), DtError> {
     let h = read_header(data)?;
@@ -312,6 +327,27 @@ pub(crate) mod tests {
         assert_eq!(dtb_size(&d).unwrap(), d.len());
         let r: Vec<_> = memreserve(blob, &h).collect();
         assert_eq!(r, [PaRange::new(0x1000, 0x2000)]);
+    }
+
+    #[test]
+    fn used_len_leaves_out_the_free_space_at_the_end() {
+        let d = tiny();
+        assert_eq!(dtb_used_len(&d).unwrap(), d.len());
+        // Padded as QEMU pads its blob: totalsize grows, the blocks do not.
+        let mut padded = d.clone();
+        padded.resize(0x10_0000, 0);
+        padded[4..8].copy_from_slice(&0x10_0000u32.to_be_bytes());
+        assert_eq!(dtb_size(&padded).unwrap(), 0x10_0000);
+        assert_eq!(dtb_used_len(&padded).unwrap(), d.len());
+        // A reserve map after the structure block: the whole blob, to be safe.
+        let mut odd = padded.clone();
+        odd[16..20].copy_from_slice(&0x8_0000u32.to_be_bytes());
+        assert_eq!(dtb_used_len(&odd).unwrap(), 0x10_0000);
+        // Blocks claimed past totalsize: never more than totalsize.
+        let mut long = d.clone();
+        long[32..36].copy_from_slice(&0x1000u32.to_be_bytes());
+        assert_eq!(dtb_used_len(&long).unwrap(), d.len());
+        assert!(dtb_used_len(&d[..20]).is_err());
     }
 
     #[test]

@@ -42,7 +42,7 @@ use alloc::vec::Vec;
 
 pub use error::{DtError, DtErrorKind, MAX_DTB_SIZE};
 pub use gic::gic_intid;
-pub use header::dtb_size;
+pub use header::{dtb_size, dtb_used_len};
 pub use tree::Status;
 
 use crate::mm::addr::{Pa, PaRange};

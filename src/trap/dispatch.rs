@@ -150,6 +150,11 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
+            // A first write to an image span whose pristine copy is still to make.
+            if vm.pristine_fault(ipa) {
+                cpu::this().last_abort.lock().clear();
+                return Exit::Resume;
+            }
             // ISS.WnR (bit 6): a write.
             if snapshot_region_fault(vm, ipa, esr.iss() & (1 << 6) != 0) {
                 return Exit::Resume;
@@ -178,6 +183,11 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
             let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            // A fetch while a lazy pristine copy remapped its span (break-before-make).
+            if vm.pristine_fault(ipa) {
+                cpu::this().last_abort.lock().clear();
+                return Exit::Resume;
+            }
             if snapshot_region_fault(vm, ipa, false) {
                 return Exit::Resume;
             }

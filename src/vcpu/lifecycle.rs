@@ -166,6 +166,12 @@ pub fn end_vm(vm: &Vm) {
     }
     // DMA faults the SMMU recorded for it (and any other VM) go to the log before its STATS.
     crate::vm::smmu::poll();
+    if let Some(l) = &vm.lazy {
+        // Each span copied on a first write was a dabt or iabt exit (an iabt when the write was
+        // the guest's own page-table walk, updating an access flag, for a fetch).
+        let (fault, copier) = l.counts();
+        log::info!("VM {}: pristine copies: {fault} spans copied on the guest's first write (an abort exit each), {copier} in the background", vm.name);
+    }
     let line = alloc::format!("{}", vm_totals(vm));
     crate::println!("STATS vm={} {}", vm.name, line.strip_prefix("STATS ").unwrap_or(&line));
     if crate::vm::table::all().all(|v| v.state() == OFF) && !MACHINE_ENDING.swap(true, Ordering::AcqRel) {

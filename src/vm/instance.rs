@@ -71,6 +71,10 @@ pub struct VmSpec<'a> {
     /// Where the kernel and the initrd already are in `ram` (the loader's copies, now the VM's
     /// memory): the first boot runs them there when the boot protocol allows, without a copy.
     pub in_place: crate::vm::load::InPlace,
+    /// Images whose pristine copy (`kernel`, `initrd`) is not made yet (`super::pristine`): the
+    /// first boot runs them in place and the copy is made lazily, else here, before anything
+    /// is written to guest RAM.
+    pub unfilled: crate::vm::pristine::Unfilled,
     /// Parts of `ram` Stage 2 leaves unmapped (firmware's `/memreserve/` ranges, spin tables): the
     /// guest's `/memory` covers them and its `/memreserve/` reserves them. Placement must keep out.
     pub hidden: Vec<PaRange>,
@@ -165,6 +169,8 @@ pub struct Vm {
     pub pvpanic: u64,
     /// Snapshots (`snapshot_mem=`), set by boot when the VM's RAM fits the area.
     pub snapshot: Option<crate::vm::snapshot::Snapshot>,
+    /// The pristine images' copies still to be made (`super::pristine_lazy`), if any.
+    pub lazy: Option<crate::vm::pristine_lazy::LazyPristine>,
 }
 
 impl Vm {
@@ -203,8 +209,22 @@ impl Vm {
         crate::gic::hw::kick_pcpu(self.vcpus[v].pcpu);
     }
 
+    /// A Stage-2 abort at `ipa` that a lazy pristine copy explains (the guest's first write to
+    /// an image page not copied yet, or an access while the copy remapped it): copied and
+    /// mapped read-write now, the guest runs the access again.
+    pub fn pristine_fault(&self, ipa: u64) -> bool {
+        self.lazy.as_ref().is_some_and(|l| l.fault(&self.s2, ipa))
+    }
+
+    /// Make every pristine copy still to make (the background copier). Returns (bytes, ticks).
+    pub fn complete_pristine(&self) -> (u64, u64) {
+        self.lazy.as_ref().map_or((0, 0), |l| l.copy_all(&self.s2))
+    }
+
     /// Copy the pristine images back into guest RAM (a SYSTEM_RESET; every vCPU is stopped).
     pub fn reload(&self) -> Result<(), VmError> {
+        // Copies still to be made come from guest RAM the guest could not write yet.
+        self.complete_pristine();
         let p = &self.pristine;
         copy_in(&self.ram, p.kernel_ipa, p.kernel, self.clean)?;
         if let (Some(ipa), Some(bytes)) = (p.initrd_ipa, p.initrd) {
@@ -246,7 +266,10 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     Ok(())
 }
 
-/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance.
+/// [`copy_in`], or when `here` says the same bytes are already at `ipa`, only its cache maintenance:
+/// to the PoC without FWB; with FWB none here (they are where the loader put them and cleaned, or
+/// `boot::memory` cleaned them to the PoU when it moved them aside), the caller invalidates the
+/// instruction cache once.
 fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> Result<(), VmError> {
     if !here {
         return copy_in(ram, ipa, bytes, clean);
@@ -254,8 +277,6 @@ fn place(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool, here: bool) -> 
     let pa = ram_pa(ram, ipa, bytes.len()).ok_or(VmError::NoRam)?;
     if clean {
         cache::clean_inval_range(pa, bytes.len());
-    } else {
-        cache::sync_icache_range(pa, bytes.len());
     }
     Ok(())
 }
@@ -267,7 +288,14 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     let slot = spec.slot;
     let vmid = slot as u16 + 1;
     let biggest = *spec.ram.iter().max_by_key(|r| r.size).ok_or(VmError::NoRam)?;
-    let header = image::parse_header(spec.kernel).map_err(VmError::Image)?;
+    // An unfilled pristine slot: the kernel's bytes are where the loader put them.
+    let kernel_now = match spec.unfilled.kernel {
+        // SAFETY: `pa` is the kernel image in the VM's RAM (identity mapped at EL2), as long as
+        // its pristine slot; nothing has written guest RAM yet.
+        Some(pa) => unsafe { core::slice::from_raw_parts(pa as *const u8, spec.kernel.len()) },
+        None => spec.kernel,
+    };
+    let header = image::parse_header(kernel_now).map_err(VmError::Image)?;
     if spec.pcpus.len() != spec.vcpu_mpidrs.len() {
         return Err(VmError::NoRam);
     }
@@ -293,6 +321,24 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         spec.in_place,
     )
     .map_err(VmError::Load)?;
+
+    // Pristine copies: those the first boot does not run in place are made now, before anything
+    // is written to guest RAM; the others later (`pristine_lazy`).
+    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
+    let initrd_here = plan.initrd.is_some_and(|r| spec.in_place.initrd == Some(r.start.raw()));
+    let mut lazy = Vec::new();
+    let images = [(spec.unfilled.kernel, Some(spec.kernel), kernel_here, plan.kernel.start.raw()), (spec.unfilled.initrd, spec.initrd, initrd_here, plan.initrd.map_or(0, |r| r.start.raw()))];
+    for (from, slot, here, ipa) in images {
+        let (Some(pa), Some(slot)) = (from, slot) else { continue };
+        let pending = crate::vm::pristine::Pending { ipa, pa, slot: slot.as_ptr() as u64, len: slot.len() as u64 };
+        if here && ram_pa(&spec.ram, ipa, slot.len()) == Some(pa) {
+            lazy.push(pending);
+        } else {
+            // SAFETY: `pa` holds the image (the VM's RAM, nothing written there yet), `slot` is
+            // its pristine slot in el2visor's memory: both identity mapped, apart.
+            unsafe { crate::vm::pristine_lazy::copy(pending.slot, pa, pending.len) };
+        }
+    }
 
     let dt_spec = GuestDtSpec {
         ram: spec.ram.clone(),
@@ -333,10 +379,17 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     };
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
+    // The image spans whose pristine copy is still to make are read-only from the start (no
+    // live entry to change, so no TLB maintenance).
+    let spans = crate::vm::pristine::spans(&lazy);
     for r in &spec.ram {
         let pieces = crate::mm::layout::free_ranges(&[PaRange::new(r.pa.raw(), r.size)], &spec.hidden);
         for p in pieces {
-            s2.map(Ipa(r.ipa.raw() + (p.start.raw() - r.pa.raw())), p.start, p.size, S2Attrs::ram()).map_err(VmError::Stage2)?;
+            let ipa = r.ipa.raw() + (p.start.raw() - r.pa.raw());
+            for (at, size, ro) in crate::vm::pristine::split(ipa, p.size, &spans) {
+                let attrs = if ro { S2Attrs::ram().read_only() } else { S2Attrs::ram() };
+                s2.map(Ipa(at), Pa(p.start.raw() + (at - ipa)), size, attrs).map_err(VmError::Stage2)?;
+            }
         }
     }
     for d in &spec.devices {
@@ -351,6 +404,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
+    let lazy = (!spans.is_empty()).then(|| crate::vm::pristine_lazy::LazyPristine::new(spans, mode != Mode::Fwb));
     log::info!("VM {}: {}", spec.name, s2.vtcr());
     if log::log_enabled!(log::Level::Debug) {
         log::debug!("VM {}: Stage-2 layout:", spec.name);
@@ -373,15 +427,13 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
             }
         }
     }
-    let kernel_here = spec.in_place.kernel == Some(plan.kernel.start.raw());
     place(&spec.ram, plan.kernel.start.raw(), spec.kernel, clean, kernel_here)?;
     if let (Some(r), Some(bytes)) = (plan.initrd, spec.initrd) {
-        place(&spec.ram, r.start.raw(), bytes, clean, spec.in_place.initrd == Some(r.start.raw()))?;
+        place(&spec.ram, r.start.raw(), bytes, clean, initrd_here)?;
     }
     copy_in(&spec.ram, plan.dtb.start.raw(), &dtb, clean)?;
-    if clean {
-        cache::invalidate_icache_all();
-    }
+    // Also for an image left in place (see `place`).
+    cache::invalidate_icache_all();
 
     let n = spec.vcpu_mpidrs.len();
     let vcpus = spec
@@ -443,6 +495,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         crash,
         pvpanic,
         snapshot: None,
+        lazy,
     };
     log::info!(
         "VM {}: {} vCPUs, {} MiB RAM, kernel at {:#x}, DTB at {:#x}{}",

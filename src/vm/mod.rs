@@ -9,6 +9,7 @@
 //! - [`power`]: the vCPUs' PSCI power states;
 //! - [`partition`]: which pCPUs and how much RAM each dom0less domain gets, checked;
 //! - [`passthrough`]: the devices a dom0less domain's partial device tree assigns it;
+//! - [`pristine`]: the 2 MiB spans in which a VM's pristine images are copied lazily;
 //! - [`dma_policy`]: which VMs may have a device that masters DMA without an SMMU stream;
 //! - [`vpl011`]: the emulated SBSA UART of Xen's `vpl011` property;
 //! - [`console`]: several VMs' output as prefixed lines on one console, the input switch, and
@@ -19,7 +20,7 @@
 //! - [`snapshot`]: snapshots of a running VM and the eager, lazy and dirty-only restores.
 //!
 //! And, on the target, the running VM: `instance` (a VM built from its plan: Stage 2, vCPUs,
-//! images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
+//! images), `pristine_lazy` (the copy-on-write of its pristine images), `mmio` (its emulated MMIO regions), `vgic` (its virtual GIC registered as such
 //! regions), `table` (every VM, by slot), `uart_tap` (a passed-through UART watched for
 //! `snapshot_on=`) and `smmu` (the SMMUv3s el2visor owns: every
 //! stream of a VM's devices translated by that VM's Stage 2, the rest aborted, faults logged).
@@ -42,6 +43,9 @@ pub mod its_ids;
 pub mod load;
 pub mod partition;
 pub mod passthrough;
+pub mod pristine;
+#[cfg(target_os = "none")]
+pub mod pristine_lazy;
 #[cfg(target_os = "none")]
 pub mod mmio;
 pub mod power;

@@ -126,6 +126,8 @@ pub enum TlbEvent {
     Dsb,
     Isb,
     Ipa { vmid: u16, ipa: u64, level: u8 },
+    /// The TLBI by IPA after a leaf gained write permission in place.
+    Relax { vmid: u16, ipa: u64, level: u8 },
     Stage1 { vmid: u16 },
     VmidAll { vmid: u16 },
 }
@@ -139,7 +141,7 @@ pub fn check_bbm_order(events: &[TlbEvent]) -> Result<(), String> {
     let mut i = 0;
     while i < events.len() {
         let tail: &[TlbEvent] = match events[i] {
-            Ipa { vmid, .. } => &[Dsb, Stage1 { vmid }, Dsb, Isb],
+            Ipa { vmid, .. } | Relax { vmid, .. } => &[Dsb, Stage1 { vmid }, Dsb, Isb],
             VmidAll { .. } => &[Dsb, Isb],
             Stage1 { .. } | Isb => {
                 return Err(std::format!(
@@ -245,6 +247,15 @@ impl TlbOps for RecordingTlb {
         self.expect_invalid("TLBI IPAS2E1IS", ipa.raw(), level);
         self.pending = Some((ipa.raw(), level));
         self.log.borrow_mut().push(TlbEvent::Ipa {
+            vmid,
+            ipa: ipa.raw(),
+            level,
+        });
+    }
+
+    fn relax_ipa(&mut self, vmid: u16, ipa: Ipa, level: u8) {
+        // No break: the entry is valid (and writable) by design; nothing to probe.
+        self.log.borrow_mut().push(TlbEvent::Relax {
             vmid,
             ipa: ipa.raw(),
             level,

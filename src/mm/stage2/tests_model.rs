@@ -115,7 +115,7 @@ fn check_invalidated(
     }
     let mut spans = BTreeMap::new();
     for e in events {
-        if let TlbEvent::Ipa { ipa, level, .. } = *e {
+        if let TlbEvent::Ipa { ipa, level, .. } | TlbEvent::Relax { ipa, level, .. } = *e {
             spans.insert(ipa, ipa + level_size(level));
         }
     }

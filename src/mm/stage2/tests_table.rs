@@ -159,6 +159,7 @@ fn block_split_and_merge_follow_break_before_make() {
     );
     assert_eq!(s2.table_pages(), 4);
 
+    // Write permission back: in place, no break (the page stays valid), then the TLBIs.
     tlb.clear();
     s2.protect(Ipa(base + PAGE_SIZE), PAGE_SIZE, S2Attrs::ram())
         .unwrap();
@@ -166,7 +167,7 @@ fn block_split_and_merge_follow_break_before_make() {
         tlb.events(),
         [
             TlbEvent::Dsb,
-            TlbEvent::Ipa {
+            TlbEvent::Relax {
                 vmid: 1,
                 ipa: base + PAGE_SIZE,
                 level: 3
@@ -516,4 +517,33 @@ fn drop_flushes_the_vmid_and_returns_every_page() {
         tlb.events(),
         [TlbEvent::Dsb, TlbEvent::VmidAll { vmid: 1 }, TlbEvent::Dsb]
     );
+}
+
+/// The lazy pristine copy's pattern (`vm::pristine_lazy`): a 2 MiB block made read-only, then
+/// writable again. Taking write away is a break-before-make; giving it back is in place (the
+/// block never goes invalid, so no vCPU faults on it meanwhile), with the TLBIs after.
+#[test]
+fn write_permission_comes_back_in_place_and_goes_with_a_break() {
+    let (mut s2, _, tlb) = setup(2);
+    let base = SIZE_1G + 4 * SIZE_2M;
+    s2.map(Ipa(SIZE_1G), Pa(SIZE_1G), 64 * SIZE_2M, S2Attrs::ram()).unwrap();
+    tlb.clear();
+    s2.protect(Ipa(base), SIZE_2M, S2Attrs::ram().read_only()).unwrap();
+    let ro = tlb.events();
+    assert_eq!(&ro[..2], [TlbEvent::Dsb, TlbEvent::Ipa { vmid: 1, ipa: base, level: 2 }], "a break first: {ro:?}");
+    assert_eq!(s2.translate(Ipa(base)), Some((Pa(base), S2Attrs::ram().read_only(), 2)));
+    tlb.clear();
+    s2.protect(Ipa(base), SIZE_2M, S2Attrs::ram()).unwrap();
+    let rw = tlb.events();
+    assert_eq!(&rw[..2], [TlbEvent::Dsb, TlbEvent::Relax { vmid: 1, ipa: base, level: 2 }], "{rw:?}");
+    assert!(!rw.iter().any(|e| matches!(e, TlbEvent::Ipa { .. } | TlbEvent::VmidAll { .. })), "no break: {rw:?}");
+    check_bbm_order(&rw).unwrap();
+    assert_eq!(s2.translate(Ipa(base)), Some((Pa(base), S2Attrs::ram(), 2)));
+    assert_eq!(s2.stats().blocks_2m, 64, "blocks stay blocks");
+    assert!(tlb.violations().is_empty(), "{:?}", tlb.violations());
+    // Anything more than write coming back (here: execute taken away) is a break again.
+    tlb.clear();
+    let noexec = S2Attrs { exec: false, ..S2Attrs::ram() };
+    s2.protect(Ipa(base), SIZE_2M, noexec).unwrap();
+    assert!(matches!(tlb.events()[1], TlbEvent::Ipa { .. }), "{:?}", tlb.events());
 }

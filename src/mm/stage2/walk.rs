@@ -9,7 +9,7 @@
 
 use super::descriptor::{
     address, decode, is_leaf, is_table, leaf, leaf_allowed, level_size, table, Descriptor, ENTRIES,
-    LEAF_ATTR_MASK, VALID,
+    LEAF_ATTR_MASK, S2AP_W, VALID,
 };
 use super::error::S2Error;
 use super::table::Stage2;
@@ -147,6 +147,18 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             return;
         }
         let level = t.level;
+        if live && old & VALID != 0 && is_leaf(old, level) && new == old | S2AP_W {
+            // Write permission granted, nothing else changed: in place (see `TlbOps`).
+            self.write(t.pa, idx, new);
+            self.tlb.dsb();
+            self.tlb.relax_ipa(self.vmid, Ipa(e_start), level);
+            self.tlb.dsb();
+            self.tlb.invalidate_vmid_stage1(self.vmid);
+            self.tlb.dsb();
+            self.tlb.isb();
+            ctx.wrote = true;
+            return;
+        }
         let mut synced = false;
         if live && old & VALID != 0 {
             self.write(t.pa, idx, 0);

@@ -1,0 +1,128 @@
+//! The pristine images of a running VM, copied after its first boot started (the plan and why:
+//! [`super::pristine`]). Every span still to copy is write-protected at Stage 2; a span is
+//! copied, then made writable again, by whichever comes first: the background copier (an idle
+//! pCPU, [`LazyPristine::copy_all`]) or a guest write to it ([`LazyPristine::fault`]). Nothing
+//! but the guest writes those spans meanwhile (the VM is built without a snapshot area and
+//! without the GDB stub, whose writes would bypass Stage 2), and a reset completes every copy
+//! before it reloads.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::arch::{cache, sysreg};
+use crate::mm::addr::{Ipa, SIZE_2M};
+use crate::mm::frames::global::GlobalPages;
+use crate::mm::stage2::hw::HwTlb;
+use crate::mm::stage2::{S2Attrs, S2Error, Stage2};
+
+use super::pristine::{find, Span};
+
+pub struct LazyPristine {
+    spans: Vec<Span>,
+    /// Which spans are copied (and writable again), by index. Held while a span is copied.
+    done: spin::Mutex<Vec<bool>>,
+    /// Some span is still to copy: the one load a Stage-2 fault pays when all are done.
+    pending: AtomicBool,
+    /// No FWB: the guest may write with its caches off, so the lines the copy read go.
+    clean: bool,
+    /// Spans copied on a guest's first write (each an abort exit), and by [`Self::copy_all`].
+    by_fault: AtomicU32,
+    by_copier: AtomicU32,
+}
+
+impl LazyPristine {
+    /// For `spans`, which the VM's Stage 2 maps read-only (`super::pristine::split`). `clean`:
+    /// the VM has no FWB.
+    pub fn new(spans: Vec<Span>, clean: bool) -> Self {
+        let n = spans.len();
+        LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0), clean, by_fault: AtomicU32::new(0), by_copier: AtomicU32::new(0) }
+    }
+
+    /// Whether some pristine copy is still to be made.
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// A Stage-2 abort at `ipa` (data or instruction): when it is in a span still to copy (a
+    /// first write: the spans are readable), copy the span and make it writable. `true` when the
+    /// guest must just run the access again: also when another CPU copied the span meanwhile,
+    /// or changed its mapping just then (the change is break-before-make: a fetch or read in
+    /// between faults too, and its abort may be taken after every copy is done).
+    pub fn fault(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, ipa: u64) -> bool {
+        let Some(i) = find(&self.spans, ipa) else { return false };
+        match self.copy_span(s2, i) {
+            // Left read-only: the guest gets the abort rather than fault forever.
+            Err(_) => return false,
+            Ok(0) => {}
+            Ok(_) => {
+                self.by_fault.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Copied: the page is RAM again, read-write, unless it is not RAM at all (a page of
+        // the span el2visor never maps), whose abort is the guest's.
+        s2.lock().translate(Ipa(ipa)).is_some_and(|(_, a, _)| a == S2Attrs::ram())
+    }
+
+    /// Copy every span still to copy (the background copier, or a reset before it finished).
+    /// Returns the bytes this call copied and the counter ticks it took.
+    pub fn copy_all(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>) -> (u64, u64) {
+        let t0 = sysreg::cntpct_el0();
+        let mut bytes = 0;
+        for i in 0..self.spans.len() {
+            let b = self.copy_span(s2, i).unwrap_or(0);
+            if b > 0 {
+                self.by_copier.fetch_add(1, Ordering::Relaxed);
+            }
+            bytes += b;
+        }
+        (bytes, sysreg::cntpct_el0() - t0)
+    }
+
+    /// (spans copied on a guest's first write, spans copied by `copy_all`), so far.
+    pub fn counts(&self) -> (u32, u32) {
+        (self.by_fault.load(Ordering::Relaxed), self.by_copier.load(Ordering::Relaxed))
+    }
+
+    /// Copy span `i` unless it is done, then make it writable. Returns the bytes copied.
+    fn copy_span(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, i: usize) -> Result<u64, S2Error> {
+        let mut done = self.done.lock();
+        if done[i] {
+            return Ok(0);
+        }
+        let span = &self.spans[i];
+        for p in &span.pieces {
+            // SAFETY: `p.pa` is the image in the VM's RAM, identity mapped at EL2 and read-only
+            // to the guest until this span is marked done; `p.slot` is the image's pristine slot
+            // in el2visor's memory, which nothing else writes. They do not overlap.
+            unsafe { copy(p.slot, p.pa, p.len) };
+            if self.clean {
+                // The copy left clean lines of guest RAM in the caches: without FWB a guest that
+                // writes with its caches off and then turns them on could read those instead.
+                cache::clean_inval_range(p.pa, p.len as usize);
+            }
+        }
+        // Only el2visor reads the slots, with its caches on: no maintenance.
+        if let Err(e) = s2.lock().protect(Ipa(span.ipa), SIZE_2M, S2Attrs::ram()) {
+            log::error!("pristine copy: making IPA {:#x} writable again: {e}", span.ipa);
+            return Err(e);
+        }
+        done[i] = true;
+        if done.iter().all(|&d| d) {
+            self.pending.store(false, Ordering::Release);
+        }
+        Ok(span.bytes())
+    }
+}
+
+/// Copy `len` bytes, 64 at a time where both ends allow it.
+///
+/// # Safety
+/// Both ranges identity-mapped RAM, `dst` writable, not overlapping.
+pub unsafe fn copy(dst: u64, src: u64, len: u64) {
+    let bulk = if src.is_multiple_of(64) && dst.is_multiple_of(64) { len & !63 } else { 0 };
+    // SAFETY: the caller's contract.
+    unsafe {
+        cache::copy_aligned_64(dst, src, bulk);
+        core::ptr::copy_nonoverlapping((src + bulk) as *const u8, (dst + bulk) as *mut u8, (len - bulk) as usize);
+    }
+}
