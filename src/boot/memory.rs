@@ -205,23 +205,31 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_co
     // The snapshot area too, when the RAM has room for it and a VM of at least 64 MiB beside
     // (whether the VM's RAM then fits the area is the snapshot's own check, with its one line).
     let total = crate::mm::layout::total_size(&p.memory);
-    let snapshot = if snapshot > 0 && base_size + snapshot + SIZE_2M + (64 << 20) > total {
+    let mut snapshot = if snapshot > 0 && base_size + snapshot + SIZE_2M + (64 << 20) > total {
         no_snapshot_room(snapshot);
         0
     } else {
         snapshot
     };
-    let size = base_size + if snapshot > 0 { snapshot + SIZE_2M } else { 0 };
     // Right below the image and the device tree, if they are one block (they are once el2visor
     // has moved itself); else the highest free RAM, with a hole in the VM's RAM.
     let low = if dtb_r.end() == image_r.start.raw() { dtb_r.start.raw() } else { image_r.start.raw() };
-    let area = match block_below(&p.memory, &in_use, low, size, SIZE_2M) {
-        Some(a) => a,
-        None => {
-            let mut avoid = in_use.clone();
-            avoid.extend(sources.iter().copied());
-            let a = highest_fit(&p.memory, &avoid, size, SIZE_2M)
-                .ok_or_else(|| format!("no {} MiB of free RAM for el2visor's pool and the boot-module copies", size >> 20))?;
+    let mut avoid = in_use.clone();
+    avoid.extend(sources.iter().copied());
+    let find = |size: u64| block_below(&p.memory, &in_use, low, size, SIZE_2M).map(|a| (a, true)).or_else(|| highest_fit(&p.memory, &avoid, size, SIZE_2M).map(|a| (a, false)));
+    let mut found = find(base_size + if snapshot > 0 { snapshot + SIZE_2M } else { 0 });
+    if found.is_none() && snapshot > 0 {
+        // Free RAM in pieces too small for the snapshot area: el2visor boots without it (one
+        // line), as when the RAM is too small, rather than not at all.
+        no_snapshot_room(snapshot);
+        snapshot = 0;
+        found = find(base_size);
+    }
+    let size = base_size + if snapshot > 0 { snapshot + SIZE_2M } else { 0 };
+    let area = match found {
+        Some((a, true)) => a,
+        found => {
+            let (a, _) = found.ok_or_else(|| format!("no {} MiB of free RAM for el2visor's pool and the boot-module copies", size >> 20))?;
             log::warn!(
                 "el2visor's pool and module copies are not next to its image: the VM's RAM has a hole at {:#x}..{:#x}",
                 a.start.raw(),
@@ -298,7 +306,12 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_co
         PaRange::new(start, snapshot)
     });
     if cursor > area.end() {
-        return Err(format!("no room for the dom0less domains' {} MiB in el2visor's block", extra >> 20));
+        return Err(format!(
+            "el2visor's block of {} MiB has no room for the module copies, the dom0less domains' {} MiB and the snapshot area's {} MiB",
+            area.size >> 20,
+            extra >> 20,
+            snapshot >> 20
+        ));
     }
     kept.push(area);
     add_frames(&[PaRange::new(cursor, area.end() - cursor)]);
