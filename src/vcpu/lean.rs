@@ -1,7 +1,9 @@
 //! The lean synchronous exit (issue 15): a guest's access to the virtual GIC distributor (a data
 //! abort) or a trapped GICv3 CPU-interface register (its IPIs, ICC_SGI1R_EL1, and the IAR that
-//! `gic::lrs::icc_trap` armed), served with only the caller-saved registers saved
-//! (`lower_sync_lean` in boot/vectors.S, [`LeanRegs`]) and none of the run loop's generic work.
+//! `gic::lrs::icc_trap` armed), and on GICv2 hosts a trapped WFI ([`wfi`]), served with only the
+//! caller-saved registers saved (`lower_sync_lean` in boot/vectors.S, [`LeanRegs`]) and none of
+//! the run loop's generic work; and the lean IRQ exit (`lower_irq_lean`, [`irq`]) for el2visor's
+//! kick and the virtual timer's tick.
 //!
 //! What the run loop does on every exit (`run::on_exit`) and what this path does instead:
 //! - the fatal flag, a GDB stop request, a VM held (for a debugger or after a crash), paused for
