@@ -111,7 +111,7 @@ fn wfi(vm: &crate::vm::instance::Vm, v: usize, esr: u64, regs: &mut LeanRegs) ->
     let c = cpu::this();
     c.exits.count(crate::percpu::stats::ExitReason::Wfx);
     // Progress, as every exit but an abort is for the abort loop detector (trap::dispatch).
-    c.last_abort.lock().clear();
+    c.forget_aborts();
     regs.step(esr);
     lrs::idle(me);
     if cpu::interrupt_pending() {
@@ -177,7 +177,7 @@ fn irq() -> bool {
     let r = crate::gic::virt::on_irq_fast(vm.vgic.as_ref(), &vm.irqs, v, true, &vm.name);
     let c = cpu::this();
     c.exits.count(crate::percpu::stats::ExitReason::Irq);
-    c.last_abort.lock().clear();
+    c.forget_aborts();
     if r != FastIrq::Done && requests(vm) {
         hw::kick_pcpu(cpu::current());
     }
