@@ -161,7 +161,7 @@ extern "C" fn lean_irq_exit(_regs: &mut LeanRegs) -> u64 {
 /// here touches a device but the GIC).
 #[inline(always)]
 fn irq() -> bool {
-    if crate::fatal::failed() || crate::debug::target::stop_pending() || crate::trace::on(crate::cmdline::TraceClass::Irq) {
+    if crate::trace::on(crate::cmdline::TraceClass::Irq) {
         return false;
     }
     let Some((slot, v)) = cpu::this().assignment() else { return false };
