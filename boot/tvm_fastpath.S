@@ -10,7 +10,8 @@
  * The vector entry saves x0 and x1 on the EL2 stack, reads ESR_EL2 into x1 and branches to
  * `lower_sync_fast` (below), which sends an SMCCC HVC to boot/hvc_fastpath.S, a trapped MSR/MRS
  * (EC 0x18) to `tvm_fast_path`, a data abort (EC 0x24) to the lean exit (`lower_sync_lean`,
- * boot/vectors.S: the virtual GIC distributor) and everything else straight to the slow path.
+ * boot/vectors.S: the virtual GIC distributor), a trapped WFI (EC 0x01, GICv2 hosts) to the lean
+ * exit as well (`vcpu::lean`'s EL2 wait), and everything else straight to the slow path.
  * A trapped MSR/MRS that is no TVM write goes on to the lean exit too (a GICv3 IPI). In mair-trap mode the CPU's vector table is `el2_vectors_mair` (at the end of
  * this file), whose entry does step 2 for MAIR_EL1 itself and jumps straight into the MAIR entries
  * (30 instructions from the exception to ERET, docs/benchmarks.md counts them). The fast path
@@ -187,6 +188,8 @@ tvm_fast_path:                              // x0, x1 saved at [sp], x1 = ESR_EL
 .Ltvm_slow:                                 // a trapped MSR/MRS that is no TVM write: x0, x1 saved
     b       lower_sync_lean                 // the lean exit tries it (an IPI), else the slow path
 .Lnot_sysreg:
+    cmp     w0, #0x01                       // a trapped WFI (GICv2 hosts): the lean exit first
+    b.eq    lower_sync_lean
     ldp     x0, x1, [sp], #16
     b       lower_sync_slow
 

@@ -199,6 +199,49 @@ lower_sync_lean:
     dsb     nsh                         // speculation barrier after ERET
     isb
 
+/*
+ * The lean IRQ exit (issue 15; crate::vcpu::lean): el2visor's kick SGI or the virtual timer's
+ * tick, served with the same save as `lower_sync_lean`. Returns 0 when served; anything else
+ * means nothing was done (nothing acknowledged): every register back as the guest left it, and
+ * the full frame and `lower_exception`.
+ */
+.global lower_irq_lean
+lower_irq_lean:
+    sub     sp, sp, #(LEAN_SIZE - 16)
+    stp     x2, x3, [sp, #0x00]
+    stp     x4, x5, [sp, #0x10]
+    stp     x6, x7, [sp, #0x20]
+    stp     x8, x9, [sp, #0x30]
+    stp     x10, x11, [sp, #0x40]
+    stp     x12, x13, [sp, #0x50]
+    stp     x14, x15, [sp, #0x60]
+    stp     x16, x17, [sp, #0x70]
+    stp     x18, x30, [sp, #0x80]
+    mov     x0, sp
+    bl      lean_irq_exit
+    cmp     x0, #0
+    ldp     x2, x3, [sp, #0x00]
+    ldp     x4, x5, [sp, #0x10]
+    ldp     x6, x7, [sp, #0x20]
+    ldp     x8, x9, [sp, #0x30]
+    ldp     x10, x11, [sp, #0x40]
+    ldp     x12, x13, [sp, #0x50]
+    ldp     x14, x15, [sp, #0x60]
+    ldp     x16, x17, [sp, #0x70]
+    ldp     x18, x30, [sp, #0x80]
+    ldp     x0, x1, [sp, #0x90]
+    add     sp, sp, #LEAN_SIZE
+    b.ne    lower_irq_slow
+    eret
+    dsb     nsh                         // speculation barrier after ERET
+    isb
+lower_irq_slow:
+    SAVE_FRAME
+    mov     x0, sp
+    mov     x1, #KIND_IRQ
+    bl      lower_exception
+    b       restore_frame_and_eret
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global el2_vectors
@@ -231,7 +274,10 @@ lower_sync_slow:
     mov     x1, #KIND_SYNC
     bl      lower_exception
     b       restore_frame_and_eret
-    VECTOR  lower_exception, KIND_IRQ
+    /* An IRQ from a guest tries the lean IRQ exit first (below, crate::vcpu::lean). */
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    b       lower_irq_lean
     VECTOR  lower_exception, KIND_FIQ
     VECTOR  lower_exception, KIND_SERROR
     /* Lower EL, AArch32: guests are AArch64 only (HCR_EL2.RW = 1); reported as guest faults. */

@@ -11,7 +11,7 @@
 //!   el2visor's are, as they always were, ordered against memory by the compiler, so that (for
 //!   one) the stores a kick SGI announces are not moved after the ICC_SGI1R_EL1 write;
 //! - its ICC_CTLR_EL1 is read-only, and it lacks ICC_PMR_EL1, ICC_BPR1_EL1, ICC_IGRPEN1_EL1,
-//!   ICC_IAR1_EL1, ICC_EOIR1_EL1, ICC_DIR_EL1, ICC_SGI1R_EL1 and ICH_ELRSR_EL2.
+//!   ICC_IAR1_EL1, ICC_HPPIR1_EL1, ICC_EOIR1_EL1, ICC_DIR_EL1, ICC_SGI1R_EL1 and ICH_ELRSR_EL2.
 //!
 //! Registers are named by encoding (`S3_<op1>_C<n>_C<m>_<op2>`) in the assembly, so any assembler
 //! takes them. Values without fields here (list registers, VMCR, APRs, MISR, SGI1R, IAR) are built
@@ -140,6 +140,11 @@ sysreg!(
 sysreg!(
     /// Interrupt Controller Interrupt Acknowledge Register 1: reading acknowledges.
     ICC_IAR1_EL1: IccIar1El1 = "S3_0_C12_C12_0", (), read
+);
+sysreg!(
+    /// Interrupt Controller Highest Priority Pending Interrupt Register 1: reading does not
+    /// acknowledge.
+    ICC_HPPIR1_EL1: IccHppir1El1 = "S3_0_C12_C12_2", (), read
 );
 sysreg!(
     /// Interrupt Controller End Of Interrupt Register 1 (with EOImode = 1: priority drop).

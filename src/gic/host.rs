@@ -77,6 +77,15 @@ impl HostGic {
         }
     }
 
+    /// The INTID of the highest-priority pending interrupt (1023: none), without acknowledging
+    /// it.
+    pub fn highest_pending(&self) -> u32 {
+        match self {
+            HostGic::V2(g) => g.highest_pending(),
+            HostGic::V3(g) => g.highest_pending(),
+        }
+    }
+
     /// Priority drop only; the interrupt stays active until deactivated (by el2visor with
     /// [`deactivate`](Self::deactivate), or by the guest through a HW list register).
     pub fn eoi(&self, a: Acked) {

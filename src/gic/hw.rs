@@ -92,7 +92,8 @@ pub fn is_own(intid: u32) -> bool {
     intid == KICK_SGI || intid == MAINTENANCE.load(Ordering::Relaxed)
 }
 
-/// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); wake WFE waiters.
+/// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); without a GIC, wake
+/// WFE waiters.
 pub fn kick_pcpu(pcpu: usize) {
     if let Some(h) = HOST.get() {
         // What the target is kicked to see (a queued interrupt, a start request) must be visible
@@ -100,8 +101,11 @@ pub fn kick_pcpu(pcpu: usize) {
         crate::arch::sysreg::dsb_ish();
         // No logging here: kicks are sent from the fatal path too, which may hold the console.
         let _ = h.send_sgi(percpu::mpidr_of(pcpu), KICK_SGI);
+    } else {
+        // No GIC, so no kicks: a pCPU waits for an event instead ([`sleep`]). With one, only the
+        // wait for the VMs to exist uses WFE, and `vcpu::run::announce_vms` sends its own SEV.
+        cpu::send_event();
     }
-    cpu::send_event();
 }
 
 /// Make the physical CPU interface look at its pending interrupts again (see

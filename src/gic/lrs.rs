@@ -286,7 +286,8 @@ fn vtimer_line_high() -> bool {
 /// Sync and refill this vCPU's list registers if anything changed: call on its own pCPU before
 /// every guest entry.
 pub fn before_entry(me: &VcpuIrq) {
-    if !me.pending.swap(false, Ordering::AcqRel) {
+    // A load first: on most entries nothing is queued, and a swap is a read-modify-write loop.
+    if !me.pending.load(Ordering::Acquire) || !me.pending.swap(false, Ordering::AcqRel) {
         return;
     }
     let Some(h) = host() else { return };

@@ -96,6 +96,8 @@ register_structs! {
         (0x000c => iar: ReadOnly<u32>),
         (0x0010 => eoir: WriteOnly<u32>),
         (0x0014 => _reserved0),
+        (0x0018 => hppir: ReadOnly<u32>),
+        (0x001c => _reserved1),
         (0x1000 => dir: WriteOnly<u32>),
         (0x1004 => @END),
     },
@@ -250,6 +252,11 @@ impl GicV2 {
     /// Acknowledge the highest-priority pending interrupt.
     pub fn ack(&self) -> Option<Acked> {
         Acked::from_iar(self.gicc.iar.get())
+    }
+
+    /// The INTID of the highest-priority pending interrupt (1023: none), not acknowledged.
+    pub fn highest_pending(&self) -> u32 {
+        self.gicc.hppir.get() & 0x3ff
     }
 
     /// Drop the running priority (EOImode = 1: the interrupt stays active).

@@ -20,7 +20,7 @@ use super::{
     MAX_SPI_END,
 };
 use crate::arch::sysreg_gic::{
-    read_ich_lr, write_ich_lr, ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1,
+    read_ich_lr, write_ich_lr, ICC_BPR1_EL1, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_HPPIR1_EL1, ICC_IAR1_EL1,
     ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1, ICC_SRE_EL2, ICH_AP0R_EL2, ICH_AP1R_EL2,
     ICH_ELRSR_EL2, ICH_HCR_EL2, ICH_MISR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
 };
@@ -333,6 +333,12 @@ impl GicV3 {
 
     pub fn ack(&self) -> Option<Acked> {
         Acked::from_iar(ICC_IAR1_EL1.get() as u32)
+    }
+
+    /// The INTID of the highest-priority pending group 1 interrupt (1023: none), not
+    /// acknowledged.
+    pub fn highest_pending(&self) -> u32 {
+        ICC_HPPIR1_EL1.get() as u32 & 0xff_ffff
     }
 
     /// Drop the running priority (EOImode = 1: the interrupt stays active).

@@ -505,7 +505,16 @@ pub fn on_irq_fast(vgic: Option<&VGic>, vcpus: &[VcpuIrq], me: usize, running: b
             return FastIrq::Slow;
         }
     }
-    take(h, a, vgic, vcpus, me, running, vm_name);
+    if intid == KICK_SGI && !crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        // el2visor's kick, as `take` handles it: deactivated, the vCPU marked.
+        h.eoi(a);
+        h.deactivate(a);
+        if let Some(v) = vcpus.get(me) {
+            v.mark_pending();
+        }
+    } else {
+        take(h, a, vgic, vcpus, me, running, vm_name);
+    }
     if intid == KICK_SGI && !cpu::interrupt_pending() {
         FastIrq::Kick
     } else {

@@ -108,6 +108,10 @@ pub struct PerCpu {
     pub exits: ExitCounters,
     /// The last abort injected into this CPU's vCPU.
     pub last_abort: spin::Mutex<AbortHistory>,
+    /// An abort was recorded in `last_abort` since it was last cleared (only this CPU reads or
+    /// writes either): [`Self::forget_aborts`] takes the lock only then (issue 15: every exit
+    /// clears the history, and a lock and release cost more than this one load).
+    abort_recorded: AtomicBool,
     /// Set while this CPU reports a fatal error: a second fault there parks at once.
     pub in_fatal: AtomicBool,
     /// Open while `arch::serror` collects an SError a guest left pending: the EL2 vector records
@@ -134,9 +138,27 @@ impl PerCpu {
             guest_tcr: AtomicU64::new(0),
             exits: ExitCounters::new(),
             last_abort: spin::Mutex::new(AbortHistory { elr: 0, esr: 0, addr: 0, count: 0 }),
+            abort_recorded: AtomicBool::new(false),
             in_fatal: AtomicBool::new(false),
             serror_window: AtomicBool::new(false),
             serror_taken: AtomicU64::new(0),
+        }
+    }
+
+    /// Record a guest abort in `last_abort` ([`AbortHistory::record`]): how many times in a row
+    /// the same one happened.
+    pub fn record_abort(&self, elr: u64, esr: u64, addr: u64) -> u32 {
+        let n = self.last_abort.lock().record(elr, esr, addr);
+        self.abort_recorded.store(true, Ordering::Relaxed);
+        n
+    }
+
+    /// Progress (any exit but an abort): forget the abort history ([`AbortHistory::clear`]).
+    #[inline(always)]
+    pub fn forget_aborts(&self) {
+        if self.abort_recorded.load(Ordering::Relaxed) {
+            self.last_abort.lock().clear();
+            self.abort_recorded.store(false, Ordering::Relaxed);
         }
     }
 

@@ -82,7 +82,7 @@ pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
     let counters = &cpu::this().exits;
     if !is_stage2_abort(kind) {
         // Anything but an abort is progress: the abort detector starts afresh.
-        cpu::this().last_abort.lock().clear();
+        cpu::this().forget_aborts();
     }
     match kind {
         Kind::Sync => sync(vm, vcpu, frame, counters),
@@ -166,7 +166,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             match region {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
                     Ok(()) => {
-                        cpu::this().last_abort.lock().clear();
+                        cpu::this().forget_aborts();
                         // A pvpanic write, or the panic line on the VM's console; else the
                         // console may have printed `snapshot_on=`'s text.
                         match crate::trap::crash::check(vm, vcpu, frame) {
@@ -253,7 +253,7 @@ fn snapshot_region_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
     }
     let done = crate::vm::snapshot::stage2_fault(vm, ipa, write);
     if done {
-        cpu::this().last_abort.lock().clear();
+        cpu::this().forget_aborts();
     }
     done
 }
@@ -303,7 +303,7 @@ fn guest_cntvct() -> u64 {
 /// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
 /// again with nothing else in between gets the full report and ends.
 fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
-    let repeats = cpu::this().last_abort.lock().record(frame.elr, esr.0, ipa);
+    let repeats = cpu::this().record_abort(frame.elr, esr.0, ipa);
     if repeats >= ABORT_LOOP {
         report::guest_fault(vm, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
         return Exit::VmOff;

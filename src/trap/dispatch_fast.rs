@@ -87,7 +87,7 @@ pub fn gic_dist(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Op
     let me = cpu::this();
     me.exits.count(ExitReason::Dabt);
     // Progress, as for every emulated access: the "same abort again" history starts afresh.
-    me.last_abort.lock().clear();
+    me.forget_aborts();
     regs.step(esr);
     Some(Exit::Resume)
 }
@@ -109,7 +109,7 @@ pub fn sgi1r(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Optio
     let Some(rt) = fastmmio::sgi1r_write_rt(esr) else {
         if vm.irqs.get(vcpu).is_some_and(crate::gic::lrs::icc_trap) {
             me.exits.count(ExitReason::Sysreg);
-            me.last_abort.lock().clear();
+            me.forget_aborts();
             return Some(Exit::Resume);
         }
         return None;
@@ -117,7 +117,7 @@ pub fn sgi1r(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Optio
     let value = regs.operand(rt)?;
     let vg = vm.vgic.as_ref()?;
     me.exits.count(ExitReason::Sysreg);
-    me.last_abort.lock().clear();
+    me.forget_aborts();
     if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, value) {
         log::warn!("VM {} vCPU {vcpu}: ICC_SGI1R_EL1: {e}", vm.name);
     }

@@ -1,7 +1,9 @@
 //! The lean synchronous exit (issue 15): a guest's access to the virtual GIC distributor (a data
 //! abort) or a trapped GICv3 CPU-interface register (its IPIs, ICC_SGI1R_EL1, and the IAR that
-//! `gic::lrs::icc_trap` armed), served with only the caller-saved registers saved
-//! (`lower_sync_lean` in boot/vectors.S, [`LeanRegs`]) and none of the run loop's generic work.
+//! `gic::lrs::icc_trap` armed), and on GICv2 hosts a trapped WFI ([`wfi`]), served with only the
+//! caller-saved registers saved (`lower_sync_lean` in boot/vectors.S, [`LeanRegs`]) and none of
+//! the run loop's generic work; and the lean IRQ exit (`lower_irq_lean`, [`irq`]) for el2visor's
+//! kick and the virtual timer's tick.
 //!
 //! What the run loop does on every exit (`run::on_exit`) and what this path does instead:
 //! - the fatal flag, a GDB stop request, a VM held (for a debugger or after a crash), paused for
@@ -26,6 +28,7 @@ use crate::arch::frame::LeanRegs;
 use crate::arch::{cpu, sysreg};
 use crate::cmdline::TraceClass::{Mmio, S2fault, Sysreg};
 use crate::cmdline::TraceSet;
+use crate::gic::virt::FastIrq;
 use crate::gic::{hw, lrs};
 use crate::trap::dispatch::Exit;
 use crate::trap::dispatch_fast;
@@ -34,6 +37,8 @@ use crate::vm::instance::RUNNING;
 /// ESR_EL2.EC of the exits this path takes: a data abort from a lower EL, a trapped MSR/MRS.
 const EC_DABT_LOWER: u64 = 0x24;
 const EC_SYSREG: u64 = 0x18;
+/// A trapped WFI/WFE/WFIT/WFET (only WFI and WFIT trap, and only on GICv2 hosts).
+const EC_WFX: u64 = 0x01;
 /// ESR_EL2.ISS.WnR of a data abort: a write.
 const ESR_WNR: u64 = 1 << 6;
 
@@ -60,6 +65,9 @@ fn serve(regs: &mut LeanRegs) -> bool {
     }
     let esr = sysreg::esr_el2();
     let ec = esr >> 26 & 0x3f;
+    if ec == EC_WFX {
+        return wfi(vm, v, esr, regs);
+    }
     let served = match ec {
         EC_DABT_LOWER => dispatch_fast::gic_dist(vm, v, esr, regs),
         EC_SYSREG => dispatch_fast::sgi1r(vm, v, esr, regs),
@@ -78,4 +86,118 @@ fn serve(regs: &mut LeanRegs) -> bool {
     }
     hw::refresh();
     true
+}
+
+/// A trapped WFI (GICv2 hosts; issue 15): the slow path's `Exit::Idle` without its frame and
+/// dispatch. Counted, stepped over, then the EL2 wait of `lrs::idle`; what woke the pCPU is taken
+/// here as the IRQ exit's first try takes it (`gic::virt::on_irq_fast`: the kick, or the virtual
+/// timer's tick into a free list register) rather than by an IRQ exit the moment the guest
+/// resumes. Anything else that woke it (a device's interrupt, more than one pending), and every
+/// request that reached this vCPU while it waited (a pause, reset, GDB stop, crash hold, console
+/// snapshot, fatal error: each comes with a kick, so is visible once the kick is acknowledged),
+/// is left to the slow path's IRQ exit: a kick to this pCPU, taken as the guest resumes, whose
+/// exit runs every check of the run loop. A WFIT, and a WFI on a CPU with FEAT_WFxT (some report
+/// a WFIT as a WFI: `trap::dispatch` reads the instruction), take the slow path.
+#[inline(always)]
+fn wfi(vm: &crate::vm::instance::Vm, v: usize, esr: u64, regs: &mut LeanRegs) -> bool {
+    use crate::trap::dispatch_fast::GuestRegs;
+    // ISS.TI (bits 1:0): 0 is WFI.
+    if esr & 0b11 != 0 || sysreg::id_aa64isar2_el1() & 0xf >= 2 {
+        return false;
+    }
+    let Some(me) = vm.irqs.get(v) else {
+        return false;
+    };
+    let c = cpu::this();
+    c.exits.count(crate::percpu::stats::ExitReason::Wfx);
+    // Progress, as every exit but an abort is for the abort loop detector (trap::dispatch).
+    c.forget_aborts();
+    regs.step(esr);
+    lrs::idle(me);
+    if cpu::interrupt_pending() {
+        let r =
+            crate::gic::virt::on_irq_fast(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
+        let asked = crate::fatal::failed()
+            || crate::debug::target::stop_pending()
+            || vm.state() != RUNNING
+            || vm.crash.hold.is_held()
+            || vm
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.request.load(core::sync::atomic::Ordering::Acquire) != 0);
+        if r == FastIrq::Slow || asked {
+            hw::kick_pcpu(cpu::current());
+        } else {
+            c.exits.count(crate::percpu::stats::ExitReason::Irq);
+        }
+    }
+    lrs::before_entry(me);
+    hw::refresh();
+    true
+}
+
+/// Called by `lower_irq_lean` (boot/vectors.S): an IRQ from the guest that is el2visor's kick or
+/// the virtual timer's tick, taken as the run loop's IRQ exit takes them (`run::irq_fast`,
+/// `gic::virt::on_irq_fast`) without the full frame. 0 when served; anything else sends the
+/// exit to the slow path with nothing done.
+#[no_mangle]
+extern "C" fn lean_irq_exit(_regs: &mut LeanRegs) -> u64 {
+    if irq() {
+        0
+    } else {
+        1
+    }
+}
+
+/// The lean IRQ exit (issue 15). Declines, before acknowledging anything, while any of the run
+/// loop's checks has something to do (the fatal flag, a GDB stop, `trace=irq`, the VM not
+/// running, held, or asked for a console snapshot) and for any interrupt but the kick and the
+/// timer's tick (the highest pending one, read without acknowledging it: a device's interrupt
+/// and everything else take the slow path). After the acknowledge, a request that came with the
+/// kick just taken is looked for again: if there is one, the kick is sent again to this pCPU,
+/// so the guest exits at once and the slow path (whose checks come before anything is
+/// acknowledged here) serves it. Not done, as on the lean synchronous exit: collecting a guest's
+/// pending SError (it is taken at EL2 as the guest resumes) and the own-SError check (nothing
+/// here touches a device but the GIC).
+#[inline(always)]
+fn irq() -> bool {
+    if crate::trace::on(crate::cmdline::TraceClass::Irq) {
+        return false;
+    }
+    let Some((slot, v)) = cpu::this().assignment() else { return false };
+    let Some(vm) = crate::vm::table::get(slot) else { return false };
+    if requests(vm) {
+        return false;
+    }
+    let Some(h) = hw::host() else { return false };
+    let next = h.highest_pending();
+    if next != hw::KICK_SGI && next != crate::gic::VTIMER_INTID {
+        return false;
+    }
+    let r = crate::gic::virt::on_irq_fast(vm.vgic.as_ref(), &vm.irqs, v, true, &vm.name);
+    let c = cpu::this();
+    c.exits.count(crate::percpu::stats::ExitReason::Irq);
+    c.forget_aborts();
+    if r != FastIrq::Done && requests(vm) {
+        hw::kick_pcpu(cpu::current());
+    }
+    if r != FastIrq::Done {
+        if let Some(me) = vm.irqs.get(v) {
+            lrs::before_entry(me);
+        }
+    }
+    hw::refresh();
+    true
+}
+
+/// Whether something the run loop's checks after an exit act on is asked of vCPUs of `vm`: the
+/// VM not running (paused, resetting, ended), held for a debugger or after a crash, a console
+/// snapshot or restore, or el2visor's fatal error. Each comes with a kick.
+#[inline(always)]
+fn requests(vm: &crate::vm::instance::Vm) -> bool {
+    crate::fatal::failed()
+        || crate::debug::target::stop_pending()
+        || vm.state() != RUNNING
+        || vm.crash.hold.is_held()
+        || vm.snapshot.as_ref().is_some_and(|s| s.request.load(core::sync::atomic::Ordering::Acquire) != 0)
 }

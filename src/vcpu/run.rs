@@ -319,7 +319,7 @@ fn irq_fast(vm: &Vm, v: usize) -> FastIrq {
         let me = cpu::this();
         me.exits.count(crate::percpu::stats::ExitReason::Irq);
         // Progress, as every exit but an abort is for the abort loop detector (trap::dispatch).
-        me.last_abort.lock().clear();
+        me.forget_aborts();
         if r == FastIrq::Done {
             hw::refresh();
         }
