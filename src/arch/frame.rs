@@ -157,4 +157,31 @@ mod tests {
         f.set_reg(30, 9);
         assert_eq!(f.reg(30), 9);
     }
+
+    /// boot/vectors.S writes the lean save by hand: every `stp`/`ldp` of `lower_sync_lean` and
+    /// `lower_irq_lean` must put each register where [`LeanRegs`] reads it, and `LEAN_SIZE` must
+    /// be its size (the vector's own push of x0/x1 is the last 16 bytes).
+    #[test]
+    fn the_vector_assembly_saves_where_lean_regs_reads() {
+        let asm = include_str!("../../boot/vectors.S");
+        let size = asm.lines().find_map(|l| l.trim().strip_prefix(".equ LEAN_SIZE, 0x")).map(|h| usize::from_str_radix(h.trim(), 16).unwrap());
+        assert_eq!(size, Some(core::mem::size_of::<LeanRegs>()));
+        for entry in ["lower_sync_lean:", "lower_irq_lean:"] {
+            let body = &asm[asm.find(entry).unwrap_or_else(|| panic!("{entry} not in vectors.S"))..];
+            let body = &body[..body.find("eret").unwrap()];
+            let mut seen = 0;
+            for l in body.lines().map(str::trim).filter(|l| l.starts_with("stp") || l.starts_with("ldp")) {
+                // "stp     x2, x3, [sp, #0x00]"
+                let ops: std::vec::Vec<&str> = l[3..].split(',').map(|o| o.trim().trim_matches(|c| c == '[' || c == ']')).collect();
+                let reg = |o: &str| o.strip_prefix('x').unwrap().parse::<u8>().unwrap();
+                let off = usize::from_str_radix(ops[3].trim_start_matches("#0x"), 16).unwrap();
+                for (k, r) in [reg(ops[0]), reg(ops[1])].into_iter().enumerate() {
+                    assert_eq!(LeanRegs::slot(r).map(|i| i * 8), Some(off + 8 * k), "{entry} {l}: x{r}");
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, 19, "{entry}: 9 stp and 10 ldp (x0/x1 are the vector's)");
+        }
+    }
+
 }

@@ -22,7 +22,11 @@
 //!   (`arch::serror`). The path touches no memory of the guest's and no device but the GIC's own
 //!   registers; a guest's SError still pending is taken at EL2 the moment the guest resumes
 //!   (HCR_EL2.AMO routes it there whatever the guest's mask) and handled as the guest's by the
-//!   slow path's SError entry.
+//!   slow path's SError entry. The cost of that choice: an SError of el2visor's own (a GIC
+//!   register access that errs, which no GIC el2visor supports does) raised on this path is
+//!   taken the same way after the ERET and so answered as the guest's (a virtual SError)
+//!   rather than reported as el2visor's fatal error. Checking would cost a `dsb sy; isb` and an
+//!   ISR_EL1 read on every lean exit.
 
 use crate::arch::frame::LeanRegs;
 use crate::arch::{cpu, sysreg};
