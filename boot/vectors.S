@@ -167,9 +167,10 @@ reset_stack_and_call:
  * flags of the `cmp` survive the loads).
  */
 .equ LEAN_SIZE, 0xa0
-.text
-.global lower_sync_lean
-lower_sync_lean:
+
+/* The lean save (crate::arch::frame::LeanRegs): x2..x18 and x30 below the vector's own push of
+ * x0/x1; LEAN_RESTORE leaves the flags alone (`ldp` and `add` set none). */
+.macro LEAN_SAVE
     sub     sp, sp, #(LEAN_SIZE - 16)
     stp     x2, x3, [sp, #0x00]
     stp     x4, x5, [sp, #0x10]
@@ -180,9 +181,8 @@ lower_sync_lean:
     stp     x14, x15, [sp, #0x60]
     stp     x16, x17, [sp, #0x70]
     stp     x18, x30, [sp, #0x80]
-    mov     x0, sp
-    bl      lean_sync_exit
-    cmp     x0, #0
+.endm
+.macro LEAN_RESTORE
     ldp     x2, x3, [sp, #0x00]
     ldp     x4, x5, [sp, #0x10]
     ldp     x6, x7, [sp, #0x20]
@@ -194,6 +194,15 @@ lower_sync_lean:
     ldp     x18, x30, [sp, #0x80]
     ldp     x0, x1, [sp, #0x90]
     add     sp, sp, #LEAN_SIZE
+.endm
+.text
+.global lower_sync_lean
+lower_sync_lean:
+    LEAN_SAVE
+    mov     x0, sp
+    bl      lean_sync_exit
+    cmp     x0, #0
+    LEAN_RESTORE
     b.ne    lower_sync_slow
     eret
     dsb     nsh                         // speculation barrier after ERET
@@ -207,30 +216,11 @@ lower_sync_lean:
  */
 .global lower_irq_lean
 lower_irq_lean:
-    sub     sp, sp, #(LEAN_SIZE - 16)
-    stp     x2, x3, [sp, #0x00]
-    stp     x4, x5, [sp, #0x10]
-    stp     x6, x7, [sp, #0x20]
-    stp     x8, x9, [sp, #0x30]
-    stp     x10, x11, [sp, #0x40]
-    stp     x12, x13, [sp, #0x50]
-    stp     x14, x15, [sp, #0x60]
-    stp     x16, x17, [sp, #0x70]
-    stp     x18, x30, [sp, #0x80]
+    LEAN_SAVE
     mov     x0, sp
     bl      lean_irq_exit
     cmp     x0, #0
-    ldp     x2, x3, [sp, #0x00]
-    ldp     x4, x5, [sp, #0x10]
-    ldp     x6, x7, [sp, #0x20]
-    ldp     x8, x9, [sp, #0x30]
-    ldp     x10, x11, [sp, #0x40]
-    ldp     x12, x13, [sp, #0x50]
-    ldp     x14, x15, [sp, #0x60]
-    ldp     x16, x17, [sp, #0x70]
-    ldp     x18, x30, [sp, #0x80]
-    ldp     x0, x1, [sp, #0x90]
-    add     sp, sp, #LEAN_SIZE
+    LEAN_RESTORE
     b.ne    lower_irq_slow
     eret
     dsb     nsh                         // speculation barrier after ERET

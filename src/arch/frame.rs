@@ -158,8 +158,8 @@ mod tests {
         assert_eq!(f.reg(30), 9);
     }
 
-    /// boot/vectors.S writes the lean save by hand: every `stp`/`ldp` of `lower_sync_lean` and
-    /// `lower_irq_lean` must put each register where [`LeanRegs`] reads it, and `LEAN_SIZE` must
+    /// boot/vectors.S writes the lean save by hand (its LEAN_SAVE and LEAN_RESTORE macros, which
+    /// `lower_sync_lean` and `lower_irq_lean` use): every `stp`/`ldp` must put each register where [`LeanRegs`] reads it, and `LEAN_SIZE` must
     /// be its size (the vector's own push of x0/x1 is the last 16 bytes).
     #[test]
     fn the_vector_assembly_saves_where_lean_regs_reads() {
@@ -169,6 +169,12 @@ mod tests {
         for entry in ["lower_sync_lean:", "lower_irq_lean:"] {
             let body = &asm[asm.find(entry).unwrap_or_else(|| panic!("{entry} not in vectors.S"))..];
             let body = &body[..body.find("eret").unwrap()];
+            assert!(body.contains("LEAN_SAVE") && body.contains("LEAN_RESTORE"), "{entry} saves another way");
+        }
+        {
+            let body = &asm[asm.find(".macro LEAN_SAVE").expect("the LEAN_SAVE macro")..];
+            let body = &body[..body.find(".macro LEAN_RESTORE").and_then(|i| body[i..].find(".endm").map(|j| i + j)).unwrap()];
+            let entry = "the LEAN_SAVE/LEAN_RESTORE macros";
             let mut seen = 0;
             for l in body.lines().map(str::trim).filter(|l| l.starts_with("stp") || l.starts_with("ldp")) {
                 // "stp     x2, x3, [sp, #0x00]"
@@ -180,7 +186,7 @@ mod tests {
                 }
                 seen += 1;
             }
-            assert_eq!(seen, 19, "{entry}: 9 stp and 10 ldp (x0/x1 are the vector's)");
+            assert_eq!(seen, 19, "{entry}: 9 stp and 10 ldp (x0/x1 are the vector's push)");
         }
     }
 
