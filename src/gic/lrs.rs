@@ -293,6 +293,7 @@ const HCR_TWI: u64 = 1 << 13;
 /// the kick SGI wakes it through the IRQ exit. On this vCPU's own pCPU; a read-modify-write of
 /// that one bit, leaving DC and TVM (which mair-trap mode changes while the guest runs) alone.
 /// The ERET that enters the guest makes the write take effect.
+#[inline(always)]
 fn set_wfi_trap(h: &HostGic, l: &Lrs) {
     if !h.needs_wfi_trap() {
         return;
