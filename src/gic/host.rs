@@ -297,8 +297,9 @@ impl HostGic {
         }
     }
 
-    /// Whether guests must trap WFI so that an idle vCPU gives el2visor the chance to
-    /// [`refresh`](Self::refresh) before the CPU sleeps (GICv2).
+    /// Whether guests may need to trap WFI so that an idle vCPU gives el2visor the chance to
+    /// [`refresh`](Self::refresh) before the CPU sleeps (GICv2): set as a vCPU starts, then only
+    /// while a list register holds a physical interrupt (`gic::lrs::set_wfi_trap`).
     pub fn needs_wfi_trap(&self) -> bool {
         matches!(self, HostGic::V2(_))
     }

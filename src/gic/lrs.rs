@@ -272,9 +272,37 @@ pub fn deliver_here(me: &VcpuIrq, virq: Virq) -> bool {
     sync(h, l);
     let placed = place(l, virq);
     l.finished.clear();
+    // Not placed: queued, and the next entry's `before_entry` sets the trap.
     let Some((i, v)) = placed else { return false };
     h.write_lr(i, v);
+    set_wfi_trap(h, l);
     true
+}
+
+/// HCR_EL2.TWI.
+const HCR_TWI: u64 = 1 << 13;
+
+/// GICv2 hosts: trap the guest's WFIs while a list register holds a physical interrupt (the HW
+/// bit), and only then. After the guest deactivates one through its list register, QEMU's GICv2
+/// does not re-evaluate what to signal ([`HostGic::refresh`]), so el2visor must refresh before
+/// the CPU sleeps: its own WFI ([`idle`]) does. The record is a superset of what the list
+/// registers hold (a finished one counts until the next sync), and every list register write
+/// that can add one is followed by this, so while the guest may deactivate a HW interrupt its
+/// WFI traps; every entry refreshes, which covers one deactivated before an exit of another
+/// kind. Without one (an SMP guest's IPIs), the guest's WFI sleeps in the guest as on GICv3, and
+/// the kick SGI wakes it through the IRQ exit. On this vCPU's own pCPU; a read-modify-write of
+/// that one bit, leaving DC and TVM (which mair-trap mode changes while the guest runs) alone.
+/// The ERET that enters the guest makes the write take effect.
+#[inline(always)]
+fn set_wfi_trap(h: &HostGic, l: &Lrs) {
+    if !h.needs_wfi_trap() {
+        return;
+    }
+    let hcr = crate::arch::sysreg::hcr_el2();
+    let want = if l.m.holds_hw() { hcr | HCR_TWI } else { hcr & !HCR_TWI };
+    if want != hcr {
+        crate::arch::sysreg::set_hcr_el2(want);
+    }
 }
 
 /// Whether the virtual timer asserts its interrupt: CNTV_CTL_EL0 ENABLE, not IMASK, ISTATUS (EL2
@@ -334,9 +362,11 @@ pub fn before_entry(me: &VcpuIrq) {
     }
     l.finished.clear();
     if fast {
+        set_wfi_trap(h, l);
         return;
     }
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));
+    set_wfi_trap(h, l);
     h.set_underflow(more);
     let waiting = resample(h, me.pcpu, l, false);
     set_trap(me, h, waiting);

@@ -1,5 +1,5 @@
-//! What a trapped WFI/WFIT makes the vCPU do (only WFI and WFIT trap, and only on GICv2 hosts:
-//! HCR_EL2.TWI). Pure: the runtime passes the decoded syndrome, the counter, the guest's registers
+//! What a trapped WFI/WFIT makes the vCPU do (only WFI and WFIT trap, and only on GICv2 hosts
+//! while a list register holds a physical interrupt: HCR_EL2.TWI). Pure: the runtime passes the decoded syndrome, the counter, the guest's registers
 //! and, where it could read it, the trapped instruction.
 //!
 //! A WFIT whose deadline register is valid (ESR ISS.RV) waits until the guest's virtual counter

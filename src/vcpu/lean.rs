@@ -92,7 +92,8 @@ fn serve(regs: &mut LeanRegs) -> bool {
     true
 }
 
-/// A trapped WFI (GICv2 hosts; issue 15): the slow path's `Exit::Idle` without its frame and
+/// A trapped WFI (GICv2 hosts, while a list register holds a physical interrupt,
+/// `gic::lrs::set_wfi_trap`; issue 15): the slow path's `Exit::Idle` without its frame and
 /// dispatch. Counted, stepped over, then the EL2 wait of `lrs::idle`; what woke the pCPU is taken
 /// here as the IRQ exit's first try takes it (`gic::virt::on_irq_fast`: the kick, or the virtual
 /// timer's tick into a free list register) rather than by an IRQ exit the moment the guest

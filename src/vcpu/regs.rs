@@ -91,8 +91,9 @@ impl CpuFeatures {
 /// invalidation upgraded to clean+invalidate (SWIO; with VM = 1 the architecture does that
 /// anyway); broadcast TLB/barriers inner shareable (FB, BSU); SMC trapped (PSCI goes to
 /// el2visor); ACTLR and implementation-defined registers trapped; AArch64 EL1. WFE is not trapped
-/// and WFI only with `trap_wfi` (GICv2 hosts, see `gic::lrs::idle`): each pCPU runs one vCPU, so
-/// a guest's WFI may idle the real CPU, and interrupts wake it. FWB in fwb mode; in mair-trap
+/// and WFI only with `trap_wfi` (GICv2 hosts, as a vCPU starts; from then on TWI is set only while
+/// a list register holds a physical interrupt: `gic::lrs::set_wfi_trap`): each pCPU runs one
+/// vCPU, so a guest's WFI may idle the real CPU, and interrupts wake it. FWB in fwb mode; in mair-trap
 /// mode TVM, and DC as a vCPU starts (its MMU is off): from then on DC follows the guest's
 /// SCTLR_EL1.M (`coherency::hcr_dc`, `trap::tvm`), so this value is for `vcpu::el2::configure`
 /// only: once a guest runs, change HCR_EL2 by read-modify-write, or DC set by this value would

@@ -293,6 +293,21 @@ impl LrManager {
         self.used
     }
 
+    /// Whether a list register holds a physical interrupt (the HW bit: pending, active or
+    /// both), by the record: one the guest finished stays counted until the next sync. Only the
+    /// used slots are looked at (usually none or one).
+    pub fn holds_hw(&self) -> bool {
+        let mut bits = self.used;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if self.slots.get(i).and_then(Option::as_ref).is_some_and(|s| s.virq.pintid.is_some()) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// List register `index` is empty in the hardware (its bit in ICH_ELRSR_EL2 / GICH_ELRSR):
     /// what [`sync_lr`](Self::sync_lr) does with an invalid value, without reading the register.
     pub fn sync_empty(&mut self, index: usize) -> Option<Virq> {

@@ -485,3 +485,34 @@ fn an_empty_lr_retires_as_an_invalid_one_reads() {
     e.inject(sw(9, 0x80, 0));
     assert_eq!(e.sync_empty(k).map(|v| v.intid), Some(9));
 }
+
+#[test]
+fn holds_hw_follows_the_physical_interrupts_in_list_registers() {
+    let f = LrFormat::V2;
+    let mut m = LrManager::new(f, 4);
+    let mut regs = [0u64; 4];
+    assert!(!m.holds_hw(), "empty");
+    m.inject(sw(1, 0x80, 2));
+    enter(&mut m, &mut regs);
+    assert!(!m.holds_hw(), "a virtual SGI only: WFI need not trap");
+    let (i, v) = m.place(hw(27, 0x20)).expect("a free list register");
+    regs[i] = v;
+    assert!(m.holds_hw(), "the timer placed");
+    // The guest takes the timer: active, then pending and active, still held.
+    for state in [LrState::Active, LrState::PendingActive] {
+        regs[i] = set_state(f, regs[i], state);
+        m.sync(&regs);
+        assert!(m.holds_hw(), "{state:?}");
+    }
+    // The guest finishes the SGI: the timer is still held.
+    for r in regs.iter_mut().filter(|r| f.decode(**r).pintid.is_none()) {
+        *r = set_state(f, *r, LrState::Invalid);
+    }
+    m.sync(&regs);
+    assert!(m.holds_hw(), "the timer still active");
+    // The guest deactivates the timer: it counts until the sync, then not.
+    regs[i] = set_state(f, regs[i], LrState::Invalid);
+    assert!(m.holds_hw(), "not synced yet");
+    m.sync(&regs);
+    assert!(!m.holds_hw(), "all finished");
+}
