@@ -110,6 +110,13 @@ fn linux_two_vcpus_snapshot_and_restores() {
 }
 
 /// QEMU virt, 4 CPUs, 2 GiB, for dom0less domains.
+/// A one-vCPU dom0less domain (tests/tools/dom0less.sh syntax) running the test Linux with a
+/// vpl011, `mem` of RAM and `args` after `console=ttyAMA0`.
+fn linux_domain(name: &str, mem: &str, args: &str) -> String {
+    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
+    format!("{name}={img}:{initrd}:1:{mem}:console=ttyAMA0 {args}:vpl011")
+}
+
 fn domains_machine(gic: u32, cpu: &str) -> String {
     format!("-M virt,virtualization=on,gic-version={gic} -cpu {cpu} -smp 4 -m 2G")
 }
@@ -192,11 +199,7 @@ fn probe_snapshots_in_two_domains_at_once() {
 /// never paused nor snapshotted), and goes on after the first has ended.
 #[test]
 fn domain_snapshot_on_marker_restored_beside_a_ticking_domain() {
-    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
-    let vms = [
-        format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.snapshot=1:vpl011"),
-        format!("domU2={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.ticks=150:vpl011"),
-    ];
+    let vms = [linux_domain("domU1", "256M", "el2visor.snapshot=1"), linux_domain("domU2", "256M", "el2visor.ticks=150")];
     let m = domains_machine(3, "max");
     let append = "loglevel=info snapshot_mem=512M snapshot_on=domU1:EL2VISOR-SNAPSHOT-POINT reset=snapshot restores=3";
     let r = domains("snapshot-domain-marker", &m, &vms, append, 900, &[]);
@@ -230,11 +233,7 @@ fn domain_snapshot_on_marker_restored_beside_a_ticking_domain() {
 /// snapshot's), while domU2's ticks go on, each once and in order.
 #[test]
 fn console_commands_snapshot_and_restore_a_domain() {
-    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
-    let vms = [
-        format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0 el2visor.ticks=20:vpl011"),
-        format!("domU2={img}:{initrd}:1:128M:console=ttyAMA0 el2visor.ticks=40:vpl011"),
-    ];
+    let vms = [linux_domain("domU1", "256M", "el2visor.ticks=20"), linux_domain("domU2", "128M", "el2visor.ticks=40")];
     let m = domains_machine(2, "cortex-a72");
     let inputs: [(&str, usize, &[u8]); 6] = [
         ("(domU1) EL2VISOR-TICK 3", 1, b"\x01\x01\x01\x01\x01\x01"),
@@ -277,8 +276,7 @@ fn console_commands_snapshot_and_restore_a_domain() {
 /// there too; three more Ctrl-A give the input back to the domain.
 #[test]
 fn console_commands_with_a_single_domain() {
-    let (img, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
-    let vms = [format!("domU1={img}:{initrd}:1:128M:console=ttyAMA0 el2visor.ticks=12:vpl011")];
+    let vms = [linux_domain("domU1", "128M", "el2visor.ticks=12")];
     let m = domains_machine(3, "max");
     let inputs: [(&str, usize, &[u8]); 3] = [
         ("(domU1) EL2VISOR-TICK 2", 1, b"\x01\x01\x01"),
