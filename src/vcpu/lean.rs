@@ -122,15 +122,7 @@ fn wfi(vm: &crate::vm::instance::Vm, v: usize, esr: u64, regs: &mut LeanRegs) ->
     if cpu::interrupt_pending() {
         let r =
             crate::gic::virt::on_irq_fast(vm.vgic.as_ref(), &vm.irqs, v, vm.is_running(), &vm.name);
-        let asked = crate::fatal::failed()
-            || crate::debug::target::stop_pending()
-            || vm.state() != RUNNING
-            || vm.crash.hold.is_held()
-            || vm
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.request.load(core::sync::atomic::Ordering::Acquire) != 0);
-        if r == FastIrq::Slow || asked {
+        if r == FastIrq::Slow || requests(vm) {
             hw::kick_pcpu(cpu::current());
         } else {
             c.exits.count(crate::percpu::stats::ExitReason::Irq);
@@ -183,10 +175,10 @@ fn irq() -> bool {
     let c = cpu::this();
     c.exits.count(crate::percpu::stats::ExitReason::Irq);
     c.forget_aborts();
-    if r != FastIrq::Done && requests(vm) {
-        hw::kick_pcpu(cpu::current());
-    }
     if r != FastIrq::Done {
+        if requests(vm) {
+            hw::kick_pcpu(cpu::current());
+        }
         if let Some(me) = vm.irqs.get(v) {
             lrs::before_entry(me);
         }
