@@ -71,6 +71,20 @@ pub fn invalidate_range(start: u64, len: usize) {
     barrier::dsb(barrier::SY);
 }
 
+/// Copy `len` bytes from `src` to `dst`: the bulk with [`copy_aligned_64`] where both ends are
+/// 64-byte aligned, the rest (or all, when they are not) bytewise.
+///
+/// # Safety
+/// Both ranges must be mapped, `dst` writable, and they must not overlap.
+pub unsafe fn copy(dst: u64, src: u64, len: u64) {
+    let bulk = if src.is_multiple_of(64) && dst.is_multiple_of(64) { len & !63 } else { 0 };
+    // SAFETY: the caller's contract.
+    unsafe {
+        copy_aligned_64(dst, src, bulk);
+        core::ptr::copy_nonoverlapping((src + bulk) as *const u8, (dst + bulk) as *mut u8, (len - bulk) as usize);
+    }
+}
+
 /// Copy `len` bytes from `src` to `dst` (both 64-byte aligned, `len` a multiple of 64) with
 /// 64-byte unrolled load/store pairs: much faster than a byte-generic memcpy for the megabytes of
 /// a guest image, under emulation in particular. General-purpose registers only: el2visor never

@@ -99,19 +99,6 @@ fn in_ram(ram: &[PaRange], r: &PaRange) -> bool {
     free_ranges(ram, &[]).iter().any(|f| f.start.raw() <= r.start.raw() && r.end() <= f.end())
 }
 
-/// Copy `len` bytes with the caches on (the MMU is on: unaligned accesses are fine).
-///
-/// # Safety
-/// Both ranges must be identity-mapped RAM, `dst` owned by el2visor, and they must not overlap.
-unsafe fn copy(dst: u64, src: u64, len: u64) {
-    let bulk = if src.is_multiple_of(64) && dst.is_multiple_of(64) { len & !63 } else { 0 };
-    // SAFETY: the caller's contract.
-    unsafe {
-        cache::copy_aligned_64(dst, src, bulk);
-        core::ptr::copy_nonoverlapping((src + bulk) as *const u8, (dst + bulk) as *mut u8, (len - bulk) as usize);
-    }
-}
-
 /// Split RAM between el2visor, firmware and the VM, and give the frame allocator its share. When
 /// the VM takes host RAM (`identity`), copy `to_copy`'s sources (the boot modules, or the bundle) into
 /// el2visor's block, whose pool also holds `extra` bytes for dom0less domains' RAM; else the
@@ -257,7 +244,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_co
         let aside = highest_fit(&p.memory, &avoid, s.size.next_multiple_of(PAGE_SIZE), SIZE_2M)
             .ok_or_else(|| format!("no free RAM to move the boot module at {:#x} out of el2visor's way", s.start.raw()))?;
         // SAFETY: `s` is RAM the loader filled; `aside` is free RAM outside every range in use.
-        unsafe { copy(aside.start.raw(), s.start.raw(), s.size) };
+        unsafe { cache::copy(aside.start.raw(), s.start.raw(), s.size) };
         avoid.push(aside);
         from.push(Some(PaRange::new(aside.start.raw(), s.size)));
     }
@@ -275,7 +262,7 @@ pub fn init(p: &Platform, image: &ImageLayout, dtb: &[u8], identity: bool, to_co
         unfilled.push(later);
         if !later {
             // SAFETY: `f` is outside the area (moved aside above if it was not), the slot inside it.
-            unsafe { copy(cursor, f.start.raw(), f.size) };
+            unsafe { cache::copy(cursor, f.start.raw(), f.size) };
         }
         moved.push(PaRange::new(cursor, s.size));
         cursor += s.size.next_multiple_of(PAGE_SIZE);

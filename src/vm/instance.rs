@@ -251,12 +251,7 @@ fn copy_in(ram: &[RamRegion], ipa: u64, bytes: &[u8], clean: bool) -> Result<(),
     // SAFETY: `pa..pa+len` is guest RAM (checked above), identity mapped at EL2, owned by this VM
     // and not yet running; `bytes` lives elsewhere (a boot module's pristine copy or el2visor's
     // image), so the two do not overlap. The bulk goes 64 bytes at a time where both are aligned.
-    unsafe {
-        let src = bytes.as_ptr() as u64;
-        let bulk = if src.is_multiple_of(64) && pa.is_multiple_of(64) { bytes.len() as u64 & !63 } else { 0 };
-        cache::copy_aligned_64(pa, src, bulk);
-        core::ptr::copy_nonoverlapping(bytes.as_ptr().add(bulk as usize), (pa + bulk) as *mut u8, bytes.len() - bulk as usize);
-    }
+    unsafe { cache::copy(pa, bytes.as_ptr() as u64, bytes.len() as u64) };
     if clean {
         cache::clean_inval_range(pa, bytes.len());
     } else {
@@ -336,7 +331,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         } else {
             // SAFETY: `pa` holds the image (the VM's RAM, nothing written there yet), `slot` is
             // its pristine slot in el2visor's memory: both identity mapped, apart.
-            unsafe { crate::vm::pristine_lazy::copy(pending.slot, pa, pending.len) };
+            unsafe { cache::copy(pending.slot, pa, pending.len) };
         }
     }
 

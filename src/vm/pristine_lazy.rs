@@ -94,7 +94,7 @@ impl LazyPristine {
             // SAFETY: `p.pa` is the image in the VM's RAM, identity mapped at EL2 and read-only
             // to the guest until this span is marked done; `p.slot` is the image's pristine slot
             // in el2visor's memory, which nothing else writes. They do not overlap.
-            unsafe { copy(p.slot, p.pa, p.len) };
+            unsafe { cache::copy(p.slot, p.pa, p.len) };
             if self.clean {
                 // The copy left clean lines of guest RAM in the caches: without FWB a guest that
                 // writes with its caches off and then turns them on could read those instead.
@@ -111,18 +111,5 @@ impl LazyPristine {
             self.pending.store(false, Ordering::Release);
         }
         Ok(span.bytes())
-    }
-}
-
-/// Copy `len` bytes, 64 at a time where both ends allow it.
-///
-/// # Safety
-/// Both ranges identity-mapped RAM, `dst` writable, not overlapping.
-pub unsafe fn copy(dst: u64, src: u64, len: u64) {
-    let bulk = if src.is_multiple_of(64) && dst.is_multiple_of(64) { len & !63 } else { 0 };
-    // SAFETY: the caller's contract.
-    unsafe {
-        cache::copy_aligned_64(dst, src, bulk);
-        core::ptr::copy_nonoverlapping((src + bulk) as *const u8, (dst + bulk) as *mut u8, (len - bulk) as usize);
     }
 }
