@@ -274,10 +274,7 @@ impl VGic {
 
     /// A guest write of the distributor at `offset`.
     pub fn dist_write(&self, vcpus: &[VcpuIrq], vcpu: usize, offset: u64, size: u8, value: u64) -> Result<(), AccessError> {
-        // GICD_SGIR (a GICv2 IPI): the targets under the lock, without allocating; delivered after.
-        let mut sends = SgiSends::new();
-        if offset == 0xf00 && self.dist.lock().sgir_store(vcpu, offset, size, value, &mut sends) {
-            deliver(vcpus, &sends);
+        if offset == 0xf00 && size == 4 && self.sgir_write(vcpus, vcpu, value as u32).is_some() {
             return Ok(());
         }
         let actions = {
@@ -293,6 +290,22 @@ impl VGic {
         };
         apply_all(vcpus, &actions);
         Ok(())
+    }
+
+    /// A guest's GICD_SGIR write (a GICv2 IPI, the 32-bit store at 0xf00) from vCPU `vcpu`: the
+    /// targets under the lock, without allocating, delivered after. `None` (nothing done) on a
+    /// GICv3 distributor, where the offset is no register, and for a vCPU the model does not
+    /// have; else whether the write concerns the sender itself ([`SgiSends::concerns`]: an SGI
+    /// to itself, or anything unusual), so that its list registers need a look before it
+    /// resumes.
+    #[inline(never)]
+    pub fn sgir_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u32) -> Option<bool> {
+        let mut sends = SgiSends::new();
+        if !self.dist.lock().sgir_store(vcpu, 0xf00, 4, value as u64, &mut sends) {
+            return None;
+        }
+        deliver(vcpus, &sends);
+        Some(sends.concerns(vcpu))
     }
 
     /// Which redistributor `offset` (from their base) is in, and the offset within its frames;

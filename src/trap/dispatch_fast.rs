@@ -70,6 +70,18 @@ impl GuestRegs for LeanRegs {
 /// else, or an access whose register `regs` does not hold (nothing done).
 #[inline(always)]
 pub fn gic_dist(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<Exit> {
+    gic_dist_access(vm, vcpu, esr, regs).map(|_| Exit::Resume)
+}
+
+/// Offset of GICD_SGIR in a GICv2 distributor.
+const GICD_SGIR: u64 = 0xf00;
+
+/// [`gic_dist`], saying whether vCPU `vcpu`'s list registers need a look before it resumes
+/// (`Some(true)`): not after a read, which changes no interrupt state, nor after a GICD_SGIR
+/// write (a GICv2 IPI, `gic::virt::VGic::sgir_write`) that sent nothing to the sender itself.
+/// What another CPU queues for it meanwhile comes with a kick, taken as it resumes.
+#[inline(always)]
+pub fn gic_dist_access(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<bool> {
     let a = fastmmio::decode(esr)?;
     let vg = vm.vgic.as_ref()?;
     let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
@@ -78,18 +90,27 @@ pub fn gic_dist(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Op
         return None;
     }
     let rt = regs.operand(a.rt)?;
-    if a.write {
-        vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).ok()?;
+    let lrs = if a.write {
+        // GICD_SGIR (a GICv2 IPI) straight to the send; a GICv3 distributor has no register there
+        // (`sgir_write` declines, and the general write answers it).
+        match (offset, a.size) {
+            (GICD_SGIR, 4) => match vg.sgir_write(&vm.irqs, vcpu, rt as u32) {
+                Some(concerns_me) => concerns_me,
+                None => vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).map(|_| true).ok()?,
+            },
+            _ => vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).map(|_| true).ok()?,
+        }
     } else {
         let v = vg.dist_read(&vm.irqs, vcpu, offset, a.size).ok()?;
         regs.set_operand(a.rt, a.load_value(v));
-    }
+        false
+    };
     let me = cpu::this();
     me.exits.count(ExitReason::Dabt);
     // Progress, as for every emulated access: the "same abort again" history starts afresh.
     me.forget_aborts();
     regs.step(esr);
-    Some(Exit::Resume)
+    Some(lrs)
 }
 
 /// A guest's access (syndrome `esr`) to a GICv3 CPU-interface register, as `trap::dispatch`

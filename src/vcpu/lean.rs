@@ -43,8 +43,6 @@ const EC_DABT_LOWER: u64 = 0x24;
 const EC_SYSREG: u64 = 0x18;
 /// A trapped WFI/WFE/WFIT/WFET (only WFI and WFIT trap, and only on GICv2 hosts).
 const EC_WFX: u64 = 0x01;
-/// ESR_EL2.ISS.WnR of a data abort: a write.
-const ESR_WNR: u64 = 1 << 6;
 
 /// Called by `lower_sync_lean` with the registers it saved: 0 when the exit is served (the guest
 /// resumes with them), anything else to send it to the slow path (nothing has been done).
@@ -72,18 +70,16 @@ fn serve(regs: &mut LeanRegs) -> bool {
     if ec == EC_WFX {
         return wfi(vm, v, esr, regs);
     }
-    let served = match ec {
-        EC_DABT_LOWER => dispatch_fast::gic_dist(vm, v, esr, regs),
-        EC_SYSREG => dispatch_fast::sgi1r(vm, v, esr, regs),
+    // Whether this vCPU's list registers need a look: not after a distributor read, which
+    // changes no interrupt state, nor a GICv2 IPI to others (`dispatch_fast::gic_dist_access`;
+    // what another CPU queues for it meanwhile comes with a kick, taken on entry).
+    let lrs = match ec {
+        EC_DABT_LOWER => dispatch_fast::gic_dist_access(vm, v, esr, regs),
+        EC_SYSREG => dispatch_fast::sgi1r(vm, v, esr, regs).filter(|e| matches!(e, Exit::Resume)).map(|_| true),
         _ => None,
     };
-    if !matches!(served, Some(Exit::Resume)) {
-        return false;
-    }
-    // A distributor read changes no interrupt state, so it leaves nothing for this vCPU's list
-    // registers (what another CPU queues for it meanwhile comes with a kick, taken on entry).
-    let read = ec == EC_DABT_LOWER && esr & ESR_WNR == 0;
-    if !read {
+    let Some(lrs) = lrs else { return false };
+    if lrs {
         if let Some(me) = vm.irqs.get(v) {
             lrs::before_entry(me);
         }

@@ -44,14 +44,16 @@ impl Sgir {
     }
 
     /// [`targets`](Self::targets) as a bit mask (bit `v` for vCPU `v`), without allocating.
+    /// Bit arithmetic rather than a walk of the vCPUs: the path of every GICv2 IPI (issue 15).
+    #[inline(always)]
     pub fn target_mask(&self, sender: usize, count: usize) -> u64 {
-        (0..count.min(8))
-            .filter(|&v| match self.filter {
-                SgiFilter::List(mask) => mask & (1 << v) != 0,
-                SgiFilter::AllButSelf => v != sender,
-                SgiFilter::SelfOnly => v == sender,
-            })
-            .fold(0, |m, v| m | 1 << v)
+        let all = (1u64 << count.min(8)) - 1;
+        let me = 1u64.checked_shl(sender as u32).unwrap_or(0);
+        all & match self.filter {
+            SgiFilter::List(mask) => mask as u64,
+            SgiFilter::AllButSelf => !me,
+            SgiFilter::SelfOnly => me,
+        }
     }
 }
 
@@ -201,6 +203,15 @@ impl SgiSends {
         })
     }
 
+    /// Whether vCPU `vcpu` has anything to do with these sends: a delivery to it, or an action
+    /// beyond the compact deliveries (a warning, a delivery to vCPU 8 or above), which the
+    /// caller treats as concerning it. `false` lets the sender of an IPI to others resume
+    /// without looking at its own list registers (issue 15).
+    #[inline(always)]
+    pub fn concerns(&self, vcpu: usize) -> bool {
+        (vcpu >= Self::INLINE || self.mask & (1 << vcpu) != 0) || !self.other.is_empty()
+    }
+
     /// The other actions, in order (empty but for a warning or an unusual delivery).
     pub fn other(&self) -> &[VgicAction] {
         &self.other
@@ -209,24 +220,30 @@ impl SgiSends {
 
 impl VDist {
     /// Generate SGI `intid` from vCPU `source` to each vCPU in `targets`, each action to `emit`.
+    /// [`VDist::deliverable`] written out here, with the group enables read once: the path of
+    /// every guest IPI (issue 15).
+    #[inline(always)]
     fn send_sgi_with(&mut self, source: usize, intid: u32, targets: impl IntoIterator<Item = usize>, mut emit: impl FnMut(VgicAction)) {
+        let v2 = self.version == GicVersion::V2;
+        let ctlr = self.ctlr;
+        let src = if v2 { source as u8 } else { 0 };
+        let i = (intid & 0xf) as usize;
         for t in targets {
-            if t >= self.cpus.len() {
-                continue;
-            }
-            if self.deliverable(t, intid) {
-                let st = &mut self.cpus[t].private[intid as usize];
+            let Some(cpu) = self.cpus.get_mut(t) else { continue };
+            let st = &mut cpu.private[i];
+            // GICv2: GICD_CTLR.Enable; GICv3: EnableGrp0 or EnableGrp1 as the SGI's group.
+            let group_on = ctlr & if v2 { 1 } else { 1 << st.group1 as u32 } != 0;
+            if st.owned && st.enabled && group_on {
                 st.handed_to = Some(t);
-                let src = if self.version == GicVersion::V2 { source as u8 } else { 0 };
                 let virq = virq_of(intid, st, src);
                 emit(VgicAction::InjectSgi { vcpu: t, intid, source, virq });
                 if t != source {
                     emit(VgicAction::Kick(t));
                 }
-            } else if self.version == GicVersion::V2 {
-                self.cpus[t].sgi_sources[intid as usize] |= 1 << (source % 8);
+            } else if v2 {
+                cpu.sgi_sources[i] |= 1 << (source % 8);
             } else {
-                self.cpus[t].private[intid as usize].pending = true;
+                st.pending = true;
             }
         }
     }
