@@ -305,7 +305,9 @@ impl VGic {
             return None;
         }
         deliver(vcpus, &sends);
-        Some(sends.concerns(vcpu))
+        let concerns_me = sends.concerns(vcpu);
+        sends.finish();
+        Some(concerns_me)
     }
 
     /// Which redistributor `offset` (from their base) is in, and the offset within its frames;
@@ -363,6 +365,7 @@ impl VGic {
         let mut sends = SgiSends::new();
         self.dist.lock().sgi1r_send_into(vcpu, value, &mut sends)?;
         deliver(vcpus, &sends);
+        sends.finish();
         Ok(())
     }
 }
