@@ -16,7 +16,8 @@
 //!   path with nothing done;
 //! - the exit counts (`STATS`) and the "same abort again" history: as the slow path;
 //! - before the guest resumes: the list registers (`lrs::before_entry`, one atomic when nothing
-//!   is queued; not after a distributor read, which queues nothing) and the GICv2 interface
+//!   is queued; not after a distributor read, which queues nothing, nor after a GICv2 IPI sent
+//!   to other vCPUs only) and the GICv2 interface
 //!   refresh (`hw::refresh`), as the slow path;
 //! - not done: collecting an SError the guest left pending and checking for el2visor's own
 //!   (`arch::serror`). The path touches no memory of the guest's and no device but the GIC's own
