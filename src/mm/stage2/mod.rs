@@ -34,6 +34,8 @@ mod tests_model;
 #[cfg(test)]
 mod tests_region;
 #[cfg(test)]
+mod tests_ram_pages;
+#[cfg(test)]
 mod tests_table;
 
 pub use error::S2Error;

@@ -22,6 +22,10 @@ pub(super) enum Op {
 pub(super) struct OpCtx {
     /// A descriptor was written.
     pub wrote: bool,
+    /// Leaves that gained write permission in place, whose TLB maintenance is left to the end
+    /// of the operation: the first one's IPA and level, and how many there were.
+    pub relaxed: Option<(u64, u8)>,
+    pub relaxed_count: usize,
 }
 
 /// One table: its address, level, and the IPA its entry 0 translates.

@@ -4,7 +4,8 @@
 //!
 //! Semantics:
 //! - `map` replaces whatever the range held (break-before-make on live entries). It uses 1 GiB and
-//!   2 MiB blocks wherever both the IPA and the PA are aligned, 4 KiB pages elsewhere.
+//!   2 MiB blocks wherever both the IPA and the PA are aligned, 4 KiB pages elsewhere; with
+//!   [`Stage2::set_ram_pages`], Normal write-back memory (guest RAM) takes 4 KiB pages only.
 //! - `protect` changes the attributes of every mapped page of the range; holes stay holes.
 //! - `unmap` removes every mapping of the range; holes are fine.
 //! - A block that is partly changed is split; a table that becomes uniform (every entry valid,
@@ -15,7 +16,10 @@
 //! - Each live change is break-before-make in the architecture's order: write invalid, DSB,
 //!   TLBI IPAS2E1IS, DSB, TLBI VMALLE1IS (the combined Stage 1+2 entries), DSB, ISB, then the
 //!   new entry; a replaced table entry takes TLBI VMALLS12E1IS, DSB, ISB instead of the two
-//!   TLBIs. An operation that wrote descriptors ends with a DSB.
+//!   TLBIs. A leaf that only gains write permission needs no break: it is written in place and
+//!   its maintenance is done once at the end of the operation (DSB, TLBI IPAS2E1IS, DSB, TLBI
+//!   VMALLE1IS, DSB, ISB for one leaf; DSB, TLBI VMALLS12E1IS, DSB, ISB for more, as KVM does for
+//!   a large range). An operation that wrote descriptors ends with a DSB.
 
 use super::descriptor::{
     address, decode, is_leaf, is_table, level_shift, level_size, Descriptor, ENTRIES,
@@ -41,6 +45,8 @@ pub struct Stage2<P: PageSource, T: TlbOps> {
     pub(super) tables: usize,
     /// Regions with flags (userfault, log-dirty): see `region`.
     pub(super) regions: alloc::vec::Vec<super::region_state::Region>,
+    /// Normal write-back mappings (guest RAM) take 4 KiB pages only ([`Stage2::set_ram_pages`]).
+    pub(super) ram_pages: bool,
 }
 
 /// The address of descriptor `idx` of the table (or concatenated root) at `table`.
@@ -115,7 +121,23 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             tlb,
             tables: 0,
             regions: alloc::vec::Vec::new(),
+            ram_pages: false,
         })
+    }
+
+    /// Map Normal write-back memory (guest RAM) with 4 KiB pages only, from the next operation
+    /// on: no block is created for it and no table of its pages is merged into one. Device and
+    /// Normal-NC mappings keep their blocks. Why a VM would want this: an emulator's software
+    /// TLB (QEMU's) records each translation with the larger of its Stage-1 and Stage-2 page
+    /// sizes, treats any TLBI by VA inside a recorded large page as a flush of everything, and
+    /// so with Stage-2 blocks turns each of the guest's page invalidations into a full flush.
+    pub fn set_ram_pages(&mut self, on: bool) {
+        self.ram_pages = on;
+    }
+
+    /// Whether a block mapping with `attrs` is allowed by the RAM-pages policy.
+    pub(super) fn block_allowed_for(&self, attrs: S2Attrs) -> bool {
+        !(self.ram_pages && attrs.mem == super::memtype::MemType::NormalWb)
     }
 
     /// Map `[ipa, ipa + size)` to `[pa, pa + size)` with `attrs`, replacing what was there.
@@ -247,7 +269,20 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let mut ctx = OpCtx::default();
         let root = self.root_ref();
         let result = self.apply(root, start, end, op, true, &mut ctx);
-        if ctx.wrote {
+        if let Some((ipa, level)) = ctx.relaxed {
+            // The leaves that gained write permission in place: one TLBI by IPA for a single
+            // leaf, the whole VMID for more (one broadcast instead of two per page).
+            self.tlb.dsb();
+            if ctx.relaxed_count == 1 {
+                self.tlb.relax_ipa(self.vmid, Ipa(ipa), level);
+                self.tlb.dsb();
+                self.tlb.invalidate_vmid_stage1(self.vmid);
+            } else {
+                self.tlb.invalidate_vmid_all(self.vmid);
+            }
+            self.tlb.dsb();
+            self.tlb.isb();
+        } else if ctx.wrote {
             self.tlb.dsb();
         }
         result

@@ -60,8 +60,10 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let size = level_size(level);
         let full = start == e_start && end == e_start + size;
         let old = self.read(t.pa, idx);
-        // A region held to pages (userfault, log-dirty, not yet collapsed) takes no block.
-        let block_ok = level == 3 || !self.pages_only(e_start, size);
+        // A region held to pages (userfault, log-dirty, not yet collapsed) takes no block, nor
+        // does RAM under the RAM-pages policy.
+        let block_ok = level == 3
+            || (!self.pages_only(e_start, size) && !matches!(op, Op::Map { attrs, .. } if !self.block_allowed_for(attrs)));
         match op {
             Op::Map { ipa0, pa0, attrs } => {
                 if full && leaf_allowed(level) && block_ok {
@@ -148,14 +150,11 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         }
         let level = t.level;
         if live && old & VALID != 0 && is_leaf(old, level) && new == old | S2AP_W {
-            // Write permission granted, nothing else changed: in place (see `TlbOps`).
+            // Write permission granted, nothing else changed: in place (see `TlbOps`); the TLB
+            // maintenance is done once at the end of the operation (`Stage2::run`).
             self.write(t.pa, idx, new);
-            self.tlb.dsb();
-            self.tlb.relax_ipa(self.vmid, Ipa(e_start), level);
-            self.tlb.dsb();
-            self.tlb.invalidate_vmid_stage1(self.vmid);
-            self.tlb.dsb();
-            self.tlb.isb();
+            ctx.relaxed.get_or_insert((e_start, level));
+            ctx.relaxed_count += 1;
             ctx.wrote = true;
             return;
         }
@@ -216,6 +215,12 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         }
         if self.pages_only(ipa, level_size(parent_level)) {
             return None;
+        }
+        if self.ram_pages {
+            match decode(first, child_level, self.enc) {
+                Ok(Descriptor::Leaf { attrs, .. }) if self.block_allowed_for(attrs) => {}
+                _ => return None,
+            }
         }
         let oa0 = address(first).raw();
         if !oa0.is_multiple_of(level_size(parent_level)) {
