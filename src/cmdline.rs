@@ -16,6 +16,7 @@
 //! | `on_crash=` | `report`, `restart`, `halt`, `debug`: what a guest panic does ([`debug`]) | `report` |
 //! | `crash_restarts=` | restarts in a row of a VM that keeps crashing before it is halted (0: halt at once) | 3 |
 //! | `trace=` | a comma list of `sysreg`, `psci`, `mmio`, `irq`, `s2fault`: guest events to print, rate limited | none |
+//! | `s2_ram=` | `auto`, `pages`, `blocks`: guest RAM at Stage 2 with 4 KiB pages, or with 2 MiB / 1 GiB blocks where aligned; `auto` takes pages on QEMU's emulated `virt` machine and blocks elsewhere (docs/architecture.md, "Stage 2") | `auto` |
 //!
 //!
 //! The snapshot words (`snapshot_mem=`, `snapshot_on=`, `reset=`, `restores=`, `restore=`) are
@@ -101,6 +102,10 @@ pub struct Options {
     pub debug_uart: Option<String>,
     /// The snapshot options (`snapshot::KEYS`).
     pub snapshot: SnapshotOptions,
+    /// Guest RAM at Stage 2 with 4 KiB pages (`s2_ram=pages`) or with blocks where aligned
+    /// (`s2_ram=blocks`); `None` (`s2_ram=auto`, the default): pages on QEMU's emulated `virt`
+    /// machine, blocks elsewhere (docs/architecture.md, "Stage 2").
+    pub s2_ram_pages: Option<bool>,
 }
 
 impl Default for Options {
@@ -119,6 +124,7 @@ impl Default for Options {
             trace: TraceSet(0),
             debug_uart: None,
             snapshot: SnapshotOptions::default(),
+            s2_ram_pages: None,
         }
     }
 }
@@ -145,7 +151,7 @@ impl fmt::Display for Problem {
                 f,
                 "command line: unknown word {word:?} ignored (known: coherency=, fastpath=, its=, \
                  loglevel=, console=, guest_mem=, guest_cpus=, guest_args=, \
-                 on_crash=, crash_restarts=, trace=, debug_uart=, \
+                 on_crash=, crash_restarts=, trace=, debug_uart=, s2_ram=, \
                  snapshot_mem=, snapshot_on=, reset=, restores=, restore=)"
             ),
             Problem::BadValue {
@@ -185,7 +191,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v > 0).then_some(v)
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "coherency",
     "fastpath",
     "its",
@@ -198,6 +204,7 @@ const KEYS: [&str; 12] = [
     "crash_restarts",
     "trace",
     "debug_uart",
+    "s2_ram",
 ];
 
 /// The guest command line a `guest_args=` value stands for: the one word with each `,` made a
@@ -305,6 +312,13 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
                     }),
                 }
             }
+            "s2_ram" => match value {
+                "auto" => Ok(None),
+                "pages" => Ok(Some(true)),
+                "blocks" => Ok(Some(false)),
+                _ => Err(bad("auto, pages or blocks")),
+            }
+            .map(|v| o.s2_ram_pages = v),
             "debug_uart" => {
                 if value.starts_with('/') && value.len() > 1 {
                     o.debug_uart = Some(value.into());
@@ -375,6 +389,18 @@ mod tests {
         assert!(parse("").0.its);
         assert!(!parse("its=off").0.its);
         assert_eq!(parse("its=maybe").1.len(), 1);
+    }
+
+    #[test]
+    fn s2_ram_is_auto_pages_or_blocks() {
+        assert_eq!(parse("").0.s2_ram_pages, None);
+        assert_eq!(parse("s2_ram=pages").0.s2_ram_pages, Some(true));
+        assert_eq!(parse("s2_ram=blocks s2_ram=auto").0.s2_ram_pages, None);
+        let (o, p) = parse("s2_ram=blocks");
+        assert!(o.s2_ram_pages == Some(false) && p.is_empty(), "{p:?}");
+        let (o, p) = parse("s2_ram=huge");
+        assert_eq!(o.s2_ram_pages, None);
+        assert!(matches!(p[..], [Problem::BadValue { key: "s2_ram", .. }]), "{p:?}");
     }
 
     #[test]

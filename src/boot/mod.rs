@@ -127,6 +127,18 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
         log::warn!("{p}");
     }
     crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);
+    let ram_pages = opts.s2_ram_pages.unwrap_or_else(|| platform.is_qemu_virt());
+    crate::vm::instance::set_ram_pages(ram_pages);
+    log::info!(
+        "stage 2: guest RAM mapped with {} (s2_ram={})",
+        if ram_pages { "4 KiB pages" } else { "blocks where aligned" },
+        match opts.s2_ram_pages {
+            None if ram_pages => "auto, on QEMU virt",
+            None => "auto",
+            Some(true) => "pages",
+            Some(false) => "blocks",
+        }
+    );
     crate::trace::enable(opts.trace);
     if crate::trace::on(crate::cmdline::TraceClass::Psci) {
         crate::arch::hvc_fast::disable();

@@ -83,6 +83,13 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// QEMU's `virt` machine (root compatible `linux,dummy-virt`): an emulated machine when
+    /// el2visor runs on it at EL2, whose software TLB favours 4 KiB Stage-2 pages for guest RAM
+    /// (`s2_ram=auto`, docs/architecture.md "Stage 2").
+    pub fn is_qemu_virt(&self) -> bool {
+        self.compatible.iter().any(|c| c == "linux,dummy-virt")
+    }
+
     /// Parses and checks a device tree. `data` may be longer than the blob's `totalsize`.
     pub fn from_dtb(data: &[u8]) -> Result<Platform, DtError> {
         parse::platform(data)

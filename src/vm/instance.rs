@@ -8,7 +8,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use crate::arch::{cache, sysreg};
 use crate::coherency::{Mode, Setting};
@@ -25,6 +25,15 @@ use crate::vm::guest_dt::domu::DomuDtSpec;
 use crate::vm::guest_dt::{self, GuestDtSpec, GuestGic};
 use crate::vm::passthrough::PtRegion;
 use crate::vm::image;
+
+/// Guest RAM at Stage 2 with 4 KiB pages (`s2_ram=`, set once at boot before any VM is built).
+static RAM_PAGES: AtomicBool = AtomicBool::new(false);
+
+/// The `s2_ram=` policy for every VM built from now on: `true` maps guest RAM with 4 KiB pages
+/// only, `false` with 2 MiB / 1 GiB blocks where aligned (docs/architecture.md, "Stage 2").
+pub fn set_ram_pages(on: bool) {
+    RAM_PAGES.store(on, Ordering::Relaxed);
+}
 
 /// What to build a VM from.
 pub struct VmSpec<'a> {
@@ -374,6 +383,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     };
     let enc = if mode == Mode::Fwb { AttrEncoding::Fwb } else { AttrEncoding::Classic };
     let mut s2 = Stage2::with_encoding(vtcr, vmid, enc, GlobalPages, HwTlb::new()).map_err(VmError::Stage2)?;
+    s2.set_ram_pages(RAM_PAGES.load(Ordering::Relaxed));
     // The image spans whose pristine copy is still to make are read-only from the start (no
     // live entry to change, so no TLB maintenance).
     let spans = crate::vm::pristine::spans(&lazy);
