@@ -85,7 +85,7 @@ pub struct Platform {
 impl Platform {
     /// QEMU's `virt` machine (root compatible `linux,dummy-virt`): an emulated machine when
     /// el2visor runs on it at EL2, whose software TLB favours 4 KiB Stage-2 pages for guest RAM
-    /// (`s2_ram=auto`, docs/architecture.md "Stage 2").
+    /// (`s2_ram=auto`, docs/architecture.md, section 5).
     pub fn is_qemu_virt(&self) -> bool {
         self.compatible.iter().any(|c| c == "linux,dummy-virt")
     }

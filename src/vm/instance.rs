@@ -30,7 +30,7 @@ use crate::vm::image;
 static RAM_PAGES: AtomicBool = AtomicBool::new(false);
 
 /// The `s2_ram=` policy for every VM built from now on: `true` maps guest RAM with 4 KiB pages
-/// only, `false` with 2 MiB / 1 GiB blocks where aligned (docs/architecture.md, "Stage 2").
+/// only, `false` with 2 MiB / 1 GiB blocks where aligned (docs/architecture.md, section 5).
 pub fn set_ram_pages(on: bool) {
     RAM_PAGES.store(on, Ordering::Relaxed);
 }
