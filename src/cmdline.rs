@@ -16,7 +16,7 @@
 //! | `on_crash=` | `report`, `restart`, `halt`, `debug`: what a guest panic does ([`debug`]) | `report` |
 //! | `crash_restarts=` | restarts in a row of a VM that keeps crashing before it is halted (0: halt at once) | 3 |
 //! | `trace=` | a comma list of `sysreg`, `psci`, `mmio`, `irq`, `s2fault`: guest events to print, rate limited | none |
-//! | `s2_ram=` | `auto`, `pages`, `blocks`: guest RAM at Stage 2 with 4 KiB pages, or with 2 MiB / 1 GiB blocks where aligned; `auto` takes pages on QEMU's emulated `virt` machine and blocks elsewhere (docs/architecture.md, section 5, "builds Stage 2") | `auto` |
+//! | `s2_ram=` | `auto`, `pages`, `blocks`: guest RAM at Stage 2 with 4 KiB pages, or with 2 MiB / 1 GiB blocks where aligned; `auto` takes pages on QEMU's emulated `virt` machine without `snapshot_mem=`, blocks otherwise (docs/architecture.md, section 5, "builds Stage 2") | `auto` |
 //!
 //!
 //! The snapshot words (`snapshot_mem=`, `snapshot_on=`, `reset=`, `restores=`, `restore=`) are
@@ -104,7 +104,8 @@ pub struct Options {
     pub snapshot: SnapshotOptions,
     /// Guest RAM at Stage 2 with 4 KiB pages (`s2_ram=pages`) or with blocks where aligned
     /// (`s2_ram=blocks`); `None` (`s2_ram=auto`, the default): pages on QEMU's emulated `virt`
-    /// machine, blocks elsewhere (docs/architecture.md, section 5, "builds Stage 2").
+    /// machine without `snapshot_mem=`, blocks otherwise (docs/architecture.md, section 5,
+    /// "builds Stage 2").
     pub s2_ram_pages: Option<bool>,
 }
 

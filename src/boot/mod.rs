@@ -127,13 +127,17 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
         log::warn!("{p}");
     }
     crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);
-    let ram_pages = opts.s2_ram_pages.unwrap_or_else(|| platform.is_qemu_virt());
+    // `auto`: pages on QEMU virt (docs/architecture.md, section 5), but blocks with snapshots:
+    // a lazy restore zaps and log-dirty write-protects the whole of RAM, work that grows with
+    // the number of Stage-2 tables (512 times more with pages).
+    let ram_pages = opts.s2_ram_pages.unwrap_or_else(|| platform.is_qemu_virt() && opts.snapshot.mem.is_none());
     crate::vm::instance::set_ram_pages(ram_pages);
     log::info!(
         "stage 2: guest RAM mapped with {} (s2_ram={})",
         if ram_pages { "4 KiB pages" } else { "blocks where aligned" },
         match opts.s2_ram_pages {
             None if ram_pages => "auto, on QEMU virt",
+            None if opts.snapshot.mem.is_some() => "auto, with snapshot_mem=",
             None => "auto",
             Some(true) => "pages",
             Some(false) => "blocks",

@@ -4,9 +4,9 @@
 //! value, the lazy restore zaps RAM (no blocks, most pages missing) and collapses it back once
 //! every page is in, and without FWB every restored page is cleaned to the PoC (the probe reads
 //! RAM through a Normal-NC stage-1 mapping; `coherency=off`). Run under FWB (`-cpu max`) and
-//! without (`-cpu cortex-a72`). The probe runs take `s2_ram=blocks`: the collapse gives RAM its
-//! blocks back, which the probe checks (with the QEMU default, 4 KiB pages, there is nothing to
-//! give back); the Linux runs keep the default.
+//! without (`-cpu cortex-a72`). The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
+//! the default anyway: the collapse gives RAM its blocks back, which the probe checks (with
+//! `s2_ram=pages` there is nothing to give back).
 
 use crate::harness::{image, Qemu};
 
