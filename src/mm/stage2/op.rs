@@ -26,12 +26,6 @@ pub(super) struct OpCtx {
     /// of the operation: the first one's IPA and level, and how many there were.
     pub relaxed: Option<(u64, u8)>,
     pub relaxed_count: usize,
-    /// The operation covers more than one entry of the table being walked: a live leaf there that
-    /// is unmapped or changes only its permissions is written in place, and one TLBI
-    /// VMALLS12E1IS at the end of the operation covers them all.
-    pub batch: bool,
-    /// Some leaf was changed that way.
-    pub batched: bool,
 }
 
 /// One table: its address, level, and the IPA its entry 0 translates.

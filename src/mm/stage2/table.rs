@@ -19,11 +19,7 @@
 //!   TLBIs. A leaf that only gains write permission needs no break: it is written in place and
 //!   its maintenance is done once at the end of the operation (DSB, TLBI IPAS2E1IS, DSB, TLBI
 //!   VMALLE1IS, DSB, ISB for one leaf; DSB, TLBI VMALLS12E1IS, DSB, ISB for more, as KVM does for
-//!   a large range). Where an operation covers more than one entry of a table, it also writes in
-//!   place every leaf of them it unmaps or changes in permissions only (neither needs a break: only a change of output
-//!   address, size or memory attributes does) and ends with one DSB, TLBI VMALLS12E1IS, DSB, ISB
-//!   for them: a region of 4 KiB pages zapped or write-protected whole takes one broadcast, not
-//!   two a page. An operation that wrote descriptors ends with a DSB.
+//!   a large range). An operation that wrote descriptors ends with a DSB.
 
 use super::descriptor::{
     address, decode, is_leaf, is_table, level_shift, level_size, Descriptor, ENTRIES,
@@ -273,13 +269,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let mut ctx = OpCtx::default();
         let root = self.root_ref();
         let result = self.apply(root, start, end, op, true, &mut ctx);
-        if ctx.batched {
-            // Leaves unmapped or changed in permissions only, in place: one broadcast for all.
-            self.tlb.dsb();
-            self.tlb.invalidate_vmid_all(self.vmid);
-            self.tlb.dsb();
-            self.tlb.isb();
-        } else if let Some((ipa, level)) = ctx.relaxed {
+        if let Some((ipa, level)) = ctx.relaxed {
             // The leaves that gained write permission in place: one TLBI by IPA for a single
             // leaf, the whole VMID for more (one broadcast instead of two per page).
             self.tlb.dsb();

@@ -160,8 +160,8 @@ fn block_split_and_merge_follow_break_before_make() {
     assert_eq!(s2.table_pages(), 4);
 
     // Write permission back: in place, no break (the page stays valid). The now uniform table
-    // is merged back into the block, whose break takes the whole VMID and so also covers the
-    // page (its own TLBIs would have come at the end of the operation).
+    // is merged back into the block first (its break takes the whole VMID); the page's own
+    // TLBIs come at the end of the operation.
     tlb.clear();
     s2.protect(Ipa(base + PAGE_SIZE), PAGE_SIZE, S2Attrs::ram())
         .unwrap();
@@ -173,6 +173,15 @@ fn block_split_and_merge_follow_break_before_make() {
             TlbEvent::Dsb,
             TlbEvent::Isb,
             TlbEvent::Dsb,
+            TlbEvent::Relax {
+                vmid: 1,
+                ipa: base + PAGE_SIZE,
+                level: 3
+            },
+            TlbEvent::Dsb,
+            TlbEvent::Stage1 { vmid: 1 },
+            TlbEvent::Dsb,
+            TlbEvent::Isb,
         ]
     );
     assert_eq!(

@@ -9,7 +9,7 @@
 
 use super::descriptor::{
     address, decode, is_leaf, is_table, leaf, leaf_allowed, level_size, table, Descriptor, ENTRIES,
-    LEAF_ATTR_MASK, S2AP_R, S2AP_W, VALID, XN_MASK,
+    LEAF_ATTR_MASK, S2AP_W, VALID,
 };
 use super::error::S2Error;
 use super::table::Stage2;
@@ -31,23 +31,15 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         ctx: &mut OpCtx,
     ) -> Result<(), S2Error> {
         let size = level_size(t.level);
-        let outer = ctx.batch;
-        // More than one entry of this table: its leaves' unmaps and permission changes batch.
-        ctx.batch = start / size != (end - 1) / size;
         let mut ipa = start;
-        let mut result = Ok(());
         while ipa < end {
             let idx = ((ipa - t.base) / size) as usize;
             let e_start = t.base + idx as u64 * size;
             let c_end = end.min(e_start + size);
-            result = self.apply_entry(t, idx, e_start, ipa, c_end, op, live, ctx);
-            if result.is_err() {
-                break;
-            }
+            self.apply_entry(t, idx, e_start, ipa, c_end, op, live, ctx)?;
             ipa = c_end;
         }
-        ctx.batch = outer;
-        result
+        Ok(())
     }
 
     /// Apply `op` to `[start, end)`, the part of entry `idx` of `t` (which begins at `e_start`)
@@ -157,18 +149,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             return;
         }
         let level = t.level;
-        let live_leaf = live && old & VALID != 0 && is_leaf(old, level);
-        // Unmapping a leaf, or changing only its permissions, needs no break-before-make (only
-        // a change of output address, size or memory attributes does): within an operation over
-        // many pages, write it in place and leave the invalidation to the end (`Stage2::run`).
-        let perms_only = new & VALID != 0 && is_leaf(new, level) && (old ^ new) & !(S2AP_R | S2AP_W | XN_MASK) == 0;
-        if ctx.batch && live_leaf && (new == 0 || perms_only) {
-            self.write(t.pa, idx, new);
-            ctx.batched = true;
-            ctx.wrote = true;
-            return;
-        }
-        if live_leaf && new == old | S2AP_W {
+        if live && old & VALID != 0 && is_leaf(old, level) && new == old | S2AP_W {
             // Write permission granted, nothing else changed: in place (see `TlbOps`); the TLB
             // maintenance is done once at the end of the operation (`Stage2::run`).
             self.write(t.pa, idx, new);
@@ -186,10 +167,6 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
                 // Stage-1 and combined entries included.
                 self.tlb.invalidate_vmid_all(self.vmid);
                 self.tlb.dsb();
-                // That also covers every leaf written in place so far in this operation.
-                ctx.batched = false;
-                ctx.relaxed = None;
-                ctx.relaxed_count = 0;
             } else {
                 self.tlb.invalidate_ipa(self.vmid, Ipa(e_start), level);
                 self.tlb.dsb();
