@@ -57,6 +57,29 @@ pub(super) fn slot<P: PageSource>(pages: &P, table: Pa, idx: usize) -> *mut u64 
     unsafe { base.add(idx % ENTRIES) }
 }
 
+/// The descriptors of one (non-root) table page, for loops over many of them: each read and
+/// written with a single aligned volatile 64-bit access, as [`read_slot`] and `Stage2::write` do.
+pub(super) struct Slots(*mut u64);
+
+impl Slots {
+    /// The table page at `table`.
+    pub(super) fn of<P: PageSource>(pages: &P, table: Pa) -> Self {
+        Slots(slot(pages, table, 0))
+    }
+
+    pub(super) fn get(&self, idx: usize) -> u64 {
+        assert!(idx < ENTRIES);
+        // SAFETY: the page holds ENTRIES descriptors owned by this Stage2, and idx < ENTRIES.
+        unsafe { self.0.add(idx).read_volatile() }
+    }
+
+    pub(super) fn set(&self, idx: usize, value: u64) {
+        assert!(idx < ENTRIES);
+        // SAFETY: as in `get`; one aligned store, so the walker never sees a torn descriptor.
+        unsafe { self.0.add(idx).write_volatile(value) }
+    }
+}
+
 /// Read descriptor `idx` of the table at `table`.
 pub(super) fn read_slot<P: PageSource>(pages: &P, table: Pa, idx: usize) -> u64 {
     // SAFETY: `slot` points inside a table page this Stage2 owns; volatile because the
