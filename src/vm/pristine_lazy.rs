@@ -7,7 +7,7 @@
 //! before it reloads.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::{cache, sysreg};
 use crate::mm::addr::{Ipa, SIZE_2M};
@@ -17,10 +17,19 @@ use crate::mm::stage2::{S2Attrs, S2Error, Stage2};
 
 use super::pristine::{find, Span};
 
+/// A span's states ([`LazyPristine::state`]).
+const TO_COPY: u8 = 0;
+const COPYING: u8 = 1;
+const DONE: u8 = 2;
+
 pub struct LazyPristine {
     spans: Vec<Span>,
-    /// Which spans are copied (and writable again), by index. Held while a span is copied.
-    done: spin::Mutex<Vec<bool>>,
+    /// Each span's state, by index: [`TO_COPY`], [`COPYING`] (by one CPU, which alone writes
+    /// the state then) or [`DONE`] (copied, and writable again). Per span, so that a guest's
+    /// first write to one span never waits for the copy of another.
+    state: Vec<AtomicU8>,
+    /// How many spans are not [`DONE`].
+    remaining: AtomicUsize,
     /// Some span is still to copy: the one load a Stage-2 fault pays when all are done.
     pending: AtomicBool,
     /// No FWB: the guest may write with its caches off, so the lines the copy read go.
@@ -35,7 +44,15 @@ impl LazyPristine {
     /// the VM has no FWB.
     pub fn new(spans: Vec<Span>, clean: bool) -> Self {
         let n = spans.len();
-        LazyPristine { spans, done: spin::Mutex::new(alloc::vec![false; n]), pending: AtomicBool::new(n > 0), clean, by_fault: AtomicU32::new(0), by_copier: AtomicU32::new(0) }
+        LazyPristine {
+            spans,
+            state: (0..n).map(|_| AtomicU8::new(TO_COPY)).collect(),
+            remaining: AtomicUsize::new(n),
+            pending: AtomicBool::new(n > 0),
+            clean,
+            by_fault: AtomicU32::new(0),
+            by_copier: AtomicU32::new(0),
+        }
     }
 
     /// Whether some pristine copy is still to be made.
@@ -50,7 +67,7 @@ impl LazyPristine {
     /// between faults too, and its abort may be taken after every copy is done).
     pub fn fault(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, ipa: u64) -> bool {
         let Some(i) = find(&self.spans, ipa) else { return false };
-        match self.copy_span(s2, i) {
+        match self.copy_span(s2, i, true) {
             // Left read-only: the guest gets the abort rather than fault forever.
             Err(_) => return false,
             Ok(0) => {}
@@ -68,12 +85,15 @@ impl LazyPristine {
     pub fn copy_all(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>) -> (u64, u64) {
         let t0 = sysreg::cntpct_el0();
         let mut bytes = 0;
-        for i in 0..self.spans.len() {
-            let b = self.copy_span(s2, i).unwrap_or(0);
-            if b > 0 {
-                self.by_copier.fetch_add(1, Ordering::Relaxed);
+        // First the spans no guest write is copying, then (waiting for those) the rest.
+        for wait in [false, true] {
+            for i in 0..self.spans.len() {
+                let b = self.copy_span(s2, i, wait).unwrap_or(0);
+                if b > 0 {
+                    self.by_copier.fetch_add(1, Ordering::Relaxed);
+                }
+                bytes += b;
             }
-            bytes += b;
         }
         (bytes, sysreg::cntpct_el0() - t0)
     }
@@ -83,11 +103,18 @@ impl LazyPristine {
         (self.by_fault.load(Ordering::Relaxed), self.by_copier.load(Ordering::Relaxed))
     }
 
-    /// Copy span `i` unless it is done, then make it writable. Returns the bytes copied.
-    fn copy_span(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, i: usize) -> Result<u64, S2Error> {
-        let mut done = self.done.lock();
-        if done[i] {
-            return Ok(0);
+    /// Copy span `i` unless it is done, then make it writable. Returns the bytes this call
+    /// copied. When another CPU is copying it: wait for that copy (a failed one puts the span
+    /// back to copy, and this CPU tries) if `wait`, else return at once.
+    fn copy_span(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>, i: usize, wait: bool) -> Result<u64, S2Error> {
+        let state = &self.state[i];
+        loop {
+            match state.compare_exchange(TO_COPY, COPYING, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(DONE) => return Ok(0),
+                Err(_) if !wait => return Ok(0),
+                Err(_) => core::hint::spin_loop(),
+            }
         }
         let span = &self.spans[i];
         for p in &span.pieces {
@@ -104,10 +131,11 @@ impl LazyPristine {
         // Only el2visor reads the slots, with its caches on: no maintenance.
         if let Err(e) = s2.lock().protect(Ipa(span.ipa), SIZE_2M, S2Attrs::ram()) {
             log::error!("pristine copy: making IPA {:#x} writable again: {e}", span.ipa);
+            state.store(TO_COPY, Ordering::Release);
             return Err(e);
         }
-        done[i] = true;
-        if done.iter().all(|&d| d) {
+        state.store(DONE, Ordering::Release);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.pending.store(false, Ordering::Release);
         }
         Ok(span.bytes())
