@@ -15,6 +15,7 @@ mod stamp;
 use stamp::At;
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::{boot as arch_boot, cpu, psci, sysreg};
 use crate::mm::addr::PaRange;
@@ -108,7 +109,7 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
 
     let image = arch_boot::image_layout();
     let dtb_range = PaRange::new(dtb.as_ptr() as u64, dtb.len() as u64);
-    let (mmu, _el2_tables) = match mmu::enable(&image, early.memory(), dtb_range) {
+    let (mmu, _el2_tables) = match mmu::enable(&image, early.memory(), dtb_range, relocated) {
         Ok(m) => m,
         Err(e) => cannot_boot(el, format_args!("EL2 page tables: {e}")),
     };
@@ -177,6 +178,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
         }
     };
     init_gic(&platform);
+    GIC_DECIDED.store(true, Ordering::Release);
+    cpu::send_event();
     let mut platform = platform;
     // Modules the loader left overlapping are refused before anything is copied.
     if !platform.chosen.domains.is_empty() {
@@ -457,6 +460,10 @@ fn lazy_pristine(p: &Platform, opts: &cmdline::Options, src: &guest::Source, n: 
     defer
 }
 
+/// Set once the boot CPU has set up the host GIC's distributor (or failed to, or found none):
+/// the secondaries wait for it before setting up their own CPU interfaces.
+static GIC_DECIDED: AtomicBool = AtomicBool::new(false);
+
 /// The pCPU that makes the dom0-like VM's lazy pristine copies, and the VM; set once the VMs
 /// are built (`DECIDED`).
 static COPIER: spin::Once<Option<(usize, &'static crate::vm::instance::Vm)>> = spin::Once::new();
@@ -477,9 +484,7 @@ fn publish_copier(vms: &[&'static crate::vm::instance::Vm]) {
 /// start only after they are made: Linux starts its secondaries before any driver probes, so
 /// no device DMA reaches an image span not copied yet).
 fn copy_pristine_in_background(index: usize) {
-    while COPIER.get().is_none() {
-        cpu::wait_for_event();
-    }
+    run::sleep_until(|| COPIER.get().is_some());
     if let Some(Some((pcpu, vm))) = COPIER.get() {
         if *pcpu == index {
             let (bytes, ticks) = vm.complete_pristine();
@@ -493,6 +498,14 @@ fn copy_pristine_in_background(index: usize) {
 pub fn secondary(index: usize) -> ! {
     smp::report_in(index);
     log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
+    // The boot CPU sets up the distributor soon after starting the secondaries: until then an
+    // event loop, then this CPU's interface, so that it can sleep in WFI until kicked.
+    while !GIC_DECIDED.load(Ordering::Acquire) {
+        cpu::wait_for_event();
+    }
+    if let Err(e) = crate::gic::hw::init_cpu() {
+        log::error!("cpu {index}: GIC CPU interface: {e}");
+    }
     copy_pristine_in_background(index);
     run::pcpu_main(index)
 }

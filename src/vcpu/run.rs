@@ -31,10 +31,26 @@ pub fn install() {
     crate::arch::exception::set_lower_handler(on_exit);
 }
 
-/// Tell every pCPU the VMs are built and their CPUs assigned.
+/// Tell every pCPU the VMs are built and their CPUs assigned: an event for those still waiting
+/// for the host GIC, a kick for those asleep in [`sleep_until`].
 pub fn announce_vms() {
     VMS_READY.store(true, Ordering::Release);
     cpu::send_event();
+    let me = cpu::current();
+    for c in crate::percpu::online().filter(|c| c.index != me) {
+        hw::kick_pcpu(c.index);
+    }
+}
+
+/// Sleep until `ready()` holds, before this pCPU runs a vCPU: in WFI once its GIC CPU interface
+/// is up (woken by a kick, which is taken so that the next WFI sleeps), else in WFE. WFE alone
+/// would do on hardware, but QEMU's TCG treats it as a yield, and a pCPU waiting there for the
+/// VMs to be built spins on a host core that the boot CPU building them needs.
+pub fn sleep_until(ready: impl Fn() -> bool) {
+    while !ready() {
+        hw::sleep();
+        crate::gic::virt::on_irq(None, &[], 0, false, "(no VM yet)");
+    }
 }
 
 /// The VM and vCPU this pCPU runs, if any.
@@ -43,16 +59,9 @@ fn assignment() -> Option<(&'static Vm, usize)> {
     Some((table::get(slot)?, v))
 }
 
-/// Run this pCPU's vCPU, if it has one, for ever.
+/// Run this pCPU's vCPU, if it has one, for ever (its GIC CPU interface is set up: `boot`).
 pub fn pcpu_main(pcpu: usize) -> ! {
-    while !VMS_READY.load(Ordering::Acquire) {
-        cpu::wait_for_event();
-    }
-    if pcpu != 0 {
-        if let Err(e) = hw::init_cpu() {
-            log::error!("cpu {pcpu}: GIC CPU interface: {e}");
-        }
-    }
+    sleep_until(|| VMS_READY.load(Ordering::Acquire));
     let Some((vm, v)) = assignment() else { cpu::park() };
     if let Some(vg) = &vm.vgic {
         vg.prepare_vcpu(pcpu);
