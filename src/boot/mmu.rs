@@ -35,8 +35,9 @@ impl MmuRegs {
 }
 
 /// Build the map and turn the MMU and caches on for this CPU. `ram` is the DT's RAM; `dtb` is
-/// the device tree, which el2visor wrote with the MMU off (its copy, or NOPs taken out).
-pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange) -> Result<(MmuRegs, El2Tables), el2_tables::El2MapError> {
+/// the device tree, which el2visor wrote with the MMU off (its copy, or NOPs taken out);
+/// `relocated`: this is the image `relocate::to_top` moved, with the device tree.
+pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange, relocated: bool) -> Result<(MmuRegs, El2Tables), el2_tables::El2MapError> {
     let parange = (sysreg::id_aa64mmfr0_el1() & 0xf) as u8;
     let pa_limit = 1u64 << regs::va_bits(parange);
     let mut regions = alloc::vec::Vec::with_capacity(ram.len() + 3);
@@ -66,9 +67,14 @@ pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange) -> Result<(Mmu
     };
     // Everything so far was written past the caches (MMU off); drop any stale lines the loader
     // left for the image (tables, data, BSS and stacks included) and the device tree before
-    // caching turns on.
-    cache::invalidate_range(image.start, (image.end - image.start) as usize);
-    cache::invalidate_range(dtb.start.raw(), dtb.size as usize);
+    // caching turns on. After the move to the top of RAM (`relocated`) that was done for both,
+    // right before they were written there (`relocate::to_top`), and the MMU has been off
+    // since: nothing can have cached them again (and each line is a helper call under QEMU's
+    // TCG: 82 000 of them, 4 MiB of image and 1 MiB of device tree).
+    if !relocated {
+        cache::invalidate_range(image.start, (image.end - image.start) as usize);
+        cache::invalidate_range(dtb.start.raw(), dtb.size as usize);
+    }
     // SAFETY: the identity map covers the image (text executable), its data and stacks, RAM and
     // the devices el2visor touches, with the same addresses as now; TLBs are invalidated first.
     unsafe { turn_on(&mmu) };
