@@ -64,6 +64,7 @@ extern "C" {
     static __image_file_end: u8;
     static __image_end: u8;
     static __stacks_start: u8;
+    static __stacks_end: u8;
     fn secondary_entry();
     fn relocated_entry();
     fn el2_vectors();
@@ -158,6 +159,12 @@ pub unsafe fn enter_copy(entry: u64, dtb: u64) -> ! {
 pub fn stacks_start() -> u64 {
     // SAFETY: only the address of the linker-defined stack area is taken.
     unsafe { &__stacks_start as *const u8 as u64 }
+}
+
+/// Where the stack slots end: nothing of the image lies above, up to its 2 MiB-aligned end.
+pub fn stacks_end() -> u64 {
+    // SAFETY: only the address of the linker-defined stack area's end is taken.
+    unsafe { &__stacks_end as *const u8 as u64 }
 }
 
 /// Lowest address of CPU `cpu`'s EL2 stack slot (its guard page).

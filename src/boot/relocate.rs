@@ -40,7 +40,15 @@ pub fn to_top(dtb_pa: usize) -> &'static str {
     let image = arch_boot::image_layout();
     let image_size = image.end - image.start;
     let dtb_len = dtb.len() as u64;
-    let dtb_slot = dtb_len.next_multiple_of(PAGE_SIZE);
+    // Only the blocks are moved: the free space after them (QEMU's blob is 1 MiB, of which a few
+    // KiB are used) means nothing, and every word moved with the MMU off counts.
+    let dtb_used = crate::platform::dtb_used_len(dtb).map_or(dtb_len, |n| n as u64).min(dtb_len);
+    // The tree goes in the image's own tail, between the stacks and the 2 MiB-aligned end, when
+    // it fits there (QEMU's and the Pi's do): no RAM of its own to touch (under QEMU, a 2 MiB
+    // huge page of host memory less), cut to its used length. Else right below the image.
+    let tail = arch_boot::stacks_end().next_multiple_of(PAGE_SIZE) - image.start;
+    let in_tail = dtb_used.next_multiple_of(PAGE_SIZE) <= image_size - tail;
+    let dtb_slot = if in_tail { 0 } else { dtb_len.next_multiple_of(PAGE_SIZE) };
     let head = image_size + dtb_slot;
     let modules: u64 = occ.loaded.as_slice().iter().map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
     let total = (head + super::memory::HYP_POOL + modules).next_multiple_of(SIZE_2M);
@@ -55,20 +63,28 @@ pub fn to_top(dtb_pa: usize) -> &'static str {
         return "no free block of RAM is large enough for el2visor's memory";
     };
     let base = top - image_size;
-    let new_dtb = base - dtb_slot;
+    let new_dtb = if in_tail { base + tail } else { base - dtb_slot };
     // Nothing in use may be under the copies (place_top promises it); drop whatever the caches
     // hold for them, so that no stale dirty line is written back over them later.
-    cache::invalidate_range(new_dtb, head as usize);
+    cache::invalidate_range(base - dtb_slot, head as usize);
     let file_len = (image.file_end - image.start).next_multiple_of(8);
-    // Only the blocks: the free space after them (QEMU's blob is 1 MiB, of which a few KiB are
-    // used) means nothing, and every word moved with the MMU off counts.
-    let dtb_used = crate::platform::dtb_used_len(dtb).map_or(dtb_len, |n| n as u64).min(dtb_len);
-    // SAFETY: [new_dtb, top) is free RAM (place_top kept it clear of everything in use: the
-    // running image, the device tree, modules, firmware memory), 2 MiB and 4 KiB aligned; the
-    // sources are the running image's file part and the device tree, both 8-byte aligned.
+    if in_tail && dtb_used < dtb_len {
+        // The copy's header says how long it is: no free space after the blocks, so nothing
+        // takes the tree for longer than the image's tail.
+        set_totalsize(dtb, dtb_used as u32);
+    }
+    // SAFETY: [base - dtb_slot, top) is free RAM (place_top kept it clear of everything in use:
+    // the running image, the device tree, modules, firmware memory), 2 MiB and 4 KiB aligned,
+    // and new_dtb + dtb_used lies in it; the sources are the running image's file part and the
+    // device tree, both 8-byte aligned.
     unsafe {
         arch_boot::copy_words_mmu_off(base, image.start, file_len);
         arch_boot::copy_words_mmu_off(new_dtb, dtb_pa as u64, dtb_used.next_multiple_of(8));
         arch_boot::enter_copy(base + arch_boot::relocated_entry_offset(), new_dtb)
     }
+}
+
+/// Write `totalsize` into the header of the device tree `dtb` (its second big-endian word).
+fn set_totalsize(dtb: &mut [u8], totalsize: u32) {
+    dtb[4..8].copy_from_slice(&totalsize.to_be_bytes());
 }
