@@ -72,6 +72,8 @@ impl LazyPristine {
             Err(_) => return false,
             Ok(0) => {}
             Ok(_) => {
+                let us = sysreg::cntpct_el0() * 1_000_000 / sysreg::cntfrq_el0().max(1);
+                log::debug!("pristine copy: span {i} (IPA {:#x}) copied for a guest write to {ipa:#x}, {us} us after the counter started", self.spans[i].ipa);
                 self.by_fault.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -85,9 +87,13 @@ impl LazyPristine {
     pub fn copy_all(&self, s2: &spin::Mutex<Stage2<GlobalPages, HwTlb>>) -> (u64, u64) {
         let t0 = sysreg::cntpct_el0();
         let mut bytes = 0;
-        // First the spans no guest write is copying, then (waiting for those) the rest.
+        // First the spans no guest write is copying, then (waiting for those) the rest; each
+        // time from the last span down: a kernel's data and BSS, which it writes first, are at
+        // its image's end (a Linux guest's first writes hit 4 of its last 5 spans within 20 ms,
+        // before a first-to-last copier got there; an initrd's span or two before them cost
+        // little).
         for wait in [false, true] {
-            for i in 0..self.spans.len() {
+            for i in (0..self.spans.len()).rev() {
                 let b = self.copy_span(s2, i, wait).unwrap_or(0);
                 if b > 0 {
                     self.by_copier.fetch_add(1, Ordering::Relaxed);
