@@ -7,11 +7,12 @@
 //! runs: its file part (text, rodata, relocations, data) is copied to the new place and entered
 //! at `relocated_entry`, which applies the `R_AARCH64_RELATIVE` relocations again for the new
 //! base (their addends are link-time values, so applying them twice is right) and zeroes BSS
-//! again. The device tree is copied right below the image. The block is sized for everything
-//! el2visor will keep ([`super::memory`]): image, device tree, frame pool and the pristine copies
-//! of the boot modules, which are copied there once the heap exists; only the image and the
-//! device tree must not land on anything in use now, the rest may cover boot modules (they are
-//! moved out of the way first) but never firmware memory.
+//! again. The device tree's used part is copied into the image's tail (between the stacks and
+//! the image's 2 MiB-aligned end) when it fits, else right below the image. The block is sized
+//! for everything el2visor will keep ([`super::memory`]): image, device tree, frame pool and the
+//! pristine copies of the boot modules, which are copied there once the heap exists; only the
+//! image and the device tree must not land on anything in use now, the rest may cover boot
+//! modules (they are moved out of the way first) but never firmware memory.
 
 use crate::arch::{boot as arch_boot, cache};
 use crate::mm::addr::{PaRange, PAGE_SIZE, SIZE_2M};
