@@ -2,7 +2,7 @@
 //! vCPU 0 is about to run, prints one line with every stage's time since the machine started
 //! (the counter starts at 0 with the machine on QEMU `virt`; on hardware at power-on, so the
 //! firmware's time is in the first figure). It says where el2visor's own share of a guest's boot
-//! goes (docs/benchmarks.md, "Linux boot").
+//! goes (docs/benchmarks-linux.md).
 //!
 //! The marks live in `.data` (their initialiser is not zero), so a mark taken before el2visor
 //! moves itself to the top of RAM (`super::relocate`) is copied with the image and survives the

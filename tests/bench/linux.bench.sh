@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Linux boot cost under el2visor against bare QEMU (issue 4; method and figures in
-# docs/benchmarks.md, section "Linux boot").
+# docs/benchmarks-linux.md).
 #
 # The guest is `make guests`' Debian arm64 cloud kernel with the busybox initramfs whose /init prints
 # `EL2VISOR-GUEST-OK cpus=<n> mem=<kB>` and powers off. Both sides run the same QEMU machine
