@@ -49,42 +49,41 @@ pub struct Stage2<P: PageSource, T: TlbOps> {
     pub(super) ram_pages: bool,
 }
 
-/// The address of descriptor `idx` of the table (or concatenated root) at `table`.
-pub(super) fn slot<P: PageSource>(pages: &P, table: Pa, idx: usize) -> *mut u64 {
-    let page = table.add((idx / ENTRIES) as u64 * PAGE_SIZE);
-    let base = pages.page_ptr(page);
-    // SAFETY: `page_ptr` gives a pointer to the page's 512 descriptors and idx % 512 < 512.
-    unsafe { base.add(idx % ENTRIES) }
-}
-
-/// The descriptors of one (non-root) table page, for loops over many of them: each read and
-/// written with a single aligned volatile 64-bit access, as [`read_slot`] and `Stage2::write` do.
+/// The descriptors of one table page, each read and written with a single aligned volatile
+/// 64-bit access: the hardware walker is the other reader of these words, and never sees a torn
+/// descriptor. Loops over many entries of one page take it once ([`Slots::of`]).
 pub(super) struct Slots(*mut u64);
 
 impl Slots {
     /// The table page at `table`.
     pub(super) fn of<P: PageSource>(pages: &P, table: Pa) -> Self {
-        Slots(slot(pages, table, 0))
+        Slots(pages.page_ptr(table))
+    }
+
+    /// The page of the table (or concatenated root) at `table` that holds descriptor `idx`, and
+    /// the descriptor's index in it.
+    fn holding<P: PageSource>(pages: &P, table: Pa, idx: usize) -> (Self, usize) {
+        (Self::of(pages, table.add((idx / ENTRIES) as u64 * PAGE_SIZE)), idx % ENTRIES)
     }
 
     pub(super) fn get(&self, idx: usize) -> u64 {
         assert!(idx < ENTRIES);
-        // SAFETY: the page holds ENTRIES descriptors owned by this Stage2, and idx < ENTRIES.
+        // SAFETY: `page_ptr` gives the page's ENTRIES descriptors, owned by this Stage2, and
+        // idx < ENTRIES.
         unsafe { self.0.add(idx).read_volatile() }
     }
 
     pub(super) fn set(&self, idx: usize, value: u64) {
         assert!(idx < ENTRIES);
-        // SAFETY: as in `get`; one aligned store, so the walker never sees a torn descriptor.
+        // SAFETY: as in `get`.
         unsafe { self.0.add(idx).write_volatile(value) }
     }
 }
 
 /// Read descriptor `idx` of the table at `table`.
 pub(super) fn read_slot<P: PageSource>(pages: &P, table: Pa, idx: usize) -> u64 {
-    // SAFETY: `slot` points inside a table page this Stage2 owns; volatile because the
-    // hardware walker is the other reader of these words.
-    unsafe { slot(pages, table, idx).read_volatile() }
+    let (page, i) = Slots::holding(pages, table, idx);
+    page.get(i)
 }
 
 /// Walk from `root` to the last descriptor that translates `ipa`: the first one that is not a
@@ -324,9 +323,8 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
     }
 
     pub(super) fn write(&mut self, table: Pa, idx: usize, value: u64) {
-        // SAFETY: `slot` points inside a table page this Stage2 owns; a single aligned 64-bit
-        // volatile store, so the walker never sees a torn descriptor.
-        unsafe { slot(&self.pages, table, idx).write_volatile(value) }
+        let (page, i) = Slots::holding(&self.pages, table, idx);
+        page.set(i, value);
     }
 
     /// Number of descriptors in the table `t` (the root may hold fewer or more than 512).
