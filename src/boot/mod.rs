@@ -488,8 +488,7 @@ fn copy_pristine_in_background(index: usize) {
     if let Some(Some((pcpu, vm))) = COPIER.get() {
         if *pcpu == index {
             let (bytes, ticks) = vm.complete_pristine();
-            let us = ticks * 1_000_000 / sysreg::cntfrq_el0().max(1);
-            log::debug!("VM {}: pristine copies made in the background ({} KiB in {us} us)", vm.name, bytes >> 10);
+            log::debug!("VM {}: pristine copies made in the background ({} KiB in {} us)", vm.name, bytes >> 10, crate::vm::snapshot::ticks_us(ticks));
         }
     }
 }

@@ -7,7 +7,7 @@
 //! before it reloads.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::{cache, sysreg};
 use crate::mm::addr::{Ipa, SIZE_2M};
@@ -28,10 +28,8 @@ pub struct LazyPristine {
     /// the state then) or [`DONE`] (copied, and writable again). Per span, so that a guest's
     /// first write to one span never waits for the copy of another.
     state: Vec<AtomicU8>,
-    /// How many spans are not [`DONE`].
+    /// How many spans are not [`DONE`]: the one load a Stage-2 fault pays when all are done.
     remaining: AtomicUsize,
-    /// Some span is still to copy: the one load a Stage-2 fault pays when all are done.
-    pending: AtomicBool,
     /// No FWB: the guest may write with its caches off, so the lines the copy read go.
     clean: bool,
     /// Spans copied on a guest's first write (each an abort exit), and by [`Self::copy_all`].
@@ -48,7 +46,6 @@ impl LazyPristine {
             spans,
             state: (0..n).map(|_| AtomicU8::new(TO_COPY)).collect(),
             remaining: AtomicUsize::new(n),
-            pending: AtomicBool::new(n > 0),
             clean,
             by_fault: AtomicU32::new(0),
             by_copier: AtomicU32::new(0),
@@ -57,7 +54,7 @@ impl LazyPristine {
 
     /// Whether some pristine copy is still to be made.
     pub fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
+        self.remaining.load(Ordering::Acquire) > 0
     }
 
     /// A Stage-2 abort at `ipa` (data or instruction): when it is in a span still to copy (a
@@ -72,8 +69,11 @@ impl LazyPristine {
             Err(_) => return false,
             Ok(0) => {}
             Ok(_) => {
-                let us = sysreg::cntpct_el0() * 1_000_000 / sysreg::cntfrq_el0().max(1);
-                log::debug!("pristine copy: span {i} (IPA {:#x}) copied for a guest write to {ipa:#x}, {us} us after the counter started", self.spans[i].ipa);
+                log::debug!(
+                    "pristine copy: span {i} (IPA {:#x}) copied for a guest write to {ipa:#x}, {} us after the counter started",
+                    self.spans[i].ipa,
+                    super::snapshot::ticks_us(sysreg::cntpct_el0())
+                );
                 self.by_fault.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -141,9 +141,7 @@ impl LazyPristine {
             return Err(e);
         }
         state.store(DONE, Ordering::Release);
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.pending.store(false, Ordering::Release);
-        }
+        self.remaining.fetch_sub(1, Ordering::AcqRel);
         Ok(span.bytes())
     }
 }
