@@ -22,7 +22,7 @@
 //!   a large range). An operation that wrote descriptors ends with a DSB.
 
 use super::descriptor::{
-    address, decode, is_leaf, is_table, level_shift, level_size, Descriptor, ENTRIES,
+    address, decode, is_leaf, is_table, level_shift, level_size, Descriptor, ENTRIES, OA_MASK,
 };
 use super::error::S2Error;
 use super::memtype::{AttrEncoding, S2Attrs};
@@ -77,6 +77,18 @@ impl Slots {
         assert!(idx < ENTRIES);
         // SAFETY: as in `get`.
         unsafe { self.0.add(idx).write_volatile(value) }
+    }
+
+    /// Write `count` page descriptors from `first`: `template` (a leaf without its output
+    /// address) with output addresses `pa`, `pa + 4 KiB`, and so on. One bounds check for all.
+    pub(super) fn fill(&self, first: usize, count: usize, template: u64, pa: u64) {
+        assert!(first <= ENTRIES && count <= ENTRIES - first);
+        let mut at = pa;
+        for i in first..first + count {
+            // SAFETY: as in `get`; i < ENTRIES by the assertion above.
+            unsafe { self.0.add(i).write_volatile(template | (at & OA_MASK)) };
+            at += PAGE_SIZE;
+        }
     }
 }
 

@@ -57,6 +57,14 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         let count = ((end - start) / PAGE) as usize;
         let template = leaf(Pa(pa), 3, attrs, self.enc) & !OA_MASK;
         let slots = Slots::of(&self.pages, t.pa);
+        if !live {
+            // A table no walker can reach yet (just created, or just split from a block): every
+            // entry is written as it is, with no read of the old one (a level-3 entry points to
+            // no subtree) and no maintenance. This is how a VM's RAM is mapped at creation.
+            slots.fill(first, count, template, pa);
+            ctx.wrote |= count > 0;
+            return;
+        }
         for k in 0..count {
             let idx = first + k;
             let new = template | ((pa + k as u64 * PAGE) & OA_MASK);
