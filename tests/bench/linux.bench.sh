@@ -22,6 +22,11 @@
 # `make guests` does, so `make bench` works in a fresh clone), BENCH_PAIRS the number of pairs
 # (default 5), BENCH_WARMUP the uncounted rounds of one run each before them (default 1),
 # BENCH_TIMEOUT the seconds one QEMU run may take (default 300).
+# BENCH_EL1_REFERENCE=1 adds a third run to each pair: the same kernel bare, but at EL1 under
+# KVM's nVHE hypervisor stub (kvm-arm.mode=nvhe: EL2 present and idle, no Stage 2, no exits),
+# and prints `BENCH linux_el1_reference_ratio <x> ratio`, the median of its wall time over the
+# pair's bare run: what TCG charges any guest kernel for running at EL1 under an EL2, which the
+# bare baseline (VHE Linux at EL2) does not pay (docs/benchmarks-linux.md). Not a target.
 # `linux.bench.sh --guests-only` makes sure the guests are there, prints their folder and stops.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,6 +43,7 @@ GUESTS=${EL2VISOR_GUESTS:-.cache/guests}
 PAIRS=${BENCH_PAIRS:-5}
 WARMUP=${BENCH_WARMUP:-1}
 TIMEOUT=${BENCH_TIMEOUT:-300}
+EL1_REFERENCE=${BENCH_EL1_REFERENCE:-0}
 QEMU=${QEMU:-qemu-system-aarch64}
 SMP=2
 BOOT_RATIO_MAX=1.10
@@ -81,13 +87,18 @@ EL2VISOR=(-kernel "$IMG" -append ""
     -device "guest-loader,addr=0x49000000,kernel=$GUESTS/Image,bootargs=console=ttyAMA0"
     -device "guest-loader,addr=0x4c000000,initrd=$GUESTS/initramfs.cpio.gz")
 BARE=(-kernel "$GUESTS/Image" -initrd "$GUESTS/initramfs.cpio.gz" -append "console=ttyAMA0")
+EL1=(-kernel "$GUESTS/Image" -initrd "$GUESTS/initramfs.cpio.gz" -append "console=ttyAMA0 kvm-arm.mode=nvhe")
 
 # run SIDE N: boot once; check the guest reached init with every CPU and QEMU exited by itself;
 # print "<wall seconds> <peak RSS kB> <STATS exits or ->".
 run() {
     local side=$1 n=$2 log="$LOGDIR/$1.$2" status=0 start end
     local -a args
-    if [ "$side" = el2visor ]; then args=("${EL2VISOR[@]}"); else args=("${BARE[@]}"); fi
+    case $side in
+        el2visor) args=("${EL2VISOR[@]}") ;;
+        el1) args=("${EL1[@]}") ;;
+        *) args=("${BARE[@]}") ;;
+    esac
     start=$(date +%s%N)
     /usr/bin/time -v -o "$log.time" timeout --kill-after=10 "$TIMEOUT" \
         "$QEMU" "${MACHINE[@]}" "${args[@]}" </dev/null >"$log.raw" 2>&1 || status=$?
@@ -98,6 +109,8 @@ run() {
         why="QEMU (under timeout ${TIMEOUT}s) exited with status $status"
     elif ! grep -qx "EL2VISOR-GUEST-OK cpus=$SMP mem=[0-9]*" "$log"; then
         why="no 'EL2VISOR-GUEST-OK cpus=$SMP' marker: the guest did not reach init with every CPU"
+    elif [ "$side" = el1 ] && grep -q "VHE mode initialized" "$log"; then
+        why="kvm-arm.mode=nvhe was not honoured: the kernel ran at EL2 with VHE, not at EL1"
     elif [ "$side" = el2visor ]; then
         exits=$(sed -n 's/^STATS exits=\([0-9]*\) .*/\1/p' "$log" | head -n1)
         [ -n "$exits" ] || why="no 'STATS exits=' line from el2visor"
@@ -142,11 +155,21 @@ for ((i = 1; i <= PAIRS; i++)); do
     echo "$el2visor_ms $bare_ms $el2visor_rss $bare_rss $el2visor_exits" >>"$LOGDIR/pairs"
     echo "linux.bench.sh: pair $i (${order[0]} first): el2visor ${el2visor_ms} ms ${el2visor_rss} kB" \
         "${el2visor_exits} exits, bare ${bare_ms} ms ${bare_rss} kB" >&2
+    if [ "$EL1_REFERENCE" = 1 ]; then
+        # After the pair, so that the pair itself runs as without the reference.
+        read -r el1_ms _ _ < <(run el1 "$i") || exit 1
+        [ -n "${el1_ms:-}" ] || exit 1
+        echo "$el1_ms $bare_ms" >>"$LOGDIR/el1"
+        echo "linux.bench.sh: pair $i reference: bare Linux at EL1 (kvm-arm.mode=nvhe) ${el1_ms} ms" >&2
+    fi
 done
 
 boot_ratio=$(awk '{ printf "%.6f\n", $1 / $2 }' "$LOGDIR/pairs" | median)
 mem_ratio=$(awk '{ printf "%.6f\n", $3 / $4 }' "$LOGDIR/pairs" | median)
 exits=$(awk '{ print $5 }' "$LOGDIR/pairs" | median)
+if [ "$EL1_REFERENCE" = 1 ]; then
+    awk '{ printf "%.6f\n", $1 / $2 }' "$LOGDIR/el1" | median | awk '{ printf "BENCH linux_el1_reference_ratio %.3f ratio\n", $1 }'
+fi
 
 awk -v b="$boot_ratio" -v m="$mem_ratio" -v e="$exits" -v bmax="$BOOT_RATIO_MAX" -v mmax="$MEM_RATIO_MAX" '
     BEGIN {
