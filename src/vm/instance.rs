@@ -409,7 +409,8 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
     if let Some((gicc, gicv)) = spec.gicv {
         s2.map(Ipa(gicc.start.raw()), gicv, gicc.size, S2Attrs::device()).map_err(VmError::Stage2)?;
     }
-    let lazy = (!spans.is_empty()).then(|| crate::vm::pristine_lazy::LazyPristine::new(spans, mode != Mode::Fwb));
+    let order = crate::vm::pristine::copy_order(&lazy, &spans);
+    let lazy = (!spans.is_empty()).then(|| crate::vm::pristine_lazy::LazyPristine::new(spans, order, mode != Mode::Fwb));
     log::info!("VM {}: {}", spec.name, s2.vtcr());
     if log::log_enabled!(log::Level::Debug) {
         log::debug!("VM {}: Stage-2 layout:", spec.name);

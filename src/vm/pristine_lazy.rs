@@ -24,6 +24,8 @@ const DONE: u8 = 2;
 
 pub struct LazyPristine {
     spans: Vec<Span>,
+    /// The order in which [`Self::copy_all`] takes the spans (`super::pristine::copy_order`).
+    order: Vec<usize>,
     /// Each span's state, by index: [`TO_COPY`], [`COPYING`] (by one CPU, which alone writes
     /// the state then) or [`DONE`] (copied, and writable again). Per span, so that a guest's
     /// first write to one span never waits for the copy of another.
@@ -38,12 +40,14 @@ pub struct LazyPristine {
 }
 
 impl LazyPristine {
-    /// For `spans`, which the VM's Stage 2 maps read-only (`super::pristine::split`). `clean`:
-    /// the VM has no FWB.
-    pub fn new(spans: Vec<Span>, clean: bool) -> Self {
+    /// For `spans`, which the VM's Stage 2 maps read-only (`super::pristine::split`), copied in
+    /// the background in `order` (`super::pristine::copy_order`). `clean`: the VM has no FWB.
+    pub fn new(spans: Vec<Span>, order: Vec<usize>, clean: bool) -> Self {
         let n = spans.len();
+        debug_assert!(order.len() == n && (0..n).all(|i| order.contains(&i)));
         LazyPristine {
             spans,
+            order,
             state: (0..n).map(|_| AtomicU8::new(TO_COPY)).collect(),
             remaining: AtomicUsize::new(n),
             clean,
@@ -88,12 +92,12 @@ impl LazyPristine {
         let t0 = sysreg::cntpct_el0();
         let mut bytes = 0;
         // First the spans no guest write is copying, then (waiting for those) the rest; each
-        // time from the last span down: a kernel's data and BSS, which it writes first, are at
-        // its image's end (a Linux guest's first writes hit 4 of its last 5 spans within 20 ms,
-        // before a first-to-last copier got there; an initrd's span or two before them cost
-        // little).
+        // time in `order`: the kernel from its image's end down, where its data and BSS are,
+        // which it writes first (a Linux guest's first writes hit 4 of its last 5 spans within
+        // 20 ms, before a first-to-last copier got there), then the initrd, which the guest
+        // writes only once it has unpacked it.
         for wait in [false, true] {
-            for i in (0..self.spans.len()).rev() {
+            for &i in &self.order {
                 let b = self.copy_span(s2, i, wait).unwrap_or(0);
                 if b > 0 {
                     self.by_copier.fetch_add(1, Ordering::Relaxed);
