@@ -122,7 +122,7 @@ pub fn copy_order(images: &[Pending], spans: &[Span]) -> Vec<usize> {
             .unwrap_or(images.len())
     };
     let mut order: Vec<usize> = (0..spans.len()).collect();
-    order.sort_by_key(|&i| (image_of(&spans[i]), core::cmp::Reverse(spans[i].ipa)));
+    order.sort_by_cached_key(|&i| (image_of(&spans[i]), core::cmp::Reverse(spans[i].ipa)));
     order
 }
 
