@@ -2,7 +2,7 @@
 //! (SYSTEM_OFF, or a fault it cannot survive), and the machine powered off when it was the last.
 //! The run loop calls these; nothing below calls up into them.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::{cache, cpu, psci, sysreg};
 use crate::logging;
@@ -135,8 +135,10 @@ pub fn leave_for_reset(vm: &Vm, me: usize) {
     vm.power.lock().states[me] = VcpuPower::Off;
 }
 
-/// Set once the machine-wide STATS line is printed: only one CPU powers the machine off.
-static MACHINE_ENDING: AtomicBool = AtomicBool::new(false);
+/// How many VMs have printed their `STATS vm=` line. The VM whose line makes it the number of
+/// VMs prints the machine-wide line and powers off: one CPU, and only after every VM's line
+/// (a VM is OFF from the start of [`end_vm`], before its line, so the states cannot say it).
+static REPORTED: AtomicUsize = AtomicUsize::new(0);
 
 /// The exits of `vm`'s vCPUs: each runs on its own pCPU, so the VM's are its pCPUs' counters.
 fn vm_totals(vm: &Vm) -> Totals {
@@ -174,7 +176,7 @@ pub fn end_vm(vm: &Vm) {
     }
     let line = alloc::format!("{}", vm_totals(vm));
     crate::println!("STATS vm={} {}", vm.name, line.strip_prefix("STATS ").unwrap_or(&line));
-    if crate::vm::table::all().all(|v| v.state() == OFF) && !MACHINE_ENDING.swap(true, Ordering::AcqRel) {
+    if REPORTED.fetch_add(1, Ordering::AcqRel) + 1 == crate::vm::table::all().count() {
         crate::println!("{}", crate::percpu::totals());
         power_off()
     }
