@@ -116,9 +116,15 @@ pub fn reset_vm(vm: &Vm, me: usize) {
             p.states[i] = VcpuPower::Off;
             *vm.vcpus[i].start.lock() = None;
         }
+        // Only a VM still RESETTING runs again: one ended meanwhile (its STATS line may be out
+        // already, and the machine may be powering off) stays ended, every vCPU off.
+        if vm.state.compare_exchange(RESETTING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            drop(p);
+            log::info!("VM {}: reset: the VM ended while it was being reset; it stays off", vm.name);
+            return;
+        }
         p.states[0] = VcpuPower::OnPending;
         *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
-        vm.state.store(RUNNING, Ordering::Release);
     }
     log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
     if me != 0 {

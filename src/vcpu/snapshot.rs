@@ -92,11 +92,18 @@ fn resume_all(vm: &Vm, me: usize) {
     let Some(s) = &vm.snapshot else { return };
     {
         let mut p = vm.power.lock();
+        // Only a VM still PAUSED runs again: one ended meanwhile stays ended, every vCPU off.
+        let resumes = vm.state.compare_exchange(PAUSED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok();
         for v in 0..vm.vcpus.len() {
-            p.states[v] = if s.live[v].lock().is_some() { VcpuPower::OnPending } else { VcpuPower::Off };
+            let live = resumes && s.live[v].lock().is_some();
+            p.states[v] = if live { VcpuPower::OnPending } else { VcpuPower::Off };
             *vm.vcpus[v].start.lock() = None;
         }
-        vm.state.store(RUNNING, Ordering::Release);
+        if !resumes {
+            drop(p);
+            log::info!("VM {}: snapshot: the VM ended while it was paused; it stays off", vm.name);
+            return;
+        }
     }
     for v in (0..vm.vcpus.len()).filter(|&v| v != me) {
         log::debug!("VM {}: vCPU {v} may resume (power {:?})", vm.name, vm.power.lock().states[v]);
