@@ -65,6 +65,8 @@ extern "C" {
     static __image_end: u8;
     static __stacks_start: u8;
     static __stacks_end: u8;
+    static __dtb_slot_start: u8;
+    static __dtb_slot_end: u8;
     fn secondary_entry();
     fn relocated_entry();
     fn el2_vectors();
@@ -88,9 +90,10 @@ pub struct ImageLayout {
     pub start: u64,
     pub text_end: u64,
     pub rodata_end: u64,
-    /// End of what the file holds (text, rodata, relocations, data); BSS and stacks follow.
+    /// End of what the file holds (text, rodata, relocations, data); BSS, the stacks, the device
+    /// tree's slot and the heap's boot arena follow.
     pub file_end: u64,
-    /// End of everything, BSS and stacks included (a multiple of 2 MiB from `start`).
+    /// End of everything, BSS, stacks and arena included (a multiple of 2 MiB from `start`).
     pub end: u64,
 }
 
@@ -161,10 +164,17 @@ pub fn stacks_start() -> u64 {
     unsafe { &__stacks_start as *const u8 as u64 }
 }
 
-/// Where the stack slots end: nothing of the image lies above, up to its 2 MiB-aligned end.
+/// Where the stack slots end.
 pub fn stacks_end() -> u64 {
     // SAFETY: only the address of the linker-defined stack area's end is taken.
     unsafe { &__stacks_end as *const u8 as u64 }
+}
+
+/// The image's slot for the moved device tree (`boot::relocate`): start and size, 4 KiB aligned.
+pub fn dtb_slot() -> (u64, u64) {
+    // SAFETY: only the addresses of the linker-defined slot's bounds are taken.
+    let (start, end) = unsafe { (&__dtb_slot_start as *const u8 as u64, &__dtb_slot_end as *const u8 as u64) };
+    (start, end - start)
 }
 
 /// Lowest address of CPU `cpu`'s EL2 stack slot (its guard page).

@@ -70,7 +70,7 @@ pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange, relocated: boo
     // caching turns on. After the move to the top of RAM (`relocated`) that was done for both,
     // right before they were written there (`relocate::to_top`), and the MMU has been off
     // since: nothing can have cached them again (and each line is a helper call under QEMU's
-    // TCG: 65 000 of them for a 4 MiB image, whose tail now holds the moved device tree).
+    // TCG: 65 000 of them for a 4 MiB image, whose slot for it now holds the moved device tree).
     if !relocated {
         cache::invalidate_range(image.start, (image.end - image.start) as usize);
         cache::invalidate_range(dtb.start.raw(), dtb.size as usize);

@@ -7,8 +7,8 @@
 //! runs: its file part (text, rodata, relocations, data) is copied to the new place and entered
 //! at `relocated_entry`, which applies the `R_AARCH64_RELATIVE` relocations again for the new
 //! base (their addends are link-time values, so applying them twice is right) and zeroes BSS
-//! again. The device tree's used part is copied into the image's tail (between the stacks and
-//! the image's 2 MiB-aligned end) when it fits, else right below the image. The block is sized
+//! again. The device tree's used part is copied into the image's own slot for it (64 KiB after
+//! the stacks, `linker.ld`) when it fits, else right below the image. The block is sized
 //! for everything el2visor will keep ([`super::memory`]): image, device tree, frame pool and the
 //! pristine copies of the boot modules, which are copied there once the heap exists; only the
 //! image and the device tree must not land on anything in use now, the rest may cover boot
@@ -44,13 +44,15 @@ pub fn to_top(dtb_pa: usize) -> &'static str {
     // Only the blocks are moved: the free space after them (QEMU's blob is 1 MiB, of which a few
     // KiB are used) means nothing, and every word moved with the MMU off counts.
     let dtb_used = crate::platform::dtb_used_len(dtb).map_or(dtb_len, |n| n as u64).min(dtb_len);
-    // The tree goes in the image's own tail, between the stacks and the 2 MiB-aligned end, when
-    // it fits there (QEMU's and the Pi's do): no RAM of its own to touch (under QEMU, a 2 MiB
-    // huge page of host memory less), cut to its used length. Else right below the image.
-    let tail = arch_boot::stacks_end().next_multiple_of(PAGE_SIZE) - image.start;
-    let in_tail = dtb_used.next_multiple_of(PAGE_SIZE) <= image_size - tail;
-    let dtb_slot = if in_tail { 0 } else { dtb_len.next_multiple_of(PAGE_SIZE) };
-    let head = image_size + dtb_slot;
+    // The tree goes in the image's own slot for it, after the stacks, when it fits there
+    // (QEMU's does, and the Pi's): no RAM of its own to touch (under QEMU, a 2 MiB huge page of
+    // host memory less; and it is in the image's first 2 MiB with everything else touched at
+    // every boot), cut to its used length. Else right below the image.
+    let (slot_at, slot_size) = arch_boot::dtb_slot();
+    let in_slot = dtb_used.next_multiple_of(PAGE_SIZE) <= slot_size;
+    let slot_off = slot_at - image.start;
+    let dtb_below = if in_slot { 0 } else { dtb_len.next_multiple_of(PAGE_SIZE) };
+    let head = image_size + dtb_below;
     let modules: u64 = occ.loaded.as_slice().iter().map(|r| r.size.next_multiple_of(PAGE_SIZE)).sum();
     let total = (head + super::memory::HYP_POOL + modules).next_multiple_of(SIZE_2M);
 
@@ -64,17 +66,17 @@ pub fn to_top(dtb_pa: usize) -> &'static str {
         return "no free block of RAM is large enough for el2visor's memory";
     };
     let base = top - image_size;
-    let new_dtb = if in_tail { base + tail } else { base - dtb_slot };
+    let new_dtb = if in_slot { base + slot_off } else { base - dtb_below };
     // Nothing in use may be under the copies (place_top promises it); drop whatever the caches
     // hold for them, so that no stale dirty line is written back over them later.
-    cache::invalidate_range(base - dtb_slot, head as usize);
+    cache::invalidate_range(base - dtb_below, head as usize);
     let file_len = (image.file_end - image.start).next_multiple_of(8);
-    if in_tail && dtb_used < dtb_len {
+    if in_slot && dtb_used < dtb_len {
         // The copy's header says how long it is: no free space after the blocks, so nothing
-        // takes the tree for longer than the image's tail.
+        // takes the tree for longer than the image's slot.
         set_totalsize(dtb, dtb_used as u32);
     }
-    // SAFETY: [base - dtb_slot, top) is free RAM (place_top kept it clear of everything in use:
+    // SAFETY: [base - dtb_below, top) is free RAM (place_top kept it clear of everything in use:
     // the running image, the device tree, modules, firmware memory), 2 MiB and 4 KiB aligned,
     // and new_dtb + dtb_used lies in it; the sources are the running image's file part and the
     // device tree, both 8-byte aligned.
