@@ -64,7 +64,6 @@ extern "C" {
     static __image_file_end: u8;
     static __image_end: u8;
     static __stacks_start: u8;
-    static __stacks_end: u8;
     static __dtb_slot_start: u8;
     static __dtb_slot_end: u8;
     fn secondary_entry();
@@ -162,12 +161,6 @@ pub unsafe fn enter_copy(entry: u64, dtb: u64) -> ! {
 pub fn stacks_start() -> u64 {
     // SAFETY: only the address of the linker-defined stack area is taken.
     unsafe { &__stacks_start as *const u8 as u64 }
-}
-
-/// Where the stack slots end.
-pub fn stacks_end() -> u64 {
-    // SAFETY: only the address of the linker-defined stack area's end is taken.
-    unsafe { &__stacks_end as *const u8 as u64 }
 }
 
 /// The image's slot for the moved device tree (`boot::relocate`): start and size, 4 KiB aligned.
