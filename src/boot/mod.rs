@@ -245,6 +245,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     run::install();
     stamp::mark(At::Run);
     stamp::report();
+    let (used, arena) = crate::mm::heap::usage();
+    log::debug!("heap: {} KiB of its {} KiB arena in use with the VMs built", used >> 10, arena >> 10);
     publish_copier(&vms);
     run::announce_vms();
     run::pcpu_main(0)

@@ -1,6 +1,7 @@
 //! The EL2 heap: a buddy allocator on a static 2 MiB arena (`.noinit`, the image's last part:
 //! enough for the EL2 tables' plan, the parsed platform, the command line, the VMs' own state;
-//! one Linux VM uses about 60 KiB) that can grow with RAM from the frame allocator.
+//! one Linux VM uses about 60 KiB, which the boot's debug log reports). It does not grow: an
+//! allocation the arena cannot serve fails, and el2visor's panic handler says so (`fatal`).
 //!
 //! The arena is handed to the allocator in two parts: first what lies below the next 2 MiB
 //! boundary (the rest of the image's first 2 MiB, after text, data, BSS, the stacks and the
@@ -125,16 +126,7 @@ pub fn enable_locking() {
     HEAP.locking.store(true, Ordering::Release);
 }
 
-/// Add `[start, start + size)` of RAM to the heap.
-///
-/// # Safety
-/// The range must be identity-mapped RAM that el2visor owns exclusively from now on.
-pub unsafe fn grow(start: usize, size: usize) {
-    // SAFETY: the caller hands over exclusive ownership of the range.
-    HEAP.with(|s| unsafe { s.heap.add_to_heap(start, start + size) });
-}
-
-/// Bytes allocated and bytes managed (the arena's part not given to the heap yet not counted).
+/// Bytes allocated, and bytes of the arena (the part not given to the heap yet included).
 pub fn usage() -> (usize, usize) {
-    HEAP.with(|s| (s.heap.stats_alloc_actual(), s.heap.stats_total_bytes()))
+    HEAP.with(|s| (s.heap.stats_alloc_actual(), s.heap.stats_total_bytes() + (s.reserve.1 - s.reserve.0)))
 }
