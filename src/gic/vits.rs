@@ -22,6 +22,9 @@ use super::vgic::{VDist, Virq};
 pub struct VIts {
     phys: &'static PhysIts,
     state: Mutex<(ItsFrame, ItsModel)>,
+    /// Held by the one vCPU running the command queue, from taking a command to committing it
+    /// (`run_queue`): commands take effect in queue order, whichever vCPUs write CWRITER.
+    runner: Mutex<()>,
     /// Physical LPI → (vCPU, virtual LPI).
     routes: Mutex<BTreeMap<u32, (usize, u32)>>,
     pending: Mutex<LpiPending>,
@@ -47,6 +50,7 @@ impl VIts {
         Self {
             phys,
             state: Mutex::new((frame, ItsModel::new(policy))),
+            runner: Mutex::new(()),
             routes: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(LpiPending::default()),
             mem,
@@ -60,6 +64,7 @@ impl VIts {
     /// The VM resets: every mapping goes from the physical ITS, the frame and the pending LPIs
     /// back to their reset state.
     pub fn reset(&self, vm: &str) {
+        let _runner = self.runner.lock();
         let effects = {
             let mut st = self.state.lock();
             st.0.reset();
@@ -81,30 +86,48 @@ impl VIts {
 
     /// A guest write of the control frame; commands it makes readable run at once.
     pub fn write(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8, value: u64) -> Result<(), BadAccess> {
-        let outcomes = {
-            let mut st = self.state.lock();
-            let (frame, model) = &mut *st;
-            if !frame.write(offset, size, value)? {
-                return Ok(());
-            }
-            let mut pool = self.phys.pool.lock();
-            frame.process(model, &*self.mem, &mut *pool)
-        };
-        for o in outcomes {
-            match o {
-                Outcome::Done(_, effects) => {
-                    for e in &effects {
-                        self.carry_out(dist, vcpus, vm, e);
-                    }
-                }
-                Outcome::Error { offset, error } => self.log(vm, alloc::format!("command at queue offset {offset:#x}: {error} (skipped)")),
-                Outcome::Stalled { offset, ipa } => self.log(
-                    vm,
-                    alloc::format!("command queue stalled: offset {offset:#x} (IPA {ipa:#x}) is not readable guest RAM or past the queue"),
-                ),
-            }
+        if self.state.lock().0.write(offset, size, value)? {
+            self.run_queue(dist, vcpus, vm);
         }
         Ok(())
+    }
+
+    /// Run the guest's command queue up to CWRITER, one command at a time: take it, carry out its
+    /// effects, then let CREADR pass it. Memory stays bounded by one command's effects however
+    /// long the queue (up to 32 768 commands), and commands take effect in queue order. When
+    /// another vCPU is running the queue this returns at once: the runner reads CWRITER again
+    /// after each command, and looks once more after letting go, so a command made readable
+    /// meanwhile is not left behind.
+    fn run_queue(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str) {
+        loop {
+            let Some(runner) = self.runner.try_lock() else { return };
+            loop {
+                let next = {
+                    let mut st = self.state.lock();
+                    let (frame, model) = &mut *st;
+                    let mut pool = self.phys.pool.lock();
+                    frame.next(model, &*self.mem, &mut *pool)
+                };
+                let Some((outcome, commit)) = next else { break };
+                match outcome {
+                    Outcome::Done(_, effects) => {
+                        for e in &effects {
+                            self.carry_out(dist, vcpus, vm, e);
+                        }
+                    }
+                    Outcome::Error { offset, error } => self.log(vm, alloc::format!("command at queue offset {offset:#x}: {error} (skipped)")),
+                    Outcome::Stalled { offset, ipa } => self.log(
+                        vm,
+                        alloc::format!("command queue stalled: offset {offset:#x} (IPA {ipa:#x}) is not readable guest RAM or past the queue"),
+                    ),
+                }
+                self.state.lock().0.commit(commit);
+            }
+            drop(runner);
+            if !self.state.lock().0.has_work() {
+                return;
+            }
+        }
     }
 
     fn log(&self, vm: &str, what: alloc::string::String) {

@@ -2,9 +2,10 @@
 //! the command queue it describes. The translation frame (GITS_TRANSLATER, the second 64 KiB) is
 //! the physical one: devices write it themselves.
 //!
-//! The guest's queue is guest memory: [`ItsFrame::process`] reads each command through a
+//! The guest's queue is guest memory: [`ItsFrame::next`] reads one command through a
 //! [`GuestMem`] (which must refuse anything outside the VM's RAM), decodes and validates it in the
-//! VM's [`ItsModel`], and returns what the runtime must do. A command the model refuses is
+//! VM's [`ItsModel`], and returns what the runtime must do; CREADR passes it when the runtime
+//! [`ItsFrame::commit`]s it, once that is done. A command the model refuses is
 //! skipped and reported (GITS_TYPER.SEIS = 0: the architecture lets an ITS ignore a command in
 //! error); a queue el2visor cannot read (CBASER or CWRITER pointing outside the VM's RAM or the
 //! queue) stalls it: GITS_CREADR.Stalled is set until the guest writes CWRITER with Retry.
@@ -75,6 +76,19 @@ pub enum Outcome {
     Stalled { offset: u64, ipa: u64 },
 }
 
+/// Where CREADR goes once a command's effects are carried out ([`ItsFrame::commit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commit {
+    gen: u64,
+    at: u64,
+    next: u64,
+}
+
+impl Commit {
+    /// Nothing to commit (the queue stalled).
+    const NONE: Commit = Commit { gen: u64::MAX, at: 0, next: 0 };
+}
+
 /// One VM's ITS control frame.
 #[derive(Clone, Debug)]
 pub struct ItsFrame {
@@ -83,6 +97,9 @@ pub struct ItsFrame {
     cwriter: u64,
     creadr: u64,
     stalled: bool,
+    /// Bumped by every CBASER write (which resets CREADR): a command taken by [`Self::next`]
+    /// before it is not committed after it.
+    queue_gen: u64,
     baser: [u64; 8],
     /// GITS_TYPER as the guest sees it.
     typer: u64,
@@ -99,7 +116,7 @@ impl ItsFrame {
         let mut baser = [0u64; 8];
         baser[0] = BASER_TYPE_DEVICES << 56 | (ENTRY_SIZE - 1) << 48;
         baser[1] = BASER_TYPE_COLLECTIONS << 56 | (ENTRY_SIZE - 1) << 48;
-        Self { enabled: false, cbaser: 0, cwriter: 0, creadr: 0, stalled: false, baser, typer, errors: 0 }
+        Self { enabled: false, cbaser: 0, cwriter: 0, creadr: 0, stalled: false, queue_gen: 0, baser, typer, errors: 0 }
     }
 
     /// Whether the guest enabled the ITS.
@@ -144,7 +161,7 @@ impl ItsFrame {
     }
 
     /// A guest write of the control frame. Returns whether the queue may have commands to process
-    /// (call [`ItsFrame::process`]).
+    /// (call [`ItsFrame::next`]).
     pub fn write(&mut self, offset: u64, size: u8, value: u64) -> Result<bool, BadAccess> {
         let bad = BadAccess { offset, size };
         // A 64-bit register written whole or one 32-bit half at a time.
@@ -169,6 +186,7 @@ impl ItsFrame {
                 if !self.enabled {
                     // Writing CBASER resets CREADR (and the queue is empty).
                     self.cbaser = v & CBASER_MASK;
+                    self.queue_gen += 1;
                     self.creadr = 0;
                     self.cwriter = 0;
                     self.stalled = false;
@@ -196,37 +214,61 @@ impl ItsFrame {
         }
     }
 
-    /// Run the queue from CREADR to CWRITER (when the ITS is enabled, CBASER valid and the queue
-    /// not stalled), at most one pass round it.
-    pub fn process(&mut self, model: &mut ItsModel, mem: &dyn GuestMem, lpis: &mut dyn LpiAlloc) -> Vec<Outcome> {
-        let mut out = Vec::new();
-        let Some((base, len)) = self.queue() else { return out };
-        if !self.enabled || self.stalled {
-            return out;
+    /// Whether [`Self::next`] has a command to take: the ITS enabled, CBASER valid, the queue
+    /// not stalled and CREADR short of CWRITER.
+    pub fn has_work(&self) -> bool {
+        self.enabled && !self.stalled && self.queue().is_some() && self.creadr != self.cwriter
+    }
+
+    /// Take the command at CREADR (when [`Self::has_work`]) and run it on `model`, leaving
+    /// CREADR where it is: the caller carries out the outcome's effects, then [`Self::commit`]s
+    /// the returned position, so that a guest polling CREADR sees a command done only once its
+    /// effects are. A queue that cannot be read stalls (the outcome says where; nothing to
+    /// commit). One command at a time: what a queue of any length costs at once is one
+    /// command's outcome.
+    pub fn next(&mut self, model: &mut ItsModel, mem: &dyn GuestMem, lpis: &mut dyn LpiAlloc) -> Option<(Outcome, Commit)> {
+        let (base, len) = self.queue()?;
+        if !self.has_work() {
+            return None;
         }
         if self.cwriter >= len {
             // CWRITER past the queue: nothing sensible to read up to.
             self.stalled = true;
-            out.push(Outcome::Stalled { offset: self.cwriter, ipa: base + self.cwriter });
-            return out;
+            return Some((Outcome::Stalled { offset: self.cwriter, ipa: base + self.cwriter }, Commit::NONE));
         }
-        while self.creadr != self.cwriter {
-            let at = self.creadr;
-            let mut bytes = [0u8; CMD_SIZE as usize];
-            if mem.read(base + at, &mut bytes).is_err() {
-                self.stalled = true;
-                out.push(Outcome::Stalled { offset: at, ipa: base + at });
-                return out;
+        let at = self.creadr;
+        let mut bytes = [0u8; CMD_SIZE as usize];
+        if mem.read(base + at, &mut bytes).is_err() {
+            self.stalled = true;
+            return Some((Outcome::Stalled { offset: at, ipa: base + at }, Commit::NONE));
+        }
+        let result = decode(from_bytes(&bytes)).and_then(|c| model.execute(c, lpis).map(|e| (c, e)));
+        let outcome = match result {
+            Ok((c, effects)) => Outcome::Done(c, effects),
+            Err(error) => {
+                self.errors += 1;
+                Outcome::Error { offset: at, error }
             }
-            let result = decode(from_bytes(&bytes)).and_then(|c| model.execute(c, lpis).map(|e| (c, e)));
-            out.push(match result {
-                Ok((c, effects)) => Outcome::Done(c, effects),
-                Err(error) => {
-                    self.errors += 1;
-                    Outcome::Error { offset: at, error }
-                }
-            });
-            self.creadr = (at + CMD_SIZE) % len;
+        };
+        Some((outcome, Commit { gen: self.queue_gen, at, next: (at + CMD_SIZE) % len }))
+    }
+
+    /// CREADR past the command [`Self::next`] took, unless the guest has set up a new queue
+    /// since (a CBASER write resets CREADR).
+    pub fn commit(&mut self, c: Commit) {
+        if c.gen == self.queue_gen && self.creadr == c.at && c.next != c.at {
+            self.creadr = c.next;
+        }
+    }
+
+    /// Run the queue from CREADR to CWRITER, committing each command at once: [`Self::next`]
+    /// and [`Self::commit`] in a loop, for the tests.
+    #[cfg(test)]
+    pub fn process(&mut self, model: &mut ItsModel, mem: &dyn GuestMem, lpis: &mut dyn LpiAlloc) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        while let Some((o, c)) = self.next(model, mem, lpis) {
+            out.push(o);
+            self.commit(c);
         }
         out
     }

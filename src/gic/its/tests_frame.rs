@@ -223,3 +223,43 @@ fn lpi_configuration_and_pending() {
     p.clear(8194);
     assert!(p.all().is_empty());
 }
+
+#[test]
+fn creadr_passes_a_command_only_when_it_is_committed() {
+    let ram = Ram::new();
+    let mut f = frame();
+    let mut m = model();
+    let mut p = LpiPool::new(8192, 64);
+    ram.put(RAM, Command::Mapc { icid: 0, rdbase: 0, valid: true });
+    ram.put(RAM + 32, Command::Sync { rdbase: 0 });
+    f.write(0x88, 8, 64).unwrap();
+    assert!(f.has_work());
+    let (o, c) = f.next(&mut m, &ram, &mut p).expect("a command");
+    assert!(matches!(o, Outcome::Done(Command::Mapc { .. }, _)));
+    assert_eq!(f.read(0x90, 8), Ok(0), "taken, not done: CREADR stays");
+    f.commit(c);
+    assert_eq!(f.read(0x90, 8), Ok(32));
+    let (_, c) = f.next(&mut m, &ram, &mut p).expect("the SYNC");
+    f.commit(c);
+    f.commit(c);
+    assert_eq!(f.read(0x90, 8), Ok(64), "a commit applies once");
+    assert!(!f.has_work());
+    assert!(f.next(&mut m, &ram, &mut p).is_none());
+}
+
+#[test]
+fn a_commit_from_before_a_new_queue_is_dropped() {
+    let ram = Ram::new();
+    let mut f = frame();
+    let mut m = model();
+    let mut p = LpiPool::new(8192, 64);
+    ram.put(RAM, Command::Sync { rdbase: 0 });
+    f.write(0x88, 8, 32).unwrap();
+    let (_, c) = f.next(&mut m, &ram, &mut p).expect("the SYNC");
+    // Meanwhile the guest disables the ITS and sets up a new queue: CREADR is 0 again.
+    f.write(0x0, 4, 0).unwrap();
+    f.write(0x80, 8, 1 << 63 | RAM).unwrap();
+    f.write(0x0, 4, 1).unwrap();
+    f.commit(c);
+    assert_eq!(f.read(0x90, 8), Ok(0), "the new queue's first command is not skipped");
+}
