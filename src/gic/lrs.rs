@@ -137,11 +137,21 @@ pub fn queue(vcpus: &[VcpuIrq], vcpu: usize, virq: Virq) {
     let Some(target) = vcpus.get(vcpu) else { return };
     log::trace!("queue INTID {} for vCPU {vcpu}", virq.intid);
     {
-        // A vCPU that is off drains nothing: an interrupt already waiting is not queued again, so
-        // a guest sending SGIs in a loop to a stopped vCPU cannot grow the inbox without bound.
+        // A vCPU that is off drains nothing: an interrupt already waiting (the same INTID, and for
+        // a GICv2 SGI the same source) is not queued again but updated, so a guest sending SGIs in
+        // a loop to a stopped vCPU, or firing LPIs at it with a new priority each time, cannot
+        // grow the inbox past one entry per interrupt.
         let mut inbox = target.inbox.lock();
-        if !inbox.virqs.contains(&virq) {
-            inbox.virqs.push(virq);
+        let Inbox { virqs, deactivate, .. } = &mut *inbox;
+        match virqs.iter_mut().find(|v| v.intid == virq.intid && v.source == virq.source) {
+            Some(v) => {
+                // A physical interrupt the replaced copy stood for is still active at the GIC.
+                if v.pintid != virq.pintid {
+                    deactivate.extend(v.pintid);
+                }
+                *v = virq;
+            }
+            None => virqs.push(virq),
         }
     }
     target.mark_pending();

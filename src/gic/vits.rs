@@ -16,7 +16,7 @@ use super::its::lpi::{LpiConfig, LpiPending, PropBase};
 use super::its::model::{Effect, ItsModel, ItsPolicy};
 use super::its_hw::PhysIts;
 use super::lrs::{self, VcpuIrq};
-use super::vgic::{VDist, Virq};
+use super::vgic::{Retraction, VDist, Virq};
 
 /// A VM's virtual ITS.
 pub struct VIts {
@@ -150,8 +150,14 @@ impl VIts {
                 self.routes.lock().insert(*plpi, (*vcpu, *vlpi));
             }
             Effect::UnmapEvent { plpi, vlpi, .. } => {
-                self.routes.lock().remove(plpi);
+                let route = self.routes.lock().remove(plpi);
                 self.pending.lock().clear(*vlpi);
+                // Its pending state goes with the mapping (an LPI has no active state): a copy
+                // still queued for the vCPU would be delivered for an event that no longer
+                // exists, and a guest remapping events in a loop would grow the queues.
+                if let Some((vcpu, _)) = route {
+                    lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
+                }
             }
             Effect::MoveEvent { plpi, vcpu, .. } => {
                 if let Some(r) = self.routes.lock().get_mut(plpi) {
