@@ -20,7 +20,7 @@ use crate::arch::{sysreg, translate};
 use crate::cmdline::TraceClass;
 use crate::gic::{lrs, virt};
 use crate::percpu::stats::{ExitCounters, ExitReason};
-use crate::trap::esr::{hpfar_to_ipa, Esr, ExceptionClass};
+use crate::trap::esr::{hpfar_to_ipa, hpfar_valid, Esr, ExceptionClass};
 use crate::trap::wfx::{self as wfx_rule, WfxAction};
 use crate::trap::serror::{self as serror_rule, SErrorAction};
 use crate::trap::psci::{handle_call, CallOutcome};
@@ -146,7 +146,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::DataAbortLower => {
             counters.count(ExitReason::Dabt);
-            let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            let Some(ipa) = fault_ipa(esr) else { return Exit::Resume };
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
@@ -162,6 +162,14 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             let region = vm.mmio.find(ipa);
             if crate::trace::on(TraceClass::S2fault) {
                 trace_s2fault(vm, vcpu, frame.elr, esr, ipa, region.map(|r| r.name));
+            }
+            // ISS.CM (bit 8): a cache maintenance or address translation instruction by VA on an
+            // emulated device or on nothing at all. On Device memory it would complete without
+            // effect, and there is no cache line el2visor holds for it: stepped over, as KVM
+            // does, not answered with an external abort.
+            if esr.iss() & (1 << 8) != 0 {
+                frame.skip_instruction(esr.0);
+                return Exit::Resume;
             }
             match region {
                 Some(region) => match mmio::emulate(vm, vcpu, frame, esr, region, ipa) {
@@ -182,7 +190,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
-            let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
+            let Some(ipa) = fault_ipa(esr) else { return Exit::Resume };
             // A fetch while a lazy pristine copy remapped its span (break-before-make).
             if vm.pristine_fault(ipa) {
                 cpu::this().last_abort.lock().clear();
@@ -473,6 +481,20 @@ fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
 const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
 /// ICC_SGI1R_EL1 (GICv3 SGIs; trapped while the virtual CPU interface is in use).
 const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+
+/// The IPA a Stage-2 abort with syndrome `esr` faulted on: HPFAR_EL2 where the architecture
+/// defines it, else (a permission fault of the access itself: a write to a read-only pristine
+/// span or log-dirty page) the guest's own stage-1 translation of FAR_EL2, with its EL1 context
+/// still live. `None` when that translation fails now: another vCPU changed the guest's tables
+/// since the access, so the guest retries it (as KVM does).
+fn fault_ipa(esr: Esr) -> Option<u64> {
+    let far = sysreg::far_el2();
+    if hpfar_valid(esr.0) {
+        return Some(hpfar_to_ipa(sysreg::hpfar_el2(), far));
+    }
+    let par = crate::arch::translate::at_s1e1r(far);
+    (par & 1 == 0).then_some((par & 0x000f_ffff_ffff_f000) | (far & 0xfff))
+}
 
 /// A trapped MSR/MRS: the TVM slow path (every TVM register, written with the mode's rewrite, or
 /// read), ACTLR_EL1, the GICv3 SGI register; anything else is UNDEFINED for the guest, and the

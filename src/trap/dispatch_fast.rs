@@ -14,7 +14,7 @@ use crate::arch::frame::LeanRegs;
 use crate::arch::{cpu, sysreg};
 use crate::percpu::stats::ExitReason;
 use crate::trap::dispatch::Exit;
-use crate::trap::esr::hpfar_to_ipa;
+use crate::trap::esr::{hpfar_to_ipa, hpfar_valid};
 use crate::trap::fastmmio;
 use crate::vm::instance::Vm;
 
@@ -84,6 +84,11 @@ const GICD_SGIR: u64 = 0xf00;
 pub fn gic_dist_access(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<bool> {
     let a = fastmmio::decode(esr)?;
     let vg = vm.vgic.as_ref()?;
+    // The distributor is unmapped (a translation fault); a permission fault is RAM's, whose
+    // HPFAR may still hold an earlier abort's address: the general path finds its IPA.
+    if !hpfar_valid(esr) {
+        return None;
+    }
     let ipa = hpfar_to_ipa(sysreg::hpfar_el2(), sysreg::far_el2());
     let offset = ipa.wrapping_sub(vg.dist_ipa.start.raw());
     if offset >= vg.dist_ipa.size {

@@ -9,7 +9,7 @@ use aarch64_cpu::registers::ESR_EL2;
 use core::fmt;
 use tock_registers::fields::Field;
 
-use super::iss::{DataAbort, InstructionAbort, SvcImm, SysRegAccess, Wfx};
+use super::iss::{DataAbort, FaultStatus, InstructionAbort, SvcImm, SysRegAccess, Wfx};
 
 /// A raw ESR_ELx value.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -206,6 +206,17 @@ impl fmt::Display for Esr {
 /// 47:12 without FEAT_LPA, the rest RES0), and the page offset comes from FAR_EL2. Bit 63 (NS,
 /// with FEAT_RME) and the other RES0 bits of HPFAR are ignored. When the abort's ISS has FnV=1
 /// the FAR is not valid and the page offset of the result is meaningless.
+/// Whether HPFAR_EL2 holds the faulting IPA of the Stage-2 abort with syndrome `esr`. The
+/// architecture writes it for a fault on a stage-1 table walk (ISS.S1PTW) and for translation,
+/// access flag and address size faults; for a permission fault of the access itself it is UNKNOWN
+/// (Arm ARM, HPFAR_EL2), and some cores leave the last abort's address there. KVM and Xen
+/// translate FAR_EL2 through the guest's stage 1 for those (`AT S1E1R`); so does el2visor.
+pub const fn hpfar_valid(esr: u64) -> bool {
+    let iss = esr & 0x1ff_ffff;
+    let s1ptw = iss & (1 << 7) != 0;
+    s1ptw || !matches!(FaultStatus::from_code((iss & 0x3f) as u8), FaultStatus::Permission { .. })
+}
+
 pub const fn hpfar_to_ipa(hpfar: u64, far: u64) -> u64 {
     ((hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
 }
@@ -214,6 +225,21 @@ pub const fn hpfar_to_ipa(hpfar: u64, far: u64) -> u64 {
 mod tests {
     use super::*;
     use alloc::format;
+
+    #[test]
+    fn hpfar_is_trusted_except_for_a_permission_fault_of_the_access_itself() {
+        // EC 0x24 (data abort, lower EL), IL; DFSC in the low six bits, S1PTW bit 7.
+        let dabt = |iss: u64| 0x24 << 26 | 1 << 25 | iss;
+        for fsc in [0x04, 0x05, 0x06, 0x07, 0x2b, 0x08, 0x0b, 0x00, 0x03, 0x29] {
+            assert!(hpfar_valid(dabt(fsc)), "FSC {fsc:#x}");
+        }
+        for fsc in [0x0c, 0x0d, 0x0e, 0x0f] {
+            assert!(!hpfar_valid(dabt(fsc | 1 << 6)), "permission fault, FSC {fsc:#x}");
+            assert!(hpfar_valid(dabt(fsc | 1 << 7)), "permission fault on a stage-1 walk, FSC {fsc:#x}");
+        }
+        // An instruction abort's IFSC sits in the same place.
+        assert!(!hpfar_valid(0x20 << 26 | 1 << 25 | 0x0f));
+    }
 
     #[test]
     fn splits_fields() {
