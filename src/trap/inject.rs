@@ -61,8 +61,10 @@ pub const fn guest_was_el0(spsr_el2: u64) -> bool {
 ///
 /// The class is the "same EL" one (0x25 data, 0x21 instruction) when the guest was at EL1 and
 /// the "lower EL" one (0x24, 0x20) when it was at EL0. The ISS has DFSC/IFSC = synchronous
-/// external abort and EA = 1; WnR and CM (data aborts) and FnV are kept from the trap, as is IL.
-/// ISV is 0: the guest gets no instruction syndrome. Give the guest FAR_EL1 = FAR_EL2.
+/// external abort and EA = 1; WnR and CM (data aborts) and FnV are kept from the trap. ISV is 0:
+/// the guest gets no instruction syndrome, so IL is 1 whatever the trapped instruction's length
+/// (the Arm ARM's ESR_ELx.IL: 1 for an instruction abort and for a data abort with ISV = 0).
+/// Give the guest FAR_EL1 = FAR_EL2.
 pub fn syndrome_for_injected_abort(trapped: Esr, spsr_el2: u64) -> Option<u64> {
     let from_el0 = guest_was_el0(spsr_el2);
     let raw = u64::from(trapped.iss());
@@ -86,18 +88,14 @@ pub fn syndrome_for_injected_abort(trapped: Esr, spsr_el2: u64) -> Option<u64> {
         _ => return None,
     };
     let ec = u64::from(ec.code().unwrap_or(0));
-    let il = if trapped.il() { IL } else { 0 };
-    Some((ec << EC_SHIFT) | il | kept | ISS_EA | FSC_SYNC_EXTERNAL)
+    Some((ec << EC_SHIFT) | IL | kept | ISS_EA | FSC_SYNC_EXTERNAL)
 }
 
 /// The ESR_EL1 value for an UNDEF injected in place of the `trapped` instruction: EC 0
-/// (unknown reason), IL as trapped, ISS 0.
-pub const fn syndrome_for_undef(trapped: Esr) -> u64 {
-    if trapped.il() {
-        IL
-    } else {
-        0
-    }
+/// (unknown reason), ISS 0, and IL 1, which the Arm ARM's ESR_ELx.IL requires for EC 0 whatever
+/// the instruction's length (a 16-bit T32 one included).
+pub const fn syndrome_for_undef(_trapped: Esr) -> u64 {
+    IL
 }
 
 /// What PSTATE bits an exception entry to EL1 computes from system state, for
@@ -238,10 +236,20 @@ mod tests {
     }
 
     #[test]
-    fn non_aborts_have_no_abort_syndrome_and_undef_keeps_il() {
+    fn non_aborts_have_no_abort_syndrome_and_undef_has_il_set() {
         assert_eq!(syndrome_for_injected_abort(Esr(0x6230_2804), 0x3c5), None);
         assert_eq!(syndrome_for_undef(Esr(0x6230_2804)), 0x0200_0000);
-        assert_eq!(syndrome_for_undef(Esr(0x0c << 26)), 0);
+        // A 16-bit T32 instruction (IL = 0) trapped: EC 0 still has IL = 1.
+        assert_eq!(syndrome_for_undef(Esr(0x0c << 26)), 0x0200_0000);
+    }
+
+    #[test]
+    fn an_injected_abort_has_il_set_even_for_a_16_bit_instruction() {
+        // AArch32 EL0 T32 `ldr r0, [r1]` (16-bit: IL = 0, ISV = 1) to an unowned address.
+        let trapped = Esr((0x24 << 26) | (1 << 24) | (2 << 22) | 0x07);
+        let esr = Esr(syndrome_for_injected_abort(trapped, 0x30).unwrap());
+        assert!(esr.il(), "ISV = 0 in the injected syndrome: IL must be 1");
+        assert!(!esr.data_abort().unwrap().isv);
     }
 
     #[test]
