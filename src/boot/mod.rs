@@ -181,14 +181,14 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     GIC_DECIDED.store(true, Ordering::Release);
     cpu::send_event();
     let mut platform = platform;
-    // Modules the loader left overlapping are refused before anything is copied.
-    if !platform.chosen.domains.is_empty() {
+    // Modules the loader left overlapping are refused before anything is copied (the copies
+    // never overlap); with dom0less domains, their modules and RAM are checked here too.
+    {
         // el2visor's own block and a dom0-like VM need some of the RAM: at least this much.
         const RESERVE: u64 = 128 << 20;
         let total = crate::mm::layout::total_size(&platform.memory);
-        let checked = crate::vm::partition::check_modules(&platform.chosen.domains, &platform.chosen.modules, &platform.memory)
-            .and_then(|()| crate::vm::partition::check_memory(&platform.chosen.domains, total, RESERVE));
-        if let Err(e) = checked {
+        let c = &platform.chosen;
+        if let Err(e) = crate::vm::partition::check_boot(&c.domains, &c.modules, &platform.memory, total, RESERVE) {
             println!("el2visor: cannot start the guest: {e}");
             lifecycle::power_off()
         }

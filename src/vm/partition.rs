@@ -49,10 +49,29 @@ fn one(modules: &[Module], kind: ModuleKind) -> Option<&Module> {
     modules.iter().find(|m| m.kind == kind)
 }
 
+/// What the loader left where, before el2visor copies anything: the boot modules, no two
+/// overlapping, whatever the configuration. Each module is then copied into a slot of its own,
+/// so an overlap the loader made (one image overwriting the other) is invisible to every later
+/// check. With dom0less domains, also [`check_modules`] in full and the domains' RAM out of
+/// `total` bytes, `reserve` of them kept back ([`check_memory`]); without, a module outside RAM
+/// stays where it is and the VM plan names it.
+pub fn check_boot(domains: &[Domain], dom0_modules: &[Module], ram: &[PaRange], total: u64, reserve: u64) -> Result<(), String> {
+    if domains.is_empty() {
+        return modules_sane(domains, dom0_modules, None);
+    }
+    check_modules(domains, dom0_modules, ram)?;
+    check_memory(domains, total, reserve)
+}
+
 /// The boot modules of `domains` and of the dom0-like VM (`dom0_modules`) as the loader described
 /// them: each inside `ram`, no two overlapping (one would have overwritten the other's image).
 /// Checked before el2visor copies anything.
 pub fn check_modules(domains: &[Domain], dom0_modules: &[Module], ram: &[PaRange]) -> Result<(), String> {
+    modules_sane(domains, dom0_modules, Some(ram))
+}
+
+/// [`check_modules`], whether each is inside RAM checked only when `ram` is given.
+fn modules_sane(domains: &[Domain], dom0_modules: &[Module], ram: Option<&[PaRange]>) -> Result<(), String> {
     // Modules: inside RAM, and no two overlapping (one would overwrite the other's image).
     let all: Vec<(&str, &Module)> = dom0_modules
         .iter()
@@ -60,7 +79,8 @@ pub fn check_modules(domains: &[Domain], dom0_modules: &[Module], ram: &[PaRange
         .chain(domains.iter().flat_map(|d| d.modules.iter().map(move |m| (d.name.as_str(), m))))
         .collect();
     for (i, (owner, m)) in all.iter().enumerate() {
-        if !ram.iter().any(|r| m.range.start.raw() >= r.start.raw() && m.range.end() <= r.end()) {
+        let in_ram = |ram: &[PaRange]| ram.iter().any(|r| m.range.start.raw() >= r.start.raw() && m.range.end() <= r.end());
+        if !ram.is_none_or(in_ram) {
             return Err(format!("VM {owner}: module {} ({:#x}+{:#x}) is not in RAM", m.path, m.range.start.raw(), m.range.size));
         }
         for (other_owner, o) in &all[i + 1..] {
@@ -207,5 +227,28 @@ mod tests {
         }
         let twins = [domain("x", 1, 64, 0x5000_0000), domain("x", 1, 64, 0x5100_0000)];
         assert!(partition(&twins, &[], 4, 1 << 30, &RAM).unwrap_err().contains("VM x: two domains"));
+    }
+
+    #[test]
+    fn overlapping_modules_are_refused_before_the_copies_without_domains_too() {
+        // A kernel and a ramdisk the loader put over each other, no dom0less domain: once copied,
+        // each into its own slot, nothing could tell.
+        let dom0 = [
+            module("/chosen/module@49000000", ModuleKind::Kernel, 0x4900_0000, 0x100_0000),
+            module("/chosen/module@49800000", ModuleKind::Ramdisk, 0x4980_0000, 0x100_0000),
+        ];
+        let e = check_boot(&[], &dom0, &RAM, 4 << 30, 128 << 20).unwrap_err();
+        assert_eq!(e, "VM the dom0-like VM: module /chosen/module@49000000 overlaps module /chosen/module@49800000 of VM the dom0-like VM");
+        assert_eq!(check_boot(&[], &dom0[..1], &RAM, 4 << 30, 128 << 20), Ok(()));
+        // Without domains a module outside RAM is the VM plan's to name (it is not copied).
+        let far = [module("/chosen/module@200000000", ModuleKind::Kernel, 0x2_0000_0000, 0x100_0000)];
+        assert_eq!(check_boot(&[], &far, &RAM, 4 << 30, 128 << 20), Ok(()));
+        // With domains: every module in RAM, and the domains' RAM, as before.
+        let d = [domain("a", 1, 64, 0x5000_0000)];
+        assert!(check_boot(&d, &far, &RAM, 4 << 30, 128 << 20).unwrap_err().contains("is not in RAM"));
+        assert!(check_boot(&d, &dom0, &RAM, 4 << 30, 128 << 20).unwrap_err().contains("overlaps module /chosen/module@49800000"));
+        let fat = [domain("fat", 1, 4096, 0x5000_0000)];
+        assert!(check_boot(&fat, &dom0[..1], &RAM, 4 << 30, 128 << 20).unwrap_err().contains("VM fat: asks for 4096 MiB"));
+        assert_eq!(check_boot(&d, &dom0[..1], &RAM, 4 << 30, 128 << 20), Ok(()));
     }
 }
