@@ -99,12 +99,13 @@ pub fn strip_in_place(data: &mut [u8]) -> Result<usize, DtError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::platform::header::{tests::tiny, validate};
 
-    /// `tiny()` with a NOP token inserted after the root node's first token.
-    fn with_nop(blob: &[u8]) -> Vec<u8> {
+    /// `blob` (root named "", as `tiny()` and vm-fdt write it) with two NOP tokens inserted after
+    /// the root node's first token.
+    pub(crate) fn with_nop(blob: &[u8]) -> Vec<u8> {
         let off_struct = be32(blob, 8).unwrap() as usize;
         let size_struct = be32(blob, 36).unwrap() as usize;
         let mut out = blob.to_vec();

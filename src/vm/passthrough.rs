@@ -91,10 +91,30 @@ fn map_spis(dev: FdtNode<'_, '_>, at: &str) -> Result<Vec<u32>, String> {
     Ok(out)
 }
 
+/// The partial device tree `dtb` (a `multiboot,device-tree` module, or a bundle's entry) made
+/// fit for `fdt`, which panics on a malformed blob: a copy cut to its `totalsize`, without the
+/// `FDT_NOP`s a loader that edited it in place leaves, checked as the host's device tree is
+/// (`platform::header`). Refused with one line saying what is wrong with it.
+pub fn checked_copy(dtb: &[u8]) -> Result<Vec<u8>, String> {
+    use crate::platform::{dtb_size, header, nops, DtErrorKind};
+    // The header's own wording speaks of x0, the host's device tree.
+    let why = |k: DtErrorKind| match k {
+        DtErrorKind::TooShort { len } => format!("not a flattened device tree (only {len} bytes)"),
+        DtErrorKind::BadMagic { magic } => format!("not a flattened device tree (magic {magic:#010x}, not 0xd00dfeed)"),
+        k => k.to_string(),
+    };
+    let total = dtb_size(dtb).map_err(|e| why(e.kind))?;
+    let mut copy = dtb.get(..total).ok_or_else(|| why(DtErrorKind::Truncated { totalsize: total, available: dtb.len() }))?.to_vec();
+    nops::strip_in_place(&mut copy).map_err(|e| why(e.kind))?;
+    header::validate(&copy).map_err(|e| why(e.kind))?;
+    Ok(copy)
+}
+
 /// The devices of the partial device tree `dtb` (a domain's `multiboot,device-tree` module),
 /// checked against the host's nodes. Errors are one line naming the node.
 pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, String> {
-    let fdt = Fdt::new(dtb).map_err(|e| format!("the partial device tree is not a DTB ({e:?})"))?;
+    let dtb = checked_copy(dtb)?;
+    let fdt = Fdt::new(&dtb).map_err(|e| format!("not a DTB ({e:?})"))?;
     let Some(pt) = fdt.find_node("/passthrough") else { return Ok(Vec::new()) };
     let ac = u32_of(pt, "#address-cells").unwrap_or(2);
     let sc = u32_of(pt, "#size-cells").unwrap_or(1);
@@ -266,5 +286,23 @@ mod tests {
         }
         assert!(devices(b"not a dtb", &Host).is_err());
         assert_eq!(devices(&partial(|_| {}), &Host).unwrap(), []);
+    }
+
+    #[test]
+    fn a_malformed_partial_device_tree_is_refused_not_a_panic() {
+        let good = partial(|w| rtc(w, "/pl031@9010000", &[0, 0x0901_0000, 0, 0x1000, 0, 0x0901_0000], &[0, 2, 4]));
+        // The structure block past the blob's end: `fdt` would slice out of bounds.
+        let mut off = good.clone();
+        off[8..12].copy_from_slice(&(good.len() as u32 + 0x100).to_be_bytes());
+        let e = devices(&off, &Host).unwrap_err();
+        assert!(e.contains("structure block at offset"), "{e}");
+        let e = devices(&[0x5a; 64], &Host).unwrap_err();
+        assert!(e.starts_with("not a flattened device tree (magic 0x5a5a5a5a"), "{e}");
+        let e = devices(&good[..good.len() - 8], &Host).unwrap_err();
+        assert!(e.starts_with("truncated: header says"), "{e}");
+        // NOPs a loader left are taken out of a copy, as the host's are: the tree still reads.
+        let nopped = crate::platform::nops::tests::with_nop(&good);
+        assert_eq!(devices(&nopped, &Host).unwrap().len(), 1);
+        assert_eq!(checked_copy(&nopped).unwrap().len(), nopped.len());
     }
 }

@@ -113,8 +113,9 @@ pub fn generate(spec: &DomuDtSpec) -> Result<Vec<u8>, GuestDtError> {
         return Err(GuestDtError::NoVcpus);
     }
     let gic = spec.gic.as_ref().ok_or(GuestDtError::NoGicSpec)?;
-    let partial = match &spec.partial_dtb {
-        Some(b) => Some(Fdt::new(b).map_err(|_| GuestDtError::BadDtProps("the partial device tree is not a DTB"))?),
+    let partial_dtb = spec.partial_dtb.as_deref().map(crate::vm::passthrough::checked_copy).transpose().map_err(GuestDtError::PartialDt)?;
+    let partial = match &partial_dtb {
+        Some(b) => Some(Fdt::new(b).map_err(|_| GuestDtError::PartialDt(String::from("not a DTB")))?),
         None => None,
     };
     let mut w = FdtWriter::new()?;
@@ -306,6 +307,23 @@ mod tests {
         assert_eq!(gic.compatible().unwrap().first(), "arm,cortex-a15-gic");
         let timer = f.find_node("/timer").unwrap().property("interrupts").unwrap().value;
         assert_eq!(&timer[8..12], &[0, 0, 3, 8], "GICv2 PPIs name the two vCPUs");
+    }
+
+    #[test]
+    fn a_malformed_partial_device_tree_is_an_error_not_a_panic() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let pt = w.begin_node("passthrough").unwrap();
+        w.property_null("ranges").unwrap();
+        w.end_node(pt).unwrap();
+        w.end_node(root).unwrap();
+        let mut blob = w.finish().unwrap();
+        // The strings block past the blob's end: `fdt` would slice out of bounds.
+        let total = blob.len() as u32;
+        blob[12..16].copy_from_slice(&(total + 0x40).to_be_bytes());
+        let e = generate(&DomuDtSpec { partial_dtb: Some(blob), ..spec(true) }).unwrap_err();
+        assert!(matches!(&e, GuestDtError::PartialDt(why) if why.contains("strings block at offset")), "{e}");
+        assert!(e.to_string().starts_with("guest DT: partial device tree: "), "{e}");
     }
 
     #[test]

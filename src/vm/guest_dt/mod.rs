@@ -120,6 +120,8 @@ pub enum GuestDtError {
     HostDtb(&'static str),
     /// The device-tree-properties blob is not a DTB.
     BadDtProps(&'static str),
+    /// A dom0less domain's partial device tree is not a sound DTB: says how.
+    PartialDt(String),
     Writer(vm_fdt::Error),
     NoRam,
     NoVcpus,
@@ -157,6 +159,7 @@ impl fmt::Display for GuestDtError {
         match self {
             Self::HostDtb(e) => write!(f, "guest DT: cannot read the host DTB: {e}"),
             Self::BadDtProps(e) => write!(f, "guest DT: the device-tree properties blob is unusable: {e}"),
+            Self::PartialDt(e) => write!(f, "guest DT: partial device tree: {e}"),
             Self::Writer(e) => write!(f, "guest DT: writing failed: {e}"),
             Self::NoRam => write!(f, "guest DT: the VM has no RAM"),
             Self::NoVcpus => write!(f, "guest DT: the VM has no vCPUs"),
