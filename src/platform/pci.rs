@@ -86,7 +86,7 @@ pub fn msi_frame(n: Node<'_, '_>, path: &str, regs: &[PaRange]) -> Result<Option
     let base = tree::prop_u32(n, path, "arm,msi-base-spi")?;
     let num = tree::prop_u32(n, path, "arm,msi-num-spis")?;
     let spis = match (base, num) {
-        (Some(b), Some(c)) if (32..1020).contains(&b) && c > 0 && b + c <= 1020 => Some((b, c)),
+        (Some(b), Some(c)) if (32..1020).contains(&b) && c > 0 && b.checked_add(c).is_some_and(|end| end <= 1020) => Some((b, c)),
         (None, None) => None,
         _ => return Err(bad_prop(path, "arm,msi-base-spi", "with arm,msi-num-spis must name SPIs 32..1019")),
     };
@@ -188,6 +188,9 @@ mod tests {
         assert_eq!(p.msi_frames[0].spis, Some((80, 64)));
         assert!(Platform::from_dtb(&dtc(&VIRT.replace("%V2M%", "arm,msi-base-spi = <80>;"))).is_err());
         assert!(Platform::from_dtb(&dtc(&VIRT.replace("%V2M%", "arm,msi-base-spi = <1000>; arm,msi-num-spis = <64>;"))).is_err());
+        // A count that wraps past 2^32 back into range is refused too, not a panic.
+        let e = Platform::from_dtb(&dtc(&VIRT.replace("%V2M%", "arm,msi-base-spi = <80>; arm,msi-num-spis = <0xffffffc0>;"))).unwrap_err();
+        assert!(std::format!("{e}").contains("arm,msi-base-spi"), "{e}");
         // QEMU's frame: base SPI INTID 80, 64 SPIs.
         assert_eq!(v2m_typer_spis((80 << 16) | 64), Some((80, 64)));
         assert_eq!(v2m_typer_spis((16 << 16) | 64), None);

@@ -72,14 +72,19 @@ pub fn is_compatible(n: Node<'_, '_>, compat: &str) -> bool {
     prop(n, "compatible").is_some_and(|v| strings(v).any(|c| c == compat))
 }
 
+/// The most `#address-cells` accepted: more than any bus uses (PCI's are 3) is a corrupt tree.
+pub const MAX_ADDRESS_CELLS: u32 = 4;
+/// The most `#size-cells` accepted: a size wider than 64 bits is a corrupt tree.
+pub const MAX_SIZE_CELLS: u32 = 2;
+
 /// The `#address-cells`/`#size-cells` a node gives its children (spec defaults when absent).
 pub fn cells_of(n: Node<'_, '_>, path: &str) -> Result<Cells, DtErrorKind> {
     let addr = prop_u32(n, path, "#address-cells")?.unwrap_or(Cells::DEFAULT.addr);
     let size = prop_u32(n, path, "#size-cells")?.unwrap_or(Cells::DEFAULT.size);
-    if addr > 4 {
+    if addr > MAX_ADDRESS_CELLS {
         return Err(bad_prop(path, "#address-cells", "more than 4 cells"));
     }
-    if size > 2 {
+    if size > MAX_SIZE_CELLS {
         return Err(bad_prop(path, "#size-cells", "more than 2 cells"));
     }
     Ok(Cells { addr, size })

@@ -89,19 +89,30 @@ pub enum Ranges {
 }
 
 impl Bus {
-    /// Addressing of `node` (path `path`), whose parent uses `parent_addr_cells`.
-    pub fn of(node: fdt::node::FdtNode<'_, '_>, path: &str, parent_addr_cells: u32) -> Self {
-        let cells = |name: &str, default: u32| {
-            node.property(name)
-                .and_then(|p| p.as_usize())
-                .map_or(default, |v| v as u32)
+    /// Addressing of `node` (path `path`), whose parent uses `parent_addr_cells`. Cell counts
+    /// past the platform's bounds (`platform::tree::cells_of`) are refused: the platform reads
+    /// only the nodes it translates through (not the children of a node without `ranges`), and
+    /// the builder reads every node.
+    pub fn of(node: fdt::node::FdtNode<'_, '_>, path: &str, parent_addr_cells: u32) -> Result<Self, GuestDtError> {
+        use crate::platform::tree::{MAX_ADDRESS_CELLS, MAX_SIZE_CELLS};
+        let cells = |prop: &'static str, default: u32, max: u32| match node.property(prop).and_then(|p| p.as_usize()) {
+            None => Ok(default),
+            Some(v) => u32::try_from(v)
+                .ok()
+                .filter(|&c| c <= max)
+                .ok_or_else(|| GuestDtError::BadProperty { path: String::from(path), prop }),
         };
-        let addr_cells = cells("#address-cells", 2);
-        let size_cells = cells("#size-cells", 1);
+        let addr_cells = cells("#address-cells", 2, MAX_ADDRESS_CELLS)?;
+        let size_cells = cells("#size-cells", 1, MAX_SIZE_CELLS)?;
         let ranges = match node.property("ranges") {
             None => Ranges::Absent,
             Some(p) => {
-                let stride = 4 * (addr_cells + parent_addr_cells + size_cells) as usize;
+                // 0 (opaque) if a caller's parent cells are out of bounds.
+                let stride = addr_cells
+                    .checked_add(parent_addr_cells)
+                    .and_then(|c| c.checked_add(size_cells))
+                    .and_then(|c| c.checked_mul(4))
+                    .map_or(0, |s| s as usize);
                 let parse = |e: &[u8]| {
                     let child = read_cells(e, addr_cells)?;
                     let parent = read_cells(&e[4 * addr_cells as usize..], parent_addr_cells)?;
@@ -122,12 +133,12 @@ impl Bus {
                 }
             }
         };
-        Self {
+        Ok(Self {
             path: String::from(path),
             addr_cells,
             size_cells,
             ranges,
-        }
+        })
     }
 }
 
@@ -254,6 +265,38 @@ mod tests {
             Err(GuestDtError::Untranslatable { .. })
         ));
         assert_eq!(cpu_to_bus(&[root], 0x800_0000, 4), Ok(0x800_0000));
+    }
+
+    #[test]
+    fn cell_counts_past_the_platform_s_bounds_are_refused_not_a_panic() {
+        // A child of a node without `ranges`, which the platform never reads: its cell counts
+        // are the builder's to check.
+        let dtb = |ac: u32, sc: u32| {
+            let mut w = vm_fdt::FdtWriter::new().unwrap();
+            let root = w.begin_node("").unwrap();
+            let n = w.begin_node("bus").unwrap();
+            w.property_u32("#address-cells", ac).unwrap();
+            w.property_u32("#size-cells", sc).unwrap();
+            w.property_array_u32("ranges", &[0; 6]).unwrap();
+            w.end_node(n).unwrap();
+            w.end_node(root).unwrap();
+            w.finish().unwrap()
+        };
+        let of = |blob: &[u8]| {
+            let f = fdt::Fdt::new(blob).unwrap();
+            Bus::of(f.find_node("/bus").unwrap(), "/x/bus", 2)
+        };
+        let refused = |prop: &'static str| Err(GuestDtError::BadProperty { path: "/x/bus".into(), prop });
+        assert_eq!(of(&dtb(0xffff_fffe, 1)).map(|b| b.addr_cells), refused("#address-cells"));
+        assert_eq!(of(&dtb(5, 1)).map(|b| b.addr_cells), refused("#address-cells"));
+        assert_eq!(of(&dtb(1, 0xffff_ffff)).map(|b| b.size_cells), refused("#size-cells"));
+        assert_eq!(of(&dtb(1, 3)).map(|b| b.size_cells), refused("#size-cells"));
+        let ok = of(&dtb(4, 2)).unwrap();
+        assert_eq!((ok.addr_cells, ok.size_cells, ok.ranges), (4, 2, Ranges::Opaque));
+        // Out-of-bounds parent cells from a caller: opaque `ranges`, not an overflow.
+        let blob = dtb(1, 1);
+        let f = fdt::Fdt::new(&blob).unwrap();
+        assert_eq!(Bus::of(f.find_node("/bus").unwrap(), "/bus", u32::MAX).unwrap().ranges, Ranges::Opaque);
     }
 
     #[test]

@@ -417,7 +417,7 @@ impl Builder<'_, '_> {
         })?;
         let node = self.w.begin_node("")?;
         self.props("/", root, |_| false)?;
-        let root_bus = Bus::of(root, "/", 2);
+        let root_bus = Bus::of(root, "/", 2)?;
         let (mut memory, mut cpus, mut psci, mut chosen) = (false, false, false, false);
         for child in root.children() {
             let path = join("/", child.name);
@@ -542,7 +542,7 @@ impl Builder<'_, '_> {
             self.gic_done = true;
         }
         let parent_cells = buses.last().map_or(2, |b| b.addr_cells);
-        buses.push(Bus::of(node, path, parent_cells));
+        buses.push(Bus::of(node, path, parent_cells)?);
         for child in node.children() {
             let msi = gic.is_some() && !self.spec.keep_its && has_compatible(child, UNEMULATED_MSI_COMPATIBLES);
             self.copy(child, &join(path, child.name), buses, msi)?;

@@ -77,7 +77,7 @@ impl Builder<'_, '_> {
             self.w.end_node(cpu)?;
         }
         if let Some(h) = host {
-            let mut buses = alloc::vec![Bus::of(h, "/cpus", 2)];
+            let mut buses = alloc::vec![Bus::of(h, "/cpus", 2)?];
             for child in h.children() {
                 if !matches!(base_name(child.name), "cpu" | "cpu-map") {
                     self.copy(child, &join("/cpus", child.name), &mut buses, false)?;
@@ -160,7 +160,7 @@ impl Builder<'_, '_> {
                     self.w.property(p.name, p.value)?;
                 }
             }
-            let mut buses = alloc::vec![Bus::of(h, "/chosen", 2)];
+            let mut buses = alloc::vec![Bus::of(h, "/chosen", 2)?];
             for child in h.children() {
                 let boot_module = base_name(child.name) == "module"
                     || child.compatible().is_some_and(|c| {
@@ -186,7 +186,7 @@ impl Builder<'_, '_> {
         for p in node.properties() {
             self.w.property(p.name, p.value)?;
         }
-        let bus = Bus::of(node, path, root.addr_cells);
+        let bus = Bus::of(node, path, root.addr_cells)?;
         let mut buses = alloc::vec![root.clone(), bus.clone()];
         for child in node.children() {
             let child_path = join(path, child.name);
