@@ -75,6 +75,12 @@ impl LogLevel {
             LogLevel::Trace => log::LevelFilter::Trace,
         }
     }
+
+    /// The filter the command line's own problems are reported under: this level's, but never
+    /// one that hides a warning (`loglevel=error` must not hide the typo beside it).
+    pub fn for_problems(self) -> log::LevelFilter {
+        self.filter().max(log::LevelFilter::Warn)
+    }
 }
 
 /// The options the command line sets.
@@ -355,6 +361,16 @@ mod tests {
             (d.coherency, d.fastpath, d.console),
             (Coherency::Auto, true, ConsoleOwner::Guest)
         );
+    }
+
+    #[test]
+    fn problems_are_reported_whatever_the_loglevel() {
+        let (o, p) = parse("loglevel=error bogus");
+        assert_eq!(p, [Problem::Unknown { word: "bogus".into() }]);
+        assert_eq!(o.loglevel.filter(), log::LevelFilter::Error, "the level still applies after them");
+        assert!(log::Level::Warn <= o.loglevel.for_problems(), "loglevel=error hid the unknown word");
+        assert_eq!(LogLevel::Warn.for_problems(), log::LevelFilter::Warn);
+        assert_eq!(LogLevel::Trace.for_problems(), log::LevelFilter::Trace, "never quieter than asked");
     }
 
     #[test]

@@ -123,10 +123,13 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     };
     stamp::mark(At::Platform);
     let (opts, problems) = cmdline::parse(platform.chosen.bootargs.as_deref().unwrap_or(""));
-    logging::init_log(opts.loglevel.filter());
+    // Command-line problems are shown whatever loglevel= says (a typo in it among them); the
+    // level applies from the next line on.
+    logging::init_log(opts.loglevel.for_problems());
     for p in &problems {
         log::warn!("{p}");
     }
+    logging::init_log(opts.loglevel.filter());
     crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);
     // `auto`: pages on QEMU virt (docs/architecture.md, section 5), but blocks with snapshots:
     // a lazy restore zaps and log-dirty write-protects the whole of RAM, work that grows with
