@@ -1,7 +1,8 @@
 //! The guest's device tree, generated from the host's.
 //!
 //! Every host node and property is copied verbatim (phandles kept) except:
-//! - `/memory*`: replaced by one `memory@…` node listing the VM's RAM (guest-physical);
+//! - `/memory*` and any other root child with `device_type = "memory"` (RAM to the platform):
+//!   replaced by one `memory@…` node listing the VM's RAM (guest-physical);
 //! - `/cpus`: regenerated, one `cpu@…` per vCPU with `reg` = its MPIDR affinity,
 //!   `enable-method = "psci"`, the compatible of the host's first CPU, and the phandle and
 //!   `next-level-cache` of the host CPU with the same index (so cache nodes and PMU affinities keep
@@ -425,7 +426,8 @@ impl Builder<'_, '_> {
                 continue;
             }
             match base_name(child.name) {
-                "memory" => {
+                // As the platform counts RAM: by `device_type` as well as by name.
+                _ if crate::platform::is_memory_node(child) => {
                     if !memory {
                         self.memory(&root_bus)?;
                         memory = true;

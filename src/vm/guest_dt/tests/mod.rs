@@ -9,6 +9,7 @@ use alloc::vec;
 use std::process::Command;
 
 mod hosts;
+mod memory_nodes;
 use hosts::{dt_props, pi_host, virt_host, Host};
 
 type Props = Vec<(String, Vec<u8>)>;
