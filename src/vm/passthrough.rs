@@ -22,6 +22,7 @@ use fdt::node::FdtNode;
 use fdt::Fdt;
 
 use super::guest_dt::read_cells;
+use crate::platform::tree::{MAX_ADDRESS_CELLS, MAX_SIZE_CELLS};
 
 /// The phandle Xen gives the guest's GIC; partial device trees name it as their
 /// `interrupt-parent`.
@@ -70,7 +71,7 @@ fn map_spis(dev: FdtNode<'_, '_>, at: &str) -> Result<Vec<u32>, String> {
         return Err(format!("{at}: interrupt-map is not a whole number of cells"));
     }
     let w: Vec<u32> = v.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
-    let child = (u32_of(dev, "#address-cells").unwrap_or(3) + u32_of(dev, "#interrupt-cells").unwrap_or(1)) as usize;
+    let child = u32_of(dev, "#address-cells").unwrap_or(3) as usize + u32_of(dev, "#interrupt-cells").unwrap_or(1) as usize;
     let entry = child + 1 + 3;
     if w.is_empty() || !w.len().is_multiple_of(entry) {
         return Err(format!("{at}: interrupt-map is not a list of <child address, child interrupt, {GUEST_PHANDLE_GIC}, 0 n flags>"));
@@ -118,6 +119,10 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
     let Some(pt) = fdt.find_node("/passthrough") else { return Ok(Vec::new()) };
     let ac = u32_of(pt, "#address-cells").unwrap_or(2);
     let sc = u32_of(pt, "#size-cells").unwrap_or(1);
+    // The platform's bounds: `xen,reg` entries are sized from these.
+    if ac > MAX_ADDRESS_CELLS || sc > MAX_SIZE_CELLS {
+        return Err(format!("/passthrough: #address-cells = <{ac}>, #size-cells = <{sc}>: at most {MAX_ADDRESS_CELLS} and {MAX_SIZE_CELLS} cells"));
+    }
     let mut out = Vec::new();
     for dev in pt.children() {
         let at = format!("/passthrough/{}", dev.name);
@@ -286,6 +291,30 @@ mod tests {
         }
         assert!(devices(b"not a dtb", &Host).is_err());
         assert_eq!(devices(&partial(|_| {}), &Host).unwrap(), []);
+    }
+
+    #[test]
+    fn cell_counts_out_of_bounds_are_refused_not_a_panic() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let pt = w.begin_node("passthrough").unwrap();
+        w.property_u32("#address-cells", 0x8000_0000).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        rtc(&mut w, "/pl031@9010000", &[0; 6], &[0, 2, 4]);
+        w.end_node(pt).unwrap();
+        w.end_node(root).unwrap();
+        let e = devices(&w.finish().unwrap(), &Host).unwrap_err();
+        assert!(e.starts_with("/passthrough: #address-cells = <2147483648>"), "{e}");
+        let bridge_cells = |w: &mut FdtWriter| {
+            let n = w.begin_node("pcie@10000000").unwrap();
+            w.property_u32("#address-cells", u32::MAX).unwrap();
+            w.property_u32("#interrupt-cells", 1).unwrap();
+            w.property_array_u32("interrupt-map", &[0, 0, 0, 1, GUEST_PHANDLE_GIC, 0, 3, 4]).unwrap();
+            w.property_string("xen,path", "/pl031@9010000").unwrap();
+            w.end_node(n).unwrap();
+        };
+        let e = devices(&partial(bridge_cells), &Host).unwrap_err();
+        assert!(e.contains("interrupt-map is not a list of"), "{e}");
     }
 
     #[test]
