@@ -73,19 +73,21 @@ pub fn check_modules(domains: &[Domain], dom0_modules: &[Module], ram: &[PaRange
 /// [`check_modules`], whether each is inside RAM checked only when `ram` is given.
 fn modules_sane(domains: &[Domain], dom0_modules: &[Module], ram: Option<&[PaRange]>) -> Result<(), String> {
     // Modules: inside RAM, and no two overlapping (one would overwrite the other's image).
-    let all: Vec<(&str, &Module)> = dom0_modules
+    // Who a module is for, in words: `VM <domain>` or `the dom0-like VM`.
+    let all: Vec<(String, &Module)> = dom0_modules
         .iter()
-        .map(|m| ("the dom0-like VM", m))
-        .chain(domains.iter().flat_map(|d| d.modules.iter().map(move |m| (d.name.as_str(), m))))
+        .map(|m| (String::from("the dom0-like VM"), m))
+        .chain(domains.iter().flat_map(|d| d.modules.iter().map(move |m| (format!("VM {}", d.name), m))))
         .collect();
     for (i, (owner, m)) in all.iter().enumerate() {
         let in_ram = |ram: &[PaRange]| ram.iter().any(|r| m.range.start.raw() >= r.start.raw() && m.range.end() <= r.end());
         if !ram.is_none_or(in_ram) {
-            return Err(format!("VM {owner}: module {} ({:#x}+{:#x}) is not in RAM", m.path, m.range.start.raw(), m.range.size));
+            return Err(format!("{owner}: module {} ({:#x}+{:#x}) is not in RAM", m.path, m.range.start.raw(), m.range.size));
         }
         for (other_owner, o) in &all[i + 1..] {
             if m.range.start.raw() < o.range.end() && o.range.start.raw() < m.range.end() {
-                return Err(format!("VM {owner}: module {} overlaps module {} of VM {other_owner}", m.path, o.path));
+                let of = if other_owner == owner { String::new() } else { format!(" of {other_owner}") };
+                return Err(format!("{owner}: module {} overlaps module {}{of}", m.path, o.path));
             }
         }
     }
@@ -238,7 +240,7 @@ mod tests {
             module("/chosen/module@49800000", ModuleKind::Ramdisk, 0x4980_0000, 0x100_0000),
         ];
         let e = check_boot(&[], &dom0, &RAM, 4 << 30, 128 << 20).unwrap_err();
-        assert_eq!(e, "VM the dom0-like VM: module /chosen/module@49000000 overlaps module /chosen/module@49800000 of VM the dom0-like VM");
+        assert_eq!(e, "the dom0-like VM: module /chosen/module@49000000 overlaps module /chosen/module@49800000");
         assert_eq!(check_boot(&[], &dom0[..1], &RAM, 4 << 30, 128 << 20), Ok(()));
         // Without domains a module outside RAM is the VM plan's to name (it is not copied).
         let far = [module("/chosen/module@200000000", ModuleKind::Kernel, 0x2_0000_0000, 0x100_0000)];
