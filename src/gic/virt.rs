@@ -360,10 +360,13 @@ impl VGic {
         apply_all(vcpus, &actions);
     }
 
-    /// A guest write of ICC_SGI1R_EL1 (GICv3 SGIs).
-    pub fn sgi1r_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u64) -> Result<(), AccessError> {
+    /// A guest write of ICC_SGI1R_EL1, or (`group0_only`) of ICC_SGI0R_EL1 or ICC_ASGI1R_EL1.
+    pub fn sgi1r_write(&self, vcpus: &[VcpuIrq], vcpu: usize, value: u64, group0_only: bool) -> Result<(), AccessError> {
         let mut sends = SgiSends::new();
-        self.dist.lock().sgi1r_send_into(vcpu, value, &mut sends)?;
+        match group0_only {
+            false => self.dist.lock().sgi1r_send_into(vcpu, value, &mut sends)?,
+            true => self.dist.lock().sgi0r_send_into(vcpu, value, &mut sends)?,
+        }
         deliver(vcpus, &sends);
         sends.finish();
         Ok(())

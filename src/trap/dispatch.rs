@@ -479,8 +479,11 @@ fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
 
 /// ACTLR_EL1 (trapped by HCR_EL2.TACR).
 const ACTLR_EL1: SysReg = SysReg::new(3, 0, 1, 0, 1);
-/// ICC_SGI1R_EL1 (GICv3 SGIs; trapped while the virtual CPU interface is in use).
+/// ICC_SGI1R_EL1 (GICv3 SGIs; trapped while the virtual CPU interface is in use), and the
+/// two that send Group 0 SGIs, ICC_ASGI1R_EL1 and ICC_SGI0R_EL1 (trapped likewise).
 const ICC_SGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 5);
+const ICC_ASGI1R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 6);
+const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
 
 /// The IPA a Stage-2 abort with syndrome `esr` faulted on: HPFAR_EL2 where the architecture
 /// defines it, else (a permission fault of the access itself: a write to a read-only pristine
@@ -540,10 +543,10 @@ fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit 
         frame.skip_instruction(esr.0);
         return Exit::Resume;
     }
-    if acc.reg == ICC_SGI1R_EL1 && !acc.read {
+    if [ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1].contains(&acc.reg) && !acc.read {
         if let Some(vg) = &vm.vgic {
-            if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, frame.reg(rt)) {
-                log::warn!("VM {} vCPU {vcpu}: ICC_SGI1R_EL1: {e}", vm.name);
+            if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, frame.reg(rt), acc.reg != ICC_SGI1R_EL1) {
+                log::warn!("VM {} vCPU {vcpu}: {}: {e}", vm.name, acc.reg);
             }
             frame.skip_instruction(esr.0);
             return Exit::Resume;

@@ -144,7 +144,7 @@ pub fn sgi1r(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Optio
     let vg = vm.vgic.as_ref()?;
     me.exits.count(ExitReason::Sysreg);
     me.forget_aborts();
-    if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, value) {
+    if let Err(e) = vg.sgi1r_write(&vm.irqs, vcpu, value, false) {
         log::warn!("VM {} vCPU {vcpu}: ICC_SGI1R_EL1: {e}", vm.name);
     }
     regs.step(esr);

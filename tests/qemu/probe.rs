@@ -45,7 +45,7 @@ pub const PROBES: [&str; 29] = [
 const RTC_PROBE: &str = "vgic_level_once";
 /// The probe that needs QEMU virt's fw_cfg (which el2visor gives no VM: a DMA through it aborts).
 const FW_CFG_PROBE: &str = "fw_cfg_dma";
-const GICV3_PROBE: &str = "vgic_redist_layout";
+const GICV3_PROBES: &[&str] = &["vgic_redist_layout", "vgic_sgi0r_asgi1r"];
 /// The probe that needs el2visor's virtual ITS: QEMU virt with a GICv3 has an ITS, and the
 /// embedded probe guest, identity mapped, owns the PCI bridge.
 const ITS_PROBE: &str = "its_garbage";
@@ -105,7 +105,9 @@ impl Expect<'_> {
         let mut p = PROBES.to_vec();
         p.extend(self.rtc.then_some(RTC_PROBE));
         p.extend(self.rtc.then_some(FW_CFG_PROBE));
-        p.extend((self.gic == 3).then_some(GICV3_PROBE));
+        if self.gic == 3 {
+            p.extend(GICV3_PROBES);
+        }
         p.extend((self.gic == 3 && self.rtc).then_some(ITS_PROBE));
         p
     }

@@ -291,23 +291,39 @@ impl VDist {
     /// sysreg trap) from vCPU `vcpu`.
     pub fn sgi1r_write(&mut self, vcpu: usize, value: u64) -> Result<Vec<VgicAction>, VgicError> {
         let mut out = Vec::new();
-        self.sgi1r_send(vcpu, value, |a| out.push(a))?;
+        self.sgi1r_send(vcpu, value, false, |a| out.push(a))?;
         Ok(out)
     }
 
     /// [`sgi1r_write`](Self::sgi1r_write) into `out`, without allocating.
     pub fn sgi1r_send_into(&mut self, vcpu: usize, value: u64, out: &mut SgiSends) -> Result<(), VgicError> {
-        self.sgi1r_send(vcpu, value, |a| out.push(a))
+        self.sgi1r_send(vcpu, value, false, |a| out.push(a))
     }
 
-    fn sgi1r_send(&mut self, vcpu: usize, value: u64, mut emit: impl FnMut(VgicAction)) -> Result<(), VgicError> {
+    /// A guest's ICC_SGI0R_EL1 or ICC_ASGI1R_EL1 write (same layout as ICC_SGI1R_EL1) into `out`.
+    /// The VM's GIC has one security state (GICD_CTLR.DS = 1), where both generate Group 0 SGIs
+    /// only (GICv3 architecture, "Forwarding an SGI to a target PE"; as KVM): a target whose
+    /// SGI is Group 1 gets nothing. ICC_SGI1R_EL1 reaches an SGI of either group.
+    pub fn sgi0r_send_into(&mut self, vcpu: usize, value: u64, out: &mut SgiSends) -> Result<(), VgicError> {
+        self.sgi1r_send(vcpu, value, true, |a| out.push(a))
+    }
+
+    fn sgi1r_send(&mut self, vcpu: usize, value: u64, group0_only: bool, mut emit: impl FnMut(VgicAction)) -> Result<(), VgicError> {
         self.check_vcpu(vcpu)?;
         if self.version != GicVersion::V3 {
             emit(VgicAction::Warn(VgicWarning::Reserved { frame: "ICC_SGI1R_EL1 on a GICv2 VM", offset: 0, write: true }));
             return Ok(());
         }
         let sgi = Sgi1r::decode(value);
-        let targets = sgi.target_mask(vcpu, self.vcpus.iter().map(|p| p.mpidr));
+        let mut targets = sgi.target_mask(vcpu, self.vcpus.iter().map(|p| p.mpidr));
+        if group0_only {
+            let i = (sgi.intid & 0xf) as usize;
+            for t in bits(targets) {
+                if self.cpus.get(t).is_some_and(|c| c.private[i].group1) {
+                    targets &= !(1 << t);
+                }
+            }
+        }
         self.send_sgi_with(vcpu, sgi.intid, bits(targets), emit);
         Ok(())
     }

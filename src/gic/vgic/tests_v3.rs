@@ -314,3 +314,23 @@ fn lpis_only_with_a_virtual_its() {
     d.redist_write(1, 1, 0x74, 4, 0x1).unwrap();
     assert_eq!(d.redist_read(1, 0x70, 8).unwrap(), 0x1_0000_0000);
 }
+
+#[test]
+fn sgi0r_and_asgi1r_reach_only_group_0_sgis_and_sgi1r_either_group() {
+    let mut d = dist();
+    for v in 0..3 {
+        // SGI 3 enabled; Group 1 everywhere but on vCPU 1, where it is Group 0.
+        d.redist_write(v, v, SGI + 0x80, 4, if v == 1 { 0xfff7 } else { 0xffff }).unwrap();
+        d.redist_write(v, v, SGI + 0x100, 4, 0xffff).unwrap();
+    }
+    wr(&mut d, 0x0000, 0x3);
+    let targets = |acts: &[VgicAction]| -> Vec<usize> {
+        acts.iter().filter_map(|a| if let VgicAction::InjectSgi { vcpu, .. } = a { Some(*vcpu) } else { None }).collect()
+    };
+    let irm_sgi3 = 1u64 << 40 | 3 << 24;
+    let mut sends = super::sgi::SgiSends::new();
+    d.sgi0r_send_into(0, irm_sgi3, &mut sends).unwrap();
+    assert_eq!(sends.deliveries().map(|(v, _)| v).collect::<Vec<_>>(), vec![1], "Group 0 only: vCPU 1");
+    let acts = d.sgi1r_write(0, irm_sgi3).unwrap();
+    assert_eq!(targets(&acts), vec![1, 2], "ICC_SGI1R_EL1 reaches an SGI of either group");
+}

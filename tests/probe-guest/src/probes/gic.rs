@@ -103,6 +103,14 @@ icc!(_icc_eoir1, set_icc_eoir1, "s3_0_c12_c12_1");
 icc!(_icc_igrpen1, set_icc_igrpen1, "s3_0_c12_c12_7");
 icc!(_icc_ctlr, set_icc_ctlr, "s3_0_c12_c12_4");
 icc!(_icc_sgi1r, set_icc_sgi1r, "s3_0_c12_c11_5");
+icc!(_icc_asgi1r, set_icc_asgi1r, "s3_0_c12_c11_6");
+icc!(_icc_sgi0r, set_icc_sgi0r, "s3_0_c12_c11_7");
+
+/// Write ICC_SGI0R_EL1 and ICC_ASGI1R_EL1 (GICv3) with an empty target list: nothing is sent.
+pub fn write_group0_sgi_regs_to_nobody() {
+    set_icc_sgi0r(0);
+    set_icc_asgi1r(0);
+}
 
 /// The guest's GIC, set up for polling on this CPU.
 pub struct GuestGic {

@@ -72,8 +72,9 @@ pub fn run_all(ctx: &Context) {
     }
     if matches!(ctx.platform.gic, Some(Gic::V3 { .. })) {
         outcome("vgic_redist_layout", vgic::redist_layout(ctx));
+        outcome("vgic_sgi0r_asgi1r", vgic::sgi0r_asgi1r());
     } else {
-        println!("probe: vgic_redist_layout not run: not a GICv3");
+        println!("probe: vgic_redist_layout and vgic_sgi0r_asgi1r not run: not a GICv3");
     }
     outcome("vgic_isv0_abort", isv::isv0_abort(ctx));
     outcome("smccc_arch", smccc::smccc_arch());

@@ -18,6 +18,17 @@ static UNDEF_ARMED: AtomicU64 = AtomicU64::new(0);
 #[export_name = "probe_undefs_caught"]
 static UNDEFS_CAUGHT: AtomicU64 = AtomicU64::new(0);
 
+/// Run `f` with UNDEFs caught (vectors.S resumes past each); how many there were.
+pub(super) fn undefs_in(f: impl FnOnce()) -> u64 {
+    let before = UNDEFS_CAUGHT.load(Ordering::Relaxed);
+    UNDEF_ARMED.store(1, Ordering::Relaxed);
+    sysreg::isb();
+    f();
+    sysreg::isb();
+    UNDEF_ARMED.store(0, Ordering::Relaxed);
+    UNDEFS_CAUGHT.load(Ordering::Relaxed) - before
+}
+
 /// The CPU's ID_AA64MMFR3_EL1 and the names of the feature registers it implements (each after
 /// a space), for the information line.
 pub fn describe() -> (u64, Msg) {

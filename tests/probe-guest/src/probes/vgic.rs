@@ -9,6 +9,9 @@
 //!   cleared through ICPENDR (GICv2 SGIs: CPENDSGIR), must not be acknowledged afterwards.
 //! - `vgic_redist_layout` (GICv3): each redistributor sits at the DT's stride with its own
 //!   GICR_TYPER.Processor_Number, up to one flagged Last inside the DT's region.
+//! - `vgic_sgi0r_asgi1r` (GICv3): ICC_SGI0R_EL1 and ICC_ASGI1R_EL1, which send Group 0 SGIs,
+//!   are writable at EL1 like ICC_SGI1R_EL1 (el2visor traps all three): written with an empty
+//!   target list (nothing is sent), neither may raise an UNDEF.
 
 use super::gic::{self, GuestGic, ICPENDR, ISPENDR, SPURIOUS, VTIMER};
 use super::Context;
@@ -130,6 +133,13 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     }
     let spi = free_spi(&g, ctx)?;
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
+}
+
+pub fn sgi0r_asgi1r() -> Result<(), Msg> {
+    match super::tvm_feat::undefs_in(gic::write_group0_sgi_regs_to_nobody) {
+        0 => Ok(()),
+        n => Err(msg!("{n} of the writes of ICC_SGI0R_EL1 and ICC_ASGI1R_EL1 raised an UNDEF")),
+    }
 }
 
 pub fn redist_layout(ctx: &Context) -> Result<(), Msg> {
