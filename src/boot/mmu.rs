@@ -34,6 +34,20 @@ impl MmuRegs {
     }
 }
 
+/// What of `ram` [`enable`] maps as RAM: each range widened to whole pages, below the EL2
+/// translation's VA limit (the identity map cannot reach above it).
+pub fn mapped_ram(ram: &[PaRange]) -> alloc::vec::Vec<PaRange> {
+    let pa_limit = 1u64 << regs::va_bits((sysreg::id_aa64mmfr0_el1() & 0xf) as u8);
+    ram.iter()
+        .filter(|r| r.start.raw() < pa_limit)
+        .map(|r| {
+            let start = r.start.align_down(PAGE_SIZE);
+            let end = r.end().min(pa_limit).next_multiple_of(PAGE_SIZE);
+            PaRange::new(start.raw(), end - start.raw())
+        })
+        .collect()
+}
+
 /// Build the map and turn the MMU and caches on for this CPU. `ram` is the DT's RAM; `dtb` is
 /// the device tree, which el2visor wrote with the MMU off (its copy, or NOPs taken out);
 /// `relocated`: this is the image `relocate::to_top` moved, with the device tree.
@@ -42,10 +56,8 @@ pub fn enable(image: &ImageLayout, ram: &[PaRange], dtb: PaRange, relocated: boo
     let pa_limit = 1u64 << regs::va_bits(parange);
     let mut regions = alloc::vec::Vec::with_capacity(ram.len() + 3);
     regions.push((PaRange::new(0, DEVICE_WINDOW.min(pa_limit)), El2Mem::Device));
-    for r in ram {
-        let start = r.start.align_down(PAGE_SIZE);
-        let end = (r.end()).min(pa_limit).next_multiple_of(PAGE_SIZE);
-        regions.push((PaRange::new(start.raw(), end - start.raw()), El2Mem::ReadWrite));
+    for r in mapped_ram(ram) {
+        regions.push((r, El2Mem::ReadWrite));
     }
     regions.push((PaRange::new(image.start, image.text_end - image.start), El2Mem::Code));
     regions.push((PaRange::new(image.text_end, image.rodata_end - image.text_end), El2Mem::ReadOnly));

@@ -117,17 +117,29 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     logging::enable_locking();
     stamp::mark(At::Mmu);
 
-    let platform = match Platform::from_dtb(dtb) {
+    let mut platform = match Platform::from_dtb(dtb) {
         Ok(p) => p,
         Err(e) => cannot_boot(el, format_args!("{e}")),
     };
     stamp::mark(At::Platform);
+    // RAM the EL2 map does not cover (past the early probe's first ranges, or above the EL2 VA
+    // limit) is left out, and said so below, rather than handed out unmapped.
+    let (ram, left_out) = crate::mm::layout::split_covered(&platform.memory, &mmu::mapped_ram(early.memory()));
+    platform.memory = ram;
     let (opts, problems) = cmdline::parse(platform.chosen.bootargs.as_deref().unwrap_or(""));
     // Command-line problems are shown whatever loglevel= says (a typo in it among them); the
     // level applies from the next line on.
     logging::init_log(opts.loglevel.for_problems());
     for p in &problems {
         log::warn!("{p}");
+    }
+    if !left_out.is_empty() {
+        log::warn!(
+            "memory: {} MiB of the device tree's RAM left out, which el2visor's own map does not cover (it maps the first {} /memory ranges, below its VA limit): {:x?}",
+            crate::mm::layout::total_size(&left_out) >> 20,
+            crate::platform::early::EARLY_MEMORY_RANGES,
+            left_out
+        );
     }
     logging::init_log(opts.loglevel.filter());
     crate::vm::crash::set_policy(opts.on_crash, opts.crash_restarts);

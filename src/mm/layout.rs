@@ -88,6 +88,17 @@ pub fn free_ranges(ram: &[PaRange], reserved: &[PaRange]) -> Vec<PaRange> {
     out
 }
 
+/// `ram` cut in two by `covered`: the part inside it and the part outside (each as
+/// [`free_ranges`] gives pieces). `ram` itself when nothing is outside, so that RAM the boot can
+/// use whole is not page-trimmed for nothing.
+pub fn split_covered(ram: &[PaRange], covered: &[PaRange]) -> (Vec<PaRange>, Vec<PaRange>) {
+    let outside = free_ranges(ram, covered);
+    if outside.is_empty() {
+        return (ram.to_vec(), outside);
+    }
+    (free_ranges(ram, &outside), outside)
+}
+
 /// Total bytes in `ranges` (which must not overlap).
 pub fn total_size(ranges: &[PaRange]) -> u64 {
     ranges.iter().map(|r| r.size).sum()
@@ -154,6 +165,18 @@ pub fn highest_fit(ram: &[PaRange], blockers: &[PaRange], size: u64, align: u64)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_covered_keeps_what_is_covered_and_names_the_rest() {
+        let r = |s: u64, n: u64| PaRange::new(s, n);
+        let ram = [r(0x4000_0000, 0x1000_0000), r(0x8000_0000, 0x100_0000), r(0x9000_0000, 0x100_0000)];
+        // Everything covered: RAM as it is.
+        assert_eq!(split_covered(&ram, &ram), (ram.to_vec(), Vec::new()));
+        // The third range not covered (the early probe's limit), the first only in part.
+        let (kept, out) = split_covered(&ram, &[r(0x4000_0000, 0x800_0000), r(0x8000_0000, 0x100_0000)]);
+        assert_eq!(kept, [r(0x4000_0000, 0x800_0000), r(0x8000_0000, 0x100_0000)]);
+        assert_eq!(out, [r(0x4800_0000, 0x800_0000), r(0x9000_0000, 0x100_0000)]);
+    }
+
     use super::*;
     use proptest::prelude::*;
 
