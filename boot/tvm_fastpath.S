@@ -25,7 +25,14 @@
  *      (write) must all match. ESR_EL2[63:32] (ISS2) is RES0 for EC 0x18;
  *   3. takes the value from Rt (x0..x30, 31 = XZR; x0..x2 from the save area, as they are
  *      clobbered), writes the register (MAIR_EL1 through MAIR_OVERRIDE in mode 2), adds one to
- *      the record's `tvm_fast` count, advances ELR_EL2 by 4, restores and ERETs.
+ *      the record's `tvm_fast` count, advances ELR_EL2 by 4, restores and ERETs. Unlike every
+ *      other emulated instruction's step (`TrapFrame::skip_instruction`), it leaves SPSR_EL2.SS
+ *      and BTYPE as they are: clearing them costs 4 instructions on the MAIR write's 30 (issue
+ *      15's limit). So a guest single-stepping over one of these writes under its own debugger
+ *      sees its step exception one instruction late, and a write that is the last word before a
+ *      guarded page (FEAT_BTI), reached by a branch, lets the next instruction's check see that
+ *      branch's type. Neither reaches el2visor, and neither happens without trapped TVM
+ *      registers (mair-trap mode); `fastpath=off` sends them to the slow path, which clears both.
  * Anything else goes to the lean exit (`lower_sync_lean`), which serves a GIC access or restores
  * x0/x1 and branches to `lower_sync_slow` (boot/vectors.S): the full
  * TrapFrame path into the Rust dispatcher, which serves the same registers with the same rule

@@ -34,10 +34,13 @@ impl TrapFrame {
     /// Step over the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) says it was a
     /// 16-bit one. The one place an emulated instruction's PC step is made. The instruction has
     /// completed, so a software step in progress (SPSR.SS, bit 21) is over, as KVM does: the
-    /// step exception comes before the next instruction rather than after it.
+    /// step exception comes before the next instruction rather than after it. And it was no
+    /// branch: PSTATE.BTYPE (SPSR bits 11:10) is 0 for the next one, which a guarded page would
+    /// otherwise check against the branch that reached the emulated instruction (KVM clears it
+    /// too).
     pub fn skip_instruction(&mut self, esr: u64) {
         self.elr += if esr & (1 << 25) != 0 { 4 } else { 2 };
-        self.spsr &= !(1 << 21);
+        self.spsr &= !(SPSR_SS | SPSR_BTYPE);
     }
     /// Set register `n` (31, XZR, discards the write).
     pub fn set_reg(&mut self, n: usize, v: u64) {
@@ -46,6 +49,11 @@ impl TrapFrame {
         }
     }
 }
+
+/// PSTATE.SS in an SPSR: a software step in progress.
+pub const SPSR_SS: u64 = 1 << 21;
+/// PSTATE.BTYPE in an SPSR (FEAT_BTI): the branch type a guarded page checks.
+pub const SPSR_BTYPE: u64 = 3 << 10;
 
 /// SPSR for EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
@@ -119,8 +127,9 @@ mod tests {
         assert_eq!(f.elr, 0x4008_0008);
         f.skip_instruction(1 << 25);
         assert_eq!(f.elr, 0x4008_000c);
-        // A step in progress (SPSR.SS) is over once the emulated instruction is.
-        f.spsr |= 1 << 21;
+        // A step in progress (SPSR.SS) is over once the emulated instruction is, and the branch
+        // type it was reached with (BTYPE) does not carry over to the next.
+        f.spsr |= SPSR_SS | SPSR_BTYPE;
         f.skip_instruction(1 << 25);
         assert_eq!((f.elr, f.spsr), (0x4008_0010, SPSR_EL1H_DAIF_MASKED));
     }

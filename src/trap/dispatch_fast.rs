@@ -10,7 +10,7 @@
 //! device trait object and its error conversions.
 
 use crate::arch::exception::TrapFrame;
-use crate::arch::frame::LeanRegs;
+use crate::arch::frame::{LeanRegs, SPSR_BTYPE, SPSR_SS};
 use crate::arch::{cpu, sysreg};
 use crate::percpu::stats::ExitReason;
 use crate::trap::dispatch::Exit;
@@ -43,8 +43,6 @@ impl GuestRegs for TrapFrame {
     }
 }
 
-/// PSTATE.SS in SPSR_EL2: a software step in progress.
-const SPSR_SS: u64 = 1 << 21;
 
 impl GuestRegs for LeanRegs {
     #[inline(always)]
@@ -60,8 +58,8 @@ impl GuestRegs for LeanRegs {
     fn step(&mut self, esr: u64) {
         sysreg::set_elr_el2(sysreg::elr_el2() + if esr & (1 << 25) != 0 { 4 } else { 2 });
         let spsr = sysreg::spsr_el2();
-        if spsr & SPSR_SS != 0 {
-            sysreg::set_spsr_el2(spsr & !SPSR_SS);
+        if spsr & (SPSR_SS | SPSR_BTYPE) != 0 {
+            sysreg::set_spsr_el2(spsr & !(SPSR_SS | SPSR_BTYPE));
         }
     }
 }
