@@ -146,7 +146,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::DataAbortLower => {
             counters.count(ExitReason::Dabt);
-            let Some(ipa) = fault_ipa(esr) else { return Exit::Resume };
+            let Some(ipa) = fault_ipa(esr) else { return untranslatable(vm, vcpu, frame, esr) };
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
             }
@@ -164,10 +164,11 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
                 trace_s2fault(vm, vcpu, frame.elr, esr, ipa, region.map(|r| r.name));
             }
             // ISS.CM (bit 8): a cache maintenance or address translation instruction by VA on an
-            // emulated device or on nothing at all. On Device memory it would complete without
+            // emulated device or on nothing at all (not on its stage-1 walk, ISS.S1PTW: that is an
+            // abort like any other). On Device memory it would complete without
             // effect, and there is no cache line el2visor holds for it: stepped over, as KVM
             // does, not answered with an external abort.
-            if esr.iss() & (1 << 8) != 0 {
+            if esr.iss() & (1 << 8) != 0 && esr.iss() & (1 << 7) == 0 {
                 frame.skip_instruction(esr.0);
                 return Exit::Resume;
             }
@@ -190,7 +191,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
-            let Some(ipa) = fault_ipa(esr) else { return Exit::Resume };
+            let Some(ipa) = fault_ipa(esr) else { return untranslatable(vm, vcpu, frame, esr) };
             // A fetch while a lazy pristine copy remapped its span (break-before-make).
             if vm.pristine_fault(ipa) {
                 cpu::this().last_abort.lock().clear();
@@ -310,6 +311,18 @@ fn guest_cntvct() -> u64 {
 /// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
 /// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
 /// again with nothing else in between gets the full report and ends.
+/// A permission fault whose address the guest's stage 1 does not translate now ([`fault_ipa`]):
+/// the guest retries the access, which normally finds its tables settled. The same fault again
+/// and again (a translation AT S1E1R cannot make, such as an EL1 permission overlay the access
+/// passed) is counted with the injected aborts and ends the VM with a report, not a silent loop.
+fn untranslatable(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
+    if cpu::this().record_abort(frame.elr, esr.0, u64::MAX) >= ABORT_LOOP {
+        report::guest_fault(vm, vcpu, "a permission fault the guest's own stage 1 does not translate keeps recurring", frame, esr.0);
+        return Exit::VmOff;
+    }
+    Exit::Resume
+}
+
 fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
     let repeats = cpu::this().record_abort(frame.elr, esr.0, ipa);
     if repeats >= ABORT_LOOP {
@@ -488,8 +501,8 @@ const ICC_SGI0R_EL1: SysReg = SysReg::new(3, 0, 12, 11, 7);
 /// The IPA a Stage-2 abort with syndrome `esr` faulted on: HPFAR_EL2 where the architecture
 /// defines it, else (a permission fault of the access itself: a write to a read-only pristine
 /// span or log-dirty page) the guest's own stage-1 translation of FAR_EL2, with its EL1 context
-/// still live. `None` when that translation fails now: another vCPU changed the guest's tables
-/// since the access, so the guest retries it (as KVM does).
+/// still live. `None` when that translation fails now (another vCPU changed the guest's tables
+/// since the access): the guest retries it, as with KVM ([`untranslatable`]).
 fn fault_ipa(esr: Esr) -> Option<u64> {
     let far = sysreg::far_el2();
     if hpfar_valid(esr.0) {

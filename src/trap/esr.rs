@@ -202,10 +202,6 @@ impl fmt::Display for Esr {
     }
 }
 
-/// The faulting IPA of a Stage-2 abort: HPFAR_EL2.FIPA (bits 43:4) holds IPA bits 51:12 (bits
-/// 47:12 without FEAT_LPA, the rest RES0), and the page offset comes from FAR_EL2. Bit 63 (NS,
-/// with FEAT_RME) and the other RES0 bits of HPFAR are ignored. When the abort's ISS has FnV=1
-/// the FAR is not valid and the page offset of the result is meaningless.
 /// Whether HPFAR_EL2 holds the faulting IPA of the Stage-2 abort with syndrome `esr`. The
 /// architecture writes it for a fault on a stage-1 table walk (ISS.S1PTW) and for translation,
 /// access flag and address size faults; for a permission fault of the access itself it is UNKNOWN
@@ -217,6 +213,10 @@ pub const fn hpfar_valid(esr: u64) -> bool {
     s1ptw || !matches!(FaultStatus::from_code((iss & 0x3f) as u8), FaultStatus::Permission { .. })
 }
 
+/// The faulting IPA of a Stage-2 abort: HPFAR_EL2.FIPA (bits 43:4) holds IPA bits 51:12 (bits
+/// 47:12 without FEAT_LPA, the rest RES0), and the page offset comes from FAR_EL2. Bit 63 (NS,
+/// with FEAT_RME) and the other RES0 bits of HPFAR are ignored. When the abort's ISS has FnV=1
+/// the FAR is not valid and the page offset of the result is meaningless.
 pub const fn hpfar_to_ipa(hpfar: u64, far: u64) -> u64 {
     ((hpfar & 0x0000_0fff_ffff_fff0) << 8) | (far & 0xfff)
 }
