@@ -178,7 +178,16 @@ pub fn retract(vcpus: &[VcpuIrq], r: Retraction) {
                 !hit
             });
         }
-        retractions.push(r);
+        // One per interrupt: a vCPU that is off drains nothing, and a guest clearing the same
+        // interrupt (or unmapping LPIs) in a loop must not grow the list. Merging is exact, as
+        // every retraction is carried out before anything queued (`before_entry`).
+        match retractions.iter_mut().find(|q| q.intid == r.intid && q.source == r.source) {
+            Some(q) => {
+                q.pending |= r.pending;
+                q.active |= r.active;
+            }
+            None => retractions.push(r),
+        }
     }
     target.mark_pending();
     if target.pcpu != cpu::current() {

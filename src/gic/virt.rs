@@ -112,8 +112,8 @@ impl VGic {
     }
 
     /// A guest read of the virtual ITS's control frame.
-    pub fn its_read(&self, offset: u64, size: u8) -> Result<u64, BadAccess> {
-        self.its.get().map_or(Ok(0), |i| i.read(offset, size))
+    pub fn its_read(&self, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8) -> Result<u64, BadAccess> {
+        self.its.get().map_or(Ok(0), |i| i.read_after_run(&self.dist, vcpus, vm, offset, size))
     }
 
     /// A guest write of the virtual ITS's control frame.

@@ -8,6 +8,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 
@@ -25,6 +26,8 @@ pub struct VIts {
     /// Held by the one vCPU running the command queue, from taking a command to committing it
     /// (`run_queue`): commands take effect in queue order, whichever vCPUs write CWRITER.
     runner: Mutex<()>,
+    /// A run stopped at [`MAX_PER_RUN`] with commands left: the next access runs on.
+    more: AtomicBool,
     /// Physical LPI → (vCPU, virtual LPI).
     routes: Mutex<BTreeMap<u32, (usize, u32)>>,
     pending: Mutex<LpiPending>,
@@ -39,6 +42,10 @@ pub struct VIts {
     logged: Mutex<u32>,
 }
 
+/// Commands one access runs at most (one pass round the largest queue, 1 MiB of 32-byte
+/// commands), so that a vCPU is not held at EL2 while other vCPUs keep writing CWRITER.
+const MAX_PER_RUN: usize = 32 * 1024;
+
 /// Log at most this many command errors per VM.
 const MAX_LOGGED: u32 = 16;
 
@@ -51,6 +58,7 @@ impl VIts {
             phys,
             state: Mutex::new((frame, ItsModel::new(policy))),
             runner: Mutex::new(()),
+            more: AtomicBool::new(false),
             routes: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(LpiPending::default()),
             mem,
@@ -84,9 +92,17 @@ impl VIts {
         self.state.lock().0.read(offset, size)
     }
 
+    /// A guest read of the control frame, after any commands a bounded run left.
+    pub fn read_after_run(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8) -> Result<u64, BadAccess> {
+        if self.more.load(Ordering::Acquire) {
+            self.run_queue(dist, vcpus, vm);
+        }
+        self.read(offset, size)
+    }
+
     /// A guest write of the control frame; commands it makes readable run at once.
     pub fn write(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, offset: u64, size: u8, value: u64) -> Result<(), BadAccess> {
-        if self.state.lock().0.write(offset, size, value)? {
+        if self.state.lock().0.write(offset, size, value)? || self.more.load(Ordering::Acquire) {
             self.run_queue(dist, vcpus, vm);
         }
         Ok(())
@@ -99,9 +115,18 @@ impl VIts {
     /// after each command, and looks once more after letting go, so a command made readable
     /// meanwhile is not left behind.
     fn run_queue(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str) {
+        self.more.store(false, Ordering::Relaxed);
+        let mut done = 0;
         loop {
             let Some(runner) = self.runner.try_lock() else { return };
             loop {
+                if done == MAX_PER_RUN {
+                    // Other vCPUs kept the queue full: this one goes back to its guest, and the
+                    // next access to the control frame (a guest polling CREADR) goes on.
+                    self.more.store(true, Ordering::Release);
+                    return;
+                }
+                done += 1;
                 let next = {
                     let mut st = self.state.lock();
                     let (frame, model) = &mut *st;
@@ -153,10 +178,14 @@ impl VIts {
                 let route = self.routes.lock().remove(plpi);
                 self.pending.lock().clear(*vlpi);
                 // Its pending state goes with the mapping (an LPI has no active state): a copy
-                // still queued for the vCPU would be delivered for an event that no longer
-                // exists, and a guest remapping events in a loop would grow the queues.
-                if let Some((vcpu, _)) = route {
-                    lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
+                // still queued would be delivered for an event that no longer exists, and a guest
+                // remapping events in a loop would grow the queues. From every vCPU: a MOVI may
+                // have left one on the vCPU the event went to before, and an arrival on another
+                // pCPU may have read the route just before it went.
+                if route.is_some() {
+                    for vcpu in 0..vcpus.len() {
+                        lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
+                    }
                 }
             }
             Effect::MoveEvent { plpi, vcpu, .. } => {

@@ -59,7 +59,7 @@ fn err(offset: u64, size: u8) -> MmioError {
 impl MmioDevice for ItsControl {
     fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
         let vg = ctx.vgic.ok_or_else(|| MmioError("the VM has no virtual GIC".to_string()))?;
-        vg.its_read(offset, size).map_err(|b| err(b.offset, b.size))
+        vg.its_read(ctx.irqs, &self.vm, offset, size).map_err(|b| err(b.offset, b.size))
     }
     fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         let vg = ctx.vgic.ok_or_else(|| MmioError("the VM has no virtual GIC".to_string()))?;
