@@ -127,8 +127,8 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     let (ram, left_out) = crate::mm::layout::split_covered(&platform.memory, &mmu::mapped_ram(early.memory()));
     platform.memory = ram;
     let (opts, problems) = cmdline::parse(platform.chosen.bootargs.as_deref().unwrap_or(""));
-    // Command-line problems are shown whatever loglevel= says (a typo in it among them); the
-    // level applies from the next line on.
+    // Command-line problems (a typo in loglevel= among them) and RAM left out are shown whatever
+    // loglevel= says; the level applies after them.
     logging::init_log(opts.loglevel.for_problems());
     for p in &problems {
         log::warn!("{p}");
