@@ -22,7 +22,6 @@
 //! replaces. The dirty bits are exact: a page's bit is set only by a guest write fault on it.
 #![forbid(unsafe_code)]
 
-use alloc::vec::Vec;
 
 use super::error::S2Error;
 pub use super::region_state::{Bitmap, Region, RegionId};
@@ -109,8 +108,9 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             r.missing.fill();
             return self.unmap(Ipa(ipa), size);
         }
-        let missing: Vec<usize> = r.missing.ones().collect();
-        for page in missing {
+        let mut at = 0;
+        while let Some(page) = self.regions[id.0].missing.next_one(at) {
+            at = page + 1;
             self.fill(id, page, false)?;
         }
         self.regions[id.0].userfault = false;
@@ -143,8 +143,9 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             return Ok(());
         }
         let ro = r.attrs.read_only();
-        let dirty: Vec<usize> = r.dirty.ones().collect();
-        for page in dirty {
+        let mut at = 0;
+        while let Some(page) = self.regions[id.0].dirty.next_one(at) {
+            at = page + 1;
             let (ipa, _) = self.regions[id.0].page(page);
             self.protect(Ipa(ipa), PAGE_SIZE, ro)?;
             self.regions[id.0].dirty.clear(page);

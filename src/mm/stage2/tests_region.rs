@@ -183,6 +183,28 @@ fn bitmap_basics() {
     assert_eq!(b.ones().collect::<Vec<_>>(), [0, 64]);
 }
 
+#[test]
+fn next_one_walks_the_set_bits_as_ones_lists_them() {
+    let mut b = Bitmap::new(200);
+    assert_eq!(b.next_one(0), None);
+    for i in [0, 1, 63, 64, 130, 199] {
+        b.set(i);
+    }
+    let mut walked = Vec::new();
+    let mut at = 0;
+    while let Some(i) = b.next_one(at) {
+        walked.push(i);
+        at = i + 1;
+    }
+    assert_eq!(walked, b.ones().collect::<Vec<_>>());
+    assert_eq!(b.next_one(65), Some(130));
+    assert_eq!(b.next_one(200), None, "past the end");
+    assert_eq!(b.next_one(10_000), None);
+    // Bits past `len` in the last word (fill() keeps them clear; set() could not make them).
+    b.fill();
+    assert_eq!(b.next_one(199), Some(199));
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Step {
     Read(u64),

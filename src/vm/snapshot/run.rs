@@ -289,8 +289,10 @@ fn finish_lazy(vm: &Vm, snap: &Snapshot) {
     }
     let mut s2 = vm.s2.lock();
     for (i, &id) in snap.regions.iter().enumerate() {
-        let missing: Vec<usize> = s2.region(id).missing.ones().collect();
-        for page in missing {
+        // Walked, not collected: a list of a GiB's pages would be the whole EL2 heap.
+        let mut at = 0;
+        while let Some(page) = s2.region(id).missing.next_one(at) {
+            at = page + 1;
             snap.restore_page(i, page);
         }
         let _ = s2.set_userfault(id, false);
@@ -327,11 +329,12 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
                     s2.clear_dirty(id)
                 }
                 RestoreKind::DirtyOnly => {
-                    let dirty: Vec<usize> = s2.region(id).dirty.ones().collect();
-                    for &page in &dirty {
+                    let mut at = 0;
+                    while let Some(page) = s2.region(id).dirty.next_one(at) {
+                        at = page + 1;
                         snap.restore_page(i, page);
+                        pages += 1;
                     }
-                    pages += dirty.len();
                     s2.clear_dirty(id)
                 }
                 RestoreKind::Lazy => {
