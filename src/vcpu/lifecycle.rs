@@ -63,8 +63,11 @@ pub fn reset_vm(vm: &Vm, me: usize) {
     let mut last_kick = None;
     loop {
         if vm.state() == OFF {
-            // Another vCPU ended the VM meanwhile (SYSTEM_OFF, a fatal guest fault).
-            cpu::park();
+            // Another vCPU ended the VM meanwhile (a fatal guest fault, the abort-loop detector, a
+            // pvpanic with on_crash=halt): no reset. Back to the caller, which stops this vCPU
+            // and idles the pCPU as for any ended VM; parking it here (interrupts masked) would
+            // also take away console input, which pCPU 0 serves for every VM.
+            return;
         }
         let running: alloc::vec::Vec<usize> = {
             let p = vm.power.lock();

@@ -12,7 +12,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::arch::exception::TrapFrame;
-use crate::arch::{cpu, sysreg};
+use crate::arch::sysreg;
 use crate::cmdline::RestoreKind;
 use crate::vcpu::lifecycle;
 use crate::vm::instance::{Vm, OFF, PAUSED, RUNNING};
@@ -49,7 +49,9 @@ fn pause(vm: &Vm, me: usize) -> bool {
     let mut last_kick: Option<u64> = None;
     loop {
         if vm.state() == OFF {
-            cpu::park();
+            // Another vCPU ended the VM meanwhile: no snapshot. The run loop's state check stops
+            // this vCPU and idles its pCPU (not parked: pCPU 0 serves console input).
+            return false;
         }
         let running: alloc::vec::Vec<usize> = {
             let p = vm.power.lock();
