@@ -120,8 +120,9 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
     let ac = u32_of(pt, "#address-cells").unwrap_or(2);
     let sc = u32_of(pt, "#size-cells").unwrap_or(1);
     // The platform's bounds: `xen,reg` entries are sized from these.
-    if ac > MAX_ADDRESS_CELLS || sc > MAX_SIZE_CELLS {
-        return Err(format!("/passthrough: #address-cells = <{ac}>, #size-cells = <{sc}>: at most {MAX_ADDRESS_CELLS} and {MAX_SIZE_CELLS} cells"));
+    // An address takes at least one cell (0 would make `xen,reg`'s entries zero bytes long).
+    if ac == 0 || ac > MAX_ADDRESS_CELLS || sc > MAX_SIZE_CELLS {
+        return Err(format!("/passthrough: #address-cells = <{ac}>, #size-cells = <{sc}>: 1 to {MAX_ADDRESS_CELLS} and at most {MAX_SIZE_CELLS} cells"));
     }
     let mut out = Vec::new();
     for dev in pt.children() {
@@ -305,6 +306,17 @@ mod tests {
         w.end_node(root).unwrap();
         let e = devices(&w.finish().unwrap(), &Host).unwrap_err();
         assert!(e.starts_with("/passthrough: #address-cells = <2147483648>"), "{e}");
+        // Zero cells: entries of no bytes (a division by zero while sizing them).
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let pt = w.begin_node("passthrough").unwrap();
+        w.property_u32("#address-cells", 0).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        rtc(&mut w, "/pl031@9010000", &[0; 6], &[0, 2, 4]);
+        w.end_node(pt).unwrap();
+        w.end_node(root).unwrap();
+        let e = devices(&w.finish().unwrap(), &Host).unwrap_err();
+        assert!(e.starts_with("/passthrough: #address-cells = <0>"), "{e}");
         let bridge_cells = |w: &mut FdtWriter| {
             let n = w.begin_node("pcie@10000000").unwrap();
             w.property_u32("#address-cells", u32::MAX).unwrap();
