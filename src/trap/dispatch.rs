@@ -168,7 +168,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
             // abort like any other). On Device memory it would complete without
             // effect, and there is no cache line el2visor holds for it: stepped over, as KVM
             // does, not answered with an external abort.
-            if esr.iss() & (1 << 8) != 0 && esr.iss() & (1 << 7) == 0 {
+            if esr.data_abort().is_some_and(|d| d.cm && !d.s1ptw) {
                 frame.skip_instruction(esr.0);
                 return Exit::Resume;
             }
@@ -308,9 +308,6 @@ fn guest_cntvct() -> u64 {
     sysreg::cntpct_el0()
 }
 
-/// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
-/// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
-/// again with nothing else in between gets the full report and ends.
 /// A permission fault whose address the guest's stage 1 does not translate now ([`fault_ipa`]):
 /// the guest retries the access, which normally finds its tables settled. The same fault again
 /// and again (a translation AT S1E1R cannot make, such as an EL1 permission overlay the access
@@ -323,6 +320,9 @@ fn untranslatable(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit
     Exit::Resume
 }
 
+/// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
+/// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
+/// again with nothing else in between gets the full report and ends.
 fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
     let repeats = cpu::this().record_abort(frame.elr, esr.0, ipa);
     if repeats >= ABORT_LOOP {
@@ -508,8 +508,7 @@ fn fault_ipa(esr: Esr) -> Option<u64> {
     if hpfar_valid(esr.0) {
         return Some(hpfar_to_ipa(sysreg::hpfar_el2(), far));
     }
-    let par = crate::arch::translate::at_s1e1r(far);
-    (par & 1 == 0).then_some((par & 0x000f_ffff_ffff_f000) | (far & 0xfff))
+    crate::trap::par::output_address(crate::arch::translate::at_s1e1r(far), far)
 }
 
 /// A trapped MSR/MRS: the TVM slow path (every TVM register, written with the mode's rewrite, or

@@ -9,6 +9,15 @@ use alloc::string::String;
 use super::iss::FaultStatus;
 use crate::vm::config::RamRegion;
 
+/// PAR_EL1's output address field (bits 51:12).
+const PAR_PA: u64 = 0x000f_ffff_ffff_f000;
+
+/// The address `va` translates to by PAR_EL1 `par` (the page from PAR, the offset from `va`), or
+/// `None` when the translation faulted (PAR.F).
+pub fn output_address(par: u64, va: u64) -> Option<u64> {
+    (par & 1 == 0).then_some((par & PAR_PA) | (va & 0xfff))
+}
+
 /// `va` translated as PAR_EL1 `par` says: `-> <output address> (attr <byte>, <shareability>)`
 /// or `fault: <status>, level <n>[, on the stage-2 walk of a stage-1 table]`.
 pub fn describe(va: u64, par: u64) -> String {
@@ -22,7 +31,7 @@ pub fn describe(va: u64, par: u64) -> String {
             if ptw { " (walking the guest's own tables)" } else { "" }
         );
     }
-    let out = (par & 0x000f_ffff_ffff_f000) | (va & 0xfff);
+    let out = (par & PAR_PA) | (va & 0xfff);
     let attr = par >> 56;
     let sh = match (par >> 7) & 3 {
         0 => "non-shareable",
@@ -37,12 +46,11 @@ pub fn describe(va: u64, par: u64) -> String {
 /// physical address, which a VM whose RAM is not identity mapped must not learn (another VM's or
 /// el2visor's layout): it becomes the guest-physical one, or a fault where there is none.
 pub fn guest_par(ram: &[RamRegion], par: u64) -> u64 {
-    const PA: u64 = 0x000f_ffff_ffff_f000;
     if par & 1 != 0 || ram.iter().all(|r| r.ipa.raw() == r.pa.raw()) {
         return par;
     }
-    match ram.iter().find_map(|r| r.ipa_of(par & PA)) {
-        Some(ipa) => (par & !PA) | (ipa & PA),
+    match ram.iter().find_map(|r| r.ipa_of(par & PAR_PA)) {
+        Some(ipa) => (par & !PAR_PA) | (ipa & PAR_PA),
         // F = 1 with no fault status: the translation is not one the guest can be told.
         None => 1,
     }
@@ -51,6 +59,12 @@ pub fn guest_par(ram: &[RamRegion], par: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_address_is_par_s_page_and_va_s_offset_unless_it_faulted() {
+        assert_eq!(output_address(0xff00_0000_8000_1f80, 0xffff_8000_0123_4abc), Some(0x8000_1abc));
+        assert_eq!(output_address(0x0000_0000_8000_1000 | 1, 0x1234), None, "PAR.F");
+    }
 
     #[test]
     fn a_vm_not_identity_mapped_sees_its_own_addresses() {
