@@ -165,9 +165,11 @@ pub fn highest_fit(ram: &[PaRange], blockers: &[PaRange], size: u64, align: u64)
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
     #[test]
     fn split_covered_keeps_what_is_covered_and_names_the_rest() {
-        let r = |s: u64, n: u64| PaRange::new(s, n);
         let ram = [r(0x4000_0000, 0x1000_0000), r(0x8000_0000, 0x100_0000), r(0x9000_0000, 0x100_0000)];
         // Everything covered: RAM as it is.
         assert_eq!(split_covered(&ram, &ram), (ram.to_vec(), Vec::new()));
@@ -176,9 +178,6 @@ mod tests {
         assert_eq!(kept, [r(0x4000_0000, 0x800_0000), r(0x8000_0000, 0x100_0000)]);
         assert_eq!(out, [r(0x4800_0000, 0x800_0000), r(0x9000_0000, 0x100_0000)]);
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     fn r(start: u64, size: u64) -> PaRange {
         PaRange::new(start, size)

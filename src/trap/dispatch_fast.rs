@@ -43,7 +43,6 @@ impl GuestRegs for TrapFrame {
     }
 }
 
-
 impl GuestRegs for LeanRegs {
     #[inline(always)]
     fn operand(&self, n: u8) -> Option<u64> {

@@ -119,8 +119,8 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
     let Some(pt) = fdt.find_node("/passthrough") else { return Ok(Vec::new()) };
     let ac = u32_of(pt, "#address-cells").unwrap_or(2);
     let sc = u32_of(pt, "#size-cells").unwrap_or(1);
-    // The platform's bounds: `xen,reg` entries are sized from these.
-    // An address takes at least one cell (0 would make `xen,reg`'s entries zero bytes long).
+    // The platform's bounds, and at least one address cell: `xen,reg` entries are sized from
+    // these (0 and 0 would make them zero bytes long).
     if ac == 0 || ac > MAX_ADDRESS_CELLS || sc > MAX_SIZE_CELLS {
         return Err(format!("/passthrough: #address-cells = <{ac}>, #size-cells = <{sc}>: 1 to {MAX_ADDRESS_CELLS} and at most {MAX_SIZE_CELLS} cells"));
     }
@@ -296,26 +296,22 @@ mod tests {
 
     #[test]
     fn cell_counts_out_of_bounds_are_refused_not_a_panic() {
-        let mut w = FdtWriter::new().unwrap();
-        let root = w.begin_node("").unwrap();
-        let pt = w.begin_node("passthrough").unwrap();
-        w.property_u32("#address-cells", 0x8000_0000).unwrap();
-        w.property_u32("#size-cells", 1).unwrap();
-        rtc(&mut w, "/pl031@9010000", &[0; 6], &[0, 2, 4]);
-        w.end_node(pt).unwrap();
-        w.end_node(root).unwrap();
-        let e = devices(&w.finish().unwrap(), &Host).unwrap_err();
+        // A /passthrough with these cell counts and one device under it.
+        let with_cells = |ac: u32, sc: u32| {
+            let mut w = FdtWriter::new().unwrap();
+            let root = w.begin_node("").unwrap();
+            let pt = w.begin_node("passthrough").unwrap();
+            w.property_u32("#address-cells", ac).unwrap();
+            w.property_u32("#size-cells", sc).unwrap();
+            rtc(&mut w, "/pl031@9010000", &[0; 6], &[0, 2, 4]);
+            w.end_node(pt).unwrap();
+            w.end_node(root).unwrap();
+            w.finish().unwrap()
+        };
+        let e = devices(&with_cells(0x8000_0000, 1), &Host).unwrap_err();
         assert!(e.starts_with("/passthrough: #address-cells = <2147483648>"), "{e}");
         // Zero cells: entries of no bytes (a division by zero while sizing them).
-        let mut w = FdtWriter::new().unwrap();
-        let root = w.begin_node("").unwrap();
-        let pt = w.begin_node("passthrough").unwrap();
-        w.property_u32("#address-cells", 0).unwrap();
-        w.property_u32("#size-cells", 0).unwrap();
-        rtc(&mut w, "/pl031@9010000", &[0; 6], &[0, 2, 4]);
-        w.end_node(pt).unwrap();
-        w.end_node(root).unwrap();
-        let e = devices(&w.finish().unwrap(), &Host).unwrap_err();
+        let e = devices(&with_cells(0, 0), &Host).unwrap_err();
         assert!(e.starts_with("/passthrough: #address-cells = <0>"), "{e}");
         let bridge_cells = |w: &mut FdtWriter| {
             let n = w.begin_node("pcie@10000000").unwrap();

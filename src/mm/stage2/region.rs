@@ -22,7 +22,6 @@
 //! replaces. The dirty bits are exact: a page's bit is set only by a guest write fault on it.
 #![forbid(unsafe_code)]
 
-
 use super::error::S2Error;
 pub use super::region_state::{Bitmap, Region, RegionId};
 use super::memtype::S2Attrs;
