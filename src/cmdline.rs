@@ -181,7 +181,12 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Parses a size: decimal (or `0x` hex) bytes with an optional K/M/G/T suffix (binary units).
+/// The largest size [`parse_size`] accepts: the whole of a 52-bit physical address space. Sizes
+/// are rounded up to 2 MiB blocks where they are used; a value near `u64::MAX` would wrap to 0.
+pub const MAX_SIZE: u64 = 1 << 52;
+
+/// Parses a size: decimal (or `0x` hex) bytes with an optional K/M/G/T suffix (binary units),
+/// non-zero and at most [`MAX_SIZE`].
 pub fn parse_size(s: &str) -> Option<u64> {
     let (num, shift) = match s.as_bytes().last()? {
         b'k' | b'K' => (&s[..s.len() - 1], 10),
@@ -195,7 +200,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         None => num.parse::<u64>().ok()?,
     };
     let v = n.checked_mul(1u64 << shift)?;
-    (v > 0).then_some(v)
+    (v > 0 && v <= MAX_SIZE).then_some(v)
 }
 
 const KEYS: [&str; 13] = [
@@ -295,7 +300,7 @@ pub fn parse(cmdline: &str) -> (Options, Vec<Problem>) {
             .map(|c| o.console = c),
             "guest_mem" => parse_size(value)
                 .map(|v| o.guest_mem = Some(v))
-                .ok_or_else(|| bad("a non-zero size like 512M or 2G")),
+                .ok_or_else(|| bad("a non-zero size up to 4096T, like 512M or 2G")),
             "guest_args" => {
                 o.guest_args = Some(guest_args_value(value));
                 Ok(())
@@ -441,6 +446,7 @@ mod tests {
         assert_eq!(parse_size("1T"), Some(1 << 40));
         assert_eq!(parse_size("0x1000"), Some(0x1000));
         assert_eq!(parse_size("0x10M"), Some(16 << 20));
+        assert_eq!(parse_size("4096T"), Some(MAX_SIZE));
         for bad in [
             "",
             "G",
@@ -451,6 +457,9 @@ mod tests {
             "12Q",
             "99999999999999999999",
             "20000000T",
+            // Would wrap to 0 when rounded up to 2 MiB (snapshot_mem=, guest_mem=).
+            "0xffffffffffffffff",
+            "4097T",
         ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }

@@ -79,7 +79,7 @@ pub(super) fn parse_word(key: &str, value: &str, o: &mut SnapshotOptions) -> Opt
     let key: &'static str = KEYS.iter().find(|&&k| k == key)?;
     let bad = |expected| Problem::BadValue { key, value: value.into(), expected };
     let r = match key {
-        "snapshot_mem" => parse_size(value).map(|v| o.mem = Some(v)).ok_or_else(|| bad("a non-zero size like 1G")),
+        "snapshot_mem" => parse_size(value).map(|v| o.mem = Some(v)).ok_or_else(|| bad("a non-zero size up to 4096T, like 1G")),
         "snapshot_on" if !value.is_empty() => {
             o.on = Some(value.replace(',', " "));
             Ok(())
