@@ -494,6 +494,29 @@ pub fn clear(me: &VcpuIrq) {
     set_trap(me, h, false);
 }
 
+/// vCPU `me` goes off (PSCI CPU_OFF), on its own pCPU: take out what it holds only pending of
+/// the interrupts `pick` chooses (the caller's: shared ones now routed to another vCPU), its
+/// inbox and retractions carried out first, and return them for delivery there. A GIC forwards
+/// a pending SPI to its new target when the guest re-routes it, as Linux does with every
+/// interrupt of a CPU it takes down before that CPU's CPU_OFF; held here, a passthrough one
+/// would stay active at the physical GIC, its device silent, until this vCPU ran again.
+pub fn evict(me: &VcpuIrq, pick: impl FnMut(&Virq) -> bool) -> Vec<Virq> {
+    let Some(h) = host() else { return Vec::new() };
+    me.mark_pending();
+    before_entry(me);
+    let mut guard = me.lrs.lock();
+    let Some(l) = guard.as_mut() else { return Vec::new() };
+    sync(h, l);
+    l.finished.clear();
+    let (taken, writes) = l.m.take_pending(pick);
+    for (i, v) in writes {
+        h.write_lr(i, v);
+    }
+    h.set_underflow(l.m.queued() > 0);
+    l.resample.retain(|i| !taken.iter().any(|t| t.intid == *i));
+    taken
+}
+
 /// Trap (or not) the guest's group 1 CPU interface accesses for a re-sample, noting it.
 fn set_trap(me: &VcpuIrq, h: &HostGic, on: bool) {
     me.trapping.store(on, Ordering::Release);

@@ -27,6 +27,8 @@ use crate::gic::{GicError, GicVersion, PTIMER_INTID, VTIMER_INTID};
 use crate::mm::addr::PaRange;
 use crate::percpu;
 
+mod off;
+
 /// One VM's virtual GIC and where its guest sees it.
 pub struct VGic {
     config: VgicConfig,

@@ -246,6 +246,11 @@ impl VIts {
         true
     }
 
+    /// The vCPU each mapped virtual LPI goes to now (MAPTI, MOVI), as `(vLPI, vCPU)`.
+    pub fn vlpi_targets(&self) -> Vec<(u32, usize)> {
+        self.routes.lock().values().map(|&(vcpu, vlpi)| (vlpi, vcpu)).collect()
+    }
+
     /// A write to a redistributor changed LPI state (EnableLPIs): held LPIs may now go.
     pub fn reload_pending(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq]) {
         let held = self.pending.lock().all();

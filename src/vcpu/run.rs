@@ -280,7 +280,15 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
             idle_until(vm, v, d);
             take_woken(vm, v);
         }
-        Exit::StopVcpu => stop_this_vcpu(),
+        Exit::StopVcpu => {
+            // CPU_OFF: what it holds of interrupts routed elsewhere by now goes there, and its
+            // timers stop (a CPU_ON resets them): a timer left enabled would fire at this pCPU.
+            if let Some(vg) = &vm.vgic {
+                vg.vcpu_off(&vm.irqs, v);
+            }
+            crate::arch::vcpu_state::stop_timers();
+            stop_this_vcpu()
+        }
         Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
             After::Reboot => {
                 lifecycle::reset_vm(vm, v);

@@ -164,6 +164,26 @@ fn pci_gic3_max_msi_through_the_virtual_its() {
     its_case("gic3-max-its", "max");
 }
 
+/// CPU hotplug under device interrupts: the guest pins every virtio interrupt to CPU 1 and takes
+/// CPU 1 offline (PSCI CPU_OFF) and online (CPU_ON) again, ten times, while pings run; Linux
+/// moves the interrupts to CPU 0 first, and one that arrived for CPU 1 in between must follow
+/// them (`gic::virt::off`). Then the network still answers, with both CPUs online.
+fn hotplug_case(name: &'static str, cpu: &'static str, guest_args: &'static str, irqs: Irqs) {
+    let r = run_case(&Case { name, gic: 3, cpu, transport: Transport::Pci, guest_args, el2visor_args: "", irqs });
+    r.check(r.has("EL2VISOR-HOTPLUG ok rounds=10 online=0-1"), "CPU 1 did not go offline and online again with the device still working");
+    r.check(!r.has("failed to come online") && !r.has("CPU1: failed"), "the guest could not bring CPU 1 back");
+}
+
+#[test]
+fn pci_gic3_max_intx_cpu_hotplug() {
+    hotplug_case("gic3-max-intx-hotplug", "max", "pci=nomsi el2visor.hotplug=10", Irqs::Level);
+}
+
+#[test]
+fn pci_gic3_cortex_a72_its_cpu_hotplug() {
+    hotplug_case("gic3-a72-its-hotplug", "cortex-a72", "el2visor.hotplug=10", Irqs::ItsMsi);
+}
+
 #[test]
 fn mmio_gic2_cortex_a72() {
     run_case(&Case { name: "mmio-gic2-a72", gic: 2, cpu: "cortex-a72", transport: Transport::Mmio, guest_args: "", el2visor_args: "", irqs: Irqs::Spi });

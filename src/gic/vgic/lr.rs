@@ -351,6 +351,34 @@ impl LrManager {
         out
     }
 
+    /// Take out every interrupt `pick` chooses that is only pending here (queued, or pending in
+    /// a list register; an active one stays: the guest owes its end), for delivery elsewhere:
+    /// what a vCPU going off holds of interrupts now routed to another. Returns them, in
+    /// priority order, and the list registers to clear. Call it after [`sync`](Self::sync), as
+    /// [`retract`](Self::retract). A HW interrupt goes with its physical INTID, still active at
+    /// the GIC: whoever holds it next deactivates it.
+    pub fn take_pending(&mut self, mut pick: impl FnMut(&Virq) -> bool) -> (Vec<Virq>, Vec<(usize, u64)>) {
+        let mut taken = Vec::new();
+        let mut writes = Vec::new();
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots[i].filter(|s| s.state == LrState::Pending && pick(&s.virq)) else { continue };
+            self.slots[i] = None;
+            self.used &= !(1 << i);
+            self.dirty &= !(1 << i);
+            taken.push(slot.virq);
+            writes.push((i, 0));
+        }
+        self.queue.retain(|q| {
+            if pick(q) {
+                taken.push(*q);
+                return false;
+            }
+            true
+        });
+        taken.sort_by_key(|v| v.priority);
+        (taken, writes)
+    }
+
     /// Drop everything (vCPU reset). Returns the list registers to clear.
     pub fn reset(&mut self) -> Vec<(usize, u64)> {
         self.queue.clear();

@@ -168,6 +168,36 @@ fn reset_drops_everything() {
     assert!(m.is_idle());
 }
 
+#[test]
+fn take_pending_moves_only_what_is_merely_pending() {
+    let mut m = LrManager::new(LrFormat::V3, 2);
+    let mut regs = [0u64; 2];
+    m.inject(hw(40, 0x20));
+    m.inject(hw(41, 0x40));
+    m.inject(sw(42, 0x10, 0));
+    m.inject(sw(5, 0x30, 0));
+    enter(&mut m, &mut regs);
+    // 42 and 40 are in list registers; the guest acknowledged 42.
+    let i42 = (0..2).find(|&i| LrFormat::V3.decode(regs[i]).vintid == 42).unwrap();
+    regs[i42] = set_state(LrFormat::V3, regs[i42], LrState::Active);
+    m.sync(&regs);
+    let (taken, writes) = m.take_pending(|v| v.intid >= 32);
+    // 40 (pending in a list register) and 41 (queued) go, by priority; 42 is active and stays,
+    // and SGI 5 was not picked.
+    assert_eq!(taken.iter().map(|v| v.intid).collect::<Vec<_>>(), vec![40, 41]);
+    assert_eq!(taken[0].pintid, Some(40), "a HW interrupt keeps its physical INTID");
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].1, 0);
+    assert_eq!(m.state_of(42, 0), Some(LrState::Active));
+    assert_eq!(m.state_of(5, 0), Some(LrState::Pending));
+    assert_eq!((m.state_of(40, 0), m.state_of(41, 0)), (None, None));
+    // The freed list register takes SGI 5 at the next entry.
+    regs[writes[0].0] = 0;
+    enter(&mut m, &mut regs);
+    assert_eq!(m.queued(), 0);
+    assert!(regs.iter().any(|&v| LrFormat::V3.decode(v).vintid == 5));
+}
+
 /// One step of the simulation.
 #[derive(Clone, Debug)]
 enum Op {

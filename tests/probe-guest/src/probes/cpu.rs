@@ -9,6 +9,11 @@
 //!   SCTLR_EL1 as the boot protocol says (MMU, caches and alignment checks off), every other one
 //!   of them back at 0 (el2visor's reset value, KVM's for most), not what its previous life left.
 //!
+//! - `cpu_off_moves_spi`: an SPI made pending for the secondary while it runs with its
+//!   interrupts masked, then routed to this vCPU, arrives here once the secondary turns itself off
+//!   (a GIC forwards a pending SPI to its new target; Linux re-routes a CPU's interrupts before
+//!   its CPU_OFF).
+//!
 //! The secondary runs with its MMU off and talks to this vCPU through [`SHARED`] with plain loads
 //! and stores; the primary cleans and invalidates those lines around each exchange.
 
@@ -31,6 +36,8 @@ pub const MODE_STORM: u64 = 3;
 pub const MODE_OFF: u64 = 4;
 /// The `ipi_latency` benchmark's second vCPU (`bench_ipi::secondary`).
 pub const MODE_BENCH_IPI: u64 = 5;
+/// Say it runs (stage 3), then wait, interrupts masked, until it may turn off.
+pub const MODE_HOLD: u64 = 6;
 
 /// The registers entry.S records, in its order.
 const SEEN_NAMES: [&str; 22] = [
@@ -196,6 +203,12 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
             SHARED.stage.store(2, Ordering::Release);
         }
         MODE_BENCH_IPI => super::bench_ipi::secondary(),
+        MODE_HOLD => {
+            SHARED.stage.store(3, Ordering::Release);
+            while SHARED.may_turn_off.load(Ordering::Acquire) == 0 {
+                core::hint::spin_loop();
+            }
+        }
         MODE_STORM => loop {
             let target = SHARED.storm_target.load(Ordering::Relaxed);
             hvc::psci(abi::PSCI_CPU_ON_64, target, probe_secondary_entry as *const () as u64, MODE_OFF);
@@ -286,6 +299,52 @@ pub fn run_all(ctx: &Context) {
     let reset_state = lives(ctx, &mut already_on);
     crate::report::outcome("cpu_on_already_on", already_on);
     crate::report::outcome("cpu_on_reset_state", reset_state);
+    crate::report::outcome("cpu_off_moves_spi", off_moves_spi(ctx));
+}
+
+fn off_moves_spi(ctx: &Context) -> Result<(), Msg> {
+    use super::gic::{GuestGic, ISPENDR, SPURIOUS};
+    let target = other_cpu(ctx)?;
+    let g = GuestGic::init(&ctx.platform)?;
+    g.drain();
+    let spi = super::vgic::free_spi(&g, ctx)?;
+    // GICv2 target lists: the vCPUs' CPU interfaces are numbered in the DT's order of CPUs.
+    let index = ctx.platform.cpus().iter().position(|&c| c == target).unwrap_or(1);
+    let (mine, others) = (g.cpu_if_mask(), if g.is_v3() { 0 } else { 1 << index });
+    g.configure(spi);
+    g.enable(spi, true);
+    SHARED.stage.store(0, Ordering::Relaxed);
+    SHARED.may_turn_off.store(0, Ordering::Relaxed);
+    sync_shared();
+    cpu_on(target, MODE_HOLD)?;
+    let r = (|| {
+        wait("the secondary to run", || stage() == 3)?;
+        // Pending for the secondary, which holds it (PSTATE.I masked); then routed back here.
+        g.route(spi, target, others);
+        g.set_bit(ISPENDR, spi);
+        super::gic::delay(2_000);
+        g.route(spi, my_mpidr(), mine);
+        SHARED.may_turn_off.store(1, Ordering::Release);
+        sync_shared();
+        wait_off(target)?;
+        let end = cntvct() + ticks(100);
+        let mut iar = g.ack();
+        while iar & 0x3ff == SPURIOUS && cntvct() < end {
+            iar = g.ack();
+        }
+        if iar & 0x3ff < 1020 {
+            g.eoi(iar);
+        }
+        if iar & 0x3ff != spi {
+            return Err(msg!("IAR gave {iar:#x} after the secondary's CPU_OFF, expected SPI {spi}, pending for it and routed here since"));
+        }
+        Ok(())
+    })();
+    g.enable(spi, false);
+    g.set_bit(super::gic::ICPENDR, spi);
+    SHARED.may_turn_off.store(1, Ordering::Release);
+    sync_shared();
+    r
 }
 
 fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {

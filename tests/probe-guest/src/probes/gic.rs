@@ -235,6 +235,19 @@ impl GuestGic {
         }
     }
 
+    /// Route SPI `intid` to one CPU: on GICv3 the one with MPIDR `mpidr` (GICD_IROUTER), on GICv2
+    /// the CPU interfaces in `cpu_if_mask` (its GICD_ITARGETSR byte).
+    pub fn route(&self, intid: u32, mpidr: u64, cpu_if_mask: u32) {
+        match self.gic {
+            Gic::V3 { dist, .. } => wr64(dist + GICD_IROUTER + 8 * intid as u64, mpidr & 0xff_00ff_ffff),
+            Gic::V2 { dist, .. } => {
+                let t = dist + ITARGETSR + (intid & !3) as u64;
+                let shift = 8 * (intid % 4);
+                wr32(t, (rd32(t) & !(0xff << shift)) | (cpu_if_mask & 0xff) << shift);
+            }
+        }
+    }
+
     /// One past the last INTID the distributor implements (GICD_TYPER.ITLinesNumber).
     pub fn lines(&self) -> u32 {
         ((rd32(self.gic.dist() + GICD_TYPER) & 0x1f) + 1) * 32

@@ -96,7 +96,7 @@ pub fn pending_in_lr(ctx: &Context) -> Result<(), Msg> {
 
 /// An SPI the distributor implements that no DT node names: nothing drives it, so it is purely
 /// virtual under el2visor.
-fn free_spi(g: &GuestGic, ctx: &Context) -> Result<u32, Msg> {
+pub fn free_spi(g: &GuestGic, ctx: &Context) -> Result<u32, Msg> {
     (32..g.lines().min(1020))
         .rev()
         .find(|&i| !ctx.platform.used_spis.contains(i))
