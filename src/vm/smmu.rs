@@ -20,6 +20,7 @@ use crate::drivers::smmuv3::mmio::{self, Regs};
 use crate::drivers::smmuv3::queue::Ring;
 use crate::drivers::smmuv3::regs::{self as r, Features};
 use crate::drivers::smmuv3::ste::{self, Layout, S2Config, Ste, SPLIT, STE_BYTES};
+use crate::drivers::smmuv3::stop;
 use crate::drivers::smmuv3::cmd::{self, Cmd};
 use crate::mm::addr::{Ipa, PAGE_SIZE};
 use crate::mm::frames::global as frames;
@@ -29,7 +30,7 @@ use crate::platform::Platform;
 /// Command queue: 256 entries (4 KiB); event queue: 512 records (16 KiB).
 const CMDQ_LOG2: u8 = 8;
 const EVTQ_LOG2: u8 = 9;
-/// Polls of CR0ACK, GBPA or CMDQ_CONS before el2visor gives up on the SMMU.
+/// Polls of CR0ACK, GBPA, IRQ_CTRLACK or CMDQ_CONS before el2visor gives up on the SMMU.
 const SPINS: u32 = 10_000_000;
 
 /// A stream given to a VM.
@@ -94,7 +95,8 @@ fn wait(mut done: impl FnMut() -> bool) -> bool {
 }
 
 impl Smmu {
-    /// Program `node` with every stream aborting, and enable it.
+    /// Program `node` with every stream aborting, and enable it. The error is the whole story for
+    /// the log line: whether the SMMU was left alone, or off and aborting DMA.
     fn init(node: &SmmuNode, highest: Option<u32>, used: &[SidRange]) -> Result<Smmu, String> {
         // SAFETY: the SMMU's frame from the host DT; el2visor owns it (the guests' DTs drop it and
         // Stage 2 never maps it).
@@ -102,17 +104,22 @@ impl Smmu {
         let features =
             Features::decode(regs.read32(r::IDR0), regs.read32(r::IDR1), regs.read32(r::IDR3), regs.read32(r::IDR5));
         if let Some(why) = features.unusable() {
-            return Err(alloc::format!("not used for DMA isolation: {why}"));
+            return Err(alloc::format!("not used for DMA isolation: {why}; devices behind it master DMA untranslated"));
         }
-        // Off first (firmware may have left it on), aborting whatever arrives meanwhile.
-        regs.write32(r::CR0, 0);
-        if !wait(|| regs.read32(r::CR0ACK) == 0) {
-            return Err("does not acknowledge being disabled (CR0ACK)".into());
-        }
-        regs.write32(r::GBPA, r::GBPA_ABORT | r::GBPA_UPDATE);
-        if !wait(|| regs.read32(r::GBPA) & r::GBPA_UPDATE == 0) {
-            return Err("does not complete the GBPA update".into());
-        }
+        Self::take_over(node, regs, features, highest, used).map_err(|e| {
+            // SAFETY: as above; the frame `take_over` gave up on.
+            let regs = unsafe { Regs::new(node.regs.start.raw() as usize) };
+            match stop::abort_all(&regs, SPINS) {
+                Ok(()) => alloc::format!("taking it over failed: {e}; it is left off with GBPA.ABORT set, so DMA behind it aborts"),
+                Err(again) => alloc::format!("taking it over failed: {e}; stopping it failed too ({again}): DMA behind it may be untranslated"),
+            }
+        })
+    }
+
+    fn take_over(node: &SmmuNode, regs: Regs, features: Features, highest: Option<u32>, used: &[SidRange]) -> Result<Smmu, String> {
+        // Firmware may have left it on: GBPA.ABORT, then off (drivers::smmuv3::stop), so that
+        // nothing bypasses translation at any point.
+        stop::abort_all(&regs, SPINS)?;
         regs.write32(r::CR1, r::CR1_WB_ISH);
         regs.write32(r::CR2, r::CR2_RECINVSID_PTM);
 
@@ -356,7 +363,7 @@ pub fn init(p: &Platform) -> Vec<String> {
                 owned_paths.push(node.path.clone());
                 out.push((ph, spin::Mutex::new(s)));
             }
-            Err(e) => log::warn!("SMMU {}: {e}; devices behind it master DMA untranslated", node.path),
+            Err(e) => log::warn!("SMMU {}: {e}", node.path),
         }
     }
     if !out.is_empty() {

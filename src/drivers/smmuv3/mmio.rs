@@ -4,6 +4,8 @@
 
 use aarch64_cpu::asm::barrier;
 
+use super::stop::Access;
+
 /// An SMMUv3 register frame.
 pub struct Regs {
     base: usize,
@@ -36,6 +38,16 @@ impl Regs {
     /// register write that tells it to look (a PROD update).
     pub fn publish(&self) {
         barrier::dsb(barrier::ISH);
+    }
+}
+
+impl Access for Regs {
+    fn read32(&self, off: usize) -> u32 {
+        Regs::read32(self, off)
+    }
+
+    fn write32(&self, off: usize, v: u32) {
+        Regs::write32(self, off, v)
     }
 }
 

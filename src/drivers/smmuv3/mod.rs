@@ -7,6 +7,7 @@
 //! - [`ste`]: stream table entries (abort, stage-2) and level-1 descriptors, and the table layout;
 //! - [`cmd`]: command-queue entries (CFGI_STE, CFGI_ALL, TLBI_S12_VMALL, TLBI_S2_IPA, SYNC);
 //! - [`queue`]: producer/consumer index arithmetic with the wrap bit;
+//! - [`stop`]: the register sequence that makes an SMMU abort all DMA (GBPA.ABORT, then off);
 //! - [`event`]: event-queue records decoded for a log line, and the per-stream rate limit.
 //!
 //! [`mmio`] (target only) is the thin register access; `vm::smmu` owns the tables and queues.
@@ -18,6 +19,7 @@ pub mod mmio;
 pub mod queue;
 pub mod regs;
 pub mod ste;
+pub mod stop;
 
 #[cfg(test)]
 mod tests;

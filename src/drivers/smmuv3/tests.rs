@@ -3,8 +3,9 @@
 use super::cmd;
 use super::event::{self, Event, Limiter, Verdict};
 use super::queue::Ring;
-use super::regs::Features;
+use super::regs::{self, Features};
 use super::ste::{self, Layout, S2Config};
+use super::stop::{self, Access};
 
 /// QEMU 10's arm-smmuv3 with stage=2: S2P, TTF = AArch64, COHACC, ST_LEVEL = 2-level, VMID16,
 /// SIDSIZE 16, CMDQS/EVENTQS 19, OAS 44 bits, 4K and 64K granules.
@@ -154,4 +155,57 @@ fn limiter_logs_a_burst_then_powers_of_two_with_the_count() {
     }
     let extra: alloc::vec::Vec<Verdict> = (0..100).map(|i| l.note(1000 + i)).collect();
     assert_eq!(extra.iter().filter(|v| **v != Verdict::Quiet).count(), 8 + 3);
+}
+
+/// An SMMU's CR0/CR0ACK and GBPA, recording the writes; `stuck`: GBPA.Update never clears.
+struct Model {
+    cr0: core::cell::Cell<u32>,
+    gbpa: core::cell::Cell<u32>,
+    stuck: bool,
+    writes: core::cell::RefCell<alloc::vec::Vec<(usize, u32)>>,
+}
+
+impl Model {
+    fn new(cr0: u32, gbpa: u32, stuck: bool) -> Self {
+        Self { cr0: cr0.into(), gbpa: gbpa.into(), stuck, writes: Default::default() }
+    }
+}
+
+impl Access for Model {
+    fn read32(&self, off: usize) -> u32 {
+        match off {
+            regs::CR0ACK => self.cr0.get(),
+            regs::GBPA => self.gbpa.get(),
+            _ => 0,
+        }
+    }
+
+    fn write32(&self, off: usize, v: u32) {
+        self.writes.borrow_mut().push((off, v));
+        match off {
+            regs::CR0 => self.cr0.set(v),
+            regs::GBPA => self.gbpa.set(if self.stuck { v } else { v & !regs::GBPA_UPDATE }),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn stopping_sets_gbpa_abort_before_turning_the_smmu_off() {
+    // Firmware left it on (SMMUEN, queues) with GBPA.ABORT = 0 and SHCFG = 0b01: ABORT is set
+    // (other fields kept) and has taken effect before CR0 is cleared, so nothing ever bypasses.
+    let shcfg = 1 << 12;
+    let m = Model::new(regs::CR0_SMMUEN | regs::CR0_CMDQEN, shcfg, false);
+    assert_eq!(stop::abort_all(&m, 10), Ok(()));
+    let want = [(regs::GBPA, shcfg | regs::GBPA_ABORT | regs::GBPA_UPDATE), (regs::CR0, 0)];
+    assert_eq!(*m.writes.borrow(), want);
+    assert_eq!((m.gbpa.get(), m.cr0.get()), (shcfg | regs::GBPA_ABORT, 0));
+    // GBPA.Update never clears: the SMMU stays on (off with the old GBPA could mean bypass).
+    let m = Model::new(regs::CR0_SMMUEN, 0, true);
+    assert!(stop::abort_all(&m, 10).is_err());
+    assert!(m.writes.borrow().iter().all(|&(off, _)| off != regs::CR0));
+    // An update already in progress that never completes: nothing is written at all.
+    let m = Model::new(regs::CR0_SMMUEN, regs::GBPA_UPDATE, true);
+    assert!(stop::abort_all(&m, 10).is_err());
+    assert!(m.writes.borrow().is_empty());
 }
