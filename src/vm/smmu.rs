@@ -9,8 +9,10 @@
 //! Stage-2 root with its VMID and VTCR: the tables the CPU walks, so a device reaches exactly the
 //! memory its VM reaches. `invalidate` is registered with `mm::stage2::hw`: whenever the CPU's
 //! TLBs are invalidated for a VM, the SMMUs holding its streams are too (CMD_TLBI_S2_IPA or
-//! CMD_TLBI_S12_VMALL, then CMD_SYNC). Faults come in on the event queue (its interrupt, or
-//! `poll` when the VM ends) and are logged per VM, limited per stream.
+//! CMD_TLBI_S12_VMALL, then CMD_SYNC). An SMMU that reports a command error or never completes a
+//! CMD_SYNC is switched off for good with GBPA.ABORT set (`fail_closed`): all DMA through it
+//! aborts, rather than using tables it can no longer be told about. Faults come in on the event
+//! queue (its interrupt, or `poll` when the VM ends) and are logged per VM, limited per stream.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -69,7 +71,8 @@ pub struct Smmu {
     evtq_ring: Ring,
     owned: Vec<Owned>,
     limiter: Limiter,
-    /// The SMMU stopped answering or reported a command error: no more commands are sent.
+    /// The SMMU stopped answering or reported a command error, and was switched off for good
+    /// (`fail_closed`): no more commands are sent.
     broken: bool,
 }
 
@@ -205,18 +208,48 @@ impl Smmu {
         }
     }
 
-    /// Queue `cmds` and a CMD_SYNC, and wait until the SMMU has consumed the SYNC.
+    /// Queue `cmds` and a CMD_SYNC, and wait until the SMMU has consumed the SYNC. If it does
+    /// not, it is switched off (`fail_closed`) before the error is returned.
     fn commands(&mut self, cmds: &[Cmd]) -> Result<(), String> {
         if self.broken {
-            return Err("its command queue failed before".into());
+            return Err("it was switched off after a failure".into());
         }
+        let r = self.send(cmds);
+        if let Err(e) = &r {
+            self.fail_closed(e);
+        }
+        r
+    }
+
+    /// After a command error or a CMD_SYNC that never completes, the SMMU may still hold
+    /// configuration and translations el2visor can no longer invalidate, while Stage 2 goes on to
+    /// change and free the tables behind them. So it stops translating for good: GBPA.ABORT, then
+    /// SMMUEN = 0 (register writes, no command queue), and all DMA through it aborts. Logged once.
+    fn fail_closed(&mut self, why: &str) {
+        if self.broken {
+            return;
+        }
+        self.broken = true;
+        match stop::abort_all(&self.regs, SPINS) {
+            Ok(()) => log::error!(
+                "SMMU {}: {why}: switched off for good (GBPA.ABORT, SMMUEN = 0): all DMA through it aborts",
+                self.path
+            ),
+            Err(e) => log::error!(
+                "SMMU {}: {why}: switching it off failed too ({e}): it may go on using stale tables",
+                self.path
+            ),
+        }
+    }
+
+    fn send(&mut self, cmds: &[Cmd]) -> Result<(), String> {
+        let what = cmds.first().map_or("SYNC", |c| cmd::name((c[0] & 0xff) as u8));
         let q = self.cmdq_ring;
         let start = self.regs.read32(r::CMDQ_CONS);
         let mut sync_pos = self.cmd_prod;
         for c in cmds.iter().chain(core::iter::once(&cmd::sync())) {
             if !wait(|| !q.full(self.cmd_prod, self.regs.read32(r::CMDQ_CONS))) {
-                self.broken = true;
-                return Err("its command queue stays full".into());
+                return Err(alloc::format!("its command queue stays full (sending {what})"));
             }
             let slot = self.cmdq + 16 * u64::from(q.index(self.cmd_prod));
             // SAFETY: entry `index` of the command queue el2visor allocated.
@@ -232,7 +265,6 @@ impl Smmu {
         });
         let cons = self.regs.read32(r::CMDQ_CONS);
         if cons & (0x7f << 24) != 0 || self.regs.read32(r::GERROR) & r::GERROR_CMDQ_ERR != 0 {
-            self.broken = true;
             // SAFETY: the entry CONS points at is in the command queue.
             let [w0, _] = unsafe { mmio::load::<2>(self.cmdq + 16 * u64::from(q.index(q.pos(cons)))) };
             return Err(alloc::format!(
@@ -242,8 +274,7 @@ impl Smmu {
             ));
         }
         if !ok {
-            self.broken = true;
-            return Err("CMD_SYNC did not complete".into());
+            return Err(alloc::format!("the CMD_SYNC after {what} did not complete"));
         }
         Ok(())
     }
@@ -395,6 +426,10 @@ pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
     let Some((_, s)) = SMMUS.get().and_then(|v| v.iter().find(|(p, _)| *p == owner.iommu)) else { return };
     let device = owner.path.as_str();
     let mut s = s.lock();
+    if s.broken {
+        log::error!("SMMU {}: {device} stays aborted: the SMMU was switched off after a failure", s.path);
+        return;
+    }
     let vmid = (vm.vttbr >> 48) as u16;
     let ipa_bits = 64 - (vm.vtcr & 0x3f) as u8;
     let ps = ((vm.vtcr >> 16) & 7) as u32;
@@ -418,16 +453,18 @@ pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
     for (i, &r) in owner.sids.iter().enumerate() {
         match s.write_stes(r, &entry) {
             Ok(n) => total += n,
-            Err(e) => {
-                log::error!("SMMU {}: assigning {device} to VM {}: {e}", s.path, vm.name);
+            // Only a command failure: the SMMU is off for good and its streams abort.
+            Err(_) => {
+                log::error!("SMMU {}: {device} stays aborted, not given to VM {}: the SMMU failed", s.path, vm.name);
                 return;
             }
         }
         let rid_base = owner.rid_bases.get(i).copied();
         s.owned.push(Owned { sids: r, vmid, vm: vm.name.clone(), device: device.into(), rid_base });
     }
-    if let Err(e) = s.commands(&[cmd::tlbi_s12_vmall(vmid)]) {
-        log::error!("SMMU {}: {e}", s.path);
+    if s.commands(&[cmd::tlbi_s12_vmall(vmid)]).is_err() {
+        log::error!("SMMU {}: {device} stays aborted, not given to VM {}: the SMMU failed", s.path, vm.name);
+        return;
     }
     if cfg.fwb != (vm.setting.mode == crate::coherency::Mode::Fwb) {
         log::info!("SMMU {}: no S2FWB: VM {}'s device DMA reads its FWB-encoded Stage-2 attributes as classic ones", s.path, vm.name);
@@ -437,21 +474,21 @@ pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
 
 /// The SMMU half of Stage-2 TLB maintenance (registered with `mm::stage2::hw`): after the CPU's
 /// TLBI for `vmid` (by IPA, or everything with `None`), the same for every SMMU holding streams
-/// of that VMID, completed with CMD_SYNC before the table code goes on.
+/// of that VMID, completed with CMD_SYNC before the table code goes on. An SMMU where that fails
+/// is switched off first (`Smmu::fail_closed`): it caches nothing the table code could free.
 fn invalidate(vmid: u16, ipa: Option<Ipa>) {
     let Some(all) = SMMUS.get() else { return };
     for (_, s) in all {
         let mut s = s.lock();
-        if !s.owned.iter().any(|o| o.vmid == vmid) {
+        if s.broken || !s.owned.iter().any(|o| o.vmid == vmid) {
             continue;
         }
         let c = match ipa {
             Some(a) => cmd::tlbi_s2_ipa(vmid, a.raw(), false),
             None => cmd::tlbi_s12_vmall(vmid),
         };
-        if let Err(e) = s.commands(&[c]) {
-            log::error!("SMMU {}: TLB invalidation for VMID {vmid}: {e}", s.path);
-        }
+        // A failure has switched the SMMU off and said why.
+        let _ = s.commands(&[c]);
     }
 }
 
