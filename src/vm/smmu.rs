@@ -294,9 +294,11 @@ impl Smmu {
     }
 
     /// Give streams `sids` the STE `ste`, then make the SMMU forget what it cached for them.
+    /// Returns how many got it: not those beyond the table (`Layout::clip`), which abort.
     fn write_stes(&mut self, sids: SidRange, ste: &Ste) -> Result<u32, String> {
+        let Some((first, last)) = self.layout.clip(sids.base, sids.last()) else { return Ok(0) };
         let mut written = 0;
-        for sid in sids.base..=sids.last() {
+        for sid in first..=last {
             if let Some(at) = self.ste_at(sid) {
                 // SAFETY: the STE of `sid` in this SMMU's stream table. Word 0 (V, Config) is
                 // written last: until then the SMMU may only ever see the old Config (abort).
@@ -305,7 +307,7 @@ impl Smmu {
             }
         }
         let inval = if written > 64 { alloc::vec![cmd::cfgi_all()] } else {
-            (sids.base..=sids.last()).filter(|&s| self.ste_at(s).is_some()).map(cmd::cfgi_ste).collect()
+            (first..=last).filter(|&s| self.ste_at(s).is_some()).map(cmd::cfgi_ste).collect()
         };
         self.commands(&inval)?;
         Ok(written)
@@ -452,7 +454,19 @@ pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
     let mut total = 0;
     for (i, &r) in owner.sids.iter().enumerate() {
         match s.write_stes(r, &entry) {
-            Ok(n) => total += n,
+            Ok(n) => {
+                total += n;
+                if n < r.count {
+                    log::warn!(
+                        "SMMU {}: {device}: {} of its stream IDs {:#x}..={:#x} have no STE (the table covers {:#x} IDs): they keep aborting",
+                        s.path,
+                        r.count - n,
+                        r.base,
+                        r.last(),
+                        s.layout.covers()
+                    );
+                }
+            }
             // Only a command failure: the SMMU is off for good and its streams abort.
             Err(_) => {
                 log::error!("SMMU {}: {device} stays aborted, not given to VM {}: the SMMU failed", s.path, vm.name);

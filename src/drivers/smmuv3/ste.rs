@@ -109,6 +109,14 @@ impl Layout {
         1 << self.log2()
     }
 
+    /// The part of stream IDs `first..=last` below `covers()`, if any: the IDs the table has (or
+    /// can have) an entry for. The rest abort with C_BAD_STREAMID and need no work; a DT range
+    /// of nearly 2^32 IDs is thus not walked ID by ID.
+    pub fn clip(&self, first: u32, last: u32) -> Option<(u32, u32)> {
+        let end = u32::try_from(self.covers() - 1).unwrap_or(u32::MAX);
+        (first <= last && first <= end).then_some((first, last.min(end)))
+    }
+
     /// STRTAB_BASE_CFG: FMT (17:16), SPLIT (10:6), LOG2SIZE (5:0).
     pub fn base_cfg(&self) -> u32 {
         match *self {

@@ -88,6 +88,20 @@ fn layouts() {
 }
 
 #[test]
+fn stream_ranges_are_clipped_to_the_table() {
+    let l = Layout::choose(16, true, Some(0xffff));
+    // An `iommu-map` length near 2^32: only the 65536 IDs the table covers are walked.
+    assert_eq!(l.clip(0, u32::MAX), Some((0, 0xffff)));
+    assert_eq!(l.clip(0x10, 0x18), Some((0x10, 0x18)));
+    assert_eq!(l.clip(0xff00, 0x1_00ff), Some((0xff00, 0xffff)));
+    assert_eq!(l.clip(0x1_0000, u32::MAX), None);
+    assert_eq!(l.clip(5, 4), None);
+    // One STE (nothing owned) and a table as large as el2visor builds.
+    assert_eq!(Layout::choose(16, true, None).clip(0, 7), Some((0, 0)));
+    assert_eq!(Layout::choose(32, true, Some(u32::MAX)).clip(3, u32::MAX), Some((3, (1 << 20) - 1)));
+}
+
+#[test]
 fn commands() {
     assert_eq!(cmd::cfgi_ste(0x0810), [0x03 | 0x0810 << 32, 1]);
     assert_eq!(cmd::cfgi_all(), [0x04, 31]);
