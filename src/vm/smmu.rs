@@ -293,24 +293,47 @@ impl Smmu {
         }
     }
 
-    /// Give streams `sids` the STE `ste`, then make the SMMU forget what it cached for them.
-    /// Returns how many got it: not those beyond the table (`Layout::clip`), which abort.
+    /// The STE of `sid` as the table holds it now.
+    fn ste(&self, sid: u32) -> Option<Ste> {
+        let at = self.ste_at(sid)?;
+        // SAFETY: the STE of `sid` in this SMMU's stream table.
+        Some(unsafe { mmio::load::<8>(at) })
+    }
+
+    /// Give streams `sids` the STE `ste`. The SMMU may be using (or have cached) their STEs, so
+    /// each run of streams whose STE is the same now goes through `ste::update_steps`, and after
+    /// each step `commands` makes the stores visible (DSB) and the SMMU drop its copies
+    /// (CMD_CFGI_STE, or CFGI_ALL for a long run, and CMD_SYNC) before the next. Returns how many
+    /// streams have `ste`: not those beyond the table (`Layout::clip`), which abort.
     fn write_stes(&mut self, sids: SidRange, ste: &Ste) -> Result<u32, String> {
         let Some((first, last)) = self.layout.clip(sids.base, sids.last()) else { return Ok(0) };
         let mut written = 0;
-        for sid in first..=last {
-            if let Some(at) = self.ste_at(sid) {
-                // SAFETY: the STE of `sid` in this SMMU's stream table. Word 0 (V, Config) is
-                // written last: until then the SMMU may only ever see the old Config (abort).
-                unsafe { mmio::store(at, ste) };
-                written += 1;
+        let mut sid = first;
+        loop {
+            if let Some(old) = self.ste(sid) {
+                let mut end = sid;
+                while end < last && self.ste(end + 1) == Some(old) {
+                    end += 1;
+                }
+                for step in ste::update_steps(&old, ste) {
+                    for at in (sid..=end).filter_map(|s| self.ste_at(s)) {
+                        for (i, w) in step.iter().enumerate().filter_map(|(i, w)| w.map(|w| (i, w))) {
+                            // SAFETY: word `i` of an STE in this SMMU's stream table.
+                            unsafe { mmio::store(at + 8 * i as u64, &[w]) };
+                        }
+                    }
+                    let inval =
+                        if end - sid >= 64 { alloc::vec![cmd::cfgi_all()] } else { (sid..=end).map(cmd::cfgi_ste).collect() };
+                    self.commands(&inval)?;
+                }
+                written += end - sid + 1;
+                sid = end;
             }
+            if sid >= last {
+                return Ok(written);
+            }
+            sid += 1;
         }
-        let inval = if written > 64 { alloc::vec![cmd::cfgi_all()] } else {
-            (first..=last).filter(|&s| self.ste_at(s).is_some()).map(cmd::cfgi_ste).collect()
-        };
-        self.commands(&inval)?;
-        Ok(written)
     }
 
     /// Read and log every record in the event queue.

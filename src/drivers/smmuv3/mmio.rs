@@ -52,13 +52,14 @@ impl Access for Regs {
 }
 
 /// Write `words` at physical address `pa` (a stream table entry, a command): memory el2visor
-/// allocated for the SMMU and identity maps at EL2. The words are stored back to front, so an
-/// STE's word 0 (its valid bit) goes last.
+/// allocated for the SMMU and identity maps at EL2. Each word is one 64-bit store; nothing orders
+/// them as the SMMU sees them. So this is for entries the SMMU is not reading yet (published
+/// later with [`Regs::publish`]); an STE it may be using changes in `ste::update_steps`'s steps.
 ///
 /// # Safety
 /// `pa..pa + 8 * words.len()` is el2visor's own memory reserved for this SMMU structure.
 pub unsafe fn store(pa: u64, words: &[u64]) {
-    for (i, w) in words.iter().enumerate().rev() {
+    for (i, w) in words.iter().enumerate() {
         // SAFETY: per the function's contract.
         unsafe { core::ptr::write_volatile((pa + 8 * i as u64) as *mut u64, *w) };
     }

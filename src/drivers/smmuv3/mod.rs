@@ -4,7 +4,8 @@
 //!
 //! The pure parts, host-tested and free of register access:
 //! - [`regs`]: register offsets, the ID registers decoded ([`regs::Features`]), control values;
-//! - [`ste`]: stream table entries (abort, stage-2) and level-1 descriptors, and the table layout;
+//! - [`ste`]: stream table entries (abort, stage-2), the steps of a live STE's update, level-1
+//!   descriptors and the table layout;
 //! - [`cmd`]: command-queue entries (CFGI_STE, CFGI_ALL, TLBI_S12_VMALL, TLBI_S2_IPA, SYNC);
 //! - [`queue`]: producer/consumer index arithmetic with the wrap bit;
 //! - [`stop`]: the register sequence that makes an SMMU abort all DMA (GBPA.ABORT, then off);

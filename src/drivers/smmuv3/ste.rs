@@ -1,5 +1,6 @@
-//! Stream table entries (IHI 0070, 5.2) and the stream table's layout (linear, or two levels with
-//! level-1 descriptors, 5.1). An STE is eight 64-bit words.
+//! Stream table entries (IHI 0070, 5.2), the steps in which one the SMMU may be using is changed
+//! (3.21.3), and the stream table's layout (linear, or two levels with level-1 descriptors, 5.1).
+//! An STE is eight 64-bit words.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub type Ste = [u64; 8];
 
 /// STE.Config values (word 0 bits 3:1).
 const CFG_ABORT: u64 = 0b000;
+const CFG_BYPASS: u64 = 0b100;
 const CFG_S2: u64 = 0b110;
 
 /// An STE whose transactions abort without a translation (V = 1, Config = abort). No event is
@@ -64,6 +66,65 @@ pub fn stage2(c: &S2Config) -> Ste {
         0,
         0,
     ]
+}
+
+/// The words of an STE (bit i: word i) the SMMU reads for the configuration its word 0 selects:
+/// word 0 alone when it is invalid (V = 0) or aborts, SHCFG in word 1 too to bypass, words 0-3 for
+/// stage 2, all of them for anything else (Linux's `arm_smmu_get_ste_used`, a word at a time).
+pub const fn used_words(w0: u64) -> u8 {
+    if w0 & 1 == 0 {
+        return 0b1;
+    }
+    match (w0 >> 1) & 7 {
+        CFG_ABORT => 0b1,
+        CFG_BYPASS => 0b11,
+        CFG_S2 => 0b1111,
+        _ => 0xff,
+    }
+}
+
+/// One step of an STE update: the words to store (`Some`). Before the next step the stores must
+/// be visible to the SMMU (DSB) and it must have dropped what it cached (CMD_CFGI_STE, CMD_SYNC).
+pub type Step = [Option<u64>; 8];
+
+/// How to turn the STE `old`, which the SMMU may be using, into `new`. The SMMU may fetch an STE
+/// at any time, each 64-bit word single-copy atomic but not the whole entry, and keep what it
+/// fetched until told (IHI 0070 3.21.3): storing the eight words in a row, in any order, can
+/// let it use a new word 0 (V = 1, Config = stage 2) with old words 2 and 3. As Linux's
+/// `arm_smmu_write_entry`: (1) the words the old configuration ignores, (2) the one word both
+/// configurations read that changes, in practice word 0 (V, Config: the switch), (3) the words
+/// only the old one read. When more than one word both read changes, the stream aborts meanwhile:
+/// word 0 = abort, then words 1-7, then word 0. No step when `old == new`.
+pub fn update_steps(old: &Ste, new: &Ste) -> alloc::vec::Vec<Step> {
+    let (was, will) = (used_words(old[0]), used_words(new[0]));
+    let (mut unused, mut switch, mut stale) = ([None; 8], [None; 8], [None; 8]);
+    let mut both = 0;
+    for i in (0..8).filter(|&i| old[i] != new[i]) {
+        let (o, n) = (was >> i & 1 != 0, will >> i & 1 != 0);
+        let slot = match (o, n) {
+            (false, _) => &mut unused,
+            (true, false) => &mut stale,
+            (true, true) => {
+                both += 1;
+                &mut switch
+            }
+        };
+        slot[i] = Some(new[i]);
+    }
+    let steps = if both <= 1 {
+        [unused, switch, stale]
+    } else {
+        let mut rest = [None; 8];
+        for i in (1..8).filter(|&i| old[i] != new[i]) {
+            rest[i] = Some(new[i]);
+        }
+        let mut off = [None; 8];
+        off[0] = Some(abort()[0]);
+        let mut on = [None; 8];
+        on[0] = Some(new[0]);
+        [off, rest, on]
+    };
+    steps.into_iter().filter(|s| s.iter().any(Option::is_some)).collect()
 }
 
 /// A level-1 descriptor pointing at a level-2 table of 2^SPLIT STEs (Span = SPLIT + 1), or an

@@ -62,6 +62,66 @@ fn stage2_ste_carries_the_vms_tables() {
     assert_ne!(f[1] & (1 << 25), 0, "S2FWB");
 }
 
+/// Whether an SMMU that fetched `seen` uses a configuration el2visor meant: `old`'s, `new`'s or
+/// abort, in every word that configuration reads.
+fn coherent(seen: &ste::Ste, old: &ste::Ste, new: &ste::Ste) -> bool {
+    let used = ste::used_words(seen[0]);
+    let is = |s: &ste::Ste| (0..8).all(|i| used >> i & 1 == 0 || seen[i] == s[i]);
+    is(old) || is(new) || is(&ste::abort())
+}
+
+/// Apply `update_steps(old, new)`; at each step the SMMU may fetch any mix of the step's words
+/// stored so far (the step's stores are unordered) with the earlier steps' words (completed and
+/// synced): every such fetch must be coherent, and the end must be `new`. The number of steps.
+fn update(old: &ste::Ste, new: &ste::Ste) -> usize {
+    let steps = ste::update_steps(old, new);
+    let mut cur = *old;
+    for step in &steps {
+        let stores: alloc::vec::Vec<(usize, u64)> = step.iter().enumerate().filter_map(|(i, w)| w.map(|w| (i, w))).collect();
+        for mask in 0..1u32 << stores.len() {
+            let mut seen = cur;
+            for (_, &(i, w)) in stores.iter().enumerate().filter(|(k, _)| mask >> k & 1 != 0) {
+                seen[i] = w;
+            }
+            assert!(coherent(&seen, old, new), "{old:x?} -> {new:x?}: the SMMU may fetch {seen:x?}");
+        }
+        for &(i, w) in &stores {
+            cur[i] = w;
+        }
+    }
+    assert_eq!(cur, *new);
+    steps.len()
+}
+
+#[test]
+fn ste_updates_never_show_the_smmu_a_mix() {
+    let vtcr = 24 | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12);
+    let a = ste::stage2(&S2Config { vmid: 3, root: 0x4_8765_2000, vtcr, ps: 4, fwb: false });
+    let b = ste::stage2(&S2Config { vmid: 4, root: 0x4_9000_0000, vtcr, ps: 4, fwb: false });
+    let abort = ste::abort();
+    // Storing all of abort -> stage 2 at once could be seen as the new word 0 with old words 2/3.
+    assert!(!coherent(&[a[0], a[1], 0, 0, 0, 0, 0, 0], &abort, &a));
+    // Abort -> stage 2 (assign): words 1-3 while the stream still aborts, then word 0 alone.
+    let steps = ste::update_steps(&abort, &a);
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0], [None, Some(a[1]), Some(a[2]), Some(a[3]), None, None, None, None]);
+    assert_eq!(steps[1], [Some(a[0]), None, None, None, None, None, None, None]);
+    assert_eq!(update(&abort, &a), 2);
+    // Stage 2 -> abort: word 0 first, the words only stage 2 read after.
+    assert_eq!(ste::update_steps(&a, &abort)[0], [Some(abort[0]), None, None, None, None, None, None, None]);
+    assert_eq!(update(&a, &abort), 2);
+    // One VM's stage 2 -> another's (VMID and root change): through abort, three steps.
+    assert_eq!(update(&a, &b), 3);
+    // Only the root changes: one 64-bit store.
+    let mut c = a;
+    c[3] = 0x4_a000_0000;
+    assert_eq!(update(&a, &c), 1);
+    // From an invalid (V = 0) STE, and nothing to do for an equal one.
+    assert_eq!(update(&[0; 8], &a), 2);
+    assert_eq!(update(&a, &a), 0);
+    assert_eq!((ste::used_words(0), ste::used_words(abort[0]), ste::used_words(a[0])), (1, 1, 0b1111));
+}
+
 #[test]
 fn layouts() {
     // QEMU's PCI bridge maps every requester ID (0..0xffff): two levels, 256 level-2 tables.
