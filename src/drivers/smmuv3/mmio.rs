@@ -39,6 +39,13 @@ impl Regs {
     pub fn publish(&self) {
         barrier::dsb(barrier::ISH);
     }
+
+    /// Order a queue index read (EVENTQ_PROD) before the reads of the entries it shows, and those
+    /// reads before the index write (EVENTQ_CONS) that lets the SMMU reuse the entries (Linux:
+    /// `dma_rmb` and `__iomb`).
+    pub fn fence(&self) {
+        barrier::dmb(barrier::OSH);
+    }
 }
 
 impl Access for Regs {

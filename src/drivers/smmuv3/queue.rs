@@ -4,6 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+/// EVENTQ_PROD.OVFLG and EVENTQ_CONS.OVACKFLG (bit 31). The SMMU toggles OVFLG when it drops an
+/// event because the queue is full; software acknowledges by copying it into OVACKFLG when it
+/// next writes CONS (7.4). They differ only between an overflow and its acknowledgement.
+pub const OVFLG: u32 = 1 << 31;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ring {
     pub log2: u8,
@@ -32,8 +37,32 @@ impl Ring {
         (pos + 1) & ((2 << self.log2) - 1)
     }
 
+    /// Whether the event queue overflowed since software last acknowledged (PROD.OVFLG and
+    /// CONS.OVACKFLG differ).
+    pub const fn overflowed(prod: u32, cons: u32) -> bool {
+        (prod ^ cons) & OVFLG != 0
+    }
+
+    /// EVENTQ_CONS `cons` with OVACKFLG = PROD.OVFLG of `prod`: any overflow `prod` shows is
+    /// acknowledged, and none is acknowledged twice (OVACKFLG never drops back to 0 on its own).
+    pub const fn acknowledged(&self, cons: u32, prod: u32) -> u32 {
+        self.pos(cons) | (prod & OVFLG)
+    }
+
+    /// EVENTQ_CONS after consuming the record at `cons`: the next position (the wrap bit toggling
+    /// past the end), OVACKFLG kept as it is.
+    pub const fn next_cons(&self, cons: u32) -> u32 {
+        self.next(self.pos(cons)) | (cons & OVFLG)
+    }
+
     pub const fn empty(&self, prod: u32, cons: u32) -> bool {
         self.pos(prod) == self.pos(cons)
+    }
+
+    /// How many entries lie between CONS and PROD (0 to `entries()`).
+    pub const fn len(&self, prod: u32, cons: u32) -> u32 {
+        let n = 2 << self.log2;
+        (self.pos(prod) + n - self.pos(cons)) % n
     }
 
     pub const fn full(&self, prod: u32, cons: u32) -> bool {

@@ -2,7 +2,7 @@
 
 use super::cmd;
 use super::event::{self, Event, Limiter, Verdict};
-use super::queue::Ring;
+use super::queue::{Ring, OVFLG};
 use super::regs::{self, Features};
 use super::ste::{self, Layout, S2Config};
 use super::stop::{self, Access};
@@ -179,6 +179,7 @@ fn queue_wraps() {
     let q = Ring::new(2); // 4 entries, positions 0..8
     assert!(q.empty(0, 0) && !q.full(0, 0));
     assert!(q.full(4, 0) && !q.empty(4, 0));
+    assert_eq!((q.len(4, 0), q.len(1, 6), q.len(OVFLG | 6, 6), q.len(3, 3)), (4, 3, 0, 0));
     assert_eq!(q.next(7), 0);
     assert_eq!(q.index(5), 1);
     // ERR / OVFLG bits above the position are ignored.
@@ -188,6 +189,33 @@ fn queue_wraps() {
     assert!(q.consumed(6, 5, 7));
     assert!(q.consumed(6, 5, 0));
     assert_eq!(q.base(0x4_0000_0000), 0x4_0000_0000 | 2 | (1 << 62));
+}
+
+#[test]
+fn event_queue_consumer_keeps_and_acknowledges_ovackflg() {
+    let q = Ring::new(2); // 4 records, positions 0..8
+    // Consuming wraps (position 7 -> 0, the wrap bit toggles) and keeps OVACKFLG.
+    assert_eq!(q.next_cons(3), 4);
+    assert_eq!(q.next_cons(7), 0);
+    assert_eq!(q.next_cons(OVFLG | 7), OVFLG);
+    assert_eq!(q.next_cons(OVFLG | 2), OVFLG | 3);
+    // The SMMU overflows the queue: PROD.OVFLG toggles to 1, records 1..5 (wrapped) are in it.
+    let (prod, cons) = (OVFLG | 5, 1);
+    assert!(Ring::overflowed(prod, cons));
+    // A drain acknowledges it and consumes every record; the CONS it writes keeps the flag.
+    let mut c = q.acknowledged(cons, prod);
+    assert_eq!(c, OVFLG | 1);
+    while !q.empty(prod, c) {
+        c = q.next_cons(c);
+    }
+    assert_eq!(c, OVFLG | 5);
+    // The next drain (same PROD, nothing new) sees no overflow, and its CONS still matches.
+    assert!(!Ring::overflowed(prod, c));
+    assert_eq!(q.acknowledged(c, prod), c);
+    // A second overflow toggles OVFLG back to 0: seen, then acknowledged with 0.
+    assert!(Ring::overflowed(5, c));
+    assert_eq!(q.acknowledged(c, 5), 5);
+    assert!(!Ring::overflowed(5, 5));
 }
 
 #[test]
