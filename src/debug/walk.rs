@@ -2,7 +2,8 @@
 //! vCPU (TCR_EL1, TTBR0/1_EL1, SCTLR_EL1.M): VMSAv8-64 with 4, 16 or 64 KiB granules, top-byte
 //! ignore, blocks, and FEAT_LPA2's 52-bit addresses (TCR_EL1.DS). Descriptors are read through
 //! a callback that takes an IPA (the caller reads guest RAM through Stage 2 and fails anywhere
-//! else), so a bad table is a failed walk, never a fault. Pure.
+//! else), so a bad table is a failed walk, never a fault; a walk reads one descriptor per level
+//! (at most 5), and a TxSZ outside the architecture's range fails it, as on QEMU. Pure.
 
 #![forbid(unsafe_code)]
 
@@ -47,7 +48,7 @@ impl Stage1 {
         }
         let ds = (tcr >> 59) & 1 == 1 && tg != 16;
         let max_in = if ds || tg == 16 { 52 } else { 48 };
-        let input = (64 - tsz.clamp(12, 48)).min(max_in) as u32;
+        let input = (64 - input_tsz(tsz, tg, ds)?) as u32;
         // Every bit above the input size must equal bit 55 (up to bit 55 with top-byte ignore).
         let top = if tbi == 1 { 56 } else { 64 };
         let ext_bits = top - input;
@@ -58,8 +59,13 @@ impl Stage1 {
         }
         let g = tg as u32;
         let stride = g - 3;
+        // 1 to 4 levels (5 with FEAT_LPA2's 4 KiB granule at 52 bits): `input_tsz` keeps the
+        // input size above one granule.
         let levels = (input - g).div_ceil(stride);
-        let mut level = 4 - levels as i32;
+        if !(1..=5).contains(&levels) {
+            return None;
+        }
+        let first = 4 - levels as i32;
         let oa = |desc: u64, shift: u32| -> u64 {
             let hi = if ds {
                 // FEAT_LPA2: OA[51:50] in descriptor bits 9:8.
@@ -78,11 +84,12 @@ impl Stage1 {
         } else {
             ttbr & 0x0000_ffff_ffff_fffe
         };
-        loop {
+        // One descriptor per level, whatever the tables hold (a table pointing at itself too).
+        for level in first..=3 {
             let shift = g + stride * (3 - level) as u32;
-            let bits = if level == 4 - levels as i32 { input - shift } else { stride };
+            let bits = if level == first { input - shift } else { stride };
             let index = (va >> shift) & ((1u64 << bits) - 1);
-            if level == 4 - levels as i32 {
+            if level == first {
                 // The first table is aligned to its own (possibly smaller) size.
                 table &= !((8u64 << bits) - 1);
             }
@@ -105,9 +112,21 @@ impl Stage1 {
                 return Some(oa(desc, shift) | (va & ((1u64 << shift) - 1)));
             }
             table = oa(desc, g);
-            level += 1;
         }
+        None
     }
+}
+
+/// The TxSZ a walk uses, or `None` (a level 0 translation fault) when the guest programmed one
+/// outside the architecture's range for granule `2^tg` bytes: at most 48 (47 with 64 KiB
+/// granules; FEAT_TTST, the widest any CPU allows), at least 16 (12 for 52-bit input
+/// addresses: FEAT_LVA with 64 KiB granules, FEAT_LPA2 with `ds`). Out of range, the Arm ARM
+/// lets a CPU either behave as if the field held the nearest limit or fault; QEMU faults, and
+/// so does this walk.
+fn input_tsz(tsz: u64, tg: u64, ds: bool) -> Option<u64> {
+    let max = if tg == 16 { 47 } else { 48 };
+    let min = if tg == 16 || ds { 12 } else { 16 };
+    (min..=max).contains(&tsz).then_some(tsz)
 }
 
 #[cfg(test)]
@@ -199,5 +218,40 @@ mod tests {
         m.insert(l3 + 7 * 8, 0x9000_0000 | 3);
         let s = Stage1 { sctlr: 1, tcr, ttbr0: l2, ttbr1: 0 };
         assert_eq!(s.translate(va, |a| m.get(&a).copied()), Some(0x9000_0123));
+    }
+
+    /// A walk that reads `desc` everywhere: what it returns and how many descriptors it read.
+    fn count_reads(s: &Stage1, va: u64, desc: u64) -> (Option<u64>, usize) {
+        let mut reads = 0;
+        let r = s.translate(va, |_| {
+            reads += 1;
+            Some(desc)
+        });
+        (r, reads)
+    }
+
+    #[test]
+    fn txsz_out_of_range_faults_and_walks_are_bounded() {
+        const T: u64 = 0x8000_0000;
+        // 64 KiB granule, T0SZ = 48 (above its maximum of 47): no translation, no walk. It used
+        // to start at level 4 and follow a self-pointing table for ever.
+        let s = Stage1 { sctlr: 1, tcr: 48 | (1 << 14), ttbr0: T, ttbr1: 0 };
+        assert_eq!(count_reads(&s, 0x1000, T | 3), (None, 0));
+        // Its maximum, 47: one level of 2 entries.
+        let s = Stage1 { tcr: 47 | (1 << 14), ..s };
+        assert_eq!(count_reads(&s, 0x1_2345, T | 3), (Some(T | 0x2345), 1));
+        // 4 KiB: 48 is the maximum (one level), 49 and 63 are out of range, and so is 15
+        // without FEAT_LPA2.
+        for (tsz, want) in [(48, (Some(T | 0x345), 1)), (49, (None, 0)), (63, (None, 0)), (15, (None, 0))] {
+            let s = Stage1 { tcr: tsz, ..s };
+            assert_eq!(count_reads(&s, 0x345, T | 3), want, "T0SZ {tsz}");
+        }
+        // A table that points at itself: one read per level, four at most with 48 bits…
+        let s = Stage1 { tcr: 16, ..s };
+        assert_eq!(count_reads(&s, 0x1234, T | 3), (Some(T | 0x234), 4));
+        assert_eq!(count_reads(&s, 0x1234, T | 1), (None, 1), "a level-0 block");
+        // …and five with FEAT_LPA2's 52-bit 4 KiB walk (DS, T0SZ = 12).
+        let s = Stage1 { tcr: 12 | (1 << 59), ..s };
+        assert_eq!(count_reads(&s, 0x1234, T | 3), (Some(T | 0x234), 5));
     }
 }
