@@ -15,7 +15,7 @@ use crate::arch::{cache, cpu, sysreg};
 use crate::debug::packet::BpKind;
 use crate::debug::regs::Regs;
 use crate::debug::stub::{HwPoint, Points, StopWhy, Target, Tid};
-use crate::debug::walk::Stage1;
+use crate::debug::walk::{pieces, Stage1};
 use crate::percpu::MAX_CPUS;
 use crate::vm::instance::{Vm, RUNNING};
 use crate::vm::power::VcpuPower;
@@ -400,21 +400,6 @@ fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
     ram_pa(vm, ipa, len)
 }
 
-/// Split `[va, va + len)` at 4 KiB boundaries (no translation granule is smaller).
-fn pieces(va: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize)> {
-    let mut done = 0usize;
-    core::iter::from_fn(move || {
-        if done >= len {
-            return None;
-        }
-        let a = va.wrapping_add(done as u64);
-        let n = ((0x1000 - (a & 0xfff)) as usize).min(len - done);
-        let item = (a, done, n);
-        done += n;
-        Some(item)
-    })
-}
-
 impl Target for Machine {
     fn threads(&self) -> Vec<Tid> {
         let mut out = Vec::new();
@@ -495,11 +480,17 @@ impl Target for Machine {
         let Some(s) = slot_of(t) else { return false };
         let s1 = s.ctx.lock().s1;
         let mut targets = Vec::new();
+        let mut covered = 0;
         for (a, off, n) in pieces(va, data.len()) {
             match va_to_pa(t, &s1, a, n as u64) {
                 Some(pa) => targets.push((pa, off, n)),
                 None => return false,
             }
+            covered += n;
+        }
+        // A range past the top of the address space is refused as a whole.
+        if covered != data.len() {
+            return false;
         }
         for (pa, off, n) in targets {
             for (i, &b) in data[off..off + n].iter().enumerate() {

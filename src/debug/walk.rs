@@ -3,7 +3,8 @@
 //! ignore, blocks, and FEAT_LPA2's 52-bit addresses (TCR_EL1.DS). Descriptors are read through
 //! a callback that takes an IPA (the caller reads guest RAM through Stage 2 and fails anywhere
 //! else), so a bad table is a failed walk, never a fault; a walk reads one descriptor per level
-//! (at most 5), and a TxSZ outside the architecture's range fails it, as on QEMU. Pure.
+//! (at most 5), and a TxSZ outside the architecture's range fails it, as on QEMU. `pieces`
+//! splits an access into the pages it translates one by one. Pure.
 
 #![forbid(unsafe_code)]
 
@@ -117,6 +118,23 @@ impl Stage1 {
     }
 }
 
+/// Split `[va, va + len)` at 4 KiB boundaries (no translation granule is smaller) into
+/// (address, offset in the range, length). The pieces end at the top of the address space: an
+/// access does not wrap around to address 0, so a range that would yields fewer bytes.
+pub fn pieces(va: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize)> {
+    let mut done = 0usize;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let a = va.checked_add(done as u64)?;
+        let n = ((0x1000 - (a & 0xfff)) as usize).min(len - done);
+        let item = (a, done, n);
+        done += n;
+        Some(item)
+    })
+}
+
 /// The TxSZ a walk uses, or `None` (a level 0 translation fault) when the guest programmed one
 /// outside the architecture's range for granule `2^tg` bytes: at most 48 (47 with 64 KiB
 /// granules; FEAT_TTST, the widest any CPU allows), at least 16 (12 for 52-bit input
@@ -218,6 +236,17 @@ mod tests {
         m.insert(l3 + 7 * 8, 0x9000_0000 | 3);
         let s = Stage1 { sctlr: 1, tcr, ttbr0: l2, ttbr1: 0 };
         assert_eq!(s.translate(va, |a| m.get(&a).copied()), Some(0x9000_0123));
+    }
+
+    #[test]
+    fn pieces_split_at_pages_and_stop_at_the_top() {
+        let all = |va, len| pieces(va, len).collect::<alloc::vec::Vec<_>>();
+        assert_eq!(all(0x1ff0, 0x1020), [(0x1ff0, 0, 0x10), (0x2000, 0x10, 0x1000), (0x3000, 0x1010, 0x10)]);
+        assert_eq!(all(0x1000, 0), []);
+        // `m ffffffffffffff00,200`: the last 0x100 bytes, not the first 0x100 of address 0 too.
+        assert_eq!(all(0xffff_ffff_ffff_ff00, 0x200), [(0xffff_ffff_ffff_ff00, 0, 0x100)]);
+        assert_eq!(all(u64::MAX, 2), [(u64::MAX, 0, 1)]);
+        assert_eq!(all(0xffff_ffff_ffff_f000, 0x1000), [(0xffff_ffff_ffff_f000, 0, 0x1000)]);
     }
 
     /// A walk that reads `desc` everywhere: what it returns and how many descriptors it read.
