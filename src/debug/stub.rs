@@ -81,6 +81,14 @@ pub trait Target {
 /// BRK #0, the software breakpoint instruction.
 pub const BRK: [u8; 4] = 0xd420_0000u32.to_le_bytes();
 
+/// How often one reply is sent again on `-`: GDB's own limit (`MAX_TRIES` in its remote.c),
+/// after which it gives up on the reply.
+const RESENDS: u8 = 3;
+
+/// The most the output holds before it is taken: a few of the longest replies. What would go
+/// past it is dropped (GDB has at most one packet outstanding, so only noise gets there).
+const OUT_CAP: usize = 4 * rsp::MAX_PACKET;
+
 /// The session.
 pub struct Stub {
     framer: Framer,
@@ -97,7 +105,11 @@ pub struct Stub {
     /// Software breakpoints: (VM slot, VA, the bytes the BRK replaced).
     saved: Vec<(usize, u64, [u8; 4])>,
     out: Vec<u8>,
+    /// The last reply as sent, for a `-`; how often it was sent again, and whether a copy of it
+    /// is still in `out` (GDB NACKs a reply only once it has all of it).
     last: Vec<u8>,
+    resent: u8,
+    last_queued: bool,
 }
 
 impl Default for Stub {
@@ -136,6 +148,8 @@ impl Stub {
             saved: Vec::new(),
             out: Vec::new(),
             last: Vec::new(),
+            resent: 0,
+            last_queued: false,
         }
     }
 
@@ -145,24 +159,46 @@ impl Stub {
 
     /// The bytes to send to GDB.
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.last_queued = false;
         core::mem::take(&mut self.out)
+    }
+
+    /// Queue `bytes` unless that would take the output past [`OUT_CAP`].
+    fn queue(&mut self, bytes: &[u8]) -> bool {
+        let fits = self.out.len() + bytes.len() <= OUT_CAP;
+        if fits {
+            self.out.extend_from_slice(bytes);
+        }
+        fits
     }
 
     fn send(&mut self, data: &[u8]) {
         let f = rsp::frame(data);
-        self.out.extend_from_slice(&f);
+        self.last_queued = self.queue(&f);
         self.last = f;
+        self.resent = 0;
+    }
+
+    /// GDB NACKed the last reply: send it again, at most [`RESENDS`] times and not while a copy
+    /// is still queued, so a run of `-` costs one copy, not one per byte.
+    fn resend(&mut self) {
+        if self.last.is_empty() || self.last_queued || self.resent >= RESENDS {
+            return;
+        }
+        let last = core::mem::take(&mut self.last);
+        self.last_queued = self.queue(&last);
+        self.last = last;
+        self.resent += 1;
     }
 
     /// One byte from GDB.
     pub fn input(&mut self, b: u8, t: &mut dyn Target) {
         match self.framer.push(b) {
             None | Some(Event::Ack) => {}
-            Some(Event::Nack) => {
-                let last = self.last.clone();
-                self.out.extend_from_slice(&last);
+            Some(Event::Nack) => self.resend(),
+            Some(Event::BadChecksum) => {
+                self.queue(b"-");
             }
-            Some(Event::BadChecksum) => self.out.push(b'-'),
             Some(Event::Interrupt) => {
                 if !self.attached {
                     self.attached = true;
@@ -175,7 +211,7 @@ impl Stub {
                 }
             }
             Some(Event::Packet(p)) => {
-                self.out.push(b'+');
+                self.queue(b"+");
                 if !self.attached {
                     self.attached = true;
                     t.attach(true);

@@ -240,3 +240,49 @@ fn detach_and_kill() {
     assert_eq!(m.killed, vec![0]);
     assert!(!m.attached);
 }
+
+#[test]
+fn a_run_of_nacks_resends_the_reply_once_per_copy_sent() {
+    let (mut s, mut m) = attached();
+    for a in 0..0x2000u64 {
+        m.mem.insert(a, a as u8);
+    }
+    let ask = |s: &mut Stub, m: &mut Model| {
+        for b in rsp::frame(b"m0,1ffe") {
+            s.input(b, m);
+        }
+    };
+    ask(&mut s, &mut m);
+    let reply = s.take_output()[1..].to_vec();
+    assert_eq!(reply.len(), 2 * 0x1ffe + 4, "the framed hex, after the +");
+    // The request again and 64 `-` in one go (what `debug::uart` takes at a time): the reply,
+    // whose copy is still queued, not 64 more.
+    ask(&mut s, &mut m);
+    for _ in 0..64 {
+        s.input(b'-', &mut m);
+    }
+    let out = s.take_output();
+    assert!(out.len() <= 2 * reply.len(), "{} bytes queued", out.len());
+    assert_eq!(out.len(), 1 + reply.len());
+    // Once it has gone out, 64 `-` bring one copy; GDB NACKs one reply three times at most.
+    for _ in 0..3 {
+        for _ in 0..64 {
+            s.input(b'-', &mut m);
+        }
+        assert!(s.take_output() == reply);
+    }
+    s.input(b'-', &mut m);
+    assert!(s.take_output().is_empty());
+    // A new reply can be NACKed again.
+    assert_eq!(send(&mut s, &mut m, "qC"), vec!["QCp1.1"]);
+    s.input(b'-', &mut m);
+    assert_eq!(replies(&mut s), vec!["QCp1.1"]);
+    // Requests piled up while the VMs run are answered at the stop, within the output's cap.
+    send(&mut s, &mut m, "c");
+    for _ in 0..10 {
+        ask(&mut s, &mut m);
+    }
+    m.stopped = true;
+    s.poll(&mut m);
+    assert!(s.take_output().len() <= OUT_CAP);
+}
