@@ -62,17 +62,23 @@ impl Framer {
         Framer { state: State::Idle, buf: Vec::new(), sum: 0, overflow: false }
     }
 
-    /// Take one byte; returns what it completed, if anything.
+    fn start(&mut self) {
+        self.state = State::Data;
+        self.buf.clear();
+        self.sum = 0;
+        self.overflow = false;
+    }
+
+    /// Take one byte; returns what it completed, if anything. A 0x03 inside a packet is data
+    /// (an `X` packet may carry it unescaped; GDB sends Ctrl-C only between packets), and a `$`
+    /// anywhere starts a new packet, dropping the one it cut off.
     pub fn push(&mut self, b: u8) -> Option<Event> {
+        if b == b'$' {
+            self.start();
+            return None;
+        }
         match self.state {
             State::Idle => match b {
-                b'$' => {
-                    self.state = State::Data;
-                    self.buf.clear();
-                    self.sum = 0;
-                    self.overflow = false;
-                    None
-                }
                 INTERRUPT => Some(Event::Interrupt),
                 b'+' => Some(Event::Ack),
                 b'-' => Some(Event::Nack),
@@ -81,12 +87,6 @@ impl Framer {
             State::Data => {
                 match b {
                     b'#' => self.state = State::Sum1,
-                    // A new start in the middle: the old packet was cut off.
-                    b'$' => {
-                        self.buf.clear();
-                        self.sum = 0;
-                        self.overflow = false;
-                    }
                     _ => {
                         self.sum = self.sum.wrapping_add(b);
                         if self.buf.len() < MAX_PACKET {
@@ -204,6 +204,22 @@ mod tests {
         // Noise between packets is dropped; a restart mid-packet keeps only the new one.
         assert_eq!(feed(&mut f, b"xy$qq$?#3f"), vec![Event::Packet(b"?".to_vec())]);
         assert_eq!(feed(&mut f, b"$?#zz"), vec![Event::BadChecksum]);
+    }
+
+    #[test]
+    fn a_dollar_restarts_even_in_the_checksum_and_ctrl_c_in_a_packet_is_data() {
+        let mut f = Framer::new();
+        // Cut off before or inside its checksum: the new packet counts, the old one is gone
+        // (its `$` used to be taken as a bad checksum digit, and the new packet as noise).
+        assert_eq!(feed(&mut f, b"$m0#$?#3f"), vec![Event::Packet(b"?".to_vec())]);
+        assert_eq!(feed(&mut f, b"$m0#1$?#3f"), vec![Event::Packet(b"?".to_vec())]);
+        // …so a `-` in the new packet's data is data, not a NACK.
+        assert_eq!(feed(&mut f, b"$m0#$m-#9a"), vec![Event::Packet(b"m-".to_vec())]);
+        // 0x03 inside a packet is packet data (the RSP's "Interrupts" section), between packets
+        // an interrupt.
+        let mut p = frame(b"X0,1:\x03");
+        p.push(INTERRUPT);
+        assert_eq!(feed(&mut f, &p), vec![Event::Packet(b"X0,1:\x03".to_vec()), Event::Interrupt]);
     }
 
     #[test]
