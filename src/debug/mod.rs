@@ -1,11 +1,12 @@
 //! el2visor's GDB stub: the remote serial protocol on a UART no guest owns (`debug_uart=`).
 //! See docs/debugging.md. The protocol and everything it decides are pure (`rsp`, `packet`,
-//! `regs`, `walk`, `stub`); `target` is the machine side (stopping and resuming vCPUs, their
-//! registers, guest memory, the debug registers) and `uart` the serial line.
+//! `regs`, `walk`, `step`, `stub`); `target` is the machine side (stopping and resuming vCPUs,
+//! their registers, guest memory, the debug registers) and `uart` the serial line.
 
 pub mod packet;
 pub mod regs;
 pub mod rsp;
+pub mod step;
 pub mod stub;
 pub mod walk;
 

@@ -14,6 +14,7 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::{cache, cpu, sysreg};
 use crate::debug::packet::BpKind;
 use crate::debug::regs::Regs;
+use crate::debug::step::{self, Step, IF};
 use crate::debug::stub::{HwPoint, Points, StopWhy, Target, Tid};
 use crate::debug::walk::{pieces, Stage1};
 use crate::percpu::MAX_CPUS;
@@ -31,9 +32,8 @@ const MDCR_DEBUG: u64 = MDCR_TDE | MDCR_TDA | MDCR_TDOSA | MDCR_TDRA;
 /// MDSCR_EL1: software step enable, monitor debug events enable.
 const MDSCR_SS: u64 = 1;
 const MDSCR_MDE: u64 = 1 << 15;
-/// SPSR: software step (PSTATE.SS), IRQ and FIQ masks.
+/// SPSR: software step (PSTATE.SS).
 const SPSR_SS: u64 = 1 << 21;
-const SPSR_IF: u64 = 0xc0;
 
 /// What a stopped vCPU is told to do.
 const GO_NONE: u8 = 0;
@@ -67,8 +67,8 @@ struct Ctx {
     /// The debug registers are el2visor's; `guest` holds the guest's own.
     owned: bool,
     guest: GuestDebug,
-    /// The I/F mask bits of a step in progress (masked for the step, put back after it).
-    step_if: Option<u64>,
+    /// A step in progress: the I/F masks it masked, and what it steps (`debug::step`).
+    step: Option<Step>,
 }
 
 struct Slot {
@@ -92,7 +92,7 @@ const ZERO: Ctx = Ctx {
     s1: Stage1 { sctlr: 0, tcr: 0, ttbr0: 0, ttbr1: 0 },
     owned: false,
     guest: GuestDebug { bvr: [0; 16], bcr: [0; 16], wvr: [0; 16], wcr: [0; 16], mdscr: 0, oslk: false },
-    step_if: None,
+    step: None,
 };
 
 /// Every vCPU must stop (attach, Ctrl-C, another vCPU's breakpoint).
@@ -170,8 +170,8 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
     let slot = &SLOTS[me];
     {
         let mut c = slot.ctx.lock();
-        if let Some(bits) = c.step_if.take() {
-            step_done(frame, bits);
+        if let Some(s) = c.step.take() {
+            step_done(frame, s);
         }
         c.vm = vm.slot;
         c.vcpu = v;
@@ -230,16 +230,35 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
     Parked::Resume
 }
 
-/// After a step: the I/F bits masked for it go back. If the instruction took an exception (the
-/// PC is in the guest's vector table), the hardware masked them anyway; the SPSR_EL1 it saved
-/// gets the guest's own bits instead.
-fn step_done(frame: &mut TrapFrame, bits: u64) {
-    let vbar = sysreg::vbar_el1() & !0x7ff;
-    if frame.elr.wrapping_sub(vbar) < 0x800 {
-        sysreg::set_spsr_el1((sysreg::spsr_el1() & !SPSR_IF) | bits);
-    } else {
-        frame.spsr = (frame.spsr & !SPSR_IF) | bits;
+/// After a step: the I/F masks are the guest's own again, as the stepped instruction left them
+/// (`step::after_step`). If it took an exception (the PC is at an entry of the guest's vector
+/// table), the exception masked them itself, and the SPSR_EL1 it saved gets the guest's own
+/// bits instead of the step's. An `mrs xN, daif` it executed reads the guest's own too.
+fn step_done(frame: &mut TrapFrame, s: Step) {
+    let took = step::took_exception(s.pc, frame.elr, sysreg::vbar_el1());
+    // Whether the instruction completed (else it wrote nothing): not when the PC is still on it
+    // (a breakpoint or watchpoint stopped it first), nor when an exception it raised returns to
+    // it (ELR_EL1 its address); one taken after it (an interrupt it unmasked) returns past it.
+    let done = s.insn.filter(|_| frame.elr != s.pc && !(took && sysreg::elr_el1() == s.pc));
+    frame.spsr = (frame.spsr & !IF) | step::after_step(s.saved, frame.spsr, done, took);
+    if took {
+        let spsr = sysreg::spsr_el1();
+        sysreg::set_spsr_el1((spsr & !IF) | step::after_step(s.saved, spsr, done, false));
     }
+    if let Some(rt) = done.and_then(step::mrs_daif) {
+        frame.set_reg(rt, (frame.reg(rt) & !IF) | s.saved);
+    }
+}
+
+/// The instruction at guest VA `pc` of thread `t` (through stage 1 `s1`), where it is RAM.
+fn insn_at(t: Tid, s1: &Stage1, pc: u64) -> Option<u32> {
+    if pc & 3 != 0 {
+        return None;
+    }
+    let pa = va_to_pa(t, s1, pc, 4)?;
+    // SAFETY: `[pa, pa + 4)` is the VM's RAM (checked by `va_to_pa`), identity mapped
+    // read-write at EL2; `pa` is 4-byte aligned as `pc` is (pages are).
+    Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
 }
 
 fn counts() -> (usize, usize) {
@@ -287,10 +306,12 @@ fn program(c: &mut Ctx, vm_slot: usize, frame: &mut TrapFrame, step: bool) {
         dr::set_oslar_el1(0);
         dr::set_mdscr_el1(MDSCR_MDE | if step { MDSCR_SS } else { 0 });
         if step {
-            // Interrupts stay masked for the one instruction, as QEMU's gdbstub does: the step
-            // ends after it, not at the guest's IRQ vector.
-            c.step_if = Some(frame.spsr & SPSR_IF);
-            frame.spsr |= SPSR_SS | SPSR_IF;
+            // Interrupts stay masked for the one instruction, as QEMU's gdbstub holds them back:
+            // the step ends after it, not at the guest's IRQ vector. `step_done` gives the guest
+            // the masks the instruction made.
+            let insn = insn_at((vm_slot, c.vcpu), &c.s1, frame.elr);
+            c.step = Some(Step { saved: frame.spsr & IF, pc: frame.elr, insn });
+            frame.spsr |= SPSR_SS | IF;
         }
         dr::set_mdcr_el2(base | MDCR_DEBUG);
     } else if c.owned {
