@@ -19,7 +19,8 @@
 //! is *held to pages*: the walker creates no block over any of its pages (a `map` uses pages,
 //! a uniform table is not merged). Collapse is a step of its own, allowed only with both flags
 //! off: it remaps the region with blocks where aligned, break-before-make on each table it
-//! replaces. The dirty bits are exact: a page's bit is set only by a guest write fault on it.
+//! replaces. The dirty bits are exact: a page's bit is set only by a guest write fault on it, or
+//! by [`Stage2::mark_dirty`] for what el2visor writes itself.
 #![forbid(unsafe_code)]
 
 use super::error::S2Error;
@@ -150,6 +151,24 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             self.regions[id.0].dirty.clear(page);
         }
         Ok(())
+    }
+
+    /// el2visor wrote `[ipa, ipa + len)` of guest RAM itself (a reboot's reload of the images):
+    /// the pages of log-dirty regions in it count as dirty, as if the guest had written them, so
+    /// that a dirty-only restore undoes the write too. Their Stage-2 entries stay as they are (a
+    /// guest write to one still faults once, and finds its bit set).
+    pub fn mark_dirty(&mut self, ipa: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let end = ipa.saturating_add(len);
+        for r in self.regions.iter_mut().filter(|r| r.log_dirty && ipa < r.ipa + r.size && r.ipa < end) {
+            let first = r.page_of(ipa.max(r.ipa));
+            let last = r.page_of(end.min(r.ipa + r.size) - 1);
+            for page in first..=last {
+                r.dirty.set(page);
+            }
+        }
     }
 
     /// Give the region its blocks back (where IPA and PA are aligned): only with both flags off.

@@ -158,6 +158,27 @@ fn log_dirty_write_protects_pages_and_sets_exact_bits() {
 }
 
 #[test]
+fn el2visors_own_writes_count_as_dirty_under_log_dirty() {
+    let (mut s2, _, id) = setup();
+    // Off: nothing is recorded.
+    s2.mark_dirty(R_IPA, PAGE_SIZE);
+    assert_eq!(s2.region(id).dirty.count(), 0);
+    s2.set_log_dirty(id, true).unwrap();
+    // From the page before the region (outside it) to one byte into page 2; and the last page,
+    // from a range that runs past the region's end.
+    s2.mark_dirty(R_IPA - PAGE_SIZE, 2 * PAGE_SIZE + PAGE_SIZE + 1);
+    s2.mark_dirty(R_IPA + R_SIZE - 1, 2 * PAGE_SIZE);
+    let last = (R_SIZE / PAGE_SIZE) as usize - 1;
+    assert_eq!(s2.region(id).dirty.ones().collect::<Vec<_>>(), [0, 1, 2, last]);
+    // The mapping is unchanged; a new round forgets them like guest-written pages.
+    assert_eq!(s2.translate(Ipa(R_IPA)).unwrap().1, S2Attrs::ram().read_only());
+    s2.clear_dirty(id).unwrap();
+    assert_eq!(s2.region(id).dirty.count(), 0);
+    s2.mark_dirty(R_IPA, 0);
+    assert_eq!(s2.region(id).dirty.count(), 0, "an empty range marks nothing");
+}
+
+#[test]
 fn regions_are_checked() {
     let (mut s2, _, _) = setup();
     assert!(matches!(
