@@ -42,8 +42,9 @@ pub enum Exit {
     Idle { deadline: Option<u64> },
     /// The vCPU turned itself off (PSCI CPU_OFF): leave the guest until a CPU_ON.
     StopVcpu,
-    /// PSCI SYSTEM_RESET: restart the VM from its pristine images.
-    ResetVm,
+    /// PSCI SYSTEM_RESET (`call`: the vCPU's HVC or SMC, which its frame has stepped over), or
+    /// a crash restart: restart the VM from its pristine images.
+    ResetVm { call: bool },
     /// The VM is over: PSCI SYSTEM_OFF, or a fault it cannot survive (already reported).
     VmOff,
     /// A debug exception routed to EL2 (MDCR_EL2.TDE, only while GDB is attached), or a guest
@@ -180,7 +181,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
                         // console may have printed `snapshot_on=`'s text.
                         match crate::trap::crash::check(vm, vcpu, frame) {
                             None | Some(crate::trap::crash::After::Resume) => console_trigger(vm),
-                            Some(crate::trap::crash::After::ResetVm) => Exit::ResetVm,
+                            Some(crate::trap::crash::After::ResetVm) => Exit::ResetVm { call: false },
                             Some(crate::trap::crash::After::VmOff) => Exit::VmOff,
                         }
                     }
@@ -400,7 +401,7 @@ fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
                     Exit::Resume => "",
                     Exit::Idle { .. } => ", idle",
                     Exit::StopVcpu => ", vCPU stops",
-                    Exit::ResetVm => ", VM resets",
+                    Exit::ResetVm { .. } => ", VM resets",
                     Exit::VmOff => ", VM ends",
                     Exit::Debug(..) => ", debugger stop",
                     Exit::Snapshot { .. } => ", snapshot",
@@ -444,7 +445,7 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
         }
         CallOutcome::SystemReset => {
             log::info!("VM {}: PSCI SYSTEM_RESET from vCPU {vcpu}", vm.name);
-            return Exit::ResetVm;
+            return Exit::ResetVm { call: true };
         }
         CallOutcome::Suspend => {
             // A standby: wait as for a WFI, waking for an interrupt already pending for the vCPU.
@@ -456,7 +457,8 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
                 frame.x[0] = smccc_not_supported();
                 return Exit::Resume;
             }
-            frame.x[0] = 0;
+            // x0 keeps the function ID: the snapshot sets it to 0, and a call that must be made
+            // again (`vcpu::snapshot::take`) finds it there.
             return Exit::Snapshot { log_dirty, call: true };
         }
         CallOutcome::Vendor(VendorCall::SnapshotRestore { kind }) => {

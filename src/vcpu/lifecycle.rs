@@ -27,20 +27,21 @@ const RESET_STOP_TIMEOUT_S: u64 = 10;
 /// times in a row than `crash_restarts=` allows (`vm::crash`: then it ends), stop every other vCPU, put the virtual GIC back to its reset
 /// state, reload the pristine images and ask vCPU 0 to start at the kernel entry again. Returns
 /// when the calling vCPU must stop (the run loop stops it); ends the VM when it cannot be reset.
+/// `false`: nothing done, the VM was not running (another vCPU is pausing, resetting or ending
+/// it).
 ///
 /// The VM becomes RESETTING under its power lock, the lock under which a CPU_ON marks a vCPU
 /// pending with its start request and a pCPU takes a start request and marks its vCPU on
 /// (`trap::dispatch::call`, `vcpu::run`). So from then on no call changes a power state and no
 /// vCPU starts: the reset waits only for the vCPUs that are on, and a vCPU left pending by a
 /// CPU_ON just before is simply not started (its request is dropped with the others).
-pub fn reset_vm(vm: &Vm, me: usize) {
+pub fn reset_vm(vm: &Vm, me: usize) -> bool {
     {
         let _power = vm.power.lock();
         if vm.state.compare_exchange(RUNNING, RESETTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            drop(_power);
-            // Someone else is resetting (or powering off): just stop.
-            leave_for_reset(vm, me);
-            return;
+            // Someone else is pausing, resetting or powering off: the caller's state check
+            // stops this vCPU the way that asks (a pause saves its state).
+            return false;
         }
     }
     let n = vm.vcpus.len();
@@ -51,7 +52,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
         Restart::Halt { streak } => {
             logging::print_line(format_args!("el2visor: VM {} crashed {streak} times in a row; halted", vm.name));
             end_vm(vm);
-            return;
+            return true;
         }
         Restart::Go { streak: 0 } => {}
         Restart::Go { streak } => logging::print_line(format_args!(
@@ -67,7 +68,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
             // pvpanic with on_crash=halt): no reset. Back to the caller, which stops this vCPU
             // and idles the pCPU as for any ended VM; parking it here (interrupts masked) would
             // also take away console input, which pCPU 0 serves for every VM.
-            return;
+            return true;
         }
         let running: alloc::vec::Vec<usize> = {
             let p = vm.power.lock();
@@ -90,7 +91,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
                 vm.name
             );
             end_vm(vm);
-            return;
+            return true;
         }
         core::hint::spin_loop();
     }
@@ -108,7 +109,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
     if let Err(e) = vm.reload() {
         log::error!("VM {}: reset: {e}", vm.name);
         end_vm(vm);
-        return;
+        return true;
     }
     // The new run starts with no panic reported and not held for a debugger.
     vm.crash.events.store(0, Ordering::Relaxed);
@@ -124,7 +125,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
         if vm.state.compare_exchange(RESETTING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             drop(p);
             log::info!("VM {}: reset: the VM ended while it was being reset; it stays off", vm.name);
-            return;
+            return true;
         }
         p.states[0] = VcpuPower::OnPending;
         *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
@@ -133,6 +134,7 @@ pub fn reset_vm(vm: &Vm, me: usize) {
     if me != 0 {
         vm.kick(0);
     }
+    true
 }
 
 /// This vCPU stops because its VM is resetting: its list registers and banked interrupts back

@@ -289,15 +289,25 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
             crate::arch::vcpu_state::stop_timers();
             stop_this_vcpu()
         }
-        Exit::ResetVm => match snapshot::on_reset(vm, v, frame) {
+        Exit::ResetVm { call } => match snapshot::on_reset(vm, v, frame, call) {
             After::Reboot => {
-                lifecycle::reset_vm(vm, v);
-                stop_this_vcpu()
+                if lifecycle::reset_vm(vm, v) {
+                    stop_this_vcpu()
+                }
+                // Another vCPU is pausing, resetting or ending the VM (the state check below
+                // stops this one as that asks): a SYSTEM_RESET is made again once that is done,
+                // from the state a pause saves or at once if it is over; a crash restart is lost
+                // to it, and the log says so.
+                if call {
+                    frame.elr -= 4;
+                } else {
+                    log::warn!("VM {}: vCPU {v}: crash restart not done: the VM was being paused, reset or ended", vm.name);
+                }
             }
             after => after_snapshot(vm, after),
         },
         Exit::Snapshot { log_dirty, call } => after_snapshot(vm, snapshot::take(vm, v, frame, log_dirty, call)),
-        Exit::Restore(k) => after_snapshot(vm, snapshot::restore(vm, v, frame, k)),
+        Exit::Restore(k) => after_snapshot(vm, snapshot::restore(vm, v, frame, k, true)),
         Exit::VmOff => {
             lifecycle::end_vm(vm);
             idle_forever()

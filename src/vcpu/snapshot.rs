@@ -89,7 +89,9 @@ pub fn leave_for_pause(vm: &Vm, me: usize, frame: &TrapFrame) {
     vm.power.lock().states[me] = VcpuPower::Off;
 }
 
-/// Every vCPU with a state in `live` is made pending (the others stay off) and the VM runs.
+/// Every vCPU with a state in `live` is made pending, and so is one with a start request (a
+/// CPU_ON the guest was told succeeded, made before the pause, or in the restored snapshot); the
+/// others stay off, and the VM runs.
 fn resume_all(vm: &Vm, me: usize) {
     let Some(s) = &vm.snapshot else { return };
     {
@@ -97,9 +99,13 @@ fn resume_all(vm: &Vm, me: usize) {
         // Only a VM still PAUSED runs again: one ended meanwhile stays ended, every vCPU off.
         let resumes = vm.state.compare_exchange(PAUSED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok();
         for v in 0..vm.vcpus.len() {
+            let mut start = vm.vcpus[v].start.lock();
             let live = resumes && s.live[v].lock().is_some();
-            p.states[v] = if live { VcpuPower::OnPending } else { VcpuPower::Off };
-            *vm.vcpus[v].start.lock() = None;
+            let starting = resumes && !live && start.is_some();
+            p.states[v] = if live || starting { VcpuPower::OnPending } else { VcpuPower::Off };
+            if !starting {
+                *start = None;
+            }
         }
         if !resumes {
             drop(p);
@@ -116,33 +122,63 @@ fn resume_all(vm: &Vm, me: usize) {
 /// Take a snapshot at this vCPU's instruction boundary (`frame`): `Stop` when done (or failed:
 /// the VM goes on as it was, and the caller's x0 says −1 for a vendor call).
 pub fn take(vm: &Vm, me: usize, frame: &mut TrapFrame, log_dirty: bool, call: bool) -> After {
-    if vm.snapshot.is_none() || !pause(vm, me) {
+    if vm.snapshot.is_none() {
         return After::Resume;
+    }
+    if !pause(vm, me) {
+        replay(frame, call);
+        return After::Resume;
+    }
+    if call {
+        // The call returns 0 now, and 1 after a restore (`vm::snapshot::restore`).
+        frame.x[0] = 0;
     }
     leave_for_pause(vm, me, frame);
     if let Err(e) = snap::take(vm, call.then_some(me), log_dirty) {
         log::warn!("snapshot: VM {}: not taken: {e}", vm.name);
-        if let (true, Some(s)) = (call, &vm.snapshot) {
-            if let Some(st) = s.live[me].lock().as_mut() {
-                st.frame.x[0] = crate::trap::abi::smccc::NOT_SUPPORTED as u64;
-            }
-        }
+        call_failed(vm, me, call);
     }
     resume_all(vm, me);
     After::Stop
 }
 
-/// Restore the snapshot the `kind` way (a vendor call, a reset): `Stop` when done; on failure
-/// the VM goes on as it was.
-pub fn restore(vm: &Vm, me: usize, frame: &mut TrapFrame, kind: RestoreKind) -> After {
-    if vm.snapshot.is_none() || !pause(vm, me) {
+/// A guest's call (`call`) for a snapshot operation failed after the pause: it returns
+/// NOT_SUPPORTED (−1) in x0 of the state vCPU `me` resumes from.
+fn call_failed(vm: &Vm, me: usize, call: bool) {
+    if let (true, Some(s)) = (call, &vm.snapshot) {
+        if let Some(st) = s.live[me].lock().as_mut() {
+            st.frame.x[0] = crate::trap::abi::smccc::NOT_SUPPORTED as u64;
+        }
+    }
+}
+
+/// `pause` lost a race with another vCPU's snapshot, reset or power-off: a guest's call (`call`:
+/// its HVC or SMC, which `frame` has stepped over) is made again once that is done, from the
+/// state a pause saves or at once if it is over, not answered as if it had been carried out.
+fn replay(frame: &mut TrapFrame, call: bool) {
+    if call {
+        frame.elr -= 4;
+    }
+}
+
+/// Restore the snapshot the `kind` way (`call`: a vendor call or a SYSTEM_RESET, else el2visor's
+/// console): `Stop` when done; on failure the VM goes on as it was.
+pub fn restore(vm: &Vm, me: usize, frame: &mut TrapFrame, kind: RestoreKind, call: bool) -> After {
+    if vm.snapshot.is_none() {
+        return After::Resume;
+    }
+    if !pause(vm, me) {
+        replay(frame, call);
         return After::Resume;
     }
     leave_for_pause(vm, me, frame);
     match snap::restore(vm, kind) {
         // Reported at the first guest entry (`report_restore`), once that is timed.
         Ok(r) => *vm.snapshot.as_ref().map(|s| &s.report).expect("checked above").lock() = Some(r),
-        Err(e) => log::warn!("snapshot: VM {}: not restored: {e}", vm.name),
+        Err(e) => {
+            log::warn!("snapshot: VM {}: not restored: {e}", vm.name);
+            call_failed(vm, me, call);
+        }
     }
     resume_all(vm, me);
     After::Stop
@@ -196,7 +232,7 @@ pub fn on_request(vm: &Vm, me: usize, frame: &mut TrapFrame) -> Option<After> {
         c => {
             let kind = RestoreKind::from_code(u64::from(c - snap::REQUEST_RESTORE))?;
             log::info!("VM {}: {} restore asked for on el2visor's console", vm.name, kind.name());
-            restore(vm, me, frame, kind)
+            restore(vm, me, frame, kind, false)
         }
     };
     if matches!(after, After::Resume) {
@@ -207,9 +243,9 @@ pub fn on_request(vm: &Vm, me: usize, frame: &mut TrapFrame) -> Option<After> {
     Some(after)
 }
 
-/// PSCI SYSTEM_RESET under `reset=snapshot`: restore the snapshot (`restores=` times at most,
-/// then power the VM off); `Reboot` when the VM reboots as usual.
-pub fn on_reset(vm: &Vm, me: usize, frame: &mut TrapFrame) -> After {
+/// PSCI SYSTEM_RESET (`call`) or a crash restart under `reset=snapshot`: restore the snapshot
+/// (`restores=` times at most, then power the VM off); `Reboot` when the VM reboots as usual.
+pub fn on_reset(vm: &Vm, me: usize, frame: &mut TrapFrame, call: bool) -> After {
     let Some(s) = &vm.snapshot else { return After::Reboot };
     let done = s.reset_restores.load(Ordering::Acquire);
     match plan::on_reset(s.options.reset_restores, s.is_taken(), done, s.options.restores) {
@@ -222,7 +258,7 @@ pub fn on_reset(vm: &Vm, me: usize, frame: &mut TrapFrame) -> After {
         plan::OnReset::Restore(n) => {
             s.reset_restores.store(n, Ordering::Release);
             log::info!("VM {}: reset: restoring the snapshot ({n})", vm.name);
-            restore(vm, me, frame, s.options.kind)
+            restore(vm, me, frame, s.options.kind, call)
         }
     }
 }

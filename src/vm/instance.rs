@@ -235,11 +235,11 @@ impl Vm {
         // Copies still to be made come from guest RAM the guest could not write yet.
         self.complete_pristine();
         let p = &self.pristine;
-        copy_in(&self.ram, p.kernel_ipa, p.kernel, self.clean)?;
-        if let (Some(ipa), Some(bytes)) = (p.initrd_ipa, p.initrd) {
+        let images = [(Some(p.kernel_ipa), Some(p.kernel)), (p.initrd_ipa, p.initrd), (Some(p.dtb_ipa), Some(&p.dtb[..]))];
+        for (ipa, bytes) in images.into_iter().filter_map(|(ipa, bytes)| Some((ipa?, bytes?))) {
+            crate::vm::snapshot::host_write(self, ipa, bytes.len() as u64);
             copy_in(&self.ram, ipa, bytes, self.clean)?;
         }
-        copy_in(&self.ram, p.dtb_ipa, &p.dtb, self.clean)?;
         if self.clean {
             cache::invalidate_icache_all();
         }

@@ -37,6 +37,16 @@ fn probe_snapshot_restores_every_kind() {
     }
 }
 
+/// With two vCPUs the probe also takes a snapshot right after a CPU_ON that succeeded: the
+/// pause may come before the started vCPU ran, and it must run afterwards all the same.
+#[test]
+fn probe_snapshot_keeps_a_pending_cpu_on() {
+    let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("snapshot_mem=128M guest_args=snapshot").timeout(300).run();
+    run.check(run.exited, "QEMU did not exit by itself");
+    run.check(run.has("PROBE snapshot_keeps_cpu_on PASS"), "the vCPU a CPU_ON started just before the snapshot did not run");
+    run.check(run.has("PROBE DONE pass=6 fail=0"), "not 6 passes and no failure");
+}
+
 /// `snapshot_mem=` smaller than the VM's RAM: one line says so, and the snapshot call answers
 /// NOT_SUPPORTED (the probe reports it) instead of anything breaking.
 #[test]

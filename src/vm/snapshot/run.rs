@@ -32,6 +32,9 @@ pub struct VcpuState {
 struct Saved {
     /// Per vCPU: its state, `None` for a vCPU that was off.
     vcpus: Vec<Option<VcpuState>>,
+    /// Per vCPU: the start request (entry point, context ID) of a CPU_ON that had succeeded but
+    /// not yet started the vCPU; a restore makes it again.
+    starts: Vec<Option<(u64, u64)>>,
     dist: Option<VDist>,
     /// The vpl011's registers and FIFOs, for a VM with one.
     vuart: Option<crate::vm::vpl011::Vpl011>,
@@ -264,14 +267,18 @@ pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapE
             Ok(())
         };
         if let Err(e) = r {
-            log::error!("snapshot: VM {}: {e}", vm.name);
+            // The area now holds this snapshot's RAM up to this piece and the previous one's
+            // after it: neither can be restored any more.
+            *snap.saved.lock() = None;
+            log::error!("snapshot: VM {}: {e}; the area is half overwritten, so the previous snapshot is dropped too", vm.name);
             return Err("Stage 2 could not change");
         }
     }
     drop(s2);
     let vcpus = snap.live.iter().map(|l| l.lock().clone()).collect();
+    let starts = vm.vcpus.iter().map(|c| *c.start.lock()).collect();
     let vuart = vm.vuart.as_ref().map(|u| u.save());
-    *snap.saved.lock() = Some(Saved { vcpus, dist: vm.vgic.as_ref().map(|g| g.save()), vuart, caller });
+    *snap.saved.lock() = Some(Saved { vcpus, starts, dist: vm.vgic.as_ref().map(|g| g.save()), vuart, caller });
     log::info!(
         "snapshot: VM {}: taken ({} MiB of RAM{}) in {} us",
         vm.name,
@@ -280,6 +287,16 @@ pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapE
         ticks_us(sysreg::cntpct_el0() - t0)
     );
     Ok(())
+}
+
+/// el2visor is about to write `[ipa, ipa + len)` of `vm`'s RAM itself (a reboot reloading its
+/// images; every vCPU stopped): a lazy restore still under way is finished first, or the first
+/// touch of a page still missing would copy the snapshot's bytes over what el2visor wrote; and
+/// under log-dirty the pages count as dirty, so that a dirty-only restore undoes the write too.
+pub fn host_write(vm: &Vm, ipa: u64, len: u64) {
+    let Some(snap) = vm.snapshot.as_ref() else { return };
+    finish_lazy(vm, snap);
+    vm.s2.lock().mark_dirty(ipa, len);
 }
 
 /// Bring a lazy restore's missing pages back at once (a new snapshot or restore comes).
@@ -369,6 +386,8 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
             }
         }
         *snap.live[v].lock() = s;
+        // A vCPU whose CPU_ON was pending starts then; one pending now, not in the snapshot, not.
+        *vm.vcpus[v].start.lock() = saved.starts.get(v).copied().flatten();
     }
     snap.first_entry_pending.store(true, Ordering::Release);
     Ok(RestoreReport { kind, pages, cmo_lines: snap.cmo_lines.load(Ordering::Relaxed), ticks: sysreg::cntpct_el0() - t0 })

@@ -302,6 +302,26 @@ pub fn run_all(ctx: &Context) {
     crate::report::outcome("cpu_off_moves_spi", off_moves_spi(ctx));
 }
 
+/// `snapshot_keeps_cpu_on` (the snapshot probes, with a second vCPU): a CPU_ON answered SUCCESS
+/// and, at once, `then` (a snapshot, which pauses the VM, quite likely before the secondary ran
+/// its first instruction): the secondary must still run afterwards, as the guest was told.
+pub fn on_then(platform: &probe_guest::dt::Platform, then: impl FnOnce() -> u64) -> Result<(), Msg> {
+    let me = my_mpidr();
+    let target = platform.cpus().iter().copied().find(|&c| c != me).ok_or_else(|| msg!("the VM has only one vCPU"))?;
+    // No virtual CPU interface to read in MODE_CHECK.
+    SHARED.gic_v3.store(0, Ordering::Relaxed);
+    SHARED.gicc.store(0, Ordering::Relaxed);
+    SHARED.stage.store(0, Ordering::Relaxed);
+    sync_shared();
+    cpu_on(target, MODE_CHECK)?;
+    match then() {
+        0 => {}
+        x => return Err(msg!("SNAPSHOT_TAKE right after the CPU_ON returned {x:#x}")),
+    }
+    wait("the vCPU started by a CPU_ON just before the snapshot to run", || stage() == 2)?;
+    wait_off(target)
+}
+
 fn off_moves_spi(ctx: &Context) -> Result<(), Msg> {
     use super::gic::{GuestGic, ISPENDR, SPURIOUS};
     let target = other_cpu(ctx)?;

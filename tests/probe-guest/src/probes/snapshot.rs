@@ -16,6 +16,9 @@
 //! at once and restores nothing). The lazy round also checks, right after the restore, that
 //! userfault is on and the RAM zapped (no block, few pages mapped, most pages missing), then
 //! reads every page of RAM and checks that userfault went off and the blocks came back.
+//!
+//! With a second vCPU, last, `snapshot_keeps_cpu_on`: a snapshot taken right after a CPU_ON
+//! that succeeded must not lose the vCPU it starts (`cpu::on_then`).
 
 use core::arch::asm;
 
@@ -293,6 +296,13 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
     }
     // SAFETY: the virtual timer off.
     unsafe { sysreg::set_cntv_ctl(0) };
+    // Last (its snapshot is not restored): a CPU_ON the snapshot's pause overtakes still starts.
+    if platform.cpus().len() >= 2 {
+        let r = super::cpu::on_then(platform, || hvc::hvc(abi::VENDOR_SNAPSHOT_TAKE, 0));
+        report::outcome("snapshot_keeps_cpu_on", r);
+    } else {
+        println!("probe: snapshot_keeps_cpu_on not run: the VM has one vCPU");
+    }
     report::finish()
 }
 
