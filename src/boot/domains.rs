@@ -28,6 +28,11 @@ impl HostNodes for Host<'_> {
     fn passthrough_mark(&self, path: &str) -> Option<bool> {
         self.0.devices.iter().find(|d| d.path == path).map(|d| d.xen_passthrough)
     }
+    fn mmio(&self, path: &str) -> Vec<(u64, u64)> {
+        let regs = self.0.device(path).into_iter().flat_map(|d| d.regs.iter());
+        let windows = self.0.bus_windows.iter().filter(|w| w.bus == path).map(|w| &w.cpu);
+        regs.chain(windows).map(|r| (r.start.raw(), r.size)).collect()
+    }
 }
 
 /// The devices a domain's partial device tree assigns it (none without one), and the names of

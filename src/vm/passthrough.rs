@@ -55,6 +55,30 @@ pub trait HostNodes {
     /// Whether `path` exists in the host DT and carries `xen,passthrough`: `None` when it does
     /// not exist, `Some(marked)` when it does.
     fn passthrough_mark(&self, path: &str) -> Option<bool>;
+    /// The host addresses the node at `path` decodes, as `(start, size)`: its `reg` ranges and,
+    /// for a bus such as a PCI host bridge, its `ranges` windows.
+    fn mmio(&self, path: &str) -> Vec<(u64, u64)>;
+}
+
+/// Whether `[pa, pa + size)` lies inside `ranges` (`(start, size)`, each widened to whole 4 KiB
+/// pages, as el2visor can map nothing smaller), adjacent ranges counting as one.
+fn within(pa: u64, size: u64, ranges: &[(u64, u64)]) -> bool {
+    let mut pages: Vec<(u64, u64)> = ranges
+        .iter()
+        .filter(|r| r.1 > 0)
+        .map(|&(start, len)| (start & !0xfff, start.saturating_add(len).saturating_add(0xfff) & !0xfff))
+        .collect();
+    pages.sort_unstable();
+    let (mut at, end) = (pa, pa.saturating_add(size));
+    for (start, stop) in pages {
+        if start <= at && at < stop {
+            at = stop;
+        }
+        if at >= end {
+            return true;
+        }
+    }
+    at >= end
 }
 
 fn u32_of(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
@@ -159,6 +183,11 @@ pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, Strin
                 if size == 0 || !pa.is_multiple_of(4096) || !ipa.is_multiple_of(4096) || !size.is_multiple_of(4096) {
                     return Err(format!("{at}: xen,reg region {pa:#x}+{size:#x} at {ipa:#x} is not whole 4 KiB pages"));
                 }
+                // Only what the host node itself decodes: anything else could be RAM, el2visor's
+                // own memory, the GIC or another device (Xen takes the partial DT on trust).
+                if !within(pa, size, &host.mmio(&host_path)) {
+                    return Err(format!("{at}: xen,reg region {pa:#x}+{size:#x} is not inside what {host_path} decodes (its reg and ranges)"));
+                }
                 regions.push(PtRegion { pa, size, ipa });
             }
         }
@@ -196,11 +225,36 @@ mod tests {
     impl HostNodes for Host {
         fn passthrough_mark(&self, path: &str) -> Option<bool> {
             match path {
-                "/pl031@9010000" => Some(true),
+                "/pl031@9010000" | "/pcie@10000000" => Some(true),
                 "/pl061@9030000" => Some(false),
                 _ => None,
             }
         }
+        fn mmio(&self, path: &str) -> Vec<(u64, u64)> {
+            match path {
+                "/pl031@9010000" => alloc::vec![(0x0901_0000, 0x1000)],
+                "/pl061@9030000" => alloc::vec![(0x0903_0000, 0x1000)],
+                // QEMU virt's bridge: its ECAM, then its 32-bit window.
+                "/pcie@10000000" => alloc::vec![(0x40_1000_0000, 0x1000_0000), (0x1000_0000, 0x2eff_0000)],
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn xen_reg_stays_inside_what_the_host_node_decodes() {
+        // A 0x200-byte register block covers its page; adjacent ranges join; a PCI bridge's
+        // ECAM and window both count.
+        assert!(within(0x0a00_0000, 0x1000, &[(0x0a00_0000, 0x200)]));
+        assert!(within(0x1000, 0x3000, &[(0x3000, 0x1000), (0x1000, 0x2000)]));
+        assert!(!within(0x1000, 0x3000, &[(0x1000, 0x1000), (0x3000, 0x1000)]), "a hole at 0x2000");
+        assert!(!within(0x0901_0000, 0x2000, &[(0x0901_0000, 0x1000)]), "one page past the end");
+        assert!(!within(0x4000_0000, 0x1000, &[]), "a node that decodes nothing");
+        assert!(!within(0xffff_ffff_ffff_f000, 0x1000, &[(0xffff_ffff_ffff_f000, 0x800)]), "the last page: no wrap");
+        // RAM (or anything else the node does not decode) is refused with the reason.
+        let dtb = partial(|w| rtc(w, "/pl031@9010000", &[0, 0x4000_0000, 0, 0x1000, 0, 0x0901_0000], &[0, 2, 4]));
+        let e = devices(&dtb, &Host).unwrap_err();
+        assert!(e.contains("not inside what /pl031@9010000 decodes"), "{e}");
     }
 
     fn partial(dev: impl FnOnce(&mut FdtWriter)) -> Vec<u8> {
@@ -254,8 +308,8 @@ mod tests {
         w.property_u32("#interrupt-cells", 1).unwrap();
         w.property_array_u32("interrupt-map-mask", &[0x1800, 0, 0, 7]).unwrap();
         w.property_array_u32("interrupt-map", map).unwrap();
-        w.property_array_u32("xen,reg", &[0x40, 0x1000_0000, 0, 0x1000_0000, 0x40, 0x1000_0000]).unwrap();
-        w.property_string("xen,path", "/pl031@9010000").unwrap();
+        w.property_array_u32("xen,reg", &[0x40, 0x1000_0000, 0, 0x1000_0000, 0x40, 0x1000_0000, 0, 0x1000_0000, 0, 0x100_0000, 0, 0x1000_0000]).unwrap();
+        w.property_string("xen,path", "/pcie@10000000").unwrap();
         w.end_node(n).unwrap();
     }
 
