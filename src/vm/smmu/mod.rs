@@ -452,7 +452,14 @@ pub fn assign(owner: &StreamOwner, vm: &crate::vm::instance::Vm) {
         return;
     }
     if cfg.fwb != (vm.setting.mode == crate::coherency::Mode::Fwb) {
-        log::info!("SMMU {}: no S2FWB: VM {}'s device DMA reads its FWB-encoded Stage-2 attributes as classic ones", s.path, vm.name);
+        // Its FWB encoding of Normal write-back RAM (MemAttr 0b0110) reads, classically, as outer
+        // non-cacheable, inner write-through: on hardware that snoops only write-back accesses
+        // the device's DMA is then not coherent with the CPU's caches. QEMU models no caches.
+        log::warn!(
+            "SMMU {}: no S2FWB: VM {}'s device DMA reads its FWB-encoded Stage-2 attributes as classic ones (RAM as non-cacheable); boot with coherency=mair-trap where DMA must be coherent",
+            s.path,
+            vm.name
+        );
     }
     log::info!("SMMU {}: {device} ({total} streams) translates through VM {}'s Stage 2 (VMID {vmid})", s.path, vm.name);
 }
