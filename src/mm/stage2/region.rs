@@ -67,6 +67,11 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             return Err(S2Error::Region("regions may not overlap"));
         }
         let pages = (size / PAGE_SIZE) as usize;
+        // Two bitmaps, 32 KiB each per GiB: a VM too large for the heap gets no region, not a
+        // fatal allocation failure.
+        let (Some(missing), Some(dirty)) = (Bitmap::try_new(pages), Bitmap::try_new(pages)) else {
+            return Err(S2Error::OutOfMemory);
+        };
         self.regions.push(Region {
             ipa: ipa.raw(),
             pa: pa.raw(),
@@ -75,10 +80,17 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
             userfault: false,
             log_dirty: false,
             held: false,
-            missing: Bitmap::new(pages),
-            dirty: Bitmap::new(pages),
+            missing,
+            dirty,
         });
         Ok(RegionId(self.regions.len() - 1))
+    }
+
+    /// Drop the regions added after the first `len`, none of whose flags was ever set (their
+    /// entries are as `map` made them): for a caller that could not add all it needed.
+    pub fn truncate_regions(&mut self, len: usize) {
+        debug_assert!(self.regions[len.min(self.regions.len())..].iter().all(|r| !r.held));
+        self.regions.truncate(len);
     }
 
     pub fn region(&self, id: RegionId) -> &Region {

@@ -20,6 +20,14 @@ impl Bitmap {
     pub fn new(bits: usize) -> Self {
         Self { words: vec![0; bits.div_ceil(64)], bits }
     }
+    /// [`Self::new`], or `None` when the heap cannot hold it (a bitmap is 32 KiB per GiB of guest
+    /// RAM, and el2visor's heap is small and fixed: running out there is fatal).
+    pub fn try_new(bits: usize) -> Option<Self> {
+        let mut words = Vec::new();
+        words.try_reserve_exact(bits.div_ceil(64)).ok()?;
+        words.resize(bits.div_ceil(64), 0);
+        Some(Self { words, bits })
+    }
     pub fn len(&self) -> usize {
         self.bits
     }

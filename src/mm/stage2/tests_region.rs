@@ -202,6 +202,20 @@ fn bitmap_basics() {
     b.set(0);
     b.set(64);
     assert_eq!(b.ones().collect::<Vec<_>>(), [0, 64]);
+    // A bitmap the heap cannot hold is refused, not a fatal allocation failure.
+    assert!(Bitmap::try_new(usize::MAX).is_none());
+    assert_eq!(Bitmap::try_new(70).map(|b| (b.len(), b.count())), Some((70, 0)));
+}
+
+#[test]
+fn regions_added_and_dropped_again() {
+    let (mut s2, _, id) = setup();
+    let n = s2.regions().len();
+    s2.add_region(Ipa(R_IPA + R_SIZE), Pa(R_IPA + R_SIZE), SIZE_2M, S2Attrs::ram()).unwrap();
+    s2.truncate_regions(n);
+    assert_eq!(s2.regions().len(), n);
+    assert_eq!(s2.region_at(R_IPA + R_SIZE), None);
+    assert_eq!(s2.region_at(R_IPA), Some(id));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::cmdline::{RestoreKind, SnapshotOptions};
 use crate::gic::lrs::LrSnapshot;
 use crate::gic::vgic::VDist;
 use crate::mm::addr::{Ipa, PaRange, PAGE_SIZE};
-use crate::mm::stage2::{RegionFault, RegionId, S2Attrs};
+use crate::mm::stage2::{RegionFault, RegionId, S2Attrs, S2Error};
 use crate::vm::instance::Vm;
 
 /// One vCPU's state, saved on its own pCPU at an instruction boundary.
@@ -124,12 +124,18 @@ impl Snapshot {
             .collect();
         let pieces = layout(&mapped, 0, u64::MAX).map_err(|_| "its RAM cannot be laid out")?;
         let mut regions = Vec::new();
+        let before = s2.regions().len();
         for p in &pieces {
             match s2.add_region(Ipa(p.ipa), crate::mm::addr::Pa(p.pa), p.size, S2Attrs::ram()) {
                 Ok(id) => regions.push(id),
                 Err(e) => {
+                    // The regions made so far go too (their bitmaps are on the heap).
+                    s2.truncate_regions(before);
                     log::error!("snapshot: VM {}: {e}", vm.name);
-                    return Err("its RAM cannot be a Stage-2 region");
+                    return Err(match e {
+                        S2Error::OutOfMemory => "its RAM is too large for the dirty and missing-page bitmaps el2visor's heap can hold (32 KiB each per GiB)",
+                        _ => "its RAM cannot be a Stage-2 region",
+                    });
                 }
             }
         }
