@@ -1,7 +1,8 @@
 //! el2visor's GDB stub: the remote serial protocol on a UART no guest owns (`debug_uart=`).
 //! See docs/debugging.md. The protocol and everything it decides are pure (`rsp`, `packet`,
 //! `regs`, `walk`, `step`, `stub`); `target` is the machine side (stopping and resuming vCPUs,
-//! their registers, guest memory, the debug registers) and `uart` the serial line.
+//! the debug registers), `machine` the [`stub::Target`] over it (registers, guest memory), and
+//! `uart` the serial line.
 
 pub mod packet;
 pub mod regs;
@@ -14,5 +15,7 @@ pub mod walk;
 pub mod target;
 #[cfg(target_os = "none")]
 pub mod exit;
+#[cfg(target_os = "none")]
+pub mod machine;
 #[cfg(target_os = "none")]
 pub mod uart;

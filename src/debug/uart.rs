@@ -2,7 +2,7 @@
 //! interrupt (on pCPU 0) while guests run, and polled by stopped vCPUs while they wait.
 
 use crate::debug::stub::Stub;
-use crate::debug::target::Machine;
+use crate::debug::machine::Machine;
 use crate::drivers::pl011::Pl011;
 
 struct Line {

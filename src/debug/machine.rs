@@ -1,0 +1,198 @@
+//! The [`Target`] the GDB stub drives (`debug::stub`): every VM in the table, through the stop
+//! slots of `debug::target`: the threads, the stopped vCPUs' registers, guest memory through the
+//! guest's stage 1 and its RAM at Stage 2, and the stop and resume handshake.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use crate::arch::{cache, cpu};
+use crate::debug::regs::Regs;
+use crate::debug::stub::{Points, StopWhy, Target, Tid};
+use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP};
+use crate::debug::walk::{pieces, Stage1};
+use crate::vm::instance::{Vm, RUNNING};
+use crate::vm::power::VcpuPower;
+use crate::vm::table;
+
+/// The [`Target`] the stub drives: every VM in the table.
+pub struct Machine;
+
+fn live(vm: &Vm) -> bool {
+    vm.state() == RUNNING && !KILLED[vm.slot].load(Ordering::Acquire)
+}
+
+fn slot_of(t: Tid) -> Option<&'static Slot> {
+    let vm = table::get(t.0)?;
+    let s = &SLOTS[vm.vcpus.get(t.1)?.pcpu];
+    s.stopped.load(Ordering::Acquire).then_some(s)
+}
+
+/// The host address of guest IPA `ipa` of `vm` when `len` bytes from it are all its RAM.
+fn ram_pa(vm: &Vm, ipa: u64, len: u64) -> Option<u64> {
+    vm.ram.iter().find_map(|r| {
+        let off = ipa.checked_sub(r.ipa.raw())?;
+        (off < r.size && r.size - off >= len).then(|| r.pa.raw() + off)
+    })
+}
+
+/// Translate guest VA `va` of thread `t` to a host address of RAM (`len` bytes, one page).
+pub(super) fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
+    let vm = table::get(t.0)?;
+    let ipa = s1.translate(va, |ipa| {
+        let pa = ram_pa(vm, ipa, 8)?;
+        // SAFETY: `pa` is 8 bytes of the VM's RAM (checked above), which el2visor's identity
+        // map covers read-write; a table descriptor is one aligned doubleword.
+        (pa & 7 == 0).then(|| unsafe { core::ptr::read_volatile(pa as *const u64) })
+    })?;
+    ram_pa(vm, ipa, len)
+}
+
+impl Target for Machine {
+    fn threads(&self) -> Vec<Tid> {
+        let mut out = Vec::new();
+        for vm in table::all().filter(|vm| live(vm)) {
+            let power = vm.power.lock();
+            out.extend(power.states.iter().enumerate().filter(|(_, s)| **s == VcpuPower::On).map(|(v, _)| (vm.slot, v)));
+        }
+        out
+    }
+
+    fn vm_name(&self, slot: usize) -> String {
+        table::get(slot).map_or_else(String::new, |vm| vm.name.clone())
+    }
+
+    fn stop_all(&mut self) {
+        request_stop();
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.threads().into_iter().all(|t| slot_of(t).is_some())
+    }
+
+    fn reporter(&self) -> Option<(Tid, StopWhy)> {
+        *REPORTER.lock()
+    }
+
+    fn regs(&self, t: Tid) -> Option<Regs> {
+        let c = *slot_of(t)?.ctx.lock();
+        let mut r = Regs { x: c.frame.x, pc: c.frame.elr, cpsr: c.frame.spsr as u32, ..Default::default() };
+        // SPSR.M: EL1h uses SP_EL1; EL1t and EL0 use SP_EL0.
+        r.sp = if c.frame.spsr & 0xf == 0b0101 { c.sp_el1 } else { c.sp_el0 };
+        r.v = c.fp.v;
+        r.fpsr = c.fp.fpsr as u32;
+        r.fpcr = c.fp.fpcr as u32;
+        Some(r)
+    }
+
+    fn set_regs(&mut self, t: Tid, r: &Regs) -> bool {
+        let Some(s) = slot_of(t) else { return false };
+        let mut c = s.ctx.lock();
+        if !crate::debug::regs::cpsr_allowed(c.frame.spsr, u64::from(r.cpsr)) {
+            return false;
+        }
+        let fp_changed = c.fp.v != r.v || c.fp.fpsr != u64::from(r.fpsr) || c.fp.fpcr != u64::from(r.fpcr);
+        c.frame.x = r.x;
+        c.frame.elr = r.pc;
+        c.frame.spsr = (c.frame.spsr & !0xffff_ffff) | u64::from(r.cpsr);
+        if c.frame.spsr & 0xf == 0b0101 {
+            c.sp_el1 = r.sp;
+        } else {
+            c.sp_el0 = r.sp;
+        }
+        c.fp.v = r.v;
+        c.fp.fpsr = u64::from(r.fpsr);
+        c.fp.fpcr = u64::from(r.fpcr);
+        c.dirty = true;
+        c.fp_dirty |= fp_changed;
+        true
+    }
+
+    fn read_mem(&self, t: Tid, va: u64, buf: &mut [u8]) -> usize {
+        let Some(s) = slot_of(t) else { return 0 };
+        let s1 = s.ctx.lock().s1;
+        let mut total = 0;
+        for (a, off, n) in pieces(va, buf.len()) {
+            let Some(pa) = va_to_pa(t, &s1, a, n as u64) else { break };
+            for (i, b) in buf[off..off + n].iter_mut().enumerate() {
+                // SAFETY: `[pa, pa + n)` is the VM's RAM (checked by `va_to_pa`), identity
+                // mapped read-write at EL2.
+                *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+            }
+            total += n;
+        }
+        total
+    }
+
+    fn write_mem(&mut self, t: Tid, va: u64, data: &[u8]) -> bool {
+        let Some(s) = slot_of(t) else { return false };
+        let s1 = s.ctx.lock().s1;
+        let mut targets = Vec::new();
+        let mut covered = 0;
+        for (a, off, n) in pieces(va, data.len()) {
+            match va_to_pa(t, &s1, a, n as u64) {
+                Some(pa) => targets.push((pa, off, n)),
+                None => return false,
+            }
+            covered += n;
+        }
+        // A range past the top of the address space is refused as a whole.
+        if covered != data.len() {
+            return false;
+        }
+        for (pa, off, n) in targets {
+            for (i, &b) in data[off..off + n].iter().enumerate() {
+                // SAFETY: as in `read_mem`; the vCPUs are stopped, and the write is what the
+                // debugger asked for.
+                unsafe { core::ptr::write_volatile((pa + i as u64) as *mut u8, b) };
+            }
+            // To the point of coherency (a guest running with its caches off reads memory),
+            // and out of every instruction cache (a breakpoint).
+            cache::clean_inval_range(pa, n);
+        }
+        cache::invalidate_icache_all();
+        true
+    }
+
+    fn hw_slots(&self) -> (usize, usize) {
+        counts()
+    }
+
+    fn set_points(&mut self, p: &Points) {
+        *POINTS.lock() = p.clone();
+    }
+
+    fn attach(&mut self, on: bool) {
+        ATTACHED.store(on, Ordering::Release);
+        if on {
+            crate::println!("el2visor: GDB attached");
+        } else {
+            crate::println!("el2visor: GDB detached");
+        }
+    }
+
+    fn resume(&mut self, plan: &[(Tid, bool)]) {
+        STOP.store(false, Ordering::Release);
+        *REPORTER.lock() = None;
+        for &(t, step) in plan {
+            let Some(vm) = table::get(t.0) else { continue };
+            let Some(s) = slot_of(t) else { continue };
+            s.stopped.store(false, Ordering::Release);
+            s.go.store(if step { GO_STEP } else { GO_CONTINUE }, Ordering::Release);
+            if vm.vcpus[t.1].pcpu != cpu::current() {
+                vm.kick(t.1);
+            }
+        }
+    }
+
+    fn kill(&mut self, slot: usize) {
+        let Some(vm) = table::get(slot) else { return };
+        crate::println!("el2visor: GDB killed VM {}", vm.name);
+        KILLED[slot].store(true, Ordering::Release);
+        for v in 0..vm.vcpus.len() {
+            if vm.vcpus[v].pcpu != cpu::current() {
+                vm.kick(v);
+            }
+        }
+    }
+}
