@@ -26,7 +26,7 @@ pub fn on_event(vm: &Vm, v: usize, frame: &mut TrapFrame, event: DebugEvent, esr
             frame.skip_instruction(esr);
             Parked::Resume
         }
-        DebugEvent::Brk if target::is_own_brk(vm.slot, frame.elr) => target::park(vm, v, frame, StopWhy::Breakpoint),
+        DebugEvent::Brk if target::is_own_brk(vm, frame.elr) => target::park(vm, v, frame, StopWhy::Breakpoint),
         DebugEvent::Brk => {
             if let Err(e) = crate::trap::inject_hw::brk(frame, Esr(esr)) {
                 log::warn!("VM {} vCPU {v}: BRK at {:#x}: {e}", vm.name, frame.elr);

@@ -36,16 +36,36 @@ fn ram_pa(vm: &Vm, ipa: u64, len: u64) -> Option<u64> {
     })
 }
 
-/// Translate guest VA `va` of thread `t` to a host address of RAM (`len` bytes, one page).
-pub(super) fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
-    let vm = table::get(t.0)?;
+/// Translate guest VA `va` of VM `vm` through stage 1 `s1` to guest-physical, when the `len`
+/// bytes from it (one page) are RAM.
+pub(super) fn va_to_ipa(vm: &Vm, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
     let ipa = s1.translate(va, |ipa| {
         let pa = ram_pa(vm, ipa, 8)?;
         // SAFETY: `pa` is 8 bytes of the VM's RAM (checked above), which el2visor's identity
         // map covers read-write; a table descriptor is one aligned doubleword.
         (pa & 7 == 0).then(|| unsafe { core::ptr::read_volatile(pa as *const u64) })
     })?;
-    ram_pa(vm, ipa, len)
+    ram_pa(vm, ipa, len).map(|_| ipa)
+}
+
+/// Translate guest VA `va` of thread `t` to a host address of RAM (`len` bytes, one page).
+pub(super) fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
+    let vm = table::get(t.0)?;
+    ram_pa(vm, va_to_ipa(vm, s1, va, len)?, len)
+}
+
+/// Write `data` to host address `pa` of guest RAM and make it visible to the guest's
+/// instruction fetch (the caller invalidates the instruction caches).
+fn write_ram(pa: u64, data: &[u8]) {
+    for (i, &b) in data.iter().enumerate() {
+        // SAFETY: the callers checked that `[pa, pa + data.len())` is the VM's RAM, identity
+        // mapped read-write at EL2; the vCPUs are stopped, and the write is what the debugger
+        // asked for.
+        unsafe { core::ptr::write_volatile((pa + i as u64) as *mut u8, b) };
+    }
+    // To the point of coherency (a guest running with its caches off reads memory), and out of
+    // every instruction cache (a breakpoint).
+    cache::clean_inval_range(pa, data.len());
 }
 
 impl Target for Machine {
@@ -141,17 +161,36 @@ impl Target for Machine {
             return false;
         }
         for (pa, off, n) in targets {
-            for (i, &b) in data[off..off + n].iter().enumerate() {
-                // SAFETY: as in `read_mem`; the vCPUs are stopped, and the write is what the
-                // debugger asked for.
-                unsafe { core::ptr::write_volatile((pa + i as u64) as *mut u8, b) };
-            }
-            // To the point of coherency (a guest running with its caches off reads memory),
-            // and out of every instruction cache (a breakpoint).
-            cache::clean_inval_range(pa, n);
+            write_ram(pa, &data[off..off + n]);
         }
         cache::invalidate_icache_all();
         true
+    }
+
+    fn translate(&self, t: Tid, va: u64, len: usize) -> Option<u64> {
+        let s1 = slot_of(t)?.ctx.lock().s1;
+        va_to_ipa(table::get(t.0)?, &s1, va, len as u64)
+    }
+
+    fn read_phys(&self, slot: usize, ipa: u64, buf: &mut [u8]) -> bool {
+        let Some(pa) = table::get(slot).and_then(|vm| ram_pa(vm, ipa, buf.len() as u64)) else { return false };
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `[pa, pa + buf.len())` is the VM's RAM (checked by `ram_pa`), identity
+            // mapped read-write at EL2.
+            *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+        }
+        true
+    }
+
+    fn write_phys(&mut self, slot: usize, ipa: u64, data: &[u8]) -> bool {
+        let Some(pa) = table::get(slot).and_then(|vm| ram_pa(vm, ipa, data.len() as u64)) else { return false };
+        write_ram(pa, data);
+        cache::invalidate_icache_all();
+        true
+    }
+
+    fn log(&mut self, line: &str) {
+        crate::println!("{line}");
     }
 
     fn hw_slots(&self) -> (usize, usize) {

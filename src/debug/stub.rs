@@ -41,12 +41,22 @@ pub struct HwPoint {
     pub len: u64,
 }
 
+/// A software breakpoint: a BRK written at guest VA `va` of VM `slot`, which was guest-physical
+/// `ipa` through the stage 1 of the vCPU GDB inserted it with. It is taken out again at `ipa`,
+/// whichever vCPU GDB has selected by then: another vCPU's stage 1 may be another process's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwPoint {
+    pub slot: usize,
+    pub va: u64,
+    pub ipa: u64,
+}
+
 /// The breakpoints the target must know of: hardware ones to program, software ones to
 /// recognise (a BRK at another address is the guest's own).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Points {
     pub hw: Vec<HwPoint>,
-    pub sw: Vec<(usize, u64)>,
+    pub sw: Vec<SwPoint>,
 }
 
 /// What the stub needs of the machine.
@@ -66,6 +76,16 @@ pub trait Target {
     fn read_mem(&self, t: Tid, va: u64, buf: &mut [u8]) -> usize;
     /// Write guest virtual memory, made visible to instruction fetch: all or nothing.
     fn write_mem(&mut self, t: Tid, va: u64, data: &[u8]) -> bool;
+    /// The guest-physical address of guest VA `va` through `t`'s translation, when the `len`
+    /// bytes from it (in one page) are the VM's RAM.
+    fn translate(&self, t: Tid, va: u64, len: usize) -> Option<u64>;
+    /// Read the VM's RAM at guest-physical `ipa`: all of `buf` or nothing.
+    fn read_phys(&self, slot: usize, ipa: u64, buf: &mut [u8]) -> bool;
+    /// Write the VM's RAM at guest-physical `ipa`, made visible to instruction fetch: all or
+    /// nothing.
+    fn write_phys(&mut self, slot: usize, ipa: u64, data: &[u8]) -> bool;
+    /// A line for el2visor's log (what the stub could not do and GDB is not told).
+    fn log(&mut self, line: &str);
     /// (hardware breakpoints, watchpoints) the CPUs have.
     fn hw_slots(&self) -> (usize, usize);
     fn set_points(&mut self, p: &Points);
@@ -102,8 +122,8 @@ pub struct Stub {
     g_thread: Option<Tid>,
     c_thread: Option<Tid>,
     points: Points,
-    /// Software breakpoints: (VM slot, VA, the bytes the BRK replaced).
-    saved: Vec<(usize, u64, [u8; 4])>,
+    /// Software breakpoints and the bytes their BRK replaced.
+    saved: Vec<(SwPoint, [u8; 4])>,
     out: Vec<u8>,
     /// The last reply as sent, for a `-`; how often it was sent again, and whether a copy of it
     /// is still in `out` (GDB NACKs a reply only once it has all of it).
@@ -398,11 +418,16 @@ impl Stub {
         if n == 0 && len > 0 {
             return b"E14".to_vec();
         }
-        // GDB's own breakpoints are not shown in what it reads back.
-        for (slot, va, orig) in &self.saved {
+        // GDB's own breakpoints are not shown in what it reads back: those at these addresses
+        // of this thread's own stage 1 (another process's VA may be the same).
+        for (p, orig) in &self.saved {
+            let here = |i: u64| p.va.wrapping_add(i).wrapping_sub(addr) < n as u64;
+            if p.slot != c.0 || !(0..4).any(here) || t.translate(c, p.va, 4) != Some(p.ipa) {
+                continue;
+            }
             for (i, &b) in orig.iter().enumerate() {
-                let a = va.wrapping_add(i as u64);
-                if *slot == c.0 && a >= addr && a - addr < n as u64 {
+                let a = p.va.wrapping_add(i as u64);
+                if a.wrapping_sub(addr) < n as u64 {
                     buf[(a - addr) as usize] = b;
                 }
             }
@@ -414,21 +439,28 @@ impl Stub {
         let Some(c) = self.current(t) else { return b"E01".to_vec() };
         let slot = c.0;
         if kind == BpKind::Software {
-            let at = self.saved.iter().position(|&(s, a, _)| s == slot && a == addr);
+            // GDB keeps one address space per process: a breakpoint is found by its VA, and
+            // is written and taken out at the IPA it had when inserted.
+            let at = self.saved.iter().position(|(p, _)| p.slot == slot && p.va == addr);
             if insert {
                 if at.is_some() {
                     return b"OK".to_vec();
                 }
                 let mut orig = [0u8; 4];
-                if addr & 3 != 0 || t.read_mem(c, addr, &mut orig) != 4 || !t.write_mem(c, addr, &BRK) {
+                let Some(ipa) = (addr & 3 == 0).then(|| t.translate(c, addr, 4)).flatten() else {
+                    return b"E14".to_vec();
+                };
+                if !t.read_phys(slot, ipa, &mut orig) || !t.write_phys(slot, ipa, &BRK) {
                     return b"E14".to_vec();
                 }
-                self.saved.push((slot, addr, orig));
-                self.points.sw.push((slot, addr));
+                let p = SwPoint { slot, va: addr, ipa };
+                self.saved.push((p, orig));
+                self.points.sw.push(p);
             } else if let Some(i) = at {
-                let (_, _, orig) = self.saved.remove(i);
-                self.points.sw.retain(|&p| p != (slot, addr));
-                if !t.write_mem(c, addr, &orig) {
+                let (p, orig) = self.saved.remove(i);
+                self.points.sw.retain(|&q| q != p);
+                if !t.write_phys(slot, p.ipa, &orig) {
+                    t.set_points(&self.points);
                     return b"E14".to_vec();
                 }
             }
@@ -484,11 +516,14 @@ impl Stub {
         t.resume(&plan);
     }
 
+    /// Every breakpoint out: a BRK that cannot be taken out is logged (the guest would take it
+    /// as its own, a SIGTRAP). A VM with no thread left has ended, and its memory with it.
     fn remove_all(&mut self, t: &mut dyn Target) {
         let threads = t.threads();
-        for (slot, va, orig) in core::mem::take(&mut self.saved) {
-            if let Some(&c) = threads.iter().find(|x| x.0 == slot) {
-                t.write_mem(c, va, &orig);
+        for (p, orig) in core::mem::take(&mut self.saved) {
+            if threads.iter().any(|x| x.0 == p.slot) && !t.write_phys(p.slot, p.ipa, &orig) {
+                let vm = t.vm_name(p.slot);
+                t.log(&format!("el2visor: GDB: VM {vm}: the breakpoint at {:#x} (IPA {:#x}) could not be removed", p.va, p.ipa));
             }
         }
         self.points = Points::default();

@@ -1,5 +1,6 @@
 //! The session against a model machine: one or two VMs whose vCPUs stop at once when asked,
-//! memory as a flat map.
+//! guest-physical memory as a flat map, and each thread's VA = IPA - its offset (none unless
+//! a test gives it one: threads in two processes).
 
 use super::*;
 use alloc::collections::BTreeMap;
@@ -13,6 +14,9 @@ struct Model {
     reporter: Option<(Tid, StopWhy)>,
     regs: BTreeMap<Tid, Regs>,
     mem: BTreeMap<u64, u8>,
+    /// A thread's VA is IPA `va + offset`.
+    offset: BTreeMap<Tid, u64>,
+    logs: Vec<String>,
     points: Points,
     attached: bool,
     resumed: Vec<(Tid, bool)>,
@@ -42,23 +46,44 @@ impl Target for Model {
         self.regs.insert(t, *r);
         true
     }
-    fn read_mem(&self, _t: Tid, va: u64, buf: &mut [u8]) -> usize {
+    fn read_mem(&self, t: Tid, va: u64, buf: &mut [u8]) -> usize {
+        let ipa = va + self.offset.get(&t).copied().unwrap_or(0);
         for (i, b) in buf.iter_mut().enumerate() {
-            match self.mem.get(&(va + i as u64)) {
+            match self.mem.get(&(ipa + i as u64)) {
                 Some(&v) => *b = v,
                 None => return i,
             }
         }
         buf.len()
     }
-    fn write_mem(&mut self, _t: Tid, va: u64, data: &[u8]) -> bool {
-        if (0..data.len()).any(|i| !self.mem.contains_key(&(va + i as u64))) {
+    fn write_mem(&mut self, t: Tid, va: u64, data: &[u8]) -> bool {
+        let ipa = va + self.offset.get(&t).copied().unwrap_or(0);
+        self.write_phys(t.0, ipa, data)
+    }
+    fn translate(&self, t: Tid, va: u64, len: usize) -> Option<u64> {
+        let ipa = va + self.offset.get(&t).copied().unwrap_or(0);
+        (0..len as u64).all(|i| self.mem.contains_key(&(ipa + i))).then_some(ipa)
+    }
+    fn read_phys(&self, _slot: usize, ipa: u64, buf: &mut [u8]) -> bool {
+        for (i, b) in buf.iter_mut().enumerate() {
+            match self.mem.get(&(ipa + i as u64)) {
+                Some(&v) => *b = v,
+                None => return false,
+            }
+        }
+        true
+    }
+    fn write_phys(&mut self, _slot: usize, ipa: u64, data: &[u8]) -> bool {
+        if (0..data.len()).any(|i| !self.mem.contains_key(&(ipa + i as u64))) {
             return false;
         }
         for (i, &b) in data.iter().enumerate() {
-            self.mem.insert(va + i as u64, b);
+            self.mem.insert(ipa + i as u64, b);
         }
         true
+    }
+    fn log(&mut self, line: &str) {
+        self.logs.push(line.into());
     }
     fn hw_slots(&self) -> (usize, usize) {
         (2, 1)
@@ -159,13 +184,59 @@ fn memory_and_software_breakpoints() {
     assert_eq!(send(&mut s, &mut m, "M5000,1:ff"), vec!["E14"]);
     assert_eq!(send(&mut s, &mut m, "Z0,1004,4"), vec!["OK"]);
     assert_eq!([m.mem[&0x1004], m.mem[&0x1007]], [0x00, 0xd4]);
-    assert_eq!(m.points.sw, vec![(0, 0x1004)]);
+    assert_eq!(m.points.sw, vec![SwPoint { slot: 0, va: 0x1004, ipa: 0x1004 }]);
     // GDB reads its own breakpoint back as the original instruction.
     assert_eq!(send(&mut s, &mut m, "m1004,4"), vec!["04050607"]);
     assert_eq!(send(&mut s, &mut m, "Z0,1006,4"), vec!["E14"]);
     assert_eq!(send(&mut s, &mut m, "z0,1004,4"), vec!["OK"]);
     assert_eq!(m.mem[&0x1007], 7);
     assert!(m.points.sw.is_empty());
+}
+
+/// Threads 1 and 2 of VM 0 in two processes: thread 2's VA 0x1000 is IPA 0x9000.
+fn two_processes() -> (Stub, Model) {
+    let (s, mut m) = attached();
+    m.offset.insert((0, 1), 0x8000);
+    for a in 0x9000..0x9010u64 {
+        m.mem.insert(a, 0xb0 | (a as u8 & 0xf));
+    }
+    (s, m)
+}
+
+#[test]
+fn a_software_breakpoint_comes_out_of_the_process_it_went_into() {
+    let (mut s, mut m) = two_processes();
+    // Inserted through thread 1 (A), removed with thread 2 (B) selected: A's bytes come back,
+    // B's page at the same VA is not written.
+    assert_eq!(send(&mut s, &mut m, "Z0,1004,4"), vec!["OK"]);
+    assert_eq!([m.mem[&0x1004], m.mem[&0x1007]], [0x00, 0xd4]);
+    assert_eq!(send(&mut s, &mut m, "Hgp1.2"), vec!["OK"]);
+    // B reads its own bytes at that VA, not A's hidden ones.
+    assert_eq!(send(&mut s, &mut m, "m1004,4"), vec!["b4b5b6b7"]);
+    assert_eq!(send(&mut s, &mut m, "z0,1004,4"), vec!["OK"]);
+    assert_eq!((0x1004..0x1008).map(|a| m.mem[&a]).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    assert_eq!((0x9004..0x9008).map(|a| m.mem[&a]).collect::<Vec<_>>(), vec![0xb4, 0xb5, 0xb6, 0xb7]);
+    assert!(m.points.sw.is_empty());
+    // The same at detach.
+    assert_eq!(send(&mut s, &mut m, "Hgp1.1"), vec!["OK"]);
+    assert_eq!(send(&mut s, &mut m, "Z0,1008,4"), vec!["OK"]);
+    assert_eq!(send(&mut s, &mut m, "Hgp1.2"), vec!["OK"]);
+    assert_eq!(send(&mut s, &mut m, "D;1"), vec!["OK"]);
+    assert_eq!((0x1008..0x100c).map(|a| m.mem[&a]).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
+    assert_eq!((0x9008..0x900c).map(|a| m.mem[&a]).collect::<Vec<_>>(), vec![0xb8, 0xb9, 0xba, 0xbb]);
+    assert!(m.logs.is_empty(), "{:?}", m.logs);
+}
+
+#[test]
+fn a_breakpoint_that_cannot_be_removed_at_detach_is_logged() {
+    let (mut s, mut m) = attached();
+    assert_eq!(send(&mut s, &mut m, "Z0,100c,4"), vec!["OK"]);
+    for a in 0x100c..0x1010 {
+        m.mem.remove(&a);
+    }
+    assert_eq!(send(&mut s, &mut m, "D;1"), vec!["OK"]);
+    assert_eq!(m.logs.len(), 1, "{:?}", m.logs);
+    assert!(m.logs[0].contains("VM vm0") && m.logs[0].contains("0x100c") && m.logs[0].contains("could not be removed"), "{:?}", m.logs);
 }
 
 #[test]

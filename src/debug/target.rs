@@ -14,7 +14,7 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, sysreg};
 use crate::debug::packet::BpKind;
 use crate::debug::step::{self, Step, IF};
-use crate::debug::machine::va_to_pa;
+use crate::debug::machine::{va_to_ipa, va_to_pa};
 use crate::debug::stub::{HwPoint, Points, StopWhy, Tid};
 use crate::debug::walk::Stage1;
 use crate::percpu::MAX_CPUS;
@@ -121,9 +121,16 @@ pub fn attached() -> bool {
     ATTACHED.load(Ordering::Acquire)
 }
 
-/// Whether guest VA `pc` of VM `slot` holds one of the debugger's software breakpoints.
-pub fn is_own_brk(slot: usize, pc: u64) -> bool {
-    attached() && POINTS.lock().sw.contains(&(slot, pc))
+/// Whether guest VA `pc` of VM `vm`, run by this pCPU, holds one of the debugger's software
+/// breakpoints: at that VA, and at its IPA through the guest's stage 1 as it is now (the same VA
+/// in another process is not it). A PC that does not translate counts by its VA alone.
+pub fn is_own_brk(vm: &Vm, pc: u64) -> bool {
+    if !attached() {
+        return false;
+    }
+    let Some(ipa) = POINTS.lock().sw.iter().find(|p| p.slot == vm.slot && p.va == pc).map(|p| p.ipa) else { return false };
+    let s1 = Stage1 { sctlr: sysreg::sctlr_el1(), tcr: sysreg::tcr_el1(), ttbr0: sysreg::ttbr0_el1(), ttbr1: sysreg::ttbr1_el1() };
+    va_to_ipa(vm, &s1, pc, 4).is_none_or(|at| at == ipa)
 }
 
 /// The watchpoint of VM `slot` an access to `far` hit: its address and kind.
