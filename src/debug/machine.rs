@@ -10,7 +10,7 @@ use crate::arch::{cache, cpu};
 use crate::debug::regs::Regs;
 use crate::debug::stub::{Points, StopWhy, Target, Tid};
 use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP};
-use crate::debug::walk::{pieces, Stage1};
+use crate::debug::walk::{pieces, ram_at, Stage1};
 use crate::vm::instance::{Vm, RUNNING};
 use crate::vm::power::VcpuPower;
 use crate::vm::table;
@@ -28,12 +28,10 @@ fn slot_of(t: Tid) -> Option<&'static Slot> {
     s.stopped.load(Ordering::Acquire).then_some(s)
 }
 
-/// The host address of guest IPA `ipa` of `vm` when `len` bytes from it are all its RAM.
+/// The host address of guest IPA `ipa` of `vm` when `len` bytes from it are all its RAM, and
+/// RAM Stage 2 maps: firmware's ranges it leaves out are not the VM's (`walk::ram_at`).
 fn ram_pa(vm: &Vm, ipa: u64, len: u64) -> Option<u64> {
-    vm.ram.iter().find_map(|r| {
-        let off = ipa.checked_sub(r.ipa.raw())?;
-        (off < r.size && r.size - off >= len).then(|| r.pa.raw() + off)
-    })
+    ram_at(vm.ram.iter().map(|r| (r.ipa.raw(), r.pa.raw(), r.size)), &vm.hidden, ipa, len)
 }
 
 /// Translate guest VA `va` of VM `vm` through stage 1 `s1` to guest-physical, when the `len`

@@ -147,6 +147,20 @@ fn input_tsz(tsz: u64, tg: u64, ds: bool) -> Option<u64> {
     (min..=max).contains(&tsz).then_some(tsz)
 }
 
+/// The host address of guest-physical `ipa` when the `len` bytes from it are all in one region
+/// of `ram` (IPA, host address, size) and none in `hidden` (IPA, size: RAM Stage 2 leaves out,
+/// firmware's `/memreserve/` ranges and spin tables, which the debugger does not touch either).
+pub fn ram_at(ram: impl IntoIterator<Item = (u64, u64, u64)>, hidden: &[(u64, u64)], ipa: u64, len: u64) -> Option<u64> {
+    let end = ipa.checked_add(len)?;
+    if hidden.iter().any(|&(h, n)| h < end && ipa < h.saturating_add(n)) {
+        return None;
+    }
+    ram.into_iter().find_map(|(at, pa, size)| {
+        let off = ipa.checked_sub(at)?;
+        (off < size && size - off >= len).then(|| pa + off)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +296,20 @@ mod tests {
         // …and five with FEAT_LPA2's 52-bit 4 KiB walk (DS, T0SZ = 12).
         let s = Stage1 { tcr: 12 | (1 << 59), ..s };
         assert_eq!(count_reads(&s, 0x1234, T | 3), (Some(T | 0x234), 5));
+    }
+
+    #[test]
+    fn ram_at_leaves_out_what_stage_2_does() {
+        // RAM at IPA 0x4000_0000 (host 0x8000_0000), 1 MiB, with a spin-table page hidden.
+        let ram = [(0x4000_0000, 0x8000_0000, 0x10_0000)];
+        let hidden = [(0x4000_1000, 0x1000)];
+        assert_eq!(ram_at(ram, &hidden, 0x4000_0ff8, 8), Some(0x8000_0ff8));
+        assert_eq!(ram_at(ram, &hidden, 0x4000_2000, 4), Some(0x8000_2000));
+        assert_eq!(ram_at(ram, &hidden, 0x4000_1000, 4), None, "hidden");
+        assert_eq!(ram_at(ram, &hidden, 0x4000_1ffc, 4), None, "its last word");
+        assert_eq!(ram_at(ram, &hidden, 0x4000_0ffc, 8), None, "a range into it");
+        assert_eq!(ram_at(ram, &hidden, 0x400f_fffc, 8), None, "past the RAM's end");
+        assert_eq!(ram_at(ram, &hidden, 0x3fff_fffc, 4), None, "below it");
+        assert_eq!(ram_at(ram, &hidden, u64::MAX - 3, 8), None);
     }
 }

@@ -163,6 +163,8 @@ pub struct Vm {
     pub vuart: Option<alloc::sync::Arc<crate::vm::vuart::VUart>>,
     pub power: spin::Mutex<Power>,
     pub ram: Vec<RamRegion>,
+    /// The (IPA, size) parts of `ram` Stage 2 leaves out (`VmSpec::hidden`): firmware's.
+    pub hidden: Vec<(u64, u64)>,
     /// Every passthrough range, Device or Normal-NC (a Stage-2 fault there is a bug: `s2_mmio`).
     pub devices: Vec<PaRange>,
     pub entry: Ipa,
@@ -346,7 +348,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
 
     let dt_spec = GuestDtSpec {
         ram: spec.ram.clone(),
-        reserved: hidden_ipa,
+        reserved: hidden_ipa.clone(),
         vcpu_mpidrs: spec.vcpu_mpidrs.clone(),
         bootargs: spec.bootargs.clone(),
         extra_bootargs: spec.extra_bootargs.clone(),
@@ -479,6 +481,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         mmio,
         vuart: None,
         ram: spec.ram,
+        hidden: hidden_ipa,
         devices: spec
             .devices
             .iter()
