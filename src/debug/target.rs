@@ -117,6 +117,13 @@ pub fn stop_pending() -> bool {
     STOP.load(Ordering::Acquire)
 }
 
+/// Whether vCPUs of `vm` must stop (again): a stop is pending and the VM runs. [`park`] lets a
+/// vCPU go without being told when its VM stops running (a reset, its end), and the run loop's
+/// state checks take over then.
+pub fn must_stop(vm: &Vm) -> bool {
+    stop_pending() && vm.state() == RUNNING && !KILLED[vm.slot].load(Ordering::Acquire)
+}
+
 pub fn attached() -> bool {
     ATTACHED.load(Ordering::Acquire)
 }

@@ -163,8 +163,9 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
 fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     el2::reset_el1();
     let mut frame = TrapFrame::new_el1(entry, context);
-    if crate::debug::target::stop_pending() {
-        // Started while GDB stops the VMs: it stops before its first instruction.
+    // Started while GDB stops the VMs: it stops before its first instruction (again if another
+    // stop comes while it is let go, as below).
+    while crate::debug::target::must_stop(vm) {
         debugged(vm, crate::debug::target::park(vm, v, &mut frame, crate::debug::stub::StopWhy::Asked));
     }
     lrs::before_entry(&vm.irqs[v]);
@@ -320,8 +321,11 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
         vm.crash.hold.release();
         debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Crash));
     }
-    // GDB stops every vCPU (an attach, Ctrl-C, another vCPU's breakpoint).
-    if crate::debug::target::stop_pending() {
+    // GDB stops every vCPU (an attach, Ctrl-C, another vCPU's breakpoint). Again when another
+    // stop is asked for while this one is let go: a vCPU resumed first can stop at once, and its
+    // kick may be taken here, in `park`'s wait, before this vCPU is told to go; entering the
+    // guest then would hold the stop reply until this vCPU's next exit.
+    while crate::debug::target::must_stop(vm) {
         debugged(vm, crate::debug::target::park(vm, v, frame, crate::debug::stub::StopWhy::Asked));
     }
     // A snapshot or restore asked for on el2visor's console (`vcpu::console`).
