@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::{cache, cpu};
 use crate::debug::regs::Regs;
 use crate::debug::stub::{Points, StopWhy, Target, Tid};
-use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP};
+use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP, STOP_VM};
 use crate::debug::walk::{pieces, ram_at, Stage1};
 use crate::vm::instance::{Vm, RUNNING};
 use crate::vm::power::VcpuPower;
@@ -210,6 +210,9 @@ impl Target for Machine {
 
     fn resume(&mut self, plan: &[(Tid, bool)]) {
         STOP.store(false, Ordering::Release);
+        for s in &STOP_VM {
+            s.store(false, Ordering::Release);
+        }
         *REPORTER.lock() = None;
         for &(t, step) in plan {
             let Some(vm) = table::get(t.0) else { continue };

@@ -96,6 +96,9 @@ const ZERO: Ctx = Ctx {
 
 /// Every vCPU must stop (attach, Ctrl-C, another vCPU's breakpoint).
 pub(super) static STOP: AtomicBool = AtomicBool::new(false);
+/// VMs that must stop by themselves (by slot): `on_crash=debug` with no debugger attached holds
+/// the crashed VM only, and the others run on. A resume clears it.
+pub(super) static STOP_VM: [AtomicBool; crate::vm::table::MAX_VMS] = [const { AtomicBool::new(false) }; crate::vm::table::MAX_VMS];
 /// A debugger owns the debug registers.
 pub(super) static ATTACHED: AtomicBool = AtomicBool::new(false);
 /// The first vCPU that stopped by itself since the last resume.
@@ -112,16 +115,17 @@ pub fn set_service(f: fn()) {
     SERVICE.call_once(|| f);
 }
 
-/// Whether the vCPUs must stop: checked by the run loop after every exit.
-pub fn stop_pending() -> bool {
-    STOP.load(Ordering::Acquire)
+/// Whether the vCPUs of VM `slot` must stop: every VM's (GDB's all-stop) or its own (a crash
+/// stop with no debugger attached). Checked by the run loop after every exit.
+pub fn stop_pending(slot: usize) -> bool {
+    STOP.load(Ordering::Acquire) || STOP_VM.get(slot).is_some_and(|s| s.load(Ordering::Acquire))
 }
 
 /// Whether vCPUs of `vm` must stop (again): a stop is pending and the VM runs. [`park`] lets a
 /// vCPU go without being told when its VM stops running (a reset, its end), and the run loop's
 /// state checks take over then.
 pub fn must_stop(vm: &Vm) -> bool {
-    stop_pending() && vm.state() == RUNNING && !KILLED[vm.slot].load(Ordering::Acquire)
+    stop_pending(vm.slot) && vm.state() == RUNNING && !KILLED[vm.slot].load(Ordering::Acquire)
 }
 
 pub fn attached() -> bool {
@@ -156,12 +160,23 @@ pub fn watch_hit(slot: usize, far: u64, write: bool) -> (u64, BpKind) {
 /// Stop every vCPU of every VM: kick each pCPU that runs one.
 pub fn request_stop() {
     STOP.store(true, Ordering::Release);
-    let me = cpu::current();
     for vm in table::all() {
-        for (v, s) in vm.vcpus.iter().enumerate() {
-            if s.pcpu != me {
-                vm.kick(v);
-            }
+        kick_others(vm);
+    }
+}
+
+/// Stop every vCPU of `vm` only.
+fn request_stop_vm(vm: &Vm) {
+    STOP_VM[vm.slot].store(true, Ordering::Release);
+    kick_others(vm);
+}
+
+/// Kick the pCPUs of `vm`'s vCPUs but this one.
+fn kick_others(vm: &Vm) {
+    let me = cpu::current();
+    for (v, s) in vm.vcpus.iter().enumerate() {
+        if s.pcpu != me {
+            vm.kick(v);
         }
     }
 }
@@ -177,7 +192,8 @@ pub enum Parked {
 /// Stop vCPU `v` of `vm` on this pCPU with its saved `frame`, until GDB resumes it. `why` is
 /// [`StopWhy::Asked`] for a stop it did not cause itself; any other reason stops every other
 /// vCPU too and is what GDB is told. `on_crash=debug` is `park(vm, v, frame, StopWhy::Crash)`
-/// from the run loop (when `debug::uart::enabled()`): the VM waits, stopped, for GDB to attach.
+/// from the run loop (when `debug::uart::enabled()`): the VM waits, stopped, for GDB to attach,
+/// and until then only that VM stops (GDB's attach stops the rest).
 pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
     let me = cpu::current();
     let slot = &SLOTS[me];
@@ -202,7 +218,11 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
             *r = Some(((vm.slot, v), why));
         }
         drop(r);
-        request_stop();
+        if why == StopWhy::Crash && !attached() {
+            request_stop_vm(vm);
+        } else {
+            request_stop();
+        }
     }
     slot.stopped.store(true, Ordering::Release);
     let go = loop {

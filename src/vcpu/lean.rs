@@ -58,10 +58,13 @@ extern "C" fn lean_sync_exit(regs: &mut LeanRegs) -> u64 {
 
 fn serve(regs: &mut LeanRegs) -> bool {
     let traced = TraceSet(Mmio.bit() | Sysreg.bit() | S2fault.bit());
-    if crate::fatal::failed() || crate::debug::target::stop_pending() || crate::trace::any(traced) {
+    if crate::fatal::failed() || crate::trace::any(traced) {
         return false;
     }
     let Some((slot, v)) = cpu::this().assignment() else { return false };
+    if crate::debug::target::stop_pending(slot) {
+        return false;
+    }
     let Some(vm) = crate::vm::table::get(slot) else { return false };
     if vm.state() != RUNNING || vm.crash.hold.is_held() {
         return false;
@@ -190,7 +193,7 @@ fn irq() -> bool {
 #[inline(always)]
 fn requests(vm: &crate::vm::instance::Vm) -> bool {
     crate::fatal::failed()
-        || crate::debug::target::stop_pending()
+        || crate::debug::target::stop_pending(vm.slot)
         || vm.state() != RUNNING
         || vm.crash.hold.is_held()
         || vm.snapshot.as_ref().is_some_and(|s| s.request.load(core::sync::atomic::Ordering::Acquire) != 0)
