@@ -3,7 +3,7 @@
 //! back when it resumes), the stop and resume handshake, and the debug registers: while a
 //! debugger is attached el2visor owns them (MDCR_EL2.TDE routes debug exceptions to EL2,
 //! TDA/TDOSA/TDRA trap the guest's own accesses, which then see a shadow copy) and the guest
-//! gets its own values back at detach. The stub's [`Target`](crate::debug::stub::Target) over
+//! gets its own values back at detach (a vCPU that is off then, when it next starts). The stub's [`Target`](crate::debug::stub::Target) over
 //! these slots (registers, guest memory) is `debug::machine`.
 
 use alloc::vec::Vec;
@@ -347,21 +347,45 @@ fn program(c: &mut Ctx, vm_slot: usize, frame: &mut TrapFrame, step: bool) {
             frame.spsr |= SPSR_SS | IF;
         }
         dr::set_mdcr_el2(base | MDCR_DEBUG);
-    } else if c.owned {
-        for n in 0..nb {
-            dr::dbg_write(Bank::Bvr, n, c.guest.bvr[n]);
-            dr::dbg_write(Bank::Bcr, n, c.guest.bcr[n]);
-        }
-        for n in 0..nw {
-            dr::dbg_write(Bank::Wvr, n, c.guest.wvr[n]);
-            dr::dbg_write(Bank::Wcr, n, c.guest.wcr[n]);
-        }
-        dr::set_mdscr_el1(c.guest.mdscr);
-        dr::set_oslar_el1(u64::from(c.guest.oslk));
-        dr::set_mdcr_el2(base);
-        c.owned = false;
+    } else {
+        give_back(c);
     }
     sysreg::isb();
+}
+
+/// The debug registers back to the guest, if the debugger has them: its own values, and its
+/// debug exceptions and register accesses no longer trapped (the caller synchronizes).
+fn give_back(c: &mut Ctx) {
+    if !c.owned {
+        return;
+    }
+    let (nb, nw) = counts();
+    for n in 0..nb {
+        dr::dbg_write(Bank::Bvr, n, c.guest.bvr[n]);
+        dr::dbg_write(Bank::Bcr, n, c.guest.bcr[n]);
+    }
+    for n in 0..nw {
+        dr::dbg_write(Bank::Wvr, n, c.guest.wvr[n]);
+        dr::dbg_write(Bank::Wcr, n, c.guest.wcr[n]);
+    }
+    dr::set_mdscr_el1(c.guest.mdscr);
+    dr::set_oslar_el1(u64::from(c.guest.oslk));
+    dr::set_mdcr_el2(dr::mdcr_el2() & !MDCR_DEBUG);
+    c.owned = false;
+}
+
+/// A vCPU starts on this pCPU (CPU_ON, a VM reset, a snapshot restore), before its first
+/// instruction. A detach resumes only the vCPUs that are on, so one that was off then (or went
+/// off in a step) still has el2visor's debug state: with no debugger attached now the guest gets
+/// its debug registers back and nothing trapped, as the docs promise; a step of its previous
+/// run is over and must not change its new PSTATE at its next stop.
+pub fn vcpu_starts() {
+    let mut c = SLOTS[cpu::current()].ctx.lock();
+    c.step = None;
+    if !attached() {
+        give_back(&mut c);
+        sysreg::isb();
+    }
 }
 
 /// DBGBCR: enabled, every byte of the instruction, EL1 and EL0 (PMC = 0b11), unlinked.

@@ -131,6 +131,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
     el2::reset_el1();
+    crate::debug::target::vcpu_starts();
     st.el1.restore();
     let me = cpu::this();
     me.guest_mair.store(st.guest_mair, Ordering::Relaxed);
@@ -162,6 +163,7 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
 /// EL1 registers and virtual CPU interface in their reset state.
 fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
     el2::reset_el1();
+    crate::debug::target::vcpu_starts();
     let mut frame = TrapFrame::new_el1(entry, context);
     // Started while GDB stops the VMs: it stops before its first instruction (again if another
     // stop comes while it is let go, as below).
