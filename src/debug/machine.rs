@@ -10,7 +10,8 @@ use crate::arch::{cache, cpu};
 use crate::debug::regs::Regs;
 use crate::debug::stub::{Points, StopWhy, Target, Tid};
 use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP, STOP_VM};
-use crate::debug::walk::{pieces, ram_at, Stage1};
+use crate::debug::mem::{ram_pa, va_to_ipa, va_to_pa, write_ram};
+use crate::debug::walk::pieces;
 use crate::vm::instance::{Vm, RUNNING};
 use crate::vm::power::VcpuPower;
 use crate::vm::table;
@@ -26,44 +27,6 @@ fn slot_of(t: Tid) -> Option<&'static Slot> {
     let vm = table::get(t.0)?;
     let s = &SLOTS[vm.vcpus.get(t.1)?.pcpu];
     s.stopped.load(Ordering::Acquire).then_some(s)
-}
-
-/// The host address of guest IPA `ipa` of `vm` when `len` bytes from it are all its RAM, and
-/// RAM Stage 2 maps: firmware's ranges it leaves out are not the VM's (`walk::ram_at`).
-fn ram_pa(vm: &Vm, ipa: u64, len: u64) -> Option<u64> {
-    ram_at(vm.ram.iter().map(|r| (r.ipa.raw(), r.pa.raw(), r.size)), &vm.hidden, ipa, len)
-}
-
-/// Translate guest VA `va` of VM `vm` through stage 1 `s1` to guest-physical, when the `len`
-/// bytes from it (one page) are RAM.
-pub(super) fn va_to_ipa(vm: &Vm, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
-    let ipa = s1.translate(va, |ipa| {
-        let pa = ram_pa(vm, ipa, 8)?;
-        // SAFETY: `pa` is 8 bytes of the VM's RAM (checked above), which el2visor's identity
-        // map covers read-write; a table descriptor is one aligned doubleword.
-        (pa & 7 == 0).then(|| unsafe { core::ptr::read_volatile(pa as *const u64) })
-    })?;
-    ram_pa(vm, ipa, len).map(|_| ipa)
-}
-
-/// Translate guest VA `va` of thread `t` to a host address of RAM (`len` bytes, one page).
-pub(super) fn va_to_pa(t: Tid, s1: &Stage1, va: u64, len: u64) -> Option<u64> {
-    let vm = table::get(t.0)?;
-    ram_pa(vm, va_to_ipa(vm, s1, va, len)?, len)
-}
-
-/// Write `data` to host address `pa` of guest RAM and make it visible to the guest's
-/// instruction fetch (the caller invalidates the instruction caches).
-fn write_ram(pa: u64, data: &[u8]) {
-    for (i, &b) in data.iter().enumerate() {
-        // SAFETY: the callers checked that `[pa, pa + data.len())` is the VM's RAM, identity
-        // mapped read-write at EL2; the vCPUs are stopped, and the write is what the debugger
-        // asked for.
-        unsafe { core::ptr::write_volatile((pa + i as u64) as *mut u8, b) };
-    }
-    // To the point of coherency (a guest running with its caches off reads memory), and out of
-    // every instruction cache (a breakpoint).
-    cache::clean_inval_range(pa, data.len());
 }
 
 impl Target for Machine {

@@ -1,8 +1,8 @@
 //! el2visor's GDB stub: the remote serial protocol on a UART no guest owns (`debug_uart=`).
 //! See docs/debugging.md. The protocol and everything it decides are pure (`rsp`, `packet`,
 //! `regs`, `walk`, `step`, `stub`); `target` is the machine side (stopping and resuming vCPUs,
-//! the debug registers), `machine` the [`stub::Target`] over it (registers, guest memory), and
-//! `uart` the serial line.
+//! the debug registers), `machine` the [`stub::Target`] over it (registers, guest memory through
+//! `mem`), and `uart` the serial line.
 
 pub mod packet;
 pub mod regs;
@@ -17,5 +17,7 @@ pub mod target;
 pub mod exit;
 #[cfg(target_os = "none")]
 pub mod machine;
+#[cfg(target_os = "none")]
+pub mod mem;
 #[cfg(target_os = "none")]
 pub mod uart;

@@ -14,7 +14,7 @@ use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, sysreg};
 use crate::debug::packet::BpKind;
 use crate::debug::step::{self, Step, IF};
-use crate::debug::machine::{va_to_ipa, va_to_pa};
+use crate::debug::mem::{va_to_ipa, va_to_pa};
 use crate::debug::stub::{HwPoint, Points, StopWhy, Tid};
 use crate::debug::walk::Stage1;
 use crate::percpu::MAX_CPUS;
