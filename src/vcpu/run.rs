@@ -125,7 +125,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
     Some(state)
 }
 
-/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD registers, the
+/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD and SVE registers, the
 /// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
 /// virtual CPU interface, then its general registers.
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
@@ -140,6 +140,10 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     // HCR_EL2.DC follows the restored SCTLR_EL1 (mair-trap mode).
     crate::trap::tvm::set_sctlr_el1(st.el1.sctlr);
     st.fp.restore();
+    // After the FP registers: their Advanced SIMD loads zero each Z register above bit 127.
+    if let Some(sve) = &st.sve {
+        sve.restore();
+    }
     if let Some(k) = &st.keys {
         k.restore();
     }

@@ -21,6 +21,8 @@
 pub mod plan;
 #[cfg(target_os = "none")]
 mod run;
+#[cfg(target_os = "none")]
+pub mod sve;
 
 #[cfg(target_os = "none")]
 pub use run::*;

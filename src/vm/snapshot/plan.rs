@@ -194,6 +194,47 @@ pub fn on_reset(reset_restores: bool, taken: bool, done: u32, limit: Option<u32>
     }
 }
 
+/// The VM a DMA master behind an SMMU el2visor owns is given, as an index into the VMs boot
+/// builds (the dom0-like VM first when there is one, then the domains in order): the domain
+/// (`domain`, its index among the domains) whose partial DT names it, else the dom0-like VM if
+/// the device is enabled. `None`: no VM has it (its DMA aborts).
+pub fn stream_vm(domain: Option<usize>, enabled: bool, has_dom0: bool) -> Option<usize> {
+    match domain {
+        Some(i) => Some(i + usize::from(has_dom0)),
+        None if has_dom0 && enabled => Some(0),
+        None => None,
+    }
+}
+
+/// Why a VM given `streams` DMA masters through the SMMU has no snapshots (`None`: it may have
+/// them). Their STEs share its Stage-2 tables with S2S = 0, so a device write to a page that
+/// log-dirty write-protects or a lazy restore unmaps is terminated (the DMA aborts, and is
+/// never logged dirty), and break-before-make on those tables aborts DMA in flight; an eager
+/// restore would also rewrite RAM under a device still running.
+pub fn dma_refusal(streams: usize) -> Option<&'static str> {
+    (streams > 0).then_some("DMA master(s) behind the SMMU write its RAM past what snapshots track (log-dirty, lazy restores)")
+}
+
+/// Where a vCPU's SVE registers go in its save buffer, for a vector length of `vl` bytes (the
+/// CPU's maximum, RDVL #1 at EL2): Z0-Z31 (`vl` bytes each) from 0, then P0-P15 and FFR
+/// (`vl / 8` bytes each) from `p`. `words`: the buffer's size in 16-byte words. The `mul vl`
+/// offsets of STR/LDR (Z: 0..=31, P: 0..=16) then address every slot from the two bases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SveLayout {
+    pub p: usize,
+    pub words: usize,
+}
+
+/// [`SveLayout`] for `vl` bytes; `None` for a length SVE cannot have (not a multiple of 16 in
+/// 16..=256).
+pub fn sve_layout(vl: usize) -> Option<SveLayout> {
+    if vl == 0 || !vl.is_multiple_of(16) || vl > 256 {
+        return None;
+    }
+    let p = 32 * vl;
+    Some(SveLayout { p, words: (p + 17 * (vl / 8)).div_ceil(16) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +327,37 @@ mod tests {
         assert_eq!(on_reset(true, true, 3, Some(3)), OnReset::PowerOff);
         assert_eq!(on_reset(true, true, 1000, None), OnReset::Restore(1001));
         assert_eq!(on_reset(true, true, 0, Some(0)), OnReset::PowerOff);
+    }
+
+    #[test]
+    fn sve_buffer_layout() {
+        // 128 bits: 32 Z of 16 bytes, then 17 predicates of 2 bytes (34 bytes: 3 words).
+        assert_eq!(sve_layout(16), Some(SveLayout { p: 512, words: 32 + 3 }));
+        // 2048 bits: 8 KiB of Z, 17 * 32 bytes of P and FFR.
+        assert_eq!(sve_layout(256), Some(SveLayout { p: 8192, words: 512 + 34 }));
+        assert_eq!(sve_layout(48).map(|l| l.words * 16 >= 48 * 32 + 17 * 6), Some(true));
+        assert_eq!(sve_layout(0), None);
+        assert_eq!(sve_layout(24), None);
+        assert_eq!(sve_layout(512), None);
+    }
+
+    #[test]
+    fn streams_go_to_their_vm() {
+        // With a dom0-like VM (index 0), domain 1 is VM 2; an enabled device no domain names goes
+        // to the dom0-like VM, a disabled one to none.
+        assert_eq!(stream_vm(Some(1), true, true), Some(2));
+        assert_eq!(stream_vm(Some(1), false, true), Some(2));
+        assert_eq!(stream_vm(None, true, true), Some(0));
+        assert_eq!(stream_vm(None, false, true), None);
+        // Dom0less: domain i is VM i, and a device no domain names is in no VM.
+        assert_eq!(stream_vm(Some(0), true, false), Some(0));
+        assert_eq!(stream_vm(None, true, false), None);
+    }
+
+    #[test]
+    fn a_vm_with_dma_streams_has_no_snapshots() {
+        assert_eq!(dma_refusal(0), None);
+        assert!(dma_refusal(1).is_some());
+        assert!(dma_refusal(3).is_some());
     }
 }

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use super::plan::{layout, ConsoleWatch, Piece, Pool};
+use super::sve::SveState;
 use crate::arch::exception::TrapFrame;
 use crate::arch::vcpu_state::{El1State, FpState, PauthKeys};
 use crate::arch::{cache, sysreg};
@@ -22,6 +23,8 @@ pub struct VcpuState {
     pub el1: El1State,
     pub fp: FpState,
     pub keys: Option<PauthKeys>,
+    /// Z0-Z31, P0-P15, FFR and ZCR_EL1, where the CPU has SVE.
+    pub sve: Option<SveState>,
     pub lrs: Option<LrSnapshot>,
     /// The values the guest wrote to the TVM registers el2visor rewrites (`percpu`).
     pub guest_mair: u64,
@@ -234,6 +237,7 @@ pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
         el1: El1State::save(),
         fp: FpState::save(),
         keys: PauthKeys::save(),
+        sve: SveState::save(),
         lrs: crate::gic::lrs::save(&vm.irqs[v]),
         guest_mair: me.guest_mair.load(Ordering::Relaxed),
         guest_tcr: me.guest_tcr.load(Ordering::Relaxed),

@@ -55,16 +55,23 @@ struct Regs {
     d: [u64; 8],
     tpidr0: u64,
     tpidrro: u64,
+    /// Z16 and P7 (where the CPU has SVE), at the vector length the call returned with.
+    z16: [u64; 32],
+    p7: [u8; 32],
 }
 
 /// `SNAPSHOT_TAKE(flags)` with x19-x28 = seed + 1..10, d8-d15 = seed + 101..108, TPIDR_EL0 =
-/// seed + 201, TPIDRRO_EL0 = seed + 202; what those read after the call (each return).
-fn take(flags: u64, seed: u64) -> Regs {
+/// seed + 201, TPIDRRO_EL0 = seed + 202, and with `sve` Z16's doublewords = seed + 0, 1, ...
+/// and P7 = PTRUE .H (0x55 bytes); what those read after the call (each return).
+fn take(flags: u64, seed: u64, sve: bool) -> Regs {
     let mut out = Regs::default();
     let p: *mut Regs = &mut out;
     // SAFETY: x19-x28 and d8-d15 (callee-saved) are saved on the stack first and reloaded at the
     // end; the output pointer is kept on the stack across the call (after a restore the stack
-    // is the snapshot's, which holds it too). `p` points at `out`, 176 bytes. The HVC is an
+    // is the snapshot's, which holds it too). `p` points at `out`, 464 bytes: Z16 (at most 256
+    // bytes) at 176, P7 (at most 32) at 432. The SVE instructions run only with `sve` (x5,
+    // preserved by the call), where the CPU has SVE and `sve_on` let EL1 use it; Z16 and P7
+    // are caller-saved. The HVC is an
     // SMCCC call that preserves x4-x30 and SP; x0-x17 are clobbered as the C ABI allows.
     unsafe {
         asm!(
@@ -108,6 +115,11 @@ fn take(flags: u64, seed: u64) -> Regs {
             "msr tpidr_el0, x9",
             "add x9, x2, #202",
             "msr tpidrro_el0, x9",
+            ".arch_extension sve",
+            "cbz x5, 1f",
+            "index z16.d, x2, #1",
+            "ptrue p7.h",
+            "1:",
             "mov x1, x3",
             "movz x0, #0x0010",
             "movk x0, #0xc600, lsl #16",
@@ -126,6 +138,12 @@ fn take(flags: u64, seed: u64) -> Regs {
             "mrs x10, tpidr_el0",
             "mrs x11, tpidrro_el0",
             "stp x10, x11, [x9, #160]",
+            "cbz x5, 2f",
+            "add x10, x9, #176",
+            "str z16, [x10]",
+            "add x10, x9, #432",
+            "str p7, [x10]",
+            "2:",
             "ldp d10, d11, [sp, #16]",
             "ldp d12, d13, [sp, #32]",
             "ldp d14, d15, [sp, #48]",
@@ -138,6 +156,7 @@ fn take(flags: u64, seed: u64) -> Regs {
             in("x2") seed,
             in("x3") flags,
             in("x4") p,
+            in("x5") sve as u64,
             clobber_abi("C"),
         );
     }
@@ -157,6 +176,63 @@ fn check_regs(r: &Regs, seed: u64) -> Result<(), Msg> {
     }
     if (r.tpidr0, r.tpidrro) != (seed + 201, seed + 202) {
         return Err(probe_guest::msg!("TPIDR_EL0 {:#x}, TPIDRRO_EL0 {:#x}", r.tpidr0, r.tpidrro));
+    }
+    Ok(())
+}
+
+/// The CPU has SVE (ID_AA64PFR0_EL1.SVE): let EL1 use it (CPACR_EL1.ZEN) at the longest vector
+/// length (ZCR_EL1.LEN = 15); the vector length in bytes.
+fn sve_on() -> Option<usize> {
+    let pfr0: u64;
+    // SAFETY: an ID register read.
+    unsafe { asm!("mrs {v}, id_aa64pfr0_el1", v = out(reg) pfr0, options(nomem, nostack)) };
+    if (pfr0 >> 32) & 0xf == 0 {
+        return None;
+    }
+    let vl: u64;
+    // SAFETY: FP/SIMD stay enabled (FPEN kept) and SVE is enabled at EL1 too before RDVL;
+    // ZCR_EL1 only sets the vector length, which nothing else of the probe depends on.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "mrs {t}, cpacr_el1",
+            "orr {t}, {t}, #(3 << 16)",
+            "msr cpacr_el1, {t}",
+            "isb",
+            "mov {t}, #15",
+            "msr s3_0_c1_c2_0, {t}",
+            "isb",
+            "rdvl {vl}, #1",
+            t = out(reg) _,
+            vl = out(reg) vl,
+            options(nomem, nostack),
+        )
+    };
+    Some(vl as usize)
+}
+
+/// Overwrite what a restore must bring back: Z16 and P7 zeroed, ZCR_EL1 at 128 bits.
+fn sve_scramble() {
+    // SAFETY: Z16 and P7 are caller-saved, and nothing holds a value in them here; ZCR_EL1 only
+    // sets the vector length. SVE is on (`sve_on`).
+    unsafe { asm!(".arch_extension sve", "mov z16.d, #0", "pfalse p7.b", "msr s3_0_c1_c2_0, xzr", "isb", out("v16") _, options(nomem, nostack)) };
+}
+
+/// Z16, P7 and ZCR_EL1 (in Regs, read at `vl` bytes) as `take` set them.
+fn check_sve(r: &Regs, seed: u64, vl: usize) -> Result<(), Msg> {
+    for (i, &v) in r.z16.iter().take(vl / 8).enumerate() {
+        if v != seed + i as u64 {
+            return Err(probe_guest::msg!("Z16 doubleword {i} = {v:#x}, expected {:#x} (VL {vl} bytes)", seed + i as u64));
+        }
+    }
+    if let Some((i, b)) = r.p7.iter().take(vl / 8).enumerate().find(|&(_, &b)| b != 0x55) {
+        return Err(probe_guest::msg!("P7 byte {i} = {b:#x}, expected 0x55"));
+    }
+    let zcr: u64;
+    // SAFETY: a read of ZCR_EL1 (SVE present).
+    unsafe { asm!("mrs {v}, s3_0_c1_c2_0", v = out(reg) zcr, options(nomem, nostack)) };
+    if zcr & 0xf != 0xf {
+        return Err(probe_guest::msg!("ZCR_EL1 {zcr:#x}, expected LEN 15"));
     }
     Ok(())
 }
@@ -230,6 +306,10 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
             None
         }
     };
+    let sve = sve_on();
+    if let Some(vl) = sve {
+        println!("probe: SVE at {vl} bytes: Z16, P7 and ZCR_EL1 checked too");
+    }
     let rounds: [(u64, &str, u64); 3] = [(0, "eager", 0), (1, "lazy", 0), (2, "dirty", abi::SNAPSHOT_LOG_DIRTY)];
     for (n, &(kind, name, flags)) in rounds.iter().enumerate() {
         let seed = 0x1000 * (n as u64 + 1);
@@ -241,7 +321,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
         unsafe { sysreg::set_contextidr(seed + 300) };
         let outer = Outer::for_round(n as u64, seed);
         outer.write(gic.as_ref());
-        let r = take(flags, seed);
+        let r = take(flags, seed, sve.is_some());
         let probe = match name {
             "eager" => "snapshot_restore_eager",
             "lazy" => "snapshot_restore_lazy",
@@ -249,7 +329,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
         };
         match r.x0 {
             0 => {
-                if let Err(e) = check_regs(&r, seed) {
+                if let Err(e) = check_regs(&r, seed).and_then(|()| sve.map_or(Ok(()), |vl| check_sve(&r, seed, vl))) {
                     report::fail(probe, probe_guest::msg!("registers after SNAPSHOT_TAKE: {e}"));
                     continue;
                 }
@@ -263,6 +343,9 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                 // SAFETY: as above.
                 unsafe { sysreg::set_contextidr(0x5a5a) };
                 Outer::scrambled().write(gic.as_ref());
+                if sve.is_some() {
+                    sve_scramble();
+                }
                 println!("probe: snapshot taken; restoring it the {name} way");
                 let x = hvc::hvc(abi::VENDOR_SNAPSHOT_RESTORE, kind);
                 report::fail(probe, probe_guest::msg!("SNAPSHOT_RESTORE returned {x:#x}"));
@@ -270,6 +353,9 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
             1 => {
                 let lazy_zapped = (kind == 1).then(lazy_state_after_restore);
                 let mut result = check_regs(&r, seed).map_err(|e| probe_guest::msg!("registers after the restore: {e}"));
+                if let (true, Some(vl)) = (result.is_ok(), sve) {
+                    result = check_sve(&r, seed, vl).map_err(|e| probe_guest::msg!("SVE state after the restore: {e}"));
+                }
                 if result.is_ok() && r.x1 != n as u64 + 1 {
                     result = Err(probe_guest::msg!("restore count {} in x1, expected {}", r.x1, n + 1));
                 }
