@@ -319,6 +319,20 @@ fn start_vms(
         }
         None => {}
     }
+    // The VM each owned SMMU's DMA masters go to (`assign_streams`), known before the VMs are
+    // built: a VM with any has no snapshots.
+    let stream_vms: Vec<Option<usize>> = p
+        .iommus
+        .owners
+        .iter()
+        .filter(|o| crate::vm::smmu::owns(o.iommu))
+        .map(|o| {
+            let domain = devs.iter().position(|dv| dv.iter().any(|d| d.host_path == o.path));
+            let enabled = p.device(&o.path).is_some_and(|d| d.status.is_enabled());
+            crate::vm::snapshot::plan::stream_vm(domain, enabled, has_dom0)
+        })
+        .collect();
+    let streams = |i: usize| stream_vms.iter().filter(|&&v| v == Some(i)).count();
     let mut vms = Vec::new();
     let insert = |vm: crate::vm::instance::Vm| {
         table::insert(vm).map_err(|vm| alloc::format!("no free VM slot for {}", vm.name))
@@ -330,40 +344,29 @@ fn start_vms(
         let own = vm.name.clone();
         let mut names = alloc::vec![own.as_str()];
         names.extend(plans.iter().map(|d| d.name.as_str()));
-        attach_snapshot(&mut vm, p, mem, opts, &names);
+        attach_snapshot(&mut vm, p, mem, opts, &names, streams(0));
         vms.push(insert(vm)?);
     }
     let mut names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
     names.extend(plans.iter().map(|d| d.name.as_str()));
     let mut ram = memory::DomainRam::new(mem);
-    for ((d, dv), w) in plans.iter().zip(&devs).zip(&withheld) {
+    for (i, ((d, dv), w)) in plans.iter().zip(&devs).zip(&withheld).enumerate() {
         let slot = table::free_slot().ok_or_else(|| alloc::format!("VM {}: the VM table is full", d.name))?;
         let mut vm = domains::build(p, d, dv, w, setting, slot, &mut ram)?;
-        attach_snapshot(&mut vm, p, mem, opts, &names);
+        attach_snapshot(&mut vm, p, mem, opts, &names, streams(i + usize::from(has_dom0)));
         vms.push(insert(vm)?);
     }
-    assign_streams(p, &vms, has_dom0, &devs);
+    assign_streams(p, &vms, &stream_vms);
     Ok(vms)
 }
 
 /// Give each DMA master behind an SMMU el2visor owns to the VM that got the device: the domain
 /// whose partial DT names it, else the dom0-like VM (which has every enabled device no domain
-/// took). A device no VM has keeps its streams aborted.
-fn assign_streams(
-    p: &Platform,
-    vms: &[&'static crate::vm::instance::Vm],
-    has_dom0: bool,
-    devs: &[Vec<crate::vm::passthrough::PtDevice>],
-) {
-    for o in p.iommus.owners.iter().filter(|o| crate::vm::smmu::owns(o.iommu)) {
-        let domain = devs.iter().position(|dv| dv.iter().any(|d| d.host_path == o.path));
-        let enabled = p.device(&o.path).is_some_and(|d| d.status.is_enabled());
-        let vm = match domain {
-            Some(i) => vms.get(i + usize::from(has_dom0)),
-            None if has_dom0 && enabled => vms.first(),
-            None => None,
-        };
-        match vm {
+/// took): `stream_vms`, per owned master in order (`plan::stream_vm`). A device no VM has keeps
+/// its streams aborted.
+fn assign_streams(p: &Platform, vms: &[&'static crate::vm::instance::Vm], stream_vms: &[Option<usize>]) {
+    for (o, v) in p.iommus.owners.iter().filter(|o| crate::vm::smmu::owns(o.iommu)).zip(stream_vms) {
+        match v.and_then(|i| vms.get(i)) {
             Some(vm) => crate::vm::smmu::assign(o, vm),
             None => log::info!("SMMU: {} is in no VM: its DMA aborts", o.path),
         }
@@ -373,8 +376,21 @@ fn assign_streams(
 /// Snapshots for `vm` when `snapshot_mem=` set a pool aside (every VM: its area comes from the
 /// pool at its first snapshot). `snapshot_on=` (for this VM, `names` being every VM's) watches
 /// the console the VM drives: its vpl011, or its passed-through PL011, tapped (`vm::uart_tap`).
-fn attach_snapshot(vm: &mut crate::vm::instance::Vm, p: &Platform, mem: &memory::HostMemory, opts: &cmdline::Options, names: &[&str]) {
+/// `streams`: the DMA masters the VM is given through the SMMU; with any, no snapshots
+/// (`plan::dma_refusal`), said in one line, and its snapshot calls answer NOT_SUPPORTED.
+fn attach_snapshot(
+    vm: &mut crate::vm::instance::Vm,
+    p: &Platform,
+    mem: &memory::HostMemory,
+    opts: &cmdline::Options,
+    names: &[&str],
+    streams: usize,
+) {
     if mem.snapshot_area.is_none() {
+        return;
+    }
+    if let Some(why) = crate::vm::snapshot::plan::dma_refusal(streams) {
+        log::warn!("snapshot: VM {}: {streams} {why}: no snapshots for it", vm.name);
         return;
     }
     let text = opts.snapshot.on.as_deref().and_then(|on| crate::vm::snapshot::plan::watch_text(on, &vm.name, names));

@@ -195,7 +195,7 @@ pub enum Ask {
 /// that is on is kicked, and the first of them to leave its guest does it there, at its
 /// instruction boundary ([`on_request`]). `Err`: why not, for one line.
 pub fn ask(vm: &Vm, op: Ask) -> Result<(), &'static str> {
-    let s = vm.snapshot.as_ref().ok_or("it has no snapshots (snapshot_mem= is not set)")?;
+    let s = vm.snapshot.as_ref().ok_or("it has no snapshots (snapshot_mem= is not set, or the boot log says why)")?;
     if matches!(op, Ask::Restore(_)) && !s.is_taken() {
         return Err("it has no snapshot taken yet");
     }
