@@ -295,10 +295,12 @@ fn linux() {
         panic!("no address for __arm64_sys_write:\n{text}");
     };
     // An interrupt taken before the prologue runs writes (and reads back) the same stack word: the
-    // kernel's exception entry puts pt_regs' frame record just below the interrupted sp. Such hits
-    // are passed over (at most 20) until the access is __arm64_sys_write's own.
+    // kernel's exception entry puts pt_regs' frame record, and the entry code its other last
+    // fields, just below the interrupted sp, and a tick that preempts or ends the call can add
+    // more (20 were not always enough under a loaded host). Such hits are passed over (at most
+    // 100) until the access is __arm64_sys_write's own, in this call or the guest's next write.
     let skip_irq = format!(
-        "set $n = 0\nwhile ($pc < {write:#x} || $pc >= {end:#x}) && $n < 20\ncontinue\nset $n = $n + 1\nend\n",
+        "set $n = 0\nwhile ($pc < {write:#x} || $pc >= {end:#x}) && $n < 100\ncontinue\nset $n = $n + 1\nend\n",
         end = write + 64
     );
     let script = format!(
