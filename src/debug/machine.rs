@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 use crate::arch::{cache, cpu};
 use crate::debug::regs::Regs;
 use crate::debug::stub::{Points, StopWhy, Target, Tid};
-use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOP, STOP_VM};
+use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOPS};
 use crate::debug::mem::{ram_pa, va_to_ipa, va_to_pa, write_ram};
 use crate::debug::walk::pieces;
 use crate::vm::instance::{Vm, RUNNING};
@@ -172,10 +172,7 @@ impl Target for Machine {
     }
 
     fn resume(&mut self, plan: &[(Tid, bool)]) {
-        STOP.store(false, Ordering::Release);
-        for s in &STOP_VM {
-            s.store(false, Ordering::Release);
-        }
+        STOPS.store(0, Ordering::Release);
         *REPORTER.lock() = None;
         for &(t, step) in plan {
             let Some(vm) = table::get(t.0) else { continue };

@@ -7,7 +7,7 @@
 //! these slots (registers, guest memory) is `debug::machine`.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use crate::arch::debugreg::{self as dr, Bank, FpState};
 use crate::arch::exception::TrapFrame;
@@ -94,11 +94,13 @@ const ZERO: Ctx = Ctx {
     step: None,
 };
 
-/// Every vCPU must stop (attach, Ctrl-C, another vCPU's breakpoint).
-pub(super) static STOP: AtomicBool = AtomicBool::new(false);
-/// VMs that must stop by themselves (by slot): `on_crash=debug` with no debugger attached holds
-/// the crashed VM only, and the others run on. A resume clears it.
-pub(super) static STOP_VM: [AtomicBool; crate::vm::table::MAX_VMS] = [const { AtomicBool::new(false) }; crate::vm::table::MAX_VMS];
+/// Who must stop, in one word so that the exits' check is one load: [`STOP_ALL`] (every vCPU:
+/// attach, Ctrl-C, another vCPU's breakpoint) and bit `slot` for a VM that must stop by itself
+/// (`on_crash=debug` with no debugger attached holds the crashed VM only, and the others run
+/// on). A resume clears it.
+pub(super) static STOPS: AtomicU32 = AtomicU32::new(0);
+pub(super) const STOP_ALL: u32 = 1 << 31;
+const _: () = assert!(crate::vm::table::MAX_VMS <= 31);
 /// A debugger owns the debug registers.
 pub(super) static ATTACHED: AtomicBool = AtomicBool::new(false);
 /// The first vCPU that stopped by itself since the last resume.
@@ -117,8 +119,10 @@ pub fn set_service(f: fn()) {
 
 /// Whether the vCPUs of VM `slot` must stop: every VM's (GDB's all-stop) or its own (a crash
 /// stop with no debugger attached). Checked by the run loop after every exit.
+#[inline(always)]
 pub fn stop_pending(slot: usize) -> bool {
-    STOP.load(Ordering::Acquire) || STOP_VM.get(slot).is_some_and(|s| s.load(Ordering::Acquire))
+    let s = STOPS.load(Ordering::Acquire);
+    s != 0 && s & (STOP_ALL | 1 << (slot & 31)) != 0
 }
 
 /// Whether vCPUs of `vm` must stop (again): a stop is pending and the VM runs. [`park`] lets a
@@ -159,7 +163,7 @@ pub fn watch_hit(slot: usize, far: u64, write: bool) -> (u64, BpKind) {
 
 /// Stop every vCPU of every VM: kick each pCPU that runs one.
 pub fn request_stop() {
-    STOP.store(true, Ordering::Release);
+    STOPS.fetch_or(STOP_ALL, Ordering::AcqRel);
     for vm in table::all() {
         kick_others(vm);
     }
@@ -167,7 +171,7 @@ pub fn request_stop() {
 
 /// Stop every vCPU of `vm` only.
 fn request_stop_vm(vm: &Vm) {
-    STOP_VM[vm.slot].store(true, Ordering::Release);
+    STOPS.fetch_or(1 << (vm.slot & 31), Ordering::AcqRel);
     kick_others(vm);
 }
 
