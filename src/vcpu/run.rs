@@ -305,9 +305,8 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
                 // stops this one as that asks): a SYSTEM_RESET is made again once that is done,
                 // from the state a pause saves or at once if it is over; a crash restart is lost
                 // to it, and the log says so.
-                if call {
-                    frame.elr -= 4;
-                } else {
+                snapshot::replay(frame, call);
+                if !call {
                     log::warn!("VM {}: vCPU {v}: crash restart not done: the VM was being paused, reset or ended", vm.name);
                 }
             }

@@ -152,10 +152,10 @@ fn call_failed(vm: &Vm, me: usize, call: bool) {
     }
 }
 
-/// `pause` lost a race with another vCPU's snapshot, reset or power-off: a guest's call (`call`:
+/// `pause` (or a reset) lost a race with another vCPU's snapshot, reset or power-off: a guest's call (`call`:
 /// its HVC or SMC, which `frame` has stepped over) is made again once that is done, from the
 /// state a pause saves or at once if it is over, not answered as if it had been carried out.
-fn replay(frame: &mut TrapFrame, call: bool) {
+pub fn replay(frame: &mut TrapFrame, call: bool) {
     if call {
         frame.elr -= 4;
     }
