@@ -10,7 +10,7 @@ use crate::arch::{cache, cpu};
 use crate::debug::regs::Regs;
 use crate::debug::stub::{Points, StopWhy, Target, Tid};
 use crate::debug::target::{counts, request_stop, Slot, ATTACHED, GO_CONTINUE, GO_STEP, KILLED, POINTS, REPORTER, SLOTS, STOPS};
-use crate::debug::mem::{ram_pa, va_to_ipa, va_to_pa, write_ram};
+use crate::debug::mem::{access_pa, va_to_ipa, va_to_pa, write_ram};
 use crate::debug::walk::pieces;
 use crate::vm::instance::{Vm, RUNNING};
 use crate::vm::power::VcpuPower;
@@ -94,7 +94,7 @@ impl Target for Machine {
         let s1 = s.ctx.lock().s1;
         let mut total = 0;
         for (a, off, n) in pieces(va, buf.len()) {
-            let Some(pa) = va_to_pa(t, &s1, a, n as u64) else { break };
+            let Some(pa) = va_to_pa(t, &s1, a, n as u64, false) else { break };
             for (i, b) in buf[off..off + n].iter_mut().enumerate() {
                 // SAFETY: `[pa, pa + n)` is the VM's RAM (checked by `va_to_pa`), identity
                 // mapped read-write at EL2.
@@ -111,7 +111,7 @@ impl Target for Machine {
         let mut targets = Vec::new();
         let mut covered = 0;
         for (a, off, n) in pieces(va, data.len()) {
-            match va_to_pa(t, &s1, a, n as u64) {
+            match va_to_pa(t, &s1, a, n as u64, true) {
                 Some(pa) => targets.push((pa, off, n)),
                 None => return false,
             }
@@ -134,9 +134,9 @@ impl Target for Machine {
     }
 
     fn read_phys(&self, slot: usize, ipa: u64, buf: &mut [u8]) -> bool {
-        let Some(pa) = table::get(slot).and_then(|vm| ram_pa(vm, ipa, buf.len() as u64)) else { return false };
+        let Some(pa) = table::get(slot).and_then(|vm| access_pa(vm, ipa, buf.len() as u64, false)) else { return false };
         for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: `[pa, pa + buf.len())` is the VM's RAM (checked by `ram_pa`), identity
+            // SAFETY: `[pa, pa + buf.len())` is the VM's RAM (checked by `access_pa`), identity
             // mapped read-write at EL2.
             *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
         }
@@ -144,7 +144,7 @@ impl Target for Machine {
     }
 
     fn write_phys(&mut self, slot: usize, ipa: u64, data: &[u8]) -> bool {
-        let Some(pa) = table::get(slot).and_then(|vm| ram_pa(vm, ipa, data.len() as u64)) else { return false };
+        let Some(pa) = table::get(slot).and_then(|vm| access_pa(vm, ipa, data.len() as u64, true)) else { return false };
         write_ram(pa, data);
         cache::invalidate_icache_all();
         true

@@ -292,7 +292,7 @@ fn insn_at(t: Tid, s1: &Stage1, pc: u64) -> Option<u32> {
     if pc & 3 != 0 {
         return None;
     }
-    let pa = va_to_pa(t, s1, pc, 4)?;
+    let pa = va_to_pa(t, s1, pc, 4, false)?;
     // SAFETY: `[pa, pa + 4)` is the VM's RAM (checked by `va_to_pa`), identity mapped
     // read-write at EL2; `pa` is 4-byte aligned as `pc` is (pages are).
     Some(unsafe { core::ptr::read_volatile(pa as *const u32) })

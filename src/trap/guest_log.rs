@@ -3,7 +3,8 @@
 //! (`el2visor: VM <name> vCPU <n> log: <text>`, rate limited by `trace`). The bytes are read
 //! through the VM's Stage 2, page by page, and only from its RAM: an address that is not the
 //! VM's RAM (a device, a hole, a range Stage 2 leaves unmapped) gets INVALID_PARAMETER and
-//! nothing is read.
+//! nothing is read. Pages a lazy snapshot restore has not brought back yet are brought back
+//! first (`vm::snapshot::host_access`), as the guest's own read of them would.
 
 use alloc::vec::Vec;
 
@@ -34,6 +35,8 @@ fn read(vm: &Vm, ipa: u64, len: u64) -> Option<Vec<u8>> {
         return None;
     }
     let end = ipa.checked_add(len)?;
+    // Pages a lazy restore has not brought back yet hold stale bytes and are unmapped.
+    crate::vm::snapshot::host_access(vm, ipa, len, false);
     let mut out = Vec::with_capacity(len as usize);
     let mut at = ipa;
     let s2 = vm.s2.lock();

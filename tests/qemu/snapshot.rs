@@ -10,8 +10,14 @@
 
 use crate::harness::{image, Qemu};
 
-const PROBES: [&str; 5] =
-    ["snapshot_restore_eager", "snapshot_restore_lazy", "snapshot_lazy_zapped", "snapshot_lazy_collapse", "snapshot_restore_dirty"];
+const PROBES: [&str; 6] = [
+    "snapshot_restore_eager",
+    "snapshot_restore_lazy",
+    "snapshot_lazy_log_line",
+    "snapshot_lazy_zapped",
+    "snapshot_lazy_collapse",
+    "snapshot_restore_dirty",
+];
 
 #[test]
 fn probe_snapshot_restores_every_kind() {
@@ -26,7 +32,16 @@ fn probe_snapshot_restores_every_kind() {
         for p in PROBES {
             run.check(run.has(&format!("PROBE {p} PASS")), &format!("{ctx}: {p} did not pass"));
         }
-        run.check(run.has("PROBE DONE pass=5 fail=0"), &format!("{ctx}: not 5 passes and no failure"));
+        run.check(run.has("PROBE DONE pass=6 fail=0"), &format!("{ctx}: not 6 passes and no failure"));
+        // LOG_LINE right after the lazy restore read the snapshot's text from a page not yet back.
+        run.check(
+            run.lines().any(|l| l.contains("log: EL2VISOR-LAZY-LOG the snapshot's text")),
+            &format!("{ctx}: el2visor did not print the snapshot's LOG_LINE text after the lazy restore"),
+        );
+        run.check(
+            !run.lines().any(|l| l.contains("written after the snapshot, must not be")),
+            &format!("{ctx}: el2visor printed the text written after the snapshot"),
+        );
         // The dirty-only restore copied back only the few pages written since the snapshot.
         let dirty = run.line("SNAPSHOT restore kind=dirty").unwrap_or("");
         let pages: u64 = field(dirty, "pages=").unwrap_or(u64::MAX);
@@ -44,7 +59,7 @@ fn probe_snapshot_keeps_a_pending_cpu_on() {
     let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("snapshot_mem=128M guest_args=snapshot").timeout(300).run();
     run.check(run.exited, "QEMU did not exit by itself");
     run.check(run.has("PROBE snapshot_keeps_cpu_on PASS"), "the vCPU a CPU_ON started just before the snapshot did not run");
-    run.check(run.has("PROBE DONE pass=6 fail=0"), "not 6 passes and no failure");
+    run.check(run.has("PROBE DONE pass=7 fail=0"), "not 7 passes and no failure");
 }
 
 /// `snapshot_mem=` smaller than the VM's RAM: one line says so, and the snapshot call answers
@@ -181,7 +196,7 @@ fn probe_snapshots_in_two_domains_at_once() {
             for p in PROBES {
                 r.check(r.has(&format!("({vm}) PROBE {p} PASS")), &format!("{ctx}: VM {vm}: {p} did not pass"));
             }
-            r.check(r.has(&format!("({vm}) PROBE DONE pass=5 fail=0")), &format!("{ctx}: VM {vm}: not 5 passes"));
+            r.check(r.has(&format!("({vm}) PROBE DONE pass=6 fail=0")), &format!("{ctx}: VM {vm}: not 6 passes"));
             r.check(r.has(&format!("snapshot: VM {vm}: 128 MiB of snapshot_mem= at")), &format!("{ctx}: VM {vm} got no area"));
         }
         let dirty: Vec<&str> = r.lines().filter(|l| l.starts_with("SNAPSHOT restore kind=dirty")).collect();
@@ -200,7 +215,7 @@ fn probe_snapshots_in_two_domains_at_once() {
     let refused: Vec<&str> = r.lines().filter(|l| l.contains("do not fit snapshot_mem= (0 MiB left of 128 MiB")).collect();
     r.check(refused.len() == 1, &format!("pool: {} refusal lines, expected one: {refused:?}", refused.len()));
     let (ok, no) = if refused.first().is_some_and(|l| l.contains("VM snapA:")) { ("snapB", "snapA") } else { ("snapA", "snapB") };
-    r.check(r.has(&format!("({ok}) PROBE DONE pass=5 fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
+    r.check(r.has(&format!("({ok}) PROBE DONE pass=6 fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
     r.check(r.has(&format!("({no}) PROBE snapshot_restore_eager FAIL")), &format!("pool: VM {no}'s probe did not see the refusal"));
 }
 

@@ -13,7 +13,9 @@ use crate::cmdline::{RestoreKind, SnapshotOptions};
 use crate::gic::lrs::LrSnapshot;
 use crate::gic::vgic::VDist;
 use crate::mm::addr::{Ipa, PaRange, PAGE_SIZE};
-use crate::mm::stage2::{RegionFault, RegionId, S2Attrs, S2Error};
+use crate::mm::frames::global::GlobalPages;
+use crate::mm::stage2::hw::HwTlb;
+use crate::mm::stage2::{RegionFault, RegionId, S2Attrs, S2Error, Stage2};
 use crate::vm::instance::Vm;
 
 /// One vCPU's state, saved on its own pCPU at an instruction boundary.
@@ -403,6 +405,74 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
     Ok(RestoreReport { kind, pages, cmo_lines: snap.cmo_lines.load(Ordering::Relaxed), ticks: sysreg::cntpct_el0() - t0 })
 }
 
+/// Bring back page `page` of region `region`, which a lazy restore left missing: the snapshot's
+/// bytes copied into guest RAM, the page mapped (writable at once for a `write`), and the end
+/// of the lazy restore when it was the last one. `ipa` is only for the log.
+fn supply(vm: &Vm, snap: &Snapshot, s2: &mut Stage2<GlobalPages, HwTlb>, region: RegionId, page: usize, write: bool, ipa: u64) -> bool {
+    let Some(i) = snap.regions.iter().position(|&r| r == region) else { return false };
+    snap.restore_page(i, page);
+    if let Err(e) = s2.fill(region, page, write) {
+        log::error!("snapshot: VM {}: lazy restore of IPA {ipa:#x}: {e}", vm.name);
+        return false;
+    }
+    if snap.first_fault_pending.swap(false, Ordering::AcqRel) {
+        // The guest's first instruction after the restore can run now.
+        let us = ticks_us(sysreg::cntpct_el0() - snap.request_t.load(Ordering::Relaxed));
+        crate::println!("SNAPSHOT lazy first_page_us={us}");
+    }
+    if snap.lazy_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Every page is back: userfault off, and blocks again where log-dirty allows.
+        for &id in &snap.regions {
+            let r = s2.set_userfault(id, false).and_then(|()| if s2.region(id).log_dirty { Ok(()) } else { s2.collapse_region(id) });
+            if let Err(e) = r {
+                log::error!("snapshot: VM {}: ending the lazy restore: {e}", vm.name);
+            }
+        }
+        log::info!(
+            "snapshot: VM {}: lazy restore complete ({} cache lines cleaned)",
+            vm.name,
+            snap.cmo_lines.load(Ordering::Relaxed)
+        );
+    }
+    true
+}
+
+/// el2visor is about to read (or, with `write`, write) `[ipa, ipa + len)` of `vm`'s RAM on
+/// someone's behalf while the VM may run: a guest's `LOG_LINE` text, the debugger's memory
+/// accesses. Pages a lazy restore has not brought back yet come back first (their RAM still
+/// holds what was there before the restore, and a write would later be overwritten by the
+/// snapshot's bytes); a write counts as dirty under log-dirty, as a guest's own write would,
+/// so that a dirty-only restore undoes it. Unlike [`host_write`], the rest of a lazy restore
+/// stays lazy.
+pub fn host_access(vm: &Vm, ipa: u64, len: u64, write: bool) {
+    let Some(snap) = vm.snapshot.as_ref() else { return };
+    if len == 0 {
+        return;
+    }
+    let end = ipa.saturating_add(len);
+    let lazy = snap.lazy_left.load(Ordering::Acquire) != 0;
+    if !lazy && !write {
+        return;
+    }
+    let mut s2 = vm.s2.lock();
+    if lazy {
+        let mut at = ipa & !(PAGE_SIZE - 1);
+        while at < end {
+            if let Some(region) = s2.region_at(at) {
+                let r = s2.region(region);
+                let page = r.page_of(at);
+                if r.userfault && r.missing.get(page) {
+                    supply(vm, snap, &mut s2, region, page, false, at);
+                }
+            }
+            at += PAGE_SIZE;
+        }
+    }
+    if write {
+        s2.mark_dirty(ipa, end - ipa);
+    }
+}
+
 /// A Stage-2 abort at `ipa` (a write when `write`): a lazy restore's missing page is copied
 /// back and mapped, a log-dirty first write recorded. `true` when the guest must just run the
 /// access again.
@@ -410,34 +480,7 @@ pub fn stage2_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
     let Some(snap) = &vm.snapshot else { return false };
     let mut s2 = vm.s2.lock();
     match s2.region_fault(ipa, write) {
-        Ok(RegionFault::Missing { region, page, .. }) => {
-            let Some(i) = snap.regions.iter().position(|&r| r == region) else { return false };
-            snap.restore_page(i, page);
-            if let Err(e) = s2.fill(region, page, write) {
-                log::error!("snapshot: VM {}: lazy restore of IPA {ipa:#x}: {e}", vm.name);
-                return false;
-            }
-            if snap.first_fault_pending.swap(false, Ordering::AcqRel) {
-                // The guest's first instruction after the restore can run now.
-                let us = ticks_us(sysreg::cntpct_el0() - snap.request_t.load(Ordering::Relaxed));
-                crate::println!("SNAPSHOT lazy first_page_us={us}");
-            }
-            if snap.lazy_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // Every page is back: userfault off, and blocks again where log-dirty allows.
-                for &id in &snap.regions {
-                    let r = s2.set_userfault(id, false).and_then(|()| if s2.region(id).log_dirty { Ok(()) } else { s2.collapse_region(id) });
-                    if let Err(e) = r {
-                        log::error!("snapshot: VM {}: ending the lazy restore: {e}", vm.name);
-                    }
-                }
-                log::info!(
-                    "snapshot: VM {}: lazy restore complete ({} cache lines cleaned)",
-                    vm.name,
-                    snap.cmo_lines.load(Ordering::Relaxed)
-                );
-            }
-            true
-        }
+        Ok(RegionFault::Missing { region, page, .. }) => supply(vm, snap, &mut s2, region, page, write, ipa),
         Ok(RegionFault::Dirtied | RegionFault::Retry) => true,
         Ok(RegionFault::NotOurs) => false,
         Err(e) => {

@@ -15,7 +15,11 @@
 //! round reports once, after its restore (a round whose snapshot registers were wrong reports
 //! at once and restores nothing). The lazy round also checks, right after the restore, that
 //! userfault is on and the RAM zapped (no block, few pages mapped, most pages missing), then
-//! reads every page of RAM and checks that userfault went off and the blocks came back.
+//! reads every page of RAM and checks that userfault went off and the blocks came back. Before
+//! all that, first thing after the lazy restore, it hands el2visor a text on a page it has not
+//! touched since (`LOG_LINE`, `snapshot_lazy_log_line`): the call must succeed, and el2visor must
+//! print the snapshot's text, not the one written over it after the snapshot (the test checks the
+//! line).
 //!
 //! With a second vCPU, last, `snapshot_keeps_cpu_on`: a snapshot taken right after a CPU_ON
 //! that succeeded must not lose the vCPU it starts (`cpu::on_then`).
@@ -39,6 +43,34 @@ static mut BUF: Buf = Buf([0; WORDS]);
 fn buf() -> *mut u64 {
     // SAFETY: only the address of the static is taken; every access is volatile through it.
     unsafe { core::ptr::addr_of_mut!(BUF.0) }.cast()
+}
+
+/// A page of its own for the `LOG_LINE` text of the lazy round.
+#[repr(C, align(4096))]
+struct TextPage([u8; 4096]);
+
+static mut TEXT: TextPage = TextPage([0; 4096]);
+
+/// The lazy round's text, as the snapshot has it; after the snapshot the page holds `OVER`.
+const SNAP_TEXT: &[u8] = b"EL2VISOR-LAZY-LOG the snapshot's text";
+const OVER_TEXT: &[u8] = b"written after the snapshot, must not be";
+
+fn set_text(t: &[u8]) {
+    for i in 0..64 {
+        let b = t.get(i).copied().unwrap_or(b' ');
+        // SAFETY: inside TEXT; only this vCPU writes it, volatile.
+        unsafe { core::ptr::addr_of_mut!(TEXT.0).cast::<u8>().add(i).write_volatile(b) };
+    }
+}
+
+/// `LOG_LINE` of the text page's first 64 bytes, without touching the page (its address only).
+fn log_text() -> Result<(), Msg> {
+    // SAFETY: only the address of the static is taken (identity mapped: VA = IPA).
+    let at = unsafe { core::ptr::addr_of!(TEXT.0) } as u64;
+    match hvc::psci(abi::VENDOR_LOG_LINE, at, 64, 0) {
+        0 => Ok(()),
+        r => Err(probe_guest::msg!("LOG_LINE of an untouched page right after the lazy restore returned {r}")),
+    }
 }
 
 fn pattern(seed: u64, i: usize) -> u64 {
@@ -319,6 +351,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
         }
         // SAFETY: CONTEXTIDR_EL1 only tags translations for debug and trace; nothing here uses it.
         unsafe { sysreg::set_contextidr(seed + 300) };
+        set_text(SNAP_TEXT);
         let outer = Outer::for_round(n as u64, seed);
         outer.write(gic.as_ref());
         let r = take(flags, seed, sve.is_some());
@@ -340,6 +373,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                         unsafe { buf().add(page * 512 + w).write_volatile(!pattern(seed, page * 512 + w)) };
                     }
                 }
+                set_text(OVER_TEXT);
                 // SAFETY: as above.
                 unsafe { sysreg::set_contextidr(0x5a5a) };
                 Outer::scrambled().write(gic.as_ref());
@@ -351,6 +385,8 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                 report::fail(probe, probe_guest::msg!("SNAPSHOT_RESTORE returned {x:#x}"));
             }
             1 => {
+                // First: the text page is still missing (untouched since the restore).
+                let lazy_log = (kind == 1).then(log_text);
                 let lazy_zapped = (kind == 1).then(lazy_state_after_restore);
                 let mut result = check_regs(&r, seed).map_err(|e| probe_guest::msg!("registers after the restore: {e}"));
                 if let (true, Some(vl)) = (result.is_ok(), sve) {
@@ -372,6 +408,9 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                     result = cleaned(mode);
                 }
                 report::outcome(probe, result);
+                if let Some(l) = lazy_log {
+                    report::outcome("snapshot_lazy_log_line", l);
+                }
                 if let Some(z) = lazy_zapped {
                     report::outcome("snapshot_lazy_zapped", z);
                     report::outcome("snapshot_lazy_collapse", touch_all_and_check(platform));
