@@ -87,6 +87,11 @@ pub fn device_handler(intid: u32) -> Option<fn()> {
     DEVICE_HANDLER[slot].get().copied()
 }
 
+/// Whether `intid` is the virtualization maintenance interrupt.
+pub fn is_maintenance(intid: u32) -> bool {
+    intid == MAINTENANCE.load(Ordering::Relaxed)
+}
+
 /// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.
 pub fn is_own(intid: u32) -> bool {
     intid == KICK_SGI || intid == MAINTENANCE.load(Ordering::Relaxed)

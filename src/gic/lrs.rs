@@ -343,8 +343,10 @@ pub fn before_entry(me: &VcpuIrq) {
     sync(h, l);
     // The common case (issue 15): nothing to retract or re-sample, nothing queued, a free list
     // register for each arrival. Then the underflow and group 1 traps are off already (they are
-    // on only while something is queued or waits for a re-sample) and stay so.
-    let mut fast = l.resample.is_empty();
+    // on only while something is queued or waits for a re-sample) and stay so. With something
+    // queued the refill must run: the underflow interrupt that brought the vCPU here stays
+    // asserted until the list registers are refilled, and the queue would wait for good.
+    let mut fast = l.resample.is_empty() && l.m.queued() == 0;
     {
         // Lock order is the manager then the inbox; queue() and retract() take the inbox alone.
         let mut inbox = me.inbox.lock();

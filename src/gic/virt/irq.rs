@@ -6,7 +6,7 @@
 use super::VGic;
 use crate::arch::cpu;
 use crate::gic::host::HostGic;
-use crate::gic::hw::{host, is_own, KICK_SGI};
+use crate::gic::hw::{host, is_maintenance, is_own, KICK_SGI};
 use crate::gic::its::lpi::is_lpi;
 use crate::gic::lrs::{self, VcpuIrq};
 use crate::gic::vgic::HwIrq;
@@ -99,6 +99,13 @@ fn take(h: &HostGic, a: crate::gic::Acked, vgic: Option<&VGic>, vcpus: &[VcpuIrq
         crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
     }
     if is_own(intid) {
+        if is_maintenance(intid) {
+            // The underflow maintenance interrupt is a level that stays up until the list
+            // registers are refilled, which only the entry does (`lrs::before_entry`, which asks
+            // for it again while interrupts stay queued): off until then, or every acknowledge
+            // here would find it pending again and the exit would never end.
+            h.set_underflow(false);
+        }
         h.deactivate(a);
         if let Some(v) = vcpus.get(me) {
             v.mark_pending();

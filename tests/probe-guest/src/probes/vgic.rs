@@ -7,6 +7,9 @@
 //!   active once acknowledged, and neither after the EOI.
 //! - `vgic_icpendr_retracts`: an SGI and a purely virtual SPI made pending while masked, then
 //!   cleared through ICPENDR (GICv2 SGIs: CPENDSGIR), must not be acknowledged afterwards.
+//! - `vgic_lr_overflow`: eight SGIs made pending at once while masked, more than the list
+//!   registers hold (QEMU has four): every one must be acknowledged in turn, the rest coming in
+//!   as list registers free up, with the timer stopped (no other interrupt to help them along).
 //! - `vgic_redist_layout` (GICv3): each redistributor sits at the DT's stride with its own
 //!   GICR_TYPER.Processor_Number, up to one flagged Last inside the DT's region.
 //! - `vgic_sgi0r_asgi1r` (GICv3): ICC_SGI0R_EL1 and ICC_ASGI1R_EL1, which send Group 0 SGIs,
@@ -133,6 +136,38 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     }
     let spi = free_spi(&g, ctx)?;
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
+}
+
+pub fn lr_overflow(ctx: &Context) -> Result<(), Msg> {
+    /// More than the list registers of any GIC QEMU models (four), fewer than the 16 SGIs.
+    const N: u32 = 8;
+    let g = GuestGic::init(&ctx.platform)?;
+    gic::vtimer_stop();
+    g.drain();
+    for i in 0..N {
+        g.configure(i);
+        g.enable(i, true);
+    }
+    for i in 0..N {
+        g.sgi_self(i);
+    }
+    let mut seen = 0u32;
+    let end = gic::now() + gic::ticks(FIRE_US);
+    while seen != (1 << N) - 1 && gic::now() < end {
+        let iar = g.ack();
+        let id = iar & 0x3ff;
+        if id < 1020 {
+            g.eoi(iar);
+        }
+        if id < N {
+            seen |= 1 << id;
+        }
+    }
+    for i in 0..N {
+        g.enable(i, false);
+    }
+    g.drain();
+    expect(seen == (1 << N) - 1, || msg!("of {N} SGIs pending at once only {seen:#x} were acknowledged within {} ms", FIRE_US / 1000))
 }
 
 pub fn sgi0r_asgi1r() -> Result<(), Msg> {
