@@ -360,7 +360,13 @@ impl VGic {
     /// An emulated device of the VM drives its interrupt line `intid` to `high`; `writer` is the
     /// vCPU on whose behalf (this pCPU's), or any other index when none is.
     pub fn set_line(&self, vcpus: &[VcpuIrq], writer: usize, intid: u32, high: bool) {
-        let actions = self.dist.lock().set_line(intid, high, writer);
+        let actions = {
+            let mut d = self.dist.lock();
+            let a = d.set_line(intid, high, writer);
+            // A line that fell: its pending copy comes back from the vCPU that holds it.
+            retract_all(&mut d, vcpus);
+            a
+        };
         apply_all(vcpus, &actions);
     }
 

@@ -54,11 +54,10 @@ impl VUart {
 
     /// A byte of console input for the VM; `false` if its receive FIFO was full.
     pub fn input(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], byte: u8) -> bool {
-        let (taken, level) = {
-            let mut s = self.state.lock();
-            (s.0.push_rx(byte), s.0.irq_level())
-        };
-        drive(vgic, irqs, usize::MAX, level);
+        let mut s = self.state.lock();
+        let taken = s.0.push_rx(byte);
+        // Under the device's lock: see `drive`.
+        drive(vgic, irqs, usize::MAX, s.0.irq_level());
         taken
     }
 
@@ -72,12 +71,9 @@ impl VUart {
     /// device's would otherwise leave the line and the FIFOs out of step. The console's line
     /// being collected is left as it is: what was printed is not unprinted.
     pub fn restore(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], v: &Vpl011) {
-        let level = {
-            let mut st = self.state.lock();
-            st.0 = v.clone();
-            st.0.irq_level()
-        };
-        drive(vgic, irqs, usize::MAX, level);
+        let mut st = self.state.lock();
+        st.0 = v.clone();
+        drive(vgic, irqs, usize::MAX, st.0.irq_level());
     }
 
     /// Print what is left of the VM's last line (it ended without a newline).
@@ -88,6 +84,10 @@ impl VUart {
     }
 }
 
+/// Drive the VM's UART interrupt line to `level`. Called with the device's state locked, so that
+/// the levels reach the virtual GIC in the order the device took them: one computed by a guest
+/// access and driven after console input had raised the line (on another pCPU) would lower it
+/// again and lose that input's interrupt. Lock order: the device, then the distributor.
 fn drive(vgic: Option<&VGic>, irqs: &[VcpuIrq], writer: usize, level: bool) {
     if let Some(vg) = vgic {
         vg.set_line(irqs, writer, GUEST_INTID, level);
@@ -100,32 +100,27 @@ fn err(e: crate::vm::vpl011::AccessError) -> MmioError {
 
 impl MmioDevice for Arc<VUart> {
     fn read(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8) -> Result<u64, MmioError> {
-        let (v, level) = {
-            let mut s = self.state.lock();
-            (s.0.read(offset, size).map_err(err)?, s.0.irq_level())
-        };
-        drive(ctx.vgic, ctx.irqs, ctx.vcpu, level);
+        let mut s = self.state.lock();
+        let v = s.0.read(offset, size).map_err(err)?;
+        drive(ctx.vgic, ctx.irqs, ctx.vcpu, s.0.irq_level());
         Ok(u64::from(v))
     }
 
     fn write(&self, ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
-        let level = {
-            let mut s = self.state.lock();
-            if let Some(b) = s.0.write(offset, size, value as u32).map_err(err)? {
-                self.tail.lock().push(b);
-                if let Some(w) = self.watch.get() {
-                    w.feed(b);
-                }
-                if let Some(line) = s.1.put(b) {
-                    crate::println!("{}", prefixed(&self.name, &line));
-                    if is_panic_line(&line) {
-                        self.panic_seen.store(true, Ordering::Release);
-                    }
+        let mut s = self.state.lock();
+        if let Some(b) = s.0.write(offset, size, value as u32).map_err(err)? {
+            self.tail.lock().push(b);
+            if let Some(w) = self.watch.get() {
+                w.feed(b);
+            }
+            if let Some(line) = s.1.put(b) {
+                crate::println!("{}", prefixed(&self.name, &line));
+                if is_panic_line(&line) {
+                    self.panic_seen.store(true, Ordering::Release);
                 }
             }
-            s.0.irq_level()
-        };
-        drive(ctx.vgic, ctx.irqs, ctx.vcpu, level);
+        }
+        drive(ctx.vgic, ctx.irqs, ctx.vcpu, s.0.irq_level());
         Ok(())
     }
 }

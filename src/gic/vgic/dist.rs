@@ -110,6 +110,11 @@ impl VDist {
             ..IrqState::default()
         };
         let mut spis = alloc::vec![spi; (lines - FIRST_SPI) as usize];
+        // Rounded up to 1024 lines, the last four are the special INTIDs 1020..=1023 (spurious):
+        // no interrupt, whatever the guest writes there.
+        for st in spis.iter_mut().skip((crate::gic::MAX_SPI_END - FIRST_SPI) as usize) {
+            st.owned = false;
+        }
         for &intid in &config.hw_spis {
             spis[(intid - FIRST_SPI) as usize].hw = true;
         }

@@ -202,4 +202,6 @@ pub(crate) struct IrqState {
     /// The vCPU the distributor last handed it to (a list register or queue there may still
     /// hold it); `None` if never.
     pub handed_to: Option<usize>,
+    /// An emulated device's line (`VDist::set_line`): whether it is up now.
+    pub line_high: bool,
 }
