@@ -194,7 +194,14 @@ impl VIts {
                 }
             }
             Effect::SetPending { vcpu, vlpi } => self.fire(dist, vcpus, *vcpu, *vlpi),
-            Effect::ClearPending { vlpi, .. } => self.pending.lock().clear(*vlpi),
+            Effect::ClearPending { vlpi, .. } => {
+                self.pending.lock().clear(*vlpi);
+                // A copy already handed to a vCPU goes too: CLEAR removes the pending state
+                // wherever it is (an LPI has no active state to keep).
+                for vcpu in 0..vcpus.len() {
+                    lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
+                }
+            }
             Effect::Reload { vcpu, vlpi } => self.reload(dist, vcpus, *vcpu, *vlpi),
             Effect::ReloadAll { vcpu, vlpis } => {
                 for &v in vlpis {
