@@ -270,10 +270,12 @@ impl ItsModel {
         }
         let vcpu = self.processor(op::MAPC, rdbase)?;
         let old = self.collections[icid as usize].replace(vcpu);
-        if old.is_none() || old == Some(vcpu) {
+        if old == Some(vcpu) {
             return Ok(Vec::new());
         }
-        // A collection moved: its events follow it.
+        // A collection moved, or was unmapped and is mapped again (its events kept their last
+        // vCPU meanwhile, which may be another): its events follow it. A move to where an
+        // event already is costs a physical MOVI and changes nothing.
         Ok(self
             .events()
             .filter(|(_, _, i)| i.icid == icid)

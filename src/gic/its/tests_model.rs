@@ -132,6 +132,18 @@ fn moving_a_collection_moves_its_events() {
 }
 
 #[test]
+fn a_collection_unmapped_then_mapped_elsewhere_takes_its_events() {
+    let (mut m, mut p) = setup();
+    m.execute(Command::Mapd { dev: 1, size: 3, itt: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 1, event: 0, intid: 8192, icid: 0 }, &mut p).unwrap();
+    assert_eq!(m.execute(Command::Mapc { icid: 0, rdbase: 0, valid: false }, &mut p).unwrap(), vec![]);
+    let e = m.execute(Command::Mapc { icid: 0, rdbase: 1, valid: true }, &mut p).unwrap();
+    assert_eq!(e, vec![Effect::MoveEvent { dev: 1, event: 0, plpi: 8192, vcpu: 1 }]);
+    // Mapped again where it is: nothing moves.
+    assert_eq!(m.execute(Command::Mapc { icid: 0, rdbase: 1, valid: true }, &mut p).unwrap(), vec![]);
+}
+
+#[test]
 fn limits_hold_against_a_flood() {
     let (mut m, mut p) = setup();
     let mut errors = Vec::new();
