@@ -420,16 +420,26 @@ pub fn icc_trap(me: &VcpuIrq) -> bool {
 
 /// What vCPU `v` holds of `intid` (any source): (pending, active), from its list registers and
 /// queue. On the vCPU's own pCPU the list registers are read back first; another vCPU's are as
-/// of its last exit.
+/// of its last exit, so when that says it holds the interrupt, the vCPU is made to exit and read
+/// them back (a kick): the guest may have ended it since without exiting, and one polling the
+/// state (Linux's `synchronize_irq` reads ISACTIVER until it clears) sees the change at its
+/// next read, not at whatever exit that vCPU makes next.
 pub fn held(v: &VcpuIrq, intid: u32) -> (bool, bool) {
     let mut out = (false, false);
+    let mut stale = false;
     if let Some(l) = v.lrs.lock().as_mut() {
         if v.pcpu == cpu::current() {
             if let Some(h) = host() {
                 sync(h, l);
             }
+        } else {
+            stale = true;
         }
         out = l.m.held(intid);
+    }
+    if stale && (out.0 || out.1) {
+        v.mark_pending();
+        kick_pcpu(v.pcpu);
     }
     out.0 |= v.inbox.lock().virqs.iter().any(|q| q.intid == intid);
     out

@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 31] = [
+pub const PROBES: [&str; 32] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -40,6 +40,7 @@ pub const PROBES: [&str; 31] = [
     "cpu_on_already_on",
     "cpu_on_reset_state",
     "cpu_off_moves_spi",
+    "vgic_active_after_eoi",
     "abort_injected",
 ];
 

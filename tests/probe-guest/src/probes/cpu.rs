@@ -13,6 +13,10 @@
 //!   interrupts masked, then routed to this vCPU, arrives here once the secondary turns itself off
 //!   (a GIC forwards a pending SPI to its new target; Linux re-routes a CPU's interrupts before
 //!   its CPU_OFF).
+//! - `vgic_active_after_eoi`: the secondary acknowledges an SPI, reads its own ISACTIVER (an exit,
+//!   at which el2visor notes the interrupt active), ends it and then spins without exiting; this
+//!   vCPU's ISACTIVER must show it inactive within 100 ms (Linux's `synchronize_irq` polls it
+//!   so, and would wait for the secondary's next exit otherwise).
 //!
 //! The secondary runs with its MMU off and talks to this vCPU through [`SHARED`] with plain loads
 //! and stores; the primary cleans and invalidates those lines around each exchange.
@@ -38,6 +42,9 @@ pub const MODE_OFF: u64 = 4;
 pub const MODE_BENCH_IPI: u64 = 5;
 /// Say it runs (stage 3), then wait, interrupts masked, until it may turn off.
 pub const MODE_HOLD: u64 = 6;
+/// Turn its virtual CPU interface on, say so (stage 4), acknowledge the SPI `ack_spi`, read its
+/// active bit, end it, report (stage 5), then spin without exiting until it may turn off.
+pub const MODE_ACK: u64 = 7;
 
 /// The registers entry.S records, in its order.
 const SEEN_NAMES: [&str; 22] = [
@@ -68,6 +75,12 @@ struct Shared {
     icc_igrpen1: AtomicU64,
     /// The storm's CPU_ON target (reset_race).
     storm_target: AtomicU64,
+    /// MODE_ACK: the distributor's address, the SPI, and what the secondary saw (its IAR value,
+    /// and whether ISACTIVER showed the SPI active before the EOI).
+    gicd: AtomicU64,
+    ack_spi: AtomicU64,
+    ack_iar: AtomicU64,
+    ack_active: AtomicU64,
 }
 
 static SHARED: Shared = Shared {
@@ -78,13 +91,17 @@ static SHARED: Shared = Shared {
     icc_pmr: AtomicU64::new(0),
     icc_igrpen1: AtomicU64::new(0),
     storm_target: AtomicU64::new(0),
+    gicd: AtomicU64::new(0),
+    ack_spi: AtomicU64::new(0),
+    ack_iar: AtomicU64::new(0),
+    ack_active: AtomicU64::new(0),
 };
 
 /// Push the shared words to memory / drop stale copies (the secondary's MMU is off).
 fn sync_shared() {
     let shared = &SHARED as *const Shared as u64;
     let seen = SEEN.as_ptr() as u64;
-    let lines = (shared..shared + 64).step_by(64).chain((seen & !63..seen + 8 * 24).step_by(64));
+    let lines = (shared..shared + core::mem::size_of::<Shared>() as u64).step_by(64).chain((seen & !63..seen + 8 * 24).step_by(64));
     for a in lines {
         // SAFETY: clean+invalidate of lines of the probe's own statics only moves data to memory.
         unsafe { asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
@@ -154,6 +171,8 @@ fn dirty_registers() {
 
 const GICC_CTLR: u64 = 0x0;
 const GICC_PMR: u64 = 0x4;
+const GICC_IAR: u64 = 0xc;
+const GICC_EOIR: u64 = 0x10;
 
 fn gicc() -> Option<u64> {
     Some(SHARED.gicc.load(Ordering::Relaxed)).filter(|&a| a != 0)
@@ -209,6 +228,12 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
                 core::hint::spin_loop();
             }
         }
+        MODE_ACK => {
+            ack_one();
+            while SHARED.may_turn_off.load(Ordering::Acquire) == 0 {
+                core::hint::spin_loop();
+            }
+        }
         MODE_STORM => loop {
             let target = SHARED.storm_target.load(Ordering::Relaxed);
             hvc::psci(abi::PSCI_CPU_ON_64, target, probe_secondary_entry as *const () as u64, MODE_OFF);
@@ -219,6 +244,107 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
     loop {
         aarch64_cpu::asm::wfi();
     }
+}
+
+/// MODE_ACK's work (MMU off: the GIC through its registers, SHARED with plain loads and stores).
+fn ack_one() {
+    let v3 = SHARED.gic_v3.load(Ordering::Relaxed) != 0;
+    let gicc = SHARED.gicc.load(Ordering::Relaxed);
+    let gicd = SHARED.gicd.load(Ordering::Relaxed);
+    let spi = SHARED.ack_spi.load(Ordering::Relaxed) as u32;
+    // SAFETY: the virtual CPU interface (GICv3 system registers, or GICC, which el2visor maps to
+    // the virtual interface) and the distributor's ISACTIVER: MMIO and registers of this VM's
+    // own GIC; PSTATE.I stays masked, so nothing is taken, only polled.
+    unsafe {
+        if v3 {
+            asm!("msr s3_0_c4_c6_0, {pmr}", "msr s3_0_c12_c12_7, {en}", "isb", pmr = in(reg) 0xffu64, en = in(reg) 1u64, options(nostack));
+        } else {
+            core::ptr::write_volatile((gicc + GICC_PMR) as *mut u32, 0xff);
+            core::ptr::write_volatile((gicc + GICC_CTLR) as *mut u32, 1);
+        }
+    }
+    SHARED.stage.store(4, Ordering::Release);
+    let ack = || -> u64 {
+        // SAFETY: as above; an acknowledge takes the highest pending interrupt.
+        unsafe {
+            if v3 {
+                let v: u64;
+                asm!("mrs {}, s3_0_c12_c12_0", out(reg) v, options(nostack));
+                v
+            } else {
+                u64::from(core::ptr::read_volatile((gicc + GICC_IAR) as *const u32))
+            }
+        }
+    };
+    let end = cntvct() + ticks(2000);
+    let mut iar = ack();
+    while iar & 0x3ff != u64::from(spi) && cntvct() < end {
+        iar = ack();
+    }
+    // SAFETY: as above.
+    let active = unsafe { core::ptr::read_volatile((gicd + 0x300 + u64::from(spi / 32) * 4) as *const u32) } >> (spi % 32) & 1;
+    if iar & 0x3ff < 1020 {
+        // SAFETY: as above; ends the interrupt just acknowledged.
+        unsafe {
+            if v3 {
+                asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) iar, options(nostack));
+            } else {
+                core::ptr::write_volatile((gicc + GICC_EOIR) as *mut u32, iar as u32);
+            }
+        }
+    }
+    SHARED.ack_iar.store(iar, Ordering::Relaxed);
+    SHARED.ack_active.store(u64::from(active), Ordering::Relaxed);
+    SHARED.stage.store(5, Ordering::Release);
+}
+
+fn active_after_eoi(ctx: &Context) -> Result<(), Msg> {
+    use super::gic::{GuestGic, ICACTIVER, ICPENDR, ISPENDR};
+    use probe_guest::dt::Gic;
+    let target = other_cpu(ctx)?;
+    let g = GuestGic::init(&ctx.platform)?;
+    g.drain();
+    let spi = super::vgic::free_spi(&g, ctx)?;
+    let index = ctx.platform.cpus().iter().position(|&c| c == target).unwrap_or(1);
+    g.configure(spi);
+    g.route(spi, target, if g.is_v3() { 0 } else { 1 << index });
+    g.enable(spi, true);
+    let gicd = match g.gic {
+        Gic::V3 { dist, .. } | Gic::V2 { dist, .. } => dist,
+    };
+    SHARED.gic_v3.store(ctx.platform.gic_v3 as u64, Ordering::Relaxed);
+    SHARED.gicc.store(ctx.platform.gicc.unwrap_or(0), Ordering::Relaxed);
+    SHARED.gicd.store(gicd, Ordering::Relaxed);
+    SHARED.ack_spi.store(u64::from(spi), Ordering::Relaxed);
+    SHARED.stage.store(0, Ordering::Relaxed);
+    SHARED.may_turn_off.store(0, Ordering::Relaxed);
+    sync_shared();
+    cpu_on(target, MODE_ACK)?;
+    let r = (|| {
+        wait("the secondary's CPU interface", || stage() == 4)?;
+        g.set_bit(ISPENDR, spi);
+        wait("the secondary to acknowledge and end the SPI", || stage() == 5)?;
+        let (iar, active) = (SHARED.ack_iar.load(Ordering::Relaxed), SHARED.ack_active.load(Ordering::Relaxed));
+        if iar & 0x3ff != u64::from(spi) {
+            return Err(msg!("the secondary acknowledged {iar:#x}, expected SPI {spi}"));
+        }
+        if active != 1 {
+            return Err(msg!("the secondary's ISACTIVER showed SPI {spi} inactive while it had it acknowledged"));
+        }
+        let end = cntvct() + ticks(100);
+        while g.active(spi) {
+            if cntvct() > end {
+                return Err(msg!("SPI {spi} still reads active 100 ms after the secondary ended it (and went on without an exit)"));
+            }
+        }
+        Ok(())
+    })();
+    g.enable(spi, false);
+    g.set_bit(ICPENDR, spi);
+    g.set_bit(ICACTIVER, spi);
+    SHARED.may_turn_off.store(1, Ordering::Release);
+    sync_shared();
+    r.and(wait_off(target))
 }
 
 /// Counter ticks in `ms` milliseconds.
@@ -300,6 +426,7 @@ pub fn run_all(ctx: &Context) {
     crate::report::outcome("cpu_on_already_on", already_on);
     crate::report::outcome("cpu_on_reset_state", reset_state);
     crate::report::outcome("cpu_off_moves_spi", off_moves_spi(ctx));
+    crate::report::outcome("vgic_active_after_eoi", active_after_eoi(ctx));
 }
 
 /// `snapshot_keeps_cpu_on` (the snapshot probes, with a second vCPU): a CPU_ON answered SUCCESS

@@ -25,6 +25,7 @@ pub const ICENABLER: u64 = 0x180;
 pub const ISPENDR: u64 = 0x200;
 pub const ICPENDR: u64 = 0x280;
 pub const ISACTIVER: u64 = 0x300;
+pub const ICACTIVER: u64 = 0x380;
 const IPRIORITYR: u64 = 0x400;
 const ITARGETSR: u64 = 0x800;
 const ICFGR: u64 = 0xc00;
