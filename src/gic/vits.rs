@@ -183,9 +183,7 @@ impl VIts {
                 // have left one on the vCPU the event went to before, and an arrival on another
                 // pCPU may have read the route just before it went.
                 if route.is_some() {
-                    for vcpu in 0..vcpus.len() {
-                        lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
-                    }
+                    Self::withdraw(vcpus, *vlpi);
                 }
             }
             Effect::MoveEvent { plpi, vcpu, .. } => {
@@ -197,10 +195,8 @@ impl VIts {
             Effect::ClearPending { vlpi, .. } => {
                 self.pending.lock().clear(*vlpi);
                 // A copy already handed to a vCPU goes too: CLEAR removes the pending state
-                // wherever it is (an LPI has no active state to keep).
-                for vcpu in 0..vcpus.len() {
-                    lrs::retract(vcpus, Retraction { vcpu, intid: *vlpi, source: None, pending: true, active: false });
-                }
+                // wherever it is.
+                Self::withdraw(vcpus, *vlpi);
             }
             Effect::Reload { vcpu, vlpi } => self.reload(dist, vcpus, *vcpu, *vlpi),
             Effect::ReloadAll { vcpu, vlpis } => {
@@ -209,6 +205,14 @@ impl VIts {
                 }
             }
             Effect::MapDevice { .. } | Effect::UnmapDevice { .. } => {}
+        }
+    }
+
+    /// Take `vlpi`'s pending copies back from every vCPU's queue and list registers (an LPI has
+    /// no active state to keep).
+    fn withdraw(vcpus: &[VcpuIrq], vlpi: u32) {
+        for vcpu in 0..vcpus.len() {
+            lrs::retract(vcpus, Retraction { vcpu, intid: vlpi, source: None, pending: true, active: false });
         }
     }
 
