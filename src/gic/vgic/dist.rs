@@ -104,17 +104,8 @@ impl VDist {
             .collect();
         let top = config.hw_spis.iter().copied().max().map_or(FIRST_SPI, |m| m + 1);
         let lines = top.div_ceil(32) * 32;
-        let spi = IrqState {
-            owned: true,
-            route: mpidr_affinity(config.vcpus[0].mpidr),
-            ..IrqState::default()
-        };
-        let mut spis = alloc::vec![spi; (lines - FIRST_SPI) as usize];
-        // Rounded up to 1024 lines, the last four are the special INTIDs 1020..=1023 (spurious):
-        // no interrupt, whatever the guest writes there.
-        for st in spis.iter_mut().skip((crate::gic::MAX_SPI_END - FIRST_SPI) as usize) {
-            st.owned = false;
-        }
+        let mut spis = Vec::new();
+        grow_spis(&mut spis, lines, mpidr_affinity(config.vcpus[0].mpidr));
         for &intid in &config.hw_spis {
             spis[(intid - FIRST_SPI) as usize].hw = true;
         }
@@ -505,6 +496,17 @@ impl VDist {
 }
 
 /// The list-register view of an interrupt.
+/// Grow the SPI states `spis` to `lines` interrupt lines (a multiple of 32), the new ones owned
+/// by the VM and routed to `route`, except the special INTIDs 1020..=1023 (spurious), which the
+/// last 32 lines hold: no interrupt, whatever the guest writes there.
+pub(super) fn grow_spis(spis: &mut Vec<IrqState>, lines: u32, route: u64) {
+    let spi = IrqState { owned: true, route, ..IrqState::default() };
+    spis.resize((lines - FIRST_SPI) as usize, spi);
+    for st in spis.iter_mut().skip((crate::gic::MAX_SPI_END - FIRST_SPI) as usize) {
+        st.owned = false;
+    }
+}
+
 pub(crate) fn virq_of(intid: u32, st: &IrqState, source: u8) -> Virq {
     Virq {
         intid,

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use super::dist::VDist;
-use super::types::{IrqState, VgicAction};
+use super::types::VgicAction;
 use crate::gic::{mpidr_affinity, FIRST_SPI, MAX_SPI_END};
 
 impl VDist {
@@ -17,12 +17,7 @@ impl VDist {
         let lines = (intid + 1).div_ceil(32) * 32;
         let have = FIRST_SPI + self.spis.len() as u32;
         if lines > have {
-            let spi = IrqState { owned: true, route: mpidr_affinity(self.vcpus[0].mpidr), ..IrqState::default() };
-            self.spis.resize((lines - FIRST_SPI) as usize, spi);
-            // The special INTIDs 1020..=1023 in the last 32 lines are no interrupts.
-            for st in self.spis.iter_mut().skip((MAX_SPI_END - FIRST_SPI) as usize) {
-                st.owned = false;
-            }
+            super::dist::grow_spis(&mut self.spis, lines, mpidr_affinity(self.vcpus[0].mpidr));
         }
     }
 
