@@ -222,7 +222,7 @@ impl<P: PageSource, T: TlbOps> Stage2<P, T> {
         };
         let r = &self.regions[id.0];
         let page = r.page_of(ipa);
-        if r.userfault && r.missing.get(page) {
+        if r.is_missing(page) {
             let (ipa, pa) = r.page(page);
             return Ok(RegionFault::Missing { region: id, page, ipa, pa });
         }

@@ -118,6 +118,10 @@ impl Region {
     pub fn page_of(&self, ipa: u64) -> usize {
         ((ipa - self.ipa) / PAGE_SIZE) as usize
     }
+    /// Whether page `i` is missing: userfault is on and its contents were not supplied yet.
+    pub fn is_missing(&self, i: usize) -> bool {
+        self.userfault && self.missing.get(i)
+    }
     /// The IPA and PA of page `i`.
     pub fn page(&self, i: usize) -> (u64, u64) {
         let off = i as u64 * PAGE_SIZE;

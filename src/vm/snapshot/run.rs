@@ -461,7 +461,7 @@ pub fn host_access(vm: &Vm, ipa: u64, len: u64, write: bool) {
             if let Some(region) = s2.region_at(at) {
                 let r = s2.region(region);
                 let page = r.page_of(at);
-                if r.userfault && r.missing.get(page) {
+                if r.is_missing(page) {
                     supply(vm, snap, &mut s2, region, page, false, at);
                 }
             }
