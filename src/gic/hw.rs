@@ -94,7 +94,7 @@ pub fn is_maintenance(intid: u32) -> bool {
 
 /// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.
 pub fn is_own(intid: u32) -> bool {
-    intid == KICK_SGI || intid == MAINTENANCE.load(Ordering::Relaxed)
+    intid == KICK_SGI || is_maintenance(intid)
 }
 
 /// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); without a GIC, wake
