@@ -299,15 +299,11 @@ fn ack_one() {
 }
 
 fn active_after_eoi(ctx: &Context) -> Result<(), Msg> {
-    use super::gic::{GuestGic, ICACTIVER, ICPENDR, ISPENDR};
+    use super::gic::{ICACTIVER, ICPENDR, ISPENDR};
     use probe_guest::dt::Gic;
-    let target = other_cpu(ctx)?;
-    let g = GuestGic::init(&ctx.platform)?;
-    g.drain();
-    let spi = super::vgic::free_spi(&g, ctx)?;
-    let index = ctx.platform.cpus().iter().position(|&c| c == target).unwrap_or(1);
+    let (target, g, spi, others) = spi_for_secondary(ctx)?;
     g.configure(spi);
-    g.route(spi, target, if g.is_v3() { 0 } else { 1 << index });
+    g.route(spi, target, others);
     g.enable(spi, true);
     let gicd = match g.gic {
         Gic::V3 { dist, .. } | Gic::V2 { dist, .. } => dist,
@@ -449,15 +445,23 @@ pub fn on_then(platform: &probe_guest::dt::Platform, then: impl FnOnce() -> u64)
     wait_off(target)
 }
 
-fn off_moves_spi(ctx: &Context) -> Result<(), Msg> {
-    use super::gic::{GuestGic, ISPENDR, SPURIOUS};
+/// For a probe with an SPI and the secondary: the secondary's MPIDR, this vCPU's GIC (drained),
+/// a free SPI, and the secondary's bit in a GICv2 target list (0 on GICv3).
+fn spi_for_secondary(ctx: &Context) -> Result<(u64, super::gic::GuestGic, u32, u32), Msg> {
     let target = other_cpu(ctx)?;
-    let g = GuestGic::init(&ctx.platform)?;
+    let g = super::gic::GuestGic::init(&ctx.platform)?;
     g.drain();
     let spi = super::vgic::free_spi(&g, ctx)?;
     // GICv2 target lists: the vCPUs' CPU interfaces are numbered in the DT's order of CPUs.
     let index = ctx.platform.cpus().iter().position(|&c| c == target).unwrap_or(1);
-    let (mine, others) = (g.cpu_if_mask(), if g.is_v3() { 0 } else { 1 << index });
+    let others = if g.is_v3() { 0 } else { 1 << index };
+    Ok((target, g, spi, others))
+}
+
+fn off_moves_spi(ctx: &Context) -> Result<(), Msg> {
+    use super::gic::{ISPENDR, SPURIOUS};
+    let (target, g, spi, others) = spi_for_secondary(ctx)?;
+    let mine = g.cpu_if_mask();
     g.configure(spi);
     g.enable(spi, true);
     SHARED.stage.store(0, Ordering::Relaxed);
