@@ -312,10 +312,7 @@ fn active_after_eoi(ctx: &Context) -> Result<(), Msg> {
     SHARED.gicc.store(ctx.platform.gicc.unwrap_or(0), Ordering::Relaxed);
     SHARED.gicd.store(gicd, Ordering::Relaxed);
     SHARED.ack_spi.store(u64::from(spi), Ordering::Relaxed);
-    SHARED.stage.store(0, Ordering::Relaxed);
-    SHARED.may_turn_off.store(0, Ordering::Relaxed);
-    sync_shared();
-    cpu_on(target, MODE_ACK)?;
+    start(target, MODE_ACK)?;
     let r = (|| {
         wait("the secondary's CPU interface", || stage() == 4)?;
         g.set_bit(ISPENDR, spi);
@@ -402,6 +399,15 @@ pub fn start_storm(target: u64, storm_target: u64) -> i64 {
     hvc::psci(abi::PSCI_CPU_ON_64, target, entry_point(), MODE_STORM)
 }
 
+/// Start the secondary (`target`) in `mode` with the exchange reset: stage 0, not yet allowed to
+/// turn off.
+fn start(target: u64, mode: u64) -> Result<(), Msg> {
+    SHARED.stage.store(0, Ordering::Relaxed);
+    SHARED.may_turn_off.store(0, Ordering::Relaxed);
+    sync_shared();
+    cpu_on(target, mode)
+}
+
 fn cpu_on(target: u64, mode: u64) -> Result<(), Msg> {
     match hvc::psci(abi::PSCI_CPU_ON_64, target, entry_point(), mode) {
         0 => Ok(()),
@@ -464,10 +470,7 @@ fn off_moves_spi(ctx: &Context) -> Result<(), Msg> {
     let mine = g.cpu_if_mask();
     g.configure(spi);
     g.enable(spi, true);
-    SHARED.stage.store(0, Ordering::Relaxed);
-    SHARED.may_turn_off.store(0, Ordering::Relaxed);
-    sync_shared();
-    cpu_on(target, MODE_HOLD)?;
+    start(target, MODE_HOLD)?;
     let r = (|| {
         wait("the secondary to run", || stage() == 3)?;
         // Pending for the secondary, which holds it (PSTATE.I masked); then routed back here.
@@ -502,10 +505,7 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
     let target = other_cpu(ctx)?;
     SHARED.gic_v3.store(ctx.platform.gic_v3 as u64, Ordering::Relaxed);
     SHARED.gicc.store(ctx.platform.gicc.unwrap_or(0), Ordering::Relaxed);
-    SHARED.stage.store(0, Ordering::Relaxed);
-    SHARED.may_turn_off.store(0, Ordering::Relaxed);
-    sync_shared();
-    cpu_on(target, MODE_DIRTY)?;
+    start(target, MODE_DIRTY)?;
     // Started (pending or on): a second CPU_ON, and one of this running vCPU, are ALREADY_ON.
     let again = hvc::psci(abi::PSCI_CPU_ON_64, target, entry_point(), MODE_DIRTY);
     let me = hvc::psci(abi::PSCI_CPU_ON_64, my_mpidr(), entry_point(), MODE_DIRTY);
