@@ -197,6 +197,20 @@ mod access {
         PMCR_EL0: PmcrEl0, "pmcr_el0", super::PMCR_EL0::Register, ro);
     sysreg!(/// VPIDR_EL2: the MIDR_EL1 value EL1 reads.
         VPIDR_EL2: VpidrEl2, "vpidr_el2", (), rw);
+    // The fine-grained trap registers (FEAT_FGT only: UNDEFINED without it; HAFGRTR_EL2 also
+    // needs FEAT_AMUv1). Values: `vcpu::fgt`.
+    sysreg!(/// HFGRTR_EL2.
+        HFGRTR_EL2: HfgrtrEl2, "s3_4_c1_c1_4", (), rw);
+    sysreg!(/// HFGWTR_EL2.
+        HFGWTR_EL2: HfgwtrEl2, "s3_4_c1_c1_5", (), rw);
+    sysreg!(/// HFGITR_EL2.
+        HFGITR_EL2: HfgitrEl2, "s3_4_c1_c1_6", (), rw);
+    sysreg!(/// HDFGRTR_EL2.
+        HDFGRTR_EL2: HdfgrtrEl2, "s3_4_c3_c1_4", (), rw);
+    sysreg!(/// HDFGWTR_EL2.
+        HDFGWTR_EL2: HdfgwtrEl2, "s3_4_c3_c1_5", (), rw);
+    sysreg!(/// HAFGRTR_EL2.
+        HAFGRTR_EL2: HafgrtrEl2, "s3_4_c3_c1_6", (), rw);
 
     // The guest's feature-gated TVM registers, each UNDEFINED where the CPU lacks its feature:
     // el2visor touches one only when serving a guest's trapped access to it.

@@ -45,9 +45,9 @@ pub fn write(mode: Mode, reg: TvmReg, guest: u64) {
 }
 
 /// Serve a trapped read of `reg`: what the register holds. TVM traps only writes, but EL0 reads
-/// of POR_EL0 trap with it, and on CPUs with FEAT_FGT the fine-grained trap registers, which
-/// el2visor leaves at zero, trap reads of the feature registers whose controls are negative
-/// (nPIR_EL1 …); either way the guest reads the register itself.
+/// of POR_EL0 trap with it; on CPUs with FEAT_FGT `vcpu::fgt` sets the negative controls
+/// (nPIR_EL1 …) so that reads of the feature registers do not trap, and one that does anyway is
+/// served too: either way the guest reads the register itself.
 pub fn read(reg: TvmReg) -> u64 {
     match reg {
         TvmReg::Sctlr => sysreg::sctlr_el1(),

@@ -3,6 +3,7 @@
 
 use crate::arch::{cpu, el1, serror, sysreg, translate};
 use crate::percpu;
+use crate::vcpu::fgt::{fine_grained_traps, FgtIds};
 use crate::vcpu::regs::{self, CpuFeatures};
 use crate::vm::instance::{vmpidr, Vm};
 
@@ -18,6 +19,18 @@ pub fn read_features() -> CpuFeatures {
         sysreg::pmcr_el0(),
     )
     .with_dfr0(sysreg::id_aa64dfr0_el1())
+}
+
+/// The ID registers the fine-grained traps depend on, read on this CPU.
+fn read_fgt_ids() -> FgtIds {
+    FgtIds {
+        mmfr0: sysreg::id_aa64mmfr0_el1(),
+        mmfr3: sysreg::id_aa64mmfr3_el1(),
+        pfr0: sysreg::id_aa64pfr0_el1(),
+        pfr1: sysreg::id_aa64pfr1_el1(),
+        isar1: sysreg::id_aa64isar1_el1(),
+        dfr0: sysreg::id_aa64dfr0_el1(),
+    }
 }
 
 /// Configure EL2 for running `vm`'s vCPU `v` on this pCPU, and tell the TVM fast path what to
@@ -36,6 +49,16 @@ pub fn configure(vm: &Vm, v: usize) {
     }
     if let Some(hcrx) = regs::hcrx_el2(&f) {
         sysreg::set_hcrx_el2(hcrx);
+    }
+    if let Some(fgt) = fine_grained_traps(&read_fgt_ids()) {
+        sysreg::set_hfgrtr_el2(fgt.hfgrtr);
+        sysreg::set_hfgwtr_el2(fgt.hfgwtr);
+        sysreg::set_hfgitr_el2(fgt.hfgitr);
+        sysreg::set_hdfgrtr_el2(fgt.hdfgrtr);
+        sysreg::set_hdfgwtr_el2(fgt.hdfgwtr);
+        if let Some(v) = fgt.hafgrtr {
+            sysreg::set_hafgrtr_el2(v);
+        }
     }
     sysreg::set_cnthctl_el2(regs::CNTHCTL_EL2);
     sysreg::set_cntvoff_el2(0);

@@ -1,9 +1,11 @@
-//! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`], pure), and on the target the
+//! vCPUs: the EL2 configuration a VM's vCPUs run with ([`regs`] and the fine-grained traps,
+//! [`fgt`], pure), and on the target the
 //! per-pCPU run loop that enters guests and acts on every exit (`run`), the EL2 set-up for a
 //! vCPU (`el2`), the lean synchronous exit for GIC accesses and IPIs (`lean`), a VM's life cycle (`lifecycle`: start, reset with the restart limit, end,
 //! machine off), console input switched among VMs (`console`), the wait of a VM held for a
 //! debugger (`debug_wait`), and snapshots and restores from the vCPUs' side (`snapshot`).
 
+pub mod fgt;
 pub mod regs;
 
 #[cfg(target_os = "none")]

@@ -141,8 +141,11 @@ pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
     }
     let mut v = 0;
     if f.mops {
-        // MOPS instructions run, and their exceptions are taken to EL1.
-        v |= (HCRX_EL2::MSCEn::SET + HCRX_EL2::MCE2::SET).value;
+        // MOPS instructions run (MSCEn), and their exceptions stay at EL1 (MCE2 clear): each
+        // vCPU keeps its pCPU, so a sequence never resumes on a CPU of another option behind
+        // the guest's back, and a MOPS exception is the guest's own, for its EL1 handler (KVM
+        // sets MCE2 because its vCPUs migrate, and restarts the sequence at EL2).
+        v |= HCRX_EL2::MSCEn::SET.value;
     }
     if f.tcr2 {
         v |= HCRX_EL2::TCR2En::SET.value;
@@ -249,7 +252,7 @@ mod tests {
         let f = CpuFeatures::from_id_regs(pfr0, pfr1, isar1, isar2, mmfr1, 1, 6 << 11);
         assert!(f.sve && f.sme && f.mte && f.pauth && f.csv2_2 && f.hcx && f.mops && f.tcr2 && !f.sctlr2);
         assert_eq!(f.pmu_counters, 6);
-        assert_eq!(hcrx_el2(&f), Some((1 << 11) | (1 << 10) | (1 << 14)));
+        assert_eq!(hcrx_el2(&f), Some((1 << 11) | (1 << 14)));
         assert_eq!(cptr_el2(&f) & ((1 << 12) | (1 << 8)), 0, "SVE and SME must not trap");
         // Cortex-A72: none of them.
         let a72 = CpuFeatures::from_id_regs(0x1100_0000_0000_2222, 0, 0, 0, 0, 0, 6 << 11);
@@ -278,10 +281,10 @@ mod tests {
         assert_eq!(hcrx_el2(&plain), None);
         assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..plain }), None);
         assert_eq!(hcrx_el2(&hcx), Some(0));
-        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, ..hcx }), Some(0x0c00));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, ..hcx }), Some(0x0800), "MSCEn, not MCE2");
         assert_eq!(hcrx_el2(&CpuFeatures { tcr2: true, ..hcx }), Some(0x4000));
         assert_eq!(hcrx_el2(&CpuFeatures { sctlr2: true, ..hcx }), Some(0x8000));
-        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..hcx }), Some(0xcc00));
+        assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..hcx }), Some(0xc800));
 
         assert_eq!(cptr_el2(&plain), 0x33ff);
         assert_eq!(cptr_el2(&CpuFeatures { sve: true, ..plain }), 0x32ff);

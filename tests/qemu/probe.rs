@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 32] = [
+pub const PROBES: [&str; 34] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -37,6 +37,8 @@ pub const PROBES: [&str; 32] = [
     "hvc_imm",
     "log_line",
     "wfit",
+    "sme_tpidr2",
+    "mops_exception",
     "cpu_on_already_on",
     "cpu_on_reset_state",
     "cpu_off_moves_spi",

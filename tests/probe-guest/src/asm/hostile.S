@@ -2,7 +2,7 @@
 // probe_try_end that raises a synchronous exception at EL1 (a data abort el2visor injects, an
 // UNDEF for a register it does not emulate) is skipped by vectors.S, which adds one to
 // probe_try_faults and leaves ESR_EL1 in probe_try_last_esr. Each stub is an extern "C"
-// function: x0 = address or value, x1 = value; a load that faults returns 0. Only x0-x2 are used.
+// function: x0 = address or value, x1 = value; a load that faults returns 0. Only x0-x2 are used (x0-x3 for the SMC and the SETM).
 
 .section .text, "ax"
 .balign 4
@@ -57,6 +57,27 @@ probe_try_sgi0r:
 .global probe_try_smc
 probe_try_smc:
     smc     #0
+    ret
+
+// FEAT_MOPS: a memory set whose main instruction runs in the other option. SETP (the prologue)
+// sets up the registers and the PSTATE flags for this CPU's option (A: C = 0, B: C = 1) and may
+// do part of the set (QEMU: up to the page boundary); SETM then runs with C inverted, which is
+// the MOPS exception (EC 0x27, the wrong-option bit set) before it writes anything, unless the
+// prologue left nothing to do (SETM may then do nothing). x0 = a scratch buffer, x1 = its
+// length: all the sequence may write (the probe's own buffer, so it is the one stub that writes
+// the probe's RAM). Returns the length the prologue left (0: nothing was checked).
+.arch_extension mops
+.global probe_try_setm
+probe_try_setm:
+    mov     x2, xzr
+    setp    [x0]!, x1!, x2
+    mov     x3, x1
+    mrs     x2, nzcv
+    eor     x2, x2, #(1 << 29)
+    msr     nzcv, x2
+    mov     x2, xzr
+    setm    [x0]!, x1!, x2
+    mov     x0, x3
     ret
 
 probe_try_end:

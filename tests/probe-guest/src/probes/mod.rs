@@ -8,6 +8,7 @@ mod bench_exits;
 mod bench_ipi;
 mod cpu;
 pub mod dma;
+mod feat;
 mod gic;
 pub mod hostile;
 mod isv;
@@ -82,6 +83,8 @@ pub fn run_all(ctx: &Context) {
     outcome("hvc_imm", smccc::hvc_imm());
     outcome("log_line", smccc::log_line(ctx));
     outcome("wfit", wfit::wfit());
+    outcome("sme_tpidr2", feat::sme_tpidr2());
+    outcome("mops_exception", feat::mops_exception());
     cpu::run_all(ctx);
     // Last: they make el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.

@@ -34,6 +34,7 @@ extern "C" {
     fn probe_try_asgi1r(value: u64);
     fn probe_try_sgi0r(value: u64);
     fn probe_try_smc(x0: u64, x1: u64, x2: u64, x3: u64) -> u64;
+    fn probe_try_setm(buf: *mut u8, len: u64) -> u64;
 }
 
 /// Faults vectors.S resumed past at a try instruction (it adds one each time; plain load/store,
@@ -56,8 +57,16 @@ fn attempt<T>(f: impl FnOnce() -> T) -> Result<T, u64> {
 }
 
 // SAFETY (for the stubs below): each is a C-ABI function of hostile.S that clobbers only x0-x2
-// (x0-x3 for the SMC), and any exception it raises at EL1 is resumed past by vectors.S. What the
+// (x0-x3 for the SMC and the SETM), and any exception it raises at EL1 is resumed past by vectors.S. What the
 // access does to the VM's own state is the point of the probe; it never touches the probe's RAM.
+
+/// A memory set of `buf` whose SETM runs with the PSTATE.C of the option the CPU does not
+/// implement (FEAT_MOPS only): `Err` with the ESR_EL1 of the exception it raised, else the
+/// length the prologue left to the SETM (0: it had nothing to do, and may have done nothing).
+pub fn setm_in_the_other_option(buf: &mut [u8]) -> Result<u64, u64> {
+    // SAFETY: see above; the sequence writes nothing but `buf` (its length is the size operand).
+    attempt(|| unsafe { probe_try_setm(buf.as_mut_ptr(), buf.len() as u64) })
+}
 
 /// A 32-bit read of `addr`.
 pub fn read32(addr: u64) -> Result<u32, u64> {

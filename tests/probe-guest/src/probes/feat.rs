@@ -1,0 +1,102 @@
+//! Features whose registers or exceptions belong to the guest's EL1, where the CPU has them:
+//! - `sme_tpidr2`: TPIDR2_EL0 (FEAT_SME) can be written and read back. On a CPU with FEAT_FGT,
+//!   HFGRTR_EL2/HFGWTR_EL2.nTPIDR2_EL0 = 0 traps it to EL2, and el2visor must set the bit (an
+//!   SME-aware Linux saves and restores it on every context switch).
+//! - `mops_exception`: a memory set whose main instruction runs in the option the CPU does not
+//!   implement raises the MOPS exception (EC 0x27) at EL1, where the guest's own handler
+//!   restarts the sequence, as on bare hardware. HCRX_EL2.MCE2 would send it to EL2.
+//!
+//! A CPU without the feature has nothing to check (QEMU `-cpu max` has both; a Cortex-A72 none).
+
+use super::hostile;
+use super::tvm_feat::undefs_in;
+use core::arch::asm;
+use probe_guest::msg;
+use probe_guest::msg::Msg;
+
+/// The 4-bit ID field at `shift`.
+fn field(reg: u64, shift: u32) -> u64 {
+    (reg >> shift) & 0xf
+}
+
+fn id_aa64pfr1() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, id_aa64pfr1_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+fn id_aa64isar2() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, s3_0_c0_c6_2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+fn tpidr2() -> u64 {
+    let v: u64;
+    // SAFETY: TPIDR2_EL0 (by encoding) is a plain software register; reading it has no side effect.
+    unsafe { asm!("mrs {}, s3_3_c13_c0_5", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+fn set_tpidr2(v: u64) {
+    // SAFETY: TPIDR2_EL0 holds software's value only (nothing the probe uses).
+    unsafe { asm!("msr s3_3_c13_c0_5, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+}
+
+pub fn sme_tpidr2() -> Result<(), Msg> {
+    // ID_AA64PFR1_EL1.SME, bits 27:24.
+    if field(id_aa64pfr1(), 24) == 0 {
+        println!("probe: sme_tpidr2: no FEAT_SME on this CPU, nothing to check");
+        return Ok(());
+    }
+    const VALUE: u64 = 0x5a5a_0123_4567_89ab;
+    let mut old = 0;
+    let mut read = 0;
+    let undefs = undefs_in(|| {
+        old = tpidr2();
+        set_tpidr2(VALUE);
+        read = tpidr2();
+        set_tpidr2(old);
+    });
+    if undefs != 0 {
+        return Err(msg!("{undefs} of 4 TPIDR2_EL0 accesses UNDEFINED, although ID_AA64PFR1_EL1 advertises SME"));
+    }
+    if read != VALUE {
+        return Err(msg!("TPIDR2_EL0 reads back {read:#x} after {VALUE:#x} was written"));
+    }
+    Ok(())
+}
+
+/// ESR_ELx.EC of a MOPS exception.
+const EC_MOPS: u64 = 0x27;
+
+/// Two pages and a bit: the set starts 64 bytes before a page boundary, so that a prologue that
+/// stops at the boundary (QEMU's) leaves the main instruction most of it.
+#[repr(C, align(4096))]
+struct SetBuf([u8; 3 * 4096]);
+static mut SET_BUF: SetBuf = SetBuf([0; 3 * 4096]);
+
+pub fn mops_exception() -> Result<(), Msg> {
+    // ID_AA64ISAR2_EL1.MOPS, bits 19:16.
+    if field(id_aa64isar2(), 16) == 0 {
+        println!("probe: mops_exception: no FEAT_MOPS on this CPU, nothing to check");
+        return Ok(());
+    }
+    // SAFETY: the probe runs on one CPU here and nothing else uses the buffer.
+    let whole = unsafe { &mut (*core::ptr::addr_of_mut!(SET_BUF)).0 };
+    let buf = &mut whole[4096 - 64..];
+    match hostile::setm_in_the_other_option(buf) {
+        Err(esr) if esr >> 26 & 0x3f == EC_MOPS => Ok(()),
+        Err(esr) => Err(msg!(
+            "a SETM in the wrong option raised ESR_EL1 {esr:#x} (EC {:#x}) at EL1, not a MOPS exception (EC 0x27)",
+            esr >> 26 & 0x3f
+        )),
+        Ok(0) => {
+            println!("probe: mops_exception: the prologue did the whole set, nothing to check");
+            Ok(())
+        }
+        Ok(left) => Err(msg!("a SETM in the wrong option, {left} bytes to set, raised no exception at EL1")),
+    }
+}
