@@ -112,7 +112,7 @@ fn is_stage2_abort(kind: Kind) -> bool {
 pub fn guest_serror(vm: &Vm, vcpu: usize, elr: u64, esr: u64) {
     let action = serror_rule::action(esr, crate::arch::serror::has_ras());
     static LIMIT: RateLimit = RateLimit::new();
-    if let Some(n) = LIMIT.allow() {
+    if let Some(n) = LIMIT.allow(vm.slot) {
         log::warn!(
             "VM {} vCPU {vcpu}: SError (syndrome {esr:#x}) from the guest near {elr:#x}: {}{}",
             vm.name,
@@ -221,7 +221,7 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         _ => {
             counters.count(ExitReason::Other);
             static LIMIT: RateLimit = RateLimit::new();
-            if let Some(n) = LIMIT.allow() {
+            if let Some(n) = LIMIT.allow(vm.slot) {
                 log::warn!(
                     "VM {} vCPU {vcpu}: unhandled {} at {:#x}: injecting UNDEF{}",
                     vm.name,
@@ -339,7 +339,7 @@ fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: 
     };
     // The same fault over and over is said twice; different ones are rate limited.
     static LIMIT: RateLimit = RateLimit::new();
-    if repeats <= 2 && LIMIT.allow().is_some() {
+    if repeats <= 2 && LIMIT.allow(vm.slot).is_some() {
         log::warn!(
             "VM {} vCPU {vcpu}: {what} at IPA {ipa:#x} ({owner}) from {:#x}: injecting a synchronous external abort ({}){}",
             vm.name,
@@ -567,7 +567,7 @@ fn sysreg_access(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit 
         }
     }
     static LIMIT: RateLimit = RateLimit::new();
-    if let Some(n) = LIMIT.allow() {
+    if let Some(n) = LIMIT.allow(vm.slot) {
         log::warn!(
             "VM {} vCPU {vcpu}: {} of {} at {:#x} is not emulated: injecting UNDEF{}",
             vm.name,

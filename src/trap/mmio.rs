@@ -20,7 +20,7 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
     static LIMIT: RateLimit = RateLimit::new();
     let Some(da) = esr.data_abort() else { return Err(NotEmulated) };
     if !da.isv {
-        if let Some(n) = LIMIT.allow() {
+        if let Some(n) = LIMIT.allow(vm.slot) {
             log::warn!(
                 "VM {} vCPU {vcpu}: {} access at {ipa:#x} by an instruction without syndrome (ISV=0){}",
                 vm.name,
@@ -56,7 +56,7 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
             Ok(())
         }
         Err(e) => {
-            if let Some(n) = LIMIT.allow() {
+            if let Some(n) = LIMIT.allow(vm.slot) {
                 log::warn!("VM {} vCPU {vcpu}: {} access at {ipa:#x}: {e}{}", vm.name, region.name, suppressed_note(n));
             }
             Err(NotEmulated)

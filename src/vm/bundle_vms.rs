@@ -30,8 +30,8 @@ use alloc::vec::Vec;
 
 use super::{check_entries, cmdline_text, le32, le64, write, BundleError, EntryKind, VERSION_VMS};
 
-/// Most VMs a version-2 bundle may hold (el2visor's VM table has 8 slots).
-pub const MAX_VMS: usize = 8;
+/// Most VMs a version-2 bundle may hold: el2visor's VM table's slots.
+pub use crate::vm::MAX_VMS;
 /// Most entries a version-2 bundle may have (a descriptor and four payloads per VM).
 pub const MAX_ENTRIES: u32 = 64;
 /// A VM descriptor payload's length.

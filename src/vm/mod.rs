@@ -25,6 +25,10 @@
 //! `snapshot_on=`) and `smmu` (the SMMUv3s el2visor owns: every
 //! stream of a VM's devices translated by that VM's Stage 2, the rest aborted, faults logged).
 
+/// How many VMs el2visor can run at once: the slots of the VM table (`table`), and the most a
+/// guest bundle may hold.
+pub const MAX_VMS: usize = 8;
+
 pub mod bundle;
 pub mod config;
 pub mod console;

@@ -7,8 +7,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::vm::instance::Vm;
 
-/// How many VMs el2visor can run at once.
-pub const MAX_VMS: usize = 8;
+pub use super::MAX_VMS;
 
 static VMS: [AtomicPtr<Vm>; MAX_VMS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_VMS];
 
