@@ -5,7 +5,7 @@
 //! (SCTLR_EL2, TTBR0_EL2, TCR_EL2, MAIR_EL2) are `unsafe fn` with their contract.
 
 use super::sysreg_ext::{
-    AMAIR2_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
+    AMAIR2_EL1, BRBCR_EL2, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
     PMCR_EL0, POR_EL0, POR_EL1, S2POR_EL1, SCTLR2_EL1, SMCR_EL2, TCR2_EL1, VPIDR_EL2, ZCR_EL2,
 };
 use aarch64_cpu::asm::barrier;
@@ -136,6 +136,8 @@ write_fn!(set_hdfgrtr_el2, HDFGRTR_EL2);
 write_fn!(set_hdfgwtr_el2, HDFGWTR_EL2);
 write_fn!(/// HAFGRTR_EL2: FEAT_FGT with FEAT_AMUv1 only.
     set_hafgrtr_el2, HAFGRTR_EL2);
+write_fn!(/// BRBCR_EL2: FEAT_BRBE only.
+    set_brbcr_el2, BRBCR_EL2);
 write_fn!(set_par_el1, PAR_EL1);
 write_fn!(set_vbar_el1, VBAR_EL1);
 write_fn!(set_ttbr0_el1, TTBR0_EL1);

@@ -25,8 +25,10 @@ register_bitfields! {u64,
         TCR2En OFFSET(14) NUMBITS(1) [],
         /// The FEAT_MOPS instructions are enabled at EL1 and EL0.
         MSCEn OFFSET(11) NUMBITS(1) [],
-        /// MOPS exceptions from EL1 are taken to EL1, not EL2.
+        /// MOPS exceptions from EL1 are taken to EL2 (el2visor leaves it clear).
         MCE2 OFFSET(10) NUMBITS(1) [],
+        /// The Guarded Control Stack is usable at EL1 and EL0 (FEAT_GCS).
+        GCSEn OFFSET(22) NUMBITS(1) [],
     ],
 
     /// SVE Control Register for EL2 (FEAT_SVE).
@@ -211,6 +213,8 @@ mod access {
         HDFGWTR_EL2: HdfgwtrEl2, "s3_4_c3_c1_5", (), rw);
     sysreg!(/// HAFGRTR_EL2.
         HAFGRTR_EL2: HafgrtrEl2, "s3_4_c3_c1_6", (), rw);
+    sysreg!(/// BRBCR_EL2 (FEAT_BRBE only).
+        BRBCR_EL2: BrbcrEl2, "s2_4_c9_c0_0", (), rw);
 
     // The guest's feature-gated TVM registers, each UNDEFINED where the CPU lacks its feature:
     // el2visor touches one only when serving a guest's trapped access to it.

@@ -3,7 +3,7 @@
 
 use crate::arch::{cpu, el1, serror, sysreg, translate};
 use crate::percpu;
-use crate::vcpu::fgt::{fine_grained_traps, FgtIds};
+use crate::vcpu::fgt::{brbcr_el2, fine_grained_traps, FgtIds};
 use crate::vcpu::regs::{self, CpuFeatures};
 use crate::vm::instance::{vmpidr, Vm};
 
@@ -56,9 +56,12 @@ pub fn configure(vm: &Vm, v: usize) {
         sysreg::set_hfgitr_el2(fgt.hfgitr);
         sysreg::set_hdfgrtr_el2(fgt.hdfgrtr);
         sysreg::set_hdfgwtr_el2(fgt.hdfgwtr);
-        if let Some(v) = fgt.hafgrtr {
-            sysreg::set_hafgrtr_el2(v);
+        if let Some(amu) = fgt.hafgrtr {
+            sysreg::set_hafgrtr_el2(amu);
         }
+    }
+    if let Some(brbcr) = brbcr_el2(sysreg::id_aa64dfr0_el1()) {
+        sysreg::set_brbcr_el2(brbcr);
     }
     sysreg::set_cnthctl_el2(regs::CNTHCTL_EL2);
     sysreg::set_cntvoff_el2(0);

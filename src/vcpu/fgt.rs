@@ -13,7 +13,11 @@
 //!
 //! HAFGRTR_EL2 (activity monitors) exists with FEAT_AMUv1 only and has positive bits alone.
 //! FEAT_FGT2's registers (HFGRTR2_EL2 …) are not written: their controls are negative and each
-//! needs its own feature's ID field (docs/architecture.md lists this as a known gap).
+//! needs its own feature's ID field (docs/architecture.md, section 6). Writing these registers
+//! needs SCR_EL3.FGTEn set by the firmware, as Linux requires of it.
+//!
+//! With BRBE the guest also gets the branch record buffer: [`brbcr_el2`] is what EL2's own
+//! control must hold then.
 
 /// The ID registers the values depend on.
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,6 +131,14 @@ pub fn fine_grained_traps(ids: &FgtIds) -> Option<Fgt> {
     Some(Fgt { hfgrtr: hfgxtr, hfgwtr: hfgxtr, hfgitr, hdfgrtr, hdfgwtr, hafgrtr })
 }
 
+/// BRBCR_EL2 where FEAT_BRBE exists (ID_AA64DFR0_EL1.BRBE, bits 55:52): E2BRE and E0HBRE
+/// clear (el2visor's own branches are never recorded where the guest reads them), CC and MPRED
+/// set (cycle counts and mispredictions recorded, as Linux's booting.rst asks of the EL2 that
+/// enters a kernel at EL1). It resets UNKNOWN.
+pub fn brbcr_el2(dfr0: u64) -> Option<u64> {
+    (field(dfr0, 52) != 0).then_some(bit(3) | bit(4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +185,12 @@ mod tests {
         let spe = r(ids(0, 0, 0, 3 << 32));
         assert_eq!((spe.hdfgrtr, spe.hdfgwtr), (1 << 62, 1 << 62), "SPEv1p2");
         assert_eq!(r(ids(0, 0, 0, 2 << 32)).hdfgrtr, 0, "SPEv1p1 has no PMSNEVFR_EL1");
+    }
+
+    #[test]
+    fn brbe_gets_cc_and_mpred_only() {
+        assert_eq!(brbcr_el2(0), None);
+        assert_eq!(brbcr_el2(1 << 52), Some(0x18));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct CpuFeatures {
     pub mops: bool,
     pub tcr2: bool,
     pub sctlr2: bool,
+    /// FEAT_GCS: the Guarded Control Stack must be enabled for EL1 (HCRX_EL2.GCSEn).
+    pub gcs: bool,
     /// Event counters the PMU has (PMCR_EL0.N), all given to the guest.
     pub pmu_counters: u8,
     /// ID_AA64DFR0_EL1.PMUVer: which PMUv3 (0 none, 1 PMUv3, 4 v3p1, 5 v3p4, 6 v3p5, ...; 0xf an
@@ -66,6 +68,8 @@ impl CpuFeatures {
             mops: ID_AA64ISAR2_EL1::MOPS.read(isar2) != 0,
             tcr2: ID_AA64MMFR3_EL1::TCRX.read(mmfr3) != 0,
             sctlr2: ID_AA64MMFR3_EL1::SCTLRX.read(mmfr3) != 0,
+            // ID_AA64PFR1_EL1.GCS, bits 47:44.
+            gcs: (pfr1 >> 44) & 0xf != 0,
             pmu_counters: PMCR_EL0::N.read(pmcr) as u8,
             pmu_ver: 0,
         }
@@ -134,7 +138,7 @@ pub fn hcr_el2(mode: Mode, f: &CpuFeatures, trap_wfi: bool) -> u64 {
 }
 
 /// HCRX_EL2 where FEAT_HCX exists: enable what the guest's ID registers advertise (MOPS,
-/// TCR2_EL1, SCTLR2_EL1); `None` without FEAT_HCX.
+/// TCR2_EL1, SCTLR2_EL1, GCS); `None` without FEAT_HCX.
 pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
     if !f.hcx {
         return None;
@@ -152,6 +156,10 @@ pub fn hcrx_el2(f: &CpuFeatures) -> Option<u64> {
     }
     if f.sctlr2 {
         v |= HCRX_EL2::SCTLR2En::SET.value;
+    }
+    if f.gcs {
+        // The guest's GCS works as the ID register says (its traps are off: `vcpu::fgt`).
+        v |= HCRX_EL2::GCSEn::SET.value;
     }
     Some(v)
 }
@@ -284,6 +292,8 @@ mod tests {
         assert_eq!(hcrx_el2(&CpuFeatures { mops: true, ..hcx }), Some(0x0800), "MSCEn, not MCE2");
         assert_eq!(hcrx_el2(&CpuFeatures { tcr2: true, ..hcx }), Some(0x4000));
         assert_eq!(hcrx_el2(&CpuFeatures { sctlr2: true, ..hcx }), Some(0x8000));
+        assert_eq!(hcrx_el2(&CpuFeatures { gcs: true, ..hcx }), Some(1 << 22));
+        assert!(CpuFeatures::from_id_regs(0, 1 << 44, 0, 0, 0, 0, 0).gcs);
         assert_eq!(hcrx_el2(&CpuFeatures { mops: true, tcr2: true, sctlr2: true, ..hcx }), Some(0xc800));
 
         assert_eq!(cptr_el2(&plain), 0x33ff);
@@ -368,6 +378,7 @@ mod tests {
                 mops: true,
                 tcr2: true,
                 sctlr2: true,
+                gcs: true,
                 pmu_counters: 31,
                 pmu_ver: 0,
             }

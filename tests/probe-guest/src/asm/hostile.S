@@ -71,7 +71,7 @@ probe_try_smc:
 probe_try_setm:
     mov     x2, xzr
     setp    [x0]!, x1!, x2
-    mov     x3, x1
+    cneg    x3, x1, cc              // the length left: Option A keeps it negated (C = 0)
     mrs     x2, nzcv
     eor     x2, x2, #(1 << 29)
     msr     nzcv, x2

@@ -71,6 +71,8 @@ pub fn sme_tpidr2() -> Result<(), Msg> {
 
 /// ESR_ELx.EC of a MOPS exception.
 const EC_MOPS: u64 = 0x27;
+/// Its ISS.WrongOption: the sequence ran in the option this CPU does not implement.
+const WRONG_OPTION: u64 = 1 << 17;
 
 /// Two pages and a bit: the set starts 64 bytes before a page boundary, so that a prologue that
 /// stops at the boundary (QEMU's) leaves the main instruction most of it.
@@ -88,9 +90,9 @@ pub fn mops_exception() -> Result<(), Msg> {
     let whole = unsafe { &mut (*core::ptr::addr_of_mut!(SET_BUF)).0 };
     let buf = &mut whole[4096 - 64..];
     match hostile::setm_in_the_other_option(buf) {
-        Err(esr) if esr >> 26 & 0x3f == EC_MOPS => Ok(()),
+        Err(esr) if esr >> 26 & 0x3f == EC_MOPS && esr & WRONG_OPTION != 0 => Ok(()),
         Err(esr) => Err(msg!(
-            "a SETM in the wrong option raised ESR_EL1 {esr:#x} (EC {:#x}) at EL1, not a MOPS exception (EC 0x27)",
+            "a SETM in the wrong option raised ESR_EL1 {esr:#x} (EC {:#x}) at EL1, not a MOPS exception (EC 0x27) for the wrong option (ISS bit 17)",
             esr >> 26 & 0x3f
         )),
         Ok(0) => {

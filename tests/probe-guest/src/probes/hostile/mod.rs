@@ -58,7 +58,8 @@ fn attempt<T>(f: impl FnOnce() -> T) -> Result<T, u64> {
 
 // SAFETY (for the stubs below): each is a C-ABI function of hostile.S that clobbers only x0-x2
 // (x0-x3 for the SMC and the SETM), and any exception it raises at EL1 is resumed past by vectors.S. What the
-// access does to the VM's own state is the point of the probe; it never touches the probe's RAM.
+// access does to the VM's own state is the point of the probe; it never touches the probe's RAM
+// (but for `probe_try_setm`, which writes only the buffer it is given).
 
 /// A memory set of `buf` whose SETM runs with the PSTATE.C of the option the CPU does not
 /// implement (FEAT_MOPS only): `Err` with the ESR_EL1 of the exception it raised, else the
