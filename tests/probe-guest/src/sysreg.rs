@@ -41,6 +41,8 @@ rw!(contextidr, set_contextidr, "contextidr_el1");
 rw!(tpidr1, set_tpidr1, "tpidr_el1");
 rw!(cntv_cval, set_cntv_cval, "cntv_cval_el0");
 rw!(cntv_ctl, set_cntv_ctl, "cntv_ctl_el0");
+// TPIDR2_EL0 (FEAT_SME only), by encoding.
+rw!(tpidr2, set_tpidr2, "s3_3_c13_c0_5");
 
 rw!(tcr2, set_tcr2, "s3_0_c2_c0_3");
 rw!(sctlr2, set_sctlr2, "s3_0_c1_c0_3");
@@ -94,6 +96,22 @@ pub fn id_aa64mmfr3() -> u64 {
     let v: u64;
     // SAFETY: reading an ID register has no side effect.
     unsafe { asm!("mrs {}, s3_0_c0_c7_3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// ID_AA64PFR1_EL1.
+pub fn id_aa64pfr1() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, id_aa64pfr1_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// ID_AA64ISAR2_EL1 (reads as 0 on CPUs older than the register, like ID_AA64MMFR3_EL1).
+pub fn id_aa64isar2() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, s3_0_c0_c6_2", out(reg) v, options(nomem, nostack, preserves_flags)) };
     v
 }
 

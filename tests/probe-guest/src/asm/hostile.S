@@ -2,7 +2,8 @@
 // probe_try_end that raises a synchronous exception at EL1 (a data abort el2visor injects, an
 // UNDEF for a register it does not emulate) is skipped by vectors.S, which adds one to
 // probe_try_faults and leaves ESR_EL1 in probe_try_last_esr. Each stub is an extern "C"
-// function: x0 = address or value, x1 = value; a load that faults returns 0. Only x0-x2 are used (x0-x3 for the SMC and the SETM).
+// function: x0 = address or value, x1 = value; a load that faults returns 0. Only x0-x2 are used
+// (x0-x3 for the SMC and the SETM).
 
 .section .text, "ax"
 .balign 4

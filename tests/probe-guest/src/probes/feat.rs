@@ -10,7 +10,7 @@
 
 use super::hostile;
 use super::tvm_feat::undefs_in;
-use core::arch::asm;
+use crate::sysreg;
 use probe_guest::msg;
 use probe_guest::msg::Msg;
 
@@ -19,35 +19,9 @@ fn field(reg: u64, shift: u32) -> u64 {
     (reg >> shift) & 0xf
 }
 
-fn id_aa64pfr1() -> u64 {
-    let v: u64;
-    // SAFETY: reading an ID register has no side effect.
-    unsafe { asm!("mrs {}, id_aa64pfr1_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-fn id_aa64isar2() -> u64 {
-    let v: u64;
-    // SAFETY: reading an ID register has no side effect.
-    unsafe { asm!("mrs {}, s3_0_c0_c6_2", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-fn tpidr2() -> u64 {
-    let v: u64;
-    // SAFETY: TPIDR2_EL0 (by encoding) is a plain software register; reading it has no side effect.
-    unsafe { asm!("mrs {}, s3_3_c13_c0_5", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-fn set_tpidr2(v: u64) {
-    // SAFETY: TPIDR2_EL0 holds software's value only (nothing the probe uses).
-    unsafe { asm!("msr s3_3_c13_c0_5, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
-}
-
 pub fn sme_tpidr2() -> Result<(), Msg> {
     // ID_AA64PFR1_EL1.SME, bits 27:24.
-    if field(id_aa64pfr1(), 24) == 0 {
+    if field(sysreg::id_aa64pfr1(), 24) == 0 {
         println!("probe: sme_tpidr2: no FEAT_SME on this CPU, nothing to check");
         return Ok(());
     }
@@ -55,10 +29,12 @@ pub fn sme_tpidr2() -> Result<(), Msg> {
     let mut old = 0;
     let mut read = 0;
     let undefs = undefs_in(|| {
-        old = tpidr2();
-        set_tpidr2(VALUE);
-        read = tpidr2();
-        set_tpidr2(old);
+        old = sysreg::tpidr2();
+        // SAFETY: TPIDR2_EL0 holds software's value only, nothing the probe's execution uses.
+        unsafe { sysreg::set_tpidr2(VALUE) };
+        read = sysreg::tpidr2();
+        // SAFETY: as above; the value it held.
+        unsafe { sysreg::set_tpidr2(old) };
     });
     if undefs != 0 {
         return Err(msg!("{undefs} of 4 TPIDR2_EL0 accesses UNDEFINED, although ID_AA64PFR1_EL1 advertises SME"));
@@ -82,7 +58,7 @@ static mut SET_BUF: SetBuf = SetBuf([0; 3 * 4096]);
 
 pub fn mops_exception() -> Result<(), Msg> {
     // ID_AA64ISAR2_EL1.MOPS, bits 19:16.
-    if field(id_aa64isar2(), 16) == 0 {
+    if field(sysreg::id_aa64isar2(), 16) == 0 {
         println!("probe: mops_exception: no FEAT_MOPS on this CPU, nothing to check");
         return Ok(());
     }

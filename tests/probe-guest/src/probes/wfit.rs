@@ -17,10 +17,8 @@ fn cntvct() -> u64 {
 }
 
 fn has_wfxt() -> bool {
-    let isar2: u64;
-    // SAFETY: reading ID_AA64ISAR2_EL1 has no side effect.
-    unsafe { asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack, preserves_flags)) };
-    isar2 & 0xf >= 2
+    // ID_AA64ISAR2_EL1.WFxT, bits 3:0: 2 is FEAT_WFxT.
+    sysreg::id_aa64isar2() & 0xf >= 2
 }
 
 pub fn wfit() -> Result<(), Msg> {
