@@ -21,7 +21,7 @@ pub fn read_features() -> CpuFeatures {
     .with_dfr0(sysreg::id_aa64dfr0_el1())
 }
 
-/// The ID registers the fine-grained traps depend on, read on this CPU.
+/// The ID registers the fine-grained traps and BRBCR_EL2 depend on, read on this CPU.
 fn read_fgt_ids() -> FgtIds {
     FgtIds {
         mmfr0: sysreg::id_aa64mmfr0_el1(),
@@ -50,7 +50,8 @@ pub fn configure(vm: &Vm, v: usize) {
     if let Some(hcrx) = regs::hcrx_el2(&f) {
         sysreg::set_hcrx_el2(hcrx);
     }
-    if let Some(fgt) = fine_grained_traps(&read_fgt_ids()) {
+    let ids = read_fgt_ids();
+    if let Some(fgt) = fine_grained_traps(&ids) {
         sysreg::set_hfgrtr_el2(fgt.hfgrtr);
         sysreg::set_hfgwtr_el2(fgt.hfgwtr);
         sysreg::set_hfgitr_el2(fgt.hfgitr);
@@ -60,7 +61,7 @@ pub fn configure(vm: &Vm, v: usize) {
             sysreg::set_hafgrtr_el2(amu);
         }
     }
-    if let Some(brbcr) = brbcr_el2(sysreg::id_aa64dfr0_el1()) {
+    if let Some(brbcr) = brbcr_el2(ids.dfr0) {
         sysreg::set_brbcr_el2(brbcr);
     }
     sysreg::set_cnthctl_el2(regs::CNTHCTL_EL2);
