@@ -32,15 +32,11 @@ impl TrapFrame {
         if n < 31 { self.x[n] } else { 0 }
     }
     /// Step over the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) says it was a
-    /// 16-bit one. The one place an emulated instruction's PC step is made. The instruction has
-    /// completed, so a software step in progress (SPSR.SS, bit 21) is over, as KVM does: the
-    /// step exception comes before the next instruction rather than after it. And it was no
-    /// branch: PSTATE.BTYPE (SPSR bits 11:10) is 0 for the next one, which a guarded page would
-    /// otherwise check against the branch that reached the emulated instruction (KVM clears it
-    /// too).
+    /// 16-bit one. The one place an emulated instruction's PC step is made; the PSTATE that
+    /// follows is [`stepped_spsr`]'s.
     pub fn skip_instruction(&mut self, esr: u64) {
-        self.elr += if esr & (1 << 25) != 0 { 4 } else { 2 };
-        self.spsr &= !(SPSR_SS | SPSR_BTYPE);
+        self.elr = stepped_pc(self.elr, esr, self.spsr);
+        self.spsr = stepped_spsr(self.spsr);
     }
     /// Set register `n` (31, XZR, discards the write).
     pub fn set_reg(&mut self, n: usize, v: u64) {
@@ -50,10 +46,88 @@ impl TrapFrame {
     }
 }
 
-/// PSTATE.SS in an SPSR: a software step in progress.
+/// PSTATE.SS in an SPSR: a software step in progress (bit 21 from AArch64 and AArch32 alike).
 pub const SPSR_SS: u64 = 1 << 21;
-/// PSTATE.BTYPE in an SPSR (FEAT_BTI): the branch type a guarded page checks.
+/// PSTATE.BTYPE in an SPSR from AArch64 (FEAT_BTI): the branch type a guarded page checks.
 pub const SPSR_BTYPE: u64 = 3 << 10;
+/// SPSR.M[4]: the exception came from AArch32 (with HCR_EL2.RW = 1, from EL0 only).
+pub const SPSR_AARCH32: u64 = 1 << 4;
+/// An AArch32 SPSR's IT[7:2] (bits 15:10) and IT[1:0] (bits 26:25): the T32 IT block state.
+const SPSR_IT_HIGH: u64 = 0x3f << 10;
+const SPSR_IT_LOW: u64 = 3 << 25;
+
+/// The length of the trapped instruction: 4 bytes, or 2 where ESR_EL2.IL (bit 25) is clear (a
+/// 16-bit T32 instruction).
+#[inline(always)]
+pub const fn step_len(esr: u64) -> u64 {
+    if esr & (1 << 25) != 0 { 4 } else { 2 }
+}
+
+/// The guest's PC past the trapped instruction (syndrome `esr`, PSTATE `spsr`): an AArch32 PC
+/// is 32 bits wide and wraps there.
+#[inline(always)]
+pub const fn stepped_pc(elr: u64, esr: u64, spsr: u64) -> u64 {
+    let pc = elr.wrapping_add(step_len(esr));
+    if spsr & SPSR_AARCH32 != 0 { pc & 0xffff_ffff } else { pc }
+}
+
+/// The guest's PSTATE (as SPSR_EL2) once an emulated instruction has completed. A software step
+/// in progress (SS) is over, as KVM does: the step exception comes before the next instruction
+/// rather than after it. From AArch64 the instruction was no branch: BTYPE is 0 for the next
+/// one, which a guarded page would otherwise check against the branch that reached the emulated
+/// instruction (KVM clears it too). From AArch32 those bits are IT[3:2], not BTYPE: a T32
+/// instruction inside an IT block moves the block on instead (the Arm ARM's `ITAdvance`), so the
+/// next instruction gets its own condition and the block ends after its last one.
+#[inline(always)]
+pub const fn stepped_spsr(spsr: u64) -> u64 {
+    if spsr & SPSR_AARCH32 == 0 {
+        return spsr & !(SPSR_SS | SPSR_BTYPE);
+    }
+    let it = aarch32_itstate(spsr);
+    let next = if it & 0b111 == 0 { 0 } else { (it & 0xe0) | ((it << 1) & 0x1f) };
+    (spsr & !(SPSR_SS | SPSR_IT_HIGH | SPSR_IT_LOW)) | ((next & 0xfc) << 8) | ((next & 3) << 25)
+}
+
+/// ITSTATE (IT[7:0]) of an AArch32 SPSR: IT[7:4] is the condition of the instruction at the PC,
+/// 0 outside an IT block.
+#[inline(always)]
+pub const fn aarch32_itstate(spsr: u64) -> u64 {
+    ((spsr & SPSR_IT_HIGH) >> 8) | ((spsr & SPSR_IT_LOW) >> 25)
+}
+
+/// Whether a trapped AArch32 instruction passes its condition (syndrome `esr`, guest PSTATE
+/// `spsr`). A conditional instruction that fails its condition may still trap (the Arm ARM
+/// leaves it to the implementation); it must then do nothing but move the PC on, not be
+/// emulated nor answered with an UNDEF. The classes with a condition in their syndrome (EC
+/// 0x01, 0x03..0x07, 0x0c: WFI/WFE and the coprocessor accesses) give it in ISS.COND where
+/// ISS.CV (bit 24) is set, else (a T32 instruction) it is ITSTATE's. Everything from AArch64 and
+/// every other class passes.
+pub const fn aarch32_condition_passed(esr: u64, spsr: u64) -> bool {
+    let ec = (esr >> 26) & 0x3f;
+    if spsr & SPSR_AARCH32 == 0 || !matches!(ec, 0x01 | 0x03..=0x07 | 0x0c) {
+        return true;
+    }
+    let cond = if esr & (1 << 24) != 0 {
+        (esr >> 20) & 0xf
+    } else {
+        let it = aarch32_itstate(spsr);
+        if it == 0 { 0xe } else { it >> 4 }
+    };
+    let (n, z, c, v) = ((spsr >> 31) & 1 != 0, (spsr >> 30) & 1 != 0, (spsr >> 29) & 1 != 0, (spsr >> 28) & 1 != 0);
+    let base = match cond >> 1 {
+        0 => z,
+        1 => c,
+        2 => n,
+        3 => v,
+        4 => c && !z,
+        5 => n == v,
+        6 => !z && n == v,
+        // AL, and 0b1111 (unconditional encodings): always.
+        _ => return true,
+    };
+    // An odd condition is the inverse of the even one below it.
+    base != (cond & 1 != 0)
+}
 
 /// SPSR for EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
@@ -132,6 +206,79 @@ mod tests {
         f.spsr |= SPSR_SS | SPSR_BTYPE;
         f.skip_instruction(1 << 25);
         assert_eq!((f.elr, f.spsr), (0x4008_0010, SPSR_EL1H_DAIF_MASKED));
+    }
+
+    /// AArch32 ITSTATE as an SPSR holds it: IT[7:2] in bits 15:10, IT[1:0] in bits 26:25.
+    fn with_it(spsr: u64, it: u64) -> u64 {
+        spsr | ((it & 0xfc) << 8) | ((it & 3) << 25)
+    }
+
+    /// AArch32 User mode, T32 (T, bit 5), interrupts unmasked.
+    const USR_T32: u64 = 0x10 | (1 << 5);
+
+    /// A T32 instruction inside an IT block moves the block on (`ITAdvance`) rather than having
+    /// IT[3:2] cleared as if they were BTYPE; the PC wraps at 32 bits; SS ends either way.
+    #[test]
+    fn aarch32_step_advances_the_it_block() {
+        // `ite eq` (firstcond 0b0000, mask 0b1100): ITSTATE 0x0c, the first instruction EQ.
+        let mut f = TrapFrame { elr: 0x8000, spsr: with_it(USR_T32, 0x0c) | SPSR_SS, ..TrapFrame::zeroed() };
+        assert_eq!(aarch32_itstate(f.spsr), 0x0c);
+        // A 16-bit data abort (IL = 0): the next instruction is the `e` one, NE (ITSTATE 0x18).
+        f.skip_instruction(0x24 << 26);
+        assert_eq!((f.elr, aarch32_itstate(f.spsr), f.spsr & SPSR_SS), (0x8002, 0x18, 0));
+        assert_eq!(f.spsr & !(SPSR_IT_HIGH | SPSR_IT_LOW), USR_T32, "nothing else changes");
+        // Its last instruction: the block ends.
+        f.skip_instruction((0x24 << 26) | (1 << 25));
+        assert_eq!((f.elr, aarch32_itstate(f.spsr)), (0x8006, 0));
+        // `itttt ne` (firstcond 0b0001, mask 0b1111): four NE instructions, IT[7:5] staying and
+        // IT[4:0] shifting left, until IT[3:0] = 0b1000 (the last one) ends the block.
+        let mut it = 0x1f;
+        for want in [0x1e, 0x1c, 0x18, 0] {
+            it = aarch32_itstate(stepped_spsr(with_it(USR_T32, it)));
+            assert_eq!(it, want);
+        }
+        // Outside an IT block nothing changes but SS; the PC wraps at 4 GiB.
+        let mut f = TrapFrame { elr: 0xffff_fffe, spsr: USR_T32 | (3 << 10), ..TrapFrame::zeroed() };
+        f.skip_instruction(0x24 << 26);
+        assert_eq!(f.elr, 0);
+        let mut f = TrapFrame { elr: 0xffff_fffc, spsr: 0x10, ..TrapFrame::zeroed() };
+        f.skip_instruction((0x01 << 26) | (1 << 25));
+        assert_eq!((f.elr, f.spsr), (0, 0x10));
+        // AArch64 keeps a 64-bit PC and clears BTYPE.
+        assert_eq!(stepped_pc(0xffff_fffc, 1 << 25, 0x3c5), 0x1_0000_0000);
+        assert_eq!(stepped_spsr(0x3c5 | SPSR_BTYPE | SPSR_SS | (3 << 25)), 0x3c5 | (3 << 25));
+    }
+
+    /// The conditions of the Arm ARM's `ConditionHolds`, from ISS.COND or from ITSTATE.
+    #[test]
+    fn aarch32_conditions() {
+        const N: u64 = 1 << 31;
+        const Z: u64 = 1 << 30;
+        const C: u64 = 1 << 29;
+        const V: u64 = 1 << 28;
+        // A WFI (EC 0x01) from A32 with ISS.CV = 1 and COND `cond`.
+        let wfi = |cond: u64| (0x01 << 26) | (1 << 25) | (1 << 24) | (cond << 20);
+        let a32 = 0x10;
+        let table: [(u64, u64, bool); 20] = [
+            (0x0, Z, true), (0x0, 0, false), (0x1, 0, true), (0x1, Z, false),
+            (0x2, C, true), (0x3, C, false), (0x4, N, true), (0x5, N, false),
+            (0x6, V, true), (0x7, V, false), (0x8, C, true), (0x8, C | Z, false),
+            (0x9, Z, true), (0xa, N | V, true), (0xb, N, true), (0xc, N | V, true),
+            (0xc, Z, false), (0xd, Z, true), (0xe, 0, true), (0xf, 0, true),
+        ];
+        for (cond, flags, pass) in table {
+            assert_eq!(aarch32_condition_passed(wfi(cond), a32 | flags), pass, "cond {cond:#x} flags {flags:#x}");
+        }
+        // CV = 0 (T32): the condition is ITSTATE's, AL outside a block.
+        let t32_wfi = (0x01 << 26) | (0xe << 20);
+        assert!(!aarch32_condition_passed(t32_wfi, with_it(USR_T32, 0x0c)), "EQ with Z clear");
+        assert!(aarch32_condition_passed(t32_wfi, with_it(USR_T32, 0x0c) | Z));
+        assert!(aarch32_condition_passed(t32_wfi, USR_T32));
+        // A coprocessor access (EC 0x03) has the field too; a data abort (EC 0x24) has none,
+        // and nothing from AArch64 is conditional.
+        assert!(!aarch32_condition_passed((0x03 << 26) | (1 << 24), a32));
+        assert!(aarch32_condition_passed((0x24 << 26) | (1 << 24), a32));
+        assert!(aarch32_condition_passed(wfi(0), 0x3c5));
     }
 
     /// The slots are where boot/vectors.S's `lower_sync_lean` stores each register: x2..x17 in

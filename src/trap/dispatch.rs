@@ -16,6 +16,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::cpu;
 use crate::arch::exception::{Kind, TrapFrame};
+use crate::arch::frame::{aarch32_condition_passed, SPSR_AARCH32};
 use crate::arch::{sysreg, translate};
 use crate::cmdline::TraceClass;
 use crate::gic::{lrs, virt};
@@ -130,6 +131,13 @@ pub fn guest_serror(vm: &Vm, vcpu: usize, elr: u64, esr: u64) {
 
 fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) -> Exit {
     let esr = Esr(sysreg::esr_el2());
+    // A conditional AArch32 instruction that failed its condition but trapped all the same: it
+    // does nothing, so it is neither emulated nor refused.
+    if !aarch32_condition_passed(esr.0, frame.spsr) {
+        counters.count(if esr.class() == ExceptionClass::Wfx { ExitReason::Wfx } else { ExitReason::Other });
+        frame.skip_instruction(esr.0);
+        return Exit::Resume;
+    }
     match esr.class() {
         ExceptionClass::Hvc64 => {
             counters.count(ExitReason::Hvc);
@@ -295,7 +303,8 @@ fn undef(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, why: &str) -> Ex
 /// WFIT as a WFI.
 fn wfx(vm: &Vm, frame: &TrapFrame, esr: Esr) -> Exit {
     let Some(w) = esr.wfx() else { return Exit::Resume };
-    let wfxt = sysreg::id_aa64isar2_el1() & 0xf >= 2;
+    // WFIT is an A64 instruction: nothing to read back after an AArch32 WFI.
+    let wfxt = sysreg::id_aa64isar2_el1() & 0xf >= 2 && frame.spsr & SPSR_AARCH32 == 0;
     let in_ram = |pa: u64| vm.ram.iter().any(|r| pa >= r.pa.raw() && pa - r.pa.raw() < r.size);
     let insn = if wfxt { translate::guest_insn(frame.elr.wrapping_sub(4), in_ram) } else { None };
     match wfx_rule::action(w, guest_cntvct(), |n| frame.reg(n as usize), insn) {

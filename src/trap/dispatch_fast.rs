@@ -10,7 +10,7 @@
 //! device trait object and its error conversions.
 
 use crate::arch::exception::TrapFrame;
-use crate::arch::frame::{LeanRegs, SPSR_BTYPE, SPSR_SS};
+use crate::arch::frame::{stepped_pc, stepped_spsr, LeanRegs};
 use crate::arch::{cpu, sysreg};
 use crate::percpu::stats::ExitReason;
 use crate::trap::dispatch::Exit;
@@ -55,10 +55,11 @@ impl GuestRegs for LeanRegs {
     /// As [`TrapFrame::skip_instruction`], on ELR_EL2 and SPSR_EL2 themselves.
     #[inline(always)]
     fn step(&mut self, esr: u64) {
-        sysreg::set_elr_el2(sysreg::elr_el2() + if esr & (1 << 25) != 0 { 4 } else { 2 });
         let spsr = sysreg::spsr_el2();
-        if spsr & (SPSR_SS | SPSR_BTYPE) != 0 {
-            sysreg::set_spsr_el2(spsr & !(SPSR_SS | SPSR_BTYPE));
+        sysreg::set_elr_el2(stepped_pc(sysreg::elr_el2(), esr, spsr));
+        let next = stepped_spsr(spsr);
+        if next != spsr {
+            sysreg::set_spsr_el2(next);
         }
     }
 }

@@ -107,7 +107,11 @@ fn serve(regs: &mut LeanRegs) -> bool {
 fn wfi(vm: &crate::vm::instance::Vm, v: usize, esr: u64, regs: &mut LeanRegs) -> bool {
     use crate::trap::dispatch_fast::GuestRegs;
     // ISS.TI (bits 1:0): 0 is WFI.
-    if esr & 0b11 != 0 || sysreg::id_aa64isar2_el1() & 0xf >= 2 {
+    // An AArch32 WFI that fails its condition is only stepped over: the slow path's.
+    if esr & 0b11 != 0
+        || sysreg::id_aa64isar2_el1() & 0xf >= 2
+        || !crate::arch::frame::aarch32_condition_passed(esr, sysreg::spsr_el2())
+    {
         return false;
     }
     let Some(me) = vm.irqs.get(v) else {

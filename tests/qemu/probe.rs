@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 34] = [
+pub const PROBES: [&str; 35] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -39,6 +39,7 @@ pub const PROBES: [&str; 34] = [
     "wfit",
     "sme_tpidr2",
     "mops_exception",
+    "aa32_it_block",
     "cpu_on_already_on",
     "cpu_on_reset_state",
     "cpu_off_moves_spi",

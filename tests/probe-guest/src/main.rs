@@ -22,6 +22,7 @@ use probe_guest::dt::{self, Conduit};
 global_asm!(include_str!("asm/entry.S"));
 global_asm!(include_str!("asm/vectors.S"));
 global_asm!(include_str!("asm/hostile.S"));
+global_asm!(include_str!("asm/aa32.S"));
 
 /// Rust entry from entry.S: relocated, .bss zeroed, on the boot stack, MMU still off.
 #[no_mangle]

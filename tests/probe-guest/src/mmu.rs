@@ -1,13 +1,15 @@
 //! The probe's own stage-1 translation: identity map of RAM (Normal-NC), the console UART page
 //! (Device), the passthrough device page (Normal WB on purpose), the unowned page the abort
 //! probe touches (Device), a write-back alias of one RAM page, and the GIC frames and RTC of the
-//! virtual GIC probes (Device), then MMU, D- and I-cache on.
+//! virtual GIC probes (Device); at EL0, the AArch32 probe's code page and the distributor's first
+//! page; then MMU, D- and I-cache on.
 
 use crate::sysreg;
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 use probe_guest::dt::Platform;
 use probe_guest::msg::Msg;
-use probe_guest::pagetable::{Mapper, MemType, Table, PAGE_SIZE, PROBE_MAIR, VA_BITS};
+use probe_guest::pagetable::{El0Access, Mapper, MemType, Table, PAGE_SIZE, PROBE_MAIR, VA_BITS};
 
 /// Tables available: a handful per RAM region and device page is plenty.
 const POOL_TABLES: usize = 32;
@@ -28,6 +30,25 @@ pub static RAM_TARGET: RamTarget = RamTarget([0; 4096]);
 /// identity map's Normal-NC, far above RAM and every device. Only ever translated (`AT`), never
 /// accessed, so the two attributes never meet in the caches.
 pub const RAM_TARGET_WB_ALIAS: u64 = 0x7f00_0000_0000;
+
+/// Where AArch32 EL0 sees the page of T32 code the aa32_it_block probe runs (`probe_aa32_code`,
+/// asm/aa32.S; read-only, executable at EL0 only), and the GIC distributor's first page
+/// (Device-nGnRE, read-write at EL0) for its emulated access; 0 where there is none. AArch32
+/// addresses are 32 bits wide, so both are the first free pages below 4 GiB, from the top down
+/// ([`map_el0_below_4g`]).
+pub static AA32_CODE_EL0: AtomicU64 = AtomicU64::new(0);
+/// See [`AA32_CODE_EL0`].
+pub static GICD_EL0: AtomicU64 = AtomicU64::new(0);
+
+extern "C" {
+    static probe_aa32_code: u8;
+}
+
+/// The physical page of `probe_aa32_code`.
+fn aa32_code_page() -> u64 {
+    // Only the symbol's address is taken (no read).
+    core::ptr::addr_of!(probe_aa32_code) as u64
+}
 
 extern "C" {
     static _start: u8;
@@ -63,6 +84,20 @@ pub fn image_range() -> (u64, u64) {
         core::ptr::addr_of!(_start) as u64,
         core::ptr::addr_of!(__image_end) as u64,
     )
+}
+
+/// Map the page at `pa` for EL0 at the highest VA below 4 GiB (in 2 MiB steps, from 4 GiB - 2 MiB
+/// down to 16 MiB) that nothing maps yet; returns the VA.
+fn map_el0_below_4g(m: &mut Mapper, pa: u64, ty: MemType, access: El0Access) -> Result<u64, Msg> {
+    const STEP: u64 = 2 << 20;
+    let mut va = (1 << 32) - STEP;
+    while va >= 16 << 20 {
+        if m.map_el0(va, pa, PAGE_SIZE, ty, access).is_ok() {
+            return Ok(va);
+        }
+        va -= STEP;
+    }
+    Err(probe_guest::msg!("no free page below 4 GiB to map {pa:#x} at EL0"))
 }
 
 /// Build the tables and turn the MMU on. Must run with the MMU off, once.
@@ -120,6 +155,13 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
         let (start, end) = (page_down(r.base), page_up(r.base + r.size));
         m.map(start, start, end - start, MemType::Device, false)
             .map_err(|e| probe_guest::msg!("mapping the device range {start:#x}..{end:#x}: {e}"))?;
+    }
+    // Last, so that they take pages nothing else maps.
+    let code = map_el0_below_4g(&mut m, aa32_code_page(), MemType::NormalNc, El0Access::ReadExec)?;
+    AA32_CODE_EL0.store(code, Ordering::Relaxed);
+    if let Some(g) = p.gic {
+        let gicd = map_el0_below_4g(&mut m, g.dist(), MemType::Device, El0Access::ReadWrite)?;
+        GICD_EL0.store(gicd, Ordering::Relaxed);
     }
     let used = m.tables_used();
     let root = m.root_pa();

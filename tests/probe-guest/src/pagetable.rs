@@ -40,6 +40,10 @@ const SH_INNER: u64 = 0b11 << 8;
 const AF: u64 = 1 << 10;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
+/// AP[1]: EL0 may access the mapping.
+const AP_EL0: u64 = 1 << 6;
+/// AP[2]: read-only (at EL1, and at EL0 with AP[1]).
+const AP_RO: u64 = 1 << 7;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 /// Why a mapping could not be made.
@@ -93,6 +97,30 @@ pub fn leaf_attrs(ty: MemType, executable: bool) -> u64 {
     a
 }
 
+/// What EL0 may do with a mapping made by [`Mapper::map_el0`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum El0Access {
+    /// Read and execute (EL1 reads only, executes nothing).
+    ReadExec,
+    /// Read and write, no execution at either level.
+    ReadWrite,
+}
+
+/// The leaf attribute bits of an EL0 mapping: never executable at EL1; executable at EL0 only
+/// read-only, and never for Device memory.
+pub fn leaf_attrs_el0(ty: MemType, access: El0Access) -> u64 {
+    let mut a = ((ty as u64) << ATTR_INDEX_SHIFT) | AF | PXN | AP_EL0;
+    if ty != MemType::Device {
+        a |= SH_INNER;
+    }
+    match access {
+        El0Access::ReadExec if ty != MemType::Device => a |= AP_RO,
+        El0Access::ReadExec => a |= AP_RO | UXN,
+        El0Access::ReadWrite => a |= UXN,
+    }
+    a
+}
+
 impl<'a> Mapper<'a> {
     /// Start with an empty root (pool[0]); `pool_pa` is the physical address of `pool[0]`.
     pub fn new(pool: &'a mut [Table], pool_pa: u64) -> Self {
@@ -128,6 +156,16 @@ impl<'a> Mapper<'a> {
         ty: MemType,
         exec: bool,
     ) -> Result<(), MapError> {
+        self.map_attrs(va, pa, size, leaf_attrs(ty, exec))
+    }
+
+    /// As [`map`](Self::map), for EL0: `access` says what EL0 may do there
+    /// ([`leaf_attrs_el0`]).
+    pub fn map_el0(&mut self, va: u64, pa: u64, size: u64, ty: MemType, access: El0Access) -> Result<(), MapError> {
+        self.map_attrs(va, pa, size, leaf_attrs_el0(ty, access))
+    }
+
+    fn map_attrs(&mut self, va: u64, pa: u64, size: u64, attrs: u64) -> Result<(), MapError> {
         let bad = MapError::BadRange { va, size };
         if !(va | pa | size).is_multiple_of(PAGE_SIZE) || size == 0 {
             return Err(bad);
@@ -136,7 +174,7 @@ impl<'a> Mapper<'a> {
         if end > 1 << VA_BITS {
             return Err(bad);
         }
-        self.map_level(0, 0, va, pa, size, leaf_attrs(ty, exec))
+        self.map_level(0, 0, va, pa, size, attrs)
     }
 
     fn map_level(
@@ -264,6 +302,27 @@ mod tests {
                 Some(56),
                 None
             ]
+        );
+    }
+
+    /// EL0 mappings: AP[1] set, never executable at EL1; EL0 executes only read-only Normal
+    /// memory.
+    #[test]
+    fn el0_mappings() {
+        let code = leaf_attrs_el0(MemType::NormalNc, El0Access::ReadExec);
+        assert_eq!(code & (AP_EL0 | AP_RO | PXN | UXN), AP_EL0 | AP_RO | PXN);
+        let dev = leaf_attrs_el0(MemType::Device, El0Access::ReadWrite);
+        assert_eq!(dev & (AP_EL0 | AP_RO | PXN | UXN | SH_INNER), AP_EL0 | PXN | UXN);
+        let dev_x = leaf_attrs_el0(MemType::Device, El0Access::ReadExec);
+        assert_ne!(dev_x & UXN, 0, "Device memory is never executable");
+        let mut pool = vec![Table::EMPTY; 8];
+        let mut m = Mapper::new(&mut pool, POOL_PA);
+        m.map_el0(0x7f00_0001_0000, 0x4008_0000, PAGE_SIZE, MemType::NormalNc, El0Access::ReadExec).unwrap();
+        let (pa, d) = m.translate(0x7f00_0001_0ffe).unwrap();
+        assert_eq!((pa, d & AP_EL0), (0x4008_0ffe, AP_EL0));
+        assert_eq!(
+            m.map_el0(0x7f00_0001_0000, 0x900_0000, PAGE_SIZE, MemType::Device, El0Access::ReadWrite),
+            Err(MapError::Overlap { va: 0x7f00_0001_0000 })
         );
     }
 

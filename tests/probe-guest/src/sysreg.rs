@@ -99,6 +99,14 @@ pub fn id_aa64mmfr3() -> u64 {
     v
 }
 
+/// ID_AA64PFR0_EL1.
+pub fn id_aa64pfr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
 /// ID_AA64PFR1_EL1.
 pub fn id_aa64pfr1() -> u64 {
     let v: u64;

@@ -12,6 +12,7 @@
 //   FAR_EL1 itself;
 // - any synchronous exception at an instruction of the hostile probe's try stubs (hostile.S)
 //   resumes past it and is counted in probe_try_faults.
+// A synchronous exception from AArch32 EL0 ends the aa32_it_block probe's run (aa32.S).
 // probe_hvc, probe_abort_load and probe_abort_store are extern "C" functions, so x0-x1 are free
 // to use there.
 
@@ -37,12 +38,15 @@ probe_vectors:
     fatal_entry 5
     fatal_entry 6
     fatal_entry 7
-    // Lower EL AArch64 and AArch32: the probe never runs below EL1.
+    // Lower EL AArch64: the probe never runs AArch64 code below EL1.
     fatal_entry 8
     fatal_entry 9
     fatal_entry 10
     fatal_entry 11
-    fatal_entry 12
+    // Lower EL AArch32: the aa32_it_block probe's EL0 code ends with an SVC (aa32.S); it runs
+    // with interrupts masked, so only its synchronous exceptions come here.
+    .balign 128
+    b       probe_aa32_return
     fatal_entry 13
     fatal_entry 14
     fatal_entry 15

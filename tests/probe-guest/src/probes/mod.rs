@@ -1,6 +1,7 @@
 //! The probes, in the order they run. Each returns `Ok(())` or the reason it failed;
 //! `report::outcome` prints the PROBE line.
 
+mod aa32;
 mod abort;
 mod attr;
 mod bench;
@@ -85,6 +86,7 @@ pub fn run_all(ctx: &Context) {
     outcome("wfit", wfit::wfit());
     outcome("sme_tpidr2", feat::sme_tpidr2());
     outcome("mops_exception", feat::mops_exception());
+    outcome("aa32_it_block", aa32::aa32_it_block(&ctx.platform));
     cpu::run_all(ctx);
     // Last: they make el2visor inject aborts, which must not disturb anything, but if they did,
     // every other probe has reported already.
