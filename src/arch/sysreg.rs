@@ -5,7 +5,7 @@
 //! (SCTLR_EL2, TTBR0_EL2, TCR_EL2, MAIR_EL2) are `unsafe fn` with their contract.
 
 use super::sysreg_ext::{
-    AMAIR2_EL1, BRBCR_EL2, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
+    AMAIR2_EL1, BRBCR_EL2, GCSCR_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
     PMCR_EL0, POR_EL0, POR_EL1, S2POR_EL1, SCTLR2_EL1, SMCR_EL2, TCR2_EL1, VPIDR_EL2, ZCR_EL2,
 };
 use aarch64_cpu::asm::barrier;
@@ -109,6 +109,8 @@ read_fn!(pire0_el1, PIRE0_EL1);
 read_fn!(por_el1, POR_EL1);
 read_fn!(por_el0, POR_EL0);
 read_fn!(s2por_el1, S2POR_EL1);
+read_fn!(/// GCSCR_EL1: FEAT_GCS only (UNDEFINED without it).
+    gcscr_el1, GCSCR_EL1);
 
 write_fn!(set_hcr_el2, HCR_EL2);
 write_fn!(/// ELR_EL2: where ERET returns (the guest's PC after an exit). Only the lean exit

@@ -5,7 +5,7 @@
 //! - Registers aarch64-cpu lacks: [`HCRX_EL2`], [`ZCR_EL2`], [`SMCR_EL2`], [`ID_AA64ISAR2_EL1`],
 //!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`] (fields and accessor), and the
 //!   feature-gated registers HCR_EL2.TVM traps (TCR2_EL1, SCTLR2_EL1, MAIR2_EL1, AMAIR2_EL1,
-//!   PIR_EL1, PIRE0_EL1, POR_EL1, POR_EL0, S2POR_EL1: accessor only). The newer ones are named by
+//!   PIR_EL1, PIRE0_EL1, POR_EL1, POR_EL0, S2POR_EL1: accessor only), and GCSCR_EL1 (read only). The newer ones are named by
 //!   their encoding (`s3_4_c1_c2_2` …), which every assembler accepts.
 //! - Fields aarch64-cpu lacks on registers it has: `<REGISTER>_EXT` (fields only; the register
 //!   itself is read and written through `aarch64_cpu::registers`).
@@ -215,6 +215,8 @@ mod access {
         HAFGRTR_EL2: HafgrtrEl2, "s3_4_c3_c1_6", (), rw);
     sysreg!(/// BRBCR_EL2 (FEAT_BRBE only).
         BRBCR_EL2: BrbcrEl2, "s2_4_c9_c0_0", (), rw);
+    sysreg!(/// GCSCR_EL1, the guest's Guarded Control Stack control (FEAT_GCS only).
+        GCSCR_EL1: GcscrEl1, "s3_0_c2_c5_0", (), ro);
 
     // The guest's feature-gated TVM registers, each UNDEFINED where the CPU lacks its feature:
     // el2visor touches one only when serving a guest's trapped access to it.

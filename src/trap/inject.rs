@@ -46,8 +46,17 @@ const SPSR_DIT: u64 = 1 << 24;
 const SPSR_TCO: u64 = 1 << 25;
 const SPSR_SSBS: u64 = 1 << 12;
 
+/// PSTATE.ALLINT (FEAT_NMI): every interrupt masked, superpriority ones too.
+const SPSR_ALLINT: u64 = 1 << 13;
+/// PSTATE.EXLOCK (FEAT_GCS): the exception-return lock of GCSCR_ELx.EXLOCKEN.
+const SPSR_EXLOCK: u64 = 1 << 34;
+
 const SCTLR_SPAN: u64 = 1 << 23;
 const SCTLR_DSSBS: u64 = 1 << 44;
+/// SCTLR_EL1.SPINTMASK (FEAT_NMI): 1 leaves PSTATE.ALLINT clear on exception entry.
+const SCTLR_SPINTMASK: u64 = 1 << 62;
+/// GCSCR_EL1.EXLOCKEN (FEAT_GCS).
+const GCSCR_EXLOCKEN: u64 = 1 << 6;
 
 /// True when SPSR_EL2 says the guest was running at EL0 (AArch64 EL0t or any AArch32 mode,
 /// since a guest EL1 is always AArch64 under el2visor).
@@ -109,17 +118,31 @@ pub struct EntryState {
     pub ssbs: bool,
     /// FEAT_MTE is implemented: PSTATE.TCO is set on entry.
     pub set_tco: bool,
+    /// FEAT_NMI is implemented and SCTLR_EL1.SPINTMASK = 0: PSTATE.ALLINT is set on entry (it
+    /// is clear otherwise).
+    pub set_allint: bool,
+    /// FEAT_GCS is implemented and GCSCR_EL1.EXLOCKEN = 1: PSTATE.EXLOCK is set on an entry
+    /// from EL1 (an ERET back to EL1 is then illegal until the guest's GCSPOPCX takes it).
+    pub exlock: bool,
 }
 
 impl EntryState {
-    /// From the guest's SCTLR_EL1 and whether the CPU implements FEAT_PAN and FEAT_MTE (as the
-    /// guest sees them).
-    pub const fn from_sctlr_el1(sctlr_el1: u64, feat_pan: bool, feat_mte: bool) -> Self {
+    /// From the guest's SCTLR_EL1 and whether the CPU implements FEAT_PAN, FEAT_MTE and
+    /// FEAT_NMI (as the guest sees them); no exception-return lock (see [`Self::with_gcscr_el1`]).
+    pub const fn from_sctlr_el1(sctlr_el1: u64, feat_pan: bool, feat_mte: bool, feat_nmi: bool) -> Self {
         Self {
             set_pan: feat_pan && sctlr_el1 & SCTLR_SPAN == 0,
             ssbs: sctlr_el1 & SCTLR_DSSBS != 0,
             set_tco: feat_mte,
+            set_allint: feat_nmi && sctlr_el1 & SCTLR_SPINTMASK == 0,
+            exlock: false,
         }
+    }
+
+    /// With the guest's GCSCR_EL1 (read only where FEAT_GCS is implemented).
+    pub const fn with_gcscr_el1(mut self, gcscr_el1: u64) -> Self {
+        self.exlock = gcscr_el1 & GCSCR_EXLOCKEN != 0;
+        self
     }
 }
 
@@ -128,7 +151,8 @@ impl EntryState {
 pub struct InjectTarget {
     /// The new ELR_EL2: VBAR_EL1 + `offset`.
     pub elr: u64,
-    /// The new SPSR_EL2: EL1h, DAIF masked, NZCV/DIT kept, PAN/SSBS/TCO per [`EntryState`].
+    /// The new SPSR_EL2: EL1h, DAIF masked, NZCV/DIT kept, PAN/SSBS/TCO/ALLINT/EXLOCK per
+    /// [`EntryState`].
     pub spsr: u64,
     /// The synchronous vector offset: 0x000 current EL with SP0, 0x200 current EL with SPx,
     /// 0x400 lower EL AArch64, 0x600 lower EL AArch32.
@@ -181,6 +205,12 @@ pub fn inject_target(
     if entry.set_tco {
         spsr |= SPSR_TCO;
     }
+    if entry.set_allint {
+        spsr |= SPSR_ALLINT;
+    }
+    if entry.exlock && matches!(mode, SPSR_M_EL1T | SPSR_M_EL1H) {
+        spsr |= SPSR_EXLOCK;
+    }
     // VBAR_EL1 bits 10:0 are RES0.
     Ok(InjectTarget {
         elr: (vbar_el1 & !0x7ff).wrapping_add(offset),
@@ -198,6 +228,8 @@ mod tests {
         set_pan: false,
         ssbs: false,
         set_tco: false,
+        set_allint: false,
+        exlock: false,
     };
 
     #[test]
@@ -282,13 +314,15 @@ mod tests {
             SPSR_NZCV | SPSR_DIT | SPSR_DAIF | SPSR_M_EL1H,
             "SS, IL, SSBS cleared"
         );
-        let entry = EntryState::from_sctlr_el1(SCTLR_DSSBS, true, true);
+        let entry = EntryState::from_sctlr_el1(SCTLR_DSSBS, true, true, false);
         assert_eq!(
             entry,
             EntryState {
                 set_pan: true,
                 ssbs: true,
-                set_tco: true
+                set_tco: true,
+                set_allint: false,
+                exlock: false,
             }
         );
         let t = inject_target(SPSR_M_EL1H, 0, entry).unwrap();
@@ -297,7 +331,7 @@ mod tests {
             SPSR_PAN | SPSR_SSBS | SPSR_TCO | SPSR_DAIF | SPSR_M_EL1H
         );
         // SPAN = 1: PAN unchanged, whether it was set or clear.
-        let keep = EntryState::from_sctlr_el1(SCTLR_SPAN, true, false);
+        let keep = EntryState::from_sctlr_el1(SCTLR_SPAN, true, false, false);
         assert!(!keep.set_pan);
         assert_eq!(
             inject_target(SPSR_M_EL1H | SPSR_PAN, 0, keep).unwrap().spsr & SPSR_PAN,
@@ -308,7 +342,26 @@ mod tests {
             0
         );
         // Without FEAT_PAN nothing sets it.
-        assert!(!EntryState::from_sctlr_el1(0, false, false).set_pan);
+        assert!(!EntryState::from_sctlr_el1(0, false, false, false).set_pan);
+    }
+
+    /// FEAT_NMI: ALLINT is set on entry unless SCTLR_EL1.SPINTMASK, and clear without the
+    /// feature whatever it was. FEAT_GCS: EXLOCK with GCSCR_EL1.EXLOCKEN, on an entry from EL1
+    /// only (the lock guards a return to the same EL).
+    #[test]
+    fn allint_and_exlock_on_entry() {
+        let nmi = EntryState::from_sctlr_el1(0, false, false, true);
+        assert_ne!(inject_target(SPSR_M_EL0T, 0, nmi).unwrap().spsr & SPSR_ALLINT, 0);
+        let masked = EntryState::from_sctlr_el1(SCTLR_SPINTMASK, false, false, true);
+        assert_eq!(inject_target(SPSR_M_EL1H | SPSR_ALLINT, 0, masked).unwrap().spsr & SPSR_ALLINT, 0);
+        let none = EntryState::from_sctlr_el1(0, false, false, false);
+        assert_eq!(inject_target(SPSR_M_EL1H | SPSR_ALLINT, 0, none).unwrap().spsr & SPSR_ALLINT, 0);
+        let lock = none.with_gcscr_el1(GCSCR_EXLOCKEN);
+        assert!(lock.exlock && !none.with_gcscr_el1(!GCSCR_EXLOCKEN).exlock);
+        for (mode, want) in [(SPSR_M_EL1H, SPSR_EXLOCK), (SPSR_M_EL1T, SPSR_EXLOCK), (SPSR_M_EL0T, 0), (SPSR_M32_USR, 0)] {
+            assert_eq!(inject_target(mode, 0, lock).unwrap().spsr & SPSR_EXLOCK, want, "mode {mode:#x}");
+        }
+        assert_eq!(inject_target(SPSR_M_EL1H | SPSR_EXLOCK, 0, none).unwrap().spsr & SPSR_EXLOCK, 0);
     }
 
     #[test]

@@ -11,12 +11,18 @@ fn feat_pan() -> bool {
     (sysreg::id_aa64mmfr1_el1() >> 20) & 0xf != 0
 }
 
-fn feat_mte() -> bool {
-    (sysreg::id_aa64pfr1_el1() >> 8) & 0xf >= 2
+/// The PSTATE an exception entry to the guest's EL1 computes from its system registers and the
+/// features it sees: ID_AA64PFR1_EL1.MTE (bits 11:8, 2 and up has the tag checks TCO
+/// overrides), NMI (bits 39:36) and GCS (bits 47:44, whose GCSCR_EL1 exists only then).
+fn entry_state() -> EntryState {
+    let pfr1 = sysreg::id_aa64pfr1_el1();
+    let field = |shift: u32| (pfr1 >> shift) & 0xf;
+    let entry = EntryState::from_sctlr_el1(sysreg::sctlr_el1(), feat_pan(), field(8) >= 2, field(36) != 0);
+    if field(44) != 0 { entry.with_gcscr_el1(sysreg::gcscr_el1()) } else { entry }
 }
 
 fn deliver(frame: &mut TrapFrame, esr_el1: u64, far: Option<u64>) -> Result<(), &'static str> {
-    let entry = EntryState::from_sctlr_el1(sysreg::sctlr_el1(), feat_pan(), feat_mte());
+    let entry = entry_state();
     let target = inject_target(frame.spsr, sysreg::vbar_el1(), entry).map_err(|_| "the guest is in a mode it cannot take an exception from")?;
     sysreg::set_elr_el1(frame.elr);
     sysreg::set_spsr_el1(frame.spsr);
