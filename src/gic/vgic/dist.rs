@@ -17,8 +17,9 @@ pub(crate) const PRIORITY_MASK: u8 = 0xf8;
 pub enum HwIrq {
     /// Queue `virq` on `vcpu`'s list registers (and kick it if it runs elsewhere).
     Deliver { vcpu: usize, virq: Virq },
-    /// The guest has it masked: the distributor holds it pending, the physical interrupt stays
-    /// active, and it is delivered (as [`VgicAction::Inject`]) when the guest unmasks it.
+    /// The guest has it masked, or routed to no vCPU: the distributor holds it pending, the
+    /// physical interrupt stays active, and it is delivered (as [`VgicAction::Inject`]) when the
+    /// guest unmasks it or routes it to a vCPU.
     Held,
     /// Not this VM's interrupt.
     NotOwned,
@@ -171,7 +172,7 @@ impl VDist {
         for (i, st) in self.spis.iter().enumerate() {
             if st.hw {
                 let intid = FIRST_SPI + i as u32;
-                let pcpu = self.vcpus[self.target_vcpu(0, intid)].pcpu;
+                let pcpu = self.vcpus[self.phys_vcpu(0, intid)].pcpu;
                 out.push(VgicAction::DisablePhys { intid, pcpu });
                 out.push(VgicAction::RouteSpi { intid, pcpu });
             }
@@ -184,20 +185,19 @@ impl VDist {
         if here >= self.vcpus.len() {
             return HwIrq::NotOwned;
         }
-        let target = self.target_vcpu(here, intid);
-        let deliverable = self.deliverable(here, intid);
-        let virq = match self.irq_mut(here, intid) {
-            Some(st) if st.owned && st.hw => {
-                if !deliverable {
-                    st.pending = true;
-                    return HwIrq::Held;
-                }
-                st.handed_to = Some(target);
-                virq_of(intid, st, 0)
+        // Not deliverable (disabled, or an SPI routed to no vCPU): held, pending.
+        let target = self.target_vcpu(here, intid).filter(|_| self.deliverable(here, intid));
+        match (self.irq_mut(here, intid), target) {
+            (Some(st), Some(vcpu)) if st.owned && st.hw => {
+                st.handed_to = Some(vcpu);
+                HwIrq::Deliver { vcpu, virq: virq_of(intid, st, 0) }
             }
-            _ => return HwIrq::NotOwned,
-        };
-        HwIrq::Deliver { vcpu: target, virq }
+            (Some(st), None) if st.owned && st.hw => {
+                st.pending = true;
+                HwIrq::Held
+            }
+            _ => HwIrq::NotOwned,
+        }
     }
 
     pub(crate) fn check_vcpu(&self, vcpu: usize) -> Result<(), VgicError> {
@@ -232,33 +232,37 @@ impl VDist {
         }
     }
 
+    /// Whether `intid` (as vCPU `bank` sees it) can be handed to a vCPU now: owned, enabled, its
+    /// group enabled, and with a target.
     pub(crate) fn deliverable(&self, bank: usize, intid: u32) -> bool {
         self.irq(bank, intid).is_some_and(|st| st.owned && st.enabled && self.group_enabled(st.group1))
+            && self.target_vcpu(bank, intid).is_some()
     }
 
     /// The vCPU an interrupt goes to: its own bank for SGIs/PPIs; for SPIs the lowest vCPU in
-    /// ITARGETSR (GICv2) or the vCPU whose affinity IROUTER names (GICv3). An SPI with no valid
-    /// target goes to vCPU 0 rather than staying pending forever.
-    pub(crate) fn target_vcpu(&self, bank: usize, intid: u32) -> usize {
-        let Some(st) = self.irq(bank, intid) else { return 0 };
+    /// ITARGETSR (GICv2; with none set vCPU 0, as KVM does: the reset value of ITARGETSR is
+    /// UNKNOWN and guests that never write it still get their SPIs) or the vCPU whose affinity
+    /// IROUTER names (GICv3). An IROUTER that names no vCPU has no target (`None`): as the GIC
+    /// specification has it and KVM does, the SPI is forwarded to no CPU interface and stays
+    /// pending in the distributor until a write routes it to a vCPU ([`Self::deliverable`]).
+    pub(crate) fn target_vcpu(&self, bank: usize, intid: u32) -> Option<usize> {
+        let st = self.irq(bank, intid)?;
         if intid < FIRST_SPI {
-            return bank;
+            return Some(bank);
         }
         match self.version {
             GicVersion::V2 => {
                 let t = st.targets & self.vcpu_mask();
-                if t == 0 {
-                    0
-                } else {
-                    t.trailing_zeros() as usize
-                }
+                Some(if t == 0 { 0 } else { t.trailing_zeros() as usize })
             }
-            GicVersion::V3 => self
-                .vcpus
-                .iter()
-                .position(|p| mpidr_affinity(p.mpidr) == st.route)
-                .unwrap_or(0),
+            GicVersion::V3 => self.vcpus.iter().position(|p| mpidr_affinity(p.mpidr) == st.route),
         }
+    }
+
+    /// The vCPU on whose pCPU a passthrough interrupt's physical state is kept and routed: its
+    /// target, or vCPU 0 for an SPI with none (where it arrives it is held: [`Self::hw_irq`]).
+    pub(crate) fn phys_vcpu(&self, bank: usize, intid: u32) -> usize {
+        self.target_vcpu(bank, intid).unwrap_or(0)
     }
 
     pub(crate) fn pcpu_of(&self, vcpu: usize) -> usize {
@@ -312,8 +316,10 @@ impl VDist {
         }
         for i in 0..self.spis.len() {
             let intid = FIRST_SPI + i as u32;
-            if self.spis[i].pending && self.deliverable(0, intid) {
-                let vcpu = self.target_vcpu(0, intid);
+            if !self.spis[i].pending {
+                continue;
+            }
+            if let Some(vcpu) = self.target_vcpu(0, intid).filter(|_| self.deliverable(0, intid)) {
                 let st = &mut self.spis[i];
                 st.pending = false;
                 st.handed_to = Some(vcpu);
@@ -368,7 +374,7 @@ impl VDist {
         for i in 0..32 {
             let intid = first + i;
             let bit = value & (1 << i) != 0;
-            let pcpu = self.pcpu_of(self.target_vcpu(bank, intid));
+            let pcpu = self.pcpu_of(self.phys_vcpu(bank, intid));
             let Some(st) = self.irq_mut(bank, intid) else { break };
             if !st.owned || (!bit && kind != Bitmap::Group) {
                 continue;
@@ -444,7 +450,7 @@ impl VDist {
         let mut out = Vec::new();
         for i in 0..size as u32 {
             let intid = first + i;
-            let pcpu = self.pcpu_of(self.target_vcpu(bank, intid));
+            let pcpu = self.pcpu_of(self.phys_vcpu(bank, intid));
             let prio = (value >> (8 * i)) as u8 & PRIORITY_MASK;
             if let Some(st) = self.irq_mut(bank, intid).filter(|st| st.owned) {
                 if st.hw && st.priority != prio {
@@ -486,11 +492,22 @@ impl VDist {
         out
     }
 
-    /// Re-route a passthrough SPI after its target changed from vCPU `before`.
-    pub(crate) fn reroute(&self, intid: u32, before: usize, out: &mut Vec<VgicAction>) {
+    /// After a write to SPI `intid`'s target (by vCPU `writer`; the target was `before`):
+    /// re-route a passthrough SPI's physical copy to its new target's pCPU (one with no target
+    /// stays where it is routed, and is held when it arrives), and hand the SPI to the new
+    /// target if it was pending with none.
+    pub(crate) fn retarget(&mut self, intid: u32, before: Option<usize>, writer: usize, out: &mut Vec<VgicAction>) {
         let after = self.target_vcpu(0, intid);
-        if after != before && self.irq(0, intid).is_some_and(|st| st.hw) {
-            out.push(VgicAction::RouteSpi { intid, pcpu: self.pcpu_of(after) });
+        if after == before {
+            return;
+        }
+        if let Some(after) = after {
+            if self.irq(0, intid).is_some_and(|st| st.hw) {
+                out.push(VgicAction::RouteSpi { intid, pcpu: self.pcpu_of(after) });
+            }
+            if before.is_none() {
+                self.release(writer, out);
+            }
         }
     }
 }

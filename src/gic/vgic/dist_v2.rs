@@ -106,7 +106,7 @@ impl VDist {
             }
             0x800..=0xbff => {
                 check(offset, size, &[1, 4])?;
-                Ok(self.targets_write((offset - 0x800) as u32, size, value))
+                Ok(self.targets_write((offset - 0x800) as u32, size, value, vcpu))
             }
             0xc00..=0xcff => {
                 check(offset, size, &[4])?;
@@ -175,7 +175,7 @@ impl VDist {
     }
 
     /// ITARGETSR bytes for SPIs; the banked bytes of SGIs and PPIs are read-only.
-    fn targets_write(&mut self, first: u32, size: u8, value: u64) -> Vec<VgicAction> {
+    fn targets_write(&mut self, first: u32, size: u8, value: u64, writer: usize) -> Vec<VgicAction> {
         let mut out = Vec::new();
         let mask = self.vcpu_mask();
         for i in 0..size as u32 {
@@ -188,7 +188,7 @@ impl VDist {
                 Some(st) if st.owned => st.targets = (value >> (8 * i)) as u8 & mask,
                 _ => continue,
             }
-            self.reroute(intid, before, &mut out);
+            self.retarget(intid, before, writer, &mut out);
         }
         out
     }

@@ -157,7 +157,7 @@ impl VDist {
                 _ => return Ok(Vec::new()),
             }
             let mut out = Vec::new();
-            self.reroute(intid, before, &mut out);
+            self.retarget(intid, before, vcpu, &mut out);
             return Ok(out);
         }
         let read_only = || Ok(vec![VgicAction::Warn(VgicWarning::ReadOnly { frame: FRAME, offset })]);

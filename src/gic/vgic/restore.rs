@@ -23,7 +23,7 @@ impl VDist {
         }
         for (i, st) in self.spis.iter().enumerate().filter(|(_, s)| s.hw) {
             let intid = FIRST_SPI + i as u32;
-            let pcpu = self.vcpus[self.target_vcpu(0, intid)].pcpu;
+            let pcpu = self.vcpus[self.phys_vcpu(0, intid)].pcpu;
             out.push(VgicAction::SetPhysPriority { intid, pcpu, priority: st.priority });
             out.push(VgicAction::SetPhysTrigger { intid, edge: st.edge });
             out.push(VgicAction::RouteSpi { intid, pcpu });

@@ -67,8 +67,10 @@ fn irouter() {
     let acts = d.mmio_write(0, off, 8, 1 << 31 | 0x100).unwrap();
     assert_eq!(acts, vec![VgicAction::RouteSpi { intid: 40, pcpu: 3 }]);
     assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x100);
-    // 32-bit halves: Aff3 lives in the upper word.
-    assert_eq!(d.mmio_write(0, off + 4, 4, 0x7).unwrap(), vec![VgicAction::RouteSpi { intid: 40, pcpu: 1 }]);
+    // 32-bit halves: Aff3 lives in the upper word. Aff3 = 7 names no vCPU: the SPI has no
+    // target, and its physical copy stays routed where it was.
+    assert_eq!(d.mmio_write(0, off + 4, 4, 0x7).unwrap(), vec![]);
+    assert_eq!(d.target_vcpu(0, 40), None);
     assert_eq!(d.mmio_read(0, off, 8).unwrap(), 0x7_0000_0100);
     assert_eq!(d.mmio_read(0, off + 4, 4).unwrap(), 0x7);
     assert_eq!(d.mmio_read(0, off, 4).unwrap(), 0x100);
@@ -80,6 +82,35 @@ fn irouter() {
     assert_eq!(d.mmio_read(0, 0x6000 + 8 * 64, 8).unwrap(), 0);
     assert!(matches!(d.mmio_write(0, 0x6000, 8, 1).unwrap().as_slice(), [VgicAction::Warn(_)]));
     assert_eq!(d.mmio_read(0, off, 2), Err(VgicError::BadSize { offset: off, size: 2 }));
+}
+
+/// An SPI whose IROUTER names no vCPU is forwarded to none (GIC specification; KVM): pending,
+/// emulated or passed through, it waits in the distributor until a write routes it to a vCPU,
+/// which then gets it.
+#[test]
+fn an_spi_routed_to_no_vcpu_waits_for_a_route() {
+    let mut d = dist();
+    d.ensure_spi(41);
+    wr(&mut d, 0x0000, 0b10); // GICD_CTLR.EnableGrp1NS
+    wr(&mut d, 0x0084, 0b11 << 8); // SPIs 40 and 41 in group 1
+    wr(&mut d, 0x0104, 0b11 << 8); // ... enabled
+    for intid in [40u64, 41] {
+        assert_eq!(d.mmio_write(0, 0x6000 + 8 * intid, 8, 0x5_0000).unwrap(), vec![], "Aff2 = 5: no vCPU");
+    }
+    // The emulated line and the physical interrupt both stay with the distributor.
+    assert!(d.set_line(41, true, 0).is_empty());
+    assert_eq!(d.hw_irq(0, 40), HwIrq::Held);
+    // ISPENDR shows both pending.
+    assert_eq!(rd(&mut d, 0x0204) & (0b11 << 8), 0b11 << 8);
+    // Routed to vCPU 2 (Aff1 = 1): the physical copy follows, and both go to vCPU 2, kicked.
+    let acts = d.mmio_write(0, 0x6000 + 8 * 40, 8, 0x100).unwrap();
+    assert!(acts.contains(&VgicAction::RouteSpi { intid: 40, pcpu: 3 }), "{acts:?}");
+    assert!(acts.iter().any(|a| matches!(a, VgicAction::Inject { vcpu: 2, virq } if virq.intid == 40 && virq.pintid == Some(40))), "{acts:?}");
+    assert!(acts.contains(&VgicAction::Kick(2)), "{acts:?}");
+    assert!(!acts.iter().any(|a| matches!(a, VgicAction::Inject { virq, .. } if virq.intid == 41)), "41 still has no route: {acts:?}");
+    let acts = d.mmio_write(1, 0x6000 + 8 * 41, 4, 0x1).unwrap();
+    assert!(acts.iter().any(|a| matches!(a, VgicAction::Inject { vcpu: 1, virq } if virq.intid == 41)), "{acts:?}");
+    assert!(!acts.contains(&VgicAction::Kick(1)), "the writer itself needs no kick: {acts:?}");
 }
 
 #[test]

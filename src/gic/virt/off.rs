@@ -23,10 +23,10 @@ const SPI_END: u32 = 1020;
 
 /// Where a shared interrupt `virq` goes now, when that is not vCPU `me` (`spi_target` for SPIs,
 /// `lpis` as `(vLPI, vCPU)` for LPIs); `None` to leave it with `me` (private interrupts, one
-/// still routed to `me`, an LPI whose event is gone).
-fn new_target(virq: &Virq, me: usize, spi_target: impl Fn(u32) -> usize, lpis: &[(u32, usize)]) -> Option<usize> {
+/// still routed to `me`, an SPI routed to no vCPU now, an LPI whose event is gone).
+fn new_target(virq: &Virq, me: usize, spi_target: impl Fn(u32) -> Option<usize>, lpis: &[(u32, usize)]) -> Option<usize> {
     let to = match virq.intid {
-        FIRST_SPI..SPI_END => spi_target(virq.intid),
+        FIRST_SPI..SPI_END => spi_target(virq.intid)?,
         i if is_lpi(i) => lpis.iter().find(|l| l.0 == i)?.1,
         _ => return None,
     };
@@ -63,14 +63,14 @@ mod tests {
 
     #[test]
     fn only_shared_interrupts_routed_elsewhere_move() {
-        let spi_target = |intid: u32| if intid == 40 { 1 } else { 0 };
+        let spi_target = |intid: u32| Some(if intid == 40 { 1 } else { 0 });
         let lpis = [(8192, 1), (8193, 0)];
         // An SPI routed to vCPU 1 now moves there; one still routed to vCPU 0 stays.
         assert_eq!(new_target(&virq(40), 0, spi_target, &lpis), Some(1));
         assert_eq!(new_target(&virq(41), 0, spi_target, &lpis), None);
         // SGIs, PPIs (the timers) and the special INTIDs are the vCPU's own.
         for private in [0, 15, 27, 30, 31, 1020, 1023] {
-            assert_eq!(new_target(&virq(private), 0, |_| 1, &lpis), None, "INTID {private}");
+            assert_eq!(new_target(&virq(private), 0, |_| Some(1), &lpis), None, "INTID {private}");
         }
         // An LPI follows its event's collection (MOVI); one whose event is unmapped stays (the
         // unmap retracts it).
@@ -79,5 +79,7 @@ mod tests {
         assert_eq!(new_target(&virq(9000), 0, spi_target, &lpis), None);
         // Seen from vCPU 1, the SPI routed to it is its own.
         assert_eq!(new_target(&virq(40), 1, spi_target, &lpis), None);
+        // An SPI routed to no vCPU stays where it is.
+        assert_eq!(new_target(&virq(40), 0, |_| None, &lpis), None);
     }
 }
