@@ -426,23 +426,42 @@ pub fn icc_trap(me: &VcpuIrq) -> bool {
 /// next read, not at whatever exit that vCPU makes next.
 pub fn held(v: &VcpuIrq, intid: u32) -> (bool, bool) {
     let mut out = (false, false);
-    let mut stale = false;
-    if let Some(l) = v.lrs.lock().as_mut() {
-        if v.pcpu == cpu::current() {
-            if let Some(h) = host() {
-                sync(h, l);
-            }
-        } else {
-            stale = true;
-        }
-        out = l.m.held(intid);
-    }
+    let stale = with_manager(v, |m| out = m.held(intid));
     if stale && (out.0 || out.1) {
         v.mark_pending();
         kick_pcpu(v.pcpu);
     }
     out.0 |= v.inbox.lock().virqs.iter().any(|q| q.intid == intid);
     out
+}
+
+/// The sources GICv2 SGI `intid` is pending from in vCPU `v`'s list registers, manager queue
+/// and inbox (a bit per sending CPU), as [`held`] sees them.
+pub fn held_sgi_sources(v: &VcpuIrq, intid: u32) -> u8 {
+    let mut sources = 0;
+    let stale = with_manager(v, |m| sources = m.pending_sources(intid));
+    if stale && sources != 0 {
+        v.mark_pending();
+        kick_pcpu(v.pcpu);
+    }
+    let inbox = v.inbox.lock();
+    inbox.virqs.iter().filter(|q| q.intid == intid).fold(sources, |m, q| m | 1u8.checked_shl(u32::from(q.source)).unwrap_or(0))
+}
+
+/// Run `f` on vCPU `v`'s list-register manager, read back first when this is its pCPU. Returns
+/// whether the manager's view may be stale (the vCPU runs elsewhere: what the guest did since
+/// its last exit is not in it; the caller kicks it where that matters).
+fn with_manager(v: &VcpuIrq, f: impl FnOnce(&LrManager)) -> bool {
+    let mut guard = v.lrs.lock();
+    let Some(l) = guard.as_mut() else { return false };
+    let here = v.pcpu == cpu::current();
+    if here {
+        if let Some(h) = host() {
+            sync(h, l);
+        }
+    }
+    f(&l.m);
+    !here
 }
 
 /// Whether a virtual interrupt is pending in this pCPU's list registers (a guest WFI would not

@@ -408,6 +408,10 @@ impl LiveState for Live<'_> {
     fn held(&self, vcpu: usize, intid: u32) -> (bool, bool) {
         self.vcpus.get(vcpu).map_or((false, false), |v| lrs::held(v, intid))
     }
+
+    fn sgi_sources(&self, vcpu: usize, intid: u32) -> u8 {
+        self.vcpus.get(vcpu).map_or(0, |v| lrs::held_sgi_sources(v, intid))
+    }
 }
 
 fn note_warning(d: &mut VDist, vcpu: usize) {

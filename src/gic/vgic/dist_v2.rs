@@ -53,11 +53,14 @@ impl VDist {
             }
             0xf10..=0xf2f => {
                 check(offset, size, &[1, 4])?;
+                // The sources the distributor holds, and those whose SGI its list registers
+                // or queue hold pending (a cleared bit there is retracted: `v2_write`).
                 let first = ((offset - 0xf10) % 16) as usize;
-                let sources = &self.cpus[vcpu].sgi_sources;
                 let mut v = 0u64;
                 for i in 0..size as usize {
-                    v |= (sources[first + i] as u64) << (8 * i);
+                    let intid = (first + i) as u32;
+                    let sources = self.cpus[vcpu].sgi_sources[first + i] | live.sgi_sources(vcpu, intid);
+                    v |= (sources as u64) << (8 * i);
                 }
                 return Ok((v, None));
             }

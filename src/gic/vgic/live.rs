@@ -13,6 +13,9 @@ pub trait LiveState {
     /// What vCPU `vcpu`'s list registers and queue hold of `intid` (GICv2 SGIs: from any
     /// source): (pending, active).
     fn held(&self, vcpu: usize, intid: u32) -> (bool, bool);
+    /// GICv2 SGI `intid` as vCPU `vcpu`'s list registers and queue hold it: the sources (a bit
+    /// per sending CPU) it is pending from there.
+    fn sgi_sources(&self, vcpu: usize, intid: u32) -> u8;
 }
 
 /// No runtime: the distributor model alone (host tests, and the model's own bookkeeping).
@@ -24,5 +27,8 @@ impl LiveState for ModelOnly {
     }
     fn held(&self, _vcpu: usize, _intid: u32) -> (bool, bool) {
         (false, false)
+    }
+    fn sgi_sources(&self, _vcpu: usize, _intid: u32) -> u8 {
+        0
     }
 }

@@ -351,6 +351,14 @@ impl LrManager {
         out
     }
 
+    /// The sources (a bit per sending CPU) GICv2 SGI `intid` is pending from here: queued, or
+    /// pending in a list register.
+    pub fn pending_sources(&self, intid: u32) -> u8 {
+        let bit = |v: &Virq| 1u8.checked_shl(u32::from(v.source)).unwrap_or(0);
+        let queued = self.queue.iter().filter(|q| q.intid == intid).fold(0, |m, q| m | bit(q));
+        self.slots.iter().flatten().filter(|s| s.virq.intid == intid && s.state.is_pending()).fold(queued, |m, s| m | bit(&s.virq))
+    }
+
     /// Take out every interrupt `pick` chooses that is only pending here (queued, or pending in
     /// a list register; an active one stays: the guest owes its end), for delivery elsewhere:
     /// what a vCPU going off holds of interrupts now routed to another. Returns them, in

@@ -174,6 +174,33 @@ fn sgis_held_until_enabled_then_released() {
     // SPENDSGIR sets pending from a named source and, enabled, delivers it at once.
     let acts = d.mmio_write(0, 0xf20 + 7, 1, 0b1000).unwrap();
     assert!(matches!(acts.as_slice(), [VgicAction::InjectSgi { vcpu: 0, intid: 7, source: 3, .. }]));
+    // Handed over, the SGI is pending in vCPU 0's list registers from sources 1 and 3: its
+    // SPENDSGIR and CPENDSGIR show them, with what the distributor still holds (source 2 again).
+    wr(&mut d, 0, 0x000, 0);
+    wr(&mut d, 2, 0xf00, 1 << 16 | 7);
+    let live = SgiLive { vcpu: 0, intid: 7, sources: 0b1010 };
+    assert_eq!(d.mmio_read_live(0, 0xf20 + 4, 4, &live).unwrap(), 0b1110 << 24);
+    assert_eq!(d.mmio_read_live(0, 0xf10 + 7, 1, &live).unwrap(), 0b1110);
+    assert_eq!(d.mmio_read_live(1, 0xf10 + 7, 1, &live).unwrap(), 0, "vCPU 1's bank holds none");
+}
+
+/// A runtime whose vCPU `vcpu` holds SGI `intid` pending from `sources` in its list registers.
+struct SgiLive {
+    vcpu: usize,
+    intid: u32,
+    sources: u8,
+}
+
+impl LiveState for SgiLive {
+    fn phys_pending(&self, _vcpu: usize, _intid: u32) -> bool {
+        false
+    }
+    fn held(&self, vcpu: usize, intid: u32) -> (bool, bool) {
+        ((vcpu, intid) == (self.vcpu, self.intid), false)
+    }
+    fn sgi_sources(&self, vcpu: usize, intid: u32) -> u8 {
+        if (vcpu, intid) == (self.vcpu, self.intid) { self.sources } else { 0 }
+    }
 }
 
 #[test]

@@ -268,6 +268,9 @@ impl LiveState for Live {
     fn held(&self, vcpu: usize, intid: u32) -> (bool, bool) {
         self.held.iter().find(|h| (h.0, h.1) == (vcpu, intid)).map_or((false, false), |h| (h.2, h.3))
     }
+    fn sgi_sources(&self, _vcpu: usize, _intid: u32) -> u8 {
+        0
+    }
 }
 
 #[test]

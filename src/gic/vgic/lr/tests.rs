@@ -415,6 +415,7 @@ fn held_and_retired_entries() {
     m.inject(sw(3, 0x80, 1));
     m.inject(hw(27, 0xa0));
     assert_eq!(m.held(3), (true, false), "queued is pending");
+    assert_eq!(m.pending_sources(3), 0b11, "queued from sources 0 and 1");
     let (writes, _) = m.fill();
     assert_eq!(writes.len(), 3);
     let mut regs = [0u64; 4];
@@ -429,6 +430,7 @@ fn held_and_retired_entries() {
     assert_eq!(m.sync_lr(a, regs[a]), None);
     assert_eq!(m.sync_lr(t, 0), Some(hw(27, 0xa0)), "a finished entry is returned");
     assert_eq!(m.held(3), (true, true), "one source pending, the other active");
+    assert_eq!(m.pending_sources(3), 0b01, "source 1's copy is active, not pending");
     assert_eq!(m.held(27), (false, false));
     // A list register changed since the last fill is not taken back from stale hardware.
     let out = m.retract(3, Some(0), true, false);

@@ -304,6 +304,13 @@ impl GuestGic {
         wr32(reg, (1 << self.cpu_if) << (8 * (intid % 4)));
     }
 
+    /// GICv2: the sources SGI `intid` is pending from for this CPU (its GICD_SPENDSGIR byte),
+    /// and this CPU's own source bit.
+    pub fn sgi_sources_v2(&self, intid: u32) -> (u32, u32) {
+        let reg = self.gic.dist() + GICD_CPENDSGIR + 0x10 + (intid & !3) as u64;
+        ((rd32(reg) >> (8 * (intid % 4))) & 0xff, 1 << self.cpu_if)
+    }
+
     /// Acknowledge and complete everything pending (leftovers of an earlier step); how many.
     pub fn drain(&self) -> u32 {
         let mut n = 0;

@@ -132,7 +132,11 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     if g.is_v3() {
         retract(&g, SGI, || g.sgi_self(SGI), || g.set_bit(ICPENDR, SGI))?;
     } else {
-        retract(&g, SGI, || g.sgi_self(SGI), || g.clear_sgi_v2(SGI))?;
+        // GICD_SPENDSGIR shows the SGI pending from this CPU while it waits in a list register.
+        let seen = core::cell::Cell::new((0, 0));
+        retract(&g, SGI, || { g.sgi_self(SGI); seen.set(g.sgi_sources_v2(SGI)) }, || g.clear_sgi_v2(SGI))?;
+        let (sources, own) = seen.get();
+        expect(sources == own, || msg!("SGI {SGI} sent to itself while masked: GICD_SPENDSGIR shows sources {sources:#x}, expected {own:#x}"))?;
     }
     let spi = free_spi(&g, ctx)?;
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
