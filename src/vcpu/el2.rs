@@ -81,14 +81,15 @@ pub fn configure(vm: &Vm, v: usize) {
 }
 
 /// Put the vCPU's EL1 state as a CPU has it out of reset (the boot protocol's view: MMU and
-/// caches off; see `arch::el1::reset` for every register), its timers stopped (a previous
-/// life's timers must not fire into this one), no virtual SError pending, and its virtual CPU
-/// interface (VMCR, active priorities, HCR) reset. In mair-trap mode the MMU being off sets
+/// caches off, little-endian unless `big_endian`; see `arch::el1::reset` for every register),
+/// its timers stopped (a previous life's timers must not fire into this one), no virtual SError
+/// pending, and its virtual CPU interface (VMCR, active priorities, HCR) reset. In mair-trap mode the MMU being off sets
 /// HCR_EL2.DC (`trap::tvm::set_sctlr_el1`). The records of what the guest wrote to the TVM
 /// registers follow the registers.
-pub fn reset_el1() {
-    el1::reset(regs::SCTLR_EL1_RESET);
-    crate::trap::tvm::reset_sctlr_el1(regs::SCTLR_EL1_RESET);
+pub fn reset_el1(big_endian: bool) {
+    let sctlr = regs::sctlr_el1_reset(big_endian);
+    el1::reset(sctlr);
+    crate::trap::tvm::reset_sctlr_el1(sctlr);
     serror::clear_virtual();
     if let Some(h) = crate::gic::hw::host() {
         h.reset_vif();

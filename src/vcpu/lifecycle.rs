@@ -128,7 +128,7 @@ pub fn reset_vm(vm: &Vm, me: usize) -> bool {
             return true;
         }
         p.states[0] = VcpuPower::OnPending;
-        *vm.vcpus[0].start.lock() = Some((vm.entry.raw(), vm.dtb.raw()));
+        *vm.vcpus[0].start.lock() = Some(crate::vm::instance::VcpuStart::boot(vm.entry.raw(), vm.dtb.raw()));
     }
     log::info!("VM {}: reset: images reloaded, vCPU 0 restarts at {:#x}", vm.name, vm.entry.raw());
     if me != 0 {

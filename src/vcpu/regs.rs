@@ -213,6 +213,16 @@ pub const SCTLR_EL1_RESET: u64 = SCTLR_EL1::M::Disable.value
     | SCTLR_EL1_EXT::TSCXT::SET.value
     | SCTLR_EL1_EXT::EOS::SET.value;
 
+/// [`SCTLR_EL1_RESET`] for a vCPU that starts big-endian (SCTLR_EL1.EE: PSCI CPU_ON starts
+/// the target with its caller's endianness) or not.
+pub const fn sctlr_el1_reset(big_endian: bool) -> u64 {
+    if big_endian {
+        SCTLR_EL1_RESET | SCTLR_EL1::EE::BigEndian.value
+    } else {
+        SCTLR_EL1_RESET
+    }
+}
+
 /// The largest vector length field for ZCR_EL2/SMCR_EL2 (LEN): the guest may use what the CPU
 /// has, since a LEN above the implemented maximum selects the maximum.
 pub const VL_MAX_FIELD: u64 = ZCR_EL2::LEN.mask;
@@ -307,6 +317,8 @@ mod tests {
 
         assert_eq!(CNTHCTL_EL2, 0b11);
         assert_eq!(SCTLR_EL1_RESET, 0x30d0_0800);
+        assert_eq!(sctlr_el1_reset(false), SCTLR_EL1_RESET);
+        assert_eq!(sctlr_el1_reset(true), 0x30d0_0800 | 1 << 25, "EE, not E0E");
         assert_eq!(VL_MAX_FIELD, 0xf);
     }
 

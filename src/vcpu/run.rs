@@ -13,7 +13,7 @@ use crate::gic::{hw, lrs};
 use crate::trap::dispatch::{self, Exit};
 use crate::vcpu::snapshot::{self, After};
 use crate::vcpu::{el2, lifecycle};
-use crate::vm::instance::{Vm, OFF, PAUSED, RESETTING, RUNNING};
+use crate::vm::instance::{VcpuStart, Vm, OFF, PAUSED, RESETTING, RUNNING};
 use crate::vm::snapshot::VcpuState;
 use crate::vm::power::VcpuPower;
 use crate::vm::table;
@@ -78,8 +78,8 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
         if vm.state() == OFF {
             idle_forever();
         }
-        if let Some((entry, context)) = take_start(vm, v) {
-            enter(vm, v, entry, context);
+        if let Some(start) = take_start(vm, v) {
+            enter(vm, v, start);
         }
         if let Some(state) = take_resume(vm, v) {
             enter_restored(vm, v, state);
@@ -102,7 +102,7 @@ fn wait_and_enter(vm: &'static Vm, v: usize) -> ! {
 /// the VM's power lock, where a reset marks the VM resetting and a CPU_ON makes the request, so
 /// a vCPU either starts before a reset begins (and is then stopped by it like any running one)
 /// or not at all. A request left from before a reset never enters the old guest.
-fn take_start(vm: &Vm, v: usize) -> Option<(u64, u64)> {
+fn take_start(vm: &Vm, v: usize) -> Option<VcpuStart> {
     let mut power = vm.power.lock();
     if vm.state() != RUNNING {
         return None;
@@ -130,7 +130,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
 /// virtual CPU interface, then its general registers.
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
-    el2::reset_el1();
+    el2::reset_el1(false);
     crate::debug::target::vcpu_starts();
     st.el1.restore();
     let me = cpu::this();
@@ -163,12 +163,13 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     unsafe { enter_guest(&st.frame, top) }
 }
 
-/// Start vCPU `v` at `entry` in EL1h, DAIF masked, MMU and caches off, `x0 = context`, with its
-/// EL1 registers and virtual CPU interface in their reset state.
-fn enter(vm: &Vm, v: usize, entry: u64, context: u64) -> ! {
-    el2::reset_el1();
+/// Start vCPU `v` at `start.entry` in EL1h, DAIF masked, MMU and caches off, with the
+/// endianness `start` asks for and `x0 = start.context`, its EL1 registers and virtual CPU
+/// interface in their reset state.
+fn enter(vm: &Vm, v: usize, start: VcpuStart) -> ! {
+    el2::reset_el1(start.big_endian);
     crate::debug::target::vcpu_starts();
-    let mut frame = TrapFrame::new_el1(entry, context);
+    let mut frame = TrapFrame::new_el1(start.entry, start.context);
     // Started while GDB stops the VMs: it stops before its first instruction (again if another
     // stop comes while it is let go, as below).
     while crate::debug::target::must_stop(vm) {

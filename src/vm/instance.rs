@@ -122,7 +122,26 @@ impl core::fmt::Display for VmError {
 pub struct VcpuSlot {
     pub mpidr: u64,
     pub pcpu: usize,
-    pub start: spin::Mutex<Option<(u64, u64)>>,
+    pub start: spin::Mutex<Option<VcpuStart>>,
+}
+
+/// How a vCPU starts: vCPU 0 at creation and after a reset, the others by PSCI CPU_ON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuStart {
+    /// The first instruction (EL1h, MMU off).
+    pub entry: u64,
+    /// x0 there: the device tree's address for vCPU 0, CPU_ON's context ID for the others.
+    pub context: u64,
+    /// Data big-endian (SCTLR_EL1.EE): PSCI starts a CPU_ON target with its caller's
+    /// endianness; vCPU 0 starts little-endian (the boot protocol).
+    pub big_endian: bool,
+}
+
+impl VcpuStart {
+    /// A little-endian start (vCPU 0's).
+    pub const fn boot(entry: u64, context: u64) -> Self {
+        Self { entry, context, big_endian: false }
+    }
 }
 
 /// VM lifecycle.
@@ -211,7 +230,7 @@ impl Vm {
     /// Ask vCPU `v` to start at `entry` with `context` (after PSCI CPU_ON accepted it, or a
     /// reset), and wake its pCPU.
     pub fn request_start(&self, v: usize, entry: u64, context: u64) {
-        *self.vcpus[v].start.lock() = Some((entry, context));
+        *self.vcpus[v].start.lock() = Some(VcpuStart::boot(entry, context));
         crate::gic::hw::kick_pcpu(self.vcpus[v].pcpu);
     }
 
@@ -450,7 +469,7 @@ pub fn create(spec: VmSpec<'_>) -> Result<Vm, VmError> {
         .enumerate()
         .map(|(i, &m)| VcpuSlot { mpidr: m, pcpu: spec.pcpus[i], start: spin::Mutex::new(None) })
         .collect::<Vec<_>>();
-    *vcpus[0].start.lock() = Some((plan.entry().raw(), plan.dtb.start.raw()));
+    *vcpus[0].start.lock() = Some(VcpuStart::boot(plan.entry().raw(), plan.dtb.start.raw()));
     let irqs = vcpus.iter().map(|v| VcpuIrq::new(v.pcpu)).collect();
     let crash = crate::vm::crash::CrashState::new(sysreg::cntpct_el0());
     let mut mmio = MmioRegions::default();

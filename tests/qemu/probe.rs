@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 35] = [
+pub const PROBES: [&str; 36] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -42,6 +42,7 @@ pub const PROBES: [&str; 35] = [
     "aa32_it_block",
     "cpu_on_already_on",
     "cpu_on_reset_state",
+    "cpu_on_endianness",
     "cpu_off_moves_spi",
     "vgic_active_after_eoi",
     "abort_injected",

@@ -39,7 +39,7 @@ struct Saved {
     vcpus: Vec<Option<VcpuState>>,
     /// Per vCPU: the start request (entry point, context ID) of a CPU_ON that had succeeded but
     /// not yet started the vCPU; a restore makes it again.
-    starts: Vec<Option<(u64, u64)>>,
+    starts: Vec<Option<crate::vm::instance::VcpuStart>>,
     dist: Option<VDist>,
     /// The vpl011's registers and FIFOs, for a VM with one.
     vuart: Option<crate::vm::vpl011::Vpl011>,

@@ -133,9 +133,31 @@ probe_scan_load_insn:
 // Secondary vCPUs (PSCI CPU_ON entry): x0 = the mode (probes/cpu.rs). Entered like the primary,
 // EL1h, MMU and caches off, DAIF masked. Mode 4 turns straight off again without touching
 // memory (the reset_race probe's CPU_ON target). Every other mode first records the EL1
-// registers as the vCPU found them, before anything here changes one, in probe_secondary_seen
+// registers as the vCPU found them, before anything here changes one (but SCTLR_EL1.EE, which
+// it clears), in probe_secondary_seen
 // (the order of cpu.rs's SEEN_NAMES), then sets up its vectors, FP and stack and runs
 // probe_secondary_main(mode). Only one such vCPU runs at a time: they share one stack.
+// probe_cpu_on_big_endian(target, entry, context): PSCI CPU_ON (HVC) made with SCTLR_EL1.EE set,
+// as a big-endian kernel would make it; no memory is accessed while EE is set (PSTATE.I is
+// masked, nothing is taken). EE also makes stage-1 table walks big-endian, so the MMU is off
+// meanwhile (this code is identity mapped). Returns the call's x0.
+.global probe_cpu_on_big_endian
+probe_cpu_on_big_endian:
+    mov     x3, x2
+    mov     x2, x1
+    mov     x1, x0
+    movz    x0, #0x0003
+    movk    x0, #0xc400, lsl #16            // PSCI CPU_ON (SMC64/HVC64)
+    mrs     x4, sctlr_el1
+    orr     x5, x4, #(1 << 25)
+    bic     x5, x5, #1                      // M
+    msr     sctlr_el1, x5
+    isb
+    hvc     #0
+    msr     sctlr_el1, x4
+    isb
+    ret
+
 .global probe_secondary_entry
 probe_secondary_entry:
     cmp     x0, #4
@@ -146,9 +168,15 @@ probe_secondary_entry:
 0:  wfi
     b       0b
 1:  mov     x19, x0
-    adrp    x1, probe_secondary_seen
-    add     x1, x1, :lo12:probe_secondary_seen
+    // A vCPU started by a big-endian caller (the cpu_on_endianness probe) has SCTLR_EL1.EE set:
+    // cleared before the first store, the value found kept for the record.
     mrs     x2, sctlr_el1
+    tbz     x2, #25, 3f
+    bic     x3, x2, #(1 << 25)
+    msr     sctlr_el1, x3
+    isb
+3:  adrp    x1, probe_secondary_seen
+    add     x1, x1, :lo12:probe_secondary_seen
     mrs     x3, tcr_el1
     stp     x2, x3, [x1, #0x00]
     mrs     x2, ttbr0_el1

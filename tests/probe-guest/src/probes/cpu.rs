@@ -6,8 +6,11 @@
 //! - `cpu_on_reset_state`: a vCPU that sets its EL1 registers (and its virtual CPU interface: on
 //!   GICv3 ICC_PMR_EL1 and ICC_IGRPEN1_EL1, on GICv2 GICC_PMR and GICC_CTLR), turns itself off and
 //!   is turned on again starts with
-//!   SCTLR_EL1 as the boot protocol says (MMU, caches and alignment checks off), every other one
-//!   of them back at 0 (el2visor's reset value, KVM's for most), not what its previous life left.
+//!   SCTLR_EL1 as the boot protocol says (MMU, caches and alignment checks off, little-endian as
+//!   its caller), every other one of them back at 0 (el2visor's reset value, KVM's for most),
+//!   not what its previous life left.
+//! - `cpu_on_endianness`: a CPU_ON made with SCTLR_EL1.EE set starts its target with EE set
+//!   (PSCI: the caller's endianness).
 //!
 //! - `cpu_off_moves_spi`: an SPI made pending for the secondary while it runs with its
 //!   interrupts masked, then routed to this vCPU, arrives here once the secondary turns itself off
@@ -31,6 +34,8 @@ use probe_guest::msg::Msg;
 
 extern "C" {
     fn probe_secondary_entry();
+    /// PSCI CPU_ON made with SCTLR_EL1.EE set (entry.S); returns x0.
+    fn probe_cpu_on_big_endian(target: u64, entry: u64, context: u64) -> i64;
 }
 
 /// Modes of the secondary (its CPU_ON context id).
@@ -427,6 +432,7 @@ pub fn run_all(ctx: &Context) {
     let reset_state = lives(ctx, &mut already_on);
     crate::report::outcome("cpu_on_already_on", already_on);
     crate::report::outcome("cpu_on_reset_state", reset_state);
+    crate::report::outcome("cpu_on_endianness", endianness(ctx));
     crate::report::outcome("cpu_off_moves_spi", off_moves_spi(ctx));
     crate::report::outcome("vgic_active_after_eoi", active_after_eoi(ctx));
 }
@@ -526,9 +532,13 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
     sync_shared();
     let seen: [u64; 22] = core::array::from_fn(|i| SEEN[i].load(Ordering::Relaxed));
     let sctlr = seen[0];
-    // M (0), A (1), C (2), I (12) clear: MMU, alignment checks and caches off.
+    // M (0), A (1), C (2), I (12) clear: MMU, alignment checks and caches off; EE (25) clear:
+    // little-endian, as the caller.
     if sctlr & 0x1007 != 0 {
         return Err(msg!("SCTLR_EL1 {sctlr:#x} after CPU_ON: MMU, caches or alignment checks left on"));
+    }
+    if sctlr & SCTLR_EE != 0 {
+        return Err(msg!("SCTLR_EL1 {sctlr:#x} after CPU_ON from a little-endian caller: EE set"));
     }
     for (name, v) in SEEN_NAMES.iter().zip(seen).skip(1) {
         if v != 0 {
@@ -539,6 +549,35 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
     if pmr != 0 || enable != 0 {
         let (p, e) = if ctx.platform.gic_v3 { ("ICC_PMR_EL1", "ICC_IGRPEN1_EL1") } else { ("GICC_PMR", "GICC_CTLR") };
         return Err(msg!("virtual CPU interface not reset: {p} {pmr:#x}, {e} {enable:#x} (were 0x80, 1)"));
+    }
+    Ok(())
+}
+
+/// SCTLR_EL1.EE: EL1 data accesses big-endian.
+const SCTLR_EE: u64 = 1 << 25;
+
+/// `cpu_on_endianness`: a CPU_ON made with SCTLR_EL1.EE set starts its target with EE set
+/// (PSCI: the caller's endianness; KVM does so). The secondary's entry clears it before its
+/// first store and records SCTLR_EL1 as found.
+fn endianness(ctx: &Context) -> Result<(), Msg> {
+    let target = other_cpu(ctx)?;
+    SHARED.gic_v3.store(0, Ordering::Relaxed);
+    SHARED.gicc.store(0, Ordering::Relaxed);
+    SHARED.stage.store(0, Ordering::Relaxed);
+    SEEN[0].store(0, Ordering::Relaxed);
+    sync_shared();
+    // SAFETY: the stub only makes the call, touching no memory while EE is set; the entry point
+    // is the secondaries' own, which copes with EE (entry.S).
+    match unsafe { probe_cpu_on_big_endian(target, entry_point(), MODE_CHECK) } {
+        0 => {}
+        r => return Err(msg!("CPU_ON of MPIDR {target:#x} from a big-endian caller returned {r}")),
+    }
+    wait("the secondary started by a big-endian caller", || stage() == 2)?;
+    wait_off(target)?;
+    sync_shared();
+    let sctlr = SEEN[0].load(Ordering::Relaxed);
+    if sctlr & SCTLR_EE == 0 {
+        return Err(msg!("SCTLR_EL1 {sctlr:#x} after CPU_ON from a big-endian caller: EE clear, the caller's endianness not kept"));
     }
     Ok(())
 }
