@@ -99,6 +99,10 @@ pub fn reset_vm(vm: &Vm, me: usize) -> bool {
         vg.reset_local(&vm.irqs[me]);
         vg.reset(&vm.irqs);
     }
+    // Its UART out of reset too: FIFOs empty, interrupts masked, the old run's last line out.
+    if let Some(u) = &vm.vuart {
+        u.reset(vm.vgic.as_ref(), &vm.irqs);
+    }
     if vm.clean {
         // Without FWB, lines the old guest left dirty anywhere in its RAM could later be evicted
         // over what the new one writes with its MMU and caches off.

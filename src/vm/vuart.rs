@@ -76,6 +76,19 @@ impl VUart {
         drive(vgic, irqs, usize::MAX, st.0.irq_level());
     }
 
+    /// The UART as a reset leaves it (a VM reset): FIFOs empty, every interrupt masked, nothing
+    /// latched (what the person typed for the old run is not the new run's input), its line
+    /// driven low. What is left of the old run's last line is printed first, so the new run's
+    /// first line starts a line of its own.
+    pub fn reset(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq]) {
+        let mut st = self.state.lock();
+        if let Some(line) = st.1.flush() {
+            crate::println!("{}", prefixed(&self.name, &line));
+        }
+        st.0 = Vpl011::new();
+        drive(vgic, irqs, usize::MAX, st.0.irq_level());
+    }
+
     /// Print what is left of the VM's last line (it ended without a newline).
     pub fn flush(&self) {
         if let Some(line) = self.state.lock().1.flush() {
