@@ -44,14 +44,40 @@ pub fn enable_locking() {
     LOCKING.store(true, Ordering::Release);
 }
 
-/// Write raw bytes as one unit.
+/// Who has an unfinished line on the console ([`write_partial`]): 0 for nobody.
+static PARTIAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Write raw bytes as one unit, on a line of their own if a VM's unfinished line is on the
+/// console ([`write_partial`]).
 pub fn write_raw(s: &[u8]) {
     let Some(u) = uart() else { return };
-    if LOCKING.load(Ordering::Acquire) {
-        let _g = LINE_LOCK.lock();
-        u.write_bytes(s);
-    } else {
-        u.write_bytes(s);
+    let _g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
+    if PARTIAL.swap(0, Ordering::Relaxed) != 0 {
+        u.write_bytes(b"\n");
+    }
+    u.write_bytes(s);
+}
+
+/// Bytes of output from `owner` (nonzero, unique: a VM's console) shown as they come, an
+/// unfinished line left on the console: each of its lines starts with `prefix`, and a line
+/// printed meanwhile by anyone else (a whole line through [`write_raw`], another owner's bytes)
+/// starts on a line of its own.
+pub fn write_partial(owner: usize, prefix: &[u8], bytes: &[u8]) {
+    let Some(u) = uart() else { return };
+    let _g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
+    for &b in bytes {
+        let current = PARTIAL.load(Ordering::Relaxed);
+        if current != owner {
+            if current != 0 {
+                u.write_bytes(b"\n");
+            }
+            u.write_bytes(prefix);
+            PARTIAL.store(owner, Ordering::Relaxed);
+        }
+        u.write_bytes(&[b]);
+        if b == b'\n' {
+            PARTIAL.store(0, Ordering::Relaxed);
+        }
     }
 }
 

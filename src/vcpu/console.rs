@@ -1,5 +1,7 @@
 //! Console input when several VMs share el2visor's console: el2visor reads the UART itself and
-//! hands each byte to the VM that has the input, through its vpl011; pressing Ctrl-A three times
+//! hands each byte to the VM that has the input, through its vpl011, whose output then shows as
+//! it comes (its prompt, the echo of what is typed) until the input goes elsewhere, rather than
+//! a whole line at a time (`vm::console::Output`); pressing Ctrl-A three times
 //! gives the input to the next VM with a vpl011, and after the last to el2visor itself, where
 //! the person types line commands (`vm::console_cmd`: `help`, `vms`, `snapshot <vm>`,
 //! `restore <vm> [kind]`); a line says who has the input (as on Xen). Used only when el2visor
@@ -59,13 +61,21 @@ fn on_input() {
             Input::To(i, bytes) => {
                 let Some(vm) = table::get(s.slots[i]) else { continue };
                 if let Some(u) = &vm.vuart {
+                    // The person types to it: its output shows as it comes from now on.
+                    u.set_live(true);
                     for b in bytes {
                         u.input(vm.vgic.as_ref(), &vm.irqs, b);
                     }
                 }
             }
-            Input::Switched(i) => crate::println!("el2visor: console input now goes to VM {}", name(s.slots[i])),
-            Input::SwitchedToHyp => crate::println!("el2visor: console input now goes to el2visor (type help)"),
+            Input::Switched(i) => {
+                whole_lines(&s.slots);
+                crate::println!("el2visor: console input now goes to VM {}", name(s.slots[i]));
+            }
+            Input::SwitchedToHyp => {
+                whole_lines(&s.slots);
+                crate::println!("el2visor: console input now goes to el2visor (type help)");
+            }
             Input::Hyp(bytes) => {
                 for b in bytes {
                     match s.editor.input(b) {
@@ -80,6 +90,15 @@ fn on_input() {
                 }
             }
             Input::Held => {}
+        }
+    }
+}
+
+/// Output in whole lines again for every VM in `slots` (the input went elsewhere).
+fn whole_lines(slots: &[usize]) {
+    for &slot in slots {
+        if let Some(u) = table::get(slot).and_then(|vm| vm.vuart.as_ref()) {
+            u.set_live(false);
         }
     }
 }

@@ -41,6 +41,90 @@ impl LineBuffer {
     pub fn flush(&mut self) -> Option<Vec<u8>> {
         (!self.line.is_empty()).then(|| core::mem::take(&mut self.line))
     }
+
+    /// The line collected so far.
+    pub fn current(&self) -> &[u8] {
+        &self.line
+    }
+}
+
+/// One VM's console output: cut into whole lines, each printed with the VM's prefix, or, while
+/// the person types to this VM (`live`: its prompt, the echo of what they type, a line editor's
+/// backspaces), shown byte by byte as it comes, raw, its lines still starting with the prefix
+/// (`logging::write_partial`). Live output goes only to the VM the person is typing to, so
+/// lines of VMs nobody types to stay whole and cannot carry escape sequences.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    lines: LineBuffer,
+    /// Bytes of the current line already shown live.
+    shown: usize,
+    /// A carriage return held back while live: dropped before a newline (the console writes
+    /// its own), shown before any other byte (a line redrawn in place).
+    cr: bool,
+    live: bool,
+}
+
+/// What to print for one byte of output: `live` bytes as they come, a finished `line` (the part
+/// not shown live) with the prefix; `whole` is the finished line as the VM printed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Put {
+    pub live: Vec<u8>,
+    pub line: Option<Vec<u8>>,
+    pub whole: Option<Vec<u8>>,
+}
+
+impl Output {
+    pub fn new() -> Self {
+        Output { lines: LineBuffer::new(), ..Output::default() }
+    }
+
+    /// Add one byte the VM printed.
+    pub fn put(&mut self, b: u8) -> Put {
+        let mut out = Put::default();
+        if self.live {
+            if b == b'\r' {
+                self.cr = true;
+            } else {
+                if core::mem::take(&mut self.cr) && b != b'\n' {
+                    out.live.push(b'\r');
+                }
+                out.live.push(b);
+                if b != b'\n' {
+                    self.shown = self.lines.current().len() + 1;
+                }
+            }
+        }
+        if let Some(line) = self.lines.put(b) {
+            let shown = core::mem::take(&mut self.shown).min(line.len());
+            if shown < line.len() {
+                out.line = Some(line[shown..].to_vec());
+            }
+            out.whole = Some(line);
+        }
+        out
+    }
+
+    /// Show output as it comes (`on`), or in whole lines again. Returns what to show live now:
+    /// the unfinished line so far, which the person should see (a prompt waiting for them).
+    pub fn set_live(&mut self, on: bool) -> Vec<u8> {
+        self.live = on;
+        self.cr = false;
+        if !on {
+            return Vec::new();
+        }
+        let line = self.lines.current();
+        let rest = line[self.shown.min(line.len())..].to_vec();
+        self.shown = line.len();
+        rest
+    }
+
+    /// What is left of the unfinished line and not shown yet (printed when the VM ends or
+    /// resets); the line is over.
+    pub fn flush(&mut self) -> Option<Vec<u8>> {
+        let shown = core::mem::take(&mut self.shown);
+        self.cr = false;
+        self.lines.flush().map(|l| l[shown.min(l.len())..].to_vec()).filter(|rest| !rest.is_empty())
+    }
 }
 
 /// `(<name>) <line>`, with bytes that are not printable ASCII shown as `.`, so that a VM cannot
@@ -184,6 +268,63 @@ impl InputSwitch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feed(o: &mut Output, bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (mut live, mut lines, mut wholes) = (Vec::new(), Vec::new(), Vec::new());
+        for &b in bytes {
+            let p = o.put(b);
+            live.extend(p.live);
+            lines.extend(p.line);
+            wholes.extend(p.whole);
+        }
+        (live, lines, wholes)
+    }
+
+    /// Nobody types to the VM: whole lines only, carriage returns dropped.
+    #[test]
+    fn output_in_whole_lines_until_the_person_types() {
+        let mut o = Output::new();
+        let (live, lines, wholes) = feed(&mut o, b"boot\r\nlogin: ");
+        assert!(live.is_empty());
+        assert_eq!((lines, wholes), (vec![b"boot".to_vec()], vec![b"boot".to_vec()]));
+        // The person types: the prompt waiting for them shows at once, then the echo as it comes,
+        // raw (a backspace, an escape), a CR before LF dropped, a lone CR kept before the next byte.
+        assert_eq!(o.set_live(true), b"login: ".to_vec());
+        let (live, lines, wholes) = feed(&mut o, b"rx\x08 \x08oot\r\n\x1b[1mok\rOK\r\n");
+        assert_eq!(live, b"rx\x08 \x08oot\n\x1b[1mok\rOK\n".to_vec());
+        assert!(lines.is_empty(), "everything was shown live: {lines:?}");
+        assert_eq!(wholes, vec![b"login: rx\x08 \x08oot".to_vec(), b"\x1b[1mokOK".to_vec()], "whole lines, for the panic check");
+        // Half a line live, then the person types elsewhere: the rest comes as a line of its own.
+        let (live, _, _) = feed(&mut o, b"abc");
+        assert_eq!(live, b"abc".to_vec());
+        assert!(o.set_live(false).is_empty());
+        let (live, lines, wholes) = feed(&mut o, b"def\r\n");
+        assert!(live.is_empty());
+        assert_eq!((lines, wholes), (vec![b"def".to_vec()], vec![b"abcdef".to_vec()]));
+        // Back to it with nothing unfinished: nothing to show; what is unshown at the end is flushed.
+        assert!(o.set_live(true).is_empty());
+        feed(&mut o, b"xy");
+        assert_eq!(o.flush(), None, "shown live already");
+        o.set_live(false);
+        feed(&mut o, b"zz");
+        assert_eq!(o.flush(), Some(b"zz".to_vec()));
+        assert_eq!(o.flush(), None);
+    }
+
+    /// A long line shown live is not printed again when the buffer cuts it.
+    #[test]
+    fn a_long_live_line_is_shown_once() {
+        let mut o = Output::new();
+        o.set_live(true);
+        let long = [b'a'; LINE_MAX + 10];
+        let (live, lines, wholes) = feed(&mut o, &long);
+        assert_eq!(live.len(), LINE_MAX + 10);
+        assert!(lines.is_empty());
+        assert_eq!(wholes.len(), 1);
+        o.set_live(false);
+        let (_, lines, _) = feed(&mut o, b"b\n");
+        assert_eq!(lines, vec![b"b".to_vec()], "the live part of the cut line is not repeated");
+    }
 
     #[test]
     fn output_is_cut_into_prefixed_lines() {

@@ -1,6 +1,7 @@
 //! A VM's vpl011 as an emulated MMIO region: the [`Vpl011`] model behind a lock, its output cut
-//! into lines printed on el2visor's console with the VM's name in front, and its interrupt line
-//! driven into the VM's virtual GIC after every access and every byte of input.
+//! into lines printed on el2visor's console with the VM's name in front (or, while the person
+//! types to this VM, shown as it comes: [`Output`]), and its interrupt line driven into the VM's
+//! virtual GIC after every access and every byte of input.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -9,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::gic::lrs::VcpuIrq;
 use crate::gic::virt::VGic;
-use crate::vm::console::{is_panic_line, prefixed, LineBuffer, Tail};
+use crate::vm::console::{is_panic_line, prefixed, Output, Put, Tail};
 use crate::vm::mmio::{MmioCtx, MmioDevice, MmioError};
 use crate::vm::snapshot::plan::ConsoleWatch;
 use crate::vm::vpl011::{Vpl011, GUEST_INTID};
@@ -17,7 +18,9 @@ use crate::vm::vpl011::{Vpl011, GUEST_INTID};
 /// One VM's emulated UART.
 pub struct VUart {
     name: String,
-    state: spin::Mutex<(Vpl011, LineBuffer)>,
+    /// `(<name>) `, what each of its lines starts with on the console.
+    prefix: String,
+    state: spin::Mutex<(Vpl011, Output)>,
     /// The last 4 KiB it printed, for the crash report.
     tail: spin::Mutex<Tail>,
     /// It printed Linux's panic line since the dispatcher last looked.
@@ -30,7 +33,8 @@ impl VUart {
     pub fn new(name: &str) -> Self {
         VUart {
             name: String::from(name),
-            state: spin::Mutex::new((Vpl011::new(), LineBuffer::new())),
+            prefix: alloc::format!("({name}) "),
+            state: spin::Mutex::new((Vpl011::new(), Output::new())),
             tail: spin::Mutex::new(Tail::new()),
             panic_seen: AtomicBool::new(false),
             watch: spin::Once::new(),
@@ -50,6 +54,33 @@ impl VUart {
     /// Whether the VM printed Linux's panic line since the last call.
     pub fn take_panic_seen(&self) -> bool {
         self.panic_seen.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the person types to this VM: then its output is shown as it comes, else in whole
+    /// lines ([`Output`]). Turned on, what it left unfinished (a prompt) shows at once.
+    pub fn set_live(&self, on: bool) {
+        let mut s = self.state.lock();
+        let rest = s.1.set_live(on);
+        self.show(&rest);
+    }
+
+    /// Show `bytes` of its output as they come (under the device's lock: in order).
+    fn show(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            // The device's address: unique, and never 0.
+            crate::logging::write_partial(self as *const Self as usize, self.prefix.as_bytes(), bytes);
+        }
+    }
+
+    /// Print what one byte of output gives ([`Output::put`]).
+    fn print(&self, p: Put) {
+        self.show(&p.live);
+        if let Some(line) = p.line {
+            crate::println!("{}", prefixed(&self.name, &line));
+        }
+        if p.whole.is_some_and(|w| is_panic_line(&w)) {
+            self.panic_seen.store(true, Ordering::Release);
+        }
     }
 
     /// A byte of console input for the VM; `false` if its receive FIFO was full.
@@ -126,12 +157,8 @@ impl MmioDevice for Arc<VUart> {
             if let Some(w) = self.watch.get() {
                 w.feed(b);
             }
-            if let Some(line) = s.1.put(b) {
-                crate::println!("{}", prefixed(&self.name, &line));
-                if is_panic_line(&line) {
-                    self.panic_seen.store(true, Ordering::Release);
-                }
-            }
+            let p = s.1.put(b);
+            self.print(p);
         }
         drive(ctx.vgic, ctx.irqs, ctx.vcpu, s.0.irq_level());
         Ok(())
