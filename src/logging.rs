@@ -6,9 +6,9 @@
 //! and written under a spinlock, so lines from different CPUs never interleave.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::cpu;
+use crate::arch::{cpu, sysreg};
 use crate::drivers::pl011::Pl011;
 
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
@@ -44,18 +44,60 @@ pub fn enable_locking() {
     LOCKING.store(true, Ordering::Release);
 }
 
-/// Who has an unfinished line on the console ([`write_partial`]): 0 for nobody.
+/// Who has an unfinished line on the console ([`write_partial`], [`write_through`]): 0 for
+/// nobody.
 static PARTIAL: AtomicUsize = AtomicUsize::new(0);
+/// When the last byte of that unfinished line went out (CNTPCT_EL0), and from which CPU.
+static PARTIAL_AT: AtomicU64 = AtomicU64::new(0);
+static PARTIAL_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// A whole line waits for an unfinished line that is still being written from another CPU to
+/// end, so that the two do not cut each other: for as long as bytes keep coming at most
+/// `LINE_IDLE_US` apart, and `LINE_WAIT_US` at most in all. A line left unfinished (a prompt)
+/// or an owner that cannot go on meanwhile costs one idle wait at most; one written from this
+/// CPU (its vCPU is not running now) none.
+const LINE_IDLE_US: u64 = 2000;
+const LINE_WAIT_US: u64 = 20_000;
+
+fn ticks(us: u64) -> u64 {
+    sysreg::cntfrq_el0().saturating_mul(us) / 1_000_000
+}
 
 /// Write raw bytes as one unit, on a line of their own if a VM's unfinished line is on the
-/// console ([`write_partial`]).
+/// console ([`write_partial`], [`write_through`]): after it ends if it is still being written
+/// (see `LINE_IDLE_US`).
 pub fn write_raw(s: &[u8]) {
     let Some(u) = uart() else { return };
-    let _g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
-    if PARTIAL.swap(0, Ordering::Relaxed) != 0 {
-        u.write_bytes(b"\n");
+    if !LOCKING.load(Ordering::Acquire) {
+        u.write_bytes(s);
+        return;
     }
-    u.write_bytes(s);
+    let start = sysreg::cntpct_el0();
+    loop {
+        let g = LINE_LOCK.lock();
+        if PARTIAL.load(Ordering::Relaxed) != 0 {
+            let now = sysreg::cntpct_el0();
+            let idle = now.wrapping_sub(PARTIAL_AT.load(Ordering::Relaxed));
+            let elsewhere = PARTIAL_CPU.load(Ordering::Relaxed) != cpu::current();
+            if elsewhere && idle < ticks(LINE_IDLE_US) && now.wrapping_sub(start) < ticks(LINE_WAIT_US) {
+                drop(g);
+                core::hint::spin_loop();
+                continue;
+            }
+            PARTIAL.store(0, Ordering::Relaxed);
+            u.write_bytes(b"\n");
+        }
+        u.write_bytes(s);
+        return;
+    }
+}
+
+/// Note that `owner` left byte `b` on the console (under the lock): its line is unfinished
+/// unless `b` ends it.
+fn note_partial(owner: usize, b: u8) {
+    PARTIAL.store(if b == b'\n' { 0 } else { owner }, Ordering::Relaxed);
+    PARTIAL_AT.store(sysreg::cntpct_el0(), Ordering::Relaxed);
+    PARTIAL_CPU.store(cpu::current(), Ordering::Relaxed);
 }
 
 /// Bytes of output from `owner` (nonzero, unique: a VM's console) shown as they come, an
@@ -72,12 +114,29 @@ pub fn write_partial(owner: usize, prefix: &[u8], bytes: &[u8]) {
                 u.write_bytes(b"\n");
             }
             u.write_bytes(prefix);
-            PARTIAL.store(owner, Ordering::Relaxed);
         }
         u.write_bytes(&[b]);
-        if b == b'\n' {
-            PARTIAL.store(0, Ordering::Relaxed);
+        note_partial(owner, b);
+    }
+}
+
+/// A byte `b` that `owner` (nonzero, unique: a VM whose console UART is passed through, its
+/// writes tapped) writes straight to the console UART: `write` makes the VM's own access, under
+/// the console's lock, so that whole lines never cut it nor it them; its unfinished line is
+/// tracked as [`write_partial`]'s.
+pub fn write_through(owner: usize, b: u8, write: impl FnOnce()) {
+    let g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
+    if g.is_some() && uart().is_some() {
+        let current = PARTIAL.load(Ordering::Relaxed);
+        if current != owner && current != 0 {
+            if let Some(u) = uart() {
+                u.write_bytes(b"\n");
+            }
         }
+        write();
+        note_partial(owner, b);
+    } else {
+        write();
     }
 }
 

@@ -1,8 +1,10 @@
 //! `snapshot_on=` for a VM whose PL011 is passed through (the dom0-like VM with `console=guest`):
 //! el2visor cannot see what the guest writes to a device it maps straight through, so the UART's
 //! page is unmapped at Stage 2 and this emulated region forwards every access, unchanged, to the
-//! physical registers at the same offset, watching the bytes written to UARTDR. The guest's
-//! driver sees the real device (its interrupt stays passed through); each access costs an exit.
+//! physical registers at the same offset, watching the bytes written to UARTDR, which go out
+//! under el2visor's console lock (`logging::write_through`: el2visor's lines and the guest's do
+//! not cut each other). The guest's driver sees the real device (its interrupt stays passed
+//! through); each access costs an exit.
 
 use alloc::sync::Arc;
 
@@ -44,16 +46,21 @@ impl MmioDevice for UartTap {
 
     fn write(&self, _ctx: &MmioCtx<'_>, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
         let a = self.check(offset, size)?;
-        if offset == UARTDR {
-            self.watch.feed(value as u8);
-        }
         // SAFETY: as for `read`.
-        unsafe {
+        let write = || unsafe {
             match size {
                 1 => (a as *mut u8).write_volatile(value as u8),
                 2 => (a as *mut u16).write_volatile(value as u16),
                 _ => (a as *mut u32).write_volatile(value as u32),
             }
+        };
+        if offset == UARTDR {
+            self.watch.feed(value as u8);
+            // A byte on el2visor's console: written under its lock, so that el2visor's lines
+            // and the guest's do not cut each other.
+            crate::logging::write_through(self as *const Self as usize, value as u8, write);
+        } else {
+            write();
         }
         Ok(())
     }

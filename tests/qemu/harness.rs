@@ -91,6 +91,24 @@ impl Run {
     pub fn has(&self, needle: &str) -> bool {
         self.output.contains(needle)
     }
+    /// What a guest with a passed-through console printed, el2visor's own lines taken out:
+    /// el2visor starts its line on a line of its own when the guest's is unfinished (a bare
+    /// `\n`, where Linux ends its lines with `\r\n`), so a guest line cut by one is whole again
+    /// here.
+    pub fn guest_output(&self) -> String {
+        let ours = |l: &str| ["el2visor[", "el2visor:", "SNAPSHOT ", "STATS "].iter().any(|p| l.starts_with(p));
+        let mut out = String::new();
+        for piece in self.output.split_inclusive('\n') {
+            if ours(piece) {
+                continue;
+            }
+            match piece.strip_suffix('\n') {
+                Some(cut) if !cut.ends_with('\r') => out.push_str(cut),
+                _ => out.push_str(piece),
+            }
+        }
+        out
+    }
     /// Panic with the whole output when `cond` is false.
     #[track_caller]
     pub fn check(&self, cond: bool, what: &str) {
