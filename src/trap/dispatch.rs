@@ -3,7 +3,8 @@
 //! handler: PSCI/SMCCC and el2visor's vendor calls (HVC, trapped SMC), trapped system registers
 //! (the TVM slow path, ACTLR, the GICv3 SGI register), Stage-2 aborts (emulated MMIO, or an
 //! access to an address the VM does not own, which gets a synchronous external abort and a log
-//! line), WFx, and everything else an UNDEF plus a log line.
+//! line; external aborts and other unusual fault codes go to `trap::s2fault`), WFx, and
+//! everything else an UNDEF plus a log line.
 //!
 //! A physical SError the guest caused becomes a virtual SError for it (`trap::serror`), never the
 //! end of the VM. The "same abort keeps recurring" detector counts an abort only when its
@@ -28,7 +29,7 @@ use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::sysreg::SysReg;
 use crate::trap::call::{TrapCounter, VendorCall};
-use crate::trap::{inject_hw, mmio, par, report, tvm};
+use crate::trap::{inject_hw, mmio, par, report, s2fault, tvm};
 use crate::vm::instance::{VcpuStart, Vm};
 
 /// SCTLR_EL1.EE: data accesses at EL1 are big-endian.
@@ -80,7 +81,7 @@ pub enum DebugEvent {
 /// A guest that takes the same abort (same instruction, syndrome and address) this many times in
 /// a row after the injected abort, with no other exit in between, is stuck, and gets a report
 /// instead of an endless loop.
-const ABORT_LOOP: u32 = 16;
+pub const ABORT_LOOP: u32 = 16;
 
 /// Handle one exception from vCPU `vcpu` of `vm`, taken on this CPU.
 pub fn handle(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, kind: Kind) -> Exit {
@@ -158,6 +159,9 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::DataAbortLower => {
             counters.count(ExitReason::Dabt);
+            if let Some(exit) = s2fault::unusual(vm, vcpu, frame, esr) {
+                return exit;
+            }
             let Some(ipa) = fault_ipa(esr) else { return untranslatable(vm, vcpu, frame, esr) };
             if vm.is_device(ipa) {
                 counters.count(ExitReason::S2Mmio);
@@ -203,6 +207,9 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         }
         ExceptionClass::InstrAbortLower => {
             counters.count(ExitReason::Iabt);
+            if let Some(exit) = s2fault::unusual(vm, vcpu, frame, esr) {
+                return exit;
+            }
             let Some(ipa) = fault_ipa(esr) else { return untranslatable(vm, vcpu, frame, esr) };
             // A fetch while a lazy pristine copy remapped its span (break-before-make).
             if vm.pristine_fault(ipa) {

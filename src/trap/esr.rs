@@ -214,6 +214,39 @@ pub const fn hpfar_valid(esr: u64) -> bool {
     s1ptw || esr & 0x3c != 0x0c
 }
 
+/// What the fault status code (ISS bits 5:0, DFSC or IFSC) of an abort taken to EL2 from the
+/// guest says it is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum S2Fault {
+    /// A translation (levels -1 to 3), access flag or permission fault: el2visor's own doing
+    /// (an emulated device left unmapped, a page not copied or write-protected yet), resolved
+    /// or emulated at the faulting IPA.
+    Mapping,
+    /// A synchronous external abort or parity/ECC error, on the access or on a translation
+    /// table walk: HPFAR_EL2 is not to be trusted and there is nothing to emulate.
+    External,
+    /// An alignment fault that stage 2's Device type made (an unaligned access or a DC ZVA on
+    /// a passed-through device the guest maps Normal).
+    Alignment,
+    /// A TLB conflict abort (overlapping TLB entries for the address).
+    TlbConflict,
+    /// Anything else: address size, granule protection, unsupported atomic hardware update,
+    /// IMPLEMENTATION DEFINED faults.
+    Other,
+}
+
+/// The kind of a Stage-2 abort with syndrome `esr` (Arm ARM, ESR_ELx DFSC encodings).
+pub const fn s2_fault(esr: u64) -> S2Fault {
+    match esr & 0x3f {
+        0x04..=0x0f | 0x2b => S2Fault::Mapping,
+        // 0x11 is a tag check fault, a stage-1 matter.
+        0x10 | 0x12..=0x1f => S2Fault::External,
+        0x21 => S2Fault::Alignment,
+        0x30 => S2Fault::TlbConflict,
+        _ => S2Fault::Other,
+    }
+}
+
 /// The faulting IPA of a Stage-2 abort: HPFAR_EL2.FIPA (bits 43:4) holds IPA bits 51:12 (bits
 /// 47:12 without FEAT_LPA, the rest RES0), and the page offset comes from FAR_EL2. Bit 63 (NS,
 /// with FEAT_RME) and the other RES0 bits of HPFAR are ignored. When the abort's ISS has FnV=1
@@ -240,6 +273,26 @@ mod tests {
         }
         // An instruction abort's IFSC sits in the same place.
         assert!(!hpfar_valid(0x20 << 26 | 1 << 25 | 0x0f));
+    }
+
+    #[test]
+    fn only_translation_access_flag_and_permission_faults_are_resolved_at_an_ipa() {
+        let dabt = |fsc: u64| 0x24 << 26 | 1 << 25 | fsc;
+        for fsc in (0x04..=0x0f).chain([0x2b]) {
+            assert_eq!(s2_fault(dabt(fsc)), S2Fault::Mapping, "FSC {fsc:#x}");
+        }
+        // On the access, on a walk at levels -1 to 3, parity/ECC on either.
+        for fsc in [0x10, 0x13, 0x14, 0x17, 0x18, 0x1b, 0x1c, 0x1f] {
+            assert_eq!(s2_fault(dabt(fsc)), S2Fault::External, "FSC {fsc:#x}");
+        }
+        assert_eq!(s2_fault(dabt(0x21)), S2Fault::Alignment);
+        assert_eq!(s2_fault(dabt(0x30)), S2Fault::TlbConflict);
+        // Address size (levels 0-3, -1), tag check, granule protection, atomic update, IMPDEF.
+        for fsc in [0x00, 0x03, 0x29, 0x11, 0x23, 0x28, 0x31, 0x34, 0x35] {
+            assert_eq!(s2_fault(dabt(fsc)), S2Fault::Other, "FSC {fsc:#x}");
+        }
+        // Other ISS bits (WnR, S1PTW, CM, ISV) do not change it.
+        assert_eq!(s2_fault(dabt(0x07 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 24)), S2Fault::Mapping);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   not own, or an MMIO access an emulated device refuses. This is what real hardware does for
 //!   an access to nothing, and Linux reports it as such and kills the task (or oopses) instead
 //!   of looping.
+//! - An **alignment fault** ([`syndrome_for_alignment_fault`]) when stage 2's Device type made
+//!   the guest's access one: what the guest gets on hardware mapping the device Device itself.
 //! - An **UNDEF** ([`syndrome_for_undef`], EC 0 "unknown reason") when the guest executed an
 //!   instruction el2visor traps but does not emulate: an unhandled system register or system
 //!   instruction, an AArch32 coprocessor access, an SMC with a non-zero immediate. This is what
@@ -26,6 +28,7 @@ const IL: u64 = 1 << 25;
 const EC_SHIFT: u32 = 26;
 /// DFSC/IFSC 0b010000: synchronous external abort, not on a translation table walk.
 const FSC_SYNC_EXTERNAL: u64 = 0b01_0000;
+const FSC_ALIGNMENT: u64 = 0b10_0001;
 const ISS_EA: u64 = 1 << 9;
 const ISS_FNV: u64 = 1 << 10;
 const ISS_CM: u64 = 1 << 8;
@@ -98,6 +101,19 @@ pub fn syndrome_for_injected_abort(trapped: Esr, spsr_el2: u64) -> Option<u64> {
     };
     let ec = u64::from(ec.code().unwrap_or(0));
     Some((ec << EC_SHIFT) | IL | kept | ISS_EA | FSC_SYNC_EXTERNAL)
+}
+
+/// The ESR_EL1 value for an alignment fault (DFSC 0b100001) in place of the `trapped` data abort
+/// that stage 2 turned into one: what the guest takes on hardware for such an access to memory
+/// it maps Device itself. The class and WnR/CM/FnV are kept as for
+/// [`syndrome_for_injected_abort`]; no EA, no instruction syndrome. `None` for anything but a
+/// data abort.
+pub fn syndrome_for_alignment_fault(trapped: Esr, spsr_el2: u64) -> Option<u64> {
+    if !matches!(trapped.class(), ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame) {
+        return None;
+    }
+    let external = syndrome_for_injected_abort(trapped, spsr_el2)?;
+    Some(external & !(ISS_EA | 0x3f) | FSC_ALIGNMENT)
 }
 
 /// The ESR_EL1 value for an UNDEF injected in place of the `trapped` instruction: EC 0
@@ -265,6 +281,20 @@ mod tests {
         assert!(ia.fnv && ia.ea && !ia.s1ptw);
         let el0 = Esr(syndrome_for_injected_abort(trapped, 0).unwrap());
         assert_eq!(el0.class(), ExceptionClass::InstrAbortLower);
+    }
+
+    #[test]
+    fn a_stage2_alignment_fault_is_mirrored_as_one() {
+        // EL1 DC ZVA on a device stage 2 maps Device: EC 0x24, CM, WnR, DFSC alignment.
+        let trapped = Esr((0x24 << 26) | IL | ISS_CM | ISS_WNR | 0x21);
+        let esr = Esr(syndrome_for_alignment_fault(trapped, 0x3c5).unwrap());
+        assert_eq!(esr.class(), ExceptionClass::DataAbortSame);
+        let da = esr.data_abort().unwrap();
+        assert!(da.wnr && da.cm && !da.ea && !da.isv);
+        assert_eq!(esr.0, 0x9600_0161);
+        // From EL0; and never for an instruction abort.
+        assert_eq!(Esr(syndrome_for_alignment_fault(trapped, 0).unwrap()).class(), ExceptionClass::DataAbortLower);
+        assert_eq!(syndrome_for_alignment_fault(Esr((0x20 << 26) | IL | 0x21), 0x3c5), None);
     }
 
     #[test]

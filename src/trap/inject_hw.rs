@@ -5,7 +5,7 @@
 use crate::arch::exception::TrapFrame;
 use crate::arch::sysreg;
 use crate::trap::esr::Esr;
-use crate::trap::inject::{inject_target, syndrome_for_injected_abort, syndrome_for_undef, EntryState};
+use crate::trap::inject::{inject_target, syndrome_for_alignment_fault, syndrome_for_injected_abort, syndrome_for_undef, EntryState};
 
 fn feat_pan() -> bool {
     (sysreg::id_aa64mmfr1_el1() >> 20) & 0xf != 0
@@ -38,6 +38,12 @@ fn deliver(frame: &mut TrapFrame, esr_el1: u64, far: Option<u64>) -> Result<(), 
 /// Inject a synchronous external abort for the abort described by `esr` at guest VA `far`.
 pub fn abort(frame: &mut TrapFrame, esr: Esr, far: u64) -> Result<(), &'static str> {
     let syn = syndrome_for_injected_abort(esr, frame.spsr).ok_or("not an abort")?;
+    deliver(frame, syn, Some(far))
+}
+
+/// Inject an alignment fault for the data abort described by `esr` at guest VA `far`.
+pub fn alignment_fault(frame: &mut TrapFrame, esr: Esr, far: u64) -> Result<(), &'static str> {
+    let syn = syndrome_for_alignment_fault(esr, frame.spsr).ok_or("not a data abort")?;
     deliver(frame, syn, Some(far))
 }
 

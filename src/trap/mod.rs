@@ -58,4 +58,6 @@ pub mod mmio;
 #[cfg(target_os = "none")]
 pub mod report;
 #[cfg(target_os = "none")]
+pub mod s2fault;
+#[cfg(target_os = "none")]
 pub mod tvm;

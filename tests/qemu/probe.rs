@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 36] = [
+pub const PROBES: [&str; 37] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -45,6 +45,7 @@ pub const PROBES: [&str; 36] = [
     "cpu_on_endianness",
     "cpu_off_moves_spi",
     "vgic_active_after_eoi",
+    "s2_device_alignment",
     "abort_injected",
 ];
 

@@ -6,7 +6,7 @@
 //   is not UNDEFINED, see probes/tvm_feat.rs) resumes past the instruction and adds one to
 //   probe_undefs_caught;
 // - a data abort taken at EL1 (EC 0x25) by the load at probe_abort_load_insn or the store at
-//   probe_abort_store_insn (the abort_injected probe), the ldp at probe_isv0_load_insn (the
+//   probe_abort_store_insn (the abort_injected and s2_device_alignment probes), the ldp at probe_isv0_load_insn (the
 //   vgic_isv0_abort probe), or the abort_scan probe's load at probe_scan_load_insn, resumes past
 //   that instruction and adds one to probe_aborts_caught; the probe then reads ESR_EL1 and
 //   FAR_EL1 itself;

@@ -2,8 +2,9 @@
 //! [`unowned`](probe_guest::dt::Platform::unowned) address, mapped Device at stage 1) must each
 //! come back as a synchronous external abort taken at EL1 (ESR_EL1.EC 0x25, DFSC 0b010000,
 //! FAR_EL1 = the address, WnR telling read from write), after which the probe resumes past the
-//! access and el2visor still answers calls. The vector table (vectors.S) catches exactly these
-//! two accesses.
+//! access and el2visor still answers calls. `s2_device_alignment`: an unaligned load from a
+//! device stage 2 maps Device comes back as an alignment fault, not an external abort. The
+//! vector table (vectors.S) catches exactly these accesses.
 
 use super::Context;
 use crate::{hvc, sysreg};
@@ -145,6 +146,41 @@ fn describe(seen: Seen) -> Msg {
         Seen::Completed(v) => msg!("completed ({v:#x})"),
         Seen::Aborted { esr, far } => msg!("abort ESR={esr:#x} FAR={far:#x}"),
     }
+}
+
+const DFSC_ALIGNMENT: u64 = 0b10_0001;
+
+/// `s2_device_alignment`: an unaligned 8-byte load from the passthrough device page, which the
+/// probe maps Normal WB at stage 1 and el2visor's stage 2 keeps Device. The combined type is
+/// Device, for which an unaligned access is an alignment fault: the guest must take one (EC
+/// 0x25, DFSC 0b100001, FAR the address), as on hardware with the page mapped Device, not a
+/// synchronous external abort for an address it owns. Reads of the page have no side effects
+/// (virtio-mmio's identification registers, the Pi's GPIO function selects).
+pub fn s2_device_alignment(ctx: &Context) -> Result<(), Msg> {
+    let dev = ctx.platform.passthrough.ok_or_else(|| msg!("no passthrough device in the DT"))?;
+    let page = dev.region.base & !0xfff;
+    if Some(page) == ctx.platform.uart.map(|u| u & !0xfff) {
+        return Err(msg!("the {} page {page:#x} is the console UART's page", dev.compatible));
+    }
+    let addr = page + 1;
+    let seen = access(addr, false);
+    if ctx.mode().is_err() {
+        return Err(msg!("not under el2visor (stage 1 alone maps the page Normal): {}", describe(seen)));
+    }
+    let Seen::Aborted { esr, far } = seen else {
+        return Err(msg!("the unaligned load of {addr:#x} ({}, Device at stage 2) completed", dev.compatible));
+    };
+    let (ec, dfsc) = ((esr >> 26) & 0x3f, esr & 0x3f);
+    if ec != EC_DABT_SAME_EL || dfsc != DFSC_ALIGNMENT || esr & ESR_WNR != 0 {
+        return Err(msg!(
+            "the unaligned load of {addr:#x} took ESR_EL1={esr:#x} (EC {ec:#x}, DFSC {dfsc:#04x}), expected EC 0x25 with DFSC 0x21 (alignment fault), a read"
+        ));
+    }
+    if far != addr {
+        return Err(msg!("the unaligned load of {addr:#x}: FAR_EL1={far:#x}"));
+    }
+    hvc::vendor(abi::VENDOR_UID, 0).map_err(|e| msg!("after the alignment fault the UID call failed: {e}"))?;
+    Ok(())
 }
 
 pub fn abort_injected(ctx: &Context) -> Result<(), Msg> {

@@ -100,6 +100,7 @@ pub fn run_all(ctx: &Context) {
     } else {
         println!("probe: its_garbage not run: no virtual ITS in the DT");
     }
+    outcome("s2_device_alignment", abort::s2_device_alignment(ctx));
     outcome("abort_injected", abort::abort_injected(ctx));
     if ctx.platform.bench {
         bench::mair_bench();
