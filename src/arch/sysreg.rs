@@ -5,7 +5,7 @@
 //! (SCTLR_EL2, TTBR0_EL2, TCR_EL2, MAIR_EL2) are `unsafe fn` with their contract.
 
 use super::sysreg_ext::{
-    AMAIR2_EL1, BRBCR_EL2, GCSCR_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
+    AMAIR2_EL1, BRBCR_EL2, GCSCR_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, ID_AA64SMFR0_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
     PMCR_EL0, POR_EL0, POR_EL1, S2POR_EL1, SCTLR2_EL1, SMCR_EL2, TCR2_EL1, VPIDR_EL2, ZCR_EL2,
 };
 use aarch64_cpu::asm::barrier;
@@ -67,6 +67,7 @@ read_fn!(id_aa64dfr0_el1, ID_AA64DFR0_EL1);
 read_fn!(id_aa64pfr1_el1, ID_AA64PFR1_EL1);
 read_fn!(id_aa64isar1_el1, ID_AA64ISAR1_EL1);
 read_fn!(id_aa64isar2_el1, ID_AA64ISAR2_EL1);
+read_fn!(id_aa64smfr0_el1, ID_AA64SMFR0_EL1);
 read_fn!(id_aa64mmfr3_el1, ID_AA64MMFR3_EL1);
 read_fn!(/// PMCR_EL0, for its N field: the event counters the guest gets.
     pmcr_el0, PMCR_EL0);

@@ -41,6 +41,8 @@ register_bitfields! {u64,
     pub SMCR_EL2 [
         /// Full A64 instruction set in Streaming SVE mode at EL1 and EL0 (FEAT_SME_FA64).
         FA64 OFFSET(31) NUMBITS(1) [],
+        /// ZT0 accessible at EL1 and EL0, not trapped to EL2 (FEAT_SME2).
+        EZT0 OFFSET(30) NUMBITS(1) [],
         /// Streaming vector length: (LEN + 1) × 128 bits, at most what the CPU implements.
         LEN OFFSET(0) NUMBITS(4) [],
     ],
@@ -191,6 +193,8 @@ mod access {
         SMCR_EL2: SmcrEl2, "s3_4_c1_c2_6", super::SMCR_EL2::Register, rw);
     sysreg!(/// ID_AA64ISAR2_EL1 (reads as zero where the CPU predates it).
         ID_AA64ISAR2_EL1: IdAa64Isar2El1, "s3_0_c0_c6_2", super::ID_AA64ISAR2_EL1::Register, ro);
+    sysreg!(/// ID_AA64SMFR0_EL1 (reads as zero without FEAT_SME).
+        ID_AA64SMFR0_EL1: IdAa64Smfr0El1, "s3_0_c0_c4_5", (), ro);
     sysreg!(/// ID_AA64MMFR3_EL1 (reads as zero where the CPU predates it).
         ID_AA64MMFR3_EL1: IdAa64Mmfr3El1, "s3_0_c0_c7_3", super::ID_AA64MMFR3_EL1::Register, ro);
     sysreg!(/// CTR_EL0.

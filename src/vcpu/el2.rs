@@ -45,7 +45,7 @@ pub fn configure(vm: &Vm, v: usize) {
         sysreg::set_zcr_el2(regs::VL_MAX_FIELD);
     }
     if f.sme {
-        sysreg::set_smcr_el2(regs::VL_MAX_FIELD | (1 << 31));
+        sysreg::set_smcr_el2(regs::smcr_el2(sysreg::id_aa64smfr0_el1()));
     }
     if let Some(hcrx) = regs::hcrx_el2(&f) {
         sysreg::set_hcrx_el2(hcrx);

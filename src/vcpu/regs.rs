@@ -8,7 +8,7 @@ use aarch64_cpu::registers::{
 };
 use ext::{
     CPTR_EL2_EXT, HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR1_EL1_EXT, ID_AA64MMFR3_EL1,
-    ID_AA64PFR0_EL1_EXT, ID_AA64PFR1_EL1_EXT, PMCR_EL0, SCTLR_EL1_EXT, ZCR_EL2,
+    ID_AA64PFR0_EL1_EXT, ID_AA64PFR1_EL1_EXT, PMCR_EL0, SCTLR_EL1_EXT, SMCR_EL2, ZCR_EL2,
 };
 
 /// `arch::sysreg_ext`: the registers and fields aarch64-cpu lacks. `arch` is built for the
@@ -227,9 +227,33 @@ pub const fn sctlr_el1_reset(big_endian: bool) -> u64 {
 /// has, since a LEN above the implemented maximum selects the maximum.
 pub const VL_MAX_FIELD: u64 = ZCR_EL2::LEN.mask;
 
+/// SMCR_EL2 on a CPU with FEAT_SME whose ID_AA64SMFR0_EL1 is `smfr0`: the largest streaming
+/// vector length, and nothing the CPU has trapped: the full A64 set in streaming mode where
+/// FEAT_SME_FA64 is (bit 63), ZT0 where FEAT_SME2 is (SMEver, bits 59:56, 1 or more); both bits
+/// are RES0 otherwise.
+pub const fn smcr_el2(smfr0: u64) -> u64 {
+    let mut v = VL_MAX_FIELD;
+    if smfr0 >> 63 != 0 {
+        v |= SMCR_EL2::FA64::SET.value;
+    }
+    if (smfr0 >> 56) & 0xf != 0 {
+        v |= SMCR_EL2::EZT0::SET.value;
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smcr_el2_untraps_what_the_cpu_has() {
+        assert_eq!(smcr_el2(0), 0xf, "SME alone: the length only (FA64 and EZT0 are RES0)");
+        assert_eq!(smcr_el2(1 << 63), 0x8000_000f);
+        // SME2 (SMEver 1) and SME2.1 (2): ZT0 untrapped.
+        assert_eq!(smcr_el2(1 << 56), 0x4000_000f);
+        assert_eq!(smcr_el2(1 << 63 | 2 << 56), 0xc000_000f);
+    }
 
     #[test]
     fn hcr_follows_mode_and_features() {

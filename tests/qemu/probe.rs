@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 37] = [
+pub const PROBES: [&str; 38] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -38,6 +38,7 @@ pub const PROBES: [&str; 37] = [
     "log_line",
     "wfit",
     "sme_tpidr2",
+    "sme2_zt0",
     "mops_exception",
     "aa32_it_block",
     "cpu_on_already_on",

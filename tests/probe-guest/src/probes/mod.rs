@@ -85,6 +85,7 @@ pub fn run_all(ctx: &Context) {
     outcome("log_line", smccc::log_line(ctx));
     outcome("wfit", wfit::wfit());
     outcome("sme_tpidr2", feat::sme_tpidr2());
+    outcome("sme2_zt0", feat::sme2_zt0());
     outcome("mops_exception", feat::mops_exception());
     outcome("aa32_it_block", aa32::aa32_it_block(&ctx.platform));
     cpu::run_all(ctx);
