@@ -9,10 +9,54 @@ use core::arch::asm;
 /// MAIR, AMAIR, CONTEXTIDR), exception state (VBAR, ELR, SPSR, ESR, FAR, AFSR0/1, PAR), stack
 /// pointers and thread IDs (SP_EL0, SP_EL1, TPIDR_EL0/EL1, TPIDRRO_EL0), CPACR_EL1, the EL1
 /// timers and their control (CNTV/CNTP CTL and CVAL, CNTKCTL), MDSCR_EL1, CSSELR_EL1 and the
-/// floating-point control and status (FPCR, FPSR). Their architectural reset values are 0 or
-/// UNKNOWN; 0 is what KVM chooses for most of them too. The timers stop first, so none fires
-/// into the new life.
+/// floating-point control and status (FPCR, FPSR); and, where the CPU has their features, the
+/// newer ones (`feature_regs`: TCR2, SCTLR2, PIR, POR, MAIR2, GCS, SME, SVE, MTE, SCXTNUM), the
+/// pointer-authentication keys, SME's streaming mode and ZA (off), and the PMU (counters, their
+/// interrupts and overflow flags off). Their architectural reset values are 0 or UNKNOWN; 0 is
+/// what KVM chooses for most of them too. The timers stop first, so none fires into the new
+/// life.
 pub fn reset(sctlr: u64) {
+    reset_common(sctlr);
+    super::feature_regs::leave_streaming_mode();
+    super::feature_regs::FeatureRegs::zero().restore();
+    super::vcpu_state::PauthKeys::reset();
+    reset_pmu();
+}
+
+/// The PMU back to its reset state, where the CPU has PMUv3 (ID_AA64DFR0_EL1.PMUVer, bits 11:8,
+/// 1 to 14; 15 is an IMPLEMENTATION DEFINED PMU): every counter and overflow interrupt
+/// disabled, overflow flags clear, the counters zeroed (PMCR_EL0.P and C, E clear), no EL0
+/// access, PMSELR_EL0 and PMCCFILTR_EL0 at 0. The guest owns every counter (MDCR_EL2.HPMN),
+/// so this is all of it; left as it was, an enabled counter of the previous life could raise
+/// its overflow interrupt into the new one.
+fn reset_pmu() {
+    let dfr0: u64;
+    // SAFETY: an ID register read; no side effect.
+    unsafe { asm!("mrs {v}, id_aa64dfr0_el1", v = out(reg) dfr0, options(nomem, nostack, preserves_flags)) };
+    if !matches!((dfr0 >> 8) & 0xf, 1..=14) {
+        return;
+    }
+    // SAFETY: the guest's PMU registers (PMUv3, checked above), written at EL2 while the vCPU
+    // does not run; el2visor counts nothing with the PMU itself.
+    unsafe {
+        asm!(
+            "msr pmcntenclr_el0, {all}",
+            "msr pmintenclr_el1, {all}",
+            "msr pmovsclr_el0, {all}",
+            "msr pmcr_el0, {pc}",
+            "msr pmuserenr_el0, xzr",
+            "msr pmselr_el0, xzr",
+            "msr pmccfiltr_el0, xzr",
+            "isb",
+            all = in(reg) u64::from(u32::MAX),
+            pc = in(reg) 0b110u64,
+            options(nomem, nostack, preserves_flags),
+        )
+    };
+}
+
+/// The registers every AArch64 CPU has: see [`reset`].
+fn reset_common(sctlr: u64) {
     // SAFETY: these are the running guest's EL1/EL0 registers, not EL2's; el2visor uses none of
     // them (its own stack is SP_EL2, its translation TTBR0_EL2) and the vCPU is not running.
     unsafe {

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod debugreg;
 pub mod el1;
 pub mod exception;
+pub mod feature_regs;
 pub mod frame;
 pub mod hvc_fast;
 pub mod psci;

@@ -1,6 +1,7 @@
 //! A vCPU's state that lives in the pCPU's registers while it runs, saved and loaded for a
 //! snapshot: the EL1/EL0 system registers a guest can set and read back (the same set
-//! `el1::reset` clears), the EL1 timers, and the FP/SIMD registers.
+//! `el1::reset` clears; those of newer features are `feature_regs`'), the EL1 timers, and the
+//! FP/SIMD registers.
 //!
 //! el2visor is built soft-float and never saves the guest's FP/SIMD state (it is left live in
 //! the registers across every exit). These helpers are the one place el2visor's code touches
@@ -185,6 +186,13 @@ macro_rules! key_regs {
                     unsafe { asm!(concat!("mrs {v}, ", $reg), v = out(reg) s.$name, options(nomem, nostack, preserves_flags)) };
                 )*
                 Some(s)
+            }
+
+            /// Zero keys, where the CPU has pointer authentication (a vCPU's reset state).
+            pub fn reset() {
+                if has_pauth() {
+                    Self::default().restore();
+                }
             }
 
             pub fn restore(&self) {

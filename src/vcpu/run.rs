@@ -133,6 +133,7 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     el2::reset_el1(false);
     crate::debug::target::vcpu_starts();
     st.el1.restore();
+    st.feat.restore();
     let me = cpu::this();
     me.guest_mair.store(st.guest_mair, Ordering::Relaxed);
     me.guest_tcr.store(st.guest_tcr, Ordering::Relaxed);

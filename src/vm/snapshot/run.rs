@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize
 use super::plan::{layout, ConsoleWatch, Piece, Pool};
 use super::sve::SveState;
 use crate::arch::exception::TrapFrame;
+use crate::arch::feature_regs::FeatureRegs;
 use crate::arch::vcpu_state::{El1State, FpState, PauthKeys};
 use crate::arch::{cache, sysreg};
 use crate::cmdline::{RestoreKind, SnapshotOptions};
@@ -23,6 +24,8 @@ use crate::vm::instance::Vm;
 pub struct VcpuState {
     pub frame: TrapFrame,
     pub el1: El1State,
+    /// Those of newer features the CPU has (TCR2, PIR, POR, GCS, MTE, ...).
+    pub feat: FeatureRegs,
     pub fp: FpState,
     pub keys: Option<PauthKeys>,
     /// Z0-Z31, P0-P15, FFR and ZCR_EL1, where the CPU has SVE.
@@ -237,6 +240,7 @@ pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
     VcpuState {
         frame: *frame,
         el1: El1State::save(),
+        feat: FeatureRegs::save(),
         fp: FpState::save(),
         keys: PauthKeys::save(),
         sve: SveState::save(),

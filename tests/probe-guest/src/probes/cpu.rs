@@ -8,7 +8,8 @@
 //!   is turned on again starts with
 //!   SCTLR_EL1 as the boot protocol says (MMU, caches and alignment checks off, little-endian as
 //!   its caller), every other one of them back at 0 (el2visor's reset value, KVM's for most),
-//!   not what its previous life left.
+//!   not what its previous life left; so are those of newer features and the PMU's enables
+//!   (`cpu_feat`).
 //! - `cpu_on_endianness`: a CPU_ON made with SCTLR_EL1.EE set starts its target with EE set
 //!   (PSCI: the caller's endianness).
 //!
@@ -214,12 +215,14 @@ extern "C" fn probe_secondary_main(mode: u64) -> ! {
     match mode {
         MODE_DIRTY => {
             dirty_registers();
+            super::cpu_feat::dirty();
             SHARED.stage.store(1, Ordering::Release);
             while SHARED.may_turn_off.load(Ordering::Acquire) == 0 {
                 core::hint::spin_loop();
             }
         }
         MODE_CHECK => {
+            super::cpu_feat::record();
             if let Some((pmr, enable)) = read_vif() {
                 SHARED.icc_pmr.store(pmr, Ordering::Relaxed);
                 SHARED.icc_igrpen1.store(enable, Ordering::Relaxed);
@@ -550,6 +553,9 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
         let (p, e) = if ctx.platform.gic_v3 { ("ICC_PMR_EL1", "ICC_IGRPEN1_EL1") } else { ("GICC_PMR", "GICC_CTLR") };
         return Err(msg!("virtual CPU interface not reset: {p} {pmr:#x}, {e} {enable:#x} (were 0x80, 1)"));
     }
+    super::cpu_feat::sync();
+    let checked = super::cpu_feat::verify()?;
+    println!("probe: cpu_on_reset_state: also reset:{checked}");
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod bench;
 mod bench_exits;
 mod bench_ipi;
 mod cpu;
+mod cpu_feat;
 pub mod dma;
 mod feat;
 mod gic;

@@ -1,0 +1,157 @@
+//! `cpu_on_reset_state`'s second half (cpu.rs has the first): the registers of newer features
+//! (where the CPU has them) and the PMU's enables. The secondary's first life writes each and
+//! records what it reads back (the value held: the check means something), its second life,
+//! after CPU_OFF and CPU_ON, records what it finds: 0, the reset value el2visor gives (KVM's),
+//! not what the previous life left. Both lives run with the MMU off, so the records go straight
+//! to memory and the primary invalidates its copies before it reads them ([`sync`]).
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+use probe_guest::msg;
+use probe_guest::msg::Msg;
+
+/// Which feature a register needs.
+#[derive(Clone, Copy)]
+enum Needs {
+    S1pie,
+    S1poe,
+    Sme,
+    Gcs,
+    Scxt,
+    Pauth,
+    Pmu,
+}
+
+fn field(reg: u64, shift: u32) -> u64 {
+    (reg >> shift) & 0xf
+}
+
+macro_rules! mrs {
+    ($reg:literal) => {{
+        let v: u64;
+        // SAFETY: an ID register or a register of this vCPU's own EL1/EL0 state; no side effect.
+        unsafe { asm!(concat!("mrs {v}, ", $reg), v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+fn has(n: Needs) -> bool {
+    let (pfr0, pfr1, mmfr3) = (mrs!("id_aa64pfr0_el1"), mrs!("id_aa64pfr1_el1"), mrs!("s3_0_c0_c7_3"));
+    match n {
+        Needs::S1pie => field(mmfr3, 8) != 0,
+        Needs::S1poe => field(mmfr3, 16) != 0,
+        Needs::Sme => field(pfr1, 24) != 0,
+        Needs::Gcs => field(pfr1, 44) != 0,
+        Needs::Scxt => field(pfr0, 56) >= 2,
+        // ID_AA64ISAR1_EL1.APA (7:4) or API (11:8); ISAR2.APA3 (15:12).
+        Needs::Pauth => mrs!("id_aa64isar1_el1") & 0xff0 != 0 || field(mrs!("s3_0_c0_c6_2"), 12) != 0,
+        // ID_AA64DFR0_EL1.PMUVer: PMUv3 (1 to 14).
+        Needs::Pmu => matches!(field(mrs!("id_aa64dfr0_el1"), 8), 1..=14),
+    }
+}
+
+macro_rules! regs {
+    ($($name:literal, $reg:literal, $needs:ident, $value:expr;)*) => {
+        /// Name, feature, value written in the first life.
+        const REGS: &[(&str, Needs, u64)] = &[$(($name, Needs::$needs, $value)),*];
+
+        fn read(i: usize) -> u64 {
+            let mut n = 0;
+            $(
+                if n == i {
+                    return mrs!($reg);
+                }
+                n += 1;
+            )*
+            let _ = n;
+            0
+        }
+
+        fn write(i: usize, v: u64) {
+            let mut n = 0;
+            $(
+                if n == i {
+                    // SAFETY: a register of this secondary vCPU's own EL1/EL0 state (its feature
+                    // present, checked by the caller), which the probe's code running with the
+                    // MMU off does not use: translation controls take no effect with it off,
+                    // the rest hold values only.
+                    unsafe { asm!(concat!("msr ", $reg, ", {v}"), v = in(reg) v, options(nomem, nostack, preserves_flags)) };
+                    return;
+                }
+                n += 1;
+            )*
+            let _ = n;
+        }
+    };
+}
+
+regs! {
+    "PIR_EL1", "s3_0_c10_c2_3", S1pie, 0x1234_5678_9abc_def0;
+    "PIRE0_EL1", "s3_0_c10_c2_2", S1pie, 0x0fed_cba9_8765_4321;
+    "TCR2_EL1.PIE", "s3_0_c2_c0_3", S1pie, 1 << 1;
+    "POR_EL1", "s3_0_c10_c2_4", S1poe, 0x7777_7777;
+    "POR_EL0", "s3_3_c10_c2_4", S1poe, 0x3333_3333;
+    "TPIDR2_EL0", "s3_3_c13_c0_5", Sme, 0x7e57_2222;
+    "GCSPR_EL1", "s3_0_c2_c5_1", Gcs, 0x1234_5000;
+    "SCXTNUM_EL1", "s3_0_c13_c0_7", Scxt, 0x5c57;
+    "APIAKEYLO_EL1", "s3_0_c2_c1_0", Pauth, 0xa11c_e000_0000_0001;
+    "PMCNTENSET_EL0", "pmcntenset_el0", Pmu, 1 << 31;
+    "PMINTENSET_EL1", "pmintenset_el1", Pmu, 1 << 31;
+    "PMUSERENR_EL0", "pmuserenr_el0", Pmu, 1;
+}
+
+/// What the first life read back after its writes, and what the second found.
+static HELD: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+static FOUND: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+/// The first life (secondary, MMU off): write each register the CPU has, record what holds.
+pub fn dirty() {
+    for (i, &(_, needs, value)) in REGS.iter().enumerate() {
+        if has(needs) {
+            write(i, value);
+            // SAFETY: a context synchronisation.
+            unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
+            HELD[i].store(read(i), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The second life (secondary, MMU off): record what each holds now.
+pub fn record() {
+    for (i, &(_, needs, _)) in REGS.iter().enumerate() {
+        if has(needs) {
+            FOUND[i].store(read(i), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Drop the primary's cached copies of the records (written to memory with the MMU off).
+pub fn sync() {
+    for a in [HELD.as_ptr() as u64, FOUND.as_ptr() as u64] {
+        for line in (a & !63..a + 8 * 16).step_by(64) {
+            // SAFETY: clean+invalidate of lines of this module's own statics only.
+            unsafe { asm!("dc civac, {}", in(reg) line, options(nostack, preserves_flags)) };
+        }
+    }
+    // SAFETY: a barrier.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// The primary's verdict, after both lives and [`sync`]; the names checked on success.
+pub fn verify() -> Result<Msg, Msg> {
+    let mut checked = Msg::new();
+    for (i, &(name, needs, value)) in REGS.iter().enumerate() {
+        if !has(needs) {
+            continue;
+        }
+        let (held, found) = (HELD[i].load(Ordering::Relaxed), FOUND[i].load(Ordering::Relaxed));
+        if held & value == 0 {
+            return Err(msg!("{name}: {value:#x} written in the first life read back {held:#x}: the register does not hold it"));
+        }
+        if found != 0 {
+            return Err(msg!("{name} is {found:#x} after CPU_ON, expected its reset value 0 (the previous life wrote {value:#x})"));
+        }
+        checked = msg!("{checked} {name}");
+    }
+    Ok(checked)
+}
