@@ -32,9 +32,6 @@ use crate::trap::call::{TrapCounter, VendorCall};
 use crate::trap::{inject_hw, mmio, par, report, s2fault, tvm};
 use crate::vm::instance::{VcpuStart, Vm};
 
-/// SCTLR_EL1.EE: data accesses at EL1 are big-endian.
-const SCTLR_EL1_EE: u64 = 1 << 25;
-
 /// What the vCPU does after an exit; the run loop acts on it.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,7 +443,7 @@ fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64;
         let outcome = handle_call(fid, args, vcpu, &mut *power);
         if let CallOutcome::StartVcpu { index, entry, context_id } = outcome {
             // The target starts with the caller's endianness (PSCI), whose SCTLR_EL1 is live.
-            let big_endian = sysreg::sctlr_el1() & SCTLR_EL1_EE != 0;
+            let big_endian = sysreg::sctlr_el1() & crate::trap::endian::SCTLR_EL1_EE != 0;
             *vm.vcpus[index].start.lock() = Some(VcpuStart { entry, context: context_id, big_endian });
         }
         outcome

@@ -14,6 +14,7 @@ use crate::arch::frame::{stepped_pc, stepped_spsr, LeanRegs};
 use crate::arch::{cpu, sysreg};
 use crate::percpu::stats::ExitReason;
 use crate::trap::dispatch::Exit;
+use crate::trap::endian;
 use crate::trap::esr::{hpfar_to_ipa, hpfar_valid};
 use crate::trap::fastmmio;
 use crate::vm::instance::Vm;
@@ -27,6 +28,8 @@ pub trait GuestRegs {
     fn set_operand(&mut self, n: u8, v: u64);
     /// Step over the trapped instruction (ESR_EL2 `esr`), ending a software step in progress.
     fn step(&mut self, esr: u64);
+    /// The guest's PSTATE at the trap (SPSR_EL2).
+    fn spsr(&self) -> u64;
 }
 
 impl GuestRegs for TrapFrame {
@@ -40,6 +43,10 @@ impl GuestRegs for TrapFrame {
     }
     fn step(&mut self, esr: u64) {
         self.skip_instruction(esr);
+    }
+    #[inline(always)]
+    fn spsr(&self) -> u64 {
+        self.spsr
     }
 }
 
@@ -62,6 +69,11 @@ impl GuestRegs for LeanRegs {
             sysreg::set_spsr_el2(next);
         }
     }
+    /// SPSR_EL2 itself: the lean entry leaves it in its register.
+    #[inline(always)]
+    fn spsr(&self) -> u64 {
+        sysreg::spsr_el2()
+    }
 }
 
 /// A guest access (syndrome `esr`) to vCPU `vcpu`'s distributor, emulated; `None` for anything
@@ -77,7 +89,9 @@ const GICD_SGIR: u64 = 0xf00;
 /// [`gic_dist`], saying whether vCPU `vcpu`'s list registers need a look before it resumes
 /// (`Some(true)`): not after a read, which changes no interrupt state, nor after a GICD_SGIR
 /// write (a GICv2 IPI, `gic::virt::VGic::sgir_write`) that sent nothing to the sender itself.
-/// What another CPU queues for it meanwhile comes with a kick, taken as it resumes.
+/// What another CPU queues for it meanwhile comes with a kick, taken as it resumes. A
+/// big-endian access has its value byte-swapped to and from the model, as `trap::mmio` does
+/// (`trap::endian`).
 #[inline(always)]
 pub fn gic_dist_access(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs) -> Option<bool> {
     let a = fastmmio::decode(esr)?;
@@ -93,19 +107,22 @@ pub fn gic_dist_access(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs
         return None;
     }
     let rt = regs.operand(a.rt)?;
+    // The guest's SCTLR_EL1 is live here; a byte has no byte order.
+    let big_endian = a.size > 1 && endian::is_big_endian(regs.spsr(), sysreg::sctlr_el1());
     let lrs = if a.write {
+        let value = endian::convert(a.store_value(rt), a.size, big_endian);
         // GICD_SGIR (a GICv2 IPI) straight to the send; a GICv3 distributor has no register there
         // (`sgir_write` declines, and the general write answers it).
         match (offset, a.size) {
-            (GICD_SGIR, 4) => match vg.sgir_write(&vm.irqs, vcpu, rt as u32) {
+            (GICD_SGIR, 4) => match vg.sgir_write(&vm.irqs, vcpu, value as u32) {
                 Some(concerns_me) => concerns_me,
-                None => vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).map(|_| true).ok()?,
+                None => vg.dist_write(&vm.irqs, vcpu, offset, a.size, value).map(|_| true).ok()?,
             },
-            _ => vg.dist_write(&vm.irqs, vcpu, offset, a.size, a.store_value(rt)).map(|_| true).ok()?,
+            _ => vg.dist_write(&vm.irqs, vcpu, offset, a.size, value).map(|_| true).ok()?,
         }
     } else {
         let v = vg.dist_read(&vm.irqs, vcpu, offset, a.size).ok()?;
-        regs.set_operand(a.rt, a.load_value(v));
+        regs.set_operand(a.rt, a.load_value(endian::convert(v, a.size, big_endian)));
         false
     };
     let me = cpu::this();

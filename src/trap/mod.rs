@@ -13,6 +13,8 @@
 //! - [`serror`]: what a guest's physical SError becomes (a virtual SError, or nothing).
 //! - [`wfx`]: what a trapped WFI/WFIT makes the vCPU do (idle, until a WFIT's deadline at most).
 //! - [`par`]: PAR_EL1 in words; [`callname`]: SMCCC call names for `trace=psci`.
+//! - [`endian`]: whether a guest's emulated MMIO access is big-endian (SCTLR_EL1.EE/E0E, an
+//!   AArch32 PSTATE.E) and the byte swap its value then takes to and from the device.
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
@@ -28,6 +30,7 @@
 pub mod abi;
 pub mod call;
 pub mod callname;
+pub mod endian;
 pub mod esr;
 pub mod fastmmio;
 pub mod inject;
