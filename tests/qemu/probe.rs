@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 38] = [
+pub const PROBES: [&str; 39] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -33,6 +33,7 @@ pub const PROBES: [&str; 38] = [
     "vgic_icpendr_retracts",
     "vgic_lr_overflow",
     "vgic_isv0_abort",
+    "mmio_big_endian",
     "smccc_arch",
     "hvc_imm",
     "log_line",

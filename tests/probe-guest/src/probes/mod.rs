@@ -10,6 +10,7 @@ mod bench_ipi;
 mod cpu;
 mod cpu_feat;
 pub mod dma;
+mod endian;
 mod feat;
 mod gic;
 pub mod hostile;
@@ -81,6 +82,7 @@ pub fn run_all(ctx: &Context) {
         println!("probe: vgic_redist_layout and vgic_sgi0r_asgi1r not run: not a GICv3");
     }
     outcome("vgic_isv0_abort", isv::isv0_abort(ctx));
+    outcome("mmio_big_endian", endian::mmio_big_endian(ctx));
     outcome("smccc_arch", smccc::smccc_arch());
     outcome("hvc_imm", smccc::hvc_imm());
     outcome("log_line", smccc::log_line(ctx));
