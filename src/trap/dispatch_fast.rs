@@ -107,8 +107,8 @@ pub fn gic_dist_access(vm: &Vm, vcpu: usize, esr: u64, regs: &mut impl GuestRegs
         return None;
     }
     let rt = regs.operand(a.rt)?;
-    // The guest's SCTLR_EL1 is live here; a byte has no byte order.
-    let big_endian = a.size > 1 && endian::is_big_endian(regs.spsr(), sysreg::sctlr_el1());
+    // The guest's SCTLR_EL1 is live here.
+    let big_endian = endian::is_big_endian(regs.spsr(), sysreg::sctlr_el1());
     let lrs = if a.write {
         let value = endian::convert(a.store_value(rt), a.size, big_endian);
         // GICD_SGIR (a GICv2 IPI) straight to the send; a GICv3 distributor has no register there

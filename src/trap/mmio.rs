@@ -38,7 +38,7 @@ pub fn emulate(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, region: &M
     let offset = ipa - region.base;
     let ctx = MmioCtx { vcpu, vgic: vm.vgic.as_ref(), irqs: &vm.irqs };
     let pc = frame.elr;
-    let big_endian = size > 1 && endian::is_big_endian(frame.spsr, sysreg::sctlr_el1());
+    let big_endian = endian::is_big_endian(frame.spsr, sysreg::sctlr_el1());
     let result = if da.wnr {
         let mask = if size == 8 { u64::MAX } else { (1u64 << (8 * size as u32)) - 1 };
         let v = endian::convert(frame.reg(da.srt as usize) & mask, size, big_endian);
