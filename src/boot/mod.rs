@@ -168,10 +168,15 @@ pub fn primary(dtb_pa: usize, el: u8, relocated: bool) -> ! {
     }
 
     psci::HOST_CONDUIT.call_once(|| platform.psci.as_ref().map(|x| smp::arch_conduit(x.conduit)));
-    let fw = crate::trap::firmware::init();
-    log::info!("host firmware: SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1/2/3: {:?}", fw.workarounds);
+    crate::trap::firmware::init();
     let order = smp::cpu_order(&platform);
     smp::start_secondaries(&platform, &order, mmu.as_array());
+    let (fw, asked) = crate::trap::firmware::publish();
+    log::info!(
+        "host firmware: SMCCC_ARCH_FEATURES for ARCH_WORKAROUND_1/2/3: {:?} (the worst of {asked} CPUs); guests are told {:?}",
+        fw.workarounds,
+        crate::trap::smccc::guest_answers(&fw)
+    );
 
     stamp::mark(At::Smp);
     println!("el2visor {VERSION} at EL2 on {} cpus={}", platform.model, smp::online());
@@ -528,6 +533,8 @@ fn copy_pristine_in_background(index: usize) {
 
 /// Secondary CPU entry, with its MMU on: report in, then run this CPU's vCPU when there is one.
 pub fn secondary(index: usize) -> ! {
+    // Its firmware's workaround answers count before the boot CPU publishes them.
+    crate::trap::firmware::join();
     smp::report_in(index);
     log::debug!("cpu {index} up at EL2 (MPIDR {:#x})", sysreg::mpidr_el1());
     // The boot CPU sets up the distributor soon after starting the secondaries: until then an

@@ -1,9 +1,14 @@
-//! The host firmware's SMCCC architecture workarounds: asked once at boot through the host DT's
-//! PSCI conduit ([`init`]), and the calls a guest makes forwarded to it ([`forward`]). The
-//! decisions are [`super::smccc`]'s.
+//! The host firmware's SMCCC architecture workarounds: asked on every CPU at boot through the
+//! host DT's PSCI conduit ([`init`] on the boot CPU, [`join`] on each secondary before it
+//! reports in), the worst answer kept once all are up ([`publish`]), and the calls a guest makes
+//! forwarded to it ([`forward`]). The decisions are [`super::smccc`]'s.
 
 use crate::arch::psci::{self, Conduit};
-use crate::trap::smccc::{discover, FirmwareArch, FIRMWARE};
+use crate::trap::abi::smccc as abi;
+use crate::trap::smccc::{discover, guest_answers, FirmwareArch, FIRMWARE};
+
+/// The worst answers over the CPUs asked so far, and how many.
+static MERGED: spin::Mutex<Option<(FirmwareArch, usize)>> = spin::Mutex::new(None);
 
 /// The conduit el2visor can reach firmware through from EL2: SMC. (An HVC conduit means the
 /// firmware runs at EL2, which el2visor then is not at, and there is none to ask.)
@@ -14,15 +19,41 @@ fn conduit() -> Option<Conduit> {
     }
 }
 
-/// Ask the firmware what it provides (boot CPU, after `HOST_CONDUIT` is set) and keep it.
-/// The answers also go to the HVC fast path (`arch::hvc_fast`), which gives them to guests.
-pub fn init() -> FirmwareArch {
-    let fw = *FIRMWARE.call_once(|| match conduit() {
+/// Ask the firmware what it provides on this CPU, turn a dynamic SSB mitigation on here (and
+/// leave it on: guests never switch it, `smccc`), and merge the answers with the other CPUs'.
+fn ask_this_cpu() {
+    let fw = match conduit() {
         Some(c) => discover(|fid, x1| psci::call(c, fid, x1, 0, 0)),
         None => FirmwareArch::NONE,
+    };
+    if let (true, Some(c)) = (fw.wa2_dynamic(), conduit()) {
+        psci::call(c, abi::ARCH_WORKAROUND_2, 1, 0, 0);
+    }
+    let mut m = MERGED.lock();
+    *m = Some(match *m {
+        Some((merged, n)) => (merged.merge(fw), n + 1),
+        None => (fw, 1),
     });
-    crate::arch::hvc_fast::publish_workarounds(fw.workarounds);
-    fw
+}
+
+/// The boot CPU's part (after `HOST_CONDUIT` is set, before the secondaries start).
+pub fn init() {
+    ask_this_cpu();
+}
+
+/// A secondary's part, before it reports in (so before [`publish`]).
+pub fn join() {
+    ask_this_cpu();
+}
+
+/// Keep the worst answers over every CPU that came up (boot CPU, once the secondaries have
+/// reported in, before any guest runs) and give the HVC fast path what guests are told
+/// (`arch::hvc_fast`). Returns them and the number of CPUs asked, for the log.
+pub fn publish() -> (FirmwareArch, usize) {
+    let (merged, n) = MERGED.lock().unwrap_or((FirmwareArch::NONE, 0));
+    let fw = *FIRMWARE.call_once(|| merged);
+    crate::arch::hvc_fast::publish_workarounds(guest_answers(&fw));
+    (fw, n)
 }
 
 /// Make workaround call `fid` with `args` to the firmware; its x0.

@@ -2,13 +2,23 @@
 //! SMCCC_ARCH_FEATURES and the firmware workarounds.
 //!
 //! SMCCC_ARCH_WORKAROUND_1/2/3 (Spectre v2, SSB, Spectre-BHB) are the firmware's: only it can
-//! run the mitigation. el2visor asks the host firmware at boot what it provides
-//! ([`discover`], through the host DT's PSCI conduit), keeps the answers ([`FirmwareArch`]),
-//! tells a guest exactly those answers in SMCCC_ARCH_FEATURES, and forwards a guest's workaround
-//! call to the firmware when the firmware implements it ([`arch_call`]); otherwise the call
-//! answers NOT_SUPPORTED, and so does ARCH_FEATURES for it: claiming a workaround the firmware
-//! lacks would tell the guest it is mitigated when it is not. Each pCPU runs one vCPU, so a
-//! forwarded call (WORKAROUND_2's enable/disable included) acts on the CPU the guest runs on.
+//! run the mitigation. el2visor asks the host firmware on every CPU at boot what it provides
+//! ([`discover`], through the host DT's PSCI conduit; TF-A answers per CPU, and big.LITTLE
+//! systems differ) and keeps the worst answer over the CPUs ([`FirmwareArch::merge`]): a guest
+//! may run on any of them, and must not be told it is mitigated where one CPU is not.
+//!
+//! - WORKAROUND_1 and _3: a guest is told the firmware's answer in SMCCC_ARCH_FEATURES, and its
+//!   call is forwarded to the firmware when the firmware implements it ([`arch_call`]); else the
+//!   call answers NOT_SUPPORTED, and so does ARCH_FEATURES for it: claiming a workaround the
+//!   firmware lacks would tell the guest it is mitigated when it is not. Each pCPU runs one
+//!   vCPU, so a forwarded call acts on the CPU the guest runs on.
+//! - WORKAROUND_2 (the SSB mitigation's switch) is never forwarded, as KVM never does: turning it
+//!   off for a guest would turn it off for el2visor on that CPU too. Where the firmware's
+//!   mitigation is dynamic (answer 0), el2visor turns it on at boot on every CPU and leaves it
+//!   on, and guests are told it is not required (NOT_REQUIRED, as KVM tells them when the host
+//!   is mitigated); any other answer is passed on as it is ([`guest_answers`]), and a guest's
+//!   call answers NOT_SUPPORTED.
+//!
 //! ARCH_SOC_ID is not provided.
 
 use super::abi::smccc;
@@ -70,6 +80,30 @@ impl FirmwareArch {
         WORKAROUNDS.iter().position(|&w| w == fid).map(|i| self.workarounds[i])
     }
 
+    /// The worse of two CPUs' answers, per workaround: NOT_SUPPORTED on either (no mitigation
+    /// there), else 0 on either (the call is needed there; forwarded where it is not, it does
+    /// no harm), else the first's (both say no call is needed).
+    pub fn merge(self, other: FirmwareArch) -> FirmwareArch {
+        let rank = |a: i64| match a {
+            smccc::NOT_SUPPORTED => 0,
+            smccc::SUCCESS => 1,
+            _ => 2,
+        };
+        let mut w = self.workarounds;
+        for (mine, theirs) in w.iter_mut().zip(other.workarounds) {
+            if rank(theirs) < rank(*mine) {
+                *mine = theirs;
+            }
+        }
+        FirmwareArch { workarounds: w }
+    }
+
+    /// Whether this CPU's firmware has WORKAROUND_2 as a dynamic switch (answer 0), which
+    /// el2visor then turns on (argument 1) and leaves on.
+    pub fn wa2_dynamic(&self) -> bool {
+        self.workarounds[1] == smccc::SUCCESS
+    }
+
     /// Whether the firmware implements workaround call `fid` (any answer but NOT_SUPPORTED:
     /// NOT_REQUIRED and the positive WORKAROUND_2 answers still name an implemented call).
     pub fn implements(&self, fid: u32) -> bool {
@@ -103,12 +137,25 @@ pub fn discover(mut call: impl FnMut(u32, u64) -> i64) -> FirmwareArch {
     FirmwareArch { workarounds: WORKAROUNDS.map(|w| ret32(call(smccc::ARCH_FEATURES, w as u64))) }
 }
 
-/// SMCCC_ARCH_FEATURES: 0 for the architecture calls el2visor implements, the firmware's own
-/// answer for the workarounds, NOT_SUPPORTED for the rest (see the module docs).
+/// What guests are told in SMCCC_ARCH_FEATURES for WORKAROUND_1/2/3: the firmware's answers,
+/// but NOT_REQUIRED for a dynamic WORKAROUND_2, which el2visor keeps on (see the module docs).
+pub fn guest_answers(fw: &FirmwareArch) -> [i64; 3] {
+    let mut a = fw.workarounds;
+    if fw.wa2_dynamic() {
+        a[1] = smccc::NOT_REQUIRED;
+    }
+    a
+}
+
+/// SMCCC_ARCH_FEATURES: 0 for the architecture calls el2visor implements, [`guest_answers`]
+/// for the workarounds, NOT_SUPPORTED for the rest (see the module docs).
 pub fn arch_features(queried: u32, fw: &FirmwareArch) -> i64 {
     match queried {
         smccc::VERSION | smccc::ARCH_FEATURES => smccc::SUCCESS,
-        q => fw.answer(q).unwrap_or(smccc::NOT_SUPPORTED),
+        q => match WORKAROUNDS.iter().position(|&w| w == q) {
+            Some(i) => guest_answers(fw)[i],
+            None => smccc::NOT_SUPPORTED,
+        },
     }
 }
 
@@ -121,16 +168,17 @@ pub enum ArchCall {
     NotSupported,
 }
 
-/// A guest's ARCH_WORKAROUND_1/2/3 call `fid`: forwarded where the firmware implements it.
+/// A guest's ARCH_WORKAROUND_1/2/3 call `fid`: WORKAROUND_1 and _3 forwarded where the
+/// firmware implements them, WORKAROUND_2 never (see the module docs).
 pub fn arch_call(fid: u32, fw: &FirmwareArch) -> ArchCall {
-    if fw.implements(fid) {
+    if fid != smccc::ARCH_WORKAROUND_2 && fw.implements(fid) {
         ArchCall::Forward
     } else {
         ArchCall::NotSupported
     }
 }
 
-/// The answers kept at boot (`trap::firmware::init`); none before.
+/// The answers kept at boot, the worst over the CPUs (`trap::firmware::publish`); none before.
 pub static FIRMWARE: spin::Once<FirmwareArch> = spin::Once::new();
 
 /// The firmware's answers as kept at boot, or [`FirmwareArch::NONE`].
@@ -206,13 +254,44 @@ mod tests {
         assert_eq!(arch_features(smccc::ARCH_WORKAROUND_2, &fw), 1);
         assert_eq!(arch_features(smccc::ARCH_WORKAROUND_3, &fw), -1);
         assert_eq!(arch_call(smccc::ARCH_WORKAROUND_1, &fw), ArchCall::Forward);
-        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_2, &fw), ArchCall::Forward);
+        // WORKAROUND_2 is never forwarded: a guest could turn the mitigation off for el2visor.
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_2, &fw), ArchCall::NotSupported);
         assert_eq!(arch_call(smccc::ARCH_WORKAROUND_3, &fw), ArchCall::NotSupported);
+        assert!(!fw.wa2_dynamic());
         // NOT_REQUIRED is an implemented call: forwarded, and reported as the firmware said.
         let fw = discover(fake(0x1_0001, Some(0x1_0001), [-2, -2, 0]));
         assert_eq!(fw.workarounds, [-2, -2, 0]);
         assert_eq!(arch_call(smccc::ARCH_WORKAROUND_1, &fw), ArchCall::Forward);
         assert_eq!(arch_features(smccc::ARCH_WORKAROUND_3, &fw), 0);
+    }
+
+    #[test]
+    fn a_dynamic_wa2_is_kept_on_and_guests_need_not_call_it() {
+        let fw = FirmwareArch { workarounds: [0, 0, 0] };
+        assert!(fw.wa2_dynamic());
+        assert_eq!(guest_answers(&fw), [0, smccc::NOT_REQUIRED, 0]);
+        assert_eq!(arch_features(smccc::ARCH_WORKAROUND_2, &fw), smccc::NOT_REQUIRED);
+        assert_eq!(arch_call(smccc::ARCH_WORKAROUND_2, &fw), ArchCall::NotSupported);
+        // NOT_SUPPORTED and NOT_REQUIRED pass as they are.
+        for a in [smccc::NOT_SUPPORTED, smccc::NOT_REQUIRED] {
+            assert_eq!(guest_answers(&FirmwareArch { workarounds: [a; 3] })[1], a);
+        }
+    }
+
+    #[test]
+    fn the_worst_cpu_decides() {
+        let big = FirmwareArch { workarounds: [0, 0, 0] };
+        let little = FirmwareArch { workarounds: [1, smccc::NOT_REQUIRED, 1] };
+        let lacking = FirmwareArch { workarounds: [smccc::NOT_SUPPORTED, 1, 0] };
+        // A CPU that needs the call wins over one that is unaffected, in either order.
+        assert_eq!(little.merge(big).workarounds, [0, 0, 0]);
+        assert_eq!(big.merge(little).workarounds, [0, 0, 0]);
+        // A CPU whose firmware lacks a workaround makes it NOT_SUPPORTED for every guest.
+        assert_eq!(big.merge(lacking).workarounds, [smccc::NOT_SUPPORTED, 0, 0]);
+        assert_eq!(little.merge(lacking).workarounds, [smccc::NOT_SUPPORTED, smccc::NOT_REQUIRED, 0]);
+        // Two answers that both need no call: the first's.
+        assert_eq!(little.merge(FirmwareArch { workarounds: [smccc::NOT_REQUIRED; 3] }).workarounds, little.workarounds);
+        assert_eq!(FirmwareArch::NONE.merge(big), FirmwareArch::NONE);
     }
 
     #[test]

@@ -398,8 +398,9 @@ fn mpidr_lookup_ignores_non_affinity_bits_of_the_vm_side() {
     assert_eq!(vm.vcpu_by_mpidr(0x2), None);
 }
 
-/// The workaround calls follow the host firmware: forwarded where it implements them, with the
-/// caller's arguments; NOT_SUPPORTED, and ARCH_FEATURES NOT_SUPPORTED, where it does not.
+/// The workaround calls follow the host firmware: WORKAROUND_1/3 forwarded where it implements
+/// them, with the caller's arguments; NOT_SUPPORTED, and ARCH_FEATURES NOT_SUPPORTED, where it
+/// does not; WORKAROUND_2 never forwarded.
 #[test]
 fn workaround_calls_follow_the_firmware() {
     let mut vm = FakeVm::four();
@@ -415,12 +416,15 @@ fn workaround_calls_follow_the_firmware() {
         call(&mut vm, smccc::ARCH_WORKAROUND_1, [0, 0, 0]),
         CallOutcome::Forward { fid: smccc::ARCH_WORKAROUND_1, args: [0, 0, 0] }
     );
-    // WORKAROUND_2 is SMC32: its enable flag is the low word of x1.
-    assert_eq!(
-        call(&mut vm, smccc::ARCH_WORKAROUND_2, [0xffff_ffff_0000_0001, 0, 0]),
-        CallOutcome::Forward { fid: smccc::ARCH_WORKAROUND_2, args: [1, 0, 0] }
-    );
+    // WORKAROUND_2 is never forwarded: disabling the mitigation would disable it for el2visor.
+    for enable in [0, 1] {
+        assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_2, [enable, 0, 0]), CallOutcome::Return(smccc::NOT_SUPPORTED));
+    }
     assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_3, [0; 3]), CallOutcome::Return(smccc::NOT_SUPPORTED));
+    // A dynamic WORKAROUND_2, which el2visor keeps on: the guest need not call it.
+    vm.firmware = FirmwareArch { workarounds: [0, 0, 0] };
+    assert_eq!(call(&mut vm, smccc::ARCH_FEATURES, [smccc::ARCH_WORKAROUND_2 as u64, 0, 0]), CallOutcome::Return(-2));
+    assert_eq!(call(&mut vm, smccc::ARCH_WORKAROUND_2, [1, 0, 0]), CallOutcome::Return(smccc::NOT_SUPPORTED));
 }
 
 // The fast path's rule, mounted here for the host (`arch` builds only for the target).
@@ -447,8 +451,8 @@ fn hvc_fast_path_answers_as_the_slow_path() {
             for q in queried {
                 // The upper halves of x0 and x1 play no part in either path.
                 for high in [0, 0xdead_0000_0000] {
-                    // What the assembly reads: the words `trap::firmware::init` publishes.
-                    hvc_fast::publish_workarounds(fw.workarounds);
+                    // What the assembly reads: the words `trap::firmware::publish` publishes.
+                    hvc_fast::publish_workarounds(crate::trap::smccc::guest_answers(&fw));
                     let published = hvc_fast::HVC_FAST_WORKAROUNDS.each_ref().map(|w| w.load(core::sync::atomic::Ordering::Relaxed) as i64);
                     let Some(answer) = hvc_fast::answer(fid, q as u64 | high, published) else { continue };
                     fast += 1;

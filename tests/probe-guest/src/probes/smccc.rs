@@ -1,7 +1,7 @@
 //! SMCCC from a guest:
 //!
 //! - `smccc_arch`: SMCCC_VERSION is 1.1 or later, and each ARCH_WORKAROUND_1/2/3 call behaves as
-//!   SMCCC_ARCH_FEATURES says: NOT_SUPPORTED when it is, an answer otherwise. The probe prints
+//!   SMCCC_ARCH_FEATURES says: NOT_SUPPORTED when it is, an answer when it is 0 (to be called). The probe prints
 //!   the three answers (`probe: smccc workarounds A B C`), which the QEMU tests compare with what
 //!   el2visor found in the host firmware.
 //! - `hvc_imm`: `hvc #1` is not an SMCCC call (DEN0028 reserves every immediate but 0): x0 comes
@@ -27,8 +27,9 @@ pub fn smccc_arch() -> Result<(), Msg> {
         if a == -1 && r != -1 {
             return Err(msg!("{w:#x}: ARCH_FEATURES says NOT_SUPPORTED, but the call returned {r}"));
         }
-        if a != -1 && r == -1 {
-            return Err(msg!("{w:#x}: ARCH_FEATURES answered {a}, but the call returned NOT_SUPPORTED"));
+        // 0: the guest is to make the call. Other answers (1, NOT_REQUIRED) say it need not.
+        if a == 0 && r == -1 {
+            return Err(msg!("{w:#x}: ARCH_FEATURES answered 0, but the call returned NOT_SUPPORTED"));
         }
     }
     Ok(())
