@@ -2,7 +2,8 @@
 //! hands each byte to the VM that has the input, through its vpl011, whose output then shows as
 //! it comes (its prompt, the echo of what is typed) until the input goes elsewhere, rather than
 //! a whole line at a time (`vm::console::Output`); pressing Ctrl-A three times
-//! gives the input to the next VM with a vpl011, and after the last to el2visor itself, where
+//! gives the input to the next VM with a vpl011 that has not ended (what is typed to one that
+//! ended meanwhile is dropped, with a line saying so), and after the last to el2visor itself, where
 //! the person types line commands (`vm::console_cmd`: `help`, `vms`, `snapshot <vm>`,
 //! `restore <vm> [kind]`); a line says who has the input (as on Xen). Used only when el2visor
 //! owns the UART (no dom0-like VM it is passed through to).
@@ -13,6 +14,7 @@ use crate::drivers::pl011::Pl011;
 use crate::vcpu::snapshot::{ask, Ask};
 use crate::vm::console::{Input, InputSwitch};
 use crate::vm::console_cmd::{parse, Command, Edit, LineEditor, HELP};
+use crate::vm::instance::OFF;
 use crate::vm::table;
 
 struct Switch {
@@ -22,6 +24,8 @@ struct Switch {
     slots: Vec<usize>,
     /// The command line at el2visor's stop.
     editor: LineEditor,
+    /// The person was told the VM with the input is off (until the input moves).
+    told_off: bool,
 }
 
 static SWITCH: spin::Mutex<Option<Switch>> = spin::Mutex::new(None);
@@ -45,7 +49,7 @@ pub fn start(base: usize, intid: Option<u32>) {
     // to any VM when this is called.
     let uart = unsafe { Pl011::new(base) };
     crate::println!("el2visor: console input goes to VM {} (press Ctrl-A three times to switch)", name(slots[0]));
-    *SWITCH.lock() = Some(Switch { uart, switch: InputSwitch::with_hyp_stop(slots.len()), slots, editor: LineEditor::new() });
+    *SWITCH.lock() = Some(Switch { uart, switch: InputSwitch::with_hyp_stop(slots.len()), slots, editor: LineEditor::new(), told_off: false });
     uart.enable_rx_interrupt();
     if let Err(e) = crate::gic::hw::claim_device_irq(intid, 0, on_input) {
         log::warn!("console input interrupt {intid}: {e}: the VMs get no console input");
@@ -57,9 +61,18 @@ fn on_input() {
     let mut guard = SWITCH.lock();
     let Some(s) = guard.as_mut() else { return };
     while let Some(b) = s.uart.getc() {
-        match s.switch.input(b) {
+        let slots = &s.slots;
+        let running = |i: usize| table::get(slots[i]).is_some_and(|vm| vm.state() != OFF);
+        match s.switch.input_among(b, running) {
             Input::To(i, bytes) => {
                 let Some(vm) = table::get(s.slots[i]) else { continue };
+                if vm.state() == OFF {
+                    if !s.told_off {
+                        s.told_off = true;
+                        crate::println!("el2visor: VM {} is off: what is typed to it is dropped (press Ctrl-A three times to switch)", vm.name);
+                    }
+                    continue;
+                }
                 if let Some(u) = &vm.vuart {
                     // The person types to it: its output shows as it comes from now on.
                     u.set_live(true);
@@ -69,10 +82,12 @@ fn on_input() {
                 }
             }
             Input::Switched(i) => {
+                s.told_off = false;
                 whole_lines(&s.slots);
                 crate::println!("el2visor: console input now goes to VM {}", name(s.slots[i]));
             }
             Input::SwitchedToHyp => {
+                s.told_off = false;
                 whole_lines(&s.slots);
                 crate::println!("el2visor: console input now goes to el2visor (type help)");
             }

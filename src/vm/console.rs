@@ -240,6 +240,12 @@ impl InputSwitch {
     /// One byte typed on the console. Three Ctrl-A in a row move the input to the next stop;
     /// fewer are passed on, before the byte that follows them, as Xen does.
     pub fn input(&mut self, b: u8) -> Input {
+        self.input_among(b, |_| true)
+    }
+
+    /// [`Self::input`], where a switch passes over the VMs `running` says have ended (el2visor's
+    /// stop never is; with nothing else to go to, the input stays where it is).
+    pub fn input_among(&mut self, b: u8, running: impl Fn(usize) -> bool) -> Input {
         if self.stops() == 0 {
             return Input::Held;
         }
@@ -247,7 +253,9 @@ impl InputSwitch {
             self.ctrl_a += 1;
             if self.ctrl_a == 3 {
                 self.ctrl_a = 0;
-                self.focus = (self.focus + 1) % self.stops();
+                let stops = self.stops();
+                let next = (1..=stops).map(|k| (self.focus + k) % stops).find(|&f| f >= self.count || running(f));
+                self.focus = next.unwrap_or(self.focus);
                 return match self.focus() {
                     Some(i) => Input::Switched(i),
                     None => Input::SwitchedToHyp,
@@ -281,6 +289,29 @@ mod tests {
     }
 
     /// Nobody types to the VM: whole lines only, carriage returns dropped.
+    #[test]
+    fn a_switch_passes_over_ended_vms() {
+        let ctrl_a3 = |s: &mut InputSwitch, running: &dyn Fn(usize) -> bool| {
+            assert_eq!(s.input_among(SWITCH_KEY, running), Input::Held);
+            assert_eq!(s.input_among(SWITCH_KEY, running), Input::Held);
+            s.input_among(SWITCH_KEY, running)
+        };
+        // VMs 0, 1, 2 and el2visor; VM 1 has ended.
+        let mut s = InputSwitch::with_hyp_stop(3);
+        let running = |i: usize| i != 1;
+        assert_eq!(ctrl_a3(&mut s, &running), Input::Switched(2));
+        assert_eq!(ctrl_a3(&mut s, &running), Input::SwitchedToHyp);
+        assert_eq!(ctrl_a3(&mut s, &running), Input::Switched(0));
+        // Every VM ended: el2visor's stop, and it stays there.
+        let none = |_: usize| false;
+        assert_eq!(ctrl_a3(&mut s, &none), Input::SwitchedToHyp);
+        assert_eq!(ctrl_a3(&mut s, &none), Input::SwitchedToHyp);
+        // Without el2visor's stop and with the others ended, the input stays where it is.
+        let mut s = InputSwitch::new(2);
+        assert_eq!(ctrl_a3(&mut s, &|i| i == 0), Input::Switched(0));
+        assert_eq!(s.input_among(b'x', |_| true), Input::To(0, vec![b'x']));
+    }
+
     #[test]
     fn output_in_whole_lines_until_the_person_types() {
         let mut o = Output::new();
