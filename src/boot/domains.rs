@@ -122,6 +122,8 @@ pub fn build(p: &Platform, d: &DomainPlan, devs: &[PtDevice], withheld: &[String
     let mut vm = instance::create(spec).map_err(|e| format!("VM {}: {e}", d.name))?;
     let spis: Vec<u32> = devs.iter().flat_map(|x| x.spis.iter().copied()).collect();
     let emulated = if d.vpl011 { alloc::vec![vpl011::GUEST_INTID] } else { Vec::new() };
+    let named: Vec<(u32, &str)> = emulated.iter().map(|&i| (i, "vpl011")).collect();
+    crate::vm::passthrough::check_spis(devs, &named).map_err(|e| format!("VM {}: {e}", d.name))?;
     let (dist, redist) = match &g.kind {
         GicKind::V3 { redist_stride, .. } => (PaRange::new(domu::GICD_BASE, domu::GICV3_GICD_SIZE), Some((domu::GICV3_GICR_BASE, *redist_stride))),
         GicKind::V2 { .. } => (PaRange::new(domu::GICD_BASE, 0x1000), None),

@@ -135,6 +135,20 @@ pub fn checked_copy(dtb: &[u8]) -> Result<Vec<u8>, String> {
     Ok(copy)
 }
 
+/// The first passed-through device whose interrupt an emulated device of the domain drives too
+/// (`emulated`: its vpl011's SPI), as an error naming both: the two would be one line.
+pub fn check_spis(devs: &[PtDevice], emulated: &[(u32, &str)]) -> Result<(), String> {
+    for d in devs {
+        if let Some((intid, what)) = emulated.iter().find(|(i, _)| d.spis.contains(i)) {
+            return Err(alloc::format!(
+                "passthrough device {} ({}) uses INTID {intid}, which the domain's {what} drives: give the device another interrupt or drop {what}",
+                d.name, d.host_path
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The devices of the partial device tree `dtb` (a domain's `multiboot,device-tree` module),
 /// checked against the host's nodes. Errors are one line naming the node.
 pub fn devices(dtb: &[u8], host: &impl HostNodes) -> Result<Vec<PtDevice>, String> {
@@ -282,6 +296,15 @@ mod tests {
         w.property_array_u32("xen,reg", xen_reg).unwrap();
         w.property_string("xen,path", path).unwrap();
         w.end_node(n).unwrap();
+    }
+
+    #[test]
+    fn a_passthrough_spi_an_emulated_device_drives_is_refused() {
+        let dev = |spis: &[u32]| PtDevice { name: "rtc@9010000".into(), host_path: "/pl031@9010000".into(), regions: alloc::vec![], spis: spis.to_vec(), force_assign: false };
+        assert_eq!(check_spis(&[dev(&[34]), dev(&[35, 36])], &[(32, "vpl011")]), Ok(()));
+        let e = check_spis(&[dev(&[34]), dev(&[33, 32])], &[(32, "vpl011")]).unwrap_err();
+        assert!(e.contains("rtc@9010000") && e.contains("/pl031@9010000") && e.contains("INTID 32") && e.contains("vpl011"), "{e}");
+        assert_eq!(check_spis(&[dev(&[32])], &[]), Ok(()));
     }
 
     #[test]
