@@ -7,8 +7,12 @@
 //! IMSC 0x038, RIS 0x03c, MIS 0x040, ICR 0x044, and the PL011 identification registers at
 //! 0xfe0..0xffc (so a guest that treats it as a PL011 finds one). Everything else in the 4 KiB
 //! frame reads as zero and ignores writes, as on Xen. Transmit never waits: a written byte goes
-//! to the console at once, so the transmit FIFO is always empty and TXRIS always set; the
-//! receive FIFO holds [`RX_FIFO`] bytes.
+//! to the console at once, so the transmit FIFO is always empty: TXRIS is set as the FIFO
+//! drains through its trigger level, that is out of reset and after each write, and ICR clears
+//! it (a handler that clears it and keeps TXIM unmasked sees no more, as on hardware); the
+//! receive FIFO holds [`RX_FIFO`] bytes. A byte that arrives when it is full is lost, as on a
+//! PL011: overrun is reported in RSR.OE, RIS.OERIS and, with the last byte received before the
+//! loss, DR.OE (Linux counts it as an input overrun).
 
 #![forbid(unsafe_code)]
 
@@ -35,10 +39,13 @@ const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
 const FR_RXFF: u32 = 1 << 6;
 const FR_TXFE: u32 = 1 << 7;
-/// Interrupt bits (RIS/MIS/IMSC/ICR): receive, transmit, receive timeout.
+/// Interrupt bits (RIS/MIS/IMSC/ICR): receive, transmit, receive timeout, overrun.
 pub const INT_RX: u32 = 1 << 4;
 pub const INT_TX: u32 = 1 << 5;
 pub const INT_RT: u32 = 1 << 6;
+pub const INT_OE: u32 = 1 << 10;
+/// UARTDR's overrun error bit, read with a received byte.
+const DR_OE: u32 = 1 << 11;
 const INT_ALL: u32 = 0x7ff;
 
 /// PL011 peripheral and PrimeCell IDs (r1p5), 0xfe0..0xffc.
@@ -65,10 +72,11 @@ impl core::fmt::Display for AccessError {
 #[derive(Clone, Debug)]
 pub struct Vpl011 {
     imsc: u32,
-    /// Raw interrupt status that the guest clears with ICR (receive timeout); RX and TX are
-    /// level conditions computed from the FIFOs.
+    /// Raw interrupt status that the guest clears with ICR (transmit, receive timeout,
+    /// overrun); RX is a level condition computed from the FIFO.
     latched: u32,
-    rx: VecDeque<u8>,
+    /// Received bytes with their UARTDR error bits (DR_OE).
+    rx: VecDeque<u16>,
     /// Input bytes dropped because the receive FIFO was full (the overrun error bit).
     overrun: bool,
 }
@@ -81,11 +89,11 @@ impl Default for Vpl011 {
 
 impl Vpl011 {
     pub fn new() -> Self {
-        Vpl011 { imsc: 0, latched: 0, rx: VecDeque::with_capacity(RX_FIFO), overrun: false }
+        Vpl011 { imsc: 0, latched: INT_TX, rx: VecDeque::with_capacity(RX_FIFO), overrun: false }
     }
 
     fn ris(&self) -> u32 {
-        let mut r = self.latched | INT_TX;
+        let mut r = self.latched;
         if !self.rx.is_empty() {
             r |= INT_RX;
         }
@@ -117,6 +125,10 @@ impl Vpl011 {
         Ok(match offset {
             DR => {
                 let v = self.rx.pop_front().map_or(0, u32::from);
+                // RSR mirrors the error bits of the byte read, as on a PL011 (bits 11:8 of DR).
+                if v & DR_OE != 0 {
+                    self.overrun = true;
+                }
                 if self.rx.is_empty() {
                     self.latched &= !INT_RT;
                 }
@@ -145,7 +157,11 @@ impl Vpl011 {
     pub fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Option<u8>, AccessError> {
         Self::check(offset, size)?;
         match offset {
-            DR => return Ok(Some(value as u8)),
+            DR => {
+                // The byte leaves at once: the FIFO passes through its trigger level again.
+                self.latched |= INT_TX;
+                return Ok(Some(value as u8));
+            }
             RSR => self.overrun = false,
             IMSC => self.imsc = value & INT_ALL,
             ICR => self.latched &= !value,
@@ -158,9 +174,13 @@ impl Vpl011 {
     pub fn push_rx(&mut self, byte: u8) -> bool {
         if self.rx.len() >= RX_FIFO {
             self.overrun = true;
+            self.latched |= INT_OE;
+            if let Some(last) = self.rx.back_mut() {
+                *last |= DR_OE as u16;
+            }
             return false;
         }
-        self.rx.push_back(byte);
+        self.rx.push_back(u16::from(byte));
         self.latched |= INT_RT;
         true
     }
@@ -200,11 +220,34 @@ mod tests {
         assert_ne!(u.read(FR, 4).unwrap() & FR_RXFF, 0);
         assert!(!u.push_rx(0xff), "a full FIFO drops input");
         assert_eq!(u.read(RSR, 4).unwrap(), 1 << 3, "overrun error");
+        assert_ne!(u.read(RIS, 4).unwrap() & INT_OE, 0, "overrun interrupt raised");
         u.write(RSR, 4, 0).unwrap();
         assert_eq!(u.read(RSR, 4).unwrap(), 0);
         assert_eq!(u.read(DR, 4).unwrap(), 0, "first in, first out");
-        u.write(ICR, 4, INT_RT).unwrap();
-        assert_eq!(u.read(RIS, 4).unwrap() & INT_RT, 0, "ICR clears the timeout");
+        u.write(ICR, 4, INT_RT | INT_OE).unwrap();
+        assert_eq!(u.read(RIS, 4).unwrap() & (INT_RT | INT_OE), 0, "ICR clears the timeout and the overrun");
+        // The last byte received before the loss carries DR.OE, and RSR shows it when read.
+        for i in 1..RX_FIFO - 1 {
+            assert_eq!(u.read(DR, 4).unwrap(), i as u32);
+        }
+        assert_eq!(u.read(DR, 4).unwrap(), DR_OE | (RX_FIFO as u32 - 1));
+        assert_eq!(u.read(RSR, 4).unwrap(), 1 << 3);
+        assert!(u.push_rx(b'z'));
+        u.write(RSR, 4, 0).unwrap();
+        assert_eq!(u.read(DR, 4).unwrap(), u32::from(b'z'), "a byte after the overrun has no error");
+        assert_eq!(u.read(RSR, 4).unwrap(), 0);
+    }
+
+    #[test]
+    fn transmit_interrupt_is_cleared_by_icr_until_the_next_byte() {
+        let mut u = Vpl011::new();
+        u.write(IMSC, 4, INT_TX).unwrap();
+        assert!(u.irq_level(), "empty transmit FIFO out of reset");
+        u.write(ICR, 4, INT_TX).unwrap();
+        assert!(!u.irq_level(), "ICR.TXIC clears it, and the line stays low");
+        assert_eq!(u.read(RIS, 4).unwrap() & INT_TX, 0);
+        assert_eq!(u.write(DR, 4, u32::from(b'x')).unwrap(), Some(b'x'));
+        assert!(u.irq_level(), "the byte left: the FIFO drained through its trigger level");
     }
 
     #[test]
