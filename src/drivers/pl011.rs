@@ -8,8 +8,10 @@ use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! {u32,
     DR [
-        /// The byte to send.
+        /// The byte to send, or received.
         DATA OFFSET(0) NUMBITS(8) [],
+        /// The received byte's errors: framing (8), parity (9), break (10), overrun (11).
+        ERRORS OFFSET(8) NUMBITS(4) [],
     ],
     FR [
         /// Receive FIFO empty.
@@ -91,10 +93,17 @@ impl Pl011 {
 
     /// A received byte, if one is waiting.
     pub fn getc(&self) -> Option<u8> {
+        self.getc_with_errors().map(|(b, _)| b)
+    }
+
+    /// A received byte and its error bits (UARTDR bits 11:8 shifted down: 1 framing, 2 parity,
+    /// 4 break, 8 overrun), if one is waiting.
+    pub fn getc_with_errors(&self) -> Option<(u8, u8)> {
         if self.regs().fr.is_set(FR::RXFE) {
             return None;
         }
-        Some(self.regs().dr.read(DR::DATA) as u8)
+        let dr = self.regs().dr.extract();
+        Some((dr.read(DR::DATA) as u8, dr.read(DR::ERRORS) as u8))
     }
 
     /// Enable the UART and its transmitter if firmware left them off.

@@ -16,6 +16,7 @@ use crate::vm::console::{Input, InputSwitch};
 use crate::vm::console_cmd::{parse, Command, Edit, LineEditor, HELP};
 use crate::vm::instance::OFF;
 use crate::vm::table;
+use crate::vm::vpl011;
 
 struct Switch {
     uart: Pl011,
@@ -60,7 +61,17 @@ pub fn start(base: usize, intid: Option<u32>) {
 fn on_input() {
     let mut guard = SWITCH.lock();
     let Some(s) = guard.as_mut() else { return };
-    while let Some(b) = s.uart.getc() {
+    while let Some((b, errors)) = s.uart.getc_with_errors() {
+        // A break, framing or parity error on the line goes to the VM with the input as its
+        // own UART would show it (a break is Linux's SysRq); at el2visor's stop it is dropped.
+        let line_errors = errors & (vpl011::RX_BREAK | vpl011::RX_FRAMING | vpl011::RX_PARITY);
+        if line_errors != 0 {
+            let vm = s.switch.focus().and_then(|i| table::get(s.slots[i])).filter(|vm| vm.state() != OFF);
+            if let Some((vm, u)) = vm.and_then(|vm| vm.vuart.as_ref().map(|u| (vm, u))) {
+                u.input_with_errors(vm.vgic.as_ref(), &vm.irqs, b, line_errors);
+            }
+            continue;
+        }
         let slots = &s.slots;
         let running = |i: usize| table::get(slots[i]).is_some_and(|vm| vm.state() != OFF);
         match s.switch.input_among(b, running) {

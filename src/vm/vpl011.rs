@@ -12,7 +12,9 @@
 //! it (a handler that clears it and keeps TXIM unmasked sees no more, as on hardware); the
 //! receive FIFO holds [`RX_FIFO`] bytes. A byte that arrives when it is full is lost, as on a
 //! PL011: overrun is reported in RSR.OE, RIS.OERIS and, with the last byte received before the
-//! loss, DR.OE (Linux counts it as an input overrun).
+//! loss, DR.OE (Linux counts it as an input overrun). A break, framing or parity error on the
+//! console line comes with its byte in DR bits 10:8 and its RIS bit (Linux takes a break as
+//! SysRq).
 
 #![forbid(unsafe_code)]
 
@@ -44,8 +46,17 @@ pub const INT_RX: u32 = 1 << 4;
 pub const INT_TX: u32 = 1 << 5;
 pub const INT_RT: u32 = 1 << 6;
 pub const INT_OE: u32 = 1 << 10;
+/// The framing, parity and break error interrupts (RIS bits 7, 8, 9).
+const INT_FE: u32 = 1 << 7;
+const INT_PE: u32 = 1 << 8;
+const INT_BE: u32 = 1 << 9;
 /// UARTDR's overrun error bit, read with a received byte.
 const DR_OE: u32 = 1 << 11;
+/// Receive errors a byte of input can carry ([`Vpl011::push_rx_with_errors`]), as UARTDR bits
+/// 11:8 shifted down.
+pub const RX_FRAMING: u8 = 1;
+pub const RX_PARITY: u8 = 2;
+pub const RX_BREAK: u8 = 4;
 const INT_ALL: u32 = 0x7ff;
 
 /// PL011 peripheral and PrimeCell IDs (r1p5), 0xfe0..0xffc.
@@ -77,8 +88,9 @@ pub struct Vpl011 {
     latched: u32,
     /// Received bytes with their UARTDR error bits (DR_OE).
     rx: VecDeque<u16>,
-    /// Input bytes dropped because the receive FIFO was full (the overrun error bit).
-    overrun: bool,
+    /// RSR: the receive errors of the byte last read from DR (bits 3:0: framing, parity, break,
+    /// overrun), or an overrun since, until cleared through ECR.
+    rsr: u32,
 }
 
 impl Default for Vpl011 {
@@ -89,7 +101,7 @@ impl Default for Vpl011 {
 
 impl Vpl011 {
     pub fn new() -> Self {
-        Vpl011 { imsc: 0, latched: INT_TX, rx: VecDeque::with_capacity(RX_FIFO), overrun: false }
+        Vpl011 { imsc: 0, latched: INT_TX, rx: VecDeque::with_capacity(RX_FIFO), rsr: 0 }
     }
 
     fn ris(&self) -> u32 {
@@ -125,16 +137,15 @@ impl Vpl011 {
         Ok(match offset {
             DR => {
                 let v = self.rx.pop_front().map_or(0, u32::from);
-                // RSR mirrors the error bits of the byte read, as on a PL011 (bits 11:8 of DR).
-                if v & DR_OE != 0 {
-                    self.overrun = true;
-                }
+                // RSR mirrors the error bits of the byte read, as on a PL011 (bits 11:8 of DR);
+                // an overrun stays until ECR clears it.
+                self.rsr = (v >> 8) & 0xf | (self.rsr & 0x8);
                 if self.rx.is_empty() {
                     self.latched &= !INT_RT;
                 }
                 v
             }
-            RSR => u32::from(self.overrun) << 3,
+            RSR => self.rsr,
             FR => {
                 let mut fr = FR_TXFE;
                 if self.rx.is_empty() {
@@ -162,7 +173,7 @@ impl Vpl011 {
                 self.latched |= INT_TX;
                 return Ok(Some(value as u8));
             }
-            RSR => self.overrun = false,
+            RSR => self.rsr = 0,
             IMSC => self.imsc = value & INT_ALL,
             ICR => self.latched &= !value,
             _ => {}
@@ -172,15 +183,28 @@ impl Vpl011 {
 
     /// A byte of console input for this VM; `false` if the FIFO was full and it was dropped.
     pub fn push_rx(&mut self, byte: u8) -> bool {
+        self.push_rx_with_errors(byte, 0)
+    }
+
+    /// A byte of console input that arrived with receive errors (`RX_*`: a break, a framing or
+    /// parity error on the physical line), passed on as a PL011 reports them: in DR bits 10:8
+    /// with the byte, and their interrupts in RIS; `false` if the FIFO was full.
+    pub fn push_rx_with_errors(&mut self, byte: u8, errors: u8) -> bool {
         if self.rx.len() >= RX_FIFO {
-            self.overrun = true;
+            self.rsr |= 0x8;
             self.latched |= INT_OE;
             if let Some(last) = self.rx.back_mut() {
                 *last |= DR_OE as u16;
             }
             return false;
         }
-        self.rx.push_back(u16::from(byte));
+        let errors = errors & (RX_FRAMING | RX_PARITY | RX_BREAK);
+        self.rx.push_back(u16::from(byte) | u16::from(errors) << 8);
+        for (bit, int) in [(RX_FRAMING, INT_FE), (RX_PARITY, INT_PE), (RX_BREAK, INT_BE)] {
+            if errors & bit != 0 {
+                self.latched |= int;
+            }
+        }
         self.latched |= INT_RT;
         true
     }
@@ -236,6 +260,24 @@ mod tests {
         u.write(RSR, 4, 0).unwrap();
         assert_eq!(u.read(DR, 4).unwrap(), u32::from(b'z'), "a byte after the overrun has no error");
         assert_eq!(u.read(RSR, 4).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_break_reaches_the_guest_as_a_pl011_reports_it() {
+        let mut u = Vpl011::new();
+        u.write(IMSC, 4, INT_RX | INT_RT).unwrap();
+        assert!(u.push_rx_with_errors(0, RX_BREAK));
+        assert_ne!(u.read(RIS, 4).unwrap() & INT_BE, 0, "break interrupt raised");
+        // Linux's amba-pl011 reads DR, sees BE (bit 10) and hands the break to the tty (SysRq).
+        assert_eq!(u.read(DR, 4).unwrap(), 1 << 10);
+        assert_eq!(u.read(RSR, 4).unwrap(), 1 << 2, "RSR mirrors the byte's errors");
+        u.write(ICR, 4, INT_BE).unwrap();
+        assert_eq!(u.read(RIS, 4).unwrap() & INT_BE, 0);
+        assert!(u.push_rx_with_errors(b'q', RX_FRAMING | RX_PARITY | 0xf0));
+        assert_eq!(u.read(DR, 4).unwrap(), 0x300 | u32::from(b'q'), "only the receive errors");
+        assert!(u.push_rx(b'x'));
+        assert_eq!(u.read(DR, 4).unwrap(), u32::from(b'x'));
+        assert_eq!(u.read(RSR, 4).unwrap(), 0, "a clean byte read clears RSR's byte errors");
     }
 
     #[test]

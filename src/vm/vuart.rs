@@ -85,8 +85,13 @@ impl VUart {
 
     /// A byte of console input for the VM; `false` if its receive FIFO was full.
     pub fn input(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], byte: u8) -> bool {
+        self.input_with_errors(vgic, irqs, byte, 0)
+    }
+
+    /// A byte of console input that came with receive errors (`vpl011::RX_*`: a break).
+    pub fn input_with_errors(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq], byte: u8, errors: u8) -> bool {
         let mut s = self.state.lock();
-        let taken = s.0.push_rx(byte);
+        let taken = s.0.push_rx_with_errors(byte, errors);
         // Under the device's lock: see `drive`.
         drive(vgic, irqs, usize::MAX, s.0.irq_level());
         taken
