@@ -239,7 +239,19 @@ fn bad_configurations_are_one_line_and_no_hang() {
     let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let dir = scratch("dom0less-bad");
     let rtc_missing = partial_dtb(&dir, "/nowhere@0");
-    let cases: [(&str, Vec<String>, &str); 4] = [
+    // The RTC passed through on SPI 0 (INTID 32), which a domain's vpl011 drives.
+    let spi_dir = scratch("dom0less-bad-spi-dtb");
+    let rtc = partial_dtb(&spi_dir, "/pl031@9010000");
+    let dts = std::fs::read_to_string(spi_dir.join("rtc.dts")).unwrap().replace("interrupts = <0 2 4>", "interrupts = <0 0 4>");
+    std::fs::write(spi_dir.join("rtc.dts"), dts).unwrap();
+    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o", &rtc]).arg(spi_dir.join("rtc.dts")).status().expect("dtc");
+    assert!(st.success());
+    let cases: [(&str, Vec<String>, &str); 5] = [
+        (
+            "vpl011-spi",
+            vec![format!("d={img}:{initrd}:1:256M:console=ttyAMA0:vpl011,dtb={rtc},pt=/pl031@9010000")],
+            "VM d: passthrough device pl031@9010000 (/pl031@9010000) uses INTID 32, which the domain's vpl011 drives",
+        ),
         ("cpus", vec![format!("big={img}:{initrd}:5:256M:console=ttyAMA0:vpl011")], "VM big: asks for 5 vCPUs but only 4 of the 4 CPUs are left"),
         ("memory", vec![format!("fat={img}:{initrd}:1:4G:console=ttyAMA0:vpl011")], "VM fat: asks for 4096 MiB of RAM"),
         (
