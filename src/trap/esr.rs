@@ -222,9 +222,11 @@ pub enum S2Fault {
     /// (an emulated device left unmapped, a page not copied or write-protected yet), resolved
     /// or emulated at the faulting IPA.
     Mapping,
-    /// A synchronous external abort or parity/ECC error, on the access or on a translation
-    /// table walk: HPFAR_EL2 is not to be trusted and there is nothing to emulate.
-    External,
+    /// A synchronous external abort or parity/ECC error on the access itself (a device's bus
+    /// error): HPFAR_EL2 is not to be trusted and there is nothing to emulate.
+    ExternalAccess,
+    /// The same on a translation table walk.
+    ExternalWalk,
     /// An alignment fault that stage 2's Device type made (an unaligned access or a DC ZVA on
     /// a passed-through device the guest maps Normal).
     Alignment,
@@ -239,8 +241,9 @@ pub enum S2Fault {
 pub const fn s2_fault(esr: u64) -> S2Fault {
     match esr & 0x3f {
         0x04..=0x0f | 0x2b => S2Fault::Mapping,
+        0x10 | 0x18 => S2Fault::ExternalAccess,
         // 0x11 is a tag check fault, a stage-1 matter.
-        0x10 | 0x12..=0x1f => S2Fault::External,
+        0x12..=0x17 | 0x19..=0x1f => S2Fault::ExternalWalk,
         0x21 => S2Fault::Alignment,
         0x30 => S2Fault::TlbConflict,
         _ => S2Fault::Other,
@@ -281,9 +284,12 @@ mod tests {
         for fsc in (0x04..=0x0f).chain([0x2b]) {
             assert_eq!(s2_fault(dabt(fsc)), S2Fault::Mapping, "FSC {fsc:#x}");
         }
-        // On the access, on a walk at levels -1 to 3, parity/ECC on either.
-        for fsc in [0x10, 0x13, 0x14, 0x17, 0x18, 0x1b, 0x1c, 0x1f] {
-            assert_eq!(s2_fault(dabt(fsc)), S2Fault::External, "FSC {fsc:#x}");
+        // On the access (an external abort, parity/ECC), and on a walk at levels -1 to 3.
+        for fsc in [0x10, 0x18] {
+            assert_eq!(s2_fault(dabt(fsc)), S2Fault::ExternalAccess, "FSC {fsc:#x}");
+        }
+        for fsc in [0x13, 0x14, 0x17, 0x1b, 0x1c, 0x1f] {
+            assert_eq!(s2_fault(dabt(fsc)), S2Fault::ExternalWalk, "FSC {fsc:#x}");
         }
         assert_eq!(s2_fault(dabt(0x21)), S2Fault::Alignment);
         assert_eq!(s2_fault(dabt(0x30)), S2Fault::TlbConflict);

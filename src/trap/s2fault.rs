@@ -3,9 +3,12 @@
 //! there is nothing to emulate or to map, so they never reach MMIO emulation: each gets the
 //! answer the guest would get from hardware, or what KVM and Xen give, and a log line.
 //!
-//! - A synchronous external abort or a parity/ECC error (on the access or on a stage-2 walk): a
-//!   virtual SError, as KVM gives (`kvm_handle_guest_sea`); the guest takes it when it unmasks
-//!   SErrors and the access runs again.
+//! - A synchronous external abort or a parity/ECC error on the access itself (a passed-through
+//!   device's bus error): a synchronous external abort at the instruction, what the guest gets
+//!   from that device without a hypervisor (a process's SIGBUS in Linux), as Xen gives.
+//! - The same on a translation table walk: a virtual SError, as KVM gives
+//!   (`kvm_handle_guest_sea`); the guest takes it when it unmasks SErrors and the access runs
+//!   again.
 //! - An alignment fault that stage 2's Device type made: the same alignment fault, injected.
 //! - A TLB conflict abort: this CPU's TLB entries for the VM are invalidated and the access runs
 //!   again (the Arm ARM's remedy; el2visor's break-before-make should make it impossible).
@@ -38,9 +41,12 @@ pub fn unusual(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Option<
         return Some(Exit::VmOff);
     }
     let (what, injected) = match kind {
-        S2Fault::External => {
+        S2Fault::ExternalAccess => {
+            ("an external abort or memory error on the access: injecting a synchronous external abort", inject_hw::abort(frame, esr, far))
+        }
+        S2Fault::ExternalWalk => {
             crate::arch::serror::inject_virtual(serror_rule::VIRTUAL_SYNDROME);
-            ("an external abort or memory error at stage 2: injecting a virtual SError", Ok(()))
+            ("an external abort or memory error on a translation table walk: injecting a virtual SError", Ok(()))
         }
         S2Fault::Alignment => {
             ("an alignment fault from stage 2's Device type: injecting it", inject_hw::alignment_fault(frame, esr, far))
