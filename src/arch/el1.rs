@@ -25,17 +25,29 @@ pub fn reset(sctlr: u64) {
 
 /// The PMU back to its reset state, where the CPU has PMUv3 (ID_AA64DFR0_EL1.PMUVer, bits 11:8,
 /// 1 to 14; 15 is an IMPLEMENTATION DEFINED PMU): every counter and overflow interrupt
-/// disabled, overflow flags clear, the counters zeroed (PMCR_EL0.P and C, E clear), no EL0
-/// access, PMSELR_EL0 and PMCCFILTR_EL0 at 0. The guest owns every counter (MDCR_EL2.HPMN),
+/// disabled, overflow flags clear, the counters zeroed (PMCR_EL0.P and C, E clear, LC as KVM),
+/// no EL0 access, PMSELR_EL0 and PMCCFILTR_EL0 at 0. The guest owns every counter (MDCR_EL2.HPMN),
 /// so this is all of it; left as it was, an enabled counter of the previous life could raise
 /// its overflow interrupt into the new one.
 fn reset_pmu() {
-    let dfr0: u64;
-    // SAFETY: an ID register read; no side effect.
-    unsafe { asm!("mrs {v}, id_aa64dfr0_el1", v = out(reg) dfr0, options(nomem, nostack, preserves_flags)) };
+    let (dfr0, pfr0): (u64, u64);
+    // SAFETY: ID register reads; no side effect.
+    unsafe {
+        asm!(
+            "mrs {d}, id_aa64dfr0_el1",
+            "mrs {p}, id_aa64pfr0_el1",
+            d = out(reg) dfr0,
+            p = out(reg) pfr0,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
     if !matches!((dfr0 >> 8) & 0xf, 1..=14) {
         return;
     }
+    // PMCR_EL0.P and C (zero the counters); LC (bit 6) set where EL0 has no AArch32, where it
+    // is RES1 (KVM's reset value).
+    let aarch32_el0 = pfr0 & 0xf == 2;
+    let pmcr = 0b110u64 | if aarch32_el0 { 0 } else { 1 << 6 };
     // SAFETY: the guest's PMU registers (PMUv3, checked above), written at EL2 while the vCPU
     // does not run; el2visor counts nothing with the PMU itself.
     unsafe {
@@ -49,7 +61,7 @@ fn reset_pmu() {
             "msr pmccfiltr_el0, xzr",
             "isb",
             all = in(reg) u64::from(u32::MAX),
-            pc = in(reg) 0b110u64,
+            pc = in(reg) pmcr,
             options(nomem, nostack, preserves_flags),
         )
     };
