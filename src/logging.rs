@@ -120,19 +120,31 @@ pub fn write_partial(owner: usize, prefix: &[u8], bytes: &[u8]) {
     }
 }
 
+/// End `owner`'s unfinished line on the console, if it has one there (its VM reset or ended):
+/// what it prints next starts a line of its own.
+pub fn end_partial(owner: usize) {
+    let Some(u) = uart() else { return };
+    let _g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
+    if PARTIAL.load(Ordering::Relaxed) == owner {
+        PARTIAL.store(0, Ordering::Relaxed);
+        u.write_bytes(b"\n");
+    }
+}
+
 /// A byte `b` that `owner` (nonzero, unique: a VM whose console UART is passed through, its
 /// writes tapped) writes straight to the console UART: `write` makes the VM's own access, under
-/// the console's lock, so that whole lines never cut it nor it them; its unfinished line is
-/// tracked as [`write_partial`]'s.
+/// the console's lock, so that whole lines never cut it nor it them, once the transmit FIFO has
+/// room again (el2visor's lines may have filled it since the guest read FR); its unfinished line
+/// is tracked as [`write_partial`]'s.
 pub fn write_through(owner: usize, b: u8, write: impl FnOnce()) {
     let g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
-    if g.is_some() && uart().is_some() {
+    if let (Some(_), Some(u)) = (&g, uart()) {
         let current = PARTIAL.load(Ordering::Relaxed);
         if current != owner && current != 0 {
-            if let Some(u) = uart() {
-                u.write_bytes(b"\n");
-            }
+            u.write_bytes(b"\n");
         }
+        // The guest saw room in the FIFO at its last FR read, before el2visor's lines took it.
+        u.wait_tx_space();
         write();
         note_partial(owner, b);
     } else {

@@ -134,10 +134,9 @@ impl Pl011 {
         let _ = self.regs().dr.get();
     }
 
-    /// Send one byte, waiting while the FIFO is full, but not for ever: a UART that the guest
-    /// disabled, or flow control that never clears, must not hang el2visor. `false` if the byte
-    /// had to be dropped.
-    pub fn putc(&self, b: u8) -> bool {
+    /// Wait while the transmit FIFO is full, as [`Self::putc`] does (not for ever); `false` if
+    /// it stayed full.
+    pub fn wait_tx_space(&self) -> bool {
         let mut budget = MAX_WAIT_POLLS;
         while self.regs().fr.is_set(FR::TXFF) {
             if budget == 0 {
@@ -145,6 +144,16 @@ impl Pl011 {
             }
             budget -= 1;
             core::hint::spin_loop();
+        }
+        true
+    }
+
+    /// Send one byte, waiting while the FIFO is full, but not for ever: a UART that the guest
+    /// disabled, or flow control that never clears, must not hang el2visor. `false` if the byte
+    /// had to be dropped.
+    pub fn putc(&self, b: u8) -> bool {
+        if !self.wait_tx_space() {
+            return false;
         }
         self.regs().dr.write(DR::DATA.val(b as u32));
         true

@@ -121,15 +121,19 @@ impl VUart {
         if let Some(line) = st.1.flush() {
             crate::println!("{}", prefixed(&self.name, &line));
         }
+        // A line shown live (a prompt) ends here too.
+        crate::logging::end_partial(self as *const Self as usize);
         st.0 = Vpl011::new();
         drive(vgic, irqs, usize::MAX, st.0.irq_level());
     }
 
     /// Print what is left of the VM's last line (it ended without a newline).
     pub fn flush(&self) {
-        if let Some(line) = self.state.lock().1.flush() {
+        let mut st = self.state.lock();
+        if let Some(line) = st.1.flush() {
             crate::println!("{}", prefixed(&self.name, &line));
         }
+        crate::logging::end_partial(self as *const Self as usize);
     }
 }
 
