@@ -41,9 +41,19 @@ pub fn init() {
     ask_this_cpu();
 }
 
-/// A secondary's part, before it reports in (so before [`publish`]).
+/// A secondary's part, before it reports in (so before [`publish`], unless it came up late).
 pub fn join() {
     ask_this_cpu();
+    // Came up after the answers were published: say so if it is worse off than they claim.
+    if let (Some(published), Some((merged, _))) = (FIRMWARE.get(), *MERGED.lock()) {
+        if published.merge(merged) != *published {
+            log::warn!(
+                "host firmware: a CPU that came up late answers ARCH_WORKAROUND_1/2/3 {:?}, worse than the {:?} guests were told",
+                merged.workarounds,
+                published.workarounds
+            );
+        }
+    }
 }
 
 /// Keep the worst answers over every CPU that came up (boot CPU, once the secondaries have

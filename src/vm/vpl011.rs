@@ -7,9 +7,11 @@
 //! IMSC 0x038, RIS 0x03c, MIS 0x040, ICR 0x044, and the PL011 identification registers at
 //! 0xfe0..0xffc (so a guest that treats it as a PL011 finds one). Everything else in the 4 KiB
 //! frame reads as zero and ignores writes, as on Xen. Transmit never waits: a written byte goes
-//! to the console at once, so the transmit FIFO is always empty: TXRIS is set as the FIFO
-//! drains through its trigger level, that is out of reset and after each write, and ICR clears
-//! it (a handler that clears it and keeps TXIM unmasked sees no more, as on hardware); the
+//! to the console at once, so the transmit FIFO is always empty: TXRIS is set after each write
+//! (the FIFO drains through its trigger level at once), and ICR clears it (a handler that
+//! clears it and keeps TXIM unmasked sees no more, as on hardware); it is also set out of reset,
+//! as this model always had it, so that a driver that unmasks TXIM before its first byte still
+//! starts (a PL011 raises it only once data drains; Linux writes first); the
 //! receive FIFO holds [`RX_FIFO`] bytes. A byte that arrives when it is full is lost, as on a
 //! PL011: overrun is reported in RSR.OE, RIS.OERIS and, with the last byte received before the
 //! loss, DR.OE (Linux counts it as an input overrun). A break, framing or parity error on the
