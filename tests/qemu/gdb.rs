@@ -318,7 +318,9 @@ fn linux() {
          detach\n",
         SKIP_IRQ = skip_irq
     );
-    let g = gdb(port, &script, 60);
+    // Up to 100 passed-over hits, each a stop and a resume of the VM: under a loaded host (the
+    // suite runs two QEMUs on two cores) 61 took the whole minute this once had.
+    let g = gdb(port, &script, 150);
     let run = qemu.finish(90);
     let q = &run.output;
     let v = values(&g);
