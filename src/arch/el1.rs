@@ -30,17 +30,7 @@ pub fn reset(sctlr: u64) {
 /// so this is all of it; left as it was, an enabled counter of the previous life could raise
 /// its overflow interrupt into the new one.
 fn reset_pmu() {
-    let (dfr0, pfr0): (u64, u64);
-    // SAFETY: ID register reads; no side effect.
-    unsafe {
-        asm!(
-            "mrs {d}, id_aa64dfr0_el1",
-            "mrs {p}, id_aa64pfr0_el1",
-            d = out(reg) dfr0,
-            p = out(reg) pfr0,
-            options(nomem, nostack, preserves_flags)
-        )
-    };
+    let (dfr0, pfr0) = (super::sysreg::id_aa64dfr0_el1(), super::sysreg::id_aa64pfr0_el1());
     if !matches!((dfr0 >> 8) & 0xf, 1..=14) {
         return;
     }

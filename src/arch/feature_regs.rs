@@ -54,18 +54,8 @@ impl Present {
 
     /// This CPU's.
     pub fn of_this_cpu() -> Self {
-        let (pfr0, pfr1): (u64, u64);
-        // SAFETY: ID register reads; no side effect.
-        unsafe {
-            asm!(
-                "mrs {a}, id_aa64pfr0_el1",
-                "mrs {b}, id_aa64pfr1_el1",
-                a = out(reg) pfr0,
-                b = out(reg) pfr1,
-                options(nomem, nostack, preserves_flags)
-            )
-        };
-        Self::from_ids(pfr0, pfr1, super::sysreg::id_aa64mmfr3_el1())
+        use super::sysreg;
+        Self::from_ids(sysreg::id_aa64pfr0_el1(), sysreg::id_aa64pfr1_el1(), sysreg::id_aa64mmfr3_el1())
     }
 }
 
