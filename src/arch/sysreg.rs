@@ -5,7 +5,7 @@
 //! (SCTLR_EL2, TTBR0_EL2, TCR_EL2, MAIR_EL2) are `unsafe fn` with their contract.
 
 use super::sysreg_ext::{
-    AMAIR2_EL1, BRBCR_EL2, GCSCR_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, ID_AA64SMFR0_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
+    AMAIR2_EL1, BRBCR_EL2, CNTHP_CVAL_EL2, GCSCR_EL1, HAFGRTR_EL2, HCRX_EL2, HDFGRTR_EL2, HDFGWTR_EL2, HFGITR_EL2, HFGRTR_EL2, HFGWTR_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR3_EL1, ID_AA64SMFR0_EL1, MAIR2_EL1, PIRE0_EL1, PIR_EL1,
     PMCR_EL0, POR_EL0, POR_EL1, S2POR_EL1, SCTLR2_EL1, SMCR_EL2, TCR2_EL1, VPIDR_EL2, ZCR_EL2,
 };
 use aarch64_cpu::asm::barrier;
@@ -126,6 +126,11 @@ write_fn!(set_vmpidr_el2, VMPIDR_EL2);
 write_fn!(set_vpidr_el2, VPIDR_EL2);
 write_fn!(set_cntvoff_el2, CNTVOFF_EL2);
 write_fn!(set_cnthctl_el2, CNTHCTL_EL2);
+write_fn!(/// CNTHP_CTL_EL2: the EL2 physical timer's control (ENABLE bit 0, IMASK bit 1). Only
+    /// `gic::hw`'s timed sleep uses this timer.
+    set_cnthp_ctl_el2, CNTHP_CTL_EL2);
+write_fn!(/// CNTHP_CVAL_EL2: when the EL2 physical timer fires (a CNTPCT_EL0 count).
+    set_cnthp_cval_el2, CNTHP_CVAL_EL2);
 write_fn!(set_cptr_el2, CPTR_EL2);
 write_fn!(set_mdcr_el2, MDCR_EL2);
 write_fn!(set_hcrx_el2, HCRX_EL2);

@@ -3,7 +3,7 @@
 //! `tock_registers::interfaces::{Readable, Writeable}` (one `mrs`/`msr` each, inlined).
 //!
 //! - Registers aarch64-cpu lacks: [`HCRX_EL2`], [`ZCR_EL2`], [`SMCR_EL2`], [`ID_AA64ISAR2_EL1`],
-//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`] (fields and accessor), and the
+//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`], [`CNTHP_CVAL_EL2`] (fields and accessor), and the
 //!   feature-gated registers HCR_EL2.TVM traps (TCR2_EL1, SCTLR2_EL1, MAIR2_EL1, AMAIR2_EL1,
 //!   PIR_EL1, PIRE0_EL1, POR_EL1, POR_EL0, S2POR_EL1: accessor only), and GCSCR_EL1 (read only). The newer ones are named by
 //!   their encoding (`s3_4_c1_c2_2` …), which every assembler accepts.
@@ -203,6 +203,8 @@ mod access {
         PMCR_EL0: PmcrEl0, "pmcr_el0", super::PMCR_EL0::Register, ro);
     sysreg!(/// VPIDR_EL2: the MIDR_EL1 value EL1 reads.
         VPIDR_EL2: VpidrEl2, "vpidr_el2", (), rw);
+    sysreg!(/// CNTHP_CVAL_EL2: the EL2 physical timer's compare value (a count of CNTPCT_EL0).
+        CNTHP_CVAL_EL2: CnthpCvalEl2, "cnthp_cval_el2", (), rw);
     // The fine-grained trap registers (FEAT_FGT only: UNDEFINED without it; HAFGRTR_EL2 also
     // needs FEAT_AMUv1). Values: `vcpu::fgt`.
     sysreg!(/// HFGRTR_EL2.

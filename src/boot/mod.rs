@@ -448,6 +448,7 @@ fn init_gic(p: &Platform) {
         log::warn!("the device tree has no GIC: guests get no interrupts");
         return;
     };
+    let hyp_timer_intid = p.timer.and_then(|t| t.hyp_phys);
     let info = match &g.kind {
         GicKind::V2 { dist, cpu, hyp, vcpu } => GicInfo {
             version: GicVersion::V2,
@@ -457,6 +458,7 @@ fn init_gic(p: &Platform) {
             vcpu: vcpu.map(|r| r.start),
             redist: Vec::new(),
             maintenance_intid: g.maintenance_intid.unwrap_or(crate::gic::MAINTENANCE_INTID),
+            hyp_timer_intid,
         },
         GicKind::V3 { dist, redists, .. } => GicInfo {
             version: GicVersion::V3,
@@ -466,6 +468,7 @@ fn init_gic(p: &Platform) {
             vcpu: None,
             redist: redists.iter().map(|r| (r.start, r.size)).collect(),
             maintenance_intid: g.maintenance_intid.unwrap_or(crate::gic::MAINTENANCE_INTID),
+            hyp_timer_intid,
         },
     };
     if let Err(e) = hw::init_host(&info).and_then(|_| hw::init_cpu()) {

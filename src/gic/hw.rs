@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::arch::cpu;
+use crate::arch::{cpu, sysreg};
 use crate::gic::host::HostGic;
 use crate::gic::{GicError, GicInfo, MAINTENANCE_INTID};
 use crate::percpu;
@@ -14,6 +14,16 @@ pub const KICK_SGI: u32 = 1;
 
 /// The maintenance interrupt of the host GIC (from the DT; INTID 25 on QEMU virt and GIC-400).
 static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
+
+/// The EL2 physical timer's PPI (from the DT; INTID 26 on QEMU virt and the Pi 4), enabled on
+/// every CPU for [`sleep_until`]; [`NO_INTID`] when the DT names none.
+static HYP_TIMER: AtomicU32 = AtomicU32::new(NO_INTID);
+const NO_INTID: u32 = u32::MAX;
+
+/// CNTHP_CTL_EL2: the timer counts (ENABLE); IMASK (bit 1) clear, so it asserts its PPI.
+const CNTHP_ENABLE: u64 = 1 << 0;
+/// CNTHP_CTL_EL2 with the timer off: its PPI is low.
+const CNTHP_OFF: u64 = 0;
 
 /// Device interrupts el2visor handles itself (its console's receive interrupt when it owns
 /// console input, the GDB stub's UART, an SMMU's event queue and global errors), and their handlers; `u32::MAX` marks
@@ -47,15 +57,54 @@ pub fn init_host(info: &GicInfo) -> Result<(), GicError> {
     // only el2visor drives them (the VM gets GICV and emulated GICD/GICR, never these).
     let gic = unsafe { HostGic::init_distributor(info) }?;
     MAINTENANCE.store(info.maintenance_intid, Ordering::Relaxed);
+    match info.hyp_timer_intid {
+        Some(t) if crate::gic::is_ppi(t) => HYP_TIMER.store(t, Ordering::Relaxed),
+        Some(t) => log::warn!("GIC: the EL2 timer's interrupt {t} is not a PPI: timed waits (WFIT) poll"),
+        None => log::info!("GIC: the device tree names no EL2 timer interrupt: timed waits (WFIT) poll"),
+    }
     HOST.call_once(|| gic);
     Ok(())
 }
 
-/// Every CPU (the boot CPU too): its CPU interface and virtual interface, and the kick SGI.
+/// Every CPU (the boot CPU too): its CPU interface and virtual interface, the kick SGI, and the
+/// EL2 timer's PPI, the timer itself off first (its control resets to an UNKNOWN value).
 pub fn init_cpu() -> Result<(), GicError> {
     let Some(h) = HOST.get() else { return Ok(()) };
     h.init_cpu()?;
-    h.enable(KICK_SGI, percpu::mpidr_of(cpu::current()))
+    let mpidr = percpu::mpidr_of(cpu::current());
+    h.enable(KICK_SGI, mpidr)?;
+    let timer = HYP_TIMER.load(Ordering::Relaxed);
+    if timer != NO_INTID {
+        sysreg::set_cnthp_ctl_el2(CNTHP_OFF);
+        sysreg::isb();
+        h.enable(timer, mpidr)?;
+    }
+    Ok(())
+}
+
+/// Sleep until an interrupt is pending for this pCPU or the physical counter reaches `deadline`
+/// (a trapped WFIT). The EL2 physical timer, set to the deadline, wakes the WFI; it is off again
+/// on return, so its level-sensitive PPI is low and nothing is left to acknowledge (should an
+/// acknowledge still catch it, [`is_own`] has it deactivated). Without a GIC or a PPI for that
+/// timer the wait polls the counter instead.
+pub fn sleep_until(deadline: u64) {
+    let timer = HOST.get().is_some() && HYP_TIMER.load(Ordering::Relaxed) != NO_INTID;
+    if timer {
+        sysreg::set_cnthp_cval_el2(deadline);
+        sysreg::set_cnthp_ctl_el2(CNTHP_ENABLE);
+        sysreg::isb();
+    }
+    while sysreg::cntpct_el0() < deadline && !cpu::interrupt_pending() {
+        if timer {
+            cpu::wait_for_interrupt();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    if timer {
+        sysreg::set_cnthp_ctl_el2(CNTHP_OFF);
+        sysreg::isb();
+    }
 }
 
 /// Take device interrupt `intid` (an SPI) for el2visor: level-sensitive, routed to pCPU `pcpu`,
@@ -92,9 +141,10 @@ pub fn is_maintenance(intid: u32) -> bool {
     intid == MAINTENANCE.load(Ordering::Relaxed)
 }
 
-/// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt), never a guest's.
+/// Whether `intid` is el2visor's own (the kick SGI, the maintenance interrupt, the EL2 timer's
+/// PPI), never a guest's.
 pub fn is_own(intid: u32) -> bool {
-    intid == KICK_SGI || is_maintenance(intid)
+    intid == KICK_SGI || is_maintenance(intid) || intid == HYP_TIMER.load(Ordering::Relaxed)
 }
 
 /// Make pCPU `pcpu` take an interrupt (and leave its guest, if it runs one); without a GIC, wake

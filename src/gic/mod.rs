@@ -100,6 +100,10 @@ pub struct GicInfo {
     pub redist: Vec<(Pa, u64)>,
     /// INTID of the virtualization maintenance interrupt (25 on QEMU virt and GIC-400).
     pub maintenance_intid: u32,
+    /// INTID of the EL2 physical timer (the fourth of the host DT's `arm,armv8-timer`
+    /// interrupts: 26 on QEMU virt and the Pi 4), which wakes a timed EL2 sleep
+    /// (`hw::sleep_until`); without one, such a wait polls.
+    pub hyp_timer_intid: Option<u32>,
 }
 
 /// A [`GicInfo`] that cannot drive a GIC.
@@ -275,6 +279,7 @@ mod tests {
             vcpu: Some(Pa(0x0804_0000)),
             redist: vec![],
             maintenance_intid: MAINTENANCE_INTID,
+            hyp_timer_intid: Some(HYP_TIMER_INTID),
         }
     }
 

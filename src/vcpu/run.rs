@@ -392,15 +392,13 @@ fn check_own_serror(frame: &TrapFrame) {
 }
 
 /// A trapped WFIT: like [`lrs::idle`], but only until the guest's virtual counter reaches
-/// `deadline`. The EL2 wait polls CNTVCT and the CPU's pending-interrupt status (ISR_EL1) rather
-/// than sleeping in WFI, which nothing would wake at the deadline.
+/// `deadline` (CNTVOFF_EL2 is 0, so a physical count): the pCPU sleeps in WFI with the EL2
+/// physical timer set to wake it then (`gic::hw::sleep_until`).
 fn idle_until(vm: &Vm, v: usize, deadline: u64) {
     lrs::before_entry(&vm.irqs[v]);
     if lrs::virq_pending() {
         return;
     }
     hw::refresh();
-    while sysreg::cntpct_el0() < deadline && !cpu::interrupt_pending() {
-        core::hint::spin_loop();
-    }
+    hw::sleep_until(deadline);
 }
