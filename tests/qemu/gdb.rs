@@ -3,7 +3,8 @@
 //! guest (with its ELF's symbols) and against Linux (addresses from the guest's /proc/kallsyms,
 //! its memory checked against the Image file): threads, general and FP/SIMD registers read and
 //! written back, guest virtual memory, a hardware breakpoint hit, three single steps, a software
-//! breakpoint, a write and a read watchpoint, Ctrl-C, and then `detach` (the guest finishes
+//! breakpoint, a write and a read watchpoint, a single step over a store an access watchpoint
+//! catches (probe guest), Ctrl-C, and then `detach` (the guest finishes
 //! normally) or `kill` (el2visor ends the VM). And `on_crash=debug`: a guest that panicked waits,
 //! stopped, for GDB, which finds it stopped with SIGSEGV at the panic.
 
@@ -199,6 +200,8 @@ fn probe(gic: u32) {
          info address probe_hvc\nhbreak probe_hvc\ncontinue\np/x $pc\n\
          stepi\np/x $pc\nstepi\np/x $pc\nstepi\np/x $pc\n\
          delete\nbreak probe_hvc\ncontinue\np/x $pc\ndelete\n\
+         info address probe_guest::console::print_line\nhbreak *probe_guest::console::print_line\ncontinue\ndelete\n\
+         set language c\nset $w = $sp - 16\nawatch *(unsigned long *)$w\nstepi\np/x $pc\ndelete\n\
          kill\n",
         elf = elf.display()
     );
@@ -206,7 +209,7 @@ fn probe(gic: u32) {
     let run = qemu.finish(30);
     let q = &run.output;
     let v = values(&g);
-    check(v.len() == 9, &format!("expected 9 values, got {v:?}"), &g, q);
+    check(v.len() == 10, &format!("expected 10 values, got {v:?}"), &g, q);
     // `Symbol "probe_hvc" is at 0x… in a file compiled without debugging.`
     let hvc = g
         .lines()
@@ -224,6 +227,22 @@ fn probe(gic: u32) {
     let pcs: Vec<u64> = v[5..8].iter().map(|s| hex(s)).collect();
     check(pcs[0] != hex(&v[4]) && pcs[1] != pcs[0] && pcs[2] != pcs[1], "three steps did not move the PC each time", &g, q);
     check(hex(&v[8]) == hvc, "the software breakpoint stopped elsewhere than probe_hvc", &g, q);
+    // print_line's first instruction, `str x30, [sp, #-16]!`, writes the watched word: a stepi
+    // over it stops for the watchpoint (taken before the store; GDB then steps it with the
+    // watchpoint out and reports it) and ends on the next instruction. An access watchpoint, as
+    // GDB's `watch` says nothing when a write leaves the value as it was, and this one writes
+    // the return address the previous call from the same place left there.
+    let print_line = g
+        .lines()
+        .find_map(|l| l.strip_prefix("Symbol \"probe_guest::console::print_line\" is a function at address ").map(|r| r.trim_end_matches('.')))
+        .map(hex);
+    check(print_line.is_some(), "GDB did not find probe_guest::console::print_line", &g, q);
+    // The watchpoint is named once when set and once when hit, then its value (`Value = ` if the
+    // write left it as it was, else `Old value = ` and `New value = `).
+    let hit = g.match_indices("Hardware access (read/write) watchpoint 4").nth(1).map(|(i, _)| &g[i..]);
+    let reported = hit.is_some_and(|h| h.contains("\nValue = ") || h.contains("\nNew value = "));
+    check(reported, "a stepi over a store to a watched word did not report the watchpoint", &g, q);
+    check(hex(&v[9]) == print_line.unwrap_or(0) + 4, "the stepi over the watched store did not end on the next instruction", &g, q);
     check(run.has("el2visor: GDB attached") && run.has("el2visor: GDB killed VM probe"), "no attach or kill line", &g, q);
     check(run.has("STATS vm=probe ") && run.has("STATS exits="), "the killed VM did not end with its STATS", &g, q);
     check(run.exited, "QEMU did not power off after the only VM was killed", &g, q);
