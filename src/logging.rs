@@ -100,6 +100,16 @@ fn note_partial(owner: usize, b: u8) {
     PARTIAL_CPU.store(cpu::current(), Ordering::Relaxed);
 }
 
+/// Give the console's line to `owner` (under the lock): another owner's unfinished line is
+/// ended first. Whether the line was `owner`'s already (else its next byte starts a line).
+fn take_line(u: &Pl011, owner: usize) -> bool {
+    let current = PARTIAL.load(Ordering::Relaxed);
+    if current != owner && current != 0 {
+        u.write_bytes(b"\n");
+    }
+    current == owner
+}
+
 /// Bytes of output from `owner` (nonzero, unique: a VM's console) shown as they come, an
 /// unfinished line left on the console: each of its lines starts with `prefix`, and a line
 /// printed meanwhile by anyone else (a whole line through [`write_raw`], another owner's bytes)
@@ -108,11 +118,7 @@ pub fn write_partial(owner: usize, prefix: &[u8], bytes: &[u8]) {
     let Some(u) = uart() else { return };
     let _g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
     for &b in bytes {
-        let current = PARTIAL.load(Ordering::Relaxed);
-        if current != owner {
-            if current != 0 {
-                u.write_bytes(b"\n");
-            }
+        if !take_line(&u, owner) {
             u.write_bytes(prefix);
         }
         u.write_bytes(&[b]);
@@ -139,10 +145,7 @@ pub fn end_partial(owner: usize) {
 pub fn write_through(owner: usize, b: u8, write: impl FnOnce()) {
     let g = LOCKING.load(Ordering::Acquire).then(|| LINE_LOCK.lock());
     if let (Some(_), Some(u)) = (&g, uart()) {
-        let current = PARTIAL.load(Ordering::Relaxed);
-        if current != owner && current != 0 {
-            u.write_bytes(b"\n");
-        }
+        take_line(&u, owner);
         // The guest saw room in the FIFO at its last FR read, before el2visor's lines took it.
         u.wait_tx_space();
         write();

@@ -14,7 +14,7 @@ use crate::drivers::pl011::Pl011;
 use crate::vcpu::snapshot::{ask, Ask};
 use crate::vm::console::{Input, InputSwitch};
 use crate::vm::console_cmd::{parse, Command, Edit, LineEditor, HELP};
-use crate::vm::instance::OFF;
+use crate::vm::instance::{Vm, OFF};
 use crate::vm::table;
 use crate::vm::vpl011;
 
@@ -66,24 +66,22 @@ fn on_input() {
         // own UART would show it (a break is Linux's SysRq); at el2visor's stop it is dropped.
         let line_errors = errors & (vpl011::RX_BREAK | vpl011::RX_FRAMING | vpl011::RX_PARITY);
         if line_errors != 0 {
-            let vm = s.switch.focus().and_then(|i| table::get(s.slots[i])).filter(|vm| vm.state() != OFF);
+            let vm = s.switch.focus().and_then(|i| not_ended(s.slots[i]));
             if let Some((vm, u)) = vm.and_then(|vm| vm.vuart.as_ref().map(|u| (vm, u))) {
                 u.input_with_errors(vm.vgic.as_ref(), &vm.irqs, b, line_errors);
             }
             continue;
         }
         let slots = &s.slots;
-        let running = |i: usize| table::get(slots[i]).is_some_and(|vm| vm.state() != OFF);
-        match s.switch.input_among(b, running) {
+        match s.switch.input_among(b, |i| not_ended(slots[i]).is_some()) {
             Input::To(i, bytes) => {
-                let Some(vm) = table::get(s.slots[i]) else { continue };
-                if vm.state() == OFF {
-                    if !s.told_off {
+                let Some(vm) = not_ended(s.slots[i]) else {
+                    if let Some(vm) = table::get(s.slots[i]).filter(|_| !s.told_off) {
                         s.told_off = true;
                         crate::println!("el2visor: VM {} is off: what is typed to it is dropped (press Ctrl-A three times to switch)", vm.name);
                     }
                     continue;
-                }
+                };
                 if let Some(u) = &vm.vuart {
                     // The person types to it: its output shows as it comes from now on.
                     u.set_live(true);
@@ -118,6 +116,11 @@ fn on_input() {
             Input::Held => {}
         }
     }
+}
+
+/// The VM in slot `slot` of the VM table, unless it has ended.
+fn not_ended(slot: usize) -> Option<&'static Vm> {
+    table::get(slot).filter(|vm| vm.state() != OFF)
 }
 
 /// Output in whole lines again for every VM in `slots` (the input went elsewhere).
