@@ -13,8 +13,6 @@
 //! Handlers change the guest's frame and return an [`Exit`]: what the vCPU must do next. Only the
 //! run loop (`vcpu`) acts on it; nothing here stops a CPU, resets a VM or powers anything off.
 
-use core::sync::atomic::Ordering;
-
 use crate::arch::cpu;
 use crate::arch::exception::{Kind, TrapFrame};
 use crate::arch::frame::{aarch32_condition_passed, SPSR_AARCH32};
@@ -25,12 +23,10 @@ use crate::percpu::stats::{ExitCounters, ExitReason};
 use crate::trap::esr::{hpfar_to_ipa, hpfar_valid, Esr, ExceptionClass};
 use crate::trap::wfx::{self as wfx_rule, WfxAction};
 use crate::trap::serror::{self as serror_rule, SErrorAction};
-use crate::trap::psci::{handle_call, CallOutcome};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::sysreg::SysReg;
-use crate::trap::call::{TrapCounter, VendorCall};
-use crate::trap::{inject_hw, mmio, par, report, s2fault, tvm};
-use crate::vm::instance::{VcpuStart, Vm};
+use crate::trap::{calls, inject_hw, mmio, report, s2fault, tvm};
+use crate::vm::instance::Vm;
 
 /// What the vCPU does after an exit; the run loop acts on it.
 #[must_use]
@@ -143,12 +139,12 @@ fn sync(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, counters: &ExitCounters) ->
         ExceptionClass::Hvc64 => {
             counters.count(ExitReason::Hvc);
             // ELR_EL2 already points past an HVC.
-            smccc_or_reserved(vm, vcpu, frame, esr)
+            calls::smccc_or_reserved(vm, vcpu, frame, esr)
         }
         ExceptionClass::Smc64 => {
             counters.count(ExitReason::Smc);
             frame.skip_instruction(esr.0);
-            smccc_or_reserved(vm, vcpu, frame, esr)
+            calls::smccc_or_reserved(vm, vcpu, frame, esr)
         }
         ExceptionClass::SysReg => {
             counters.count(ExitReason::Sysreg);
@@ -330,22 +326,46 @@ fn guest_cntvct() -> u64 {
 /// and again (a translation AT S1E1R cannot make, such as an EL1 permission overlay the access
 /// passed) is counted with the injected aborts and ends the VM with a report, not a silent loop.
 fn untranslatable(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
-    if cpu::this().record_abort(frame.elr, esr.0, u64::MAX) >= ABORT_LOOP {
-        report::guest_fault(vm, vcpu, "a permission fault the guest's own stage 1 does not translate keeps recurring", frame, esr.0);
-        return Exit::VmOff;
+    let stuck = "a permission fault the guest's own stage 1 does not translate keeps recurring";
+    match count_abort(vm, vcpu, frame, esr, u64::MAX, stuck) {
+        Ok(_) => Exit::Resume,
+        Err(exit) => exit,
     }
-    Exit::Resume
+}
+
+/// Count an abort of the guest's instruction at address `addr` for the loop detector: how many
+/// times in a row the same one (instruction, syndrome, address) came, with nothing else in
+/// between; `Err(Exit::VmOff)` once that reaches [`ABORT_LOOP`], after the full report saying
+/// `stuck`.
+pub(crate) fn count_abort(vm: &Vm, vcpu: usize, frame: &TrapFrame, esr: Esr, addr: u64, stuck: &str) -> Result<u32, Exit> {
+    let repeats = cpu::this().record_abort(frame.elr, esr.0, addr);
+    if repeats >= ABORT_LOOP {
+        report::guest_fault(vm, vcpu, stuck, frame, esr.0);
+        return Err(Exit::VmOff);
+    }
+    Ok(repeats)
+}
+
+/// After an abort was injected (`done`): the guest resumes at its vector, or, when it could not
+/// take one, the VM ends with the full report.
+pub(crate) fn injected(vm: &Vm, vcpu: usize, frame: &TrapFrame, esr: Esr, done: Result<(), &'static str>) -> Exit {
+    match done {
+        Ok(()) => Exit::Resume,
+        Err(_) => {
+            report::guest_fault(vm, vcpu, "cannot inject the abort", frame, esr.0);
+            Exit::VmOff
+        }
+    }
 }
 
 /// A Stage-2 abort on an address the VM does not own: inject a synchronous external abort and
 /// say so; a guest that takes the very same abort (instruction, syndrome, address) again and
 /// again with nothing else in between gets the full report and ends.
 fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: &str) -> Exit {
-    let repeats = cpu::this().record_abort(frame.elr, esr.0, ipa);
-    if repeats >= ABORT_LOOP {
-        report::guest_fault(vm, vcpu, "the same abort keeps recurring after injection", frame, esr.0);
-        return Exit::VmOff;
-    }
+    let repeats = match count_abort(vm, vcpu, frame, esr, ipa, "the same abort keeps recurring after injection") {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
     let owner = if vm.is_ram(ipa) {
         "RAM, with permissions that forbid it"
     } else if vm.is_device(ipa) {
@@ -364,150 +384,8 @@ fn abort(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr, ipa: u64, what: 
             if repeats == 2 { "; repeats of this fault are not logged" } else { "" }
         );
     }
-    match inject_hw::abort(frame, esr, sysreg::far_el2()) {
-        Ok(()) => Exit::Resume,
-        Err(_) => {
-            report::guest_fault(vm, vcpu, "cannot inject the abort", frame, esr.0);
-            Exit::VmOff
-        }
-    }
-}
-
-/// HVC or SMC with its immediate: an SMCCC call when it is 0. SMCCC (DEN0028, "SMC and HVC
-/// immediate value") reserves every other immediate; like KVM for such an SMC, the caller gets
-/// NOT_SUPPORTED (-1) in x0 and every other register as it was.
-fn smccc_or_reserved(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit {
-    if esr.iss() & 0xffff != 0 {
-        frame.x[0] = smccc_not_supported();
-        return Exit::Resume;
-    }
-    call(vm, vcpu, frame)
-}
-
-fn smccc_not_supported() -> u64 {
-    crate::trap::abi::smccc::NOT_SUPPORTED as u64
-}
-
-/// HVC or trapped SMC: PSCI, SMCCC, el2visor's vendor calls.
-///
-/// The call is decided and its effect on the VM's power states (a CPU_ON's start request too)
-/// made under the VM's power lock, and only while the VM runs: a VM that is resetting or ending
-/// carries out no call (the caller stops right after this exit), so a CPU_ON racing a
-/// SYSTEM_RESET cannot leave a vCPU pending or a start request behind for the reset to trip on.
-/// A VM paused for a snapshot does not either, but its caller makes the call again on resuming.
-fn call(vm: &Vm, vcpu: usize, frame: &mut TrapFrame) -> Exit {
-    let fid = frame.x[0] as u32;
-    let args = [frame.x[1], frame.x[2], frame.x[3]];
-    let pc = frame.elr;
-    let exit = call_inner(vm, vcpu, frame, fid, args);
-    if crate::trace::on(TraceClass::Psci) {
-        crate::trace::event(
-            TraceClass::Psci,
-            &vm.name,
-            vcpu,
-            pc,
-            format_args!(
-                "{} ({fid:#x}) x1 {:#x} x2 {:#x} x3 {:#x} -> x0 {:#x}{}",
-                crate::trap::callname::call_name(fid),
-                args[0],
-                args[1],
-                args[2],
-                frame.x[0],
-                match exit {
-                    Exit::Resume => "",
-                    Exit::Idle { .. } => ", idle",
-                    Exit::StopVcpu => ", vCPU stops",
-                    Exit::ResetVm { .. } => ", VM resets",
-                    Exit::VmOff => ", VM ends",
-                    Exit::Debug(..) => ", debugger stop",
-                    Exit::Snapshot { .. } => ", snapshot",
-                    Exit::Restore(_) => ", restore",
-                }
-            ),
-        );
-    }
-    exit
-}
-
-fn call_inner(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, fid: u32, args: [u64; 3]) -> Exit {
-    let outcome = {
-        let mut power = vm.power.lock();
-        if !vm.is_running() {
-            if vm.state() == crate::vm::instance::PAUSED {
-                // Paused for a snapshot: the vCPU stops at this exit, and its saved state must
-                // make the call again when it resumes (HVC and SMC are 4-byte instructions).
-                frame.elr -= 4;
-            }
-            return Exit::Resume;
-        }
-        let outcome = handle_call(fid, args, vcpu, &mut *power);
-        if let CallOutcome::StartVcpu { index, entry, context_id } = outcome {
-            // The target starts with the caller's endianness (PSCI), whose SCTLR_EL1 is live.
-            let big_endian = sysreg::sctlr_el1() & crate::trap::endian::SCTLR_EL1_EE != 0;
-            *vm.vcpus[index].start.lock() = Some(VcpuStart { entry, context: context_id, big_endian });
-        }
-        outcome
-    };
-    match outcome {
-        CallOutcome::Return(v) => frame.x[0] = v as u64,
-        CallOutcome::ReturnRegs(r) => frame.x[..4].copy_from_slice(&r),
-        CallOutcome::StartVcpu { index, .. } => {
-            frame.x[0] = 0;
-            vm.kick(index);
-        }
-        CallOutcome::Forward { fid, args } => frame.x[0] = crate::trap::firmware::forward(fid, args),
-        CallOutcome::StopVcpu => return Exit::StopVcpu,
-        CallOutcome::SystemOff => {
-            log::info!("VM {}: PSCI SYSTEM_OFF from vCPU {vcpu}", vm.name);
-            return Exit::VmOff;
-        }
-        CallOutcome::SystemReset => {
-            log::info!("VM {}: PSCI SYSTEM_RESET from vCPU {vcpu}", vm.name);
-            return Exit::ResetVm { call: true };
-        }
-        CallOutcome::Suspend => {
-            // A standby: wait as for a WFI, waking for an interrupt already pending for the vCPU.
-            frame.x[0] = 0;
-            return Exit::Idle { deadline: None };
-        }
-        CallOutcome::Vendor(VendorCall::SnapshotTake { log_dirty }) => {
-            if vm.snapshot.is_none() {
-                frame.x[0] = smccc_not_supported();
-                return Exit::Resume;
-            }
-            // x0 keeps the function ID: the snapshot sets it to 0, and a call that must be made
-            // again (`vcpu::snapshot::take`) finds it there.
-            return Exit::Snapshot { log_dirty, call: true };
-        }
-        CallOutcome::Vendor(VendorCall::SnapshotRestore { kind }) => {
-            match (crate::cmdline::RestoreKind::from_code(kind), vm.snapshot.as_ref().is_some_and(|s| s.is_taken())) {
-                (Some(k), true) => return Exit::Restore(k),
-                _ => frame.x[0] = smccc_not_supported(),
-            }
-        }
-        CallOutcome::Vendor(v) => frame.x[0] = vendor(vm, vcpu, v),
-    }
-    Exit::Resume
-}
-
-fn vendor(vm: &Vm, vcpu: usize, call: VendorCall) -> u64 {
-    let me = cpu::this();
-    match call {
-        VendorCall::LogLine { ipa, len } => crate::trap::guest_log::log_line(vm, vcpu, ipa, len),
-        VendorCall::AtS12e1r { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, false)),
-        VendorCall::AtS12e1w { va } => par::guest_par(&vm.ram, translate::at_s12e1(va, true)),
-        VendorCall::TrapCount { counter, .. } => match counter {
-            TrapCounter::FastTvmWrites => me.tvm_fast.load(Ordering::Relaxed),
-            TrapCounter::SlowTvmWrites => me.tvm_slow.load(Ordering::Relaxed),
-        },
-        VendorCall::SnapshotInfo { which } => match (&vm.snapshot, which) {
-            (None, _) => smccc_not_supported(),
-            (Some(_), _) => crate::vm::snapshot::info(vm, which)
-                .unwrap_or(crate::trap::abi::smccc::INVALID_PARAMETER as u64),
-        },
-        // Taken by `call` before this.
-        VendorCall::SnapshotTake { .. } | VendorCall::SnapshotRestore { .. } => smccc_not_supported(),
-    }
+    let done = inject_hw::abort(frame, esr, sysreg::far_el2());
+    injected(vm, vcpu, frame, esr, done)
 }
 
 /// ACTLR_EL1 (trapped by HCR_EL2.TACR).

@@ -18,7 +18,7 @@
 //!
 //! Everything here is register-free and tested on the host; the runtime dispatcher that reads
 //! the registers and turns these decisions into an [`dispatch::Exit`] for the run loop lives
-//! beside them: `dispatch` (every guest exit), `dispatch_fast` (the lean path for the virtual GIC
+//! beside them: `dispatch` (every guest exit), `calls` (HVC and trapped SMC), `dispatch_fast` (the lean path for the virtual GIC
 //! distributor's accesses, decided by the pure `fastmmio`), `mmio` (emulated MMIO accesses), `inject_hw`
 //! (delivering an abort or UNDEF), `tvm` (the TVM registers' slow path, SCTLR_EL1 with
 //! HCR_EL2.DC), `firmware` (asking the host firmware about the SMCCC workarounds and forwarding
@@ -44,6 +44,8 @@ pub mod sysreg;
 pub mod vendor;
 pub mod wfx;
 
+#[cfg(target_os = "none")]
+pub mod calls;
 #[cfg(target_os = "none")]
 pub mod crash;
 #[cfg(target_os = "none")]

@@ -17,14 +17,13 @@
 //!
 //! The same abort again and again ends the VM with a report, as any injected abort does.
 
-use crate::arch::cpu;
 use crate::arch::exception::TrapFrame;
 use crate::arch::{sysreg, translate};
-use crate::trap::dispatch::{Exit, ABORT_LOOP};
+use crate::trap::dispatch::{count_abort, injected, Exit};
 use crate::trap::esr::{s2_fault, Esr, S2Fault};
 use crate::trap::ratelimit::{suppressed_note, RateLimit};
 use crate::trap::serror as serror_rule;
-use crate::trap::{inject_hw, report};
+use crate::trap::inject_hw;
 use crate::vm::instance::Vm;
 
 /// Answer a Stage-2 abort with syndrome `esr` that is not a mapping fault; `None` for a mapping
@@ -35,12 +34,11 @@ pub fn unusual(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Option<
         return None;
     }
     let far = sysreg::far_el2();
-    let repeats = cpu::this().record_abort(frame.elr, esr.0, far);
-    if repeats >= ABORT_LOOP {
-        report::guest_fault(vm, vcpu, "the same stage-2 fault keeps recurring", frame, esr.0);
-        return Some(Exit::VmOff);
-    }
-    let (what, injected) = match kind {
+    let repeats = match count_abort(vm, vcpu, frame, esr, far, "the same stage-2 fault keeps recurring") {
+        Ok(r) => r,
+        Err(exit) => return Some(exit),
+    };
+    let (what, done) = match kind {
         S2Fault::ExternalAccess => {
             ("an external abort or memory error on the access: injecting a synchronous external abort", inject_hw::abort(frame, esr, far))
         }
@@ -66,11 +64,5 @@ pub fn unusual(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Option<
             log::warn!("VM {} vCPU {vcpu}: {esr} at VA {far:#x} from {:#x}: {what}{}", vm.name, frame.elr, suppressed_note(n));
         }
     }
-    Some(match injected {
-        Ok(()) => Exit::Resume,
-        Err(_) => {
-            report::guest_fault(vm, vcpu, "cannot inject the abort", frame, esr.0);
-            Exit::VmOff
-        }
-    })
+    Some(injected(vm, vcpu, frame, esr, done))
 }

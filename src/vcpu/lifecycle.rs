@@ -32,7 +32,7 @@ const RESET_STOP_TIMEOUT_S: u64 = 10;
 ///
 /// The VM becomes RESETTING under its power lock, the lock under which a CPU_ON marks a vCPU
 /// pending with its start request and a pCPU takes a start request and marks its vCPU on
-/// (`trap::dispatch::call`, `vcpu::run`). So from then on no call changes a power state and no
+/// (`trap::calls::call`, `vcpu::run`). So from then on no call changes a power state and no
 /// vCPU starts: the reset waits only for the vCPUs that are on, and a vCPU left pending by a
 /// CPU_ON just before is simply not started (its request is dropped with the others).
 pub fn reset_vm(vm: &Vm, me: usize) -> bool {
