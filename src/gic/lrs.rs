@@ -346,39 +346,54 @@ pub fn before_entry(me: &VcpuIrq) {
     // on only while something is queued or waits for a re-sample) and stay so. With something
     // queued the refill must run: the underflow interrupt that brought the vCPU here stays
     // asserted until the list registers are refilled, and the queue would wait for good.
-    let mut fast = l.resample.is_empty() && l.m.queued() == 0;
-    {
+    if l.resample.is_empty() && l.m.queued() == 0 {
         // Lock order is the manager then the inbox; queue() and retract() take the inbox alone.
         let mut inbox = me.inbox.lock();
-        if !inbox.retractions.is_empty() || !inbox.deactivate.is_empty() {
-            // Rare (a guest's ICPENDR, ICACTIVER, an ITS DISCARD…): each `drain`, even of an
-            // empty vector, costs more than testing first.
-            fast = false;
-            for r in inbox.retractions.drain(..) {
-                let out = l.m.retract(r.intid, r.source, r.pending, r.active);
-                for (i, v) in out.writes {
-                    h.write_lr(i, v);
-                }
-                for p in out.deactivate {
-                    deactivate_phys(h, me.pcpu, p);
-                }
-                l.resample.retain(|&i| i != r.intid);
+        if inbox.retractions.is_empty() && inbox.deactivate.is_empty() {
+            let mut placed = 0;
+            while let Some(&virq) = inbox.virqs.get(placed) {
+                let Some((i, v)) = place(l, virq) else { break };
+                h.write_lr(i, v);
+                placed += 1;
             }
-            for p in inbox.deactivate.drain(..) {
+            if placed == inbox.virqs.len() {
+                // Taken in place, keeping the inbox's capacity.
+                inbox.virqs.clear();
+                drop(inbox);
+                l.finished.clear();
+                set_wfi_trap(h, l);
+                return;
+            }
+            // The rest, from the first that found no free list register, the general way.
+            inbox.virqs.drain(..placed);
+        }
+    }
+    before_entry_general(me, h, l);
+}
+
+/// [`before_entry`] when the common case does not hold: retractions and deactivations first,
+/// then each arrival injected into the manager's queue, and the refill. Apart, so that the
+/// common case's frame stays small (the IPI's receiving end runs it).
+#[cold]
+#[inline(never)]
+fn before_entry_general(me: &VcpuIrq, h: &HostGic, l: &mut Lrs) {
+    {
+        let mut inbox = me.inbox.lock();
+        for r in inbox.retractions.drain(..) {
+            let out = l.m.retract(r.intid, r.source, r.pending, r.active);
+            for (i, v) in out.writes {
+                h.write_lr(i, v);
+            }
+            for p in out.deactivate {
                 deactivate_phys(h, me.pcpu, p);
             }
+            l.resample.retain(|&i| i != r.intid);
         }
-        // Take the inbox in place, keeping its capacity: by index and a `clear` after, cheaper
-        // than a `drain` for the one arrival an entry usually finds (the receiving end of an IPI).
-        for k in 0..inbox.virqs.len() {
-            let virq = inbox.virqs[k];
-            if fast {
-                if let Some((i, v)) = place(l, virq) {
-                    h.write_lr(i, v);
-                    continue;
-                }
-                fast = false;
-            }
+        for p in inbox.deactivate.drain(..) {
+            deactivate_phys(h, me.pcpu, p);
+        }
+        // Taken in place, keeping the inbox's capacity.
+        for virq in inbox.virqs.drain(..) {
             if l.m.inject(virq) == Injected::HwBusy {
                 log::warn!("virtual GIC: INTID {} fired again while its list register holds it active", virq.intid);
             }
@@ -386,13 +401,8 @@ pub fn before_entry(me: &VcpuIrq) {
                 l.resample.push(virq.intid);
             }
         }
-        inbox.virqs.clear();
     }
     l.finished.clear();
-    if fast {
-        set_wfi_trap(h, l);
-        return;
-    }
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));
     set_wfi_trap(h, l);
     h.set_underflow(more);
