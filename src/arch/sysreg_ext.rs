@@ -3,7 +3,7 @@
 //! `tock_registers::interfaces::{Readable, Writeable}` (one `mrs`/`msr` each, inlined).
 //!
 //! - Registers aarch64-cpu lacks: [`HCRX_EL2`], [`ZCR_EL2`], [`SMCR_EL2`], [`ID_AA64ISAR2_EL1`],
-//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`], [`CNTHP_CVAL_EL2`] (fields and accessor), and the
+//!   [`ID_AA64MMFR3_EL1`], [`CTR_EL0`], [`PMCR_EL0`], [`VPIDR_EL2`] (fields and accessor), [`CNTHP_CVAL_EL2`] (accessor only), and the
 //!   feature-gated registers HCR_EL2.TVM traps (TCR2_EL1, SCTLR2_EL1, MAIR2_EL1, AMAIR2_EL1,
 //!   PIR_EL1, PIRE0_EL1, POR_EL1, POR_EL0, S2POR_EL1: accessor only), and GCSCR_EL1 (read only). The newer ones are named by
 //!   their encoding (`s3_4_c1_c2_2` …), which every assembler accepts.

@@ -19,6 +19,9 @@ static MAINTENANCE: AtomicU32 = AtomicU32::new(MAINTENANCE_INTID);
 /// every CPU for [`sleep_until`]; [`NO_INTID`] when the DT names none.
 static HYP_TIMER: AtomicU32 = AtomicU32::new(NO_INTID);
 const NO_INTID: u32 = u32::MAX;
+/// The CPUs (a bit per index) whose GIC has the EL2 timer's PPI enabled: only these sleep in
+/// [`sleep_until`]; one whose setup failed polls.
+static HYP_TIMER_CPUS: AtomicU32 = AtomicU32::new(0);
 
 /// CNTHP_CTL_EL2: the timer counts (ENABLE); IMASK (bit 1) clear, so it asserts its PPI.
 const CNTHP_ENABLE: u64 = 1 << 0;
@@ -78,6 +81,7 @@ pub fn init_cpu() -> Result<(), GicError> {
         sysreg::set_cnthp_ctl_el2(CNTHP_OFF);
         sysreg::isb();
         h.enable(timer, mpidr)?;
+        HYP_TIMER_CPUS.fetch_or(1 << (cpu::current() % 32), Ordering::Relaxed);
     }
     Ok(())
 }
@@ -86,9 +90,9 @@ pub fn init_cpu() -> Result<(), GicError> {
 /// (a trapped WFIT). The EL2 physical timer, set to the deadline, wakes the WFI; it is off again
 /// on return, so its level-sensitive PPI is low and nothing is left to acknowledge (should an
 /// acknowledge still catch it, [`is_own`] has it deactivated). Without a GIC or a PPI for that
-/// timer the wait polls the counter instead.
+/// timer, or on a CPU whose GIC setup failed, the wait polls the counter instead.
 pub fn sleep_until(deadline: u64) {
-    let timer = HOST.get().is_some() && HYP_TIMER.load(Ordering::Relaxed) != NO_INTID;
+    let timer = HOST.get().is_some() && HYP_TIMER_CPUS.load(Ordering::Relaxed) & (1 << (cpu::current() % 32)) != 0;
     if timer {
         sysreg::set_cnthp_cval_el2(deadline);
         sysreg::set_cnthp_ctl_el2(CNTHP_ENABLE);

@@ -95,7 +95,7 @@ fn take(h: &HostGic, a: crate::gic::Acked, vgic: Option<&VGic>, vcpus: &[VcpuIrq
     }
     log::trace!("irq {intid} on vCPU {me}");
     if crate::trace::on(crate::cmdline::TraceClass::Irq) {
-        let what = if is_own(intid) { "el2visor's kick" } else { "taken" };
+        let what = if is_own(intid) { "el2visor's own" } else { "taken" };
         crate::trace::event(crate::cmdline::TraceClass::Irq, vm_name, me, crate::arch::sysreg::elr_el2(), format_args!("physical INTID {intid}: {what}"));
     }
     if is_own(intid) {
