@@ -32,8 +32,11 @@ use crate::gic::host::HostGic;
 use crate::gic::hw::{host, kick_pcpu};
 use crate::gic::vgic::lr::{Injected, LrManager, LrState};
 use crate::gic::vgic::{Retraction, Virq};
-use crate::gic::{Acked, VTIMER_INTID};
+use crate::gic::VTIMER_INTID;
 use crate::percpu;
+
+mod state;
+pub use state::{clear, evict, restore, save, LrSnapshot};
 
 /// One vCPU's interrupt delivery state.
 pub struct VcpuIrq {
@@ -71,6 +74,13 @@ struct Lrs {
     /// Level-sensitive HW interrupts asserted again right after the guest finished them, now
     /// pending in a list register: their line is sampled before the guest may acknowledge them.
     resample: Vec<u32>,
+}
+
+impl Lrs {
+    /// An empty manager for the host GIC's list registers, made on the vCPU's first entry.
+    fn new(h: &HostGic) -> Self {
+        Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() }
+    }
 }
 
 #[derive(Default)]
@@ -339,7 +349,7 @@ pub fn before_entry(me: &VcpuIrq) {
     }
     let Some(h) = host() else { return };
     let mut guard = me.lrs.lock();
-    let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
+    let l = guard.get_or_insert_with(|| Lrs::new(h));
     sync(h, l);
     // The common case (issue 15): nothing to retract or re-sample, nothing queued, a free list
     // register for each arrival. Then the underflow and group 1 traps are off already (they are
@@ -510,107 +520,8 @@ pub fn idle(me: &VcpuIrq) {
     }
 }
 
-/// The vCPU stops (a VM reset) or resumes from a snapshot: empty its list registers and inbox,
-/// deactivating any physical interrupt either still held (it would otherwise stay active for
-/// ever).
-pub fn clear(me: &VcpuIrq) {
-    let Some(h) = host() else { return };
-    // Interrupts el2visor acknowledged for the vCPU and had not yet put in a list register (a
-    // stopped vCPU's pCPU takes them while it waits) are deactivated too: dropped while active,
-    // a passthrough interrupt would never fire again.
-    let inbox = core::mem::take(&mut *me.inbox.lock());
-    for p in inbox.virqs.iter().filter_map(|v| v.pintid).chain(inbox.deactivate.iter().copied()) {
-        deactivate_phys(h, me.pcpu, p);
-    }
-    me.pending.store(false, Ordering::Release);
-    let format = h.lr_format();
-    for i in 0..h.lr_count() {
-        let v = format.decode(h.read_lr(i));
-        if let (Some(p), false) = (v.pintid, v.state == LrState::Invalid) {
-            if let Some(a) = Acked::from_iar(p) {
-                h.deactivate(a);
-            }
-        }
-        h.write_lr(i, 0);
-    }
-    if let Some(l) = me.lrs.lock().as_mut() {
-        l.m.reset();
-        l.finished.clear();
-        l.resample.clear();
-    }
-    h.set_underflow(false);
-    set_trap(me, h, false);
-}
-
-/// vCPU `me` goes off (PSCI CPU_OFF), on its own pCPU: take out what it holds only pending of
-/// the interrupts `pick` chooses (the caller's: shared ones now routed to another vCPU), its
-/// inbox and retractions carried out first, and return them for delivery there. A GIC forwards
-/// a pending SPI to its new target when the guest re-routes it, as Linux does with every
-/// interrupt of a CPU it takes down before that CPU's CPU_OFF; held here, a passthrough one
-/// would stay active at the physical GIC, its device silent, until this vCPU ran again.
-pub fn evict(me: &VcpuIrq, pick: impl FnMut(&Virq) -> bool) -> Vec<Virq> {
-    let Some(h) = host() else { return Vec::new() };
-    me.mark_pending();
-    before_entry(me);
-    let mut guard = me.lrs.lock();
-    let Some(l) = guard.as_mut() else { return Vec::new() };
-    sync(h, l);
-    l.finished.clear();
-    let (taken, writes) = l.m.take_pending(pick);
-    for (i, v) in writes {
-        h.write_lr(i, v);
-    }
-    h.set_underflow(l.m.queued() > 0);
-    l.resample.retain(|i| !taken.iter().any(|t| t.intid == *i));
-    taken
-}
-
 /// Trap (or not) the guest's group 1 CPU interface accesses for a re-sample, noting it.
 fn set_trap(me: &VcpuIrq, h: &HostGic, on: bool) {
     me.trapping.store(on, Ordering::Release);
     h.set_group1_trap(on);
-}
-
-/// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and
-/// the virtual CPU interface (VMCR, active priorities).
-#[derive(Clone)]
-pub struct LrSnapshot {
-    m: Option<LrManager>,
-    lrs: Vec<u64>,
-    vif: crate::gic::host::VifState,
-}
-
-/// Save vCPU `me`'s list-register side, on its own pCPU, the guest stopped.
-pub fn save(me: &VcpuIrq) -> Option<LrSnapshot> {
-    let h = host()?;
-    let mut guard = me.lrs.lock();
-    if let Some(l) = guard.as_mut() {
-        sync(h, l);
-        l.finished.clear();
-    }
-    Some(LrSnapshot {
-        m: guard.as_ref().map(|l| l.m.clone()),
-        lrs: (0..h.lr_count()).map(|i| h.read_lr(i)).collect(),
-        vif: h.save_vif(),
-    })
-}
-
-/// Load a saved list-register side for vCPU `me`, on its own pCPU before it resumes: what it
-/// held is cleared first (physical interrupts it had active deactivated), its inbox emptied.
-pub fn restore(me: &VcpuIrq, s: &LrSnapshot) {
-    let Some(h) = host() else { return };
-    clear(me);
-    {
-        let mut guard = me.lrs.lock();
-        let l = guard.get_or_insert_with(|| Lrs { m: LrManager::new(h.lr_format(), h.lr_count()), finished: Vec::new(), resample: Vec::new() });
-        if let Some(m) = &s.m {
-            l.m = m.clone();
-        }
-        for (i, &v) in s.lrs.iter().enumerate().take(h.lr_count()) {
-            h.write_lr(i, v);
-        }
-        h.set_underflow(l.m.queued() > 0);
-    }
-    h.restore_vif(&s.vif);
-    me.mark_pending();
 }

@@ -1,0 +1,111 @@
+//! A vCPU's list-register side taken away or put back as a whole, on its own pCPU: emptied
+//! ([`clear`], a VM reset), its pending interrupts handed elsewhere ([`evict`], CPU_OFF), saved
+//! and loaded ([`save`], [`restore`], snapshots). The per-entry work is the parent module's.
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{before_entry, deactivate_phys, set_trap, sync, Lrs, VcpuIrq};
+use crate::gic::hw::host;
+use crate::gic::vgic::lr::{LrManager, LrState};
+use crate::gic::vgic::Virq;
+use crate::gic::Acked;
+
+/// The vCPU stops (a VM reset) or resumes from a snapshot: empty its list registers and inbox,
+/// deactivating any physical interrupt either still held (it would otherwise stay active for
+/// ever).
+pub fn clear(me: &VcpuIrq) {
+    let Some(h) = host() else { return };
+    // Interrupts el2visor acknowledged for the vCPU and had not yet put in a list register (a
+    // stopped vCPU's pCPU takes them while it waits) are deactivated too: dropped while active,
+    // a passthrough interrupt would never fire again.
+    let inbox = core::mem::take(&mut *me.inbox.lock());
+    for p in inbox.virqs.iter().filter_map(|v| v.pintid).chain(inbox.deactivate.iter().copied()) {
+        deactivate_phys(h, me.pcpu, p);
+    }
+    me.pending.store(false, Ordering::Release);
+    let format = h.lr_format();
+    for i in 0..h.lr_count() {
+        let v = format.decode(h.read_lr(i));
+        if let (Some(p), false) = (v.pintid, v.state == LrState::Invalid) {
+            if let Some(a) = Acked::from_iar(p) {
+                h.deactivate(a);
+            }
+        }
+        h.write_lr(i, 0);
+    }
+    if let Some(l) = me.lrs.lock().as_mut() {
+        l.m.reset();
+        l.finished.clear();
+        l.resample.clear();
+    }
+    h.set_underflow(false);
+    set_trap(me, h, false);
+}
+
+/// vCPU `me` goes off (PSCI CPU_OFF), on its own pCPU: take out what it holds only pending of
+/// the interrupts `pick` chooses (the caller's: shared ones now routed to another vCPU), its
+/// inbox and retractions carried out first, and return them for delivery there. A GIC forwards
+/// a pending SPI to its new target when the guest re-routes it, as Linux does with every
+/// interrupt of a CPU it takes down before that CPU's CPU_OFF; held here, a passthrough one
+/// would stay active at the physical GIC, its device silent, until this vCPU ran again.
+pub fn evict(me: &VcpuIrq, pick: impl FnMut(&Virq) -> bool) -> Vec<Virq> {
+    let Some(h) = host() else { return Vec::new() };
+    me.mark_pending();
+    before_entry(me);
+    let mut guard = me.lrs.lock();
+    let Some(l) = guard.as_mut() else { return Vec::new() };
+    sync(h, l);
+    l.finished.clear();
+    let (taken, writes) = l.m.take_pending(pick);
+    for (i, v) in writes {
+        h.write_lr(i, v);
+    }
+    h.set_underflow(l.m.queued() > 0);
+    l.resample.retain(|i| !taken.iter().any(|t| t.intid == *i));
+    taken
+}
+
+/// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and
+/// the virtual CPU interface (VMCR, active priorities).
+#[derive(Clone)]
+pub struct LrSnapshot {
+    m: Option<LrManager>,
+    lrs: Vec<u64>,
+    vif: crate::gic::host::VifState,
+}
+
+/// Save vCPU `me`'s list-register side, on its own pCPU, the guest stopped.
+pub fn save(me: &VcpuIrq) -> Option<LrSnapshot> {
+    let h = host()?;
+    let mut guard = me.lrs.lock();
+    if let Some(l) = guard.as_mut() {
+        sync(h, l);
+        l.finished.clear();
+    }
+    Some(LrSnapshot {
+        m: guard.as_ref().map(|l| l.m.clone()),
+        lrs: (0..h.lr_count()).map(|i| h.read_lr(i)).collect(),
+        vif: h.save_vif(),
+    })
+}
+
+/// Load a saved list-register side for vCPU `me`, on its own pCPU before it resumes: what it
+/// held is cleared first (physical interrupts it had active deactivated), its inbox emptied.
+pub fn restore(me: &VcpuIrq, s: &LrSnapshot) {
+    let Some(h) = host() else { return };
+    clear(me);
+    {
+        let mut guard = me.lrs.lock();
+        let l = guard.get_or_insert_with(|| Lrs::new(h));
+        if let Some(m) = &s.m {
+            l.m = m.clone();
+        }
+        for (i, &v) in s.lrs.iter().enumerate().take(h.lr_count()) {
+            h.write_lr(i, v);
+        }
+        h.set_underflow(l.m.queued() > 0);
+    }
+    h.restore_vif(&s.vif);
+    me.mark_pending();
+}
