@@ -54,6 +54,8 @@ const INT_PE: u32 = 1 << 8;
 const INT_BE: u32 = 1 << 9;
 /// UARTDR's overrun error bit, read with a received byte.
 const DR_OE: u32 = 1 << 11;
+/// RSR's overrun error bit (DR's bit 11 shifted down, as RSR holds bits 11:8).
+const RSR_OE: u32 = DR_OE >> 8;
 /// Receive errors a byte of input can carry ([`Vpl011::push_rx_with_errors`]), as UARTDR bits
 /// 11:8 shifted down.
 pub const RX_FRAMING: u8 = 1;
@@ -141,7 +143,7 @@ impl Vpl011 {
                 let v = self.rx.pop_front().map_or(0, u32::from);
                 // RSR mirrors the error bits of the byte read, as on a PL011 (bits 11:8 of DR);
                 // an overrun stays until ECR clears it.
-                self.rsr = (v >> 8) & 0xf | (self.rsr & 0x8);
+                self.rsr = (v >> 8) & 0xf | (self.rsr & RSR_OE);
                 if self.rx.is_empty() {
                     self.latched &= !INT_RT;
                 }
@@ -193,7 +195,7 @@ impl Vpl011 {
     /// with the byte, and their interrupts in RIS; `false` if the FIFO was full.
     pub fn push_rx_with_errors(&mut self, byte: u8, errors: u8) -> bool {
         if self.rx.len() >= RX_FIFO {
-            self.rsr |= 0x8;
+            self.rsr |= RSR_OE;
             self.latched |= INT_OE;
             if let Some(last) = self.rx.back_mut() {
                 *last |= DR_OE as u16;

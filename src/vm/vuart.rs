@@ -68,7 +68,7 @@ impl VUart {
     fn show(&self, bytes: &[u8]) {
         if !bytes.is_empty() {
             // The device's address: unique, and never 0.
-            crate::logging::write_partial(self as *const Self as usize, self.prefix.as_bytes(), bytes);
+            crate::logging::write_partial(self.owner(), self.prefix.as_bytes(), bytes);
         }
     }
 
@@ -118,22 +118,28 @@ impl VUart {
     /// first line starts a line of its own.
     pub fn reset(&self, vgic: Option<&VGic>, irqs: &[VcpuIrq]) {
         let mut st = self.state.lock();
-        if let Some(line) = st.1.flush() {
-            crate::println!("{}", prefixed(&self.name, &line));
-        }
-        // A line shown live (a prompt) ends here too.
-        crate::logging::end_partial(self as *const Self as usize);
+        self.end_line(&mut st.1);
         st.0 = Vpl011::new();
         drive(vgic, irqs, usize::MAX, st.0.irq_level());
     }
 
     /// Print what is left of the VM's last line (it ended without a newline).
     pub fn flush(&self) {
-        let mut st = self.state.lock();
-        if let Some(line) = st.1.flush() {
+        self.end_line(&mut self.state.lock().1);
+    }
+
+    /// What is left of the VM's last line, collected in `out`, printed; a line shown live (a
+    /// prompt) ended too.
+    fn end_line(&self, out: &mut Output) {
+        if let Some(line) = out.flush() {
             crate::println!("{}", prefixed(&self.name, &line));
         }
-        crate::logging::end_partial(self as *const Self as usize);
+        crate::logging::end_partial(self.owner());
+    }
+
+    /// This UART's owner number on el2visor's console (`logging::write_partial`): its address.
+    fn owner(&self) -> usize {
+        self as *const Self as usize
     }
 }
 
