@@ -286,7 +286,7 @@ fn on_exit(frame: &mut TrapFrame, kind: Kind) {
             take_woken(vm, v);
         }
         Exit::Idle { deadline: Some(d) } => {
-            idle_until(vm, v, d);
+            lrs::idle_until(&vm.irqs[v], d);
             take_woken(vm, v);
         }
         Exit::StopVcpu => {
@@ -389,16 +389,4 @@ fn check_own_serror(frame: &TrapFrame) {
     if let Some(syndrome) = crate::arch::serror::check_own() {
         crate::fatal::hypervisor_fault(frame, Kind::SError, syndrome, sysreg::far_el2());
     }
-}
-
-/// A trapped WFIT: like [`lrs::idle`], but only until the guest's virtual counter reaches
-/// `deadline` (CNTVOFF_EL2 is 0, so a physical count): the pCPU sleeps in WFI with the EL2
-/// physical timer set to wake it then (`gic::hw::sleep_until`).
-fn idle_until(vm: &Vm, v: usize, deadline: u64) {
-    lrs::before_entry(&vm.irqs[v]);
-    if lrs::virq_pending() {
-        return;
-    }
-    hw::refresh();
-    hw::sleep_until(deadline);
 }

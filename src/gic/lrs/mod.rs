@@ -520,6 +520,17 @@ pub fn idle(me: &VcpuIrq) {
     }
 }
 
+/// A trapped WFIT: as [`idle`], but only until the guest's virtual counter reaches `deadline`
+/// (CNTVOFF_EL2 is 0, so a physical count): the pCPU sleeps in WFI with the EL2 physical timer
+/// set to wake it then ([`crate::gic::hw::sleep_until`], which polls without a GIC).
+pub fn idle_until(me: &VcpuIrq, deadline: u64) {
+    before_entry(me);
+    if !virq_pending() {
+        crate::gic::hw::refresh();
+        crate::gic::hw::sleep_until(deadline);
+    }
+}
+
 /// Trap (or not) the guest's group 1 CPU interface accesses for a re-sample, noting it.
 fn set_trap(me: &VcpuIrq, h: &HostGic, on: bool) {
     me.trapping.store(on, Ordering::Release);
