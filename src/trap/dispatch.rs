@@ -335,8 +335,8 @@ fn untranslatable(vm: &Vm, vcpu: usize, frame: &mut TrapFrame, esr: Esr) -> Exit
 
 /// Count an abort of the guest's instruction for the loop detector, `addr` the address it
 /// faulted on (an IPA or a VA, or `u64::MAX` for none): how many times in a row the same one
-/// (instruction, syndrome, address) came, with nothing else in between; `Err(Exit::VmOff)` once that reaches [`ABORT_LOOP`], after the full report saying
-/// `stuck`.
+/// (instruction, syndrome, address) came, with nothing else in between; `Err(Exit::VmOff)` once
+/// that reaches [`ABORT_LOOP`], after the full report saying `stuck`.
 pub(crate) fn count_abort(vm: &Vm, vcpu: usize, frame: &TrapFrame, esr: Esr, addr: u64, stuck: &str) -> Result<u32, Exit> {
     let repeats = cpu::this().record_abort(frame.elr, esr.0, addr);
     if repeats >= ABORT_LOOP {

@@ -5,7 +5,6 @@
 //! the machine with it.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::harness::{guest_file, image, scratch, Qemu, Run};
 
@@ -137,9 +136,7 @@ const RTC_PARTIAL: &str = r#"
 
 fn partial_dtb(dir: &Path, host_path: &str) -> String {
     let (src, out) = (dir.join("rtc.dts"), dir.join("rtc.dtb"));
-    std::fs::write(&src, RTC_PARTIAL.replace("PATH", host_path)).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&out).arg(&src).status().expect("dtc");
-    assert!(st.success());
+    crate::harness::compile_dts(&RTC_PARTIAL.replace("PATH", host_path), &src, &out);
     out.to_str().unwrap().to_string()
 }
 
@@ -243,9 +240,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
     let spi_dir = scratch("dom0less-bad-spi-dtb");
     let rtc = partial_dtb(&spi_dir, "/pl031@9010000");
     let dts = std::fs::read_to_string(spi_dir.join("rtc.dts")).unwrap().replace("interrupts = <0 2 4>", "interrupts = <0 0 4>");
-    std::fs::write(spi_dir.join("rtc.dts"), dts).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o", &rtc]).arg(spi_dir.join("rtc.dts")).status().expect("dtc");
-    assert!(st.success());
+    crate::harness::compile_dts(&dts, &spi_dir.join("rtc.dts"), Path::new(&rtc));
     let cases: [(&str, Vec<String>, &str); 5] = [
         (
             "vpl011-spi",
@@ -283,9 +278,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
     let b_kernel = dts.find("b {").and_then(|i| dts[i..].find("reg = <").map(|j| i + j)).unwrap();
     let b_end = b_kernel + dts[b_kernel..].find(';').unwrap();
     let edited = format!("{}{}{}", &dts[..b_kernel], a_reg, &dts[b_end..]);
-    std::fs::write(d.join("dom0less.dts"), edited).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(d.join("dom0less.dtb")).arg(d.join("dom0less.dts")).status().unwrap();
-    assert!(st.success());
+    crate::harness::compile_dts(&edited, &d.join("dom0less.dts"), &d.join("dom0less.dtb"));
     let r = run(&m, &args, 60, None);
     r.check(r.lines().any(|l| l.starts_with("el2visor: cannot start the guest: VM a: module") && l.contains("overlaps")), "overlapping modules");
     r.check(r.exited, "overlap: QEMU did not exit");
@@ -294,9 +287,7 @@ fn bad_configurations_are_one_line_and_no_hang() {
     let d = scratch("dom0less-bad-nokernel");
     let args = crate::harness::dom0less_args(&d, &m, &[format!("nok={img}:{initrd}:1:256M::vpl011")]);
     let dts = std::fs::read_to_string(d.join("dom0less.dts")).unwrap().replacen("multiboot,kernel", "multiboot,module", 1);
-    std::fs::write(d.join("dom0less.dts"), dts).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(d.join("dom0less.dtb")).arg(d.join("dom0less.dts")).status().unwrap();
-    assert!(st.success());
+    crate::harness::compile_dts(&dts, &d.join("dom0less.dts"), &d.join("dom0less.dtb"));
     let r = run(&m, &args, 60, None);
     r.check(r.has("el2visor: cannot start the guest: VM nok: no multiboot,kernel module"), "a domain without a kernel");
     r.check(r.exited, "no kernel: QEMU did not exit");

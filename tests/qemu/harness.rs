@@ -264,3 +264,11 @@ impl Qemu {
         Run { output: text, exited, elapsed: start.elapsed() }
     }
 }
+
+/// Write device-tree source `dts` to `src` and compile it to `out` with `dtc` (test setup: a
+/// failure is a panic).
+pub fn compile_dts(dts: &str, src: &Path, out: &Path) {
+    std::fs::write(src, dts).unwrap();
+    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(out).arg(src).status().expect("dtc");
+    assert!(st.success(), "dtc failed on {}", src.display());
+}

@@ -8,7 +8,6 @@
 //! asks for a virtio-mmio transport does not get it: the log names it, the domain boots without it.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::harness::{guest_file, image, scratch, Qemu, Run};
 
@@ -232,9 +231,7 @@ const VIRTIO_PARTIAL: &str = r#"
 fn a_domain_is_refused_a_dma_master_it_asks_for() {
     let dir = scratch("pci-domu-withheld");
     let (src, dtb) = (dir.join("virtio.dts"), dir.join("virtio.dtb"));
-    std::fs::write(&src, VIRTIO_PARTIAL).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&dtb).arg(&src).status().expect("dtc");
-    assert!(st.success());
+    crate::harness::compile_dts(VIRTIO_PARTIAL, &src, &dtb);
     let machine = "-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 2 -m 1G";
     let (img, initrd) = (guest_file("Image"), guest_file("initramfs.cpio.gz"));
     let vm = format!("domU1={img}:{initrd}:1:256M:console=ttyAMA0:vpl011,dtb={},pt=/virtio_mmio@a000000", dtb.display());

@@ -331,11 +331,8 @@ fn probe_gic4_redistributor_stride() {
     assert!(dts.contains(intc), "no GICv3 node in the dumped DT");
     let dts = dts.replacen(intc, &format!("{intc}\n\t\tredistributor-stride = <0x00 0x40000>;"), 1);
     let source = dir.join("stride.dts");
-    std::fs::write(&source, dts).unwrap();
     let blob = dir.join("stride.dtb");
-    let status =
-        std::process::Command::new("dtc").args(["-I", "dts", "-O", "dtb", "-q", "-o"]).arg(&blob).arg(&source).status().expect("dtc");
-    assert!(status.success(), "dtc failed");
+    crate::harness::compile_dts(&dts, &source, &blob);
     let mut q = Qemu::bare();
     q.push(&["-M", machine, "-cpu", "max", "-smp", "2", "-m", "1G", "-dtb", blob.to_str().unwrap()]);
     let run = q.kernel(&image()).timeout(90).run();

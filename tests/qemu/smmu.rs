@@ -122,13 +122,10 @@ const PCI_PARTIAL: &str = r#"
 /// Stage 2; an IPA beyond its RAM faults, logged with the domain's name.
 #[test]
 fn a_domain_with_non_identity_ram_uses_edu_through_the_smmu() {
-    use std::process::Command;
     let dir = crate::harness::scratch("smmu-domu");
     let machine = "-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global arm-smmuv3.stage=2 -cpu max -smp 2 -m 1G";
     let (src, partial) = (dir.join("pci.dts"), dir.join("pci.dtb"));
-    std::fs::write(&src, PCI_PARTIAL).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&partial).arg(&src).status().expect("dtc");
-    assert!(st.success(), "dtc failed");
+    crate::harness::compile_dts(PCI_PARTIAL, &src, &partial);
     let probe = crate::harness::probe_image();
     // RAM 0x40000000..0x48000000: 0x48000000 is the first IPA past it.
     let vm = format!(
@@ -204,13 +201,10 @@ fn linux_pci_partial() -> String {
 /// `interrupt-map` that el2visor routes to the domain.
 #[test]
 fn a_linux_domain_reads_a_virtio_blk_pci_disk_through_the_smmu() {
-    use std::process::Command;
     let dir = crate::harness::scratch("smmu-domu-linux");
     let machine = "-M virt,virtualization=on,gic-version=3,iommu=smmuv3 -global arm-smmuv3.stage=2 -cpu max -smp 2 -m 1G";
     let (src, partial) = (dir.join("pci.dts"), dir.join("pci.dtb"));
-    std::fs::write(&src, linux_pci_partial()).unwrap();
-    let st = Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&partial).arg(&src).status().expect("dtc");
-    assert!(st.success(), "dtc failed");
+    crate::harness::compile_dts(&linux_pci_partial(), &src, &partial);
     let content = "el2visor domain disk via the SMMU";
     let img = crate::pci::disk(&dir, content);
     let (kernel, initrd) = (crate::harness::guest_file("Image"), crate::harness::guest_file("initramfs.cpio.gz"));
