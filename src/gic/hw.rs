@@ -92,7 +92,8 @@ pub fn init_cpu() -> Result<(), GicError> {
 /// acknowledge still catch it, [`is_own`] has it deactivated). Without a GIC or a PPI for that
 /// timer, or on a CPU whose GIC setup failed, the wait polls the counter instead.
 pub fn sleep_until(deadline: u64) {
-    let timer = HOST.get().is_some() && HYP_TIMER_CPUS.load(Ordering::Relaxed) & (1 << (cpu::current() % 32)) != 0;
+    // A bit is set only by `init_cpu` with the host GIC up.
+    let timer = HYP_TIMER_CPUS.load(Ordering::Relaxed) & (1 << (cpu::current() % 32)) != 0;
     if timer {
         sysreg::set_cnthp_cval_el2(deadline);
         sysreg::set_cnthp_ctl_el2(CNTHP_ENABLE);
