@@ -13,6 +13,7 @@ pub mod frame;
 pub mod hvc_fast;
 pub mod psci;
 pub mod serror;
+pub mod sve_regs;
 pub mod sysreg;
 pub mod sysreg_ext;
 pub mod sysreg_gic;

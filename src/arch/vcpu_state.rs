@@ -97,6 +97,22 @@ impl FpState {
             );
         }
     }
+
+    /// Load FPCR and FPSR only (entering SME's streaming mode resets FPSR; the V registers are
+    /// then the streaming Z registers' low bits, loaded with them).
+    pub fn restore_control(&self) {
+        // SAFETY: two MSR of the guest's FP control and status registers, which el2visor's
+        // soft-float code never uses; legal in streaming mode too.
+        unsafe {
+            asm!(
+                "msr s3_3_c4_c4_0, {fpcr}",
+                "msr s3_3_c4_c4_1, {fpsr}",
+                fpcr = in(reg) self.fpcr,
+                fpsr = in(reg) self.fpsr,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+    }
 }
 
 macro_rules! el1_regs {

@@ -125,7 +125,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
     Some(state)
 }
 
-/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD and SVE registers, the
+/// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD, SVE and SME registers, the
 /// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
 /// virtual CPU interface, then its general registers.
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
@@ -144,6 +144,10 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     // After the FP registers: their Advanced SIMD loads zero each Z register above bit 127.
     if let Some(sve) = &st.sve {
         sve.restore();
+    }
+    // Last: entering streaming mode zeroes Z and P, turning ZA on zeroes ZA.
+    if let Some(sme) = &st.sme {
+        sme.restore(&st.fp);
     }
     if let Some(k) = &st.keys {
         k.restore();

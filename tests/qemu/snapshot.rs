@@ -4,35 +4,52 @@
 //! value, the lazy restore zaps RAM (no blocks, most pages missing) and collapses it back once
 //! every page is in, and without FWB every restored page is cleaned to the PoC (the probe reads
 //! RAM through a Normal-NC stage-1 mapping; `coherency=off`). Run under FWB (`-cpu max`) and
-//! without (`-cpu cortex-a72`). The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
+//! without (`-cpu cortex-a72`). Where the CPU has SME (`-cpu max`) a fourth round snapshots a
+//! vCPU in streaming mode with ZA on and restores it from outside streaming mode: SVCR, FPSR, the
+//! streaming Z16 and P7 and every row of ZA must come back; also without FEAT_SME_FA64
+//! (`sme_fa64=off`), where el2visor must not touch FFR in streaming mode. The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
 //! the default anyway: the collapse gives RAM its blocks back, which the probe checks (with
 //! `s2_ram=pages` there is nothing to give back).
 
 use crate::harness::{image, Qemu};
 
-const PROBES: [&str; 6] = [
+const PROBES: [&str; 7] = [
     "snapshot_restore_eager",
     "snapshot_restore_lazy",
     "snapshot_lazy_log_line",
     "snapshot_lazy_zapped",
     "snapshot_lazy_collapse",
     "snapshot_restore_dirty",
+    "snapshot_restore_sme",
 ];
+
+/// The snapshot probes that run on `cpu`: the SME round only where the CPU has SME (QEMU's
+/// `max`, not cortex-a72).
+fn probes_on(cpu: &str) -> &'static [&'static str] {
+    if cpu.starts_with("max") {
+        &PROBES
+    } else {
+        &PROBES[..6]
+    }
+}
 
 #[test]
 fn probe_snapshot_restores_every_kind() {
     for (cpu, gic, mode, args) in [
         ("max", 3, "fwb", "snapshot_mem=128M s2_ram=blocks guest_args=snapshot"),
+        ("max,sme_fa64=off", 3, "fwb", "snapshot_mem=128M s2_ram=blocks guest_args=snapshot"),
         ("cortex-a72", 2, "off", "snapshot_mem=128M s2_ram=blocks coherency=off guest_args=snapshot"),
     ] {
         let run = Qemu::virt(cpu, 1, "1G", gic).kernel(&image()).append(args).timeout(300).run();
         let ctx = format!("-cpu {cpu} ({mode})");
         run.check(run.exited, &format!("{ctx}: QEMU did not exit by itself"));
         run.check(run.has(&format!("coherency: {mode}")), &format!("{ctx}: not in {mode} mode"));
-        for p in PROBES {
+        let probes = probes_on(cpu);
+        for p in probes {
             run.check(run.has(&format!("PROBE {p} PASS")), &format!("{ctx}: {p} did not pass"));
         }
-        run.check(run.has("PROBE DONE pass=6 fail=0"), &format!("{ctx}: not 6 passes and no failure"));
+        let done = format!("PROBE DONE pass={} fail=0", probes.len());
+        run.check(run.has(&done), &format!("{ctx}: not {} passes and no failure", probes.len()));
         // LOG_LINE right after the lazy restore read the snapshot's text from a page not yet back.
         run.check(
             run.lines().any(|l| l.contains("log: EL2VISOR-LAZY-LOG the snapshot's text")),
@@ -59,7 +76,8 @@ fn probe_snapshot_keeps_a_pending_cpu_on() {
     let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("snapshot_mem=128M guest_args=snapshot").timeout(300).run();
     run.check(run.exited, "QEMU did not exit by itself");
     run.check(run.has("PROBE snapshot_keeps_cpu_on PASS"), "the vCPU a CPU_ON started just before the snapshot did not run");
-    run.check(run.has("PROBE DONE pass=7 fail=0"), "not 7 passes and no failure");
+    // The three rounds, the SME round and this one.
+    run.check(run.has("PROBE DONE pass=8 fail=0"), "not 8 passes and no failure");
 }
 
 /// `snapshot_mem=` smaller than the VM's RAM: one line says so, and the snapshot call answers
@@ -193,11 +211,13 @@ fn probe_snapshots_in_two_domains_at_once() {
         let r = domains(&format!("snapshot-domains-{cpu}"), &m, &vms, &format!("loglevel=info snapshot_mem=256M s2_ram=blocks{extra}"), 600, &[]);
         let ctx = format!("-cpu {cpu}");
         r.check(r.exited, &format!("{ctx}: QEMU did not exit by itself"));
+        let probes = probes_on(cpu);
         for vm in ["snapA", "snapB"] {
-            for p in PROBES {
+            for p in probes {
                 r.check(r.has(&format!("({vm}) PROBE {p} PASS")), &format!("{ctx}: VM {vm}: {p} did not pass"));
             }
-            r.check(r.has(&format!("({vm}) PROBE DONE pass=6 fail=0")), &format!("{ctx}: VM {vm}: not 6 passes"));
+            let n = probes.len();
+            r.check(r.has(&format!("({vm}) PROBE DONE pass={n} fail=0")), &format!("{ctx}: VM {vm}: not {n} passes"));
             r.check(r.has(&format!("snapshot: VM {vm}: 128 MiB of snapshot_mem= at")), &format!("{ctx}: VM {vm} got no area"));
         }
         let dirty: Vec<&str> = r.lines().filter(|l| l.starts_with("SNAPSHOT restore kind=dirty")).collect();
@@ -216,7 +236,8 @@ fn probe_snapshots_in_two_domains_at_once() {
     let refused: Vec<&str> = r.lines().filter(|l| l.contains("do not fit snapshot_mem= (0 MiB left of 128 MiB")).collect();
     r.check(refused.len() == 1, &format!("pool: {} refusal lines, expected one: {refused:?}", refused.len()));
     let (ok, no) = if refused.first().is_some_and(|l| l.contains("VM snapA:")) { ("snapB", "snapA") } else { ("snapA", "snapB") };
-    r.check(r.has(&format!("({ok}) PROBE DONE pass=6 fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
+    let n = probes_on("max").len();
+    r.check(r.has(&format!("({ok}) PROBE DONE pass={n} fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
     r.check(r.has(&format!("({no}) PROBE snapshot_restore_eager FAIL")), &format!("pool: VM {no}'s probe did not see the refusal"));
 }
 

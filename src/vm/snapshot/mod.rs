@@ -22,6 +22,8 @@ pub mod plan;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
+pub mod sme;
+#[cfg(target_os = "none")]
 pub mod sve;
 
 #[cfg(target_os = "none")]

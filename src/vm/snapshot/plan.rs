@@ -235,6 +235,16 @@ pub fn sve_layout(vl: usize) -> Option<SveLayout> {
     Some(SveLayout { p, words: (p + 17 * (vl / 8)).div_ceil(16) })
 }
 
+/// ZT0's size in bytes (FEAT_SME2).
+pub const ZT0_BYTES: usize = 64;
+
+/// The size in 16-byte words of a buffer for SME's ZA at a streaming vector length of `svl`
+/// bytes (`svl` rows of `svl` bytes), then ZT0 with `zt0`; `None` for a length SME cannot have.
+pub fn za_words(svl: usize, zt0: bool) -> Option<usize> {
+    sve_layout(svl)?;
+    Some((svl * svl + if zt0 { ZT0_BYTES } else { 0 }) / 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +349,15 @@ mod tests {
         assert_eq!(sve_layout(0), None);
         assert_eq!(sve_layout(24), None);
         assert_eq!(sve_layout(512), None);
+    }
+
+    #[test]
+    fn za_buffer_takes_its_rows_and_zt0() {
+        // 128 bits: 16 rows of 16 bytes; 2048 bits: 256 rows of 256 bytes (64 KiB).
+        assert_eq!(za_words(16, false), Some(16));
+        assert_eq!(za_words(16, true), Some(20));
+        assert_eq!(za_words(256, false).map(|w| w * 16), Some(64 * 1024));
+        assert_eq!(za_words(24, false), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use super::plan::{layout, ConsoleWatch, Piece, Pool};
+use super::sme::SmeState;
 use super::sve::SveState;
 use crate::arch::exception::TrapFrame;
 use crate::arch::feature_regs::FeatureRegs;
@@ -28,8 +29,11 @@ pub struct VcpuState {
     pub feat: FeatureRegs,
     pub fp: FpState,
     pub keys: Option<PauthKeys>,
-    /// Z0-Z31, P0-P15, FFR and ZCR_EL1, where the CPU has SVE.
+    /// Z0-Z31, P0-P15, FFR and ZCR_EL1, where the CPU has SVE (and the guest is not in
+    /// streaming mode).
     pub sve: Option<SveState>,
+    /// SVCR, the streaming Z, P (and FFR) and ZA (and ZT0), where the CPU has SME.
+    pub sme: Option<SmeState>,
     pub lrs: Option<LrSnapshot>,
     /// The values the guest wrote to the TVM registers el2visor rewrites (`percpu`).
     pub guest_mair: u64,
@@ -244,6 +248,7 @@ pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
         fp: FpState::save(),
         keys: PauthKeys::save(),
         sve: SveState::save(),
+        sme: SmeState::save(),
         lrs: crate::gic::lrs::save(&vm.irqs[v]),
         guest_mair: me.guest_mair.load(Ordering::Relaxed),
         guest_tcr: me.guest_tcr.load(Ordering::Relaxed),

@@ -25,6 +25,7 @@ pub mod scan;
 mod sctlr;
 mod smccc;
 pub mod snapshot;
+mod snapshot_sme;
 mod storm;
 mod tvm;
 mod tvm_feat;

@@ -21,6 +21,8 @@
 //! print the snapshot's text, not the one written over it after the snapshot (the test checks the
 //! line).
 //!
+//! Where the CPU has SME, a fourth round snapshots streaming mode and ZA (`snapshot_sme`).
+//!
 //! With a second vCPU, last, `snapshot_keeps_cpu_on`: a snapshot taken right after a CPU_ON
 //! that succeeded must not lose the vCPU it starts (`cpu::on_then`).
 
@@ -342,6 +344,12 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
     if let Some(vl) = sve {
         println!("probe: SVE at {vl} bytes: Z16, P7 and ZCR_EL1 checked too");
     }
+    let sme = super::snapshot_sme::sme_on();
+    if let Some(m) = sme {
+        println!("probe: SME at {} bytes (ZT0: {}): a fourth round snapshots streaming mode and ZA", m.svl, m.zt0);
+    }
+    // Restores so far, as the last restore's x1 said (kept in the restored context).
+    let mut restores = 0;
     let rounds: [(u64, &str, u64); 3] = [(0, "eager", 0), (1, "lazy", 0), (2, "dirty", abi::SNAPSHOT_LOG_DIRTY)];
     for (n, &(kind, name, flags)) in rounds.iter().enumerate() {
         let seed = 0x1000 * (n as u64 + 1);
@@ -392,6 +400,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
                 if let (true, Some(vl)) = (result.is_ok(), sve) {
                     result = check_sve(&r, seed, vl).map_err(|e| probe_guest::msg!("SVE state after the restore: {e}"));
                 }
+                restores = r.x1;
                 if result.is_ok() && r.x1 != n as u64 + 1 {
                     result = Err(probe_guest::msg!("restore count {} in x1, expected {}", r.x1, n + 1));
                 }
@@ -418,6 +427,10 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
             }
             x => report::fail(probe, probe_guest::msg!("SNAPSHOT_TAKE returned {x:#x}")),
         }
+    }
+    match sme {
+        Some(m) => report::outcome("snapshot_restore_sme", super::snapshot_sme::round(m, restores)),
+        None => println!("probe: snapshot_restore_sme not run: the CPU has no SME"),
     }
     // SAFETY: the virtual timer off.
     unsafe { sysreg::set_cntv_ctl(0) };

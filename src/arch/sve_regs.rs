@@ -1,0 +1,324 @@
+//! The guest's SVE and SME registers, stored and loaded at EL2 for a snapshot
+//! (`vm::snapshot::sve` and `sme`): Z0-Z31, P0-P15 and FFR at the vector length EL2 has, and
+//! SME's SVCR (PSTATE.SM and PSTATE.ZA), ZA row by row and ZT0.
+//!
+//! el2visor is soft-float: these registers always hold the guest's values, and overwriting them
+//! breaks nothing of el2visor's. CPTR_EL2 traps neither SVE nor SME at EL2
+//! (`vcpu::regs::cptr_el2`, set before any vCPU runs), and ZCR_EL2 and SMCR_EL2 give EL2 the
+//! longest vector lengths the CPU has (`vcpu::el2`), so a buffer saved here holds every bit any
+//! guest vector length reaches.
+
+use core::arch::asm;
+
+use super::sysreg;
+
+/// FEAT_SVE: ID_AA64PFR0_EL1.SVE (bits 35:32).
+pub fn has_sve() -> bool {
+    (sysreg::id_aa64pfr0_el1() >> 32) & 0xf != 0
+}
+
+/// FEAT_SME: ID_AA64PFR1_EL1.SME (bits 27:24).
+pub fn has_sme() -> bool {
+    (sysreg::id_aa64pfr1_el1() >> 24) & 0xf != 0
+}
+
+/// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. 0 without SME.
+pub fn svcr() -> u64 {
+    if !has_sme() {
+        return 0;
+    }
+    let v: u64;
+    // SAFETY: an MRS of SVCR (FEAT_SME, checked above); no side effect.
+    unsafe { asm!("mrs {v}, s3_3_c4_c2_2", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Write SVCR (SME only). Turning SM on or off zeroes Z, P and FFR and resets FPSR; turning ZA
+/// on zeroes ZA and ZT0: the guest's state, which the caller is about to load or drop.
+pub fn set_svcr(v: u64) {
+    if !has_sme() {
+        return;
+    }
+    // SAFETY: SVCR holds only the guest's PSTATE.SM/ZA (el2visor's soft-float code uses neither
+    // mode); an ISB makes the change visible to what follows.
+    unsafe { asm!("msr s3_3_c4_c2_2, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
+}
+
+/// SMCR_EL2 as `vcpu::el2` set it (bit 63 FA64, bit 62 EZT0, LEN).
+pub fn smcr_el2() -> u64 {
+    let v: u64;
+    // SAFETY: an MRS of SMCR_EL2 (callers check FEAT_SME); no side effect.
+    unsafe { asm!("mrs {v}, s3_4_c1_c2_6", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Set ZCR_EL2.LEN to its maximum (a LEN above the implemented maximum selects the maximum) and
+/// read the vector length EL2 then has, in bytes. SVE only.
+pub fn max_vl() -> usize {
+    sysreg::set_zcr_el2(super::sysreg_ext::ZCR_EL2::LEN.mask);
+    sysreg::isb();
+    let vl: u64;
+    // SAFETY: RDVL only reads the vector length into a general register; SVE is implemented
+    // (callers check) and not trapped at EL2.
+    unsafe { asm!(".arch_extension sve", "rdvl {v}, #1", v = out(reg) vl, options(nomem, nostack, preserves_flags)) };
+    vl as usize
+}
+
+/// The streaming vector length EL2 has (SMCR_EL2.LEN, the longest), in bytes. SME only.
+pub fn svl() -> usize {
+    let vl: u64;
+    // SAFETY: RDSVL only reads the streaming vector length; SME is implemented (callers check)
+    // and not trapped at EL2. It works in and out of streaming mode.
+    unsafe { asm!(".arch_extension sme", "rdsvl {v}, #1", v = out(reg) vl, options(nomem, nostack, preserves_flags)) };
+    vl as usize
+}
+
+/// ZCR_EL1 (SVE only).
+pub fn zcr_el1() -> u64 {
+    let v: u64;
+    // SAFETY: an MRS of the guest's ZCR_EL1 (callers check FEAT_SVE); no side effect.
+    unsafe { asm!("mrs {v}, s3_0_c1_c2_0", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Write the guest's ZCR_EL1 (SVE only; the guest is not running on this pCPU).
+pub fn set_zcr_el1(v: u64) {
+    // SAFETY: ZCR_EL1 only sets the guest's vector length at EL1; el2visor's own is ZCR_EL2's.
+    unsafe { asm!("msr s3_0_c1_c2_0, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Store Z0-Z31 at `z` and P0-P15 at `p`, at the current vector length VL (the streaming one in
+/// streaming mode): Z`n` at `z + n * VL`, P`n` at `p + n * VL / 8`.
+///
+/// # Safety
+/// SVE is implemented (or SME and the PE is in streaming mode), and `[z, z + 32 * VL)` and
+/// `[p, p + 16 * VL / 8)` are writable memory of el2visor's that nothing else uses now.
+pub unsafe fn store_zp(z: usize, p: usize) {
+    // SAFETY: the caller's promise; stores only, of the guest's registers.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "str z0, [{z}, #0, mul vl]",
+            "str z1, [{z}, #1, mul vl]",
+            "str z2, [{z}, #2, mul vl]",
+            "str z3, [{z}, #3, mul vl]",
+            "str z4, [{z}, #4, mul vl]",
+            "str z5, [{z}, #5, mul vl]",
+            "str z6, [{z}, #6, mul vl]",
+            "str z7, [{z}, #7, mul vl]",
+            "str z8, [{z}, #8, mul vl]",
+            "str z9, [{z}, #9, mul vl]",
+            "str z10, [{z}, #10, mul vl]",
+            "str z11, [{z}, #11, mul vl]",
+            "str z12, [{z}, #12, mul vl]",
+            "str z13, [{z}, #13, mul vl]",
+            "str z14, [{z}, #14, mul vl]",
+            "str z15, [{z}, #15, mul vl]",
+            "str z16, [{z}, #16, mul vl]",
+            "str z17, [{z}, #17, mul vl]",
+            "str z18, [{z}, #18, mul vl]",
+            "str z19, [{z}, #19, mul vl]",
+            "str z20, [{z}, #20, mul vl]",
+            "str z21, [{z}, #21, mul vl]",
+            "str z22, [{z}, #22, mul vl]",
+            "str z23, [{z}, #23, mul vl]",
+            "str z24, [{z}, #24, mul vl]",
+            "str z25, [{z}, #25, mul vl]",
+            "str z26, [{z}, #26, mul vl]",
+            "str z27, [{z}, #27, mul vl]",
+            "str z28, [{z}, #28, mul vl]",
+            "str z29, [{z}, #29, mul vl]",
+            "str z30, [{z}, #30, mul vl]",
+            "str z31, [{z}, #31, mul vl]",
+            "str p0, [{p}, #0, mul vl]",
+            "str p1, [{p}, #1, mul vl]",
+            "str p2, [{p}, #2, mul vl]",
+            "str p3, [{p}, #3, mul vl]",
+            "str p4, [{p}, #4, mul vl]",
+            "str p5, [{p}, #5, mul vl]",
+            "str p6, [{p}, #6, mul vl]",
+            "str p7, [{p}, #7, mul vl]",
+            "str p8, [{p}, #8, mul vl]",
+            "str p9, [{p}, #9, mul vl]",
+            "str p10, [{p}, #10, mul vl]",
+            "str p11, [{p}, #11, mul vl]",
+            "str p12, [{p}, #12, mul vl]",
+            "str p13, [{p}, #13, mul vl]",
+            "str p14, [{p}, #14, mul vl]",
+            "str p15, [{p}, #15, mul vl]",
+            z = in(reg) z,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Load Z0-Z31 from `z` and P0-P15 from `p`, laid out as [`store_zp`] stores them.
+///
+/// # Safety
+/// As for [`store_zp`], with the memory readable and holding a store at the same vector length.
+pub unsafe fn load_zp(z: usize, p: usize) {
+    // SAFETY: the caller's promise; loads only, into the guest's registers.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "ldr p0, [{p}, #0, mul vl]",
+            "ldr p1, [{p}, #1, mul vl]",
+            "ldr p2, [{p}, #2, mul vl]",
+            "ldr p3, [{p}, #3, mul vl]",
+            "ldr p4, [{p}, #4, mul vl]",
+            "ldr p5, [{p}, #5, mul vl]",
+            "ldr p6, [{p}, #6, mul vl]",
+            "ldr p7, [{p}, #7, mul vl]",
+            "ldr p8, [{p}, #8, mul vl]",
+            "ldr p9, [{p}, #9, mul vl]",
+            "ldr p10, [{p}, #10, mul vl]",
+            "ldr p11, [{p}, #11, mul vl]",
+            "ldr p12, [{p}, #12, mul vl]",
+            "ldr p13, [{p}, #13, mul vl]",
+            "ldr p14, [{p}, #14, mul vl]",
+            "ldr p15, [{p}, #15, mul vl]",
+            "ldr z0, [{z}, #0, mul vl]",
+            "ldr z1, [{z}, #1, mul vl]",
+            "ldr z2, [{z}, #2, mul vl]",
+            "ldr z3, [{z}, #3, mul vl]",
+            "ldr z4, [{z}, #4, mul vl]",
+            "ldr z5, [{z}, #5, mul vl]",
+            "ldr z6, [{z}, #6, mul vl]",
+            "ldr z7, [{z}, #7, mul vl]",
+            "ldr z8, [{z}, #8, mul vl]",
+            "ldr z9, [{z}, #9, mul vl]",
+            "ldr z10, [{z}, #10, mul vl]",
+            "ldr z11, [{z}, #11, mul vl]",
+            "ldr z12, [{z}, #12, mul vl]",
+            "ldr z13, [{z}, #13, mul vl]",
+            "ldr z14, [{z}, #14, mul vl]",
+            "ldr z15, [{z}, #15, mul vl]",
+            "ldr z16, [{z}, #16, mul vl]",
+            "ldr z17, [{z}, #17, mul vl]",
+            "ldr z18, [{z}, #18, mul vl]",
+            "ldr z19, [{z}, #19, mul vl]",
+            "ldr z20, [{z}, #20, mul vl]",
+            "ldr z21, [{z}, #21, mul vl]",
+            "ldr z22, [{z}, #22, mul vl]",
+            "ldr z23, [{z}, #23, mul vl]",
+            "ldr z24, [{z}, #24, mul vl]",
+            "ldr z25, [{z}, #25, mul vl]",
+            "ldr z26, [{z}, #26, mul vl]",
+            "ldr z27, [{z}, #27, mul vl]",
+            "ldr z28, [{z}, #28, mul vl]",
+            "ldr z29, [{z}, #29, mul vl]",
+            "ldr z30, [{z}, #30, mul vl]",
+            "ldr z31, [{z}, #31, mul vl]",
+            z = in(reg) z,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Store FFR in slot 16 of [`store_zp`]'s P area at `p` (through P0, which is then loaded
+/// again from slot 0).
+///
+/// # Safety
+/// As for [`store_zp`], which has just stored P0 at `p`; the area has room for 17 slots; FFR
+/// is accessible (not in streaming mode, or there with FEAT_SME_FA64 on at EL2).
+pub unsafe fn store_ffr(p: usize) {
+    // SAFETY: the caller's promise: slot 16 is in the area, and slot 0 holds P0.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "rdffr p0.b",
+            "str p0, [{p}, #16, mul vl]",
+            "ldr p0, [{p}, #0, mul vl]",
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Load FFR from slot 16 at `p` (through P0): before [`load_zp`], which loads P0 after it.
+///
+/// # Safety
+/// As for [`store_ffr`], with slot 16 holding a stored FFR.
+pub unsafe fn load_ffr(p: usize) {
+    // SAFETY: the caller's promise; P0 is loaded again by `load_zp` right after.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "ldr p0, [{p}, #16, mul vl]",
+            "wrffr p0.b",
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Store ZA's `svl` rows (each `svl` bytes, the streaming vector length) at `at`, row by row.
+///
+/// # Safety
+/// SME is implemented, PSTATE.ZA is on, `svl` is the current streaming vector length, and
+/// `[at, at + svl * svl)` is writable memory of el2visor's that nothing else uses now.
+pub unsafe fn store_za(at: usize, svl: usize) {
+    // SAFETY: the caller's promise; `svl` rows of `svl` bytes, stores only. W12 is the only
+    // register STR (array vector) takes as its row index.
+    unsafe {
+        asm!(
+            ".arch_extension sme",
+            "mov w12, #0",
+            "2:",
+            "str za[w12, 0], [{a}]",
+            "add {a}, {a}, {n}",
+            "add w12, w12, #1",
+            "cmp x12, {n}",
+            "b.ne 2b",
+            a = inout(reg) at => _,
+            n = in(reg) svl,
+            out("x12") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Load ZA's `svl` rows from `at`, as [`store_za`] stored them.
+///
+/// # Safety
+/// As for [`store_za`], with the memory readable and holding a store at the same length.
+pub unsafe fn load_za(at: usize, svl: usize) {
+    // SAFETY: the caller's promise; loads only, into the guest's ZA.
+    unsafe {
+        asm!(
+            ".arch_extension sme",
+            "mov w12, #0",
+            "2:",
+            "ldr za[w12, 0], [{a}]",
+            "add {a}, {a}, {n}",
+            "add w12, w12, #1",
+            "cmp x12, {n}",
+            "b.ne 2b",
+            a = inout(reg) at => _,
+            n = in(reg) svl,
+            out("x12") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Store ZT0 (FEAT_SME2, 64 bytes) at `at`.
+///
+/// # Safety
+/// SME2 is implemented and ZT0 untrapped at EL2 (SMCR_EL2.EZT0), PSTATE.ZA is on, and
+/// `[at, at + 64)` is writable memory of el2visor's that nothing else uses now.
+pub unsafe fn store_zt0(at: usize) {
+    // SAFETY: the caller's promise; one 64-byte store.
+    unsafe { asm!(".arch_extension sme2", "str zt0, [{a}]", a = in(reg) at, options(nostack, preserves_flags)) };
+}
+
+/// Load ZT0 from `at`.
+///
+/// # Safety
+/// As for [`store_zt0`], with the memory readable.
+pub unsafe fn load_zt0(at: usize) {
+    // SAFETY: the caller's promise; one 64-byte load into the guest's ZT0.
+    unsafe { asm!(".arch_extension sme2", "ldr zt0, [{a}]", a = in(reg) at, options(nostack, preserves_flags)) };
+}
