@@ -1,9 +1,7 @@
 //! What the GDB stub needs of a pCPU beyond the usual system registers: the self-hosted debug
 //! registers (breakpoint and watchpoint value/control pairs, MDSCR_EL1, the OS lock, MDCR_EL2),
-//! the guest's SP_EL0/SP_EL1, and its FP/SIMD registers. el2visor is built soft-float and never
-//! touches v0..v31, FPSR or FPCR, so at EL2 they hold the guest's values: [`fp_save`] copies them
-//! to memory and [`fp_restore`] puts them back, in assembly that names the registers explicitly
-//! (no compiler-generated code can use them in between).
+//! the guest's SP_EL0/SP_EL1. Its FP/SIMD registers are `vcpu_state::FpState`'s, as for a
+//! snapshot.
 
 use core::arch::asm;
 
@@ -104,62 +102,4 @@ pub fn oslsr_el1() -> u64 {
 pub fn set_oslar_el1(v: u64) {
     // SAFETY: the OS lock only gates debug exceptions and external debug access.
     unsafe { asm!("msr oslar_el1, {}", "isb", in(reg) v, options(nomem, nostack)) };
-}
-
-/// The guest's FP/SIMD registers as they were at a stop.
-#[repr(C, align(16))]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FpState {
-    pub v: [[u64; 2]; 32],
-    pub fpsr: u64,
-    pub fpcr: u64,
-}
-
-/// Copy v0..v31, FPSR and FPCR (the guest's: el2visor never uses them) into `s`.
-pub fn fp_save(s: &mut FpState) {
-    let p = s as *mut FpState;
-    // SAFETY: `p` is a valid, 16-byte aligned FpState (528 bytes) written only here; the
-    // instructions are enabled at EL2 (CPTR_EL2 does not trap FP/SIMD) and change no register
-    // but the scratch one.
-    unsafe {
-        asm!(
-            ".arch_extension fp",
-            ".arch_extension simd",
-            "stp q0, q1, [{p}, #0]", "stp q2, q3, [{p}, #32]", "stp q4, q5, [{p}, #64]",
-            "stp q6, q7, [{p}, #96]", "stp q8, q9, [{p}, #128]", "stp q10, q11, [{p}, #160]",
-            "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]", "stp q16, q17, [{p}, #256]",
-            "stp q18, q19, [{p}, #288]", "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
-            "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]", "stp q28, q29, [{p}, #448]",
-            "stp q30, q31, [{p}, #480]",
-            "mrs {t}, fpsr", "str {t}, [{p}, #512]",
-            "mrs {t}, fpcr", "str {t}, [{p}, #520]",
-            p = in(reg) p,
-            t = out(reg) _,
-            options(nostack),
-        );
-    }
-}
-
-/// Load v0..v31, FPSR and FPCR from `s` (the guest's, changed by the debugger).
-pub fn fp_restore(s: &FpState) {
-    let p = s as *const FpState;
-    // SAFETY: as in `fp_save`; the registers loaded belong to the guest, and el2visor's own
-    // code never reads them.
-    unsafe {
-        asm!(
-            ".arch_extension fp",
-            ".arch_extension simd",
-            "ldp q0, q1, [{p}, #0]", "ldp q2, q3, [{p}, #32]", "ldp q4, q5, [{p}, #64]",
-            "ldp q6, q7, [{p}, #96]", "ldp q8, q9, [{p}, #128]", "ldp q10, q11, [{p}, #160]",
-            "ldp q12, q13, [{p}, #192]", "ldp q14, q15, [{p}, #224]", "ldp q16, q17, [{p}, #256]",
-            "ldp q18, q19, [{p}, #288]", "ldp q20, q21, [{p}, #320]", "ldp q22, q23, [{p}, #352]",
-            "ldp q24, q25, [{p}, #384]", "ldp q26, q27, [{p}, #416]", "ldp q28, q29, [{p}, #448]",
-            "ldp q30, q31, [{p}, #480]",
-            "ldr {t}, [{p}, #512]", "msr fpsr, {t}",
-            "ldr {t}, [{p}, #520]", "msr fpcr, {t}",
-            p = in(reg) p,
-            t = out(reg) _,
-            options(nostack),
-        );
-    }
 }

@@ -60,7 +60,7 @@ impl Target for Machine {
         let mut r = Regs { x: c.frame.x, pc: c.frame.elr, cpsr: c.frame.spsr as u32, ..Default::default() };
         // SPSR.M: EL1h uses SP_EL1; EL1t and EL0 use SP_EL0.
         r.sp = if c.frame.spsr & 0xf == 0b0101 { c.sp_el1 } else { c.sp_el0 };
-        r.v = c.fp.v;
+        r.v = c.fp.v.map(|q| [q as u64, (q >> 64) as u64]);
         r.fpsr = c.fp.fpsr as u32;
         r.fpcr = c.fp.fpcr as u32;
         Some(r)
@@ -72,7 +72,8 @@ impl Target for Machine {
         if !crate::debug::regs::cpsr_allowed(c.frame.spsr, u64::from(r.cpsr)) {
             return false;
         }
-        let fp_changed = c.fp.v != r.v || c.fp.fpsr != u64::from(r.fpsr) || c.fp.fpcr != u64::from(r.fpcr);
+        let v = r.v.map(|[lo, hi]| u128::from(hi) << 64 | u128::from(lo));
+        let fp_changed = c.fp.v != v || c.fp.fpsr != u64::from(r.fpsr) || c.fp.fpcr != u64::from(r.fpcr);
         c.frame.x = r.x;
         c.frame.elr = r.pc;
         c.frame.spsr = (c.frame.spsr & !0xffff_ffff) | u64::from(r.cpsr);
@@ -81,7 +82,7 @@ impl Target for Machine {
         } else {
             c.sp_el0 = r.sp;
         }
-        c.fp.v = r.v;
+        c.fp.v = v;
         c.fp.fpsr = u64::from(r.fpsr);
         c.fp.fpcr = u64::from(r.fpcr);
         c.dirty = true;

@@ -9,7 +9,8 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
-use crate::arch::debugreg::{self as dr, Bank, FpState};
+use crate::arch::debugreg::{self as dr, Bank};
+use crate::arch::vcpu_state::FpState;
 use crate::arch::exception::TrapFrame;
 use crate::arch::{cpu, sysreg};
 use crate::debug::packet::BpKind;
@@ -85,7 +86,7 @@ const ZERO: Ctx = Ctx {
     frame: TrapFrame::zeroed(),
     sp_el0: 0,
     sp_el1: 0,
-    fp: FpState { v: [[0; 2]; 32], fpsr: 0, fpcr: 0 },
+    fp: FpState { v: [0; 32], fpcr: 0, fpsr: 0 },
     dirty: false,
     fp_dirty: false,
     s1: Stage1 { sctlr: 0, tcr: 0, ttbr0: 0, ttbr1: 0 },
@@ -211,7 +212,7 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
         c.frame = *frame;
         c.sp_el0 = dr::sp_el0();
         c.sp_el1 = dr::sp_el1();
-        dr::fp_save(&mut c.fp);
+        c.fp = FpState::save();
         c.dirty = false;
         c.fp_dirty = false;
         c.s1 = Stage1 { sctlr: sysreg::sctlr_el1(), tcr: sysreg::tcr_el1(), ttbr0: sysreg::ttbr0_el1(), ttbr1: sysreg::ttbr1_el1() };
@@ -261,7 +262,7 @@ pub fn park(vm: &Vm, v: usize, frame: &mut TrapFrame, why: StopWhy) -> Parked {
         dr::set_sp_el1(c.sp_el1);
     }
     if c.fp_dirty {
-        dr::fp_restore(&c.fp);
+        c.fp.restore();
     }
     program(&mut c, vm.slot, frame, go == GO_STEP);
     Parked::Resume
