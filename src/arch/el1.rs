@@ -17,7 +17,8 @@ use core::arch::asm;
 /// life.
 pub fn reset(sctlr: u64) {
     reset_common(sctlr);
-    super::feature_regs::leave_streaming_mode();
+    // Out of SME streaming mode, ZA off (SVCR = 0), as out of reset.
+    super::sve_regs::set_svcr(0);
     super::feature_regs::FeatureRegs::zero().restore();
     super::vcpu_state::PauthKeys::reset();
     reset_pmu();

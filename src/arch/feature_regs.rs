@@ -129,13 +129,3 @@ feature_regs! {
     scxtnum_el0 => "s3_3_c13_c0_7" if scxt,
     scxtnum_el1 => "s3_0_c13_c0_7" if scxt,
 }
-
-/// Leave SME streaming mode and turn ZA off (SVCR = 0), where the CPU has SME: a vCPU starts
-/// with PSTATE.SM and PSTATE.ZA clear, as out of reset.
-pub fn leave_streaming_mode() {
-    if Present::of_this_cpu().sme {
-        // SAFETY: SVCR is the guest's PSTATE.SM/ZA (el2visor's soft-float code uses neither);
-        // CPTR_EL2 does not trap SME at EL2 (`vcpu::regs::cptr_el2`).
-        unsafe { asm!("msr s3_3_c4_c2_2, xzr", "isb", options(nomem, nostack, preserves_flags)) };
-    }
-}

@@ -10,16 +10,17 @@
 
 use core::arch::asm;
 
+use super::feature_regs::Present;
 use super::sysreg;
 
-/// FEAT_SVE: ID_AA64PFR0_EL1.SVE (bits 35:32).
+/// FEAT_SVE (`feature_regs::Present`).
 pub fn has_sve() -> bool {
-    (sysreg::id_aa64pfr0_el1() >> 32) & 0xf != 0
+    Present::of_this_cpu().sve
 }
 
-/// FEAT_SME: ID_AA64PFR1_EL1.SME (bits 27:24).
+/// FEAT_SME (`feature_regs::Present`).
 pub fn has_sme() -> bool {
-    (sysreg::id_aa64pfr1_el1() >> 24) & 0xf != 0
+    Present::of_this_cpu().sme
 }
 
 /// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. 0 without SME.
