@@ -6,72 +6,21 @@
 
 use core::arch::asm;
 
-/// Which of the groups this CPU has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Present {
-    /// FEAT_TCR2: TCR2_EL1 (ID_AA64MMFR3_EL1.TCRX, bits 3:0).
-    pub tcr2: bool,
-    /// FEAT_SCTLR2: SCTLR2_EL1 (SCTLRX, bits 7:4).
-    pub sctlr2: bool,
-    /// FEAT_S1PIE: PIR_EL1, PIRE0_EL1 (S1PIE, bits 11:8).
-    pub s1pie: bool,
-    /// FEAT_S1POE: POR_EL1, POR_EL0 (S1POE, bits 19:16).
-    pub s1poe: bool,
-    /// FEAT_S2POE: S2POR_EL1 (S2POE, bits 23:20).
-    pub s2poe: bool,
-    /// FEAT_AIE: MAIR2_EL1, AMAIR2_EL1 (AIE, bits 27:24).
-    pub aie: bool,
-    /// FEAT_GCS: GCSCR_EL1, GCSPR_EL1, GCSCRE0_EL1, GCSPR_EL0 (ID_AA64PFR1_EL1.GCS, bits 47:44).
-    pub gcs: bool,
-    /// FEAT_SME: TPIDR2_EL0, SMCR_EL1, SMPRI_EL1 (ID_AA64PFR1_EL1.SME, bits 27:24).
-    pub sme: bool,
-    /// FEAT_SVE: ZCR_EL1 (ID_AA64PFR0_EL1.SVE, bits 35:32).
-    pub sve: bool,
-    /// FEAT_MTE2: GCR_EL1, RGSR_EL1, TFSR_EL1, TFSRE0_EL1 (ID_AA64PFR1_EL1.MTE, bits 11:8, 2 up).
-    pub mte: bool,
-    /// FEAT_CSV2_2: SCXTNUM_EL0, SCXTNUM_EL1 (ID_AA64PFR0_EL1.CSV2, bits 59:56, 2 up).
-    pub scxt: bool,
-}
-
-impl Present {
-    /// From ID_AA64PFR0_EL1, ID_AA64PFR1_EL1 and ID_AA64MMFR3_EL1.
-    pub fn from_ids(pfr0: u64, pfr1: u64, mmfr3: u64) -> Self {
-        let f = |reg: u64, shift: u32| (reg >> shift) & 0xf;
-        Present {
-            tcr2: f(mmfr3, 0) != 0,
-            sctlr2: f(mmfr3, 4) != 0,
-            s1pie: f(mmfr3, 8) != 0,
-            s1poe: f(mmfr3, 16) != 0,
-            s2poe: f(mmfr3, 20) != 0,
-            aie: f(mmfr3, 24) != 0,
-            gcs: f(pfr1, 44) != 0,
-            sme: f(pfr1, 24) != 0,
-            sve: f(pfr0, 32) != 0,
-            mte: f(pfr1, 8) >= 2,
-            scxt: f(pfr0, 56) >= 2,
-        }
-    }
-
-    /// This CPU's.
-    pub fn of_this_cpu() -> Self {
-        use super::sysreg;
-        Self::from_ids(sysreg::id_aa64pfr0_el1(), sysreg::id_aa64pfr1_el1(), sysreg::id_aa64mmfr3_el1())
-    }
-}
+use super::cpu_features::CpuFeatures;
 
 macro_rules! feature_regs {
     ($($name:ident => $reg:literal if $group:ident,)*) => {
-        /// The registers' values, where [`Present`] says the CPU has them (0 elsewhere).
+        /// The registers' values, where `present` says the CPU has them (0 elsewhere).
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct FeatureRegs {
-            pub present: Present,
+            pub present: CpuFeatures,
             $(pub $name: u64,)*
         }
 
         impl FeatureRegs {
             /// Their reset state on this CPU: 0 in each.
             pub fn zero() -> Self {
-                FeatureRegs { present: Present::of_this_cpu(), ..Default::default() }
+                FeatureRegs { present: CpuFeatures::of_this_cpu(), ..Default::default() }
             }
 
             /// Read them as the guest left them on this pCPU.
@@ -126,6 +75,6 @@ feature_regs! {
     rgsr => "s3_0_c1_c0_5" if mte,
     tfsr_el1 => "s3_0_c5_c6_0" if mte,
     tfsre0 => "s3_0_c5_c6_1" if mte,
-    scxtnum_el0 => "s3_3_c13_c0_7" if scxt,
-    scxtnum_el1 => "s3_0_c13_c0_7" if scxt,
+    scxtnum_el0 => "s3_3_c13_c0_7" if csv2_2,
+    scxtnum_el1 => "s3_0_c13_c0_7" if csv2_2,
 }

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod cache;
 pub mod cpu;
+pub mod cpu_features;
 pub mod debugreg;
 pub mod el1;
 pub mod exception;

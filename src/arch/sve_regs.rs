@@ -10,17 +10,17 @@
 
 use core::arch::asm;
 
-use super::feature_regs::Present;
+use super::cpu_features::CpuFeatures;
 use super::sysreg;
 
-/// FEAT_SVE (`feature_regs::Present`).
+/// FEAT_SVE (`cpu_features::CpuFeatures`).
 pub fn has_sve() -> bool {
-    Present::of_this_cpu().sve
+    CpuFeatures::of_this_cpu().sve
 }
 
-/// FEAT_SME (`feature_regs::Present`).
+/// FEAT_SME (`cpu_features::CpuFeatures`).
 pub fn has_sme() -> bool {
-    Present::of_this_cpu().sme
+    CpuFeatures::of_this_cpu().sme
 }
 
 /// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. 0 without SME.

@@ -59,6 +59,14 @@ register_bitfields! {u64,
 
     /// AArch64 Memory Model Feature Register 3.
     pub ID_AA64MMFR3_EL1 [
+        /// FEAT_AIE: MAIR2_EL1, AMAIR2_EL1.
+        AIE OFFSET(24) NUMBITS(4) [],
+        /// FEAT_S2POE: S2POR_EL1.
+        S2POE OFFSET(20) NUMBITS(4) [],
+        /// FEAT_S1POE: POR_EL1, POR_EL0.
+        S1POE OFFSET(16) NUMBITS(4) [],
+        /// FEAT_S1PIE: PIR_EL1, PIRE0_EL1.
+        S1PIE OFFSET(8) NUMBITS(4) [],
         /// FEAT_SCTLR2.
         SCTLRX OFFSET(4) NUMBITS(4) [],
         /// FEAT_TCR2.

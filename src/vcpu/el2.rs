@@ -7,20 +7,6 @@ use crate::vcpu::fgt::{brbcr_el2, fine_grained_traps, FgtIds};
 use crate::vcpu::regs::{self, CpuFeatures};
 use crate::vm::instance::{vmpidr, Vm};
 
-/// The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2/MDCR_EL2 for guests, read on this CPU.
-pub fn read_features() -> CpuFeatures {
-    CpuFeatures::from_id_regs(
-        sysreg::id_aa64pfr0_el1(),
-        sysreg::id_aa64pfr1_el1(),
-        sysreg::id_aa64isar1_el1(),
-        sysreg::id_aa64isar2_el1(),
-        sysreg::id_aa64mmfr1_el1(),
-        sysreg::id_aa64mmfr3_el1(),
-        sysreg::pmcr_el0(),
-    )
-    .with_dfr0(sysreg::id_aa64dfr0_el1())
-}
-
 /// The ID registers the fine-grained traps and BRBCR_EL2 depend on, read on this CPU.
 fn read_fgt_ids() -> FgtIds {
     FgtIds {
@@ -36,7 +22,8 @@ fn read_fgt_ids() -> FgtIds {
 /// Configure EL2 for running `vm`'s vCPU `v` on this pCPU, and tell the TVM fast path what to
 /// do for it.
 pub fn configure(vm: &Vm, v: usize) {
-    let f = read_features();
+    // The features that decide HCR_EL2/HCRX_EL2/CPTR_EL2/MDCR_EL2 for guests.
+    let f = CpuFeatures::of_this_cpu();
     sysreg::set_vpidr_el2(sysreg::midr_el1());
     sysreg::set_vmpidr_el2(vmpidr(vm.vcpus[v].mpidr));
     sysreg::set_cptr_el2(regs::cptr_el2(&f));

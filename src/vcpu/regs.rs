@@ -3,13 +3,8 @@
 //! The fields come from aarch64-cpu, and from [`ext`] where it has none.
 
 use crate::coherency::Mode;
-use aarch64_cpu::registers::{
-    HCR_EL2, ID_AA64DFR0_EL1, ID_AA64ISAR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MDCR_EL2, SCTLR_EL1,
-};
-use ext::{
-    CPTR_EL2_EXT, HCRX_EL2, ID_AA64ISAR2_EL1, ID_AA64MMFR1_EL1_EXT, ID_AA64MMFR3_EL1,
-    ID_AA64PFR0_EL1_EXT, ID_AA64PFR1_EL1_EXT, PMCR_EL0, SCTLR_EL1_EXT, SMCR_EL2, ZCR_EL2,
-};
+use aarch64_cpu::registers::{HCR_EL2, MDCR_EL2, SCTLR_EL1};
+use ext::{CPTR_EL2_EXT, HCRX_EL2, SCTLR_EL1_EXT, SMCR_EL2, ZCR_EL2};
 
 /// `arch::sysreg_ext`: the registers and fields aarch64-cpu lacks. `arch` is built for the
 /// bare-metal target only, so the host (tests) mounts the same file here.
@@ -19,77 +14,18 @@ pub use crate::arch::sysreg_ext as ext;
 /// bare-metal target only, so the host (tests) mounts the same file here.
 #[cfg(not(target_os = "none"))]
 #[path = "../arch/sysreg_ext.rs"]
-pub mod ext;
+pub mod sysreg_ext;
+#[cfg(not(target_os = "none"))]
+pub use sysreg_ext as ext;
 
-/// CPU features that change how a guest must be configured, from the ID registers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CpuFeatures {
-    pub sve: bool,
-    pub sme: bool,
-    /// FEAT_MTE2 or later: tag accesses must be allowed (HCR_EL2.ATA).
-    pub mte: bool,
-    /// FEAT_PAuth: its instructions and keys must not trap (HCR_EL2.API/APK).
-    pub pauth: bool,
-    /// FEAT_CSV2_2 or later: SCXTNUM_ELx must not trap (HCR_EL2.EnSCXT).
-    pub csv2_2: bool,
-    /// FEAT_HCX: HCRX_EL2 exists and gates newer features.
-    pub hcx: bool,
-    pub mops: bool,
-    pub tcr2: bool,
-    pub sctlr2: bool,
-    /// FEAT_GCS: the Guarded Control Stack must be enabled for EL1 (HCRX_EL2.GCSEn).
-    pub gcs: bool,
-    /// Event counters the PMU has (PMCR_EL0.N), all given to the guest.
-    pub pmu_counters: u8,
-    /// ID_AA64DFR0_EL1.PMUVer: which PMUv3 (0 none, 1 PMUv3, 4 v3p1, 5 v3p4, 6 v3p5, ...; 0xf an
-    /// IMPLEMENTATION DEFINED PMU, not PMUv3). Set by [`CpuFeatures::with_dfr0`].
-    pub pmu_ver: u8,
-}
-
-impl CpuFeatures {
-    /// From ID_AA64PFR0/PFR1, ISAR1/ISAR2, MMFR1/MMFR3 and PMCR_EL0.
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_id_regs(pfr0: u64, pfr1: u64, isar1: u64, isar2: u64, mmfr1: u64, mmfr3: u64, pmcr: u64) -> Self {
-        CpuFeatures {
-            sve: ID_AA64PFR0_EL1::SVE.read(pfr0) != 0,
-            sme: ID_AA64PFR1_EL1_EXT::SME.read(pfr1) != 0,
-            // 2 = FEAT_MTE2 (1 is instructions only, no tags in memory).
-            mte: ID_AA64PFR1_EL1::MTE.read(pfr1) >= 2,
-            // Any of the address or generic authentication algorithms.
-            pauth: ID_AA64ISAR1_EL1::APA.read(isar1) != 0
-                || ID_AA64ISAR1_EL1::API.read(isar1) != 0
-                || ID_AA64ISAR1_EL1::GPA.read(isar1) != 0
-                || ID_AA64ISAR1_EL1::GPI.read(isar1) != 0
-                || ID_AA64ISAR2_EL1::APA3.read(isar2) != 0
-                || ID_AA64ISAR2_EL1::GPA3.read(isar2) != 0,
-            // 2 = FEAT_CSV2_2 (SCXTNUM_ELx).
-            csv2_2: ID_AA64PFR0_EL1_EXT::CSV2.read(pfr0) >= 2,
-            hcx: ID_AA64MMFR1_EL1_EXT::HCX.read(mmfr1) != 0,
-            mops: ID_AA64ISAR2_EL1::MOPS.read(isar2) != 0,
-            tcr2: ID_AA64MMFR3_EL1::TCRX.read(mmfr3) != 0,
-            sctlr2: ID_AA64MMFR3_EL1::SCTLRX.read(mmfr3) != 0,
-            // ID_AA64PFR1_EL1.GCS, bits 47:44.
-            gcs: (pfr1 >> 44) & 0xf != 0,
-            pmu_counters: PMCR_EL0::N.read(pmcr) as u8,
-            pmu_ver: 0,
-        }
-    }
-
-    /// Add what ID_AA64DFR0_EL1 says (the PMU version).
-    pub fn with_dfr0(self, dfr0: u64) -> Self {
-        CpuFeatures { pmu_ver: ID_AA64DFR0_EL1::PMUVer.read(dfr0) as u8, ..self }
-    }
-
-    /// FEAT_PMUv3p1 or later: MDCR_EL2.HPMD exists.
-    pub fn pmuv3p1(&self) -> bool {
-        (4..0xf).contains(&self.pmu_ver)
-    }
-
-    /// FEAT_PMUv3p5 or later: MDCR_EL2.HCCD exists.
-    pub fn pmuv3p5(&self) -> bool {
-        (6..0xf).contains(&self.pmu_ver)
-    }
-}
+/// `arch::cpu_features`, mounted the same way on the host.
+#[cfg(target_os = "none")]
+pub use crate::arch::cpu_features::CpuFeatures;
+#[cfg(not(target_os = "none"))]
+#[path = "../arch/cpu_features.rs"]
+mod cpu_features;
+#[cfg(not(target_os = "none"))]
+pub use cpu_features::CpuFeatures;
 
 /// HCR_EL2 for a VM: Stage 2 on; physical interrupts, FIQs and SErrors to EL2; set/way
 /// invalidation upgraded to clean+invalidate (SWIO; with VM = 1 the architecture does that
@@ -396,7 +332,13 @@ mod tests {
         assert_eq!(f(0, 0, 0, 0, 0, 8, 0), CpuFeatures { tcr2: true, ..none });
         assert_eq!(f(0, 0, 0, 0, 0, 1 << 4, 0), CpuFeatures { sctlr2: true, ..none });
         assert_eq!(f(0, 0, 0, 0, 0, 8 << 4, 0), CpuFeatures { sctlr2: true, ..none });
-        assert_eq!(f(0, 0, 0, 0, 0, 1 << 8, 0), none);
+        // S1PIE 11:8, S1POE 19:16, S2POE 23:20, AIE 27:24 (the EL1 registers `feature_regs`
+        // saves); 15:12 is none of them.
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 8, 0), CpuFeatures { s1pie: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 16, 0), CpuFeatures { s1poe: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 20, 0), CpuFeatures { s2poe: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 1 << 24, 0), CpuFeatures { aie: true, ..none });
+        assert_eq!(f(0, 0, 0, 0, 0, 0xf << 12, 0), none);
         // PMCR_EL0.N: 15:11.
         assert_eq!(f(0, 0, 0, 0, 0, 0, 0x1f << 11).pmu_counters, 31);
         assert_eq!(f(0, 0, 0, 0, 0, 0, (1 << 16) | 0x7ff).pmu_counters, 0);
@@ -414,6 +356,10 @@ mod tests {
                 mops: true,
                 tcr2: true,
                 sctlr2: true,
+                s1pie: true,
+                s1poe: true,
+                s2poe: true,
+                aie: true,
                 gcs: true,
                 pmu_counters: 31,
                 pmu_ver: 0,
