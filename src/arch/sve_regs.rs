@@ -88,6 +88,67 @@ pub fn set_zcr_el1(v: u64) {
     unsafe { asm!("msr s3_0_c1_c2_0, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
 }
 
+/// `$op` (STR or LDR) of Z0-Z31 at `$z` and P0-P15 at `$p`, at the current vector length VL:
+/// Z`n` at `z + n * VL`, P`n` at `p + n * VL / 8`. Used inside an `unsafe` block.
+macro_rules! zp_moves {
+    ($op:literal, $z:expr, $p:expr) => {
+        asm!(
+            ".arch_extension sve",
+            concat!($op, " z0, [{z}, #0, mul vl]"),
+            concat!($op, " z1, [{z}, #1, mul vl]"),
+            concat!($op, " z2, [{z}, #2, mul vl]"),
+            concat!($op, " z3, [{z}, #3, mul vl]"),
+            concat!($op, " z4, [{z}, #4, mul vl]"),
+            concat!($op, " z5, [{z}, #5, mul vl]"),
+            concat!($op, " z6, [{z}, #6, mul vl]"),
+            concat!($op, " z7, [{z}, #7, mul vl]"),
+            concat!($op, " z8, [{z}, #8, mul vl]"),
+            concat!($op, " z9, [{z}, #9, mul vl]"),
+            concat!($op, " z10, [{z}, #10, mul vl]"),
+            concat!($op, " z11, [{z}, #11, mul vl]"),
+            concat!($op, " z12, [{z}, #12, mul vl]"),
+            concat!($op, " z13, [{z}, #13, mul vl]"),
+            concat!($op, " z14, [{z}, #14, mul vl]"),
+            concat!($op, " z15, [{z}, #15, mul vl]"),
+            concat!($op, " z16, [{z}, #16, mul vl]"),
+            concat!($op, " z17, [{z}, #17, mul vl]"),
+            concat!($op, " z18, [{z}, #18, mul vl]"),
+            concat!($op, " z19, [{z}, #19, mul vl]"),
+            concat!($op, " z20, [{z}, #20, mul vl]"),
+            concat!($op, " z21, [{z}, #21, mul vl]"),
+            concat!($op, " z22, [{z}, #22, mul vl]"),
+            concat!($op, " z23, [{z}, #23, mul vl]"),
+            concat!($op, " z24, [{z}, #24, mul vl]"),
+            concat!($op, " z25, [{z}, #25, mul vl]"),
+            concat!($op, " z26, [{z}, #26, mul vl]"),
+            concat!($op, " z27, [{z}, #27, mul vl]"),
+            concat!($op, " z28, [{z}, #28, mul vl]"),
+            concat!($op, " z29, [{z}, #29, mul vl]"),
+            concat!($op, " z30, [{z}, #30, mul vl]"),
+            concat!($op, " z31, [{z}, #31, mul vl]"),
+            concat!($op, " p0, [{p}, #0, mul vl]"),
+            concat!($op, " p1, [{p}, #1, mul vl]"),
+            concat!($op, " p2, [{p}, #2, mul vl]"),
+            concat!($op, " p3, [{p}, #3, mul vl]"),
+            concat!($op, " p4, [{p}, #4, mul vl]"),
+            concat!($op, " p5, [{p}, #5, mul vl]"),
+            concat!($op, " p6, [{p}, #6, mul vl]"),
+            concat!($op, " p7, [{p}, #7, mul vl]"),
+            concat!($op, " p8, [{p}, #8, mul vl]"),
+            concat!($op, " p9, [{p}, #9, mul vl]"),
+            concat!($op, " p10, [{p}, #10, mul vl]"),
+            concat!($op, " p11, [{p}, #11, mul vl]"),
+            concat!($op, " p12, [{p}, #12, mul vl]"),
+            concat!($op, " p13, [{p}, #13, mul vl]"),
+            concat!($op, " p14, [{p}, #14, mul vl]"),
+            concat!($op, " p15, [{p}, #15, mul vl]"),
+            z = in(reg) $z,
+            p = in(reg) $p,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
 /// Store Z0-Z31 at `z` and P0-P15 at `p`, at the current vector length VL (the streaming one in
 /// streaming mode): Z`n` at `z + n * VL`, P`n` at `p + n * VL / 8`.
 ///
@@ -96,62 +157,7 @@ pub fn set_zcr_el1(v: u64) {
 /// `[p, p + 16 * VL / 8)` are writable memory of el2visor's that nothing else uses now.
 pub unsafe fn store_zp(z: usize, p: usize) {
     // SAFETY: the caller's promise; stores only, of the guest's registers.
-    unsafe {
-        asm!(
-            ".arch_extension sve",
-            "str z0, [{z}, #0, mul vl]",
-            "str z1, [{z}, #1, mul vl]",
-            "str z2, [{z}, #2, mul vl]",
-            "str z3, [{z}, #3, mul vl]",
-            "str z4, [{z}, #4, mul vl]",
-            "str z5, [{z}, #5, mul vl]",
-            "str z6, [{z}, #6, mul vl]",
-            "str z7, [{z}, #7, mul vl]",
-            "str z8, [{z}, #8, mul vl]",
-            "str z9, [{z}, #9, mul vl]",
-            "str z10, [{z}, #10, mul vl]",
-            "str z11, [{z}, #11, mul vl]",
-            "str z12, [{z}, #12, mul vl]",
-            "str z13, [{z}, #13, mul vl]",
-            "str z14, [{z}, #14, mul vl]",
-            "str z15, [{z}, #15, mul vl]",
-            "str z16, [{z}, #16, mul vl]",
-            "str z17, [{z}, #17, mul vl]",
-            "str z18, [{z}, #18, mul vl]",
-            "str z19, [{z}, #19, mul vl]",
-            "str z20, [{z}, #20, mul vl]",
-            "str z21, [{z}, #21, mul vl]",
-            "str z22, [{z}, #22, mul vl]",
-            "str z23, [{z}, #23, mul vl]",
-            "str z24, [{z}, #24, mul vl]",
-            "str z25, [{z}, #25, mul vl]",
-            "str z26, [{z}, #26, mul vl]",
-            "str z27, [{z}, #27, mul vl]",
-            "str z28, [{z}, #28, mul vl]",
-            "str z29, [{z}, #29, mul vl]",
-            "str z30, [{z}, #30, mul vl]",
-            "str z31, [{z}, #31, mul vl]",
-            "str p0, [{p}, #0, mul vl]",
-            "str p1, [{p}, #1, mul vl]",
-            "str p2, [{p}, #2, mul vl]",
-            "str p3, [{p}, #3, mul vl]",
-            "str p4, [{p}, #4, mul vl]",
-            "str p5, [{p}, #5, mul vl]",
-            "str p6, [{p}, #6, mul vl]",
-            "str p7, [{p}, #7, mul vl]",
-            "str p8, [{p}, #8, mul vl]",
-            "str p9, [{p}, #9, mul vl]",
-            "str p10, [{p}, #10, mul vl]",
-            "str p11, [{p}, #11, mul vl]",
-            "str p12, [{p}, #12, mul vl]",
-            "str p13, [{p}, #13, mul vl]",
-            "str p14, [{p}, #14, mul vl]",
-            "str p15, [{p}, #15, mul vl]",
-            z = in(reg) z,
-            p = in(reg) p,
-            options(nostack, preserves_flags),
-        );
-    }
+    unsafe { zp_moves!("str", z, p) };
 }
 
 /// Load Z0-Z31 from `z` and P0-P15 from `p`, laid out as [`store_zp`] stores them.
@@ -160,62 +166,7 @@ pub unsafe fn store_zp(z: usize, p: usize) {
 /// As for [`store_zp`], with the memory readable and holding a store at the same vector length.
 pub unsafe fn load_zp(z: usize, p: usize) {
     // SAFETY: the caller's promise; loads only, into the guest's registers.
-    unsafe {
-        asm!(
-            ".arch_extension sve",
-            "ldr p0, [{p}, #0, mul vl]",
-            "ldr p1, [{p}, #1, mul vl]",
-            "ldr p2, [{p}, #2, mul vl]",
-            "ldr p3, [{p}, #3, mul vl]",
-            "ldr p4, [{p}, #4, mul vl]",
-            "ldr p5, [{p}, #5, mul vl]",
-            "ldr p6, [{p}, #6, mul vl]",
-            "ldr p7, [{p}, #7, mul vl]",
-            "ldr p8, [{p}, #8, mul vl]",
-            "ldr p9, [{p}, #9, mul vl]",
-            "ldr p10, [{p}, #10, mul vl]",
-            "ldr p11, [{p}, #11, mul vl]",
-            "ldr p12, [{p}, #12, mul vl]",
-            "ldr p13, [{p}, #13, mul vl]",
-            "ldr p14, [{p}, #14, mul vl]",
-            "ldr p15, [{p}, #15, mul vl]",
-            "ldr z0, [{z}, #0, mul vl]",
-            "ldr z1, [{z}, #1, mul vl]",
-            "ldr z2, [{z}, #2, mul vl]",
-            "ldr z3, [{z}, #3, mul vl]",
-            "ldr z4, [{z}, #4, mul vl]",
-            "ldr z5, [{z}, #5, mul vl]",
-            "ldr z6, [{z}, #6, mul vl]",
-            "ldr z7, [{z}, #7, mul vl]",
-            "ldr z8, [{z}, #8, mul vl]",
-            "ldr z9, [{z}, #9, mul vl]",
-            "ldr z10, [{z}, #10, mul vl]",
-            "ldr z11, [{z}, #11, mul vl]",
-            "ldr z12, [{z}, #12, mul vl]",
-            "ldr z13, [{z}, #13, mul vl]",
-            "ldr z14, [{z}, #14, mul vl]",
-            "ldr z15, [{z}, #15, mul vl]",
-            "ldr z16, [{z}, #16, mul vl]",
-            "ldr z17, [{z}, #17, mul vl]",
-            "ldr z18, [{z}, #18, mul vl]",
-            "ldr z19, [{z}, #19, mul vl]",
-            "ldr z20, [{z}, #20, mul vl]",
-            "ldr z21, [{z}, #21, mul vl]",
-            "ldr z22, [{z}, #22, mul vl]",
-            "ldr z23, [{z}, #23, mul vl]",
-            "ldr z24, [{z}, #24, mul vl]",
-            "ldr z25, [{z}, #25, mul vl]",
-            "ldr z26, [{z}, #26, mul vl]",
-            "ldr z27, [{z}, #27, mul vl]",
-            "ldr z28, [{z}, #28, mul vl]",
-            "ldr z29, [{z}, #29, mul vl]",
-            "ldr z30, [{z}, #30, mul vl]",
-            "ldr z31, [{z}, #31, mul vl]",
-            z = in(reg) z,
-            p = in(reg) p,
-            options(nostack, preserves_flags),
-        );
-    }
+    unsafe { zp_moves!("ldr", z, p) };
 }
 
 /// Store FFR in slot 16 of [`store_zp`]'s P area at `p` (through P0, which is then loaded
@@ -255,30 +206,35 @@ pub unsafe fn load_ffr(p: usize) {
     }
 }
 
+/// `$op` (STR or LDR) of ZA's `$svl` rows (each `$svl` bytes) at `$at`, row by row. W12 is
+/// the row index (the array-vector forms take W12-W15 only). Used inside an `unsafe` block.
+macro_rules! za_rows {
+    ($op:literal, $at:expr, $svl:expr) => {
+        asm!(
+            ".arch_extension sme",
+            "mov w12, #0",
+            "2:",
+            concat!($op, " za[w12, 0], [{a}]"),
+            "add {a}, {a}, {n}",
+            "add w12, w12, #1",
+            "cmp x12, {n}",
+            "b.ne 2b",
+            a = inout(reg) $at => _,
+            n = in(reg) $svl,
+            out("x12") _,
+            options(nostack),
+        )
+    };
+}
+
 /// Store ZA's `svl` rows (each `svl` bytes, the streaming vector length) at `at`, row by row.
 ///
 /// # Safety
 /// SME is implemented, PSTATE.ZA is on, `svl` is the current streaming vector length, and
 /// `[at, at + svl * svl)` is writable memory of el2visor's that nothing else uses now.
 pub unsafe fn store_za(at: usize, svl: usize) {
-    // SAFETY: the caller's promise; `svl` rows of `svl` bytes, stores only. W12 is the only
-    // register STR (array vector) takes as its row index.
-    unsafe {
-        asm!(
-            ".arch_extension sme",
-            "mov w12, #0",
-            "2:",
-            "str za[w12, 0], [{a}]",
-            "add {a}, {a}, {n}",
-            "add w12, w12, #1",
-            "cmp x12, {n}",
-            "b.ne 2b",
-            a = inout(reg) at => _,
-            n = in(reg) svl,
-            out("x12") _,
-            options(nostack),
-        );
-    }
+    // SAFETY: the caller's promise; `svl` rows of `svl` bytes, stores only.
+    unsafe { za_rows!("str", at, svl) };
 }
 
 /// Load ZA's `svl` rows from `at`, as [`store_za`] stored them.
@@ -287,22 +243,7 @@ pub unsafe fn store_za(at: usize, svl: usize) {
 /// As for [`store_za`], with the memory readable and holding a store at the same length.
 pub unsafe fn load_za(at: usize, svl: usize) {
     // SAFETY: the caller's promise; loads only, into the guest's ZA.
-    unsafe {
-        asm!(
-            ".arch_extension sme",
-            "mov w12, #0",
-            "2:",
-            "ldr za[w12, 0], [{a}]",
-            "add {a}, {a}, {n}",
-            "add w12, w12, #1",
-            "cmp x12, {n}",
-            "b.ne 2b",
-            a = inout(reg) at => _,
-            n = in(reg) svl,
-            out("x12") _,
-            options(nostack),
-        );
-    }
+    unsafe { za_rows!("ldr", at, svl) };
 }
 
 /// Store ZT0 (FEAT_SME2, 64 bytes) at `at`.
