@@ -90,9 +90,12 @@ impl CpuFeatures {
 
 #[cfg(target_os = "none")]
 impl CpuFeatures {
-    /// This CPU's, from its ID registers and PMCR_EL0.
+    /// This CPU's, from its ID registers and (with PMUv3, where it exists) PMCR_EL0.
     pub fn of_this_cpu() -> Self {
         use super::sysreg;
+        let dfr0 = sysreg::id_aa64dfr0_el1();
+        // PMCR_EL0 is UNDEFINED without PMUv3 (PMUVer 1 to 14; 15 is an IMPLEMENTATION DEFINED PMU).
+        let pmcr = if matches!((dfr0 >> 8) & 0xf, 1..=14) { sysreg::pmcr_el0() } else { 0 };
         CpuFeatures::from_id_regs(
             sysreg::id_aa64pfr0_el1(),
             sysreg::id_aa64pfr1_el1(),
@@ -100,8 +103,8 @@ impl CpuFeatures {
             sysreg::id_aa64isar2_el1(),
             sysreg::id_aa64mmfr1_el1(),
             sysreg::id_aa64mmfr3_el1(),
-            sysreg::pmcr_el0(),
+            pmcr,
         )
-        .with_dfr0(sysreg::id_aa64dfr0_el1())
+        .with_dfr0(dfr0)
     }
 }

@@ -45,7 +45,7 @@ pub fn set_svcr(v: u64) {
     unsafe { asm!("msr s3_3_c4_c2_2, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
 }
 
-/// SMCR_EL2 as `vcpu::el2` set it (bit 63 FA64, bit 62 EZT0, LEN).
+/// SMCR_EL2 as `vcpu::el2` set it (bit 31 FA64, bit 30 EZT0, LEN).
 pub fn smcr_el2() -> u64 {
     let v: u64;
     // SAFETY: an MRS of SMCR_EL2 (callers check FEAT_SME); no side effect.

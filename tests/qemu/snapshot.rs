@@ -4,16 +4,17 @@
 //! value, the lazy restore zaps RAM (no blocks, most pages missing) and collapses it back once
 //! every page is in, and without FWB every restored page is cleaned to the PoC (the probe reads
 //! RAM through a Normal-NC stage-1 mapping; `coherency=off`). Run under FWB (`-cpu max`) and
-//! without (`-cpu cortex-a72`). Where the CPU has SME (`-cpu max`) a fourth round snapshots a
-//! vCPU in streaming mode with ZA on and restores it from outside streaming mode: SVCR, FPSR, the
-//! streaming Z16 and P7 and every row of ZA must come back; also without FEAT_SME_FA64
-//! (`sme_fa64=off`), where el2visor must not touch FFR in streaming mode. The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
+//! without (`-cpu cortex-a72`). Where the CPU has SME (`-cpu max`) two more rounds snapshot a
+//! vCPU in streaming mode with ZA on, at the longest streaming length and at 32 bytes, and restore
+//! it from outside streaming mode: SVCR, FPSR, the streaming Z16, P7 and FFR and every row of ZA
+//! must come back; also without FEAT_SME_FA64 (`sme_fa64=off`), where FFR does not exist in
+//! streaming mode and el2visor must not touch it. The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
 //! the default anyway: the collapse gives RAM its blocks back, which the probe checks (with
 //! `s2_ram=pages` there is nothing to give back).
 
 use crate::harness::{image, Qemu};
 
-const PROBES: [&str; 7] = [
+const PROBES: [&str; 8] = [
     "snapshot_restore_eager",
     "snapshot_restore_lazy",
     "snapshot_lazy_log_line",
@@ -21,9 +22,10 @@ const PROBES: [&str; 7] = [
     "snapshot_lazy_collapse",
     "snapshot_restore_dirty",
     "snapshot_restore_sme",
+    "snapshot_restore_sme_short",
 ];
 
-/// The snapshot probes that run on `cpu`: the SME round only where the CPU has SME (QEMU's
+/// The snapshot probes that run on `cpu`: the SME rounds only where the CPU has SME (QEMU's
 /// `max`, not cortex-a72).
 fn probes_on(cpu: &str) -> &'static [&'static str] {
     if cpu.starts_with("max") {
@@ -76,8 +78,8 @@ fn probe_snapshot_keeps_a_pending_cpu_on() {
     let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("snapshot_mem=128M guest_args=snapshot").timeout(300).run();
     run.check(run.exited, "QEMU did not exit by itself");
     run.check(run.has("PROBE snapshot_keeps_cpu_on PASS"), "the vCPU a CPU_ON started just before the snapshot did not run");
-    // The three rounds, the SME round and this one.
-    run.check(run.has("PROBE DONE pass=8 fail=0"), "not 8 passes and no failure");
+    // The six probes of the three rounds, the two SME rounds and this one.
+    run.check(run.has("PROBE DONE pass=9 fail=0"), "not 9 passes and no failure");
 }
 
 /// `snapshot_mem=` smaller than the VM's RAM: one line says so, and the snapshot call answers

@@ -11,13 +11,17 @@
 //! streaming Z registers bring them back too.
 //!
 //! Everything runs at EL2's streaming vector length, the longest the CPU has (SMCR_EL2.LEN,
-//! `vcpu::el2`), so the buffers hold every bit any guest's length reaches.
+//! `vcpu::el2`), so the buffers hold every bit any guest's length reaches. FFR in streaming mode
+//! and ZT0 are saved where SMCR_EL2 enables them for the guest (FA64, EZT0, as `vcpu::regs`
+//! sets them from the CPU's ID registers); el2visor relies on the firmware enabling them at EL2
+//! too (SMCR_EL3), as it must for the guest to use them at all.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::plan::{sve_layout, za_words, SveLayout};
 use crate::arch::sve_regs;
+use crate::arch::sysreg_ext::SMCR_EL2;
 use crate::arch::vcpu_state::FpState;
 
 /// SVCR.SM: streaming SVE mode.
@@ -25,9 +29,9 @@ const SM: u64 = 1;
 /// SVCR.ZA: ZA (and ZT0) on.
 const ZA: u64 = 2;
 /// SMCR_EL2.FA64: the full A64 set (FFR among it) in streaming mode.
-const FA64: u64 = 1 << 63;
+const FA64: u64 = SMCR_EL2::FA64::SET.value;
 /// SMCR_EL2.EZT0: ZT0 untrapped, set where the CPU has SME2.
-const EZT0: u64 = 1 << 62;
+const EZT0: u64 = SMCR_EL2::EZT0::SET.value;
 
 /// The guest's SME state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +105,12 @@ impl SmeState {
         }
         let svl = sve_regs::svl();
         if svl != self.svl {
-            log::warn!("snapshot: SME state saved at a streaming length of {} bytes cannot load at {svl}; SVCR, streaming Z/P and ZA not restored", self.svl);
+            // Another streaming length than the save's (a pCPU unlike the one it was saved on):
+            // the buffers would not line up. The guest at least resumes in its mode, with its
+            // registers zeroed.
+            log::warn!("snapshot: SME state saved at a streaming length of {} bytes cannot load at {svl}; streaming Z/P and ZA come back zeroed", self.svl);
+            sve_regs::set_svcr(self.svcr & (SM | ZA));
+            fp.restore_control();
             return;
         }
         if self.svcr & SM != 0 {

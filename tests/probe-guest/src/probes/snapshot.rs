@@ -21,7 +21,8 @@
 //! print the snapshot's text, not the one written over it after the snapshot (the test checks the
 //! line).
 //!
-//! Where the CPU has SME, a fourth round snapshots streaming mode and ZA (`snapshot_sme`).
+//! Where the CPU has SME, two more rounds snapshot streaming mode and ZA (`snapshot_sme`), at
+//! the longest streaming length and at 32 bytes.
 //!
 //! With a second vCPU, last, `snapshot_keeps_cpu_on`: a snapshot taken right after a CPU_ON
 //! that succeeded must not lose the vCPU it starts (`cpu::on_then`).
@@ -346,7 +347,7 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
     }
     let sme = super::snapshot_sme::sme_on();
     if let Some(m) = sme {
-        println!("probe: SME at {} bytes (ZT0: {}): a fourth round snapshots streaming mode and ZA", m.svl, m.zt0);
+        println!("probe: SME at {} bytes (ZT0: {}, FA64: {}): two more rounds snapshot streaming mode and ZA", m.svl, m.zt0, m.fa64);
     }
     // Restores so far, as the last restore's x1 said (kept in the restored context).
     let mut restores = 0;
@@ -429,7 +430,15 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
         }
     }
     match sme {
-        Some(m) => report::outcome("snapshot_restore_sme", super::snapshot_sme::round(m, restores)),
+        Some(m) => {
+            report::outcome("snapshot_restore_sme", super::snapshot_sme::round(m, 15, &mut restores));
+            // At 32 bytes (LEN 1), shorter than el2visor's streaming length at EL2.
+            if m.svl > 32 {
+                report::outcome("snapshot_restore_sme_short", super::snapshot_sme::round(m, 1, &mut restores));
+            } else {
+                println!("probe: snapshot_restore_sme_short not run: the longest streaming length is {} bytes", m.svl);
+            }
+        }
         None => println!("probe: snapshot_restore_sme not run: the CPU has no SME"),
     }
     // SAFETY: the virtual timer off.
