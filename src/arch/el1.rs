@@ -8,8 +8,9 @@ use core::arch::asm;
 /// every other EL1/EL0 register a guest can set and read back: translation (TCR, TTBR0/1,
 /// MAIR, AMAIR, CONTEXTIDR), exception state (VBAR, ELR, SPSR, ESR, FAR, AFSR0/1, PAR), stack
 /// pointers and thread IDs (SP_EL0, SP_EL1, TPIDR_EL0/EL1, TPIDRRO_EL0), CPACR_EL1, the EL1
-/// timers and their control (CNTV/CNTP CTL and CVAL, CNTKCTL), MDSCR_EL1, CSSELR_EL1 and the
-/// floating-point control and status (FPCR, FPSR); and, where the CPU has their features, the
+/// timers and their control (CNTV/CNTP CTL and CVAL, CNTKCTL), MDSCR_EL1, CSSELR_EL1, the
+/// FP/SIMD registers (V0-V31, FPCR, FPSR; with SVE the Z registers, P0-P15 and FFR too); and,
+/// where the CPU has their features, the
 /// newer ones (`feature_regs`: TCR2, SCTLR2, PIR, POR, MAIR2, GCS, SME, SVE, MTE, SCXTNUM), the
 /// pointer-authentication keys, SME's streaming mode and ZA (off), and the PMU (counters, their
 /// interrupts and overflow flags off). Their architectural reset values are 0 or UNKNOWN; 0 is
@@ -19,6 +20,12 @@ pub fn reset(sctlr: u64) {
     reset_common(sctlr);
     // Out of SME streaming mode, ZA off (SVCR = 0), as out of reset.
     super::sve_regs::set_svcr(0);
+    // V0-V31 (and with them the Z registers' upper bits) and the predicates zero, as KVM resets
+    // them: nothing of the previous life's data stays in the registers.
+    super::vcpu_state::FpState::default().restore();
+    if super::sve_regs::has_sve() {
+        super::sve_regs::zero_predicates();
+    }
     super::feature_regs::FeatureRegs::zero().restore();
     super::vcpu_state::PauthKeys::reset();
     reset_pmu();

@@ -169,6 +169,25 @@ pub unsafe fn load_zp(z: usize, p: usize) {
     unsafe { zp_moves!("ldr", z, p) };
 }
 
+/// Zero P0-P15 and FFR (a vCPU's reset; SVE, out of streaming mode). The Z registers need no
+/// more: the zeroing of V0-V31 with Advanced SIMD writes clears every Z register above bit 127.
+pub fn zero_predicates() {
+    // SAFETY: the guest's predicate registers and FFR only (el2visor's soft-float code uses none);
+    // SVE is implemented (callers check) and not trapped at EL2; not in streaming mode (SVCR was
+    // cleared first), so FFR is accessible.
+    unsafe {
+        asm!(
+            ".arch_extension sve",
+            "pfalse p0.b",
+            "wrffr p0.b",
+            "pfalse p1.b", "pfalse p2.b", "pfalse p3.b", "pfalse p4.b", "pfalse p5.b",
+            "pfalse p6.b", "pfalse p7.b", "pfalse p8.b", "pfalse p9.b", "pfalse p10.b",
+            "pfalse p11.b", "pfalse p12.b", "pfalse p13.b", "pfalse p14.b", "pfalse p15.b",
+            options(nomem, nostack, preserves_flags),
+        )
+    };
+}
+
 /// Store FFR in slot 16 of [`store_zp`]'s P area at `p` (through P0, which is then loaded
 /// again from slot 0).
 ///

@@ -135,8 +135,8 @@ probe_scan_load_insn:
 // memory (the reset_race probe's CPU_ON target). Every other mode first records the EL1
 // registers as the vCPU found them, before anything here changes one (but SCTLR_EL1.EE, which
 // it clears), in probe_secondary_seen
-// (the order of cpu.rs's SEEN_NAMES), then sets up its vectors, FP and stack and runs
-// probe_secondary_main(mode). Only one such vCPU runs at a time: they share one stack.
+// (the order of cpu.rs's SEEN_NAMES), then enables FP (and SVE) and records a summary of those
+// registers there too, sets up its vectors and stack and runs probe_secondary_main(mode). Only one such vCPU runs at a time: they share one stack.
 // probe_cpu_on_big_endian(target, entry, context): PSCI CPU_ON (HVC) made with SCTLR_EL1.EE set,
 // as a big-endian kernel would make it; no memory is accessed while EE is set (PSTATE.I is
 // masked, nothing is taken). EE also makes stage-1 table walks big-endian, so the MMU is off
@@ -209,14 +209,95 @@ probe_secondary_entry:
     mrs     x2, far_el1
     mrs     x3, par_el1
     stp     x2, x3, [x1, #0xa0]
+    // FP/SIMD (CPACR_EL1.FPEN) and, where the CPU has SVE, SVE (ZEN) on; then the FP/SIMD and SVE
+    // registers as the vCPU found them: the OR of V0-V31 in slot 22, the number of true elements
+    // of P0-P15 and FFR in slot 23 (0 without SVE).
+    mov     x2, #(3 << 20)
+    mrs     x3, id_aa64pfr0_el1
+    ubfx    x3, x3, #32, #4
+    cbz     x3, 4f
+    orr     x2, x2, #(3 << 16)
+4:  msr     cpacr_el1, x2
+    isb
+    orr     v0.16b, v0.16b, v1.16b
+    orr     v0.16b, v0.16b, v2.16b
+    orr     v0.16b, v0.16b, v3.16b
+    orr     v0.16b, v0.16b, v4.16b
+    orr     v0.16b, v0.16b, v5.16b
+    orr     v0.16b, v0.16b, v6.16b
+    orr     v0.16b, v0.16b, v7.16b
+    orr     v0.16b, v0.16b, v8.16b
+    orr     v0.16b, v0.16b, v9.16b
+    orr     v0.16b, v0.16b, v10.16b
+    orr     v0.16b, v0.16b, v11.16b
+    orr     v0.16b, v0.16b, v12.16b
+    orr     v0.16b, v0.16b, v13.16b
+    orr     v0.16b, v0.16b, v14.16b
+    orr     v0.16b, v0.16b, v15.16b
+    orr     v0.16b, v0.16b, v16.16b
+    orr     v0.16b, v0.16b, v17.16b
+    orr     v0.16b, v0.16b, v18.16b
+    orr     v0.16b, v0.16b, v19.16b
+    orr     v0.16b, v0.16b, v20.16b
+    orr     v0.16b, v0.16b, v21.16b
+    orr     v0.16b, v0.16b, v22.16b
+    orr     v0.16b, v0.16b, v23.16b
+    orr     v0.16b, v0.16b, v24.16b
+    orr     v0.16b, v0.16b, v25.16b
+    orr     v0.16b, v0.16b, v26.16b
+    orr     v0.16b, v0.16b, v27.16b
+    orr     v0.16b, v0.16b, v28.16b
+    orr     v0.16b, v0.16b, v29.16b
+    orr     v0.16b, v0.16b, v30.16b
+    orr     v0.16b, v0.16b, v31.16b
+    fmov    x2, d0
+    mov     x4, v0.d[1]
+    orr     x2, x2, x4
+    str     x2, [x1, #0xb0]
+    mov     x2, #0
+    cbz     x3, 5f
+    .arch_extension sve
+    cntp    x4, p0, p0.b
+    orr     x2, x2, x4
+    cntp    x4, p1, p1.b
+    orr     x2, x2, x4
+    cntp    x4, p2, p2.b
+    orr     x2, x2, x4
+    cntp    x4, p3, p3.b
+    orr     x2, x2, x4
+    cntp    x4, p4, p4.b
+    orr     x2, x2, x4
+    cntp    x4, p5, p5.b
+    orr     x2, x2, x4
+    cntp    x4, p6, p6.b
+    orr     x2, x2, x4
+    cntp    x4, p7, p7.b
+    orr     x2, x2, x4
+    cntp    x4, p8, p8.b
+    orr     x2, x2, x4
+    cntp    x4, p9, p9.b
+    orr     x2, x2, x4
+    cntp    x4, p10, p10.b
+    orr     x2, x2, x4
+    cntp    x4, p11, p11.b
+    orr     x2, x2, x4
+    cntp    x4, p12, p12.b
+    orr     x2, x2, x4
+    cntp    x4, p13, p13.b
+    orr     x2, x2, x4
+    cntp    x4, p14, p14.b
+    orr     x2, x2, x4
+    cntp    x4, p15, p15.b
+    orr     x2, x2, x4
+    rdffr   p0.b
+    cntp    x4, p0, p0.b
+    orr     x2, x2, x4
+5:  str     x2, [x1, #0xb8]
     dsb     sy
 
     adrp    x1, probe_vectors
     add     x1, x1, :lo12:probe_vectors
     msr     vbar_el1, x1
-    mov     x1, #(3 << 20)
-    msr     cpacr_el1, x1
-    isb
     adrp    x1, __secondary_stack_top
     add     x1, x1, :lo12:__secondary_stack_top
     mov     sp, x1

@@ -156,6 +156,7 @@ fn dirty_registers() {
     msr!("cntp_ctl_el0", 3u64);
     msr!("esr_el1", 0x77u64);
     msr!("far_el1", 0x88u64);
+    super::cpu_feat::dirty_fp();
     // The instruction cache and alignment checks on (harmless with the MMU off).
     // SAFETY: as for `msr!`; bits 12 (I) and 1 (A) change nothing the probe's code relies on.
     unsafe { sysreg::set_sctlr(sysreg::sctlr() | (1 << 12)) };
@@ -548,6 +549,7 @@ fn lives(ctx: &Context, already_on: &mut Result<(), Msg>) -> Result<(), Msg> {
             return Err(msg!("{name} is {v:#x} after CPU_ON, expected its reset value 0 (what the previous life left?)"));
         }
     }
+    super::cpu_feat::check_fp(SEEN[22].load(Ordering::Relaxed), SEEN[23].load(Ordering::Relaxed))?;
     let (pmr, enable) = (SHARED.icc_pmr.load(Ordering::Relaxed), SHARED.icc_igrpen1.load(Ordering::Relaxed));
     if pmr != 0 || enable != 0 {
         let (p, e) = if ctx.platform.gic_v3 { ("ICC_PMR_EL1", "ICC_IGRPEN1_EL1") } else { ("GICC_PMR", "GICC_CTLR") };

@@ -1,5 +1,5 @@
 //! `cpu_on_reset_state`'s second half (cpu.rs has the first): the registers of newer features
-//! (where the CPU has them) and the PMU's enables. The secondary's first life writes each and
+//! (where the CPU has them), the PMU's enables, and the FP/SIMD and SVE registers. The secondary's first life writes each and
 //! records what it reads back (the value held: the check means something), its second life,
 //! after CPU_OFF and CPU_ON, records what it finds: 0, the reset value el2visor gives (KVM's),
 //! not what the previous life left. Both lives run with the MMU off, so the records go straight
@@ -154,4 +154,53 @@ pub fn verify() -> Result<Msg, Msg> {
         checked = msg!("{checked} {name}");
     }
     Ok(checked)
+}
+
+/// The first life: V0-V31 nonzero (0x5a in each byte) and, where the CPU has SVE (entry.S
+/// enabled it), every predicate and FFR all true: what the next life must not find.
+pub fn dirty_fp() {
+    // SAFETY: only this vCPU's own FP/SIMD and SVE registers, every one declared clobbered (the
+    // predicates and FFR by the C ABI); SVE instructions run only where ID_AA64PFR0_EL1.SVE says
+    // the CPU has it.
+    unsafe {
+        asm!(
+            "movi v0.16b, #0x5a", "movi v1.16b, #0x5a", "movi v2.16b, #0x5a", "movi v3.16b, #0x5a",
+            "movi v4.16b, #0x5a", "movi v5.16b, #0x5a", "movi v6.16b, #0x5a", "movi v7.16b, #0x5a",
+            "movi v8.16b, #0x5a", "movi v9.16b, #0x5a", "movi v10.16b, #0x5a", "movi v11.16b, #0x5a",
+            "movi v12.16b, #0x5a", "movi v13.16b, #0x5a", "movi v14.16b, #0x5a", "movi v15.16b, #0x5a",
+            "movi v16.16b, #0x5a", "movi v17.16b, #0x5a", "movi v18.16b, #0x5a", "movi v19.16b, #0x5a",
+            "movi v20.16b, #0x5a", "movi v21.16b, #0x5a", "movi v22.16b, #0x5a", "movi v23.16b, #0x5a",
+            "movi v24.16b, #0x5a", "movi v25.16b, #0x5a", "movi v26.16b, #0x5a", "movi v27.16b, #0x5a",
+            "movi v28.16b, #0x5a", "movi v29.16b, #0x5a", "movi v30.16b, #0x5a", "movi v31.16b, #0x5a",
+            "mrs x9, id_aa64pfr0_el1",
+            "ubfx x9, x9, #32, #4",
+            "cbz x9, 1f",
+            ".arch_extension sve",
+            "ptrue p0.b", "ptrue p1.b", "ptrue p2.b", "ptrue p3.b", "ptrue p4.b", "ptrue p5.b",
+            "ptrue p6.b", "ptrue p7.b", "ptrue p8.b", "ptrue p9.b", "ptrue p10.b", "ptrue p11.b",
+            "ptrue p12.b", "ptrue p13.b", "ptrue p14.b", "ptrue p15.b",
+            "setffr",
+            "1:",
+            out("x9") _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            clobber_abi("C"),
+            options(nostack),
+        )
+    };
+}
+
+/// The second life's FP/SIMD and SVE registers as entry.S summed them up before anything ran:
+/// `v` the OR of V0-V31, `p` the true elements of P0-P15 and FFR. KVM zeroes them all at a
+/// vCPU's reset; the previous life left V at 0x5a bytes, every predicate and FFR all true.
+pub fn check_fp(v: u64, p: u64) -> Result<(), Msg> {
+    if v != 0 {
+        return Err(msg!("V0-V31 are not zero after CPU_ON (their OR is {v:#x}): what the previous life left"));
+    }
+    if p != 0 {
+        return Err(msg!("P0-P15 and FFR have {p} true elements after CPU_ON: what the previous life left"));
+    }
+    Ok(())
 }
