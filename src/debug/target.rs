@@ -384,13 +384,32 @@ fn give_back(c: &mut Ctx) {
 /// off in a step) still has el2visor's debug state: with no debugger attached now the guest gets
 /// its debug registers back and nothing trapped, as the docs promise; a step of its previous
 /// run is over and must not change its new PSTATE at its next stop.
-pub fn vcpu_starts() {
+///
+/// With `fresh` (a start, not a snapshot's resume, which leaves them live as docs/snapshots.md
+/// says) the new life's own breakpoints, watchpoints and MDSCR_EL1 start at 0, as KVM resets
+/// them (`el1::reset` has cleared MDSCR_EL1 already; the OS lock stays as it is): in the
+/// hardware when they are the guest's there, else in the copies kept while the debugger owns
+/// them.
+pub fn vcpu_starts(fresh: bool) {
     let mut c = SLOTS[cpu::current()].ctx.lock();
     c.step = None;
-    if !attached() {
-        give_back(&mut c);
-        sysreg::isb();
+    if fresh {
+        c.guest = GuestDebug { oslk: c.guest.oslk, ..GuestDebug::default() };
     }
+    if fresh && !c.owned {
+        let (nb, nw) = counts();
+        for n in 0..nb {
+            dr::dbg_write(Bank::Bcr, n, 0);
+            dr::dbg_write(Bank::Bvr, n, 0);
+        }
+        for n in 0..nw {
+            dr::dbg_write(Bank::Wcr, n, 0);
+            dr::dbg_write(Bank::Wvr, n, 0);
+        }
+    } else if !attached() {
+        give_back(&mut c);
+    }
+    sysreg::isb();
 }
 
 /// DBGBCR: enabled, every byte of the instruction, EL1 and EL0 (PMC = 0b11), unlinked.

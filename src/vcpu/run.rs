@@ -131,7 +131,7 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
 fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
     log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
     el2::reset_el1(false);
-    crate::debug::target::vcpu_starts();
+    crate::debug::target::vcpu_starts(false);
     st.el1.restore();
     st.feat.restore();
     let me = cpu::this();
@@ -173,7 +173,7 @@ fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
 /// interface in their reset state.
 fn enter(vm: &Vm, v: usize, start: VcpuStart) -> ! {
     el2::reset_el1(start.big_endian);
-    crate::debug::target::vcpu_starts();
+    crate::debug::target::vcpu_starts(true);
     let mut frame = TrapFrame::new_el1(start.entry, start.context);
     // Started while GDB stops the VMs: it stops before its first instruction (again if another
     // stop comes while it is let go, as below).

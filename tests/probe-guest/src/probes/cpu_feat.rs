@@ -1,5 +1,6 @@
 //! `cpu_on_reset_state`'s second half (cpu.rs has the first): the registers of newer features
-//! (where the CPU has them), the PMU's enables, and the FP/SIMD and SVE registers. The secondary's first life writes each and
+//! (where the CPU has them), the PMU's enables, the first breakpoint and watchpoint, and the
+//! FP/SIMD and SVE registers. The secondary's first life writes each and
 //! records what it reads back (the value held: the check means something), its second life,
 //! after CPU_OFF and CPU_ON, records what it finds: 0, the reset value el2visor gives (KVM's),
 //! not what the previous life left. Both lives run with the MMU off, so the records go straight
@@ -20,6 +21,8 @@ enum Needs {
     Scxt,
     Pauth,
     Pmu,
+    /// Every AArch64 CPU (the debug registers' first pair).
+    Any,
 }
 
 fn field(reg: u64, shift: u32) -> u64 {
@@ -47,6 +50,7 @@ fn has(n: Needs) -> bool {
         Needs::Pauth => mrs!("id_aa64isar1_el1") & 0xff0 != 0 || field(mrs!("s3_0_c0_c6_2"), 12) != 0,
         // ID_AA64DFR0_EL1.PMUVer: PMUv3 (1 to 14).
         Needs::Pmu => matches!(field(mrs!("id_aa64dfr0_el1"), 8), 1..=14),
+        Needs::Any => true,
     }
 }
 
@@ -98,11 +102,17 @@ regs! {
     "PMCNTENSET_EL0", "pmcntenset_el0", Pmu, 1 << 31;
     "PMINTENSET_EL1", "pmintenset_el1", Pmu, 1 << 31;
     "PMUSERENR_EL0", "pmuserenr_el0", Pmu, 1;
+    // Written disabled (E clear): values only, nothing is watched.
+    "DBGBVR0_EL1", "dbgbvr0_el1", Any, 0x4000_1000;
+    "DBGBCR0_EL1", "dbgbcr0_el1", Any, 0xf << 5;
+    "DBGWVR0_EL1", "dbgwvr0_el1", Any, 0x4000_2000;
+    "DBGWCR0_EL1", "dbgwcr0_el1", Any, 0xff << 5;
 }
 
 /// What the first life read back after its writes, and what the second found.
 static HELD: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 static FOUND: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+const _: () = assert!(REGS.len() <= 16);
 
 /// The first life (secondary, MMU off): write each register the CPU has, record what holds.
 pub fn dirty() {
