@@ -412,6 +412,23 @@ pub fn vcpu_starts(fresh: bool) {
     sysreg::isb();
 }
 
+/// Right before a vCPU starts or resumes from a saved state, its EL1 state loaded: while a
+/// debugger is attached, this pCPU gets the debugger's breakpoints, watchpoints and debug traps
+/// now, as a resume from a stop gives them. A vCPU that was off when the debugger attached never
+/// stopped, so its pCPU has none yet (a breakpoint would not fire there, and a software one's BRK
+/// would go to the guest); and the EL1 state just loaded replaced the MDSCR_EL1 they need, whose
+/// value is kept as the guest's own.
+pub fn vcpu_enters(vm_slot: usize, frame: &mut TrapFrame) {
+    if !attached() {
+        return;
+    }
+    let mut c = SLOTS[cpu::current()].ctx.lock();
+    if c.owned {
+        c.guest.mdscr = dr::mdscr_el1();
+    }
+    program(&mut c, vm_slot, frame, false);
+}
+
 /// DBGBCR: enabled, every byte of the instruction, EL1 and EL0 (PMC = 0b11), unlinked.
 fn bcr() -> u64 {
     1 | (0b11 << 1) | (0xf << 5)

@@ -128,12 +128,13 @@ fn take_resume(vm: &Vm, v: usize) -> Option<VcpuState> {
 /// Resume vCPU `v` from a saved state: its EL1 registers and timers, FP/SIMD, SVE and SME registers, the
 /// TVM values el2visor keeps for it, its banked passthrough interrupts, list registers and
 /// virtual CPU interface, then its general registers.
-fn enter_restored(vm: &Vm, v: usize, st: VcpuState) -> ! {
+fn enter_restored(vm: &Vm, v: usize, mut st: VcpuState) -> ! {
     log::debug!("VM {}: vCPU {v} resumes from its saved state at {:#x}", vm.name, st.frame.elr);
     el2::reset_el1(false);
     crate::debug::target::vcpu_starts(false);
     st.el1.restore();
     st.feat.restore();
+    crate::debug::target::vcpu_enters(vm.slot, &mut st.frame);
     let me = cpu::this();
     me.guest_mair.store(st.guest_mair, Ordering::Relaxed);
     me.guest_tcr.store(st.guest_tcr, Ordering::Relaxed);
@@ -175,6 +176,7 @@ fn enter(vm: &Vm, v: usize, start: VcpuStart) -> ! {
     el2::reset_el1(start.big_endian);
     crate::debug::target::vcpu_starts(true);
     let mut frame = TrapFrame::new_el1(start.entry, start.context);
+    crate::debug::target::vcpu_enters(vm.slot, &mut frame);
     // Started while GDB stops the VMs: it stops before its first instruction (again if another
     // stop comes while it is let go, as below).
     while crate::debug::target::must_stop(vm) {

@@ -5,7 +5,8 @@
 //! written back, guest virtual memory, a hardware breakpoint hit, three single steps, a software
 //! breakpoint, a write and a read watchpoint, a single step over a store an access watchpoint
 //! catches (probe guest), Ctrl-C, and then `detach` (the guest finishes
-//! normally) or `kill` (el2visor ends the VM). And `on_crash=debug`: a guest that panicked waits,
+//! normally) or `kill` (el2visor ends the VM). A hardware breakpoint also stops a vCPU started
+//! after the attach (the probe's `gdb_gate`). And `on_crash=debug`: a guest that panicked waits,
 //! stopped, for GDB, which finds it stopped with SIGSEGV at the panic.
 
 use std::io::Read;
@@ -292,6 +293,50 @@ fn ksym(text: &str, sym: &str) -> Option<u64> {
 /// /proc/kallsyms: Debian's cloud kernel lists functions only, no data symbols such as `jiffies`,
 /// so the memory read is checked against the Image file instead); detached, it finishes and
 /// powers off.
+/// A vCPU started while GDB is attached and the VM runs (the probe's `gdb_gate`: its second
+/// vCPU stays off until GDB opens a gate in memory, then runs `probe_secondary_main` once): it
+/// never stopped for the attach, and a hardware breakpoint on that function must still stop it,
+/// in its own thread. Then `kill`.
+#[test]
+fn probe_secondary_started_while_attached() {
+    for gic in [3, 2] {
+        let elf = probe_elf();
+        assert!(elf.is_file(), "{} is missing: `make image` builds it", elf.display());
+        let port = free_port();
+        let mut q = Qemu::virt("max", 2, "1G", gic);
+        q.kernel(&image()).append(&format!("debug_uart={DEBUG_UART} guest_args=gdb_gate"));
+        with_debug_uart(&mut q, port);
+        let mut qemu = Running::spawn(&q);
+        assert!(qemu.wait_for("probe: gdb_gate: waiting", 60), "the probe did not reach its gate:\n{}", qemu.text());
+        let text = qemu.text();
+        let base = text
+            .lines()
+            .find_map(|l| l.split_once("kernel at ").map(|(_, r)| r.split(',').next().unwrap().trim().to_string()))
+            .unwrap_or_else(|| panic!("no `kernel at` line:\n{text}"));
+        let script = format!(
+            "add-symbol-file {elf} -o {base}\n\
+             set language c\ninfo address probe_secondary_main\nhbreak *probe_secondary_main\n\
+             set *(unsigned long *)&PROBE_GATE = 1\ncontinue\np/x $pc\ninfo threads\n\
+             kill\n",
+            elf = elf.display()
+        );
+        let g = gdb(port, &script, 60);
+        let run = qemu.finish(30);
+        let q = &run.output;
+        let main = g
+            .lines()
+            .find_map(|l| l.strip_prefix("Symbol \"probe_secondary_main\" is at ").and_then(|r| r.split_whitespace().next()))
+            .map(hex);
+        check(main.is_some(), "GDB did not find probe_secondary_main", &g, q);
+        let v = values(&g);
+        check(v.len() == 1 && main.is_some_and(|m| hex(&v[0]) == m), &format!("gic{gic}: the hardware breakpoint did not stop the vCPU started after the attach at probe_secondary_main"), &g, q);
+        // The current thread (`* 2 Thread 1.2 (VM probe vCPU 1)`) is the started vCPU.
+        check(g.lines().any(|l| l.starts_with('*') && l.contains("(VM probe vCPU 1)")), &format!("gic{gic}: the stop is not vCPU 1's"), &g, q);
+        check(!run.has("gdb_gate_secondary PASS"), &format!("gic{gic}: the secondary ran through the breakpoint"), &g, q);
+        check(run.has("el2visor: GDB killed VM probe") && run.exited, &format!("gic{gic}: no kill, or QEMU did not power off"), &g, q);
+    }
+}
+
 #[test]
 fn linux() {
     let (kernel, initrd) = linux_guest();

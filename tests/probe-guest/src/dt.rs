@@ -82,6 +82,9 @@ pub struct Platform {
     pub its: Option<u64>,
     /// `snapshot` in the bootargs: run the snapshot probes instead (`probes::snapshot`).
     pub snapshot: bool,
+    /// `gdb_gate` in the bootargs: wait for a debugger, then start the other vCPU once
+    /// (`probes::gdb_gate`).
+    pub gdb_gate: bool,
 }
 
 /// QEMU's fw_cfg device, as the `fw_cfg_dma` probe sees it.
@@ -489,6 +492,7 @@ pub fn discover(fdt: &Fdt<'_>) -> Result<Platform, DtError> {
         fw_cfg: fw_cfg(fdt)?,
         its: its(fdt)?,
         snapshot: has_word(bootargs, "snapshot"),
+        gdb_gate: has_word(bootargs, "gdb_gate"),
     })
 }
 

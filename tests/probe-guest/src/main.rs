@@ -123,6 +123,9 @@ extern "C" fn probe_main(dtb: usize) -> ! {
     if ctx.platform.snapshot {
         probes::snapshot::run(&ctx.platform, ctx.mode_if_known());
     }
+    if ctx.platform.gdb_gate {
+        probes::gdb_gate::run(&ctx);
+    }
     probes::run_all(&ctx);
     report::finish()
 }

@@ -210,8 +210,8 @@ probe_secondary_entry:
     mrs     x3, par_el1
     stp     x2, x3, [x1, #0xa0]
     // FP/SIMD (CPACR_EL1.FPEN) and, where the CPU has SVE, SVE (ZEN) on; then the FP/SIMD and SVE
-    // registers as the vCPU found them: the OR of V0-V31 in slot 22, the number of true elements
-    // of P0-P15 and FFR in slot 23 (0 without SVE).
+    // registers as the vCPU found them: the OR of V0-V31 in slot 22, and in slot 23 the OR of the
+    // counts of true elements of P0-P15 and FFR (nonzero if any is true; 0 without SVE).
     mov     x2, #(3 << 20)
     mrs     x3, id_aa64pfr0_el1
     ubfx    x3, x3, #32, #4

@@ -408,6 +408,15 @@ pub fn start_storm(target: u64, storm_target: u64) -> i64 {
     hvc::psci(abi::PSCI_CPU_ON_64, target, entry_point(), MODE_STORM)
 }
 
+/// One life of the secondary (`target`) in MODE_HOLD: started, seen running, let turn off, off.
+pub fn hold_once(target: u64) -> Result<(), Msg> {
+    start(target, MODE_HOLD)?;
+    wait("the secondary to run", || stage() == 3)?;
+    SHARED.may_turn_off.store(1, Ordering::Release);
+    sync_shared();
+    wait_off(target)
+}
+
 /// Start the secondary (`target`) in `mode` with the exchange reset: stage 0, not yet allowed to
 /// turn off.
 fn start(target: u64, mode: u64) -> Result<(), Msg> {

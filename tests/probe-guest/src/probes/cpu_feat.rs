@@ -203,14 +203,15 @@ pub fn dirty_fp() {
 }
 
 /// The second life's FP/SIMD and SVE registers as entry.S summed them up before anything ran:
-/// `v` the OR of V0-V31, `p` the true elements of P0-P15 and FFR. KVM zeroes them all at a
-/// vCPU's reset; the previous life left V at 0x5a bytes, every predicate and FFR all true.
+/// `v` the OR of V0-V31, `p` the OR of the counts of true elements of P0-P15 and FFR (nonzero if
+/// any is true). KVM zeroes them all at a vCPU's reset; the previous life left V at 0x5a bytes,
+/// every predicate and FFR all true.
 pub fn check_fp(v: u64, p: u64) -> Result<(), Msg> {
     if v != 0 {
         return Err(msg!("V0-V31 are not zero after CPU_ON (their OR is {v:#x}): what the previous life left"));
     }
     if p != 0 {
-        return Err(msg!("P0-P15 and FFR have {p} true elements after CPU_ON: what the previous life left"));
+        return Err(msg!("P0-P15 or FFR have true elements after CPU_ON (up to {p} in one): what the previous life left"));
     }
     Ok(())
 }

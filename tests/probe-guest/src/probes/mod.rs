@@ -13,6 +13,7 @@ pub mod dma;
 mod endian;
 mod feat;
 mod gic;
+pub mod gdb_gate;
 pub mod hostile;
 mod isv;
 pub mod panic;
