@@ -175,21 +175,29 @@ fn probe_guest_gic2() {
     probe(2);
 }
 
-fn probe(gic: u32) {
+/// The probe guest on QEMU virt (`-cpu max`, 2 vCPUs, GICv`gic`) with the GDB stub on the second
+/// PL011 and `extra` on el2visor's command line, running once its output has `ready` (within
+/// `secs`): QEMU, the port GDB connects to, the probe's ELF and where it runs (`VM probe: …
+/// kernel at 0x70000000`: its ELF is linked at 0).
+fn start_probe(gic: u32, extra: &str, ready: &str, secs: u64) -> (Running, u16, PathBuf, String) {
     let elf = probe_elf();
     assert!(elf.is_file(), "{} is missing: `make image` builds it", elf.display());
     let port = free_port();
     let mut q = Qemu::virt("max", 2, "1G", gic);
-    q.kernel(&image()).append(&format!("debug_uart={DEBUG_UART}"));
+    q.kernel(&image()).append(&format!("debug_uart={DEBUG_UART}{extra}"));
     with_debug_uart(&mut q, port);
     let mut qemu = Running::spawn(&q);
-    assert!(qemu.wait_for("el2visor: GDB stub on /pl011@9040000", 30), "no GDB stub line:\n{}", qemu.text());
+    assert!(qemu.wait_for(ready, secs), "no `{ready}` line:\n{}", qemu.text());
     let text = qemu.text();
-    // `VM probe: … kernel at 0x70000000`: where its ELF (linked at 0) runs.
     let base = text
         .lines()
         .find_map(|l| l.split_once("kernel at ").map(|(_, r)| r.split(',').next().unwrap().trim().to_string()))
         .unwrap_or_else(|| panic!("no `kernel at` line:\n{text}"));
+    (qemu, port, elf, base)
+}
+
+fn probe(gic: u32) {
+    let (qemu, port, elf, base) = start_probe(gic, "", "el2visor: GDB stub on /pl011@9040000", 30);
     let script = format!(
         "add-symbol-file {elf} -o {base}\n\
          info threads\n\
@@ -300,19 +308,7 @@ fn ksym(text: &str, sym: &str) -> Option<u64> {
 #[test]
 fn probe_secondary_started_while_attached() {
     for gic in [3, 2] {
-        let elf = probe_elf();
-        assert!(elf.is_file(), "{} is missing: `make image` builds it", elf.display());
-        let port = free_port();
-        let mut q = Qemu::virt("max", 2, "1G", gic);
-        q.kernel(&image()).append(&format!("debug_uart={DEBUG_UART} guest_args=gdb_gate"));
-        with_debug_uart(&mut q, port);
-        let mut qemu = Running::spawn(&q);
-        assert!(qemu.wait_for("probe: gdb_gate: waiting", 60), "the probe did not reach its gate:\n{}", qemu.text());
-        let text = qemu.text();
-        let base = text
-            .lines()
-            .find_map(|l| l.split_once("kernel at ").map(|(_, r)| r.split(',').next().unwrap().trim().to_string()))
-            .unwrap_or_else(|| panic!("no `kernel at` line:\n{text}"));
+        let (qemu, port, elf, base) = start_probe(gic, " guest_args=gdb_gate", "probe: gdb_gate: waiting", 60);
         let script = format!(
             "add-symbol-file {elf} -o {base}\n\
              set language c\ninfo address probe_secondary_main\nhbreak *probe_secondary_main\n\
