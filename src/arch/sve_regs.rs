@@ -74,20 +74,6 @@ pub fn svl() -> usize {
     vl as usize
 }
 
-/// ZCR_EL1 (SVE only).
-pub fn zcr_el1() -> u64 {
-    let v: u64;
-    // SAFETY: an MRS of the guest's ZCR_EL1 (callers check FEAT_SVE); no side effect.
-    unsafe { asm!("mrs {v}, s3_0_c1_c2_0", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-/// Write the guest's ZCR_EL1 (SVE only; the guest is not running on this pCPU).
-pub fn set_zcr_el1(v: u64) {
-    // SAFETY: ZCR_EL1 only sets the guest's vector length at EL1; el2visor's own is ZCR_EL2's.
-    unsafe { asm!("msr s3_0_c1_c2_0, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
-}
-
 /// `$op` (STR or LDR) of Z0-Z31 at `$z` and P0-P15 at `$p`, at the current vector length VL:
 /// Z`n` at `z + n * VL`, P`n` at `p + n * VL / 8`. Used inside an `unsafe` block.
 macro_rules! zp_moves {

@@ -29,7 +29,7 @@ pub struct VcpuState {
     pub feat: FeatureRegs,
     pub fp: FpState,
     pub keys: Option<PauthKeys>,
-    /// Z0-Z31, P0-P15, FFR and ZCR_EL1, where the CPU has SVE (and the guest is not in
+    /// Z0-Z31, P0-P15 and FFR, where the CPU has SVE (and the guest is not in
     /// streaming mode).
     pub sve: Option<SveState>,
     /// SVCR, the streaming Z, P (and FFR) and ZA (and ZT0), where the CPU has SME.

@@ -91,11 +91,6 @@ impl SmeState {
         Some(s)
     }
 
-    /// Whether the guest was in streaming mode.
-    pub fn streaming(&self) -> bool {
-        self.svcr & SM != 0
-    }
-
     /// Load them for the guest (it runs next on this pCPU), after `FpState::restore` and the SVE
     /// state's; `fp` is the FP state the snapshot has, whose FPSR and FPCR streaming mode's entry
     /// resets. SVCR is 0 on entry (`el2::reset_el1`).

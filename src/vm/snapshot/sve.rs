@@ -1,5 +1,6 @@
 //! A paused vCPU's SVE state (FEAT_SVE), saved and loaded with its snapshot state: Z0-Z31,
-//! P0-P15 and FFR at the CPU's maximum vector length, and ZCR_EL1.
+//! P0-P15 and FFR at the CPU's maximum vector length (ZCR_EL1 is `arch::feature_regs`', restored
+//! before these).
 //!
 //! The guest's SVE registers stay live across every exit (SVE is not trapped: `vcpu::regs`
 //! clears CPTR_EL2.TZ, and el2visor is soft-float). Only a pause touches them: `FpState` loads
@@ -19,14 +20,13 @@ use alloc::vec::Vec;
 use super::plan::{sve_layout, SveLayout};
 use crate::arch::sve_regs;
 
-/// The guest's SVE registers and ZCR_EL1.
+/// The guest's SVE registers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SveState {
     /// The vector length (bytes) the buffer was saved at.
     vl: usize,
     /// Z0-Z31, then P0-P15 and FFR (`SveLayout`).
     buf: Vec<u128>,
-    pub zcr_el1: u64,
 }
 
 impl SveState {
@@ -47,7 +47,7 @@ impl SveState {
             sve_regs::store_zp(z, z + p);
             sve_regs::store_ffr(z + p);
         }
-        Some(SveState { vl, buf, zcr_el1: sve_regs::zcr_el1() })
+        Some(SveState { vl, buf })
     }
 
     /// Load them for the guest (it runs next on this pCPU), after `FpState::restore`.
@@ -66,6 +66,5 @@ impl SveState {
             sve_regs::load_ffr(z + p);
             sve_regs::load_zp(z, z + p);
         }
-        sve_regs::set_zcr_el1(self.zcr_el1);
     }
 }
