@@ -18,15 +18,18 @@ use core::arch::asm;
 /// life.
 pub fn reset(sctlr: u64) {
     reset_common(sctlr);
+    let f = super::cpu_features::CpuFeatures::of_this_cpu();
     // Out of SME streaming mode, ZA off (SVCR = 0), as out of reset.
-    super::sve_regs::set_svcr(0);
+    if f.sme {
+        super::sve_regs::set_svcr(0);
+    }
     // V0-V31 (and with them the Z registers' upper bits) and the predicates zero, as KVM resets
     // them: nothing of the previous life's data stays in the registers.
     super::vcpu_state::FpState::default().restore();
-    if super::sve_regs::has_sve() {
+    if f.sve {
         super::sve_regs::zero_predicates();
     }
-    super::feature_regs::FeatureRegs::zero().restore();
+    super::feature_regs::FeatureRegs::zero(f).restore();
     super::vcpu_state::PauthKeys::reset();
     reset_pmu();
 }

@@ -18,14 +18,14 @@ macro_rules! feature_regs {
         }
 
         impl FeatureRegs {
-            /// Their reset state on this CPU: 0 in each.
-            pub fn zero() -> Self {
-                FeatureRegs { present: CpuFeatures::of_this_cpu(), ..Default::default() }
+            /// Their reset state on a CPU with the features `present`: 0 in each.
+            pub fn zero(present: CpuFeatures) -> Self {
+                FeatureRegs { present, ..Default::default() }
             }
 
             /// Read them as the guest left them on this pCPU.
             pub fn save() -> Self {
-                let mut s = Self::zero();
+                let mut s = Self::zero(CpuFeatures::of_this_cpu());
                 $(
                     if s.present.$group {
                         // SAFETY: an MRS of a guest EL1/EL0 register this CPU has (`present`);

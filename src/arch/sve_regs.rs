@@ -10,37 +10,22 @@
 
 use core::arch::asm;
 
-use super::cpu_features::CpuFeatures;
 use super::sysreg;
 
-/// FEAT_SVE (`cpu_features::CpuFeatures`).
-pub fn has_sve() -> bool {
-    CpuFeatures::of_this_cpu().sve
-}
-
-/// FEAT_SME (`cpu_features::CpuFeatures`).
-pub fn has_sme() -> bool {
-    CpuFeatures::of_this_cpu().sme
-}
-
-/// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. 0 without SME.
+/// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. SME only (callers check
+/// `CpuFeatures::sme`).
 pub fn svcr() -> u64 {
-    if !has_sme() {
-        return 0;
-    }
     let v: u64;
-    // SAFETY: an MRS of SVCR (FEAT_SME, checked above); no side effect.
+    // SAFETY: an MRS of SVCR (FEAT_SME, callers check); no side effect.
     unsafe { asm!("mrs {v}, s3_3_c4_c2_2", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
     v
 }
 
-/// Write SVCR (SME only). Turning SM on or off zeroes Z, P and FFR and resets FPSR; turning ZA
-/// on zeroes ZA and ZT0: the guest's state, which the caller is about to load or drop.
+/// Write SVCR (SME only, callers check). Turning SM on or off zeroes Z, P and FFR and resets
+/// FPSR; turning ZA on zeroes ZA and ZT0: the guest's state, which the caller is about to load or
+/// drop.
 pub fn set_svcr(v: u64) {
-    if !has_sme() {
-        return;
-    }
-    // SAFETY: SVCR holds only the guest's PSTATE.SM/ZA (el2visor's soft-float code uses neither
+    // SAFETY: FEAT_SME (callers check). SVCR holds only the guest's PSTATE.SM/ZA (el2visor's soft-float code uses neither
     // mode); an ISB makes the change visible to what follows.
     unsafe { asm!("msr s3_3_c4_c2_2, {v}", "isb", v = in(reg) v, options(nomem, nostack, preserves_flags)) };
 }

@@ -241,14 +241,15 @@ impl Snapshot {
 /// The vCPU state of this pCPU's guest, with `frame` as its general registers.
 pub fn save_vcpu(vm: &Vm, v: usize, frame: &TrapFrame) -> VcpuState {
     let me = crate::arch::cpu::this();
+    let feat = FeatureRegs::save();
     VcpuState {
         frame: *frame,
         el1: El1State::save(),
-        feat: FeatureRegs::save(),
         fp: FpState::save(),
         keys: PauthKeys::save(),
-        sve: SveState::save(),
-        sme: SmeState::save(),
+        sve: SveState::save(&feat.present),
+        sme: SmeState::save(&feat.present),
+        feat,
         lrs: crate::gic::lrs::save(&vm.irqs[v]),
         guest_mair: me.guest_mair.load(Ordering::Relaxed),
         guest_tcr: me.guest_tcr.load(Ordering::Relaxed),

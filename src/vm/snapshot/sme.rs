@@ -20,6 +20,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::plan::{sve_layout, za_words, SveLayout};
+use crate::arch::cpu_features::CpuFeatures;
 use crate::arch::sve_regs;
 use crate::arch::sysreg_ext::SMCR_EL2;
 use crate::arch::vcpu_state::FpState;
@@ -48,9 +49,9 @@ pub struct SmeState {
 }
 
 impl SmeState {
-    /// Save the guest's SME state on this pCPU, where the CPU has SME.
-    pub fn save() -> Option<Self> {
-        if !sve_regs::has_sme() {
+    /// Save the guest's SME state on this pCPU (whose features are `f`), where the CPU has SME.
+    pub fn save(f: &CpuFeatures) -> Option<Self> {
+        if !f.sme {
             return None;
         }
         let svcr = sve_regs::svcr();

@@ -18,6 +18,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::plan::{sve_layout, SveLayout};
+use crate::arch::cpu_features::CpuFeatures;
 use crate::arch::sve_regs;
 
 /// The guest's SVE registers.
@@ -30,10 +31,10 @@ pub struct SveState {
 }
 
 impl SveState {
-    /// Save the guest's SVE state on this pCPU, where the CPU has SVE and the guest is not in
-    /// streaming mode.
-    pub fn save() -> Option<Self> {
-        if !sve_regs::has_sve() || sve_regs::svcr() & 1 != 0 {
+    /// Save the guest's SVE state on this pCPU (whose features are `f`), where the CPU has SVE
+    /// and the guest is not in streaming mode.
+    pub fn save(f: &CpuFeatures) -> Option<Self> {
+        if !f.sve || (f.sme && sve_regs::svcr() & 1 != 0) {
             return None;
         }
         let vl = sve_regs::max_vl();
