@@ -364,19 +364,24 @@ fn give_back(c: &mut Ctx) {
     if !c.owned {
         return;
     }
-    let (nb, nw) = counts();
-    for n in 0..nb {
-        dr::dbg_write(Bank::Bvr, n, c.guest.bvr[n]);
-        dr::dbg_write(Bank::Bcr, n, c.guest.bcr[n]);
-    }
-    for n in 0..nw {
-        dr::dbg_write(Bank::Wvr, n, c.guest.wvr[n]);
-        dr::dbg_write(Bank::Wcr, n, c.guest.wcr[n]);
-    }
+    load_points(&c.guest);
     dr::set_mdscr_el1(c.guest.mdscr);
     dr::set_oslar_el1(u64::from(c.guest.oslk));
     dr::set_mdcr_el2(dr::mdcr_el2() & !MDCR_DEBUG);
     c.owned = false;
+}
+
+/// Write the guest's own breakpoint and watchpoint registers, `g`, into this pCPU's.
+fn load_points(g: &GuestDebug) {
+    let (nb, nw) = counts();
+    for n in 0..nb {
+        dr::dbg_write(Bank::Bvr, n, g.bvr[n]);
+        dr::dbg_write(Bank::Bcr, n, g.bcr[n]);
+    }
+    for n in 0..nw {
+        dr::dbg_write(Bank::Wvr, n, g.wvr[n]);
+        dr::dbg_write(Bank::Wcr, n, g.wcr[n]);
+    }
 }
 
 /// A vCPU starts on this pCPU (CPU_ON, a VM reset, a snapshot restore), before its first
@@ -395,18 +400,11 @@ pub fn vcpu_starts(fresh: bool) {
     c.step = None;
     if fresh {
         c.guest = GuestDebug { oslk: c.guest.oslk, ..GuestDebug::default() };
+        if !c.owned {
+            load_points(&c.guest);
+        }
     }
-    if fresh && !c.owned {
-        let (nb, nw) = counts();
-        for n in 0..nb {
-            dr::dbg_write(Bank::Bcr, n, 0);
-            dr::dbg_write(Bank::Bvr, n, 0);
-        }
-        for n in 0..nw {
-            dr::dbg_write(Bank::Wcr, n, 0);
-            dr::dbg_write(Bank::Wvr, n, 0);
-        }
-    } else if !attached() {
+    if !attached() {
         give_back(&mut c);
     }
     sysreg::isb();
