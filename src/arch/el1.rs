@@ -23,8 +23,8 @@ pub fn reset(sctlr: u64) {
     if f.sme {
         super::sve_regs::set_svcr(0);
     }
-    // V0-V31 (and with them the Z registers' upper bits) and the predicates zero, as KVM resets
-    // them: nothing of the previous life's data stays in the registers.
+    // V0-V31 (and with them the Z registers' upper bits), FPCR, FPSR and the predicates zero, as
+    // KVM resets them: nothing of the previous life's data stays in the registers.
     super::vcpu_state::FpState::default().restore();
     if f.sve {
         super::sve_regs::zero_predicates();
@@ -103,8 +103,6 @@ fn reset_common(sctlr: u64) {
             "msr cpacr_el1, xzr",
             "msr mdscr_el1, xzr",
             "msr csselr_el1, xzr",
-            "msr s3_3_c4_c4_0, xzr", // FPCR
-            "msr s3_3_c4_c4_1, xzr", // FPSR
             "isb",
             sctlr = in(reg) sctlr,
             options(nostack),

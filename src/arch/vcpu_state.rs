@@ -88,14 +88,11 @@ impl FpState {
                 "ldp q26, q27, [{p}, #416]",
                 "ldp q28, q29, [{p}, #448]",
                 "ldp q30, q31, [{p}, #480]",
-                "msr s3_3_c4_c4_0, {fpcr}",
-                "msr s3_3_c4_c4_1, {fpsr}",
                 p = in(reg) p,
-                fpcr = in(reg) self.fpcr,
-                fpsr = in(reg) self.fpsr,
                 options(nostack, preserves_flags),
             );
         }
+        self.restore_control();
     }
 
     /// Load FPCR and FPSR only (entering SME's streaming mode resets FPSR; the V registers are
