@@ -94,38 +94,30 @@ pub fn sme_on() -> Option<Sme> {
     let smfr0: u64;
     // SAFETY: an ID register read (ID_AA64SMFR0_EL1).
     unsafe { asm!("mrs {v}, s3_0_c0_c4_5", v = out(reg) smfr0, options(nomem, nostack)) };
-    let zt0 = (smfr0 >> 56) & 0xf != 0;
-    let fa64 = smfr0 >> 63 != 0;
-    let smcr: u64 = 15 | if zt0 { SMCR_EZT0 } else { 0 } | if fa64 { SMCR_FA64 } else { 0 };
-    let svl: u64;
-    // SAFETY: CPACR_EL1.SMEN (bits 25:24) lets EL1 use SME; SMCR_EL1 (s3_0_c1_c2_6) only sets the
-    // streaming vector length (LEN), whether ZT0 is untrapped (EZT0, with SME2) and FA64 (where
-    // the CPU has it). RDSVL only reads the length. Nothing enters streaming mode here.
+    let mut sme = Sme { svl: 0, zt0: (smfr0 >> 56) & 0xf != 0, fa64: smfr0 >> 63 != 0 };
+    // SAFETY: CPACR_EL1.SMEN (bits 25:24) lets EL1 use SME; nothing enters streaming mode here.
     unsafe {
         asm!(
-            ".arch_extension sme",
             "mrs {t}, cpacr_el1",
             "orr {t}, {t}, #(3 << 24)",
             "msr cpacr_el1, {t}",
             "isb",
-            "msr s3_0_c1_c2_6, {s}",
-            "isb",
-            "rdsvl {v}, #1",
             t = out(reg) _,
-            s = in(reg) smcr,
-            v = out(reg) svl,
             options(nomem, nostack),
         )
     };
-    Some(Sme { svl: svl as usize, zt0, fa64 })
+    sme.svl = set_len(sme, 15);
+    Some(sme)
 }
 
-/// Set SMCR_EL1.LEN to `len` (keeping FA64 and EZT0 as `sme_on` set them); the streaming vector
-/// length that gives, in bytes.
+/// Set SMCR_EL1: LEN to `len`, FA64 and EZT0 where the CPU has them (`sme`); the streaming
+/// vector length that gives, in bytes.
 fn set_len(sme: Sme, len: u64) -> usize {
     let smcr = len | if sme.zt0 { SMCR_EZT0 } else { 0 } | if sme.fa64 { SMCR_FA64 } else { 0 };
     let svl: u64;
-    // SAFETY: as in `sme_on`: SMCR_EL1 only sets the guest's own streaming length and controls.
+    // SAFETY: SMCR_EL1 (s3_0_c1_c2_6) only sets the guest's own streaming vector length and
+    // whether ZT0 (with SME2) and the full A64 set in streaming mode (FA64) are usable; RDSVL
+    // only reads the length. SME is enabled at EL1 (`sme_on`).
     unsafe {
         asm!(
             ".arch_extension sme",
