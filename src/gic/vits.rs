@@ -14,7 +14,7 @@ use spin::Mutex;
 
 use super::its::frame::{BadAccess, GuestMem, ItsFrame, Outcome};
 use super::its::lpi::{LpiConfig, LpiPending, PropBase};
-use super::its::model::{Effect, ItsModel, ItsPolicy};
+use super::its::model::{Effect, ItsModel, ItsPolicy, Ite};
 use super::its_hw::PhysIts;
 use super::lrs::{self, VcpuIrq};
 use super::vgic::{Retraction, VDist, Virq};
@@ -40,6 +40,16 @@ pub struct VIts {
     pub lpi_bits: u8,
     /// Command errors logged so far (the log stops after a few).
     logged: Mutex<u32>,
+}
+
+/// A virtual ITS as a snapshot holds it ([`VIts::save`], [`VIts::restore`]).
+#[derive(Clone, Debug)]
+pub struct ItsSaved {
+    frame: ItsFrame,
+    model: ItsModel,
+    /// Physical LPI → (vCPU, virtual LPI) then: the vCPU each event went to.
+    routes: BTreeMap<u32, (usize, u32)>,
+    pending: LpiPending,
 }
 
 /// Commands one access runs at most (one pass round the largest queue, 1 MiB of 32-byte
@@ -86,6 +96,47 @@ impl VIts {
         }
         self.routes.lock().clear();
         self.pending.lock().reset();
+    }
+
+    /// A snapshot (every vCPU paused): the control frame and its queue position, the tables,
+    /// the vCPU each event's LPI goes to and the LPIs held back.
+    pub fn save(&self) -> ItsSaved {
+        let _runner = self.runner.lock();
+        let st = self.state.lock();
+        ItsSaved { frame: st.0.clone(), model: st.1.clone(), routes: self.routes.lock().clone(), pending: self.pending.lock().clone() }
+    }
+
+    /// Restore a snapshot (every vCPU paused; they resume with their saved list registers, which
+    /// hold the LPIs they had then): the mappings made since are undone on the physical ITS and
+    /// the snapshot's made again, each event with a new physical LPI (the old ones may belong to
+    /// other events or VMs by now); the frame, its queue position and the held LPIs are the
+    /// snapshot's. A bounded run that had commands left goes on at the next access, as then.
+    pub fn restore(&self, vm: &str, saved: &ItsSaved) {
+        let _runner = self.runner.lock();
+        let (effects, dropped) = {
+            let mut st = self.state.lock();
+            st.0.clone_from(&saved.frame);
+            let mut pool = self.phys.pool.lock();
+            let vcpu_of = |i: &Ite| saved.routes.get(&i.plpi).map(|r| r.0).or_else(|| saved.model.collection(i.icid)).unwrap_or(0);
+            st.1.restore_from(&saved.model, &mut *pool, &vcpu_of)
+        };
+        // An LPI of a mapping being undone that arrives now finds no route and is dropped; a
+        // restored event's route is in place before its physical MAPTI.
+        self.routes.lock().clear();
+        let pcpus = &self.pcpus;
+        for e in &effects {
+            if let Effect::MapEvent { plpi, vcpu, vlpi, .. } = *e {
+                self.routes.lock().insert(plpi, (vcpu, vlpi));
+            }
+            if let Err(err) = self.phys.apply(e, &|v| pcpus.get(v).copied().unwrap_or(0)) {
+                log::error!("VM {vm}: physical ITS restore for {e:?}: {err}");
+            }
+        }
+        self.pending.lock().clone_from(&saved.pending);
+        self.more.store(self.state.lock().0.has_work(), Ordering::Release);
+        if dropped > 0 {
+            log::error!("VM {vm}: virtual ITS restore: {dropped} event(s) got no physical LPI (the host's are all in use) and stay unmapped");
+        }
     }
 
     pub fn read(&self, offset: u64, size: u8) -> Result<u64, BadAccess> {

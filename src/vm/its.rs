@@ -27,17 +27,26 @@ const MAX_DEVICES: usize = 256;
 const COLLECTIONS: u16 = 256;
 
 /// The VM's RAM, read by the ITS: commands and LPI configuration bytes. Anything not wholly
-/// inside one of the VM's RAM regions is refused.
-struct VmRam(Vec<RamRegion>);
+/// inside one of the VM's RAM regions is refused. While a lazy snapshot restore is under way
+/// the pages read are brought back first (`vm::snapshot::host_access`): until then they hold
+/// what the guest wrote after the snapshot.
+struct VmRam {
+    ram: Vec<RamRegion>,
+    /// The VM's slot in the VM table (its snapshot), which it takes once built.
+    slot: usize,
+}
 
 impl GuestMem for VmRam {
     fn read(&self, ipa: u64, buf: &mut [u8]) -> Result<(), NotRam> {
         let len = buf.len() as u64;
         let r = self
-            .0
+            .ram
             .iter()
             .find(|r| ipa >= r.ipa.raw() && ipa.checked_add(len).is_some_and(|end| end <= r.ipa_end()))
             .ok_or(NotRam)?;
+        if let Some(vm) = crate::vm::table::get(self.slot) {
+            crate::vm::snapshot::host_access(vm, ipa, len, false);
+        }
         let pa = r.pa.raw() + (ipa - r.ipa.raw());
         for (i, b) in buf.iter_mut().enumerate() {
             // SAFETY: `pa..pa+len` lies inside the VM's RAM, which EL2 maps identity, read-write;
@@ -90,7 +99,7 @@ pub fn attach(vm: &mut Vm, base: u64, devices: Vec<(u32, u32)>) -> Result<(), St
     };
     let pcpus = vm.vcpus.iter().map(|v| v.pcpu).collect();
     let device_bits = phys.device_bits().min(16);
-    vg.attach_its(VIts::new(phys, policy, device_bits, Box::new(VmRam(vm.ram.clone())), pcpus));
+    vg.attach_its(VIts::new(phys, policy, device_bits, Box::new(VmRam { ram: vm.ram.clone(), slot: vm.slot }), pcpus));
     // The translation frame (the physical one, where devices write their MSIs) is one of the
     // VM's passthrough devices (`boot::guest` premapped it).
     if !vm.is_device(base + ITS_FRAME_SIZE) {

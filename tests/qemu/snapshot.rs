@@ -8,31 +8,40 @@
 //! vCPU in streaming mode with ZA on, at the longest streaming length and at 32 bytes, and restore
 //! it from outside streaming mode: SVCR, FPSR, the streaming Z16, P7 and FFR and every row of ZA
 //! must come back; also without FEAT_SME_FA64 (`sme_fa64=off`), where FFR does not exist in
-//! streaming mode and el2visor must not touch it. The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
+//! streaming mode and el2visor must not touch it. On GICv3 the probe VM has el2visor's virtual
+//! ITS, and two more rounds change it after a snapshot (an event mapped to another LPI, another
+//! device mapped, in the lazy round an LPI disabled in the property table) and restore it eagerly
+//! and lazily: the queue position, the mappings and the property byte el2visor reads must be the
+//! snapshot's (also on cortex-a72 with GICv3, the mair-trap mode). The probe runs say `s2_ram=blocks`, which `snapshot_mem=` makes
 //! the default anyway: the collapse gives RAM its blocks back, which the probe checks (with
 //! `s2_ram=pages` there is nothing to give back).
 
 use crate::harness::{image, Qemu};
 
-const PROBES: [&str; 8] = [
+const PROBES: [&str; 6] = [
     "snapshot_restore_eager",
     "snapshot_restore_lazy",
     "snapshot_lazy_log_line",
     "snapshot_lazy_zapped",
     "snapshot_lazy_collapse",
     "snapshot_restore_dirty",
-    "snapshot_restore_sme",
-    "snapshot_restore_sme_short",
 ];
+const SME_PROBES: [&str; 2] = ["snapshot_restore_sme", "snapshot_restore_sme_short"];
+const ITS_PROBES: [&str; 2] = ["snapshot_restore_its", "snapshot_restore_its_lazy"];
 
 /// The snapshot probes that run on `cpu`: the SME rounds only where the CPU has SME (QEMU's
-/// `max`, not cortex-a72).
-fn probes_on(cpu: &str) -> &'static [&'static str] {
+/// `max`, not cortex-a72), the virtual ITS rounds only for a VM with one (`its`: on GICv3 the
+/// dom0-like probe VM owns the PCI bridge and gets el2visor's virtual ITS; a dom0less domain
+/// does not).
+fn probes_on(cpu: &str, its: bool) -> Vec<&'static str> {
+    let mut p = PROBES.to_vec();
     if cpu.starts_with("max") {
-        &PROBES
-    } else {
-        &PROBES[..6]
+        p.extend(SME_PROBES);
     }
+    if its {
+        p.extend(ITS_PROBES);
+    }
+    p
 }
 
 #[test]
@@ -41,13 +50,14 @@ fn probe_snapshot_restores_every_kind() {
         ("max", 3, "fwb", "snapshot_mem=128M s2_ram=blocks guest_args=snapshot"),
         ("max,sme_fa64=off", 3, "fwb", "snapshot_mem=128M s2_ram=blocks guest_args=snapshot"),
         ("cortex-a72", 2, "off", "snapshot_mem=128M s2_ram=blocks coherency=off guest_args=snapshot"),
+        ("cortex-a72", 3, "mair-trap", "snapshot_mem=128M s2_ram=blocks guest_args=snapshot"),
     ] {
         let run = Qemu::virt(cpu, 1, "1G", gic).kernel(&image()).append(args).timeout(300).run();
         let ctx = format!("-cpu {cpu} ({mode})");
         run.check(run.exited, &format!("{ctx}: QEMU did not exit by itself"));
         run.check(run.has(&format!("coherency: {mode}")), &format!("{ctx}: not in {mode} mode"));
-        let probes = probes_on(cpu);
-        for p in probes {
+        let probes = probes_on(cpu, gic == 3);
+        for p in &probes {
             run.check(run.has(&format!("PROBE {p} PASS")), &format!("{ctx}: {p} did not pass"));
         }
         let done = format!("PROBE DONE pass={} fail=0", probes.len());
@@ -68,6 +78,12 @@ fn probe_snapshot_restores_every_kind() {
         let lines: u64 = field(dirty, "cmo_lines=").unwrap_or(u64::MAX);
         let expect_clean = mode != "fwb";
         run.check((lines > 0) == expect_clean, &format!("{ctx}: {lines} cache lines cleaned by the dirty-only restore"));
+        if gic == 3 {
+            // After each ITS restore the INT of the device mapped only after the snapshot is
+            // refused: it was not mapped then.
+            let refused = run.lines().filter(|l| l.contains("virtual ITS: command at queue offset") && l.contains("DeviceID 0x9 is not mapped")).count();
+            run.check(refused == 2, &format!("{ctx}: {refused} refusals of DeviceID 9 logged, not 2"));
+        }
     }
 }
 
@@ -78,8 +94,8 @@ fn probe_snapshot_keeps_a_pending_cpu_on() {
     let run = Qemu::virt("max", 2, "1G", 3).kernel(&image()).append("snapshot_mem=128M guest_args=snapshot").timeout(300).run();
     run.check(run.exited, "QEMU did not exit by itself");
     run.check(run.has("PROBE snapshot_keeps_cpu_on PASS"), "the vCPU a CPU_ON started just before the snapshot did not run");
-    // The six probes of the three rounds, the two SME rounds and this one.
-    run.check(run.has("PROBE DONE pass=9 fail=0"), "not 9 passes and no failure");
+    // The six probes of the three rounds, the two SME rounds, the two ITS rounds and this one.
+    run.check(run.has("PROBE DONE pass=11 fail=0"), "not 11 passes and no failure");
 }
 
 /// `snapshot_mem=` smaller than the VM's RAM: one line says so, and the snapshot call answers
@@ -213,9 +229,9 @@ fn probe_snapshots_in_two_domains_at_once() {
         let r = domains(&format!("snapshot-domains-{cpu}"), &m, &vms, &format!("loglevel=info snapshot_mem=256M s2_ram=blocks{extra}"), 600, &[]);
         let ctx = format!("-cpu {cpu}");
         r.check(r.exited, &format!("{ctx}: QEMU did not exit by itself"));
-        let probes = probes_on(cpu);
+        let probes = probes_on(cpu, false);
         for vm in ["snapA", "snapB"] {
-            for p in probes {
+            for p in &probes {
                 r.check(r.has(&format!("({vm}) PROBE {p} PASS")), &format!("{ctx}: VM {vm}: {p} did not pass"));
             }
             let n = probes.len();
@@ -238,7 +254,7 @@ fn probe_snapshots_in_two_domains_at_once() {
     let refused: Vec<&str> = r.lines().filter(|l| l.contains("do not fit snapshot_mem= (0 MiB left of 128 MiB")).collect();
     r.check(refused.len() == 1, &format!("pool: {} refusal lines, expected one: {refused:?}", refused.len()));
     let (ok, no) = if refused.first().is_some_and(|l| l.contains("VM snapA:")) { ("snapB", "snapA") } else { ("snapA", "snapB") };
-    let n = probes_on("max").len();
+    let n = probes_on("max", false).len();
     r.check(r.has(&format!("({ok}) PROBE DONE pass={n} fail=0")), &format!("pool: VM {ok}, which got the area, did not pass"));
     r.check(r.has(&format!("({no}) PROBE snapshot_restore_eager FAIL")), &format!("pool: VM {no}'s probe did not see the refusal"));
 }

@@ -140,6 +140,33 @@ impl ItsModel {
         out
     }
 
+    /// Take over `saved`'s tables (a snapshot of the same VM's virtual ITS): this model's
+    /// mappings are undone ([`Self::reset`]), then `saved`'s collections, devices and events
+    /// become this model's, each event with a new physical LPI from `lpis` (the ones it had may
+    /// have gone to other events or VMs since), routed to the vCPU `vcpu_of` gives for its saved
+    /// entry. Returns the effects on the physical ITS (the unmappings, then each device followed
+    /// by its events) and how many events got no physical LPI because the pool ran dry: those
+    /// stay unmapped, as after a DISCARD.
+    pub fn restore_from(&mut self, saved: &ItsModel, lpis: &mut dyn LpiAlloc, vcpu_of: &dyn Fn(&Ite) -> usize) -> (Vec<Effect>, usize) {
+        let mut out = self.reset(lpis);
+        self.collections.clone_from(&saved.collections);
+        let mut dropped = 0;
+        for (&dev, d) in &saved.devices {
+            out.push(Effect::MapDevice { dev, event_bits: d.event_bits });
+            let mut events = BTreeMap::new();
+            for (&event, ite) in &d.events {
+                let Some(plpi) = lpis.alloc() else {
+                    dropped += 1;
+                    continue;
+                };
+                events.insert(event, Ite { plpi, ..*ite });
+                out.push(Effect::MapEvent { dev, event, plpi, vcpu: vcpu_of(ite), vlpi: ite.vlpi });
+            }
+            self.devices.insert(dev, Device { event_bits: d.event_bits, events });
+        }
+        (out, dropped)
+    }
+
     /// Validate and carry out one command.
     pub fn execute(&mut self, cmd: Command, lpis: &mut dyn LpiAlloc) -> Result<Vec<Effect>, CmdError> {
         match cmd {

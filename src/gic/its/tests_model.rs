@@ -185,3 +185,64 @@ fn reset_unmaps_everything() {
     assert_eq!(p.in_use(), 0);
     assert_eq!(m.collection(0), None);
 }
+
+#[test]
+fn restore_from_a_snapshot_undoes_later_mappings_and_maps_the_saved_ones_anew() {
+    let (mut m, mut p) = setup();
+    m.execute(Command::Mapd { dev: 8, size: 4, itt: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 8, event: 0, intid: 8200, icid: 1 }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 8, event: 1, intid: 8201, icid: 0 }, &mut p).unwrap();
+    let saved = m.clone();
+    // After the snapshot: an event discarded, another device mapped, collection 1 moved.
+    m.execute(Command::Discard { dev: 8, event: 0 }, &mut p).unwrap();
+    m.execute(Command::Mapd { dev: 9, size: 0, itt: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 9, event: 0, intid: 8300, icid: 1 }, &mut p).unwrap();
+    m.execute(Command::Mapc { icid: 1, rdbase: 0, valid: true }, &mut p).unwrap();
+    let (now_8_1, now_9_0) = (m.event(8, 1).unwrap().plpi, m.event(9, 0).unwrap().plpi);
+
+    // The saved event with vLPI 8200 was on vCPU 1 (its collection's), the other on vCPU 0.
+    let vcpu_of = |i: &Ite| if i.vlpi == 8200 { 1 } else { 0 };
+    let (e, dropped) = m.restore_from(&saved, &mut p, &vcpu_of);
+    assert_eq!(dropped, 0);
+    let (a, b) = (m.event(8, 0).unwrap(), m.event(8, 1).unwrap());
+    assert_eq!((a.vlpi, a.icid, b.vlpi, b.icid), (8200, 1, 8201, 0));
+    assert_eq!(
+        e,
+        vec![
+            Effect::UnmapEvent { dev: 8, event: 1, plpi: now_8_1, vlpi: 8201 },
+            Effect::UnmapDevice { dev: 8 },
+            Effect::UnmapEvent { dev: 9, event: 0, plpi: now_9_0, vlpi: 8300 },
+            Effect::UnmapDevice { dev: 9 },
+            Effect::MapDevice { dev: 8, event_bits: 5 },
+            Effect::MapEvent { dev: 8, event: 0, plpi: a.plpi, vcpu: 1, vlpi: 8200 },
+            Effect::MapEvent { dev: 8, event: 1, plpi: b.plpi, vcpu: 0, vlpi: 8201 },
+        ]
+    );
+    assert_eq!(m.event(9, 0), None);
+    assert_eq!(m.device_count(), 1);
+    assert_eq!((m.collection(0), m.collection(1)), (Some(0), Some(1)));
+    // Only the restored events hold physical LPIs, each its own.
+    assert_eq!(p.in_use(), 2);
+    assert_ne!(a.plpi, b.plpi);
+    // Commands go on from the restored tables.
+    assert_eq!(m.execute(Command::Int { dev: 8, event: 0 }, &mut p).unwrap(), vec![Effect::SetPending { vcpu: 1, vlpi: 8200 }]);
+}
+
+#[test]
+fn restore_from_leaves_events_unmapped_when_the_pool_runs_dry() {
+    let mut m = ItsModel::new(policy());
+    let mut p = LpiPool::new(8192, 2);
+    m.execute(Command::Mapc { icid: 0, rdbase: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapd { dev: 1, size: 3, itt: 0, valid: true }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 1, event: 0, intid: 8192, icid: 0 }, &mut p).unwrap();
+    m.execute(Command::Mapti { dev: 1, event: 1, intid: 8193, icid: 0 }, &mut p).unwrap();
+    let saved = m.clone();
+    // Someone else (another VM) now holds one of the two physical LPIs.
+    m.execute(Command::Discard { dev: 1, event: 1 }, &mut p).unwrap();
+    let taken = p.alloc().unwrap();
+    let (_, dropped) = m.restore_from(&saved, &mut p, &|_| 0);
+    assert_eq!(dropped, 1);
+    assert_eq!(m.events().count(), 1);
+    assert_eq!(p.in_use(), 2);
+    assert!(m.events().all(|(_, _, i)| i.plpi != taken));
+}

@@ -14,6 +14,7 @@ use crate::arch::{cache, sysreg};
 use crate::cmdline::{RestoreKind, SnapshotOptions};
 use crate::gic::lrs::LrSnapshot;
 use crate::gic::vgic::VDist;
+use crate::gic::vits::ItsSaved;
 use crate::mm::addr::{Ipa, PaRange, PAGE_SIZE};
 use crate::mm::frames::global::GlobalPages;
 use crate::mm::stage2::hw::HwTlb;
@@ -48,6 +49,8 @@ struct Saved {
     /// not yet started the vCPU; a restore makes it again.
     starts: Vec<Option<crate::vm::instance::VcpuStart>>,
     dist: Option<VDist>,
+    /// The virtual ITS's frame, tables and held LPIs, for a VM with one.
+    its: Option<ItsSaved>,
     /// The vpl011's registers and FIFOs, for a VM with one.
     vuart: Option<crate::vm::vpl011::Vpl011>,
     /// The vCPU whose vendor call took it: after a restore its call returns 1 in x0.
@@ -300,7 +303,8 @@ pub fn take(vm: &Vm, caller: Option<usize>, log_dirty: bool) -> Result<(), SnapE
     let vcpus = snap.live.iter().map(|l| l.lock().clone()).collect();
     let starts = vm.vcpus.iter().map(|c| *c.start.lock()).collect();
     let vuart = vm.vuart.as_ref().map(|u| u.save());
-    *snap.saved.lock() = Some(Saved { vcpus, starts, dist: vm.vgic.as_ref().map(|g| g.save()), vuart, caller });
+    let its = vm.vgic.as_ref().and_then(|g| g.its()).map(|i| i.save());
+    *snap.saved.lock() = Some(Saved { vcpus, starts, dist: vm.vgic.as_ref().map(|g| g.save()), its, vuart, caller });
     log::info!(
         "snapshot: VM {}: taken ({} MiB of RAM{}) in {} us",
         vm.name,
@@ -393,6 +397,9 @@ pub fn restore(vm: &Vm, kind: RestoreKind) -> Result<RestoreReport, SnapError> {
     cache::invalidate_icache_all();
     if let (Some(g), Some(d)) = (&vm.vgic, &saved.dist) {
         g.restore(&vm.irqs, d);
+    }
+    if let (Some(i), Some(s)) = (vm.vgic.as_ref().and_then(|g| g.its()), &saved.its) {
+        i.restore(&vm.name, s);
     }
     if let (Some(u), Some(v)) = (&vm.vuart, &saved.vuart) {
         u.restore(vm.vgic.as_ref(), &vm.irqs, v);

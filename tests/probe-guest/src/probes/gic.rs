@@ -157,6 +157,11 @@ impl GuestGic {
         }
     }
 
+    /// GICv3: this CPU's redistributor (its RD_base frame).
+    pub fn rd_base(&self) -> Option<u64> {
+        self.is_v3().then_some(self.rd)
+    }
+
     pub fn is_v3(&self) -> bool {
         matches!(self.gic, Gic::V3 { .. })
     }

@@ -26,6 +26,7 @@ pub mod scan;
 mod sctlr;
 mod smccc;
 pub mod snapshot;
+mod snapshot_its;
 mod snapshot_sme;
 mod storm;
 mod tvm;

@@ -22,7 +22,8 @@
 //! line).
 //!
 //! Where the CPU has SME, two more rounds snapshot streaming mode and ZA (`snapshot_sme`), at
-//! the longest streaming length and at 32 bytes.
+//! the longest streaming length and at 32 bytes. Where the VM has el2visor's virtual ITS, two
+//! more restore it, eagerly and lazily (`snapshot_its`).
 //!
 //! With a second vCPU, last, `snapshot_keeps_cpu_on`: a snapshot taken right after a CPU_ON
 //! that succeeded must not lose the vCPU it starts (`cpu::on_then`).
@@ -440,6 +441,14 @@ pub fn run(platform: &Platform, mode: Option<CoherencyMode>) -> ! {
             }
         }
         None => println!("probe: snapshot_restore_sme not run: the CPU has no SME"),
+    }
+    // A VM with el2visor's virtual ITS (the probe as a multiboot kernel on gic3).
+    match (&gic, platform.its) {
+        (Some(g), Some(_)) if g.is_v3() => {
+            report::outcome("snapshot_restore_its", super::snapshot_its::round(platform, g, false));
+            report::outcome("snapshot_restore_its_lazy", super::snapshot_its::round(platform, g, true));
+        }
+        _ => println!("probe: snapshot_restore_its not run: the VM has no ITS"),
     }
     // SAFETY: the virtual timer off.
     unsafe { sysreg::set_cntv_ctl(0) };
