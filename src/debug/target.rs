@@ -391,17 +391,17 @@ fn load_points(g: &GuestDebug) {
 /// run is over and must not change its new PSTATE at its next stop.
 ///
 /// With `fresh` (a start, not a snapshot's resume, which leaves them live as docs/snapshots.md
-/// says) the new life's own breakpoints, watchpoints and MDSCR_EL1 start at 0, as KVM resets
-/// them (`el1::reset` has cleared MDSCR_EL1 already; the OS lock stays as it is): in the
-/// hardware when they are the guest's there, else in the copies kept while the debugger owns
-/// them.
+/// says) the new life's own breakpoints, watchpoints and MDSCR_EL1 start at 0 and its OS lock
+/// unlocked, as KVM resets them (`el1::reset` has cleared MDSCR_EL1 already): in the hardware
+/// when they are the guest's there, else in the copies kept while the debugger owns them.
 pub fn vcpu_starts(fresh: bool) {
     let mut c = SLOTS[cpu::current()].ctx.lock();
     c.step = None;
     if fresh {
-        c.guest = GuestDebug { oslk: c.guest.oslk, ..GuestDebug::default() };
+        c.guest = GuestDebug::default();
         if !c.owned {
             load_points(&c.guest);
+            dr::set_oslar_el1(0);
         }
     }
     if !attached() {

@@ -114,6 +114,16 @@ static HELD: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 static FOUND: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 const _: () = assert!(REGS.len() <= 16);
 
+/// OSLSR_EL1.OSLK (bit 1) after the first life locked the OS lock (OSLAR_EL1 = 1), and in the
+/// second life: unlocked, as KVM resets it (the architecture's cold reset would lock it; a
+/// kernel unlocks it early, and one started by CPU_ON must not find its debug exceptions off
+/// because the previous one left them so).
+static OSLK: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+fn oslk() -> u64 {
+    mrs!("oslsr_el1") & 2
+}
+
 /// The first life (secondary, MMU off): write each register the CPU has, record what holds.
 pub fn dirty() {
     for (i, &(_, needs, value)) in REGS.iter().enumerate() {
@@ -124,6 +134,9 @@ pub fn dirty() {
             HELD[i].store(read(i), Ordering::Relaxed);
         }
     }
+    // SAFETY: the OS lock only holds back debug exceptions, which this vCPU does not use.
+    unsafe { asm!("msr oslar_el1, {v}", "isb", v = in(reg) 1u64, options(nomem, nostack, preserves_flags)) };
+    OSLK[0].store(oslk(), Ordering::Relaxed);
 }
 
 /// The second life (secondary, MMU off): record what each holds now.
@@ -133,12 +146,13 @@ pub fn record() {
             FOUND[i].store(read(i), Ordering::Relaxed);
         }
     }
+    OSLK[1].store(oslk(), Ordering::Relaxed);
 }
 
 /// Drop the primary's cached copies of the records (written to memory with the MMU off).
 pub fn sync() {
-    for a in [HELD.as_ptr() as u64, FOUND.as_ptr() as u64] {
-        for line in (a & !63..a + 8 * 16).step_by(64) {
+    for (a, n) in [(HELD.as_ptr() as u64, 16), (FOUND.as_ptr() as u64, 16), (OSLK.as_ptr() as u64, 2)] {
+        for line in (a & !63..a + 8 * n).step_by(64) {
             // SAFETY: clean+invalidate of lines of this module's own statics only.
             unsafe { asm!("dc civac, {}", in(reg) line, options(nostack, preserves_flags)) };
         }
@@ -163,7 +177,11 @@ pub fn verify() -> Result<Msg, Msg> {
         }
         checked = msg!("{checked} {name}");
     }
-    Ok(checked)
+    match (OSLK[0].load(Ordering::Relaxed), OSLK[1].load(Ordering::Relaxed)) {
+        (0, _) => Err(msg!("OSLAR_EL1 = 1 in the first life left OSLSR_EL1.OSLK clear: the OS lock does not hold")),
+        (_, 0) => Ok(msg!("{checked} OSLSR_EL1.OSLK")),
+        _ => Err(msg!("the OS lock is still locked after CPU_ON (OSLSR_EL1.OSLK set); KVM resets it unlocked")),
+    }
 }
 
 /// The first life: V0-V31 nonzero (0x5a in each byte) and, where the CPU has SVE (entry.S
