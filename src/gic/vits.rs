@@ -61,7 +61,7 @@ const MAX_LOGGED: u32 = 16;
 
 impl VIts {
     pub fn new(phys: &'static PhysIts, policy: ItsPolicy, device_bits: u8, mem: Box<dyn GuestMem + Send + Sync>, pcpus: Vec<usize>) -> Self {
-        let frame = ItsFrame::new(policy.event_bits, device_bits);
+        let frame = ItsFrame::new(policy.event_bits, device_bits, policy.collections);
         let lpi_end = policy.lpi_end;
         let lpi_bits = lpi_end.trailing_zeros() as u8;
         Self {

@@ -103,6 +103,8 @@ pub struct ItsFrame {
     baser: [u64; 8],
     /// GITS_TYPER as the guest sees it.
     typer: u64,
+    /// Collections the VM has (ICIDs `0..collections`), which TYPER's CIDbits cover.
+    collections: u16,
     /// Commands in error so far.
     pub errors: u64,
 }
@@ -110,13 +112,20 @@ pub struct ItsFrame {
 impl ItsFrame {
     /// A frame whose GITS_TYPER advertises physical LPIs, 8-byte ITT entries, `event_bits`
     /// EventID bits and `device_bits` DeviceID bits, RDbase as processor numbers (PTA = 0),
-    /// 16-bit ICIDs and no collections held in hardware.
-    pub fn new(event_bits: u8, device_bits: u8) -> Self {
-        let typer = 1 | (ENTRY_SIZE - 1) << 4 | ((event_bits as u64 - 1) & 0x1f) << 8 | ((device_bits as u64 - 1) & 0x1f) << 13;
+    /// no collections held in hardware, and ICIDs of as many bits as `collections` needs (CIL
+    /// set, CIDbits: a command naming an ICID past them is an error the guest can foresee).
+    pub fn new(event_bits: u8, device_bits: u8, collections: u16) -> Self {
+        let cid_bits = (u16::BITS - collections.saturating_sub(1).leading_zeros()).max(1) as u64;
+        let typer = 1
+            | (ENTRY_SIZE - 1) << 4
+            | ((event_bits as u64 - 1) & 0x1f) << 8
+            | ((device_bits as u64 - 1) & 0x1f) << 13
+            | (cid_bits - 1) << 32
+            | 1 << 36;
         let mut baser = [0u64; 8];
         baser[0] = BASER_TYPE_DEVICES << 56 | (ENTRY_SIZE - 1) << 48;
         baser[1] = BASER_TYPE_COLLECTIONS << 56 | (ENTRY_SIZE - 1) << 48;
-        Self { enabled: false, cbaser: 0, cwriter: 0, creadr: 0, stalled: false, queue_gen: 0, baser, typer, errors: 0 }
+        Self { enabled: false, cbaser: 0, cwriter: 0, creadr: 0, stalled: false, queue_gen: 0, baser, typer, collections, errors: 0 }
     }
 
     /// Whether the guest enabled the ITS.
@@ -275,6 +284,6 @@ impl ItsFrame {
 
     /// Back to reset values (a VM reset).
     pub fn reset(&mut self) {
-        *self = Self::new(((self.typer >> 8) & 0x1f) as u8 + 1, ((self.typer >> 13) & 0x1f) as u8 + 1);
+        *self = Self::new(((self.typer >> 8) & 0x1f) as u8 + 1, ((self.typer >> 13) & 0x1f) as u8 + 1, self.collections);
     }
 }

@@ -47,7 +47,7 @@ fn model() -> ItsModel {
 
 /// A frame enabled with a one-page queue at `RAM`.
 fn frame() -> ItsFrame {
-    let mut f = ItsFrame::new(8, 16);
+    let mut f = ItsFrame::new(8, 16, 256);
     f.write(0x80, 8, 1 << 63 | RAM).unwrap();
     f.write(0x0, 4, 1).unwrap();
     f
@@ -55,7 +55,7 @@ fn frame() -> ItsFrame {
 
 #[test]
 fn id_and_type_registers() {
-    let f = ItsFrame::new(8, 16);
+    let f = ItsFrame::new(8, 16, 256);
     assert_eq!(f.read(0xffe8, 4), Ok(0x3b), "PIDR2 says GICv3");
     let t = f.read(0x8, 8).unwrap();
     assert_eq!(t & 1, 1, "physical LPIs");
@@ -63,6 +63,9 @@ fn id_and_type_registers() {
     assert_eq!((t >> 8) & 0x1f, 7);
     assert_eq!((t >> 13) & 0x1f, 15);
     assert_eq!(t >> 19 & 1, 0, "PTA = 0");
+    assert_eq!((t >> 36 & 1, t >> 32 & 0xf), (1, 7), "CIL: 8-bit ICIDs for 256 collections");
+    let t = ItsFrame::new(8, 16, 2).read(0x8, 8).unwrap();
+    assert_eq!((t >> 36 & 1, t >> 32 & 0xf), (1, 0), "one ICID bit for 2 collections");
     assert_eq!(f.read(0x0, 4), Ok(1 << 31), "disabled and quiescent");
     assert_eq!(f.read(0x100, 8).unwrap() >> 56 & 7, 1);
     assert_eq!(f.read(0x108, 8).unwrap() >> 56 & 7, 4);
@@ -72,7 +75,7 @@ fn id_and_type_registers() {
 
 #[test]
 fn baser_keeps_type_and_entry_size() {
-    let mut f = ItsFrame::new(8, 16);
+    let mut f = ItsFrame::new(8, 16, 256);
     f.write(0x100, 8, u64::MAX).unwrap();
     let v = f.read(0x100, 8).unwrap();
     assert_eq!(v >> 56 & 7, 1);
@@ -133,7 +136,7 @@ fn garbage_commands_are_skipped_with_errors() {
 #[test]
 fn a_queue_outside_ram_stalls_until_retry() {
     let ram = Ram::new();
-    let mut f = ItsFrame::new(8, 16);
+    let mut f = ItsFrame::new(8, 16, 256);
     let mut m = model();
     let mut p = LpiPool::new(8192, 64);
     // CBASER at el2visor-ish memory far outside the VM's RAM, 2 pages.
