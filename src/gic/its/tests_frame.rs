@@ -66,6 +66,10 @@ fn id_and_type_registers() {
     assert_eq!((t >> 36 & 1, t >> 32 & 0xf), (1, 7), "CIL: 8-bit ICIDs for 256 collections");
     let t = ItsFrame::new(8, 16, 2).read(0x8, 8).unwrap();
     assert_eq!((t >> 36 & 1, t >> 32 & 0xf), (1, 0), "one ICID bit for 2 collections");
+    // A VM reset gives the same TYPER back.
+    let mut f = frame();
+    f.reset();
+    assert_eq!(f.read(0x8, 8).unwrap(), ItsFrame::new(8, 16, 256).typer());
     assert_eq!(f.read(0x0, 4), Ok(1 << 31), "disabled and quiescent");
     assert_eq!(f.read(0x100, 8).unwrap() >> 56 & 7, 1);
     assert_eq!(f.read(0x108, 8).unwrap() >> 56 & 7, 4);

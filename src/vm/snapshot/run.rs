@@ -432,11 +432,6 @@ fn supply(vm: &Vm, snap: &Snapshot, s2: &mut Stage2<GlobalPages, HwTlb>, region:
         log::error!("snapshot: VM {}: lazy restore of IPA {ipa:#x}: {e}", vm.name);
         return false;
     }
-    if snap.first_fault_pending.swap(false, Ordering::AcqRel) {
-        // The guest's first instruction after the restore can run now.
-        let us = ticks_us(sysreg::cntpct_el0() - snap.request_t.load(Ordering::Relaxed));
-        crate::println!("SNAPSHOT lazy first_page_us={us}");
-    }
     if snap.lazy_left.fetch_sub(1, Ordering::AcqRel) == 1 {
         // Every page is back: userfault off, and blocks again where log-dirty allows.
         for &id in &snap.regions {
@@ -497,7 +492,16 @@ pub fn stage2_fault(vm: &Vm, ipa: u64, write: bool) -> bool {
     let Some(snap) = &vm.snapshot else { return false };
     let mut s2 = vm.s2.lock();
     match s2.region_fault(ipa, write) {
-        Ok(RegionFault::Missing { region, page, .. }) => supply(vm, snap, &mut s2, region, page, write, ipa),
+        Ok(RegionFault::Missing { region, page, .. }) => {
+            let supplied = supply(vm, snap, &mut s2, region, page, write, ipa);
+            if supplied && snap.first_fault_pending.swap(false, Ordering::AcqRel) {
+                // The guest's first instruction after the restore can run now (a page el2visor
+                // brought back for itself before, `host_access`, is not the guest's).
+                let us = ticks_us(sysreg::cntpct_el0() - snap.request_t.load(Ordering::Relaxed));
+                crate::println!("SNAPSHOT lazy first_page_us={us}");
+            }
+            supplied
+        }
         Ok(RegionFault::Dirtied | RegionFault::Retry) => true,
         Ok(RegionFault::NotOurs) => false,
         Err(e) => {

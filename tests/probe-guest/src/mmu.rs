@@ -146,9 +146,10 @@ pub fn enable(p: &Platform) -> Result<usize, Msg> {
             .map_err(|e| probe_guest::msg!("mapping the fw_cfg page {page:#x}: {e}"))?;
     }
     if let Some(its) = p.its {
-        // The ITS control frame (64 KiB) the its_garbage probe writes (Device-nGnRE).
-        m.map(its, its, 0x1_0000, MemType::Device, false)
-            .map_err(|e| probe_guest::msg!("mapping the ITS control frame {its:#x}: {e}"))?;
+        // The ITS control frame (64 KiB) the its_garbage probe writes and the translation frame
+        // (64 KiB) the snapshot_its probe writes GITS_TRANSLATER in (Device-nGnRE).
+        m.map(its, its, 0x2_0000, MemType::Device, false)
+            .map_err(|e| probe_guest::msg!("mapping the ITS frames at {its:#x}: {e}"))?;
     }
     // The GIC frames and the RTC the virtual GIC probes program (Device-nGnRE).
     for r in probe_guest::dt::device_ranges(p.gic, p.rtc).into_iter().flatten() {

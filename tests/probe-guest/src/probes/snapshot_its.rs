@@ -4,16 +4,21 @@
 //!
 //! Set up once: LPIs on this CPU's redistributor (GICR_PROPBASER with LPIs 8192..16383, 8200 and
 //! 8201 enabled at priority 0xa0, GICR_PENDBASER, EnableLPIs), a one-page command queue, and
-//! through it collection 0 on this CPU, DeviceID 8 with event 0 → LPI 8200. An `INT` of that
-//! event must deliver 8200 before each snapshot.
+//! through it collection 0 on this CPU, DeviceID 0 with event 0 → LPI 8200. Each check fires the
+//! event twice: with an `INT` command (the virtual ITS's model alone) and as an MSI, the event's
+//! ID written to `GITS_TRANSLATER` (the physical ITS's translation frame, passed through; QEMU's
+//! ITS takes a CPU's write as DeviceID 0, which the PCI bridge's `msi-map` gives the VM): the
+//! physical ITS raises the physical LPI el2visor mapped the event to, and el2visor's route turns
+//! it into the virtual one. Both must deliver 8200 before each snapshot.
 //!
 //! After each snapshot the probe changes the ITS: event 0 discarded and mapped again to 8201
-//! (an `INT` now delivers 8201), DeviceID 9 mapped with an event; in the lazy round LPI 8200's
+//! (both ways now deliver 8201), DeviceID 9 mapped with an event; in the lazy round LPI 8200's
 //! configuration byte is also cleared (disabled) and the event invalidated. Then it restores.
 //! After the restore the ITS must be the snapshot's:
 //! - `GITS_CREADR` where the snapshot's queue stood (the probe's write offset is in RAM, which
 //!   the restore brought back; an ITS left ahead of it would run stale commands or none);
-//! - an `INT` of DeviceID 8 event 0 delivers 8200 again;
+//! - DeviceID 0's event 0 delivers 8200 again, by `INT` and as an MSI (the physical mapping and
+//!   the route made anew by the restore);
 //! - an `INT` of DeviceID 9 delivers nothing (el2visor logs a command error: not mapped then).
 //!
 //! In the lazy round the property table's page is not touched after the restore before that
@@ -38,8 +43,11 @@ const GICR_CTLR: u64 = 0x0;
 const GICR_PROPBASER: u64 = 0x70;
 const GICR_PENDBASER: u64 = 0x78;
 const VALID: u64 = 1 << 63;
+/// GITS_TRANSLATER, in the translation frame (the ITS's second 64 KiB).
+const GITS_TRANSLATER: u64 = 0x1_0040;
 
-const DEV: u64 = 8;
+/// The DeviceID of a CPU's write to GITS_TRANSLATER on QEMU.
+const DEV: u64 = 0;
 const OTHER_DEV: u64 = 9;
 const LPI: u32 = 8200;
 const LPI_AFTER: u32 = 8201;
@@ -174,19 +182,44 @@ fn wait_lpi(g: &GuestGic) -> Option<u32> {
     None
 }
 
-/// `INT` of `dev`'s event 0 must deliver `want` (or nothing, for `None`).
-fn expect_int(its: u64, g: &GuestGic, dev: u64, want: Option<u32>, when: &str) -> Result<(), Msg> {
-    send(its, int(dev, 0))?;
+/// How an event is fired.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fire {
+    /// The `INT` command.
+    Int,
+    /// A write of the EventID to GITS_TRANSLATER (DeviceID 0).
+    Msi,
+}
+
+/// Fire `dev`'s event 0 (`Fire::Msi`: `dev` is 0); it must deliver `want` (or nothing, for
+/// `None`).
+fn expect(its: u64, g: &GuestGic, how: Fire, dev: u64, want: Option<u32>, when: &str) -> Result<(), Msg> {
+    let what = match how {
+        Fire::Int => {
+            send(its, int(dev, 0))?;
+            "an INT of"
+        }
+        Fire::Msi => {
+            wr32(its + GITS_TRANSLATER, 0);
+            "an MSI (GITS_TRANSLATER) of"
+        }
+    };
     match (wait_lpi(g), want) {
         (None, None) => Ok(()),
         (Some(got), Some(want)) if got == want => Ok(()),
-        (Some(got), Some(want)) => Err(msg!("{when}: INT of DeviceID {dev} event 0 delivered INTID {got}, not LPI {want}")),
-        (None, Some(want)) => Err(msg!("{when}: INT of DeviceID {dev} event 0 delivered nothing, not LPI {want}")),
-        (Some(got), None) => Err(msg!("{when}: INT of DeviceID {dev} (not mapped then) delivered INTID {got}")),
+        (Some(got), Some(want)) => Err(msg!("{when}: {what} DeviceID {dev} event 0 delivered INTID {got}, not LPI {want}")),
+        (None, Some(want)) => Err(msg!("{when}: {what} DeviceID {dev} event 0 delivered nothing, not LPI {want}")),
+        (Some(got), None) => Err(msg!("{when}: {what} DeviceID {dev} (not mapped then) delivered INTID {got}")),
     }
 }
 
-/// LPIs on this CPU's redistributor and the queue; collection 0 here, DeviceID 8 event 0 → 8200.
+/// DeviceID 0's event 0 fired both ways must deliver `want`.
+fn expect_both(its: u64, g: &GuestGic, want: u32, when: &str) -> Result<(), Msg> {
+    expect(its, g, Fire::Int, DEV, Some(want), when)?;
+    expect(its, g, Fire::Msi, DEV, Some(want), when)
+}
+
+/// LPIs on this CPU's redistributor and the queue; collection 0 here, DeviceID 0 event 0 → 8200.
 fn set_up(its: u64, rd: u64) -> Result<(), Msg> {
     set_config(LPI, ENABLED);
     set_config(LPI_AFTER, ENABLED);
@@ -215,7 +248,7 @@ pub fn round(platform: &Platform, g: &GuestGic, lazy: bool) -> Result<(), Msg> {
         set_up(its, rd)?;
     }
     g.drain();
-    expect_int(its, g, DEV, Some(LPI), "before the snapshot")?;
+    expect_both(its, g, LPI, "before the snapshot")?;
     let (queue_at, _) = state();
     match hvc::hvc(abi::VENDOR_SNAPSHOT_TAKE, 0) {
         0 => {
@@ -223,7 +256,7 @@ pub fn round(platform: &Platform, g: &GuestGic, lazy: bool) -> Result<(), Msg> {
             send(its, mapti(DEV, 0, LPI_AFTER))?;
             send(its, mapd(OTHER_DEV, true))?;
             send(its, mapti(OTHER_DEV, 0, LPI))?;
-            expect_int(its, g, DEV, Some(LPI_AFTER), "after the snapshot")?;
+            expect_both(its, g, LPI_AFTER, "after the snapshot")?;
             if lazy {
                 set_config(LPI, 0);
                 send(its, inv(OTHER_DEV, 0))?;
@@ -241,8 +274,8 @@ pub fn round(platform: &Platform, g: &GuestGic, lazy: bool) -> Result<(), Msg> {
             if rd32(its + GITS_CTLR) & 1 == 0 {
                 return Err(msg!("the ITS is disabled after the restore"));
             }
-            expect_int(its, g, DEV, Some(LPI), "after the restore")?;
-            expect_int(its, g, OTHER_DEV, None, "after the restore")
+            expect_both(its, g, LPI, "after the restore")?;
+            expect(its, g, Fire::Int, OTHER_DEV, None, "after the restore")
         }
         x => Err(msg!("SNAPSHOT_TAKE returned {x:#x}")),
     }
