@@ -263,7 +263,7 @@ impl VIts {
     /// no active state to keep).
     fn withdraw(vcpus: &[VcpuIrq], vlpi: u32) {
         for vcpu in 0..vcpus.len() {
-            lrs::retract(vcpus, Retraction { vcpu, intid: vlpi, source: None, pending: true, active: false });
+            lrs::retract(vcpus, Retraction { vcpu, intid: vlpi, source: None, pending: true, active: false, hold: None });
         }
     }
 

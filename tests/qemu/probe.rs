@@ -9,7 +9,7 @@ use crate::harness::{image, Qemu, Run};
 
 /// Every probe the guest runs on every machine, in its order; each must print `PROBE <name> PASS`
 /// under el2visor.
-pub const PROBES: [&str; 39] = [
+pub const PROBES: [&str; 40] = [
     "ram_nc_attr",
     "device_attr",
     "sctlr_c0_attr",
@@ -31,6 +31,7 @@ pub const PROBES: [&str; 39] = [
     "vgic_pending_disabled",
     "vgic_pending_in_lr",
     "vgic_icpendr_retracts",
+    "vgic_disable_holds_pending",
     "vgic_lr_overflow",
     "vgic_isv0_abort",
     "mmio_big_endian",

@@ -170,10 +170,11 @@ pub fn queue(vcpus: &[VcpuIrq], vcpu: usize, virq: Virq) {
     }
 }
 
-/// The guest cleared `r`'s pending or active state through the distributor: take it back from
-/// vCPU `r.vcpu` of `vcpus`. Copies of it still in the inbox go at once (they were queued before
-/// the write); the list registers and the manager's queue are seen to on the vCPU's own pCPU,
-/// before anything queued later is added.
+/// The guest cleared `r`'s pending or active state through the distributor, or disabled or
+/// enabled it (`r.hold`): take it back from (or hold it back at, or let it go from) vCPU `r.vcpu`
+/// of `vcpus`. Copies of it still in the inbox go at once when cleared (they were queued before
+/// the write), or wait to be held back with the rest; the list registers and the manager's queue
+/// are seen to on the vCPU's own pCPU, before anything queued later is added.
 pub fn retract(vcpus: &[VcpuIrq], r: Retraction) {
     let Some(target) = vcpus.get(r.vcpu) else { return };
     {
@@ -195,6 +196,9 @@ pub fn retract(vcpus: &[VcpuIrq], r: Retraction) {
             Some(q) => {
                 q.pending |= r.pending;
                 q.active |= r.active;
+                // The guest's last enable or disable is what holds; a pending state cleared
+                // before or after is cleared either way (`before_entry_general` holds first).
+                q.hold = r.hold.or(q.hold);
             }
             None => retractions.push(r),
         }
@@ -390,6 +394,11 @@ fn before_entry_general(me: &VcpuIrq, h: &HostGic, l: &mut Lrs) {
     {
         let mut inbox = me.inbox.lock();
         for r in inbox.retractions.drain(..) {
+            if let Some(disabled) = r.hold {
+                for (i, v) in l.m.set_enabled(r.intid, !disabled) {
+                    h.write_lr(i, v);
+                }
+            }
             let out = l.m.retract(r.intid, r.source, r.pending, r.active);
             for (i, v) in out.writes {
                 h.write_lr(i, v);
@@ -411,6 +420,10 @@ fn before_entry_general(me: &VcpuIrq, h: &HostGic, l: &mut Lrs) {
                 l.resample.push(virq.intid);
             }
         }
+        // What arrived before a disabling that came with it is held back now (an arrival the
+        // distributor made just before the disabling, but pushed here after this drain, is not:
+        // a window of a few instructions on another pCPU, where the guest may take it once).
+        l.m.forget_disabled();
     }
     l.finished.clear();
     let more = l.m.fill_with(|i, v| h.write_lr(i, v));

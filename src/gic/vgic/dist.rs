@@ -381,17 +381,20 @@ impl VDist {
             }
             match kind {
                 Bitmap::Group => st.group1 = bit,
-                Bitmap::SetEnable => {
-                    if !st.enabled && st.hw {
-                        out.push(VgicAction::EnablePhys { intid, pcpu });
+                Bitmap::SetEnable | Bitmap::ClearEnable => {
+                    let enable = kind == Bitmap::SetEnable;
+                    if st.enabled != enable {
+                        if st.hw {
+                            out.push(if enable { VgicAction::EnablePhys { intid, pcpu } } else { VgicAction::DisablePhys { intid, pcpu } });
+                        }
+                        // A pending copy the vCPU it was handed to still holds waits there while
+                        // disabled, and goes when enabled again (before `release` below hands it
+                        // anything new).
+                        if let Some(vcpu) = st.handed_to {
+                            retract.push(Retraction { vcpu, intid, source: None, pending: false, active: false, hold: Some(!enable) });
+                        }
                     }
-                    st.enabled = true;
-                }
-                Bitmap::ClearEnable => {
-                    if st.enabled && st.hw {
-                        out.push(VgicAction::DisablePhys { intid, pcpu });
-                    }
-                    st.enabled = false;
+                    st.enabled = enable;
                 }
                 // GICv2 SGIs are made pending through SPENDSGIR/CPENDSGIR only.
                 Bitmap::SetPending | Bitmap::ClearPending if v2 && intid < NR_SGIS => {}
@@ -412,7 +415,7 @@ impl VDist {
                     }
                     st.pending = false;
                     if let Some(vcpu) = st.handed_to {
-                        retract.push(Retraction { vcpu, intid, source: None, pending: true, active: false });
+                        retract.push(Retraction { vcpu, intid, source: None, pending: true, active: false, hold: None });
                     }
                 }
                 Bitmap::SetActive => st.active = true,
@@ -422,7 +425,7 @@ impl VDist {
                     }
                     st.active = false;
                     if let Some(vcpu) = st.handed_to {
-                        retract.push(Retraction { vcpu, intid, source: None, pending: false, active: true });
+                        retract.push(Retraction { vcpu, intid, source: None, pending: false, active: true, hold: None });
                     }
                 }
             }

@@ -142,6 +142,7 @@ impl VDist {
                             source: Some(s),
                             pending: true,
                             active: false,
+                            hold: None,
                         }));
                     }
                 }

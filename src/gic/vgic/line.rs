@@ -43,7 +43,7 @@ impl VDist {
         if high {
             self.release(writer, &mut out);
         } else if let (true, Some(vcpu)) = (fell, st.handed_to) {
-            self.retractions.push(super::Retraction { vcpu, intid, source: None, pending: true, active: false });
+            self.retractions.push(super::Retraction { vcpu, intid, source: None, pending: true, active: false, hold: None });
         }
         out
     }

@@ -15,6 +15,12 @@
 //!
 //! The queue is in priority order (lower value first, first come first served among equals); a
 //! queued interrupt that outranks a merely pending list-register entry takes its place.
+//!
+//! An interrupt the guest disabled while this vCPU held it pending ([`LrManager::set_enabled`])
+//! is held back: its pending copy leaves the list registers and the queue and waits, still
+//! reading pending, until the guest enables it again, as a GIC keeps a disabled interrupt
+//! pending without signalling it. A copy that pending and active share one list register stays
+//! there (its pending part shows once the guest ends the active one).
 
 mod format;
 #[cfg(test)]
@@ -41,6 +47,8 @@ pub enum Injected {
     /// A HW interrupt a list register still holds active fired again. The physical GIC cannot do
     /// that while the interrupt is active, so the caller has a bookkeeping bug; nothing changed.
     HwBusy,
+    /// The guest has it disabled here ([`LrManager::set_enabled`]): held back until enabled.
+    HeldBack,
 }
 
 /// What [`LrManager::retract`] asks of the runtime.
@@ -71,6 +79,10 @@ pub struct LrManager {
     queue: Vec<Virq>,
     /// List registers whose value changed since the last `fill`.
     dirty: u64,
+    /// INTIDs the guest disabled after this vCPU was handed them ([`Self::set_enabled`]).
+    disabled: Vec<u32>,
+    /// Their pending copies, waiting until enabled again.
+    held_back: Vec<Virq>,
 }
 
 /// The same interrupt: same INTID and, for GICv2 SGIs, the same source.
@@ -88,6 +100,8 @@ impl LrManager {
             used: 0,
             queue: Vec::new(),
             dirty: 0,
+            disabled: Vec::new(),
+            held_back: Vec::new(),
         }
     }
 
@@ -118,11 +132,71 @@ impl LrManager {
         if let Some(s) = self.slots.iter().flatten().find(|s| key(&s.virq)) {
             return Some(s.state);
         }
-        self.queue.iter().any(key).then_some(LrState::Pending)
+        self.queue.iter().chain(&self.held_back).any(key).then_some(LrState::Pending)
+    }
+
+    /// The guest disabled (`enabled` false) or enabled again interrupt `intid`, which this vCPU
+    /// was handed. Disabled: a copy only pending in a list register or the queue is held back
+    /// (returned: the list registers to clear), and so is any that arrives until it is enabled
+    /// again; enabled: what was held back is queued for the next [`fill`](Self::fill). Call it
+    /// after [`sync`](Self::sync), as [`retract`](Self::retract).
+    pub fn set_enabled(&mut self, intid: u32, enabled: bool) -> Vec<(usize, u64)> {
+        let mut writes = Vec::new();
+        if enabled {
+            self.disabled.retain(|&i| i != intid);
+            let mut back = Vec::new();
+            self.held_back.retain(|v| {
+                let hit = v.intid == intid;
+                if hit {
+                    back.push(*v);
+                }
+                !hit
+            });
+            for v in back {
+                self.inject(v);
+            }
+            return writes;
+        }
+        if !self.disabled.contains(&intid) {
+            self.disabled.push(intid);
+        }
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots[i].filter(|s| s.virq.intid == intid && s.state == LrState::Pending) else { continue };
+            self.slots[i] = None;
+            self.used &= !(1 << i);
+            self.dirty &= !(1 << i);
+            writes.push((i, 0));
+            self.held_back.push(slot.virq);
+        }
+        let held_back = &mut self.held_back;
+        self.queue.retain(|q| {
+            let hit = q.intid == intid;
+            if hit {
+                held_back.push(*q);
+            }
+            !hit
+        });
+        writes
+    }
+
+    /// Forget the disabled INTIDs nothing is held back for, once what arrived with their
+    /// disabling is injected: another copy comes only after the guest enables one again (the
+    /// distributor hands a vCPU nothing disabled, and says so before it hands it anything new).
+    /// What stays keeps [`place`](Self::place) out, so it should be nothing on most entries:
+    /// guests disable interrupts they are not holding all the time.
+    pub fn forget_disabled(&mut self) {
+        let held_back = &self.held_back;
+        self.disabled.retain(|&i| held_back.iter().any(|h| h.intid == i));
     }
 
     /// Make `virq` pending on this vCPU.
     pub fn inject(&mut self, virq: Virq) -> Injected {
+        if !self.disabled.is_empty() && self.disabled.contains(&virq.intid) {
+            if !self.held_back.iter().any(|h| same(h, &virq)) {
+                self.held_back.push(virq);
+            }
+            return Injected::HeldBack;
+        }
         if let Some((i, slot)) = self
             .slots
             .iter_mut()
@@ -168,13 +242,15 @@ impl LrManager {
         let mut out = Retracted::default();
         if pending {
             let deactivate = &mut out.deactivate;
-            self.queue.retain(|q| {
+            let mut keep = |q: &Virq| {
                 if !hit(q) {
                     return true;
                 }
                 deactivate.extend(q.pintid);
                 false
-            });
+            };
+            self.queue.retain(&mut keep);
+            self.held_back.retain(keep);
         }
         for i in 0..self.slots.len() {
             let Some(slot) = self.slots[i].filter(|s| hit(&s.virq)) else { continue };
@@ -208,7 +284,7 @@ impl LrManager {
     /// With the queue empty no priority order is at stake: the GIC itself presents the highest
     /// priority pending list register.
     pub fn place(&mut self, virq: Virq) -> Option<(usize, u64)> {
-        if !self.queue.is_empty() || self.dirty != 0 {
+        if !self.queue.is_empty() || self.dirty != 0 || !self.disabled.is_empty() {
             return None;
         }
         // Only the registers in use can hold it (usually none: the guest finished them).
@@ -343,7 +419,7 @@ impl LrManager {
     /// Whether `intid` (from any source, for GICv2 SGIs) is pending and whether it is active
     /// here: queued counts as pending, a list register as its state.
     pub fn held(&self, intid: u32) -> (bool, bool) {
-        let mut out = (self.queue.iter().any(|q| q.intid == intid), false);
+        let mut out = (self.queue.iter().chain(&self.held_back).any(|q| q.intid == intid), false);
         for s in self.slots.iter().flatten().filter(|s| s.virq.intid == intid) {
             out.0 |= s.state.is_pending();
             out.1 |= s.state.is_active();
@@ -355,7 +431,7 @@ impl LrManager {
     /// pending in a list register.
     pub fn pending_sources(&self, intid: u32) -> u8 {
         let bit = |v: &Virq| 1u8.checked_shl(u32::from(v.source)).unwrap_or(0);
-        let queued = self.queue.iter().filter(|q| q.intid == intid).fold(0, |m, q| m | bit(q));
+        let queued = self.queue.iter().chain(&self.held_back).filter(|q| q.intid == intid).fold(0, |m, q| m | bit(q));
         self.slots.iter().flatten().filter(|s| s.virq.intid == intid && s.state.is_pending()).fold(queued, |m, s| m | bit(&s.virq))
     }
 
@@ -390,6 +466,8 @@ impl LrManager {
     /// Drop everything (vCPU reset). Returns the list registers to clear.
     pub fn reset(&mut self) -> Vec<(usize, u64)> {
         self.queue.clear();
+        self.disabled.clear();
+        self.held_back.clear();
         self.dirty = 0;
         let used: Vec<usize> = self.in_use().collect();
         for &i in &used {

@@ -321,7 +321,7 @@ fn an_spi_without_a_device_is_a_virtual_interrupt() {
 }
 
 fn retraction(vcpu: usize, intid: u32, source: Option<u8>, pending: bool, active: bool) -> Retraction {
-    Retraction { vcpu, intid, source, pending, active }
+    Retraction { vcpu, intid, source, pending, active, hold: None }
 }
 
 #[test]
@@ -380,4 +380,34 @@ fn cpendsgir_retracts_the_sgi_from_each_cleared_source() {
     // vCPU 1 never received SGI 7.
     wr(&mut d, 1, 0x380, 1 << 7);
     assert_eq!(d.take_retractions(), vec![]);
+}
+
+#[test]
+fn disabling_a_handed_interrupt_holds_it_back_at_its_vcpu() {
+    let mut d = dist();
+    wr(&mut d, 0, 0x000, 1);
+    let hold = |vcpu, intid, h| Retraction { vcpu, intid, source: None, pending: false, active: false, hold: Some(h) };
+    // SPI 41 (purely virtual) made pending and handed to vCPU 0.
+    wr(&mut d, 0, 0x104, 1 << 9);
+    let acts = wr(&mut d, 0, 0x204, 1 << 9);
+    assert!(matches!(acts.as_slice(), [VgicAction::Inject { vcpu: 0, .. }, ..]), "{acts:?}");
+    assert_eq!(d.take_retractions(), vec![]);
+    // Disabled: vCPU 0 holds its copy back; disabled again: nothing changes, nothing to say.
+    wr(&mut d, 1, 0x184, 1 << 9);
+    assert_eq!(d.take_retractions(), vec![hold(0, 41, true)]);
+    wr(&mut d, 1, 0x184, 1 << 9);
+    assert_eq!(d.take_retractions(), vec![]);
+    // Enabled again: vCPU 0 lets it go.
+    wr(&mut d, 1, 0x104, 1 << 9);
+    assert_eq!(d.take_retractions(), vec![hold(0, 41, false)]);
+    // An SPI never handed to a vCPU has no holder to tell.
+    wr(&mut d, 0, 0x104, 1 << 10);
+    wr(&mut d, 0, 0x184, 1 << 10);
+    assert_eq!(d.take_retractions(), vec![]);
+    // A passthrough SPI is disabled in the physical GIC too, and its holder told.
+    wr(&mut d, 0, 0x104, 1 << 8);
+    assert!(matches!(d.hw_irq(0, 40), HwIrq::Deliver { vcpu: 0, .. }));
+    let acts = wr(&mut d, 0, 0x184, 1 << 8);
+    assert_eq!(acts, vec![VgicAction::DisablePhys { intid: 40, pcpu: 4 }], "routed to vCPU 0, on pCPU 4");
+    assert_eq!(d.take_retractions(), vec![hold(0, 40, true)]);
 }

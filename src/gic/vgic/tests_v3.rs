@@ -241,12 +241,12 @@ fn redistributor_clears_retract_banked_interrupts() {
     assert!(matches!(d.hw_irq(1, 27), HwIrq::Deliver { vcpu: 1, .. }));
     let acts = d.redist_write(0, 1, SGI + 0x380, 4, 1 << 27).unwrap();
     assert_eq!(acts, vec![VgicAction::ClearPhysActive { intid: 27, pcpu: 2 }]);
-    let expect = Retraction { vcpu: 1, intid: 27, source: None, pending: false, active: true };
+    let expect = Retraction { vcpu: 1, intid: 27, source: None, pending: false, active: true, hold: None };
     assert_eq!(d.take_retractions(), vec![expect]);
     // An SGI sent to vCPU 1, then its pending state cleared through ICPENDR0.
     d.sgi1r_write(0, 0b10 | 5 << 24).unwrap();
     d.redist_write(1, 1, SGI + 0x280, 4, 1 << 5 | 1 << 6).unwrap();
-    let expect = Retraction { vcpu: 1, intid: 5, source: None, pending: true, active: false };
+    let expect = Retraction { vcpu: 1, intid: 5, source: None, pending: true, active: false, hold: None };
     assert_eq!(d.take_retractions(), vec![expect]);
     // The same write in vCPU 0's redistributor finds nothing handed out there.
     d.redist_write(0, 0, SGI + 0x280, 4, 1 << 5).unwrap();

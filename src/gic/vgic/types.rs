@@ -125,11 +125,13 @@ pub struct Virq {
 
 /// The guest cleared the pending and/or active state of an interrupt that a vCPU's list
 /// registers (or its queue) may still hold: GICD_ICPENDR / GICD_CPENDSGIR / GICR_ICPENDR0
-/// (`pending`), GICD_ICACTIVER / GICR_ICACTIVER0 (`active`). The runtime must take it back on
-/// that vCPU's pCPU: after reading back its list registers, call
-/// [`LrManager::retract`](super::lr::LrManager::retract)`(intid, source, pending, active)`, write
-/// the list registers it returns and deactivate the physical INTIDs it names; a copy still
-/// waiting in the runtime's own inbox for that vCPU must go too.
+/// (`pending`), GICD_ICACTIVER / GICR_ICACTIVER0 (`active`); or it disabled or enabled again an
+/// interrupt handed to that vCPU (`hold`: GICD_ICENABLER / ISENABLER, GICR_ICENABLER0 /
+/// ISENABLER0). The runtime carries it out on that vCPU's pCPU: after reading back its list
+/// registers, [`LrManager::set_enabled`](super::lr::LrManager::set_enabled) for `hold`, then
+/// [`LrManager::retract`](super::lr::LrManager::retract)`(intid, source, pending, active)`;
+/// it writes the list registers they return and deactivates the physical INTIDs named. A copy
+/// still waiting in the runtime's own inbox for that vCPU must go too (`pending`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retraction {
     /// The vCPU the distributor last handed the interrupt to.
@@ -142,6 +144,11 @@ pub struct Retraction {
     pub pending: bool,
     /// Clear the active state.
     pub active: bool,
+    /// The guest disabled (`Some(true)`) or enabled again (`Some(false)`) an interrupt the vCPU
+    /// was handed: while disabled, a pending copy the vCPU holds waits there without being
+    /// signalled (it still reads pending), and one that arrives meanwhile waits with it; enabled
+    /// again, they are signalled ([`LrManager::set_enabled`](super::lr::LrManager::set_enabled)).
+    pub hold: Option<bool>,
 }
 
 /// What the runtime must do to the real hardware after a guest access.

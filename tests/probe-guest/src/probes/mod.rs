@@ -72,6 +72,7 @@ pub fn run_all(ctx: &Context) {
     outcome("vgic_pending_disabled", vgic::pending_disabled(ctx));
     outcome("vgic_pending_in_lr", vgic::pending_in_lr(ctx));
     outcome("vgic_icpendr_retracts", vgic::icpendr_retracts(ctx));
+    outcome("vgic_disable_holds_pending", vgic::disable_holds_pending(ctx));
     outcome("vgic_lr_overflow", vgic::lr_overflow(ctx));
     if ctx.platform.rtc.is_some() {
         outcome("vgic_level_once", rtc::level_once(ctx));

@@ -7,6 +7,10 @@
 //!   active once acknowledged, and neither after the EOI.
 //! - `vgic_icpendr_retracts`: an SGI and a purely virtual SPI made pending while masked, then
 //!   cleared through ICPENDR (GICv2 SGIs: CPENDSGIR), must not be acknowledged afterwards.
+//! - `vgic_disable_holds_pending`: the same purely virtual SPI (and on GICv3 an SGI) made
+//!   pending while masked, so that it waits in a list register, then disabled: it must still
+//!   read pending, must not be acknowledged while disabled, and must be once enabled again (a
+//!   GIC keeps a disabled interrupt pending without signalling it).
 //! - `vgic_lr_overflow`: eight SGIs made pending at once while masked, more than the list
 //!   registers hold (QEMU has four): every one must be acknowledged in turn, the rest coming in
 //!   as list registers free up, with the timer stopped (no other interrupt to help them along).
@@ -140,6 +144,42 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     }
     let spi = free_spi(&g, ctx)?;
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
+}
+
+/// Make `intid` pending with `make` (it waits in a list register: PSTATE.I is masked), disable
+/// it, and check it reads pending, is not acknowledged, and is once enabled again.
+fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
+    g.configure(intid);
+    g.enable(intid, true);
+    make();
+    g.enable(intid, false);
+    let pending = g.pending(intid);
+    let disabled = g.ack();
+    if disabled & 0x3ff < 1020 {
+        g.eoi(disabled);
+    }
+    g.enable(intid, true);
+    let enabled = g.ack();
+    if enabled & 0x3ff < 1020 {
+        g.eoi(enabled);
+    }
+    g.enable(intid, false);
+    g.drain();
+    expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} disabled while pending: IAR gave {disabled:#x}, expected 1023"))?;
+    expect(pending, || msg!("INTID {intid} disabled while pending does not read pending"))?;
+    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} enabled again: IAR gave {enabled:#x}, expected {intid}"))
+}
+
+pub fn disable_holds_pending(ctx: &Context) -> Result<(), Msg> {
+    let g = GuestGic::init(&ctx.platform)?;
+    g.drain();
+    if g.is_v3() {
+        // GICv2 leaves whether SGIs can be disabled to the implementation.
+        const SGI: u32 = 4;
+        hold(&g, SGI, || g.sgi_self(SGI))?;
+    }
+    let spi = free_spi(&g, ctx)?;
+    hold(&g, spi, || g.set_bit(ISPENDR, spi))
 }
 
 pub fn lr_overflow(ctx: &Context) -> Result<(), Msg> {
