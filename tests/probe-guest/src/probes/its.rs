@@ -19,12 +19,13 @@ use probe_guest::msg;
 use probe_guest::msg::Msg;
 use probe_guest::rng::XorShift64;
 
-const GITS_CTLR: u64 = 0x0;
-const GITS_CBASER: u64 = 0x80;
-const GITS_CWRITER: u64 = 0x88;
-const GITS_CREADR: u64 = 0x90;
+pub(super) const GITS_CTLR: u64 = 0x0;
+pub(super) const GITS_CBASER: u64 = 0x80;
+pub(super) const GITS_CWRITER: u64 = 0x88;
+pub(super) const GITS_CREADR: u64 = 0x90;
 const GITS_PIDR2: u64 = 0xffe8;
-const VALID: u64 = 1 << 63;
+/// CBASER.Valid (and the valid bits of the commands' third doubleword).
+pub(super) const VALID: u64 = 1 << 63;
 /// Commands in the garbage queue: the two named above, then 64 random ones.
 const RANDOM: u64 = 64;
 const COMMANDS: u64 = RANDOM + 2;
@@ -35,22 +36,24 @@ struct Queue(UnsafeCell<[u64; 512]>);
 unsafe impl Sync for Queue {}
 static QUEUE: Queue = Queue(UnsafeCell::new([0; 512]));
 
-fn rd32(a: u64) -> u32 {
-    // SAFETY: `a` is in the ITS control frame mmu.rs maps Device-nGnRE.
+/// A 32-bit register of the ITS's frames or a redistributor's (`snapshot_its` too).
+pub(super) fn rd32(a: u64) -> u32 {
+    // SAFETY: `a` is in the ITS's frames or a redistributor, which mmu.rs maps Device-nGnRE.
     unsafe { read_volatile(a as *const u32) }
 }
 
-fn wr32(a: u64, v: u32) {
+pub(super) fn wr32(a: u64, v: u32) {
     // SAFETY: as for rd32.
     unsafe { write_volatile(a as *mut u32, v) }
 }
 
-fn rd64(a: u64) -> u64 {
-    // SAFETY: as for rd32; CBASER, CWRITER and CREADR take 64-bit accesses.
+/// A 64-bit register there (CBASER, CWRITER, CREADR; GICR_PROPBASER, PENDBASER).
+pub(super) fn rd64(a: u64) -> u64 {
+    // SAFETY: as for rd32; these registers take 64-bit accesses.
     unsafe { read_volatile(a as *const u64) }
 }
 
-fn wr64(a: u64, v: u64) {
+pub(super) fn wr64(a: u64, v: u64) {
     // SAFETY: as for rd32.
     unsafe { write_volatile(a as *mut u64, v) }
 }

@@ -29,20 +29,16 @@ use core::cell::UnsafeCell;
 use core::ptr::{read_volatile, write_volatile};
 
 use super::gic::{delay, GuestGic};
+use super::its::{rd32, rd64, wr32, wr64, GITS_CBASER, GITS_CREADR, GITS_CTLR, GITS_CWRITER, VALID};
 use crate::hvc;
 use probe_guest::abi;
 use probe_guest::dt::Platform;
 use probe_guest::msg;
 use probe_guest::msg::Msg;
 
-const GITS_CTLR: u64 = 0x0;
-const GITS_CBASER: u64 = 0x80;
-const GITS_CWRITER: u64 = 0x88;
-const GITS_CREADR: u64 = 0x90;
 const GICR_CTLR: u64 = 0x0;
 const GICR_PROPBASER: u64 = 0x70;
 const GICR_PENDBASER: u64 = 0x78;
-const VALID: u64 = 1 << 63;
 /// GITS_TRANSLATER, in the translation frame (the ITS's second 64 KiB).
 const GITS_TRANSLATER: u64 = 0x1_0040;
 
@@ -89,27 +85,6 @@ fn state() -> (u64, bool) {
 fn set_state(s: (u64, bool)) {
     // SAFETY: as in `state`.
     unsafe { write_volatile(STATE.0.get(), s) }
-}
-
-fn rd64(a: u64) -> u64 {
-    // SAFETY: `a` is in the ITS control frame or a redistributor, which mmu.rs maps
-    // Device-nGnRE; these registers take 64-bit accesses.
-    unsafe { read_volatile(a as *const u64) }
-}
-
-fn wr64(a: u64, v: u64) {
-    // SAFETY: as for rd64.
-    unsafe { write_volatile(a as *mut u64, v) }
-}
-
-fn wr32(a: u64, v: u32) {
-    // SAFETY: as for rd64; GITS_CTLR and GICR_CTLR are 32-bit registers.
-    unsafe { write_volatile(a as *mut u32, v) }
-}
-
-fn rd32(a: u64) -> u32 {
-    // SAFETY: as for wr32.
-    unsafe { read_volatile(a as *const u32) }
 }
 
 fn set_config(lpi: u32, byte: u8) {
