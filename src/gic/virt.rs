@@ -153,6 +153,8 @@ impl VGic {
         {
             let mut d = self.dist.lock();
             lrs::forget_vtimer(vcpus);
+            // A vCPU that is off holds the old state's interrupts until it starts again.
+            lrs::mark_stale(vcpus);
             *d = fresh;
             self.publish(&d);
         }
@@ -195,6 +197,8 @@ impl VGic {
         let actions = {
             let mut d = self.dist.lock();
             lrs::forget_vtimer(vcpus);
+            // A vCPU that is off holds the old state's interrupts until it starts again.
+            lrs::mark_stale(vcpus);
             *d = saved.clone();
             self.publish(&d);
             d.state_actions()

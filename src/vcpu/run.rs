@@ -174,6 +174,7 @@ fn enter_restored(vm: &Vm, v: usize, mut st: VcpuState) -> ! {
 /// interface in their reset state.
 fn enter(vm: &Vm, v: usize, start: VcpuStart) -> ! {
     el2::reset_el1(start.big_endian);
+    lrs::start(&vm.irqs[v]);
     crate::debug::target::vcpu_starts(true);
     let mut frame = TrapFrame::new_el1(start.entry, start.context);
     crate::debug::target::vcpu_enters(vm.slot, &mut frame);

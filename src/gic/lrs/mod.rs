@@ -19,8 +19,8 @@
 //!
 //! The fast ways in (issue 15): [`deliver_here`] puts an interrupt for the vCPU running on this
 //! pCPU straight into a free list register (the IRQ path's, for the virtual timer), and
-//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted or
-//! waiting for a re-sample ([`LrManager::place`]); both read the empty list register status
+//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted,
+//! waiting for a re-sample or disabled by the guest while held ([`LrManager::place`]); both read the empty list register status
 //! rather than the list registers. Every other case takes the manager's general inject and fill.
 //! [`queue`] stays the one entry for delivering from any pCPU (the distributor's SGIs included).
 
@@ -36,7 +36,7 @@ use crate::gic::VTIMER_INTID;
 use crate::percpu;
 
 mod state;
-pub use state::{clear, evict, restore, save, LrSnapshot};
+pub use state::{clear, evict, restore, save, start, LrSnapshot};
 
 /// One vCPU's interrupt delivery state.
 pub struct VcpuIrq {
@@ -58,6 +58,10 @@ pub struct VcpuIrq {
     /// el2visor trapped the guest's group 1 CPU interface accesses to re-sample ([`icc_trap`]),
     /// so that a trapped ICC_SGI1R_EL1 write knows without a lock whether it is el2visor's doing.
     trapping: AtomicBool,
+    /// The distributor was reset or restored while this vCPU was off ([`mark_stale`]): what its
+    /// manager and list registers hold is the old run's, emptied when it next starts
+    /// ([`state::start`]).
+    stale: AtomicBool,
 }
 
 /// [`VcpuIrq::vtimer`]'s encoding: valid, level, group 1, priority in bits 0..8.
@@ -101,6 +105,7 @@ impl VcpuIrq {
             pending: AtomicBool::new(false),
             vtimer: AtomicU64::new(0),
             trapping: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -130,6 +135,17 @@ impl VcpuIrq {
     /// Look at the inbox and list registers before the next guest entry.
     pub fn mark_pending(&self) {
         self.pending.store(true, Ordering::Release);
+    }
+}
+
+/// The distributor was reset or restored (a VM reset, a snapshot restore): what each vCPU of
+/// `vcpus` holds belongs to the old state. A vCPU that stopped for it was emptied on its own
+/// pCPU already (and is again when it resumes from a snapshot); one that was off is emptied
+/// when it next starts ([`state::start`]): its list registers are its pCPU's, and what it held
+/// back while the guest had it disabled would block that interrupt in the new run.
+pub fn mark_stale(vcpus: &[VcpuIrq]) {
+    for v in vcpus {
+        v.stale.store(true, Ordering::Release);
     }
 }
 

@@ -24,6 +24,7 @@ pub fn clear(me: &VcpuIrq) {
         deactivate_phys(h, me.pcpu, p);
     }
     me.pending.store(false, Ordering::Release);
+    me.stale.store(false, Ordering::Release);
     let format = h.lr_format();
     for i in 0..h.lr_count() {
         let v = format.decode(h.read_lr(i));
@@ -35,6 +36,10 @@ pub fn clear(me: &VcpuIrq) {
         h.write_lr(i, 0);
     }
     if let Some(l) = me.lrs.lock().as_mut() {
+        // Held back while the guest had them disabled: acknowledged for it, in no list register.
+        for p in l.m.held_back_hw() {
+            deactivate_phys(h, me.pcpu, p);
+        }
         l.m.reset();
         l.finished.clear();
         l.resample.clear();
@@ -43,27 +48,41 @@ pub fn clear(me: &VcpuIrq) {
     set_trap(me, h, false);
 }
 
+/// vCPU `me` starts (CPU_ON, a VM's first vCPU after a reset), on its own pCPU before its
+/// first entry: emptied ([`clear`]) if the distributor was reset or restored while it was off
+/// ([`super::mark_stale`]). Otherwise what it holds stays: a GIC keeps an interrupt pending
+/// across a CPU's power-down.
+pub fn start(me: &VcpuIrq) {
+    if me.stale.load(Ordering::Acquire) {
+        clear(me);
+    }
+}
+
 /// vCPU `me` goes off (PSCI CPU_OFF), on its own pCPU: take out what it holds only pending of
 /// the interrupts `pick` chooses (the caller's: shared ones now routed to another vCPU), its
-/// inbox and retractions carried out first, and return them for delivery there. A GIC forwards
-/// a pending SPI to its new target when the guest re-routes it, as Linux does with every
-/// interrupt of a CPU it takes down before that CPU's CPU_OFF; held here, a passthrough one
-/// would stay active at the physical GIC, its device silent, until this vCPU ran again.
-pub fn evict(me: &VcpuIrq, pick: impl FnMut(&Virq) -> bool) -> Vec<Virq> {
-    let Some(h) = host() else { return Vec::new() };
+/// inbox and retractions carried out first, and return them for delivery there; and, apart,
+/// what it holds back of them because the guest disabled them, for the distributor to hold
+/// pending instead. A GIC forwards a pending SPI to its new target when the guest re-routes it,
+/// as Linux does with every interrupt of a CPU it takes down before that CPU's CPU_OFF; held
+/// here, a passthrough one would stay active at the physical GIC, its device silent, until this
+/// vCPU ran again.
+pub fn evict(me: &VcpuIrq, mut pick: impl FnMut(&Virq) -> bool) -> (Vec<Virq>, Vec<Virq>) {
+    let Some(h) = host() else { return (Vec::new(), Vec::new()) };
     me.mark_pending();
     before_entry(me);
     let mut guard = me.lrs.lock();
-    let Some(l) = guard.as_mut() else { return Vec::new() };
+    let Some(l) = guard.as_mut() else { return (Vec::new(), Vec::new()) };
     sync(h, l);
     l.finished.clear();
-    let (taken, writes) = l.m.take_pending(pick);
+    let (taken, writes) = l.m.take_pending(&mut pick);
     for (i, v) in writes {
         h.write_lr(i, v);
     }
     h.set_underflow(l.m.queued() > 0);
-    l.resample.retain(|i| !taken.iter().any(|t| t.intid == *i));
-    taken
+    let held = l.m.take_held_back(pick);
+    l.m.forget_disabled();
+    l.resample.retain(|i| !taken.iter().chain(&held).any(|t| t.intid == *i));
+    (taken, held)
 }
 
 /// A vCPU's list-register side as a snapshot holds it: the manager, the raw list registers and

@@ -149,10 +149,10 @@ impl VDist {
     }
 
     /// The interrupts the last [`mmio_write`](Self::mmio_write) or
-    /// [`redist_write`](Self::redist_write) cleared the pending or active state of, and which a
-    /// vCPU may still hold in its list registers or queue: the runtime carries each out on that
-    /// vCPU (see [`Retraction`]) after applying the write's actions. Each write replaces the
-    /// previous write's list.
+    /// [`redist_write`](Self::redist_write) cleared the pending or active state of, disabled or
+    /// enabled again, and which a vCPU may still hold in its list registers or queue: the
+    /// runtime carries each out on that vCPU (see [`Retraction`]) after applying the write's
+    /// actions. Each write replaces the previous write's list.
     pub fn take_retractions(&mut self) -> Vec<Retraction> {
         core::mem::take(&mut self.retractions)
     }

@@ -19,12 +19,14 @@
 //! An interrupt the guest disabled while this vCPU held it pending ([`LrManager::set_enabled`])
 //! is held back: its pending copy leaves the list registers and the queue and waits, still
 //! reading pending, until the guest enables it again, as a GIC keeps a disabled interrupt
-//! pending without signalling it. A copy that pending and active share one list register stays
-//! there (its pending part shows once the guest ends the active one).
+//! pending without signalling it (a list register holding it pending and active keeps the
+//! active part).
 
 mod format;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hold;
 
 use alloc::vec::Vec;
 
@@ -120,7 +122,8 @@ impl LrManager {
         self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i)
     }
 
-    /// Nothing queued and no list register in use.
+    /// Nothing queued and no list register in use (what is held back while the guest has it
+    /// disabled cannot be signalled, and does not count).
     pub fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.slots.iter().all(Option::is_none)
     }
@@ -136,10 +139,11 @@ impl LrManager {
     }
 
     /// The guest disabled (`enabled` false) or enabled again interrupt `intid`, which this vCPU
-    /// was handed. Disabled: a copy only pending in a list register or the queue is held back
-    /// (returned: the list registers to clear), and so is any that arrives until it is enabled
-    /// again; enabled: what was held back is queued for the next [`fill`](Self::fill). Call it
-    /// after [`sync`](Self::sync), as [`retract`](Self::retract).
+    /// was handed. Disabled: its pending copies in the list registers and the queue are held
+    /// back (returned: the list registers to write; one pending and active stays active there),
+    /// and so is any that arrives until it is enabled again; enabled: what was held back is
+    /// injected again for the next [`fill`](Self::fill). Call it after [`sync`](Self::sync), as
+    /// [`retract`](Self::retract).
     pub fn set_enabled(&mut self, intid: u32, enabled: bool) -> Vec<(usize, u64)> {
         let mut writes = Vec::new();
         if enabled {
@@ -161,11 +165,19 @@ impl LrManager {
             self.disabled.push(intid);
         }
         for i in 0..self.slots.len() {
-            let Some(slot) = self.slots[i].filter(|s| s.virq.intid == intid && s.state == LrState::Pending) else { continue };
-            self.slots[i] = None;
-            self.used &= !(1 << i);
+            let Some(slot) = self.slots[i].filter(|s| s.virq.intid == intid && s.state.is_pending()) else { continue };
+            if slot.state == LrState::PendingActive {
+                // Only a purely virtual interrupt is both (a HW one is never pending again while
+                // its physical copy is active): the guest still owes the active one's end.
+                let active = Slot { state: LrState::Active, ..slot };
+                self.slots[i] = Some(active);
+                writes.push((i, self.encode(&active)));
+            } else {
+                self.slots[i] = None;
+                self.used &= !(1 << i);
+                writes.push((i, 0));
+            }
             self.dirty &= !(1 << i);
-            writes.push((i, 0));
             self.held_back.push(slot.virq);
         }
         let held_back = &mut self.held_back;
@@ -277,14 +289,15 @@ impl LrManager {
     }
 
     /// The fast way in (issue 15): put `virq` straight into a free list register, when nothing
-    /// is queued, no list register changed since the last fill, and no list register holds the
-    /// same interrupt (in any state). Returns the list register to write and its value; `None`
+    /// is queued, no list register changed since the last fill, the guest has not disabled it
+    /// here ([`set_enabled`](Self::set_enabled)), and no list register holds the same interrupt
+    /// (in any state). Returns the list register to write and its value; `None`
     /// when any of that is not so, and then nothing changed ([`inject`](Self::inject) and
     /// [`fill`](Self::fill) decide instead). Call it after [`sync`](Self::sync), as `inject`.
     /// With the queue empty no priority order is at stake: the GIC itself presents the highest
     /// priority pending list register.
     pub fn place(&mut self, virq: Virq) -> Option<(usize, u64)> {
-        if !self.queue.is_empty() || self.dirty != 0 || !self.disabled.is_empty() {
+        if !self.queue.is_empty() || self.dirty != 0 || (!self.disabled.is_empty() && self.disabled.contains(&virq.intid)) {
             return None;
         }
         // Only the registers in use can hold it (usually none: the guest finished them).
@@ -461,6 +474,27 @@ impl LrManager {
         });
         taken.sort_by_key(|v| v.priority);
         (taken, writes)
+    }
+
+    /// Take out the held-back copies `pick` chooses (a vCPU going off: those of interrupts now
+    /// routed to another vCPU), for the distributor to hold pending instead. A HW one goes with
+    /// its physical INTID, still active at the GIC.
+    pub fn take_held_back(&mut self, mut pick: impl FnMut(&Virq) -> bool) -> Vec<Virq> {
+        let mut taken = Vec::new();
+        self.held_back.retain(|v| {
+            if pick(v) {
+                taken.push(*v);
+                return false;
+            }
+            true
+        });
+        taken
+    }
+
+    /// The physical INTIDs of the held-back copies (el2visor acknowledged them for the guest):
+    /// what a [`reset`](Self::reset) must have deactivated, as it drops them.
+    pub fn held_back_hw(&self) -> impl Iterator<Item = u32> + '_ {
+        self.held_back.iter().filter_map(|v| v.pintid)
     }
 
     /// Drop everything (vCPU reset). Returns the list registers to clear.

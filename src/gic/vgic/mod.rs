@@ -29,6 +29,7 @@ mod dist_v3;
 mod line;
 mod live;
 pub mod lr;
+mod moved;
 mod redist;
 mod restore;
 pub mod lockless;

@@ -35,16 +35,29 @@ fn new_target(virq: &Virq, me: usize, spi_target: impl Fn(u32) -> Option<usize>,
 
 impl VGic {
     /// vCPU `me` of `vcpus` goes off, on its own pCPU: move what it holds only pending of the
-    /// SPIs and LPIs now routed to another vCPU to that vCPU (module comment).
+    /// SPIs and LPIs now routed to another vCPU to that vCPU (module comment), which later
+    /// clears and disablings then reach; what it holds back of them because the guest disabled
+    /// them goes back to the distributor, pending until enabled.
     pub fn vcpu_off(&self, vcpus: &[VcpuIrq], me: usize) {
         let Some(irq) = vcpus.get(me) else { return };
         let lpis = self.its.get().map(|i| i.vlpi_targets()).unwrap_or_default();
         let moved: Vec<(usize, Virq)> = {
             // Lock order: the distributor, then a vCPU's list registers and inbox.
-            let d = self.dist.lock();
+            let mut d = self.dist.lock();
+            let (taken, held) = {
+                let target = |intid| d.target_vcpu(0, intid);
+                lrs::evict(irq, |v| new_target(v, me, target, &lpis).is_some())
+            };
+            for v in &held {
+                log::debug!("virtual GIC: vCPU {me} goes off: INTID {}, disabled, is held pending by the distributor", v.intid);
+                d.take_back_held(v.intid);
+            }
             let target = |intid| d.target_vcpu(0, intid);
-            let taken = lrs::evict(irq, |v| new_target(v, me, target, &lpis).is_some());
-            taken.into_iter().filter_map(|v| Some((new_target(&v, me, target, &lpis)?, v))).collect()
+            let moved: Vec<(usize, Virq)> = taken.into_iter().filter_map(|v| Some((new_target(&v, me, target, &lpis)?, v))).collect();
+            for (to, v) in &moved {
+                d.moved_to(v.intid, *to);
+            }
+            moved
         };
         for (to, virq) in moved {
             log::debug!("virtual GIC: vCPU {me} goes off: INTID {} moves to vCPU {to}, where it is routed now", virq.intid);

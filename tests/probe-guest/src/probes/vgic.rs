@@ -9,8 +9,9 @@
 //!   cleared through ICPENDR (GICv2 SGIs: CPENDSGIR), must not be acknowledged afterwards.
 //! - `vgic_disable_holds_pending`: the same purely virtual SPI (and on GICv3 an SGI) made
 //!   pending while masked, so that it waits in a list register, then disabled: it must still
-//!   read pending, must not be acknowledged while disabled, and must be once enabled again (a
-//!   GIC keeps a disabled interrupt pending without signalling it).
+//!   read pending, must not be acknowledged while disabled, and must be once enabled again, once
+//!   (a GIC keeps a disabled interrupt pending without signalling it); then the same with the
+//!   interrupt also active (acknowledged, pending again, disabled, ended).
 //! - `vgic_lr_overflow`: eight SGIs made pending at once while masked, more than the list
 //!   registers hold (QEMU has four): every one must be acknowledged in turn, the rest coming in
 //!   as list registers free up, with the timer stopped (no other interrupt to help them along).
@@ -147,11 +148,12 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
 }
 
 /// Make `intid` pending with `make` (it waits in a list register: PSTATE.I is masked), disable
-/// it, and check it reads pending, is not acknowledged, and is once enabled again.
+/// it, and check it reads pending, is not acknowledged, and is once enabled again, once.
 fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     g.configure(intid);
     g.enable(intid, true);
     make();
+    let made = g.pending(intid);
     g.enable(intid, false);
     let pending = g.pending(intid);
     let disabled = g.ack();
@@ -163,11 +165,42 @@ fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     if enabled & 0x3ff < 1020 {
         g.eoi(enabled);
     }
+    let again = g.drain();
     g.enable(intid, false);
-    g.drain();
+    expect(made, || msg!("INTID {intid} made pending while masked does not read pending"))?;
     expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} disabled while pending: IAR gave {disabled:#x}, expected 1023"))?;
     expect(pending, || msg!("INTID {intid} disabled while pending does not read pending"))?;
-    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} enabled again: IAR gave {enabled:#x}, expected {intid}"))
+    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} enabled again: IAR gave {enabled:#x}, expected {intid}"))?;
+    expect(again == 0, || msg!("INTID {intid}: {again} more interrupts acknowledged after it, expected none"))
+}
+
+/// As [`hold`], with `intid` also active: acknowledged, then made pending again (pending and
+/// active), then disabled; its end (EOI) must not let the pending part through while disabled.
+fn hold_active(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
+    g.configure(intid);
+    g.enable(intid, true);
+    make();
+    let first = g.ack();
+    make();
+    g.enable(intid, false);
+    if first & 0x3ff < 1020 {
+        g.eoi(first);
+    }
+    let disabled = g.ack();
+    if disabled & 0x3ff < 1020 {
+        g.eoi(disabled);
+    }
+    g.enable(intid, true);
+    let enabled = g.ack();
+    if enabled & 0x3ff < 1020 {
+        g.eoi(enabled);
+    }
+    let again = g.drain();
+    g.enable(intid, false);
+    expect(first & 0x3ff == intid, || msg!("INTID {intid} made pending while masked: IAR gave {first:#x}"))?;
+    expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} pending again while active, disabled, then ended: IAR gave {disabled:#x}, expected 1023"))?;
+    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} (pending and active when disabled) enabled again: IAR gave {enabled:#x}, expected {intid}"))?;
+    expect(again == 0, || msg!("INTID {intid}: {again} more interrupts acknowledged after it, expected none"))
 }
 
 pub fn disable_holds_pending(ctx: &Context) -> Result<(), Msg> {
@@ -177,9 +210,11 @@ pub fn disable_holds_pending(ctx: &Context) -> Result<(), Msg> {
         // GICv2 leaves whether SGIs can be disabled to the implementation.
         const SGI: u32 = 4;
         hold(&g, SGI, || g.sgi_self(SGI))?;
+        hold_active(&g, SGI, || g.sgi_self(SGI))?;
     }
     let spi = free_spi(&g, ctx)?;
-    hold(&g, spi, || g.set_bit(ISPENDR, spi))
+    hold(&g, spi, || g.set_bit(ISPENDR, spi))?;
+    hold_active(&g, spi, || g.set_bit(ISPENDR, spi))
 }
 
 pub fn lr_overflow(ctx: &Context) -> Result<(), Msg> {
