@@ -19,8 +19,9 @@
 //!
 //! The fast ways in (issue 15): [`deliver_here`] puts an interrupt for the vCPU running on this
 //! pCPU straight into a free list register (the IRQ path's, for the virtual timer), and
-//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted,
-//! waiting for a re-sample or disabled by the guest while held ([`LrManager::place`]); both read the empty list register status
+//! [`before_entry`] places what the inbox holds the same way when nothing is queued, retracted
+//! or waiting for a re-sample, and the interrupt is not one the guest disabled while this vCPU
+//! held it ([`LrManager::place`]); both read the empty list register status
 //! rather than the list registers. Every other case takes the manager's general inject and fill.
 //! [`queue`] stays the one entry for delivering from any pCPU (the distributor's SGIs included).
 
@@ -32,7 +33,7 @@ use crate::gic::host::HostGic;
 use crate::gic::hw::{host, kick_pcpu};
 use crate::gic::vgic::lr::{Injected, LrManager, LrState};
 use crate::gic::vgic::{Retraction, Virq};
-use crate::gic::VTIMER_INTID;
+use crate::gic::{FIRST_SPI, VTIMER_INTID};
 use crate::percpu;
 
 mod state;
@@ -138,14 +139,24 @@ impl VcpuIrq {
     }
 }
 
-/// The distributor was reset or restored (a VM reset, a snapshot restore): what each vCPU of
-/// `vcpus` holds belongs to the old state. A vCPU that stopped for it was emptied on its own
-/// pCPU already (and is again when it resumes from a snapshot); one that was off is emptied
-/// when it next starts ([`state::start`]): its list registers are its pCPU's, and what it held
-/// back while the guest had it disabled would block that interrupt in the new run.
+/// The distributor was reset or restored (a VM reset, a snapshot restore; call under its lock,
+/// every vCPU stopped or paused): what each vCPU of `vcpus` holds belongs to the old state. Its
+/// inbox is emptied now, so that what the new state sends a vCPU that is off stays for it (a
+/// passthrough SPI's active state the reset or restore clears already; a banked interrupt's is
+/// deactivated on the vCPU's own pCPU at its next entry). Its manager and list registers are
+/// emptied on its own pCPU: when it resumes from a snapshot ([`clear`]), or, for one that was
+/// off, when it next starts ([`state::start`]), as what it held back while the guest had it
+/// disabled would block that interrupt in the new run.
 pub fn mark_stale(vcpus: &[VcpuIrq]) {
     for v in vcpus {
+        {
+            let mut inbox = v.inbox.lock();
+            let Inbox { virqs, retractions, deactivate } = &mut *inbox;
+            deactivate.extend(virqs.drain(..).filter_map(|q| q.pintid).filter(|&p| p < FIRST_SPI));
+            retractions.clear();
+        }
         v.stale.store(true, Ordering::Release);
+        v.mark_pending();
     }
 }
 

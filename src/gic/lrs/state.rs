@@ -13,7 +13,7 @@ use crate::gic::Acked;
 
 /// The vCPU stops (a VM reset) or resumes from a snapshot: empty its list registers and inbox,
 /// deactivating any physical interrupt either still held (it would otherwise stay active for
-/// ever).
+/// ever). A vCPU that was off through a reset or restore is emptied by [`start`] instead.
 pub fn clear(me: &VcpuIrq) {
     let Some(h) = host() else { return };
     // Interrupts el2visor acknowledged for the vCPU and had not yet put in a list register (a
@@ -25,10 +25,16 @@ pub fn clear(me: &VcpuIrq) {
     }
     me.pending.store(false, Ordering::Release);
     me.stale.store(false, Ordering::Release);
+    empty(me, h, |_| true);
+}
+
+/// Empty vCPU `me`'s list registers and manager, on its own pCPU, deactivating the physical
+/// interrupts they held that `deactivate` chooses.
+fn empty(me: &VcpuIrq, h: &crate::gic::host::HostGic, deactivate: impl Fn(u32) -> bool) {
     let format = h.lr_format();
     for i in 0..h.lr_count() {
         let v = format.decode(h.read_lr(i));
-        if let (Some(p), false) = (v.pintid, v.state == LrState::Invalid) {
+        if let (Some(p), false) = (v.pintid.filter(|&p| deactivate(p)), v.state == LrState::Invalid) {
             if let Some(a) = Acked::from_iar(p) {
                 h.deactivate(a);
             }
@@ -37,7 +43,7 @@ pub fn clear(me: &VcpuIrq) {
     }
     if let Some(l) = me.lrs.lock().as_mut() {
         // Held back while the guest had them disabled: acknowledged for it, in no list register.
-        for p in l.m.held_back_hw() {
+        for p in l.m.held_back_hw().filter(|&p| deactivate(p)) {
             deactivate_phys(h, me.pcpu, p);
         }
         l.m.reset();
@@ -49,12 +55,17 @@ pub fn clear(me: &VcpuIrq) {
 }
 
 /// vCPU `me` starts (CPU_ON, a VM's first vCPU after a reset), on its own pCPU before its
-/// first entry: emptied ([`clear`]) if the distributor was reset or restored while it was off
-/// ([`super::mark_stale`]). Otherwise what it holds stays: a GIC keeps an interrupt pending
-/// across a CPU's power-down.
+/// first entry: if the distributor was reset or restored while it was off
+/// ([`super::mark_stale`], which emptied its inbox then), its list registers and manager are
+/// emptied, and the banked physical interrupts they held deactivated (a passthrough SPI's
+/// active state the reset or restore cleared, and it may be another vCPU's again by now); what
+/// the new state sent it since waits in its inbox. Otherwise what it holds stays: a GIC keeps
+/// an interrupt pending across a CPU's power-down.
 pub fn start(me: &VcpuIrq) {
-    if me.stale.load(Ordering::Acquire) {
-        clear(me);
+    if me.stale.swap(false, Ordering::AcqRel) {
+        if let Some(h) = host() {
+            empty(me, h, |p| p < crate::gic::FIRST_SPI);
+        }
     }
 }
 

@@ -17,11 +17,11 @@ impl VDist {
 
     /// The vCPU going off held back shared interrupt `intid`'s pending copy while the guest had
     /// it disabled: the distributor holds it pending (a passthrough one's physical copy stays
-    /// active, as for any it holds), and hands it to its target when it is enabled again.
+    /// active, as for any it holds), and hands it to its target when it is enabled again. The
+    /// vCPU stays its holder until then: its list register may keep the interrupt active.
     pub fn take_back_held(&mut self, intid: u32) {
         if let Some(st) = self.shared_mut(intid) {
             st.pending = true;
-            st.handed_to = None;
         }
     }
 
@@ -65,7 +65,8 @@ mod tests {
             acts.iter().any(|a| matches!(a, VgicAction::Inject { vcpu: 1, virq } if virq.intid == 40 && virq.pintid == Some(40))),
             "{acts:?}"
         );
-        assert_eq!(d.take_retractions(), vec![], "no vCPU held it any more: nothing to let go");
+        // vCPU 0, which may still hold it active, is told it is enabled (nothing to let go there).
+        assert_eq!(d.take_retractions(), vec![Retraction { vcpu: 0, intid: 40, source: None, pending: false, active: false, hold: Some(false) }]);
     }
 
     #[test]

@@ -54,14 +54,16 @@ impl VGic {
             }
             let target = |intid| d.target_vcpu(0, intid);
             let moved: Vec<(usize, Virq)> = taken.into_iter().filter_map(|v| Some((new_target(&v, me, target, &lpis)?, v))).collect();
+            // Queued before the lock goes, so that a clear of its pending state, which now goes
+            // to the new holder, cannot come before it.
             for (to, v) in &moved {
                 d.moved_to(v.intid, *to);
+                lrs::queue(vcpus, *to, *v);
             }
             moved
         };
         for (to, virq) in moved {
-            log::debug!("virtual GIC: vCPU {me} goes off: INTID {} moves to vCPU {to}, where it is routed now", virq.intid);
-            lrs::queue(vcpus, to, virq);
+            log::debug!("virtual GIC: vCPU {me} goes off: INTID {} moved to vCPU {to}, where it is routed now", virq.intid);
         }
     }
 }

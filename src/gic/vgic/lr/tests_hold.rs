@@ -51,7 +51,7 @@ fn a_disabled_interrupt_is_held_back_until_enabled_again() {
     assert_eq!(m.inject(sw(40, 0xa0, 0)), Injected::HeldBack);
     assert!(!enter(&mut m, &mut regs), "nothing left to fill but what is held back: no underflow");
     assert_eq!(LrFormat::V3.decode(regs[i40]).vintid, 41);
-    assert_eq!(m.place(sw(42, 0xa0, 0)), None, "the fast way stays out while something is disabled");
+    assert_eq!(m.place(sw(42, 0xa0, 0)), None, "both list registers are in use");
 
     // Enabled again: it is queued and filled once a list register is free.
     regs[i40] = set_state(LrFormat::V3, regs[i40], LrState::Invalid);
