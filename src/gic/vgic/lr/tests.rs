@@ -6,16 +6,16 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use proptest::prelude::*;
 
-fn sw(intid: u32, priority: u8, source: u8) -> Virq {
+pub(super) fn sw(intid: u32, priority: u8, source: u8) -> Virq {
     Virq { intid, pintid: None, priority, group1: true, source, level: false }
 }
 
-fn hw(intid: u32, priority: u8) -> Virq {
+pub(super) fn hw(intid: u32, priority: u8) -> Virq {
     Virq { intid, pintid: Some(intid), priority, group1: true, source: 0, level: true }
 }
 
 /// Apply `fill`'s writes to a simulated register file.
-fn enter(m: &mut LrManager, regs: &mut [u64]) -> bool {
+pub(super) fn enter(m: &mut LrManager, regs: &mut [u64]) -> bool {
     let (writes, underflow) = m.fill();
     for (i, v) in writes {
         regs[i] = v;
@@ -23,7 +23,7 @@ fn enter(m: &mut LrManager, regs: &mut [u64]) -> bool {
     underflow
 }
 
-fn set_state(format: LrFormat, v: u64, state: LrState) -> u64 {
+pub(super) fn set_state(format: LrFormat, v: u64, state: LrState) -> u64 {
     format.encode(&LrValue { state, ..format.decode(v) })
 }
 

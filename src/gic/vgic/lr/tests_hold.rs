@@ -1,29 +1,9 @@
 //! List-register manager tests: interrupts the guest disables while the vCPU holds them
 //! ([`LrManager::set_enabled`]).
 
+use super::tests::{enter, hw, set_state, sw};
 use super::*;
 use alloc::vec;
-
-fn sw(intid: u32, priority: u8, source: u8) -> Virq {
-    Virq { intid, pintid: None, priority, group1: true, source, level: false }
-}
-
-fn hw(intid: u32, priority: u8) -> Virq {
-    Virq { intid, pintid: Some(intid), priority, group1: true, source: 0, level: true }
-}
-
-/// Apply `fill`'s writes to a simulated register file.
-fn enter(m: &mut LrManager, regs: &mut [u64]) -> bool {
-    let (writes, underflow) = m.fill();
-    for (i, v) in writes {
-        regs[i] = v;
-    }
-    underflow
-}
-
-fn set_state(format: LrFormat, v: u64, state: LrState) -> u64 {
-    format.encode(&LrValue { state, ..format.decode(v) })
-}
 
 #[test]
 fn a_disabled_interrupt_is_held_back_until_enabled_again() {

@@ -147,6 +147,27 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
 }
 
+/// Acknowledge the highest-priority pending interrupt and, if one was, end it: the raw IAR.
+fn ack_and_end(g: &GuestGic) -> u32 {
+    let iar = g.ack();
+    if iar & 0x3ff < 1020 {
+        g.eoi(iar);
+    }
+    iar
+}
+
+/// After a disabled `intid` was acknowledged as `disabled` (the IAR): enable it, acknowledge
+/// and end it, and take whatever else comes; what it checks is the caller's as well.
+fn enable_and_take(g: &GuestGic, intid: u32, disabled: u32, what: &str) -> Result<(), Msg> {
+    g.enable(intid, true);
+    let enabled = ack_and_end(g);
+    let again = g.drain();
+    g.enable(intid, false);
+    expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} {what}: IAR gave {disabled:#x}, expected 1023"))?;
+    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} ({what}) enabled again: IAR gave {enabled:#x}, expected {intid}"))?;
+    expect(again == 0, || msg!("INTID {intid}: {again} more interrupts acknowledged after it, expected none"))
+}
+
 /// Make `intid` pending with `make` (it waits in a list register: PSTATE.I is masked), disable
 /// it, and check it reads pending, is not acknowledged, and is once enabled again, once.
 fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
@@ -156,22 +177,11 @@ fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     let made = g.pending(intid);
     g.enable(intid, false);
     let pending = g.pending(intid);
-    let disabled = g.ack();
-    if disabled & 0x3ff < 1020 {
-        g.eoi(disabled);
-    }
-    g.enable(intid, true);
-    let enabled = g.ack();
-    if enabled & 0x3ff < 1020 {
-        g.eoi(enabled);
-    }
-    let again = g.drain();
-    g.enable(intid, false);
+    let disabled = ack_and_end(g);
+    let r = enable_and_take(g, intid, disabled, "disabled while pending");
     expect(made, || msg!("INTID {intid} made pending while masked does not read pending"))?;
-    expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} disabled while pending: IAR gave {disabled:#x}, expected 1023"))?;
     expect(pending, || msg!("INTID {intid} disabled while pending does not read pending"))?;
-    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} enabled again: IAR gave {enabled:#x}, expected {intid}"))?;
-    expect(again == 0, || msg!("INTID {intid}: {again} more interrupts acknowledged after it, expected none"))
+    r
 }
 
 /// As [`hold`], with `intid` also active: acknowledged, then made pending again (pending and
@@ -186,21 +196,10 @@ fn hold_active(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     if first & 0x3ff < 1020 {
         g.eoi(first);
     }
-    let disabled = g.ack();
-    if disabled & 0x3ff < 1020 {
-        g.eoi(disabled);
-    }
-    g.enable(intid, true);
-    let enabled = g.ack();
-    if enabled & 0x3ff < 1020 {
-        g.eoi(enabled);
-    }
-    let again = g.drain();
-    g.enable(intid, false);
+    let disabled = ack_and_end(g);
+    let r = enable_and_take(g, intid, disabled, "pending again while active, disabled, then ended");
     expect(first & 0x3ff == intid, || msg!("INTID {intid} made pending while masked: IAR gave {first:#x}"))?;
-    expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} pending again while active, disabled, then ended: IAR gave {disabled:#x}, expected 1023"))?;
-    expect(enabled & 0x3ff == intid, || msg!("INTID {intid} (pending and active when disabled) enabled again: IAR gave {enabled:#x}, expected {intid}"))?;
-    expect(again == 0, || msg!("INTID {intid}: {again} more interrupts acknowledged after it, expected none"))
+    r
 }
 
 pub fn disable_holds_pending(ctx: &Context) -> Result<(), Msg> {
