@@ -12,8 +12,12 @@ use core::arch::asm;
 
 use super::sysreg;
 
-/// SVCR: bit 0 PSTATE.SM (streaming SVE mode), bit 1 PSTATE.ZA. SME only (callers check
-/// `CpuFeatures::sme`).
+/// SVCR.SM: PSTATE.SM, streaming SVE mode.
+pub const SVCR_SM: u64 = 1;
+/// SVCR.ZA: PSTATE.ZA, ZA (and ZT0) on.
+pub const SVCR_ZA: u64 = 2;
+
+/// SVCR: [`SVCR_SM`] and [`SVCR_ZA`]. SME only (callers check `CpuFeatures::sme`).
 pub fn svcr() -> u64 {
     let v: u64;
     // SAFETY: an MRS of SVCR (FEAT_SME, callers check); no side effect.

@@ -90,9 +90,7 @@ impl VIts {
             st.1.reset(&mut *pool)
         };
         for e in &effects {
-            if let Err(err) = self.phys.apply(e, &|_| 0) {
-                log::error!("VM {vm}: physical ITS reset for {e:?}: {err}");
-            }
+            self.apply_phys(vm, " reset", e);
         }
         self.routes.lock().clear();
         self.pending.lock().reset();
@@ -123,14 +121,11 @@ impl VIts {
         // An LPI of a mapping being undone that arrives now finds no route and is dropped; a
         // restored event's route is in place before its physical MAPTI.
         self.routes.lock().clear();
-        let pcpus = &self.pcpus;
         for e in &effects {
             if let Effect::MapEvent { plpi, vcpu, vlpi, .. } = *e {
                 self.routes.lock().insert(plpi, (vcpu, vlpi));
             }
-            if let Err(err) = self.phys.apply(e, &|v| pcpus.get(v).copied().unwrap_or(0)) {
-                log::error!("VM {vm}: physical ITS restore for {e:?}: {err}");
-            }
+            self.apply_phys(vm, " restore", e);
         }
         self.pending.lock().clone_from(&saved.pending);
         self.more.store(self.state.lock().0.has_work(), Ordering::Release);
@@ -216,11 +211,17 @@ impl VIts {
         *n += 1;
     }
 
-    fn carry_out(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, e: &Effect) {
+    /// The physical part of effect `e` (a vCPU's events on its pCPU's collection); an error is
+    /// logged, naming `what` the effect was part of.
+    fn apply_phys(&self, vm: &str, what: &str, e: &Effect) {
         let pcpus = &self.pcpus;
         if let Err(err) = self.phys.apply(e, &|v| pcpus.get(v).copied().unwrap_or(0)) {
-            log::error!("VM {vm}: physical ITS for {e:?}: {err}");
+            log::error!("VM {vm}: physical ITS{what} for {e:?}: {err}");
         }
+    }
+
+    fn carry_out(&self, dist: &Mutex<VDist>, vcpus: &[VcpuIrq], vm: &str, e: &Effect) {
+        self.apply_phys(vm, "", e);
         match e {
             Effect::MapEvent { plpi, vcpu, vlpi, .. } => {
                 self.routes.lock().insert(*plpi, (*vcpu, *vlpi));

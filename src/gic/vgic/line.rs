@@ -33,8 +33,8 @@ impl VDist {
     /// or unknown INTID is left alone.
     pub fn set_line(&mut self, intid: u32, high: bool, writer: usize) -> Vec<VgicAction> {
         let mut out = Vec::new();
-        let Some(st) = intid.checked_sub(FIRST_SPI).and_then(|i| self.spis.get_mut(i as usize)) else { return out };
-        if st.hw || !st.owned {
+        let Some(st) = self.shared_mut(intid) else { return out };
+        if st.hw {
             return out;
         }
         let fell = st.line_high && !high;

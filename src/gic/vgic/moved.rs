@@ -25,7 +25,8 @@ impl VDist {
         }
     }
 
-    fn shared_mut(&mut self, intid: u32) -> Option<&mut super::types::IrqState> {
+    /// SPI `intid`'s state, if the VM owns it.
+    pub(super) fn shared_mut(&mut self, intid: u32) -> Option<&mut super::types::IrqState> {
         intid.checked_sub(FIRST_SPI).and_then(|i| self.spis.get_mut(i as usize)).filter(|st| st.owned)
     }
 }

@@ -21,14 +21,9 @@ use alloc::vec::Vec;
 
 use super::plan::{sve_layout, za_words, SveLayout};
 use crate::arch::cpu_features::CpuFeatures;
-use crate::arch::sve_regs;
+use crate::arch::sve_regs::{self, SVCR_SM as SM, SVCR_ZA as ZA};
 use crate::arch::sysreg_ext::SMCR_EL2;
 use crate::arch::vcpu_state::FpState;
-
-/// SVCR.SM: streaming SVE mode.
-const SM: u64 = 1;
-/// SVCR.ZA: ZA (and ZT0) on.
-const ZA: u64 = 2;
 /// SMCR_EL2.FA64: the full A64 set (FFR among it) in streaming mode.
 const FA64: u64 = SMCR_EL2::FA64::SET.value;
 /// SMCR_EL2.EZT0: ZT0 untrapped, set where the CPU has SME2.

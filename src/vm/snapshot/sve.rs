@@ -34,7 +34,7 @@ impl SveState {
     /// Save the guest's SVE state on this pCPU (whose features are `f`), where the CPU has SVE
     /// and the guest is not in streaming mode.
     pub fn save(f: &CpuFeatures) -> Option<Self> {
-        if !f.sve || (f.sme && sve_regs::svcr() & 1 != 0) {
+        if !f.sve || (f.sme && sve_regs::svcr() & sve_regs::SVCR_SM != 0) {
             return None;
         }
         let vl = sve_regs::max_vl();
@@ -53,10 +53,11 @@ impl SveState {
 
     /// Load them for the guest (it runs next on this pCPU), after `FpState::restore`.
     pub fn restore(&self) {
-        if sve_regs::max_vl() != self.vl {
+        let vl = sve_regs::max_vl();
+        if vl != self.vl {
             // Another vector length than the save's (a pCPU unlike the one it was saved on): the
             // buffer's slots would not line up.
-            log::warn!("snapshot: SVE state saved at {} bytes cannot load at {}; Z, P and FFR not restored", self.vl, sve_regs::max_vl());
+            log::warn!("snapshot: SVE state saved at {} bytes cannot load at {vl}; Z, P and FFR not restored", self.vl);
             return;
         }
         let Some(SveLayout { p, .. }) = sve_layout(self.vl) else { return };

@@ -268,6 +268,15 @@ impl GuestGic {
         }
     }
 
+    /// Acknowledge the highest-priority pending interrupt and, if one was, end it: the raw IAR.
+    pub fn ack_and_end(&self) -> u32 {
+        let iar = self.ack();
+        if iar & 0x3ff < 1020 {
+            self.eoi(iar);
+        }
+        iar
+    }
+
     /// End of interrupt (priority drop and, with EOImode 0, deactivation) for a raw IAR value.
     pub fn eoi(&self, iar: u32) {
         match self.gic {

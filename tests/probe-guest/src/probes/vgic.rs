@@ -120,10 +120,7 @@ fn retract(g: &GuestGic, intid: u32, make: impl Fn(), clear: impl Fn()) -> Resul
     let pending = g.pending(intid);
     clear();
     let still = g.pending(intid);
-    let iar = g.ack();
-    if iar & 0x3ff < 1020 {
-        g.eoi(iar);
-    }
+    let iar = g.ack_and_end();
     g.enable(intid, false);
     expect(pending, || msg!("INTID {intid} made pending while masked does not read pending"))?;
     expect(!still, || msg!("INTID {intid} still reads pending after its pending state was cleared"))?;
@@ -147,20 +144,11 @@ pub fn icpendr_retracts(ctx: &Context) -> Result<(), Msg> {
     retract(&g, spi, || g.set_bit(ISPENDR, spi), || g.set_bit(ICPENDR, spi))
 }
 
-/// Acknowledge the highest-priority pending interrupt and, if one was, end it: the raw IAR.
-fn ack_and_end(g: &GuestGic) -> u32 {
-    let iar = g.ack();
-    if iar & 0x3ff < 1020 {
-        g.eoi(iar);
-    }
-    iar
-}
-
 /// After a disabled `intid` was acknowledged as `disabled` (the IAR): enable it, acknowledge
 /// and end it, and take whatever else comes; what it checks is the caller's as well.
 fn enable_and_take(g: &GuestGic, intid: u32, disabled: u32, what: &str) -> Result<(), Msg> {
     g.enable(intid, true);
-    let enabled = ack_and_end(g);
+    let enabled = g.ack_and_end();
     let again = g.drain();
     g.enable(intid, false);
     expect(disabled & 0x3ff == SPURIOUS, || msg!("INTID {intid} {what}: IAR gave {disabled:#x}, expected 1023"))?;
@@ -177,7 +165,7 @@ fn hold(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     let made = g.pending(intid);
     g.enable(intid, false);
     let pending = g.pending(intid);
-    let disabled = ack_and_end(g);
+    let disabled = g.ack_and_end();
     let r = enable_and_take(g, intid, disabled, "disabled while pending");
     expect(made, || msg!("INTID {intid} made pending while masked does not read pending"))?;
     expect(pending, || msg!("INTID {intid} disabled while pending does not read pending"))?;
@@ -196,7 +184,7 @@ fn hold_active(g: &GuestGic, intid: u32, make: impl Fn()) -> Result<(), Msg> {
     if first & 0x3ff < 1020 {
         g.eoi(first);
     }
-    let disabled = ack_and_end(g);
+    let disabled = g.ack_and_end();
     let r = enable_and_take(g, intid, disabled, "pending again while active, disabled, then ended");
     expect(first & 0x3ff == intid, || msg!("INTID {intid} made pending while masked: IAR gave {first:#x}"))?;
     r
